@@ -1,0 +1,29 @@
+"""hepfpga: a trigger neural network from Keras training to ONNX serving and FPGA firmware.
+
+The stage subpackages live in top-level folders of the source tree (``train/``,
+``quantize/``, ``deploy/``, ``firmware/``) and are installed as ``hepfpga.train`` and so on
+through setuptools' ``package-dir`` mapping.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path as _Path
+
+__version__ = "0.1.0"
+
+
+def _add_source_checkout_stages() -> None:
+    # Running from a source checkout without an install (or with a plain install while the
+    # checkout is the working directory) finds this folder first; the stage packages are then
+    # its siblings. Add the checkout root to the package path so ``hepfpga.train`` resolves
+    # to ``train/`` exactly as the package-dir mapping does. Only done when the sibling
+    # pyproject.toml is hepfpga's, so an unrelated top-level ``train`` is never picked up.
+    root = _Path(__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    if (root / "train" / "__init__.py").is_file() and pyproject.is_file():
+        if 'name = "hepfpga"' in pyproject.read_text(encoding="utf-8"):
+            if str(root) not in __path__:
+                __path__.append(str(root))
+
+
+_add_source_checkout_stages()
