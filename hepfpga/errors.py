@@ -54,7 +54,8 @@ class MissingDependencyError(HepfpgaError, ImportError):
 
 
 class ConversionError(HepfpgaError):
-    """hls4ml conversion or C-simulation compilation failed, or the model is unsupported."""
+    """A model cannot be converted (to QKeras, to an hls4ml project) or its C simulation
+    does not compile; the message names the layer and what is supported."""
 
 
 class ExportError(HepfpgaError):

@@ -1,0 +1,3 @@
+from hepfpga.cli import main
+
+main()

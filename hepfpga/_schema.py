@@ -1,0 +1,212 @@
+"""Typed construction of dataclasses from plain YAML data, with path-naming errors.
+
+:func:`build` turns a mapping into a (possibly nested) dataclass instance. It accepts the field
+types used in hepfpga configs: ``bool``, ``int``, ``float``, ``str``, ``Path``, ``Enum``
+subclasses, ``Literal[...]``, ``X | None``, ``tuple[T, ...]``, ``dict[str, T]`` and nested
+dataclasses. Every error is a :class:`~hepfpga.errors.ConfigError` whose path is the dotted
+location of the bad value (``training.optimizer``) and whose message says what is accepted;
+an unknown key also names the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hepfpga.errors import ConfigError
+
+T = TypeVar("T")
+
+__all__ = ["build", "closest", "to_plain"]
+
+
+def closest(word: str, choices: typing.Iterable[str]) -> str | None:
+    """The choice most similar to ``word`` (difflib ratio >= 0.5), or None."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def build(cls: type[T], data: Any, path: str = "", source: str | None = None) -> T:
+    """Construct dataclass ``cls`` from ``data`` (a mapping), validating every value."""
+    value = _convert(cls, data, path, source)
+    return typing.cast(T, value)
+
+
+def _build_dataclass(cls: type, data: Any, path: str, source: str | None) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"expected a mapping of {cls.__name__} settings, got {type(data).__name__} "
+            f"{data!r}",
+            path=path,
+            source=source,
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if not isinstance(key, str) or key not in fields:
+            hint = closest(str(key), fields)
+            suggestion = f"; did you mean '{hint}'?" if hint else ""
+            raise ConfigError(
+                f"unknown key '{key}'{suggestion} Valid keys: {', '.join(sorted(fields))}",
+                path=_join(path, str(key)),
+                source=source,
+            )
+    kwargs = {
+        name: _convert(hints[name], data[name], _join(path, name), source)
+        for name in fields
+        if name in data
+    }
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        if exc.source is None and source is not None:
+            raise ConfigError(str(exc), source=source) from exc
+        raise
+    except TypeError as exc:  # a required field without a default is missing
+        missing = [
+            n
+            for n, f in fields.items()
+            if n not in data
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        raise ConfigError(
+            f"missing required key(s): {', '.join(missing) or str(exc)}",
+            path=path,
+            source=source,
+        ) from exc
+
+
+def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:  # noqa: PLR0911, PLR0912
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        return _build_dataclass(tp, value, path, source)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None and len(non_none) < len(args):
+            return None
+        errors = []
+        for option in non_none:
+            try:
+                return _convert(option, value, path, source)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(
+            f"expected {_type_name(tp)}, got {value!r}", path=path, source=source
+        )
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        hint = closest(str(value), [str(a) for a in args])
+        suggestion = f" (did you mean '{hint}'?)" if hint else ""
+        raise ConfigError(
+            f"invalid value {value!r}{suggestion}; accepted: "
+            f"{', '.join(repr(a) for a in args)}",
+            path=path,
+            source=source,
+        )
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp):
+            return value
+        by_value = {str(m.value).lower(): m for m in tp}
+        by_name = {m.name.lower(): m for m in tp}
+        key = str(value).lower()
+        if key in by_value:
+            return by_value[key]
+        if key in by_name:
+            return by_name[key]
+        accepted = [str(m.value) for m in tp]
+        hint = closest(str(value), accepted)
+        suggestion = f" (did you mean '{hint}'?)" if hint else ""
+        raise ConfigError(
+            f"invalid value {value!r}{suggestion}; accepted: {', '.join(accepted)}",
+            path=path,
+            source=source,
+        )
+    if origin is tuple or tp is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(
+                f"expected a list, got {type(value).__name__} {value!r}",
+                path=path,
+                source=source,
+            )
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, _join(path, i), source) for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise ConfigError(
+                f"expected a list of {len(args)} values, got {len(value)}", path=path, source=source
+            )
+        return tuple(_convert(a, v, _join(path, i), source) for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"expected a mapping, got {type(value).__name__} {value!r}", path=path, source=source
+            )
+        return {str(k): _convert(args[1], v, _join(path, str(k)), source) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected true or false, got {value!r}", path=path, source=source)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected an integer, got {value!r}", path=path, source=source)
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"expected a number, got {value!r}", path=path, source=source)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"expected a string, got {value!r}", path=path, source=source)
+    if tp is Path:
+        if isinstance(value, str | Path):
+            return Path(value)
+        raise ConfigError(f"expected a file path, got {value!r}", path=path, source=source)
+    raise TypeError(f"unsupported config field type {tp!r} at {path}")  # programming error
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass tree as plain JSON/YAML-ready data (enums by value, paths as strings)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, tuple | list):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    return obj

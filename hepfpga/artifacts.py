@@ -1,0 +1,156 @@
+"""Run folders, manifests and atomic writes.
+
+A run is written into a hidden temporary folder beside its destination and renamed into place
+only when every artifact is complete, so ``runs/<name>/`` is either absent or whole. A failed
+run leaves nothing behind. ``manifest.json`` records the inputs (with SHA-256 hashes), the
+versions of the tools and a hash of every file the run wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from hepfpga.errors import ConfigError
+
+__all__ = [
+    "TOOL_PACKAGES",
+    "atomic_directory",
+    "file_sha256",
+    "tool_versions",
+    "write_json_atomic",
+    "write_manifest",
+]
+
+#: Distributions whose versions are recorded in every report and manifest.
+TOOL_PACKAGES = (
+    "hepfpga",
+    "tensorflow",
+    "keras",
+    "qkeras",
+    "tensorflow-model-optimization",
+    "hls4ml",
+    "onnx",
+    "tf2onnx",
+    "onnxruntime",
+    "numpy",
+)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`TOOL_PACKAGES` (None where not installed) and Python."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in TOOL_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
+            handle.write("\n")
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(destination: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder that becomes ``destination`` when the block succeeds.
+
+    If the block raises, the temporary folder is removed and ``destination`` is untouched.
+    An existing ``destination`` is refused unless ``overwrite`` is true, in which case it is
+    replaced only after the new folder is complete.
+    """
+    destination = Path(destination)
+    if destination.exists() and not overwrite:
+        raise ConfigError(
+            f"the output folder {destination} already exists; choose another run name "
+            "(--name) or pass --overwrite to replace it once the new run is complete"
+        )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old: Path | None = None
+    if destination.exists():
+        old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+        destination.rename(old)
+    tmp.rename(destination)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_manifest(
+    run_dir: Path,
+    *,
+    inputs: dict[str, Path | None],
+    config: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``manifest.json`` in ``run_dir``: inputs with hashes, versions, output hashes.
+
+    Paths of outputs are relative to the run folder, so the manifest stays true after the
+    folder is renamed into place or moved.
+    """
+    run_dir = Path(run_dir)
+    outputs = {
+        str(p.relative_to(run_dir)): file_sha256(p)
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+    manifest = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "host": {"platform": platform.platform(), "machine": platform.machine()},
+        "versions": tool_versions(),
+        "inputs": {
+            name: ({"path": str(p), "sha256": file_sha256(p)} if p is not None else None)
+            for name, p in inputs.items()
+        },
+        "config": config,
+        "outputs": outputs,
+        **(extra or {}),
+    }
+    write_json_atomic(run_dir / "manifest.json", manifest)
+    return manifest

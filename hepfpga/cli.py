@@ -1,0 +1,220 @@
+"""The ``hepfpga`` command line: a thin layer over the library functions.
+
+Errors raised on purpose (:class:`hepfpga.errors.HepfpgaError`) print one line, ``error: ...``,
+and exit with status 2 for bad input or 1 for a failed check; no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hepfpga import __version__
+from hepfpga.errors import HepfpgaError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", datefmt="%H:%M:%S"))
+    logger = logging.getLogger("hepfpga")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    if verbose < 2:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        try:
+            import absl.logging
+
+            absl.logging.set_verbosity(absl.logging.ERROR)
+        except ImportError:  # pragma: no cover - absl comes with TensorFlow
+            pass
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="hepfpga")
+@click.option("-v", "--verbose", count=True, help="More output (-vv: debug, with TensorFlow's logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """hepfpga: a trigger neural network from Keras training to ONNX serving and
+    bit-accurate hls4ml FPGA firmware.
+
+    \b
+    Start with the built-in jet-tagging example (real Pythia jets ship with hepfpga):
+      hepfpga run examples/jet_tagging.yaml
+    which writes runs/jet_tagging/ with the models, model.onnx, the firmware project and
+    report.json.
+    """
+    _setup_logging(-1 if quiet else verbose)
+
+
+@cli.command()
+@click.argument("config_file", type=click.Path(path_type=Path))
+@click.option("--name", help="Run name (folder under the output dir); overrides the config's name.")
+@click.option("--output-dir", type=click.Path(path_type=Path), help="Where run folders go (config: output_dir, default runs/).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder of the same name once the new run is complete.")
+@click.option("--max-jets", type=int, help="Use at most this many jets (stratified), for a quick run.")
+def run(config_file: Path, name: str | None, output_dir: Path | None, overwrite: bool, max_jets: int | None) -> None:
+    """Run the whole pipeline described by CONFIG_FILE (YAML).
+
+    Trains the float model, fine-tunes its QKeras counterpart, exports ONNX, converts with
+    hls4ml, runs the C simulation on the test set and writes runs/<name>/ with report.json.
+    Exit status: 0 when every check passes (bit-exact HLS logits, ONNX parity, accuracy drop),
+    1 when a check fails (the run folder is still written), 2 for bad input.
+    """
+    from dataclasses import replace
+
+    from hepfpga.config import load_config
+    from hepfpga.pipeline import run_pipeline
+
+    config = load_config(config_file)
+    if name is not None:
+        config = replace(config, name=name)
+    if output_dir is not None:
+        config = replace(config, output_dir=output_dir)
+    if max_jets is not None:
+        config = replace(config, data=replace(config.data, max_jets=max_jets))
+    result = run_pipeline(config, config_path=config_file, overwrite=overwrite)
+    _print_summary(result.report, result.run_dir)
+    if not result.passed:
+        raise click.exceptions.Exit(1)
+
+
+def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
+    cmp = report["hls_vs_qkeras"]
+    lines = [
+        f"run folder: {run_dir}",
+        f"test jets: {report['data']['split']['test']}",
+        "accuracy: float {:.4f}  QKeras {:.4f}  HLS {:.4f}".format(
+            report["float"]["test"]["accuracy"], report["qkeras"]["test"]["accuracy"], report["hls"]["test"]["accuracy"]
+        ),
+        "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}; softmax max |diff| {:.3g}, "
+        "argmax agreement {:.2%}".format(
+            cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"], cmp["probs_max_abs_diff"], cmp["argmax_agreement"]
+        ),
+        "ONNX vs QKeras: max |diff| {:.3g} ({})".format(
+            report["onnx_vs_qkeras"]["max_abs_diff"], report["onnx_vs_qkeras"]["provider"]
+        ),
+        "checks: " + ", ".join(f"{k} {'ok' if v['passed'] else 'FAILED'}" for k, v in report["checks"].items()),
+        f"status: {report['status']} ({report['timings_s']['total']:.0f} s)",
+    ]
+    click.echo("\n".join(lines))
+
+
+@cli.group()
+def data() -> None:
+    """Generate and inspect jet samples."""
+
+
+@data.command("generate")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output file: .npz or .h5.")
+@click.option("--per-class", type=click.IntRange(min=1), default=4000, show_default=True, help="Jets per class (q, g, W, Z, t).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Pythia random seed.")
+@click.option("--constituents", type=click.IntRange(min=1), default=30, show_default=True, help="Leading constituents kept per jet.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def data_generate(out: Path, per_class: int, seed: int, constituents: int, no_progress: bool) -> None:
+    """Generate q/g/W/Z/t jets with Pythia 8 and fastjet (needs: pip install 'hepfpga[datagen]').
+
+    pp at 13 TeV, pTHat 1000-1100 GeV, anti-kT R=0.8 jets with pT > 800 GeV and |eta| < 2.5
+    matched to the truth parton/boson/top; the 16 hls4ml jet features and the leading
+    constituents of each jet.
+    """
+    from hepfpga.train.generate import generate_sample
+    from hepfpga.train.io import save_sample
+
+    if out.suffix not in (".npz", ".h5", ".hdf5"):
+        raise click.BadParameter(f"unknown suffix '{out.suffix}'; accepted: .npz, .h5, .hdf5", param_hint="--out")
+    sample = generate_sample(per_class, seed=seed, n_constituents=constituents, progress=not no_progress)
+    save_sample(sample, out)
+    click.echo(f"wrote {len(sample)} jets to {out}")
+
+
+@data.command("info")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+def data_info(path: Path | None) -> None:
+    """Describe a jet sample file (default: the built-in sample)."""
+    import numpy as np
+
+    from hepfpga.train.io import builtin_sample_path, load_sample
+
+    path = path or builtin_sample_path()
+    sample = load_sample(path)
+    click.echo(f"{path}: {len(sample)} jets, {sample.features.shape[1]} features, constituents {sample.constituents.shape[1:]}")
+    for i, name in enumerate(sample.class_names):
+        sel = sample.labels == i
+        mass = sample.features[sel, list(sample.feature_names).index("mass_mmdt")] if sel.any() else np.array([np.nan])
+        click.echo(f"  {name}: {int(sel.sum()):6d} jets, mean mass_mmdt {float(np.mean(mass)):7.1f} GeV")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check pipeline configurations."""
+
+
+@config_group.command("check")
+@click.argument("config_file", type=click.Path(path_type=Path))
+def config_check(config_file: Path) -> None:
+    """Validate CONFIG_FILE and print it with every default filled in."""
+    import yaml
+
+    from hepfpga.config import config_to_dict, load_config
+
+    config = load_config(config_file)
+    click.echo(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+@cli.group()
+def export() -> None:
+    """Export trained models."""
+
+
+@export.command("onnx")
+@click.argument("model_file", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .onnx file.")
+@click.option("--weights", type=click.Path(path_type=Path), help="Weights .h5 when MODEL_FILE is a JSON architecture.")
+@click.option("--opset", type=click.IntRange(9, 21), default=13, show_default=True)
+@click.option("--check-events", type=click.IntRange(min=1), default=1000, show_default=True, help="Random inputs used to check onnxruntime against Keras.")
+def export_onnx_cmd(model_file: Path, out: Path, weights: Path | None, opset: int, check_events: int) -> None:
+    """Export a Keras/QKeras model to ONNX (tf2onnx) and check it with onnxruntime."""
+    import numpy as np
+
+    from hepfpga.deploy.onnx_export import check_onnx, export_onnx
+    from hepfpga.model_io import load_keras_model
+
+    model = load_keras_model(model_file, weights=weights)
+    result = export_onnx(model, out, opset=opset)
+    x = np.random.default_rng(0).normal(size=(check_events, *model.inputs[0].shape[1:])).astype(np.float32)
+    parity = check_onnx(result, model, x)
+    click.echo(f"wrote {out}; onnxruntime ({parity.provider}) vs Keras on {check_events} random inputs: "
+               f"max |diff| {parity.max_abs_diff:.3g}, argmax agreement {parity.argmax_agreement:.2%}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    try:
+        cli.main(args=argv, prog_name="hepfpga", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except HepfpgaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

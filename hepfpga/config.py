@@ -1,0 +1,301 @@
+"""The pipeline configuration: a validated, typed tree loaded from YAML.
+
+Defaults live here and only here. :func:`load_config` reads a YAML file with ``safe_load`` and
+builds :class:`PipelineConfig`; an unknown key, a wrong type or an out-of-range value raises
+:class:`~hepfpga.errors.ConfigError` naming the file, the dotted path of the value and what is
+accepted (an unknown key also names the closest valid key).
+
+Schema version 1. Example: ``examples/jet_tagging.yaml``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from hepfpga._schema import build, to_plain
+from hepfpga.errors import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "FirmwareConfig",
+    "ModelConfig",
+    "OnnxConfig",
+    "PipelineConfig",
+    "QuantizationConfig",
+    "SplitConfig",
+    "TrainingConfig",
+    "VerificationConfig",
+    "config_to_dict",
+    "load_config",
+    "parse_config",
+]
+
+SCHEMA_VERSION = 1
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _positive(value: float, path: str, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"expected a number {bound}, got {value!r}", path=path)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of the jets for training, validation (early stopping) and test (all reported
+    numbers). The split is stratified by class and fixed by ``PipelineConfig.seed``."""
+
+    train: float = 0.6
+    validation: float = 0.2
+    test: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("train", "validation", "test"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ConfigError(f"expected a fraction in (0, 1), got {value!r}", path=f"data.split.{name}")
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ConfigError(
+                f"train + validation + test must be 1, got {total:g}", path="data.split"
+            )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the jets come from and how the inputs are scaled.
+
+    ``path``: None for the built-in Pythia sample shipped with hepfpga, else an ``.npz``/``.h5``
+    file written by ``hepfpga data generate`` or the OpenML ``hls4ml_lhc_jets_hlf`` CSV/ARFF.
+    Relative paths are resolved against the config file's folder.
+    ``scaling``: ``standard`` (x - mean) / std fitted on the training jets only, saved with the
+    model and applied identically for ONNX serving and firmware test benches.
+    ``max_jets``: keep at most this many jets (stratified), for quick runs.
+    """
+
+    path: Path | None = None
+    scaling: Literal["standard", "minmax", "none"] = "standard"
+    split: SplitConfig = field(default_factory=SplitConfig)
+    max_jets: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_jets is not None and self.max_jets < 10:
+            raise ConfigError(f"expected at least 10 jets, got {self.max_jets}", path="data.max_jets")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The float network. ``architecture`` is a key of the model registry
+    (:data:`hepfpga.train.models.MODEL_BUILDERS`)."""
+
+    architecture: Literal["mlp"] = "mlp"
+    hidden_units: tuple[int, ...] = (64, 32, 32)
+    activation: Literal["relu"] = "relu"
+    l1: float = 0.0
+    l2: float = 1.0e-4
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.hidden_units:
+            raise ConfigError("expected at least one hidden layer", path="model.hidden_units")
+        for i, n in enumerate(self.hidden_units):
+            if n <= 0:
+                raise ConfigError(f"expected a positive integer, got {n}", path=f"model.hidden_units[{i}]")
+        _positive(self.l1, "model.l1", allow_zero=True)
+        _positive(self.l2, "model.l2", allow_zero=True)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"expected a fraction in [0, 1), got {self.dropout!r}", path="model.dropout")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """Stop when the validation loss has not improved by ``min_delta`` for ``patience``
+    epochs; the weights of the best epoch are restored."""
+
+    patience: int = 8
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.patience < 1:
+            raise ConfigError(f"expected a positive integer, got {self.patience}", path="training.early_stopping.patience")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Fitting of the float model. ``optimizer`` is a key of
+    :data:`hepfpga.train.fit.OPTIMIZERS`; ``momentum`` is used by ``sgd`` and ``rmsprop``."""
+
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    learning_rate: float = 1.0e-3
+    momentum: float = 0.0
+    batch_size: int = 256
+    epochs: int = 100
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+    def __post_init__(self) -> None:
+        _positive(self.learning_rate, "training.learning_rate")
+        _positive(self.momentum, "training.momentum", allow_zero=True)
+        if self.batch_size < 1:
+            raise ConfigError(f"expected a positive integer, got {self.batch_size}", path="training.batch_size")
+        if self.epochs < 1:
+            raise ConfigError(f"expected a positive integer, got {self.epochs}", path="training.epochs")
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """Quantization-aware training with QKeras, starting from the float weights.
+
+    ``weight_bits``/``weight_integer``: ``quantized_bits(bits, integer, alpha=1)`` for kernels
+    and biases, i.e. ``ap_fixed<bits, integer+1>`` (one sign bit, round half to even,
+    saturating). ``activation_bits``/``activation_integer``: ``quantized_relu(bits, integer)``,
+    i.e. ``ap_ufixed<bits, integer>``. ``input_bits``/``input_integer``: the input quantizer
+    ``quantized_bits(bits, integer, alpha=1)`` on the scaled features, which defines the
+    firmware input type ``ap_fixed<bits, integer+1, AP_RND_CONV, AP_SAT>``.
+    """
+
+    weight_bits: int = 6
+    weight_integer: int = 0
+    activation_bits: int = 6
+    activation_integer: int = 0
+    input_bits: int = 16
+    input_integer: int = 5
+    epochs: int = 60
+    learning_rate: float = 5.0e-4
+    batch_size: int = 256
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("weight", "activation", "input"):
+            bits = getattr(self, f"{name}_bits")
+            integer = getattr(self, f"{name}_integer")
+            if not 1 <= bits <= 32:
+                raise ConfigError(f"expected 1..32 bits, got {bits}", path=f"quantization.{name}_bits")
+            if not 0 <= integer < bits:
+                raise ConfigError(
+                    f"expected 0 <= integer < {name}_bits ({bits}), got {integer}",
+                    path=f"quantization.{name}_integer",
+                )
+        if self.epochs < 1:
+            raise ConfigError(f"expected a positive integer, got {self.epochs}", path="quantization.epochs")
+        _positive(self.learning_rate, "quantization.learning_rate")
+
+
+@dataclass(frozen=True)
+class OnnxConfig:
+    """ONNX export of the quantized model with tf2onnx; checked with onnxruntime on the test set."""
+
+    opset: int = 13
+    tolerance: float = 1.0e-5
+
+    def __post_init__(self) -> None:
+        if not 9 <= self.opset <= 21:
+            raise ConfigError(f"expected an opset in 9..21, got {self.opset}", path="onnx.opset")
+
+
+@dataclass(frozen=True)
+class FirmwareConfig:
+    """hls4ml conversion; see :class:`hepfpga.firmware.FirmwareOptions` for the semantics.
+
+    ``testbench_events``: jets of the test set written as the project's C test bench data.
+    """
+
+    backend: str = "Vitis"
+    io_type: str = "io_parallel"
+    strategy: str = "Latency"
+    part: str = "xcvu13p-flga2577-2-e"
+    clock_period: float = 5.0
+    reuse_factor: int = 1
+    testbench_events: int = 1000
+
+    def __post_init__(self) -> None:
+        _positive(self.clock_period, "firmware.clock_period")
+        if self.reuse_factor < 1:
+            raise ConfigError(f"expected a positive integer, got {self.reuse_factor}", path="firmware.reuse_factor")
+        if self.testbench_events < 1:
+            raise ConfigError(f"expected a positive integer, got {self.testbench_events}", path="firmware.testbench_events")
+
+
+@dataclass(frozen=True)
+class VerificationConfig:
+    """What the run must show; a failed check makes the run exit with status 1 after its
+    folder and report are written.
+
+    ``require_bit_exact``: HLS logits equal QKeras logits on every test jet.
+    ``max_accuracy_drop``: float accuracy minus QKeras accuracy (a fraction, 0.02 = 2 points).
+    ``max_events``: verify on at most this many test jets (None: the whole test set).
+    """
+
+    require_bit_exact: bool = True
+    max_accuracy_drop: float = 0.02
+    max_events: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_events is not None and self.max_events < 1:
+            raise ConfigError(f"expected a positive integer, got {self.max_events}", path="verification.max_events")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole run: ``runs/<name>/`` receives every artifact."""
+
+    name: str = "jet_tagging"
+    output_dir: Path = Path("runs")
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    onnx: OnnxConfig = field(default_factory=OnnxConfig)
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ConfigError(
+                f"invalid run name {self.name!r}: use letters, digits, '_', '-', '.'", path="name"
+            )
+        if self.schema_version != SCHEMA_VERSION:
+            raise ConfigError(
+                f"unsupported schema version {self.schema_version}; this hepfpga reads "
+                f"version {SCHEMA_VERSION}",
+                path="schema_version",
+            )
+
+
+def parse_config(data: Any, *, source: str | None = None, base_dir: Path | None = None) -> PipelineConfig:
+    """Build a :class:`PipelineConfig` from plain data (a mapping, e.g. parsed YAML).
+
+    Relative data paths are resolved against ``base_dir``.
+    """
+    config = build(PipelineConfig, data, source=source)
+    if base_dir is not None and config.data.path is not None and not config.data.path.is_absolute():
+        from dataclasses import replace
+
+        config = replace(config, data=replace(config.data, path=base_dir / config.data.path))
+    return config
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a YAML pipeline configuration file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("not a text (UTF-8) file", source=str(path)) from exc
+    return parse_config(data, source=str(path), base_dir=path.parent)
+
+
+def config_to_dict(config: PipelineConfig) -> dict[str, Any]:
+    """The configuration as plain data (what a YAML file with every default spelt out holds)."""
+    return to_plain(config)

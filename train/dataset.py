@@ -1,0 +1,125 @@
+"""Splitting jets into train/validation/test and scaling the features.
+
+The split is stratified by class and fixed by a seed. The scaler is fitted on the training
+jets only and saved with the models (``scaler.json``), so ONNX serving and the firmware test
+bench see exactly the inputs the networks were trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from hepfpga.errors import DataError
+from hepfpga.train.jets import JetSample
+
+__all__ = ["FeatureScaler", "Split", "split_sample", "stratified_subsample"]
+
+ScalingKind = Literal["standard", "minmax", "none"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Three disjoint subsets of one sample."""
+
+    train: JetSample
+    validation: JetSample
+    test: JetSample
+
+
+def _class_indices(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.permutation(np.flatnonzero(labels == c)) for c in range(n_classes)]
+
+
+def stratified_subsample(sample: JetSample, n_jets: int, seed: int) -> JetSample:
+    """At most ``n_jets`` jets with the class fractions of ``sample`` (deterministic)."""
+    if n_jets >= len(sample):
+        return sample
+    rng = np.random.default_rng(seed)
+    fraction = n_jets / len(sample)
+    keep = [idx[: int(round(fraction * len(idx)))] for idx in _class_indices(sample.labels, len(sample.class_names), rng)]
+    return sample.subset(np.sort(np.concatenate(keep)))
+
+
+def split_sample(sample: JetSample, fractions: tuple[float, float, float], seed: int) -> Split:
+    """Stratified split into train, validation and test with the given fractions.
+
+    Each class is shuffled with ``numpy.random.default_rng(seed)`` and cut at the cumulative
+    fractions, so the split is the same for the same sample, fractions and seed.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise DataError(f"split fractions must add up to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for idx in _class_indices(sample.labels, len(sample.class_names), rng):
+        n_train = int(round(fractions[0] * len(idx)))
+        n_val = int(round(fractions[1] * len(idx)))
+        parts[0].append(idx[:n_train])
+        parts[1].append(idx[n_train : n_train + n_val])
+        parts[2].append(idx[n_train + n_val :])
+    subsets = []
+    for name, chunks in zip(("train", "validation", "test"), parts):
+        index = np.sort(np.concatenate(chunks))
+        if index.size == 0:
+            raise DataError(f"the {name} split is empty: {len(sample)} jets are too few for fractions {fractions}")
+        subsets.append(sample.subset(index))
+    return Split(*subsets)
+
+
+@dataclass(frozen=True)
+class FeatureScaler:
+    """An affine per-feature transformation ``(x - offset) / scale``, computed in float64 and
+    returned as float32.
+
+    ``standard``: offset = mean, scale = standard deviation; ``minmax``: offset = min,
+    scale = max - min; ``none``: offset 0, scale 1. A constant feature gets scale 1.
+    """
+
+    kind: ScalingKind
+    offset: tuple[float, ...]
+    scale: tuple[float, ...]
+    feature_names: tuple[str, ...]
+
+    @classmethod
+    def fit(cls, x: np.ndarray, kind: ScalingKind, feature_names: tuple[str, ...]) -> FeatureScaler:
+        x = np.asarray(x, dtype=np.float64)
+        if kind == "standard":
+            offset, scale = x.mean(axis=0), x.std(axis=0)
+        elif kind == "minmax":
+            offset, scale = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
+        elif kind == "none":
+            offset, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        else:  # pragma: no cover - guarded by the config schema
+            raise ValueError(f"unknown scaling {kind!r}; accepted: standard, minmax, none")
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(kind, tuple(map(float, offset)), tuple(map(float, scale)), tuple(feature_names))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.offset):
+            raise DataError(f"expected features of shape (N, {len(self.offset)}), got {x.shape}")
+        return ((x - np.asarray(self.offset)) / np.asarray(self.scale)).astype(np.float32)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "formula": "(x - offset) / scale",
+            "feature_names": list(self.feature_names),
+            "offset": list(self.offset),
+            "scale": list(self.scale),
+        }
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureScaler:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(data["kind"], tuple(data["offset"]), tuple(data["scale"]), tuple(data["feature_names"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{path}: not a hepfpga scaler file ({exc})") from exc

@@ -1,0 +1,125 @@
+"""Fitting Keras models: optimizers from a registry, early stopping on the validation loss."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from tensorflow import keras
+
+__all__ = ["OPTIMIZERS", "FitResult", "fit_classifier", "make_optimizer"]
+
+
+def _adam(learning_rate: float, momentum: float) -> Any:
+    from tensorflow import keras
+
+    return keras.optimizers.Adam(learning_rate=learning_rate)
+
+
+def _sgd(learning_rate: float, momentum: float) -> Any:
+    from tensorflow import keras
+
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=momentum > 0)
+
+
+def _rmsprop(learning_rate: float, momentum: float) -> Any:
+    from tensorflow import keras
+
+    return keras.optimizers.RMSprop(learning_rate=learning_rate, momentum=momentum)
+
+
+#: Optimizer factories by config name: ``factory(learning_rate, momentum)``. ``sgd`` with a
+#: non-zero momentum uses Nesterov momentum.
+OPTIMIZERS: dict[str, Callable[[float, float], Any]] = {
+    "adam": _adam,
+    "sgd": _sgd,
+    "rmsprop": _rmsprop,
+}
+
+
+def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0) -> Any:
+    try:
+        factory = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(OPTIMIZERS)}") from None
+    return factory(learning_rate, momentum)
+
+
+@dataclass
+class FitResult:
+    """What a fit did: epochs run, the best epoch (1-based) and its validation loss, time."""
+
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def fit_classifier(
+    model: keras.Model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    optimizer: str,
+    learning_rate: float,
+    momentum: float = 0.0,
+    batch_size: int = 256,
+    epochs: int = 100,
+    patience: int = 8,
+    min_delta: float = 0.0,
+    seed: int = 0,
+    verbose: int = 0,
+) -> FitResult:
+    """Compile ``model`` with categorical cross-entropy and fit it with early stopping.
+
+    Labels are integer class indices. Early stopping watches the validation loss and restores
+    the weights of the best epoch. ``seed`` fixes Keras' shuffling and dropout.
+    """
+    from tensorflow import keras
+
+    keras.utils.set_random_seed(seed)
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate, momentum),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, min_delta=min_delta, restore_best_weights=True
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        batch_size=batch_size,
+        epochs=epochs,
+        callbacks=[stopper],
+        shuffle=True,
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    val_loss = [float(v) for v in history.history["val_loss"]]
+    best = int(np.argmin(val_loss))
+    return FitResult(
+        epochs_run=len(val_loss),
+        best_epoch=best + 1,
+        best_val_loss=val_loss[best],
+        seconds=seconds,
+        history={k: [float(x) for x in v] for k, v in history.history.items()},
+    )
