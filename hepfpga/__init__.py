@@ -27,3 +27,33 @@ def _add_source_checkout_stages() -> None:
 
 
 _add_source_checkout_stages()
+
+from hepfpga.config import PipelineConfig, load_config, parse_config  # noqa: E402
+from hepfpga.errors import (  # noqa: E402
+    ConfigError,
+    ConversionError,
+    DataError,
+    ExportError,
+    HepfpgaError,
+    MissingDependencyError,
+    ModelFileError,
+    VerificationError,
+)
+from hepfpga.pipeline import RunResult, run_pipeline  # noqa: E402
+
+__all__ = [
+    "ConfigError",
+    "ConversionError",
+    "DataError",
+    "ExportError",
+    "HepfpgaError",
+    "MissingDependencyError",
+    "ModelFileError",
+    "PipelineConfig",
+    "RunResult",
+    "VerificationError",
+    "__version__",
+    "load_config",
+    "parse_config",
+    "run_pipeline",
+]

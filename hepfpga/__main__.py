@@ -1,3 +1,5 @@
+import sys
+
 from hepfpga.cli import main
 
-main()
+sys.exit(main())

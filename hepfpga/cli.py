@@ -196,25 +196,26 @@ def export_onnx_cmd(model_file: Path, out: Path, weights: Path | None, opset: in
                f"max |diff| {parity.max_abs_diff:.3g}, argmax agreement {parity.argmax_agreement:.2%}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status."""
     try:
         cli.main(args=argv, prog_name="hepfpga", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except HepfpgaError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    sys.exit(main())

@@ -84,19 +84,19 @@ def run_pipeline(config: PipelineConfig, *, config_path: Path | None = None, ove
     timer = _Timer()
     total_start = time.perf_counter()
     firmware_options = FirmwareOptions.from_config(config.firmware)
+    with timer.stage("data", "loading and splitting the jets"):
+        sample, data_path = _load_data(config)
+        if config.data.max_jets is not None:
+            sample = stratified_subsample(sample, config.data.max_jets, config.seed)
+        split_cfg = config.data.split
+        split = split_sample(sample, (split_cfg.train, split_cfg.validation, split_cfg.test), config.seed)
+        scaler = FeatureScaler.fit(split.train.features, config.data.scaling, sample.feature_names)
+        x_train, x_val, x_test = (scaler.transform(s.features) for s in (split.train, split.validation, split.test))
+        y_train, y_val, y_test = split.train.labels, split.validation.labels, split.test.labels
+        if config.verification.max_events is not None:
+            x_test, y_test = x_test[: config.verification.max_events], y_test[: config.verification.max_events]
     with atomic_directory(destination, overwrite=overwrite) as run_dir:
-        with timer.stage("data", "loading and splitting the jets"):
-            sample, data_path = _load_data(config)
-            if config.data.max_jets is not None:
-                sample = stratified_subsample(sample, config.data.max_jets, config.seed)
-            split_cfg = config.data.split
-            split = split_sample(sample, (split_cfg.train, split_cfg.validation, split_cfg.test), config.seed)
-            scaler = FeatureScaler.fit(split.train.features, config.data.scaling, sample.feature_names)
-            scaler.save(run_dir / "scaler.json")
-            x_train, x_val, x_test = (scaler.transform(s.features) for s in (split.train, split.validation, split.test))
-            y_train, y_val, y_test = split.train.labels, split.validation.labels, split.test.labels
-            if config.verification.max_events is not None:
-                x_test, y_test = x_test[: config.verification.max_events], y_test[: config.verification.max_events]
+        scaler.save(run_dir / "scaler.json")
         classes = sample.class_names
 
         train_cfg = config.training

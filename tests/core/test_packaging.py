@@ -1,0 +1,53 @@
+"""The stage folders are mapped to hepfpga.<stage>: every way of importing sees them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import hepfpga
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ("train", "quantize", "deploy", "firmware")
+
+
+def test_public_api_is_pinned() -> None:
+    public = {name for name in dir(hepfpga) if not name.startswith("_")}
+    assert set(hepfpga.__all__) - {"__version__"} <= public
+    assert "run_pipeline" in hepfpga.__all__ and "load_config" in hepfpga.__all__
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_resolves_to_its_top_level_folder(stage: str) -> None:
+    module = __import__(f"hepfpga.{stage}", fromlist=["_"])
+    assert Path(module.__file__).resolve().parent.name == stage
+
+
+def test_import_from_outside_the_checkout(tmp_path: Path) -> None:
+    code = "import hepfpga.train.jets, hepfpga.firmware, hepfpga.quantize.qat; print(hepfpga.train.jets.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith(str(Path("train") / "jets.py"))
+
+
+@pytest.mark.slow
+def test_wheel_contains_stages_sample_and_typing_marker(tmp_path: Path) -> None:
+    # build from a copy: setuptools writes build/ and *.egg-info/ beside the sources
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "runs", "build", "*.egg-info", "__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("hepfpga-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for stage in STAGES:
+        assert f"hepfpga/{stage}/__init__.py" in names
+    assert "hepfpga/py.typed" in names
+    assert "hepfpga/train/sample/jets.npz" in names
+    assert not any(name.startswith(("tests/", "train/")) for name in names)
