@@ -100,24 +100,33 @@ def onnx_session(path: Path, providers: list[str] | None = None) -> Any:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    wanted = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    wanted = providers or [
+        p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
+    ]
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=options, providers=wanted)
 
 
-def check_onnx(export: OnnxExport, model: keras.Model, x: np.ndarray, *, batch_size: int = 4096) -> OnnxParity:
+def check_onnx(
+    export: OnnxExport, model: keras.Model, x: np.ndarray, *, batch_size: int = 4096
+) -> OnnxParity:
     """Run the ONNX model and the Keras model on ``x`` and compare the outputs."""
     session = onnx_session(export.path)
     x = np.ascontiguousarray(x, dtype=np.float32)
     onnx_out = np.concatenate(
-        [session.run(None, {export.input_name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+        [
+            session.run(None, {export.input_name: x[i : i + batch_size]})[0]
+            for i in range(0, len(x), batch_size)
+        ]
     )
     keras_out = model.predict(x, batch_size=batch_size, verbose=0)
     if onnx_out.shape != keras_out.shape:
-        raise ExportError(f"ONNX output shape {onnx_out.shape} differs from Keras {keras_out.shape}")
+        raise ExportError(
+            f"ONNX output shape {onnx_out.shape} differs from Keras {keras_out.shape}"
+        )
     return OnnxParity(
-        n_events=int(len(x)),
+        n_events=len(x),
         max_abs_diff=float(np.max(np.abs(onnx_out.astype(np.float64) - keras_out))),
         argmax_agreement=float(np.mean(onnx_out.argmax(1) == keras_out.argmax(1))),
         provider=session.get_providers()[0],

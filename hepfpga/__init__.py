@@ -20,10 +20,13 @@ def _add_source_checkout_stages() -> None:
     # pyproject.toml is hepfpga's, so an unrelated top-level ``train`` is never picked up.
     root = _Path(__file__).resolve().parent.parent
     pyproject = root / "pyproject.toml"
-    if (root / "train" / "__init__.py").is_file() and pyproject.is_file():
-        if 'name = "hepfpga"' in pyproject.read_text(encoding="utf-8"):
-            if str(root) not in __path__:
-                __path__.append(str(root))
+    if (
+        (root / "train" / "__init__.py").is_file()
+        and pyproject.is_file()
+        and 'name = "hepfpga"' in pyproject.read_text(encoding="utf-8")
+        and str(root) not in __path__
+    ):
+        __path__.append(str(root))
 
 
 _add_source_checkout_stages()

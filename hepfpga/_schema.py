@@ -54,8 +54,7 @@ def _build_dataclass(cls: type, data: Any, path: str, source: str | None) -> Any
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"expected a mapping of {cls.__name__} settings, got {type(data).__name__} "
-            f"{data!r}",
+            f"expected a mapping of {cls.__name__} settings, got {type(data).__name__} {data!r}",
             path=path,
             source=source,
         )
@@ -96,7 +95,7 @@ def _build_dataclass(cls: type, data: Any, path: str, source: str | None) -> Any
         ) from exc
 
 
-def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:  # noqa: PLR0911, PLR0912
+def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
@@ -115,17 +114,14 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:  # noqa
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
-        raise ConfigError(
-            f"expected {_type_name(tp)}, got {value!r}", path=path, source=source
-        )
+        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", path=path, source=source)
     if origin is typing.Literal:
         if value in args:
             return value
         hint = closest(str(value), [str(a) for a in args])
         suggestion = f" (did you mean '{hint}'?)" if hint else ""
         raise ConfigError(
-            f"invalid value {value!r}{suggestion}; accepted: "
-            f"{', '.join(repr(a) for a in args)}",
+            f"invalid value {value!r}{suggestion}; accepted: {', '.join(repr(a) for a in args)}",
             path=path,
             source=source,
         )
@@ -160,11 +156,16 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:  # noqa
             raise ConfigError(
                 f"expected a list of {len(args)} values, got {len(value)}", path=path, source=source
             )
-        return tuple(_convert(a, v, _join(path, i), source) for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(
+            _convert(a, v, _join(path, i), source)
+            for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(
-                f"expected a mapping, got {type(value).__name__} {value!r}", path=path, source=source
+                f"expected a mapping, got {type(value).__name__} {value!r}",
+                path=path,
+                source=source,
             )
         return {str(k): _convert(args[1], v, _join(path, str(k)), source) for k, v in value.items()}
     if tp is Any:

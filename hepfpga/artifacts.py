@@ -27,6 +27,7 @@ from hepfpga.errors import ConfigError
 __all__ = [
     "TOOL_PACKAGES",
     "atomic_directory",
+    "check_destination",
     "file_sha256",
     "tool_versions",
     "write_json_atomic",
@@ -91,6 +92,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def check_destination(destination: Path, *, overwrite: bool = False) -> None:
+    """Refuse an existing output folder unless ``overwrite``; call it before long work."""
+    if Path(destination).exists() and not overwrite:
+        raise ConfigError(
+            f"the output folder {destination} already exists; choose another run name "
+            "(--name) or pass --overwrite to replace it once the new run is complete"
+        )
+
+
 @contextlib.contextmanager
 def atomic_directory(destination: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder that becomes ``destination`` when the block succeeds.
@@ -100,13 +110,11 @@ def atomic_directory(destination: Path, *, overwrite: bool = False) -> Iterator[
     replaced only after the new folder is complete.
     """
     destination = Path(destination)
-    if destination.exists() and not overwrite:
-        raise ConfigError(
-            f"the output folder {destination} already exists; choose another run name "
-            "(--name) or pass --overwrite to replace it once the new run is complete"
-        )
+    check_destination(destination, overwrite=overwrite)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
+    )
     try:
         yield tmp
     except BaseException:

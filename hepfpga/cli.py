@@ -40,7 +40,9 @@ def _setup_logging(verbose: int) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="hepfpga")
-@click.option("-v", "--verbose", count=True, help="More output (-vv: debug, with TensorFlow's logs).")
+@click.option(
+    "-v", "--verbose", count=True, help="More output (-vv: debug, with TensorFlow's logs)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def cli(verbose: int, quiet: bool) -> None:
     """hepfpga: a trigger neural network from Keras training to ONNX serving and
@@ -58,10 +60,26 @@ def cli(verbose: int, quiet: bool) -> None:
 @cli.command()
 @click.argument("config_file", type=click.Path(path_type=Path))
 @click.option("--name", help="Run name (folder under the output dir); overrides the config's name.")
-@click.option("--output-dir", type=click.Path(path_type=Path), help="Where run folders go (config: output_dir, default runs/).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder of the same name once the new run is complete.")
-@click.option("--max-jets", type=int, help="Use at most this many jets (stratified), for a quick run.")
-def run(config_file: Path, name: str | None, output_dir: Path | None, overwrite: bool, max_jets: int | None) -> None:
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    help="Where run folders go (config: output_dir, default runs/).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing run folder of the same name once the new run is complete.",
+)
+@click.option(
+    "--max-jets", type=int, help="Use at most this many jets (stratified), for a quick run."
+)
+def run(
+    config_file: Path,
+    name: str | None,
+    output_dir: Path | None,
+    overwrite: bool,
+    max_jets: int | None,
+) -> None:
     """Run the whole pipeline described by CONFIG_FILE (YAML).
 
     Trains the float model, fine-tunes its QKeras counterpart, exports ONNX, converts with
@@ -93,16 +111,24 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
         f"run folder: {run_dir}",
         f"test jets: {report['data']['split']['test']}",
         "accuracy: float {:.4f}  QKeras {:.4f}  HLS {:.4f}".format(
-            report["float"]["test"]["accuracy"], report["qkeras"]["test"]["accuracy"], report["hls"]["test"]["accuracy"]
+            report["float"]["test"]["accuracy"],
+            report["qkeras"]["test"]["accuracy"],
+            report["hls"]["test"]["accuracy"],
         ),
         "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}; softmax max |diff| {:.3g}, "
         "argmax agreement {:.2%}".format(
-            cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"], cmp["probs_max_abs_diff"], cmp["argmax_agreement"]
+            cmp["logits_fraction_bit_exact"],
+            cmp["logits_max_abs_diff"],
+            cmp["probs_max_abs_diff"],
+            cmp["argmax_agreement"],
         ),
         "ONNX vs QKeras: max |diff| {:.3g} ({})".format(
             report["onnx_vs_qkeras"]["max_abs_diff"], report["onnx_vs_qkeras"]["provider"]
         ),
-        "checks: " + ", ".join(f"{k} {'ok' if v['passed'] else 'FAILED'}" for k, v in report["checks"].items()),
+        "checks: "
+        + ", ".join(
+            f"{k} {'ok' if v['passed'] else 'FAILED'}" for k, v in report["checks"].items()
+        ),
         f"status: {report['status']} ({report['timings_s']['total']:.0f} s)",
     ]
     click.echo("\n".join(lines))
@@ -114,12 +140,28 @@ def data() -> None:
 
 
 @data.command("generate")
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output file: .npz or .h5.")
-@click.option("--per-class", type=click.IntRange(min=1), default=4000, show_default=True, help="Jets per class (q, g, W, Z, t).")
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), required=True, help="Output file: .npz or .h5."
+)
+@click.option(
+    "--per-class",
+    type=click.IntRange(min=1),
+    default=4000,
+    show_default=True,
+    help="Jets per class (q, g, W, Z, t).",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Pythia random seed.")
-@click.option("--constituents", type=click.IntRange(min=1), default=30, show_default=True, help="Leading constituents kept per jet.")
+@click.option(
+    "--constituents",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Leading constituents kept per jet.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def data_generate(out: Path, per_class: int, seed: int, constituents: int, no_progress: bool) -> None:
+def data_generate(
+    out: Path, per_class: int, seed: int, constituents: int, no_progress: bool
+) -> None:
     """Generate q/g/W/Z/t jets with Pythia 8 and fastjet (needs: pip install 'hepfpga[datagen]').
 
     pp at 13 TeV, pTHat 1000-1100 GeV, anti-kT R=0.8 jets with pT > 800 GeV and |eta| < 2.5
@@ -130,8 +172,12 @@ def data_generate(out: Path, per_class: int, seed: int, constituents: int, no_pr
     from hepfpga.train.io import save_sample
 
     if out.suffix not in (".npz", ".h5", ".hdf5"):
-        raise click.BadParameter(f"unknown suffix '{out.suffix}'; accepted: .npz, .h5, .hdf5", param_hint="--out")
-    sample = generate_sample(per_class, seed=seed, n_constituents=constituents, progress=not no_progress)
+        raise click.BadParameter(
+            f"unknown suffix '{out.suffix}'; accepted: .npz, .h5, .hdf5", param_hint="--out"
+        )
+    sample = generate_sample(
+        per_class, seed=seed, n_constituents=constituents, progress=not no_progress
+    )
     save_sample(sample, out)
     click.echo(f"wrote {len(sample)} jets to {out}")
 
@@ -146,11 +192,20 @@ def data_info(path: Path | None) -> None:
 
     path = path or builtin_sample_path()
     sample = load_sample(path)
-    click.echo(f"{path}: {len(sample)} jets, {sample.features.shape[1]} features, constituents {sample.constituents.shape[1:]}")
+    click.echo(
+        f"{path}: {len(sample)} jets, {sample.features.shape[1]} features, "
+        f"constituents {sample.constituents.shape[1:]}"
+    )
     for i, name in enumerate(sample.class_names):
         sel = sample.labels == i
-        mass = sample.features[sel, list(sample.feature_names).index("mass_mmdt")] if sel.any() else np.array([np.nan])
-        click.echo(f"  {name}: {int(sel.sum()):6d} jets, mean mass_mmdt {float(np.mean(mass)):7.1f} GeV")
+        mass = (
+            sample.features[sel, list(sample.feature_names).index("mass_mmdt")]
+            if sel.any()
+            else np.array([np.nan])
+        )
+        click.echo(
+            f"  {name}: {int(sel.sum()):6d} jets, mean mass_mmdt {float(np.mean(mass)):7.1f} GeV"
+        )
 
 
 @cli.group("config")
@@ -178,10 +233,22 @@ def export() -> None:
 @export.command("onnx")
 @click.argument("model_file", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .onnx file.")
-@click.option("--weights", type=click.Path(path_type=Path), help="Weights .h5 when MODEL_FILE is a JSON architecture.")
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    help="Weights .h5 when MODEL_FILE is a JSON architecture.",
+)
 @click.option("--opset", type=click.IntRange(9, 21), default=13, show_default=True)
-@click.option("--check-events", type=click.IntRange(min=1), default=1000, show_default=True, help="Random inputs used to check onnxruntime against Keras.")
-def export_onnx_cmd(model_file: Path, out: Path, weights: Path | None, opset: int, check_events: int) -> None:
+@click.option(
+    "--check-events",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Random inputs used to check onnxruntime against Keras.",
+)
+def export_onnx_cmd(
+    model_file: Path, out: Path, weights: Path | None, opset: int, check_events: int
+) -> None:
     """Export a Keras/QKeras model to ONNX (tf2onnx) and check it with onnxruntime."""
     import numpy as np
 
@@ -190,10 +257,16 @@ def export_onnx_cmd(model_file: Path, out: Path, weights: Path | None, opset: in
 
     model = load_keras_model(model_file, weights=weights)
     result = export_onnx(model, out, opset=opset)
-    x = np.random.default_rng(0).normal(size=(check_events, *model.inputs[0].shape[1:])).astype(np.float32)
+    x = (
+        np.random.default_rng(0)
+        .normal(size=(check_events, *model.inputs[0].shape[1:]))
+        .astype(np.float32)
+    )
     parity = check_onnx(result, model, x)
-    click.echo(f"wrote {out}; onnxruntime ({parity.provider}) vs Keras on {check_events} random inputs: "
-               f"max |diff| {parity.max_abs_diff:.3g}, argmax agreement {parity.argmax_agreement:.2%}")
+    click.echo(
+        f"wrote {out}; onnxruntime ({parity.provider}) vs Keras on {check_events} random inputs: "
+        f"max |diff| {parity.max_abs_diff:.3g}, argmax agreement {parity.argmax_agreement:.2%}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

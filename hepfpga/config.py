@@ -59,7 +59,9 @@ class SplitConfig:
         for name in ("train", "validation", "test"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
-                raise ConfigError(f"expected a fraction in (0, 1), got {value!r}", path=f"data.split.{name}")
+                raise ConfigError(
+                    f"expected a fraction in (0, 1), got {value!r}", path=f"data.split.{name}"
+                )
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
             raise ConfigError(
@@ -86,7 +88,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.max_jets is not None and self.max_jets < 10:
-            raise ConfigError(f"expected at least 10 jets, got {self.max_jets}", path="data.max_jets")
+            raise ConfigError(
+                f"expected at least 10 jets, got {self.max_jets}", path="data.max_jets"
+            )
 
 
 @dataclass(frozen=True)
@@ -106,11 +110,15 @@ class ModelConfig:
             raise ConfigError("expected at least one hidden layer", path="model.hidden_units")
         for i, n in enumerate(self.hidden_units):
             if n <= 0:
-                raise ConfigError(f"expected a positive integer, got {n}", path=f"model.hidden_units[{i}]")
+                raise ConfigError(
+                    f"expected a positive integer, got {n}", path=f"model.hidden_units[{i}]"
+                )
         _positive(self.l1, "model.l1", allow_zero=True)
         _positive(self.l2, "model.l2", allow_zero=True)
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"expected a fraction in [0, 1), got {self.dropout!r}", path="model.dropout")
+            raise ConfigError(
+                f"expected a fraction in [0, 1), got {self.dropout!r}", path="model.dropout"
+            )
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,10 @@ class EarlyStoppingConfig:
 
     def __post_init__(self) -> None:
         if self.patience < 1:
-            raise ConfigError(f"expected a positive integer, got {self.patience}", path="training.early_stopping.patience")
+            raise ConfigError(
+                f"expected a positive integer, got {self.patience}",
+                path="training.early_stopping.patience",
+            )
 
 
 @dataclass(frozen=True)
@@ -142,9 +153,13 @@ class TrainingConfig:
         _positive(self.learning_rate, "training.learning_rate")
         _positive(self.momentum, "training.momentum", allow_zero=True)
         if self.batch_size < 1:
-            raise ConfigError(f"expected a positive integer, got {self.batch_size}", path="training.batch_size")
+            raise ConfigError(
+                f"expected a positive integer, got {self.batch_size}", path="training.batch_size"
+            )
         if self.epochs < 1:
-            raise ConfigError(f"expected a positive integer, got {self.epochs}", path="training.epochs")
+            raise ConfigError(
+                f"expected a positive integer, got {self.epochs}", path="training.epochs"
+            )
 
 
 @dataclass(frozen=True)
@@ -175,14 +190,18 @@ class QuantizationConfig:
             bits = getattr(self, f"{name}_bits")
             integer = getattr(self, f"{name}_integer")
             if not 1 <= bits <= 32:
-                raise ConfigError(f"expected 1..32 bits, got {bits}", path=f"quantization.{name}_bits")
+                raise ConfigError(
+                    f"expected 1..32 bits, got {bits}", path=f"quantization.{name}_bits"
+                )
             if not 0 <= integer < bits:
                 raise ConfigError(
                     f"expected 0 <= integer < {name}_bits ({bits}), got {integer}",
                     path=f"quantization.{name}_integer",
                 )
         if self.epochs < 1:
-            raise ConfigError(f"expected a positive integer, got {self.epochs}", path="quantization.epochs")
+            raise ConfigError(
+                f"expected a positive integer, got {self.epochs}", path="quantization.epochs"
+            )
         _positive(self.learning_rate, "quantization.learning_rate")
 
 
@@ -216,9 +235,15 @@ class FirmwareConfig:
     def __post_init__(self) -> None:
         _positive(self.clock_period, "firmware.clock_period")
         if self.reuse_factor < 1:
-            raise ConfigError(f"expected a positive integer, got {self.reuse_factor}", path="firmware.reuse_factor")
+            raise ConfigError(
+                f"expected a positive integer, got {self.reuse_factor}",
+                path="firmware.reuse_factor",
+            )
         if self.testbench_events < 1:
-            raise ConfigError(f"expected a positive integer, got {self.testbench_events}", path="firmware.testbench_events")
+            raise ConfigError(
+                f"expected a positive integer, got {self.testbench_events}",
+                path="firmware.testbench_events",
+            )
 
 
 @dataclass(frozen=True)
@@ -237,7 +262,10 @@ class VerificationConfig:
 
     def __post_init__(self) -> None:
         if self.max_events is not None and self.max_events < 1:
-            raise ConfigError(f"expected a positive integer, got {self.max_events}", path="verification.max_events")
+            raise ConfigError(
+                f"expected a positive integer, got {self.max_events}",
+                path="verification.max_events",
+            )
 
 
 @dataclass(frozen=True)
@@ -269,7 +297,9 @@ class PipelineConfig:
             )
 
 
-def parse_config(data: Any, *, source: str | None = None, base_dir: Path | None = None) -> PipelineConfig:
+def parse_config(
+    data: Any, *, source: str | None = None, base_dir: Path | None = None
+) -> PipelineConfig:
     """Build a :class:`PipelineConfig` from plain data (a mapping, e.g. parsed YAML).
 
     Relative data paths are resolved against ``base_dir``.

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["load_keras_model", "save_keras_model"]
 
 _ACCEPTED = (
-    "a Keras .h5/.hdf5/.keras file, a model JSON file with --weights FILE.h5, or a SavedModel folder"
+    "a Keras .h5/.hdf5/.keras file, a model JSON file with --weights FILE.h5, "
+    "or a SavedModel folder"
 )
 
 
@@ -67,7 +68,9 @@ def load_keras_model(path: str | Path, *, weights: str | Path | None = None) -> 
     try:
         if path.is_dir():
             if not (path / "saved_model.pb").is_file():
-                raise ModelFileError(f"{path}: a folder without saved_model.pb; expected {_ACCEPTED}")
+                raise ModelFileError(
+                    f"{path}: a folder without saved_model.pb; expected {_ACCEPTED}"
+                )
             return keras.models.load_model(path, custom_objects=objects, compile=False)
         if path.suffix == ".json":
             try:
@@ -77,7 +80,9 @@ def load_keras_model(path: str | Path, *, weights: str | Path | None = None) -> 
             _refuse_lambda(config, path)
             model = keras.models.model_from_json(json.dumps(config), custom_objects=objects)
             if weights is None:
-                raise ModelFileError(f"{path}: a JSON architecture needs its weights file (--weights FILE.h5)")
+                raise ModelFileError(
+                    f"{path}: a JSON architecture needs its weights file (--weights FILE.h5)"
+                )
             model.load_weights(str(weights))
             return model
         if path.suffix in (".h5", ".hdf5", ".keras"):

@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.artifacts import atomic_directory, tool_versions, write_json_atomic, write_manifest
+from hepfpga.artifacts import (
+    atomic_directory,
+    check_destination,
+    tool_versions,
+    write_json_atomic,
+    write_manifest,
+)
 from hepfpga.config import PipelineConfig, config_to_dict
 
 __all__ = ["RunResult", "run_pipeline"]
@@ -68,7 +74,9 @@ def _load_data(config: PipelineConfig) -> tuple[Any, Path | None]:
     return load_sample(path), path
 
 
-def run_pipeline(config: PipelineConfig, *, config_path: Path | None = None, overwrite: bool = False) -> RunResult:
+def run_pipeline(
+    config: PipelineConfig, *, config_path: Path | None = None, overwrite: bool = False
+) -> RunResult:
     """Run every stage of ``config`` and return the finished run folder and report."""
     from hepfpga.deploy.onnx_export import check_onnx, export_onnx
     from hepfpga.firmware import FirmwareOptions, predict, predict_logits, write_project
@@ -81,6 +89,7 @@ def run_pipeline(config: PipelineConfig, *, config_path: Path | None = None, ove
     from hepfpga.train.models import build_model
 
     destination = Path(config.output_dir) / config.name
+    check_destination(destination, overwrite=overwrite)
     timer = _Timer()
     total_start = time.perf_counter()
     firmware_options = FirmwareOptions.from_config(config.firmware)
@@ -89,12 +98,19 @@ def run_pipeline(config: PipelineConfig, *, config_path: Path | None = None, ove
         if config.data.max_jets is not None:
             sample = stratified_subsample(sample, config.data.max_jets, config.seed)
         split_cfg = config.data.split
-        split = split_sample(sample, (split_cfg.train, split_cfg.validation, split_cfg.test), config.seed)
+        split = split_sample(
+            sample, (split_cfg.train, split_cfg.validation, split_cfg.test), config.seed
+        )
         scaler = FeatureScaler.fit(split.train.features, config.data.scaling, sample.feature_names)
-        x_train, x_val, x_test = (scaler.transform(s.features) for s in (split.train, split.validation, split.test))
+        x_train, x_val, x_test = (
+            scaler.transform(s.features) for s in (split.train, split.validation, split.test)
+        )
         y_train, y_val, y_test = split.train.labels, split.validation.labels, split.test.labels
         if config.verification.max_events is not None:
-            x_test, y_test = x_test[: config.verification.max_events], y_test[: config.verification.max_events]
+            x_test, y_test = (
+                x_test[: config.verification.max_events],
+                y_test[: config.verification.max_events],
+            )
     with atomic_directory(destination, overwrite=overwrite) as run_dir:
         scaler.save(run_dir / "scaler.json")
         classes = sample.class_names
@@ -103,29 +119,48 @@ def run_pipeline(config: PipelineConfig, *, config_path: Path | None = None, ove
         with timer.stage("float_training", "training the float model"):
             float_model = build_model(x_train.shape[1], len(classes), config.model)
             float_fit = fit_classifier(
-                float_model, x_train, y_train, x_val, y_val,
-                optimizer=train_cfg.optimizer, learning_rate=train_cfg.learning_rate,
-                momentum=train_cfg.momentum, batch_size=train_cfg.batch_size, epochs=train_cfg.epochs,
-                patience=train_cfg.early_stopping.patience, min_delta=train_cfg.early_stopping.min_delta,
+                float_model,
+                x_train,
+                y_train,
+                x_val,
+                y_val,
+                optimizer=train_cfg.optimizer,
+                learning_rate=train_cfg.learning_rate,
+                momentum=train_cfg.momentum,
+                batch_size=train_cfg.batch_size,
+                epochs=train_cfg.epochs,
+                patience=train_cfg.early_stopping.patience,
+                min_delta=train_cfg.early_stopping.min_delta,
                 seed=config.seed,
-            )  # fmt: skip
+            )
             save_keras_model(float_model, run_dir / "float_model.h5")
             float_probs = float_model.predict(x_test, batch_size=4096, verbose=0)
 
         q_cfg = config.quantization
         with timer.stage("qat", "quantization-aware training (QKeras)"):
             spec = QuantizationSpec(
-                weight_bits=q_cfg.weight_bits, weight_integer=q_cfg.weight_integer,
-                activation_bits=q_cfg.activation_bits, activation_integer=q_cfg.activation_integer,
-                input_bits=q_cfg.input_bits, input_integer=q_cfg.input_integer,
-            )  # fmt: skip
+                weight_bits=q_cfg.weight_bits,
+                weight_integer=q_cfg.weight_integer,
+                activation_bits=q_cfg.activation_bits,
+                activation_integer=q_cfg.activation_integer,
+                input_bits=q_cfg.input_bits,
+                input_integer=q_cfg.input_integer,
+            )
             qmodel = quantize_model(float_model, spec)
             q_fit = fit_classifier(
-                qmodel, x_train, y_train, x_val, y_val,
-                optimizer="adam", learning_rate=q_cfg.learning_rate, batch_size=q_cfg.batch_size,
-                epochs=q_cfg.epochs, patience=q_cfg.early_stopping.patience,
-                min_delta=q_cfg.early_stopping.min_delta, seed=config.seed,
-            )  # fmt: skip
+                qmodel,
+                x_train,
+                y_train,
+                x_val,
+                y_val,
+                optimizer="adam",
+                learning_rate=q_cfg.learning_rate,
+                batch_size=q_cfg.batch_size,
+                epochs=q_cfg.epochs,
+                patience=q_cfg.early_stopping.patience,
+                min_delta=q_cfg.early_stopping.min_delta,
+                seed=config.seed,
+            )
             save_keras_model(qmodel, run_dir / "qkeras_model.h5")
             q_probs = qmodel.predict(x_test, batch_size=4096, verbose=0)
             logits_model = _logits_model(qmodel)
@@ -133,18 +168,29 @@ def run_pipeline(config: PipelineConfig, *, config_path: Path | None = None, ove
 
         with timer.stage("onnx", "exporting to ONNX and checking with onnxruntime"):
             export = export_onnx(
-                qmodel, run_dir / "model.onnx", opset=config.onnx.opset,
-                metadata={"class_names": list(classes), "scaler": scaler.to_dict(),
-                          "inputs": "scaled features, see scaler"},
-            )  # fmt: skip
+                qmodel,
+                run_dir / "model.onnx",
+                opset=config.onnx.opset,
+                metadata={
+                    "class_names": list(classes),
+                    "scaler": scaler.to_dict(),
+                    "inputs": "scaled features, see scaler",
+                },
+            )
             onnx_parity = check_onnx(export, qmodel, x_test)
 
         n_tb = min(config.firmware.testbench_events, len(x_test))
-        with timer.stage("firmware", f"converting with hls4ml ({firmware_options.backend.value}) and compiling the C simulation"):
+        with timer.stage(
+            "firmware",
+            f"hls4ml conversion ({firmware_options.backend.value}) and C simulation build",
+        ):
             project = write_project(
-                qmodel, firmware_options, run_dir / "firmware",
-                testbench_inputs=x_test[:n_tb], testbench_outputs=q_probs[:n_tb],
-            )  # fmt: skip
+                qmodel,
+                firmware_options,
+                run_dir / "firmware",
+                testbench_inputs=x_test[:n_tb],
+                testbench_outputs=q_probs[:n_tb],
+            )
 
         with timer.stage("csim", f"C simulation of {len(x_test)} test jets"):
             hls_probs = predict(project, x_test)
@@ -158,16 +204,20 @@ def run_pipeline(config: PipelineConfig, *, config_path: Path | None = None, ove
                 "hls": evaluate_classifier(hls_probs, y_test, classes),
             }
             plot_roc(
-                {"float": float_probs, "QKeras": q_probs, "HLS": hls_probs}, y_test, classes,
-                run_dir / "roc.png", title=f"{config.name}: {len(y_test)} test jets",
-            )  # fmt: skip
+                {"float": float_probs, "QKeras": q_probs, "HLS": hls_probs},
+                y_test,
+                classes,
+                run_dir / "roc.png",
+                title=f"{config.name}: {len(y_test)} test jets",
+            )
 
         accuracy_drop = metrics["float"].accuracy - metrics["qkeras"].accuracy
         checks = {
             "hls_logits_bit_exact": {
                 "value": comparison.logits_fraction_bit_exact,
                 "required": 1.0 if config.verification.require_bit_exact else None,
-                "passed": comparison.logits_fraction_bit_exact == 1.0 or not config.verification.require_bit_exact,
+                "passed": comparison.logits_fraction_bit_exact == 1.0
+                or not config.verification.require_bit_exact,
             },
             "onnx_vs_qkeras_max_abs_diff": {
                 "value": onnx_parity.max_abs_diff,

@@ -34,7 +34,7 @@ from hepfpga.errors import ConversionError
 if TYPE_CHECKING:
     from tensorflow import keras
 
-__all__ = ["QuantizationSpec", "quantize_model", "qkeras_custom_objects"]
+__all__ = ["QuantizationSpec", "qkeras_custom_objects", "quantize_model"]
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,10 @@ def quantize_model(model: keras.Model, spec: QuantizationSpec) -> keras.Model:
 
     supported = "Dense, Activation(relu|softmax|linear), Dropout"
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ConversionError(f"quantize_model handles single-input, single-output models; {model.name} has "
-                              f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
+        raise ConversionError(
+            f"quantize_model handles single-input, single-output models; {model.name} has "
+            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
     inputs = keras.Input(model.inputs[0].shape[1:], name=model.layers[0].name)
     x = QActivation(spec.input_quantizer(), name="input_quant")(inputs)
     copies: list[tuple[Any, Any]] = []

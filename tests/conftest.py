@@ -35,6 +35,12 @@ def synthetic_sample() -> JetSample:
 
 
 @pytest.fixture
-def make_jets():  # noqa: ANN201 - returns the factory
+def make_jets():
     """The :func:`make_sample` factory, for tests that need several sizes."""
+    return make_sample
+
+
+@pytest.fixture(scope="module")
+def make_jets_module():
+    """:func:`make_sample` for module-scoped fixtures."""
     return make_sample

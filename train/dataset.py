@@ -31,7 +31,9 @@ class Split:
     test: JetSample
 
 
-def _class_indices(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _class_indices(
+    labels: np.ndarray, n_classes: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     return [rng.permutation(np.flatnonzero(labels == c)) for c in range(n_classes)]
 
 
@@ -41,7 +43,10 @@ def stratified_subsample(sample: JetSample, n_jets: int, seed: int) -> JetSample
         return sample
     rng = np.random.default_rng(seed)
     fraction = n_jets / len(sample)
-    keep = [idx[: int(round(fraction * len(idx)))] for idx in _class_indices(sample.labels, len(sample.class_names), rng)]
+    keep = [
+        idx[: round(fraction * len(idx))]
+        for idx in _class_indices(sample.labels, len(sample.class_names), rng)
+    ]
     return sample.subset(np.sort(np.concatenate(keep)))
 
 
@@ -56,16 +61,19 @@ def split_sample(sample: JetSample, fractions: tuple[float, float, float], seed:
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[], [], []]
     for idx in _class_indices(sample.labels, len(sample.class_names), rng):
-        n_train = int(round(fractions[0] * len(idx)))
-        n_val = int(round(fractions[1] * len(idx)))
+        n_train = round(fractions[0] * len(idx))
+        n_val = round(fractions[1] * len(idx))
         parts[0].append(idx[:n_train])
         parts[1].append(idx[n_train : n_train + n_val])
         parts[2].append(idx[n_train + n_val :])
     subsets = []
-    for name, chunks in zip(("train", "validation", "test"), parts):
+    for name, chunks in zip(("train", "validation", "test"), parts, strict=True):
         index = np.sort(np.concatenate(chunks))
         if index.size == 0:
-            raise DataError(f"the {name} split is empty: {len(sample)} jets are too few for fractions {fractions}")
+            raise DataError(
+                f"the {name} split is empty: {len(sample)} jets are too few "
+                f"for fractions {fractions}"
+            )
         subsets.append(sample.subset(index))
     return Split(*subsets)
 
@@ -120,6 +128,11 @@ class FeatureScaler:
     def load(cls, path: Path) -> FeatureScaler:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls(data["kind"], tuple(data["offset"]), tuple(data["scale"]), tuple(data["feature_names"]))
+            return cls(
+                data["kind"],
+                tuple(data["offset"]),
+                tuple(data["scale"]),
+                tuple(data["feature_names"]),
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{path}: not a hepfpga scaler file ({exc})") from exc

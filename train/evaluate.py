@@ -38,7 +38,9 @@ def _check(scores: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -
         raise DataError(f"expected {scores.shape[0]} labels, got shape {labels.shape}")
 
 
-def evaluate_classifier(scores: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> ClassifierMetrics:
+def evaluate_classifier(
+    scores: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
+) -> ClassifierMetrics:
     """Accuracy and per-class AUC of class scores (probabilities or logits) against labels."""
     from sklearn.metrics import roc_auc_score
 
@@ -70,7 +72,8 @@ def plot_roc(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import auc as area, roc_curve
+    from sklearn.metrics import auc as area
+    from sklearn.metrics import roc_curve
 
     styles = ["-", "--", ":", "-."]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -24,7 +24,9 @@ def _adam(learning_rate: float, momentum: float) -> Any:
 def _sgd(learning_rate: float, momentum: float) -> Any:
     from tensorflow import keras
 
-    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=momentum > 0)
+    return keras.optimizers.SGD(
+        learning_rate=learning_rate, momentum=momentum, nesterov=momentum > 0
+    )
 
 
 def _rmsprop(learning_rate: float, momentum: float) -> Any:

@@ -42,7 +42,8 @@ def build_model(n_inputs: int, n_classes: int, config: ModelConfig) -> keras.Mod
         builder = MODEL_BUILDERS[config.architecture]
     except KeyError:
         raise ValueError(
-            f"unknown architecture {config.architecture!r}; registered: {', '.join(sorted(MODEL_BUILDERS))}"
+            f"unknown architecture {config.architecture!r}; "
+            f"registered: {', '.join(sorted(MODEL_BUILDERS))}"
         ) from None
     return builder(n_inputs, n_classes, config)
 
@@ -64,7 +65,10 @@ def build_mlp(n_inputs: int, n_classes: int, config: ModelConfig) -> keras.Model
     x = inputs
     for i, units in enumerate(config.hidden_units, start=1):
         x = keras.layers.Dense(
-            units, kernel_initializer="lecun_uniform", kernel_regularizer=regularizer, name=f"dense_{i}"
+            units,
+            kernel_initializer="lecun_uniform",
+            kernel_regularizer=regularizer,
+            name=f"dense_{i}",
         )(x)
         x = keras.layers.Activation(config.activation, name=f"{config.activation}_{i}")(x)
         if config.dropout > 0:

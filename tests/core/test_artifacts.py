@@ -49,6 +49,9 @@ def test_manifest_hashes_inputs_and_outputs(tmp_path: Path) -> None:
     run.mkdir()
     write_json_atomic(run / "report.json", {"x": 1})
     manifest = write_manifest(run, inputs={"data": data, "config": None}, config={"k": 1})
-    assert manifest["inputs"]["data"]["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert (
+        manifest["inputs"]["data"]["sha256"]
+        == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
     assert manifest["outputs"] == {"report.json": file_sha256(run / "report.json")}
     assert json.loads((run / "manifest.json").read_text())["versions"]["tensorflow"]

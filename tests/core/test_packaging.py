@@ -29,8 +29,13 @@ def test_stage_resolves_to_its_top_level_folder(stage: str) -> None:
 
 
 def test_import_from_outside_the_checkout(tmp_path: Path) -> None:
-    code = "import hepfpga.train.jets, hepfpga.firmware, hepfpga.quantize.qat; print(hepfpga.train.jets.__file__)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    code = (
+        "import hepfpga.train.jets, hepfpga.firmware, hepfpga.quantize.qat; "
+        "print(hepfpga.train.jets.__file__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip().endswith(str(Path("train") / "jets.py"))
 
 
@@ -38,9 +43,23 @@ def test_import_from_outside_the_checkout(tmp_path: Path) -> None:
 def test_wheel_contains_stages_sample_and_typing_marker(tmp_path: Path) -> None:
     # build from a copy: setuptools writes build/ and *.egg-info/ beside the sources
     source = tmp_path / "src"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "runs", "build", "*.egg-info", "__pycache__"))
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".*", "runs", "build", "*.egg-info", "__pycache__"),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(source),
+        ],
         check=True,
         capture_output=True,
     )

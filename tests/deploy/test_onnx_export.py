@@ -18,7 +18,9 @@ def test_onnx_reproduces_keras(tmp_path: Path, quantized: bool) -> None:
     model = build_model(16, 5, ModelConfig(hidden_units=(16, 8)))
     if quantized:
         model = quantize_model(model, QuantizationSpec())
-    export = export_onnx(model, tmp_path / "m.onnx", metadata={"class_names": ["q", "g", "W", "Z", "t"]})
+    export = export_onnx(
+        model, tmp_path / "m.onnx", metadata={"class_names": ["q", "g", "W", "Z", "t"]}
+    )
     x = np.random.default_rng(0).normal(scale=3, size=(777, 16)).astype(np.float32)
     parity = check_onnx(export, model, x, batch_size=100)
     assert parity.n_events == 777

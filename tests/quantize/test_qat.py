@@ -31,12 +31,16 @@ def test_structure_maps_layer_by_layer(float_model) -> None:
 
 
 @pytest.mark.parametrize(("bits", "integer"), [(4, 0), (6, 0), (8, 1)])
-def test_weights_are_copied_and_quantized_on_their_grid(float_model, bits: int, integer: int) -> None:
+def test_weights_are_copied_and_quantized_on_their_grid(
+    float_model, bits: int, integer: int
+) -> None:
     spec = QuantizationSpec(weight_bits=bits, weight_integer=integer)
     qmodel = quantize_model(float_model, spec)
     for name in ("dense_1", "dense_2", "logits"):
         layer = qmodel.get_layer(name)
-        np.testing.assert_array_equal(layer.get_weights()[0], float_model.get_layer(name).get_weights()[0])
+        np.testing.assert_array_equal(
+            layer.get_weights()[0], float_model.get_layer(name).get_weights()[0]
+        )
         quantized = layer.get_quantizers()[0](layer.kernel).numpy()
         lsb = 2.0 ** -(bits - 1 - integer)
         assert np.all(np.abs(quantized / lsb - np.round(quantized / lsb)) == 0)
@@ -59,5 +63,7 @@ def test_unsupported_layer_is_named() -> None:
     x = keras.layers.Dense(4, name="d")(inputs)
     x = keras.layers.BatchNormalization(name="bn")(x)
     model = keras.Model(inputs, x)
-    with pytest.raises(ConversionError, match="'bn' of type BatchNormalization.*supported layers: Dense"):
+    with pytest.raises(
+        ConversionError, match=r"'bn' of type BatchNormalization.*supported layers: Dense"
+    ):
         quantize_model(model, QuantizationSpec())

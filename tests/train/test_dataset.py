@@ -19,7 +19,9 @@ def test_split_is_disjoint_stratified_and_reproducible(make_jets) -> None:
     assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
     for part in (a.train, a.test):
         fractions = np.bincount(part.labels, minlength=5) / len(part)
-        assert np.allclose(fractions, np.bincount(sample.labels, minlength=5) / len(sample), atol=0.02)
+        assert np.allclose(
+            fractions, np.bincount(sample.labels, minlength=5) / len(sample), atol=0.02
+        )
     c = split_sample(sample, (0.6, 0.2, 0.2), seed=4)
     assert not np.array_equal(a.test.features, c.test.features)
 
@@ -44,9 +46,13 @@ def test_scaler_round_trip_and_semantics(tmp_path: Path, kind: str, make_jets) -
     y = scaler.transform(x)
     assert y.dtype == np.float32 and np.isfinite(y).all()
     if kind == "standard":
-        assert np.allclose(y[:, :3].mean(0), 0, atol=1e-5) and np.allclose(y[:, :3].std(0), 1, atol=1e-4)
+        assert np.allclose(y[:, :3].mean(0), 0, atol=1e-5) and np.allclose(
+            y[:, :3].std(0), 1, atol=1e-4
+        )
     if kind == "minmax":
-        assert np.allclose(y[:, :3].min(0), 0, atol=1e-6) and np.allclose(y[:, :3].max(0), 1, atol=1e-6)
+        assert np.allclose(y[:, :3].min(0), 0, atol=1e-6) and np.allclose(
+            y[:, :3].max(0), 1, atol=1e-6
+        )
     if kind == "none":
         assert np.array_equal(y, x)
     scaler.save(tmp_path / "s.json")
