@@ -48,9 +48,11 @@ zero padded when the jet has fewer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from hepfpga.errors import DataError
 from hepfpga.train.jets import FEATURE_NAMES, N_CONSTITUENTS
@@ -90,12 +92,14 @@ class EcfResult:
     undefined: bool
 
 
-def delta_phi(phi: np.ndarray, phi_ref: np.ndarray | float) -> np.ndarray:
+def delta_phi(phi: ArrayLike, phi_ref: ArrayLike) -> np.ndarray:
     """``phi - phi_ref`` wrapped into ``[-pi, pi]``."""
     return (np.asarray(phi) - phi_ref + np.pi) % (2.0 * np.pi) - np.pi
 
 
-def kinematics(px, py, pz, energy) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def kinematics(
+    px: ArrayLike, py: ArrayLike, pz: ArrayLike, energy: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(pt, eta, rapidity, phi)`` of four-momenta given as arrays (GeV).
 
     Particles exactly along the beam get ``eta = rapidity = 0``; they carry no pT and so no
@@ -120,47 +124,53 @@ def _pair_angles(rapidity: np.ndarray, phi: np.ndarray) -> np.ndarray:
     return np.sqrt(dy * dy + dphi * dphi)
 
 
-def _triplets(n: int) -> np.ndarray:
-    """All index triplets ``i < j < k < n`` as an int32 ``(n choose 3, 3)`` array.
+# Triplets of indices below this bound come from one cached table (C(128, 3) = 341,376 rows,
+# 4 MB); jets with more constituents add one block per further last index.
+_TABLE_SIZE = 128
+_triplet_table: np.ndarray | None = None
 
-    The triplets are ordered by ``k`` first, so those of a smaller ``n`` are a prefix of those
-    of a larger one: one cached table serves every jet.
+
+def _triplet_blocks(n: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Index arrays ``(i, j, k)`` that together cover every triplet ``i < j < k < n`` once.
+
+    The cached table is ordered by ``k`` first, so the triplets of any ``n <= _TABLE_SIZE``
+    are a prefix of it.
     """
-    global _TRIPLET_TABLE
-    if n > _TRIPLET_TABLE[0]:
-        size = max(n, 2 * _TRIPLET_TABLE[0], 64)
+    global _triplet_table
+    if _triplet_table is None:
         blocks = [np.zeros((0, 3), dtype=np.int32)]
-        for k in range(2, size):
+        for k in range(2, _TABLE_SIZE):
             i, j = np.triu_indices(k, 1)
             blocks.append(np.stack([i, j, np.full(i.size, k)], axis=1).astype(np.int32))
-        _TRIPLET_TABLE = (size, np.concatenate(blocks))
-    return _TRIPLET_TABLE[1][: n * (n - 1) * (n - 2) // 6]
-
-
-_TRIPLET_TABLE: tuple[int, np.ndarray] = (0, np.zeros((0, 3), dtype=np.int32))
+        _triplet_table = np.concatenate(blocks)
+    m = min(n, _TABLE_SIZE)
+    prefix = _triplet_table[: m * (m - 1) * (m - 2) // 6]
+    yield prefix[:, 0], prefix[:, 1], prefix[:, 2]
+    for k in range(_TABLE_SIZE, n):
+        i, j = np.triu_indices(k, 1)
+        yield i, j, np.full(i.size, k)
 
 
 def _triplet_sums(z: np.ndarray, angles: np.ndarray) -> dict[str, float]:
     """Sums over i<j<k of z_i z_j z_k times the sorted-angle products, for beta 1 and 2."""
     n = z.shape[0]
-    triplets = _triplets(n)
-    i, j, k = triplets[:, 0], triplets[:, 1], triplets[:, 2]
     flat = angles.ravel()
-    a, b, c = flat[i * n + j], flat[i * n + k], flat[j * n + k]
-    lo = np.minimum(np.minimum(a, b), c)
-    hi = np.maximum(np.maximum(a, b), c)
-    two = lo * (a + b + c - lo - hi)  # product of the two smallest angles
-    three = two * hi
-    weight = z[i] * z[j] * z[k]
-    wlo, wtwo, wthree = weight * lo, weight * two, weight * three
-    return {
-        "e3_1": float(np.sum(wthree)),
-        "e3_2": float(np.dot(wthree, three)),
-        "1e3_1": float(np.sum(wlo)),
-        "1e3_2": float(np.dot(wlo, lo)),
-        "2e3_1": float(np.sum(wtwo)),
-        "2e3_2": float(np.dot(wtwo, two)),
-    }
+    sums = dict.fromkeys(("e3_1", "e3_2", "1e3_1", "1e3_2", "2e3_1", "2e3_2"), 0.0)
+    for i, j, k in _triplet_blocks(n):
+        a, b, c = flat[i * n + j], flat[i * n + k], flat[j * n + k]
+        lo = np.minimum(np.minimum(a, b), c)
+        hi = np.maximum(np.maximum(a, b), c)
+        two = lo * (a + b + c - lo - hi)  # product of the two smallest angles
+        three = two * hi
+        weight = z[i] * z[j] * z[k]
+        wlo, wtwo, wthree = weight * lo, weight * two, weight * three
+        sums["e3_1"] += float(np.sum(wthree))
+        sums["e3_2"] += float(np.dot(wthree, three))
+        sums["1e3_1"] += float(np.sum(wlo))
+        sums["1e3_2"] += float(np.dot(wlo, lo))
+        sums["2e3_1"] += float(np.sum(wtwo))
+        sums["2e3_2"] += float(np.dot(wtwo, two))
+    return sums
 
 
 def _ratio(numerator: float, denominator: float) -> float:

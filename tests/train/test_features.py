@@ -118,6 +118,31 @@ def test_vectorised_sums_match_brute_force(n_particles: int) -> None:
         assert values[name] == pytest.approx(expected, rel=1e-9, abs=1e-15), name
 
 
+def test_jets_beyond_the_cached_triplet_table() -> None:
+    """n = 140 > 128 adds per-index blocks; compare with a full n**3 cube computed directly."""
+    rng = np.random.default_rng(5)
+    n = 140
+    pt = rng.exponential(10.0, n) + 0.5
+    y, phi = rng.normal(0.0, 0.3, n), rng.normal(0.0, 0.3, n)
+    z = pt / pt.sum()
+    r = np.hypot(y[:, None] - y[None, :], delta_phi(phi[:, None], phi[None, :]))
+    a, b, c = r[:, :, None], r[:, None, :], r[None, :, :]
+    lo = np.minimum(np.minimum(a, b), c)
+    hi = np.maximum(np.maximum(a, b), c)
+    mid = a + b + c - lo - hi
+    weight = z[:, None, None] * z[None, :, None] * z[None, None, :]
+    # repeated indices have a zero angle and drop out; each distinct triplet appears 6 times
+    e2 = {beta: float(np.sum(np.triu(np.outer(z, z) * r**beta, 1))) for beta in (1, 2)}
+    values = _named(ecf_features(pt, y, phi).values)
+    for beta in (1, 2):
+        e3 = np.sum(weight * (lo * mid * hi) ** beta) / 6
+        assert values[f"d2_b{beta}_mmdt"] == pytest.approx(e3 / e2[beta] ** 3, rel=1e-9)
+        m2 = np.sum(weight * lo**beta) / 6 / e2[beta]
+        assert values[f"m2_b{beta}_mmdt"] == pytest.approx(m2, rel=1e-9)
+        n2 = np.sum(weight * (lo * mid) ** beta) / 6 / e2[beta] ** 2
+        assert values[f"n2_b{beta}_mmdt"] == pytest.approx(n2, rel=1e-9)
+
+
 def test_high_level_features_assemble_in_order() -> None:
     pt = np.array([600.0, 300.0, 100.0])
     out = high_level_features(

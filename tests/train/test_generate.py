@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 
-from hepfpga.errors import DataError
+from hepfpga.errors import DataError, MissingDependencyError
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES
-
-pytestmark = [pytest.mark.datagen, pytest.mark.slow]
 
 N_PER_CLASS = 6
 
@@ -29,6 +28,8 @@ def sample(generate):
     return generate(N_PER_CLASS, seed=11, n_constituents=20, progress=False, workers=1)
 
 
+@pytest.mark.datagen
+@pytest.mark.slow
 def test_shapes_and_classes(sample) -> None:
     n = N_PER_CLASS * len(CLASS_NAMES)
     assert len(sample) == n
@@ -39,6 +40,8 @@ def test_shapes_and_classes(sample) -> None:
     assert sample.feature_names == FEATURE_NAMES and sample.class_names == CLASS_NAMES
 
 
+@pytest.mark.datagen
+@pytest.mark.slow
 def test_selection_and_finite_features(sample) -> None:
     assert (sample.jet_pt > 800).all()
     assert (np.abs(sample.jet_eta) < 2.5).all()
@@ -53,6 +56,8 @@ def test_selection_and_finite_features(sample) -> None:
     assert np.median(top_mass) > 100  # groomed top jets keep most of the top mass
 
 
+@pytest.mark.datagen
+@pytest.mark.slow
 def test_metadata_is_json_and_complete(sample) -> None:
     meta = json.loads(json.dumps(sample.metadata))
     assert meta["seed"] == 11 and meta["n_per_class"] == N_PER_CLASS
@@ -61,6 +66,8 @@ def test_metadata_is_json_and_complete(sample) -> None:
     assert "pythia8mc" in meta["versions"]
 
 
+@pytest.mark.datagen
+@pytest.mark.slow
 def test_reproducible_with_the_seed_and_independent_of_workers(generate, sample) -> None:
     again = generate(N_PER_CLASS, seed=11, n_constituents=20, progress=False, workers=2)
     np.testing.assert_array_equal(again.features, sample.features)
@@ -70,6 +77,7 @@ def test_reproducible_with_the_seed_and_independent_of_workers(generate, sample)
     assert not np.array_equal(other.features[:2], sample.features[:2])  # both q jets
 
 
+@pytest.mark.datagen
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -82,3 +90,12 @@ def test_reproducible_with_the_seed_and_independent_of_workers(generate, sample)
 def test_bad_arguments(generate, kwargs: dict, message: str) -> None:
     with pytest.raises(DataError, match=message):
         generate(**kwargs)
+
+
+@pytest.mark.parametrize("module", ["pythia8mc", "fastjet"])
+def test_missing_extra_names_the_install_command(monkeypatch, module: str) -> None:
+    from hepfpga.train.generate import generate_sample
+
+    monkeypatch.setitem(sys.modules, module, None)  # makes ``import module`` fail
+    with pytest.raises(MissingDependencyError, match=r"pip install 'hepfpga\[datagen\]'"):
+        generate_sample(1, progress=False)
