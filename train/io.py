@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,7 @@ def _read_hdf5(path: Path) -> JetSample:
         raise DataError(f"{path}: cannot be read as an HDF5 jet sample ({exc})") from exc
 
 
-def _openml_sample(path: Path, header: list[str], rows: list[list[str]]) -> JetSample:
+def _openml_columns(path: Path, header: list[str]) -> dict[str, int]:
     columns = {name.strip().strip("'\""): i for i, name in enumerate(header)}
     missing = [name for name in (*FEATURE_NAMES, "class") if name not in columns]
     if missing:
@@ -250,17 +251,66 @@ def _openml_sample(path: Path, header: list[str], rows: list[list[str]]) -> JetS
             f"{path}: not the OpenML hls4ml_lhc_jets_hlf layout, missing column(s) "
             f"{', '.join(missing)}; expected the 16 feature columns and 'class'"
         )
-    if not rows:
-        raise DataError(f"{path}: no data rows")
+    return columns
+
+
+def _openml_table(
+    path: Path, header: list[str], data_line: int, quote: str, comment: str | None
+) -> JetSample:
+    """Read the data lines (from line ``data_line``, 0-based) of an OpenML CSV or ARFF file.
+
+    The fast path is numpy's C reader; any irregularity sends us to the slow path, which
+    reads row by row and names the offending row.
+    """
+    columns = _openml_columns(path, header)
+    feature_columns = [columns[name] for name in FEATURE_NAMES]
+    options: dict[str, Any] = {
+        "delimiter": ",",
+        "skiprows": data_line,
+        "quotechar": quote,
+        "comments": comment,
+        "encoding": "utf-8",
+    }
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            features = np.loadtxt(
+                path, usecols=feature_columns, dtype=np.float32, ndmin=2, **options
+            )
+            raw_labels = np.loadtxt(path, usecols=columns["class"], dtype=str, ndmin=1, **options)
+    except ValueError:
+        return _openml_rows(path, header, _slow_rows(path, data_line, quote, comment))
+    return _openml_sample(path, features, raw_labels)
+
+
+def _slow_rows(path: Path, data_line: int, quote: str, comment: str | None) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        lines = handle.read().splitlines()[data_line:]
+    lines = [line for line in lines if line.strip() and not (comment and line.startswith(comment))]
+    return list(csv.reader(lines, quotechar=quote, skipinitialspace=True))
+
+
+def _openml_rows(path: Path, header: list[str], rows: list[list[str]]) -> JetSample:
+    columns = _openml_columns(path, header)
     for r, row in enumerate(rows):
         if len(row) != len(header):
             raise DataError(
                 f"{path}: data row {r + 1} has {len(row)} values, the header {len(header)}"
             )
-    class_column = columns["class"]
-    raw_labels = np.char.lower(
-        np.char.strip(np.char.strip([row[class_column] for row in rows]), "'\"")
-    )
+    text = np.char.strip(np.array([[row[columns[name]] for name in FEATURE_NAMES] for row in rows]))
+    if text.size:
+        text[text == "?"] = "nan"  # ARFF's missing value; reported by the NaN check
+    try:
+        features = text.astype(np.float32).reshape(len(rows), len(FEATURE_NAMES))
+    except ValueError as exc:
+        raise DataError(f"{path}: a feature value is not a number ({exc})") from exc
+    return _openml_sample(path, features, np.array([row[columns["class"]] for row in rows]))
+
+
+def _openml_sample(path: Path, features: np.ndarray, raw_labels: np.ndarray) -> JetSample:
+    if features.shape[0] == 0:
+        raise DataError(f"{path}: no data rows")
+    raw_labels = np.char.lower(np.char.strip(np.char.strip(raw_labels.astype(str)), "'\""))
     unknown = ~np.isin(raw_labels, list(_OPENML_CLASSES))
     if unknown.any():
         first = int(np.flatnonzero(unknown)[0])
@@ -268,15 +318,9 @@ def _openml_sample(path: Path, header: list[str], rows: list[list[str]]) -> JetS
             f"{path}: {int(unknown.sum())} row(s) with an unknown class (first: data row "
             f"{first + 1}, {raw_labels[first]!r}); accepted: {', '.join(_OPENML_CLASSES)}"
         )
-    labels = np.array([_OPENML_CLASSES[label] for label in raw_labels.tolist()], dtype=np.int64)
-    feature_columns = [columns[name] for name in FEATURE_NAMES]
-    text = np.char.strip(np.array([[row[c] for c in feature_columns] for row in rows]))
-    text[text == "?"] = "nan"  # ARFF's missing value; reported by the NaN check
-    try:
-        features = text.astype(np.float32)
-    except ValueError as exc:
-        raise DataError(f"{path}: a feature value is not a number ({exc})") from exc
-    n = len(rows)
+    lookup = np.array([_OPENML_CLASSES[c] for c in sorted(_OPENML_CLASSES)], dtype=np.int64)
+    labels = lookup[np.searchsorted(sorted(_OPENML_CLASSES), raw_labels)]
+    n = features.shape[0]
     absent = np.full(n, np.nan, dtype=np.float32)
     return JetSample(
         features=features,
@@ -296,40 +340,34 @@ def _openml_sample(path: Path, header: list[str], rows: list[list[str]]) -> JetS
 def _read_openml_csv(path: Path) -> JetSample:
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, [])
-            rows = [row for row in reader if row]
+            header = next(csv.reader(handle), [])
+        return _openml_table(path, header, 1, '"', None)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot be read as CSV ({exc})") from exc
-    return _openml_sample(path, header, rows)
 
 
 def _read_openml_arff(path: Path) -> JetSample:
     header: list[str] = []
-    rows: list[list[str]] = []
-    in_data = False
+    data_line = -1
     try:
         with path.open(encoding="utf-8") as handle:
-            for line in handle:
+            for number, line in enumerate(handle):
                 text = line.strip()
                 if not text or text.startswith("%"):
-                    continue
-                if in_data:
-                    rows.append(next(csv.reader([text], quotechar="'", skipinitialspace=True)))
                     continue
                 keyword = text.split(None, 1)[0].lower()
                 if keyword == "@attribute":
                     # "@attribute name type"; names may be quoted
                     rest = text.split(None, 1)[1]
-                    name = next(csv.reader([rest], delimiter=" ", quotechar="'"))[0]
-                    header.append(name)
+                    header.append(next(csv.reader([rest], delimiter=" ", quotechar="'"))[0])
                 elif keyword == "@data":
-                    in_data = True
+                    data_line = number + 1
+                    break
+        if data_line < 0:
+            raise DataError(f"{path}: not an ARFF file, no '@data' section")
+        return _openml_table(path, header, data_line, "'", "%")
     except (OSError, UnicodeDecodeError, csv.Error, IndexError) as exc:
         raise DataError(f"{path}: cannot be read as ARFF ({exc})") from exc
-    if not in_data:
-        raise DataError(f"{path}: not an ARFF file, no '@data' section")
-    return _openml_sample(path, header, rows)
 
 
 # ---------------------------------------------------------------------------------------------
