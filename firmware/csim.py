@@ -1,0 +1,135 @@
+"""C simulation of a compiled project: outputs and logits, event by event.
+
+Inputs are first rounded to float32, because that is what the Keras model computes with, and
+then passed to the simulation as float64 (so the C++ side converts exactly the value QKeras
+quantized). The C-simulation library runs one event per call, as hls4ml's ``predict`` does.
+
+:func:`predict_logits` reads the output of the traced logits layer. hls4ml's public
+``ModelGraph.trace`` regenerates and recompiles the whole project on every call (several
+seconds with g++); the project written by hepfpga already has tracing of the logits layer
+compiled in (``TraceOutput`` + ``Trace`` on that layer, excluded from synthesis by
+``#ifndef __SYNTHESIS__``), so here the library's trace buffers are read directly through the
+bridge functions hls4ml generates (``allocate_trace_storage``, ``collect_trace_output``,
+``free_trace_storage``). This relies on hls4ml 1.3's bridge, which hepfpga pins.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+
+from hepfpga.errors import ConversionError, DataError
+from hepfpga.firmware.project import FirmwareProject
+
+__all__ = ["predict", "predict_logits", "predict_with_logits"]
+
+
+def _events(project: FirmwareProject, x: Any) -> np.ndarray:
+    values = np.asarray(x)
+    n_in = project.hls_model.get_input_variables()[0].size()
+    if values.ndim == 1:
+        values = values[np.newaxis, :]
+    if values.ndim != 2 or values.shape[1] != n_in or not len(values):
+        raise DataError(f"expected inputs of shape (n_events, {n_in}), got {np.shape(x)}")
+    if not np.all(np.isfinite(values)):
+        raise DataError("inputs contain NaN or infinite values")
+    return np.ascontiguousarray(values.astype(np.float32).astype(np.float64))
+
+
+def _library(project: FirmwareProject) -> Any:
+    library = getattr(project.hls_model, "_top_function_lib", None)
+    if not project.compiled or library is None:
+        raise ConversionError(
+            f"the project {project.path} is not compiled; call compile_project(project) first"
+        )
+    return library
+
+
+def _top_function(project: FirmwareProject, library: Any) -> Any:
+    top = getattr(library, f"{project.hls_model.config.get_project_name()}_double")
+    pointer = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
+    top.argtypes = [pointer, pointer]
+    top.restype = None
+    return top
+
+
+def predict(project: FirmwareProject, x: Any) -> np.ndarray:
+    """The firmware's outputs (events x outputs, float64) from C simulation of ``x``."""
+    outputs, _ = _simulate(project, x, trace_layer=None)
+    return outputs
+
+
+def predict_logits(project: FirmwareProject, x: Any, logits_layer: str | None = None) -> np.ndarray:
+    """The output of ``logits_layer`` (default: the layer feeding the softmax) for ``x``."""
+    _, logits = _simulate(project, x, trace_layer=logits_layer or project.logits_layer)
+    return logits
+
+
+def predict_with_logits(
+    project: FirmwareProject, x: Any, logits_layer: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(predict(...), predict_logits(...))`` from a single pass over the events."""
+    return _simulate(project, x, trace_layer=logits_layer or project.logits_layer)
+
+
+class _TraceData(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("data", ctypes.c_void_p)]
+
+
+def _traced_layers(project: FirmwareProject) -> dict[str, int]:
+    model = project.hls_model
+    if not model.config.trace_output:
+        return {}
+    return {
+        layer.name: layer.get_output_variable().size()
+        for layer in model.get_layers()
+        if layer.get_attr("function_cpp", None) and layer.get_attr("trace", False)
+    }
+
+
+def _simulate(
+    project: FirmwareProject, x: Any, trace_layer: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    events = _events(project, x)
+    library = _library(project)
+    model = project.hls_model
+    n_out = model.get_output_variables()[0].size()
+    top = _top_function(project, library)
+    outputs = np.zeros((len(events), n_out), dtype=np.float64)
+    if trace_layer is None:
+        for i in range(len(events)):
+            top(events[i], outputs[i])
+        return outputs, np.empty((len(events), 0))
+
+    traced = _traced_layers(project)
+    if trace_layer not in traced:
+        raise ConversionError(
+            f"layer '{trace_layer}' is not traced in the C simulation of {project.path}; "
+            f"traced layers: {sorted(traced) or 'none'}"
+        )
+    library.allocate_trace_storage.argtypes = [ctypes.c_size_t]
+    library.allocate_trace_storage.restype = None
+    library.collect_trace_output.argtypes = [ctypes.POINTER(_TraceData)]
+    library.collect_trace_output.restype = None
+    library.free_trace_storage.argtypes = None
+    library.free_trace_storage.restype = None
+    slots = (_TraceData * len(traced))()
+    values = np.zeros((len(events), traced[trace_layer]), dtype=np.float64)
+    library.allocate_trace_storage(ctypes.sizeof(ctypes.c_double))
+    try:
+        # the buffers live as long as the trace storage, so find ours once
+        top(events[0], outputs[0])
+        library.collect_trace_output(slots)
+        address = next(s.data for s in slots if s.name.decode() == trace_layer)
+        buffer = np.ctypeslib.as_array(
+            ctypes.cast(address, ctypes.POINTER(ctypes.c_double)), shape=(values.shape[1],)
+        )
+        values[0] = buffer
+        for i in range(1, len(events)):
+            top(events[i], outputs[i])
+            values[i] = buffer
+    finally:
+        library.free_trace_storage()
+    return outputs, values

@@ -1,0 +1,80 @@
+"""Fixtures of the firmware tests: the pipeline's QKeras tagger at chosen bit widths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+def build_tagger(
+    weight_bits: int = 6,
+    weight_integer: int = 0,
+    activation_bits: int = 6,
+    input_bits: int = 16,
+    input_integer: int = 5,
+    seed: int = 0,
+) -> Any:
+    """The QKeras jet tagger the pipeline builds, with random (seeded) weights."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+
+    def weights() -> Any:
+        return quantized_bits(weight_bits, weight_integer, alpha=1)
+
+    x = keras.Input((16,), name="input")
+    h = QActivation(quantized_bits(input_bits, input_integer, alpha=1), name="input_quant")(x)
+    for i, n in enumerate((64, 32, 32), 1):
+        h = QDense(
+            n,
+            kernel_quantizer=weights(),
+            bias_quantizer=weights(),
+            bias_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=seed + i),
+            name=f"dense_{i}",
+        )(h)
+        h = QActivation(quantized_relu(activation_bits), name=f"relu_{i}")(h)
+    logits = QDense(
+        5,
+        kernel_quantizer=weights(),
+        bias_quantizer=weights(),
+        bias_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=seed + 9),
+        name="logits",
+    )(h)
+    out = keras.layers.Activation("softmax", name="softmax")(logits)
+    return keras.Model(x, out, name="jet_tagger")
+
+
+def standardized_inputs(
+    n: int, seed: int = 1, input_bits: int = 16, input_integer: int = 5
+) -> np.ndarray:
+    """Events like standardized features, some far outside the input type's range.
+
+    One event in ten is scaled up to saturate the input quantizer; one in twenty sits on exact
+    rounding ties of the input type (``quantized_bits(16, 5)`` is ``ap_fixed<16,6>``: lsb 2**-10).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 16))
+    x[::10] *= 2.0 ** (input_integer + 1)
+    lsb = 2.0 ** (input_integer + 1 - input_bits)
+    x[5::20] = (np.round(x[5::20] / lsb) + 0.5) * lsb
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tagger_factory() -> Callable[..., Any]:
+    return build_tagger
+
+
+@pytest.fixture(scope="session")
+def small_tagger() -> Any:
+    return build_tagger()
+
+
+@pytest.fixture(scope="session")
+def inputs_factory() -> Callable[..., np.ndarray]:
+    return standardized_inputs

@@ -1,0 +1,87 @@
+"""FirmwareOptions: defaults, conversions and validation messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from hepfpga.errors import ConfigError
+from hepfpga.firmware import FirmwareOptions
+from hepfpga.firmware.options import Backend, IOType, Strategy
+from hepfpga.quantize.fixed import FixedType
+
+
+def test_defaults() -> None:
+    options = FirmwareOptions()
+    assert options.backend is Backend.VITIS
+    assert options.io_type is IOType.PARALLEL
+    assert options.strategy is Strategy.LATENCY
+    assert options.part == "xcvu13p-flga2577-2-e"
+    assert options.clock_period == 5.0
+    assert options.reuse_factor == 1
+    assert options.softmax_table_size == 1024
+    assert options.softmax_table_bits == 10
+    assert options.softmax_exp_table.to_hls() == "ap_ufixed<18,1,AP_RND,AP_SAT>"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "attribute", "expected"),
+    [
+        ({"backend": "Vivado"}, "backend", Backend.VIVADO),
+        ({"backend": "vitis"}, "backend", Backend.VITIS),
+        ({"io_type": "io_stream"}, "io_type", IOType.STREAM),
+        ({"strategy": "resource"}, "strategy", Strategy.RESOURCE),
+        ({"clock_period": 4}, "clock_period", 4.0),
+        (
+            {"input_type": "ap_fixed<12,4,AP_RND_CONV,AP_SAT>"},
+            "input_type",
+            FixedType.parse("ap_fixed<12,4,AP_RND_CONV,AP_SAT>"),
+        ),
+        (
+            {"softmax_inv_table": "ap_ufixed<16,1,AP_RND,AP_SAT>"},
+            "softmax_inv_table",
+            FixedType.parse("ap_ufixed<16,1,AP_RND,AP_SAT>"),
+        ),
+    ],
+)
+def test_strings_are_converted(kwargs: dict, attribute: str, expected: object) -> None:
+    assert getattr(FirmwareOptions(**kwargs), attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "path", "message"),
+    [
+        ({"backend": "Quartus"}, "firmware.backend", "accepted: 'Vitis', 'Vivado'"),
+        ({"io_type": "parallel_io"}, "firmware.io_type", "'io_parallel', 'io_stream'"),
+        ({"strategy": "fast"}, "firmware.strategy", "'Latency', 'Resource'"),
+        ({"reuse_factor": 0}, "firmware.reuse_factor", "positive integer"),
+        ({"reuse_factor": 2.5}, "firmware.reuse_factor", "positive integer"),
+        ({"clock_period": -1}, "firmware.clock_period", "positive clock period"),
+        ({"part": ""}, "firmware.part", "FPGA part"),
+        ({"project_name": "my project"}, "firmware.project_name", "C identifier"),
+        ({"softmax_table_size": 1000}, "firmware.softmax_table_size", "power of two"),
+        ({"softmax_range_bits": 10}, "firmware.softmax_range_bits", "fewer than 10"),
+        ({"softmax_exp_table": "float"}, "firmware.softmax_exp_table", "fixed-point type"),
+        ({"input_type": "ap_fixed<16>"}, "firmware.input_type", "template arguments"),
+    ],
+)
+def test_invalid_values_name_the_path_and_accepted_values(
+    kwargs: dict, path: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        FirmwareOptions(**kwargs)
+    assert info.value.path == path
+
+
+def test_from_dict_round_trip_and_unknown_keys() -> None:
+    options = FirmwareOptions(backend="Vivado", reuse_factor=4, softmax_table_size=2048)
+    assert FirmwareOptions.from_dict(options.to_dict()) == options
+    with pytest.raises(ConfigError, match="did you mean 'reuse_factor'") as info:
+        FirmwareOptions.from_dict({"reuse_factr": 2})
+    assert info.value.path == "firmware.reuse_factr"
+
+
+def test_backend_registry_names_tools() -> None:
+    assert Backend.VITIS.info.hls4ml_name == "Vitis"
+    assert "vitis_hls" in Backend.VITIS.info.tools
+    assert Backend.VIVADO.info.tools == ("vivado_hls",)
+    assert len(Backend.VITIS.info.tools) == len(Backend.VITIS.info.build_commands)
