@@ -37,6 +37,8 @@ __all__ = ["FirmwareProject", "compile_project", "synthesize", "write_project"]
 
 #: the exact hls4ml configuration used, next to hls4ml's own files
 CONFIG_FILE = "hepfpga_hls_config.json"
+#: written by hepfpga.firmware.verify.record_verification
+VERIFICATION_FILE = "verification.json"
 TB_INPUTS = "tb_data/tb_input_features.npy"
 TB_OUTPUTS = "tb_data/tb_output_predictions.npy"
 
@@ -123,12 +125,14 @@ C/RTL co-simulation compares against, as `.dat` for the testbench and `.npy`.
 
 ## What is verified
 
-hepfpga's C simulation of this project reproduces the QKeras model's logits (the output of
-layer `{logits}`) bit for bit: the input type rounds half to even and saturates like the
-QKeras input quantizer, weights hold the QKeras-quantized values, sums are exact and the
+The types are chosen so that the C simulation reproduces the QKeras model's logits (the
+output of layer `{logits}`) bit for bit: the input type rounds half to even and saturates like
+the QKeras input quantizer, weights hold the QKeras-quantized values, sums are exact and the
 `quantized_relu` results round and saturate as in QKeras. The softmax is table based and
-approximates the floating-point softmax (see `hepfpga.firmware.hls_config`); check its
-deviation with `hepfpga.firmware.verify_qkeras`.
+approximates the floating-point softmax to about 2**-8 (see `hepfpga.firmware.hls_config`).
+`hepfpga.firmware.verify_qkeras` runs both on a test set and compares them (fraction of
+bit-exact logits, largest differences, argmax agreement); `record_verification` stores that
+result as `{VERIFICATION_FILE}` in this folder.
 
 ## Types
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,9 +14,9 @@ import numpy as np
 from hepfpga.errors import DataError
 from hepfpga.firmware.csim import predict_with_logits
 from hepfpga.firmware.hls_config import logits_layer_name
-from hepfpga.firmware.project import FirmwareProject
+from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
 
-__all__ = ["Comparison", "compare_outputs", "verify_qkeras"]
+__all__ = ["Comparison", "compare_outputs", "record_verification", "verify_qkeras"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +85,18 @@ def verify_qkeras(qmodel: Any, project: FirmwareProject, x: Any) -> Comparison:
     ref_logits = logits_model.predict(events, verbose=0, batch_size=4096)
     hls_probs, hls_logits = predict_with_logits(project, events)
     return compare_outputs(ref_logits, hls_logits, ref_probs, hls_probs)
+
+
+def record_verification(project: FirmwareProject, comparison: Comparison) -> Path:
+    """Write ``comparison`` as ``verification.json`` into the project folder (atomically)."""
+    target = project.path / VERIFICATION_FILE
+    text = json.dumps(comparison.to_dict(), indent=2, sort_keys=True) + "\n"
+    handle, name = tempfile.mkstemp(prefix=".verification.", suffix=".partial", dir=project.path)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        Path(name).replace(target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return target
