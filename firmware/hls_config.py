@@ -114,16 +114,16 @@ def input_fixed_type(model: Any) -> FixedType:
     Raises :class:`~hepfpga.errors.ConfigError` (``firmware.input_type``) when the model has
     no such quantizer, since the firmware's input type would then be a guess.
     """
+    from qkeras.quantizers import get_quantizer
+
     if len(model.inputs) != 1:
         raise ConversionError(f"expected a model with one input, got {len(model.inputs)}")
     input_layer = model.inputs[0].node.layer
     consumers = [layer for layer in model.layers if input_layer in _inbound_layers(layer)]
     for layer in consumers:
         if type(layer).__name__ == "QActivation":
-            quantizer = layer.get_config()["activation"]
-            if type(quantizer).__name__ == "quantized_bits" or (
-                isinstance(quantizer, dict) and quantizer.get("class_name") == "quantized_bits"
-            ):
+            quantizer = get_quantizer(layer.get_config()["activation"])
+            if type(quantizer).__name__ == "quantized_bits":
                 return from_quantizer(quantizer)
     raise ConfigError(
         f"cannot derive the hardware input type: the input '{input_layer.name}' is not followed by "

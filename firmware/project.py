@@ -13,6 +13,7 @@ path into it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -76,6 +77,12 @@ def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray
     if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
         raise DataError(f"{name} must hold finite numbers")
     return array
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _check_destination(out_dir: Path) -> None:
@@ -152,10 +159,12 @@ def write_project(
 ) -> FirmwareProject:
     """Convert a QKeras model with hls4ml and write the project folder ``out_dir`` atomically.
 
-    ``out_dir`` must not exist or be an empty folder. ``testbench_inputs`` (events x inputs)
-    and ``testbench_outputs`` (events x outputs, the reference predictions) become the
-    testbench data in ``tb_data/``. The folder holds hls4ml's project, ``CONFIG_FILE`` and a
-    ``README.md``. The C-simulation library is not built; call :func:`compile_project`.
+    ``out_dir`` must not exist or be an empty folder (missing parents are created). On any
+    failure nothing is left at ``out_dir`` or next to it. ``testbench_inputs`` (events x
+    inputs, rounded to float32 as Keras does) and ``testbench_outputs`` (events x outputs, the
+    reference predictions) become the testbench data in ``tb_data/``. The folder holds
+    hls4ml's project, ``CONFIG_FILE`` and a ``README.md``. The C-simulation library is not
+    built; call :func:`compile_project`.
     """
     import hls4ml
 
@@ -176,6 +185,7 @@ def write_project(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the project should not be
         tb_paths = {}
         for key, array, rel in (
             ("InputData", tb_inputs, TB_INPUTS),

@@ -50,7 +50,7 @@ CASES: dict[str, tuple[dict[str, int], dict[str, str]]] = {
         },
         {},
     ),
-    "w6a6-vivado": ({}, {"backend": "Vivado"}),
+    "w6a6-vivado-stream": ({}, {"backend": "Vivado", "io_type": "io_stream"}),
 }
 
 
