@@ -101,6 +101,11 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if isinstance(value, tp):
             return value
+        if isinstance(value, str) and hasattr(tp, "parse"):  # e.g. FixedType("ap_fixed<8,3>")
+            try:
+                return tp.parse(value)
+            except ConfigError as exc:
+                raise ConfigError(str(exc), path=path, source=source) from exc
         return _build_dataclass(tp, value, path, source)
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
@@ -200,6 +205,8 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
 
 def to_plain(obj: Any) -> Any:
     """A dataclass tree as plain JSON/YAML-ready data (enums by value, paths as strings)."""
+    if hasattr(obj, "to_hls"):  # fixed-point types are written as their C++ spelling
+        return obj.to_hls()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, enum.Enum):

@@ -77,6 +77,12 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` through a temporary file and a rename."""
     path = Path(path)
@@ -86,6 +92,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
             handle.write("\n")
+        Path(tmp).chmod(0o666 & ~_umask())  # mkstemp creates 0600; a result file is shared
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -120,6 +127,7 @@ def atomic_directory(destination: Path, *, overwrite: bool = False) -> Iterator[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp creates 0700
     old: Path | None = None
     if destination.exists():
         old = destination.with_name(f".{destination.name}.old-{os.getpid()}")

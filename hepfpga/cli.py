@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import click
 from hepfpga import __version__
 from hepfpga.errors import HepfpgaError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+# Before TensorFlow is first imported: its C++ start-up messages (CUDA plugin registration,
+# CPU instruction sets) are noise for a command-line user; -vv shows them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -28,7 +31,13 @@ def _setup_logging(verbose: int) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-    if verbose < 2:
+    if verbose >= 2:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
+        # Keras' notes on saving QKeras quantizers in HDF5 and similar library chatter
+        warnings.filterwarnings(
+            "ignore", category=UserWarning, module=r"(keras|tensorflow|qkeras|hls4ml)"
+        )
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
         try:
             import absl.logging

@@ -19,11 +19,11 @@ import yaml
 
 from hepfpga._schema import build, to_plain
 from hepfpga.errors import ConfigError
+from hepfpga.firmware.options import FirmwareOptions
 
 __all__ = [
     "DataConfig",
     "EarlyStoppingConfig",
-    "FirmwareConfig",
     "ModelConfig",
     "OnnxConfig",
     "PipelineConfig",
@@ -218,35 +218,6 @@ class OnnxConfig:
 
 
 @dataclass(frozen=True)
-class FirmwareConfig:
-    """hls4ml conversion; see :class:`hepfpga.firmware.FirmwareOptions` for the semantics.
-
-    ``testbench_events``: jets of the test set written as the project's C test bench data.
-    """
-
-    backend: str = "Vitis"
-    io_type: str = "io_parallel"
-    strategy: str = "Latency"
-    part: str = "xcvu13p-flga2577-2-e"
-    clock_period: float = 5.0
-    reuse_factor: int = 1
-    testbench_events: int = 1000
-
-    def __post_init__(self) -> None:
-        _positive(self.clock_period, "firmware.clock_period")
-        if self.reuse_factor < 1:
-            raise ConfigError(
-                f"expected a positive integer, got {self.reuse_factor}",
-                path="firmware.reuse_factor",
-            )
-        if self.testbench_events < 1:
-            raise ConfigError(
-                f"expected a positive integer, got {self.testbench_events}",
-                path="firmware.testbench_events",
-            )
-
-
-@dataclass(frozen=True)
 class VerificationConfig:
     """What the run must show; a failed check makes the run exit with status 1 after its
     folder and report are written.
@@ -254,13 +225,20 @@ class VerificationConfig:
     ``require_bit_exact``: HLS logits equal QKeras logits on every test jet.
     ``max_accuracy_drop``: float accuracy minus QKeras accuracy (a fraction, 0.02 = 2 points).
     ``max_events``: verify on at most this many test jets (None: the whole test set).
+    ``testbench_events``: test jets written into the firmware project as its C test bench.
     """
 
     require_bit_exact: bool = True
     max_accuracy_drop: float = 0.02
     max_events: int | None = None
+    testbench_events: int = 1000
 
     def __post_init__(self) -> None:
+        if self.testbench_events < 1:
+            raise ConfigError(
+                f"expected a positive integer, got {self.testbench_events}",
+                path="verification.testbench_events",
+            )
         if self.max_events is not None and self.max_events < 1:
             raise ConfigError(
                 f"expected a positive integer, got {self.max_events}",
@@ -280,7 +258,7 @@ class PipelineConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
-    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+    firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     schema_version: int = SCHEMA_VERSION
 

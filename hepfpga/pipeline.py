@@ -79,7 +79,8 @@ def run_pipeline(
 ) -> RunResult:
     """Run every stage of ``config`` and return the finished run folder and report."""
     from hepfpga.deploy.onnx_export import check_onnx, export_onnx
-    from hepfpga.firmware import FirmwareOptions, predict, predict_logits, write_project
+    from hepfpga.firmware import compile_project, record_verification, write_project
+    from hepfpga.firmware.csim import predict_with_logits
     from hepfpga.firmware.verify import compare_outputs
     from hepfpga.model_io import save_keras_model
     from hepfpga.quantize.qat import QuantizationSpec, quantize_model
@@ -92,7 +93,7 @@ def run_pipeline(
     check_destination(destination, overwrite=overwrite)
     timer = _Timer()
     total_start = time.perf_counter()
-    firmware_options = FirmwareOptions.from_config(config.firmware)
+    firmware_options = config.firmware
     with timer.stage("data", "loading and splitting the jets"):
         sample, data_path = _load_data(config)
         if config.data.max_jets is not None:
@@ -179,7 +180,7 @@ def run_pipeline(
             )
             onnx_parity = check_onnx(export, qmodel, x_test)
 
-        n_tb = min(config.firmware.testbench_events, len(x_test))
+        n_tb = min(config.verification.testbench_events, len(x_test))
         with timer.stage(
             "firmware",
             f"hls4ml conversion ({firmware_options.backend.value}) and C simulation build",
@@ -191,11 +192,12 @@ def run_pipeline(
                 testbench_inputs=x_test[:n_tb],
                 testbench_outputs=q_probs[:n_tb],
             )
+            compile_project(project)
 
         with timer.stage("csim", f"C simulation of {len(x_test)} test jets"):
-            hls_probs = predict(project, x_test)
-            hls_logits = predict_logits(project, x_test)
+            hls_probs, hls_logits = predict_with_logits(project, x_test)
             comparison = compare_outputs(q_logits, hls_logits, q_probs, hls_probs)
+            record_verification(project, comparison)
 
         with timer.stage("evaluation", "evaluating accuracies, ROC curves and AUCs"):
             metrics = {
@@ -253,7 +255,13 @@ def run_pipeline(
             "hls": {"test": metrics["hls"].to_dict()},
             "hls_vs_qkeras": comparison.to_dict(),
             "onnx_vs_qkeras": onnx_parity.to_dict(),
-            "firmware": project.summary(),
+            "firmware": {
+                "folder": "firmware",
+                "options": firmware_options.to_dict(),
+                "logits_layer": project.logits_layer,
+                "compile_seconds": project.compile_seconds,
+                "testbench_events": n_tb,
+            },
             "timings_s": {**timer.seconds, "total": round(time.perf_counter() - total_start, 2)},
             "versions": tool_versions(),
             "config": config_to_dict(config),

@@ -29,8 +29,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, make_jets_module):
             "model": {"hidden_units": [16, 8]},
             "training": {"epochs": 8},
             "quantization": {"epochs": 4, "input_bits": 12, "input_integer": 4},
-            "firmware": {"testbench_events": 50},
-            "verification": {"max_accuracy_drop": 1.0},
+            "verification": {"max_accuracy_drop": 1.0, "testbench_events": 50},
         }
     )
     return config, run_pipeline(config)
