@@ -77,9 +77,12 @@ def _build_dataclass(cls: type, data: Any, path: str, source: str | None) -> Any
     try:
         return cls(**kwargs)
     except ConfigError as exc:
-        if exc.source is None and source is not None:
-            raise ConfigError(str(exc), source=source) from exc
-        raise
+        # __post_init__ names the field relative to its dataclass; add where it lives
+        # (unless the class already spelt out the full path, as FirmwareOptions does).
+        full = exc.path
+        if path and not (full == path or full.startswith((f"{path}.", f"{path}["))):
+            full = _join(path, full) if full else path
+        raise ConfigError(exc.message, path=full, source=exc.source or source) from exc
     except TypeError as exc:  # a required field without a default is missing
         missing = [
             n
@@ -105,7 +108,7 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
             try:
                 return tp.parse(value)
             except ConfigError as exc:
-                raise ConfigError(str(exc), path=path, source=source) from exc
+                raise ConfigError(exc.message, path=path, source=source) from exc
         return _build_dataclass(tp, value, path, source)
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]

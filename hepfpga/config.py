@@ -20,10 +20,12 @@ import yaml
 from hepfpga._schema import build, to_plain
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.quantize.qat import QuantizationSpec
 
 __all__ = [
     "DataConfig",
     "EarlyStoppingConfig",
+    "FitConfig",
     "ModelConfig",
     "OnnxConfig",
     "PipelineConfig",
@@ -46,6 +48,15 @@ def _positive(value: float, path: str, *, allow_zero: bool = False) -> None:
         raise ConfigError(f"expected a number {bound}, got {value!r}", path=path)
 
 
+def _positive_int(value: int, path: str) -> None:
+    if value < 1:
+        raise ConfigError(f"expected a positive integer, got {value}", path=path)
+
+
+# Validation errors raised in __post_init__ name the field relative to its section; the
+# schema builder prefixes the section's path (``epochs`` -> ``quantization.epochs``).
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """Fractions of the jets for training, validation (early stopping) and test (all reported
@@ -59,14 +70,10 @@ class SplitConfig:
         for name in ("train", "validation", "test"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
-                raise ConfigError(
-                    f"expected a fraction in (0, 1), got {value!r}", path=f"data.split.{name}"
-                )
+                raise ConfigError(f"expected a fraction in (0, 1), got {value!r}", path=name)
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
-            raise ConfigError(
-                f"train + validation + test must be 1, got {total:g}", path="data.split"
-            )
+            raise ConfigError(f"train + validation + test must be 1, got {total:g}")
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.max_jets is not None and self.max_jets < 10:
-            raise ConfigError(
-                f"expected at least 10 jets, got {self.max_jets}", path="data.max_jets"
-            )
+            raise ConfigError(f"expected at least 10 jets, got {self.max_jets}", path="max_jets")
 
 
 @dataclass(frozen=True)
@@ -107,17 +112,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if not self.hidden_units:
-            raise ConfigError("expected at least one hidden layer", path="model.hidden_units")
+            raise ConfigError("expected at least one hidden layer", path="hidden_units")
         for i, n in enumerate(self.hidden_units):
-            if n <= 0:
-                raise ConfigError(
-                    f"expected a positive integer, got {n}", path=f"model.hidden_units[{i}]"
-                )
-        _positive(self.l1, "model.l1", allow_zero=True)
-        _positive(self.l2, "model.l2", allow_zero=True)
+            _positive_int(n, f"hidden_units[{i}]")
+        _positive(self.l1, "l1", allow_zero=True)
+        _positive(self.l2, "l2", allow_zero=True)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(
-                f"expected a fraction in [0, 1), got {self.dropout!r}", path="model.dropout"
+                f"expected a fraction in [0, 1), got {self.dropout!r}", path="dropout"
             )
 
 
@@ -130,17 +132,14 @@ class EarlyStoppingConfig:
     min_delta: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.patience < 1:
-            raise ConfigError(
-                f"expected a positive integer, got {self.patience}",
-                path="training.early_stopping.patience",
-            )
+        _positive_int(self.patience, "patience")
+        _positive(self.min_delta, "min_delta", allow_zero=True)
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    """Fitting of the float model. ``optimizer`` is a key of
-    :data:`hepfpga.train.fit.OPTIMIZERS`; ``momentum`` is used by ``sgd`` and ``rmsprop``."""
+class FitConfig:
+    """How a model is fitted. ``optimizer`` is a key of :data:`hepfpga.train.fit.OPTIMIZERS`;
+    ``momentum`` is used by ``sgd`` (Nesterov when > 0) and ``rmsprop``."""
 
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     learning_rate: float = 1.0e-3
@@ -150,59 +149,29 @@ class TrainingConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
-        _positive(self.learning_rate, "training.learning_rate")
-        _positive(self.momentum, "training.momentum", allow_zero=True)
-        if self.batch_size < 1:
-            raise ConfigError(
-                f"expected a positive integer, got {self.batch_size}", path="training.batch_size"
-            )
-        if self.epochs < 1:
-            raise ConfigError(
-                f"expected a positive integer, got {self.epochs}", path="training.epochs"
-            )
+        _positive(self.learning_rate, "learning_rate")
+        _positive(self.momentum, "momentum", allow_zero=True)
+        _positive_int(self.batch_size, "batch_size")
+        _positive_int(self.epochs, "epochs")
 
 
 @dataclass(frozen=True)
-class QuantizationConfig:
-    """Quantization-aware training with QKeras, starting from the float weights.
+class TrainingConfig(FitConfig):
+    """Fitting of the float model (see :class:`FitConfig`)."""
 
-    ``weight_bits``/``weight_integer``: ``quantized_bits(bits, integer, alpha=1)`` for kernels
-    and biases, i.e. ``ap_fixed<bits, integer+1>`` (one sign bit, round half to even,
-    saturating). ``activation_bits``/``activation_integer``: ``quantized_relu(bits, integer)``,
-    i.e. ``ap_ufixed<bits, integer>``. ``input_bits``/``input_integer``: the input quantizer
-    ``quantized_bits(bits, integer, alpha=1)`` on the scaled features, which defines the
-    firmware input type ``ap_fixed<bits, integer+1, AP_RND_CONV, AP_SAT>``.
-    """
 
-    weight_bits: int = 6
-    weight_integer: int = 0
-    activation_bits: int = 6
-    activation_integer: int = 0
-    input_bits: int = 16
-    input_integer: int = 5
+@dataclass(frozen=True)
+class QuantizationConfig(FitConfig, QuantizationSpec):
+    """Quantization-aware training with QKeras, starting from the float weights: the bit
+    widths of :class:`~hepfpga.quantize.qat.QuantizationSpec` (whose docstring gives the
+    ap_fixed type of each) and the fine-tuning settings of :class:`FitConfig`."""
+
     epochs: int = 60
     learning_rate: float = 5.0e-4
-    batch_size: int = 256
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
-        for name in ("weight", "activation", "input"):
-            bits = getattr(self, f"{name}_bits")
-            integer = getattr(self, f"{name}_integer")
-            if not 1 <= bits <= 32:
-                raise ConfigError(
-                    f"expected 1..32 bits, got {bits}", path=f"quantization.{name}_bits"
-                )
-            if not 0 <= integer < bits:
-                raise ConfigError(
-                    f"expected 0 <= integer < {name}_bits ({bits}), got {integer}",
-                    path=f"quantization.{name}_integer",
-                )
-        if self.epochs < 1:
-            raise ConfigError(
-                f"expected a positive integer, got {self.epochs}", path="quantization.epochs"
-            )
-        _positive(self.learning_rate, "quantization.learning_rate")
+        QuantizationSpec.__post_init__(self)
+        FitConfig.__post_init__(self)
 
 
 @dataclass(frozen=True)
@@ -214,7 +183,7 @@ class OnnxConfig:
 
     def __post_init__(self) -> None:
         if not 9 <= self.opset <= 21:
-            raise ConfigError(f"expected an opset in 9..21, got {self.opset}", path="onnx.opset")
+            raise ConfigError(f"expected an opset in 9..21, got {self.opset}", path="opset")
 
 
 @dataclass(frozen=True)
@@ -237,12 +206,12 @@ class VerificationConfig:
         if self.testbench_events < 1:
             raise ConfigError(
                 f"expected a positive integer, got {self.testbench_events}",
-                path="verification.testbench_events",
+                path="testbench_events",
             )
         if self.max_events is not None and self.max_events < 1:
             raise ConfigError(
                 f"expected a positive integer, got {self.max_events}",
-                path="verification.max_events",
+                path="max_events",
             )
 
 

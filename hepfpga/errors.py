@@ -34,6 +34,7 @@ class ConfigError(HepfpgaError, ValueError):
     """
 
     def __init__(self, message: str, *, path: str = "", source: str | None = None) -> None:
+        self.message = message
         self.path = path
         self.source = source
         where = f"{source}: " if source else ""

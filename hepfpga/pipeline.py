@@ -83,7 +83,7 @@ def run_pipeline(
     from hepfpga.firmware.csim import predict_with_logits
     from hepfpga.firmware.verify import compare_outputs
     from hepfpga.model_io import save_keras_model
-    from hepfpga.quantize.qat import QuantizationSpec, quantize_model
+    from hepfpga.quantize.qat import quantize_model
     from hepfpga.train.dataset import FeatureScaler, split_sample, stratified_subsample
     from hepfpga.train.evaluate import evaluate_classifier, plot_roc
     from hepfpga.train.fit import fit_classifier
@@ -116,51 +116,18 @@ def run_pipeline(
         scaler.save(run_dir / "scaler.json")
         classes = sample.class_names
 
-        train_cfg = config.training
         with timer.stage("float_training", "training the float model"):
             float_model = build_model(x_train.shape[1], len(classes), config.model)
             float_fit = fit_classifier(
-                float_model,
-                x_train,
-                y_train,
-                x_val,
-                y_val,
-                optimizer=train_cfg.optimizer,
-                learning_rate=train_cfg.learning_rate,
-                momentum=train_cfg.momentum,
-                batch_size=train_cfg.batch_size,
-                epochs=train_cfg.epochs,
-                patience=train_cfg.early_stopping.patience,
-                min_delta=train_cfg.early_stopping.min_delta,
-                seed=config.seed,
+                float_model, x_train, y_train, x_val, y_val, config.training, seed=config.seed
             )
             save_keras_model(float_model, run_dir / "float_model.h5")
             float_probs = float_model.predict(x_test, batch_size=4096, verbose=0)
 
-        q_cfg = config.quantization
         with timer.stage("qat", "quantization-aware training (QKeras)"):
-            spec = QuantizationSpec(
-                weight_bits=q_cfg.weight_bits,
-                weight_integer=q_cfg.weight_integer,
-                activation_bits=q_cfg.activation_bits,
-                activation_integer=q_cfg.activation_integer,
-                input_bits=q_cfg.input_bits,
-                input_integer=q_cfg.input_integer,
-            )
-            qmodel = quantize_model(float_model, spec)
+            qmodel = quantize_model(float_model, config.quantization)
             q_fit = fit_classifier(
-                qmodel,
-                x_train,
-                y_train,
-                x_val,
-                y_val,
-                optimizer="adam",
-                learning_rate=q_cfg.learning_rate,
-                batch_size=q_cfg.batch_size,
-                epochs=q_cfg.epochs,
-                patience=q_cfg.early_stopping.patience,
-                min_delta=q_cfg.early_stopping.min_delta,
-                seed=config.seed,
+                qmodel, x_train, y_train, x_val, y_val, config.quantization, seed=config.seed
             )
             save_keras_model(qmodel, run_dir / "qkeras_model.h5")
             q_probs = qmodel.predict(x_test, batch_size=4096, verbose=0)

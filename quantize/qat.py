@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hepfpga.errors import ConversionError
+from hepfpga.errors import ConfigError, ConversionError
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -47,6 +47,18 @@ class QuantizationSpec:
     activation_integer: int = 0
     input_bits: int = 16
     input_integer: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("weight", "activation", "input"):
+            bits = getattr(self, f"{name}_bits")
+            integer = getattr(self, f"{name}_integer")
+            if not 1 <= bits <= 32:
+                raise ConfigError(f"expected 1..32 bits, got {bits}", path=f"{name}_bits")
+            if not 0 <= integer < bits:
+                raise ConfigError(
+                    f"expected 0 <= integer < {name}_bits ({bits}), got {integer}",
+                    path=f"{name}_integer",
+                )
 
     def weight_quantizer(self) -> Any:
         from qkeras import quantized_bits

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hepfpga.config import FitConfig
+
 if TYPE_CHECKING:
     from tensorflow import keras
 
@@ -77,40 +79,38 @@ def fit_classifier(
     y_train: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
+    settings: FitConfig,
     *,
-    optimizer: str,
-    learning_rate: float,
-    momentum: float = 0.0,
-    batch_size: int = 256,
-    epochs: int = 100,
-    patience: int = 8,
-    min_delta: float = 0.0,
     seed: int = 0,
     verbose: int = 0,
 ) -> FitResult:
     """Compile ``model`` with categorical cross-entropy and fit it with early stopping.
 
     Labels are integer class indices. Early stopping watches the validation loss and restores
-    the weights of the best epoch. ``seed`` fixes Keras' shuffling and dropout.
+    the weights of the best epoch. ``seed`` fixes the initial Keras RNG state (shuffling,
+    dropout).
     """
     from tensorflow import keras
 
     keras.utils.set_random_seed(seed)
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate, momentum),
+        optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
     )
     stopper = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=patience, min_delta=min_delta, restore_best_weights=True
+        monitor="val_loss",
+        patience=settings.early_stopping.patience,
+        min_delta=settings.early_stopping.min_delta,
+        restore_best_weights=True,
     )
     start = time.perf_counter()
     history = model.fit(
         x_train,
         y_train,
         validation_data=(x_val, y_val),
-        batch_size=batch_size,
-        epochs=epochs,
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
         callbacks=[stopper],
         shuffle=True,
         verbose=verbose,
