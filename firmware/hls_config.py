@@ -228,7 +228,15 @@ def build_hls_config(model: Any, options: FirmwareOptions | None = None) -> dict
                         f"layer '{layer.name}' has no {key}; every weight must be quantized "
                         "for bit-exact firmware"
                     )
-                entry["Precision"][precision_key] = from_quantizer(quantizer).to_hls()
+                fixed = from_quantizer(quantizer)
+                if not fixed.signed:
+                    # hls4ml 1.3 stores weights in the quantizer's own hls_type, which ignores
+                    # keep_negative=False and so drops the least significant bit
+                    raise ConversionError(
+                        f"layer '{layer.name}': {key} with keep_negative=False is stored with "
+                        "one bit too few by hls4ml 1.3; use a signed quantizer"
+                    )
+                entry["Precision"][precision_key] = fixed.to_hls()
             entry["Precision"]["accum"] = "auto"
             entry["Precision"]["result"] = "auto"
         elif kind == "QActivation":

@@ -110,11 +110,14 @@ def _readme(project_name: str, options: FirmwareOptions, hls_model: Any, logits:
     build = "\n".join(info.build_commands)
     return f"""# {project_name}: hls4ml firmware written by hepfpga
 
-Written by hepfpga {__version__} with hls4ml {hls4ml.__version__}: backend {options.backend.value},
-{options.io_type.value}, strategy {options.strategy.value}, part `{options.part}`,
-clock period {options.clock_period} ns, reuse factor {options.reuse_factor}.
-`{CONFIG_FILE}` holds the exact configuration given to hls4ml; `hls4ml_config.yml` is hls4ml's
-own record of it.
+Written by hepfpga {__version__} with hls4ml {hls4ml.__version__}.
+
+- backend {options.backend.value}, {options.io_type.value}, strategy {options.strategy.value}
+- part `{options.part}`, clock period {options.clock_period} ns
+- reuse factor {options.reuse_factor}
+
+`{CONFIG_FILE}` holds the exact configuration given to hls4ml;
+`hls4ml_config.yml` is hls4ml's own record of it.
 
 ## Build
 

@@ -139,6 +139,7 @@ def test_missing_input_quantizer_asks_for_an_input_type() -> None:
         ("no_softmax", "end in Activation"),
         ("builtin_activation", "built-in activation"),
         ("unquantized_dense", "not supported"),
+        ("unsigned_weights", "keep_negative=False"),
     ],
 )
 def test_unsupported_models_are_refused(case: str, message: str) -> None:
@@ -161,6 +162,9 @@ def test_unsupported_models_are_refused(case: str, message: str) -> None:
             QDense(8, kernel_quantizer=q(), bias_quantizer=q(), activation=quantized_relu(6))
         ],
         "unquantized_dense": [keras.layers.Dense(8)],
+        "unsigned_weights": [
+            QDense(8, kernel_quantizer=quantized_bits(6, 0, keep_negative=False, alpha=1))
+        ],
     }[case]
     layers = head + middle + (tail[:1] if case == "no_softmax" else tail)
     with pytest.raises(ConversionError, match=message):
