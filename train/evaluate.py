@@ -99,7 +99,7 @@ def plot_roc(
     ax.set_xlabel("signal efficiency")
     ax.set_ylabel("background mistag rate")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=len(scores_by_model), loc="lower right")
+    ax.legend(fontsize=7, ncol=len(scores_by_model), loc="upper left")
     if title:
         ax.set_title(title)
     fig.tight_layout()
