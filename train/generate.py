@@ -407,7 +407,7 @@ def generate_sample(
             for t, r in zip(tasks, results, strict=True)
         ]
     )
-    cpu_seconds = sum(r.seconds for r in results)
+    worker_seconds = sum(r.seconds for r in results)
     metadata: dict[str, Any] = {
         "source": "hepfpga.train.generate.generate_sample",
         "seed": seed,
@@ -425,7 +425,10 @@ def generate_sample(
         },
         "n_undefined_ratios": sum(r.n_undefined for r in results),
         "n_groomed_le2": sum(r.n_groomed_le2 for r in results),
-        "jets_per_cpu_second": round(labels.size / cpu_seconds, 1) if cpu_seconds else None,
+        # per worker process, Pythia initialisation included
+        "jets_per_worker_second": (
+            round(labels.size / worker_seconds, 1) if worker_seconds else None
+        ),
         "wall_seconds": round(wall, 1),
         "workers": n_workers,
         "versions": _versions(),
