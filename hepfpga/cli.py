@@ -167,9 +167,14 @@ def data() -> None:
     show_default=True,
     help="Leading constituents kept per jet.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Worker processes (default: one per CPU); the jets do not depend on it.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def data_generate(
-    out: Path, per_class: int, seed: int, constituents: int, no_progress: bool
+    out: Path, per_class: int, seed: int, constituents: int, workers: int | None, no_progress: bool
 ) -> None:
     """Generate q/g/W/Z/t jets with Pythia 8 and fastjet (needs: pip install 'hepfpga[datagen]').
 
@@ -185,7 +190,7 @@ def data_generate(
             f"unknown suffix '{out.suffix}'; accepted: .npz, .h5, .hdf5", param_hint="--out"
         )
     sample = generate_sample(
-        per_class, seed=seed, n_constituents=constituents, progress=not no_progress
+        per_class, seed=seed, n_constituents=constituents, progress=not no_progress, workers=workers
     )
     save_sample(sample, out)
     click.echo(f"wrote {len(sample)} jets to {out}")
