@@ -60,7 +60,8 @@ def test_hls_logits_are_bit_exact_and_onnx_matches(small_run) -> None:
     report = json.loads((result.run_dir / "report.json").read_text())
     assert report == json.loads(json.dumps(result.report, default=str))
     cmp = report["hls_vs_qkeras"]
-    assert cmp["n_events"] == report["data"]["split"]["test"] == 300
+    assert cmp["n_events"] == report["data"]["split"]["test"]
+    assert 290 <= cmp["n_events"] <= 310  # 20% of 1500, rounded per class
     assert cmp["logits_fraction_bit_exact"] == 1.0
     assert cmp["logits_max_abs_diff"] == 0.0
     assert cmp["argmax_agreement"] >= 0.99
