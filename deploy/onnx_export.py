@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hepfpga.artifacts import atomic_file
 from hepfpga.errors import ExportError
 
 if TYPE_CHECKING:
@@ -78,9 +79,8 @@ def export_onnx(
         entry.key = key
         entry.value = json.dumps(value)
     proto.producer_name = "hepfpga"
-    tmp = path.with_name(f".{path.name}.tmp")
-    onnx.save(proto, str(tmp))
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        onnx.save(proto, str(tmp))
     onnx.checker.check_model(str(path))
     return OnnxExport(
         path=path,

@@ -13,7 +13,6 @@ path into it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.artifacts import umask
 from hepfpga.errors import (
     ConfigError,
     ConversionError,
@@ -77,12 +77,6 @@ def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray
     if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
         raise DataError(f"{name} must hold finite numbers")
     return array
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _check_destination(out_dir: Path) -> None:
@@ -188,7 +182,7 @@ def write_project(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the project should not be
+        tmp.chmod(0o777 & ~umask())  # mkdtemp makes it private; the project should not be
         tb_paths = {}
         for key, array, rel in (
             ("InputData", tb_inputs, TB_INPUTS),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hepfpga.artifacts import write_json_atomic
 from hepfpga.errors import DataError
 from hepfpga.firmware.csim import predict_with_logits
 from hepfpga.firmware.hls_config import logits_layer_name
@@ -30,6 +28,10 @@ class Comparison:
     probs_max_abs_diff: float
     #: fraction of events whose argmax of the probabilities agrees
     argmax_agreement: float
+    #: largest gap between the reference's two highest probabilities among the events whose
+    #: argmax differs (0 when none does): a flip needs a gap below 2 * probs_max_abs_diff,
+    #: so a larger value points at a real error rather than a near-tie
+    argmax_flip_max_gap: float = 0.0
 
     @property
     def logits_bit_exact(self) -> bool:
@@ -63,12 +65,20 @@ def compare_outputs(
         )
     if len(ref_logits) != len(ref_probs) or len(ref_logits) == 0:
         raise DataError("logits and probabilities must cover the same, non-zero number of events")
+    flipped = ref_probs.argmax(axis=1) != hls_probs_.argmax(axis=1)
+    top2 = (
+        np.sort(ref_probs, axis=1)[:, -2:]
+        if ref_probs.shape[1] > 1
+        else np.zeros((len(ref_probs), 2))
+    )
+    gap = top2[:, 1] - top2[:, 0]
     return Comparison(
         n_events=len(ref_logits),
         logits_fraction_bit_exact=float(np.mean(np.all(ref_logits == hls_logits_, axis=1))),
         logits_max_abs_diff=float(np.max(np.abs(ref_logits - hls_logits_))),
         probs_max_abs_diff=float(np.max(np.abs(ref_probs - hls_probs_))),
-        argmax_agreement=float(np.mean(ref_probs.argmax(axis=1) == hls_probs_.argmax(axis=1))),
+        argmax_agreement=float(np.mean(~flipped)),
+        argmax_flip_max_gap=float(gap[flipped].max()) if flipped.any() else 0.0,
     )
 
 
@@ -90,13 +100,5 @@ def verify_qkeras(qmodel: Any, project: FirmwareProject, x: Any) -> Comparison:
 def record_verification(project: FirmwareProject, comparison: Comparison) -> Path:
     """Write ``comparison`` as ``verification.json`` into the project folder (atomically)."""
     target = project.path / VERIFICATION_FILE
-    text = json.dumps(comparison.to_dict(), indent=2, sort_keys=True) + "\n"
-    handle, name = tempfile.mkstemp(prefix=".verification.", suffix=".partial", dir=project.path)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        Path(name).replace(target)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    write_json_atomic(target, comparison.to_dict())
     return target

@@ -27,11 +27,13 @@ from hepfpga.errors import ConfigError
 __all__ = [
     "TOOL_PACKAGES",
     "atomic_directory",
+    "atomic_file",
     "check_destination",
     "file_sha256",
     "tool_versions",
     "write_json_atomic",
     "write_manifest",
+    "write_text_atomic",
 ]
 
 #: Distributions whose versions are recorded in every report and manifest.
@@ -77,26 +79,47 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder that is renamed to ``path`` when the block
+    succeeds and removed when it raises; the file gets the mode a plain ``open()`` gives.
+
+    The temporary name keeps the suffix, so writers that choose a format by suffix (Keras,
+    ``np.savez``) behave as for ``path`` itself.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.chmod(0o666 & ~umask())  # mkstemp creates 0600; results are shared files
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
-            handle.write("\n")
-        Path(tmp).chmod(0o666 & ~_umask())  # mkstemp creates 0600; a result file is shared
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def check_destination(destination: Path, *, overwrite: bool = False) -> None:
@@ -127,7 +150,7 @@ def atomic_directory(destination: Path, *, overwrite: bool = False) -> Iterator[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp creates 0700
+    tmp.chmod(0o777 & ~umask())  # mkdtemp creates 0700
     old: Path | None = None
     if destination.exists():
         old = destination.with_name(f".{destination.name}.old-{os.getpid()}")

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hepfpga.artifacts import atomic_file
 from hepfpga.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -99,9 +100,6 @@ def save_keras_model(model: keras.Model, path: Path) -> None:
     """Save a full model (architecture, weights) as HDF5 through a temporary file."""
     import warnings
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    with warnings.catch_warnings():
+    with atomic_file(Path(path)) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras' "HDF5 is legacy" and QKeras serialisation notes
         model.save(tmp, save_format="h5", include_optimizer=False)
-    tmp.replace(path)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.artifacts import atomic_file
 from hepfpga.errors import DataError
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES, JetSample
 
@@ -79,28 +79,12 @@ def save_sample(sample: JetSample, path: str | os.PathLike[str]) -> Path:
     if not path.parent.is_dir():
         raise DataError(f"{path}: the folder {path.parent} does not exist")
     arrays = _to_arrays(sample)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "w+b") as handle:
-            if suffix == ".npz":
-                np.savez_compressed(handle, **arrays)
-            else:
-                _write_hdf5(handle, arrays)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would
-        Path(temporary).chmod(0o666 & ~_umask())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temporary, temporary.open("w+b") as handle:
+        if suffix == ".npz":
+            np.savez_compressed(handle, **arrays)
+        else:
+            _write_hdf5(handle, arrays)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _to_arrays(sample: JetSample) -> dict[str, np.ndarray]:

@@ -67,7 +67,8 @@ def test_hls_logits_are_bit_exact_and_onnx_matches(small_run) -> None:
     # the softmax is table based: probabilities agree to the table's resolution (~2**-8), so
     # only near-ties of this barely trained model may flip
     assert cmp["probs_max_abs_diff"] < 5e-3
-    assert cmp["argmax_agreement"] >= 0.95
+    assert cmp["argmax_flip_max_gap"] <= 2 * cmp["probs_max_abs_diff"]
+    assert cmp["argmax_agreement"] >= 0.9
     assert report["onnx_vs_qkeras"]["max_abs_diff"] <= 1e-5
     assert result.passed and report["status"] == "passed"
     for model in ("float", "qkeras", "hls"):

@@ -22,3 +22,18 @@ def test_public_api() -> None:
     public = {name for name in dir(firmware) if not name.startswith("_")}
     assert set(firmware.__all__) <= public
     assert public - set(firmware.__all__) <= {"csim", "hls_config", "options", "project", "verify"}
+
+
+def test_argmax_flips_report_the_reference_gap() -> None:
+    import numpy as np
+
+    from hepfpga.firmware.verify import compare_outputs
+
+    logits = np.zeros((3, 3))
+    ref = np.array([[0.50, 0.49, 0.01], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    hls = np.array([[0.49, 0.50, 0.01], [0.2, 0.7, 0.1], [0.3, 0.6, 0.1]])
+    cmp = compare_outputs(logits, logits, ref, hls)
+    assert cmp.argmax_agreement == 1 / 3
+    assert cmp.argmax_flip_max_gap == 0.6 - 0.3
+    same = compare_outputs(logits, logits, ref, ref)
+    assert same.argmax_agreement == 1.0 and same.argmax_flip_max_gap == 0.0

@@ -1,0 +1,10 @@
+"""CLI commands of the firmware area (bring-your-own-model conversion, verification,
+emulation), attached to the main group by :func:`register`."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group, export: click.Group) -> None:
+    """Attach this module's commands to the top-level group and the ``export`` group."""
