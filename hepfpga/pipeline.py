@@ -117,7 +117,9 @@ def run_pipeline(
         classes = sample.class_names
 
         with timer.stage("float_training", "training the float model"):
-            float_model = build_model(x_train.shape[1], len(classes), config.model)
+            float_model = build_model(
+                x_train.shape[1], len(classes), config.model, seed=config.seed
+            )
             float_fit = fit_classifier(
                 float_model, x_train, y_train, x_val, y_val, config.training, seed=config.seed
             )

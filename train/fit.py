@@ -88,11 +88,15 @@ def fit_classifier(
 
     Labels are integer class indices. Early stopping watches the validation loss and restores
     the weights of the best epoch. ``seed`` fixes the initial Keras RNG state (shuffling,
-    dropout).
+    dropout) and TensorFlow's op determinism is enabled, so a fit is reproducible.
     """
+    import tensorflow as tf
     from tensorflow import keras
 
     keras.utils.set_random_seed(seed)
+    # Same seed, same data -> same weights: without this, multi-threaded reductions make
+    # each run (and so each report) slightly different.
+    tf.config.experimental.enable_op_determinism()
     model.compile(
         optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
         loss=keras.losses.SparseCategoricalCrossentropy(),

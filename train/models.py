@@ -1,6 +1,6 @@
 """Float Keras model builders, found through a registry.
 
-``MODEL_BUILDERS[name](n_inputs, n_classes, config)`` returns an uncompiled ``keras.Model``
+``MODEL_BUILDERS[name](n_inputs, n_classes, config, seed)`` returns an uncompiled ``keras.Model``
 whose last two layers are the logits (a ``Dense`` named ``logits``) and a ``softmax``
 ``Activation``: keeping them separate lets the firmware and the verification compare the
 pre-softmax values exactly.
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MODEL_BUILDERS", "build_model", "register_model"]
 
-ModelBuilder = Callable[[int, int, ModelConfig], "keras.Model"]
+ModelBuilder = Callable[[int, int, ModelConfig, int], "keras.Model"]
 
 #: Registered float architectures, by the name used in ``model.architecture``.
 MODEL_BUILDERS: dict[str, ModelBuilder] = {}
@@ -36,8 +36,9 @@ def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     return decorator
 
 
-def build_model(n_inputs: int, n_classes: int, config: ModelConfig) -> keras.Model:
-    """Build the float model named by ``config.architecture``."""
+def build_model(n_inputs: int, n_classes: int, config: ModelConfig, seed: int = 0) -> keras.Model:
+    """Build the float model named by ``config.architecture``; ``seed`` fixes its initial
+    weights."""
     try:
         builder = MODEL_BUILDERS[config.architecture]
     except KeyError:
@@ -45,11 +46,11 @@ def build_model(n_inputs: int, n_classes: int, config: ModelConfig) -> keras.Mod
             f"unknown architecture {config.architecture!r}; "
             f"registered: {', '.join(sorted(MODEL_BUILDERS))}"
         ) from None
-    return builder(n_inputs, n_classes, config)
+    return builder(n_inputs, n_classes, config, seed)
 
 
 @register_model("mlp")
-def build_mlp(n_inputs: int, n_classes: int, config: ModelConfig) -> keras.Model:
+def build_mlp(n_inputs: int, n_classes: int, config: ModelConfig, seed: int = 0) -> keras.Model:
     """Fully connected tagger ``n_inputs - hidden_units... - n_classes`` with ReLU and softmax.
 
     Layers are named ``dense_1``, ``relu_1``, ... ``logits``, ``softmax``; the quantizer maps
@@ -66,7 +67,7 @@ def build_mlp(n_inputs: int, n_classes: int, config: ModelConfig) -> keras.Model
     for i, units in enumerate(config.hidden_units, start=1):
         x = keras.layers.Dense(
             units,
-            kernel_initializer="lecun_uniform",
+            kernel_initializer=keras.initializers.LecunUniform(seed=seed + i),
             kernel_regularizer=regularizer,
             name=f"dense_{i}",
         )(x)
@@ -74,7 +75,12 @@ def build_mlp(n_inputs: int, n_classes: int, config: ModelConfig) -> keras.Model
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(
-        n_classes, kernel_initializer="lecun_uniform", kernel_regularizer=regularizer, name="logits"
+        n_classes,
+        kernel_initializer=keras.initializers.LecunUniform(
+            seed=seed + len(config.hidden_units) + 1
+        ),
+        kernel_regularizer=regularizer,
+        name="logits",
     )(x)
     outputs = keras.layers.Activation("softmax", name="softmax")(logits)
     return keras.Model(inputs, outputs, name="jet_mlp")
