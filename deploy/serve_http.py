@@ -1,0 +1,535 @@
+"""The HTTP/REST front end of the KServe v2 protocol, with Triton's extensions.
+
+A plain :class:`asyncio.Protocol` over ``httptools`` (the parser uvicorn uses): no framework
+between the socket and the model, which keeps a batch-1 request well under a millisecond.
+HTTP/1.1 keep-alive and pipelining (answers in request order), request bodies up to
+``max_request_bytes``, gzip/deflate request and response bodies, and the binary tensor
+extension: a body of ``Inference-Header-Content-Length`` bytes of JSON followed by the raw
+tensors named by ``parameters.binary_data_size``.
+
+Routes (Triton's):
+
+================================================  =========================================
+``GET /v2/health/live``, ``/v2/health/ready``     200 when live / ready
+``GET /v2``                                       server metadata
+``GET /v2/models/M[/versions/V]``                 model metadata
+``GET /v2/models/M[/versions/V]/ready``           200 when loaded, 404 when unknown
+``GET /v2/models/M[/versions/V]/config``          the model configuration as JSON
+``POST /v2/models/M[/versions/V]/infer``          inference
+``GET /v2/models[/M[/versions/V]]/stats``         statistics extension
+``POST /v2/repository/index``                     the models and versions served
+``GET /metrics``                                  Prometheus text (Triton's metric names)
+================================================  =========================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import zlib
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import numpy as np
+
+from hepfpga.deploy.metrics import render_prometheus
+from hepfpga.deploy.serve_models import LoadedModel, RequestError, TensorInput
+
+if TYPE_CHECKING:
+    from hepfpga.deploy.serve import InferenceServer
+
+__all__ = ["HttpProtocol"]
+
+log = logging.getLogger("hepfpga.serve")
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+_MAX_PIPELINED = 64  # answers waiting per connection before reading pauses
+
+
+def _json_response(status: int, body: object, keep_alive: bool = True) -> bytes:
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    return _response(status, payload, b"application/json", keep_alive=keep_alive)
+
+
+def _error(status: int, message: str, keep_alive: bool = True) -> bytes:
+    return _json_response(status, {"error": message}, keep_alive)
+
+
+def _response(
+    status: int,
+    body: bytes,
+    content_type: bytes = b"application/json",
+    extra: bytes = b"",
+    keep_alive: bool = True,
+) -> bytes:
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n" % (
+        status,
+        _REASONS.get(status, "Error").encode(),
+        content_type,
+        len(body),
+        extra,
+        b"" if keep_alive else b"Connection: close\r\n",
+    )
+    return head + body
+
+
+class _Request:
+    __slots__ = ("accept", "body", "body_size", "encoding", "header_length", "method", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.method = b""
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.header_length: int | None = None
+        self.encoding = b""
+        self.accept = b""
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: InferenceServer) -> None:
+        import httptools
+
+        self._server = server
+        self._httptools = httptools
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._request = _Request()
+        self._pending: deque[bytes | asyncio.Future[bytes]] = deque()
+        self._refused = False
+        self._close_after: bytes | asyncio.Future[bytes] | None = None
+        self._paused = False
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        for item in self._pending:
+            if isinstance(item, asyncio.Future):
+                item.cancel()
+        self._pending.clear()
+        self._transport = None
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        try:
+            self._parser.feed_data(data)
+        except self._httptools.HttpParserUpgrade:
+            self._refuse(400, "protocol upgrades are not supported")
+        except self._httptools.HttpParserError as exc:
+            if not self._refused:  # a callback may have refused the request already
+                self._refuse(400, f"malformed HTTP request: {exc}")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer an unusable request and close the connection after earlier answers."""
+        self._refused = True
+        self._queue(_error(status, message, keep_alive=False), close=True)
+
+    # -- httptools callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._request = _Request()
+
+    def on_url(self, url: bytes) -> None:
+        self._request.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.lower()
+        if key == b"inference-header-content-length":
+            try:
+                self._request.header_length = int(value)
+            except ValueError:
+                self._request.header_length = -1
+        elif key == b"content-length":
+            try:
+                size = int(value)
+            except ValueError:
+                size = 0
+            if size > self._server.max_request_bytes:
+                self._refuse(
+                    400,
+                    f"request body of {size} bytes exceeds the maximum allowed value of "
+                    f"{self._server.max_request_bytes} bytes",
+                )
+                raise self._httptools.HttpParserError("body too large")
+        elif key == b"content-encoding":
+            self._request.encoding = value.lower().strip()
+        elif key == b"accept-encoding":
+            self._request.accept = value.lower()
+
+    def on_body(self, body: bytes) -> None:
+        request = self._request
+        request.body.append(body)
+        request.body_size += len(body)
+        if request.body_size > self._server.max_request_bytes and not self._refused:
+            self._refuse(
+                400,
+                "request body exceeds the maximum allowed value of "
+                f"{self._server.max_request_bytes} bytes",
+            )
+            raise self._httptools.HttpParserError("body too large")
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        request = self._request
+        method = self._parser.get_method()
+        keep_alive = self._parser.should_keep_alive()
+        try:
+            answer = self._server.http_dispatch(self, method, request, keep_alive)
+        except RequestError as exc:
+            answer = _error(exc.status, exc.message, keep_alive)
+        except Exception as exc:  # a bug must not take the connection's peers down
+            log.exception("error answering %s %s", method, request.url)
+            answer = _error(500, f"internal error: {exc}", keep_alive)
+        self._queue(answer, close=not keep_alive)
+
+    # -- answers in request order ---------------------------------------------------------
+
+    def _queue(self, answer: bytes | asyncio.Future[bytes], close: bool = False) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if close:
+            self._close_after = answer
+        if not self._pending and isinstance(answer, bytes):
+            transport.write(answer)
+            if close:
+                transport.close()
+            return
+        self._pending.append(answer)
+        if isinstance(answer, asyncio.Future):
+            answer.add_done_callback(self._flush)
+        else:
+            self._flush()
+        if len(self._pending) >= _MAX_PIPELINED and not self._paused:
+            self._paused = True
+            transport.pause_reading()
+
+    def _flush(self, _: object = None) -> None:
+        transport = self._transport
+        pending = self._pending
+        while pending and transport is not None:
+            head = pending[0]
+            if isinstance(head, asyncio.Future):
+                if not head.done():
+                    break
+                data = _error(503, "request cancelled") if head.cancelled() else head.result()
+            else:
+                data = head
+            pending.popleft()
+            transport.write(data)
+            if head is self._close_after:
+                transport.close()
+                return
+        if self._paused and len(pending) < _MAX_PIPELINED // 2 and transport is not None:
+            self._paused = False
+            transport.resume_reading()
+
+
+# -- routing ---------------------------------------------------------------------------------
+
+
+def route(
+    server: InferenceServer, method: bytes, request: _Request, keep_alive: bool
+) -> bytes | asyncio.Future[bytes]:
+    """The answer to one request: bytes, or a future of bytes for an inference."""
+    import httptools
+
+    try:
+        url = httptools.parse_url(request.url)
+    except httptools.HttpParserInvalidURLError:
+        return _error(400, f"invalid URL {request.url!r}", keep_alive)
+    parts = [unquote(p) for p in url.path.decode("latin-1").strip("/").split("/")]
+    if parts and parts[0] == "v2":
+        parts = parts[1:]
+    elif parts == ["metrics"]:
+        if method != b"GET":
+            return _error(405, "use GET for /metrics", keep_alive)
+        text = render_prometheus(m.stats for m in server.registry)
+        return _response(
+            200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8", keep_alive=keep_alive
+        )
+    else:
+        return _error(404, f"unknown URL '{url.path.decode('latin-1')}'", keep_alive)
+
+    if parts and parts[0] == "models" and len(parts) >= 2 and parts[1] != "stats":
+        name = parts[1]
+        rest = parts[2:]
+        version = ""
+        if len(rest) >= 2 and rest[0] == "versions":
+            version = rest[1]
+            rest = rest[2:]
+        action = rest[0] if rest else ""
+        if len(rest) > 1 or action not in ("", "ready", "config", "infer", "stats"):
+            return _error(404, f"unknown URL '{url.path.decode('latin-1')}'", keep_alive)
+        if action == "infer":
+            if method != b"POST":
+                return _error(405, "use POST for inference", keep_alive)
+            return infer(server, name, version, request, keep_alive)
+        if method != b"GET":
+            return _error(405, f"use GET for /{action or 'metadata'}", keep_alive)
+        if action == "stats":
+            return _json_response(
+                200, {"model_stats": server.registry.stats(name, version)}, keep_alive
+            )
+        model = server.registry.get(name, version)
+        if action == "ready":
+            return _response(200, b"", keep_alive=keep_alive)
+        if action == "config":
+            return _json_response(200, model.config_json(), keep_alive)
+        return _json_response(200, model.metadata(), keep_alive)
+
+    path = "/".join(parts)
+    if path == "health/live":
+        return _response(200, b"", keep_alive=keep_alive)
+    if path == "health/ready":
+        ready = server.ready
+        return _response(200 if ready else 400, b"", keep_alive=keep_alive)
+    if path == "":
+        if method != b"GET":
+            return _error(405, "use GET for server metadata", keep_alive)
+        return _json_response(200, server.metadata(), keep_alive)
+    if path == "models/stats":
+        return _json_response(200, {"model_stats": server.registry.stats()}, keep_alive)
+    if path == "repository/index":
+        return _json_response(200, server.registry.index(), keep_alive)
+    if path.startswith("repository/models/"):
+        return _error(
+            400,
+            "explicit model load / unload is not allowed: models are loaded at start",
+            keep_alive,
+        )
+    return _error(404, f"unknown URL '{url.path.decode('latin-1')}'", keep_alive)
+
+
+def _body(request: _Request, limit: int) -> bytes:
+    body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
+    encoding = request.encoding
+    if encoding in (b"", b"identity"):
+        return body
+    if encoding not in (b"gzip", b"deflate"):
+        raise RequestError(
+            400, f"unsupported Content-Encoding '{encoding.decode()}'; accepted: gzip, deflate"
+        )
+    try:
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == b"gzip" else zlib.MAX_WBITS)
+        out = decoder.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise RequestError(
+            400, f"cannot decompress the {encoding.decode()} request body: {exc}"
+        ) from exc
+    if len(out) > limit:
+        raise RequestError(
+            400, f"the decompressed request body exceeds the maximum allowed value of {limit} bytes"
+        )
+    return out
+
+
+def _parse_infer(body: bytes, header_length: int | None) -> tuple[dict[str, Any], memoryview]:
+    if header_length is not None:
+        if not 0 <= header_length <= len(body):
+            raise RequestError(
+                400,
+                f"Inference-Header-Content-Length {header_length} is outside the body of "
+                f"{len(body)} bytes",
+            )
+        head, binary = body[:header_length], memoryview(body)[header_length:]
+    else:
+        head, binary = body, memoryview(b"")
+    try:
+        doc = json.loads(head)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"failed to parse the request JSON buffer: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise RequestError(400, "failed to parse the request JSON buffer: expected a JSON object")
+    return doc, binary
+
+
+def _tensor_inputs(doc: dict[str, Any], binary: memoryview) -> list[TensorInput]:
+    items = doc.get("inputs")
+    if not isinstance(items, list):
+        raise RequestError(400, "inference request JSON must have an 'inputs' array")
+    inputs = []
+    offset = 0
+    for item in items:
+        if not isinstance(item, dict):
+            raise RequestError(400, "each element of 'inputs' must be a JSON object")
+        name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
+        if not isinstance(name, str) or not isinstance(datatype, str):
+            raise RequestError(400, "each input needs a string 'name' and 'datatype'")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in shape
+        ):
+            raise RequestError(400, f"input '{name}' needs 'shape', a list of integers")
+        params = item.get("parameters") or {}
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise RequestError(
+                    400,
+                    f"input '{name}': binary_data_size {size} runs past the {len(binary)} bytes "
+                    "of binary data after the JSON header",
+                )
+            data: Any = binary[offset : offset + size]
+            offset += size
+        else:
+            data = item.get("data")
+            if data is None:
+                raise RequestError(400, f"input '{name}' has neither 'data' nor binary_data_size")
+        inputs.append(TensorInput(name, datatype, shape, data))
+    if offset != len(binary):
+        raise RequestError(
+            400, f"{len(binary) - offset} bytes of binary data are not claimed by any input"
+        )
+    return inputs
+
+
+def _requested_outputs(doc: dict[str, Any], model: LoadedModel) -> list[tuple[int, bool]]:
+    """(index of the model output, binary) for each output to return."""
+    params = doc.get("parameters") or {}
+    default_binary = (
+        bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
+    )
+    requested = doc.get("outputs")
+    names = [t.name for t in model.spec.outputs]
+    if not requested:
+        return [(i, default_binary) for i in range(len(names))]
+    if not isinstance(requested, list):
+        raise RequestError(400, "'outputs' must be an array")
+    out = []
+    for item in requested:
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in names:
+            raise RequestError(
+                400, f"unexpected inference output '{name}' for model '{model.spec.name}'"
+            )
+        p = item.get("parameters") or {}
+        if isinstance(p, dict) and "class_count" in p:
+            raise RequestError(400, "the classification extension (class_count) is not supported")
+        binary = (
+            bool(p.get("binary_data", default_binary)) if isinstance(p, dict) else default_binary
+        )
+        out.append((names.index(name), binary))
+    return out
+
+
+def infer(
+    server: InferenceServer, name: str, version: str, request: _Request, keep_alive: bool
+) -> bytes | asyncio.Future[bytes]:
+    received = time.perf_counter_ns()
+    model = server.registry.get(name, version)
+    try:
+        if server.draining:
+            raise RequestError(503, "Server is shutting down: no new inference requests")
+        body = _body(request, server.max_request_bytes)
+        doc, binary = _parse_infer(body, request.header_length)
+        inputs = _tensor_inputs(doc, binary)
+        request_id = doc.get("id", "")
+        arrays, batch = model.prepare(inputs, str(request_id))
+        outputs = _requested_outputs(doc, model)
+        result = model.submit(arrays, batch, received)
+    except RequestError as exc:
+        model.stats.record_failure(
+            "OTHER" if exc.status != 503 else "REJECTED", time.perf_counter_ns() - received
+        )
+        return _error(exc.status, exc.message, keep_alive)
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[bytes] = loop.create_future()
+    server.in_flight += 1
+    gzip_ok = b"gzip" in request.accept
+    deflate_ok = b"deflate" in request.accept
+
+    def done(future: asyncio.Future[list[np.ndarray]]) -> None:
+        server.in_flight -= 1
+        if answer.done():
+            return
+        if future.cancelled():
+            answer.set_result(_error(503, "request cancelled", keep_alive))
+            return
+        exc = future.exception()
+        if exc is not None:
+            answer.set_result(
+                _error(500, f"onnxruntime failed on model '{name}': {exc}", keep_alive)
+            )
+            return
+        answer.set_result(
+            _infer_response(
+                model, future.result(), outputs, request_id, keep_alive, gzip_ok, deflate_ok
+            )
+        )
+
+    result.add_done_callback(done)
+    return answer
+
+
+def _infer_response(
+    model: LoadedModel,
+    arrays: list[np.ndarray],
+    outputs: list[tuple[int, bool]],
+    request_id: object,
+    keep_alive: bool,
+    gzip_ok: bool,
+    deflate_ok: bool,
+) -> bytes:
+    specs = model.spec.outputs
+    described = []
+    blobs = []
+    for index, binary in outputs:
+        array = arrays[index]
+        entry: dict[str, Any] = {
+            "name": specs[index].name,
+            "datatype": specs[index].datatype,
+            "shape": list(array.shape),
+        }
+        if binary:
+            blob = np.ascontiguousarray(array).tobytes()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = array.ravel().tolist()
+        described.append(entry)
+    head: dict[str, Any] = {"model_name": model.spec.name, "model_version": model.version}
+    if request_id:
+        head["id"] = request_id
+    head["outputs"] = described
+    header = json.dumps(head, separators=(",", ":")).encode()
+    extra = b""
+    if blobs:
+        body = header + b"".join(blobs)
+        content_type = b"application/octet-stream"
+        extra = b"Inference-Header-Content-Length: %d\r\n" % len(header)
+    else:
+        body = header
+        content_type = b"application/json"
+    if gzip_ok or deflate_ok:
+        compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS if gzip_ok else zlib.MAX_WBITS)
+        body = compressor.compress(body) + compressor.flush()
+        extra += b"Content-Encoding: %s\r\n" % (b"gzip" if gzip_ok else b"deflate")
+    return _response(200, body, content_type, extra, keep_alive)

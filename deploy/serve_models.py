@@ -1,0 +1,361 @@
+"""Loaded models: onnxruntime sessions per instance, request validation as Triton does it.
+
+Validation messages and status codes follow Triton 2.51 (HTTP 404 for an unknown model, 400
+for an unknown or missing input, a wrong datatype or shape, or a batch over
+``max_batch_size``); the gRPC front end maps them to ``NOT_FOUND`` / ``INVALID_ARGUMENT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hepfpga.deploy.batching import InferenceRequest, Scheduler
+from hepfpga.deploy.metrics import ModelStats
+from hepfpga.deploy.triton_repo import DATATYPES, ModelSpec, ModelVersion
+from hepfpga.errors import ConfigError
+
+__all__ = ["LoadedModel", "ModelRegistry", "RequestError", "TensorInput", "make_session"]
+
+log = logging.getLogger("hepfpga.serve")
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+class RequestError(Exception):
+    """A request the server answers with an error: ``status`` is the HTTP code (404, 400,
+    503...) and the message is Triton's wording."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class TensorInput:
+    """An input as a front end decoded it: ``data`` is raw bytes or a JSON list."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: bytes | memoryview | list[object] | None
+
+
+def make_session(path: object, kind: str, intra_op_threads: int) -> tuple[object, str]:
+    """An onnxruntime session and the provider really in use.
+
+    ``KIND_AUTO`` asks for CUDA when onnxruntime offers it and falls back to CPU;
+    ``KIND_GPU`` refuses to run on CPU. onnxruntime-gpu silently drops a CUDA provider that
+    cannot load, so the provider is read back from ``get_providers()``.
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if kind == "KIND_GPU" and CUDA not in available:
+        raise ConfigError(
+            f"instance_group kind KIND_GPU needs onnxruntime's {CUDA}; available: {available}"
+        )
+    wanted = [CPU] if kind == "KIND_CPU" or CUDA not in available else [CUDA, CPU]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # Several requests are in flight at once: one thread per session keeps the instance
+    # threads, the event loop and onnxruntime's pool from fighting over the cores.
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    if intra_op_threads != 0:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    used = session.get_providers()[0]
+    if kind == "KIND_GPU" and used != CUDA:
+        raise ConfigError(f"{CUDA} did not load for {path} (onnxruntime fell back to {used})")
+    if wanted[0] == CUDA and used != CUDA:
+        log.warning("%s: %s did not load, running on %s", path, CUDA, used)
+    return session, used
+
+
+class LoadedModel:
+    """One model version: its sessions, scheduler and statistics."""
+
+    def __init__(self, model: ModelVersion) -> None:
+        self.spec: ModelSpec = model.spec
+        self.version = str(model.version)
+        self.path = model.path
+        self.class_names = model.class_names
+        self.stats = ModelStats(self.spec.name, self.version)
+        sessions = [
+            make_session(model.path, self.spec.instance_kind, self.spec.intra_op_threads)
+            for _ in range(self.spec.instance_count)
+        ]
+        self.provider = sessions[0][1]
+        self._input_names = [t.name for t in self.spec.inputs]
+        self._output_names = [t.name for t in self.spec.outputs]
+        self._by_name = {t.name: (i, t) for i, t in enumerate(self.spec.inputs)}
+        self.scheduler = Scheduler(
+            [self._runner(s) for s, _ in sessions],
+            max_batch_size=self.spec.max_batch_size,
+            dynamic_batching=self.spec.dynamic_batching,
+            stats=self.stats,
+            name=f"{self.spec.name}-{self.version}",
+        )
+
+    def _runner(self, session: object):  # type: ignore[no-untyped-def]
+        names = self._input_names
+        outputs = self._output_names
+        run = session.run  # type: ignore[attr-defined]
+
+        def runner(arrays: list[np.ndarray]) -> list[np.ndarray]:
+            return run(outputs, dict(zip(names, arrays, strict=False)))
+
+        return runner
+
+    # -- metadata -------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, object]:
+        mbs = self.spec.max_batch_size
+        return {
+            "name": self.spec.name,
+            "versions": [self.version],
+            "platform": self.spec.platform,
+            "inputs": [t.to_json(mbs) for t in self.spec.inputs],
+            "outputs": [t.to_json(mbs) for t in self.spec.outputs],
+        }
+
+    def config_json(self) -> dict[str, object]:
+        """The configuration as Triton's HTTP ``/config`` returns it (JSON of ModelConfig)."""
+        spec = self.spec
+        config: dict[str, object] = {
+            "name": spec.name,
+            "platform": spec.platform,
+            "backend": "onnxruntime",
+            "version_policy": (
+                {"all": {}}
+                if spec.version_policy == "all"
+                else {"specific": {"versions": list(spec.versions)}}
+                if spec.version_policy == "specific"
+                else {"latest": {"num_versions": spec.latest_versions}}
+            ),
+            "max_batch_size": spec.max_batch_size,
+            "input": [
+                {"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": list(t.dims)}
+                for t in spec.inputs
+            ],
+            "output": [
+                {
+                    "name": t.name,
+                    "data_type": f"TYPE_{t.datatype}",
+                    "dims": list(t.dims),
+                    "label_filename": (spec.label_filename or "") if i == 0 else "",
+                }
+                for i, t in enumerate(spec.outputs)
+            ],
+            "instance_group": [
+                {
+                    "name": spec.name,
+                    "kind": "KIND_GPU" if self.provider == CUDA else "KIND_CPU",
+                    "count": spec.instance_count,
+                }
+            ],
+            "default_model_filename": spec.default_model_filename,
+            "parameters": {
+                "intra_op_thread_count": {"string_value": str(spec.intra_op_threads)},
+                **{k: {"string_value": v} for k, v in spec.parameters.items()},
+            },
+        }
+        if spec.dynamic_batching is not None:
+            config["dynamic_batching"] = {
+                "preferred_batch_size": list(spec.dynamic_batching.preferred_batch_sizes),
+                "max_queue_delay_microseconds": spec.dynamic_batching.max_queue_delay_us,
+            }
+        return config
+
+    # -- inference ------------------------------------------------------------------------
+
+    def prepare(
+        self, inputs: Sequence[TensorInput], request_id: str = ""
+    ) -> tuple[list[np.ndarray], int]:
+        """Validate and decode the inputs: arrays in the model's input order and the batch
+        size. Raises :class:`RequestError` (400) with Triton's message."""
+        rid = f"[request id: {request_id or '<id_unknown>'}] "
+        name = self.spec.name
+        mbs = self.spec.max_batch_size
+        if len(inputs) == len(self._input_names) == 1 and inputs[0].name == self._input_names[0]:
+            ordered: list[TensorInput | None] = [inputs[0]]
+        else:
+            ordered = [None] * len(self._input_names)
+            for t in inputs:
+                slot = self._by_name.get(t.name)
+                if slot is None:
+                    raise RequestError(
+                        400, f"{rid}unexpected inference input '{t.name}' for model '{name}'"
+                    )
+                ordered[slot[0]] = t
+            if any(t is None for t in ordered):
+                missing = [n for n, t in zip(self._input_names, ordered, strict=False) if t is None]
+                raise RequestError(
+                    400,
+                    f"{rid}expected {len(self._input_names)} inputs but got {len(inputs)} inputs "
+                    f"for model '{name}'. Got input(s) {[t.name for t in inputs]}, but missing "
+                    f"required input(s) {missing}. Please provide all required input(s).",
+                )
+        arrays = []
+        batch = 0
+        for t, spec in zip(ordered, self.spec.inputs, strict=False):
+            assert t is not None
+            if t.datatype != spec.datatype:
+                raise RequestError(
+                    400,
+                    f"{rid}unexpected datatype TYPE_{t.datatype} for inference input "
+                    f"'{t.name}', expecting TYPE_{spec.datatype}",
+                )
+            shape = t.shape
+            dims = shape[1:] if mbs > 0 else shape
+            if (
+                (mbs > 0 and len(shape) == 0)
+                or len(dims) != len(spec.dims)
+                or any(d < 0 or (s != -1 and d != s) for d, s in zip(dims, spec.dims, strict=False))
+            ):
+                full = [-1, *spec.dims] if mbs > 0 else list(spec.dims)
+                raise RequestError(
+                    400,
+                    f"{rid}unexpected shape for input '{t.name}' for model '{name}'. Expected "
+                    f"{_dims(full)}, got {_dims(shape)}. "
+                    + (
+                        "NOTE: Setting a non-zero max_batch_size in the model config requires "
+                        "a batch dimension to be prepended to each input shape. If you want to "
+                        "specify the full shape including the batch dim in your input dims "
+                        "config, try setting max_batch_size to zero. See the model "
+                        "configuration docs for more info on max_batch_size."
+                        if mbs > 0
+                        else ""
+                    ),
+                )
+            if mbs > 0:
+                if shape[0] > mbs:
+                    raise RequestError(
+                        400,
+                        f"{rid}inference request batch-size must be <= {mbs} for '{name}'",
+                    )
+                if batch and shape[0] != batch:
+                    raise RequestError(
+                        400,
+                        f"{rid}input '{t.name}' batch size {shape[0]} does not match other "
+                        f"inputs' batch size {batch} for model '{name}'",
+                    )
+                batch = shape[0]
+            arrays.append(_decode(t, spec.dtype, rid))
+        return arrays, (batch if mbs > 0 else 1)
+
+    def submit(
+        self, arrays: list[np.ndarray], batch: int, received_ns: int
+    ) -> asyncio.Future[list[np.ndarray]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[np.ndarray]] = loop.create_future()
+        request = InferenceRequest(arrays, batch, future, loop, received_ns)
+        try:
+            self.scheduler.submit(request)
+        except RuntimeError as exc:
+            raise RequestError(503, f"model '{self.spec.name}' is unloading: {exc}") from exc
+        return future
+
+    def close(self) -> None:
+        self.scheduler.close()
+
+
+def _dims(shape: Iterable[int]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _decode(t: TensorInput, dtype: np.dtype, rid: str) -> np.ndarray:
+    n = 1
+    for d in t.shape:
+        n *= d
+    data = t.data
+    if data is None:
+        raise RequestError(400, f"{rid}input '{t.name}' has no data")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        expected = n * dtype.itemsize
+        if len(data) != expected:
+            raise RequestError(
+                400,
+                f"{rid}unexpected total byte size {len(data)} for input '{t.name}', "
+                f"expecting {expected}",
+            )
+        return np.frombuffer(data, dtype=dtype).reshape(t.shape)
+    try:
+        array = np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise RequestError(
+            400, f"{rid}unable to parse 'data' of input '{t.name}' as {dtype.name}: {exc}"
+        ) from exc
+    if array.size != n:
+        raise RequestError(
+            400,
+            f"{rid}unexpected number of elements {array.size} for input '{t.name}', expecting {n}",
+        )
+    return array.reshape(t.shape)
+
+
+class ModelRegistry:
+    """Every loaded model version, found by name and optional version."""
+
+    def __init__(self, models: Iterable[ModelVersion]) -> None:
+        self._models: dict[str, dict[str, LoadedModel]] = {}
+        self._latest: dict[str, LoadedModel] = {}
+        loaded: list[LoadedModel] = []
+        try:
+            for m in models:
+                loaded.append(LoadedModel(m))
+        except BaseException:
+            for lm in loaded:
+                lm.close()
+            raise
+        for lm in loaded:
+            versions = self._models.setdefault(lm.spec.name, {})
+            versions[lm.version] = lm
+        for name, versions in self._models.items():
+            self._latest[name] = versions[max(versions, key=int)]
+
+    def get(self, name: str, version: str = "") -> LoadedModel:
+        if not version:
+            model = self._latest.get(name)
+            if model is None:
+                raise RequestError(404, f"Request for unknown model: '{name}' is not found")
+            return model
+        model = self._models.get(name, {}).get(version)
+        if model is None:
+            if name not in self._models:
+                raise RequestError(404, f"Request for unknown model: '{name}' is not found")
+            raise RequestError(
+                404,
+                f"Request for unknown model: '{name}' version {version} is not found",
+            )
+        return model
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for versions in self._models.values():
+            yield from versions.values()
+
+    def stats(self, name: str = "", version: str = "") -> list[dict[str, object]]:
+        if name:
+            if version:
+                return [self.get(name, version).stats.to_json()]
+            self.get(name)
+            return [m.stats.to_json() for m in self._models[name].values()]
+        return [m.stats.to_json() for m in self]
+
+    def index(self) -> list[dict[str, str]]:
+        return [{"name": m.spec.name, "version": m.version, "state": "READY"} for m in self]
+
+    def close(self) -> None:
+        for m in self:
+            m.close()
+
+
+# every datatype the front ends accept in a request, for the messages of unknown ones
+KNOWN_DATATYPES = (*DATATYPES, "BYTES", "BF16")

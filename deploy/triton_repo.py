@@ -1,0 +1,562 @@
+"""Triton model repositories: write them from a run folder, read them back for serving.
+
+Layout (what NVIDIA Triton and KServe load)::
+
+    <repo>/<name>/config.pbtxt
+    <repo>/<name>/<version>/model.onnx
+    <repo>/<name>/labels.txt          (class names, when the ONNX metadata has them)
+
+``config.pbtxt`` is written as protobuf text of ``inference.ModelConfig`` (Triton 2.51):
+platform ``onnxruntime_onnx``, ``max_batch_size``, inputs/outputs with dims *without* the batch
+dimension, ``dynamic_batching`` and ``instance_group``. Reading parses it with the real
+``model_config_pb2`` (the ``serve`` extra), so a misspelt field is an error, as in Triton.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from hepfpga._optional import require
+from hepfpga.artifacts import atomic_directory, write_text_atomic
+from hepfpga.errors import ConfigError, ModelFileError
+
+__all__ = [
+    "DATATYPES",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "DynamicBatching",
+    "ModelSpec",
+    "ModelVersion",
+    "TensorSpec",
+    "TritonExport",
+    "discover_models",
+    "export_triton_repository",
+    "parse_config",
+    "spec_from_onnx",
+]
+
+#: KServe v2 tensor datatypes served here and their numpy types (BYTES is not: these models
+#: take numeric tensors).
+DATATYPES: dict[str, np.dtype] = {
+    name: np.dtype(t)
+    for name, t in {
+        "BOOL": np.bool_,
+        "UINT8": np.uint8,
+        "UINT16": np.uint16,
+        "UINT32": np.uint32,
+        "UINT64": np.uint64,
+        "INT8": np.int8,
+        "INT16": np.int16,
+        "INT32": np.int32,
+        "INT64": np.int64,
+        "FP16": np.float16,
+        "FP32": np.float32,
+        "FP64": np.float64,
+    }.items()
+}
+
+# onnx.TensorProto element types -> v2 datatype
+_ONNX_TYPES = {
+    1: "FP32",
+    2: "UINT8",
+    3: "INT8",
+    4: "UINT16",
+    5: "INT16",
+    6: "INT32",
+    7: "INT64",
+    9: "BOOL",
+    10: "FP16",
+    11: "FP64",
+    12: "UINT32",
+    13: "UINT64",
+}
+
+#: ``max_batch_size`` of a model served straight from a run folder or exported without one.
+DEFAULT_MAX_BATCH_SIZE = 4096
+
+InstanceKind = Literal["KIND_AUTO", "KIND_CPU", "KIND_GPU"]
+_KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output: v2 datatype (``FP32``) and dims without the batch dimension
+    (``-1`` for a variable size)."""
+
+    name: str
+    datatype: str
+    dims: tuple[int, ...]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return DATATYPES[self.datatype]
+
+    def to_json(self, max_batch_size: int) -> dict[str, object]:
+        shape = [-1, *self.dims] if max_batch_size > 0 else list(self.dims)
+        return {"name": self.name, "datatype": self.datatype, "shape": shape}
+
+
+@dataclass(frozen=True)
+class DynamicBatching:
+    """Triton's ``dynamic_batching``: requests queued within ``max_queue_delay_us`` of the
+    oldest are run together; a batch goes at once when it reaches a preferred size.
+
+    With a delay of 0 (Triton's default) nothing waits: a lone request runs at once, and
+    requests that queue while an instance is busy are batched together.
+    """
+
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a ``config.pbtxt`` says about one model (the fields hepfpga uses)."""
+
+    name: str
+    max_batch_size: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    dynamic_batching: DynamicBatching | None = DynamicBatching()
+    instance_count: int = 1
+    instance_kind: InstanceKind = "KIND_AUTO"
+    #: ``latest`` keeps the ``latest_versions`` highest versions, ``all`` every version,
+    #: ``specific`` those in ``versions`` (Triton's ``version_policy``).
+    version_policy: Literal["latest", "all", "specific"] = "latest"
+    latest_versions: int = 1
+    versions: tuple[int, ...] = ()
+    default_model_filename: str = "model.onnx"
+    intra_op_threads: int = 1
+    label_filename: str | None = None
+    platform: str = "onnxruntime_onnx"
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def to_pbtxt(self) -> str:
+        """The ``config.pbtxt`` text (protobuf text format of ``inference.ModelConfig``)."""
+
+        def tensor(t: TensorSpec, label: bool) -> str:
+            dims = ", ".join(str(d) for d in t.dims)
+            extra = f'\n    label_filename: "{self.label_filename}"' if label else ""
+            return (
+                f'  {{\n    name: "{t.name}"\n    data_type: TYPE_{t.datatype}\n'
+                f"    dims: [ {dims} ]{extra}\n  }}"
+            )
+
+        lines = [
+            f'name: "{self.name}"',
+            f'platform: "{self.platform}"',
+            f"max_batch_size: {self.max_batch_size}",
+        ]
+        if self.version_policy == "all":
+            lines.append("version_policy: { all { } }")
+        elif self.version_policy == "specific":
+            lines.append(f"version_policy: {{ specific {{ versions: {list(self.versions)} }} }}")
+        elif self.latest_versions != 1:
+            lines.append(f"version_policy: {{ latest {{ num_versions: {self.latest_versions} }} }}")
+        lines.append("input [\n" + ",\n".join(tensor(t, False) for t in self.inputs) + "\n]")
+        lines.append(
+            "output [\n"
+            + ",\n".join(
+                tensor(t, self.label_filename is not None and i == 0)
+                for i, t in enumerate(self.outputs)
+            )
+            + "\n]"
+        )
+        if self.dynamic_batching is not None and self.max_batch_size > 0:
+            db = self.dynamic_batching
+            body = [f"  max_queue_delay_microseconds: {db.max_queue_delay_us}"]
+            if db.preferred_batch_sizes:
+                sizes = ", ".join(str(s) for s in db.preferred_batch_sizes)
+                body.insert(0, f"  preferred_batch_size: [ {sizes} ]")
+            lines.append("dynamic_batching {\n" + "\n".join(body) + "\n}")
+        lines.append(
+            f"instance_group [\n  {{\n    count: {self.instance_count}\n"
+            f"    kind: {self.instance_kind}\n  }}\n]"
+        )
+        params = {"intra_op_thread_count": str(self.intra_op_threads), **self.parameters}
+        for key, value in params.items():
+            lines.append(
+                f'parameters {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}'
+            )
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One servable version of a model: its ONNX file and configuration."""
+
+    spec: ModelSpec
+    version: int
+    path: Path
+    class_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TritonExport:
+    """Where :func:`export_triton_repository` wrote a model."""
+
+    repo: Path
+    model_dir: Path
+    config_path: Path
+    onnx_path: Path
+    spec: ModelSpec
+
+
+def _onnx_metadata(proto: object) -> dict[str, object]:
+    meta: dict[str, object] = {}
+    for prop in proto.metadata_props:  # type: ignore[attr-defined]
+        try:
+            meta[prop.key] = json.loads(prop.value)
+        except ValueError:
+            meta[prop.key] = prop.value
+    return meta
+
+
+def _load_onnx(path: Path) -> object:
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError, OSError
+        raise ModelFileError(f"cannot read ONNX model {path}: {exc}") from exc
+
+
+def spec_from_onnx(
+    path: Path,
+    name: str,
+    *,
+    max_batch_size: int | None = None,
+    dynamic_batching: DynamicBatching | None = DynamicBatching(),
+    instance_count: int = 1,
+    instance_kind: InstanceKind = "KIND_AUTO",
+) -> tuple[ModelSpec, tuple[str, ...]]:
+    """The configuration Triton would complete from the ONNX graph, and its class names.
+
+    A model whose inputs and outputs all have a dynamic first dimension batches
+    (``max_batch_size`` defaults to :data:`DEFAULT_MAX_BATCH_SIZE`); otherwise it is served
+    with ``max_batch_size: 0`` and full shapes.
+    """
+    proto = _load_onnx(Path(path))
+    graph = proto.graph  # type: ignore[attr-defined]
+    initializers = {i.name for i in graph.initializer}
+
+    def tensors(values: object) -> list[tuple[str, str, list[int]]]:
+        out = []
+        for v in values:  # type: ignore[attr-defined]
+            if v.name in initializers:
+                continue
+            elem = v.type.tensor_type.elem_type
+            if elem not in _ONNX_TYPES:
+                raise ModelFileError(
+                    f"{path}: tensor '{v.name}' has ONNX element type {elem}; served types: "
+                    + ", ".join(sorted(DATATYPES))
+                )
+            dims = [
+                d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim
+            ]
+            out.append((v.name, _ONNX_TYPES[elem], dims))
+        return out
+
+    ins, outs = tensors(graph.input), tensors(graph.output)
+    batches = all(dims and dims[0] == -1 for _, _, dims in ins + outs)
+    if max_batch_size is None:
+        max_batch_size = DEFAULT_MAX_BATCH_SIZE if batches else 0
+    if max_batch_size > 0 and not batches:
+        raise ConfigError(
+            f"{path}: max_batch_size {max_batch_size} needs a dynamic first dimension on every "
+            "input and output; use max_batch_size 0 for this model"
+        )
+    skip = 1 if max_batch_size > 0 else 0
+    meta = _onnx_metadata(proto)
+    class_names = tuple(str(c) for c in meta.get("class_names", []) or [])  # type: ignore[union-attr]
+    spec = ModelSpec(
+        name=name,
+        max_batch_size=max_batch_size,
+        inputs=tuple(TensorSpec(n, t, tuple(d[skip:])) for n, t, d in ins),
+        outputs=tuple(TensorSpec(n, t, tuple(d[skip:])) for n, t, d in outs),
+        dynamic_batching=dynamic_batching if max_batch_size > 0 else None,
+        instance_count=instance_count,
+        instance_kind=instance_kind,
+    )
+    return spec, class_names
+
+
+def _source_onnx(source: Path) -> tuple[Path, str]:
+    source = Path(source)
+    if source.is_dir():
+        onnx_path = source / "model.onnx"
+        if not onnx_path.is_file():
+            raise ModelFileError(f"{source} is not a run folder: it has no model.onnx")
+        return onnx_path, source.name
+    if source.suffix == ".onnx" and source.is_file():
+        return source, source.stem
+    raise ModelFileError(f"{source}: expected a run folder (with model.onnx) or an .onnx file")
+
+
+def export_triton_repository(
+    source: Path,
+    repo: Path,
+    *,
+    name: str | None = None,
+    version: int = 1,
+    max_batch_size: int | None = None,
+    preferred_batch_sizes: tuple[int, ...] = (),
+    max_queue_delay_us: int = 0,
+    dynamic_batching: bool = True,
+    instance_count: int = 1,
+    instance_kind: InstanceKind = "KIND_AUTO",
+    overwrite: bool = False,
+) -> TritonExport:
+    """Write ``<repo>/<name>/config.pbtxt`` and ``<repo>/<name>/<version>/model.onnx``.
+
+    ``source`` is a run folder or an ``.onnx`` file; ``name`` defaults to the run folder's
+    name. Other versions already in the model folder are kept; an existing ``version`` is
+    replaced only with ``overwrite``. The version folder and the config are each written
+    through a temporary file or folder and a rename.
+    """
+    onnx_path, default_name = _source_onnx(source)
+    name = name or default_name
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"invalid model name '{name}': a folder name without '/' is expected")
+    if version < 1:
+        raise ConfigError(f"expected a positive integer. Received: version={version}")
+    if instance_count < 1:
+        raise ConfigError(f"expected a positive integer. Received: instance_count={instance_count}")
+    if instance_kind not in _KINDS:
+        raise ConfigError(f"unknown instance kind '{instance_kind}'; accepted: {', '.join(_KINDS)}")
+    spec, class_names = spec_from_onnx(
+        onnx_path,
+        name,
+        max_batch_size=max_batch_size,
+        dynamic_batching=(
+            DynamicBatching(tuple(preferred_batch_sizes), max_queue_delay_us)
+            if dynamic_batching
+            else None
+        ),
+        instance_count=instance_count,
+        instance_kind=instance_kind,
+    )
+    bad = [s for s in preferred_batch_sizes if not 0 < s <= spec.max_batch_size]
+    if bad:
+        raise ConfigError(
+            f"preferred batch sizes {bad} are outside 1..max_batch_size ({spec.max_batch_size})"
+        )
+    if max_queue_delay_us < 0:
+        raise ConfigError(
+            f"expected a non-negative integer. Received: max_queue_delay_us={max_queue_delay_us}"
+        )
+    out_dims = spec.outputs[0].dims if spec.outputs else ()
+    if class_names and out_dims and out_dims[-1] == len(class_names):
+        spec = replace(spec, label_filename="labels.txt")
+    model_dir = Path(repo) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(model_dir / str(version), overwrite=overwrite) as tmp:
+        shutil.copyfile(onnx_path, tmp / spec.default_model_filename)
+    if spec.label_filename:
+        write_text_atomic(model_dir / spec.label_filename, "\n".join(class_names) + "\n")
+    write_text_atomic(model_dir / "config.pbtxt", spec.to_pbtxt())
+    return TritonExport(
+        repo=Path(repo),
+        model_dir=model_dir,
+        config_path=model_dir / "config.pbtxt",
+        onnx_path=model_dir / str(version) / spec.default_model_filename,
+        spec=spec,
+    )
+
+
+def parse_config(path: Path, *, expected_name: str | None = None) -> tuple[ModelSpec, object]:
+    """Parse a ``config.pbtxt`` with Triton's own ``ModelConfig`` message.
+
+    Returns the :class:`ModelSpec` and the protobuf message. Inputs and outputs may be left
+    out (Triton completes them from the ONNX model); :func:`discover_models` does that.
+    """
+    text_format = require("google.protobuf.text_format", "serve", "reading config.pbtxt")
+    mc = require("tritonclient.grpc.model_config_pb2", "serve", "reading config.pbtxt")
+    path = Path(path)
+    config = mc.ModelConfig()
+    try:
+        text_format.Parse(path.read_text(encoding="utf-8"), config)
+    except (text_format.ParseError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"invalid Triton model configuration: {exc}", source=str(path)) from exc
+    where = str(path)
+    if config.platform not in ("", "onnxruntime_onnx") or config.backend not in ("", "onnxruntime"):
+        raise ConfigError(
+            f"platform '{config.platform or config.backend}' is not served by hepfpga; accepted: "
+            "platform 'onnxruntime_onnx' or backend 'onnxruntime'",
+            path="platform",
+            source=where,
+        )
+    name = config.name or expected_name or path.parent.name
+    if expected_name and config.name and config.name != expected_name:
+        raise ConfigError(
+            f"model name '{config.name}' differs from its folder '{expected_name}'",
+            path="name",
+            source=where,
+        )
+
+    def tensors(items: object, what: str) -> tuple[TensorSpec, ...]:
+        out = []
+        for t in items:  # type: ignore[attr-defined]
+            type_name = mc.DataType.Name(t.data_type)
+            datatype = type_name.removeprefix("TYPE_")
+            if datatype not in DATATYPES:
+                raise ConfigError(
+                    f"data_type {type_name} of '{t.name}' is not served; accepted: "
+                    + ", ".join(f"TYPE_{d}" for d in DATATYPES),
+                    path=what,
+                    source=where,
+                )
+            dims = tuple(t.reshape.shape) if t.HasField("reshape") else tuple(t.dims)
+            out.append(TensorSpec(t.name, datatype, dims))
+        return tuple(out)
+
+    kinds = {mc.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group}
+    if kinds - set(_KINDS):
+        raise ConfigError(
+            f"instance_group kind {sorted(kinds - set(_KINDS))} is not served; accepted: "
+            + ", ".join(_KINDS),
+            path="instance_group",
+            source=where,
+        )
+    kind: InstanceKind = (
+        "KIND_GPU" if "KIND_GPU" in kinds else "KIND_CPU" if kinds == {"KIND_CPU"} else "KIND_AUTO"
+    )
+    count = sum(g.count or 1 for g in config.instance_group) or 1
+    policy = config.version_policy.WhichOneof("policy_choice") or "latest"
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    try:
+        threads = int(params.pop("intra_op_thread_count", "1"))
+    except ValueError as exc:
+        raise ConfigError(
+            "intra_op_thread_count must be an integer", path="parameters", source=where
+        ) from exc
+    db = None
+    if config.HasField("dynamic_batching") and config.max_batch_size > 0:
+        db = DynamicBatching(
+            tuple(config.dynamic_batching.preferred_batch_size),
+            int(config.dynamic_batching.max_queue_delay_microseconds),
+        )
+    label = next((t.label_filename for t in config.output if t.label_filename), None)
+    spec = ModelSpec(
+        name=name,
+        max_batch_size=int(config.max_batch_size),
+        inputs=tensors(config.input, "input"),
+        outputs=tensors(config.output, "output"),
+        dynamic_batching=db,
+        instance_count=count,
+        instance_kind=kind,
+        version_policy=policy,  # type: ignore[arg-type]
+        latest_versions=(config.version_policy.latest.num_versions or 1)
+        if policy == "latest"
+        else 1,
+        versions=tuple(config.version_policy.specific.versions) if policy == "specific" else (),
+        default_model_filename=config.default_model_filename or "model.onnx",
+        intra_op_threads=threads,
+        label_filename=label,
+        parameters=params,
+    )
+    return spec, config
+
+
+def _check_against_onnx(spec: ModelSpec, onnx_spec: ModelSpec, where: Path) -> ModelSpec:
+    if not spec.inputs and not spec.outputs:
+        return replace(spec, inputs=onnx_spec.inputs, outputs=onnx_spec.outputs)
+    for what, ours, theirs in (
+        ("input", spec.inputs, onnx_spec.inputs),
+        ("output", spec.outputs, onnx_spec.outputs),
+    ):
+        by_name = {t.name: t for t in theirs}
+        for t in ours:
+            model_t = by_name.get(t.name)
+            if model_t is None:
+                raise ConfigError(
+                    f"{what} '{t.name}' is not in the ONNX model; it has: {sorted(by_name)}",
+                    path=what,
+                    source=str(where),
+                )
+            if model_t.datatype != t.datatype or len(model_t.dims) != len(t.dims):
+                raise ConfigError(
+                    f"{what} '{t.name}' is TYPE_{t.datatype} {list(t.dims)} in the config but "
+                    f"TYPE_{model_t.datatype} {list(model_t.dims)} in the ONNX model",
+                    path=what,
+                    source=str(where),
+                )
+        if what == "input" and {t.name for t in ours} != set(by_name):
+            raise ConfigError(
+                f"the config lists inputs {sorted(t.name for t in ours)} but the ONNX model "
+                f"takes {sorted(by_name)}",
+                path="input",
+                source=str(where),
+            )
+    return spec
+
+
+def _model_versions(model_dir: Path) -> list[ModelVersion]:
+    config_path = model_dir / "config.pbtxt"
+    spec: ModelSpec | None = None
+    if config_path.is_file():
+        spec, _ = parse_config(config_path, expected_name=model_dir.name)
+    filename = spec.default_model_filename if spec else "model.onnx"
+    found = sorted(
+        int(p.name)
+        for p in model_dir.iterdir()
+        if p.is_dir() and p.name.isdigit() and (p / filename).is_file()
+    )
+    if not found:
+        raise ModelFileError(f"model folder {model_dir} has no <version>/{filename}")
+    if spec is not None and spec.version_policy == "all":
+        chosen = found
+    elif spec is not None and spec.version_policy == "specific":
+        chosen = [v for v in found if v in spec.versions]
+        missing = sorted(set(spec.versions) - set(found))
+        if missing:
+            raise ModelFileError(
+                f"{model_dir}: versions {missing} named in config.pbtxt are missing"
+            )
+    else:
+        chosen = found[-(spec.latest_versions if spec else 1) :]
+    out = []
+    for version in chosen:
+        path = model_dir / str(version) / filename
+        onnx_spec, class_names = spec_from_onnx(
+            path,
+            model_dir.name,
+            max_batch_size=spec.max_batch_size if spec else None,
+        )
+        final = onnx_spec if spec is None else _check_against_onnx(spec, onnx_spec, config_path)
+        if spec is not None and spec.label_filename:
+            labels = model_dir / spec.label_filename
+            if labels.is_file():
+                class_names = tuple(labels.read_text(encoding="utf-8").split())
+        out.append(ModelVersion(final, version, path, class_names))
+    return out
+
+
+def discover_models(path: Path) -> list[ModelVersion]:
+    """Every servable model version under ``path``.
+
+    ``path`` is a Triton model repository (folders ``<name>/<version>/model.onnx``, each with
+    an optional ``config.pbtxt``), a run folder (its ``model.onnx`` served as version 1 under
+    the folder's name) or an ``.onnx`` file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path} does not exist; expected a model repository or run folder")
+    if path.is_file() or (path / "model.onnx").is_file():
+        onnx_path, name = _source_onnx(path)
+        spec, class_names = spec_from_onnx(onnx_path, name)
+        return [ModelVersion(spec, 1, onnx_path, class_names)]
+    models = []
+    for model_dir in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        models.extend(_model_versions(model_dir))
+    if not models:
+        raise ModelFileError(
+            f"{path} has no models: expected <name>/config.pbtxt and <name>/<version>/model.onnx, "
+            "or a run folder with model.onnx"
+        )
+    return models
