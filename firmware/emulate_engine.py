@@ -1,0 +1,902 @@
+"""Vectorised fixed-point engine behind :mod:`hepfpga.firmware.emulate`.
+
+An hls4ml ``ModelGraph`` is turned into a list of *steps*, plain numpy objects (picklable, no
+hls4ml inside) that reproduce the C simulation's ``ap_fixed`` arithmetic for many events at
+once. Each tensor travels as its **raw integer codes** (the value times ``2**fractional`` of its
+type) in a float array, so every product and sum is an integer computation:
+
+* float arithmetic on integers is exact while every intermediate magnitude stays below the
+  significand (``2**24`` for float32, ``2**53`` for float64). The plan tracks an interval of
+  raw codes for every tensor (from the input type's range and the weights) and picks float32
+  only when every bound is below ``2**22``, float64 when below ``2**50``; otherwise the layer
+  is refused and the emulator falls back to the C simulation.
+* a conversion to a type (``res = (res_T) acc`` in hls4ml's C++) is a scaling by a power of
+  two, the type's rounding mode on the exact scaled value, then its overflow mode on the raw
+  range; steps whose interval proves them no-ops are skipped.
+* a Dense or Conv layer is ``acc = (accum_t) bias + sum((accum_t) (x * w))``. With products
+  exact in ``accum_t`` (its fractional bits cover input + weight) and either no possible
+  overflow of ``accum_t`` or a wrapping ``accum_t`` (modular sums do not depend on the order),
+  this is one matrix product; otherwise every product is converted on its own.
+* the table-based softmax (``stable`` and ``latency``) is rebuilt with the same tables: entries
+  are computed in float32 with the C library's own ``expf`` (through ctypes), as hls4ml's
+  ``init_exp_table`` does, and addressed by the top bits of the same fixed-point values; the
+  sum uses hls4ml's balanced adder tree in ``accum_t``.
+
+Anything else (other activations, merge layers, average pooling, ``io_stream``-only layers,
+binary/ternary/power-of-two products...) raises :class:`UnsupportedLayerError` with the
+reason, which :class:`~hepfpga.firmware.emulate.Emulator` turns into a loud fallback to the C
+simulation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hepfpga.errors import ConfigError
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+
+__all__ = ["Plan", "UnsupportedLayerError", "build_plan"]
+
+#: largest raw magnitude allowed anywhere, per float dtype (margin below the significand, so
+#: that ``floor(s + 0.5)`` and the scalings of the rounding step stay exact too)
+_DTYPE_LIMITS = ((np.float32, 2.0**22), (np.float64, 2.0**50))
+
+
+class UnsupportedLayerError(Exception):
+    """The graph has something the engine cannot reproduce exactly; the message says what."""
+
+
+# -- types and conversions ---------------------------------------------------------------------
+def fixed_type(precision: Any, where: str) -> FixedType:
+    """The :class:`FixedType` of an hls4ml precision object (``fixed<16,6,RND_CONV,SAT,0>``)."""
+    try:
+        return FixedType.parse(str(precision))
+    except ConfigError as exc:
+        raise UnsupportedLayerError(
+            f"{where}: type {precision} is not an ap_fixed/ap_int type"
+        ) from exc
+
+
+def raw_range(t: FixedType) -> tuple[float, float]:
+    if t.signed:
+        return -(2.0 ** (t.width - 1)), 2.0 ** (t.width - 1) - 1
+    return 0.0, 2.0**t.width - 1
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Bounds of the raw codes of a tensor (inclusive)."""
+
+    lo: float
+    hi: float
+
+    @property
+    def magnitude(self) -> float:
+        return max(abs(self.lo), abs(self.hi))
+
+
+def _round_scalar(value: float, mode: Rounding) -> float:
+    return float(_round(np.array([value], dtype=np.float64), mode)[0])
+
+
+def _round(s: np.ndarray, mode: Rounding) -> np.ndarray:
+    """Round the exact scaled values ``s`` to integers with ``mode`` (``s`` may be modified)."""
+    if mode is Rounding.TRN:
+        return np.floor(s, out=s)
+    if mode is Rounding.RND_CONV:
+        return np.rint(s, out=s)
+    if mode is Rounding.TRN_ZERO:
+        return np.trunc(s, out=s)
+    if mode is Rounding.RND:
+        s += 0.5
+        return np.floor(s, out=s)
+    if mode is Rounding.RND_MIN_INF:
+        s -= 0.5
+        return np.ceil(s, out=s)
+    sign = np.sign(s)
+    a = np.abs(s)
+    if mode is Rounding.RND_INF:
+        return sign * np.floor(a + 0.5)
+    return sign * np.ceil(a - 0.5)  # RND_ZERO
+
+
+@dataclass
+class Convert:
+    """``(to_type) x`` for raw codes of fractional bits ``from_frac``, in place where possible."""
+
+    scale: float
+    rounding: Rounding | None  # None: the scaling is exact (no bits dropped)
+    saturation: Saturation | None  # None: the interval proves the value always fits
+    lo: float
+    hi: float
+    width: int
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        """Convert raw codes; ``r`` may be overwritten."""
+        if self.scale != 1.0:
+            r *= r.dtype.type(self.scale)
+        if self.rounding is not None:
+            r = _round(r, self.rounding)
+        if self.saturation is None:
+            return r
+        if self.saturation is Saturation.WRAP:
+            span = r.dtype.type(2.0**self.width)
+            r = np.mod(r - self.lo, span) + r.dtype.type(self.lo)
+        elif self.saturation is Saturation.SAT_ZERO:
+            r = np.where((r < self.lo) | (r > self.hi), r.dtype.type(0), r)
+        else:
+            np.clip(r, self.lo, self.hi, out=r)
+        return r
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and self.rounding is None and self.saturation is None
+
+
+def plan_convert(
+    from_frac: int, interval: Interval, to: FixedType
+) -> tuple[Convert, Interval, float]:
+    """The conversion to ``to``, the interval after it, and the largest magnitude met on the way."""
+    shift = to.fractional - from_frac
+    scale = 2.0**shift
+    rounding = to.rounding if shift < 0 else None
+    lo, hi = interval.lo * scale, interval.hi * scale
+    if rounding is not None:
+        lo, hi = _round_scalar(lo, rounding), _round_scalar(hi, rounding)
+    biggest = max(abs(lo), abs(hi)) + 1.0
+    tlo, thi = raw_range(to)
+    saturation: Saturation | None = to.saturation
+    if to.saturation is Saturation.SAT_SYM and to.signed:
+        tlo = -thi
+    if tlo <= lo and hi <= thi:
+        saturation = None
+    elif to.saturation is Saturation.WRAP:
+        lo, hi = raw_range(to)
+    elif to.saturation is Saturation.SAT_ZERO:
+        lo, hi = min(max(lo, tlo), 0.0), max(min(hi, thi), 0.0)
+    else:
+        lo, hi = max(lo, tlo), min(hi, thi)
+    convert = Convert(scale, rounding, saturation, tlo, thi, to.width)
+    return convert, Interval(lo, hi), biggest
+
+
+def quantize_to_raw(values: np.ndarray, to: FixedType) -> np.ndarray:
+    """Raw codes of float values converted to ``to`` (``ap_fixed<...> y = (double) x``)."""
+    return np.ldexp(to.quantize(values), to.fractional)
+
+
+# -- steps -------------------------------------------------------------------------------------
+class Step:
+    """One layer: maps the raw codes of its input tensor(s) to those of its output."""
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+    #: the output's type and the interval of its raw codes
+    out_type: FixedType
+    out_interval: Interval
+    #: largest raw magnitude this step handles (decides the float dtype)
+    max_magnitude: float
+    #: the step's output holds raw codes times this power of two (folded into the next step)
+    output_scale: float = 1.0
+    #: float type of the step's arithmetic: float32 where every magnitude is below 2**22
+    dtype: Any = np.float64
+
+    def prepare(self, dtype: Any) -> None:
+        """Cast constant arrays to the plan's float dtype."""
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass
+class Context:
+    """What a step builder knows about the tensors built so far."""
+
+    types: dict[str, FixedType]
+    intervals: dict[str, Interval]
+    shapes: dict[str, tuple[int, ...]]
+
+
+def _input_of(layer: Any, ctx: Context) -> tuple[str, FixedType, Interval, tuple[int, ...]]:
+    if len(layer.inputs) != 1:
+        raise UnsupportedLayerError(f"layer '{layer.name}' ({layer.class_name}) has several inputs")
+    name = layer.inputs[0]
+    if name not in ctx.types:
+        raise UnsupportedLayerError(
+            f"layer '{layer.name}' reads '{name}', which no earlier layer writes"
+        )
+    return name, ctx.types[name], ctx.intervals[name], ctx.shapes[name]
+
+
+def _out_shape(layer: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in layer.get_output_variable().shape)
+
+
+def _result_type(layer: Any) -> FixedType:
+    return fixed_type(layer.get_output_variable().type.precision, f"layer '{layer.name}' result")
+
+
+def _layer_type(layer: Any, key: str) -> FixedType:
+    if key not in layer.types:
+        raise UnsupportedLayerError(f"layer '{layer.name}' has no {key}")
+    return fixed_type(layer.types[key].precision, f"layer '{layer.name}' {key}")
+
+
+class ConvertStep(Step):
+    """Input conversion, linear activation, relu, reshape and flatten: ``(res_T) f(x)``."""
+
+    def __init__(self, layer: Any, ctx: Context, relu: bool) -> None:
+        self.name = layer.name
+        source, in_type, interval, _ = _input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.relu = relu
+        self.shape = _out_shape(layer)
+        if relu:
+            interval = Interval(max(interval.lo, 0.0), max(interval.hi, 0.0))
+        self.out_type = _result_type(layer)
+        self.convert, self.out_interval, big = plan_convert(
+            in_type.fractional, interval, self.out_type
+        )
+        if (
+            relu
+            and not self.out_type.signed
+            and self.out_type.saturation
+            in (
+                Saturation.SAT,
+                Saturation.SAT_SYM,
+            )
+        ):
+            self.convert.saturation = self.out_type.saturation
+        self.max_magnitude = max(big, interval.magnitude)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        # the input is this step's own (Plan.run hands each tensor to one consumer or copies)
+        if self.relu and not self.relu_by_clip:
+            x = np.maximum(x, 0, out=x)
+        out = self.convert(x)
+        return out.reshape(out.shape[0], *self.shape)
+
+    @property
+    def relu_by_clip(self) -> bool:
+        """A saturating unsigned result clips negatives to 0: relu needs no pass of its own
+        (rounding is monotone and maps 0 to 0, so it commutes with relu)."""
+        return (
+            self.relu
+            and not self.out_type.signed
+            and self.convert.saturation in (Saturation.SAT, Saturation.SAT_SYM)
+        )
+
+
+def _weights(layer: Any, key: str, t: FixedType) -> np.ndarray:
+    weight = layer.weights.get(key) if hasattr(layer.weights, "get") else None
+    if weight is None:
+        raise UnsupportedLayerError(f"layer '{layer.name}' has no '{key}' weights")
+    values = np.asarray(weight.data, dtype=np.float64)
+    # the C++ initialises the weight arrays from their decimal text with (weight_t) value
+    return quantize_to_raw(values, t)
+
+
+def _product_kind(layer: Any) -> str:
+    from hls4ml.backends import get_backend
+
+    backend = get_backend(layer.model.config.backend.name)
+    data_t = layer.get_input_variable().type.precision
+    weight_t = layer.get_weights("weight").type.precision if "weight" in layer.weights else None
+    return str(backend.product_type(data_t, weight_t))
+
+
+class MatmulStep(Step):
+    """Dense and convolution (as im2col): ``(res_T)((accum_t) b + sum((accum_t)(x * w)))``."""
+
+    def __init__(self, layer: Any, ctx: Context, kernel: np.ndarray, patches: Any) -> None:
+        self.name = layer.name
+        source, in_type, interval, _ = _input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.patches = patches
+        self.shape = _out_shape(layer)
+        if _product_kind(layer) != "mult":
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': hls4ml uses its '{_product_kind(layer)}' product "
+                "(binary, ternary or power-of-two weights), which the engine does not reproduce"
+            )
+        weight_t = _layer_type(layer, "weight_t")
+        accum_t = _layer_type(layer, "accum_t")
+        self.out_type = _result_type(layer)
+        w = quantize_to_raw(kernel, weight_t)  # (n_in, n_out)
+        if layer.get_attr("use_bias", True) and "bias" in layer.weights:
+            bias_t = _layer_type(layer, "bias_t")
+            b_raw = _weights(layer, "bias", bias_t).reshape(-1)
+            bias_conv, _, _ = plan_convert(
+                bias_t.fractional, Interval(float(b_raw.min()), float(b_raw.max())), accum_t
+            )
+            b = bias_conv(b_raw.copy())
+        else:
+            b = np.zeros(w.shape[1])
+        if b.shape != (w.shape[1],):
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': bias of shape {b.shape} for {w.shape}"
+            )
+        product_frac = in_type.fractional + weight_t.fractional
+        lo_acc, hi_acc = raw_range(accum_t)
+        x_lo, x_hi = interval.lo, interval.hi
+        if accum_t.fractional >= product_frac:
+            # products are exact in accum_t: fold the scaling into the weights
+            w_acc = w * 2.0 ** (accum_t.fractional - product_frac)
+            self.per_product = None
+        else:
+            w_acc = w
+            self.per_product, _, _ = plan_convert(
+                product_frac,
+                Interval(
+                    min(x_lo * w.min(), x_hi * w.min(), x_lo * w.max(), x_hi * w.max()),
+                    max(x_lo * w.min(), x_hi * w.min(), x_lo * w.max(), x_hi * w.max()),
+                ),
+                accum_t,
+            )
+        term_lo = np.minimum(x_lo * w_acc, x_hi * w_acc)
+        term_hi = np.maximum(x_lo * w_acc, x_hi * w_acc)
+        if self.per_product is not None:
+            term_lo = np.maximum(np.floor(term_lo * self.per_product.scale) - 1, lo_acc)
+            term_hi = np.minimum(np.ceil(term_hi * self.per_product.scale) + 1, hi_acc)
+        sum_lo = float((b + term_lo.sum(axis=0)).min())
+        sum_hi = float((b + term_hi.sum(axis=0)).max())
+        absolute = float((np.abs(b) + np.maximum(-term_lo, term_hi).sum(axis=0)).max())
+        fits = lo_acc <= sum_lo and sum_hi <= hi_acc and absolute <= max(-lo_acc, hi_acc)
+        if not fits and accum_t.saturation is not Saturation.WRAP:
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': accum_t {accum_t} may saturate part-way through the sum, "
+                "so the result depends on hls4ml's summation order"
+            )
+        if self.per_product is not None and self.per_product.saturation not in (
+            None,
+            Saturation.WRAP,
+        ):
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': single products saturate in {accum_t}"
+            )
+        acc_interval = Interval(sum_lo, sum_hi) if fits else Interval(lo_acc, hi_acc)
+        self.accum_wrap = (
+            None if fits else Convert(1.0, None, Saturation.WRAP, lo_acc, hi_acc, accum_t.width)
+        )
+        self.result, self.out_interval, big = plan_convert(
+            accum_t.fractional, acc_interval, self.out_type
+        )
+        self.w, self.b = w_acc, b
+        self.max_magnitude = max(absolute, big, interval.magnitude)
+        if self.per_product is not None:
+            self.max_magnitude = max(self.max_magnitude, interval.magnitude * np.abs(w).max())
+
+    def prepare(self, dtype: Any) -> None:
+        self.w = self.w.astype(dtype)
+        self.b = self.b.astype(dtype)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        cols = self.patches(x) if self.patches is not None else x.reshape(n, -1)
+        if self.per_product is None:
+            acc = cols @ self.w
+        else:
+            acc = self.per_product(cols[:, :, None] * self.w[None, :, :]).sum(axis=1)
+        acc += self.b
+        if self.accum_wrap is not None:
+            acc = self.accum_wrap(acc)
+        return self.result(acc).reshape(n, *self.shape)
+
+
+class BatchNormStep(Step):
+    """``res = (res_T)(x * scale + bias)``, computed exactly then converted once."""
+
+    def __init__(self, layer: Any, ctx: Context) -> None:
+        self.name = layer.name
+        source, in_type, interval, _ = _input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.shape = _out_shape(layer)
+        if _product_kind_bn(layer) != "mult":
+            raise UnsupportedLayerError(f"layer '{layer.name}': non-multiplying batch-norm product")
+        scale_t = _layer_type(layer, "scale_t")
+        bias_t = _layer_type(layer, "bias_t")
+        self.out_type = _result_type(layer)
+        scale = _weights(layer, "scale", scale_t).reshape(-1)
+        bias = _weights(layer, "bias", bias_t).reshape(-1)
+        frac = in_type.fractional + scale_t.fractional
+        # a common fractional position for x * scale and bias (the C++ adds them exactly)
+        top = max(frac, bias_t.fractional)
+        self.scale = scale * 2.0 ** (top - frac)
+        self.bias = bias * 2.0 ** (top - bias_t.fractional)
+        terms = np.stack([interval.lo * self.scale, interval.hi * self.scale])
+        lo = float((terms.min(axis=0) + self.bias).min())
+        hi = float((terms.max(axis=0) + self.bias).max())
+        self.result, self.out_interval, big = plan_convert(top, Interval(lo, hi), self.out_type)
+        self.max_magnitude = max(abs(lo), abs(hi), big, interval.magnitude)
+
+    def prepare(self, dtype: Any) -> None:
+        self.scale = self.scale.astype(dtype)
+        self.bias = self.bias.astype(dtype)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        flat = x.reshape(n, -1, self.scale.shape[0]) * self.scale + self.bias
+        return self.result(flat).reshape(n, *self.shape)
+
+
+def _product_kind_bn(layer: Any) -> str:
+    from hls4ml.backends import get_backend
+
+    backend = get_backend(layer.model.config.backend.name)
+    data_t = layer.get_input_variable().type.precision
+    return str(backend.product_type(data_t, layer.get_weights("scale").type.precision))
+
+
+class MaxPoolStep(Step):
+    """Max pooling without padding: ``res = (res_T)(accum_t) max(window)``."""
+
+    def __init__(self, layer: Any, ctx: Context, dims: int) -> None:
+        self.name = layer.name
+        source, in_type, interval, in_shape = _input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.shape = _out_shape(layer)
+        if layer.get_attr("pool_op", "Max") != "Max":
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': {layer.get_attr('pool_op')} pooling"
+            )
+        if layer.get_attr("data_format", "channels_last") != "channels_last":
+            raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
+        pads = [layer.get_attr(k, 0) for k in ("pad_left", "pad_right", "pad_top", "pad_bottom")]
+        if any(pads):
+            raise UnsupportedLayerError(f"layer '{layer.name}': padded pooling")
+        if dims == 1:
+            self.pool = (layer.get_attr("pool_width"),)
+            self.stride = (layer.get_attr("stride_width"),)
+        else:
+            self.pool = (layer.get_attr("pool_height"), layer.get_attr("pool_width"))
+            self.stride = (layer.get_attr("stride_height"), layer.get_attr("stride_width"))
+        self.in_shape = in_shape
+        accum_t = _layer_type(layer, "accum_t") if "accum_t" in layer.types else in_type
+        self.to_accum, acc_interval, big1 = plan_convert(in_type.fractional, interval, accum_t)
+        self.out_type = _result_type(layer)
+        self.result, self.out_interval, big2 = plan_convert(
+            accum_t.fractional, acc_interval, self.out_type
+        )
+        self.max_magnitude = max(big1, big2, interval.magnitude)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        x = x.reshape(n, *self.in_shape)
+        windows = np.lib.stride_tricks.sliding_window_view(
+            x, self.pool, axis=tuple(range(1, 1 + len(self.pool)))
+        )
+        index = (slice(None), *(slice(None, None, s) for s in self.stride))
+        windows = windows[index]
+        best = windows.max(axis=tuple(range(-len(self.pool), 0)))
+        out_spatial = self.shape[:-1]
+        best = best[(slice(None), *(slice(0, d) for d in out_spatial))]
+        out = self.result(self.to_accum(np.ascontiguousarray(best)))
+        return out.reshape(n, *self.shape)
+
+
+def _conv_patches(layer: Any, in_shape: tuple[int, ...], dims: int) -> Callable[..., Any]:
+    """im2col for hls4ml's channels-last Conv1D/Conv2D with zero padding."""
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
+    if dims == 1:
+        filt = (layer.get_attr("filt_width"),)
+        stride = (layer.get_attr("stride_width"),)
+        pads = ((layer.get_attr("pad_left", 0), layer.get_attr("pad_right", 0)),)
+        out_spatial = (layer.get_attr("out_width"),)
+    else:
+        filt = (layer.get_attr("filt_height"), layer.get_attr("filt_width"))
+        stride = (layer.get_attr("stride_height"), layer.get_attr("stride_width"))
+        pads = (
+            (layer.get_attr("pad_top", 0), layer.get_attr("pad_bottom", 0)),
+            (layer.get_attr("pad_left", 0), layer.get_attr("pad_right", 0)),
+        )
+        out_spatial = (layer.get_attr("out_height"), layer.get_attr("out_width"))
+    for attr in ("dilation", "dilation_width", "dilation_height"):
+        if layer.get_attr(attr, 1) not in (1, (1,), (1, 1), [1], [1, 1]):
+            raise UnsupportedLayerError(f"layer '{layer.name}': dilated convolution")
+    axes = tuple(range(1, 1 + dims))
+
+    def patches(x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        x = x.reshape(n, *in_shape)
+        if any(p for pair in pads for p in pair):
+            x = np.pad(x, ((0, 0), *pads, (0, 0)))
+        windows = np.lib.stride_tricks.sliding_window_view(x, filt, axis=axes)
+        windows = windows[(slice(None), *(slice(None, None, s) for s in stride))]
+        windows = windows[(slice(None), *(slice(0, d) for d in out_spatial))]
+        # (n, *out, channels, *filt) -> (n, *out, *filt, channels): the kernel's row order
+        order = (0, *axes, *range(2 + dims, 2 + 2 * dims), 1 + dims)
+        cols = windows.transpose(order)
+        return cols.reshape(n * math.prod(out_spatial), -1)
+
+    return patches
+
+
+def _dense_step(layer: Any, ctx: Context) -> Step:
+    if layer.get_attr("activation", "linear") not in ("linear", None):
+        raise UnsupportedLayerError(f"layer '{layer.name}': fused activation")
+    kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
+    kernel = kernel.reshape(-1, kernel.shape[-1])
+    return MatmulStep(layer, ctx, kernel, None)
+
+
+def _conv_step(dims: int) -> Callable[[Any, Context], Step]:
+    def build(layer: Any, ctx: Context) -> Step:
+        _, _, _, in_shape = _input_of(layer, ctx)
+        kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
+        n_filt = layer.get_attr("n_filt")
+        if kernel.ndim != dims + 2 or kernel.shape[-1] != n_filt:
+            raise UnsupportedLayerError(f"layer '{layer.name}': kernel of shape {kernel.shape}")
+        step = MatmulStep(
+            layer, ctx, kernel.reshape(-1, n_filt), _conv_patches(layer, in_shape, dims)
+        )
+        return step
+
+    return build
+
+
+def _activation_step(layer: Any, ctx: Context) -> Step:
+    activation = str(layer.get_attr("activation", "")).lower()
+    if activation in ("relu", "linear"):
+        return ConvertStep(layer, ctx, relu=activation == "relu")
+    raise UnsupportedLayerError(
+        f"layer '{layer.name}': activation '{activation}' (table-based or not reproduced); "
+        "supported: linear, relu, softmax"
+    )
+
+
+def _reshape_step(layer: Any, ctx: Context) -> Step:
+    return ConvertStep(layer, ctx, relu=False)
+
+
+# -- softmax -----------------------------------------------------------------------------------
+def _libm_expf() -> Callable[[float], float]:
+    name = ctypes.util.find_library("m")
+    if name is None:
+        raise UnsupportedLayerError(
+            "the C math library (libm) was not found; the exp table needs its expf"
+        )
+    expf = ctypes.CDLL(name).expf
+    expf.argtypes = [ctypes.c_float]
+    expf.restype = ctypes.c_float
+    return expf
+
+
+def _config_value(config_cpp: str, key: str) -> str:
+    match = re.search(rf"\b{key}\s*=\s*([^;]+);", config_cpp)
+    if match is None:
+        raise UnsupportedLayerError(f"'{key}' not found in the generated softmax config")
+    return match.group(1).strip()
+
+
+def _top_bits(raw: np.ndarray, t: FixedType, n_bits: int) -> np.ndarray:
+    """hls4ml's ``softmax_idx_from_real_val``: the top ``n_bits`` of the two's complement code."""
+    if t.signed:
+        raw = np.mod(raw, 2.0**t.width)
+    if t.width > n_bits:
+        raw = np.floor(raw * 2.0 ** (n_bits - t.width))
+    return raw.astype(np.intp)
+
+
+def _table_inputs(t: FixedType, n_bits: int) -> np.ndarray:
+    """hls4ml's ``softmax_real_val_from_idx`` for every index, as float32."""
+    if t.width > 24:
+        raise UnsupportedLayerError(
+            f"softmax table address type {t} is wider than a float significand"
+        )
+    codes = np.arange(2**n_bits, dtype=np.float64) * 2.0 ** (t.width - n_bits)
+    if t.signed:
+        codes = np.where(codes >= 2.0 ** (t.width - 1), codes - 2.0**t.width, codes)
+    return np.ldexp(codes, -t.fractional).astype(np.float32)
+
+
+def _balanced_sum(columns: list[np.ndarray], add: Callable[..., np.ndarray]) -> np.ndarray:
+    """hls4ml's ``reduce``: a balanced tree, left part the largest power of two below n."""
+    n = len(columns)
+    if n == 1:
+        return columns[0]
+    if n == 2:
+        return add(columns[0], columns[1])
+    left = 2 ** math.floor(math.log2(n - 1))
+    return add(_balanced_sum(columns[:left], add), _balanced_sum(columns[left:], add))
+
+
+class SoftmaxStep(Step):
+    """hls4ml's table-based softmax (``stable`` or ``latency``), reproduced table for table."""
+
+    def __init__(self, layer: Any, ctx: Context) -> None:
+        self.name = layer.name
+        source, in_type, interval, in_shape = _input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.shape = _out_shape(layer)
+        config = layer.get_attr("config_cpp")
+        if not config:
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': the softmax config was not generated"
+            )
+        self.implementation = _config_value(config, "implementation").rsplit("::", 1)[-1]
+        if self.implementation not in ("stable", "latency"):
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': softmax implementation '{self.implementation}'; "
+                "reproduced: stable, latency"
+            )
+        if int(_config_value(config, "n_outer")) != 1 or int(_config_value(config, "n_inner")) != 1:
+            raise UnsupportedLayerError(f"layer '{layer.name}': multi-dimensional softmax")
+        self.in_type = in_type
+        exp_size = int(_config_value(config, "exp_table_size"))
+        inv_size = int(_config_value(config, "inv_table_size"))
+        exp_scale = np.float32(float(_config_value(config, "exp_scale")))
+        for key, default in (("accum_t", "model_default_t"), ("inv_inp_t", "model_default_t")):
+            if key not in layer.types or layer.types[key].name == default:
+                raise UnsupportedLayerError(f"layer '{layer.name}': {key} left to hls4ml's default")
+        if self.implementation == "stable" and "inp_norm_t" not in layer.types:
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': inp_norm_t left to hls4ml's default"
+            )
+        self.accum_t = _layer_type(layer, "accum_t")
+        self.inv_inp_t = _layer_type(layer, "inv_inp_t")
+        exp_table_t = _layer_type(layer, "exp_table_t")
+        inv_table_t = _layer_type(layer, "inv_table_t")
+        self.out_type = _result_type(layer)
+        self.address_t = (
+            _layer_type(layer, "inp_norm_t") if self.implementation == "stable" else in_type
+        )
+        self.exp_bits = exp_size.bit_length() - 1
+        self.inv_bits = inv_size.bit_length() - 1
+        for size in (exp_size, inv_size):
+            if size & (size - 1):
+                raise UnsupportedLayerError(
+                    f"layer '{layer.name}': table size {size} not a power of two"
+                )
+        if self.address_t.width < self.exp_bits or self.inv_inp_t.width < self.inv_bits:
+            raise UnsupportedLayerError(f"layer '{layer.name}': table address wider than its type")
+
+        expf = _libm_expf()
+        x = _table_inputs(self.address_t, self.exp_bits) * exp_scale
+        if self.implementation == "stable":
+            x = -x
+        exp_values = np.array([expf(float(v)) for v in x], dtype=np.float32)
+        self.exp_table = quantize_to_raw(exp_values.astype(np.float64), exp_table_t)
+        self.exp_frac = exp_table_t.fractional
+        with np.errstate(divide="ignore"):
+            inv_values = np.float32(1) / _table_inputs(self.inv_inp_t, self.inv_bits)
+        finite = np.isfinite(inv_values)
+        # 1/0 has no defined ap_fixed value; a lookup of such an entry is reported, not guessed
+        self.inv_table = np.full(inv_size, np.nan)
+        self.inv_table[finite] = quantize_to_raw(inv_values[finite].astype(np.float64), inv_table_t)
+        self.inv_frac = inv_table_t.fractional
+        self.max_magnitude = interval.magnitude
+        self.out_interval = Interval(*raw_range(self.out_type))
+
+        self._plan_conversions(interval, in_shape)
+
+    def _plan_conversions(self, interval: Interval, in_shape: tuple[int, ...]) -> None:
+        f_in = self.in_type.fractional
+        n = int(math.prod(in_shape))
+        if self.implementation == "stable":
+            diff = Interval(0.0, interval.hi - interval.lo)  # x_max - data[i] >= 0
+            self.norm, _, _ = plan_convert(f_in, diff, self.address_t)
+        exp_interval = Interval(float(self.exp_table.min()), float(self.exp_table.max()))
+        self.to_accum, acc, _ = plan_convert(self.exp_frac, exp_interval, self.accum_t)
+        # every partial sum of the tree lies within n times the entries' range
+        total = Interval(min(acc.lo, n * acc.lo), max(acc.hi, n * acc.hi))
+        self.add, _, _ = plan_convert(self.accum_t.fractional, total, self.accum_t)
+        self.to_inv_inp, _, _ = plan_convert(
+            self.accum_t.fractional, Interval(*raw_range(self.accum_t)), self.inv_inp_t
+        )
+        self.to_result, _, _ = plan_convert(
+            self.accum_t.fractional + self.inv_frac,
+            Interval(0.0, float(np.nanmax(np.abs(self.inv_table))) * acc.magnitude),
+            self.out_type,
+        )
+        if float(np.nanmax(np.abs(self.inv_table))) * acc.magnitude >= 2.0**50:
+            raise UnsupportedLayerError(f"layer '{self.name}': exp * 1/sum exceeds 50 bits")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        data = x.reshape(x.shape[0], -1).astype(np.float64)
+        if self.implementation == "stable":
+            diff = data.max(axis=1, keepdims=True) - data  # exact: x_max - data[i]
+            address = _top_bits(self.norm(diff), self.address_t, self.exp_bits)
+        else:
+            address = _top_bits(data, self.in_type, self.exp_bits)
+        exp_res = self.to_accum(self.exp_table[address])
+        total = _balanced_sum(
+            [exp_res[:, i] for i in range(exp_res.shape[1])], lambda a, b: self.add(a + b)
+        )
+        inv = self.inv_table[_top_bits(self.to_inv_inp(total), self.inv_inp_t, self.inv_bits)]
+        if np.isnan(inv).any():
+            raise UnsupportedLayerError(
+                f"layer '{self.name}': the sum addressed the undefined entry 1/0"
+            )
+        exp_res *= inv[:, None]  # exact: below 2**50, checked when built
+        out = self.to_result(exp_res).reshape(x.shape[0], *self.shape)
+        return out.astype(x.dtype, copy=False)
+
+
+# -- the plan ----------------------------------------------------------------------------------
+#: hls4ml layer class -> step builder; the registry the graph walk dispatches on
+STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
+    "Dense": _dense_step,
+    "Conv1D": _conv_step(1),
+    "Conv2D": _conv_step(2),
+    "Activation": _activation_step,
+    "ReLU": _activation_step,
+    "Softmax": lambda layer, ctx: SoftmaxStep(layer, ctx),
+    "BatchNormalization": lambda layer, ctx: BatchNormStep(layer, ctx),
+    "MaxPooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
+    "MaxPooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
+    "Pooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
+    "Pooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
+    "Reshape": _reshape_step,
+}
+
+
+@dataclass
+class Plan:
+    """The steps of one model, runnable on raw codes without hls4ml."""
+
+    input_type: FixedType
+    input_shape: tuple[int, ...]
+    steps: list[Step]
+    output: str
+    dtype: Any
+    #: layer name -> output tensor name, for reading intermediate results (the logits)
+    layer_outputs: dict[str, str]
+
+    def run(self, x: np.ndarray, keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """Raw outputs of the model (key ``output``) and of the layers named in ``keep``.
+
+        ``x`` must already be float32 (as the C simulation sees it) and finite.
+        """
+        t = self.input_type
+        raw = np.asarray(x, dtype=np.float64) * 2.0**t.fractional
+        lo, hi = raw_range(t)
+        raw = Convert(1.0, t.rounding, t.saturation, lo, hi, t.width)(raw)
+        tensors = {"__input__": raw.astype(self.dtype).reshape(len(raw), *self.input_shape)}
+        wanted = {self.layer_outputs[name]: name for name in keep}
+        kept: dict[str, np.ndarray] = {}
+        users = dict(self.users)
+        for step in self.steps:
+            args = []
+            for name in step.inputs:
+                users[name] -= 1
+                # steps overwrite their input: hand over the tensor on its last use only
+                args.append(tensors[name] if users[name] == 0 else tensors[name].copy())
+                if users[name] == 0:
+                    del tensors[name]
+            result = step(*(a if a.dtype == step.dtype else a.astype(step.dtype) for a in args))
+            tensors[step.output] = result
+            if step.output in wanted:
+                kept[step.output] = (
+                    result / step.output_scale if step.output_scale != 1.0 else (result.copy())
+                )
+        kept[self.output] = tensors[self.output]
+        return kept
+
+    @property
+    def users(self) -> dict[str, int]:
+        count: dict[str, int] = {self.output: 1}
+        for step in self.steps:
+            for name in step.inputs:
+                count[name] = count.get(name, 0) + 1
+        return count
+
+    def type_of(self, tensor: str) -> FixedType:
+        for step in self.steps:
+            if step.output == tensor:
+                return step.out_type
+        raise KeyError(tensor)
+
+
+def _dtype_for(magnitude: float, where: str) -> Any:
+    for dtype, limit in _DTYPE_LIMITS:
+        if magnitude < limit:
+            return dtype
+    raise UnsupportedLayerError(
+        f"layer '{where}': intermediate values need {math.log2(magnitude):.0f} bits, more "
+        "than a float64 significand holds exactly"
+    )
+
+
+def _fold_scales(steps: list[Step], output: str) -> None:
+    """Fold the power-of-two scaling of a conversion into the matrix product before it.
+
+    ``(res_T) acc`` scales ``acc``'s raw codes by ``2**(f_res - f_acc)`` before rounding; when
+    the product's own result conversion is a no-op and the conversion is its only consumer,
+    the weights and bias can carry that factor (exact: powers of two), saving a pass.
+    """
+    consumers: dict[str, list[Step]] = {}
+    for step in steps:
+        for name in step.inputs:
+            consumers.setdefault(name, []).append(step)
+    for step in steps:
+        if not isinstance(step, MatmulStep) or step.output == output:
+            continue
+        after = consumers.get(step.output, [])
+        if step.accum_wrap is not None or not step.result.is_identity or len(after) != 1:
+            continue
+        (convert_step,) = after
+        if not isinstance(convert_step, ConvertStep) or convert_step.convert.scale == 1.0:
+            continue
+        factor = convert_step.convert.scale
+        step.w = step.w * factor
+        step.b = step.b * factor
+        step.output_scale = factor
+        convert_step.convert.scale = 1.0
+
+
+def build_plan(hls_model: Any) -> Plan:
+    """Walk an hls4ml ``ModelGraph`` (after conversion) into a :class:`Plan`.
+
+    Raises :class:`UnsupportedLayerError` naming the first layer or type that cannot be reproduced.
+    """
+    io_type = hls_model.config.get_config_value("IOType")
+    if io_type != "io_parallel":
+        raise UnsupportedLayerError(f"{io_type} (only io_parallel is reproduced)")
+    inputs = hls_model.get_input_variables()
+    outputs = hls_model.get_output_variables()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UnsupportedLayerError(
+            f"{len(inputs)} inputs and {len(outputs)} outputs (need 1 and 1)"
+        )
+    layers = list(hls_model.get_layers())
+    first = layers[0]
+    if first.class_name != "Input":
+        raise UnsupportedLayerError(
+            f"the first layer '{first.name}' is {first.class_name}, not Input"
+        )
+    input_type = _result_type(first)
+    if input_type.width > 50:
+        raise UnsupportedLayerError(f"input type {input_type} is wider than 50 bits")
+    input_shape = _out_shape(first)
+    ctx = Context(
+        types={first.outputs[0]: input_type},
+        intervals={first.outputs[0]: Interval(*raw_range(input_type))},
+        shapes={first.outputs[0]: input_shape},
+    )
+    steps: list[Step] = []
+    layer_outputs = {first.name: first.outputs[0]}
+    for layer in layers[1:]:
+        builder = STEP_BUILDERS.get(layer.class_name)
+        if builder is None:
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}' ({layer.class_name}); reproduced: "
+                f"{', '.join(sorted(STEP_BUILDERS))}"
+            )
+        if len(layer.outputs) != 1:
+            raise UnsupportedLayerError(f"layer '{layer.name}' has {len(layer.outputs)} outputs")
+        step = builder(layer, ctx)
+        steps.append(step)
+        ctx.types[step.output] = step.out_type
+        ctx.intervals[step.output] = step.out_interval
+        ctx.shapes[step.output] = _out_shape(layer)
+        layer_outputs[layer.name] = step.output
+    input_magnitude = Interval(*raw_range(input_type)).magnitude
+    for step in steps:
+        step.dtype = _dtype_for(step.max_magnitude, step.name)
+    dtype = steps[0].dtype if steps else _dtype_for(input_magnitude, first.name)
+    _fold_scales(steps, output=hls_model.outputs[0])
+    # the input is converted in float64; a tensor of the graph's input name feeds step 1
+    for step in steps:
+        step.prepare(step.dtype)
+        step.inputs = tuple("__input__" if n == first.outputs[0] else n for n in step.inputs)
+    output = hls_model.outputs[0]
+    if output not in {step.output for step in steps}:
+        raise UnsupportedLayerError(f"the model output '{output}' is not written by any layer")
+    if output == first.outputs[0]:
+        raise UnsupportedLayerError("the model has no layers")
+    return Plan(input_type, input_shape, steps, output, dtype, layer_outputs)
