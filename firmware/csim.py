@@ -23,19 +23,34 @@ import numpy as np
 from hepfpga.errors import ConversionError, DataError
 from hepfpga.firmware.project import FirmwareProject
 
-__all__ = ["predict", "predict_logits", "predict_with_logits"]
+__all__ = ["predict", "predict_logits", "predict_traces", "predict_with_logits"]
 
 
 def _events(project: FirmwareProject, x: Any) -> np.ndarray:
     values = np.asarray(x)
     n_in = project.hls_model.get_input_variables()[0].size()
+    shape = _input_shape(project)
     if values.ndim == 1:
         values = values[np.newaxis, :]
+    if values.ndim > 2 and tuple(values.shape[1:]) == shape:
+        values = values.reshape(len(values), -1)  # channels last, as hls4ml stores them
     if values.ndim != 2 or values.shape[1] != n_in or not len(values):
-        raise DataError(f"expected inputs of shape (n_events, {n_in}), got {np.shape(x)}")
+        expected = f"(n_events, {n_in})" + (
+            f" or (n_events, {', '.join(map(str, shape))})" if len(shape) > 1 else ""
+        )
+        raise DataError(f"expected inputs of shape {expected}, got {np.shape(x)}")
+    if not np.issubdtype(values.dtype, np.number):
+        raise DataError(f"inputs must be numbers, got dtype {values.dtype}")
     if not np.all(np.isfinite(values)):
         raise DataError("inputs contain NaN or infinite values")
     return np.ascontiguousarray(values.astype(np.float32).astype(np.float64))
+
+
+def _input_shape(project: FirmwareProject) -> tuple[int, ...]:
+    model = project.keras_model
+    if model is None:
+        return (project.hls_model.get_input_variables()[0].size(),)
+    return tuple(int(d) for d in model.inputs[0].shape[1:])
 
 
 def _library(project: FirmwareProject) -> Any:
@@ -74,6 +89,18 @@ def predict_with_logits(
     return _simulate(project, x, trace_layer=logits_layer or project.logits_layer)
 
 
+def predict_traces(
+    project: FirmwareProject, x: Any, layers: list[str] | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The outputs and the outputs of every traced layer (or of ``layers``), one pass.
+
+    Each traced layer's values are ``(events, layer size)``, flattened channels last.
+    """
+    traced = _traced_layers(project)
+    wanted = list(traced) if layers is None else layers
+    return _simulate_many(project, x, wanted)
+
+
 class _TraceData(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("data", ctypes.c_void_p)]
 
@@ -92,21 +119,32 @@ def _traced_layers(project: FirmwareProject) -> dict[str, int]:
 def _simulate(
     project: FirmwareProject, x: Any, trace_layer: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
+    if trace_layer is None:
+        outputs, _ = _simulate_many(project, x, [])
+        return outputs, np.empty((len(outputs), 0))
+    outputs, traces = _simulate_many(project, x, [trace_layer])
+    return outputs, traces[trace_layer]
+
+
+def _simulate_many(
+    project: FirmwareProject, x: Any, trace_layers: list[str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     events = _events(project, x)
     library = _library(project)
     model = project.hls_model
     n_out = model.get_output_variables()[0].size()
     top = _top_function(project, library)
     outputs = np.zeros((len(events), n_out), dtype=np.float64)
-    if trace_layer is None:
+    if not trace_layers:
         for i in range(len(events)):
             top(events[i], outputs[i])
-        return outputs, np.empty((len(events), 0))
+        return outputs, {}
 
     traced = _traced_layers(project)
-    if trace_layer not in traced:
+    missing = [name for name in trace_layers if name not in traced]
+    if missing:
         raise ConversionError(
-            f"layer '{trace_layer}' is not traced in the C simulation of {project.path}; "
+            f"layer '{missing[0]}' is not traced in the C simulation of {project.path}; "
             f"traced layers: {sorted(traced) or 'none'}"
         )
     library.allocate_trace_storage.argtypes = [ctypes.c_size_t]
@@ -115,21 +153,30 @@ def _simulate(
     library.collect_trace_output.restype = None
     library.free_trace_storage.argtypes = None
     library.free_trace_storage.restype = None
-    slots = (_TraceData * len(traced))()
-    values = np.zeros((len(events), traced[trace_layer]), dtype=np.float64)
+    # room for every layer: the library fills one slot per layer it traces
+    slots = (_TraceData * (len(list(model.get_layers())) + 16))()
+    values = {
+        name: np.zeros((len(events), traced[name]), dtype=np.float64) for name in trace_layers
+    }
     library.allocate_trace_storage(ctypes.sizeof(ctypes.c_double))
     try:
         # the buffers live as long as the trace storage, so find ours once
         top(events[0], outputs[0])
         library.collect_trace_output(slots)
-        address = next(s.data for s in slots if s.name.decode() == trace_layer)
-        buffer = np.ctypeslib.as_array(
-            ctypes.cast(address, ctypes.POINTER(ctypes.c_double)), shape=(values.shape[1],)
-        )
-        values[0] = buffer
+        addresses = {s.name.decode(): s.data for s in slots if s.name}
+        buffers = {
+            name: np.ctypeslib.as_array(
+                ctypes.cast(addresses[name], ctypes.POINTER(ctypes.c_double)),
+                shape=(traced[name],),
+            )
+            for name in trace_layers
+        }
+        for name, buffer in buffers.items():
+            values[name][0] = buffer
         for i in range(1, len(events)):
             top(events[i], outputs[i])
-            values[i] = buffer
+            for name, buffer in buffers.items():
+                values[name][i] = buffer
     finally:
         library.free_trace_storage()
     return outputs, values

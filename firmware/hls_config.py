@@ -1,5 +1,11 @@
 """The hls4ml configuration that makes a QKeras model's firmware bit-exact.
 
+Every layer's types come from :mod:`hepfpga.firmware.precision` (derived from the quantizers,
+or proposed from profiled ranges for float models) and are written explicitly; every layer is
+traced in C simulation so verification can compare each one with Keras. The description below
+is that of the jet tagger (a QKeras MLP); the general rules are in
+:mod:`hepfpga.firmware.precision`.
+
 Numeric semantics of the firmware written from :func:`build_hls_config` (``ap_fixed``
 notation, see :mod:`hepfpga.quantize.fixed`):
 
@@ -21,7 +27,10 @@ notation, see :mod:`hepfpga.quantize.fixed`):
   config writes the same type; it is set explicitly here so the mapping has one source).
 * So the **logits** (the layer feeding the softmax) are bit-exact, and that layer is traced in
   C simulation so :func:`hepfpga.firmware.csim.predict_logits` can read them back.
-* **Softmax** is hls4ml's ``stable`` table implementation and is *not* exact. For ``n``
+* **Softmax** is chosen by ``firmware.softmax`` (:class:`~hepfpga.firmware.options.SoftmaxMode`):
+  ``argmax`` and ``logits`` are exact, ``latency`` uses hls4ml's own tables and types, and
+  ``tuned`` is ``stable`` addressed at the logits' resolution (see :func:`softmax_settings`).
+  The default, ``stable``, is hls4ml's ``stable`` table implementation and is *not* exact. For ``n``
   classes and a table of ``2**T`` entries (:class:`FirmwareOptions` names in brackets):
 
   - ``d = max(logits) - logit`` is converted to ``inp_norm_t = ap_ufixed<T, R, AP_RND, AP_SAT>``
@@ -50,24 +59,37 @@ notation, see :mod:`hepfpga.quantize.fixed`):
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError
-from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
+from hepfpga.firmware.precision import (
+    LayerPrecision,
+    check_supported,
+    derive_precision,
+    is_quantized,
+    strip_pruning,
+)
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
 
-__all__ = ["build_hls_config", "hls4ml_ready_model", "input_fixed_type", "logits_layer_name"]
+__all__ = [
+    "ConversionPlan",
+    "build_hls_config",
+    "hls4ml_ready_model",
+    "input_fixed_type",
+    "logits_layer_name",
+    "plan_conversion",
+    "softmax_settings",
+]
 
 # hls4ml refuses layers with these names (ModelGraph reserves them).
 _RESERVED_NAMES = frozenset({"input"})
 
-_WEIGHT_LAYERS = ("QDense",)
-_PASS_THROUGH = ("Dropout", "Flatten")
-_SUPPORTED = ("InputLayer", "QActivation", "Activation", *_WEIGHT_LAYERS, *_PASS_THROUGH)
-
 
 def hls4ml_ready_model(model: Any) -> Any:
-    """``model`` itself, or a copy with its input layers renamed where hls4ml reserves the name.
+    """``model`` itself, or a copy hls4ml can convert: pruning wrappers stripped and input
+    layers renamed where hls4ml reserves the name.
 
     hls4ml refuses a layer named ``input``; such an input becomes ``input_layer`` (or
     ``input_layer_1``, ... if taken). The copy shares no state with ``model`` and has the same
@@ -75,6 +97,7 @@ def hls4ml_ready_model(model: Any) -> Any:
     """
     from tensorflow import keras
 
+    model = strip_pruning(model)
     names = {layer.name for layer in model.layers}
     if not names & _RESERVED_NAMES:
         return model
@@ -102,10 +125,6 @@ def hls4ml_ready_model(model: Any) -> Any:
     )
     clone.set_weights(model.get_weights())
     return clone
-
-
-def _quantizer_of(layer: Any, key: str) -> Any:
-    return layer.get_config().get(key)
 
 
 def input_fixed_type(model: Any) -> FixedType:
@@ -141,58 +160,133 @@ def _inbound_layers(layer: Any) -> list[Any]:
     return found
 
 
+def _is_softmax(layer: Any) -> bool:
+    return type(layer).__name__ == "Activation" and layer.get_config()["activation"] == "softmax"
+
+
 def logits_layer_name(model: Any) -> str:
-    """Name of the layer whose output feeds the final softmax (the logits)."""
+    """Name of the layer whose output feeds the final softmax (the logits).
+
+    A model without a final softmax has its output layer as "logits".
+    """
     last = model.layers[-1]
-    if type(last).__name__ != "Activation" or last.get_config()["activation"] != "softmax":
-        raise ConversionError(
-            f"expected the model to end in Activation('softmax'), got {type(last).__name__} "
-            f"'{last.name}'"
-        )
-    return _inbound_layers(last)[0].name
+    if not _is_softmax(last):
+        return str(last.name)
+    return str(_inbound_layers(last)[0].name)
 
 
-def _softmax_types(options: FirmwareOptions, n_classes: int) -> dict[str, FixedType]:
-    bits = options.softmax_table_bits
+def softmax_settings(
+    options: FirmwareOptions, n_classes: int, logits_type: FixedType
+) -> dict[str, Any]:
+    """hls4ml layer keys of the final softmax for ``options.softmax``.
+
+    * ``stable``: tables of ``softmax_table_size`` entries, types from the ``softmax_*``
+      options (see this module's docstring).
+    * ``tuned``: ``max - logit`` keeps every fractional bit of the logits (``F``) and 4
+      integer bits (differences of 16 or more give ``exp(-16) = 1.1e-7``), so the exp table
+      has ``2**(4 + F)`` entries (at most ``2**16``: beyond, the difference is rounded) and
+      each entry is one exact difference; the sum is addressed with 16 bits; tables hold
+      24-bit values; the result 24 fractional bits.
+    * ``latency``: hls4ml's ``latency`` implementation with hls4ml's default types
+      (``ap_fixed<18,8>`` tables of 1024 entries).
+    * ``argmax``: hls4ml's ``argmax`` (one-hot, exact).
+    * ``logits``: the layer is skipped (hls4ml ``skip``); the outputs are the logits.
+    """
+    mode = options.softmax
+    rnd_sat = {"rounding": Rounding.RND, "saturation": Saturation.SAT}
     sum_bits = n_classes.bit_length()  # the sum of n values in (0, 1] with one equal to 1: [1, n]
+    if mode is SoftmaxMode.LOGITS:
+        return {"skip": True}
+    if mode is SoftmaxMode.ARGMAX:
+        return {"Implementation": "argmax", "Precision": {"result": "ap_ufixed<1,1>"}}
+    if mode is SoftmaxMode.LATENCY:
+        return {"Implementation": "latency", "TableSize": 1024}
+    if mode is SoftmaxMode.TUNED:
+        range_bits = 4
+        bits = min(range_bits + max(logits_type.fractional, 0), 16)
+        inv_bits = 16
+        table = FixedType(24, 1, signed=False, **rnd_sat)
+        return {
+            "Implementation": "stable",
+            "exp_table_size": 2**bits,
+            "inv_table_size": 2**inv_bits,
+            "TableSize": 2**bits,
+            "Precision": {
+                "result": FixedType(24, 0, signed=False, **rnd_sat).to_hls(),
+                "accum": FixedType(23 + sum_bits, sum_bits, signed=False, **rnd_sat).to_hls(),
+            },
+            "inp_norm_t": FixedType(bits, range_bits, signed=False, **rnd_sat).to_hls(),
+            "inv_inp_t": FixedType(inv_bits, sum_bits, signed=False, **rnd_sat).to_hls(),
+            "exp_table_t": table.to_hls(),
+            "inv_table_t": table.to_hls(),
+        }
+    bits = options.softmax_table_bits
     if sum_bits >= bits:
         raise ConfigError(
             f"a softmax over {n_classes} classes needs a table of more than 2**{sum_bits} entries",
             path="firmware.softmax_table_size",
         )
     frac = options.softmax_exp_table.fractional
-    rnd_sat = {"rounding": Rounding.RND, "saturation": Saturation.SAT}
-    return {
+    types = {
         "inp_norm_t": FixedType(bits, options.softmax_range_bits, signed=False, **rnd_sat),
         "inv_inp_t": FixedType(bits, sum_bits, signed=False, **rnd_sat),
-        "accum_t": FixedType(frac + sum_bits, sum_bits, signed=False, **rnd_sat),
         "exp_table_t": options.softmax_exp_table,
         "inv_table_t": options.softmax_inv_table,
-        "result_t": options.softmax_result,
+    }
+    return {
+        "Implementation": "stable",
+        "TableSize": options.softmax_table_size,
+        # accum and result are read from "Precision"; the other *_t only as layer keys
+        "Precision": {
+            "result": options.softmax_result.to_hls(),
+            "accum": FixedType(frac + sum_bits, sum_bits, signed=False, **rnd_sat).to_hls(),
+        },
+        **{key: value.to_hls() for key, value in types.items()},
     }
 
 
-def build_hls_config(model: Any, options: FirmwareOptions | None = None) -> dict[str, Any]:
-    """hls4ml's ``hls_config`` dict (``granularity='name'``) for a QKeras model.
+@dataclass
+class ConversionPlan:
+    """What hepfpga gives hls4ml for one model: the ready model, its config and types."""
 
-    Layer keys use the names of :func:`hls4ml_ready_model` (a model input named ``input`` is
-    ``input_layer`` in hls4ml). The numeric semantics are described in this module's docstring.
-    Raises :class:`~hepfpga.errors.ConversionError` for layers or quantizers whose firmware
-    would not reproduce QKeras (e.g. ``alpha='auto'``), and :class:`ConfigError` for options
-    that do not fit the model.
+    #: the model hls4ml converts (:func:`hls4ml_ready_model`)
+    model: Any
+    #: hls4ml's ``hls_config`` (``granularity='name'``)
+    hls_config: dict[str, Any]
+    #: derived types per (ready) layer name
+    precision: dict[str, LayerPrecision]
+    #: name of the layer whose outputs are the logits
+    logits_layer: str
+    #: whether the model is a QKeras model (exact) or a float one (profiled types)
+    quantized: bool
+
+
+def plan_conversion(
+    model: Any,
+    options: FirmwareOptions | None = None,
+    *,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> ConversionPlan:
+    """Derive every type of ``model`` and hls4ml's config for it.
+
+    ``ranges`` (from :func:`hepfpga.firmware.precision.profile_ranges` of the ready model) is
+    needed for float models. Raises :class:`~hepfpga.errors.ConversionError` for layers or
+    quantizers whose firmware would not reproduce QKeras, listing what is supported.
     """
     import hls4ml
 
     options = options if options is not None else FirmwareOptions()
     ready = hls4ml_ready_model(model)
-    for layer in ready.layers:
-        kind = type(layer).__name__
-        if kind not in _SUPPORTED:
-            raise ConversionError(
-                f"layer '{layer.name}' ({kind}) is not supported for bit-exact firmware; "
-                f"supported: {', '.join(_SUPPORTED)}"
-            )
+    check_supported(ready)
+    quantized = is_quantized(ready)
     logits = logits_layer_name(ready)
+    if quantized:
+        input_type = (
+            options.input_type if options.input_type is not None else input_fixed_type(ready)
+        )
+    else:
+        input_type = options.input_type
+    precision = derive_precision(ready, options, input_type=input_type, ranges=ranges)
     try:
         config = hls4ml.utils.config_from_keras_model(
             ready,
@@ -204,59 +298,56 @@ def build_hls_config(model: Any, options: FirmwareOptions | None = None) -> dict
         raise ConversionError(f"hls4ml could not parse the model: {exc}") from exc
     config = copy.deepcopy(config)
     config["Model"]["Strategy"] = options.strategy.value
+    # keep batch normalization a layer of its own, so each Keras layer has a traced twin
+    config["SkipOptimizers"] = ["fuse_batch_normalization"]
     layers: dict[str, dict[str, Any]] = config["LayerName"]
-
-    input_type = options.input_type if options.input_type is not None else input_fixed_type(ready)
-    layers[ready.inputs[0].node.layer.name]["Precision"]["result"] = input_type.to_hls()
-
     for layer in ready.layers:
-        kind = type(layer).__name__
-        entry = layers.get(layer.name)
-        if kind in _WEIGHT_LAYERS:
-            layer_config = layer.get_config()
-            if layer_config.get("activation") not in ("linear", None):
-                raise ConversionError(
-                    f"layer '{layer.name}' has a built-in activation "
-                    f"{layer_config['activation']!r}; use a separate QActivation layer"
-                )
-            for key, precision_key in (("kernel_quantizer", "weight"), ("bias_quantizer", "bias")):
-                quantizer = _quantizer_of(layer, key)
-                if quantizer is None:
-                    if key == "bias_quantizer" and not layer_config.get("use_bias", True):
-                        continue
-                    raise ConversionError(
-                        f"layer '{layer.name}' has no {key}; every weight must be quantized "
-                        "for bit-exact firmware"
-                    )
-                fixed = from_quantizer(quantizer)
-                if not fixed.signed:
-                    # hls4ml 1.3 stores weights in the quantizer's own hls_type, which ignores
-                    # keep_negative=False and so drops the least significant bit
-                    raise ConversionError(
-                        f"layer '{layer.name}': {key} with keep_negative=False is stored with "
-                        "one bit too few by hls4ml 1.3; use a signed quantizer"
-                    )
-                entry["Precision"][precision_key] = fixed.to_hls()
-            entry["Precision"]["accum"] = "auto"
-            entry["Precision"]["result"] = "auto"
-        elif kind == "QActivation":
-            entry["Precision"]["result"] = from_quantizer(layer.get_config()["activation"]).to_hls()
-        elif kind == "Activation" and layer.get_config()["activation"] == "softmax":
+        entry = layers.setdefault(layer.name, {})
+        types = precision[layer.name]
+        if _is_softmax(layer) and layer is ready.layers[-1]:
             n_classes = int(ready.get_layer(logits).output_shape[-1])
-            types = _softmax_types(options, n_classes)
-            entry["Implementation"] = "stable"
-            entry["TableSize"] = options.softmax_table_size
-            # accum and result are read from "Precision"; the other *_t only as layer keys
-            entry["Precision"] = {
-                "result": types["result_t"].to_hls(),
-                "accum": types["accum_t"].to_hls(),
-            }
-            for key in ("exp_table_t", "inv_table_t", "inv_inp_t", "inp_norm_t"):
-                entry[key] = types[key].to_hls()
-        elif kind == "Activation" and layer.get_config()["activation"] != "linear":
-            raise ConversionError(
-                f"layer '{layer.name}': only softmax and linear Activation layers are supported; "
-                "use QActivation for quantized activations"
-            )
-    layers[logits]["Trace"] = True
-    return config
+            entry.pop("Precision", None)
+            for key in ("Implementation", "TableSize", "exp_table_t", "inv_table_t"):
+                entry.pop(key, None)
+            entry.update(softmax_settings(options, n_classes, precision[logits].result))
+            entry["Trace"] = options.softmax is not SoftmaxMode.LOGITS
+            continue
+        entry_precision: dict[str, str] = {}
+        for key in ("result", "accum", "weight", "bias", "scale"):
+            value = getattr(types, key)
+            if value is not None:
+                entry_precision[key] = value.to_hls()
+        if type(layer).__name__ in ("Activation", "QActivation") and types.source.startswith(
+            "table"
+        ):
+            entry_precision["table"] = FixedType(
+                18, 2, signed=False, rounding=Rounding.RND, saturation=Saturation.SAT
+            ).to_hls()
+        entry["Precision"] = entry_precision
+        entry["Trace"] = True
+        # hls4ml splits a built-in activation off into '<name>_<activation>'
+        for key in (f"{layer.name}_linear", f"{layer.name}_relu"):
+            if key in layers:
+                layers[key].setdefault("Precision", {})["result"] = types.result.to_hls()
+                layers[key]["Trace"] = True
+    return ConversionPlan(
+        model=ready,
+        hls_config=config,
+        precision=precision,
+        logits_layer=logits,
+        quantized=quantized,
+    )
+
+
+def build_hls_config(
+    model: Any,
+    options: FirmwareOptions | None = None,
+    *,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    """hls4ml's ``hls_config`` dict (``granularity='name'``) for a QKeras (or float) model.
+
+    Layer keys use the names of :func:`hls4ml_ready_model` (a model input named ``input`` is
+    ``input_layer`` in hls4ml). See :func:`plan_conversion`.
+    """
+    return plan_conversion(model, options, ranges=ranges).hls_config

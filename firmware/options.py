@@ -15,7 +15,16 @@ from typing import Any
 from hepfpga.errors import ConfigError
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
-__all__ = ["Backend", "BackendInfo", "FirmwareOptions", "IOType", "Strategy"]
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "FirmwareOptions",
+    "IOType",
+    "LayerTypes",
+    "SoftmaxInfo",
+    "SoftmaxMode",
+    "Strategy",
+]
 
 
 @dataclass(frozen=True)
@@ -28,13 +37,23 @@ class BackendInfo:
     tools: tuple[str, ...]
     #: shell commands (run in the project folder) that build the project, one per tool
     build_commands: tuple[str, ...]
+    #: FPGA part used when ``FirmwareOptions.part`` is not set
+    default_part: str = "xcvu13p-flga2577-2-e"
 
 
 class Backend(enum.Enum):
-    """hls4ml backends hepfpga writes projects for."""
+    """hls4ml backends hepfpga writes projects for.
+
+    Only backends whose C simulation compiles with g++ alone are listed (checked with hls4ml
+    1.3): Vitis and Vivado (``ap_fixed``), Catapult and Quartus (``ac_fixed``, headers shipped
+    with hls4ml). oneAPI needs Intel's ``icpx`` and Libero SmartHLS's ``shls`` even for C
+    simulation, so they are not offered.
+    """
 
     VITIS = "Vitis"
     VIVADO = "Vivado"
+    CATAPULT = "Catapult"
+    QUARTUS = "Quartus"
 
     @property
     def info(self) -> BackendInfo:
@@ -57,6 +76,18 @@ _BACKENDS: dict[Backend, BackendInfo] = {
             'export=0 vsynth=0 fifo_opt=0"',
         ),
     ),
+    Backend.CATAPULT: BackendInfo(
+        hls4ml_name="Catapult",
+        tools=("catapult",),
+        build_commands=("catapult -product ultra -shell -f build_prj.tcl",),
+        default_part="xcvu13p-flga2577-2-e",
+    ),
+    Backend.QUARTUS: BackendInfo(
+        hls4ml_name="Quartus",
+        tools=("i++",),
+        build_commands=("make myproject-fpga",),
+        default_part="Arria10",
+    ),
 }
 
 
@@ -72,6 +103,98 @@ class Strategy(enum.Enum):
 
     LATENCY = "Latency"
     RESOURCE = "Resource"
+
+
+@dataclass(frozen=True)
+class SoftmaxInfo:
+    """What a :class:`SoftmaxMode` writes into the firmware and what it promises."""
+
+    #: hls4ml's ``Implementation`` of the softmax layer (None: no softmax layer in firmware)
+    implementation: str | None
+    #: what the firmware outputs are
+    outputs: str
+
+
+class SoftmaxMode(enum.Enum):
+    """How the final softmax is built (``firmware.softmax``); see ``docs/firmware.md``.
+
+    * ``stable``: hls4ml's max-subtracted table softmax with hepfpga's table types (the
+      ``softmax_*`` options): every table index is one value of the rounded difference, about
+      ``2**-8`` from the float softmax with the default 1024-entry tables.
+    * ``tuned``: the same, with the difference table addressed at the logits' own resolution
+      (no rounding of ``max - logit``) and wider tables: ~1e-5 of the float softmax, at the cost
+      of larger tables (sizes chosen from the logits type, up to 2**15 entries).
+    * ``latency``: hls4ml's ``latency`` tables with hls4ml's default types (no max subtraction;
+      shown for comparison, off by up to ~0.2 on the jet tagger).
+    * ``argmax``: one-hot of the largest logit, exact (first index wins ties, as numpy).
+    * ``logits``: no softmax in firmware; the outputs are the logits, bit-exact.
+    """
+
+    STABLE = "stable"
+    TUNED = "tuned"
+    LATENCY = "latency"
+    ARGMAX = "argmax"
+    LOGITS = "logits"
+
+    @property
+    def info(self) -> SoftmaxInfo:
+        return _SOFTMAX[self]
+
+
+_SOFTMAX: dict[SoftmaxMode, SoftmaxInfo] = {
+    SoftmaxMode.STABLE: SoftmaxInfo("stable", "probabilities, table based (~2**-8)"),
+    SoftmaxMode.TUNED: SoftmaxInfo("stable", "probabilities, exact-index tables (~1e-5)"),
+    SoftmaxMode.LATENCY: SoftmaxInfo("latency", "probabilities, hls4ml's default tables"),
+    SoftmaxMode.ARGMAX: SoftmaxInfo("argmax", "one-hot of the largest logit (exact)"),
+    SoftmaxMode.LOGITS: SoftmaxInfo(None, "the logits (exact)"),
+}
+
+#: keys of a per-layer type override (``firmware.layer_types``)
+_TYPE_KEYS = ("result", "accum", "weight", "bias", "scale")
+
+
+@dataclass(frozen=True)
+class LayerTypes:
+    """Hand-chosen types of one layer, overriding the derived ones (``None``: derived)."""
+
+    result: FixedType | None = None
+    accum: FixedType | None = None
+    weight: FixedType | None = None
+    bias: FixedType | None = None
+    scale: FixedType | None = None
+
+    def items(self) -> list[tuple[str, FixedType]]:
+        return [(k, getattr(self, k)) for k in _TYPE_KEYS if getattr(self, k) is not None]
+
+
+def _layer_types(value: Any) -> dict[str, LayerTypes]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "expected a mapping of layer name to types, e.g. "
+            "{dense_1: {result: 'ap_fixed<16,6>'}}. Received: " + repr(value),
+            path="firmware.layer_types",
+        )
+    out: dict[str, LayerTypes] = {}
+    for layer, types in value.items():
+        if isinstance(types, LayerTypes):
+            out[str(layer)] = types
+            continue
+        if not isinstance(types, Mapping):
+            raise ConfigError(
+                f"expected a mapping of type keys ({', '.join(_TYPE_KEYS)}) to types. "
+                f"Received: {types!r}",
+                path=f"firmware.layer_types.{layer}",
+            )
+        parsed = {}
+        for key, text in types.items():
+            if key not in _TYPE_KEYS:
+                raise ConfigError(
+                    f"unknown type key '{key}'; accepted: {', '.join(_TYPE_KEYS)}",
+                    path=f"firmware.layer_types.{layer}.{key}",
+                )
+            parsed[key] = _fixed_type(text, f"layer_types.{layer}.{key}")
+        out[str(layer)] = LayerTypes(**parsed)
+    return out
 
 
 def _enum_value(enum_cls: type[enum.Enum], value: Any, name: str) -> Any:
@@ -119,14 +242,17 @@ class FirmwareOptions:
     Strings are accepted for the enum and type fields (``backend="Vivado"``,
     ``softmax_exp_table="ap_ufixed<18,1,AP_RND,AP_SAT>"``) and converted on construction.
 
-    The softmax is hls4ml's ``stable`` table implementation; its numeric settings are
-    documented in :func:`hepfpga.firmware.hls_config.build_hls_config`.
+    The softmax is chosen by ``softmax`` (:class:`SoftmaxMode`); the numeric settings of the
+    table implementations are documented in :mod:`hepfpga.firmware.hls_config`. Types of
+    every other layer are derived (:mod:`hepfpga.firmware.precision`); ``layer_types``
+    overrides them per layer (e.g. ``{"dense_1": {"result": "ap_fixed<16,6>"}}``).
     """
 
     backend: Backend = Backend.VITIS
     io_type: IOType = IOType.PARALLEL
     strategy: Strategy = Strategy.LATENCY
-    part: str = "xcvu13p-flga2577-2-e"
+    #: FPGA part; None takes the backend's default (``xcvu13p-flga2577-2-e`` for AMD/Xilinx)
+    part: str | None = None
     #: clock period in ns
     clock_period: float = 5.0
     reuse_factor: int = 1
@@ -140,13 +266,18 @@ class FirmwareOptions:
     softmax_exp_table: FixedType = field(default_factory=_default_table_type)
     softmax_inv_table: FixedType = field(default_factory=_default_table_type)
     softmax_result: FixedType = field(default_factory=_default_softmax_result)
+    softmax: SoftmaxMode = SoftmaxMode.STABLE
+    #: total width of the types proposed for float (non-QKeras) models from profiled ranges
+    float_width: int = 18
+    #: per-layer overrides of the derived types (layer name -> {result|accum|weight|bias|scale})
+    layer_types: dict[str, LayerTypes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "backend", _enum_value(Backend, self.backend, "backend"))
         set_(self, "io_type", _enum_value(IOType, self.io_type, "io_type"))
         set_(self, "strategy", _enum_value(Strategy, self.strategy, "strategy"))
-        if not isinstance(self.part, str) or not self.part.strip():
+        if self.part is not None and (not isinstance(self.part, str) or not self.part.strip()):
             raise ConfigError(
                 "expected an FPGA part name such as 'xcvu13p-flga2577-2-e'. "
                 f"Received: {self.part!r}",
@@ -183,6 +314,22 @@ class FirmwareOptions:
             )
         for name in ("softmax_exp_table", "softmax_inv_table", "softmax_result"):
             set_(self, name, _fixed_type(getattr(self, name), name))
+        set_(self, "softmax", _enum_value(SoftmaxMode, self.softmax, "softmax"))
+        width = _positive_int(self.float_width, "float_width")
+        if not 4 <= width <= 48:
+            raise ConfigError(
+                f"expected a width from 4 to 48 bits. Received: float_width={width}",
+                path="firmware.float_width",
+            )
+        set_(self, "layer_types", _layer_types(self.layer_types))
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_dict()))
+
+    @property
+    def effective_part(self) -> str:
+        """``part``, or the backend's default part when it is not set."""
+        return self.part if self.part is not None else self.backend.info.default_part
 
     @property
     def softmax_table_bits(self) -> int:
@@ -215,5 +362,10 @@ class FirmwareOptions:
                 value = value.value
             elif isinstance(value, FixedType):
                 value = value.to_hls()
+            elif f.name == "layer_types":
+                value = {
+                    layer: {k: t.to_hls() for k, t in types.items()}
+                    for layer, types in value.items()
+                }
             out[f.name] = value
         return out

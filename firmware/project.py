@@ -31,8 +31,9 @@ from hepfpga.errors import (
     HepfpgaError,
     MissingDependencyError,
 )
-from hepfpga.firmware.hls_config import build_hls_config, hls4ml_ready_model, logits_layer_name
+from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.options import Backend, FirmwareOptions
+from hepfpga.firmware.precision import LayerPrecision
 
 __all__ = ["FirmwareProject", "compile_project", "synthesize", "write_project"]
 
@@ -58,6 +59,14 @@ class FirmwareProject:
     logits_layer: str
     #: seconds the last :func:`compile_project` took; None until compiled
     compile_seconds: float | None = field(default=None)
+    #: the derived types per layer (see :mod:`hepfpga.firmware.precision`)
+    precision: dict[str, LayerPrecision] = field(default_factory=dict)
+    #: whether the model was a QKeras model (exact types) or a float one (profiled types)
+    quantized: bool = True
+    #: the model hls4ml converted (pruning stripped, reserved names renamed)
+    keras_model: Any = None
+    #: whether the compiled library came from the cache (:mod:`hepfpga.firmware.cache`)
+    from_cache: bool = False
 
     @property
     def backend(self) -> Backend:
@@ -107,7 +116,7 @@ def _readme(project_name: str, options: FirmwareOptions, hls_model: Any, logits:
 Written by hepfpga {__version__} with hls4ml {hls4ml.__version__}.
 
 - backend {options.backend.value}, {options.io_type.value}, strategy {options.strategy.value}
-- part `{options.part}`, clock period {options.clock_period} ns
+- part `{options.effective_part}`, clock period {options.clock_period} ns
 - reuse factor {options.reuse_factor}
 
 `{CONFIG_FILE}` holds the exact configuration given to hls4ml;
@@ -153,8 +162,14 @@ def write_project(
     *,
     testbench_inputs: np.ndarray | None = None,
     testbench_outputs: np.ndarray | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    plan: ConversionPlan | None = None,
 ) -> FirmwareProject:
     """Convert a QKeras model with hls4ml and write the project folder ``out_dir`` atomically.
+
+    Float (non-QKeras) models need ``ranges`` (profiled, see
+    :func:`hepfpga.firmware.precision.profile_ranges`) to choose their types; ``plan`` (from
+    :func:`hepfpga.firmware.hls_config.plan_conversion`) skips deriving the types again.
 
     ``out_dir`` must not exist or be an empty folder (missing parents are created). On any
     failure nothing is left at ``out_dir`` or next to it. ``testbench_inputs`` (events x
@@ -170,14 +185,13 @@ def write_project(
     _check_destination(out_dir)
     n_inputs = int(np.prod(model.inputs[0].shape[1:]))
     n_outputs = int(np.prod(model.outputs[0].shape[1:]))
-    tb_inputs = _check_array(testbench_inputs, "testbench_inputs", n_inputs)
-    tb_outputs = _check_array(testbench_outputs, "testbench_outputs", n_outputs)
+    tb_inputs = _check_array(_flat(testbench_inputs), "testbench_inputs", n_inputs)
+    tb_outputs = _check_array(_flat(testbench_outputs), "testbench_outputs", n_outputs)
     if tb_outputs is not None and (tb_inputs is None or len(tb_inputs) != len(tb_outputs)):
         raise DataError("testbench_outputs need testbench_inputs with the same number of events")
 
-    hls_config = build_hls_config(model, options)
-    ready = hls4ml_ready_model(model)
-    logits = logits_layer_name(ready)
+    plan = plan if plan is not None else plan_conversion(model, options, ranges=ranges)
+    hls_config, ready, logits = plan.hls_config, plan.model, plan.logits_layer
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
@@ -202,7 +216,7 @@ def write_project(
                 project_name=options.project_name,
                 backend=options.backend.info.hls4ml_name,
                 io_type=options.io_type.value,
-                part=options.part,
+                part=options.effective_part,
                 clock_period=options.clock_period,
                 input_data_tb=str(tmp / TB_INPUTS) if "InputData" in tb_paths else None,
                 output_data_tb=str(tmp / TB_OUTPUTS) if "OutputPredictions" in tb_paths else None,
@@ -217,7 +231,7 @@ def write_project(
         except Exception as exc:  # hls4ml raises bare Exception
             raise ConversionError(f"hls4ml could not convert the model: {exc}") from exc
 
-        _write_metadata(tmp, options, hls_config, hls_model, logits)
+        _write_metadata(tmp, options, hls_config, hls_model, logits, plan.precision)
         yml = tmp / "hls4ml_config.yml"
         if yml.is_file():
             yml.write_text(yml.read_text(encoding="utf-8").replace(str(tmp), str(out_dir)))
@@ -236,11 +250,27 @@ def write_project(
         hls_config=hls_config,
         options=options,
         logits_layer=logits,
+        precision=plan.precision,
+        quantized=plan.quantized,
+        keras_model=ready,
     )
 
 
+def _flat(values: np.ndarray | None) -> np.ndarray | None:
+    """Events as rows: an image or sequence input (n, ...) becomes (n, prod(...))."""
+    if values is None:
+        return None
+    array = np.asarray(values)
+    return array.reshape(len(array), -1) if array.ndim > 2 else array
+
+
 def _write_metadata(
-    folder: Path, options: FirmwareOptions, hls_config: dict[str, Any], hls_model: Any, logits: str
+    folder: Path,
+    options: FirmwareOptions,
+    hls_config: dict[str, Any],
+    hls_model: Any,
+    logits: str,
+    precision: dict[str, LayerPrecision],
 ) -> None:
     import hls4ml
 
@@ -249,6 +279,7 @@ def _write_metadata(
         "options": options.to_dict(),
         "hls_config": hls_config,
         "logits_layer": logits,
+        "precision": {name: types.to_dict() for name, types in precision.items()},
     }
     (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     (folder / "README.md").write_text(_readme(options.project_name, options, hls_model, logits))

@@ -1,4 +1,10 @@
-"""Comparison of a firmware's C simulation with the QKeras model it was written from."""
+"""Comparison of a firmware's C simulation with the Keras/QKeras model it was written from.
+
+:func:`verify_qkeras` compares the outputs and logits of a compiled project;
+:func:`verify_model` does everything for a user's model: converts it, compiles (or takes the
+compiled simulation from the cache), runs both, compares every layer and diagnoses the first
+one that parts (:mod:`hepfpga.firmware.diagnose`).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,21 @@ import numpy as np
 from hepfpga.artifacts import write_json_atomic
 from hepfpga.errors import DataError
 from hepfpga.firmware.csim import predict_with_logits
+from hepfpga.firmware.diagnose import Diagnosis, LayerComparison
 from hepfpga.firmware.hls_config import logits_layer_name
+from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
 
-__all__ = ["Comparison", "compare_outputs", "record_verification", "verify_qkeras"]
+__all__ = [
+    "FLOAT_TOLERANCE",
+    "Comparison",
+    "VerificationReport",
+    "check_events",
+    "compare_outputs",
+    "record_verification",
+    "verify_model",
+    "verify_qkeras",
+]
 
 
 @dataclass(frozen=True)
@@ -102,3 +119,229 @@ def record_verification(project: FirmwareProject, comparison: Comparison) -> Pat
     target = project.path / VERIFICATION_FILE
     write_json_atomic(target, comparison.to_dict())
     return target
+
+
+#: default tolerance on the logits of float (non-QKeras) models, in absolute units
+FLOAT_TOLERANCE = 0.05
+
+
+@dataclass
+class VerificationReport:
+    """Everything :func:`verify_model` found, layer by layer; ``passed`` is the verdict."""
+
+    model: str
+    #: QKeras model (types from quantizers) or float model (profiled types)
+    quantized: bool
+    n_events: int
+    #: what had to hold, in words
+    requirement: str
+    passed: bool
+    outputs: Comparison
+    layers: list[LayerComparison]
+    diagnosis: Diagnosis | None
+    softmax: str
+    #: the types of every layer (profiled ranges for float models)
+    precision: dict[str, dict[str, Any]]
+    project: str | None
+    compile_seconds: float | None
+    from_cache: bool
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "quantized": self.quantized,
+            "n_events": self.n_events,
+            "requirement": self.requirement,
+            "passed": self.passed,
+            "outputs": self.outputs.to_dict(),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "first_divergence": self.diagnosis.to_dict() if self.diagnosis else None,
+            "softmax": self.softmax,
+            "precision": self.precision,
+            "project": self.project,
+            "compile_seconds": self.compile_seconds,
+            "from_cache": self.from_cache,
+            "seconds": self.seconds,
+        }
+
+    def summary(self) -> str:
+        """A few lines for a terminal: verdict, outputs, a table of layers, the diagnosis."""
+        out = self.outputs
+        lines = [
+            f"model '{self.model}' ({'QKeras' if self.quantized else 'float'}), "
+            f"{self.n_events} events, softmax: {self.softmax}",
+            f"logits: {out.logits_fraction_bit_exact:.2%} bit-exact, "
+            f"max |diff| {out.logits_max_abs_diff:.3g}; outputs: max |diff| "
+            f"{out.probs_max_abs_diff:.3g}, argmax agreement {out.argmax_agreement:.2%}",
+            f"{'layer':<20} {'type':<34} {'bit-exact':>9} {'max LSB':>9}  range",
+        ]
+        for layer in self.layers:
+            lines.append(
+                f"{layer.name:<20} {layer.hls_type:<34} {layer.fraction_bit_exact:>9.2%} "
+                f"{layer.max_diff_lsb:>9.3g}  [{layer.reference_min:.4g}, "
+                f"{layer.reference_max:.4g}] in [{layer.type_min:.4g}, {layer.type_max:.4g}]"
+            )
+        if self.diagnosis is not None:
+            lines.append(str(self.diagnosis))
+        cached = "from cache" if self.from_cache else f"compiled in {self.compile_seconds:.1f} s"
+        lines.append(f"C simulation {cached}")
+        lines.append(f"{'PASSED' if self.passed else 'FAILED'}: {self.requirement}")
+        return "\n".join(lines)
+
+
+def check_events(model: Any, x: Any, name: str = "data") -> np.ndarray:
+    """``x`` as float32 events of the model's input shape; DataError saying what is wrong."""
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    try:
+        array = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise DataError(f"{name} cannot be read as an array: {exc}") from exc
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise DataError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    flat = int(np.prod(shape))
+    if array.ndim == 1 and array.shape[0] == flat:
+        array = array[np.newaxis]
+    if tuple(array.shape[1:]) != shape:
+        if array.ndim == 2 and array.shape[1] == flat:
+            array = array.reshape((len(array), *shape))
+        else:
+            raise DataError(
+                f"{name} has shape {array.shape}; the model takes (n_events, "
+                f"{', '.join(map(str, shape))})"
+            )
+    if not len(array):
+        raise DataError(f"{name} holds no events")
+    finite = np.isfinite(array.reshape(len(array), -1))
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        raise DataError(
+            f"{name} contains NaN or infinite values ({int((~finite).sum())} in all; first at "
+            f"event {bad[0]}, input {bad[1]}); remove or replace them first"
+        )
+    return array.astype(np.float32)
+
+
+def _references(ready: Any, events: np.ndarray) -> dict[str, np.ndarray]:
+    from tensorflow import keras
+
+    layers = [layer for layer in ready.layers if type(layer).__name__ != "InputLayer"]
+    probe = keras.Model(ready.inputs, [layer.output for layer in layers])
+    outputs = probe.predict(events, verbose=0, batch_size=1024)
+    if len(layers) == 1:
+        outputs = [outputs]
+    refs = {
+        layer.name: np.asarray(out, dtype=np.float64).reshape(len(events), -1)
+        for layer, out in zip(layers, outputs, strict=True)
+    }
+    refs[ready.inputs[0].node.layer.name] = events.astype(np.float64).reshape(len(events), -1)
+    return refs
+
+
+def verify_model(
+    model: Any,
+    x: Any,
+    options: FirmwareOptions | None = None,
+    *,
+    tolerance: float | None = None,
+    cache: bool = True,
+    cache_directory: str | Path | None = None,
+    profile_events: int = 10000,
+) -> VerificationReport:
+    """Convert ``model``, compile its C simulation, run both on ``x`` and compare every layer.
+
+    The requirement: QKeras models need bit-exact logits (and exact outputs for the
+    ``argmax``/``logits`` softmax choices) unless ``tolerance`` is given; float models need
+    logits within ``tolerance`` (default :data:`FLOAT_TOLERANCE`), with types proposed from the
+    ranges of the first ``profile_events`` events of ``x``. The compiled simulation is taken
+    from / stored in the cache (:mod:`hepfpga.firmware.cache`) unless ``cache`` is false.
+    """
+    import tempfile
+    import time
+
+    from hepfpga.firmware.cache import cached_project
+    from hepfpga.firmware.csim import predict_traces
+    from hepfpga.firmware.diagnose import compare_layers, diagnose
+    from hepfpga.firmware.hls_config import hls4ml_ready_model, plan_conversion
+    from hepfpga.firmware.options import SoftmaxMode
+    from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
+    from hepfpga.firmware.project import compile_project, write_project
+
+    options = options if options is not None else FirmwareOptions()
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    ready = hls4ml_ready_model(model)
+    check_supported(ready)
+    events = check_events(ready, x)
+    quantized = is_quantized(ready)
+    ranges = None if quantized else profile_ranges(ready, events[:profile_events])
+    plan = plan_conversion(ready, options, ranges=ranges)
+    seconds["plan"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hepfpga-verify-") as tmp:
+        if cache:
+            project = cached_project(plan, options, cache_directory)
+        else:
+            project = write_project(ready, options, Path(tmp) / "project", plan=plan)
+            compile_project(project)
+        seconds["build"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        hls_outputs, traces = predict_traces(project, events)
+        seconds["csim"] = time.perf_counter() - start
+        hls_model = project.hls_model
+
+    start = time.perf_counter()
+    references = _references(ready, events)
+    seconds["keras"] = time.perf_counter() - start
+    logits_name = plan.logits_layer
+    ref_logits = references[logits_name]
+    hls_logits = traces.get(logits_name, hls_outputs)
+    ref_outputs = references[ready.layers[-1].name]
+    mode = options.softmax
+    has_softmax = logits_name != ready.layers[-1].name
+    if has_softmax and mode is SoftmaxMode.ARGMAX:
+        ref_outputs = np.eye(ref_logits.shape[1])[np.argmax(ref_logits, axis=1)]
+        references[ready.layers[-1].name] = ref_outputs
+    elif has_softmax and mode is SoftmaxMode.LOGITS:
+        ref_outputs = ref_logits
+    outputs = compare_outputs(ref_logits, hls_logits, ref_outputs, hls_outputs)
+
+    layers = compare_layers(ready, hls_model, references, traces, quantized=quantized)
+    exact_outputs = not has_softmax or mode in (SoftmaxMode.ARGMAX, SoftmaxMode.LOGITS)
+    if tolerance is None and quantized:
+        requirement = "bit-exact logits" + (" and outputs" if exact_outputs else "")
+        passed = outputs.logits_bit_exact and (
+            not exact_outputs or outputs.probs_max_abs_diff == 0.0
+        )
+    else:
+        tolerance = FLOAT_TOLERANCE if tolerance is None else float(tolerance)
+        requirement = f"logits within {tolerance:g} (max |diff|)"
+        passed = outputs.logits_max_abs_diff <= tolerance
+    diagnosis = diagnose(
+        ready,
+        hls_model,
+        layers,
+        references,
+        traces,
+        x=events,
+        input_type=plan.precision[ready.inputs[0].node.layer.name].result,
+        tolerance=None if quantized else tolerance,
+    )
+    return VerificationReport(
+        model=str(getattr(model, "name", "model")),
+        quantized=quantized,
+        n_events=len(events),
+        requirement=requirement,
+        passed=bool(passed),
+        outputs=outputs,
+        layers=layers,
+        diagnosis=diagnosis,
+        softmax=mode.value if has_softmax else "none (the model has no final softmax)",
+        precision={name: types.to_dict() for name, types in plan.precision.items()},
+        project=str(project.path) if cache else None,
+        compile_seconds=project.compile_seconds,
+        from_cache=project.from_cache,
+        seconds={k: round(v, 3) for k, v in seconds.items()},
+    )

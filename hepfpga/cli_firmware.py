@@ -1,10 +1,281 @@
-"""CLI commands of the firmware area (bring-your-own-model conversion, verification,
-emulation), attached to the main group by :func:`register`."""
+"""CLI commands of the firmware area (bring-your-own-model conversion, verification),
+attached to the main group by :func:`register`.
+
+``hepfpga firmware MODEL --out DIR`` writes an hls4ml project; ``hepfpga verify MODEL`` converts,
+compiles (or reuses the cached C simulation) and compares every layer with Keras. Both are thin
+layers over :func:`hepfpga.firmware.write_project` and :func:`hepfpga.firmware.verify_model`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+
+from hepfpga.errors import VerificationError
+
+_BACKENDS = ("Vitis", "Vivado", "Catapult", "Quartus")
+_SOFTMAX = ("stable", "tuned", "latency", "argmax", "logits")
+
+
+def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options shared by ``firmware`` and ``verify`` (the keys of the ``firmware:`` config)."""
+    decorators = [
+        click.option(
+            "--weights",
+            type=click.Path(path_type=Path),
+            help="Weights .h5 when MODEL is a JSON architecture.",
+        ),
+        click.option(
+            "--options",
+            "options_file",
+            type=click.Path(path_type=Path),
+            help="YAML with firmware options (a pipeline config's 'firmware:' section or a bare "
+            "mapping, e.g. layer_types); the flags below override it.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(_BACKENDS, case_sensitive=False),
+            help="hls4ml backend [default: Vitis].",
+        ),
+        click.option(
+            "--io-type",
+            type=click.Choice(("io_parallel", "io_stream")),
+            help="Layer interface [default: io_parallel].",
+        ),
+        click.option(
+            "--strategy",
+            type=click.Choice(("latency", "resource"), case_sensitive=False),
+            help="hls4ml strategy [default: latency].",
+        ),
+        click.option("--reuse-factor", type=click.IntRange(min=1), help="[default: 1]"),
+        click.option("--part", help="FPGA part [default: the backend's]."),
+        click.option("--clock-period", type=float, help="Clock period in ns [default: 5]."),
+        click.option(
+            "--softmax",
+            type=click.Choice(_SOFTMAX, case_sensitive=False),
+            help="Final softmax: table (stable, tuned, latency), argmax, or none (logits) "
+            "[default: stable]; see docs/firmware.md.",
+        ),
+        click.option(
+            "--input-type",
+            help="Hardware input type, e.g. 'ap_fixed<16,6,AP_RND_CONV,AP_SAT>' [default: from "
+            "the input quantizer].",
+        ),
+        click.option(
+            "--data",
+            "data_file",
+            type=click.Path(path_type=Path),
+            help="Events from an .npz or HDF5 file (see --key).",
+        ),
+        click.option("--key", help="Array of the --data file [default: its only array, or x]."),
+        click.option(
+            "--random",
+            "n_random",
+            type=click.IntRange(min=1),
+            help="Use N standard-normal random events instead of --data.",
+        ),
+        click.option("--max-events", type=click.IntRange(min=1), help="Use at most N events."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _build_options(options_file: Path | None, **flags: Any) -> Any:
+    import yaml
+
+    from hepfpga.errors import ConfigError
+    from hepfpga.firmware import FirmwareOptions
+
+    values: dict[str, Any] = {}
+    if options_file is not None:
+        try:
+            loaded = yaml.safe_load(Path(options_file).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(
+                f"cannot read firmware options: {exc}", source=str(options_file)
+            ) from exc
+        if isinstance(loaded, dict) and isinstance(loaded.get("firmware"), dict):
+            loaded = loaded["firmware"]
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                "expected a mapping of firmware options (or a config with 'firmware:')",
+                source=str(options_file),
+            )
+        values.update(loaded)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return FirmwareOptions.from_dict(values)
+
+
+def _events(
+    model: Any,
+    data_file: Path | None,
+    key: str | None,
+    n_random: int | None,
+    max_events: int | None,
+) -> Any:
+    from hepfpga.errors import ConfigError
+    from hepfpga.firmware.data import load_events, random_events
+
+    if data_file is not None and n_random is not None:
+        raise ConfigError("give either --data or --random, not both")
+    if data_file is not None:
+        events = load_events(data_file, key)
+    elif n_random is not None:
+        events = random_events(model, n_random)
+    else:
+        return None
+    return events[:max_events] if max_events is not None else events
+
+
+def _flags(**kwargs: Any) -> dict[str, Any]:
+    return {
+        "backend": kwargs["backend"],
+        "io_type": kwargs["io_type"],
+        "strategy": kwargs["strategy"],
+        "reuse_factor": kwargs["reuse_factor"],
+        "part": kwargs["part"],
+        "clock_period": kwargs["clock_period"],
+        "softmax": kwargs["softmax"],
+        "input_type": kwargs["input_type"],
+    }
 
 
 def register(cli: click.Group, export: click.Group) -> None:
     """Attach this module's commands to the top-level group and the ``export`` group."""
+
+    @cli.command("firmware")
+    @click.argument("model_file", type=click.Path(path_type=Path))
+    @click.option(
+        "--out", type=click.Path(path_type=Path), required=True, help="New project folder."
+    )
+    @_firmware_options
+    @click.option(
+        "--compile", "compile_", is_flag=True, help="Also build the C-simulation library (g++)."
+    )
+    def firmware_cmd(
+        model_file: Path,
+        out: Path,
+        weights: Path | None,
+        options_file: Path | None,
+        data_file: Path | None,
+        key: str | None,
+        n_random: int | None,
+        max_events: int | None,
+        compile_: bool,
+        **kwargs: Any,
+    ) -> None:
+        """Write the hls4ml project of a Keras/QKeras MODEL into --out (atomically).
+
+        MODEL is a full .h5/.keras file, a JSON architecture with --weights, or a SavedModel
+        folder. QKeras models get every type from their quantizers (exact logits); float
+        models need events (--data or --random) to profile their ranges. Events given
+        become the project's test bench (at most 1000).
+        """
+        import numpy as np
+
+        from hepfpga.firmware import compile_project, write_project
+        from hepfpga.firmware.hls_config import hls4ml_ready_model
+        from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
+        from hepfpga.firmware.verify import check_events
+        from hepfpga.model_io import load_keras_model
+
+        options = _build_options(options_file, **_flags(**kwargs))
+        model = hls4ml_ready_model(load_keras_model(model_file, weights=weights))
+        check_supported(model)
+        events = _events(model, data_file, key, n_random, max_events)
+        ranges = None
+        tb_in = tb_out = None
+        if events is not None:
+            events = check_events(model, events)
+            if not is_quantized(model):
+                ranges = profile_ranges(model, events[:10000])
+            tb_in = events[:1000]
+            tb_out = np.asarray(model.predict(tb_in, verbose=0))
+        project = write_project(
+            model,
+            options,
+            out,
+            testbench_inputs=tb_in,
+            testbench_outputs=tb_out,
+            ranges=ranges,
+        )
+        kind = "QKeras: types from the quantizers" if project.quantized else "float: profiled"
+        click.echo(
+            f"wrote {project.path} ({options.backend.value}, {options.io_type.value}, "
+            f"{options.strategy.value}, part {options.effective_part}; {kind})"
+        )
+        for name, types in project.precision.items():
+            click.echo(f"  {name:<24} {types.result.to_hls():<36} {types.source}")
+        if compile_:
+            compile_project(project)
+            click.echo(f"compiled the C simulation in {project.compile_seconds:.1f} s")
+
+    @cli.command("verify")
+    @click.argument("model_file", type=click.Path(path_type=Path))
+    @_firmware_options
+    @click.option(
+        "--tolerance",
+        type=click.FloatRange(min=0),
+        help="Pass when the logits differ by at most this (default: bit-exact for QKeras "
+        "models, 0.05 for float models).",
+    )
+    @click.option(
+        "--report", type=click.Path(path_type=Path), help="Also write the report as JSON here."
+    )
+    @click.option("--no-cache", is_flag=True, help="Compile afresh; do not use the cache.")
+    @click.option(
+        "--cache-dir",
+        type=click.Path(path_type=Path),
+        help="Cache of compiled simulations [default: $HEPFPGA_CACHE or ~/.cache/hepfpga].",
+    )
+    def verify_cmd(
+        model_file: Path,
+        weights: Path | None,
+        options_file: Path | None,
+        data_file: Path | None,
+        key: str | None,
+        n_random: int | None,
+        max_events: int | None,
+        tolerance: float | None,
+        report: Path | None,
+        no_cache: bool,
+        cache_dir: Path | None,
+        **kwargs: Any,
+    ) -> None:
+        """Check that the firmware of MODEL computes what Keras/QKeras computes.
+
+        Converts MODEL, compiles its C simulation (cached), runs both on the events (--data
+        FILE or --random N; default --random 1000) and compares every layer: fraction
+        bit-exact, largest difference in LSBs of the layer's type, and the first layer where
+        they part with the likely cause. Exit status 0 when the requirement holds (bit-exact
+        logits for QKeras models, --tolerance for float models), 1 when it does not, 2 for
+        bad input.
+        """
+        from hepfpga.artifacts import write_json_atomic
+        from hepfpga.firmware import verify_model
+        from hepfpga.model_io import load_keras_model
+
+        options = _build_options(options_file, **_flags(**kwargs))
+        model = load_keras_model(model_file, weights=weights)
+        if data_file is None and n_random is None:
+            n_random = 1000
+        events = _events(model, data_file, key, n_random, max_events)
+        result = verify_model(
+            model,
+            events,
+            options,
+            tolerance=tolerance,
+            cache=not no_cache,
+            cache_directory=cache_dir,
+        )
+        click.echo(result.summary())
+        if report is not None:
+            write_json_atomic(report, result.to_dict())
+            click.echo(f"report: {report}")
+        if not result.passed:
+            reason = str(result.diagnosis) if result.diagnosis else result.requirement
+            raise VerificationError(f"verification failed: {reason}")

@@ -7,21 +7,32 @@ import hepfpga.firmware as firmware
 
 def test_public_api() -> None:
     assert sorted(firmware.__all__) == [
+        "Backend",
         "Comparison",
+        "Diagnosis",
         "FirmwareOptions",
         "FirmwareProject",
+        "LayerComparison",
+        "LayerPrecision",
+        "SoftmaxMode",
+        "VerificationReport",
         "build_hls_config",
         "compile_project",
+        "plan_conversion",
         "predict",
         "predict_logits",
+        "predict_traces",
+        "profile_ranges",
         "record_verification",
         "synthesize",
+        "verify_model",
         "verify_qkeras",
         "write_project",
     ]
     public = {name for name in dir(firmware) if not name.startswith("_")}
     assert set(firmware.__all__) <= public
-    assert public - set(firmware.__all__) <= {"csim", "hls_config", "options", "project", "verify"}
+    modules = {"cache", "csim", "diagnose", "hls_config", "options", "precision", "project"}
+    assert public - set(firmware.__all__) <= modules | {"verify"}
 
 
 def test_argmax_flips_report_the_reference_gap() -> None:

@@ -46,7 +46,8 @@ def test_types_follow_the_quantizers(
     for name in ("dense_1", "dense_2", "dense_3", "logits"):
         precision = layers[name]["Precision"]
         assert precision["weight"] == precision["bias"] == weight_type
-        assert precision["accum"] == precision["result"] == "auto"
+        assert precision["accum"] == precision["result"]
+        assert precision["result"].startswith("ap_fixed<")
     for name in ("relu_1", "relu_2", "relu_3"):
         assert layers[name]["Precision"]["result"] == relu_type
     assert layers["logits"]["Trace"] is True
@@ -135,10 +136,10 @@ def test_missing_input_quantizer_asks_for_an_input_type() -> None:
     ("case", "message"),
     [
         ("auto_alpha", "alpha='auto'"),
-        ("batchnorm", "BatchNormalization"),
-        ("no_softmax", "end in Activation"),
+        ("layernorm", r"\(LayerNormalization\) is not supported; supported: InputLayer, Dense"),
+        ("sigmoid_quantizer", "quantized_sigmoid"),
         ("builtin_activation", "built-in activation"),
-        ("unquantized_dense", "not supported"),
+        ("unquantized_dense", "float layer in a QKeras model; use QDense"),
         ("unsigned_weights", "keep_negative=False"),
     ],
 )
@@ -156,8 +157,8 @@ def test_unsupported_models_are_refused(case: str, message: str) -> None:
     ]
     middle = {
         "auto_alpha": [QDense(8, kernel_quantizer=q("auto"), bias_quantizer=q())],
-        "batchnorm": [keras.layers.BatchNormalization()],
-        "no_softmax": [],
+        "layernorm": [keras.layers.LayerNormalization()],
+        "sigmoid_quantizer": [QActivation("quantized_sigmoid(6)")],
         "builtin_activation": [
             QDense(8, kernel_quantizer=q(), bias_quantizer=q(), activation=quantized_relu(6))
         ],
@@ -166,6 +167,18 @@ def test_unsupported_models_are_refused(case: str, message: str) -> None:
             QDense(8, kernel_quantizer=quantized_bits(6, 0, keep_negative=False, alpha=1))
         ],
     }[case]
-    layers = head + middle + (tail[:1] if case == "no_softmax" else tail)
+    layers = head + middle + tail
     with pytest.raises(ConversionError, match=message):
         build_hls_config(_model(layers), FirmwareOptions())
+
+
+def test_a_model_without_softmax_has_its_output_as_logits() -> None:
+    from qkeras import QActivation, QDense, quantized_bits
+    from tensorflow import keras
+
+    q = quantized_bits(6, 0, alpha=1)
+    inputs = keras.Input((4,), name="x")
+    h = QActivation(quantized_bits(12, 3, alpha=1), name="xq")(inputs)
+    model = keras.Model(inputs, QDense(2, kernel_quantizer=q, bias_quantizer=q, name="out")(h))
+    assert logits_layer_name(model) == "out"
+    assert build_hls_config(model)["LayerName"]["out"]["Trace"] is True

@@ -6,7 +6,7 @@ import pytest
 
 from hepfpga.errors import ConfigError
 from hepfpga.firmware import FirmwareOptions
-from hepfpga.firmware.options import Backend, IOType, Strategy
+from hepfpga.firmware.options import Backend, IOType, SoftmaxMode, Strategy
 from hepfpga.quantize.fixed import FixedType
 
 
@@ -15,7 +15,10 @@ def test_defaults() -> None:
     assert options.backend is Backend.VITIS
     assert options.io_type is IOType.PARALLEL
     assert options.strategy is Strategy.LATENCY
-    assert options.part == "xcvu13p-flga2577-2-e"
+    assert options.part is None
+    assert options.effective_part == "xcvu13p-flga2577-2-e"
+    assert FirmwareOptions(backend="Quartus").effective_part == "Arria10"
+    assert options.softmax is SoftmaxMode.STABLE
     assert options.clock_period == 5.0
     assert options.reuse_factor == 1
     assert options.softmax_table_size == 1024
@@ -50,7 +53,7 @@ def test_strings_are_converted(kwargs: dict, attribute: str, expected: object) -
 @pytest.mark.parametrize(
     ("kwargs", "path", "message"),
     [
-        ({"backend": "Quartus"}, "firmware.backend", "accepted: 'Vitis', 'Vivado'"),
+        ({"backend": "oneAPI"}, "firmware.backend", "accepted: 'Vitis', 'Vivado', 'Catapult'"),
         ({"io_type": "parallel_io"}, "firmware.io_type", "'io_parallel', 'io_stream'"),
         ({"strategy": "fast"}, "firmware.strategy", "'Latency', 'Resource'"),
         ({"reuse_factor": 0}, "firmware.reuse_factor", "positive integer"),

@@ -1,0 +1,152 @@
+"""A cache of compiled C simulations, so a repeated verification does not recompile.
+
+Entries live in ``$HEPFPGA_CACHE`` (default ``~/.cache/hepfpga``) under ``csim/<key>/``, where
+the key is the SHA-256 of
+
+* the model: its architecture (JSON of the converted model) and every weight's bytes,
+* the hls4ml configuration hepfpga derived (all types, so profiled float models too) and the
+  :class:`~hepfpga.firmware.options.FirmwareOptions`,
+* the tool versions: hepfpga, hls4ml, TensorFlow, QKeras, numpy and the ``g++ --version`` line.
+
+An entry is ``project/`` (the hls4ml project, compiled in place, because ``build_lib.sh``
+bakes the folder's absolute path into the library) and ``complete.json``, written last, after
+a successful compilation. A hit converts the model again with hls4ml (about a second; no file
+is written) and loads the existing library instead of running g++. A folder without
+``complete.json`` (an interrupted build) is removed and rebuilt. Remove the cache folder at any
+time to reclaim the space.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from hepfpga.artifacts import tool_versions, write_json_atomic
+from hepfpga.errors import ConversionError
+from hepfpga.firmware.hls_config import ConversionPlan
+from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.project import FirmwareProject, compile_project, write_project
+
+__all__ = ["cache_dir", "cache_key", "cached_project"]
+
+_MARKER = "complete.json"
+_VERSIONED = ("hepfpga", "hls4ml", "tensorflow", "qkeras", "numpy")
+
+
+def cache_dir(explicit: str | Path | None = None) -> Path:
+    """``explicit``, else ``$HEPFPGA_CACHE``, else ``~/.cache/hepfpga``."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get("HEPFPGA_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "hepfpga"
+
+
+@lru_cache(maxsize=1)
+def _compiler_version() -> str:
+    try:
+        result = subprocess.run(
+            ["g++", "--version"], capture_output=True, text=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "g++ not found"
+    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+
+
+def cache_key(plan: ConversionPlan, options: FirmwareOptions) -> str:
+    """SHA-256 (hex) of model architecture and weights, hls4ml config, options and tools."""
+    digest = hashlib.sha256()
+    digest.update(plan.model.to_json().encode())
+    for weights in plan.model.get_weights():
+        digest.update(str((weights.dtype, weights.shape)).encode())
+        digest.update(weights.tobytes())
+    digest.update(json.dumps(plan.hls_config, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(options.to_dict(), sort_keys=True, default=str).encode())
+    versions = tool_versions()
+    digest.update(json.dumps({k: versions.get(k) for k in _VERSIONED}, sort_keys=True).encode())
+    digest.update(_compiler_version().encode())
+    return digest.hexdigest()
+
+
+def _load(plan: ConversionPlan, options: FirmwareOptions, folder: Path) -> FirmwareProject | None:
+    import hls4ml
+
+    record = json.loads((folder / _MARKER).read_text())
+    library = folder / "project" / record["library"]
+    if not library.is_file():
+        return None
+    try:
+        hls_model = hls4ml.converters.convert_from_keras_model(
+            plan.model,
+            hls_config=plan.hls_config,
+            output_dir=str(folder / "project"),
+            project_name=options.project_name,
+            backend=options.backend.info.hls4ml_name,
+            io_type=options.io_type.value,
+            part=options.effective_part,
+            clock_period=options.clock_period,
+        )
+        hls_model.config.trace_output = True
+        hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(library))
+    except Exception as exc:  # a stale or foreign entry: rebuild it
+        raise ConversionError(f"cached C simulation in {folder} cannot be loaded: {exc}") from exc
+    return FirmwareProject(
+        path=folder / "project",
+        hls_model=hls_model,
+        hls_config=plan.hls_config,
+        options=options,
+        logits_layer=plan.logits_layer,
+        compile_seconds=float(record["compile_seconds"]),
+        precision=plan.precision,
+        quantized=plan.quantized,
+        keras_model=plan.model,
+        from_cache=True,
+    )
+
+
+def cached_project(
+    plan: ConversionPlan, options: FirmwareOptions, directory: str | Path | None = None
+) -> FirmwareProject:
+    """The compiled project of ``plan``: loaded from the cache, or written, compiled and stored.
+
+    ``project.from_cache`` says which; ``project.compile_seconds`` is the time the original
+    compilation took.
+    """
+    root = cache_dir(directory) / "csim"
+    folder = root / cache_key(plan, options)[:32]
+    if (folder / _MARKER).is_file():
+        try:
+            project = _load(plan, options, folder)
+        except ConversionError:
+            project = None
+        if project is not None:
+            os.utime(folder / _MARKER)  # last use, for whoever prunes the cache
+            return project
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        project = write_project(plan.model, options, folder / "project", plan=plan)
+        compile_project(project)
+        libraries = sorted((folder / "project" / "firmware").glob(f"{options.project_name}-*.so"))
+        if not libraries:
+            raise ConversionError(f"no compiled library found in {folder / 'project'}")
+        write_json_atomic(
+            folder / _MARKER,
+            {
+                "library": str(libraries[-1].relative_to(folder / "project")),
+                "compile_seconds": project.compile_seconds,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "options": options.to_dict(),
+            },
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return project
