@@ -209,6 +209,8 @@ class HttpProtocol(asyncio.Protocol):
             log.exception("error answering %s %s", method, request.url)
             answer = _error(500, f"internal error: {exc}", keep_alive)
         self._queue(answer, close=not keep_alive)
+        if not keep_alive:
+            self._refused = True  # whatever follows `Connection: close` is ignored
 
     # -- answers in request order ---------------------------------------------------------
 
@@ -345,6 +347,10 @@ def _body(request: _Request, limit: int) -> bytes:
         raise RequestError(
             400, f"cannot decompress the {encoding.decode()} request body: {exc}"
         ) from exc
+    if not decoder.eof and len(out) <= limit:
+        raise RequestError(
+            400, f"cannot decompress the {encoding.decode()} request body: truncated"
+        )
     if len(out) > limit:
         raise RequestError(
             400, f"the decompressed request body exceeds the maximum allowed value of {limit} bytes"

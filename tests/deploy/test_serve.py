@@ -1,0 +1,528 @@
+"""``hepfpga serve`` driven by the real tritonclient (HTTP JSON/binary, sync/aio; gRPC sync/aio).
+
+Every answer is compared with in-process onnxruntime on the same inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import http.client
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tritonclient.grpc")
+pytest.importorskip("httptools")
+
+import onnxruntime as ort
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+import tritonclient.http as httpclient
+import tritonclient.http.aio as httpaio
+from google.protobuf import json_format
+from tritonclient.grpc import model_config_pb2
+from tritonclient.utils import InferenceServerException
+
+from hepfpga.deploy.onnx_export import export_onnx
+from hepfpga.deploy.serve_process import ServerProcess
+from hepfpga.deploy.triton_repo import export_triton_repository
+
+CLASSES = ["q", "g", "W", "Z", "t"]
+
+
+def tiny_model(seed: int):  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(16,)),
+            tf.keras.layers.Dense(8, activation="relu", name="hidden"),
+            tf.keras.layers.Dense(5, activation="softmax", name="softmax"),
+        ],
+        name=f"tiny{seed}",
+    )
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``jets`` versions 1 and 2 (different weights, dynamic batching with a 2 ms queue delay,
+    both served) and ``plain`` (max_batch_size 8, no dynamic batching)."""
+    root = tmp_path_factory.mktemp("serve")
+    repo = root / "repo"
+    for seed in (1, 2):
+        run = root / f"run{seed}"
+        run.mkdir()
+        export_onnx(tiny_model(seed), run / "model.onnx", metadata={"class_names": CLASSES})
+        result = export_triton_repository(
+            run, repo, name="jets", version=seed, max_batch_size=64, max_queue_delay_us=2000
+        )
+    result.config_path.write_text(result.config_path.read_text() + "version_policy: { all { } }\n")
+    export_triton_repository(
+        root / "run1", repo, name="plain", max_batch_size=8, dynamic_batching=False
+    )
+    return repo
+
+
+@pytest.fixture(scope="module")
+def server(repo: Path):  # type: ignore[no-untyped-def]
+    with ServerProcess(repo) as process:
+        yield process
+    assert process.process is not None and process.process.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def reference(repo: Path):  # type: ignore[no-untyped-def]
+    sessions = {
+        (name, version): ort.InferenceSession(
+            str(repo / name / version / "model.onnx"), providers=["CPUExecutionProvider"]
+        )
+        for name, version in (("jets", "1"), ("jets", "2"), ("plain", "1"))
+    }
+
+    def predict(x: np.ndarray, name: str = "jets", version: str = "2") -> np.ndarray:
+        return sessions[(name, version)].run(None, {"input": x})[0]
+
+    return predict
+
+
+def inputs(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(scale=2, size=(n, 16)).astype(np.float32)
+
+
+# -- inference through every client ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("binary_in", [False, True], ids=["json-in", "binary-in"])
+@pytest.mark.parametrize("binary_out", [False, True], ids=["json-out", "binary-out"])
+def test_http_sync_matches_onnxruntime(
+    server, reference, binary_in: bool, binary_out: bool
+) -> None:  # type: ignore[no-untyped-def]
+    client = httpclient.InferenceServerClient(server.http_url)
+    x = inputs(7)
+    tensor = httpclient.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=binary_in)
+    out = httpclient.InferRequestedOutput("softmax", binary_data=binary_out)
+    result = client.infer("jets", [tensor], outputs=[out], request_id="r7")
+    np.testing.assert_array_equal(result.as_numpy("softmax"), reference(x))
+    response = result.get_response()
+    assert response["model_name"] == "jets" and response["model_version"] == "2"
+    assert response["id"] == "r7"
+    client.close()
+
+
+def test_http_without_requested_outputs_returns_all_binary(server, reference) -> None:  # type: ignore[no-untyped-def]
+    client = httpclient.InferenceServerClient(server.http_url)
+    x = inputs(3, seed=5)
+    tensor = httpclient.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = client.infer("jets", [tensor], model_version="1")
+    np.testing.assert_array_equal(result.as_numpy("softmax"), reference(x, version="1"))
+
+
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+def test_http_compressed_bodies(server, reference, compression: str) -> None:  # type: ignore[no-untyped-def]
+    client = httpclient.InferenceServerClient(server.http_url)
+    x = inputs(4, seed=2)
+    tensor = httpclient.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = client.infer(
+        "jets",
+        [tensor],
+        request_compression_algorithm=compression,
+        response_compression_algorithm=compression,
+    )
+    np.testing.assert_array_equal(result.as_numpy("softmax"), reference(x))
+
+
+def test_http_aio_concurrent_requests_are_batched_and_split(server, reference) -> None:  # type: ignore[no-untyped-def]
+    sizes = [1, 2, 3, 5, 8, 1, 4, 7] * 4
+
+    async def run() -> list[np.ndarray]:
+        client = httpaio.InferenceServerClient(server.http_url)
+        try:
+
+            async def one(i: int, n: int) -> np.ndarray:
+                x = inputs(n, seed=100 + i)
+                tensor = httpaio.InferInput("input", [n, 16], "FP32")
+                tensor.set_data_from_numpy(x, binary_data=i % 2 == 0)
+                result = await client.infer("jets", [tensor])
+                return result.as_numpy("softmax")
+
+            return await asyncio.gather(*(one(i, n) for i, n in enumerate(sizes)))
+        finally:
+            await client.close()
+
+    before = _stats(server, "jets", "2")
+    answers = asyncio.run(run())
+    for i, (n, answer) in enumerate(zip(sizes, answers, strict=True)):
+        np.testing.assert_array_equal(answer, reference(inputs(n, seed=100 + i)))
+    after = _stats(server, "jets", "2")
+    requests = int(after["inference_stats"]["success"]["count"]) - int(
+        before["inference_stats"]["success"]["count"]
+    )
+    executions = int(after["execution_count"]) - int(before["execution_count"])
+    assert requests == len(sizes)
+    assert int(after["inference_count"]) - int(before["inference_count"]) == sum(sizes)
+    assert executions < requests  # the 2 ms queue delay gathered concurrent requests
+
+
+def test_grpc_sync_matches_onnxruntime(server, reference) -> None:  # type: ignore[no-untyped-def]
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    for version in ("1", "2"):
+        x = inputs(9, seed=int(version))
+        tensor = grpcclient.InferInput("input", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        result = client.infer(
+            "jets",
+            [tensor],
+            model_version=version,
+            outputs=[grpcclient.InferRequestedOutput("softmax")],
+            request_id="g1",
+        )
+        np.testing.assert_array_equal(result.as_numpy("softmax"), reference(x, version=version))
+        assert result.get_response().model_version == version
+        assert result.get_response().id == "g1"
+    client.close()
+
+
+def test_grpc_aio_and_stream(server, reference) -> None:  # type: ignore[no-untyped-def]
+    async def run() -> None:
+        client = grpcaio.InferenceServerClient(server.grpc_url)
+        try:
+            xs = [inputs(n, seed=200 + n) for n in (1, 4, 16)]
+            tensors = []
+            for x in xs:
+                t = grpcaio.InferInput("input", list(x.shape), "FP32")
+                t.set_data_from_numpy(x)
+                tensors.append(t)
+            results = await asyncio.gather(*(client.infer("plain", [t]) for t in tensors[:2]))
+            for x, r in zip(xs[:2], results, strict=True):
+                np.testing.assert_array_equal(r.as_numpy("softmax"), reference(x, "plain", "1"))
+
+            async def requests():  # type: ignore[no-untyped-def]
+                for t in tensors:
+                    yield {"model_name": "jets", "inputs": [t]}
+
+            answers = []
+            async for result, error in client.stream_infer(requests()):
+                assert error is None
+                answers.append(result.as_numpy("softmax"))
+                if len(answers) == len(xs):
+                    break
+            for x, a in zip(xs, answers, strict=True):
+                np.testing.assert_array_equal(a, reference(x))
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+
+
+# -- metadata, health, configuration, statistics, metrics -----------------------------------
+
+
+def test_http_metadata_health_config(server) -> None:  # type: ignore[no-untyped-def]
+    client = httpclient.InferenceServerClient(server.http_url)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("jets") and client.is_model_ready("jets", "1")
+    assert not client.is_model_ready("nope")
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    meta = client.get_model_metadata("jets")
+    assert meta["versions"] == ["2"]
+    assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 16]}]
+    assert meta["outputs"] == [{"name": "softmax", "datatype": "FP32", "shape": [-1, 5]}]
+    config = json_format.ParseDict(client.get_model_config("plain"), model_config_pb2.ModelConfig())
+    assert config.max_batch_size == 8 and not config.HasField("dynamic_batching")
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+    index = client.get_model_repository_index()
+    assert {(m["name"], m["version"]) for m in index} == {
+        ("jets", "1"),
+        ("jets", "2"),
+        ("plain", "1"),
+    }
+
+
+def test_grpc_metadata_health_config(server) -> None:  # type: ignore[no-untyped-def]
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("jets", "1") and not client.is_model_ready("jets", "7")
+    meta = client.get_model_metadata("jets", "1")
+    assert meta.versions == ["1"] and list(meta.inputs[0].shape) == [-1, 16]
+    config = client.get_model_config("jets").config
+    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert config.platform == "onnxruntime_onnx"
+    stats = client.get_inference_statistics("jets")
+    assert {s.version for s in stats.model_stats} == {"1", "2"}
+    assert len(client.get_model_repository_index().models) == 3
+
+
+def _stats(server, name: str, version: str) -> dict:  # type: ignore[no-untyped-def]
+    client = httpclient.InferenceServerClient(server.http_url)
+    (stats,) = client.get_inference_statistics(name, version)["model_stats"]
+    return stats
+
+
+def test_statistics_and_prometheus_metrics(server) -> None:  # type: ignore[no-untyped-def]
+    client = httpclient.InferenceServerClient(server.http_url)
+    x = inputs(3)
+    tensor = httpclient.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    before = _stats(server, "plain", "1")
+    for _ in range(4):
+        client.infer("plain", [tensor])
+    with pytest.raises(InferenceServerException):
+        client.infer(
+            "plain", [httpclient.InferInput("input", [1, 3], "FP32").set_data_from_numpy(x[:1, :3])]
+        )
+    after = _stats(server, "plain", "1")
+    assert (
+        int(after["inference_stats"]["success"]["count"])
+        - int(before["inference_stats"]["success"]["count"])
+        == 4
+    )
+    assert int(after["execution_count"]) - int(before["execution_count"]) == 4
+    assert int(after["inference_count"]) - int(before["inference_count"]) == 12
+    assert (
+        int(after["inference_stats"]["fail"]["count"])
+        - int(before["inference_stats"]["fail"]["count"])
+        == 1
+    )
+    assert int(after["inference_stats"]["queue"]["ns"]) > 0
+    assert any(b["batch_size"] == 3 for b in after["batch_stats"])
+
+    connection = http.client.HTTPConnection(server.http_url)
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Type").startswith("text/plain")
+    metrics = _parse_metrics(response.read().decode())
+    label = '{model="plain",version="1"}'
+    assert metrics[f"nv_inference_request_success{label}"] == int(
+        after["inference_stats"]["success"]["count"]
+    )
+    assert metrics[f"nv_inference_count{label}"] == int(after["inference_count"])
+    assert metrics[f"nv_inference_exec_count{label}"] == int(after["execution_count"])
+    assert sum(
+        v for k, v in metrics.items() if k.startswith('nv_inference_request_failure{model="plain"')
+    ) == int(after["inference_stats"]["fail"]["count"])
+    for name in (
+        "nv_inference_request_duration_us",
+        "nv_inference_queue_duration_us",
+        "nv_inference_compute_input_duration_us",
+        "nv_inference_compute_infer_duration_us",
+        "nv_inference_compute_output_duration_us",
+        "nv_inference_pending_request_count",
+    ):
+        assert f"{name}{label}" in metrics
+    assert metrics[f"nv_inference_pending_request_count{label}"] == 0
+
+
+def _parse_metrics(text: str) -> dict[str, float]:
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            values[key] = float(value)
+    return values
+
+
+# -- errors as Triton answers them ----------------------------------------------------------
+
+
+def _post(server, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    connection = http.client.HTTPConnection(server.http_url, timeout=30)
+    connection.request("POST", path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, json.loads(payload)
+
+
+def _request(name: str, shape: list, datatype: str = "FP32", data=None) -> bytes:  # type: ignore[no-untyped-def]
+    n = int(np.prod([d for d in shape if isinstance(d, int)]))
+    return json.dumps(
+        {
+            "inputs": [
+                {"name": name, "shape": shape, "datatype": datatype, "data": data or [0.5] * n}
+            ]
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/v2/models/nope/infer", _request("input", [1, 16]), 404, "unknown model: 'nope'"),
+        ("/v2/models/jets/versions/9/infer", _request("input", [1, 16]), 404, "version 9"),
+        (
+            "/v2/models/jets/infer",
+            _request("input", [1, 16], "FP64"),
+            400,
+            "unexpected datatype TYPE_FP64",
+        ),
+        (
+            "/v2/models/jets/infer",
+            _request("input", [1, 15]),
+            400,
+            "unexpected shape for input 'input'",
+        ),
+        ("/v2/models/jets/infer", _request("input", [16]), 400, "unexpected shape"),
+        ("/v2/models/plain/infer", _request("input", [9, 16]), 400, "batch-size must be <= 8"),
+        (
+            "/v2/models/jets/infer",
+            _request("features", [1, 16]),
+            400,
+            "unexpected inference input 'features'",
+        ),
+        ("/v2/models/jets/infer", b'{"inputs": []}', 400, "missing required input(s) ['input']"),
+        (
+            "/v2/models/jets/infer",
+            b'{"inputs": [{"name": "input"',
+            400,
+            "failed to parse the request JSON",
+        ),
+        ("/v2/models/jets/infer", b"", 400, "failed to parse the request JSON"),
+        ("/v2/models/jets/infer", b"[1, 2]", 400, "expected a JSON object"),
+        (
+            "/v2/models/jets/infer",
+            _request("input", [1, 16], data=[1.0] * 3),
+            400,
+            "number of elements",
+        ),
+        (
+            "/v2/models/jets/infer",
+            _request("input", [1, 16], data=["a"] * 16),
+            400,
+            "unable to parse",
+        ),
+        ("/v2/models/jets/infer", _request("input", [1, "x"]), 400, "list of integers"),
+        ("/v2/models/jets/nothing", b"{}", 404, "unknown URL"),
+    ],
+)
+def test_http_errors(server, path: str, body: bytes, status: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    code, answer = _post(server, path, body)
+    assert code == status
+    assert message in answer["error"]
+
+
+def test_http_binary_errors(server) -> None:  # type: ignore[no-untyped-def]
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [2, 16],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 128},
+                }
+            ]
+        }
+    ).encode()
+    body = head + b"\0" * 100
+    code, answer = _post(
+        server, "/v2/models/jets/infer", body, {"Inference-Header-Content-Length": str(len(head))}
+    )
+    assert code == 400 and "binary_data_size 128 runs past" in answer["error"]
+    code, answer = _post(
+        server, "/v2/models/jets/infer", body, {"Inference-Header-Content-Length": "9999"}
+    )
+    assert code == 400 and "Inference-Header-Content-Length" in answer["error"]
+    code, answer = _post(
+        server, "/v2/models/jets/infer", gzip.compress(b"{}")[:5], {"Content-Encoding": "gzip"}
+    )
+    assert code == 400 and "decompress" in answer["error"]
+
+
+@pytest.mark.parametrize(
+    ("shape", "datatype", "code", "message"),
+    [
+        ([1, 15], "FP32", "StatusCode.INVALID_ARGUMENT", "unexpected shape"),
+        ([1, 16], "INT32", "StatusCode.INVALID_ARGUMENT", "unexpected datatype TYPE_INT32"),
+        ([9, 16], "FP32", "StatusCode.INVALID_ARGUMENT", "batch-size must be <= 8"),
+    ],
+)
+def test_grpc_errors(server, shape: list, datatype: str, code: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    tensor = grpcclient.InferInput("input", shape, datatype)
+    tensor.set_data_from_numpy(
+        np.zeros(shape, dtype=np.float32 if datatype == "FP32" else np.int32)
+    )
+    with pytest.raises(InferenceServerException) as info:
+        client.infer("plain", [tensor])
+    assert info.value.status() == code
+    assert message in info.value.message()
+    with pytest.raises(InferenceServerException) as info:
+        client.infer("nope", [tensor])
+    assert info.value.status() == "StatusCode.NOT_FOUND"
+    bad = grpcclient.InferInput("features", [1, 16], "FP32")
+    bad.set_data_from_numpy(np.zeros((1, 16), np.float32))
+    with pytest.raises(InferenceServerException, match="unexpected inference input 'features'"):
+        client.infer("plain", [bad])
+
+
+def test_tritonclient_sees_http_status_and_message(server) -> None:  # type: ignore[no-untyped-def]
+    client = httpclient.InferenceServerClient(server.http_url)
+    tensor = httpclient.InferInput("input", [1, 16], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 16), np.float32))
+    with pytest.raises(InferenceServerException) as info:
+        client.infer("nope", [tensor])
+    assert info.value.status() == "404"
+    assert "Request for unknown model: 'nope' is not found" in info.value.message()
+
+
+def _raw(server, data: bytes, wait_close: bool = True) -> bytes:  # type: ignore[no-untyped-def]
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as sock:
+        sock.sendall(data)
+        chunks = []
+        if wait_close:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_malformed_http_and_oversized_body(server) -> None:  # type: ignore[no-untyped-def]
+    answer = _raw(server, b"NOT HTTP AT ALL\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and b'"error"' in answer
+    huge = 10 * 1024**3
+    answer = _raw(
+        server, b"POST /v2/models/jets/infer HTTP/1.1\r\nContent-Length: %d\r\n\r\n{" % huge
+    )
+    assert answer.startswith(b"HTTP/1.1 400") and b"exceeds the maximum" in answer
+    assert httpclient.InferenceServerClient(server.http_url).is_server_live()  # still serving
+
+
+def test_pipelined_requests_are_answered_in_order(server, reference) -> None:  # type: ignore[no-untyped-def]
+    xs = [inputs(n, seed=300 + n) for n in (5, 1, 3)]
+    data = b""
+    for i, x in enumerate(xs):
+        body = json.dumps(
+            {
+                "id": str(i),
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": list(x.shape),
+                        "datatype": "FP32",
+                        "data": x.ravel().tolist(),
+                    }
+                ],
+            }
+        ).encode()
+        close = b"Connection: close\r\n" if i == len(xs) - 1 else b""
+        data += (
+            b"POST /v2/models/jets/infer HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (close, len(body), body)
+        )
+    data += b"GET /v2/health/live HTTP/1.1\r\n\r\n"  # after Connection: close: never answered
+    answer = _raw(server, data)
+    parts = answer.split(b"HTTP/1.1 ")[1:]
+    assert len(parts) == 3
+    for i, (part, x) in enumerate(zip(parts, xs, strict=True)):
+        doc = json.loads(part.split(b"\r\n\r\n", 1)[1])
+        assert doc["id"] == str(i)
+        got = np.array(doc["outputs"][0]["data"], np.float32).reshape(doc["outputs"][0]["shape"])
+        np.testing.assert_array_equal(got, reference(x))
