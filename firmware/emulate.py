@@ -301,12 +301,7 @@ class Emulator:
     def _run(self, x: Any, logits: bool) -> tuple[np.ndarray, np.ndarray | None]:
         events = self._events(x)
         if self._plan is None:
-            from hepfpga.firmware.csim import predict, predict_with_logits
-
-            assert self._project is not None
-            if logits:
-                return predict_with_logits(self._project, events, self.logits_layer)
-            return predict(self._project, events), None
+            return self._csim(events, logits)
         plan = self._plan
         keep = (self.logits_layer,) if logits else ()
         out = np.empty((len(events), self.n_outputs), dtype=np.float64)
@@ -315,20 +310,44 @@ class Emulator:
         if logits:
             tensor = plan.layer_outputs[self.logits_layer]
             logit_frac = plan.type_of(tensor).fractional
-            width = None
+            logit_values = np.empty((len(events), plan.width_of(tensor)), dtype=np.float64)
         for start in range(0, len(events), ENGINE_BATCH):
             stop = min(start + ENGINE_BATCH, len(events))
-            raw = plan.run(events[start:stop], keep=keep)
+            try:
+                raw = plan.run(events[start:stop], keep=keep)
+            except UnsupportedLayerError as exc:
+                # e.g. a table entry without a defined value was addressed: ask the C++
+                batch_out, batch_logits = self._csim_batch(events[start:stop], logits, exc)
+                out[start:stop] = batch_out
+                if logit_values is not None:
+                    logit_values[start:stop] = batch_logits
+                continue
             out[start:stop] = np.ldexp(raw[plan.output].reshape(stop - start, -1), -out_frac)
-            if logits:
+            if logit_values is not None:
                 values = raw[tensor].reshape(stop - start, -1)
-                if width is None:
-                    width = values.shape[1]
-                    logit_values = np.empty((len(events), width), dtype=np.float64)
                 logit_values[start:stop] = np.ldexp(values, -logit_frac)
-        if logits and logit_values is None:
-            logit_values = np.empty((0, 0))
         return out, logit_values
+
+    def _csim(self, events: np.ndarray, logits: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        from hepfpga.firmware.csim import predict, predict_with_logits
+
+        assert self._project is not None
+        if logits:
+            return predict_with_logits(self._project, events, self.logits_layer)
+        return predict(self._project, events), None
+
+    def _csim_batch(
+        self, events: np.ndarray, logits: bool, exc: UnsupportedLayerError
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._project is None:
+            raise ConversionError(
+                f"the fixed-point engine cannot compute these events ({exc}) and the C "
+                "simulation is not available in this process; run without a cluster"
+            ) from exc
+        message = f"{len(events)} events computed by the C simulation: {exc}"
+        warnings.warn(message, EmulationFallbackWarning, stacklevel=4)
+        log.warning("%s", message)
+        return self._csim(events, logits)
 
     def predict(self, x: Any) -> np.ndarray:
         """The firmware's outputs (events x outputs, float64), as ``csim.predict`` gives them."""

@@ -629,32 +629,47 @@ class SoftmaxStep(Step):
                 f"layer '{layer.name}': the softmax config was not generated"
             )
         self.implementation = _config_value(config, "implementation").rsplit("::", 1)[-1]
-        if self.implementation not in ("stable", "latency"):
+        if self.implementation not in ("stable", "latency", "argmax"):
             raise UnsupportedLayerError(
                 f"layer '{layer.name}': softmax implementation '{self.implementation}'; "
-                "reproduced: stable, latency"
+                "reproduced: stable, latency, argmax"
             )
         if int(_config_value(config, "n_outer")) != 1 or int(_config_value(config, "n_inner")) != 1:
             raise UnsupportedLayerError(f"layer '{layer.name}': multi-dimensional softmax")
         self.in_type = in_type
+        self.out_type = _result_type(layer)
+        self.max_magnitude = interval.magnitude
+        self.out_interval = Interval(*raw_range(self.out_type))
+        if self.implementation == "argmax":
+            # res[i] = (res_T) 0, then res[idx] = (res_T) 1 at the first strict maximum
+            self.one = float(quantize_to_raw(np.array([1.0]), self.out_type)[0])
+            self.zero = float(quantize_to_raw(np.array([0.0]), self.out_type)[0])
+            return
         exp_size = int(_config_value(config, "exp_table_size"))
         inv_size = int(_config_value(config, "inv_table_size"))
         exp_scale = np.float32(float(_config_value(config, "exp_scale")))
-        for key, default in (("accum_t", "model_default_t"), ("inv_inp_t", "model_default_t")):
-            if key not in layer.types or layer.types[key].name == default:
-                raise UnsupportedLayerError(f"layer '{layer.name}': {key} left to hls4ml's default")
-        if self.implementation == "stable" and "inp_norm_t" not in layer.types:
-            raise UnsupportedLayerError(
-                f"layer '{layer.name}': inp_norm_t left to hls4ml's default"
-            )
-        self.accum_t = _layer_type(layer, "accum_t")
-        self.inv_inp_t = _layer_type(layer, "inv_inp_t")
         exp_table_t = _layer_type(layer, "exp_table_t")
         inv_table_t = _layer_type(layer, "inv_table_t")
-        self.out_type = _result_type(layer)
-        self.address_t = (
-            _layer_type(layer, "inp_norm_t") if self.implementation == "stable" else in_type
-        )
+        # hls4ml's SoftmaxConfigTemplate fills types left at model_default_t like this
+        if layer.types["accum_t"].name == "model_default_t":
+            scale = math.ceil(math.log2(int(_config_value(config, "n_slice"))))
+            self.accum_t = FixedType(
+                exp_table_t.width + scale, exp_table_t.integer + scale, exp_table_t.signed
+            )
+        else:
+            self.accum_t = _layer_type(layer, "accum_t")
+        if layer.types["inv_inp_t"].name == "model_default_t":
+            self.inv_inp_t = exp_table_t
+        else:
+            self.inv_inp_t = _layer_type(layer, "inv_inp_t")
+        if self.implementation != "stable":
+            norm_t = in_type
+        elif "inp_norm_t" in layer.types:
+            norm_t = _layer_type(layer, "inp_norm_t")
+        else:
+            signed = int(in_type.signed)
+            norm_t = FixedType(in_type.width - signed, in_type.integer - signed, signed=False)
+        self.address_t = norm_t
         self.exp_bits = exp_size.bit_length() - 1
         self.inv_bits = inv_size.bit_length() - 1
         for size in (exp_size, inv_size):
@@ -670,7 +685,10 @@ class SoftmaxStep(Step):
         if self.implementation == "stable":
             x = -x
         exp_values = np.array([expf(float(v)) for v in x], dtype=np.float32)
-        self.exp_table = quantize_to_raw(exp_values.astype(np.float64), exp_table_t)
+        # an overflowing exp (inf) has no defined ap_fixed value: looked up, it is reported
+        self.exp_table = np.full(len(exp_values), np.nan)
+        finite = np.isfinite(exp_values)
+        self.exp_table[finite] = quantize_to_raw(exp_values[finite].astype(np.float64), exp_table_t)
         self.exp_frac = exp_table_t.fractional
         with np.errstate(divide="ignore"):
             inv_values = np.float32(1) / _table_inputs(self.inv_inp_t, self.inv_bits)
@@ -679,9 +697,6 @@ class SoftmaxStep(Step):
         self.inv_table = np.full(inv_size, np.nan)
         self.inv_table[finite] = quantize_to_raw(inv_values[finite].astype(np.float64), inv_table_t)
         self.inv_frac = inv_table_t.fractional
-        self.max_magnitude = interval.magnitude
-        self.out_interval = Interval(*raw_range(self.out_type))
-
         self._plan_conversions(interval, in_shape)
 
     def _plan_conversions(self, interval: Interval, in_shape: tuple[int, ...]) -> None:
@@ -690,7 +705,7 @@ class SoftmaxStep(Step):
         if self.implementation == "stable":
             diff = Interval(0.0, interval.hi - interval.lo)  # x_max - data[i] >= 0
             self.norm, _, _ = plan_convert(f_in, diff, self.address_t)
-        exp_interval = Interval(float(self.exp_table.min()), float(self.exp_table.max()))
+        exp_interval = Interval(float(np.nanmin(self.exp_table)), float(np.nanmax(self.exp_table)))
         self.to_accum, acc, _ = plan_convert(self.exp_frac, exp_interval, self.accum_t)
         # every partial sum of the tree lies within n times the entries' range
         total = Interval(min(acc.lo, n * acc.lo), max(acc.hi, n * acc.hi))
@@ -708,12 +723,18 @@ class SoftmaxStep(Step):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         data = x.reshape(x.shape[0], -1).astype(np.float64)
+        if self.implementation == "argmax":
+            out = np.full(data.shape, self.zero, dtype=x.dtype)
+            out[np.arange(len(data)), np.argmax(data, axis=1)] = self.one  # first max wins
+            return out.reshape(x.shape[0], *self.shape)
         if self.implementation == "stable":
             diff = data.max(axis=1, keepdims=True) - data  # exact: x_max - data[i]
             address = _top_bits(self.norm(diff), self.address_t, self.exp_bits)
         else:
             address = _top_bits(data, self.in_type, self.exp_bits)
         exp_res = self.to_accum(self.exp_table[address])
+        if np.isnan(exp_res).any():
+            raise UnsupportedLayerError(f"layer '{self.name}': exp overflowed in the table")
         total = _balanced_sum(
             [exp_res[:, i] for i in range(exp_res.shape[1])], lambda a, b: self.add(a + b)
         )
@@ -794,6 +815,13 @@ class Plan:
             for name in step.inputs:
                 count[name] = count.get(name, 0) + 1
         return count
+
+    def width_of(self, tensor: str) -> int:
+        """Numbers per event of a tensor."""
+        for step in self.steps:
+            if step.output == tensor:
+                return int(math.prod(step.shape))
+        raise KeyError(tensor)
 
     def type_of(self, tensor: str) -> FixedType:
         for step in self.steps:

@@ -194,6 +194,17 @@ def test_mlp_other_widths(
     assert_same_as_csim(emulator, project, inputs_factory(N_EVENTS, seed=4, **inputs))
 
 
+@pytest.mark.parametrize("mode", ["tuned", "latency", "argmax", "logits"])
+def test_softmax_modes(mode: str, tmp_path: Path, small_tagger: Any, inputs_factory: Any) -> None:
+    """Each firmware softmax choice is reproduced table entry for table entry."""
+    options = FirmwareOptions(softmax=mode)
+    project = compile_project(write_project(small_tagger, options, tmp_path / "fw"))
+    emulator = Emulator.from_project(project, inputs_factory(1000, seed=1))
+    assert emulator.engine == ENGINE_FIXED, emulator.fallback_reason
+    x = inputs_factory(N_EVENTS, seed=4)
+    assert np.array_equal(emulator.predict(x), predict(project, x))
+
+
 def test_narrow_wrapping_accumulator_is_reproduced(
     tmp_path: Path, small_tagger: Any, inputs_factory: Any
 ) -> None:
