@@ -118,14 +118,24 @@ class ArrayReader:
 
     # -- per format --------------------------------------------------------------------------
     def _read_npz(self, start: int, stop: int) -> np.ndarray:
-        with zipfile.ZipFile(self.path) as archive, archive.open(f"{self.key}.npy") as member:
-            version = np.lib.format.read_magic(member)
-            shape, fortran, dtype = np.lib.format._read_array_header(member, version)
-            if fortran or dtype.hasobject:
-                return np.load(self.path)[self.key][start:stop]
-            row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-            member.seek(member.tell() + start * row)  # zip members seek by decompressing
-            data = np.frombuffer(member.read((stop - start) * row), dtype=dtype)
+        with zipfile.ZipFile(self.path) as archive:
+            info = archive.getinfo(f"{self.key}.npy")
+            offset = _stored_offset(self.path, info)
+            if offset is not None:  # np.savez: an uncompressed member, read in place
+                with self.path.open("rb") as handle:
+                    handle.seek(offset)
+                    return self._rows(handle, start, stop)
+            with archive.open(info) as member:  # compressed: seeking decompresses
+                return self._rows(member, start, stop)
+
+    def _rows(self, handle: Any, start: int, stop: int) -> np.ndarray:
+        version = np.lib.format.read_magic(handle)
+        shape, fortran, dtype = np.lib.format._read_array_header(handle, version)
+        if fortran or dtype.hasobject:
+            return np.load(self.path)[self.key][start:stop]
+        row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+        handle.seek(handle.tell() + start * row)
+        data = np.frombuffer(handle.read((stop - start) * row), dtype=dtype)
         return _select_fields(data.reshape(stop - start, *shape[1:]), self.columns)
 
     def _read_hdf5(self, start: int, stop: int) -> np.ndarray:
@@ -155,6 +165,20 @@ class ArrayReader:
                 list(self.columns or ()), library="np", entry_start=start, entry_stop=stop
             )
         return np.column_stack([np.asarray(arrays[c]) for c in self.columns or ()])
+
+
+def _stored_offset(path: Path, info: zipfile.ZipInfo) -> int | None:
+    """Where an uncompressed zip member's bytes start in the file (None if compressed)."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with path.open("rb") as handle:
+        handle.seek(info.header_offset)
+        header = handle.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        return None
+    name_length = int.from_bytes(header[26:28], "little")
+    extra_length = int.from_bytes(header[28:30], "little")
+    return info.header_offset + 30 + name_length + extra_length
 
 
 def _select_fields(data: np.ndarray, columns: tuple[str, ...] | None) -> np.ndarray:
