@@ -84,11 +84,10 @@ class Scheduler:
     def submit(self, request: InferenceRequest) -> None:
         """Queue ``request``; its future is resolved on its loop when the batch has run."""
         request.enqueued_ns = time.perf_counter_ns()
-        self._stats.add_pending()
         with self._cond:
             if self._closing:
-                self._stats.record_failure("REJECTED", queued=True)
                 raise RuntimeError("the model is being unloaded")
+            self._stats.add_pending()
             self._queue.append(request)
             self._cond.notify()
 
