@@ -133,6 +133,10 @@ def _is_table_layer(layer: Any) -> bool:
     return type(layer).__name__ == "Activation" and _activation(layer) in _TABLE_ACTIVATIONS
 
 
+def _is_batchnorm(layer: Any) -> bool:
+    return type(layer).__name__ in ("BatchNormalization", "QBatchNormalization")
+
+
 def compare_layers(
     keras_model: Any,
     hls_model: Any,
@@ -165,7 +169,10 @@ def compare_layers(
                 reference_max=float(ref.max()),
                 type_min=fixed.min_value if fixed is not None else float("nan"),
                 type_max=fixed.max_value if fixed is not None else float("nan"),
-                exact_expected=quantized and not _is_table_layer(layer),
+                # batch normalization: float32 in Keras, exact in firmware (see precision)
+                exact_expected=quantized
+                and not _is_table_layer(layer)
+                and not _is_batchnorm(layer),
             )
         )
     return out
@@ -273,13 +280,15 @@ def diagnose(
             f"the range [{fixed.min_value:g}, {fixed.max_value:g}] of its type {fixed.to_hls()}: "
             f"the accumulator/result is too narrow (too few integer bits); {share}",
         )
-    if kind in ("BatchNormalization", "QBatchNormalization"):
+    if _is_batchnorm(layer) or (source is not None and _is_batchnorm(source)):
+        batchnorm = layer.name if _is_batchnorm(layer) else source.name
         return Diagnosis(
             first.name,
             "float_batchnorm",
-            "Keras computes batch normalization in float32 while the firmware computes "
-            "x * scale + bias exactly; the two part where float32 rounding moves a value "
-            f"across a rounding boundary of a later quantizer or the type's lsb; {share}",
+            f"Keras computes the batch normalization '{batchnorm}' "
+            "in float32 while the firmware computes x * scale + bias exactly; they part where "
+            "float32 rounding moves a value across a rounding boundary of this layer; "
+            f"{share}",
         )
     if kind == "QActivation":
         from hepfpga.quantize.fixed import from_quantizer

@@ -192,6 +192,27 @@ def softmax_settings(
     * ``argmax``: hls4ml's ``argmax`` (one-hot, exact).
     * ``logits``: the layer is skipped (hls4ml ``skip``); the outputs are the logits.
     """
+    settings = _softmax_settings(options, n_classes, logits_type)
+    if options.backend.info.hls4ml_name == "Quartus":
+        # hls4ml's Quartus softmax refuses unsigned types: one more bit, the sign
+        settings = {key: _signed(value) for key, value in settings.items()}
+    return settings
+
+
+def _signed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _signed(item) for key, item in value.items()}
+    if isinstance(value, str) and value.startswith("ap_ufixed<"):
+        fixed = FixedType.parse(value)
+        return FixedType(
+            fixed.width + 1, fixed.integer + 1, True, fixed.rounding, fixed.saturation
+        ).to_hls()
+    return value
+
+
+def _softmax_settings(
+    options: FirmwareOptions, n_classes: int, logits_type: FixedType
+) -> dict[str, Any]:
     mode = options.softmax
     rnd_sat = {"rounding": Rounding.RND, "saturation": Saturation.SAT}
     sum_bits = n_classes.bit_length()  # the sum of n values in (0, 1] with one equal to 1: [1, n]
@@ -280,6 +301,13 @@ def plan_conversion(
     check_supported(ready)
     quantized = is_quantized(ready)
     logits = logits_layer_name(ready)
+    allowed = options.backend.info.softmax_modes
+    if logits != ready.layers[-1].name and options.softmax.value not in allowed:
+        raise ConfigError(
+            f"softmax '{options.softmax.value}' does not compile with the "
+            f"{options.backend.value} backend of hls4ml; accepted there: {', '.join(allowed)}",
+            path="firmware.softmax",
+        )
     if quantized:
         input_type = (
             options.input_type if options.input_type is not None else input_fixed_type(ready)

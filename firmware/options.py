@@ -39,6 +39,8 @@ class BackendInfo:
     build_commands: tuple[str, ...]
     #: FPGA part used when ``FirmwareOptions.part`` is not set
     default_part: str = "xcvu13p-flga2577-2-e"
+    #: values of ``firmware.softmax`` whose C simulation compiles for this backend
+    softmax_modes: tuple[str, ...] = ("stable", "tuned", "latency", "argmax", "logits")
 
 
 class Backend(enum.Enum):
@@ -47,7 +49,8 @@ class Backend(enum.Enum):
     Only backends whose C simulation compiles with g++ alone are listed (checked with hls4ml
     1.3): Vitis and Vivado (``ap_fixed``), Catapult and Quartus (``ac_fixed``, headers shipped
     with hls4ml). oneAPI needs Intel's ``icpx`` and Libero SmartHLS's ``shls`` even for C
-    simulation, so they are not offered.
+    simulation, so they are not offered. Catapult compiles only without a softmax
+    (``softmax: logits``); Quartus' table softmax is coarser (see ``docs/firmware.md``).
     """
 
     VITIS = "Vitis"
@@ -81,6 +84,9 @@ _BACKENDS: dict[Backend, BackendInfo] = {
         tools=("catapult",),
         build_commands=("catapult -product ultra -shell -f build_prj.tcl",),
         default_part="xcvu13p-flga2577-2-e",
+        # hls4ml 1.3's Catapult softmax (ac_softmax_pwl) fails a static assertion on the
+        # integer bits of exact logits types, whatever the implementation
+        softmax_modes=("logits",),
     ),
     Backend.QUARTUS: BackendInfo(
         hls4ml_name="Quartus",

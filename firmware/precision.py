@@ -116,8 +116,14 @@ def strip_pruning(model: Any) -> Any:
     if not any(type(layer).__name__ == "PruneLowMagnitude" for layer in model.layers):
         return model
     import tensorflow_model_optimization as tfmot
+    from tensorflow import keras
 
-    return tfmot.sparsity.keras.strip_pruning(model)
+    stripped = tfmot.sparsity.keras.strip_pruning(model)
+    # strip_pruning reuses the unwrapped layers, which then belong to two graphs; a fresh
+    # clone gives each layer one inbound node again
+    clone = keras.models.clone_model(stripped)
+    clone.set_weights(stripped.get_weights())
+    return clone
 
 
 def is_quantized(model: Any) -> bool:

@@ -221,7 +221,7 @@ def register(cli: click.Group, export: click.Group) -> None:
         "--tolerance",
         type=click.FloatRange(min=0),
         help="Pass when the logits differ by at most this (default: bit-exact for QKeras "
-        "models, 0.05 for float models).",
+        "models, 0.01 for float models).",
     )
     @click.option(
         "--report", type=click.Path(path_type=Path), help="Also write the report as JSON here."

@@ -2,12 +2,17 @@
 
 Accepted: a full Keras HDF5 file (``.h5``/``.hdf5``/``.keras``), a JSON architecture plus an
 HDF5 weights file (the layout of hls4ml's example models), or a SavedModel folder. Lambda
-layers are refused before anything is executed: their code would run on load.
+layers and custom layer classes (anything that is not a Keras, QKeras or tfmot pruning class)
+are refused before anything is loaded: a Lambda's code would run on load, and a custom class
+would need the user's code. The architecture is read from the file's metadata (the HDF5
+``model_config`` attribute, the JSON, or a SavedModel's ``keras_metadata.pb``) and checked
+first.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +43,76 @@ def _refuse_lambda(config: Any, path: Path) -> None:
             f"{path}: the model contains a Lambda layer, whose Python code would be executed on "
             "load; hepfpga refuses it. Replace it with a standard layer."
         )
+    unknown = sorted(_layer_classes(config) - _known_classes())
+    if unknown:
+        raise ModelFileError(
+            f"{path}: the model uses custom layer classes ({', '.join(unknown)}), whose code "
+            "hepfpga neither has nor runs; only Keras, QKeras and tfmot pruning layers are "
+            "accepted"
+        )
+
+
+def _layer_classes(config: Any) -> set[str]:
+    """``class_name`` of every layer in a (nested) model config."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            inner = node.get("config")
+            if isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+                for layer in inner["layers"]:
+                    if isinstance(layer, dict) and isinstance(layer.get("class_name"), str):
+                        found.add(layer["class_name"])
+                    walk(layer)
+            elif isinstance(inner, dict) and isinstance(inner.get("layer"), dict):  # wrappers
+                wrapped = inner["layer"]
+                if isinstance(wrapped.get("class_name"), str):
+                    found.add(wrapped["class_name"])
+                walk(wrapped)
+
+    walk(config)
+    return found
+
+
+def _known_classes() -> set[str]:
+    from tensorflow import keras
+
+    known = {name for name in dir(keras.layers) if not name.startswith("_")}
+    known |= {"Functional", "Sequential", "Model", "InputLayer", "PruneLowMagnitude"}
+    known |= set(_custom_objects())
+    return known
+
+
+def _saved_model_config(path: Path) -> Any:
+    """The Keras architecture recorded in a SavedModel's ``keras_metadata.pb`` (or None)."""
+    metadata = path / "keras_metadata.pb"
+    if not metadata.is_file():
+        return None
+    try:
+        from keras.src.protobuf.saved_metadata_pb2 import SavedMetadata
+    except ImportError:  # pragma: no cover - older layouts of Keras 2
+        from tensorflow.python.keras.protobuf.saved_metadata_pb2 import SavedMetadata
+
+    proto = SavedMetadata()
+    try:
+        proto.ParseFromString(metadata.read_bytes())
+    except Exception as exc:  # protobuf's DecodeError
+        raise ModelFileError(f"{path}: unreadable keras_metadata.pb ({exc})") from exc
+    for node in proto.nodes:
+        if node.node_path == "root":
+            try:
+                return json.loads(node.metadata)
+            except json.JSONDecodeError:
+                return None
+    return None
+
+
+def _zip_model_config(path: Path) -> Any:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    except (KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not a Keras .keras archive ({exc})") from exc
 
 
 def _h5_model_config(path: Path) -> Any:
@@ -72,6 +147,13 @@ def load_keras_model(path: str | Path, *, weights: str | Path | None = None) -> 
                 raise ModelFileError(
                     f"{path}: a folder without saved_model.pb; expected {_ACCEPTED}"
                 )
+            metadata = _saved_model_config(path)
+            if metadata is None:
+                raise ModelFileError(
+                    f"{path}: a SavedModel without Keras metadata (keras_metadata.pb) cannot be "
+                    "checked for Lambda or custom layers; save it with Keras (model.save)"
+                )
+            _refuse_lambda(metadata, path)
             return keras.models.load_model(path, custom_objects=objects, compile=False)
         if path.suffix == ".json":
             try:
@@ -86,6 +168,11 @@ def load_keras_model(path: str | Path, *, weights: str | Path | None = None) -> 
                 )
             model.load_weights(str(weights))
             return model
+        if path.suffix == ".keras" and zipfile.is_zipfile(path):  # Keras' zip format
+            _refuse_lambda(_zip_model_config(path), path)
+            return keras.models.load_model(
+                path, custom_objects=objects, compile=False, safe_mode=True
+            )
         if path.suffix in (".h5", ".hdf5", ".keras"):
             _refuse_lambda(_h5_model_config(path), path)
             return keras.models.load_model(path, custom_objects=objects, compile=False)

@@ -78,3 +78,26 @@ def small_tagger() -> Any:
 @pytest.fixture(scope="session")
 def inputs_factory() -> Callable[..., np.ndarray]:
     return standardized_inputs
+
+
+@pytest.fixture(scope="session")
+def byo_models() -> Any:
+    """The bring-your-own-model builders of ``byo_models.py`` (next to this file)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).with_name("byo_models.py")
+    spec = importlib.util.spec_from_file_location("hepfpga_test_byo_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session", autouse=True)
+def csim_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Every firmware test caches compiled simulations in one session folder under tmp."""
+    path = tmp_path_factory.mktemp("hepfpga-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEPFPGA_CACHE", str(path))
+        yield path
