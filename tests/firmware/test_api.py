@@ -31,7 +31,7 @@ def test_public_api() -> None:
     ]
     public = {name for name in dir(firmware) if not name.startswith("_")}
     assert set(firmware.__all__) <= public
-    modules = {"cache", "csim", "diagnose", "hls_config", "options", "precision", "project"}
+    modules = {"cache", "csim", "data", "diagnose", "hls_config", "options", "precision", "project"}
     assert public - set(firmware.__all__) <= modules | {"verify"}
 
 
