@@ -85,6 +85,7 @@ class ServerProcess:
             env=environment,
         )
         ready = threading.Event()
+        started: list[bool] = []
 
         def read() -> None:
             assert self.process is not None and self.process.stdout is not None
@@ -95,13 +96,15 @@ class ServerProcess:
                 elif m := _GRPC.match(line):
                     self.grpc_port = int(m.group(2))
                 elif line.startswith("ready"):
+                    started.append(True)
                     ready.set()
-            ready.set()
+            ready.set()  # end of output: the child exited
 
         self._reader = threading.Thread(target=read, daemon=True)
         self._reader.start()
-        if not ready.wait(self.startup_timeout_s) or self.process.poll() is not None:
+        if not ready.wait(self.startup_timeout_s) or not started:
             self.kill()
+            self._reader.join(5)
             raise HepfpgaError("hepfpga serve did not start:\n" + "".join(self.output[-30:]))
         return self
 
