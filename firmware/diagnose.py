@@ -199,7 +199,6 @@ def _pct(fraction: float) -> str:
 
 def diagnose(
     keras_model: Any,
-    hls_model: Any,
     layers: list[LayerComparison],
     references: dict[str, np.ndarray],
     traces: dict[str, np.ndarray],

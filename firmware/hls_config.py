@@ -59,7 +59,7 @@ notation, see :mod:`hepfpga.quantize.fixed`):
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError
@@ -185,8 +185,9 @@ def softmax_settings(
     * ``tuned``: ``max - logit`` keeps every fractional bit of the logits (``F``) and 4
       integer bits (differences of 16 or more give ``exp(-16) = 1.1e-7``), so the exp table
       has ``2**(4 + F)`` entries (at most ``2**16``: beyond, the difference is rounded) and
-      each entry is one exact difference; the sum is addressed with 16 bits; tables hold
-      24-bit values; the result 24 fractional bits.
+      each entry is one exact difference; the sum is addressed with
+      ``softmax_tuned_inv_bits`` bits (default 16, the dominant error: ~6e-5; 20 bits give
+      ~4e-6 at 2**20 table entries); tables hold 24-bit values; the result 24 fractional bits.
     * ``latency``: hls4ml's ``latency`` implementation with hls4ml's default types
       (``ap_fixed<18,8>`` tables of 1024 entries).
     * ``argmax``: hls4ml's ``argmax`` (one-hot, exact).
@@ -217,7 +218,7 @@ def _softmax_settings(
     rnd_sat = {"rounding": Rounding.RND, "saturation": Saturation.SAT}
     sum_bits = n_classes.bit_length()  # the sum of n values in (0, 1] with one equal to 1: [1, n]
     if mode is SoftmaxMode.LOGITS:
-        return {"skip": True}
+        return {"Skip": True}
     if mode is SoftmaxMode.ARGMAX:
         return {"Implementation": "argmax", "Precision": {"result": "ap_ufixed<1,1>"}}
     if mode is SoftmaxMode.LATENCY:
@@ -225,7 +226,7 @@ def _softmax_settings(
     if mode is SoftmaxMode.TUNED:
         range_bits = 4
         bits = min(range_bits + max(logits_type.fractional, 0), 16)
-        inv_bits = 16
+        inv_bits = options.softmax_tuned_inv_bits
         table = FixedType(24, 1, signed=False, **rnd_sat)
         return {
             "Implementation": "stable",
@@ -337,8 +338,12 @@ def plan_conversion(
             entry.pop("Precision", None)
             for key in ("Implementation", "TableSize", "exp_table_t", "inv_table_t"):
                 entry.pop(key, None)
-            entry.update(softmax_settings(options, n_classes, precision[logits].result))
+            settings = softmax_settings(options, n_classes, precision[logits].result)
+            entry.update(settings)
             entry["Trace"] = options.softmax is not SoftmaxMode.LOGITS
+            result = settings.get("Precision", {}).get("result")
+            if result is not None:
+                precision[layer.name] = replace(types, result=FixedType.parse(result))
             continue
         entry_precision: dict[str, str] = {}
         for key in ("result", "accum", "weight", "bias", "scale"):

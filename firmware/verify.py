@@ -328,7 +328,6 @@ def verify_model(
         passed = outputs.logits_max_abs_diff <= tolerance
     diagnosis = diagnose(
         ready,
-        hls_model,
         layers,
         references,
         traces,
