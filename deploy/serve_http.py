@@ -13,7 +13,7 @@ Routes (Triton's):
 ``GET /v2/health/live``, ``/v2/health/ready``     200 when live / ready
 ``GET /v2``                                       server metadata
 ``GET /v2/models/M[/versions/V]``                 model metadata
-``GET /v2/models/M[/versions/V]/ready``           200 when loaded, 404 when unknown
+``GET /v2/models/M[/versions/V]/ready``           200 when loaded, 400 when not (Triton's)
 ``GET /v2/models/M[/versions/V]/config``          the model configuration as JSON
 ``POST /v2/models/M[/versions/V]/infer``          inference
 ``GET /v2/models[/M[/versions/V]]/stats``         statistics extension
@@ -305,13 +305,18 @@ def route(
             return infer(server, name, version, request, keep_alive)
         if method != b"GET":
             return _error(405, f"use GET for /{action or 'metadata'}", keep_alive)
+        if action == "ready":
+            # Triton answers an unknown model or version here with 400, not 404
+            try:
+                server.registry.get(name, version)
+            except RequestError:
+                return _error(400, "Model version not ready", keep_alive)
+            return _response(200, b"", keep_alive=keep_alive)
         if action == "stats":
             return _json_response(
                 200, {"model_stats": server.registry.stats(name, version)}, keep_alive
             )
         model = server.registry.get(name, version)
-        if action == "ready":
-            return _response(200, b"", keep_alive=keep_alive)
         if action == "config":
             return _json_response(200, model.config_json(), keep_alive)
         return _json_response(200, model.metadata(), keep_alive)

@@ -541,7 +541,7 @@ def discover_models(path: Path) -> list[ModelVersion]:
     """Every servable model version under ``path``.
 
     ``path`` is a Triton model repository (folders ``<name>/<version>/model.onnx``, each with
-    an optional ``config.pbtxt``), a run folder (its ``model.onnx`` served as version 1 under
+    an optional ``config.pbtxt``), one model folder of such a repository, a run folder (its ``model.onnx`` served as version 1 under
     the folder's name) or an ``.onnx`` file.
     """
     path = Path(path)
@@ -551,6 +551,8 @@ def discover_models(path: Path) -> list[ModelVersion]:
         onnx_path, name = _source_onnx(path)
         spec, class_names = spec_from_onnx(onnx_path, name)
         return [ModelVersion(spec, 1, onnx_path, class_names)]
+    if (path / "config.pbtxt").is_file():  # one model folder of a repository
+        return _model_versions(path)
     models = []
     for model_dir in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
         models.extend(_model_versions(model_dir))

@@ -526,3 +526,66 @@ def test_pipelined_requests_are_answered_in_order(server, reference) -> None:  #
         assert doc["id"] == str(i)
         got = np.array(doc["outputs"][0]["data"], np.float32).reshape(doc["outputs"][0]["shape"])
         np.testing.assert_array_equal(got, reference(x))
+
+
+# -- other ways to serve ----------------------------------------------------------------------
+
+
+def test_model_ready_answers_like_triton(server) -> None:  # type: ignore[no-untyped-def]
+    connection = http.client.HTTPConnection(server.http_url)
+    connection.request("GET", "/v2/models/jets/versions/7/ready")
+    response = connection.getresponse()
+    assert response.status == 400
+    assert json.loads(response.read()) == {"error": "Model version not ready"}
+
+
+def test_serve_a_run_folder(repo: Path, reference) -> None:  # type: ignore[no-untyped-def]
+    run = repo.parent / "run1"  # a folder with model.onnx, as `hepfpga run` leaves it
+    with ServerProcess(run) as process:
+        assert "model run1 version 1" in "".join(process.output)
+        client = grpcclient.InferenceServerClient(process.grpc_url)
+        x = inputs(2, seed=9)
+        tensor = grpcclient.InferInput("input", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        answer = client.infer("run1", [tensor]).as_numpy("softmax")
+        np.testing.assert_array_equal(answer, reference(x, version="1"))
+    assert process.process is not None and process.process.returncode == 0
+
+
+def test_in_process_server_api(repo: Path, reference) -> None:  # type: ignore[no-untyped-def]
+    from hepfpga.deploy.serve import InferenceServer
+    from hepfpga.deploy.triton_repo import discover_models
+
+    async def run() -> None:
+        server = InferenceServer(discover_models(repo), http_port=0, grpc_port=None)
+        addresses = await server.start()
+        assert addresses.grpc_port is None and addresses.http_port
+        client = httpaio.InferenceServerClient(addresses.http_url)
+        try:
+            x = inputs(6, seed=11)
+            tensor = httpaio.InferInput("input", list(x.shape), "FP32")
+            tensor.set_data_from_numpy(x)
+            result = await client.infer("plain", [tensor])
+            np.testing.assert_array_equal(result.as_numpy("softmax"), reference(x, "plain", "1"))
+        finally:
+            await client.close()
+            await server.stop()
+        assert server.in_flight == 0
+
+    asyncio.run(run())
+
+
+def test_missing_extra_names_the_install_command(repo: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from hepfpga.deploy.serve import InferenceServer
+    from hepfpga.deploy.triton_repo import discover_models
+    from hepfpga.errors import MissingDependencyError
+
+    server = InferenceServer(discover_models(repo / "plain"), http_port=0, grpc_port=None)
+    monkeypatch.setitem(sys.modules, "httptools", None)  # import httptools now fails
+    try:
+        with pytest.raises(MissingDependencyError, match=r"pip install 'hepfpga\[serve\]'"):
+            asyncio.run(server.start())
+    finally:
+        server.registry.close()
