@@ -541,8 +541,8 @@ def discover_models(path: Path) -> list[ModelVersion]:
     """Every servable model version under ``path``.
 
     ``path`` is a Triton model repository (folders ``<name>/<version>/model.onnx``, each with
-    an optional ``config.pbtxt``), one model folder of such a repository, a run folder (its ``model.onnx`` served as version 1 under
-    the folder's name) or an ``.onnx`` file.
+    an optional ``config.pbtxt``), one model folder of such a repository, a run folder (its
+    ``model.onnx`` served as version 1 under the folder's name) or an ``.onnx`` file.
     """
     path = Path(path)
     if not path.exists():
