@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -48,6 +49,8 @@ __all__ = ["Plan", "UnsupportedLayerError", "build_plan"]
 #: largest raw magnitude allowed anywhere, per float dtype (margin below the significand, so
 #: that ``floor(s + 0.5)`` and the scalings of the rounding step stay exact too)
 _DTYPE_LIMITS = ((np.float32, 2.0**22), (np.float64, 2.0**50))
+#: convolutions whose dense-matrix form has at most this many entries run as one product
+TOEPLITZ_MAX_ENTRIES = 1 << 20
 
 
 class UnsupportedLayerError(Exception):
@@ -298,7 +301,14 @@ def _product_kind(layer: Any) -> str:
 class MatmulStep(Step):
     """Dense and convolution (as im2col): ``(res_T)((accum_t) b + sum((accum_t)(x * w)))``."""
 
-    def __init__(self, layer: Any, ctx: Context, kernel: np.ndarray, patches: Any) -> None:
+    def __init__(
+        self,
+        layer: Any,
+        ctx: Context,
+        kernel: np.ndarray,
+        patches: Any,
+        bias_repeat: int = 1,
+    ) -> None:
         self.name = layer.name
         source, in_type, interval, _ = _input_of(layer, ctx)
         self.inputs = (source,)
@@ -320,7 +330,7 @@ class MatmulStep(Step):
             bias_conv, _, _ = plan_convert(
                 bias_t.fractional, Interval(float(b_raw.min()), float(b_raw.max())), accum_t
             )
-            b = bias_conv(b_raw.copy())
+            b = np.tile(bias_conv(b_raw.copy()), bias_repeat)
         else:
             b = np.zeros(w.shape[1])
         if b.shape != (w.shape[1],):
@@ -465,8 +475,12 @@ class MaxPoolStep(Step):
             self.stride = (layer.get_attr("stride_height"), layer.get_attr("stride_width"))
         self.in_shape = in_shape
         accum_t = _layer_type(layer, "accum_t") if "accum_t" in layer.types else in_type
+        self.to_accum: Convert | None
         self.to_accum, acc_interval, big1 = plan_convert(in_type.fractional, interval, accum_t)
         self.out_type = _result_type(layer)
+        if self.to_accum.rounding is None and self.to_accum.saturation is None:
+            # an exact widening into accum_t: convert the input straight to res_T
+            self.to_accum, acc_interval, accum_t = None, interval, in_type
         self.result, self.out_interval, big2 = plan_convert(
             accum_t.fractional, acc_interval, self.out_type
         )
@@ -475,16 +489,28 @@ class MaxPoolStep(Step):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         x = x.reshape(n, *self.in_shape)
-        windows = np.lib.stride_tricks.sliding_window_view(
-            x, self.pool, axis=tuple(range(1, 1 + len(self.pool)))
-        )
-        index = (slice(None), *(slice(None, None, s) for s in self.stride))
-        windows = windows[index]
-        best = windows.max(axis=tuple(range(-len(self.pool), 0)))
         out_spatial = self.shape[:-1]
-        best = best[(slice(None), *(slice(0, d) for d in out_spatial))]
-        out = self.result(self.to_accum(np.ascontiguousarray(best)))
+        best = None
+        # the maximum over the window, one window offset at a time (strided views, no copies)
+        for offset in itertools.product(*(range(p) for p in self.pool)):
+            view = x[_shifted(offset, self.stride, out_spatial)]
+            best = view.copy() if best is None else np.maximum(best, view, out=best)
+        assert best is not None
+        if self.to_accum is not None:
+            best = self.to_accum(best)
+        out = self.result(best)
         return out.reshape(n, *self.shape)
+
+
+def _shifted(
+    offset: tuple[int, ...], stride: tuple[int, ...], out_spatial: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """Index of the input elements at ``offset`` inside every window (batch and channels kept)."""
+    spatial = tuple(
+        slice(o, o + s * (d - 1) + 1, s)
+        for o, s, d in zip(offset, stride, out_spatial, strict=True)
+    )
+    return (slice(None), *spatial, slice(None))
 
 
 def _conv_patches(layer: Any, in_shape: tuple[int, ...], dims: int) -> Callable[..., Any]:
@@ -519,8 +545,7 @@ def _conv_patches(layer: Any, in_shape: tuple[int, ...], dims: int) -> Callable[
         windows = windows[(slice(None), *(slice(0, d) for d in out_spatial))]
         # (n, *out, channels, *filt) -> (n, *out, *filt, channels): the kernel's row order
         order = (0, *axes, *range(2 + dims, 2 + 2 * dims), 1 + dims)
-        cols = windows.transpose(order)
-        return cols.reshape(n * math.prod(out_spatial), -1)
+        return windows.transpose(order).reshape(n * math.prod(out_spatial), -1)
 
     return patches
 
@@ -540,10 +565,18 @@ def _conv_step(dims: int) -> Callable[[Any, Context], Step]:
         n_filt = layer.get_attr("n_filt")
         if kernel.ndim != dims + 2 or kernel.shape[-1] != n_filt:
             raise UnsupportedLayerError(f"layer '{layer.name}': kernel of shape {kernel.shape}")
-        step = MatmulStep(
-            layer, ctx, kernel.reshape(-1, n_filt), _conv_patches(layer, in_shape, dims)
-        )
-        return step
+        patches = _conv_patches(layer, in_shape, dims)
+        kernel = kernel.reshape(-1, n_filt)
+        n_in = math.prod(in_shape)
+        n_positions = math.prod(_out_shape(layer)[:-1])
+        if n_in * n_positions * n_filt <= TOEPLITZ_MAX_ENTRIES:
+            # the convolution as one dense matrix: column (position, filter) holds the kernel
+            # at the inputs that position sees, zeros elsewhere; one larger matrix product
+            # beats im2col's copies for small inputs. Same products, same sums: same result.
+            basis = np.eye(n_in)
+            dense = (patches(basis) @ kernel).reshape(n_in, n_positions * n_filt)
+            return MatmulStep(layer, ctx, dense, None, bias_repeat=n_positions)
+        return MatmulStep(layer, ctx, kernel, patches)
 
     return build
 

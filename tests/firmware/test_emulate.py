@@ -92,6 +92,7 @@ def convert_directly(
         hls_config=config,
         options=FirmwareOptions(),
         logits_layer=logits,
+        keras_model=model,
     )
     return compile_project(project)
 
@@ -231,14 +232,31 @@ def test_inputs_with_nan_are_refused_with_count_and_place(mlp_emulator: Emulator
 
 
 # -- CNNs ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dims", [1, 2], ids=["conv1d-pool", "conv2d-same-pool"])
-def test_cnn_engine_is_identical(dims: int, tmp_path: Path) -> None:
-    model = build_cnn(dims)
-    project = convert_directly(model, tmp_path / "fw", "ap_fixed<10,4,AP_RND_CONV,AP_SAT>")
+@pytest.fixture(scope="module", params=[1, 2], ids=["conv1d-pool", "conv2d-same-pool"])
+def cnn_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, FirmwareProject]:
+    model = build_cnn(request.param)
+    out = tmp_path_factory.mktemp(f"cnn{request.param}") / "fw"
+    return model, convert_directly(model, out, "ap_fixed<10,4,AP_RND_CONV,AP_SAT>")
+
+
+@pytest.mark.parametrize("form", ["dense-matrix", "im2col"])
+def test_cnn_engine_is_identical(
+    cnn_project: tuple[Any, FirmwareProject], form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if form == "im2col":  # small convolutions run as one dense matrix unless told otherwise
+        from hepfpga.firmware import emulate_engine
+
+        monkeypatch.setattr(emulate_engine, "TOEPLITZ_MAX_ENTRIES", 0)
+    model, project = cnn_project
     shape = tuple(model.inputs[0].shape[1:])
     emulator = Emulator.from_project(project, cnn_inputs(shape, 500), stress_events=500)
     assert emulator.engine == ENGINE_FIXED, emulator.fallback_reason
     assert_same_as_csim(emulator, project, cnn_inputs(shape, 1500, seed=9))
+    # images may also come in their own shape, channels last
+    images = cnn_inputs(shape, 20, seed=3).reshape(-1, *shape)
+    assert np.array_equal(emulator.predict(images), predict(project, images))
 
 
 # -- fallback --------------------------------------------------------------------------------
