@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
 from collections import deque
@@ -103,39 +104,46 @@ class Scheduler:
 
     def _take(self) -> list[InferenceRequest] | None:
         """Called with the lock held: the next batch, or None when closing and empty."""
-        while not self._queue:
-            if self._closing:
-                return None
-            self._cond.wait()
         queue = self._queue
-        if self._batching is None:
-            return [queue.popleft()]
-        preferred = self._batching.preferred_batch_sizes
-        target = max(preferred) if preferred else self._max_batch
-        delay_ns = self._batching.max_queue_delay_us * 1000
+        batching = self._batching
         while True:
-            total = 0
-            n = 0
-            for request in queue:
-                if total + request.batch_size > self._max_batch:
-                    break
-                total += request.batch_size
-                n += 1
-            if n == 0:  # the oldest request alone is never over the limit (checked on entry)
-                n, total = 1, queue[0].batch_size
+            while not queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            if batching is None:
+                return [queue.popleft()]
+            n, total = self._fitting()
+            preferred = batching.preferred_batch_sizes
+            target = max(preferred) if preferred else self._max_batch
+            delay_ns = batching.max_queue_delay_us * 1000
             if delay_ns <= 0 or total >= target or total in preferred or self._closing:
                 break
             remaining = queue[0].enqueued_ns + delay_ns - time.perf_counter_ns()
             if remaining <= 0:
                 break
+            # more requests may come; another instance may also take these meanwhile
             self._cond.wait(remaining / 1e9)
         if preferred and total not in preferred:
             # Triton forms the largest preferred batch it can, else everything that fits
-            sums = np.cumsum([r.batch_size for r in list(queue)[:n]])
+            sums = np.cumsum([r.batch_size for r in itertools.islice(queue, n)])
             hits = [i for i, s in enumerate(sums) if s in preferred]
             if hits:
                 n = hits[-1] + 1
         return [queue.popleft() for _ in range(n)]
+
+    def _fitting(self) -> tuple[int, int]:
+        """How many of the oldest queued requests fit one batch, and their total size."""
+        total = 0
+        n = 0
+        for request in self._queue:
+            if total + request.batch_size > self._max_batch:
+                break
+            total += request.batch_size
+            n += 1
+        if n == 0:  # never happens: a request over max_batch_size is refused on entry
+            return 1, self._queue[0].batch_size
+        return n, total
 
     def _work(self, runner: Runner) -> None:
         while True:
