@@ -13,7 +13,6 @@ from hepfpga.deploy.batching import InferenceRequest, Scheduler
 from hepfpga.deploy.metrics import ModelStats, render_prometheus
 from hepfpga.deploy.triton_repo import DynamicBatching
 
-
 NO_DELAY = DynamicBatching()
 
 
