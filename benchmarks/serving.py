@@ -232,15 +232,68 @@ async def concurrent_raw_http(
     return done / elapsed
 
 
+def measure(
+    server: ServerProcess, session: object, seconds: float, requests: int
+) -> dict[str, float]:
+    """One pass over every measurement; each served number is preceded by its in-process
+    baseline so that both see the same machine load."""
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    x1 = np.random.default_rng(0).normal(size=(1, 16)).astype(np.float32)
+    x256 = np.random.default_rng(1).normal(size=(256, 16)).astype(np.float32)
+
+    def local(x: np.ndarray) -> Callable[[], object]:
+        return lambda: session.run(None, {"input": x})  # type: ignore[attr-defined]
+
+    out: dict[str, float] = {}
+    http = httpclient.InferenceServerClient(server.http_url)
+    output = http.get_model_metadata("model")["outputs"][0]["name"]
+    tin = httpclient.InferInput("input", [1, 16], "FP32")
+    tin.set_data_from_numpy(x1, binary_data=True)
+    requested = [httpclient.InferRequestedOutput(output, binary_data=True)]
+    got = http.infer("model", [tin], outputs=requested).as_numpy(output)
+    if not np.array_equal(got, local(x1)()[0]):  # type: ignore[index]
+        raise RuntimeError("server and in-process onnxruntime answers differ")
+    grpc = grpcclient.InferenceServerClient(server.grpc_url)
+    gin = grpcclient.InferInput("input", [1, 16], "FP32")
+    gin.set_data_from_numpy(x1)
+
+    out["local_p50"], out["local_p99"] = percentiles(local(x1), requests)
+    out["http_p50"], out["http_p99"] = percentiles(
+        lambda: http.infer("model", [tin], outputs=requested), requests
+    )
+    out["raw_p50"], out["raw_p99"] = percentiles(raw_http_call(server.http_port, x1), requests)
+    out["grpc_p50"], out["grpc_p99"] = percentiles(lambda: grpc.infer("model", [gin]), requests)
+
+    out["local_256"] = rate(local(x256), seconds) * 256
+    out["grpc_256"] = asyncio.run(concurrent_grpc(server.grpc_url, "model", x256, 8, seconds)) * 256
+    out["raw_grpc_256"] = (
+        asyncio.run(concurrent_raw_grpc(server.grpc_url, "model", x256, 8, seconds)) * 256
+    )
+
+    out["local_1"] = rate(local(x1), seconds)
+    for front, run in (
+        ("grpc", lambda m: asyncio.run(concurrent_grpc(server.grpc_url, m, x1, 64, seconds))),
+        ("http", lambda m: _run_uv(concurrent_raw_http(server.http_port, m, x1, 64, seconds))),
+    ):
+        out[f"{front}_on"] = run("model")
+        out[f"{front}_off"] = run("unbatched")
+        out[f"{front}_gain"] = out[f"{front}_on"] / out[f"{front}_off"]
+    stats = http.get_inference_statistics("model")["model_stats"][0]
+    out["mean_batch"] = int(stats["inference_count"]) / max(int(stats["execution_count"]), 1)
+    http.close()
+    grpc.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="run folder or .onnx file")
-    parser.add_argument("--seconds", type=float, default=4.0, help="per throughput measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
     parser.add_argument("--requests", type=int, default=3000, help="per latency measurement")
+    parser.add_argument("--repeat", type=int, default=1, help="passes; the table shows medians")
     args = parser.parse_args(argv)
-
-    import tritonclient.grpc as grpcclient
-    import tritonclient.http as httpclient
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -255,143 +308,63 @@ def main(argv: list[str] | None = None) -> int:
             onnx_path, repo, name="unbatched", max_batch_size=1024, dynamic_batching=False
         )
         session, provider = make_session(onnx_path, "KIND_AUTO", 1)
-        x1 = np.random.default_rng(0).normal(size=(1, 16)).astype(np.float32)
-        x256 = np.random.default_rng(1).normal(size=(256, 16)).astype(np.float32)
-
-        def local(x: np.ndarray) -> Callable[[], object]:
-            return lambda: session.run(None, {"input": x})
-
-        rows: list[tuple[str, str, str, str]] = []
         load = os.getloadavg()[0]
-        local_p50, local_p99 = percentiles(local(x1), args.requests)
-        local_256 = rate(local(x256), args.seconds) * 256
-        local_1 = rate(local(x1), args.seconds)
-
+        passes = []
         with ServerProcess(repo) as server:
-            http = httpclient.InferenceServerClient(server.http_url)
-            tin = httpclient.InferInput("input", [1, 16], "FP32")
-            tin.set_data_from_numpy(x1, binary_data=True)
-            out = [httpclient.InferRequestedOutput(_output(http), binary_data=True)]
-            expected = session.run(None, {"input": x1})[0]
-            got = http.infer("model", [tin], outputs=out).as_numpy(out[0].name())
-            assert np.array_equal(got, expected), "server and in-process answers differ"
-            http_p50, http_p99 = percentiles(
-                lambda: http.infer("model", [tin], outputs=out), args.requests
-            )
-            raw_p50, raw_p99 = percentiles(raw_http_call(server.http_port, x1), args.requests)
+            for _ in range(args.repeat):
+                passes.append(measure(server, session, args.seconds, args.requests))
+        m = {key: float(np.median([p[key] for p in passes])) for key in passes[0]}
 
-            grpc = grpcclient.InferenceServerClient(server.grpc_url)
-            gin = grpcclient.InferInput("input", [1, 16], "FP32")
-            gin.set_data_from_numpy(x1)
-            grpc_p50, grpc_p99 = percentiles(lambda: grpc.infer("model", [gin]), args.requests)
+    def ms(key: str) -> str:
+        return f"{m[key + '_p50']:.3f} / {m[key + '_p99']:.3f} ms"
 
-            tput = asyncio.run(concurrent_grpc(server.grpc_url, "model", x256, 8, args.seconds))
-            tput_raw = asyncio.run(
-                concurrent_raw_grpc(server.grpc_url, "model", x256, 8, args.seconds)
-            )
-            batched = asyncio.run(concurrent_grpc(server.grpc_url, "model", x1, 64, args.seconds))
-            unbatched = asyncio.run(
-                concurrent_grpc(server.grpc_url, "unbatched", x1, 64, args.seconds)
-            )
-            http_batched = _run_uv(
-                concurrent_raw_http(server.http_port, "model", x1, 64, args.seconds)
-            )
-            http_unbatched = _run_uv(
-                concurrent_raw_http(server.http_port, "unbatched", x1, 64, args.seconds)
-            )
-            stats = http.get_inference_statistics("model")["model_stats"][0]
-            executions = int(stats["execution_count"])
-            inferences = int(stats["inference_count"])
-
-        def ms(p50: float, p99: float) -> str:
-            return f"{p50:.3f} / {p99:.3f} ms"
-
-        local_lat = ms(local_p50, local_p99)
-        target_lat = f"p50 <= {TARGETS['latency_ms']} ms"
+    lat = f"p50 <= {TARGETS['latency_ms']} ms"
+    ev = f">= {TARGETS['events_per_s'] / 1e6:.0f}M ev/s"
+    gain = f">= {TARGETS['batching_gain']:.0f}x"
+    rows = [
+        ("batch-1 latency p50/p99, HTTP binary, tritonclient", ms("http"), ms("local"), lat),
+        ("batch-1 latency p50/p99, HTTP binary, raw socket", ms("raw"), ms("local"), lat),
+        ("batch-1 latency p50/p99, gRPC, tritonclient", ms("grpc"), ms("local"), lat),
+        (
+            "batch 256, 8 gRPC clients (tritonclient aio), events/s",
+            f"{m['grpc_256']:,.0f}",
+            f"{m['local_256']:,.0f}",
+            ev,
+        ),
+        (
+            "batch 256, 8 gRPC clients (raw grpc.aio), events/s",
+            f"{m['raw_grpc_256']:,.0f}",
+            f"{m['local_256']:,.0f}",
+            ev,
+        ),
+    ]
+    for front, label in (("grpc", "gRPC, tritonclient aio"), ("http", "HTTP, raw keep-alive")):
         rows += [
             (
-                "batch-1 latency p50/p99, HTTP binary (tritonclient)",
-                ms(http_p50, http_p99),
-                local_lat,
-                target_lat,
-            ),
-            (
-                "batch-1 latency p50/p99, HTTP binary (raw socket)",
-                ms(raw_p50, raw_p99),
-                local_lat,
-                target_lat,
-            ),
-            (
-                "batch-1 latency p50/p99, gRPC (tritonclient)",
-                ms(grpc_p50, grpc_p99),
-                local_lat,
-                target_lat,
-            ),
-            (
-                "batch 256, 8 gRPC clients (tritonclient aio), events/s",
-                f"{tput * 256:,.0f}",
-                f"{local_256:,.0f}",
-                f">= {TARGETS['events_per_s']:,.0f}",
-            ),
-            (
-                "batch 256, 8 gRPC clients (raw grpc.aio), events/s",
-                f"{tput_raw * 256:,.0f}",
-                f"{local_256:,.0f}",
-                f">= {TARGETS['events_per_s']:,.0f}",
-            ),
-            (
-                "64 batch-1 gRPC clients, dynamic batching on, req/s",
-                f"{batched:,.0f}",
-                f"{local_1:,.0f}",
+                f"64 batch-1 clients ({label}), batching on, events/s",
+                f"{m[front + '_on']:,.0f}",
+                f"{m['local_1']:,.0f}",
                 "",
             ),
             (
-                "64 batch-1 gRPC clients, dynamic batching off, req/s",
-                f"{unbatched:,.0f}",
-                f"{local_1:,.0f}",
+                f"64 batch-1 clients ({label}), batching off, events/s",
+                f"{m[front + '_off']:,.0f}",
+                f"{m['local_1']:,.0f}",
                 "",
             ),
-            (
-                "dynamic batching gain (on / off)",
-                f"{batched / unbatched:.2f}x",
-                "",
-                f">= {TARGETS['batching_gain']:.0f}x",
-            ),
+            (f"dynamic batching gain on/off ({label})", f"{m[front + '_gain']:.2f}x", "", gain),
         ]
-        rows += [
-            (
-                "64 batch-1 HTTP clients (raw), dynamic batching on, req/s",
-                f"{http_batched:,.0f}",
-                f"{local_1:,.0f}",
-                "",
-            ),
-            (
-                "64 batch-1 HTTP clients (raw), dynamic batching off, req/s",
-                f"{http_unbatched:,.0f}",
-                f"{local_1:,.0f}",
-                "",
-            ),
-            (
-                "dynamic batching gain over HTTP (on / off)",
-                f"{http_batched / http_unbatched:.2f}x",
-                "",
-                f">= {TARGETS['batching_gain']:.0f}x",
-            ),
-        ]
-        width = max(len(r[0]) for r in rows)
-        print(
-            f"hepfpga serve vs in-process onnxruntime ({provider}, 1 intra-op thread); "
-            f"model {args.model or 'jet tagger QKeras 16-64-32-32-5'}; {os.cpu_count()} CPUs, "
-            f"load average {load:.2f} at start; Python {sys.version.split()[0]}"
-        )
-        header = ("measurement", "hepfpga serve", "in-process onnxruntime", "target")
-        print(f"{header[0]:<{width}}  {header[1]:>22}  {header[2]:>22}  {header[3]}")
-        for name, served, local_value, target in rows:
-            print(f"{name:<{width}}  {served:>22}  {local_value:>22}  {target}")
-        print(
-            f"mean dynamic batch during the benchmark: {inferences / max(executions, 1):.1f} "
-            f"({inferences} inferences in {executions} executions)"
-        )
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"hepfpga serve vs in-process onnxruntime ({provider}, 1 intra-op thread); model "
+        f"{args.model or 'jet tagger QKeras 16-64-32-32-5'}; {os.cpu_count()} CPUs, load "
+        f"average {load:.2f} at start; medians of {args.repeat} pass(es)"
+    )
+    header = ("measurement", "hepfpga serve", "in-process", "target")
+    print(f"{header[0]:<{width}}  {header[1]:>20}  {header[2]:>20}  {header[3]}")
+    for name, served, local_value, target in rows:
+        print(f"{name:<{width}}  {served:>20}  {local_value:>20}  {target}")
+    print(f"mean dynamic batch of 'model' over the run: {m['mean_batch']:.1f}")
     return 0
 
 
@@ -401,11 +374,6 @@ def _run_uv(coroutine: object) -> float:
     except ImportError:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     return uvloop.run(coroutine)  # type: ignore[arg-type]
-
-
-def _output(client: object) -> str:
-    meta = client.get_model_metadata("model")  # type: ignore[attr-defined]
-    return meta["outputs"][0]["name"]
 
 
 if __name__ == "__main__":
