@@ -47,10 +47,9 @@ def _events(project: FirmwareProject, x: Any) -> np.ndarray:
 
 
 def _input_shape(project: FirmwareProject) -> tuple[int, ...]:
-    model = project.keras_model
-    if model is None:
-        return (project.hls_model.get_input_variables()[0].size(),)
-    return tuple(int(d) for d in model.inputs[0].shape[1:])
+    variable = project.hls_model.get_input_variables()[0]
+    shape = tuple(int(d) for d in getattr(variable, "shape", ()) or ())
+    return shape if shape else (variable.size(),)
 
 
 def _library(project: FirmwareProject) -> Any:

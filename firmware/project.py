@@ -138,14 +138,15 @@ C/RTL co-simulation compares against, as `.dat` for the testbench and `.npy`.
 
 ## What is verified
 
-The types are chosen so that the C simulation reproduces the QKeras model's logits (the
+The types are derived by hepfpga (`hepfpga.firmware.precision`, recorded per layer in
+`{CONFIG_FILE}`). For a QKeras model they make the C simulation reproduce the logits (the
 output of layer `{logits}`) bit for bit: the input type rounds half to even and saturates like
 the QKeras input quantizer, weights hold the QKeras-quantized values, sums are exact and the
-`quantized_relu` results round and saturate as in QKeras. The softmax is table based and
-approximates the floating-point softmax to about 2**-8 (see `hepfpga.firmware.hls_config`).
-`hepfpga.firmware.verify_qkeras` runs both on a test set and compares them (fraction of
-bit-exact logits, largest differences, argmax agreement); `record_verification` stores that
-result as `{VERIFICATION_FILE}` in this folder.
+quantized activations round and saturate as in QKeras. A float model's types are proposed from
+profiled ranges and approximate it. Final softmax: `{options.softmax.value}`,
+{options.softmax.info.outputs}. Every layer is traced in C simulation:
+`hepfpga verify MODEL` (or `hepfpga.firmware.verify_model`) compares each with Keras and names
+the first that parts; `record_verification` stores a comparison as `{VERIFICATION_FILE}` here.
 
 ## Types
 

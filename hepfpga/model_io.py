@@ -33,7 +33,15 @@ _ACCEPTED = (
 def _custom_objects() -> dict[str, Any]:
     from hepfpga.quantize.qat import qkeras_custom_objects
 
-    return qkeras_custom_objects()
+    objects = dict(qkeras_custom_objects())
+    try:  # models saved during pruning-aware training keep tfmot's wrapper
+        from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (
+            PruneLowMagnitude,
+        )
+    except ImportError:  # pragma: no cover - tfmot is a dependency
+        return objects
+    objects["PruneLowMagnitude"] = PruneLowMagnitude
+    return objects
 
 
 def _refuse_lambda(config: Any, path: Path) -> None:

@@ -62,3 +62,57 @@ def test_weights_only_h5_and_lambda_are_refused(tmp_path: Path) -> None:
     lam.save(tmp_path / "lam.h5")
     with pytest.raises(ModelFileError, match="Lambda"):
         load_keras_model(tmp_path / "lam.h5")
+
+
+def test_savedmodel_and_keras_zip_formats(tmp_path: Path) -> None:
+    model = build_model(16, 5, ModelConfig(hidden_units=(8,)))
+    x = np.random.default_rng(0).normal(size=(10, 16)).astype(np.float32)
+    model.save(tmp_path / "saved")
+    model.save(tmp_path / "m.keras")
+    for path in (tmp_path / "saved", tmp_path / "m.keras"):
+        loaded = load_keras_model(path)
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFileError, match=r"without saved_model\.pb"):
+        load_keras_model(tmp_path / "empty")
+
+
+class _Doubler:  # the custom layer's class is built lazily (TensorFlow import)
+    @staticmethod
+    def model() -> object:
+        from tensorflow import keras
+
+        class Doubler(keras.layers.Layer):
+            def call(self, inputs: object) -> object:
+                return inputs * 2
+
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, Doubler(name="doubler")(inputs))
+
+
+@pytest.mark.parametrize("suffix", [".h5", "", ".keras"])
+def test_custom_layers_are_refused_before_loading(tmp_path: Path, suffix: str) -> None:
+    model = _Doubler.model()
+    path = tmp_path / f"custom{suffix}"
+    model.save(path)
+    with pytest.raises(ModelFileError, match=r"custom layer classes \(Doubler\)"):
+        load_keras_model(path)
+
+
+def test_lambda_in_a_savedmodel_is_refused(tmp_path: Path) -> None:
+    from tensorflow import keras
+
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs)).save(tmp_path / "lam")
+    with pytest.raises(ModelFileError, match="Lambda"):
+        load_keras_model(tmp_path / "lam")
+
+
+def test_pruned_model_file_loads(tmp_path: Path) -> None:
+    import tensorflow_model_optimization as tfmot
+
+    model = build_model(16, 5, ModelConfig(hidden_units=(8,)))
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(model)
+    save_keras_model(pruned, tmp_path / "pruned.h5")
+    loaded = load_keras_model(tmp_path / "pruned.h5")
+    assert any(type(layer).__name__ == "PruneLowMagnitude" for layer in loaded.layers)

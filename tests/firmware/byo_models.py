@@ -51,10 +51,10 @@ def qdense_batchnorm(seed: int = 0) -> Any:
     return model
 
 
-def binary_ternary_dense(kind: str, seed: int = 0) -> Any:
+def binary_ternary_dense(kind: str, activation: str = "quantized_relu(4, 2)", seed: int = 0) -> Any:
     """Dense layers with binary() or ternary() weights; quantized_bits biases."""
     import tensorflow as tf
-    from qkeras import QActivation, QDense, binary, quantized_relu, ternary
+    from qkeras import QActivation, QDense, binary, ternary
     from tensorflow import keras
 
     tf.keras.utils.set_random_seed(seed)
@@ -62,7 +62,7 @@ def binary_ternary_dense(kind: str, seed: int = 0) -> Any:
     x = keras.Input((12,), name="features")
     h = QActivation(_q(10, 2), name="input_quant")(x)
     h = QDense(16, kernel_quantizer=weights(alpha=1), bias_quantizer=_q(), name="dense_1")(h)
-    h = QActivation(quantized_relu(4, 2), name="relu_1")(h)
+    h = QActivation(activation, name="relu_1")(h)
     h = QDense(3, kernel_quantizer=weights(alpha=1), bias_quantizer=_q(), name="logits")(h)
     return keras.Model(x, keras.layers.Activation("softmax", name="softmax")(h))
 

@@ -22,7 +22,12 @@ N_EVENTS = 400
 CASES: dict[str, tuple[str, dict[str, Any], tuple[int, ...], dict[str, Any]]] = {
     "qdense-batchnorm": ("qdense_batchnorm", {}, (10,), {}),
     "binary-dense": ("binary_ternary_dense", {"kind": "binary"}, (12,), {}),
-    "ternary-dense": ("binary_ternary_dense", {"kind": "ternary"}, (12,), {}),
+    "ternary-dense-binary-activation": (
+        "binary_ternary_dense",
+        {"kind": "ternary", "activation": "binary(alpha=1)"},
+        (12,),
+        {},
+    ),
     "pruned-dense": ("pruned_dense", {}, (16,), {}),
     "conv1d": ("conv1d", {}, (16, 3), {}),
     "conv2d-pooling-parallel": ("conv2d_pooling", {}, (10, 10, 1), {}),

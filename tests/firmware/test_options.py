@@ -88,3 +88,53 @@ def test_backend_registry_names_tools() -> None:
     assert "vitis_hls" in Backend.VITIS.info.tools
     assert Backend.VIVADO.info.tools == ("vivado_hls",)
     assert len(Backend.VITIS.info.tools) == len(Backend.VITIS.info.build_commands)
+
+
+@pytest.mark.parametrize("mode", ["stable", "tuned", "latency", "argmax", "logits"])
+def test_softmax_modes_are_a_registry(mode: str) -> None:
+    options = FirmwareOptions(softmax=mode)
+    assert options.softmax is SoftmaxMode(mode)
+    assert options.softmax.info.outputs
+
+
+def test_layer_types_are_parsed_and_round_trip() -> None:
+    options = FirmwareOptions(layer_types={"dense_1": {"result": "ap_fixed<20,8>"}})
+    types = options.layer_types["dense_1"]
+    assert types.result == FixedType(20, 8)
+    assert types.accum is None
+    assert FirmwareOptions.from_dict(options.to_dict()) == options
+    assert hash(options) == hash(FirmwareOptions.from_dict(options.to_dict()))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "path", "message"),
+    [
+        ({"softmax": "exact"}, "firmware.softmax", "'stable', 'tuned', 'latency'"),
+        ({"layer_types": ["dense_1"]}, "firmware.layer_types", "mapping of layer name"),
+        (
+            {"layer_types": {"d": {"output": "ap_fixed<8,3>"}}},
+            "firmware.layer_types.d.output",
+            "accepted: result, accum, weight, bias, scale",
+        ),
+        (
+            {"layer_types": {"d": {"result": "fixed"}}},
+            "firmware.layer_types.d.result",
+            "fixed-point type",
+        ),
+        ({"float_width": 64}, "firmware.float_width", "4 to 48"),
+        ({"softmax_tuned_inv_bits": 30}, "firmware.softmax_tuned_inv_bits", "8 to 24"),
+        ({"part": "  "}, "firmware.part", "FPGA part"),
+    ],
+)
+def test_new_fields_are_validated(kwargs: dict, path: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        FirmwareOptions(**kwargs)
+    assert info.value.path == path
+
+
+def test_every_backend_compiles_without_vendor_tools_and_names_its_tools() -> None:
+    assert [b.value for b in Backend] == ["Vitis", "Vivado", "Catapult", "Quartus"]
+    for backend in Backend:
+        assert len(backend.info.tools) == len(backend.info.build_commands)
+        assert "logits" in backend.info.softmax_modes
+    assert Backend.CATAPULT.info.softmax_modes == ("logits",)
