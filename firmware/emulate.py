@@ -40,6 +40,7 @@ __all__ = [
     "Emulator",
     "ExactnessCheck",
     "emulate_file",
+    "validate_events",
 ]
 
 log = logging.getLogger("hepfpga.firmware.emulate")
@@ -284,30 +285,8 @@ class Emulator:
         return state
 
     # -- prediction --------------------------------------------------------------------------
-    def _events(self, x: Any) -> np.ndarray:
-        values = np.asarray(x)
-        if values.ndim == 1:
-            values = values[np.newaxis, :]
-        if values.ndim > 2 and int(np.prod(values.shape[1:])) == self.n_inputs:
-            values = values.reshape(len(values), -1)
-        if values.ndim != 2 or values.shape[1] != self.n_inputs:
-            raise DataError(
-                f"expected inputs of shape (n_events, {self.n_inputs}), got {np.shape(x)}"
-            )
-        if not np.issubdtype(values.dtype, np.number):
-            raise DataError(f"expected numeric inputs, got dtype {values.dtype}")
-        bad = ~np.isfinite(values)
-        if bad.any():
-            rows, cols = np.nonzero(bad)
-            where = ", ".join(
-                f"event {r} input {c}" for r, c in zip(rows[:5], cols[:5], strict=True)
-            )
-            raise DataError(
-                f"inputs contain {int(bad.sum())} NaN or infinite values in "
-                f"{len(np.unique(rows))} events (first: {where})"
-            )
-        # float32 first: what the Keras model and hepfpga's C simulation both see
-        return values.astype(np.float32, copy=False)
+    def _events(self, x: Any, first_event: int = 0) -> np.ndarray:
+        return validate_events(x, self.n_inputs, first_event)
 
     def _run(self, x: Any, logits: bool) -> tuple[np.ndarray, np.ndarray | None]:
         events = self._events(x)
@@ -377,6 +356,37 @@ class Emulator:
         return out, logits
 
 
+def validate_events(x: Any, n_inputs: int, first_event: int = 0) -> np.ndarray:
+    """``x`` as ``(n_events, n_inputs)`` float32, or a :class:`DataError` saying what is wrong.
+
+    Events may come in the model's own input shape (channels last); NaN/Inf are counted and
+    located (event numbers start at ``first_event``). Values are rounded to float32 first, as
+    the Keras model and hepfpga's C simulation see them; values beyond float32's range would
+    become infinite and are refused too.
+    """
+    values = np.asarray(x)
+    if values.ndim == 1:
+        values = values[np.newaxis, :]
+    if values.ndim > 2 and int(np.prod(values.shape[1:])) == n_inputs:
+        values = values.reshape(len(values), -1)
+    if values.ndim != 2 or values.shape[1] != n_inputs:
+        raise DataError(f"expected inputs of shape (n_events, {n_inputs}), got {np.shape(x)}")
+    if not np.issubdtype(values.dtype, np.number):
+        raise DataError(f"expected numeric inputs, got dtype {values.dtype}")
+    events = values.astype(np.float32, copy=False)
+    bad = ~np.isfinite(events)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        where = ", ".join(
+            f"event {first_event + r} input {c}" for r, c in zip(rows[:5], cols[:5], strict=True)
+        )
+        raise DataError(
+            f"inputs contain {int(bad.sum())} NaN or infinite values (or beyond float32's "
+            f"range) in {len(np.unique(rows))} events (first: {where})"
+        )
+    return events
+
+
 # -- files -------------------------------------------------------------------------------------
 def _chunks(n_events: int, chunk_size: int) -> Iterator[tuple[int, int]]:
     for start in range(0, n_events, chunk_size):
@@ -386,14 +396,14 @@ def _chunks(n_events: int, chunk_size: int) -> Iterator[tuple[int, int]]:
 def _emulate_chunk(
     emulator: Emulator, source: Any, start: int, stop: int, logits: bool
 ) -> dict[str, np.ndarray]:
-    x = source.read(start, stop)
     try:
-        if logits:
-            out, lg = emulator.predict_with_logits(x)
-            return {"outputs": out, "logits": lg}
-        return {"outputs": emulator.predict(x)}
+        x = validate_events(source.read(start, stop), emulator.n_inputs, first_event=start)
     except DataError as exc:
-        raise DataError(f"{source.describe()}, events {start} to {stop - 1}: {exc}") from exc
+        raise DataError(f"{source.describe()}: {exc}") from exc
+    if logits:
+        out, lg = emulator.predict_with_logits(x)
+        return {"outputs": out, "logits": lg}
+    return {"outputs": emulator.predict(x)}
 
 
 def emulate_file(
@@ -430,16 +440,25 @@ def emulate_file(
     out = Path(out)
     ArrayWriter.check_path(out)
     if isinstance(emulator_or_project, Emulator):
-        emulator = emulator_or_project
+        n_inputs = emulator_or_project.n_inputs
     else:
-        sample = source.read(0, min(check_events, source.n_events)) if check_events else None
-        emulator = Emulator.from_project(emulator_or_project, sample, check_events=check_events)
-    if source.n_features != emulator.n_inputs:
+        n_inputs = int(emulator_or_project.hls_model.get_input_variables()[0].size())
+    if source.n_features != n_inputs:
         raise DataError(
             f"{source.describe()} has {source.n_features} inputs per event; the model takes "
-            f"{emulator.n_inputs}"
-            + (f" (columns: {', '.join(source.columns)})" if source.columns else "")
+            f"{n_inputs}" + (f" (columns: {', '.join(source.columns)})" if source.columns else "")
         )
+    if isinstance(emulator_or_project, Emulator):
+        emulator = emulator_or_project
+    else:
+        sample = None
+        if check_events:
+            try:
+                raw = source.read(0, min(check_events, source.n_events))
+                sample = validate_events(raw, n_inputs)
+            except DataError as exc:
+                raise DataError(f"{source.describe()}: {exc}") from exc
+        emulator = Emulator.from_project(emulator_or_project, sample, check_events=check_events)
     names = ("outputs", "logits") if logits else ("outputs",)
     spans = list(_chunks(source.n_events, chunk_size))
     streaming_start = time.perf_counter()

@@ -225,7 +225,9 @@ def test_inputs_with_nan_are_refused_with_count_and_place(mlp_emulator: Emulator
     x = np.zeros((10, 16), dtype=np.float32)
     x[3, 2] = np.nan
     x[7, 0] = np.inf
-    with pytest.raises(DataError, match=r"2 NaN or infinite values in 2 events.*event 3 input 2"):
+    with pytest.raises(
+        DataError, match=r"2 NaN or infinite values .* in 2 events.*event 3 input 2"
+    ):
         mlp_emulator.predict(x)
     with pytest.raises(DataError, match=r"shape \(n_events, 16\)"):
         mlp_emulator.predict(np.zeros((4, 15)))
@@ -330,6 +332,27 @@ def _npz(folder: Path, x: np.ndarray) -> Path:
     path = folder / "events.npz"
     np.savez(path, x=x)
     return path
+
+
+def test_bad_values_in_a_file_are_located(
+    mlp_emulator: Emulator, inputs_factory: Any, tmp_path: Path
+) -> None:
+    x = inputs_factory(1000, seed=6)
+    x[750, 4] = np.nan
+    with pytest.raises(
+        DataError, match=r"events.npz 'x': inputs contain 1 NaN .*event 750 input 4"
+    ):
+        emulate_file(
+            mlp_emulator,
+            _npz(tmp_path, x),
+            tmp_path / "o.npz",
+            chunk_size=300,
+            n_workers=1,
+            processes=False,
+        )
+    with pytest.raises(DataError, match=r"has 15 inputs per event; the model takes 16"):
+        emulate_file(mlp_emulator, _npz(tmp_path, x[:, :15]), tmp_path / "o.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.npz"]
 
 
 def test_dask_chunks_equal_in_memory(
