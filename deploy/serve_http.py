@@ -111,7 +111,8 @@ class HttpProtocol(asyncio.Protocol):
         self._pending: deque[bytes | asyncio.Future[bytes]] = deque()
         self._refused = False
         self._close_after: bytes | asyncio.Future[bytes] | None = None
-        self._paused = False
+        self._paused = False  # reading paused: too many answers waiting in order
+        self._write_blocked = False  # reading paused: the client does not read its answers
 
     # -- connection -----------------------------------------------------------------------
 
@@ -126,6 +127,18 @@ class HttpProtocol(asyncio.Protocol):
                 item.cancel()
         self._pending.clear()
         self._transport = None
+
+    def pause_writing(self) -> None:
+        # the transport's buffer is over its high-water mark: stop taking new requests
+        # from a client that does not read its answers, so memory stays bounded
+        self._write_blocked = True
+        if self._transport is not None and not self._paused:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_blocked = False
+        if self._transport is not None and not self._paused:
+            self._transport.resume_reading()
 
     @property
     def idle(self) -> bool:
@@ -240,7 +253,8 @@ class HttpProtocol(asyncio.Protocol):
             self._flush()
         if len(self._pending) >= _MAX_PIPELINED and not self._paused:
             self._paused = True
-            transport.pause_reading()
+            if not self._write_blocked:
+                transport.pause_reading()
 
     def _flush(self, _: object = None) -> None:
         transport = self._transport
@@ -260,7 +274,8 @@ class HttpProtocol(asyncio.Protocol):
                 return
         if self._paused and len(pending) < _MAX_PIPELINED // 2 and transport is not None:
             self._paused = False
-            transport.resume_reading()
+            if not self._write_blocked:
+                transport.resume_reading()
 
 
 # -- routing ---------------------------------------------------------------------------------
