@@ -16,7 +16,7 @@ import numpy as np
 
 from hepfpga.deploy.batching import InferenceRequest, Scheduler
 from hepfpga.deploy.metrics import ModelStats
-from hepfpga.deploy.triton_repo import DATATYPES, ModelSpec, ModelVersion
+from hepfpga.deploy.triton_repo import ModelSpec, ModelVersion
 from hepfpga.errors import ConfigError
 
 __all__ = ["LoadedModel", "ModelRegistry", "RequestError", "TensorInput", "make_session"]
@@ -355,7 +355,3 @@ class ModelRegistry:
     def close(self) -> None:
         for m in self:
             m.close()
-
-
-# every datatype the front ends accept in a request, for the messages of unknown ones
-KNOWN_DATATYPES = (*DATATYPES, "BYTES", "BF16")
