@@ -50,7 +50,7 @@ def tiny_model(seed: int):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``jets`` versions 1 and 2 (different weights, dynamic batching with a 2 ms queue delay,
+    """``jets`` versions 1 and 2 (different weights, dynamic batching with a 10 ms queue delay,
     both served) and ``plain`` (max_batch_size 8, no dynamic batching)."""
     root = tmp_path_factory.mktemp("serve")
     repo = root / "repo"
@@ -59,7 +59,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run.mkdir()
         export_onnx(tiny_model(seed), run / "model.onnx", metadata={"class_names": CLASSES})
         result = export_triton_repository(
-            run, repo, name="jets", version=seed, max_batch_size=64, max_queue_delay_us=2000
+            run, repo, name="jets", version=seed, max_batch_size=64, max_queue_delay_us=10_000
         )
     result.config_path.write_text(result.config_path.read_text() + "version_policy: { all { } }\n")
     export_triton_repository(
@@ -168,7 +168,7 @@ def test_http_aio_concurrent_requests_are_batched_and_split(server, reference) -
     executions = int(after["execution_count"]) - int(before["execution_count"])
     assert requests == len(sizes)
     assert int(after["inference_count"]) - int(before["inference_count"]) == sum(sizes)
-    assert executions < requests  # the 2 ms queue delay gathered concurrent requests
+    assert executions < requests  # the 10 ms queue delay gathered concurrent requests
 
 
 def test_grpc_sync_matches_onnxruntime(server, reference) -> None:  # type: ignore[no-untyped-def]
@@ -253,7 +253,7 @@ def test_grpc_metadata_health_config(server) -> None:  # type: ignore[no-untyped
     meta = client.get_model_metadata("jets", "1")
     assert meta.versions == ["1"] and list(meta.inputs[0].shape) == [-1, 16]
     config = client.get_model_config("jets").config
-    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert config.dynamic_batching.max_queue_delay_microseconds == 10_000
     assert config.platform == "onnxruntime_onnx"
     stats = client.get_inference_statistics("jets")
     assert {s.version for s in stats.model_stats} == {"1", "2"}
