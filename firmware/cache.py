@@ -10,21 +10,25 @@ the key is the SHA-256 of
 
 An entry is ``project/`` (the hls4ml project, compiled in place, because ``build_lib.sh``
 bakes the folder's absolute path into the library) and ``complete.json``, written last, after
-a successful compilation. A hit converts the model again with hls4ml (about a second; no file
-is written) and loads the existing library instead of running g++. A folder without
-``complete.json`` (an interrupted build) is removed and rebuilt. Remove the cache folder at any
-time to reclaim the space.
+a successful compilation. A hit converts the model again with hls4ml (a fraction of a second;
+no file is written) and loads the existing library instead of running g++. A folder without
+``complete.json`` (an interrupted build) is removed and rebuilt. Each entry is built under an
+exclusive ``flock`` on ``csim/<key>.lock``, so concurrent processes (pytest-xdist workers)
+build it once. Remove the cache folder at any time to reclaim the space.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -120,6 +124,25 @@ def cached_project(
     """
     root = cache_dir(directory) / "csim"
     folder = root / cache_key(plan, options)[:32]
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root / f"{folder.name}.lock"):
+        return _lookup_or_build(plan, options, folder)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path``: one process builds an entry, the others then load it."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lookup_or_build(
+    plan: ConversionPlan, options: FirmwareOptions, folder: Path
+) -> FirmwareProject:
     if (folder / _MARKER).is_file():
         try:
             project = _load(plan, options, folder)

@@ -137,6 +137,9 @@ class VerificationReport:
     requirement: str
     passed: bool
     outputs: Comparison
+    #: per output (class): fraction of events with that logit bit-exact, the largest logit
+    #: and output differences
+    per_output: list[dict[str, float]]
     layers: list[LayerComparison]
     diagnosis: Diagnosis | None
     softmax: str
@@ -155,6 +158,7 @@ class VerificationReport:
             "requirement": self.requirement,
             "passed": self.passed,
             "outputs": self.outputs.to_dict(),
+            "per_output": self.per_output,
             "layers": [layer.to_dict() for layer in self.layers],
             "first_divergence": self.diagnosis.to_dict() if self.diagnosis else None,
             "softmax": self.softmax,
@@ -174,6 +178,12 @@ class VerificationReport:
             f"logits: {out.logits_fraction_bit_exact:.2%} bit-exact, "
             f"max |diff| {out.logits_max_abs_diff:.3g}; outputs: max |diff| "
             f"{out.probs_max_abs_diff:.3g}, argmax agreement {out.argmax_agreement:.2%}",
+            "per output: "
+            + ", ".join(
+                f"[{int(o['index'])}] {o['logits_fraction_bit_exact']:.1%} exact"
+                + (f" (max {o['logits_max_abs_diff']:.2g})" if o["logits_max_abs_diff"] else "")
+                for o in self.per_output
+            ),
             f"{'layer':<20} {'type':<34} {'bit-exact':>9} {'max LSB':>9}  range",
         ]
         for layer in self.layers:
@@ -314,6 +324,15 @@ def verify_model(
     elif has_softmax and mode is SoftmaxMode.LOGITS:
         ref_outputs = ref_logits
     outputs = compare_outputs(ref_logits, hls_logits, ref_outputs, hls_outputs)
+    per_output = [
+        {
+            "index": i,
+            "logits_fraction_bit_exact": float(np.mean(ref_logits[:, i] == hls_logits[:, i])),
+            "logits_max_abs_diff": float(np.max(np.abs(ref_logits[:, i] - hls_logits[:, i]))),
+            "outputs_max_abs_diff": float(np.max(np.abs(ref_outputs[:, i] - hls_outputs[:, i]))),
+        }
+        for i in range(ref_logits.shape[1])
+    ]
 
     layers = compare_layers(ready, hls_model, references, traces, quantized=quantized)
     exact_outputs = not has_softmax or mode in (SoftmaxMode.ARGMAX, SoftmaxMode.LOGITS)
@@ -342,6 +361,7 @@ def verify_model(
         requirement=requirement,
         passed=bool(passed),
         outputs=outputs,
+        per_output=per_output,
         layers=layers,
         diagnosis=diagnosis,
         softmax=mode.value if has_softmax else "none (the model has no final softmax)",

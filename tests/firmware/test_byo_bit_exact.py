@@ -89,6 +89,9 @@ def test_report_is_plain_data(case: tuple[Any, VerificationReport]) -> None:
     _, report = case
     data = json.loads(json.dumps(report.to_dict()))
     assert data["passed"] is True
+    assert [o["index"] for o in data["per_output"]] == list(range(len(data["per_output"])))
+    if report.quantized:
+        assert all(o["logits_fraction_bit_exact"] == 1.0 for o in data["per_output"])
     assert set(data["precision"]) >= {layer.name for layer in report.layers}
     if not report.quantized:
         # float models: profiled ranges against the chosen types
