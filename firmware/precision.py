@@ -13,12 +13,14 @@ Two regimes, chosen by :func:`is_quantized` (does the model have QKeras layers?)
   overflows (hls4ml's own rule): ``input + weight + ceil(log2(n_ops))`` bits, one more for
   the bias and as many fractional bits as the finer of product and bias. ``n_ops`` is the
   fan-in (``n_in``, ``kernel * channels``).
-* *Batch normalization* (``BatchNormalization``/``QBatchNormalization``) is kept as its own
-  layer (hls4ml's fusion into the previous layer is switched off so every Keras layer can be
-  traced): ``scale = gamma / sqrt(var + eps)`` and ``bias = beta - mean * scale`` are stored
-  with 24 significant bits (float32's), the product and sum exactly. Keras computes them in
-  float32, so the two agree exactly up to float32 rounding: a following quantizer sees a
-  different value only when the exact result lies within one float32 ulp of a rounding tie.
+* *Batch normalization* (``BatchNormalization``, or ``QBatchNormalization`` with its four
+  parameter quantizers set to None: hls4ml ignores QKeras' default power-of-two ones) is kept
+  as its own layer (hls4ml's fusion into the previous layer is switched off so every Keras
+  layer can be traced): ``scale = gamma / sqrt(var + eps)`` and
+  ``bias = beta - mean * scale`` are stored with 24 significant bits (float32's), the product
+  and sum exactly. Keras computes them in float32, so the two agree exactly up to float32
+  rounding: a following quantizer sees a different value only when the exact result lies
+  within one float32 ulp of a rounding tie.
 * *ReLU, linear, Flatten, Reshape, Dropout, MaxPooling*: the input type (exact).
   *AveragePooling* of ``n`` values: ``log2(n)`` more fractional bits (exact when ``n`` is a
   power of two).
@@ -389,6 +391,17 @@ def _layer_types(
             name, kind, result, accum=accum, weight=weight, bias=bias, source="profiled"
         )
     if kind in _BATCHNORM:
+        if kind == "QBatchNormalization":
+            config = layer.get_config()
+            keys = ("gamma_quantizer", "beta_quantizer", "mean_quantizer", "variance_quantizer")
+            quantized_params = [key for key in keys if config.get(key) is not None]
+            if quantized_params:
+                raise ConversionError(
+                    f"layer '{name}' (QBatchNormalization) quantizes its parameters "
+                    f"({', '.join(quantized_params)}; QKeras' defaults are power-of-two "
+                    "quantizers), which hls4ml 1.3 does not reproduce; set them to None or use "
+                    "BatchNormalization"
+                )
         scale_values, bias_values = _bn_parameters(layer)
         if quantized:
             scale = _significant_type(scale_values, _BN_SIGNIFICANT_BITS)

@@ -187,3 +187,16 @@ def test_data_files(tmp_path: Path, small_tagger: Any) -> None:
         load_events(tmp_path / "x.csv")
     with pytest.raises(DataError, match="not found"):
         load_events(tmp_path / "missing.npz")
+
+
+def test_qbatchnorm_with_quantized_parameters_is_refused() -> None:
+    from qkeras import QActivation, QBatchNormalization, QDense, quantized_bits
+    from tensorflow import keras
+
+    q = quantized_bits(6, 0, alpha=1)
+    inputs = keras.Input((4,))
+    h = QActivation(quantized_bits(10, 3, alpha=1))(inputs)
+    h = QDense(3, kernel_quantizer=q, bias_quantizer=q)(h)
+    model = keras.Model(inputs, QBatchNormalization(name="qbn")(h))
+    with pytest.raises(ConversionError, match=r"'qbn' \(QBatchNormalization\) quantizes its"):
+        plan_conversion(model)
