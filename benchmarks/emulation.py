@@ -10,9 +10,10 @@ firmware, then measures on this machine:
 
 * hls4ml ``ModelGraph.predict()`` (the C simulation, one event per call) on ``--csim-events``;
 * :meth:`Emulator.predict <hepfpga.firmware.emulate.Emulator.predict>` in memory (numpy in
-  this process, as BLAS threads are configured) on ``--events``;
+  this process, one BLAS thread) on ``--events``;
 * :func:`~hepfpga.firmware.emulate.emulate_file` (npz in, npz out, a dask LocalCluster of
-  ``--workers`` processes, cluster start-up, the proof and the writing included);
+  ``--workers`` threads, its default): streaming (chunks read, emulated and written) and the
+  whole call (with the proof, the cluster's start and stop and the output file's assembly);
 * the exactness check: the fraction of the ``--csim-events`` events whose outputs from the
   emulator equal hls4ml ``predict()``'s bit for bit.
 
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     header = (
         "| model | hls4ml predict() ev/s | emulate, in memory ev/s | ratio "
-        f"| emulate_file npz->npz, {args.workers} dask workers: streaming ev/s | ratio "
+        f"| emulate_file npz->npz, {args.workers} dask threads: streaming ev/s | ratio "
         "| same, whole call ev/s | identical to predict() |"
     )
     print()

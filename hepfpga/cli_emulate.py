@@ -47,6 +47,12 @@ def register(cli: click.Group, export: click.Group) -> None:
     "--workers", type=click.IntRange(min=1), help="Workers of the local cluster (default: cores)."
 )
 @click.option(
+    "--processes/--threads",
+    default=False,
+    show_default=True,
+    help="Local cluster workers as processes or as threads of this process.",
+)
+@click.option(
     "--check-events",
     type=click.IntRange(min=1),
     default=10_000,
@@ -75,6 +81,7 @@ def emulate(
     chunk_size: int,
     scheduler: str | None,
     workers: int | None,
+    processes: bool,
     check_events: int,
     backend: str,
     io_type: str,
@@ -115,6 +122,7 @@ def emulate(
             chunk_size=chunk_size,
             scheduler=scheduler,
             n_workers=workers,
+            processes=processes,
             check_events=check_events,
         )
     if report is not None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hepfpga.errors import DataError
+from hepfpga.errors import ConversionError, DataError
 from hepfpga.firmware import (
     FirmwareOptions,
     FirmwareProject,
@@ -221,6 +221,17 @@ def test_narrow_wrapping_accumulator_is_reproduced(
     assert_same_as_csim(emulator, project, inputs_factory(N_EVENTS, seed=4))
 
 
+def test_emulator_travels_to_workers_without_its_project(
+    mlp_emulator: Emulator, inputs_factory: Any
+) -> None:
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(mlp_emulator))
+    assert copy._project is None and copy.engine == ENGINE_FIXED
+    x = inputs_factory(500, seed=13)
+    assert np.array_equal(copy.predict(x), mlp_emulator.predict(x))
+
+
 def test_inputs_with_nan_are_refused_with_count_and_place(mlp_emulator: Emulator) -> None:
     x = np.zeros((10, 16), dtype=np.float32)
     x[3, 2] = np.nan
@@ -285,6 +296,8 @@ def test_unreproduced_activation_falls_back_loudly(tmp_path: Path) -> None:
     assert np.array_equal(emulator.predict(events), predict(project, events))
     result = emulate_file(emulator, _npz(tmp_path, events), tmp_path / "o.npz", chunk_size=20)
     assert result.engine == ENGINE_CSIM and "sigmoid" in (result.fallback_reason or "")
+    with pytest.raises(ConversionError, match="cannot be sent to other processes"):
+        __import__("pickle").dumps(emulator)
     assert result.to_dict()["fallback_reason"] == result.fallback_reason
     assert np.array_equal(np.load(tmp_path / "o.npz")["outputs"], predict(project, events))
 
