@@ -272,7 +272,46 @@ def test_cnn_engine_is_identical(
     assert np.array_equal(emulator.predict(images), predict(project, images))
 
 
+def test_batch_norm_is_reproduced(tmp_path: Path, inputs_factory: Any) -> None:
+    """A float BatchNormalization after a QDense: hepfpga derives its scale/bias types."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(0)
+    q = quantized_bits(6, 0, alpha=1)
+    x = keras.Input((16,), name="features")
+    h = QActivation(quantized_bits(16, 5, alpha=1), name="input_quant")(x)
+    h = QDense(32, kernel_quantizer=q, bias_quantizer=q, name="dense_1")(h)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = QActivation(quantized_relu(6), name="relu_1")(h)
+    h = QDense(5, kernel_quantizer=q, bias_quantizer=q, name="logits")(h)
+    model = keras.Model(x, keras.layers.Activation("softmax", name="softmax")(h))
+    rng = np.random.default_rng(0)
+    model.get_layer("bn").set_weights(
+        [
+            rng.uniform(0.5, 2, 32),
+            rng.normal(0, 0.3, 32),
+            rng.normal(0, 0.5, 32),
+            rng.uniform(0.5, 2, 32),
+        ]
+    )
+    project = compile_project(write_project(model, FirmwareOptions(), tmp_path / "fw"))
+    assert "BatchNormalization" in [layer.class_name for layer in project.hls_model.get_layers()]
+    emulator = Emulator.from_project(project, inputs_factory(1000, seed=1))
+    assert emulator.engine == ENGINE_FIXED, emulator.fallback_reason
+    assert_same_as_csim(emulator, project, inputs_factory(N_EVENTS, seed=4))
+
+
 # -- fallback --------------------------------------------------------------------------------
+def test_io_stream_is_not_reproduced(tmp_path: Path, small_tagger: Any) -> None:
+    from hepfpga.firmware.emulate_engine import UnsupportedLayerError, build_plan
+
+    project = write_project(small_tagger, FirmwareOptions(io_type="io_stream"), tmp_path / "fw")
+    with pytest.raises(UnsupportedLayerError, match="io_stream"):
+        build_plan(project.hls_model)
+
+
 def test_unreproduced_activation_falls_back_loudly(tmp_path: Path) -> None:
     from qkeras import QActivation, QDense, quantized_bits
     from tensorflow import keras
