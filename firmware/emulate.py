@@ -546,12 +546,19 @@ def _run_on_dask(
 
     distributed = require("distributed", "emulate", "chunked emulation on dask")
     cluster = None
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
     if scheduler is None:
+        # a cluster for this call only: no dashboard, and its start/stop chatter kept out
+        quiet.setLevel(logging.WARNING)
         cluster = distributed.LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
             processes=processes,
             dashboard_address=None,
+            worker_dashboard_address=None,
+            scheduler_kwargs={"dashboard": False},
+            silence_logs=logging.WARNING,
         )
     client = distributed.Client(scheduler or cluster, set_as_default=False)
     try:
@@ -580,4 +587,5 @@ def _run_on_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+        quiet.setLevel(level)
     return ready, finished

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import click
@@ -101,7 +102,7 @@ def emulate(
     from hepfpga.artifacts import write_json_atomic
     from hepfpga.datafiles import ArrayWriter, open_array
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
-    from hepfpga.firmware.emulate import emulate_file
+    from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
     from hepfpga.model_io import load_keras_model
 
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
@@ -110,7 +111,12 @@ def emulate(
     ArrayWriter.check_path(out)
     options = FirmwareOptions(backend=backend, io_type=io_type, strategy=strategy)
     model = load_keras_model(model_file, weights=weights)
-    with tempfile.TemporaryDirectory(prefix="hepfpga-emulate-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="hepfpga-emulate-") as folder,
+        warnings.catch_warnings(),
+    ):
+        # the fallback is logged and summed up below; Python's own warning line would repeat it
+        warnings.simplefilter("ignore", EmulationFallbackWarning)
         project = compile_project(write_project(model, options, Path(folder) / "firmware"))
         result = emulate_file(
             project,
