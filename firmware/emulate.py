@@ -200,6 +200,9 @@ class Emulator:
             plan = build_plan(model)
         except UnsupportedLayerError as exc:
             return cls._fallback(project, logits, n_in, n_out, f"not reproduced: {exc}", None)
+        if logits is not None and logits not in plan.layer_outputs:
+            reason = f"the logits layer '{logits}' is not in the converted graph"
+            return cls._fallback(project, logits, n_in, n_out, reason, None)
         emulator = cls(plan, project=project, logits_layer=logits, n_inputs=n_in, n_outputs=n_out)
         sample = emulator._check_sample(check_inputs, check_events, stress_events, seed)
         check, reason = emulator._prove(sample, n_stress=min(stress_events, len(sample)))

@@ -771,7 +771,9 @@ class SoftmaxStep(Step):
         total = _balanced_sum(
             [exp_res[:, i] for i in range(exp_res.shape[1])], lambda a, b: self.add(a + b)
         )
-        inv = self.inv_table[_top_bits(self.to_inv_inp(total), self.inv_inp_t, self.inv_bits)]
+        # a single class leaves ``total`` a view of exp_res: convert a copy
+        inv_address = _top_bits(self.to_inv_inp(total.copy()), self.inv_inp_t, self.inv_bits)
+        inv = self.inv_table[inv_address]
         if np.isnan(inv).any():
             raise UnsupportedLayerError(
                 f"layer '{self.name}': the sum addressed the undefined entry 1/0"
