@@ -3,6 +3,7 @@ verification, layer by layer, with a diagnosis of the first layer that parts."""
 
 from hepfpga.firmware.csim import predict, predict_logits, predict_traces
 from hepfpga.firmware.diagnose import Diagnosis, LayerComparison
+from hepfpga.firmware.emulate import EmulationResult, Emulator, emulate_file
 from hepfpga.firmware.hls_config import build_hls_config, plan_conversion
 from hepfpga.firmware.options import Backend, FirmwareOptions, SoftmaxMode
 from hepfpga.firmware.precision import LayerPrecision, profile_ranges
@@ -19,6 +20,8 @@ __all__ = [
     "Backend",
     "Comparison",
     "Diagnosis",
+    "EmulationResult",
+    "Emulator",
     "FirmwareOptions",
     "FirmwareProject",
     "LayerComparison",
@@ -27,6 +30,7 @@ __all__ = [
     "VerificationReport",
     "build_hls_config",
     "compile_project",
+    "emulate_file",
     "plan_conversion",
     "predict",
     "predict_logits",
