@@ -54,7 +54,7 @@ READ_FORMATS = {
     ".root": "root",
 }
 WRITE_FORMATS = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".parquet": "parquet"}
-_DEFAULT_KEYS = ("x", "X", "features", "inputs")
+_DEFAULT_KEYS = ("x", "X", "inputs", "features", "x_test", "X_test")
 #: ROOT classes read as event tables (uproot reads both the same way)
 _ROOT_TREES = ("TTree", "ROOT::RNTuple")
 
@@ -107,14 +107,16 @@ class ArrayReader:
         where = f" '{self.key}'" if self.key else ""
         return f"{self.path}{where}"
 
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+    def read(self, start: int = 0, stop: int | None = None, *, flat: bool = True) -> np.ndarray:
+        """Events ``[start, stop)``; ``flat``: as ``(n, n_features)``, else in the stored
+        per-event shape (images stay images)."""
         stop = self.n_events if stop is None else min(stop, self.n_events)
         start = max(0, start)
         if stop <= start:
             return np.empty((0, self.n_features))
         reader = getattr(self, f"_read_{self.format}")
-        values = reader(start, stop)
-        return np.asarray(values).reshape(stop - start, -1)
+        values = np.asarray(reader(start, stop))
+        return values.reshape(stop - start, -1) if flat else values
 
     # -- per format --------------------------------------------------------------------------
     def _read_npz(self, start: int, stop: int) -> np.ndarray:
