@@ -27,29 +27,12 @@ from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
-from hepfpga.deploy.onnx_export import export_onnx
 from hepfpga.deploy.serve_process import ServerProcess
 from hepfpga.deploy.triton_repo import export_triton_repository
 
-CLASSES = ["q", "g", "W", "Z", "t"]
-
-
-def tiny_model(seed: int):  # type: ignore[no-untyped-def]
-    import tensorflow as tf
-
-    tf.keras.utils.set_random_seed(seed)
-    return tf.keras.Sequential(
-        [
-            tf.keras.layers.InputLayer(input_shape=(16,)),
-            tf.keras.layers.Dense(8, activation="relu", name="hidden"),
-            tf.keras.layers.Dense(5, activation="softmax", name="softmax"),
-        ],
-        name=f"tiny{seed}",
-    )
-
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def repo(tmp_path_factory: pytest.TempPathFactory, write_tiny_onnx) -> Path:
     """``jets`` versions 1 and 2 (different weights, dynamic batching with a 10 ms queue delay,
     both served) and ``plain`` (max_batch_size 8, no dynamic batching)."""
     root = tmp_path_factory.mktemp("serve")
@@ -57,7 +40,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for seed in (1, 2):
         run = root / f"run{seed}"
         run.mkdir()
-        export_onnx(tiny_model(seed), run / "model.onnx", metadata={"class_names": CLASSES})
+        write_tiny_onnx(run / "model.onnx", seed)
         result = export_triton_repository(
             run, repo, name="jets", version=seed, max_batch_size=64, max_queue_delay_us=10_000
         )

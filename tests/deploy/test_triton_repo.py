@@ -13,7 +13,6 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from hepfpga.cli import main
-from hepfpga.deploy.onnx_export import export_onnx
 from hepfpga.deploy.triton_repo import (
     DynamicBatching,
     discover_models,
@@ -22,30 +21,17 @@ from hepfpga.deploy.triton_repo import (
     spec_from_onnx,
 )
 from hepfpga.errors import ConfigError, ModelFileError
+from hepfpga.train.jets import CLASS_NAMES
 
-CLASSES = ["q", "g", "W", "Z", "t"]
-
-
-def tiny_model(seed: int):  # type: ignore[no-untyped-def]
-    import tensorflow as tf
-
-    tf.keras.utils.set_random_seed(seed)
-    return tf.keras.Sequential(
-        [
-            tf.keras.layers.InputLayer(input_shape=(16,)),
-            tf.keras.layers.Dense(8, activation="relu", name="hidden"),
-            tf.keras.layers.Dense(5, activation="softmax", name="softmax"),
-        ],
-        name=f"tiny{seed}",
-    )
+CLASSES = list(CLASS_NAMES)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_dir(tmp_path_factory: pytest.TempPathFactory, write_tiny_onnx) -> Path:
     """A run folder as the pipeline leaves it (model.onnx with class names in metadata)."""
     run = tmp_path_factory.mktemp("runs") / "jets"
     run.mkdir()
-    export_onnx(tiny_model(0), run / "model.onnx", metadata={"class_names": CLASSES})
+    write_tiny_onnx(run / "model.onnx", 0)
     return run
 
 
