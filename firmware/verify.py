@@ -99,17 +99,25 @@ def compare_outputs(
     )
 
 
+def keras_outputs_with_logits(model: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(outputs, logits)`` of a Keras model on ``x`` (as float32) in one pass; the logits
+    are the output of the layer feeding the final softmax (:func:`logits_layer_name`)."""
+    from tensorflow import keras
+
+    both = keras.Model(
+        model.inputs, [model.outputs[0], model.get_layer(logits_layer_name(model)).output]
+    )
+    outputs, logits = both.predict(np.asarray(x, dtype=np.float32), verbose=0, batch_size=4096)
+    return outputs, logits
+
+
 def verify_qkeras(qmodel: Any, project: FirmwareProject, x: Any) -> Comparison:
     """Run ``qmodel`` (Keras, float32) and the project's C simulation on ``x`` and compare.
 
     The reference logits are the output of the layer feeding ``qmodel``'s softmax.
     """
-    from tensorflow import keras
-
     events = np.asarray(x, dtype=np.float32)
-    logits_model = keras.Model(qmodel.inputs, qmodel.get_layer(logits_layer_name(qmodel)).output)
-    ref_probs = qmodel.predict(events, verbose=0, batch_size=4096)
-    ref_logits = logits_model.predict(events, verbose=0, batch_size=4096)
+    ref_probs, ref_logits = keras_outputs_with_logits(qmodel, events)
     hls_probs, hls_logits = predict_with_logits(project, events)
     return compare_outputs(ref_logits, hls_logits, ref_probs, hls_probs)
 

@@ -81,7 +81,7 @@ def run_pipeline(
     from hepfpga.deploy.onnx_export import check_onnx, export_onnx
     from hepfpga.firmware import compile_project, record_verification, write_project
     from hepfpga.firmware.csim import predict_with_logits
-    from hepfpga.firmware.verify import compare_outputs
+    from hepfpga.firmware.verify import compare_outputs, keras_outputs_with_logits
     from hepfpga.model_io import save_keras_model
     from hepfpga.quantize.qat import quantize_model
     from hepfpga.train.dataset import FeatureScaler, split_sample, stratified_subsample
@@ -132,9 +132,7 @@ def run_pipeline(
                 qmodel, x_train, y_train, x_val, y_val, config.quantization, seed=config.seed
             )
             save_keras_model(qmodel, run_dir / "qkeras_model.h5")
-            q_probs = qmodel.predict(x_test, batch_size=4096, verbose=0)
-            logits_model = _logits_model(qmodel)
-            q_logits = logits_model.predict(x_test, batch_size=4096, verbose=0)
+            q_probs, q_logits = keras_outputs_with_logits(qmodel, x_test)
 
         with timer.stage("onnx", "exporting to ONNX and checking with onnxruntime"):
             export = export_onnx(
@@ -243,10 +241,3 @@ def run_pipeline(
             extra={"status": report["status"]},
         )
     return RunResult(run_dir=destination, report=report, passed=not failed, failed_checks=failed)
-
-
-def _logits_model(model: Any) -> Any:
-    """The sub-model ending at the layer named ``logits`` (the pre-softmax values)."""
-    from tensorflow import keras
-
-    return keras.Model(model.inputs, model.get_layer("logits").output)
