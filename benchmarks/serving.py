@@ -9,6 +9,12 @@ batch-1 clients; each next to in-process onnxruntime on the same model and sessi
 are ``tritonclient`` (the library users have), plus a raw keep-alive socket / raw gRPC call
 with pre-built requests that shows the server's share without the client library's.
 
+With ``--ceilings`` (the default) the same clients also run against servers that do no work
+at all (a canned answer from a uvloop + httptools HTTP server, from an empty ``grpc.aio``
+server and from an empty thread-pool ``grpc`` server, each in its own process): what this
+machine allows any Python server of that kind to reach, the bound under which each target
+has to fit.
+
 Without ``--model`` the pipeline's jet tagger (QKeras MLP 16-64-32-32-5, untrained: the cost
 of a forward pass does not depend on the weights) is exported to a temporary folder.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -287,12 +294,188 @@ def measure(
     return out
 
 
+# -- ceilings: servers that do no work ------------------------------------------------------
+
+
+def _canned_http(port: int, ready: object) -> None:
+    """An HTTP server answering every request with one pre-built inference response."""
+    import httptools
+    import uvloop
+
+    head = json.dumps(
+        {
+            "model_name": "model",
+            "model_version": "1",
+            "outputs": [
+                {
+                    "name": "output",
+                    "datatype": "FP32",
+                    "shape": [1, 5],
+                    "parameters": {"binary_data_size": 20},
+                }
+            ],
+        }
+    ).encode()
+    body = head + bytes(20)
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n"
+        b"Inference-Header-Content-Length: %d\r\n\r\n" % (len(body), len(head)) + body
+    )
+
+    class Canned(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.parser = httptools.HttpRequestParser(self)
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+
+        def on_message_complete(self) -> None:
+            self.transport.write(answer)  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        await asyncio.get_running_loop().create_server(Canned, "127.0.0.1", port)
+        ready.set()  # type: ignore[attr-defined]
+        await asyncio.Event().wait()
+
+    uvloop.run(run())
+
+
+def _empty_grpc(port: int, ready: object, kind: str, batch: int) -> None:
+    """A gRPC server (``aio`` or thread-pool ``sync``) answering ModelInfer with a canned
+    response of ``batch`` x 5 floats."""
+    from concurrent import futures
+
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    answer = service_pb2.ModelInferResponse(model_name="model", model_version="1")
+    answer.outputs.add(name="output", datatype="FP32", shape=[batch, 5])
+    answer.raw_output_contents.append(bytes(batch * 5 * 4))
+    options = [("grpc.so_reuseport", 0)]
+
+    if kind == "sync":
+
+        class Sync(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+            def ModelInfer(self, request: object, context: object) -> object:  # noqa: N802
+                return answer
+
+        server = grpc.server(futures.ThreadPoolExecutor(4), options=options)
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Sync(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        ready.set()  # type: ignore[attr-defined]
+        server.wait_for_termination()
+        return
+
+    class Aio(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+        async def ModelInfer(self, request: object, context: object) -> object:  # noqa: N802
+            return answer
+
+    async def run() -> None:
+        server = grpc.aio.server(options=options)
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Aio(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.set()  # type: ignore[attr-defined]
+        await server.wait_for_termination()
+
+    import uvloop
+
+    uvloop.run(run())
+
+
+def _run_pinned(cpus: frozenset[int] | None, target: Callable[..., None], *args: object) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    target(*args)
+
+
+class _Spawned:
+    """``target(port, ready, *args)`` in a fresh (spawned: gRPC does not survive a fork)
+    process on a free loopback port; the target sets ``ready`` once it listens."""
+
+    def __init__(
+        self, target: Callable[..., None], *args: object, cpus: frozenset[int] | None = None
+    ) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        context = multiprocessing.get_context("spawn")
+        self.ready = context.Event()
+        self.process = context.Process(
+            target=_run_pinned, args=(cpus, target, self.port, self.ready, *args), daemon=True
+        )
+
+    def __enter__(self) -> _Spawned:
+        self.process.start()
+        if not self.ready.wait(60):
+            self.process.kill()
+            raise RuntimeError(f"{self.process.name} did not start listening within 60 s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.kill()
+        self.process.join(5)
+
+
+def measure_ceilings(
+    seconds: float, requests: int, cpus: frozenset[int] | None = None
+) -> dict[str, float]:
+    """The clients of :func:`measure` against servers that do no work."""
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    x1 = np.random.default_rng(0).normal(size=(1, 16)).astype(np.float32)
+    x256 = np.random.default_rng(1).normal(size=(256, 16)).astype(np.float32)
+    out: dict[str, float] = {}
+    with _Spawned(_canned_http, cpus=cpus) as canned:
+        http = httpclient.InferenceServerClient(f"127.0.0.1:{canned.port}")
+        tin = httpclient.InferInput("input", [1, 16], "FP32")
+        tin.set_data_from_numpy(x1, binary_data=True)
+        requested = [httpclient.InferRequestedOutput("output", binary_data=True)]
+        out["http_p50"], out["http_p99"] = percentiles(
+            lambda: http.infer("model", [tin], outputs=requested), requests
+        )
+        http.close()
+        out["raw_p50"], out["raw_p99"] = percentiles(raw_http_call(canned.port, x1), requests)
+        out["http_1x64"] = _run_uv(concurrent_raw_http(canned.port, "model", x1, 64, seconds))
+    for kind in ("aio", "sync"):
+        with _Spawned(_empty_grpc, kind, 1, cpus=cpus) as empty:
+            grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{empty.port}")
+            gin = grpcclient.InferInput("input", [1, 16], "FP32")
+            gin.set_data_from_numpy(x1)
+            p50, p99 = percentiles(lambda c=grpc, t=gin: c.infer("model", [t]), requests)
+            out[f"grpc_{kind}_p50"], out[f"grpc_{kind}_p99"] = p50, p99
+            grpc.close()
+        with _Spawned(_empty_grpc, kind, 256, cpus=cpus) as empty:
+            url = f"127.0.0.1:{empty.port}"
+            out[f"grpc_{kind}_256"] = (
+                asyncio.run(concurrent_grpc(url, "model", x256, 8, seconds)) * 256
+            )
+            out[f"raw_grpc_{kind}_256"] = (
+                asyncio.run(concurrent_raw_grpc(url, "model", x256, 8, seconds)) * 256
+            )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="run folder or .onnx file")
     parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
     parser.add_argument("--requests", type=int, default=3000, help="per latency measurement")
     parser.add_argument("--repeat", type=int, default=1, help="passes; the table shows medians")
+    parser.add_argument(
+        "--server-cpus",
+        metavar="LIST",
+        help="pin the servers to these CPUs (hepfpga serve --cpus), e.g. 0; clients get the rest",
+    )
+    parser.add_argument(
+        "--ceilings",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the same clients against servers that do no work",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -310,9 +493,22 @@ def main(argv: list[str] | None = None) -> int:
         session, provider = make_session(onnx_path, "KIND_AUTO", 1)
         load = os.getloadavg()[0]
         passes = []
-        with ServerProcess(repo) as server:
+        server_args = ["--cpus", args.server_cpus] if args.server_cpus else []
+        server_cpus = None
+        with ServerProcess(repo, *server_args) as server:
+            if args.server_cpus:
+                from hepfpga.deploy.serve import parse_cpu_list
+
+                server_cpus = parse_cpu_list(args.server_cpus)
+                others = os.sched_getaffinity(0) - server_cpus
+                if others:  # the clients keep off the server's CPUs
+                    os.sched_setaffinity(0, others)
             for _ in range(args.repeat):
-                passes.append(measure(server, session, args.seconds, args.requests))
+                result = measure(server, session, args.seconds, args.requests)
+                if args.ceilings:
+                    ceilings = measure_ceilings(args.seconds, args.requests, server_cpus)
+                    result.update({f"ceiling_{k}": v for k, v in ceilings.items()})
+                passes.append(result)
         m = {key: float(np.median([p[key] for p in passes])) for key in passes[0]}
 
     def ms(key: str) -> str:
@@ -359,13 +555,78 @@ def main(argv: list[str] | None = None) -> int:
         f"hepfpga serve vs in-process onnxruntime ({provider}, 1 intra-op thread); model "
         f"{args.model or 'jet tagger QKeras 16-64-32-32-5'}; {os.cpu_count()} CPUs, load "
         f"average {load:.2f} at start; medians of {args.repeat} pass(es)"
+        + (f"; server pinned to CPUs {args.server_cpus}" if args.server_cpus else "")
     )
     header = ("measurement", "hepfpga serve", "in-process", "target")
     print(f"{header[0]:<{width}}  {header[1]:>20}  {header[2]:>20}  {header[3]}")
     for name, served, local_value, target in rows:
         print(f"{name:<{width}}  {served:>20}  {local_value:>20}  {target}")
     print(f"mean dynamic batch of 'model' over the run: {m['mean_batch']:.1f}")
+    if args.ceilings:
+        print_ceilings(m)
     return 0
+
+
+def print_ceilings(m: dict[str, float]) -> None:
+    """The second table: the same clients against servers that do no work."""
+
+    def ms(key: str) -> str:
+        return f"{m[key + '_p50']:.3f} / {m[key + '_p99']:.3f} ms"
+
+    def ev(key: str) -> str:
+        return f"{m[key]:,.0f}"
+
+    rows = [
+        (
+            "batch-1 p50/p99, HTTP binary, tritonclient; canned answer",
+            ms("ceiling_http"),
+            ms("http"),
+        ),
+        ("batch-1 p50/p99, HTTP binary, raw socket; canned answer", ms("ceiling_raw"), ms("raw")),
+        ("batch-1 p50/p99, gRPC, tritonclient; empty grpc.aio", ms("ceiling_grpc_aio"), ms("grpc")),
+        (
+            "batch-1 p50/p99, gRPC, tritonclient; empty thread-pool grpc",
+            ms("ceiling_grpc_sync"),
+            "",
+        ),
+        (
+            "batch 256 x 8 clients, tritonclient aio; empty grpc.aio, ev/s",
+            ev("ceiling_grpc_aio_256"),
+            ev("grpc_256"),
+        ),
+        (
+            "batch 256 x 8 clients, raw grpc.aio; empty grpc.aio, ev/s",
+            ev("ceiling_raw_grpc_aio_256"),
+            ev("raw_grpc_256"),
+        ),
+        (
+            "batch 256 x 8 clients, tritonclient aio; empty thread-pool grpc, ev/s",
+            ev("ceiling_grpc_sync_256"),
+            "",
+        ),
+        (
+            "batch 256 x 8 clients, raw grpc.aio; empty thread-pool grpc, ev/s",
+            ev("ceiling_raw_grpc_sync_256"),
+            "",
+        ),
+        (
+            "64 batch-1 clients, HTTP raw keep-alive; canned answer, ev/s",
+            ev("ceiling_http_1x64"),
+            ev("http_on"),
+        ),
+        (
+            "bound on the HTTP dynamic batching gain (canned / batching off)",
+            f"{m['ceiling_http_1x64'] / m['http_off']:.2f}x",
+            f"{m['http_gain']:.2f}x",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print()
+    print("the same clients against servers that do no work (one process each, same machine):")
+    header = ("measurement", "no-work server", "hepfpga serve")
+    print(f"{header[0]:<{width}}  {header[1]:>20}  {header[2]:>20}")
+    for name, ceiling, served in rows:
+        print(f"{name:<{width}}  {ceiling:>20}  {served:>20}")
 
 
 def _run_uv(coroutine: object) -> float:

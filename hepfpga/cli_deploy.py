@@ -45,6 +45,11 @@ def _port(value: int) -> int | None:
     show_default=True,
     help="Seconds to finish requests in flight after SIGTERM.",
 )
+@click.option(
+    "--cpus",
+    metavar="LIST",
+    help="Pin the server to these CPUs, e.g. 0 or 0,2-3 (as taskset -c; default: all).",
+)
 def serve_cmd(
     path: Path,
     host: str,
@@ -52,6 +57,7 @@ def serve_cmd(
     grpc_port: int,
     max_request_size: int,
     drain_timeout: float,
+    cpus: str | None,
 ) -> None:
     """Serve the ONNX models under PATH over the KServe v2 / Triton protocol (HTTP and gRPC).
 
@@ -60,8 +66,9 @@ def serve_cmd(
     file. Prometheus metrics are at http://HOST:HTTP_PORT/metrics. SIGTERM (or Ctrl-C) stops
     accepting, answers the requests in flight and exits.
     """
-    from hepfpga.deploy.serve import serve
+    from hepfpga.deploy.serve import parse_cpu_list, serve
 
+    cpu_set = parse_cpu_list(cpus) if cpus is not None else None
     if _port(http_port) is None and _port(grpc_port) is None:
         raise click.BadParameter("both front ends are disabled", param_hint="--http-port")
 
@@ -77,6 +84,8 @@ def serve_cmd(
             click.echo(f"HTTP  http://{addresses.host}:{addresses.http_port}  (metrics: /metrics)")
         if addresses.grpc_port is not None:
             click.echo(f"gRPC  {addresses.host}:{addresses.grpc_port}")
+        if cpu_set:
+            click.echo(f"pinned to CPUs {','.join(map(str, sorted(cpu_set)))}")
         click.echo("ready; SIGTERM or Ctrl-C drains and stops")
         sys.stdout.flush()
 
@@ -87,6 +96,7 @@ def serve_cmd(
         grpc_port=_port(grpc_port),
         max_request_bytes=max_request_size,
         drain_timeout_s=drain_timeout,
+        cpus=cpu_set,
         on_ready=ready,
     )
     click.echo("stopped")

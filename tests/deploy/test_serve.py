@@ -9,6 +9,8 @@ import asyncio
 import gzip
 import http.client
 import json
+import os
+import re
 import socket
 from pathlib import Path
 
@@ -572,3 +574,64 @@ def test_missing_extra_names_the_install_command(repo: Path, monkeypatch) -> Non
             asyncio.run(server.start())
     finally:
         server.registry.close()
+
+
+def _allowed_cpus(pid: int) -> set[str]:
+    """``Cpus_allowed_list`` of every thread of ``pid``."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                values.add(line.split()[1])
+    return values
+
+
+def test_serve_pinned_to_one_cpu(repo: Path, reference) -> None:  # type: ignore[no-untyped-def]
+    cpu = min(os.sched_getaffinity(0))
+    with ServerProcess(repo, "--cpus", str(cpu)) as process:
+        assert f"pinned to CPUs {cpu}" in "".join(process.output)
+        client = httpclient.InferenceServerClient(process.http_url)
+        x = inputs(3, seed=12)
+        tensor = httpclient.InferInput("input", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x, binary_data=True)
+        answer = client.infer("plain", [tensor]).as_numpy("softmax")
+        np.testing.assert_array_equal(answer, reference(x, "plain", "1"))
+        # the loop, the instance threads, gRPC's and onnxruntime's threads: all of them
+        assert _allowed_cpus(process.pid) == {str(cpu)}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x", "'x' is not a CPU number or range"),
+        ("0,a-b", "'a-b' is not a CPU number or range"),
+        ("3-1", "'3-1' is not a valid CPU range"),
+        ("4096", "CPU 4096 (from '4096') is not available"),
+        ("0-4096", "(from '0-4096') is not available"),
+    ],
+)
+def test_cpu_list_errors_name_the_item(text: str, message: str) -> None:
+    from hepfpga.deploy.serve import parse_cpu_list
+    from hepfpga.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        parse_cpu_list(text)
+    assert info.value.path == "cpus"
+    assert "this machine has CPUs 0-" in str(info.value)
+
+
+def test_cpu_list_syntax() -> None:
+    from hepfpga.deploy.serve import parse_cpu_list
+
+    last = (os.cpu_count() or 1) - 1
+    assert parse_cpu_list("0") == {0}
+    assert parse_cpu_list(f" 0-{last} ") == set(range(last + 1))
+    assert parse_cpu_list(f"{last},0,{last}") == {0, last}
+
+
+def test_cli_refuses_a_bad_cpu_list(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    from hepfpga.cli import main
+
+    assert main(["serve", str(repo), "--cpus", "4096"]) == 2
+    err = capsys.readouterr().err
+    assert "cpus" in err and "CPU 4096" in err and "this machine has CPUs" in err
