@@ -25,6 +25,7 @@ Routes (Triton's):
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -55,6 +56,10 @@ _REASONS = {
     503: "Service Unavailable",
 }
 _MAX_PIPELINED = 64  # answers waiting per connection before reading pauses
+#: JSON headers of binary requests (and of binary answers) parsed / written once and reused:
+#: clients send the same header for every request of the same shape.
+_CACHED_HEADERS = 1024
+_CACHEABLE_HEADER_BYTES = 4096
 
 
 def _json_response(status: int, body: object, keep_alive: bool = True) -> bytes:
@@ -281,20 +286,30 @@ class HttpProtocol(asyncio.Protocol):
 # -- routing ---------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=_CACHED_HEADERS)
+def _split_url(url: bytes) -> tuple[str, tuple[str, ...]]:
+    """The path of ``url`` and its unquoted segments; ValueError for an invalid URL. Cached:
+    clients ask the same few URLs over and over."""
+    import httptools
+
+    try:
+        path = httptools.parse_url(url).path.decode("latin-1")
+    except httptools.HttpParserInvalidURLError as exc:
+        raise ValueError(str(exc)) from exc
+    return path, tuple(unquote(p) for p in path.strip("/").split("/"))
+
+
 def route(
     server: InferenceServer, method: bytes, request: _Request, keep_alive: bool
 ) -> bytes | asyncio.Future[bytes]:
     """The answer to one request: bytes, or a future of bytes for an inference."""
-    import httptools
-
     try:
-        url = httptools.parse_url(request.url)
-    except httptools.HttpParserInvalidURLError:
+        url_path, parts = _split_url(request.url)
+    except ValueError:
         return _error(400, f"invalid URL {request.url!r}", keep_alive)
-    parts = [unquote(p) for p in url.path.decode("latin-1").strip("/").split("/")]
     if parts and parts[0] == "v2":
         parts = parts[1:]
-    elif parts == ["metrics"]:
+    elif parts == ("metrics",):
         if method != b"GET":
             return _error(405, "use GET for /metrics", keep_alive)
         text = render_prometheus(m.stats for m in server.registry)
@@ -302,7 +317,7 @@ def route(
             200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8", keep_alive=keep_alive
         )
     else:
-        return _error(404, f"unknown URL '{url.path.decode('latin-1')}'", keep_alive)
+        return _error(404, f"unknown URL '{url_path}'", keep_alive)
 
     if parts and parts[0] == "models" and len(parts) >= 2 and parts[1] != "stats":
         name = parts[1]
@@ -313,7 +328,7 @@ def route(
             rest = rest[2:]
         action = rest[0] if rest else ""
         if len(rest) > 1 or action not in ("", "ready", "config", "infer", "stats"):
-            return _error(404, f"unknown URL '{url.path.decode('latin-1')}'", keep_alive)
+            return _error(404, f"unknown URL '{url_path}'", keep_alive)
         if action == "infer":
             if method != b"POST":
                 return _error(405, "use POST for inference", keep_alive)
@@ -356,7 +371,7 @@ def route(
             "explicit model load / unload is not allowed: models are loaded at start",
             keep_alive,
         )
-    return _error(404, f"unknown URL '{url.path.decode('latin-1')}'", keep_alive)
+    return _error(404, f"unknown URL '{url_path}'", keep_alive)
 
 
 def _body(request: _Request, limit: int) -> bytes:
@@ -386,7 +401,37 @@ def _body(request: _Request, limit: int) -> bytes:
     return out
 
 
-def _parse_infer(body: bytes, header_length: int | None) -> tuple[dict[str, Any], memoryview]:
+def _parse_json(head: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(head)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"failed to parse the request JSON buffer: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise RequestError(400, "failed to parse the request JSON buffer: expected a JSON object")
+    return doc
+
+
+class _Header:
+    """A parsed, validated inference request header (the JSON part of the body): what every
+    request with the same header bytes shares. Read-only: it may be cached."""
+
+    __slots__ = ("doc", "inputs", "request_id")
+
+    def __init__(self, head: bytes) -> None:
+        self.doc = _parse_json(head)
+        self.inputs = _tensor_specs(self.doc)
+        self.request_id = str(self.doc.get("id", ""))
+
+
+@functools.lru_cache(maxsize=_CACHED_HEADERS)
+def _cached_header(head: bytes) -> _Header:
+    """:class:`_Header` of ``head``, parsed once (errors are raised each time, never cached)."""
+    return _Header(head)
+
+
+def _request(body: bytes, header_length: int | None) -> tuple[_Header, list[TensorInput]]:
+    """The header and the inputs of an inference request body: all JSON, or (binary tensor
+    extension) ``header_length`` bytes of JSON followed by the tensors' bytes."""
     if header_length is not None:
         if not 0 <= header_length <= len(body):
             raise RequestError(
@@ -397,21 +442,16 @@ def _parse_infer(body: bytes, header_length: int | None) -> tuple[dict[str, Any]
         head, binary = body[:header_length], memoryview(body)[header_length:]
     else:
         head, binary = body, memoryview(b"")
-    try:
-        doc = json.loads(head)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"failed to parse the request JSON buffer: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise RequestError(400, "failed to parse the request JSON buffer: expected a JSON object")
-    return doc, binary
+    header = _cached_header(head) if len(head) <= _CACHEABLE_HEADER_BYTES else _Header(head)
+    return header, _tensor_inputs(header, binary)
 
 
-def _tensor_inputs(doc: dict[str, Any], binary: memoryview) -> list[TensorInput]:
+def _tensor_specs(doc: dict[str, Any]) -> list[tuple[str, str, list[int], int | None]]:
+    """(name, datatype, shape, binary_data_size or None) of each input, validated."""
     items = doc.get("inputs")
     if not isinstance(items, list):
         raise RequestError(400, "inference request JSON must have an 'inputs' array")
-    inputs = []
-    offset = 0
+    specs = []
     for item in items:
         if not isinstance(item, dict):
             raise RequestError(400, "each element of 'inputs' must be a JSON object")
@@ -425,7 +465,23 @@ def _tensor_inputs(doc: dict[str, Any], binary: memoryview) -> list[TensorInput]
         params = item.get("parameters") or {}
         size = params.get("binary_data_size") if isinstance(params, dict) else None
         if size is not None:
-            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise RequestError(
+                    400, f"input '{name}': binary_data_size {size!r} is not a byte count"
+                )
+        elif item.get("data") is None:
+            raise RequestError(400, f"input '{name}' has neither 'data' nor binary_data_size")
+        specs.append((name, datatype, shape, size))
+    return specs
+
+
+def _tensor_inputs(header: _Header, binary: memoryview) -> list[TensorInput]:
+    inputs = []
+    offset = 0
+    items = header.doc["inputs"]
+    for (name, datatype, shape, size), item in zip(header.inputs, items, strict=True):
+        if size is not None:
+            if offset + size > len(binary):
                 raise RequestError(
                     400,
                     f"input '{name}': binary_data_size {size} runs past the {len(binary)} bytes "
@@ -435,8 +491,6 @@ def _tensor_inputs(doc: dict[str, Any], binary: memoryview) -> list[TensorInput]
             offset += size
         else:
             data = item.get("data")
-            if data is None:
-                raise RequestError(400, f"input '{name}' has neither 'data' nor binary_data_size")
         inputs.append(TensorInput(name, datatype, shape, data))
     if offset != len(binary):
         raise RequestError(
@@ -483,10 +537,10 @@ def infer(
         if server.draining:
             raise RequestError(503, "Server is shutting down: no new inference requests")
         body = _body(request, server.max_request_bytes)
-        doc, binary = _parse_infer(body, request.header_length)
-        inputs = _tensor_inputs(doc, binary)
+        header, inputs = _request(body, request.header_length)
+        doc = header.doc
         request_id = doc.get("id", "")
-        arrays, batch = model.prepare(inputs, str(request_id))
+        arrays, batch = model.prepare(inputs, header.request_id)
         outputs = _requested_outputs(doc, model)
         result = model.submit(arrays, batch, received)
     except RequestError as exc:
@@ -523,15 +577,37 @@ def infer(
     return answer
 
 
-def _infer_response(
+@functools.lru_cache(maxsize=_CACHED_HEADERS)
+def _binary_answer_header(
+    name: str,
+    version: str,
+    request_id: str,
+    outputs: tuple[tuple[str, str, tuple[int, ...], int], ...],
+) -> bytes:
+    """The JSON header of an answer whose outputs are all binary (name, datatype, shape,
+    byte size each): the same for every answer of the same shapes, so written once."""
+    head: dict[str, Any] = {"model_name": name, "model_version": version}
+    if request_id:
+        head["id"] = request_id
+    head["outputs"] = [
+        {
+            "name": output,
+            "datatype": datatype,
+            "shape": list(shape),
+            "parameters": {"binary_data_size": size},
+        }
+        for output, datatype, shape, size in outputs
+    ]
+    return json.dumps(head, separators=(",", ":")).encode()
+
+
+def _answer_header(
     model: LoadedModel,
     arrays: list[np.ndarray],
     outputs: list[tuple[int, bool]],
     request_id: object,
-    keep_alive: bool,
-    gzip_ok: bool,
-    deflate_ok: bool,
-) -> bytes:
+) -> tuple[bytes, list[bytes]]:
+    """The JSON header of an answer with some outputs as JSON data, and the binary ones."""
     specs = model.spec.outputs
     described = []
     blobs = []
@@ -553,7 +629,32 @@ def _infer_response(
     if request_id:
         head["id"] = request_id
     head["outputs"] = described
-    header = json.dumps(head, separators=(",", ":")).encode()
+    return json.dumps(head, separators=(",", ":")).encode(), blobs
+
+
+def _infer_response(
+    model: LoadedModel,
+    arrays: list[np.ndarray],
+    outputs: list[tuple[int, bool]],
+    request_id: object,
+    keep_alive: bool,
+    gzip_ok: bool,
+    deflate_ok: bool,
+) -> bytes:
+    specs = model.spec.outputs
+    if isinstance(request_id, str) and all(binary for _, binary in outputs):
+        blobs = [np.ascontiguousarray(arrays[index]).tobytes() for index, _ in outputs]
+        header = _binary_answer_header(
+            model.spec.name,
+            model.version,
+            request_id,
+            tuple(
+                (specs[index].name, specs[index].datatype, arrays[index].shape, len(blob))
+                for (index, _), blob in zip(outputs, blobs, strict=True)
+            ),
+        )
+    else:
+        header, blobs = _answer_header(model, arrays, outputs, request_id)
     extra = b""
     if blobs:
         body = header + b"".join(blobs)

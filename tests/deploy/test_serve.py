@@ -422,6 +422,58 @@ def test_http_binary_errors(server) -> None:  # type: ignore[no-untyped-def]
     assert code == 400 and "decompress" in answer["error"]
 
 
+def _binary_post(server, head: dict, x: np.ndarray) -> tuple[int, dict, bytes]:  # type: ignore[no-untyped-def]
+    header = json.dumps(head).encode()
+    connection = http.client.HTTPConnection(server.http_url, timeout=30)
+    connection.request(
+        "POST",
+        "/v2/models/plain/infer",
+        body=header + x.tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    length = response.getheader("Inference-Header-Content-Length")
+    if length is None:
+        return response.status, json.loads(payload), b""
+    return response.status, json.loads(payload[: int(length)]), payload[int(length) :]
+
+
+def test_http_same_header_different_tensors(server, reference) -> None:  # type: ignore[no-untyped-def]
+    """Clients send the same JSON header for every request of a shape (the server parses it
+    once): each answer must still be the one for its own tensor, with its own id."""
+    for seed in range(6):
+        x = inputs(2, seed=100 + seed)
+        head = {
+            "id": f"r{seed % 2}",
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [2, 16],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "softmax", "parameters": {"binary_data": seed % 3 != 0}}],
+        }
+        status, answer, blob = _binary_post(server, head, x)
+        assert status == 200 and answer["id"] == f"r{seed % 2}"
+        expected = reference(x, "plain", "1")
+        output = answer["outputs"][0]
+        assert output["shape"] == [2, 5]
+        got = (
+            np.frombuffer(blob, dtype=np.float32).reshape(2, 5)
+            if seed % 3 != 0
+            else np.asarray(output["data"], dtype=np.float32).reshape(2, 5)
+        )
+        np.testing.assert_array_equal(got, expected)
+    bad = {"inputs": [{"name": "input", "shape": [2, 16], "datatype": "FP32"}]}
+    for _ in range(2):  # a refused header is refused every time
+        status, answer, _ = _binary_post(server, bad, inputs(2))
+        assert status == 400 and "neither 'data' nor binary_data_size" in answer["error"]
+
+
 @pytest.mark.parametrize(
     ("shape", "datatype", "code", "message"),
     [
