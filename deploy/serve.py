@@ -255,7 +255,7 @@ def serve(
     ``cpus`` pins the process to those CPUs before any thread starts (event loop, instance
     threads, gRPC's and onnxruntime's threads all inherit it), as ``taskset`` would: on one
     CPU the hand-off loop -> instance thread -> loop needs no cross-CPU wake-up, which makes
-    unbatched serving of a small model about 3x faster on a VM (see docs/serving.md), at the
+    unbatched serving of a small model about 2.5x faster on a VM (see docs/serving.md), at the
     price of onnxruntime never running beside the protocol work on another core.
     """
     models = discover_models(Path(path))
