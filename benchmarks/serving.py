@@ -30,7 +30,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,32 @@ def raw_http_call(port: int, x: np.ndarray) -> Callable[[], bytes]:
     return call
 
 
+async def _closed_loop(
+    call: Callable[[], Awaitable[object]], clients: int, seconds: float
+) -> float:
+    """Calls per second from ``clients`` concurrent callers, each sending its next request as
+    soon as its last one is answered (after a warm-up)."""
+    count = 0
+    stop = False
+
+    async def worker() -> None:
+        nonlocal count
+        while not stop:
+            await call()
+            count += 1
+
+    tasks = [asyncio.create_task(worker()) for _ in range(clients)]
+    await asyncio.sleep(min(1.0, seconds / 4))  # warm up
+    count = 0
+    start = time.perf_counter()
+    await asyncio.sleep(seconds)
+    done = count
+    elapsed = time.perf_counter() - start
+    stop = True
+    await asyncio.gather(*tasks)
+    return done / elapsed
+
+
 async def concurrent_grpc(
     url: str, model: str, x: np.ndarray, clients: int, seconds: float
 ) -> float:
@@ -102,28 +128,10 @@ async def concurrent_grpc(
     client = grpcaio.InferenceServerClient(url)
     tensor = grpcaio.InferInput("input", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)
-    count = 0
-    stop = False
-
-    async def worker() -> None:
-        nonlocal count
-        while not stop:
-            await client.infer(model, [tensor])
-            count += 1
-
     try:
-        tasks = [asyncio.create_task(worker()) for _ in range(clients)]
-        await asyncio.sleep(min(1.0, seconds / 4))  # warm up
-        count = 0
-        start = time.perf_counter()
-        await asyncio.sleep(seconds)
-        done = count
-        elapsed = time.perf_counter() - start
-        stop = True
-        await asyncio.gather(*tasks)
+        return await _closed_loop(lambda: client.infer(model, [tensor]), clients, seconds)
     finally:
         await client.close()
-    return done / elapsed
 
 
 async def concurrent_raw_grpc(
@@ -139,25 +147,7 @@ async def concurrent_raw_grpc(
     payload = request.SerializeToString()
     async with grpc.aio.insecure_channel(url) as channel:
         call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
-        count = 0
-        stop = False
-
-        async def worker() -> None:
-            nonlocal count
-            while not stop:
-                await call(payload)
-                count += 1
-
-        tasks = [asyncio.create_task(worker()) for _ in range(clients)]
-        await asyncio.sleep(min(1.0, seconds / 4))
-        count = 0
-        start = time.perf_counter()
-        await asyncio.sleep(seconds)
-        done = count
-        elapsed = time.perf_counter() - start
-        stop = True
-        await asyncio.gather(*tasks)
-    return done / elapsed
+        return await _closed_loop(lambda: call(payload), clients, seconds)
 
 
 def _infer_request(model: str, x: np.ndarray) -> bytes:
