@@ -415,12 +415,11 @@ class _Header:
     """A parsed, validated inference request header (the JSON part of the body): what every
     request with the same header bytes shares. Read-only: it may be cached."""
 
-    __slots__ = ("doc", "inputs", "request_id")
+    __slots__ = ("doc", "inputs")
 
     def __init__(self, head: bytes) -> None:
         self.doc = _parse_json(head)
         self.inputs = _tensor_specs(self.doc)
-        self.request_id = str(self.doc.get("id", ""))
 
 
 @functools.lru_cache(maxsize=_CACHED_HEADERS)
@@ -540,7 +539,7 @@ def infer(
         header, inputs = _request(body, request.header_length)
         doc = header.doc
         request_id = doc.get("id", "")
-        arrays, batch = model.prepare(inputs, header.request_id)
+        arrays, batch = model.prepare(inputs, str(request_id))
         outputs = _requested_outputs(doc, model)
         result = model.submit(arrays, batch, received)
     except RequestError as exc:
