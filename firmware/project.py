@@ -12,7 +12,6 @@ path into it.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.artifacts import umask
+from hepfpga.artifacts import dumps_strict, umask
 from hepfpga.errors import (
     ConfigError,
     ConversionError,
@@ -282,7 +281,7 @@ def _write_metadata(
         "logits_layer": logits,
         "precision": {name: types.to_dict() for name, types in precision.items()},
     }
-    (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    (folder / CONFIG_FILE).write_text(dumps_strict(record, indent=2, sort_keys=True) + "\n")
     (folder / "README.md").write_text(_readme(options.project_name, options, hls_model, logits))
 
 

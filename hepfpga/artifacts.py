@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -29,7 +30,9 @@ __all__ = [
     "atomic_directory",
     "atomic_file",
     "check_destination",
+    "dumps_strict",
     "file_sha256",
+    "strict_plain",
     "tool_versions",
     "write_json_atomic",
     "write_manifest",
@@ -79,6 +82,49 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+#: How every JSON file hepfpga writes spells a non-finite float. JSON has no NaN or Infinity
+#: (``json.dumps`` writes bare ``NaN`` tokens that strict parsers reject), so they are written
+#: as these strings, the convention of protobuf's canonical JSON mapping. A reader turns them
+#: back with ``float(value)``, which accepts all three spellings.
+NONFINITE_STRINGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _nonfinite(value: float) -> str:
+    if value != value:  # NaN
+        return NONFINITE_STRINGS["nan"]
+    return NONFINITE_STRINGS["inf"] if value > 0 else NONFINITE_STRINGS["-inf"]
+
+
+def strict_plain(obj: Any) -> Any:
+    """``obj`` as plain JSON data with non-finite floats spelt as :data:`NONFINITE_STRINGS`.
+
+    Mappings, lists, tuples, numpy scalars and arrays and paths are converted; anything else
+    JSON cannot hold raises ``TypeError``.
+    """
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else _nonfinite(obj)
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else str(k): strict_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_plain(v) for v in obj]
+    return strict_plain(_json_default(obj))
+
+
+def dumps_strict(data: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that never writes ``NaN``/``Infinity`` tokens (strict JSON, RFC 8259).
+
+    Non-finite floats become the strings of :data:`NONFINITE_STRINGS`; numpy values and paths
+    are converted. ``kwargs`` go to ``json.dumps`` (``indent``, ``separators``, ...). Data
+    without non-finite floats is encoded in one pass.
+    """
+    try:
+        return json.dumps(data, allow_nan=False, default=_json_default, **kwargs)
+    except ValueError:  # a non-finite float somewhere: spell it out and encode again
+        return json.dumps(strict_plain(data), allow_nan=False, **kwargs)
+
+
 def umask() -> int:
     """The process umask (read without changing it)."""
     mask = os.umask(0)
@@ -116,10 +162,11 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` through a temporary file and a rename."""
+    """Write ``data`` as indented strict JSON (see :func:`dumps_strict`) to ``path`` through a
+    temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_text_atomic(path, dumps_strict(data, indent=2) + "\n")
 
 
 def check_destination(destination: Path, *, overwrite: bool = False) -> None:

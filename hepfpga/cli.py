@@ -300,7 +300,9 @@ _register_areas()
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     try:
-        cli.main(args=argv, prog_name="hepfpga", standalone_mode=False)
+        # without standalone mode click *returns* the status of ``raise Exit(n)`` / ctx.exit(n)
+        # instead of raising it; a command that returns normally gives None (status 0)
+        status = cli.main(args=argv, prog_name="hepfpga", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -315,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
-    return 0
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
