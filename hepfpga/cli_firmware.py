@@ -85,19 +85,13 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _build_options(options_file: Path | None, **flags: Any) -> Any:
-    import yaml
-
     from hepfpga.errors import ConfigError
     from hepfpga.firmware import FirmwareOptions
+    from hepfpga.yaml_io import load_yaml
 
     values: dict[str, Any] = {}
     if options_file is not None:
-        try:
-            loaded = yaml.safe_load(Path(options_file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(
-                f"cannot read firmware options: {exc}", source=str(options_file)
-            ) from exc
+        loaded = load_yaml(options_file, what="firmware options file")
         if isinstance(loaded, dict) and isinstance(loaded.get("firmware"), dict):
             loaded = loaded["firmware"]
         if not isinstance(loaded, dict):

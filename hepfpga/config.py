@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from hepfpga._schema import build, to_plain
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.quantize.qat import QuantizationSpec
+from hepfpga.yaml_io import load_yaml
 
 __all__ = [
     "DataConfig",
@@ -40,6 +39,10 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: random seeds go to NumPy's legacy generator too (keras.utils.set_random_seed)
+MAX_SEED = 2**32 - 1
+#: widest hidden layer accepted
+MAX_LAYER_WIDTH = 4096
 
 
 def _positive(value: float, path: str, *, allow_zero: bool = False) -> None:
@@ -115,6 +118,12 @@ class ModelConfig:
             raise ConfigError("expected at least one hidden layer", path="hidden_units")
         for i, n in enumerate(self.hidden_units):
             _positive_int(n, f"hidden_units[{i}]")
+            if n > MAX_LAYER_WIDTH:
+                raise ConfigError(
+                    f"expected at most {MAX_LAYER_WIDTH} units, got {n}: a trigger network is "
+                    "unrolled into FPGA logic, and wider layers do not fit in memory either",
+                    path=f"hidden_units[{i}]",
+                )
         _positive(self.l1, "l1", allow_zero=True)
         _positive(self.l2, "l2", allow_zero=True)
         if not 0.0 <= self.dropout < 1.0:
@@ -184,6 +193,7 @@ class OnnxConfig:
     def __post_init__(self) -> None:
         if not 9 <= self.opset <= 21:
             raise ConfigError(f"expected an opset in 9..21, got {self.opset}", path="opset")
+        _positive(self.tolerance, "tolerance", allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -203,6 +213,12 @@ class VerificationConfig:
     testbench_events: int = 1000
 
     def __post_init__(self) -> None:
+        if not -1.0 <= self.max_accuracy_drop <= 1.0:
+            raise ConfigError(
+                "expected a fraction of the accuracy in [-1, 1] (0.02 = 2 points), "
+                f"got {self.max_accuracy_drop!r}",
+                path="max_accuracy_drop",
+            )
         if self.testbench_events < 1:
             raise ConfigError(
                 f"expected a positive integer, got {self.testbench_events}",
@@ -232,6 +248,11 @@ class PipelineConfig:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(
+                f"expected a seed from 0 to 2**32 - 1 (NumPy's range), got {self.seed}",
+                path="seed",
+            )
         if not _NAME_RE.match(self.name):
             raise ConfigError(
                 f"invalid run name {self.name!r}: use letters, digits, '_', '-', '.'", path="name"
@@ -260,16 +281,10 @@ def parse_config(
 
 
 def load_config(path: str | Path) -> PipelineConfig:
-    """Read and validate a YAML pipeline configuration file."""
+    """Read and validate a YAML pipeline configuration file (bounded, see
+    :func:`hepfpga.yaml_io.load_yaml`)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError("not a text (UTF-8) file", source=str(path)) from exc
+    data = load_yaml(path, what="config file")
     return parse_config(data, source=str(path), base_dir=path.parent)
 
 
