@@ -103,8 +103,10 @@ def emulate(
     """
     from hepfpga.artifacts import check_destination, write_json_atomic
     from hepfpga.datafiles import ArrayWriter, open_array
+    from hepfpga.errors import ConfigError
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
     from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
+    from hepfpga.firmware.precision import is_quantized
     from hepfpga.model_io import load_keras_model
 
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
@@ -116,6 +118,13 @@ def emulate(
     ArrayWriter.check_path(out)
     options = FirmwareOptions(backend=backend, io_type=io_type, strategy=strategy)
     model = load_keras_model(model_file, weights=weights)
+    if not is_quantized(model):
+        raise ConfigError(
+            f"{model_file} is a float (non-QKeras) model; emulate reproduces the firmware of "
+            "QKeras models, whose types come from their quantizers. Quantize it with QKeras, "
+            "or write and check a float model's profiled firmware with 'hepfpga firmware "
+            "MODEL --data FILE' and 'hepfpga verify MODEL --data FILE'"
+        )
     with (
         tempfile.TemporaryDirectory(prefix="hepfpga-emulate-") as folder,
         warnings.catch_warnings(),
