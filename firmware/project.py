@@ -27,6 +27,7 @@ from hepfpga.artifacts import (
     dumps_strict,
     make_partial_directory,
     move_into_place,
+    remove_empty_parents,
 )
 from hepfpga.errors import (
     ConversionError,
@@ -196,7 +197,7 @@ def write_project(
     plan = plan if plan is not None else plan_conversion(model, options, ranges=ranges)
     hls_config, ready, logits = plan.hls_config, plan.model, plan.logits_layer
 
-    tmp = make_partial_directory(out_dir)
+    tmp, created = make_partial_directory(out_dir)
     compile_seconds: float | None = None
     try:
         tb_paths = {}
@@ -243,6 +244,7 @@ def write_project(
         move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty_parents(created)
         raise
 
     hls_model.config.config["OutputDir"] = str(out_dir)

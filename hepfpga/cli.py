@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hepfpga import __version__
+from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import HepfpgaError
 
 # Before TensorFlow is first imported: its C++ start-up messages (CUDA plugin registration,
@@ -274,7 +275,7 @@ def export() -> None:
 )
 @click.option(
     "--tolerance",
-    type=click.FloatRange(min=0, max=1e30),
+    type=FiniteFloat(min=0),
     default=1e-4,
     show_default=True,
     help="Largest |onnxruntime - Keras| accepted; a model that differs more is not written.",
