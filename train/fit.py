@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepfpga.config import FitConfig
+from hepfpga.train.config import FitConfig
 
 if TYPE_CHECKING:
     from tensorflow import keras
