@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepfpga.config import FitConfig
 from hepfpga.errors import DataError
+from hepfpga.train.config import FitConfig
 
 if TYPE_CHECKING:
     from tensorflow import keras
