@@ -278,7 +278,8 @@ def export() -> None:
     type=FiniteFloat(min=0),
     default=1e-4,
     show_default=True,
-    help="Largest |onnxruntime - Keras| accepted; a model that differs more is not written.",
+    help="Largest |onnxruntime - Keras| accepted, relative to max(1, largest |output|); a "
+    "model that differs more is not written (exit status 1).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def export_onnx_cmd(
