@@ -163,7 +163,13 @@ def data() -> None:
     show_default=True,
     help="Jets per class (q, g, W, Z, t).",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Pythia random seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 900_000_000),
+    default=1,
+    show_default=True,
+    help="Pythia random seed (Pythia's range).",
+)
 @click.option(
     "--constituents",
     type=click.IntRange(min=1),

@@ -205,6 +205,11 @@ CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("training.early_stopping.min_delta", ">= 0"),
     ),
     "batch-size-2**70": (f"training:\n  batch_size: {2**70}\n", ("batch_size", "64 bits")),
+    "softmax-table-2**40": (
+        f"firmware:\n  softmax_table_size: {2**40}\n",
+        ("firmware.softmax_table_size", "65536"),
+    ),
+    "reuse-factor-2**70": (f"firmware:\n  reuse_factor: {2**70}\n", ("reuse_factor", "64 bits")),
     "opset-99": ("onnx:\n  opset: 99\n", ("onnx.opset", "9..21")),
     "misspelt-key": (
         "quantization:\n  weight_bit: 6\n",
@@ -640,6 +645,11 @@ CASES += [
         "data-generate:out-exists",
         lambda ctx: ["data", "generate", "--out", ctx.file("jets.h5"), "--per-class", "1"],
         ("--out", "already exists", "--overwrite"),
+    ),
+    Case(
+        "data-generate:seed-negative",
+        lambda ctx: ["data", "generate", "--out", str(ctx.tmp / "j.h5"), "--seed", "-1"],
+        ("--seed", "0<=x<=900000000"),
     ),
     Case(
         "data-generate:out-is-a-folder",
