@@ -20,3 +20,5 @@ class OnnxConfig:
     def __post_init__(self) -> None:
         if not 9 <= self.opset <= 21:
             raise ConfigError(f"expected an opset in 9..21, got {self.opset}", path="opset")
+        if self.tolerance < 0:
+            raise ConfigError(f"expected a number >= 0, got {self.tolerance!r}", path="tolerance")

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hepfpga._schema import build, to_plain
 from hepfpga.deploy.config import OnnxConfig
 from hepfpga.errors import ConfigError
@@ -39,6 +37,7 @@ from hepfpga.train.config import (
     SplitConfig,
     TrainingConfig,
 )
+from hepfpga.yaml_io import load_yaml
 
 __all__ = [
     "DataConfig",
@@ -59,6 +58,8 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: random seeds go to NumPy's legacy generator too (keras.utils.set_random_seed)
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ class VerificationConfig:
     testbench_events: int = 1000
 
     def __post_init__(self) -> None:
+        if not -1.0 <= self.max_accuracy_drop <= 1.0:
+            raise ConfigError(
+                "expected a fraction of the accuracy in [-1, 1] (0.02 = 2 points), "
+                f"got {self.max_accuracy_drop!r}",
+                path="max_accuracy_drop",
+            )
         if self.testbench_events < 1:
             raise ConfigError(
                 f"expected a positive integer, got {self.testbench_events}",
@@ -107,6 +114,11 @@ class PipelineConfig:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(
+                f"expected a seed from 0 to 2**32 - 1 (NumPy's range), got {self.seed}",
+                path="seed",
+            )
         if not _NAME_RE.match(self.name):
             raise ConfigError(
                 f"invalid run name {self.name!r}: use letters, digits, '_', '-', '.'", path="name"
@@ -135,16 +147,10 @@ def parse_config(
 
 
 def load_config(path: str | Path) -> PipelineConfig:
-    """Read and validate a YAML pipeline configuration file."""
+    """Read and validate a YAML pipeline configuration file (bounded, see
+    :func:`hepfpga.yaml_io.load_yaml`)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError("not a text (UTF-8) file", source=str(path)) from exc
+    data = load_yaml(path, what="config file")
     return parse_config(data, source=str(path), base_dir=path.parent)
 
 

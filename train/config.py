@@ -27,9 +27,14 @@ __all__ = [
     "SplitConfig",
     "TrainingConfig",
     "check_regularization",
+    "check_widths",
     "positive",
     "positive_int",
 ]
+
+
+#: widest hidden layer accepted
+MAX_LAYER_WIDTH = 4096
 
 
 def positive(value: float, path: str, *, allow_zero: bool = False) -> None:
@@ -154,3 +159,21 @@ def check_regularization(l1: float, l2: float, dropout: float) -> None:
     positive(l2, "l2", allow_zero=True)
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"expected a fraction in [0, 1), got {dropout!r}", path="dropout")
+
+
+def check_widths(units: int | tuple[int, ...], name: str) -> None:
+    """Every layer width in ``units`` (the key ``name``; one int or a list) is in
+    1..:data:`MAX_LAYER_WIDTH`."""
+    paths = (
+        [(units, name)]
+        if isinstance(units, int)
+        else [(n, f"{name}[{i}]") for i, n in enumerate(units)]
+    )
+    for n, path in paths:
+        positive_int(n, path)
+        if n > MAX_LAYER_WIDTH:
+            raise ConfigError(
+                f"expected at most {MAX_LAYER_WIDTH} units, got {n}: a trigger network is "
+                "unrolled into FPGA logic, and wider layers do not fit in memory either",
+                path=path,
+            )

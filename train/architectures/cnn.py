@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Literal
 from hepfpga.errors import ConfigError
 from hepfpga.train.architectures import Architecture, register_architecture
 from hepfpga.train.architectures.mlp import dense_head, kernel_regularizer
-from hepfpga.train.config import DataConfig, ModelConfig, check_regularization, positive_int
+from hepfpga.train.config import (
+    DataConfig,
+    ModelConfig,
+    check_regularization,
+    check_widths,
+    positive_int,
+)
 from hepfpga.train.representations import JetImage
 
 if TYPE_CHECKING:
@@ -52,10 +58,8 @@ class CNNConfig(ModelConfig):
             )
         if not self.filters:
             raise ConfigError("expected at least one convolution", path="filters")
-        for i, n in enumerate(self.filters):
-            positive_int(n, f"filters[{i}]")
-        for i, n in enumerate(self.dense_units):
-            positive_int(n, f"dense_units[{i}]")
+        check_widths(self.filters, "filters")
+        check_widths(self.dense_units, "dense_units")
         positive_int(self.kernel_size, "kernel_size")
         positive_int(self.pool_size, "pool_size")
         check_regularization(self.l1, self.l2, self.dropout)

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from hepfpga.errors import ConfigError
 from hepfpga.train.architectures import Architecture, register_architecture
-from hepfpga.train.config import DataConfig, ModelConfig, check_regularization, positive_int
+from hepfpga.train.config import (
+    DataConfig,
+    ModelConfig,
+    check_regularization,
+    check_widths,
+)
 from hepfpga.train.representations import Features
 
 if TYPE_CHECKING:
@@ -32,8 +37,7 @@ class MLPConfig(ModelConfig):
     def __post_init__(self) -> None:
         if not self.hidden_units:
             raise ConfigError("expected at least one hidden layer", path="hidden_units")
-        for i, n in enumerate(self.hidden_units):
-            positive_int(n, f"hidden_units[{i}]")
+        check_widths(self.hidden_units, "hidden_units")
         check_regularization(self.l1, self.l2, self.dropout)
 
     def input_representation(self, data: DataConfig) -> Features:

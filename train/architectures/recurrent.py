@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Literal
 
 from hepfpga.train.architectures import Architecture, register_architecture
 from hepfpga.train.architectures.mlp import dense_head, kernel_regularizer
-from hepfpga.train.config import DataConfig, ModelConfig, check_regularization, positive_int
+from hepfpga.train.config import (
+    DataConfig,
+    ModelConfig,
+    check_regularization,
+    check_widths,
+    positive_int,
+)
 from hepfpga.train.representations import ConstituentSequence
 
 if TYPE_CHECKING:
@@ -42,9 +48,8 @@ class RecurrentConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         positive_int(self.n_constituents, "n_constituents")
-        positive_int(self.units, "units")
-        for i, n in enumerate(self.dense_units):
-            positive_int(n, f"dense_units[{i}]")
+        check_widths(self.units, "units")
+        check_widths(self.dense_units, "dense_units")
         check_regularization(self.l1, self.l2, self.dropout)
 
     def input_representation(self, data: DataConfig) -> ConstituentSequence:
