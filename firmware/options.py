@@ -293,9 +293,14 @@ class FirmwareOptions:
                 path="firmware.part",
             )
         period = self.clock_period
-        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
+        if (
+            isinstance(period, bool)
+            or not isinstance(period, (int, float))
+            or not 0 < period < float("inf")
+        ):
             raise ConfigError(
-                f"expected a positive clock period in ns. Received: clock_period={period!r}",
+                "expected a positive clock period in ns (finite). "
+                f"Received: clock_period={period!r}",
                 path="firmware.clock_period",
             )
         set_(self, "clock_period", float(period))

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepfpga.config import FitConfig
+from hepfpga.errors import DataError
+from hepfpga.train.config import FitConfig
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -93,6 +94,13 @@ def fit_classifier(
     import tensorflow as tf
     from tensorflow import keras
 
+    classes = np.unique(np.asarray(y_train))
+    if classes.size < 2:
+        # cross-entropy on one class learns nothing and every AUC would be NaN
+        raise DataError(
+            f"all {len(y_train)} training jets have the label {classes.tolist() or '(none)'}; "
+            "a classifier needs jets of at least two classes"
+        )
     keras.utils.set_random_seed(seed)
     # Same seed, same data -> same weights: without this, multi-threaded reductions make
     # each run (and so each report) slightly different.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hepfpga.config import ModelConfig
+from hepfpga.train.config import ModelConfig
 
 if TYPE_CHECKING:
     from tensorflow import keras
