@@ -415,6 +415,21 @@ def parse_config(path: Path, *, expected_name: str | None = None) -> tuple[Model
             out.append(TensorSpec(t.name, datatype, dims))
         return tuple(out)
 
+    if config.max_batch_size < 0:
+        raise ConfigError(
+            f"max_batch_size is {config.max_batch_size}; accepted: 0 (the model takes whole "
+            "tensors, no batching) or a positive integer",
+            path="max_batch_size",
+            source=where,
+        )
+    for i, group in enumerate(config.instance_group):
+        if group.count < 0:
+            raise ConfigError(
+                f"instance_group count is {group.count}; accepted: a positive integer "
+                "(0 or left out: 1)",
+                path=f"instance_group[{i}].count",
+                source=where,
+            )
     kinds = {mc.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group}
     if kinds - set(_KINDS):
         raise ConfigError(
@@ -431,12 +446,26 @@ def parse_config(path: Path, *, expected_name: str | None = None) -> tuple[Model
     params = {k: v.string_value for k, v in config.parameters.items()}
     try:
         threads = int(params.pop("intra_op_thread_count", "1"))
-    except ValueError as exc:
+    except ValueError:
+        threads = -1
+    if threads < 0:
         raise ConfigError(
-            "intra_op_thread_count must be an integer", path="parameters", source=where
-        ) from exc
+            f"intra_op_thread_count is '{config.parameters['intra_op_thread_count'].string_value}'"
+            "; accepted: a non-negative integer (0: onnxruntime's default)",
+            path="parameters",
+            source=where,
+        )
     db = None
     if config.HasField("dynamic_batching") and config.max_batch_size > 0:
+        sizes = list(config.dynamic_batching.preferred_batch_size)
+        bad = [s for s in sizes if not 0 < s <= config.max_batch_size]
+        if bad:
+            raise ConfigError(
+                f"preferred_batch_size {bad} is outside 1..max_batch_size "
+                f"({config.max_batch_size})",
+                path="dynamic_batching.preferred_batch_size",
+                source=where,
+            )
         db = DynamicBatching(
             tuple(config.dynamic_batching.preferred_batch_size),
             int(config.dynamic_batching.max_queue_delay_microseconds),
@@ -479,10 +508,18 @@ def _check_against_onnx(spec: ModelSpec, onnx_spec: ModelSpec, where: Path) -> M
                     path=what,
                     source=str(where),
                 )
-            if model_t.datatype != t.datatype or len(model_t.dims) != len(t.dims):
+            # a fixed dimension of the graph must be the same in the config; a dynamic one
+            # (-1 in the graph) may be fixed or left variable by the config
+            if (
+                model_t.datatype != t.datatype
+                or len(model_t.dims) != len(t.dims)
+                or any(m != -1 and c != m for c, m in zip(t.dims, model_t.dims, strict=True))
+            ):
                 raise ConfigError(
                     f"{what} '{t.name}' is TYPE_{t.datatype} {list(t.dims)} in the config but "
-                    f"TYPE_{model_t.datatype} {list(model_t.dims)} in the ONNX model",
+                    f"TYPE_{model_t.datatype} {list(model_t.dims)} in the ONNX model "
+                    "(dims without the batch dimension); accepted: the model's datatype and dims, "
+                    "-1 only where the model's dimension is dynamic",
                     path=what,
                     source=str(where),
                 )
