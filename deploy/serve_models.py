@@ -16,7 +16,7 @@ import numpy as np
 
 from hepfpga.deploy.batching import InferenceRequest, Scheduler
 from hepfpga.deploy.metrics import ModelStats
-from hepfpga.deploy.triton_repo import ModelSpec, ModelVersion
+from hepfpga.deploy.model_spec import ModelSpec, ModelVersion
 from hepfpga.errors import ConfigError
 
 __all__ = ["LoadedModel", "ModelRegistry", "RequestError", "TensorInput", "make_session"]
