@@ -43,6 +43,12 @@ log = logging.getLogger("hepfpga.serve")
 
 #: Largest request body (HTTP) or message (gRPC) accepted; Triton's HTTP default is 64 MiB.
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+#: Seconds from a request's first byte to the end of its headers before the server answers
+#: 408 and closes the connection.
+DEFAULT_HEADER_TIMEOUT_S = 30.0
+#: Seconds a connection may receive nothing while no answer is owed to it (an idle keep-alive
+#: connection, or a request body that stopped arriving) before it is closed.
+DEFAULT_IDLE_TIMEOUT_S = 300.0
 
 _EXTENSIONS = [
     "binary_tensor_data",
@@ -85,7 +91,18 @@ class InferenceServer:
         grpc_port: int | None = 8001,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         drain_timeout_s: float = 30.0,
+        header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
+        if http_port is not None and http_port > 0 and http_port == grpc_port:
+            raise ConfigError(
+                f"the HTTP and gRPC ports are both {http_port}; accepted: two different ports "
+                "(0 picks a free one, -1 turns that front end off)",
+                path="grpc_port",
+            )
+        self.header_timeout_s = header_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self._sweeper: asyncio.Task[None] | None = None
         self.registry = models if isinstance(models, ModelRegistry) else ModelRegistry(models)
         self.host = host
         self.max_request_bytes = max_request_bytes
@@ -120,14 +137,18 @@ class InferenceServer:
             from hepfpga.deploy.serve_http import HttpProtocol
 
             loop = asyncio.get_running_loop()
-            self._http = await loop.create_server(
-                lambda: HttpProtocol(self),
-                self.host,
-                self._want_http,
-                reuse_address=True,
-                backlog=1024,
-            )
+            try:
+                self._http = await loop.create_server(
+                    lambda: HttpProtocol(self),
+                    self.host,
+                    self._want_http,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+            except OSError as exc:
+                raise _bind_error("HTTP", self.host, self._want_http, exc.strerror) from None
             http_port = self._http.sockets[0].getsockname()[1]
+            self._sweeper = loop.create_task(self._sweep_connections())
         if self._want_grpc is not None:
             grpc = require("grpc", "serve", "the gRPC server")
             pb_grpc = require("tritonclient.grpc.service_pb2_grpc", "serve", "the gRPC server")
@@ -139,10 +160,17 @@ class InferenceServer:
                     ("grpc.max_receive_message_length", limit),
                     ("grpc.max_send_message_length", limit),
                     ("grpc.so_reuseport", 0),
+                    # connections with no call in flight are closed after the idle timeout
+                    ("grpc.max_connection_idle_ms", int(self.idle_timeout_s * 1000)),
                 ]
             )
             pb_grpc.add_GRPCInferenceServiceServicer_to_server(make_servicer(self), self._grpc)
-            grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._want_grpc}")
+            try:
+                grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._want_grpc}")
+            except RuntimeError:  # grpc says only "Failed to bind to address"
+                grpc_port = 0
+            if not grpc_port:
+                raise _bind_error("gRPC", self.host, self._want_grpc, "address already in use")
             await self._grpc.start()
         self.addresses = ServerAddresses(self.host, http_port, grpc_port)
         return self.addresses
@@ -151,6 +179,8 @@ class InferenceServer:
         """Stop accepting, answer what was received (up to ``timeout_s``), close."""
         timeout_s = self.drain_timeout_s if timeout_s is None else timeout_s
         self.draining = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._http is not None:
             self._http.close()
         grpc_stop = self._grpc.stop(timeout_s) if self._grpc is not None else None
@@ -167,6 +197,16 @@ class InferenceServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._http.wait_closed(), 1.0)
         await asyncio.get_running_loop().run_in_executor(None, self.registry.close)
+
+    async def _sweep_connections(self) -> None:
+        """Close HTTP connections whose requests stall (see ``HttpProtocol.check_timeouts``);
+        one timer for all connections, so the request path pays nothing for it."""
+        period = min(1.0, max(0.01, min(self.header_timeout_s, self.idle_timeout_s) / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                conn.check_timeouts(now, self.header_timeout_s, self.idle_timeout_s)
 
     async def run_until_signal(
         self, on_ready: Callable[[ServerAddresses], None] | None = None
@@ -186,6 +226,14 @@ class InferenceServer:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.stop()
+
+
+def _bind_error(what: str, host: str, port: int | None, reason: str) -> ConfigError:
+    return ConfigError(
+        f"cannot listen for {what} on {host}:{port}: {reason.lower()}; accepted: a free port "
+        "(0 picks one), or -1 to turn this front end off",
+        path=f"{what.lower()}_port",
+    )
 
 
 def _event_loop_policy() -> None:
@@ -247,6 +295,8 @@ def serve(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     drain_timeout_s: float = 30.0,
     cpus: frozenset[int] | None = None,
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     on_ready: Callable[[InferenceServer, ServerAddresses], None] | None = None,
 ) -> None:
     """Serve every model under ``path`` (a Triton model repository, a run folder or an
@@ -268,6 +318,8 @@ def serve(
         grpc_port=grpc_port,
         max_request_bytes=max_request_bytes,
         drain_timeout_s=drain_timeout_s,
+        header_timeout_s=header_timeout_s,
+        idle_timeout_s=idle_timeout_s,
     )
     _event_loop_policy()
     try:

@@ -28,6 +28,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import time
 import zlib
 from collections import deque
@@ -51,6 +52,7 @@ _REASONS = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Payload Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -62,8 +64,35 @@ _CACHED_HEADERS = 1024
 _CACHEABLE_HEADER_BYTES = 4096
 
 
+#: How an answer spells a non-finite float: JSON has no NaN or Infinity, so they are written
+#: as these strings (protobuf's canonical JSON mapping, as every JSON file hepfpga writes).
+#: ``float(s)`` and numpy (``tritonclient``'s ``as_numpy``) read them back.
+NONFINITE_STRINGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _strict(obj: object) -> object:
+    """``obj`` with every non-finite float spelt as :data:`NONFINITE_STRINGS`."""
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return NONFINITE_STRINGS["nan" if obj != obj else "inf" if obj > 0 else "-inf"]
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v) for v in obj]
+    return obj
+
+
+def dumps(obj: object) -> bytes:
+    """Strict JSON (RFC 8259: never a bare ``NaN`` token), compact."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:  # a non-finite float somewhere: spell it out and encode again
+        return json.dumps(_strict(obj), separators=(",", ":"), allow_nan=False).encode()
+
+
 def _json_response(status: int, body: object, keep_alive: bool = True) -> bytes:
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    payload = dumps(body)
     return _response(status, payload, b"application/json", keep_alive=keep_alive)
 
 
@@ -118,6 +147,9 @@ class HttpProtocol(asyncio.Protocol):
         self._close_after: bytes | asyncio.Future[bytes] | None = None
         self._paused = False  # reading paused: too many answers waiting in order
         self._write_blocked = False  # reading paused: the client does not read its answers
+        self._last_active = time.monotonic()  # last bytes received
+        self._request_began: float | None = None  # a request's first byte, until its headers end
+        self._in_request = False  # a request is partly received
 
     # -- connection -----------------------------------------------------------------------
 
@@ -153,7 +185,24 @@ class HttpProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def check_timeouts(self, now: float, header_timeout_s: float, idle_timeout_s: float) -> None:
+        """Close a connection whose request headers took longer than ``header_timeout_s``
+        since the request's first byte (408), or that received nothing for
+        ``idle_timeout_s`` with no answer owed (408 in the middle of a request, else
+        silently): a half-sent request never holds a connection for ever."""
+        if self._transport is None or self._refused:
+            return
+        began = self._request_began
+        if began is not None and now - began > header_timeout_s:
+            self._refuse(408, f"request headers not received within {header_timeout_s:g} s")
+        elif not self._pending and now - self._last_active > idle_timeout_s:
+            if self._in_request:
+                self._refuse(408, f"no request data received for {idle_timeout_s:g} s")
+            else:
+                self._transport.close()
+
     def data_received(self, data: bytes) -> None:
+        self._last_active = time.monotonic()
         if self._refused:
             return
         try:
@@ -173,6 +222,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._request = _Request()
+        self._request_began = self._last_active
+        self._in_request = True
+
+    def on_headers_complete(self) -> None:
+        self._request_began = None
 
     def on_url(self, url: bytes) -> None:
         self._request.url += url
@@ -222,6 +276,7 @@ class HttpProtocol(asyncio.Protocol):
             raise self._httptools.HttpParserError("body too large")
 
     def on_message_complete(self) -> None:
+        self._in_request = False
         if self._refused:
             return
         request = self._request
@@ -406,6 +461,10 @@ def _parse_json(head: bytes) -> dict[str, Any]:
         doc = json.loads(head)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"failed to parse the request JSON buffer: {exc}") from exc
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise RequestError(
+            400, "failed to parse the request JSON buffer: nested too deeply"
+        ) from None
     if not isinstance(doc, dict):
         raise RequestError(400, "failed to parse the request JSON buffer: expected a JSON object")
     return doc
@@ -539,6 +598,8 @@ def infer(
         header, inputs = _request(body, request.header_length)
         doc = header.doc
         request_id = doc.get("id", "")
+        if not isinstance(request_id, str):
+            raise RequestError(400, f"'id' must be a string, got {type(request_id).__name__}")
         arrays, batch = model.prepare(inputs, str(request_id))
         outputs = _requested_outputs(doc, model)
         result = model.submit(arrays, batch, received)
@@ -597,7 +658,7 @@ def _binary_answer_header(
         }
         for output, datatype, shape, size in outputs
     ]
-    return json.dumps(head, separators=(",", ":")).encode()
+    return dumps(head)
 
 
 def _answer_header(
@@ -628,7 +689,7 @@ def _answer_header(
     if request_id:
         head["id"] = request_id
     head["outputs"] = described
-    return json.dumps(head, separators=(",", ":")).encode(), blobs
+    return dumps(head), blobs
 
 
 def _infer_response(

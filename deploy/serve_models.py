@@ -16,7 +16,7 @@ import numpy as np
 
 from hepfpga.deploy.batching import InferenceRequest, Scheduler
 from hepfpga.deploy.metrics import ModelStats
-from hepfpga.deploy.triton_repo import ModelSpec, ModelVersion
+from hepfpga.deploy.model_spec import ModelSpec, ModelVersion
 from hepfpga.errors import ConfigError
 
 __all__ = ["LoadedModel", "ModelRegistry", "RequestError", "TensorInput", "make_session"]
@@ -289,7 +289,7 @@ def _decode(t: TensorInput, dtype: np.dtype, rid: str) -> np.ndarray:
         return np.frombuffer(data, dtype=dtype).reshape(t.shape)
     try:
         array = np.asarray(data, dtype=dtype)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: 10**400
         raise RequestError(
             400, f"{rid}unable to parse 'data' of input '{t.name}' as {dtype.name}: {exc}"
         ) from exc

@@ -116,31 +116,41 @@ def run(
 
 
 def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
-    cmp = report["hls_vs_qkeras"]
+    cmp = report.get("hls_vs_qkeras")
+    accuracy = "accuracy: " + "  ".join(
+        f"{label} {report[key]['test']['accuracy']:.4f}"
+        for key, label in (("float", "float"), ("qkeras", "QKeras"), ("hls", "HLS"))
+        if key in report
+    )
     lines = [
         f"run folder: {run_dir}",
+        f"architecture: {report['architecture']['name']} ({report['data']['representation']})",
         f"test jets: {report['data']['split']['test']}",
-        "accuracy: float {:.4f}  QKeras {:.4f}  HLS {:.4f}".format(
-            report["float"]["test"]["accuracy"],
-            report["qkeras"]["test"]["accuracy"],
-            report["hls"]["test"]["accuracy"],
-        ),
-        "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
-            cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
-        ),
-        "HLS vs QKeras softmax (table based): max |diff| {:.3g}, argmax agreement {:.2%}{}".format(
-            cmp["probs_max_abs_diff"],
-            cmp["argmax_agreement"],
-            f" (flips only where the top two differ by <= {cmp['argmax_flip_max_gap']:.2g})"
-            if cmp["argmax_agreement"] < 1
-            else "",
-        ),
+        accuracy,
+    ]
+    if cmp is not None:
+        lines += [
+            "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
+                cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
+            ),
+            "HLS vs QKeras softmax (table based): max |diff| {:.3g}, argmax agreement "
+            "{:.2%}{}".format(
+                cmp["probs_max_abs_diff"],
+                cmp["argmax_agreement"],
+                f" (flips only where the top two differ by <= {cmp['argmax_flip_max_gap']:.2g})"
+                if cmp["argmax_agreement"] < 1
+                else "",
+            ),
+        ]
+    lines += [f"not available: {item}" for item in report.get("not_available", [])]
+    lines += [
         "ONNX vs QKeras: max |diff| {:.3g} ({})".format(
             report["onnx_vs_qkeras"]["max_abs_diff"], report["onnx_vs_qkeras"]["provider"]
         ),
         "checks: "
         + ", ".join(
-            f"{k} {'ok' if v['passed'] else 'FAILED'}" for k, v in report["checks"].items()
+            f"{k} {({True: 'ok', False: 'FAILED', None: 'not measured'})[v['passed']]}"
+            for k, v in report["checks"].items()
         ),
         f"status: {report['status']} ({report['timings_s']['total']:.0f} s)",
     ]

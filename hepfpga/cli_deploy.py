@@ -46,6 +46,20 @@ def _port(value: int) -> int | None:
     help="Seconds to finish requests in flight after SIGTERM.",
 )
 @click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds from a request's first byte to the end of its HTTP headers (then 408).",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds a connection may send nothing while no answer is owed to it (then closed).",
+)
+@click.option(
     "--cpus",
     metavar="LIST",
     help="Pin the server to these CPUs, e.g. 0 or 0,2-3 (as taskset -c; default: all).",
@@ -57,6 +71,8 @@ def serve_cmd(
     grpc_port: int,
     max_request_size: int,
     drain_timeout: float,
+    header_timeout: float,
+    idle_timeout: float,
     cpus: str | None,
 ) -> None:
     """Serve the ONNX models under PATH over the KServe v2 / Triton protocol (HTTP and gRPC).
@@ -97,6 +113,8 @@ def serve_cmd(
         max_request_bytes=max_request_size,
         drain_timeout_s=drain_timeout,
         cpus=cpu_set,
+        header_timeout_s=header_timeout,
+        idle_timeout_s=idle_timeout,
         on_ready=ready,
     )
     click.echo("stopped")

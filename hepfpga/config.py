@@ -28,6 +28,7 @@ from hepfpga.deploy.config import OnnxConfig
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.quantize.config import QuantizationConfig
+from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.config import (
     DataConfig,
     EarlyStoppingConfig,
@@ -42,6 +43,7 @@ __all__ = [
     "DataConfig",
     "EarlyStoppingConfig",
     "FitConfig",
+    "MLPConfig",
     "ModelConfig",
     "OnnxConfig",
     "PipelineConfig",
@@ -103,7 +105,7 @@ class PipelineConfig:
     output_dir: Path = Path("runs")
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=MLPConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
