@@ -61,6 +61,7 @@ __all__ = [
     "LayerBits",
     "LayerMapping",
     "QuantizationSpec",
+    "qkeras_compat",
     "qkeras_custom_objects",
     "quantize_model",
     "register_layer_mapping",
@@ -195,9 +196,30 @@ class QuantizationSpec:
                 )
 
 
+def qkeras_compat() -> None:
+    """Make QKeras 0.9.0's recurrent cells run on TensorFlow 2.14.
+
+    ``QGRUCell`` and ``QSimpleRNNCell`` call ``tensorflow.python.util.nest.is_sequence``
+    (renamed ``is_nested`` in TensorFlow 2.13, same behaviour) and ``QGRUCell`` calls
+    ``tensorflow.python.ops.array_ops.unstack`` (now only ``tf.unstack``, the same op);
+    without these a QGRU fails on its first call. Idempotent; changes nothing when the
+    names exist.
+    """
+    import tensorflow as tf
+    from tensorflow.python.ops import array_ops
+    from tensorflow.python.util import nest
+
+    if not hasattr(nest, "is_sequence"):
+        nest.is_sequence = nest.is_nested
+    if not hasattr(array_ops, "unstack"):
+        array_ops.unstack = tf.unstack
+
+
 def qkeras_custom_objects() -> dict[str, Any]:
     """The custom objects Keras needs to load a saved QKeras model."""
     from qkeras.utils import _add_supported_quantized_objects
+
+    qkeras_compat()
 
     objects: dict[str, Any] = {}
     _add_supported_quantized_objects(objects)
@@ -287,6 +309,7 @@ def _conv(layer: Any, bits: Bits) -> Any:
 def _recurrent(layer: Any, bits: Bits) -> Any:
     import qkeras
 
+    qkeras_compat()
     cls = getattr(qkeras, f"Q{type(layer).__name__}")
     cfg = layer.get_config()
     extra = {"reset_after": cfg["reset_after"]} if "reset_after" in cfg else {}
