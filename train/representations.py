@@ -85,11 +85,14 @@ def register_representation(cls: type[Any]) -> type[Any]:
     return cls
 
 
-def _per_split(split: Split, fn: Callable[[JetSample], np.ndarray]) -> tuple[np.ndarray, ...]:
-    return tuple(
+def _per_split(
+    split: Split, fn: Callable[[JetSample], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    train, val, test = (
         np.ascontiguousarray(fn(s), dtype=np.float32)
         for s in (split.train, split.validation, split.test)
     )
+    return train, val, test
 
 
 @register_representation
