@@ -37,6 +37,10 @@ float layer                kind                         QKeras layer (hardware t
 ``MaxPooling1D/2D``,       structural                   the same layer (exact in fixed point)
 ``Flatten``, ``Reshape``
 ``Dropout``                structural                   removed (identity at inference)
+``GarNet`` (hls4ml         graph                        ``GarNet(quantize_transforms=True)``:
+contrib)                                                its transforms and output as
+                                                        ``quantized_bits(weight_bits,
+                                                        weight_integer, 0, alpha=1)``
 =========================  ===========================  =======================================
 
 QKeras rounds half to even (``tf.round``) and saturates, which is what ``AP_RND_CONV`` and
@@ -324,6 +328,26 @@ def _recurrent(layer: Any, bits: Bits) -> Any:
         bias_quantizer=bits.weight_quantizer(),
         name=layer.name,
         **extra,
+    )
+
+
+@register_layer_mapping("GarNet", kind="graph", copies_weights=True)
+def _garnet(layer: Any, bits: Bits) -> Any:
+    from hls4ml.contrib.garnet import GarNet
+
+    cfg = layer.get_config()
+    if cfg["quantize_transforms"]:
+        raise ConversionError(f"layer '{layer.name}': GarNet is already quantized")
+    keep = ("simplified", "collapse", "input_format", "output_activation", "mean_by_nvert")
+    return GarNet(
+        cfg["n_aggregators"],
+        cfg["n_filters"],
+        cfg["n_propagate"],
+        quantize_transforms=True,
+        total_bits=bits.weight_bits,
+        int_bits=bits.weight_integer,
+        name=layer.name,
+        **{k: cfg[k] for k in keep},
     )
 
 

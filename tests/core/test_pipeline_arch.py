@@ -59,13 +59,25 @@ def test_cnn_run_is_bit_exact_in_io_stream(tmp_path: Path, jets_file: Path) -> N
 
 
 @pytest.mark.slow
-def test_recurrent_run_says_firmware_is_not_available(tmp_path: Path, jets_file: Path) -> None:
-    model = {"architecture": "lstm", "n_constituents": 4, "units": 4, "dense_units": []}
-    result = run_pipeline(_config(tmp_path, jets_file, "lstm", model))
+@pytest.mark.parametrize(
+    ("model", "layer"),
+    [
+        ({"architecture": "lstm", "n_constituents": 4, "units": 4, "dense_units": []}, "QLSTM"),
+        (
+            {"architecture": "garnet", "n_constituents": 4, "aggregators": 2, "propagate": 3},
+            "GarNet",
+        ),
+    ],
+    ids=["lstm", "garnet"],
+)
+def test_run_says_when_firmware_is_not_available(
+    tmp_path: Path, jets_file: Path, model: dict, layer: str
+) -> None:
+    result = run_pipeline(_config(tmp_path, jets_file, model["architecture"], model))
     report = result.report
-    if report["firmware"]["status"] == "not available":  # until the firmware converts QLSTM
+    if report["firmware"]["status"] == "not available":  # until the firmware converts it
         assert report["status"] == "incomplete"
-        assert "QLSTM" in report["firmware"]["reason"]
+        assert layer in report["firmware"]["reason"]
         assert "hls" not in report and not (result.run_dir / "firmware").exists()
     else:
         assert "hls_vs_qkeras_argmax_agreement" in report["checks"]

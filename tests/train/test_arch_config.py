@@ -10,6 +10,7 @@ from hepfpga.config import config_to_dict, load_config, parse_config
 from hepfpga.errors import ConfigError
 from hepfpga.train.architectures import ARCHITECTURES
 from hepfpga.train.architectures.cnn import CNNConfig
+from hepfpga.train.architectures.garnet import GarNetConfig
 from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.architectures.recurrent import GRUConfig, LSTMConfig
 
@@ -18,7 +19,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.mark.parametrize(
     ("name", "cls"),
-    [("mlp", MLPConfig), ("cnn", CNNConfig), ("lstm", LSTMConfig), ("gru", GRUConfig)],
+    [
+        ("mlp", MLPConfig),
+        ("cnn", CNNConfig),
+        ("lstm", LSTMConfig),
+        ("gru", GRUConfig),
+        ("garnet", GarNetConfig),
+    ],
 )
 def test_architecture_selects_its_section(name: str, cls: type) -> None:
     config = parse_config({"model": {"architecture": name}})
@@ -58,6 +65,8 @@ def test_examples_load_and_round_trip(example: Path) -> None:
         ({"architecture": "gru", "units": 0}, "model.units", "positive"),
         ({"architecture": "lstm", "units": 5000}, "model.units", "at most"),
         ({"architecture": "gru", "dropout": 1.0}, "model.dropout", "fraction"),
+        ({"architecture": "garnet", "aggregators": 0}, "model.aggregators", "positive"),
+        ({"architecture": "garnet", "collapse": "avg"}, "model.collapse", "'mean'"),
     ],
 )
 def test_bad_model_sections_name_their_path(model: dict, path: str, fragment: str) -> None:

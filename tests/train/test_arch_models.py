@@ -10,6 +10,7 @@ from hepfpga.errors import ConfigError
 from hepfpga.quantize.qat import LAYER_MAPPINGS, QuantizationSpec, quantize_model
 from hepfpga.train.architectures import build_model
 from hepfpga.train.architectures.cnn import CNNConfig
+from hepfpga.train.architectures.garnet import GarNetConfig
 from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.architectures.recurrent import GRUConfig, LSTMConfig
 from hepfpga.train.dataset import split_sample
@@ -26,6 +27,11 @@ CASES = {
     ),
     "lstm": (LSTMConfig(n_constituents=4, units=4, dense_units=(4,)), (4, 3), {"lstm": "QLSTM"}),
     "gru": (GRUConfig(n_constituents=4, units=4, dense_units=()), (4, 3), {"gru": "QGRU"}),
+    "garnet": (
+        GarNetConfig(n_constituents=4, aggregators=2, propagate=3, filters=4),
+        (4, 4),
+        {"garnet": "GarNet"},
+    ),
 }
 
 
@@ -60,6 +66,8 @@ def test_layer_mapping_gives_qkeras_counterparts_with_float_weights(built) -> No
     by_name = {layer.name: layer for layer in qmodel.layers}
     for layer_name, qclass in expected.items():
         assert type(by_name[layer_name]).__name__ == qclass
+    if "garnet" in by_name:  # same class, quantized transforms
+        assert by_name["garnet"].get_config()["quantize_transforms"]
     x = np.random.default_rng(1).uniform(size=(32, *shape)).astype(np.float32)
     # 20-bit weights and activations: the QKeras model computes what the float one does
     np.testing.assert_allclose(qmodel.predict(x, verbose=0), model.predict(x, verbose=0), atol=2e-3)
@@ -96,7 +104,7 @@ def test_an_override_for_a_missing_layer_is_a_config_error() -> None:
 
 
 def test_the_mapping_registry_covers_the_architectures() -> None:
-    for float_class in ("Dense", "Conv2D", "LSTM", "GRU", "Activation", "MaxPooling2D", "Dropout"):
+    for float_class in ("Dense", "Conv2D", "LSTM", "GRU", "GarNet", "Activation", "Dropout"):
         assert float_class in LAYER_MAPPINGS
 
 
@@ -105,7 +113,7 @@ def test_the_mapping_registry_covers_the_architectures() -> None:
     [
         ("features", {"scaling": "standard"}, (16,)),
         ("constituent_sequence", {"n_constituents": 3}, (3, 3)),
-        ("constituent_cloud", {"n_constituents": 4}, (4, 3)),
+        ("constituent_cloud", {"n_constituents": 4}, (4, 4)),
         ("jet_image", {"pixels": 8, "extent": 0.8}, (8, 8, 1)),
     ],
 )
