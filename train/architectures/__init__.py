@@ -91,4 +91,4 @@ def build_model(
 
 
 # The built-in plugins register themselves on import.
-from hepfpga.train.architectures import cnn, mlp, recurrent  # noqa: E402, F401
+from hepfpga.train.architectures import cnn, garnet, mlp, recurrent  # noqa: E402, F401
