@@ -45,12 +45,12 @@ TARGETS = {"latency_ms": 0.3, "events_per_s": 1e6, "batching_gain": 5.0}
 def build_default_model(folder: Path) -> Path:
     """The pipeline's QKeras jet tagger, exported to ``folder/model.onnx``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from hepfpga.config import ModelConfig
     from hepfpga.deploy.onnx_export import export_onnx
     from hepfpga.quantize.qat import QuantizationSpec, quantize_model
+    from hepfpga.train.architectures.mlp import MLPConfig
     from hepfpga.train.models import build_model
 
-    model = quantize_model(build_model(16, 5, ModelConfig()), QuantizationSpec())
+    model = quantize_model(build_model(16, 5, MLPConfig()), QuantizationSpec())
     export_onnx(model, folder / "model.onnx")
     return folder / "model.onnx"
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hepfpga._optional import require
-from hepfpga.artifacts import atomic_directory, write_text_atomic
+from hepfpga.artifacts import atomic_directory, check_destination, write_text_atomic
 from hepfpga.deploy.model_spec import (
     DATATYPES,
     KINDS,
@@ -281,6 +281,7 @@ def export_triton_repository(
     if class_names and out_dims and out_dims[-1] == len(class_names):
         spec = replace(spec, label_filename="labels.txt")
     model_dir = Path(repo) / name
+    check_destination(model_dir / str(version), overwrite=overwrite)  # before any folder is made
     model_dir.mkdir(parents=True, exist_ok=True)
     with atomic_directory(model_dir / str(version), overwrite=overwrite) as tmp:
         shutil.copyfile(onnx_path, tmp / spec.default_model_filename)
