@@ -29,7 +29,6 @@ import contextlib
 import functools
 import json
 import logging
-import math
 import time
 import zlib
 from collections import deque
@@ -39,6 +38,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from hepfpga._optional import require
+from hepfpga.artifacts import dumps_strict
 from hepfpga.deploy.frontends import FrontEndOptions, register_front_end
 from hepfpga.deploy.metrics import render_prometheus
 from hepfpga.deploy.protocol import ErrorCode, OutputRequest, RegionRef, RequestError, TensorInput
@@ -69,31 +69,12 @@ _CACHED_HEADERS = 1024
 _CACHEABLE_HEADER_BYTES = 4096
 
 
-#: How an answer spells a non-finite float: JSON has no NaN or Infinity, so they are written
-#: as these strings (protobuf's canonical JSON mapping, as every JSON file hepfpga writes).
-#: ``float(s)`` and numpy (``tritonclient``'s ``as_numpy``) read them back.
-NONFINITE_STRINGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-
-
-def _strict(obj: object) -> object:
-    """``obj`` with every non-finite float spelt as :data:`NONFINITE_STRINGS`."""
-    if isinstance(obj, float):
-        if math.isfinite(obj):
-            return obj
-        return NONFINITE_STRINGS["nan" if obj != obj else "inf" if obj > 0 else "-inf"]
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_strict(v) for v in obj]
-    return obj
-
-
 def dumps(obj: object) -> bytes:
-    """Strict JSON (RFC 8259: never a bare ``NaN`` token), compact."""
-    try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:  # a non-finite float somewhere: spell it out and encode again
-        return json.dumps(_strict(obj), separators=(",", ":"), allow_nan=False).encode()
+    """Strict JSON (RFC 8259), compact: a non-finite float is spelt as the string ``"NaN"``,
+    ``"Infinity"`` or ``"-Infinity"``, as in every JSON file hepfpga writes
+    (:data:`hepfpga.artifacts.NONFINITE_STRINGS`); ``float(s)`` and numpy
+    (``tritonclient``'s ``as_numpy``) read them back."""
+    return dumps_strict(obj, separators=(",", ":")).encode()
 
 
 def _json_response(status: int, body: object, keep_alive: bool = True) -> bytes:
