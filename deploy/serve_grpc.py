@@ -184,13 +184,13 @@ def make_servicer(service: InferenceService) -> Any:
         response = pb.ModelInferResponse(
             model_name=model.spec.name, model_version=model.version, id=request.id
         )
-        any_raw = any(t.region is None for t in tensors)
         for t in tensors:
             response.outputs.add(name=t.spec.name, datatype=t.spec.datatype, shape=t.array.shape)
-            if t.region is None:
-                response.raw_output_contents.append(np.ascontiguousarray(t.array).tobytes())
-            elif any_raw:  # raw contents are matched to outputs by position
-                response.raw_output_contents.append(b"")
+            # raw contents are matched to outputs by position (C++ clients index them): an
+            # output written to shared memory has empty contents
+            response.raw_output_contents.append(
+                np.ascontiguousarray(t.array).tobytes() if t.region is None else b""
+            )
         return response
 
     async def call(context: Any, fn: Any, *args: Any) -> Any:
@@ -289,6 +289,24 @@ def make_servicer(service: InferenceService) -> Any:
         async def SystemSharedMemoryUnregister(self, request: Any, context: Any) -> Any:  # noqa: N802 (the proto's names)
             service.shm.unregister(request.name)
             return pb.SystemSharedMemoryUnregisterResponse()
+
+        async def CudaSharedMemoryStatus(self, request: Any, context: Any) -> Any:  # noqa: N802 (the proto's names)
+            if request.name:
+                await context.abort(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"Unable to find cuda shared memory region: '{request.name}'",
+                )
+            return pb.CudaSharedMemoryStatusResponse()
+
+        async def CudaSharedMemoryRegister(self, request: Any, context: Any) -> Any:  # noqa: N802 (the proto's names)
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "CUDA shared memory is not supported; use system shared memory",
+            )
+
+        async def CudaSharedMemoryUnregister(self, request: Any, context: Any) -> Any:  # noqa: N802 (the proto's names)
+            # no CUDA region is ever registered: nothing to do (clients clean up both kinds)
+            return pb.CudaSharedMemoryUnregisterResponse()
 
         async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802 (the proto's names)
             try:

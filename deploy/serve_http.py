@@ -555,11 +555,6 @@ def _shared_memory(
     url_path: str,
 ) -> bytes:
     """``/v2/systemsharedmemory[/region/R]/status|register|unregister``."""
-    if parts[0] == "cudasharedmemory":
-        raise RequestError(
-            ErrorCode.UNIMPLEMENTED,
-            "CUDA shared memory is not supported; use system shared memory",
-        )
     region = ""
     rest = parts[1:]
     if len(rest) == 3 and rest[0] == "region":
@@ -567,6 +562,21 @@ def _shared_memory(
     if len(rest) != 1 or rest[0] not in ("status", "register", "unregister"):
         return _error(404, f"unknown URL '{url_path}'", keep_alive)
     action = rest[0]
+    if parts[0] == "cudasharedmemory":
+        # no CUDA regions are ever registered: status lists none, unregister has nothing
+        # to do (clients such as perf_analyzer clean up both kinds), register is refused
+        if action == "register":
+            raise RequestError(
+                ErrorCode.UNIMPLEMENTED,
+                "CUDA shared memory is not supported; use system shared memory",
+            )
+        if action == "status":
+            if region:
+                raise RequestError(
+                    ErrorCode.NOT_FOUND, f"Unable to find cuda shared memory region: '{region}'"
+                )
+            return _json_response(200, [], keep_alive)
+        return _response(200, b"", keep_alive=keep_alive)
     if action == "status":
         if method != b"GET":
             return _error(405, "use GET for the shared memory status", keep_alive)
@@ -884,12 +894,7 @@ def _answer_header(
             "shape": list(array.shape),
         }
         if tensor.region is not None:
-            entry["parameters"] = {
-                "shared_memory_region": tensor.region.region,
-                "shared_memory_byte_size": array.nbytes,
-            }
-            if tensor.region.offset:
-                entry["parameters"]["shared_memory_offset"] = tensor.region.offset
+            pass  # written to shared memory: name, datatype and shape only, as Triton answers
         elif binary[i if len(binary) > 1 else 0]:
             blob = np.ascontiguousarray(array).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}

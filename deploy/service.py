@@ -22,9 +22,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -56,10 +55,9 @@ _EXTENSIONS = (
 )
 
 
-@dataclass(frozen=True)
-class OutputTensor:
+class OutputTensor(NamedTuple):
     """One output of an answer: its spec, its values, and the shared memory region it was
-    written to (None: the front end sends ``array``)."""
+    written to (None: the front end sends ``array``). A tuple: made for every answer."""
 
     spec: TensorSpec
     array: np.ndarray

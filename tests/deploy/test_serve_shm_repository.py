@@ -240,3 +240,25 @@ def test_unload_drains_the_requests_of_that_model(repo: Path, tmp_path: Path) ->
             np.testing.assert_array_equal(answer.as_numpy("softmax"), expected)  # type: ignore[union-attr]
         index = _index(httpclient.InferenceServerClient(server.http_url))
         assert index == {"jets": "UNAVAILABLE", "other": "READY"}
+
+
+# -- the field's benchmark client ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("use_shm", [False, True], ids=["sent", "shm"])
+def test_perf_analyzer_drives_the_server(server, protocol: str, use_shm: bool) -> None:  # type: ignore[no-untyped-def]
+    """perf_analyzer (C++, from the tritonclient wheel) runs its requests against the server
+    and reads the server's statistics, over both protocols, with and without system shared
+    memory (it also cleans up CUDA shared memory, which must answer as an empty set)."""
+    from hepfpga.deploy.perf_analyzer import perf_analyzer, perf_analyzer_command
+
+    if perf_analyzer_command() is None:
+        pytest.skip("perf_analyzer cannot run here (needs libb64-0d and libcudart.so.12)")
+    url = server.http_url if protocol == "http" else server.grpc_url
+    before = client_for(server, "http").get_inference_statistics("jets")["model_stats"][0]
+    figures = perf_analyzer(url, protocol, "jets", 8, 2, 40, shm=use_shm)
+    after = client_for(server, "http").get_inference_statistics("jets")["model_stats"][0]
+    assert figures["throughput"] > 0 and 0 < figures["p50"] <= figures["p99"]
+    assert int(after["inference_count"]) - int(before["inference_count"]) >= 40 * 8
+    assert client_for(server, "http").get_system_shared_memory_status() == []
