@@ -67,6 +67,11 @@ _MAX_PIPELINED = 64  # answers waiting per connection before reading pauses
 #: clients send the same header for every request of the same shape.
 _CACHED_HEADERS = 1024
 _CACHEABLE_HEADER_BYTES = 4096
+#: Answers shorter than this go uncompressed even when the client accepts gzip / deflate
+#: (HTTP lets a server always answer identity): compressing a batch-1 answer costs more CPU
+#: than its bytes cost on the wire, and clients such as aiohttp (tritonclient.http.aio)
+#: offer gzip on every request without being asked to.
+_MIN_COMPRESSED_BYTES = 1024
 
 
 def dumps(obj: object) -> bytes:
@@ -939,7 +944,7 @@ def _infer_response(
     else:
         body = header
         content_type = b"application/json"
-    if gzip_ok or deflate_ok:
+    if (gzip_ok or deflate_ok) and len(body) >= _MIN_COMPRESSED_BYTES:
         compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS if gzip_ok else zlib.MAX_WBITS)
         body = compressor.compress(body) + compressor.flush()
         extra += b"Content-Encoding: %s\r\n" % (b"gzip" if gzip_ok else b"deflate")
