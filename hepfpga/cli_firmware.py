@@ -185,11 +185,13 @@ def register(cli: click.Group, export: click.Group) -> None:
         from hepfpga.firmware.hls_config import hls4ml_ready_model
         from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
         from hepfpga.firmware.verify import check_events
-        from hepfpga.model_io import load_keras_model
+        from hepfpga.model_io import check_single_input, load_keras_model
 
         check_destination(out, overwrite=overwrite, option="--out")
         options = _build_options(options_file, **_flags(**kwargs))
-        model = hls4ml_ready_model(load_keras_model(model_file, weights=weights))
+        loaded = load_keras_model(model_file, weights=weights)
+        check_single_input(loaded)
+        model = hls4ml_ready_model(loaded)
         check_supported(model)
         events = _events(model, data_file, key, n_random, max_events)
         ranges = None
@@ -266,7 +268,7 @@ def register(cli: click.Group, export: click.Group) -> None:
         from hepfpga.artifacts import check_destination, write_json_atomic
         from hepfpga.firmware import verify_model
         from hepfpga.firmware.cache import cache_dir as cache_folder
-        from hepfpga.model_io import load_keras_model
+        from hepfpga.model_io import check_single_input, load_keras_model
 
         if report is not None:
             check_destination(report, kind="file", overwrite=overwrite, option="--report")
@@ -278,6 +280,7 @@ def register(cli: click.Group, export: click.Group) -> None:
             )
         options = _build_options(options_file, **_flags(**kwargs))
         model = load_keras_model(model_file, weights=weights)
+        check_single_input(model)
         if data_file is None and n_random is None:
             n_random = 1000
         events = _events(model, data_file, key, n_random, max_events)

@@ -623,6 +623,20 @@ CASES += [
     ),
 ]
 
+# --- models of shapes no command takes: one case per command -------------------------------
+_SHAPES = {
+    "two-inputs": (lambda f: f.two_inputs, ("2 input tensors", "exactly one input")),
+    "zero-input-features": (lambda f: f.zero_inputs, ("zero values per event",)),
+}
+for _shape, (_model, _needles) in _SHAPES.items():
+    CASES += [
+        Case(
+            f"firmware:{_shape}", _firmware(_new_project, "--random", "5", model=_model), _needles
+        ),
+        Case(f"verify:{_shape}", _verify(model=_model), _needles),
+        Case(f"emulate:{_shape}", _emulate(_new_npz, model=_model), _needles),
+    ]
+
 # --- data ------------------------------------------------------------------------------------
 CASES += [
     Case(
