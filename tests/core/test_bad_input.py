@@ -392,6 +392,11 @@ CASES += [
     ),
     Case("onnx:opset-99", _onnx(lambda f: f.qkeras, _new_onnx, "--opset", "99"), ("--opset",)),
     Case(
+        "onnx:out-is-dev-null",
+        _onnx(lambda f: f.qkeras, lambda ctx: "/dev/null", "--overwrite"),
+        ("--out /dev/null", "not a regular file"),
+    ),
+    Case(
         "onnx:name-too-long",
         _onnx(lambda f: f.qkeras, lambda ctx: str(ctx.tmp / ("m" * 250 + ".onnx"))),
         ("--out", "at most 200"),
