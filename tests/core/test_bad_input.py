@@ -218,6 +218,11 @@ CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "list-not-mapping": ("- 1\n- 2\n", ("mapping",)),
     "run-name-escapes": ("name: ../evil\n", ("'name'", "letters")),
     "huge-value-in-message": ("seed: '" + "x" * 200_000 + "'\n", ("'seed'", "integer")),
+    "5000-digit-integer": ("seed: " + "1" * 5000 + "\n", ("c.yaml", "4300 digits")),
+    "python-tag": (
+        'seed: !!python/object/apply:os.system ["echo hi"]\n',
+        ("not valid yaml", "python/object/apply"),
+    ),
     "billion-laughs": (BILLION_LAUGHS, ("billion laughs", "100,000")),
     "50k-nested-brackets": ("[" * 50_000, ("nesting deeper than 64",)),
     "recursive-alias": ("a: &a [*a]\n", ("recursive alias",)),
