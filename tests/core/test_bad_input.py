@@ -17,6 +17,9 @@ once per module.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -725,3 +728,39 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(
     assert code == case.code, err
     assert _snapshot(tmp_path) == before, "the command left or changed files"
     assert not (tmp_path / "cache-unused").exists()
+
+
+#: cases also run through the console entry point in a real process (the interpreter's own
+#: exit status and stderr, with TensorFlow's start-up in the way)
+SUBPROCESS_CASES = [
+    "config-check:billion-laughs",
+    "run:config-is-a-folder",
+    "onnx:out-is-a-folder",
+    "firmware:out-exists",
+]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in SUBPROCESS_CASES], ids=str)
+def test_bad_input_through_the_console_entry_point(
+    case: Case, files: Files, tmp_path: Path
+) -> None:
+    ctx = Ctx(files, tmp_path)
+    argv = case.argv(ctx)
+    env = {**os.environ, "HEPFPGA_CACHE": str(tmp_path / "cache-unused"), **case.env(ctx)}
+    before = _snapshot(tmp_path)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "hepfpga", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1, result.stderr
+    assert all(needle.lower() in lines[0].lower() for needle in case.needles), lines[0]
+    assert result.returncode == case.code
+    assert _snapshot(tmp_path) == before
