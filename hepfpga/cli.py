@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hepfpga import __version__
+from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import HepfpgaError
 
 # Before TensorFlow is first imported: its C++ start-up messages (CUDA plugin registration,
@@ -119,15 +120,21 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     accuracy = "accuracy: " + "  ".join(
         f"{label} {report[key]['test']['accuracy']:.4f}"
         for key, label in (("float", "float"), ("qkeras", "QKeras"), ("hls", "HLS"))
-        if key in report
+        if "accuracy" in report.get(key, {}).get("test", {})
     )
     lines = [
         f"run folder: {run_dir}",
         f"architecture: {report['architecture']['name']} ({report['data']['representation']})",
         f"test jets: {report['data']['split']['test']}",
-        accuracy,
+        *report.get("summary", [accuracy]),
     ]
-    if cmp is not None:
+    if cmp is not None and "summary" in report:
+        lines.append(
+            "HLS vs QKeras output: {:.2%} bit-exact, max |diff| {:.3g}".format(
+                cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
+            )
+        )
+    elif cmp is not None:
         lines += [
             "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
                 cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
@@ -172,7 +179,13 @@ def data() -> None:
     show_default=True,
     help="Jets per class (q, g, W, Z, t).",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Pythia random seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 900_000_000),
+    default=1,
+    show_default=True,
+    help="Pythia random seed (Pythia's range).",
+)
 @click.option(
     "--constituents",
     type=click.IntRange(min=1),
@@ -284,10 +297,11 @@ def export() -> None:
 )
 @click.option(
     "--tolerance",
-    type=click.FloatRange(min=0, max=1e30),
+    type=FiniteFloat(min=0),
     default=1e-4,
     show_default=True,
-    help="Largest |onnxruntime - Keras| accepted; a model that differs more is not written.",
+    help="Largest |onnxruntime - Keras| accepted, relative to max(1, largest |output|); a "
+    "model that differs more is not written (exit status 1).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def export_onnx_cmd(

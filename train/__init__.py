@@ -13,7 +13,7 @@ from hepfpga.train.architectures import (
 )
 from hepfpga.train.dataset import FeatureScaler, Split, split_sample, stratified_subsample
 from hepfpga.train.evaluate import ClassifierMetrics, evaluate_classifier, plot_roc
-from hepfpga.train.fit import OPTIMIZERS, FitResult, fit_classifier
+from hepfpga.train.fit import OPTIMIZERS, SCHEDULES, FitResult, fit_classifier
 from hepfpga.train.images import jet_images
 from hepfpga.train.io import builtin_sample_path, load_builtin_sample, load_sample, save_sample
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES, JetSample
@@ -23,6 +23,7 @@ __all__ = [
     "CLASS_NAMES",
     "FEATURE_NAMES",
     "OPTIMIZERS",
+    "SCHEDULES",
     "Architecture",
     "ClassifierMetrics",
     "FeatureScaler",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from hepfpga.errors import ConfigError
+from hepfpga.train.optim import OptimizerConfig, ScheduleConfig
 
 if TYPE_CHECKING:
     from hepfpga.train.representations import Representation
@@ -24,6 +25,8 @@ __all__ = [
     "EarlyStoppingConfig",
     "FitConfig",
     "ModelConfig",
+    "OptimizerConfig",
+    "ScheduleConfig",
     "SplitConfig",
     "TrainingConfig",
     "check_regularization",
@@ -107,20 +110,19 @@ class EarlyStoppingConfig:
 
 
 @dataclass(frozen=True)
-class FitConfig:
-    """How a model is fitted. ``optimizer`` is a key of :data:`hepfpga.train.fit.OPTIMIZERS`;
-    ``momentum`` is used by ``sgd`` (Nesterov when > 0) and ``rmsprop``."""
+class FitConfig(OptimizerConfig):
+    """How a model is fitted: the optimizer, its hyper-parameters and learning-rate schedule
+    (:class:`~hepfpga.train.optim.OptimizerConfig`: ``optimizer`` is a key of
+    :data:`hepfpga.train.optim.OPTIMIZERS`, ``schedule.name`` one of
+    :data:`hepfpga.train.optim.SCHEDULES`), mini-batches of ``batch_size`` jets, at most
+    ``epochs`` epochs, and early stopping."""
 
-    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    learning_rate: float = 1.0e-3
-    momentum: float = 0.0
     batch_size: int = 256
     epochs: int = 100
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
-        positive(self.learning_rate, "learning_rate")
-        positive(self.momentum, "momentum", allow_zero=True)
+        OptimizerConfig.__post_init__(self)
         positive_int(self.batch_size, "batch_size")
         positive_int(self.epochs, "epochs")
 

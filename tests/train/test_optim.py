@@ -241,3 +241,32 @@ def test_choices_come_from_the_registries() -> None:
         "cosine",
         "plateau",
     }
+
+
+def test_the_run_config_takes_optimizer_and_schedule_and_fit_applies_them(make_jets) -> None:
+    from hepfpga.config import parse_config
+    from hepfpga.train.fit import fit_classifier
+    from hepfpga.train.models import build_model
+
+    config = parse_config(
+        {
+            "training": {
+                "optimizer": "nadam",
+                "learning_rate": 0.02,
+                "beta_1": 0.8,
+                "epochs": 4,
+                "schedule": {"name": "inverse_time", "decay": 1.0},
+            },
+            "quantization": {"optimizer": "sgd", "momentum": 0.9, "nesterov": False},
+        }
+    )
+    assert config.quantization.schedule.name == "constant"
+    with pytest.raises(ConfigError) as info:
+        parse_config({"quantization": {"schedule": {"name": "step", "decay": 0.5}}})
+    assert info.value.path == "quantization.schedule.decay"
+    sample = make_jets(200, seed=2)
+    x, y = sample.features, sample.labels
+    model = build_model(16, 5, config.model, seed=1)
+    fit = fit_classifier(model, x[:150], y[:150], x[150:], y[150:], config.training)
+    np.testing.assert_allclose(fit.history["lr"], [0.02 / (1 + t) for t in range(4)], rtol=1e-6)
+    assert model.optimizer.beta_1 == 0.8
