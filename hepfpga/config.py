@@ -71,7 +71,8 @@ class VerificationConfig:
 
     ``require_bit_exact``: HLS logits equal QKeras logits on every test jet.
     ``max_accuracy_drop``: float accuracy minus QKeras accuracy (a fraction, 0.02 = 2 points).
-    ``max_events``: verify on at most this many test jets (None: the whole test set).
+    ``max_events``: verify and evaluate on at most this many test jets, a stratified subset
+    (None: the whole test set).
     ``testbench_events``: test jets written into the firmware project as its C test bench.
     """
 
