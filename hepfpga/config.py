@@ -28,6 +28,7 @@ from hepfpga.deploy.config import OnnxConfig
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.quantize.config import QuantizationConfig
+from hepfpga.train.bdt import BdtConfig
 from hepfpga.train.config import (
     DataConfig,
     EarlyStoppingConfig,
@@ -39,6 +40,7 @@ from hepfpga.train.config import (
 from hepfpga.yaml_io import load_yaml
 
 __all__ = [
+    "BdtConfig",
     "DataConfig",
     "EarlyStoppingConfig",
     "FitConfig",
@@ -109,6 +111,7 @@ class PipelineConfig:
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    bdt: BdtConfig = field(default_factory=BdtConfig)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

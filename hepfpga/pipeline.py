@@ -13,7 +13,11 @@ written into a temporary folder renamed to ``<output_dir>/<name>/`` when complet
                              README on building it)
 ``report.json``              every number: data, fits, accuracies, AUCs, HLS vs QKeras,
                              ONNX vs QKeras, checks, versions, timings
-``roc.png``                  per-class ROC curves of float, QKeras and HLS
+``roc.png``                  per-class ROC curves of float, QKeras, HLS (and the BDT)
+``scores.npz``               test-set outputs of every model, training-set outputs of
+                             float and QKeras (the data behind report.html's plots)
+``report.html``              the self-contained report (``hepfpga report RUN`` rebuilds it)
+``bdt_firmware/``            with ``bdt.enabled``: conifer's HLS project and C++ emulation
 ``manifest.json``            inputs with hashes, versions, hashes of every output
 ===========================  ===========================================================
 """
@@ -78,12 +82,14 @@ def run_pipeline(
     config: PipelineConfig, *, config_path: Path | None = None, overwrite: bool = False
 ) -> RunResult:
     """Run every stage of ``config`` and return the finished run folder and report."""
+    from hepfpga.analysis import analyse_run
     from hepfpga.deploy.onnx_export import check_onnx, export_onnx
     from hepfpga.firmware import compile_project, record_verification, write_project
     from hepfpga.firmware.csim import predict_with_logits
     from hepfpga.firmware.verify import compare_outputs, keras_outputs_with_logits
     from hepfpga.model_io import save_keras_model
     from hepfpga.quantize.qat import quantize_model
+    from hepfpga.report_html import write_report_html
     from hepfpga.train.dataset import FeatureScaler, split_sample, stratified_subsample
     from hepfpga.train.evaluate import evaluate_classifier, plot_roc
     from hepfpga.train.fit import fit_classifier
@@ -166,14 +172,34 @@ def run_pipeline(
             comparison = compare_outputs(q_logits, hls_logits, q_probs, hls_probs)
             record_verification(project, comparison)
 
+        with timer.stage(
+            "analysis",
+            "overtraining check, saliency, layer types" + (", BDT" if config.bdt.enabled else ""),
+        ):
+            analysis = analyse_run(
+                run_dir,
+                config=config,
+                classes=tuple(classes),
+                feature_names=tuple(sample.feature_names),
+                float_model=float_model,
+                qmodel=qmodel,
+                project=project,
+                x_train=x_train,
+                y_train=y_train,
+                x_test=x_test,
+                y_test=y_test,
+                probs={"float": float_probs, "qkeras": q_probs, "hls": hls_probs},
+            )
+
         with timer.stage("evaluation", "evaluating accuracies, ROC curves and AUCs"):
             metrics = {
                 "float": evaluate_classifier(float_probs, y_test, classes),
                 "qkeras": evaluate_classifier(q_probs, y_test, classes),
                 "hls": evaluate_classifier(hls_probs, y_test, classes),
             }
+            bdt_curves = {} if analysis.bdt_probs is None else {"BDT": analysis.bdt_probs}
             plot_roc(
-                {"float": float_probs, "QKeras": q_probs, "HLS": hls_probs},
+                {"float": float_probs, "QKeras": q_probs, "HLS": hls_probs, **bdt_curves},
                 y_test,
                 classes,
                 run_dir / "roc.png",
@@ -199,6 +225,13 @@ def run_pipeline(
                 "passed": accuracy_drop <= config.verification.max_accuracy_drop,
             },
         }
+        if "bdt" in analysis.sections:
+            bdt_check = analysis.sections["bdt"]["verification"]
+            checks["bdt_emulation_identical"] = {
+                "value": bdt_check["fraction_identical_decisions"],
+                "required": 1.0,
+                "passed": bdt_check["passed"],
+            }
         failed = [name for name, check in checks.items() if not check["passed"]]
         report = {
             "name": config.name,
@@ -228,12 +261,17 @@ def run_pipeline(
                 "logits_layer": project.logits_layer,
                 "compile_seconds": project.compile_seconds,
                 "testbench_events": n_tb,
+                "layer_types": analysis.sections["layer_types"],
             },
+            "overtraining": analysis.sections["overtraining"],
+            "saliency": analysis.sections["saliency"],
+            **({"bdt": analysis.sections["bdt"]} if "bdt" in analysis.sections else {}),
             "timings_s": {**timer.seconds, "total": round(time.perf_counter() - total_start, 2)},
             "versions": tool_versions(),
             "config": config_to_dict(config),
         }
         write_json_atomic(run_dir / "report.json", report)
+        write_report_html(run_dir)
         write_manifest(
             run_dir,
             inputs={"config": config_path, "data": data_path},
