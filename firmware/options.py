@@ -314,9 +314,10 @@ class FirmwareOptions:
         if self.input_type is not None:
             set_(self, "input_type", _fixed_type(self.input_type, "input_type"))
         size = _positive_int(self.softmax_table_size, "softmax_table_size")
-        if size & (size - 1) or size < 2:
+        if size & (size - 1) or not 2 <= size <= 2**16:
             raise ConfigError(
-                f"expected a power of two >= 2. Received: softmax_table_size={size}",
+                "expected a power of two from 2 to 65536 (each table is a ROM of this many "
+                f"entries). Received: softmax_table_size={size}",
                 path="firmware.softmax_table_size",
             )
         _positive_int(self.softmax_range_bits, "softmax_range_bits")

@@ -27,6 +27,7 @@ from hepfpga.artifacts import (
     dumps_strict,
     make_partial_directory,
     move_into_place,
+    remove_empty_parents,
 )
 from hepfpga.errors import (
     ConversionError,
@@ -34,6 +35,7 @@ from hepfpga.errors import (
     HepfpgaError,
     MissingDependencyError,
 )
+from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
@@ -83,12 +85,7 @@ class FirmwareProject:
 def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray | None:
     if values is None:
         return None
-    array = np.asarray(values)
-    if array.ndim != 2 or array.shape[1] != width or array.shape[0] == 0:
-        raise DataError(f"{name} must have shape (n_events, {width}), got {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-        raise DataError(f"{name} must hold finite numbers")
-    return array
+    return validate_events(values, width, name=name, flat=True)
 
 
 def _readme(project_name: str, options: FirmwareOptions, hls_model: Any, logits: str) -> str:
@@ -196,7 +193,7 @@ def write_project(
     plan = plan if plan is not None else plan_conversion(model, options, ranges=ranges)
     hls_config, ready, logits = plan.hls_config, plan.model, plan.logits_layer
 
-    tmp = make_partial_directory(out_dir)
+    tmp, created = make_partial_directory(out_dir)
     compile_seconds: float | None = None
     try:
         tb_paths = {}
@@ -243,6 +240,7 @@ def write_project(
         move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty_parents(created)
         raise
 
     hls_model.config.config["OutputDir"] = str(out_dir)

@@ -1,11 +1,14 @@
 """Typed construction of dataclasses from plain YAML data, with path-naming errors.
 
-:func:`build` turns a mapping into a (possibly nested) dataclass instance. It accepts the field
-types used in hepfpga configs: ``bool``, ``int``, ``float``, ``str``, ``Path``, ``Enum``
-subclasses, ``Literal[...]``, ``X | None``, ``tuple[T, ...]``, ``dict[str, T]`` and nested
-dataclasses. Every error is a :class:`~hepfpga.errors.ConfigError` whose path is the dotted
-location of the bad value (``training.optimizer``) and whose message says what is accepted;
-an unknown key also names the closest valid key.
+:func:`build` turns a mapping into a (possibly nested) dataclass instance. It accepts the
+field types used in hepfpga configs: ``bool``, ``int``, ``float``, ``str``, ``Path``,
+``Enum`` subclasses, ``Literal[...]``, ``X | None``, ``tuple[T, ...]``, ``dict[str, T]``,
+nested dataclasses and tagged sections: a dataclass defining ``__schema_variant_key__`` (a
+field name) and a classmethod ``__schema_variants__()`` (tag -> dataclass) is validated as
+the dataclass its tag selects (``model.architecture: cnn`` -> the CNN's section). Every
+error is a :class:`~hepfpga.errors.ConfigError` whose path is the dotted location of the bad
+value (``training.optimizer``) and whose message says what is accepted; an unknown key also
+names the closest valid key.
 """
 
 from __future__ import annotations
@@ -117,6 +120,25 @@ def _build_dataclass(cls: type, data: Any, path: str, source: str | None) -> Any
         ) from exc
 
 
+def _select_variant(base: type, data: dict, path: str, source: str | None) -> type:
+    # A tagged section: the value of ``base.__schema_variant_key__`` (e.g. ``architecture``)
+    # picks the dataclass that validates the rest of the section, from the registry that
+    # ``base.__schema_variants__()`` returns (name -> dataclass).
+    key = base.__schema_variant_key__  # type: ignore[attr-defined]
+    variants: dict[str, type] = base.__schema_variants__()  # type: ignore[attr-defined]
+    default = next(f.default for f in dataclasses.fields(base) if f.name == key)
+    tag = data.get(key, default)
+    if isinstance(tag, str) and tag in variants:
+        return variants[tag]
+    hint = closest(str(tag), variants)
+    suggestion = f" (did you mean '{hint}'?)" if hint else ""
+    raise ConfigError(
+        f"invalid value {tag!r}{suggestion}; accepted: {', '.join(repr(v) for v in variants)}",
+        path=_join(path, key),
+        source=source,
+    )
+
+
 def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -128,6 +150,8 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
                 return tp.parse(value)
             except ConfigError as exc:
                 raise ConfigError(exc.message, path=path, source=source) from exc
+        if "__schema_variants__" in vars(tp) and (value is None or isinstance(value, dict)):
+            tp = _select_variant(tp, value or {}, path, source)
         return _build_dataclass(tp, value, path, source)
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]

@@ -1,35 +1,107 @@
-"""What a run adds for the person reading its report: overtraining check, saliency, the BDT
-next to the DNN, per-layer types against profiled ranges, and the score file behind the
-plots of ``report.html``.
+"""The run stages that serve the person reading the report: the BDT next to the DNN, and the
+analysis (overtraining check, saliency, per-layer types against profiled ranges).
 
-:func:`analyse_run` composes the library functions of :mod:`hepfpga.train` (curves,
-saliency, bdt) and :mod:`hepfpga.firmware.precision`; the pipeline calls it once the models
-are evaluated and puts its sections into ``report.json``.
+Both are stages of :data:`hepfpga.pipeline.STAGES` (after ``evaluation``) composing library
+functions of :mod:`hepfpga.train` (bdt, curves, saliency) and
+:func:`hepfpga.firmware.precision.profile_ranges`. They add to ``scores.npz`` (written by the
+evaluation stage) what ``report.html`` plots: ``bdt`` (the BDT's test probabilities),
+``train_labels``, ``train_float`` and ``train_qkeras`` (training-set outputs, for the
+overtraining plot).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hepfpga._schema import to_plain
+from hepfpga.pipeline_stages import (
+    SCORES_FILE,
+    Check,
+    DataResult,
+    FirmwareResult,
+    FloatModelResult,
+    QuantizedModelResult,
+    Run,
+    StageResult,
+)
 
-__all__ = ["RunAnalysis", "analyse_run", "layer_type_table"]
+__all__ = ["AnalysisResult", "BdtResult", "analysis_stage", "bdt_stage", "layer_type_table"]
 
 log = logging.getLogger("hepfpga")
 
 
-@dataclass
-class RunAnalysis:
-    """The report sections :func:`analyse_run` produced and the BDT's test probabilities."""
+def _add_scores(run: Run, arrays: dict[str, np.ndarray]) -> None:
+    """Add ``arrays`` to the run's ``scores.npz`` (rewritten whole: npz cannot append)."""
+    path = run.run_dir / SCORES_FILE
+    existing: dict[str, np.ndarray] = {}
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            existing = {k: data[k] for k in data.files}
+    np.savez_compressed(path, **existing, **arrays)
 
-    sections: dict[str, Any] = field(default_factory=dict)
-    bdt_probs: np.ndarray | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
+
+# --- DNN vs BDT ---------------------------------------------------------------------------
+
+
+@dataclass
+class BdtResult(StageResult):
+    """The BDT's settings, timings, test metrics and its emulation's agreement with it; or why
+    there is none (``not_available``)."""
+
+    section: dict[str, Any]
+    identical: float | None = None
+    passed: bool | None = None
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {"bdt": self.section}
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        if self.passed is None:
+            return {}
+        return {"bdt_emulation_identical": Check(self.identical, 1.0, self.passed)}
+
+
+def bdt_stage(run: Run) -> BdtResult | None:
+    """With ``bdt.enabled``: gradient-boosted trees on the run's (feature) inputs, converted
+    with conifer into ``bdt_firmware/`` and verified against scikit-learn on the test jets."""
+    from hepfpga.train.bdt import convert_bdt, quantize_features, train_bdt, verify_bdt
+    from hepfpga.train.evaluate import evaluate_classifier
+
+    settings = run.config.bdt
+    if not settings.enabled:
+        return None
+    data = run.get(DataResult)
+    x_train, x_test = data.inputs.train, data.x_test
+    if x_train.ndim != 2:
+        representation = data.inputs.preprocessing.get("representation")
+        reason = (
+            f"the BDT takes a flat feature vector; the {representation} representation gives "
+            f"inputs of shape {tuple(x_train.shape[1:])}"
+        )
+        log.warning("no BDT: %s", reason)
+        return BdtResult({"status": "not available", "reason": reason})
+    bdt = train_bdt(x_train, data.y_train, settings, seed=run.config.seed)
+    emulation = convert_bdt(bdt, run.run_dir / "bdt_firmware")
+    verification = verify_bdt(bdt, emulation, x_test)
+    probs = bdt.probabilities(quantize_features(x_test, settings))
+    _add_scores(run, {"bdt": probs.astype(np.float32)})
+    section = {
+        "status": "built",
+        "config": to_plain(settings),
+        "fit_seconds": round(bdt.seconds, 2),
+        "emulation_compile_seconds": round(emulation.compile_seconds, 2),
+        "hls_project": str(emulation.hls_project.relative_to(run.run_dir)),
+        "test": evaluate_classifier(probs, data.y_test, data.classes).to_dict(),
+        "verification": to_plain(verification) | {"passed": verification.passed},
+    }
+    return BdtResult(section, verification.fraction_identical_decisions, verification.passed)
+
+
+# --- overtraining, saliency, layer types -------------------------------------------------------
 
 
 def layer_type_table(project: Any, x: np.ndarray) -> list[dict[str, Any]]:
@@ -48,95 +120,60 @@ def layer_type_table(project: Any, x: np.ndarray) -> list[dict[str, Any]]:
     return rows
 
 
-def analyse_run(
-    run_dir: Path,
-    *,
-    config: Any,
-    classes: tuple[str, ...],
-    feature_names: tuple[str, ...],
-    float_model: Any,
-    qmodel: Any,
-    project: Any,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    probs: dict[str, np.ndarray],
-) -> RunAnalysis:
-    """Run the analyses and write ``scores.npz`` (test labels and the test probabilities of
-    every model in ``probs`` plus the BDT; training labels and the float/QKeras training
-    probabilities) into ``run_dir``.
+@dataclass
+class AnalysisResult(StageResult):
+    """Train-vs-test KS results (float, QKeras), the float model's saliency, layer types."""
 
-    ``probs`` maps ``float``/``qkeras``/``hls`` to test-set probabilities.
-    """
-    import time
+    overtraining: dict[str, Any]
+    saliency: dict[str, Any]
+    layer_types: list[dict[str, Any]] = field(default_factory=list)
 
-    from hepfpga.report_html import SCORES_FILE
+    def report_items(self, run: Run) -> dict[str, Any]:
+        items: dict[str, Any] = {"overtraining": self.overtraining, "saliency": self.saliency}
+        if self.layer_types:
+            items["firmware"] = {"layer_types": self.layer_types}
+        return items
+
+
+def analysis_stage(run: Run) -> AnalysisResult:
+    """KS compatibility of training and test scores per class, input saliency of the float
+    model on the test jets, and the firmware's layer types against the profiled ranges."""
     from hepfpga.train.curves import score_compatibility
     from hepfpga.train.saliency import input_saliency
 
-    result = RunAnalysis()
-    start = time.perf_counter()
+    data = run.get(DataResult)
+    models = {"float": run.get(FloatModelResult), "qkeras": run.get(QuantizedModelResult)}
     train_probs = {
-        "float": float_model.predict(x_train, batch_size=4096, verbose=0),
-        "qkeras": qmodel.predict(x_train, batch_size=4096, verbose=0),
+        name: np.asarray(r.model.predict(data.inputs.train, batch_size=4096, verbose=0))
+        for name, r in models.items()
     }
     overtraining = {}
-    for name in ("float", "qkeras"):
-        ks = score_compatibility(train_probs[name], y_train, probs[name], y_test, classes)
+    for name, result in models.items():
+        ks = score_compatibility(
+            train_probs[name], data.y_train, result.probs, data.y_test, data.classes
+        )
         overtraining[name] = to_plain(ks) | {
             "compatible": ks.compatible,
             "min_p_value": ks.min_p_value,
         }
-    result.sections["overtraining"] = overtraining
-    names = feature_names if x_test.ndim == 2 and len(feature_names) == x_test.shape[1] else None
-    saliency = input_saliency(float_model, x_test, y_test, classes, input_names=names)
-    result.sections["saliency"] = {"float": saliency.to_dict()}
-    result.sections["layer_types"] = layer_type_table(project, x_test)
-    result.seconds["analysis"] = round(time.perf_counter() - start, 2)
-
-    bdt_config = getattr(config, "bdt", None)
-    if bdt_config is not None and bdt_config.enabled:
-        result.bdt_probs, result.sections["bdt"], result.seconds["bdt"] = _bdt(
-            run_dir, bdt_config, config.seed, classes, x_train, y_train, x_test, y_test
-        )
-
-    arrays = {"labels": y_test, "train_labels": y_train}
-    arrays |= {name: np.asarray(p, dtype=np.float32) for name, p in probs.items()}
-    arrays |= {f"train_{n}": np.asarray(p, dtype=np.float32) for n, p in train_probs.items()}
-    if result.bdt_probs is not None:
-        arrays["bdt"] = result.bdt_probs.astype(np.float32)
-    np.savez_compressed(run_dir / SCORES_FILE, **arrays)
-    return result
-
-
-def _bdt(
-    run_dir: Path,
-    bdt_config: Any,
-    seed: int,
-    classes: tuple[str, ...],
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-) -> tuple[np.ndarray, dict[str, Any], float]:
-    import time
-
-    from hepfpga.train.bdt import convert_bdt, quantize_features, train_bdt, verify_bdt
-    from hepfpga.train.evaluate import evaluate_classifier
-
-    start = time.perf_counter()
-    log.info("training the BDT and compiling its conifer emulation ...")
-    bdt = train_bdt(x_train, y_train, bdt_config, seed=seed)
-    emulation = convert_bdt(bdt, run_dir / "bdt_firmware")
-    verification = verify_bdt(bdt, emulation, x_test)
-    bdt_probs = bdt.probabilities(quantize_features(x_test, bdt_config))
-    section = {
-        "config": to_plain(bdt_config),
-        "fit_seconds": round(bdt.seconds, 2),
-        "emulation_compile_seconds": round(emulation.compile_seconds, 2),
-        "hls_project": str(emulation.hls_project.relative_to(run_dir)),
-        "test": evaluate_classifier(bdt_probs, y_test, classes).to_dict(),
-        "verification": to_plain(verification) | {"passed": verification.passed},
-    }
-    return bdt_probs, section, round(time.perf_counter() - start, 2)
+    features = tuple(data.sample.feature_names)
+    flat = data.x_test.ndim == 2 and data.x_test.shape[1] == len(features)
+    saliency = input_saliency(
+        models["float"].model,
+        data.x_test,
+        data.y_test,
+        data.classes,
+        input_names=features if flat else None,
+    )
+    firmware = run.find(FirmwareResult)
+    layers = (
+        layer_type_table(firmware.project, data.x_test)
+        if firmware is not None and firmware.project is not None
+        else []
+    )
+    _add_scores(
+        run,
+        {"train_labels": data.y_train}
+        | {f"train_{n}": p.astype(np.float32) for n, p in train_probs.items()},
+    )
+    return AnalysisResult(overtraining, {"float": saliency.to_dict()}, layers)

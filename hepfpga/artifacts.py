@@ -4,6 +4,16 @@ A run is written into a hidden temporary folder beside its destination and renam
 only when every artifact is complete, so ``runs/<name>/`` is either absent or whole. A failed
 run leaves nothing behind. ``manifest.json`` records the inputs (with SHA-256 hashes), the
 versions of the tools and a hash of every file the run wrote.
+
+Every output of every command goes through the same three pieces:
+
+* :func:`check_destination`, before any work: one overwrite rule (refused unless
+  ``overwrite``), file-versus-folder, writable, sane name;
+* :func:`atomic_file` / :func:`atomic_directory` (and
+  :func:`hepfpga.firmware.write_project`): a ``.NAME.HOST-PID-N.partial`` twin, checked
+  before it is renamed into place; twins left by killed processes are removed by the next
+  write (:func:`clean_stale_partials`);
+* :func:`dumps_strict`: strict JSON, non-finite numbers as ``"NaN"``/``"Infinity"``.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ __all__ = [
     "make_partial_directory",
     "move_into_place",
     "partial_name",
+    "remove_empty_parents",
     "strict_plain",
     "tool_versions",
     "write_json_atomic",
@@ -313,11 +324,11 @@ def atomic_file(
     ``path`` (checked again just before the rename).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(path)
     clean_stale_partials(path)
     tmp = path.parent / partial_name(path)
-    tmp.touch(mode=0o600, exist_ok=False)
     try:
+        tmp.touch(mode=0o600, exist_ok=False)
         yield tmp
         if check is not None:
             check(tmp)
@@ -327,6 +338,7 @@ def atomic_file(
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        remove_empty_parents(created)
         raise
 
 
@@ -344,15 +356,43 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, dumps_strict(data, indent=2) + "\n")
 
 
-def make_partial_directory(destination: Path) -> Path:
-    """Create the temporary twin folder of ``destination`` (its parents too), after removing
-    stale twins of killed processes; mode as a plain ``mkdir`` gives."""
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing parent folders of ``path``; return them, deepest first."""
+    missing = []
+    parent = Path(path).absolute().parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_empty_parents(created: list[Path]) -> None:
+    """Remove the folders :func:`make_partial_directory` created for a failed output, if they
+    are still empty (deepest first), so a failure leaves nothing behind."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def make_partial_directory(destination: Path) -> tuple[Path, list[Path]]:
+    """Create the temporary twin folder of ``destination`` (and missing parents), after
+    removing stale twins of killed processes; mode as a plain ``mkdir`` gives.
+
+    Returns the twin and the parent folders created (for :func:`remove_empty_parents`).
+    """
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(destination)
     clean_stale_partials(destination)
     tmp = destination.parent / partial_name(destination)
-    tmp.mkdir(mode=0o777 & ~umask())
-    return tmp
+    try:
+        tmp.mkdir(mode=0o777 & ~umask())
+    except BaseException:
+        remove_empty_parents(created)
+        raise
+    return tmp, created
 
 
 def move_into_place(tmp: Path, destination: Path) -> None:
@@ -387,11 +427,12 @@ def atomic_directory(destination: Path, *, overwrite: bool = False) -> Iterator[
     """
     destination = Path(destination)
     check_destination(destination, overwrite=overwrite)
-    tmp = make_partial_directory(destination)
+    tmp, created = make_partial_directory(destination)
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty_parents(created)
         raise
     move_into_place(tmp, destination)
 

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hepfpga import __version__
+from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import HepfpgaError
 
 # Before TensorFlow is first imported: its C++ start-up messages (CUDA plugin registration,
@@ -115,31 +116,47 @@ def run(
 
 
 def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
-    cmp = report["hls_vs_qkeras"]
+    cmp = report.get("hls_vs_qkeras")
+    accuracy = "accuracy: " + "  ".join(
+        f"{label} {report[key]['test']['accuracy']:.4f}"
+        for key, label in (("float", "float"), ("qkeras", "QKeras"), ("hls", "HLS"))
+        if "accuracy" in report.get(key, {}).get("test", {})
+    )
     lines = [
         f"run folder: {run_dir}",
+        f"architecture: {report['architecture']['name']} ({report['data']['representation']})",
         f"test jets: {report['data']['split']['test']}",
-        "accuracy: float {:.4f}  QKeras {:.4f}  HLS {:.4f}".format(
-            report["float"]["test"]["accuracy"],
-            report["qkeras"]["test"]["accuracy"],
-            report["hls"]["test"]["accuracy"],
-        ),
-        "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
-            cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
-        ),
-        "HLS vs QKeras softmax (table based): max |diff| {:.3g}, argmax agreement {:.2%}{}".format(
-            cmp["probs_max_abs_diff"],
-            cmp["argmax_agreement"],
-            f" (flips only where the top two differ by <= {cmp['argmax_flip_max_gap']:.2g})"
-            if cmp["argmax_agreement"] < 1
-            else "",
-        ),
+        *report.get("summary", [accuracy]),
+    ]
+    if cmp is not None and "summary" in report:
+        lines.append(
+            "HLS vs QKeras output: {:.2%} bit-exact, max |diff| {:.3g}".format(
+                cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
+            )
+        )
+    elif cmp is not None:
+        lines += [
+            "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
+                cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
+            ),
+            "HLS vs QKeras softmax (table based): max |diff| {:.3g}, argmax agreement "
+            "{:.2%}{}".format(
+                cmp["probs_max_abs_diff"],
+                cmp["argmax_agreement"],
+                f" (flips only where the top two differ by <= {cmp['argmax_flip_max_gap']:.2g})"
+                if cmp["argmax_agreement"] < 1
+                else "",
+            ),
+        ]
+    lines += [f"not available: {item}" for item in report.get("not_available", [])]
+    lines += [
         "ONNX vs QKeras: max |diff| {:.3g} ({})".format(
             report["onnx_vs_qkeras"]["max_abs_diff"], report["onnx_vs_qkeras"]["provider"]
         ),
         "checks: "
         + ", ".join(
-            f"{k} {'ok' if v['passed'] else 'FAILED'}" for k, v in report["checks"].items()
+            f"{k} {({True: 'ok', False: 'FAILED', None: 'not measured'})[v['passed']]}"
+            for k, v in report["checks"].items()
         ),
         f"status: {report['status']} ({report['timings_s']['total']:.0f} s)",
     ]
@@ -162,7 +179,13 @@ def data() -> None:
     show_default=True,
     help="Jets per class (q, g, W, Z, t).",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Pythia random seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 900_000_000),
+    default=1,
+    show_default=True,
+    help="Pythia random seed (Pythia's range).",
+)
 @click.option(
     "--constituents",
     type=click.IntRange(min=1),
@@ -274,10 +297,11 @@ def export() -> None:
 )
 @click.option(
     "--tolerance",
-    type=click.FloatRange(min=0, max=1e30),
+    type=FiniteFloat(min=0),
     default=1e-4,
     show_default=True,
-    help="Largest |onnxruntime - Keras| accepted; a model that differs more is not written.",
+    help="Largest |onnxruntime - Keras| accepted, relative to max(1, largest |output|); a "
+    "model that differs more is not written (exit status 1).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def export_onnx_cmd(
@@ -319,9 +343,9 @@ def export_onnx_cmd(
 
 def _register_areas() -> None:
     # Each area keeps its commands in its own module; they are attached here, once.
-    from hepfpga import cli_deploy, cli_emulate, cli_firmware, cli_report, cli_tune
+    from hepfpga import cli_compare, cli_deploy, cli_emulate, cli_firmware, cli_report, cli_tune
 
-    for area in (cli_firmware, cli_emulate, cli_deploy, cli_report, cli_tune):
+    for area in (cli_firmware, cli_emulate, cli_deploy, cli_compare, cli_report, cli_tune):
         area.register(cli, export)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import VerificationError
 
 _BACKENDS = ("Vitis", "Vivado", "Catapult", "Quartus")
@@ -52,7 +53,11 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--reuse-factor", type=click.IntRange(min=1), help="[default: 1]"),
         click.option("--part", help="FPGA part [default: the backend's]."),
-        click.option("--clock-period", type=float, help="Clock period in ns [default: 5]."),
+        click.option(
+            "--clock-period",
+            type=FiniteFloat(min=0, min_open=True),
+            help="Clock period in ns [default: 5].",
+        ),
         click.option(
             "--softmax",
             type=click.Choice(_SOFTMAX, case_sensitive=False),
@@ -220,7 +225,7 @@ def register(cli: click.Group, export: click.Group) -> None:
     @_firmware_options
     @click.option(
         "--tolerance",
-        type=click.FloatRange(min=0),
+        type=FiniteFloat(min=0),
         help="Pass when the logits differ by at most this (default: bit-exact for QKeras "
         "models, 0.01 for float models).",
     )

@@ -28,6 +28,7 @@ from hepfpga.deploy.config import OnnxConfig
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.quantize.config import QuantizationConfig
+from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.bdt import BdtConfig
 from hepfpga.train.config import (
     DataConfig,
@@ -37,6 +38,7 @@ from hepfpga.train.config import (
     SplitConfig,
     TrainingConfig,
 )
+from hepfpga.train.tasks import ClassificationConfig, TaskConfig, check_task_fits
 from hepfpga.yaml_io import load_yaml
 
 __all__ = [
@@ -44,11 +46,13 @@ __all__ = [
     "DataConfig",
     "EarlyStoppingConfig",
     "FitConfig",
+    "MLPConfig",
     "ModelConfig",
     "OnnxConfig",
     "PipelineConfig",
     "QuantizationConfig",
     "SplitConfig",
+    "TaskConfig",
     "TrainingConfig",
     "VerificationConfig",
     "config_to_dict",
@@ -104,8 +108,9 @@ class PipelineConfig:
     name: str = "jet_tagging"
     output_dir: Path = Path("runs")
     seed: int = 42
+    task: TaskConfig = field(default_factory=ClassificationConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=MLPConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
@@ -130,6 +135,7 @@ class PipelineConfig:
                 f"version {SCHEMA_VERSION}",
                 path="schema_version",
             )
+        check_task_fits(self.task, self.model)
 
 
 def parse_config(

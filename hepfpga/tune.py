@@ -384,10 +384,10 @@ def _pruning_callback(trial: Any, offset: int) -> Any:
 
 def _evaluate(trial: Any, task: _TrialTask) -> float:
     from hepfpga.config import parse_config
-    from hepfpga.train.dataset import FeatureScaler, split_sample, stratified_subsample
+    from hepfpga.train.architectures import build_model
+    from hepfpga.train.dataset import split_sample, stratified_subsample
     from hepfpga.train.fit import fit_classifier
     from hepfpga.train.io import builtin_sample_path, load_sample
-    from hepfpga.train.models import build_model
 
     plain = copy.deepcopy(task.base)
     for dotted, dim in task.space.items():
@@ -398,10 +398,11 @@ def _evaluate(trial: Any, task: _TrialTask) -> float:
         sample = stratified_subsample(sample, config.data.max_jets, config.seed)
     s = config.data.split
     split = split_sample(sample, (s.train, s.validation, s.test), config.seed)
-    scaler = FeatureScaler.fit(split.train.features, config.data.scaling, sample.feature_names)
-    x_train, x_val = (scaler.transform(p.features) for p in (split.train, split.validation))
+    inputs = config.model.input_representation(config.data).prepare(split)
+    x_train, x_val = inputs.train, inputs.validation
     y_train, y_val = split.train.labels, split.validation.labels
-    model = build_model(x_train.shape[1], len(sample.class_names), config.model, seed=config.seed)
+    n_classes = len(sample.class_names)
+    model = build_model(inputs.input_shape, n_classes, config.model, seed=config.seed)
     fit = fit_classifier(
         model, x_train, y_train, x_val, y_val, config.training, seed=config.seed,
         callbacks=[_pruning_callback(trial, 0)],

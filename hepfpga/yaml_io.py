@@ -102,6 +102,16 @@ def _check_expansion(root: yaml.Node) -> None:
         sizes[key] = total
 
 
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's message without its multi-line excerpt of the file: what and where."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = f" ({exc.context})" if exc.context else ""
+        return f"{exc.problem}{where}{context}"
+    return " ".join(str(exc).split())
+
+
 def parse_yaml(text: str, *, source: str | None = None) -> Any:
     """Parse YAML ``text`` with the bounds of this module; errors name ``source``."""
     if len(text) > MAX_BYTES:
@@ -114,7 +124,7 @@ def parse_yaml(text: str, *, source: str | None = None) -> Any:
     except _BoundError as exc:
         raise ConfigError(f"refusing to read this YAML: {exc}", source=source) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
+        raise ConfigError(f"not valid YAML: {_one_line(exc)}", source=source) from exc
     except RecursionError:  # the bounds above should make this unreachable
         raise ConfigError("not readable: nested too deeply", source=source) from None
 

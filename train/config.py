@@ -1,9 +1,10 @@
 """The training stage's config sections: data, the float fit and its early stopping.
 
-Each stage owns its sections (this module: ``data``, ``training``; the architectures own
-``model``, see :mod:`hepfpga.train.architectures`); only the run config at the top
-(:mod:`hepfpga.config`) composes them. Defaults live here and only here. Validation errors
-raised in ``__post_init__`` name the field relative to its section; the schema builder
+Each stage owns its sections (this module: ``data``, ``training`` and the base of ``model``,
+whose architecture-specific keys belong to the plugins of
+:mod:`hepfpga.train.architectures`); only the run config at the top (:mod:`hepfpga.config`)
+composes them. Defaults live here and only here. Validation errors raised in
+``__post_init__`` name the field relative to its section; the schema builder
 (:mod:`hepfpga._schema`) prefixes the section's path (``epochs`` -> ``training.epochs``).
 """
 
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from hepfpga.errors import ConfigError
 from hepfpga.train.optim import OptimizerConfig, ScheduleConfig
+
+if TYPE_CHECKING:
+    from hepfpga.train.representations import Representation
 
 __all__ = [
     "DataConfig",
@@ -25,6 +29,8 @@ __all__ = [
     "ScheduleConfig",
     "SplitConfig",
     "TrainingConfig",
+    "check_regularization",
+    "check_widths",
     "positive",
     "positive_int",
 ]
@@ -128,30 +134,48 @@ class TrainingConfig(FitConfig):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The float network. ``architecture`` is a key of the model registry
-    (:data:`hepfpga.train.models.MODEL_BUILDERS`)."""
+    """The ``model`` section, a tagged section: ``architecture`` names a registered plugin
+    (:data:`hepfpga.train.architectures.ARCHITECTURES`) whose own dataclass holds and
+    validates the other keys (``hidden_units`` for ``mlp``, ``filters`` for ``cnn``, ...).
+    The plugin's configs subclass this one."""
 
-    architecture: Literal["mlp"] = "mlp"
-    hidden_units: tuple[int, ...] = (64, 32, 32)
-    activation: Literal["relu"] = "relu"
-    l1: float = 0.0
-    l2: float = 1.0e-4
-    dropout: float = 0.0
+    architecture: str = "mlp"
 
-    def __post_init__(self) -> None:
-        if not self.hidden_units:
-            raise ConfigError("expected at least one hidden layer", path="hidden_units")
-        for i, n in enumerate(self.hidden_units):
-            positive_int(n, f"hidden_units[{i}]")
-            if n > MAX_LAYER_WIDTH:
-                raise ConfigError(
-                    f"expected at most {MAX_LAYER_WIDTH} units, got {n}: a trigger network is "
-                    "unrolled into FPGA logic, and wider layers do not fit in memory either",
-                    path=f"hidden_units[{i}]",
-                )
-        positive(self.l1, "l1", allow_zero=True)
-        positive(self.l2, "l2", allow_zero=True)
-        if not 0.0 <= self.dropout < 1.0:
+    __schema_variant_key__: ClassVar[str] = "architecture"
+
+    @classmethod
+    def __schema_variants__(cls) -> dict[str, type[ModelConfig]]:
+        from hepfpga.train.architectures import ARCHITECTURES
+
+        return {name: plugin.config_class for name, plugin in ARCHITECTURES.items()}
+
+    def input_representation(self, data: DataConfig) -> Representation:
+        """The representation this architecture consumes, configured from its section (and
+        the ``data`` section, e.g. the feature scaling)."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its representation")
+
+
+def check_regularization(l1: float, l2: float, dropout: float) -> None:
+    """Validate the L1/L2 kernel penalties (>= 0) and the dropout fraction (in [0, 1))."""
+    positive(l1, "l1", allow_zero=True)
+    positive(l2, "l2", allow_zero=True)
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"expected a fraction in [0, 1), got {dropout!r}", path="dropout")
+
+
+def check_widths(units: int | tuple[int, ...], name: str) -> None:
+    """Every layer width in ``units`` (the key ``name``; one int or a list) is in
+    1..:data:`MAX_LAYER_WIDTH`."""
+    paths = (
+        [(units, name)]
+        if isinstance(units, int)
+        else [(n, f"{name}[{i}]") for i, n in enumerate(units)]
+    )
+    for n, path in paths:
+        positive_int(n, path)
+        if n > MAX_LAYER_WIDTH:
             raise ConfigError(
-                f"expected a fraction in [0, 1), got {self.dropout!r}", path="dropout"
+                f"expected at most {MAX_LAYER_WIDTH} units, got {n}: a trigger network is "
+                "unrolled into FPGA logic, and wider layers do not fit in memory either",
+                path=path,
             )

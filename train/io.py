@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.artifacts import atomic_file, check_destination
+from hepfpga.artifacts import atomic_file, check_destination, dumps_strict
 from hepfpga.errors import DataError
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES, JetSample
 
@@ -99,7 +99,7 @@ def _to_arrays(sample: JetSample) -> dict[str, np.ndarray]:
         "jet_mass": np.asarray(sample.jet_mass, dtype=np.float32),
         "feature_names": np.asarray(sample.feature_names, dtype=str),
         "class_names": np.asarray(sample.class_names, dtype=str),
-        "metadata": np.asarray(json.dumps(sample.metadata, sort_keys=True)),
+        "metadata": np.asarray(dumps_strict(sample.metadata, sort_keys=True)),
     }
 
 

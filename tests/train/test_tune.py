@@ -129,7 +129,8 @@ def test_grid_visits_every_point_once(make_jets, tmp_path, scheduler) -> None:
 
 
 def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(make_jets) -> None:
-    from hepfpga.config import ModelConfig, TrainingConfig
+    from hepfpga.train.architectures.mlp import MLPConfig
+    from hepfpga.train.config import TrainingConfig
     from hepfpga.train.fit import fit_classifier
     from hepfpga.train.models import build_model
     from hepfpga.tune import _pruning_callback
@@ -140,7 +141,7 @@ def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(make_jets) -> None
         direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0)
     )
     trial = study.ask()
-    model = build_model(16, 5, ModelConfig(hidden_units=(4,)), seed=0)
+    model = build_model(16, 5, MLPConfig(hidden_units=(4,)), seed=0)
     with pytest.raises(optuna.TrialPruned, match="epoch 1"):
         fit_classifier(
             model, x[:150], y[:150], x[150:], y[150:], TrainingConfig(epochs=5),
