@@ -24,12 +24,18 @@ def register(cli: click.Group, export: click.Group) -> None:
 @click.option("--trials", type=click.IntRange(min=1), help="Overrides the tune file's `trials`.")
 @click.option("--workers", type=click.IntRange(min=1), help="Overrides the tune file's `workers`.")
 @click.option("--storage", help="SQLAlchemy URL of the study database (default: SQLite file).")
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    help="Where the study folder goes (tune file: output_dir, default runs/).",
+)
 def tune(
     tune_file: Path,
     scheduler: str | None,
     trials: int | None,
     workers: int | None,
     storage: str | None,
+    output_dir: Path | None,
 ) -> None:
     """Search hyper-parameters of a run config: grid, random or Bayesian (Optuna's TPE).
 
@@ -45,7 +51,7 @@ def tune(
     from hepfpga.tune import load_tune_config, run_tune
 
     config, base = load_tune_config(tune_file)
-    changes = {"trials": trials, "workers": workers, "storage": storage}
+    changes = {"trials": trials, "workers": workers, "storage": storage, "output_dir": output_dir}
     config = replace(config, **{k: v for k, v in changes.items() if v is not None})
     quiet = logging.getLogger("hepfpga").level > logging.INFO
     result = run_tune(config, base, name=tune_file.stem, scheduler=scheduler, quiet=quiet)
