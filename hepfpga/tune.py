@@ -34,7 +34,6 @@ import copy
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -405,7 +404,7 @@ def _evaluate(trial: Any, task: _TrialTask) -> float:
     model = build_model(inputs.input_shape, n_classes, config.model, seed=config.seed)
     fit = fit_classifier(
         model, x_train, y_train, x_val, y_val, config.training, seed=config.seed,
-        callbacks=[_pruning_callback(trial, 0)],
+        callbacks=[_pruning_callback(trial, 0)], progress=False,
     )  # fmt: skip
 
     def accuracy(m: Any) -> float:
@@ -420,7 +419,7 @@ def _evaluate(trial: Any, task: _TrialTask) -> float:
         qmodel = quantize_model(model, config.quantization)
         fit_classifier(
             qmodel, x_train, y_train, x_val, y_val, config.quantization, seed=config.seed,
-            callbacks=[_pruning_callback(trial, fit.epochs_run)],
+            callbacks=[_pruning_callback(trial, fit.epochs_run)], progress=False,
         )  # fmt: skip
         value = accuracy(qmodel)
         trial.set_user_attr("qkeras_accuracy", value)
@@ -449,10 +448,9 @@ class TuneResult:
 
 
 def _progress(total: int, quiet: bool) -> Any:
-    from tqdm import tqdm
+    from hepfpga.train.progress import progress_bar
 
-    disable = True if (quiet or os.environ.get("CI")) else None  # None: only on a terminal
-    return tqdm(total=total, desc="trials", unit="trial", disable=disable, leave=False)
+    return progress_bar(total, "trials", "trial", quiet=quiet)
 
 
 def _finished(study: Any) -> list[Any]:

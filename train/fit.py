@@ -13,6 +13,7 @@ import numpy as np
 from hepfpga.errors import DataError
 from hepfpga.train.config import FitConfig
 from hepfpga.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, schedule_callbacks
+from hepfpga.train.progress import epoch_progress
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -52,6 +53,7 @@ def fit_classifier(
     seed: int = 0,
     verbose: int = 0,
     callbacks: Sequence[Any] = (),
+    progress: bool = True,
 ) -> FitResult:
     """Compile ``model`` with categorical cross-entropy and fit it with early stopping.
 
@@ -60,7 +62,9 @@ def fit_classifier(
     stopping watches the validation loss and restores
     the weights of the best epoch. ``seed`` fixes the initial Keras RNG state (shuffling,
     dropout) and TensorFlow's op determinism is enabled, so a fit is reproducible. Extra Keras
-    ``callbacks`` (progress, pruning) run after the schedule and the early stopping.
+    ``callbacks`` (pruning...) run after the schedule and the early stopping. ``progress``: a
+    bar per epoch on a terminal (quiet under ``hepfpga -q`` and in CI, see
+    :mod:`hepfpga.train.progress`).
     """
     import tensorflow as tf
     from tensorflow import keras
@@ -94,7 +98,12 @@ def fit_classifier(
         validation_data=(x_val, y_val),
         batch_size=settings.batch_size,
         epochs=settings.epochs,
-        callbacks=[*schedule_callbacks(settings, settings.epochs), stopper, *callbacks],
+        callbacks=[
+            *schedule_callbacks(settings, settings.epochs),
+            stopper,
+            *([epoch_progress(settings.epochs)] if progress else []),
+            *callbacks,
+        ],
         shuffle=True,
         verbose=verbose,
     )
