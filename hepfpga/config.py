@@ -29,6 +29,7 @@ from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.quantize.config import QuantizationConfig
 from hepfpga.train.architectures.mlp import MLPConfig
+from hepfpga.train.bdt import BdtConfig
 from hepfpga.train.config import (
     DataConfig,
     EarlyStoppingConfig,
@@ -41,6 +42,7 @@ from hepfpga.train.tasks import ClassificationConfig, TaskConfig, check_task_fit
 from hepfpga.yaml_io import load_yaml
 
 __all__ = [
+    "BdtConfig",
     "DataConfig",
     "EarlyStoppingConfig",
     "FitConfig",
@@ -115,6 +117,7 @@ class PipelineConfig:
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    bdt: BdtConfig = field(default_factory=BdtConfig)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
