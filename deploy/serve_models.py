@@ -173,7 +173,7 @@ class LoadedModel:
         self, inputs: Sequence[TensorInput], request_id: str = ""
     ) -> tuple[list[np.ndarray], int]:
         """Validate and decode the inputs: arrays in the model's input order and the batch
-        size. Raises :class:`RequestError` (400) with Triton's message."""
+        size. Raises :class:`RequestError` (``INVALID_ARGUMENT``) with Triton's message."""
         rid = f"[request id: {request_id or '<id_unknown>'}] "
         name = self.spec.name
         mbs = self.spec.max_batch_size
