@@ -120,15 +120,21 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     accuracy = "accuracy: " + "  ".join(
         f"{label} {report[key]['test']['accuracy']:.4f}"
         for key, label in (("float", "float"), ("qkeras", "QKeras"), ("hls", "HLS"))
-        if key in report
+        if "accuracy" in report.get(key, {}).get("test", {})
     )
     lines = [
         f"run folder: {run_dir}",
         f"architecture: {report['architecture']['name']} ({report['data']['representation']})",
         f"test jets: {report['data']['split']['test']}",
-        accuracy,
+        *report.get("summary", [accuracy]),
     ]
-    if cmp is not None:
+    if cmp is not None and "summary" in report:
+        lines.append(
+            "HLS vs QKeras output: {:.2%} bit-exact, max |diff| {:.3g}".format(
+                cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
+            )
+        )
+    elif cmp is not None:
         lines += [
             "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
                 cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
@@ -337,9 +343,9 @@ def export_onnx_cmd(
 
 def _register_areas() -> None:
     # Each area keeps its commands in its own module; they are attached here, once.
-    from hepfpga import cli_deploy, cli_emulate, cli_firmware
+    from hepfpga import cli_compare, cli_deploy, cli_emulate, cli_firmware
 
-    for area in (cli_firmware, cli_emulate, cli_deploy):
+    for area in (cli_firmware, cli_emulate, cli_deploy, cli_compare):
         area.register(cli, export)
 
 

@@ -37,6 +37,7 @@ from hepfpga.train.config import (
     SplitConfig,
     TrainingConfig,
 )
+from hepfpga.train.tasks import ClassificationConfig, TaskConfig, check_task_fits
 from hepfpga.yaml_io import load_yaml
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "PipelineConfig",
     "QuantizationConfig",
     "SplitConfig",
+    "TaskConfig",
     "TrainingConfig",
     "VerificationConfig",
     "config_to_dict",
@@ -104,6 +106,7 @@ class PipelineConfig:
     name: str = "jet_tagging"
     output_dir: Path = Path("runs")
     seed: int = 42
+    task: TaskConfig = field(default_factory=ClassificationConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=MLPConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -129,6 +132,7 @@ class PipelineConfig:
                 f"version {SCHEMA_VERSION}",
                 path="schema_version",
             )
+        check_task_fits(self.task, self.model)
 
 
 def parse_config(

@@ -21,6 +21,8 @@ complete:
 ``report.json``              every number: data, fits, accuracies, AUCs, HLS vs QKeras,
                              ONNX vs QKeras, checks, versions, timings
 ``roc.png``                  per-class ROC curves of float, QKeras and HLS
+``scores.npz``               test labels and class scores of each model (for
+                             ``hepfpga compare``)
 ``manifest.json``            inputs with hashes, versions, hashes of every output
 ===========================  ===========================================================
 """
@@ -56,7 +58,15 @@ from hepfpga.pipeline_stages import (
     verification_stage,
 )
 
-__all__ = ["STAGES", "RunResult", "Stage", "register_stage", "run_pipeline"]
+__all__ = [
+    "STAGES",
+    "TASK_STAGES",
+    "RunResult",
+    "Stage",
+    "register_stage",
+    "register_task_stages",
+    "run_pipeline",
+]
 
 log = logging.getLogger("hepfpga")
 
@@ -95,6 +105,17 @@ def register_stage(stage: Stage, *, after: str | None = None) -> Stage:
     else:
         STAGES.insert(names.index(after) + 1, stage)
     return stage
+
+
+#: The stage list of each task (``task.name``); classification runs :data:`STAGES`.
+TASK_STAGES: dict[str, Callable[[], list[Stage]]] = {"classification": lambda: STAGES}
+
+
+def register_task_stages(task: str, stages: Callable[[], list[Stage]]) -> None:
+    """Run ``stages()`` for configs whose ``task.name`` is ``task``."""
+    if task in TASK_STAGES:
+        raise ValueError(f"the stages of task {task!r} are already registered")
+    TASK_STAGES[task] = stages
 
 
 @dataclass
@@ -156,7 +177,7 @@ def run_pipeline(
     seconds: dict[str, float] = {}
     with atomic_directory(destination, overwrite=overwrite) as run_dir:
         run = Run(config=config, run_dir=run_dir, config_path=config_path)
-        for stage in STAGES:
+        for stage in TASK_STAGES[config.task.name]():
             log.info("%s ...", stage.message)
             start = time.perf_counter()
             result = stage.run(run)
@@ -173,3 +194,8 @@ def run_pipeline(
             extra={"status": report["status"]},
         )
     return RunResult(run_dir=destination, report=report, passed=not failed, failed_checks=failed)
+
+
+from hepfpga.pipeline_anomaly import anomaly_stages  # noqa: E402
+
+register_task_stages("anomaly_detection", anomaly_stages)

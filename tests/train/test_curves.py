@@ -85,13 +85,14 @@ def test_bad_shapes_are_data_errors() -> None:
 
 @pytest.mark.parametrize("fmt", ["png", "svg"])
 def test_plots_are_written(make_jets, tmp_path, fmt: str) -> None:
-    from hepfpga.config import ModelConfig, TrainingConfig
+    from hepfpga.train.architectures.mlp import MLPConfig
+    from hepfpga.train.config import TrainingConfig
     from hepfpga.train.fit import fit_classifier
     from hepfpga.train.models import build_model
 
     sample = make_jets(300, seed=1)
     x, y = sample.features, sample.labels
-    model = build_model(16, 5, ModelConfig(hidden_units=(8,)), seed=1)
+    model = build_model(16, 5, MLPConfig(hidden_units=(8,)), seed=1)
     fit = fit_classifier(model, x[:200], y[:200], x[200:], y[200:], TrainingConfig(epochs=4))
     assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(fit.history)
     out = io.BytesIO()

@@ -10,7 +10,8 @@ An :class:`Architecture` bundles everything hepfpga needs to run one kind of net
 * the float builder ``build(config, input_shape, n_classes, seed) -> keras.Model``, whose last
   two layers are the logits (a ``Dense`` named ``logits``) and a ``softmax`` ``Activation``, so
   the firmware and the verification compare pre-softmax values exactly;
-* its task (``classification`` today; the task decides the loss and the evaluation);
+* its task (a key of :data:`hepfpga.train.tasks.TASKS`; the task decides the loss and the
+  evaluation);
 * what its firmware promises (``exactness``), written into the report.
 
 The QKeras counterpart comes from the layer mapping of :func:`hepfpga.quantize.quantize_model`
@@ -38,7 +39,7 @@ __all__ = [
     "register_architecture",
 ]
 
-Task = Literal["classification"]
+Task = Literal["classification", "anomaly_detection", "generation"]
 Builder = Callable[[Any, tuple[int, ...], int, int], "keras.Model"]
 
 
@@ -91,4 +92,4 @@ def build_model(
 
 
 # The built-in plugins register themselves on import.
-from hepfpga.train.architectures import cnn, mlp, recurrent  # noqa: E402, F401
+from hepfpga.train.architectures import ae, cnn, garnet, mlp, recurrent, vae  # noqa: E402, F401
