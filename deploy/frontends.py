@@ -27,7 +27,14 @@ from hepfpga.errors import ConfigError
 if TYPE_CHECKING:
     from hepfpga.deploy.service import InferenceService
 
-__all__ = ["FrontEnd", "FrontEndOptions", "front_end", "front_end_names", "register_front_end"]
+__all__ = [
+    "FrontEnd",
+    "FrontEndOptions",
+    "ListenerBase",
+    "front_end",
+    "front_end_names",
+    "register_front_end",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,18 @@ class FrontEnd(Protocol):
     def idle(self) -> bool: ...
 
     async def stop(self, timeout_s: float) -> None: ...
+
+
+class ListenerBase:
+    """What every built-in front end keeps: the service, where to listen, its limits."""
+
+    def __init__(
+        self, service: InferenceService, host: str, port: int, options: FrontEndOptions
+    ) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self.options = options
 
 
 FrontEndFactory = Callable[["InferenceService", str, int, FrontEndOptions], FrontEnd]
