@@ -151,7 +151,7 @@ def make_servicer(service: InferenceService) -> Any:
     mc = require("tritonclient.grpc.model_config_pb2", "serve", "the gRPC server")
     codes = {code: getattr(grpc.StatusCode, code.name) for code in ErrorCode}
 
-    def tensor_meta(items: list[dict[str, Any]]) -> list[Any]:
+    def tensor_meta(items: Any) -> list[Any]:
         return [
             pb.ModelMetadataResponse.TensorMetadata(
                 name=t["name"], datatype=t["datatype"], shape=t["shape"]

@@ -198,8 +198,10 @@ class LoadedModel:
                 )
         arrays = []
         batch = 0
-        for t, spec in zip(ordered, self.spec.inputs, strict=False):
-            assert t is not None
+        for slot_input, spec in zip(ordered, self.spec.inputs, strict=False):
+            if slot_input is None:  # never: every slot was filled or refused above
+                continue
+            t = slot_input
             if t.datatype != spec.datatype:
                 raise RequestError(
                     INVALID,
