@@ -24,7 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hepfpga.deploy.frontends import FrontEnd, FrontEndOptions, front_end
+from hepfpga.deploy.frontends import (
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_REQUEST_BYTES,
+    FrontEnd,
+    FrontEndOptions,
+    front_end,
+)
 from hepfpga.deploy.model_spec import ModelVersion
 from hepfpga.deploy.serve_models import ModelRegistry
 from hepfpga.deploy.service import InferenceService, ModelControl
@@ -40,15 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("hepfpga.serve")
-
-#: Largest request body (HTTP) or message (gRPC) accepted; Triton's HTTP default is 64 MiB.
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-#: Seconds from a request's first byte to the end of its headers before the server answers
-#: 408 and closes the connection.
-DEFAULT_HEADER_TIMEOUT_S = 30.0
-#: Seconds a connection may receive nothing while no answer is owed to it (an idle keep-alive
-#: connection, or a request body that stopped arriving) before it is closed.
-DEFAULT_IDLE_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
