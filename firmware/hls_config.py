@@ -127,6 +127,16 @@ def _feeding(model: Any, name: str) -> str:
     raise KeyError(name)
 
 
+def logits_layer_names(model: Any) -> dict[str, str]:
+    """For every model output (layer name, in output order): the layer whose output feeds its
+    softmax (its logits), or the output layer itself when it is no softmax."""
+    out = {}
+    for name in output_names(model):
+        layer = model.get_layer(name)
+        out[name] = _feeding(model, name) if is_softmax(layer) else name
+    return out
+
+
 def logits_layer_name(model: Any) -> str:
     """Name of the layer whose output feeds the final softmax (the logits) of the model's
     first output.
@@ -296,7 +306,7 @@ def plan_conversion(
         if is_softmax(layer):
             feeding = graph[layer.name].inputs[0]
             n_classes = int(ready.get_layer(feeding).output_shape[-1])
-            final = layer.name == outputs[0]
+            final = layer.name in outputs
             # only the final softmax follows firmware.softmax; others are tables
             layer_options = options if final else replace(options, softmax=SoftmaxMode.STABLE)
             entry.pop("Precision", None)

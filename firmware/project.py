@@ -92,7 +92,9 @@ def _check_destination(out_dir: Path) -> None:
         )
 
 
-def _readme(project_name: str, options: FirmwareOptions, hls_model: Any, logits: str) -> str:
+def _readme(
+    project_name: str, options: FirmwareOptions, hls_model: Any, logits: str, inputs: str = ""
+) -> str:
     import hls4ml
 
     from hepfpga import __version__
@@ -133,6 +135,8 @@ For Vitis the steps run (csim, synth, cosim, ...) are switched in `build_opt.tcl
 C/RTL co-simulation compares against, as `.dat` for the testbench and `.npy`.
 
 ## What is verified
+
+Input type: {inputs}.
 
 The types are derived by hepfpga (`hepfpga.firmware.precision`, recorded per layer in
 `{CONFIG_FILE}`). For a QKeras model they make the C simulation reproduce the logits (the
@@ -279,7 +283,14 @@ def _write_metadata(
         "precision": {name: types.to_dict() for name, types in precision.items()},
     }
     (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    (folder / "README.md").write_text(_readme(options.project_name, options, hls_model, logits))
+    inputs = "; ".join(
+        f"`{name}` `{types.result.to_hls()}` ({types.source})"
+        for name, types in precision.items()
+        if types.class_name == "InputLayer"
+    )
+    (folder / "README.md").write_text(
+        _readme(options.project_name, options, hls_model, logits, inputs)
+    )
 
 
 def compile_project(project: FirmwareProject) -> FirmwareProject:

@@ -128,7 +128,9 @@ def _events(
         events = random_events(model, n_random)
     else:
         return None
-    return events[:max_events] if max_events is not None else events
+    if max_events is None:
+        return events
+    return [e[:max_events] for e in events] if isinstance(events, list) else events[:max_events]
 
 
 def _flags(**kwargs: Any) -> dict[str, Any]:
@@ -177,31 +179,32 @@ def register(cli: click.Group, export: click.Group) -> None:
         """
         import numpy as np
 
-        from hepfpga.firmware import compile_project, write_project
+        from hepfpga.firmware import compile_project, plan_conversion, write_project
         from hepfpga.firmware.hls_config import hls4ml_ready_model
-        from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
-        from hepfpga.firmware.verify import check_events
+        from hepfpga.firmware.precision import check_supported
+        from hepfpga.firmware.verify import plan_for_events
         from hepfpga.model_io import load_keras_model
 
         options = _build_options(options_file, **_flags(**kwargs))
         model = hls4ml_ready_model(load_keras_model(model_file, weights=weights))
         check_supported(model)
         events = _events(model, data_file, key, n_random, max_events)
-        ranges = None
         tb_in = tb_out = None
-        if events is not None:
-            events = check_events(model, events)
-            if not is_quantized(model):
-                ranges = profile_ranges(model, events[:10000])
-            tb_in = events[:1000]
-            tb_out = np.asarray(model.predict(tb_in, verbose=0))
+        if events is None:
+            plan = plan_conversion(model, options)
+        else:
+            plan, events = plan_for_events(model, events, options)
+            if len(model.inputs) == 1 and len(model.outputs) == 1:
+                # hls4ml's test bench reads one input and one output array
+                tb_in = events[:1000]
+                tb_out = np.asarray(model.predict(tb_in, verbose=0))
         project = write_project(
-            model,
+            plan.model,
             options,
             out,
             testbench_inputs=tb_in,
             testbench_outputs=tb_out,
-            ranges=ranges,
+            plan=plan,
         )
         kind = "QKeras: types from the quantizers" if project.quantized else "float: profiled"
         click.echo(
