@@ -305,6 +305,7 @@ def verify_model(
     cache: bool = True,
     cache_directory: str | Path | None = None,
     profile_events: int = 10000,
+    project: FirmwareProject | None = None,
 ) -> VerificationReport:
     """Convert ``model``, compile its C simulation, run both on ``x`` and compare every layer.
 
@@ -312,7 +313,9 @@ def verify_model(
     ``argmax``/``logits`` softmax choices) unless ``tolerance`` is given; float models need
     logits within ``tolerance`` (default :data:`FLOAT_TOLERANCE`), with types proposed from the
     ranges of the first ``profile_events`` events of ``x``. The compiled simulation is taken
-    from / stored in the cache (:mod:`hepfpga.firmware.cache`) unless ``cache`` is false.
+    from / stored in the cache (:mod:`hepfpga.firmware.cache`) unless ``cache`` is false;
+    ``project``: an already written project of ``model`` with the same ``options`` (a run
+    folder's ``firmware/``), compiled here if needed, used instead of the cache.
     """
     import tempfile
     import time
@@ -338,8 +341,13 @@ def verify_model(
     seconds["plan"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    given = project
     with tempfile.TemporaryDirectory(prefix="hepfpga-verify-") as tmp:
-        if cache:
+        if given is not None:  # the caller's project of this model (e.g. a run's firmware/)
+            if not given.compiled:
+                compile_project(given)
+            project = given
+        elif cache:
             project = cached_project(plan, options, cache_directory)
         else:
             project = write_project(ready, options, Path(tmp) / "project", plan=plan)
@@ -442,7 +450,7 @@ def verify_model(
         diagnosis=diagnosis,
         softmax=mode.value if has_softmax else "none (the model has no final softmax)",
         precision={name: types.to_dict() for name, types in plan.precision.items()},
-        project=str(project.path) if cache else None,
+        project=str(project.path) if cache or given is not None else None,
         compile_seconds=project.compile_seconds,
         from_cache=project.from_cache,
         seconds={k: round(v, 3) for k, v in seconds.items()},
