@@ -8,6 +8,9 @@ one that parts (:mod:`hepfpga.firmware.diagnose`).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from hepfpga.firmware.hls_config import logits_layer_name
 from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_names
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
+
+log = logging.getLogger("hepfpga.firmware.verify")
 
 __all__ = [
     "FLOAT_TOLERANCE",
@@ -273,6 +278,36 @@ def _references(ready: Any, events: Any) -> dict[str, np.ndarray]:
     }
 
 
+#: seconds between two progress lines while the C simulation is built
+HEARTBEAT_SECONDS = 15.0
+
+
+@contextlib.contextmanager
+def _heartbeat(progress: Callable[[str], None] | None, what: str) -> Iterator[None]:
+    """Report ``what`` now and the elapsed time every :data:`HEARTBEAT_SECONDS` until done."""
+    if progress is None:
+        yield
+        return
+    import threading
+    import time
+
+    progress(what)
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            progress(f"... still building the C simulation ({time.perf_counter() - start:.0f} s)")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def plan_for_events(
     model: Any, x: Any, options: FirmwareOptions | None = None, *, profile_events: int = 10000
 ) -> tuple[Any, Any]:
@@ -306,6 +341,7 @@ def verify_model(
     cache_directory: str | Path | None = None,
     profile_events: int = 10000,
     project: FirmwareProject | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> VerificationReport:
     """Convert ``model``, compile its C simulation, run both on ``x`` and compare every layer.
 
@@ -316,6 +352,11 @@ def verify_model(
     from / stored in the cache (:mod:`hepfpga.firmware.cache`) unless ``cache`` is false;
     ``project``: an already written project of ``model`` with the same ``options`` (a run
     folder's ``firmware/``), compiled here if needed, used instead of the cache.
+
+    ``progress`` (e.g. ``print``) gets a line before the C simulation is looked up or built
+    and one every :data:`HEARTBEAT_SECONDS` while g++ runs; a model that unrolls more than
+    :data:`~hepfpga.firmware.hls_config.LARGE_UNROLLED` multiplications in io_parallel is
+    logged with the advice to use io_stream / Resource.
     """
     import tempfile
     import time
@@ -342,7 +383,17 @@ def verify_model(
 
     start = time.perf_counter()
     given = project
-    with tempfile.TemporaryDirectory(prefix="hepfpga-verify-") as tmp:
+    advice = plan.size_advice(options)
+    if advice is not None and given is None:
+        log.warning("%s", advice)
+    with (
+        tempfile.TemporaryDirectory(prefix="hepfpga-verify-") as tmp,
+        _heartbeat(
+            progress if given is None else None,
+            f"C simulation of {plan.multiplications:,} multiplications per event: from the "
+            "cache or built with g++",
+        ),
+    ):
         if given is not None:  # the caller's project of this model (e.g. a run's firmware/)
             if not given.compiled:
                 compile_project(given)

@@ -203,6 +203,15 @@ def register(cli: click.Group, export: click.Group) -> None:
                 # hls4ml's test bench reads one input and one output array
                 tb_in = events[:1000]
                 tb_out = np.asarray(model.predict(tb_in, verbose=0))
+        advice = plan.size_advice(options)
+        if advice is not None:
+            click.echo(f"warning: {advice}", err=True)
+        if compile_:
+            click.echo(
+                f"building the C simulation of {plan.multiplications:,} multiplications per "
+                "event with g++ (seconds for small models, minutes for large ones)",
+                err=True,
+            )
         project = write_project(
             plan.model,
             options,
@@ -291,6 +300,7 @@ def register(cli: click.Group, export: click.Group) -> None:
             tolerance=tolerance,
             cache=not no_cache,
             cache_directory=cache_dir,
+            progress=lambda line: click.echo(line, err=True),
         )
         click.echo(result.summary())
         if report is not None:
