@@ -87,7 +87,9 @@ def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray
     return validate_events(values, width, name=name, flat=True)
 
 
-def _readme(project_name: str, options: FirmwareOptions, hls_model: Any, logits: str) -> str:
+def _readme(
+    project_name: str, options: FirmwareOptions, hls_model: Any, logits: str, inputs: str = ""
+) -> str:
     import hls4ml
 
     from hepfpga import __version__
@@ -128,6 +130,8 @@ For Vitis the steps run (csim, synth, cosim, ...) are switched in `build_opt.tcl
 C/RTL co-simulation compares against, as `.dat` for the testbench and `.npy`.
 
 ## What is verified
+
+Input type: {inputs}.
 
 The types are derived by hepfpga (`hepfpga.firmware.precision`, recorded per layer in
 `{CONFIG_FILE}`). For a QKeras model they make the C simulation reproduce the logits (the
@@ -380,7 +384,14 @@ def _write_metadata(
         "precision": {name: types.to_dict() for name, types in precision.items()},
     }
     (folder / CONFIG_FILE).write_text(dumps_strict(record, indent=2, sort_keys=True) + "\n")
-    (folder / "README.md").write_text(_readme(options.project_name, options, hls_model, logits))
+    inputs = "; ".join(
+        f"`{name}` `{types.result.to_hls()}` ({types.source})"
+        for name, types in precision.items()
+        if types.class_name == "InputLayer"
+    )
+    (folder / "README.md").write_text(
+        _readme(options.project_name, options, hls_model, logits, inputs)
+    )
 
 
 def compile_project(project: FirmwareProject) -> FirmwareProject:
