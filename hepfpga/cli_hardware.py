@@ -1,0 +1,185 @@
+"""``hepfpga hardware``: RTL, bit-exact RTL simulation and yosys figures of a run or a model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hepfpga.errors import ConfigError
+
+
+def register(cli: click.Group, export: click.Group) -> None:
+    """Attach this module's commands to the top-level group."""
+    cli.add_command(hardware)
+
+
+def _run_test_set(run_dir: Path, report: dict[str, Any]) -> Any:
+    """The run's test jets, split again exactly as ``hepfpga run`` did (same seed)."""
+    from hepfpga.train.dataset import FeatureScaler, split_sample, stratified_subsample
+    from hepfpga.train.io import builtin_sample_path, load_sample
+
+    config = report.get("config") or {}
+    data = config.get("data") or {}
+    seed = int(config.get("seed", 42))
+    path = data.get("path") or builtin_sample_path()
+    sample = load_sample(path)
+    if data.get("max_jets") is not None:
+        sample = stratified_subsample(sample, int(data["max_jets"]), seed)
+    split = data.get("split") or {"train": 0.6, "validation": 0.2, "test": 0.2}
+    parts = split_sample(sample, (split["train"], split["validation"], split["test"]), seed)
+    scaler = FeatureScaler.load(run_dir / "scaler.json")
+    return scaler.transform(parts.test.features)
+
+
+def _emulator_logits(model: Any, events: Any, firmware: dict[str, Any], folder: Path) -> Any:
+    """Logits of the ``hepfpga emulate`` engine (proven against the C simulation)."""
+    import warnings
+
+    from hepfpga.firmware import FirmwareOptions, compile_project, write_project
+    from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
+
+    keys = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
+    options = FirmwareOptions.from_dict({k: firmware[k] for k in keys if k in firmware})
+    project = compile_project(write_project(model, options, folder / "hls4ml"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmulationFallbackWarning)
+        emulator = Emulator.from_project(project, events)
+    return emulator.predict_logits(events)
+
+
+@click.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(path_type=Path),
+    help="Events (npz/HDF5/parquet/ROOT) for a MODEL; a run uses its test jets.",
+)
+@click.option("--key", help="Array/dataset/TTree holding the events in --data.")
+@click.option(
+    "--events", "max_events", type=click.IntRange(min=1), help="Simulate at most this many events."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Output folder [default: RUN/hardware, or MODEL's folder/hardware].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option(
+    "--clock-period",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Clock period in ns [default: the run's firmware.clock_period, else 5].",
+)
+@click.option("--part", help="FPGA part for the shares [default: the run's, else xcvu13p].")
+@click.option(
+    "--latency-cutoff",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="da4ml adder delays per pipeline stage.",
+)
+@click.option(
+    "--synth/--no-synth",
+    default=True,
+    show_default=True,
+    help="Run yosys synth_xilinx for resource counts.",
+)
+@click.option(
+    "--emulate/--no-emulate",
+    default=True,
+    show_default=True,
+    help="Also compare with the hepfpga emulate engine (builds the hls4ml C sim).",
+)
+def hardware(
+    target: Path,
+    data_file: Path | None,
+    key: str | None,
+    max_events: int | None,
+    out: Path | None,
+    overwrite: bool,
+    clock_period: float | None,
+    part: str | None,
+    latency_cutoff: float,
+    synth: bool,
+    emulate: bool,
+) -> None:
+    """RTL of a QKeras model, simulated bit-exact, with latency and yosys resources.
+
+    \b
+    TARGET is a run folder (from `hepfpga run`: its QKeras model and test jets) or a
+    QKeras model file (.h5/.keras; events from --data, else 2,000 random ones).
+    Writes OUT/report.json (the HardwareReport), OUT/rtl/ (Verilog, test bench, yosys
+    script) and prints the figures. Resources are yosys figures, not Vivado P&R.
+    Exit status 1 if the RTL outputs differ from QKeras on any event.
+    """
+    from hepfpga.artifacts import check_destination, write_json_atomic
+    from hepfpga.errors import VerificationError
+    from hepfpga.firmware.data import load_events, random_events
+    from hepfpga.firmware.rtl.flow import build_hardware
+    from hepfpga.model_io import load_keras_model
+
+    firmware: dict[str, Any] = {}
+    if target.is_dir():
+        model_file = target / "qkeras_model.h5"
+        report_file = target / "report.json"
+        if not model_file.is_file() or not report_file.is_file():
+            raise ConfigError(
+                f"{target} is not a run folder (expected qkeras_model.h5 and report.json); "
+                "give a run folder of `hepfpga run` or a QKeras model file"
+            )
+        run_report = json.loads(report_file.read_text())
+        firmware = (run_report.get("config") or {}).get("firmware") or {}
+        destination = out or target / "hardware"
+    elif target.is_file():
+        model_file = target
+        run_report = None
+        destination = out or target.parent / "hardware"
+    else:
+        raise ConfigError(f"{target} does not exist; give a run folder or a model file")
+    check_destination(destination, overwrite=overwrite)
+    model = load_keras_model(model_file)
+    if data_file is not None:
+        events = load_events(data_file, key)
+    elif run_report is not None:
+        events = _run_test_set(target, run_report)
+    else:
+        events = random_events(model, 2000)
+    if max_events is not None:
+        events = events[:max_events]
+    clock = clock_period or float(firmware.get("clock_period") or 5.0)
+    part_name = part or str(firmware.get("part") or "xcvu13p-flga2577-2-e")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
+    try:
+        emulator_logits = None
+        if emulate:
+            emulator_logits = _emulator_logits(model, events, firmware, Path(work))
+            shutil.rmtree(Path(work) / "hls4ml", ignore_errors=True)
+        build = build_hardware(
+            model,
+            events,
+            work / "rtl",
+            emulator_logits=emulator_logits,
+            clock_period_ns=clock,
+            part=part_name,
+            latency_cutoff=latency_cutoff,
+            synth=synth,
+        )
+        write_json_atomic(work / "report.json", build.report.to_dict())
+        if destination.exists():
+            shutil.rmtree(destination)
+        work.replace(destination)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    report = replace(build.report)
+    click.echo(report.summary())
+    click.echo(f"wrote {destination}/report.json and the RTL in {destination}/rtl")
+    if not report.exact:
+        raise VerificationError("the RTL outputs differ from the reference on some events")
