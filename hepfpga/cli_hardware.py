@@ -19,6 +19,31 @@ def register(cli: click.Group, export: click.Group) -> None:
     cli.add_command(hardware)
 
 
+_STEPS = ("csim", "synth", "cosim", "export", "vsynth")
+
+
+def _vendor(project: Path, steps: str | None, out: Path | None, overwrite: bool) -> None:
+    """Read (after building, if asked) the vendor reports of an hls4ml project."""
+    from hepfpga.artifacts import check_destination, write_json_atomic
+    from hepfpga.firmware.vendor import BuildSteps, build_project, read_reports
+
+    destination = out or project / "hardware_report.json"
+    check_destination(destination, overwrite=overwrite)
+    if steps is None:
+        report = read_reports(project)
+    else:
+        chosen = [s.strip() for s in steps.split(",") if s.strip()]
+        unknown = sorted(set(chosen) - set(_STEPS))
+        if unknown or not chosen:
+            raise ConfigError(
+                f"unknown --vendor steps {unknown or steps!r}; accepted: {', '.join(_STEPS)}"
+            )
+        report = build_project(project, BuildSteps(**{s: s in chosen for s in _STEPS}))
+    write_json_atomic(destination, report.to_dict())
+    click.echo(report.summary())
+    click.echo(f"wrote {destination}")
+
+
 def _run_test_set(run_dir: Path, report: dict[str, Any]) -> Any:
     """The run's test jets, split again exactly as ``hepfpga run`` did (same seed)."""
     from hepfpga.train.dataset import FeatureScaler, split_sample, stratified_subsample
@@ -96,6 +121,13 @@ def _emulator_logits(model: Any, events: Any, firmware: dict[str, Any], folder: 
     show_default=True,
     help="Also compare with the hepfpga emulate engine (builds the hls4ml C sim).",
 )
+@click.option(
+    "--vendor",
+    "vendor_steps",
+    metavar="STEPS",
+    help="For an hls4ml PROJECT: run the vendor tool with these comma-separated steps "
+    "(csim,synth,cosim,export,vsynth) before reading its reports.",
+)
 def hardware(
     target: Path,
     data_file: Path | None,
@@ -108,12 +140,15 @@ def hardware(
     latency_cutoff: float,
     synth: bool,
     emulate: bool,
+    vendor_steps: str | None,
 ) -> None:
     """RTL of a QKeras model, simulated bit-exact, with latency and yosys resources.
 
     \b
-    TARGET is a run folder (from `hepfpga run`: its QKeras model and test jets) or a
-    QKeras model file (.h5/.keras; events from --data, else 2,000 random ones).
+    TARGET is a run folder (from `hepfpga run`: its QKeras model and test jets), a
+    QKeras model file (.h5/.keras; events from --data, else 2,000 random ones), or an
+    hls4ml project folder: then the vendor reports (Vitis/Vivado HLS, after a build or
+    with --vendor STEPS to build it now) are read into the same report.
     Writes OUT/report.json (the HardwareReport), OUT/rtl/ (Verilog, test bench, yosys
     script) and prints the figures. Resources are yosys figures, not Vivado P&R.
     Exit status 1 if the RTL outputs differ from QKeras on any event.
@@ -124,6 +159,11 @@ def hardware(
     from hepfpga.firmware.rtl.flow import build_hardware
     from hepfpga.model_io import load_keras_model
 
+    if (target / "build_prj.tcl").is_file():
+        _vendor(target, vendor_steps, out, overwrite)
+        return
+    if vendor_steps is not None:
+        raise ConfigError(f"--vendor needs an hls4ml project folder; {target} is not one")
     firmware: dict[str, Any] = {}
     if target.is_dir():
         model_file = target / "qkeras_model.h5"

@@ -160,8 +160,11 @@ def synthesize(
         raise HepfpgaError(f"yosys failed (status {done.returncode}):\n{tail}")
     cells = _cells_from_stat(json.loads(stat_file.read_text()), project.top)
     totals = count_cells(cells)
+    version = subprocess.run([*yosys, "-V"], capture_output=True, text=True, check=False)
+    words = version.stdout.split()
+    name = " ".join(words[:2]) if len(words) >= 2 else Path(yosys[0]).name
     return SynthesisResult(
-        tool=f"{Path(yosys[0]).name} synth_xilinx -family {family}",
+        tool=f"{name} synth_xilinx -family {family}",
         family=family,
         lut=int(totals["lut"]),
         ff=int(totals["ff"]),

@@ -27,7 +27,8 @@ into a graph of shifts and adders (no multiplier) and writes it as pipelined Ver
   under ``s``; above it reaches ``s``; at a tie it reaches ``s`` exactly when ``p = 1``.) It
   costs one narrow adder per neuron. ``tests/firmware/test_hardware_rtl.py`` shows that the
   constant bias ``s/2 - e`` alone (round half down) differs from QKeras on real data.
-* **MaxPooling1D/2D** is the exact maximum; **Flatten/Reshape** only reorder; a final
+* Convolutions take ``padding='valid'`` or ``'same'`` (exact zeros), any stride.
+* **MaxPooling1D/2D** ('valid') is the exact maximum; **Flatten/Reshape** only reorder; a final
   ``Activation('softmax')`` is not traced: the RTL ends at the logits (the input of the
   softmax), which are exact.
 
@@ -202,16 +203,31 @@ def _trace_dense(layer: Any, x: Any) -> Any:
 
 
 def _windows(
-    in_shape: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...], padding: str
+    in_shape: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...]
 ) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
-    """Output spatial shape and the top-left corner of every window ('valid' only)."""
-    if padding != "valid":
-        raise ConversionError(f"padding='{padding}' is not supported in the RTL; use 'valid'")
+    """Output spatial shape and the top-left corner of every window of a 'valid' scan."""
     out = tuple((n - k) // s + 1 for n, k, s in zip(in_shape, kernel, strides, strict=True))
     corners = [
         tuple(o * s for o, s in zip(index, strides, strict=True)) for index in np.ndindex(*out)
     ]
     return out, corners
+
+
+def _same_padding(x: Any, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+    """``x`` padded with exact zeros as Keras' ``padding='same'`` does (extra row/column at
+    the end when the total is odd)."""
+    from da4ml.trace import FixedVariable, FixedVariableArray
+
+    pads = []
+    for n, k, s in zip(x.shape[:-1], kernel, strides, strict=True):
+        total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    zero = FixedVariable.from_const(0.0, hwconf=x._vars.ravel()[0].hwconf)
+    shape = tuple(n + a + b for n, (a, b) in zip(x.shape[:-1], pads, strict=True))
+    padded = np.full((*shape, x.shape[-1]), zero, dtype=object)
+    inner = tuple(slice(a, a + n) for n, (a, _) in zip(x.shape[:-1], pads, strict=True))
+    padded[inner] = x._vars
+    return FixedVariableArray(padded, x.solver_options)
 
 
 def _trace_conv(layer: Any, x: Any) -> Any:
@@ -224,8 +240,15 @@ def _trace_conv(layer: Any, x: Any) -> Any:
         raise ConversionError(f"layer '{layer.name}': dilation is not supported")
     kernel, bias = _quantized_weights(layer)
     ksize = kernel.shape[:-2]
-    strides = tuple(np.broadcast_to(config["strides"], (len(ksize),)))
-    out_shape, corners = _windows(x.shape[:-1], ksize, strides, config["padding"])
+    strides = tuple(int(s) for s in np.broadcast_to(config["strides"], (len(ksize),)))
+    padding = config["padding"]
+    if padding == "same":
+        x = _same_padding(x, ksize, strides)
+    elif padding != "valid":
+        raise ConversionError(
+            f"layer '{layer.name}': padding='{padding}' is not supported; use 'valid' or 'same'"
+        )
+    out_shape, corners = _windows(x.shape[:-1], ksize, strides)
     matrix = kernel.reshape(-1, kernel.shape[-1])
     columns = []
     for corner in corners:
@@ -245,9 +268,13 @@ def _trace_maxpool(layer: Any, x: Any) -> Any:
     config = layer.get_config()
     if config.get("data_format", "channels_last") != "channels_last":
         raise ConversionError(f"layer '{layer.name}': only channels_last is supported")
-    pool = tuple(np.ravel(config["pool_size"]))
-    strides = tuple(np.ravel(config["strides"] or pool))
-    out_shape, corners = _windows(x.shape[:-1], pool, strides, config["padding"])
+    pool = tuple(int(p) for p in np.ravel(config["pool_size"]))
+    strides = tuple(int(s) for s in np.ravel(config["strides"] or pool))
+    if config["padding"] != "valid":
+        raise ConversionError(
+            f"layer '{layer.name}': padding='{config['padding']}' is not supported; use 'valid'"
+        )
+    out_shape, corners = _windows(x.shape[:-1], pool, strides)
     cells = []
     for corner in corners:
         window = tuple(slice(c, c + k) for c, k in zip(corner, pool, strict=True))

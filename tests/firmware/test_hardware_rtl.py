@@ -120,6 +120,34 @@ def test_traced_conv1d_network_equals_qkeras_logits(byo_models):
     assert np.array_equal(_interpreted(net, x), _qkeras_logits(model, x))
 
 
+def _conv2d_same():
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(1)
+    q = quantized_bits(5, 0, alpha=1)
+    x = keras.Input((5, 5, 2), name="image")
+    h = QActivation(quantized_bits(8, 2, alpha=1), name="input_quant")(x)
+    h = QConv2D(
+        3, (3, 2), strides=(2, 1), padding="same", kernel_quantizer=q, bias_quantizer=q, name="conv"
+    )(h)
+    h = QActivation(quantized_relu(5, 1), name="relu")(h)
+    h = keras.layers.MaxPooling2D(2, name="pool")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    h = QDense(3, kernel_quantizer=q, bias_quantizer=q, name="logits")(h)
+    return keras.Model(x, keras.layers.Activation("softmax", name="softmax")(h))
+
+
+def test_traced_conv2d_same_padding_equals_qkeras_logits(byo_models):
+    from hepfpga.firmware.rtl.trace import trace_model
+
+    model = _conv2d_same()
+    net = trace_model(model)
+    x = byo_models.events((5, 5, 2), 400, scale=2.0)
+    assert np.array_equal(_interpreted(net, x), _qkeras_logits(model, x))
+
+
 def test_unsupported_layer_is_named(byo_models):
     from hepfpga.firmware.rtl.trace import trace_model
 
