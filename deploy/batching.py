@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hepfpga.deploy.metrics import ModelStats
-from hepfpga.deploy.triton_repo import DynamicBatching
+from hepfpga.deploy.model_spec import DynamicBatching
 
 __all__ = ["InferenceRequest", "Runner", "Scheduler"]
 

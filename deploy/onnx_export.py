@@ -7,21 +7,30 @@ so onnxruntime reproduces the QKeras outputs to float32 rounding.
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepfpga.artifacts import atomic_file
-from hepfpga.errors import ExportError
+from hepfpga.artifacts import atomic_file, dumps_strict
+from hepfpga.errors import ExportError, VerificationError
 
 if TYPE_CHECKING:
     from tensorflow import keras
 
-__all__ = ["OnnxExport", "OnnxParity", "check_onnx", "export_onnx", "onnx_session"]
+__all__ = [
+    "OnnxExport",
+    "OnnxParity",
+    "check_exportable",
+    "check_onnx",
+    "export_checked_onnx",
+    "export_onnx",
+    "onnx_session",
+    "random_inputs",
+]
 
 
 @dataclass(frozen=True)
@@ -30,19 +39,30 @@ class OnnxExport:
 
     path: Path
     input_name: str
+    #: the first output (the only one of a classifier)
     output_name: str
     opset: int
     seconds: float
+    #: every output, in the Keras model's order (e.g. a VAE encoder's ``mu``, ``log_var``)
+    output_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class OnnxParity:
-    """onnxruntime against Keras on the same inputs."""
+    """onnxruntime against Keras on the same inputs.
+
+    ``max_abs_diff`` is the largest difference over every output; ``per_output`` gives it for
+    each output in order. ``argmax_agreement`` compares the class picked by the first output
+    and is None where that output has a single value per event (nothing to pick from).
+    """
 
     n_events: int
     max_abs_diff: float
-    argmax_agreement: float
+    argmax_agreement: float | None
     provider: str
+    per_output: tuple[float, ...] = ()
+    #: largest |Keras output|, the scale of the differences
+    reference_max_abs: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,45 +70,140 @@ class OnnxParity:
             "max_abs_diff": self.max_abs_diff,
             "argmax_agreement": self.argmax_agreement,
             "provider": self.provider,
+            "per_output_max_abs_diff": list(self.per_output),
+            "reference_max_abs": self.reference_max_abs,
         }
 
 
+def check_exportable(model: keras.Model) -> None:
+    """Refuse, with one sentence, a model this module cannot export: hepfpga's ONNX models
+    have one input tensor of at least one value per event (the features) and at least one
+    output."""
+    name = getattr(model, "name", "model")
+    inputs = list(getattr(model, "inputs", None) or [])
+    if len(inputs) != 1:
+        raise ExportError(
+            f"model '{name}' has {len(inputs)} input tensors; hepfpga exports models with "
+            "exactly one input (the event's features) to ONNX. Concatenate the inputs into "
+            "one tensor first"
+        )
+    shape = tuple(inputs[0].shape[1:])
+    if any(d is None for d in shape):
+        raise ExportError(
+            f"model '{name}' has an input of undefined size {(None, *shape)}; give every "
+            "dimension but the batch a fixed size"
+        )
+    if int(np.prod(shape)) == 0:
+        raise ExportError(
+            f"model '{name}' takes {(None, *shape)} inputs: zero values per event; a model "
+            "needs at least one input feature"
+        )
+    if not list(getattr(model, "outputs", None) or []):
+        raise ExportError(f"model '{name}' has no outputs")
+
+
+def random_inputs(model: keras.Model, n_events: int, seed: int = 0) -> np.ndarray:
+    """``n_events`` standard-normal float32 events shaped like ``model``'s single input."""
+    check_exportable(model)
+    shape = tuple(model.inputs[0].shape[1:])
+    return np.random.default_rng(seed).normal(size=(n_events, *shape)).astype(np.float32)
+
+
 def export_onnx(
-    model: keras.Model, path: Path, *, opset: int = 13, metadata: dict[str, Any] | None = None
+    model: keras.Model,
+    path: Path,
+    *,
+    opset: int = 13,
+    metadata: dict[str, Any] | None = None,
+    check: Callable[[OnnxExport], None] | None = None,
+    overwrite: bool = True,
 ) -> OnnxExport:
     """Export ``model`` to ``path`` with a dynamic batch dimension.
 
     ``metadata`` is stored as JSON strings in the model's ``metadata_props`` (e.g. the feature
-    scaler and class names, so a server can describe its inputs). Written through a temporary
-    file and a rename.
+    scaler and class names, so a server can describe its inputs). Written to a temporary file
+    that is checked (``onnx.checker``, then ``check(export_of_the_temporary_file)`` if given)
+    before it is renamed to ``path``: an export that fails a check never reaches ``path``.
+    ``overwrite=False`` refuses an existing ``path``.
     """
     import onnx
     import tensorflow as tf
     import tf2onnx
 
     path = Path(path)
+    check_exportable(model)
     input_name = "input"
     spec = (tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name=input_name),)
     start = time.perf_counter()
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as exc:  # tf2onnx raises many unrelated types
-        raise ExportError(f"tf2onnx could not convert model '{model.name}': {exc}") from exc
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"tf2onnx could not convert model '{model.name}': {first}") from exc
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key = key
-        entry.value = json.dumps(value)
+        entry.value = dumps_strict(value)
     proto.producer_name = "hepfpga"
-    with atomic_file(path) as tmp:
+    outputs = tuple(o.name for o in proto.graph.output)
+
+    def describe(at: Path) -> OnnxExport:
+        return OnnxExport(
+            path=at,
+            input_name=proto.graph.input[0].name,
+            output_name=outputs[0],
+            opset=opset,
+            seconds=time.perf_counter() - start,
+            output_names=outputs,
+        )
+
+    def verify(tmp: Path) -> None:
+        try:
+            onnx.checker.check_model(str(tmp))
+        except Exception as exc:  # onnx.checker.ValidationError and friends
+            raise ExportError(
+                f"the exported model of '{model.name}' is not valid ONNX: {exc}"
+            ) from exc
+        if check is not None:
+            check(describe(tmp))
+
+    with atomic_file(path, check=verify, overwrite=overwrite) as tmp:
         onnx.save(proto, str(tmp))
-    onnx.checker.check_model(str(path))
-    return OnnxExport(
-        path=path,
-        input_name=proto.graph.input[0].name,
-        output_name=proto.graph.output[0].name,
-        opset=opset,
-        seconds=time.perf_counter() - start,
+    return describe(path)
+
+
+def export_checked_onnx(
+    model: keras.Model,
+    path: Path,
+    x: np.ndarray,
+    *,
+    tolerance: float,
+    opset: int = 13,
+    metadata: dict[str, Any] | None = None,
+    overwrite: bool = True,
+) -> tuple[OnnxExport, OnnxParity]:
+    """:func:`export_onnx`, writing ``path`` only if onnxruntime reproduces every output of
+    ``model`` on ``x``: the largest absolute difference must be at most ``tolerance`` times
+    ``max(1, largest |Keras output|)`` (float32 rounding grows with the outputs' size).
+    Raises :class:`~hepfpga.errors.VerificationError` (exit status 1) otherwise."""
+    results: list[OnnxParity] = []
+
+    def parity_check(export: OnnxExport) -> None:
+        parity = check_onnx(export, model, x)
+        bound = tolerance * max(1.0, parity.reference_max_abs)
+        if not parity.max_abs_diff <= bound:
+            raise VerificationError(
+                f"onnxruntime differs from Keras by up to {parity.max_abs_diff:.3g} "
+                f"(> {bound:.3g}: --tolerance {tolerance:g} x max(1, largest output "
+                f"{parity.reference_max_abs:.3g})) on {parity.n_events} events; {path} was not "
+                "written"
+            )
+        results.append(parity)
+
+    export = export_onnx(
+        model, path, opset=opset, metadata=metadata, check=parity_check, overwrite=overwrite
     )
+    return export, results[0]
 
 
 def onnx_session(path: Path, providers: list[str] | None = None) -> Any:
@@ -108,26 +223,51 @@ def onnx_session(path: Path, providers: list[str] | None = None) -> Any:
     return ort.InferenceSession(str(path), sess_options=options, providers=wanted)
 
 
+def _as_rows(values: Any) -> np.ndarray:
+    """An output as (events, values): rank-1 outputs become one column."""
+    array = np.asarray(values)
+    return array.reshape(len(array), -1)
+
+
 def check_onnx(
     export: OnnxExport, model: keras.Model, x: np.ndarray, *, batch_size: int = 4096
 ) -> OnnxParity:
-    """Run the ONNX model and the Keras model on ``x`` and compare the outputs."""
+    """Run the ONNX model and the Keras model on ``x`` and compare every output."""
     session = onnx_session(export.path)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    onnx_out = np.concatenate(
-        [
-            session.run(None, {export.input_name: x[i : i + batch_size]})[0]
-            for i in range(0, len(x), batch_size)
-        ]
-    )
-    keras_out = model.predict(x, batch_size=batch_size, verbose=0)
-    if onnx_out.shape != keras_out.shape:
+    if len(x) == 0:
+        raise ExportError("no events to compare onnxruntime with Keras on")
+    batches = [
+        session.run(None, {export.input_name: x[i : i + batch_size]})
+        for i in range(0, len(x), batch_size)
+    ]
+    onnx_outs = [np.concatenate([batch[k] for batch in batches]) for k in range(len(batches[0]))]
+    keras_outs = model.predict(x, batch_size=batch_size, verbose=0)
+    if not isinstance(keras_outs, list | tuple):
+        keras_outs = [keras_outs]
+    if len(onnx_outs) != len(keras_outs):
         raise ExportError(
-            f"ONNX output shape {onnx_out.shape} differs from Keras {keras_out.shape}"
+            f"the ONNX model has {len(onnx_outs)} outputs, the Keras model {len(keras_outs)}"
         )
+    diffs = []
+    reference = 0.0
+    for k, (o, kv) in enumerate(zip(onnx_outs, keras_outs, strict=True)):
+        kv = np.asarray(kv)
+        reference = max(reference, float(np.max(np.abs(kv))) if kv.size else 0.0)
+        if o.shape != kv.shape:
+            raise ExportError(f"ONNX output {k} has shape {o.shape}, the Keras one {kv.shape}")
+        diffs.append(float(np.max(np.abs(o.astype(np.float64) - kv))) if o.size else 0.0)
+    first_onnx, first_keras = _as_rows(onnx_outs[0]), _as_rows(keras_outs[0])
+    agreement = (
+        float(np.mean(first_onnx.argmax(1) == first_keras.argmax(1)))
+        if first_onnx.shape[1] > 1
+        else None
+    )
     return OnnxParity(
         n_events=len(x),
-        max_abs_diff=float(np.max(np.abs(onnx_out.astype(np.float64) - keras_out))),
-        argmax_agreement=float(np.mean(onnx_out.argmax(1) == keras_out.argmax(1))),
+        max_abs_diff=max(diffs),
+        argmax_agreement=agreement,
         provider=session.get_providers()[0],
+        per_output=tuple(diffs),
+        reference_max_abs=reference,
     )

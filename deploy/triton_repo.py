@@ -10,20 +10,30 @@ Layout (what NVIDIA Triton and KServe load)::
 platform ``onnxruntime_onnx``, ``max_batch_size``, inputs/outputs with dims *without* the batch
 dimension, ``dynamic_batching`` and ``instance_group``. Reading parses it with the real
 ``model_config_pb2`` (the ``serve`` extra), so a misspelt field is an error, as in Triton.
+
+The types themselves (:class:`ModelSpec`, :class:`TensorSpec`, :class:`DynamicBatching`,
+:class:`ModelVersion`) live in :mod:`hepfpga.deploy.model_spec` (re-exported here), so the
+runtime does not depend on the file format.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
 
 from hepfpga._optional import require
-from hepfpga.artifacts import atomic_directory, write_text_atomic
+from hepfpga.artifacts import atomic_directory, check_destination, write_text_atomic
+from hepfpga.deploy.model_spec import (
+    DATATYPES,
+    KINDS,
+    DynamicBatching,
+    InstanceKind,
+    ModelSpec,
+    ModelVersion,
+    TensorSpec,
+)
 from hepfpga.errors import ConfigError, ModelFileError
 
 __all__ = [
@@ -34,31 +44,14 @@ __all__ = [
     "ModelVersion",
     "TensorSpec",
     "TritonExport",
+    "config_pbtxt",
     "discover_models",
     "export_triton_repository",
     "parse_config",
+    "repository_model",
+    "repository_model_names",
     "spec_from_onnx",
 ]
-
-#: KServe v2 tensor datatypes served here and their numpy types (BYTES is not: these models
-#: take numeric tensors).
-DATATYPES: dict[str, np.dtype] = {
-    name: np.dtype(t)
-    for name, t in {
-        "BOOL": np.bool_,
-        "UINT8": np.uint8,
-        "UINT16": np.uint16,
-        "UINT32": np.uint32,
-        "UINT64": np.uint64,
-        "INT8": np.int8,
-        "INT16": np.int16,
-        "INT32": np.int32,
-        "INT64": np.int64,
-        "FP16": np.float16,
-        "FP32": np.float32,
-        "FP64": np.float64,
-    }.items()
-}
 
 # onnx.TensorProto element types -> v2 datatype
 _ONNX_TYPES = {
@@ -76,124 +69,10 @@ _ONNX_TYPES = {
     13: "UINT64",
 }
 
+_NO_DELAY = DynamicBatching()  # batching of what queues while busy, no waiting
+
 #: ``max_batch_size`` of a model served straight from a run folder or exported without one.
 DEFAULT_MAX_BATCH_SIZE = 4096
-
-InstanceKind = Literal["KIND_AUTO", "KIND_CPU", "KIND_GPU"]
-_KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output: v2 datatype (``FP32``) and dims without the batch dimension
-    (``-1`` for a variable size)."""
-
-    name: str
-    datatype: str
-    dims: tuple[int, ...]
-
-    @property
-    def dtype(self) -> np.dtype:
-        return DATATYPES[self.datatype]
-
-    def to_json(self, max_batch_size: int) -> dict[str, object]:
-        shape = [-1, *self.dims] if max_batch_size > 0 else list(self.dims)
-        return {"name": self.name, "datatype": self.datatype, "shape": shape}
-
-
-@dataclass(frozen=True)
-class DynamicBatching:
-    """Triton's ``dynamic_batching``: requests queued within ``max_queue_delay_us`` of the
-    oldest are run together; a batch goes at once when it reaches a preferred size.
-
-    With a delay of 0 (Triton's default) nothing waits: a lone request runs at once, and
-    requests that queue while an instance is busy are batched together.
-    """
-
-    preferred_batch_sizes: tuple[int, ...] = ()
-    max_queue_delay_us: int = 0
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a ``config.pbtxt`` says about one model (the fields hepfpga uses)."""
-
-    name: str
-    max_batch_size: int
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    dynamic_batching: DynamicBatching | None = DynamicBatching()
-    instance_count: int = 1
-    instance_kind: InstanceKind = "KIND_AUTO"
-    #: ``latest`` keeps the ``latest_versions`` highest versions, ``all`` every version,
-    #: ``specific`` those in ``versions`` (Triton's ``version_policy``).
-    version_policy: Literal["latest", "all", "specific"] = "latest"
-    latest_versions: int = 1
-    versions: tuple[int, ...] = ()
-    default_model_filename: str = "model.onnx"
-    intra_op_threads: int = 1
-    label_filename: str | None = None
-    platform: str = "onnxruntime_onnx"
-    parameters: dict[str, str] = field(default_factory=dict)
-
-    def to_pbtxt(self) -> str:
-        """The ``config.pbtxt`` text (protobuf text format of ``inference.ModelConfig``)."""
-
-        def tensor(t: TensorSpec, label: bool) -> str:
-            dims = ", ".join(str(d) for d in t.dims)
-            extra = f'\n    label_filename: "{self.label_filename}"' if label else ""
-            return (
-                f'  {{\n    name: "{t.name}"\n    data_type: TYPE_{t.datatype}\n'
-                f"    dims: [ {dims} ]{extra}\n  }}"
-            )
-
-        lines = [
-            f'name: "{self.name}"',
-            f'platform: "{self.platform}"',
-            f"max_batch_size: {self.max_batch_size}",
-        ]
-        if self.version_policy == "all":
-            lines.append("version_policy: { all { } }")
-        elif self.version_policy == "specific":
-            lines.append(f"version_policy: {{ specific {{ versions: {list(self.versions)} }} }}")
-        elif self.latest_versions != 1:
-            lines.append(f"version_policy: {{ latest {{ num_versions: {self.latest_versions} }} }}")
-        lines.append("input [\n" + ",\n".join(tensor(t, False) for t in self.inputs) + "\n]")
-        lines.append(
-            "output [\n"
-            + ",\n".join(
-                tensor(t, self.label_filename is not None and i == 0)
-                for i, t in enumerate(self.outputs)
-            )
-            + "\n]"
-        )
-        if self.dynamic_batching is not None and self.max_batch_size > 0:
-            db = self.dynamic_batching
-            body = [f"  max_queue_delay_microseconds: {db.max_queue_delay_us}"]
-            if db.preferred_batch_sizes:
-                sizes = ", ".join(str(s) for s in db.preferred_batch_sizes)
-                body.insert(0, f"  preferred_batch_size: [ {sizes} ]")
-            lines.append("dynamic_batching {\n" + "\n".join(body) + "\n}")
-        lines.append(
-            f"instance_group [\n  {{\n    count: {self.instance_count}\n"
-            f"    kind: {self.instance_kind}\n  }}\n]"
-        )
-        params = {"intra_op_thread_count": str(self.intra_op_threads), **self.parameters}
-        for key, value in params.items():
-            lines.append(
-                f'parameters {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}'
-            )
-        return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One servable version of a model: its ONNX file and configuration."""
-
-    spec: ModelSpec
-    version: int
-    path: Path
-    class_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +84,54 @@ class TritonExport:
     config_path: Path
     onnx_path: Path
     spec: ModelSpec
+
+
+def config_pbtxt(spec: ModelSpec) -> str:
+    """The ``config.pbtxt`` text of ``spec`` (protobuf text format of ``inference.ModelConfig``)."""
+
+    def tensor(t: TensorSpec, label: bool) -> str:
+        dims = ", ".join(str(d) for d in t.dims)
+        extra = f'\n    label_filename: "{spec.label_filename}"' if label else ""
+        return (
+            f'  {{\n    name: "{t.name}"\n    data_type: TYPE_{t.datatype}\n'
+            f"    dims: [ {dims} ]{extra}\n  }}"
+        )
+
+    lines = [
+        f'name: "{spec.name}"',
+        f'platform: "{spec.platform}"',
+        f"max_batch_size: {spec.max_batch_size}",
+    ]
+    if spec.version_policy == "all":
+        lines.append("version_policy: { all { } }")
+    elif spec.version_policy == "specific":
+        lines.append(f"version_policy: {{ specific {{ versions: {list(spec.versions)} }} }}")
+    elif spec.latest_versions != 1:
+        lines.append(f"version_policy: {{ latest {{ num_versions: {spec.latest_versions} }} }}")
+    lines.append("input [\n" + ",\n".join(tensor(t, False) for t in spec.inputs) + "\n]")
+    lines.append(
+        "output [\n"
+        + ",\n".join(
+            tensor(t, spec.label_filename is not None and i == 0)
+            for i, t in enumerate(spec.outputs)
+        )
+        + "\n]"
+    )
+    if spec.dynamic_batching is not None and spec.max_batch_size > 0:
+        db = spec.dynamic_batching
+        body = [f"  max_queue_delay_microseconds: {db.max_queue_delay_us}"]
+        if db.preferred_batch_sizes:
+            sizes = ", ".join(str(s) for s in db.preferred_batch_sizes)
+            body.insert(0, f"  preferred_batch_size: [ {sizes} ]")
+        lines.append("dynamic_batching {\n" + "\n".join(body) + "\n}")
+    lines.append(
+        f"instance_group [\n  {{\n    count: {spec.instance_count}\n"
+        f"    kind: {spec.instance_kind}\n  }}\n]"
+    )
+    params = {"intra_op_thread_count": str(spec.intra_op_threads), **spec.parameters}
+    for key, value in params.items():
+        lines.append(f'parameters {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}')
+    return "\n".join(lines) + "\n"
 
 
 def _onnx_metadata(proto: object) -> dict[str, object]:
@@ -231,7 +158,7 @@ def spec_from_onnx(
     name: str,
     *,
     max_batch_size: int | None = None,
-    dynamic_batching: DynamicBatching | None = DynamicBatching(),
+    dynamic_batching: DynamicBatching | None = _NO_DELAY,
     instance_count: int = 1,
     instance_kind: InstanceKind = "KIND_AUTO",
 ) -> tuple[ModelSpec, tuple[str, ...]]:
@@ -327,8 +254,8 @@ def export_triton_repository(
         raise ConfigError(f"expected a positive integer. Received: version={version}")
     if instance_count < 1:
         raise ConfigError(f"expected a positive integer. Received: instance_count={instance_count}")
-    if instance_kind not in _KINDS:
-        raise ConfigError(f"unknown instance kind '{instance_kind}'; accepted: {', '.join(_KINDS)}")
+    if instance_kind not in KINDS:
+        raise ConfigError(f"unknown instance kind '{instance_kind}'; accepted: {', '.join(KINDS)}")
     spec, class_names = spec_from_onnx(
         onnx_path,
         name,
@@ -354,12 +281,13 @@ def export_triton_repository(
     if class_names and out_dims and out_dims[-1] == len(class_names):
         spec = replace(spec, label_filename="labels.txt")
     model_dir = Path(repo) / name
+    check_destination(model_dir / str(version), overwrite=overwrite)  # before any folder is made
     model_dir.mkdir(parents=True, exist_ok=True)
     with atomic_directory(model_dir / str(version), overwrite=overwrite) as tmp:
         shutil.copyfile(onnx_path, tmp / spec.default_model_filename)
     if spec.label_filename:
         write_text_atomic(model_dir / spec.label_filename, "\n".join(class_names) + "\n")
-    write_text_atomic(model_dir / "config.pbtxt", spec.to_pbtxt())
+    write_text_atomic(model_dir / "config.pbtxt", config_pbtxt(spec))
     return TritonExport(
         repo=Path(repo),
         model_dir=model_dir,
@@ -415,11 +343,26 @@ def parse_config(path: Path, *, expected_name: str | None = None) -> tuple[Model
             out.append(TensorSpec(t.name, datatype, dims))
         return tuple(out)
 
-    kinds = {mc.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group}
-    if kinds - set(_KINDS):
+    if config.max_batch_size < 0:
         raise ConfigError(
-            f"instance_group kind {sorted(kinds - set(_KINDS))} is not served; accepted: "
-            + ", ".join(_KINDS),
+            f"max_batch_size is {config.max_batch_size}; accepted: 0 (the model takes whole "
+            "tensors, no batching) or a positive integer",
+            path="max_batch_size",
+            source=where,
+        )
+    for i, group in enumerate(config.instance_group):
+        if group.count < 0:
+            raise ConfigError(
+                f"instance_group count is {group.count}; accepted: a positive integer "
+                "(0 or left out: 1)",
+                path=f"instance_group[{i}].count",
+                source=where,
+            )
+    kinds = {mc.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group}
+    if kinds - set(KINDS):
+        raise ConfigError(
+            f"instance_group kind {sorted(kinds - set(KINDS))} is not served; accepted: "
+            + ", ".join(KINDS),
             path="instance_group",
             source=where,
         )
@@ -431,12 +374,26 @@ def parse_config(path: Path, *, expected_name: str | None = None) -> tuple[Model
     params = {k: v.string_value for k, v in config.parameters.items()}
     try:
         threads = int(params.pop("intra_op_thread_count", "1"))
-    except ValueError as exc:
+    except ValueError:
+        threads = -1
+    if threads < 0:
         raise ConfigError(
-            "intra_op_thread_count must be an integer", path="parameters", source=where
-        ) from exc
+            f"intra_op_thread_count is '{config.parameters['intra_op_thread_count'].string_value}'"
+            "; accepted: a non-negative integer (0: onnxruntime's default)",
+            path="parameters",
+            source=where,
+        )
     db = None
     if config.HasField("dynamic_batching") and config.max_batch_size > 0:
+        sizes = list(config.dynamic_batching.preferred_batch_size)
+        bad = [s for s in sizes if not 0 < s <= config.max_batch_size]
+        if bad:
+            raise ConfigError(
+                f"preferred_batch_size {bad} is outside 1..max_batch_size "
+                f"({config.max_batch_size})",
+                path="dynamic_batching.preferred_batch_size",
+                source=where,
+            )
         db = DynamicBatching(
             tuple(config.dynamic_batching.preferred_batch_size),
             int(config.dynamic_batching.max_queue_delay_microseconds),
@@ -479,10 +436,18 @@ def _check_against_onnx(spec: ModelSpec, onnx_spec: ModelSpec, where: Path) -> M
                     path=what,
                     source=str(where),
                 )
-            if model_t.datatype != t.datatype or len(model_t.dims) != len(t.dims):
+            # a fixed dimension of the graph must be the same in the config; a dynamic one
+            # (-1 in the graph) may be fixed or left variable by the config
+            if (
+                model_t.datatype != t.datatype
+                or len(model_t.dims) != len(t.dims)
+                or any(m != -1 and c != m for c, m in zip(t.dims, model_t.dims, strict=True))
+            ):
                 raise ConfigError(
                     f"{what} '{t.name}' is TYPE_{t.datatype} {list(t.dims)} in the config but "
-                    f"TYPE_{model_t.datatype} {list(model_t.dims)} in the ONNX model",
+                    f"TYPE_{model_t.datatype} {list(model_t.dims)} in the ONNX model "
+                    "(dims without the batch dimension); accepted: the model's datatype and dims, "
+                    "-1 only where the model's dimension is dynamic",
                     path=what,
                     source=str(where),
                 )
@@ -537,6 +502,23 @@ def _model_versions(model_dir: Path) -> list[ModelVersion]:
     return out
 
 
+def repository_model_names(repo: Path) -> list[str]:
+    """The model folders of a Triton model repository (hidden folders left out)."""
+    return sorted(p.name for p in Path(repo).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def repository_model(repo: Path, name: str) -> list[ModelVersion]:
+    """The servable versions of model ``name`` of the repository ``repo``, read afresh (the
+    repository API's load)."""
+    folder = Path(repo) / name
+    if not name or "/" in name or name.startswith(".") or not folder.is_dir():
+        raise ModelFileError(
+            f"no model folder '{name}' in the model repository {repo}; it has: "
+            + ", ".join(repository_model_names(repo))
+        )
+    return _model_versions(folder)
+
+
 def discover_models(path: Path) -> list[ModelVersion]:
     """Every servable model version under ``path``.
 
@@ -554,8 +536,8 @@ def discover_models(path: Path) -> list[ModelVersion]:
     if (path / "config.pbtxt").is_file():  # one model folder of a repository
         return _model_versions(path)
     models = []
-    for model_dir in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        models.extend(_model_versions(model_dir))
+    for name in repository_model_names(path):
+        models.extend(_model_versions(path / name))
     if not models:
         raise ModelFileError(
             f"{path} has no models: expected <name>/config.pbtxt and <name>/<version>/model.onnx, "

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from hepfpga.artifacts import tool_versions, write_json_atomic
+from hepfpga.artifacts import check_destination, tool_versions, write_json_atomic
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.hls_config import ConversionPlan
 from hepfpga.firmware.options import FirmwareOptions
@@ -122,7 +122,11 @@ def cached_project(
     ``project.from_cache`` says which; ``project.compile_seconds`` is the time the original
     compilation took.
     """
-    root = cache_dir(directory) / "csim"
+    base = cache_dir(directory)
+    check_destination(
+        base, exist_ok=True, option="the C-simulation cache ($HEPFPGA_CACHE or --cache-dir)"
+    )
+    root = base / "csim"
     folder = root / cache_key(plan, options)[:32]
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root / f"{folder.name}.lock"):
@@ -155,6 +159,7 @@ def _lookup_or_build(
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     try:
+        # compiled in place: the entry is complete only once complete.json is written
         project = write_project(plan.model, options, folder / "project", plan=plan)
         compile_project(project)
         libraries = sorted((folder / "project" / "firmware").glob(f"{options.project_name}-*.so"))

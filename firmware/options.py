@@ -293,9 +293,14 @@ class FirmwareOptions:
                 path="firmware.part",
             )
         period = self.clock_period
-        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
+        if (
+            isinstance(period, bool)
+            or not isinstance(period, (int, float))
+            or not 0 < period < float("inf")
+        ):
             raise ConfigError(
-                f"expected a positive clock period in ns. Received: clock_period={period!r}",
+                "expected a positive clock period in ns (finite). "
+                f"Received: clock_period={period!r}",
                 path="firmware.clock_period",
             )
         set_(self, "clock_period", float(period))
@@ -309,9 +314,10 @@ class FirmwareOptions:
         if self.input_type is not None:
             set_(self, "input_type", _fixed_type(self.input_type, "input_type"))
         size = _positive_int(self.softmax_table_size, "softmax_table_size")
-        if size & (size - 1) or size < 2:
+        if size & (size - 1) or not 2 <= size <= 2**16:
             raise ConfigError(
-                f"expected a power of two >= 2. Received: softmax_table_size={size}",
+                "expected a power of two from 2 to 65536 (each table is a ROM of this many "
+                f"entries). Received: softmax_table_size={size}",
                 path="firmware.softmax_table_size",
             )
         _positive_int(self.softmax_range_bits, "softmax_range_bits")

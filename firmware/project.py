@@ -12,10 +12,9 @@ path into it.
 
 from __future__ import annotations
 
-import json
+import shlex
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.artifacts import umask
+from hepfpga.artifacts import (
+    check_destination,
+    dumps_strict,
+    make_partial_directory,
+    move_into_place,
+    remove_empty_parents,
+)
 from hepfpga.errors import (
-    ConfigError,
     ConversionError,
     DataError,
     HepfpgaError,
     MissingDependencyError,
 )
+from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
@@ -80,20 +85,7 @@ class FirmwareProject:
 def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray | None:
     if values is None:
         return None
-    array = np.asarray(values)
-    if array.ndim != 2 or array.shape[1] != width or array.shape[0] == 0:
-        raise DataError(f"{name} must have shape (n_events, {width}), got {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-        raise DataError(f"{name} must hold finite numbers")
-    return array
-
-
-def _check_destination(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ConfigError(
-            f"'{out_dir}' already exists and is not an empty folder; refusing to overwrite it. "
-            "Choose a new folder or remove the old one first."
-        )
+    return validate_events(values, width, name=name, flat=True)
 
 
 def _readme(project_name: str, options: FirmwareOptions, hls_model: Any, logits: str) -> str:
@@ -165,6 +157,8 @@ def write_project(
     testbench_outputs: np.ndarray | None = None,
     ranges: dict[str, tuple[float, float]] | None = None,
     plan: ConversionPlan | None = None,
+    compile: bool = False,
+    overwrite: bool = False,
 ) -> FirmwareProject:
     """Convert a QKeras model with hls4ml and write the project folder ``out_dir`` atomically.
 
@@ -172,8 +166,13 @@ def write_project(
     :func:`hepfpga.firmware.precision.profile_ranges`) to choose their types; ``plan`` (from
     :func:`hepfpga.firmware.hls_config.plan_conversion`) skips deriving the types again.
 
-    ``out_dir`` must not exist or be an empty folder (missing parents are created). On any
-    failure nothing is left at ``out_dir`` or next to it. ``testbench_inputs`` (events x
+    ``out_dir`` must not exist or be an empty folder unless ``overwrite`` (then it is replaced
+    once the new project is complete); missing parents are created
+    (:func:`hepfpga.artifacts.check_destination`). On any failure, or a kill, nothing is left
+    at ``out_dir``; a kill leaves a ``.NAME.*.partial`` folder beside it that the next write
+    removes. ``compile=True`` builds the C-simulation library in the temporary folder before
+    the rename (as :func:`compile_project` would), so a compiled project appears whole or not
+    at all. ``testbench_inputs`` (events x
     inputs, rounded to float32 as Keras does) and ``testbench_outputs`` (events x outputs, the
     reference predictions) become the testbench data in ``tb_data/``. The folder holds
     hls4ml's project, ``CONFIG_FILE`` and a ``README.md``. The C-simulation library is not
@@ -183,7 +182,7 @@ def write_project(
 
     options = options if options is not None else FirmwareOptions()
     out_dir = Path(out_dir).absolute()
-    _check_destination(out_dir)
+    check_destination(out_dir, overwrite=overwrite)
     n_inputs = int(np.prod(model.inputs[0].shape[1:]))
     n_outputs = int(np.prod(model.outputs[0].shape[1:]))
     tb_inputs = _check_array(_flat(testbench_inputs), "testbench_inputs", n_inputs)
@@ -194,10 +193,9 @@ def write_project(
     plan = plan if plan is not None else plan_conversion(model, options, ranges=ranges)
     hls_config, ready, logits = plan.hls_config, plan.model, plan.logits_layer
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    tmp, created = make_partial_directory(out_dir)
+    compile_seconds: float | None = None
     try:
-        tmp.chmod(0o777 & ~umask())  # mkdtemp makes it private; the project should not be
         tb_paths = {}
         for key, array, rel in (
             ("InputData", tb_inputs, TB_INPUTS),
@@ -236,16 +234,19 @@ def write_project(
         yml = tmp / "hls4ml_config.yml"
         if yml.is_file():
             yml.write_text(yml.read_text(encoding="utf-8").replace(str(tmp), str(out_dir)))
-        _check_destination(out_dir)
-        tmp.replace(out_dir)
+        if compile and _can_build_for(tmp):
+            compile_seconds = _build_library(tmp, out_dir)
+        check_destination(out_dir, overwrite=overwrite)  # again: it may have appeared meanwhile
+        move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty_parents(created)
         raise
 
     hls_model.config.config["OutputDir"] = str(out_dir)
     for key, rel in tb_paths.items():
         hls_model.config.config[key] = str(out_dir / rel)
-    return FirmwareProject(
+    project = FirmwareProject(
         path=out_dir,
         hls_model=hls_model,
         hls_config=hls_config,
@@ -255,6 +256,70 @@ def write_project(
         quantized=plan.quantized,
         keras_model=ready,
     )
+    if compile:
+        if compile_seconds is None:  # a backend whose build script cannot target out_dir
+            return compile_project(project)
+        _load_library(project)
+        project.compile_seconds = compile_seconds
+    return project
+
+
+def _can_build_for(folder: Path) -> bool:
+    """Whether ``folder``'s ``build_lib.sh`` takes its base folder from one ``BASEDIR=`` line
+    (hls4ml's Vivado/Vitis template), so it can be built for another path."""
+    script = folder / "build_lib.sh"
+    return script.is_file() and script.read_text().count("\nBASEDIR=") == 1
+
+
+def _build_library(folder: Path, final: Path) -> float:
+    """Run ``folder``'s ``build_lib.sh`` as if the project were already at ``final``.
+
+    The library reads its weights at run time from ``WEIGHTS_DIR``, which the script sets to
+    the absolute path of its own folder; pointing ``BASEDIR`` at ``final`` instead makes the
+    library built here right once the folder is renamed there. Returns the seconds taken.
+    """
+    script = (folder / "build_lib.sh").read_text()
+    lines = [
+        f"BASEDIR={shlex.quote(str(final))}" if line.startswith("BASEDIR=") else line
+        for line in script.split("\n")
+    ]
+    build = folder / ".hepfpga_build_lib.sh"
+    build.write_text("\n".join(lines))
+    start = time.perf_counter()
+    try:
+        result = subprocess.run(
+            ["bash", build.name],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+    finally:
+        build.unlink(missing_ok=True)
+    if result.returncode != 0:
+        tail = "\n".join(result.stdout.strip().splitlines()[-20:])
+        raise ConversionError(
+            f"compiling the C simulation for {final} failed (g++ status {result.returncode}):"
+            f"\n{tail}"
+        )
+    return time.perf_counter() - start
+
+
+def _load_library(project: FirmwareProject) -> None:
+    """Load the library :func:`_build_library` built into the hls4ml model, as its
+    ``compile()`` does after building."""
+    import ctypes
+
+    config = project.hls_model.config
+    library = (
+        project.path
+        / "firmware"
+        / f"{config.get_project_name()}-{config.get_config_value('Stamp')}.so"
+    )
+    if not library.is_file():
+        raise ConversionError(f"the compiled C simulation {library} is missing")
+    project.hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(library))
 
 
 def _flat(values: np.ndarray | None) -> np.ndarray | None:
@@ -282,7 +347,7 @@ def _write_metadata(
         "logits_layer": logits,
         "precision": {name: types.to_dict() for name, types in precision.items()},
     }
-    (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    (folder / CONFIG_FILE).write_text(dumps_strict(record, indent=2, sort_keys=True) + "\n")
     (folder / "README.md").write_text(_readme(options.project_name, options, hls_model, logits))
 
 

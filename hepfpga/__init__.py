@@ -7,7 +7,10 @@ through setuptools' ``package-dir`` mapping.
 
 from __future__ import annotations
 
+import importlib as _importlib
 from pathlib import Path as _Path
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -31,7 +34,6 @@ def _add_source_checkout_stages() -> None:
 
 _add_source_checkout_stages()
 
-from hepfpga.config import PipelineConfig, load_config, parse_config  # noqa: E402
 from hepfpga.errors import (  # noqa: E402
     ConfigError,
     ConversionError,
@@ -42,7 +44,6 @@ from hepfpga.errors import (  # noqa: E402
     ModelFileError,
     VerificationError,
 )
-from hepfpga.pipeline import RunResult, run_pipeline  # noqa: E402
 
 __all__ = [
     "ConfigError",
@@ -60,3 +61,30 @@ __all__ = [
     "parse_config",
     "run_pipeline",
 ]
+
+# The run config and the pipeline are the top layer: they import every stage, so they load on
+# first use. ``import hepfpga.train`` (which imports this package first) then loads no
+# firmware, deployment or quantization code.
+_LAZY = {
+    "PipelineConfig": "hepfpga.config",
+    "load_config": "hepfpga.config",
+    "parse_config": "hepfpga.config",
+    "RunResult": "hepfpga.pipeline",
+    "run_pipeline": "hepfpga.pipeline",
+}
+
+if _TYPE_CHECKING:
+    from hepfpga.config import PipelineConfig, load_config, parse_config
+    from hepfpga.pipeline import RunResult, run_pipeline
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hepfpga' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,18 +1,24 @@
 """Typed construction of dataclasses from plain YAML data, with path-naming errors.
 
-:func:`build` turns a mapping into a (possibly nested) dataclass instance. It accepts the field
-types used in hepfpga configs: ``bool``, ``int``, ``float``, ``str``, ``Path``, ``Enum``
-subclasses, ``Literal[...]``, ``X | None``, ``tuple[T, ...]``, ``dict[str, T]`` and nested
-dataclasses. Every error is a :class:`~hepfpga.errors.ConfigError` whose path is the dotted
-location of the bad value (``training.optimizer``) and whose message says what is accepted;
-an unknown key also names the closest valid key.
+:func:`build` turns a mapping into a (possibly nested) dataclass instance. It accepts the
+field types used in hepfpga configs: ``bool``, ``int``, ``float``, ``str``, ``Path``,
+``Enum`` subclasses, ``Literal[...]``, ``X | None``, ``tuple[T, ...]``, ``dict[str, T]``,
+nested dataclasses and tagged sections: a dataclass defining ``__schema_variant_key__`` (a
+field name) and a classmethod ``__schema_variants__()`` (tag -> dataclass) is validated as
+the dataclass its tag selects (``model.architecture: cnn`` -> the CNN's section). Every
+error is a :class:`~hepfpga.errors.ConfigError` whose path is the dotted location of the bad
+value (``training.optimizer``) and whose message says what is accepted; an unknown key also
+names the closest valid key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import enum
+import math
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -22,7 +28,22 @@ from hepfpga.errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["build", "closest", "to_plain"]
+__all__ = ["MAX_INT", "build", "closest", "show", "to_plain"]
+
+#: largest magnitude of an integer setting (a signed 64-bit integer, what NumPy and TensorFlow
+#: take); YAML integers are unbounded
+MAX_INT = 2**63 - 1
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
+_REPR.maxlong = 40
+
+
+def show(value: Any) -> str:
+    """``repr(value)`` cut to a line: a value put into an error message may be huge."""
+    return _REPR.repr(value)
 
 
 def closest(word: str, choices: typing.Iterable[str]) -> str | None:
@@ -54,7 +75,8 @@ def _build_dataclass(cls: type, data: Any, path: str, source: str | None) -> Any
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"expected a mapping of {cls.__name__} settings, got {type(data).__name__} {data!r}",
+            f"expected a mapping of {cls.__name__} settings, "
+            f"got {type(data).__name__} {show(data)}",
             path=path,
             source=source,
         )
@@ -98,6 +120,25 @@ def _build_dataclass(cls: type, data: Any, path: str, source: str | None) -> Any
         ) from exc
 
 
+def _select_variant(base: type, data: dict, path: str, source: str | None) -> type:
+    # A tagged section: the value of ``base.__schema_variant_key__`` (e.g. ``architecture``)
+    # picks the dataclass that validates the rest of the section, from the registry that
+    # ``base.__schema_variants__()`` returns (name -> dataclass).
+    key = base.__schema_variant_key__  # type: ignore[attr-defined]
+    variants: dict[str, type] = base.__schema_variants__()  # type: ignore[attr-defined]
+    default = next(f.default for f in dataclasses.fields(base) if f.name == key)
+    tag = data.get(key, default)
+    if isinstance(tag, str) and tag in variants:
+        return variants[tag]
+    hint = closest(str(tag), variants)
+    suggestion = f" (did you mean '{hint}'?)" if hint else ""
+    raise ConfigError(
+        f"invalid value {tag!r}{suggestion}; accepted: {', '.join(repr(v) for v in variants)}",
+        path=_join(path, key),
+        source=source,
+    )
+
+
 def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -109,6 +150,8 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
                 return tp.parse(value)
             except ConfigError as exc:
                 raise ConfigError(exc.message, path=path, source=source) from exc
+        if "__schema_variants__" in vars(tp) and (value is None or isinstance(value, dict)):
+            tp = _select_variant(tp, value or {}, path, source)
         return _build_dataclass(tp, value, path, source)
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
@@ -122,14 +165,15 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
-        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", path=path, source=source)
+        raise ConfigError(f"expected {_type_name(tp)}, got {show(value)}", path=path, source=source)
     if origin is typing.Literal:
         if value in args:
             return value
         hint = closest(str(value), [str(a) for a in args])
         suggestion = f" (did you mean '{hint}'?)" if hint else ""
         raise ConfigError(
-            f"invalid value {value!r}{suggestion}; accepted: {', '.join(repr(a) for a in args)}",
+            f"invalid value {show(value)}{suggestion}; "
+            f"accepted: {', '.join(repr(a) for a in args)}",
             path=path,
             source=source,
         )
@@ -147,14 +191,14 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
         hint = closest(str(value), accepted)
         suggestion = f" (did you mean '{hint}'?)" if hint else ""
         raise ConfigError(
-            f"invalid value {value!r}{suggestion}; accepted: {', '.join(accepted)}",
+            f"invalid value {show(value)}{suggestion}; accepted: {', '.join(accepted)}",
             path=path,
             source=source,
         )
     if origin is tuple or tp is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(
-                f"expected a list, got {type(value).__name__} {value!r}",
+                f"expected a list, got {type(value).__name__} {show(value)}",
                 path=path,
                 source=source,
             )
@@ -171,7 +215,7 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(
-                f"expected a mapping, got {type(value).__name__} {value!r}",
+                f"expected a mapping, got {type(value).__name__} {show(value)}",
                 path=path,
                 source=source,
             )
@@ -181,28 +225,45 @@ def _convert(tp: Any, value: Any, path: str, source: str | None) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"expected true or false, got {value!r}", path=path, source=source)
+        raise ConfigError(f"expected true or false, got {show(value)}", path=path, source=source)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > MAX_INT:
+                raise ConfigError(
+                    f"expected an integer of at most 64 bits (|n| <= 2**63 - 1), got {show(value)}",
+                    path=path,
+                    source=source,
+                )
             return value
-        raise ConfigError(f"expected an integer, got {value!r}", path=path, source=source)
+        raise ConfigError(f"expected an integer, got {show(value)}", path=path, source=source)
     if tp is float:
+        number: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"expected a number, got {value!r}", path=path, source=source)
+                number = float(value)
+            except OverflowError:  # an integer beyond float range
+                number = math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise ConfigError(f"expected a number, got {show(value)}", path=path, source=source)
+        if not math.isfinite(number):
+            # no setting means anything at infinity, and NaN compares false with every bound
+            raise ConfigError(
+                f"expected a finite number, got {show(value)} (.inf and .nan are not accepted)",
+                path=path,
+                source=source,
+            )
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"expected a string, got {value!r}", path=path, source=source)
+        raise ConfigError(f"expected a string, got {show(value)}", path=path, source=source)
     if tp is Path:
         if isinstance(value, str | Path):
             return Path(value)
-        raise ConfigError(f"expected a file path, got {value!r}", path=path, source=source)
+        raise ConfigError(f"expected a file path, got {show(value)}", path=path, source=source)
     raise TypeError(f"unsupported config field type {tp!r} at {path}")  # programming error
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hepfpga import __version__
+from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import HepfpgaError
 
 # Before TensorFlow is first imported: its C++ start-up messages (CUDA plugin registration,
@@ -115,31 +116,47 @@ def run(
 
 
 def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
-    cmp = report["hls_vs_qkeras"]
+    cmp = report.get("hls_vs_qkeras")
+    accuracy = "accuracy: " + "  ".join(
+        f"{label} {report[key]['test']['accuracy']:.4f}"
+        for key, label in (("float", "float"), ("qkeras", "QKeras"), ("hls", "HLS"))
+        if "accuracy" in report.get(key, {}).get("test", {})
+    )
     lines = [
         f"run folder: {run_dir}",
+        f"architecture: {report['architecture']['name']} ({report['data']['representation']})",
         f"test jets: {report['data']['split']['test']}",
-        "accuracy: float {:.4f}  QKeras {:.4f}  HLS {:.4f}".format(
-            report["float"]["test"]["accuracy"],
-            report["qkeras"]["test"]["accuracy"],
-            report["hls"]["test"]["accuracy"],
-        ),
-        "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
-            cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
-        ),
-        "HLS vs QKeras softmax (table based): max |diff| {:.3g}, argmax agreement {:.2%}{}".format(
-            cmp["probs_max_abs_diff"],
-            cmp["argmax_agreement"],
-            f" (flips only where the top two differ by <= {cmp['argmax_flip_max_gap']:.2g})"
-            if cmp["argmax_agreement"] < 1
-            else "",
-        ),
+        *report.get("summary", [accuracy]),
+    ]
+    if cmp is not None and "summary" in report:
+        lines.append(
+            "HLS vs QKeras output: {:.2%} bit-exact, max |diff| {:.3g}".format(
+                cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
+            )
+        )
+    elif cmp is not None:
+        lines += [
+            "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
+                cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
+            ),
+            "HLS vs QKeras softmax (table based): max |diff| {:.3g}, argmax agreement "
+            "{:.2%}{}".format(
+                cmp["probs_max_abs_diff"],
+                cmp["argmax_agreement"],
+                f" (flips only where the top two differ by <= {cmp['argmax_flip_max_gap']:.2g})"
+                if cmp["argmax_agreement"] < 1
+                else "",
+            ),
+        ]
+    lines += [f"not available: {item}" for item in report.get("not_available", [])]
+    lines += [
         "ONNX vs QKeras: max |diff| {:.3g} ({})".format(
             report["onnx_vs_qkeras"]["max_abs_diff"], report["onnx_vs_qkeras"]["provider"]
         ),
         "checks: "
         + ", ".join(
-            f"{k} {'ok' if v['passed'] else 'FAILED'}" for k, v in report["checks"].items()
+            f"{k} {({True: 'ok', False: 'FAILED', None: 'not measured'})[v['passed']]}"
+            for k, v in report["checks"].items()
         ),
         f"status: {report['status']} ({report['timings_s']['total']:.0f} s)",
     ]
@@ -162,7 +179,13 @@ def data() -> None:
     show_default=True,
     help="Jets per class (q, g, W, Z, t).",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Pythia random seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 900_000_000),
+    default=1,
+    show_default=True,
+    help="Pythia random seed (Pythia's range).",
+)
 @click.option(
     "--constituents",
     type=click.IntRange(min=1),
@@ -176,8 +199,15 @@ def data() -> None:
     help="Worker processes (default: one per CPU); the jets do not depend on it.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def data_generate(
-    out: Path, per_class: int, seed: int, constituents: int, workers: int | None, no_progress: bool
+    out: Path,
+    per_class: int,
+    seed: int,
+    constituents: int,
+    workers: int | None,
+    no_progress: bool,
+    overwrite: bool,
 ) -> None:
     """Generate q/g/W/Z/t jets with Pythia 8 and fastjet (needs: pip install 'hepfpga[datagen]').
 
@@ -185,6 +215,7 @@ def data_generate(
     matched to the truth parton/boson/top; the 16 hls4ml jet features and the leading
     constituents of each jet.
     """
+    from hepfpga.artifacts import check_destination
     from hepfpga.train.generate import generate_sample
     from hepfpga.train.io import save_sample
 
@@ -192,6 +223,7 @@ def data_generate(
         raise click.BadParameter(
             f"unknown suffix '{out.suffix}'; accepted: .npz, .h5, .hdf5", param_hint="--out"
         )
+    check_destination(out, kind="file", overwrite=overwrite, option="--out")
     sample = generate_sample(
         per_class, seed=seed, n_constituents=constituents, progress=not no_progress, workers=workers
     )
@@ -263,34 +295,57 @@ def export() -> None:
     show_default=True,
     help="Random inputs used to check onnxruntime against Keras.",
 )
+@click.option(
+    "--tolerance",
+    type=FiniteFloat(min=0),
+    default=1e-4,
+    show_default=True,
+    help="Largest |onnxruntime - Keras| accepted, relative to max(1, largest |output|); a "
+    "model that differs more is not written (exit status 1).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def export_onnx_cmd(
-    model_file: Path, out: Path, weights: Path | None, opset: int, check_events: int
+    model_file: Path,
+    out: Path,
+    weights: Path | None,
+    opset: int,
+    check_events: int,
+    tolerance: float,
+    overwrite: bool,
 ) -> None:
-    """Export a Keras/QKeras model to ONNX (tf2onnx) and check it with onnxruntime."""
-    import numpy as np
+    """Export a Keras/QKeras model to ONNX (tf2onnx) and check it with onnxruntime.
 
-    from hepfpga.deploy.onnx_export import check_onnx, export_onnx
+    The model is checked (onnx checker, then onnxruntime against Keras on --check-events
+    random inputs, every output) before it is renamed into place: a model that fails is not
+    written. Exit status 2 for bad input, 1 when onnxruntime differs by more than --tolerance.
+    """
+    from hepfpga.artifacts import check_destination
+    from hepfpga.deploy.onnx_export import export_checked_onnx, random_inputs
     from hepfpga.model_io import load_keras_model
 
+    check_destination(out, kind="file", overwrite=overwrite, option="--out")
     model = load_keras_model(model_file, weights=weights)
-    result = export_onnx(model, out, opset=opset)
-    x = (
-        np.random.default_rng(0)
-        .normal(size=(check_events, *model.inputs[0].shape[1:]))
-        .astype(np.float32)
+    x = random_inputs(model, check_events)
+    _, parity = export_checked_onnx(
+        model, out, x, opset=opset, tolerance=tolerance, overwrite=overwrite
     )
-    parity = check_onnx(result, model, x)
     click.echo(
         f"wrote {out}; onnxruntime ({parity.provider}) vs Keras on {check_events} random inputs: "
-        f"max |diff| {parity.max_abs_diff:.3g}, argmax agreement {parity.argmax_agreement:.2%}"
+        f"max |diff| {parity.max_abs_diff:.3g}"
+        + (
+            f", argmax agreement {parity.argmax_agreement:.2%}"
+            if parity.argmax_agreement is not None
+            else ""
+        )
+        + (f" ({len(parity.per_output)} outputs)" if len(parity.per_output) > 1 else "")
     )
 
 
 def _register_areas() -> None:
     # Each area keeps its commands in its own module; they are attached here, once.
-    from hepfpga import cli_deploy, cli_emulate, cli_firmware, cli_hardware
+    from hepfpga import cli_compare, cli_deploy, cli_emulate, cli_firmware, cli_hardware
 
-    for area in (cli_firmware, cli_emulate, cli_deploy, cli_hardware):
+    for area in (cli_firmware, cli_emulate, cli_deploy, cli_compare, cli_hardware):
         area.register(cli, export)
 
 
@@ -300,7 +355,9 @@ _register_areas()
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     try:
-        cli.main(args=argv, prog_name="hepfpga", standalone_mode=False)
+        # without standalone mode click *returns* the status of ``raise Exit(n)`` / ctx.exit(n)
+        # instead of raising it; a command that returns normally gives None (status 0)
+        status = cli.main(args=argv, prog_name="hepfpga", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -315,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
-    return 0
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,6 +46,35 @@ def _port(value: int) -> int | None:
     help="Seconds to finish requests in flight after SIGTERM.",
 )
 @click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds from a request's first byte to the end of its HTTP headers (then 408).",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds a connection may send nothing while no answer is owed to it (then closed).",
+)
+@click.option(
+    "--model-control-mode",
+    type=click.Choice(["none", "explicit"]),
+    default="none",
+    show_default=True,
+    help="explicit: PATH is a model repository whose models clients load and unload "
+    "through the repository API (start with those named by --load-model).",
+)
+@click.option(
+    "--load-model",
+    "load_model",
+    multiple=True,
+    metavar="NAME",
+    help="With --model-control-mode explicit: a model to load at start (repeatable; * for all).",
+)
+@click.option(
     "--cpus",
     metavar="LIST",
     help="Pin the server to these CPUs, e.g. 0 or 0,2-3 (as taskset -c; default: all).",
@@ -57,6 +86,10 @@ def serve_cmd(
     grpc_port: int,
     max_request_size: int,
     drain_timeout: float,
+    header_timeout: float,
+    idle_timeout: float,
+    model_control_mode: str,
+    load_model: tuple[str, ...],
     cpus: str | None,
 ) -> None:
     """Serve the ONNX models under PATH over the KServe v2 / Triton protocol (HTTP and gRPC).
@@ -84,6 +117,8 @@ def serve_cmd(
             click.echo(f"HTTP  http://{addresses.host}:{addresses.http_port}  (metrics: /metrics)")
         if addresses.grpc_port is not None:
             click.echo(f"gRPC  {addresses.host}:{addresses.grpc_port}")
+        if model_control_mode == "explicit":
+            click.echo("model control mode explicit: POST /v2/repository/models/NAME/load|unload")
         if cpu_set:
             click.echo(f"pinned to CPUs {','.join(map(str, sorted(cpu_set)))}")
         click.echo("ready; SIGTERM or Ctrl-C drains and stops")
@@ -97,6 +132,10 @@ def serve_cmd(
         max_request_bytes=max_request_size,
         drain_timeout_s=drain_timeout,
         cpus=cpu_set,
+        header_timeout_s=header_timeout,
+        idle_timeout_s=idle_timeout,
+        model_control=model_control_mode,  # type: ignore[arg-type]
+        load_models=load_model,
         on_ready=ready,
     )
     click.echo("stopped")

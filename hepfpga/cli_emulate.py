@@ -71,6 +71,7 @@ def register(cli: click.Group, export: click.Group) -> None:
 @click.option(
     "--report", type=click.Path(path_type=Path), help="Also write what was done as JSON here."
 )
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out (and --report) file.")
 def emulate(
     model_file: Path,
     data: Path,
@@ -88,6 +89,7 @@ def emulate(
     io_type: str,
     strategy: str,
     report: Path | None,
+    overwrite: bool,
 ) -> None:
     """Emulate the firmware of MODEL_FILE on every event of DATA, bit-identical to the hls4ml
     C simulation and ~100x faster.
@@ -99,18 +101,30 @@ def emulate(
     or for layers it does not reproduce, the C simulation itself runs, with a warning.
     DATA: .npz, .h5/.hdf5, .parquet or .root.
     """
-    from hepfpga.artifacts import write_json_atomic
+    from hepfpga.artifacts import check_destination, write_json_atomic
     from hepfpga.datafiles import ArrayWriter, open_array
+    from hepfpga.errors import ConfigError
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
     from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
+    from hepfpga.firmware.precision import is_quantized
     from hepfpga.model_io import load_keras_model
 
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     # cheap checks first: a misspelt key or a wrong suffix should not wait for g++
+    check_destination(out, kind="file", overwrite=overwrite, option="--out")
+    if report is not None:
+        check_destination(report, kind="file", overwrite=overwrite, option="--report")
     open_array(data, key=key, columns=names)
     ArrayWriter.check_path(out)
     options = FirmwareOptions(backend=backend, io_type=io_type, strategy=strategy)
     model = load_keras_model(model_file, weights=weights)
+    if not is_quantized(model):
+        raise ConfigError(
+            f"{model_file} is a float (non-QKeras) model; emulate reproduces the firmware of "
+            "QKeras models, whose types come from their quantizers. Quantize it with QKeras, "
+            "or write and check a float model's profiled firmware with 'hepfpga firmware "
+            "MODEL --data FILE' and 'hepfpga verify MODEL --data FILE'"
+        )
     with (
         tempfile.TemporaryDirectory(prefix="hepfpga-emulate-") as folder,
         warnings.catch_warnings(),

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import VerificationError
 
 _BACKENDS = ("Vitis", "Vivado", "Catapult", "Quartus")
@@ -52,7 +53,11 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--reuse-factor", type=click.IntRange(min=1), help="[default: 1]"),
         click.option("--part", help="FPGA part [default: the backend's]."),
-        click.option("--clock-period", type=float, help="Clock period in ns [default: 5]."),
+        click.option(
+            "--clock-period",
+            type=FiniteFloat(min=0, min_open=True),
+            help="Clock period in ns [default: 5].",
+        ),
         click.option(
             "--softmax",
             type=click.Choice(_SOFTMAX, case_sensitive=False),
@@ -85,19 +90,13 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _build_options(options_file: Path | None, **flags: Any) -> Any:
-    import yaml
-
     from hepfpga.errors import ConfigError
     from hepfpga.firmware import FirmwareOptions
+    from hepfpga.yaml_io import load_yaml
 
     values: dict[str, Any] = {}
     if options_file is not None:
-        try:
-            loaded = yaml.safe_load(Path(options_file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(
-                f"cannot read firmware options: {exc}", source=str(options_file)
-            ) from exc
+        loaded = load_yaml(options_file, what="firmware options file")
         if isinstance(loaded, dict) and isinstance(loaded.get("firmware"), dict):
             loaded = loaded["firmware"]
         if not isinstance(loaded, dict):
@@ -156,9 +155,13 @@ def register(cli: click.Group, export: click.Group) -> None:
     @click.option(
         "--compile", "compile_", is_flag=True, help="Also build the C-simulation library (g++)."
     )
+    @click.option(
+        "--overwrite", is_flag=True, help="Replace an existing --out once the new one is complete."
+    )
     def firmware_cmd(
         model_file: Path,
         out: Path,
+        overwrite: bool,
         weights: Path | None,
         options_file: Path | None,
         data_file: Path | None,
@@ -177,12 +180,14 @@ def register(cli: click.Group, export: click.Group) -> None:
         """
         import numpy as np
 
-        from hepfpga.firmware import compile_project, write_project
+        from hepfpga.artifacts import check_destination
+        from hepfpga.firmware import write_project
         from hepfpga.firmware.hls_config import hls4ml_ready_model
         from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
         from hepfpga.firmware.verify import check_events
         from hepfpga.model_io import load_keras_model
 
+        check_destination(out, overwrite=overwrite, option="--out")
         options = _build_options(options_file, **_flags(**kwargs))
         model = hls4ml_ready_model(load_keras_model(model_file, weights=weights))
         check_supported(model)
@@ -202,6 +207,8 @@ def register(cli: click.Group, export: click.Group) -> None:
             testbench_inputs=tb_in,
             testbench_outputs=tb_out,
             ranges=ranges,
+            compile=compile_,
+            overwrite=overwrite,
         )
         kind = "QKeras: types from the quantizers" if project.quantized else "float: profiled"
         click.echo(
@@ -210,8 +217,7 @@ def register(cli: click.Group, export: click.Group) -> None:
         )
         for name, types in project.precision.items():
             click.echo(f"  {name:<24} {types.result.to_hls():<36} {types.source}")
-        if compile_:
-            compile_project(project)
+        if compile_:  # built in the temporary folder, before the rename
             click.echo(f"compiled the C simulation in {project.compile_seconds:.1f} s")
 
     @cli.command("verify")
@@ -219,13 +225,14 @@ def register(cli: click.Group, export: click.Group) -> None:
     @_firmware_options
     @click.option(
         "--tolerance",
-        type=click.FloatRange(min=0),
+        type=FiniteFloat(min=0),
         help="Pass when the logits differ by at most this (default: bit-exact for QKeras "
         "models, 0.01 for float models).",
     )
     @click.option(
         "--report", type=click.Path(path_type=Path), help="Also write the report as JSON here."
     )
+    @click.option("--overwrite", is_flag=True, help="Replace an existing --report file.")
     @click.option("--no-cache", is_flag=True, help="Compile afresh; do not use the cache.")
     @click.option(
         "--cache-dir",
@@ -242,6 +249,7 @@ def register(cli: click.Group, export: click.Group) -> None:
         max_events: int | None,
         tolerance: float | None,
         report: Path | None,
+        overwrite: bool,
         no_cache: bool,
         cache_dir: Path | None,
         **kwargs: Any,
@@ -255,10 +263,19 @@ def register(cli: click.Group, export: click.Group) -> None:
         logits for QKeras models, --tolerance for float models), 1 when it does not, 2 for
         bad input.
         """
-        from hepfpga.artifacts import write_json_atomic
+        from hepfpga.artifacts import check_destination, write_json_atomic
         from hepfpga.firmware import verify_model
+        from hepfpga.firmware.cache import cache_dir as cache_folder
         from hepfpga.model_io import load_keras_model
 
+        if report is not None:
+            check_destination(report, kind="file", overwrite=overwrite, option="--report")
+        if not no_cache:
+            check_destination(
+                cache_folder(cache_dir),
+                exist_ok=True,
+                option="the cache ($HEPFPGA_CACHE, --cache-dir)",
+            )
         options = _build_options(options_file, **_flags(**kwargs))
         model = load_keras_model(model_file, weights=weights)
         if data_file is None and n_random is None:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from hepfpga._optional import require
-from hepfpga.artifacts import atomic_file
+from hepfpga.artifacts import atomic_file, check_destination
 from hepfpga.errors import ConfigError, DataError
 
 __all__ = [
@@ -357,10 +357,10 @@ class ArrayWriter:
 
     @staticmethod
     def check_path(path: Path) -> str:
-        """The output format of ``path``; refuses unknown suffixes and missing folders."""
+        """The output format of ``path``; refuses unknown suffixes and destinations that cannot
+        be written (:func:`hepfpga.artifacts.check_destination`; missing folders are created)."""
         fmt = _format(Path(path), WRITE_FORMATS, "output")
-        if not Path(path).parent.is_dir():
-            raise DataError(f"{path}: the folder {Path(path).parent} does not exist")
+        check_destination(Path(path), kind="file", overwrite=True)
         return fmt
 
     def __enter__(self) -> ArrayWriter:

@@ -1,19 +1,28 @@
-"""The end-to-end run: data -> float model -> QKeras QAT -> ONNX + hls4ml firmware -> report.
+"""The end-to-end run: data -> float model -> QKeras QAT -> ONNX + hls4ml firmware ->
+verification -> evaluation -> report.
 
-:func:`run_pipeline` only composes the stage functions; each can be called alone. Everything is
-written into a temporary folder renamed to ``<output_dir>/<name>/`` when complete:
+:func:`run_pipeline` runs the stages of :data:`STAGES` in order (each a function of
+:mod:`hepfpga.pipeline_stages` returning a typed result; each can be called alone) and
+composes the report from their results. A new stage is one :func:`register_stage` call.
+Everything is written into a temporary folder renamed to ``<output_dir>/<name>/`` when
+complete:
 
 ===========================  ===========================================================
 ``float_model.h5``           trained float Keras model (inputs: scaled features)
 ``qkeras_model.h5``          quantization-aware trained QKeras model
-``scaler.json``              the feature scaling fitted on the training jets
+``scaler.json``              the feature scaling fitted on the training jets (``features``
+                             representation; else ``inputs.json`` describes the inputs)
 ``model.onnx``               the QKeras model exported with tf2onnx (scaler and classes in
                              its metadata)
 ``firmware/``                the hls4ml project (test bench from the test set, config,
-                             README on building it)
+                             README on building it, ``verification.json``); absent, and
+                             the report says why, when the firmware stage cannot convert
+                             the architecture yet
 ``report.json``              every number: data, fits, accuracies, AUCs, HLS vs QKeras,
                              ONNX vs QKeras, checks, versions, timings
 ``roc.png``                  per-class ROC curves of float, QKeras and HLS
+``scores.npz``               test labels and class scores of each model (for
+                             ``hepfpga compare``)
 ``manifest.json``            inputs with hashes, versions, hashes of every output
 ===========================  ===========================================================
 """
@@ -22,13 +31,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from hepfpga.artifacts import (
     atomic_directory,
@@ -38,10 +44,78 @@ from hepfpga.artifacts import (
     write_manifest,
 )
 from hepfpga.config import PipelineConfig, config_to_dict
+from hepfpga.pipeline_stages import (
+    DataResult,
+    Run,
+    StageResult,
+    data_stage,
+    evaluation_stage,
+    firmware_stage,
+    float_training_stage,
+    onnx_stage,
+    preflight_stage,
+    qat_stage,
+    verification_stage,
+)
 
-__all__ = ["RunResult", "run_pipeline"]
+__all__ = [
+    "STAGES",
+    "TASK_STAGES",
+    "RunResult",
+    "Stage",
+    "register_stage",
+    "register_task_stages",
+    "run_pipeline",
+]
 
 log = logging.getLogger("hepfpga")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run: ``run(run) -> result`` (None: nothing to add), timed as ``name``."""
+
+    name: str
+    message: str
+    run: Callable[[Run], StageResult | None]
+
+
+#: The stages of a run, in order.
+STAGES: list[Stage] = [
+    Stage("data", "loading and splitting the jets", data_stage),
+    Stage("preflight", "checking the model against the firmware options", preflight_stage),
+    Stage("float_training", "training the float model", float_training_stage),
+    Stage("qat", "quantization-aware training (QKeras)", qat_stage),
+    Stage("onnx", "exporting to ONNX and checking with onnxruntime", onnx_stage),
+    Stage("firmware", "hls4ml conversion and C simulation build", firmware_stage),
+    Stage("csim", "verifying the C simulation against QKeras", verification_stage),
+    Stage("evaluation", "evaluating accuracies, ROC curves and AUCs", evaluation_stage),
+]
+
+
+def register_stage(stage: Stage, *, after: str | None = None) -> Stage:
+    """Add ``stage`` to :data:`STAGES` after the stage named ``after`` (default: at the end)."""
+    names = [s.name for s in STAGES]
+    if stage.name in names:
+        raise ValueError(f"a stage named {stage.name!r} is already registered")
+    if after is None:
+        STAGES.append(stage)
+    elif after not in names:
+        raise ValueError(f"no stage named {after!r}; stages: {', '.join(names)}")
+    else:
+        STAGES.insert(names.index(after) + 1, stage)
+    return stage
+
+
+#: The stage list of each task (``task.name``); classification runs :data:`STAGES`.
+TASK_STAGES: dict[str, Callable[[], list[Stage]]] = {"classification": lambda: STAGES}
+
+
+def register_task_stages(task: str, stages: Callable[[], list[Stage]]) -> None:
+    """Run ``stages()`` for configs whose ``task.name`` is ``task``."""
+    if task in TASK_STAGES:
+        raise ValueError(f"the stages of task {task!r} are already registered")
+    TASK_STAGES[task] = stages
 
 
 @dataclass
@@ -54,190 +128,74 @@ class RunResult:
     failed_checks: list[str] = field(default_factory=list)
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str, message: str) -> Iterator[None]:
-        log.info("%s ...", message)
-        start = time.perf_counter()
-        yield
-        self.seconds[name] = round(time.perf_counter() - start, 2)
-        log.info("%s done in %.1f s", message, self.seconds[name])
+def _merge(target: dict[str, Any], items: dict[str, Any]) -> None:
+    for key, value in items.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
 
-def _load_data(config: PipelineConfig) -> tuple[Any, Path | None]:
-    from hepfpga.train.io import builtin_sample_path, load_sample
-
-    path = config.data.path if config.data.path is not None else builtin_sample_path()
-    return load_sample(path), path
+def _report(
+    run: Run, seconds: dict[str, float], total: float
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    checks: dict[str, Any] = {}
+    report: dict[str, Any] = {"name": run.config.name, "status": "", "checks": checks}
+    for result in run.results.values():
+        for name, check in result.checks(run).items():
+            checks[name] = check.to_dict()
+        _merge(report, result.report_items(run))
+    failed = [name for name, check in checks.items() if check["passed"] is False]
+    missing = [
+        f"{name}: {item.get('reason')}"
+        for name, item in report.items()
+        if isinstance(item, dict) and item.get("status") == "not available"
+    ]
+    report["status"] = "failed" if failed else "incomplete" if missing else "passed"
+    if missing:
+        report["not_available"] = missing
+    report["timings_s"] = {**seconds, "total": round(total, 2)}
+    report["versions"] = tool_versions()
+    report["config"] = config_to_dict(run.config)
+    return report, failed, missing
 
 
 def run_pipeline(
     config: PipelineConfig, *, config_path: Path | None = None, overwrite: bool = False
 ) -> RunResult:
-    """Run every stage of ``config`` and return the finished run folder and report."""
-    from hepfpga.deploy.onnx_export import check_onnx, export_onnx
-    from hepfpga.firmware import compile_project, record_verification, write_project
-    from hepfpga.firmware.csim import predict_with_logits
-    from hepfpga.firmware.verify import compare_outputs, keras_outputs_with_logits
-    from hepfpga.model_io import save_keras_model
-    from hepfpga.quantize.qat import quantize_model
-    from hepfpga.train.dataset import FeatureScaler, split_sample, stratified_subsample
-    from hepfpga.train.evaluate import evaluate_classifier, plot_roc
-    from hepfpga.train.fit import fit_classifier
-    from hepfpga.train.models import build_model
+    """Run every stage of :data:`STAGES` for ``config`` and return the finished run folder
+    and report.
 
+    ``report["status"]`` is ``passed`` (every check held), ``failed`` (a check did not hold;
+    ``passed`` is False) or ``incomplete``: no check failed but a stage could not produce its
+    result for this architecture (e.g. firmware not yet available); ``report["not_available"]``
+    then says which and why, and ``passed`` is True only in the sense that nothing failed.
+    """
     destination = Path(config.output_dir) / config.name
     check_destination(destination, overwrite=overwrite)
-    timer = _Timer()
     total_start = time.perf_counter()
-    firmware_options = config.firmware
-    with timer.stage("data", "loading and splitting the jets"):
-        sample, data_path = _load_data(config)
-        if config.data.max_jets is not None:
-            sample = stratified_subsample(sample, config.data.max_jets, config.seed)
-        split_cfg = config.data.split
-        split = split_sample(
-            sample, (split_cfg.train, split_cfg.validation, split_cfg.test), config.seed
-        )
-        scaler = FeatureScaler.fit(split.train.features, config.data.scaling, sample.feature_names)
-        x_train, x_val, x_test = (
-            scaler.transform(s.features) for s in (split.train, split.validation, split.test)
-        )
-        y_train, y_val, y_test = split.train.labels, split.validation.labels, split.test.labels
-        if config.verification.max_events is not None:
-            x_test, y_test = (
-                x_test[: config.verification.max_events],
-                y_test[: config.verification.max_events],
-            )
+    seconds: dict[str, float] = {}
     with atomic_directory(destination, overwrite=overwrite) as run_dir:
-        scaler.save(run_dir / "scaler.json")
-        classes = sample.class_names
-
-        with timer.stage("float_training", "training the float model"):
-            float_model = build_model(
-                x_train.shape[1], len(classes), config.model, seed=config.seed
-            )
-            float_fit = fit_classifier(
-                float_model, x_train, y_train, x_val, y_val, config.training, seed=config.seed
-            )
-            save_keras_model(float_model, run_dir / "float_model.h5")
-            float_probs = float_model.predict(x_test, batch_size=4096, verbose=0)
-
-        with timer.stage("qat", "quantization-aware training (QKeras)"):
-            qmodel = quantize_model(float_model, config.quantization)
-            q_fit = fit_classifier(
-                qmodel, x_train, y_train, x_val, y_val, config.quantization, seed=config.seed
-            )
-            save_keras_model(qmodel, run_dir / "qkeras_model.h5")
-            q_probs, q_logits = keras_outputs_with_logits(qmodel, x_test)
-
-        with timer.stage("onnx", "exporting to ONNX and checking with onnxruntime"):
-            export = export_onnx(
-                qmodel,
-                run_dir / "model.onnx",
-                opset=config.onnx.opset,
-                metadata={
-                    "class_names": list(classes),
-                    "scaler": scaler.to_dict(),
-                    "inputs": "scaled features, see scaler",
-                },
-            )
-            onnx_parity = check_onnx(export, qmodel, x_test)
-
-        n_tb = min(config.verification.testbench_events, len(x_test))
-        with timer.stage(
-            "firmware",
-            f"hls4ml conversion ({firmware_options.backend.value}) and C simulation build",
-        ):
-            project = write_project(
-                qmodel,
-                firmware_options,
-                run_dir / "firmware",
-                testbench_inputs=x_test[:n_tb],
-                testbench_outputs=q_probs[:n_tb],
-            )
-            compile_project(project)
-
-        with timer.stage("csim", f"C simulation of {len(x_test)} test jets"):
-            hls_probs, hls_logits = predict_with_logits(project, x_test)
-            comparison = compare_outputs(q_logits, hls_logits, q_probs, hls_probs)
-            record_verification(project, comparison)
-
-        with timer.stage("evaluation", "evaluating accuracies, ROC curves and AUCs"):
-            metrics = {
-                "float": evaluate_classifier(float_probs, y_test, classes),
-                "qkeras": evaluate_classifier(q_probs, y_test, classes),
-                "hls": evaluate_classifier(hls_probs, y_test, classes),
-            }
-            plot_roc(
-                {"float": float_probs, "QKeras": q_probs, "HLS": hls_probs},
-                y_test,
-                classes,
-                run_dir / "roc.png",
-                title=f"{config.name}: {len(y_test)} test jets",
-            )
-
-        accuracy_drop = metrics["float"].accuracy - metrics["qkeras"].accuracy
-        checks = {
-            "hls_logits_bit_exact": {
-                "value": comparison.logits_fraction_bit_exact,
-                "required": 1.0 if config.verification.require_bit_exact else None,
-                "passed": comparison.logits_fraction_bit_exact == 1.0
-                or not config.verification.require_bit_exact,
-            },
-            "onnx_vs_qkeras_max_abs_diff": {
-                "value": onnx_parity.max_abs_diff,
-                "required": f"<= {config.onnx.tolerance}",
-                "passed": onnx_parity.max_abs_diff <= config.onnx.tolerance,
-            },
-            "qkeras_accuracy_drop": {
-                "value": accuracy_drop,
-                "required": f"<= {config.verification.max_accuracy_drop}",
-                "passed": accuracy_drop <= config.verification.max_accuracy_drop,
-            },
-        }
-        failed = [name for name, check in checks.items() if not check["passed"]]
-        report = {
-            "name": config.name,
-            "status": "passed" if not failed else "failed",
-            "checks": checks,
-            "data": {
-                "path": str(data_path),
-                "n_jets": len(sample),
-                "classes": list(classes),
-                "features": list(sample.feature_names),
-                "split": {"train": len(y_train), "validation": len(y_val), "test": len(y_test)},
-                "test_jets_per_class": {c: int(np.sum(y_test == i)) for i, c in enumerate(classes)},
-                "scaling": config.data.scaling,
-            },
-            "float": {"fit": float_fit.to_dict(), "test": metrics["float"].to_dict()},
-            "qkeras": {
-                "quantization": config_to_dict(config)["quantization"],
-                "fit": q_fit.to_dict(),
-                "test": metrics["qkeras"].to_dict(),
-            },
-            "hls": {"test": metrics["hls"].to_dict()},
-            "hls_vs_qkeras": comparison.to_dict(),
-            "onnx_vs_qkeras": onnx_parity.to_dict(),
-            "firmware": {
-                "folder": "firmware",
-                "options": firmware_options.to_dict(),
-                "logits_layer": project.logits_layer,
-                "compile_seconds": project.compile_seconds,
-                "testbench_events": n_tb,
-            },
-            "timings_s": {**timer.seconds, "total": round(time.perf_counter() - total_start, 2)},
-            "versions": tool_versions(),
-            "config": config_to_dict(config),
-        }
+        run = Run(config=config, run_dir=run_dir, config_path=config_path)
+        for stage in TASK_STAGES[config.task.name]():
+            log.info("%s ...", stage.message)
+            start = time.perf_counter()
+            result = stage.run(run)
+            if result is not None:
+                run.results[stage.name] = result
+            seconds[stage.name] = round(time.perf_counter() - start, 2)
+            log.info("%s done in %.1f s", stage.message, seconds[stage.name])
+        report, failed, _ = _report(run, seconds, time.perf_counter() - total_start)
         write_json_atomic(run_dir / "report.json", report)
         write_manifest(
             run_dir,
-            inputs={"config": config_path, "data": data_path},
+            inputs={"config": config_path, "data": run.get(DataResult).path},
             config=config_to_dict(config),
             extra={"status": report["status"]},
         )
     return RunResult(run_dir=destination, report=report, passed=not failed, failed_checks=failed)
+
+
+from hepfpga.pipeline_anomaly import anomaly_stages  # noqa: E402
+
+register_task_stages("anomaly_detection", anomaly_stages)

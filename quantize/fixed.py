@@ -76,6 +76,10 @@ def _mode_from_text(enum_cls: type[enum.Enum], text: str, what: str, source: str
     raise ConfigError(f"unknown {what} mode '{text.strip()}' in '{source}'; accepted: {accepted}")
 
 
+#: widest type :meth:`FixedType.parse` reads: ``AP_INT_MAX_W``, the largest width the
+#: ap_types headers (hls4ml's and the vendors') accept unless recompiled with another value
+MAX_WIDTH = 1024
+
 _TYPE_PATTERN = re.compile(r"^\s*(?:ap_)?(u?)(fixed|int)\s*<([^<>]*)>\s*$", re.IGNORECASE)
 
 
@@ -160,9 +164,18 @@ class FixedType:
             numbers = [int(a) for a in args[:2]]
         except ValueError as exc:
             raise ConfigError(f"'{text}': width and integer bits must be integers") from exc
+        if not 1 <= numbers[0] <= MAX_WIDTH:
+            raise ConfigError(
+                f"'{text}': width {numbers[0]} is outside 1..{MAX_WIDTH} (AP_INT_MAX_W, the "
+                "widest ap_fixed the HLS headers compile by default)"
+            )
         if kind.lower() == "int":
             return cls(numbers[0], numbers[0], signed=not unsigned)
         width, integer = numbers
+        if abs(integer) > MAX_WIDTH:
+            raise ConfigError(
+                f"'{text}': integer bits {integer} are outside -{MAX_WIDTH}..{MAX_WIDTH}"
+            )
         rounding = Rounding.TRN
         saturation = Saturation.WRAP
         if len(args) >= 3:

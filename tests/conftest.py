@@ -44,3 +44,13 @@ def make_jets():
 def make_jets_module():
     """:func:`make_sample` for module-scoped fixtures."""
     return make_sample
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Compiled simulations (hls4ml C simulations, conifer's BDT emulation) are cached in one
+    folder per test session under tmp, shared by every test that compiles one."""
+    path = tmp_path_factory.mktemp("hepfpga-session-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEPFPGA_CACHE", str(path))
+        yield path

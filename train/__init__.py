@@ -5,19 +5,26 @@ Pythia/fastjet generation lives in :mod:`hepfpga.train.generate` and needs the `
 extra; it is not imported here.
 """
 
+from hepfpga.train.architectures import (
+    ARCHITECTURES,
+    Architecture,
+    build_model,
+    register_architecture,
+)
 from hepfpga.train.dataset import FeatureScaler, Split, split_sample, stratified_subsample
 from hepfpga.train.evaluate import ClassifierMetrics, evaluate_classifier, plot_roc
-from hepfpga.train.fit import OPTIMIZERS, FitResult, fit_classifier
+from hepfpga.train.fit import OPTIMIZERS, SCHEDULES, FitResult, fit_classifier
 from hepfpga.train.images import jet_images
 from hepfpga.train.io import builtin_sample_path, load_builtin_sample, load_sample, save_sample
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES, JetSample
-from hepfpga.train.models import MODEL_BUILDERS, build_model, register_model
 
 __all__ = [
+    "ARCHITECTURES",
     "CLASS_NAMES",
     "FEATURE_NAMES",
-    "MODEL_BUILDERS",
     "OPTIMIZERS",
+    "SCHEDULES",
+    "Architecture",
     "ClassifierMetrics",
     "FeatureScaler",
     "FitResult",
@@ -31,7 +38,7 @@ __all__ = [
     "load_builtin_sample",
     "load_sample",
     "plot_roc",
-    "register_model",
+    "register_architecture",
     "save_sample",
     "split_sample",
     "stratified_subsample",

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from hepfpga.artifacts import write_json_atomic
 from hepfpga.errors import DataError
 from hepfpga.train.jets import JetSample
 
@@ -122,7 +123,7 @@ class FeatureScaler:
         }
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(Path(path), self.to_dict())  # strict JSON, through a rename
 
     @classmethod
     def load(cls, path: Path) -> FeatureScaler:

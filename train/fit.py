@@ -1,57 +1,22 @@
-"""Fitting Keras models: optimizers from a registry, early stopping on the validation loss."""
+"""Fitting Keras models: optimizers and learning-rate schedules from the registries of
+:mod:`hepfpga.train.optim`, early stopping on the validation loss."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepfpga.config import FitConfig
+from hepfpga.errors import DataError
+from hepfpga.train.config import FitConfig
+from hepfpga.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, schedule_callbacks
 
 if TYPE_CHECKING:
     from tensorflow import keras
 
-__all__ = ["OPTIMIZERS", "FitResult", "fit_classifier", "make_optimizer"]
-
-
-def _adam(learning_rate: float, momentum: float) -> Any:
-    from tensorflow import keras
-
-    return keras.optimizers.Adam(learning_rate=learning_rate)
-
-
-def _sgd(learning_rate: float, momentum: float) -> Any:
-    from tensorflow import keras
-
-    return keras.optimizers.SGD(
-        learning_rate=learning_rate, momentum=momentum, nesterov=momentum > 0
-    )
-
-
-def _rmsprop(learning_rate: float, momentum: float) -> Any:
-    from tensorflow import keras
-
-    return keras.optimizers.RMSprop(learning_rate=learning_rate, momentum=momentum)
-
-
-#: Optimizer factories by config name: ``factory(learning_rate, momentum)``. ``sgd`` with a
-#: non-zero momentum uses Nesterov momentum.
-OPTIMIZERS: dict[str, Callable[[float, float], Any]] = {
-    "adam": _adam,
-    "sgd": _sgd,
-    "rmsprop": _rmsprop,
-}
-
-
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0) -> Any:
-    try:
-        factory = OPTIMIZERS[name]
-    except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(OPTIMIZERS)}") from None
-    return factory(learning_rate, momentum)
+__all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "fit_classifier"]
 
 
 @dataclass
@@ -86,19 +51,28 @@ def fit_classifier(
 ) -> FitResult:
     """Compile ``model`` with categorical cross-entropy and fit it with early stopping.
 
-    Labels are integer class indices. Early stopping watches the validation loss and restores
+    Labels are integer class indices. The learning rate follows ``settings.schedule`` (its
+    value per epoch is in the history as ``lr`` unless the schedule is ``constant``). Early
+    stopping watches the validation loss and restores
     the weights of the best epoch. ``seed`` fixes the initial Keras RNG state (shuffling,
     dropout) and TensorFlow's op determinism is enabled, so a fit is reproducible.
     """
     import tensorflow as tf
     from tensorflow import keras
 
+    classes = np.unique(np.asarray(y_train))
+    if classes.size < 2:
+        # cross-entropy on one class learns nothing and every AUC would be NaN
+        raise DataError(
+            f"all {len(y_train)} training jets have the label {classes.tolist() or '(none)'}; "
+            "a classifier needs jets of at least two classes"
+        )
     keras.utils.set_random_seed(seed)
     # Same seed, same data -> same weights: without this, multi-threaded reductions make
     # each run (and so each report) slightly different.
     tf.config.experimental.enable_op_determinism()
     model.compile(
-        optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
+        optimizer=build_optimizer(settings),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
     )
@@ -115,7 +89,7 @@ def fit_classifier(
         validation_data=(x_val, y_val),
         batch_size=settings.batch_size,
         epochs=settings.epochs,
-        callbacks=[stopper],
+        callbacks=[*schedule_callbacks(settings, settings.epochs), stopper],
         shuffle=True,
         verbose=verbose,
     )

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.artifacts import atomic_file
+from hepfpga.artifacts import atomic_file, check_destination, dumps_strict
 from hepfpga.errors import DataError
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES, JetSample
 
@@ -76,8 +76,7 @@ def save_sample(sample: JetSample, path: str | os.PathLike[str]) -> Path:
             f"accepted: {', '.join(WRITE_SUFFIXES)}"
         )
     _validate(sample, str(path))
-    if not path.parent.is_dir():
-        raise DataError(f"{path}: the folder {path.parent} does not exist")
+    check_destination(path, kind="file", overwrite=True)  # missing folders are created
     arrays = _to_arrays(sample)
     with atomic_file(path) as temporary, temporary.open("w+b") as handle:
         if suffix == ".npz":
@@ -100,7 +99,7 @@ def _to_arrays(sample: JetSample) -> dict[str, np.ndarray]:
         "jet_mass": np.asarray(sample.jet_mass, dtype=np.float32),
         "feature_names": np.asarray(sample.feature_names, dtype=str),
         "class_names": np.asarray(sample.class_names, dtype=str),
-        "metadata": np.asarray(json.dumps(sample.metadata, sort_keys=True)),
+        "metadata": np.asarray(dumps_strict(sample.metadata, sort_keys=True)),
     }
 
 
@@ -220,7 +219,17 @@ def _read_hdf5(path: Path) -> JetSample:
         with h5py.File(path, "r") as h5:
             keys = set(h5.keys())
             metadata = h5.attrs.get("metadata", "")
-            return _from_mapping(lambda key: h5[key][()], keys, str(path), _decode(metadata))
+
+            def get(key: str) -> Any:
+                item = h5[key]
+                if not isinstance(item, h5py.Dataset):
+                    raise DataError(
+                        f"{path}: '{key}' is an HDF5 {type(item).__name__.lower()}, "
+                        "expected a dataset (an array)"
+                    )
+                return item[()]
+
+            return _from_mapping(get, keys, str(path), _decode(metadata))
     except DataError:
         raise
     except (OSError, ValueError) as exc:

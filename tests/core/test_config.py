@@ -35,7 +35,7 @@ def test_empty_config_gives_defaults() -> None:
         (
             {"training": {"optimizer": "adamw"}},
             "training.optimizer",
-            "accepted: 'adam', 'sgd', 'rmsprop'",
+            "did you mean 'adam'?); accepted: sgd, adagrad",
         ),
         ({"training": {"epochs": "ten"}}, "training.epochs", "expected an integer"),
         ({"training": {"epochs": 0}}, "training.epochs", "expected a positive integer"),

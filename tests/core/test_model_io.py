@@ -5,15 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hepfpga.config import ModelConfig
 from hepfpga.errors import ModelFileError
 from hepfpga.model_io import load_keras_model, save_keras_model
 from hepfpga.quantize.qat import QuantizationSpec, quantize_model
+from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.models import build_model
 
 
 def test_qkeras_model_round_trip(tmp_path: Path) -> None:
-    model = quantize_model(build_model(16, 5, ModelConfig(hidden_units=(8,))), QuantizationSpec())
+    model = quantize_model(build_model(16, 5, MLPConfig(hidden_units=(8,))), QuantizationSpec())
     save_keras_model(model, tmp_path / "q.h5")
     loaded = load_keras_model(tmp_path / "q.h5")
     x = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
@@ -21,7 +21,7 @@ def test_qkeras_model_round_trip(tmp_path: Path) -> None:
 
 
 def test_json_plus_weights(tmp_path: Path) -> None:
-    model = build_model(16, 5, ModelConfig(hidden_units=(8,)))
+    model = build_model(16, 5, MLPConfig(hidden_units=(8,)))
     (tmp_path / "m.json").write_text(model.to_json())
     model.save_weights(tmp_path / "w.h5")
     loaded = load_keras_model(tmp_path / "m.json", weights=tmp_path / "w.h5")
@@ -53,7 +53,7 @@ def test_bad_model_files(tmp_path: Path, name: str, content: bytes | None, messa
 def test_weights_only_h5_and_lambda_are_refused(tmp_path: Path) -> None:
     from tensorflow import keras
 
-    model = build_model(16, 5, ModelConfig(hidden_units=(8,)))
+    model = build_model(16, 5, MLPConfig(hidden_units=(8,)))
     model.save_weights(tmp_path / "w.h5")
     with pytest.raises(ModelFileError, match="without a model architecture"):
         load_keras_model(tmp_path / "w.h5")
@@ -65,7 +65,7 @@ def test_weights_only_h5_and_lambda_are_refused(tmp_path: Path) -> None:
 
 
 def test_savedmodel_and_keras_zip_formats(tmp_path: Path) -> None:
-    model = build_model(16, 5, ModelConfig(hidden_units=(8,)))
+    model = build_model(16, 5, MLPConfig(hidden_units=(8,)))
     x = np.random.default_rng(0).normal(size=(10, 16)).astype(np.float32)
     model.save(tmp_path / "saved")
     model.save(tmp_path / "m.keras")
@@ -111,7 +111,7 @@ def test_lambda_in_a_savedmodel_is_refused(tmp_path: Path) -> None:
 def test_pruned_model_file_loads(tmp_path: Path) -> None:
     import tensorflow_model_optimization as tfmot
 
-    model = build_model(16, 5, ModelConfig(hidden_units=(8,)))
+    model = build_model(16, 5, MLPConfig(hidden_units=(8,)))
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model)
     save_keras_model(pruned, tmp_path / "pruned.h5")
     loaded = load_keras_model(tmp_path / "pruned.h5")

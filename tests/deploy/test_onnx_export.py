@@ -7,15 +7,15 @@ import numpy as np
 import onnx
 import pytest
 
-from hepfpga.config import ModelConfig
 from hepfpga.deploy.onnx_export import check_onnx, export_onnx, onnx_session
 from hepfpga.quantize.qat import QuantizationSpec, quantize_model
+from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.models import build_model
 
 
 @pytest.mark.parametrize("quantized", [False, True], ids=["float", "qkeras"])
 def test_onnx_reproduces_keras(tmp_path: Path, quantized: bool) -> None:
-    model = build_model(16, 5, ModelConfig(hidden_units=(16, 8)))
+    model = build_model(16, 5, MLPConfig(hidden_units=(16, 8)))
     if quantized:
         model = quantize_model(model, QuantizationSpec())
     export = export_onnx(

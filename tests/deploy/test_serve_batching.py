@@ -11,7 +11,7 @@ import pytest
 
 from hepfpga.deploy.batching import InferenceRequest, Scheduler
 from hepfpga.deploy.metrics import ModelStats, render_prometheus
-from hepfpga.deploy.triton_repo import DynamicBatching
+from hepfpga.deploy.model_spec import DynamicBatching
 
 NO_DELAY = DynamicBatching()
 

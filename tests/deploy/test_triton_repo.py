@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +118,55 @@ def test_config_must_match_the_onnx_model(run_dir: Path, tmp_path: Path) -> None
     result.config_path.write_text(text)
     with pytest.raises(ConfigError, match="'features' is not in the ONNX model"):
         discover_models(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # a 16-input model described with 15 features: refused at load, not on every request
+        (
+            ("dims: [ 16 ]", "dims: [ 15 ]"),
+            r"input 'input' is TYPE_FP32 \[15\] in the config but TYPE_FP32 \[16\]",
+        ),
+        (("dims: [ 5 ]", "dims: [ 4 ]"), r"output 'softmax' is TYPE_FP32 \[4\]"),
+        (("TYPE_FP32", "TYPE_FP64"), "TYPE_FP64 \\[16\\] in the config"),
+        (("max_batch_size: 4096", "max_batch_size: -5"), "max_batch_size is -5; accepted: 0"),
+        (("count: 1", "count: -2"), "instance_group count is -2"),
+        (
+            (
+                "max_queue_delay_microseconds: 0",
+                "max_queue_delay_microseconds: 0\n  preferred_batch_size: [ 8, 9000 ]",
+            ),
+            r"preferred_batch_size \[9000\] is outside 1..max_batch_size \(4096\)",
+        ),
+        (('string_value: "1"', 'string_value: "-3"'), "intra_op_thread_count is '-3'"),
+    ],
+    ids=["input-dims", "output-dims", "datatype", "negative-max-batch", "negative-count",
+         "preferred-over-max", "threads"],
+)  # fmt: skip
+def test_config_is_checked_against_the_onnx_model_at_load(
+    run_dir: Path, tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    result = export_triton_repository(run_dir, tmp_path)
+    text = result.config_path.read_text()
+    assert edit[0] in text
+    result.config_path.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(ConfigError, match=message) as info:
+        discover_models(tmp_path)
+    assert str(result.config_path) in str(info.value)
+
+
+def test_cli_serve_refuses_a_config_that_does_not_fit_the_model(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    result = export_triton_repository(run_dir, tmp_path)
+    result.config_path.write_text(result.config_path.read_text().replace("[ 16 ]", "[ 15 ]"))
+    command = [sys.executable, "-m", "hepfpga", "serve", str(tmp_path), "--http-port", "0"]
+    # in a child with a time limit: a config accepted by mistake would serve for ever
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "[15] in the config but TYPE_FP32 [16] in the ONNX model" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_versions_and_policies(run_dir: Path, tmp_path: Path) -> None:

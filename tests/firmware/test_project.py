@@ -108,7 +108,7 @@ def test_failure_midway_leaves_nothing_behind(
     monkeypatch.setattr(project_module, "_write_metadata", fail)
     with pytest.raises(RuntimeError, match="disk full"):
         write_project(small_tagger, FirmwareOptions(), tmp_path / "deep" / "firmware")
-    assert list((tmp_path / "deep").iterdir()) == []
+    assert list(tmp_path.iterdir()) == [], "not even the folders it created"
 
 
 @pytest.mark.parametrize(

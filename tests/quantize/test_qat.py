@@ -3,15 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hepfpga.config import ModelConfig
 from hepfpga.errors import ConversionError
 from hepfpga.quantize.qat import QuantizationSpec, quantize_model
+from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.models import build_model
 
 
 @pytest.fixture(scope="module")
 def float_model():
-    return build_model(16, 5, ModelConfig(hidden_units=(8, 4), dropout=0.1))
+    return build_model(16, 5, MLPConfig(hidden_units=(8, 4), dropout=0.1))
 
 
 def test_structure_maps_layer_by_layer(float_model) -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hepfpga.config import EarlyStoppingConfig, ModelConfig, TrainingConfig
+from hepfpga.train.architectures.mlp import MLPConfig
+from hepfpga.train.config import EarlyStoppingConfig, TrainingConfig
 from hepfpga.train.fit import OPTIMIZERS, fit_classifier
 from hepfpga.train.models import build_model
 
@@ -11,7 +12,7 @@ from hepfpga.train.models import build_model
 def _fit(make_jets, optimizer: str, seed: int, momentum: float = 0.0):
     sample = make_jets(400, seed=1)
     x, y = sample.features, sample.labels
-    model = build_model(16, 5, ModelConfig(hidden_units=(8,)), seed=seed)
+    model = build_model(16, 5, MLPConfig(hidden_units=(8,)), seed=seed)
     settings = TrainingConfig(
         optimizer=optimizer,
         learning_rate=0.01,

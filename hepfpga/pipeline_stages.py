@@ -1,0 +1,578 @@
+"""The stages of a run, each a function ``stage(run) -> typed result``.
+
+A stage reads what it needs from the :class:`Run` (the config, the run folder and the results
+of earlier stages, by type) and returns its own result. A result may contribute to the report
+(:meth:`report_items`) and to the checks that decide the exit status (:meth:`checks`); the
+report stage collects them from every result, so a new stage (a BDT, a hardware build) is one
+function and one :func:`~hepfpga.pipeline.register_stage` call, with no edit of the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from hepfpga.config import PipelineConfig, config_to_dict
+from hepfpga.errors import ConfigError, ConversionError
+
+if TYPE_CHECKING:
+    from hepfpga.deploy.onnx_export import OnnxExport, OnnxParity
+    from hepfpga.firmware.project import FirmwareProject
+    from hepfpga.firmware.verify import VerificationReport
+    from hepfpga.train.architectures import Architecture
+    from hepfpga.train.evaluate import ClassifierMetrics
+    from hepfpga.train.fit import FitResult
+    from hepfpga.train.jets import JetSample
+    from hepfpga.train.representations import PreparedInputs
+
+__all__ = [
+    "SCORES_FILE",
+    "Check",
+    "DataResult",
+    "EvaluationResult",
+    "FirmwareResult",
+    "ModelResult",
+    "OnnxResult",
+    "PreflightResult",
+    "Run",
+    "StageResult",
+    "VerificationResult",
+    "data_stage",
+    "evaluation_stage",
+    "firmware_stage",
+    "float_training_stage",
+    "onnx_stage",
+    "preflight_stage",
+    "qat_stage",
+    "verification_stage",
+]
+
+log = logging.getLogger("hepfpga")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One requirement of the run: the measured ``value``, what was ``required`` (None: only
+    reported) and whether it held (None: could not be measured, e.g. no firmware)."""
+
+    value: Any
+    required: Any
+    passed: bool | None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"value": self.value, "required": self.required, "passed": self.passed}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+class StageResult:
+    """Base of stage results: what a result adds to ``report.json`` and to the checks."""
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {}
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        return {}
+
+
+@dataclass
+class Run:
+    """A run in progress: its config, its (temporary) folder and the stage results so far."""
+
+    config: PipelineConfig
+    run_dir: Path
+    config_path: Path | None = None
+    results: dict[str, StageResult] = field(default_factory=dict)
+
+    def get(self, kind: type[R]) -> R:
+        """The result of type ``kind`` of an earlier stage."""
+        for result in self.results.values():
+            if isinstance(result, kind):
+                return result
+        raise LookupError(f"no {kind.__name__} yet; stages run: {', '.join(self.results)}")
+
+    def find(self, kind: type[R]) -> R | None:
+        """Like :meth:`get`, or None when no stage produced one."""
+        try:
+            return self.get(kind)
+        except LookupError:
+            return None
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+@dataclass
+class DataResult(StageResult):
+    """The jets, their split, the network inputs of the architecture's representation."""
+
+    sample: JetSample
+    path: Path | None
+    architecture: Architecture
+    inputs: PreparedInputs
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    x_test: np.ndarray
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.sample.class_names)
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        classes = self.classes
+        return {
+            "data": {
+                "path": str(self.path),
+                "n_jets": len(self.sample),
+                "classes": list(classes),
+                "features": list(self.sample.feature_names),
+                "split": {
+                    "train": len(self.y_train),
+                    "validation": len(self.y_val),
+                    "test": len(self.y_test),
+                },
+                "test_jets_per_class": {
+                    c: int(np.sum(self.y_test == i)) for i, c in enumerate(classes)
+                },
+                "scaling": run.config.data.scaling,
+                "representation": self.inputs.preprocessing["representation"],
+                "input_shape": list(self.inputs.input_shape),
+            },
+            "architecture": {
+                "name": self.architecture.name,
+                "description": self.architecture.description,
+                "task": self.architecture.task,
+                "firmware_exactness": self.architecture.exactness,
+            },
+        }
+
+
+def data_stage(run: Run) -> DataResult:
+    """Load the jets, subsample, split, and build the architecture's inputs (preprocessing
+    fitted on the training jets only)."""
+    from hepfpga.artifacts import write_json_atomic
+    from hepfpga.train.architectures import get_architecture
+    from hepfpga.train.dataset import split_sample, stratified_subsample
+    from hepfpga.train.io import builtin_sample_path, load_sample
+
+    config = run.config
+    path = config.data.path if config.data.path is not None else builtin_sample_path()
+    sample = load_sample(path)
+    if config.data.max_jets is not None:
+        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
+    s = config.data.split
+    split = split_sample(sample, (s.train, s.validation, s.test), config.seed)
+    inputs = config.model.input_representation(config.data).prepare(split)
+    if inputs.scaler is not None:
+        inputs.scaler.save(run.run_dir / "scaler.json")
+    else:
+        write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
+    x_test, y_test = inputs.test, split.test.labels
+    if config.verification.max_events is not None:
+        x_test, y_test = (
+            x_test[: config.verification.max_events],
+            y_test[: config.verification.max_events],
+        )
+    return DataResult(
+        sample=sample,
+        path=path,
+        architecture=get_architecture(config.model.architecture),
+        inputs=inputs,
+        y_train=split.train.labels,
+        y_val=split.validation.labels,
+        y_test=y_test,
+        x_test=x_test,
+    )
+
+
+# --- models -----------------------------------------------------------------------------
+
+
+@dataclass
+class ModelResult(StageResult):
+    """A fitted model and its test-set outputs."""
+
+    label: str
+    model: Any
+    fit: FitResult
+    probs: np.ndarray
+    logits: np.ndarray | None = None
+
+
+@dataclass
+class FloatModelResult(ModelResult):
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {"float": {"fit": self.fit.to_dict()}}
+
+
+@dataclass
+class QuantizedModelResult(ModelResult):
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {
+            "qkeras": {
+                "quantization": config_to_dict(run.config)["quantization"],
+                "fit": self.fit.to_dict(),
+            }
+        }
+
+
+def float_training_stage(run: Run) -> FloatModelResult:
+    """Build the architecture's float model and fit it (early stopping on validation)."""
+    from hepfpga.model_io import save_keras_model
+    from hepfpga.train.architectures import build_model
+    from hepfpga.train.fit import fit_classifier
+
+    data = run.get(DataResult)
+    config = run.config
+    inputs = data.inputs
+    model = build_model(inputs.input_shape, len(data.classes), config.model, seed=config.seed)
+    fit = fit_classifier(
+        model,
+        inputs.train,
+        data.y_train,
+        inputs.validation,
+        data.y_val,
+        config.training,
+        seed=config.seed,
+    )
+    save_keras_model(model, run.run_dir / "float_model.h5")
+    probs = model.predict(data.x_test, batch_size=4096, verbose=0)
+    return FloatModelResult("float", model, fit, probs)
+
+
+def qat_stage(run: Run) -> QuantizedModelResult:
+    """The QKeras counterpart of the float model, fine-tuned (quantization-aware)."""
+    from hepfpga.firmware.verify import keras_outputs_with_logits
+    from hepfpga.model_io import save_keras_model
+    from hepfpga.quantize.qat import quantize_model
+    from hepfpga.train.fit import fit_classifier
+
+    data = run.get(DataResult)
+    float_model = run.get(FloatModelResult).model
+    config = run.config
+    qmodel = quantize_model(float_model, config.quantization)
+    inputs = data.inputs
+    fit = fit_classifier(
+        qmodel,
+        inputs.train,
+        data.y_train,
+        inputs.validation,
+        data.y_val,
+        config.quantization,
+        seed=config.seed,
+    )
+    save_keras_model(qmodel, run.run_dir / "qkeras_model.h5")
+    probs, logits = keras_outputs_with_logits(qmodel, data.x_test)
+    return QuantizedModelResult("qkeras", qmodel, fit, probs, logits)
+
+
+# --- ONNX -------------------------------------------------------------------------------
+
+
+@dataclass
+class OnnxResult(StageResult):
+    export: OnnxExport
+    parity: OnnxParity
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {"onnx_vs_qkeras": self.parity.to_dict()}
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        tolerance = run.config.onnx.tolerance
+        return {
+            "onnx_vs_qkeras_max_abs_diff": Check(
+                self.parity.max_abs_diff, f"<= {tolerance}", self.parity.max_abs_diff <= tolerance
+            )
+        }
+
+
+def onnx_stage(run: Run) -> OnnxResult:
+    """Export the QKeras model with tf2onnx and check it with onnxruntime on the test set."""
+    from hepfpga.deploy.onnx_export import check_onnx, export_onnx
+
+    data = run.get(DataResult)
+    qmodel = run.get(QuantizedModelResult).model
+    preprocessing = data.inputs.preprocessing
+    metadata: dict[str, Any] = {"class_names": list(data.classes)}
+    if data.inputs.scaler is not None:
+        metadata["scaler"] = data.inputs.scaler.to_dict()
+        metadata["inputs"] = "scaled features, see scaler"
+    else:
+        metadata["inputs"] = preprocessing
+    export = export_onnx(
+        qmodel, run.run_dir / "model.onnx", opset=run.config.onnx.opset, metadata=metadata
+    )
+    return OnnxResult(export, check_onnx(export, qmodel, data.x_test))
+
+
+# --- firmware and its verification ------------------------------------------------------
+
+
+@dataclass
+class FirmwareResult(StageResult):
+    """The run's hls4ml project, or why there is none (a layer the firmware stage does not
+    convert yet): then the run says so instead of claiming a result."""
+
+    project: FirmwareProject | None
+    testbench_events: int
+    not_available: str | None = None
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        if self.project is None:
+            return {"firmware": {"status": "not available", "reason": self.not_available}}
+        return {
+            "firmware": {
+                "status": "built",
+                "folder": "firmware",
+                "options": run.config.firmware.to_dict(),
+                "logits_layer": self.project.logits_layer,
+                "compile_seconds": self.project.compile_seconds,
+                "testbench_events": self.testbench_events,
+            }
+        }
+
+
+def firmware_unavailable_reason(qmodel: Any) -> str | None:
+    """Why the firmware stage cannot convert ``qmodel`` (None: it can)."""
+    from hepfpga.firmware.hls_config import hls4ml_ready_model
+    from hepfpga.firmware.precision import check_supported
+
+    try:
+        check_supported(hls4ml_ready_model(qmodel))
+    except ConversionError as exc:
+        return str(exc)
+    return None
+
+
+def firmware_stage(run: Run) -> FirmwareResult:
+    """Write the hls4ml project of the QKeras model (test bench from the test set) and compile
+    its C simulation."""
+    from hepfpga.firmware import compile_project, write_project
+
+    data = run.get(DataResult)
+    q = run.get(QuantizedModelResult)
+    n_tb = min(run.config.verification.testbench_events, len(data.x_test))
+    reason = firmware_unavailable_reason(q.model)
+    if reason is not None:
+        log.warning("firmware not available for this model: %s", reason)
+        return FirmwareResult(None, 0, not_available=reason)
+    project = write_project(
+        q.model,
+        run.config.firmware,
+        run.run_dir / "firmware",
+        testbench_inputs=data.x_test[:n_tb],
+        testbench_outputs=q.probs[:n_tb],
+    )
+    compile_project(project)
+    return FirmwareResult(project, n_tb)
+
+
+@dataclass
+class VerificationResult(StageResult):
+    """HLS (C simulation) against QKeras on the test jets, through
+    :func:`hepfpga.firmware.verify_model` (layer by layer, with the first diverging layer)."""
+
+    report: VerificationReport
+    hls_probs: np.ndarray
+    bit_exact_expected: bool
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {
+            "hls_vs_qkeras": self.report.outputs.to_dict(),
+            "verification": {
+                "requirement": self.report.requirement,
+                "passed": self.report.passed,
+                "per_output": self.report.per_output,
+                "layers": [layer.to_dict() for layer in self.report.layers],
+                "first_divergence": (
+                    self.report.diagnosis.to_dict() if self.report.diagnosis else None
+                ),
+            },
+        }
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        outputs = self.report.outputs
+        fraction = outputs.logits_fraction_bit_exact
+        if not self.bit_exact_expected:
+            return {
+                "hls_vs_qkeras_argmax_agreement": Check(
+                    outputs.argmax_agreement,
+                    None,
+                    True,
+                    reason=run.get(DataResult).architecture.exactness,
+                )
+            }
+        required = run.config.verification.require_bit_exact
+        return {
+            "hls_logits_bit_exact": Check(
+                fraction, 1.0 if required else None, fraction == 1.0 or not required
+            )
+        }
+
+
+def verification_stage(run: Run) -> VerificationResult | None:
+    """Verify the compiled project with :func:`~hepfpga.firmware.verify.verify_model` (the
+    path of ``hepfpga verify``) and record the comparison in the project folder."""
+    from hepfpga.firmware import record_verification, verify_model
+    from hepfpga.firmware.csim import predict
+
+    firmware = run.get(FirmwareResult)
+    if firmware.project is None:
+        return None
+    data = run.get(DataResult)
+    qmodel = run.get(QuantizedModelResult).model
+    report = verify_model(qmodel, data.x_test, run.config.firmware, project=firmware.project)
+    record_verification(firmware.project, report.outputs)
+    hls_probs = predict(firmware.project, data.x_test)
+    return VerificationResult(
+        report, hls_probs, data.architecture.exactness.startswith("bit-exact")
+    )
+
+
+# --- evaluation -------------------------------------------------------------------------
+
+
+#: test-set labels and class scores of every model (``float``, ``qkeras``, ``hls``), for
+#: ``hepfpga compare``'s ROC overlay
+SCORES_FILE = "scores.npz"
+
+
+@dataclass
+class EvaluationResult(StageResult):
+    """Accuracy and per-class AUC of every model on the test jets, and the ROC plot."""
+
+    metrics: dict[str, ClassifierMetrics]
+    roc_path: Path
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        for name, metrics in self.metrics.items():
+            items[name] = {"test": metrics.to_dict()}
+        return items
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        drop = self.metrics["float"].accuracy - self.metrics["qkeras"].accuracy
+        limit = run.config.verification.max_accuracy_drop
+        return {"qkeras_accuracy_drop": Check(drop, f"<= {limit}", drop <= limit)}
+
+
+def evaluation_stage(run: Run) -> EvaluationResult:
+    """Accuracy, ROC curves and AUCs of the float, QKeras and (if built) HLS models."""
+    from hepfpga.train.evaluate import evaluate_classifier, plot_roc
+
+    data = run.get(DataResult)
+    scores = {
+        "float": run.get(FloatModelResult).probs,
+        "qkeras": run.get(QuantizedModelResult).probs,
+    }
+    verification = run.find(VerificationResult)
+    if verification is not None:
+        scores["hls"] = verification.hls_probs
+    metrics = {k: evaluate_classifier(v, data.y_test, data.classes) for k, v in scores.items()}
+    labels = {"float": "float", "qkeras": "QKeras", "hls": "HLS"}
+    roc = run.run_dir / "roc.png"
+    plot_roc(
+        {labels[k]: v for k, v in scores.items()},
+        data.y_test,
+        data.classes,
+        roc,
+        title=f"{run.config.name} ({data.architecture.name}): {len(data.y_test)} test jets",
+    )
+    np.savez_compressed(
+        run.run_dir / SCORES_FILE,
+        labels=data.y_test,
+        class_names=np.asarray(data.classes),
+        **{name: np.asarray(v, dtype=np.float32) for name, v in scores.items()},
+    )
+    return EvaluationResult(metrics, roc)
+
+
+# --- pre-flight: what can be refused before any training ---------------------------------
+
+#: loops HLS unrolls completely in the Latency strategy must stay at or below this many
+#: multiplications (Vivado/Vitis HLS refuse to unroll beyond it; hls4ml's documented limit)
+UNROLL_LIMIT = 4096
+
+
+@dataclass
+class PreflightResult(StageResult):
+    """The untrained float model's size, after the checks that need no training."""
+
+    parameters: int
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {"parameters": self.parameters}
+
+
+def _unrolled_multiplications(layer: Any) -> int | None:
+    kind = type(layer).__name__
+    if kind == "Dense":
+        return int(layer.input_shape[-1]) * int(layer.units)
+    if kind in ("Conv1D", "Conv2D"):
+        kernel = int(np.prod(layer.kernel_size)) * int(layer.input_shape[-1]) * layer.filters
+        return kernel * int(np.prod(layer.output_shape[1:-1]))
+    return None
+
+
+def firmware_fit_problem(model: Any, options: Any) -> ConfigError | None:
+    """A :class:`ConfigError` naming the firmware option that cannot hold ``model``, or None.
+
+    With the ``Latency`` strategy HLS unrolls each layer's multiplications: a Dense layer's
+    ``n_in * n_out``, and with ``io_parallel`` a convolution's over the whole image (with
+    ``io_stream`` a convolution computes one pixel at a time, ``kernel * channels * filters``).
+    More than :data:`UNROLL_LIMIT` cannot be built.
+    """
+    from hepfpga.firmware.options import IOType, Strategy
+
+    if options.strategy is not Strategy.LATENCY:
+        return None
+    for layer in model.layers:
+        n = _unrolled_multiplications(layer)
+        if n is None:
+            continue
+        conv = type(layer).__name__.startswith("Conv")
+        if conv and options.io_type is IOType.STREAM:
+            n //= int(np.prod(layer.output_shape[1:-1]))
+        if n > UNROLL_LIMIT:
+            where, fix = (
+                (
+                    "firmware.io_type",
+                    "use io_type: io_stream (one pixel at a time) or a smaller image",
+                )
+                if conv and options.io_type is IOType.PARALLEL
+                else ("firmware.strategy", "use strategy: Resource, or fewer inputs/units")
+            )
+            return ConfigError(
+                f"layer '{layer.name}' ({type(layer).__name__}, output "
+                f"{tuple(layer.output_shape[1:])}) needs {n} multiplications unrolled, more "
+                f"than the {UNROLL_LIMIT} HLS unrolls with {options.io_type.value} and the "
+                f"Latency strategy; {fix}",
+                path=where,
+            )
+    return None
+
+
+def preflight_stage(run: Run) -> PreflightResult:
+    """Refuse, before any training, what the config cannot do: per-layer bit widths naming no
+    layer of the model, a model the firmware cannot unroll. Builds the untrained model."""
+    from hepfpga.train.architectures import build_model
+
+    data = run.get(DataResult)
+    config = run.config
+    model = build_model(data.inputs.input_shape, len(data.classes), config.model, seed=config.seed)
+    try:
+        config.quantization.check_layer_names(model)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=f"quantization.{exc.path}") from exc
+    problem = firmware_fit_problem(model, config.firmware)
+    if problem is not None:
+        raise problem
+    return PreflightResult(int(model.count_params()))

@@ -1,0 +1,55 @@
+"""The layering: stage packages do not load the stages after them, nor the run config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+# (module imported, modules that must stay unloaded)
+CASES = [
+    ("hepfpga", ["hepfpga.config", "hepfpga.pipeline", "hepfpga.train", "hepfpga.firmware"]),
+    ("hepfpga.train", ["hepfpga.firmware", "hepfpga.quantize", "hepfpga.deploy", "hepfpga.config"]),
+    ("hepfpga.train.config", ["hepfpga.firmware", "hepfpga.quantize", "hepfpga.config"]),
+    ("hepfpga.quantize", ["hepfpga.firmware", "hepfpga.deploy", "hepfpga.config"]),
+    ("hepfpga.deploy.config", ["hepfpga.firmware", "hepfpga.quantize", "hepfpga.config"]),
+]
+
+
+@pytest.mark.parametrize(("module", "absent"), CASES)
+def test_importing_a_stage_loads_no_later_stage(module: str, absent: list[str]) -> None:
+    code = (
+        f"import sys, {module}\n"
+        f"loaded = [m for m in {absent!r} if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"
+
+
+def test_the_run_config_composes_the_stage_sections() -> None:
+    from hepfpga.config import PipelineConfig
+    from hepfpga.deploy.config import OnnxConfig
+    from hepfpga.firmware.options import FirmwareOptions
+    from hepfpga.quantize.config import QuantizationConfig
+    from hepfpga.train.config import DataConfig, TrainingConfig
+
+    config = PipelineConfig()
+    assert isinstance(config.data, DataConfig)
+    assert isinstance(config.training, TrainingConfig)
+    assert isinstance(config.quantization, QuantizationConfig)
+    assert isinstance(config.onnx, OnnxConfig)
+    assert isinstance(config.firmware, FirmwareOptions)
+
+
+def test_lazy_top_level_names_resolve() -> None:
+    import hepfpga
+
+    for name in ("PipelineConfig", "load_config", "parse_config", "RunResult", "run_pipeline"):
+        assert name in dir(hepfpga)
+        assert callable(getattr(hepfpga, name))
+    with pytest.raises(AttributeError):
+        _ = hepfpga.no_such_name  # type: ignore[attr-defined]

@@ -1,0 +1,95 @@
+"""Tagger architectures as registered plugins.
+
+An :class:`Architecture` bundles everything hepfpga needs to run one kind of network:
+
+* its config section (a subclass of :class:`~hepfpga.train.config.ModelConfig`, selected by
+  ``model.architecture``, holding its own keys and validating them);
+* the input representation it consumes (:mod:`hepfpga.train.representations`; the section
+  builds it, and a representation the architecture cannot take is a ``ConfigError`` at
+  ``model.representation``);
+* the float builder ``build(config, input_shape, n_classes, seed) -> keras.Model``, whose last
+  two layers are the logits (a ``Dense`` named ``logits``) and a ``softmax`` ``Activation``, so
+  the firmware and the verification compare pre-softmax values exactly;
+* its task (a key of :data:`hepfpga.train.tasks.TASKS`; the task decides the loss and the
+  evaluation);
+* what its firmware promises (``exactness``), written into the report.
+
+The QKeras counterpart comes from the layer mapping of :func:`hepfpga.quantize.quantize_model`
+(Dense -> QDense, Conv2D -> QConv2D, LSTM -> QLSTM, ...), so a plugin made of mapped layers needs
+nothing more. Adding an architecture is one module that calls :func:`register_architecture`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from hepfpga.errors import ConfigError
+from hepfpga.train.config import ModelConfig
+
+if TYPE_CHECKING:
+    from tensorflow import keras
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "build_model",
+    "get_architecture",
+    "register_architecture",
+]
+
+Task = Literal["classification", "anomaly_detection", "generation"]
+Builder = Callable[[Any, tuple[int, ...], int, int], "keras.Model"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One registered architecture (see the module docstring)."""
+
+    name: str
+    config_class: type[ModelConfig]
+    build: Builder
+    description: str
+    #: what the firmware's outputs promise against QKeras, and why
+    exactness: str
+    task: Task = "classification"
+
+
+#: Registered architectures by the name used in ``model.architecture``.
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(architecture: Architecture) -> Architecture:
+    """Add ``architecture`` to :data:`ARCHITECTURES` (its name must be new)."""
+    if architecture.name in ARCHITECTURES:
+        raise ValueError(f"architecture {architecture.name!r} is already registered")
+    ARCHITECTURES[architecture.name] = architecture
+    return architecture
+
+
+def get_architecture(name: str) -> Architecture:
+    """The plugin registered as ``name``; a :class:`ConfigError` at ``model.architecture``
+    listing the registered names otherwise."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown architecture {name!r}; registered: {', '.join(sorted(ARCHITECTURES))}",
+            path="model.architecture",
+        ) from None
+
+
+def build_model(
+    input_shape: int | tuple[int, ...], n_classes: int, config: ModelConfig, seed: int = 0
+) -> keras.Model:
+    """The float model of ``config``'s architecture; ``seed`` fixes its initial weights.
+
+    ``input_shape`` is the shape of one example (an int for a flat vector of features).
+    """
+    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+    return get_architecture(config.architecture).build(config, shape, n_classes, seed)
+
+
+# The built-in plugins register themselves on import.
+from hepfpga.train.architectures import ae, cnn, garnet, mlp, recurrent, vae  # noqa: E402, F401

@@ -1,0 +1,195 @@
+"""Input representations: what a network sees of a jet, built from one :class:`JetSample`.
+
+=========================  ==========================================  =====================
+name                       array per jet                               preprocessing
+=========================  ==========================================  =====================
+``features``               the 16 substructure features ``(16,)``      :class:`FeatureScaler`
+                                                                       fitted on the
+                                                                       training jets
+``constituent_sequence``   the ``n`` leading constituents by pT,       none: pT fraction in
+                           ``(n, 3)``: pT / jet pT, eta - jet eta,     [0, 1], angles in
+                           delta phi; zero-padded at the end           radians
+``constituent_cloud``      the same constituents plus a ``present``    none
+                           flag, ``(n, 4)``, read as an unordered set
+``jet_image``              pT-fraction image ``(pixels, pixels, 1)``,  none (see
+                           :func:`hepfpga.train.images.jet_images`)    :mod:`images`)
+=========================  ==========================================  =====================
+
+A representation is a small frozen dataclass registered in :data:`REPRESENTATIONS`; an
+architecture's config section builds the one it consumes (:meth:`prepare` gives the train,
+validation and test arrays as float32 and a description of the preprocessing, written into
+the run folder and the ONNX metadata so a server can rebuild the inputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
+
+import numpy as np
+
+from hepfpga.errors import DataError
+from hepfpga.train.dataset import FeatureScaler, Split
+from hepfpga.train.images import jet_images
+from hepfpga.train.jets import JetSample
+
+__all__ = [
+    "REPRESENTATIONS",
+    "ConstituentCloud",
+    "ConstituentSequence",
+    "Features",
+    "JetImage",
+    "PreparedInputs",
+    "Representation",
+    "register_representation",
+]
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    """Network inputs of the three splits (float32) and how they were made from the jets.
+
+    ``scaler`` is the fitted feature scaling when the representation has one (saved as
+    ``scaler.json``); ``preprocessing`` describes the whole transformation as plain data.
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    preprocessing: dict[str, Any]
+    scaler: FeatureScaler | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.train.shape[1:])
+
+
+class Representation(Protocol):
+    """What a registered representation provides."""
+
+    name: ClassVar[str]
+
+    def prepare(self, split: Split) -> PreparedInputs: ...
+
+
+#: Representation classes by name (the values of an architecture's ``representation`` key).
+REPRESENTATIONS: dict[str, type[Any]] = {}
+
+
+def register_representation(cls: type[Any]) -> type[Any]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
+    if cls.name in REPRESENTATIONS:
+        raise ValueError(f"representation {cls.name!r} is already registered")
+    REPRESENTATIONS[cls.name] = cls
+    return cls
+
+
+def _per_split(
+    split: Split, fn: Callable[[JetSample], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    train, val, test = (
+        np.ascontiguousarray(fn(s), dtype=np.float32)
+        for s in (split.train, split.validation, split.test)
+    )
+    return train, val, test
+
+
+@register_representation
+@dataclass(frozen=True)
+class Features:
+    """The substructure features, scaled by a :class:`FeatureScaler` fitted on the training
+    jets only (``scaling``: standard, minmax or none)."""
+
+    name: ClassVar[str] = "features"
+    scaling: Literal["standard", "minmax", "none"] = "standard"
+
+    def prepare(self, split: Split) -> PreparedInputs:
+        scaler = FeatureScaler.fit(split.train.features, self.scaling, split.train.feature_names)
+        train, val, test = _per_split(split, lambda s: scaler.transform(s.features))
+        return PreparedInputs(
+            train, val, test, {"representation": self.name, "scaler": scaler.to_dict()}, scaler
+        )
+
+
+def _constituents(sample: JetSample, n: int) -> np.ndarray:
+    stored = sample.constituents.shape[1]
+    if n > stored:
+        raise DataError(f"{n} constituents per jet requested, the sample stores {stored}")
+    return sample.constituents[:, :n, :]
+
+
+@register_representation
+@dataclass(frozen=True)
+class ConstituentSequence:
+    """The ``n_constituents`` leading constituents in decreasing pT, ``(n, 3)`` per jet:
+    (pT / jet pT, eta - jet eta, delta phi), zero-padded; not rescaled."""
+
+    name: ClassVar[str] = "constituent_sequence"
+    n_constituents: int = 30
+
+    def prepare(self, split: Split) -> PreparedInputs:
+        arrays = _per_split(split, lambda s: _constituents(s, self.n_constituents))
+        return PreparedInputs(
+            *arrays,
+            {
+                "representation": self.name,
+                "n_constituents": self.n_constituents,
+                "channels": ["pt_fraction", "delta_eta", "delta_phi"],
+                "order": "decreasing pT, zero-padded",
+            },
+        )
+
+
+@register_representation
+@dataclass(frozen=True)
+class ConstituentCloud:
+    """The ``n_constituents`` leading constituents as an unordered point cloud, ``(n, 4)``
+    per jet: (pT / jet pT, eta - jet eta, delta phi, present), where ``present`` is 1 for a
+    stored constituent and 0 for padding (all four channels 0). The fourth channel is the
+    vertex mask GarNet's single-input format reads (a vertex counts when channel 3 != 0)."""
+
+    name: ClassVar[str] = "constituent_cloud"
+    n_constituents: int = 30
+
+    def prepare(self, split: Split) -> PreparedInputs:
+        def cloud(sample: JetSample) -> np.ndarray:
+            c = _constituents(sample, self.n_constituents)
+            present = (c[..., :1] != 0).astype(c.dtype)
+            return np.concatenate([c, present], axis=-1)
+
+        arrays = _per_split(split, cloud)
+        return PreparedInputs(
+            *arrays,
+            {
+                "representation": self.name,
+                "n_constituents": self.n_constituents,
+                "channels": ["pt_fraction", "delta_eta", "delta_phi", "present"],
+                "order": "decreasing pT (not used), zero-padded",
+            },
+        )
+
+
+@register_representation
+@dataclass(frozen=True)
+class JetImage:
+    """``pixels`` x ``pixels`` pT-fraction images over ``[-extent, extent)`` in delta eta and
+    delta phi (:func:`~hepfpga.train.images.jet_images`), built from the stored constituents.
+    A coarser image is the downsampled finer one: with aligned bins, summing 2x2 pixels of a
+    32x32 image gives the 16x16 image of the same extent exactly."""
+
+    name: ClassVar[str] = "jet_image"
+    pixels: int = 16
+    extent: float = 0.8
+
+    def prepare(self, split: Split) -> PreparedInputs:
+        arrays = _per_split(split, lambda s: jet_images(s.constituents, self.pixels, self.extent))
+        return PreparedInputs(
+            *arrays,
+            {
+                "representation": self.name,
+                "pixels": self.pixels,
+                "extent": self.extent,
+                "pixel_value": "sum of pT / jet pT of the constituents in the pixel",
+            },
+        )
