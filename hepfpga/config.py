@@ -27,6 +27,7 @@ from hepfpga._schema import build, to_plain
 from hepfpga.deploy.config import OnnxConfig
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.rtl.config import HardwareConfig
 from hepfpga.quantize.config import QuantizationConfig
 from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.config import (
@@ -114,6 +115,7 @@ class PipelineConfig:
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
