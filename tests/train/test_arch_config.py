@@ -46,7 +46,7 @@ def test_examples_load_and_round_trip(example: Path) -> None:
     ("model", "path", "fragment"),
     [
         ({"architecture": "cn"}, "model.architecture", "did you mean 'cnn'"),
-        ({"architecture": 3}, "model.architecture", "accepted: 'mlp'"),
+        ({"architecture": 3}, "model.architecture", "'mlp', 'cnn'"),
         ({"architecture": "cnn", "hidden_units": [8]}, "model.hidden_units", "'dense_units'"),
         ({"architecture": "mlp", "filters": [8]}, "model.filters", "Valid keys"),
         (
