@@ -20,13 +20,11 @@ parser of the files hls4ml's ``parse_vivado_report`` reads, so the figures are t
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from hepfpga.errors import ConfigError, ConversionError, MissingDependencyError
+from hepfpga.errors import ConfigError, ConversionError
 from hepfpga.firmware.rtl.report import HardwareReport, Latency, Resources, Timing
 from hepfpga.firmware.rtl.synth import PartCapacity
 
@@ -57,44 +55,6 @@ class BuildSteps:
         }
 
 
-@dataclass(frozen=True)
-class VendorTool:
-    """A vendor HLS tool: executable, how build switches are passed, where it comes from."""
-
-    executable: str
-    #: "opt_file": switches in build_opt.tcl (Vitis); "argument": on the command line
-    switches: str
-    command: str
-    product: str
-
-
-#: hls4ml backend name -> the tools that build its projects, preferred first
-VENDOR_TOOLS: dict[str, tuple[VendorTool, ...]] = {
-    "Vitis": (
-        VendorTool(
-            "vitis-run",
-            "opt_file",
-            "vitis-run --mode hls --tcl build_prj.tcl",
-            "AMD Vitis 2024+ (source <Vitis>/settings64.sh)",
-        ),
-        VendorTool(
-            "vitis_hls",
-            "opt_file",
-            "vitis_hls -f build_prj.tcl",
-            "AMD Vitis HLS (source <Vitis_HLS>/settings64.sh)",
-        ),
-    ),
-    "Vivado": (
-        VendorTool(
-            "vivado_hls",
-            "argument",
-            "vivado_hls -f build_prj.tcl",
-            "Xilinx Vivado HLS 2020.1 or older (source <Vivado>/settings64.sh)",
-        ),
-    ),
-}
-
-
 def _backend_of(project: Path) -> str:
     config = project / "hls4ml_config.yml"
     if config.is_file():
@@ -107,41 +67,18 @@ def _backend_of(project: Path) -> str:
 
 
 def build_project(project: str | Path, steps: BuildSteps = BuildSteps()) -> HardwareReport:
-    """Run the vendor HLS flow of the hls4ml project folder ``project`` and read its reports.
-
-    The tool's output goes to ``build_stdout.log`` in the project folder."""
+    """Run the vendor HLS flow of the hls4ml project folder ``project`` with its backend's
+    registered tools (:mod:`hepfpga.firmware.backends`) and read its reports. The tool's
+    output goes to ``build_stdout.log`` in the project folder."""
     folder = Path(project)
     if not (folder / "build_prj.tcl").is_file():
         raise ConfigError(f"{folder} is not an hls4ml project (no build_prj.tcl)")
-    backend = _backend_of(folder)
-    tools = VENDOR_TOOLS.get(backend)
-    if tools is None:
-        raise ConfigError(
-            f"no vendor build for the {backend} backend; supported: {', '.join(VENDOR_TOOLS)}"
-        )
-    found = [tool for tool in tools if shutil.which(tool.executable)]
-    if not found:
-        wanted = " or ".join(f"{t.executable} ({t.product})" for t in tools)
-        raise MissingDependencyError(
-            f"building the {backend} project {folder} needs {wanted} on PATH; install it and "
-            "source its settings64.sh, or use `hepfpga hardware` for open-tool figures"
-        )
-    tool = found[0]
-    options = steps.tcl_options()
-    command = tool.command
-    if tool.switches == "opt_file":
-        body = "".join(f"    {k} {v}\n" for k, v in options.items())
-        (folder / "build_opt.tcl").write_text(f"array set opt {{\n{body}}}\n")
-    else:
-        command += ' "' + " ".join(f"{k}={v}" for k, v in options.items()) + '"'
-    log = folder / "build_stdout.log"
-    with log.open("w") as stream:
-        done = subprocess.run(
-            command, shell=True, cwd=folder, stdout=stream, stderr=subprocess.STDOUT, check=False
-        )
-    if done.returncode != 0:
-        raise ConversionError(f"'{command}' failed with status {done.returncode}; see {log}")
-    return read_reports(folder)
+    from hepfpga.firmware.backends import BACKENDS
+
+    name = _backend_of(folder)
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; registered: {', '.join(BACKENDS)}")
+    return BACKENDS[name].build(folder, steps)
 
 
 # -- reports -----------------------------------------------------------------------------------

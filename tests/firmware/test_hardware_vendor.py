@@ -68,3 +68,28 @@ def test_build_steps_imply_synthesis():
     options = BuildSteps(synth=False, cosim=True).tcl_options()
     assert options["synth"] == 1 and options["cosim"] == 1 and options["export"] == 0
     assert BuildSteps(vsynth=True).tcl_options()["export"] == 1
+
+
+def test_backends_are_registered_objects():
+    from hepfpga.firmware.backends import BACKENDS
+    from hepfpga.firmware.options import Backend
+
+    assert tuple(BACKENDS) == tuple(b.value for b in Backend)
+    for backend in Backend:
+        assert backend.info is BACKENDS[backend.value]
+    vitis = Backend.VITIS.info
+    assert vitis.tools == ("vitis-run", "vitis_hls") and vitis.report_reader is not None
+    quartus = Backend.QUARTUS.info
+    settings = {"Precision": {"result": "ap_ufixed<16,0,AP_RND,AP_SAT>"}, "TableSize": 1024}
+    assert quartus.softmax_settings(settings) == {
+        "Precision": {"result": "ap_fixed<17,1,AP_RND,AP_SAT>"},
+        "TableSize": 1024,
+    }
+    assert vitis.softmax_settings(settings) is settings
+
+
+def test_backend_without_report_reader_says_so(tmp_path):
+    from hepfpga.firmware.options import Backend
+
+    with pytest.raises(ConfigError, match="not parsed by hepfpga.*catapult"):
+        Backend.CATAPULT.info.build(tmp_path, BuildSteps())
