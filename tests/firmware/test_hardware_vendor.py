@@ -91,5 +91,5 @@ def test_backends_are_registered_objects():
 def test_backend_without_report_reader_says_so(tmp_path):
     from hepfpga.firmware.options import Backend
 
-    with pytest.raises(ConfigError, match="not parsed by hepfpga.*catapult"):
+    with pytest.raises(ConfigError, match=r"not parsed by hepfpga.*catapult"):
         Backend.CATAPULT.info.build(tmp_path, BuildSteps())
