@@ -17,6 +17,71 @@ from hepfpga.errors import ConfigError
 def register(cli: click.Group, export: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
     cli.add_command(hardware)
+    cli.add_command(scan)
+
+
+def _bit_list(text: str) -> list[int]:
+    """``"3-10"`` or ``"4,6,8"`` -> the bit widths."""
+    try:
+        if "-" in text:
+            low, high = (int(v) for v in text.split("-", 1))
+            return list(range(low, high + 1))
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--bits: expected e.g. '3-10' or '4,6,8', got {text!r}") from exc
+
+
+@click.command()
+@click.argument("config_file", type=click.Path(path_type=Path))
+@click.option("--bits", default="3-10", show_default=True, help="Bit widths: '3-10' or '4,6,8'.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="New output folder.")
+@click.option("--synth", is_flag=True, help="yosys counts per point (else da4ml estimates).")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Accuracy below the float model's allowed for the smallest design (0.01 = 1 point).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+def scan(
+    config_file: Path, bits: str, out: Path, synth: bool, tolerance: float, overwrite: bool
+) -> None:
+    """Accuracy, AUC, latency and LUT/FF of CONFIG's model over weight/activation bit
+    widths; writes OUT/scan.json and OUT/pareto.png and names the smallest design within
+    --tolerance of the float accuracy, next to the hls4ml tutorial reference."""
+    from hepfpga.artifacts import atomic_directory, check_destination, write_json_atomic
+    from hepfpga.config import load_config
+    from hepfpga.scan import plot_scan, run_scan
+
+    widths = _bit_list(bits)
+    check_destination(out, overwrite=overwrite)
+    config = load_config(config_file)
+    result = run_scan(config, widths, synthesize=synth, tolerance=tolerance)
+    from hepfpga._schema import to_plain
+
+    with atomic_directory(out, overwrite=overwrite) as folder:
+        write_json_atomic(folder / "scan.json", to_plain(result))
+        plot_scan(result, folder / "pareto.png")
+    click.echo(f"float accuracy {result.float_accuracy:.4f}")
+    click.echo("| bits | accuracy | mean AUC | cycles | ns | LUT | FF |")
+    click.echo("|---|---|---|---|---|---|---|")
+    for p in result.points:
+        click.echo(
+            f"| {p.bits} | {p.accuracy:.4f} | {p.mean_auc:.4f} | {p.latency_cycles} | "
+            f"{p.latency_ns:g} | {p.lut:,} | {p.ff:,} |"
+        )
+    ref = result.reference
+    if result.smallest_within_tolerance is None:
+        click.echo(f"no bit width within {tolerance:.2%} of the float accuracy")
+    else:
+        best = next(p for p in result.points if p.bits == result.smallest_within_tolerance)
+        click.echo(
+            f"smallest within {tolerance:.2%} of float: {best.bits} bits, LUT-equivalent "
+            f"{best.lut_equivalent:,} ({best.lut_source}; no DSP) vs {ref['lut_equivalent']:,} "
+            f"({ref['source']}: {ref['lut']:,} LUT + 55 x {ref['dsp']} DSP)"
+        )
+    click.echo(f"wrote {out}/scan.json and {out}/pareto.png")
 
 
 _STEPS = ("csim", "synth", "cosim", "export", "vsynth")
