@@ -2,7 +2,8 @@
 model with da4ml, Verilator simulation of the test jets compared bit for bit with the QKeras
 logits and the ``hepfpga emulate`` engine, latency, yosys resources
 (:func:`hepfpga.firmware.rtl.flow.build_hardware`). Writes ``hardware/report.json`` and
-``hardware/rtl/`` into the run folder and a ``hardware`` section into ``report.json``."""
+``hardware/rtl/`` into the run folder, a ``hardware`` section into ``report.json`` and the
+figures into the firmware README."""
 
 from __future__ import annotations
 
@@ -67,4 +68,13 @@ def hardware_stage(run: Run) -> HardwareResult | None:
         family=config.family,
     )
     write_json_atomic(run.run_dir / "hardware" / "report.json", build.report.to_dict())
+    if firmware is not None and firmware.project is not None:
+        readme = firmware.project.path / "README.md"
+        if readme.is_file():
+            readme.write_text(
+                readme.read_text().rstrip("\n")
+                + "\n\n## Hardware figures without vendor tools (`hepfpga hardware`)\n\n"
+                "The same network as da4ml RTL in `../hardware/rtl/` (not this HLS project):\n\n"
+                + "".join(f"    {line}\n" for line in build.report.summary().splitlines())
+            )
     return HardwareResult(build.report)
