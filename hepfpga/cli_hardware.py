@@ -110,21 +110,14 @@ def _vendor(project: Path, steps: str | None, out: Path | None, overwrite: bool)
 
 
 def _run_test_set(run_dir: Path, report: dict[str, Any]) -> Any:
-    """The run's test jets, split again exactly as ``hepfpga run`` did (same seed)."""
-    from hepfpga.train.dataset import FeatureScaler, split_sample, stratified_subsample
-    from hepfpga.train.io import builtin_sample_path, load_sample
+    """The run's test inputs, made again by the pipeline's own data stage from the run's
+    config (same seed, same split, same preprocessing fitted on the training jets)."""
+    from hepfpga.config import parse_config
+    from hepfpga.pipeline_stages import Run, data_stage
 
-    config = report.get("config") or {}
-    data = config.get("data") or {}
-    seed = int(config.get("seed", 42))
-    path = data.get("path") or builtin_sample_path()
-    sample = load_sample(path)
-    if data.get("max_jets") is not None:
-        sample = stratified_subsample(sample, int(data["max_jets"]), seed)
-    split = data.get("split") or {"train": 0.6, "validation": 0.2, "test": 0.2}
-    parts = split_sample(sample, (split["train"], split["validation"], split["test"]), seed)
-    scaler = FeatureScaler.load(run_dir / "scaler.json")
-    return scaler.transform(parts.test.features)
+    config = parse_config(report.get("config") or {}, source=str(run_dir / "report.json"))
+    with tempfile.TemporaryDirectory(prefix="hepfpga-data-") as folder:
+        return data_stage(Run(config=config, run_dir=Path(folder))).x_test
 
 
 def _emulator_logits(model: Any, events: Any, firmware: dict[str, Any], folder: Path) -> Any:

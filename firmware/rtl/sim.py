@@ -186,6 +186,12 @@ def build_simulator(project: RTLProject, *, jobs: int = 2) -> Simulator:
     """Verilate the project's wrapper and the test bench into ``<project>/sim_build/tb``."""
     if project.flavor != "verilog":
         raise HepfpgaError("RTL simulation needs the Verilog flavor (VHDL would need GHDL)")
+    for port, layout in (("input", project.inputs), ("output", project.outputs)):
+        if layout.width > 32:
+            raise HepfpgaError(
+                f"the test bench exchanges elements of at most 32 bits; the {port} elements "
+                f"of {project.top} have {layout.width}"
+            )
     verilator = find_verilator()
     build = project.path / "sim_build"
     build.mkdir(exist_ok=True)
