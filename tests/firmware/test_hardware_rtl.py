@@ -248,3 +248,15 @@ def test_yosys_resources_of_the_tiny_network(tiny_hardware):
     assert 0 < res.percent["lut"] < 1
     written = json.loads((build.project.path / "hepfpga_rtl.json").read_text())
     assert written["n_stages"] == build.project.n_stages
+
+
+@pytest.mark.parametrize("shift", [0, 1, 5])
+def test_measured_latency_is_the_shift_that_repeats_the_answers(shift):
+    from hepfpga.firmware.rtl.sim import check_rtl, measured_latency
+
+    reference = np.arange(20.0).reshape(10, 2)
+    trace = np.full((10 + 8, 2), -1.0)
+    trace[shift : shift + 10] = reference
+    assert measured_latency(trace, reference) == shift
+    assert check_rtl(trace[shift : shift + 10], reference, "r").exact
+    assert measured_latency(trace, np.zeros((10, 2))) is None
