@@ -17,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,12 +32,15 @@ from hepfpga.errors import (
     ConversionError,
     DataError,
     HepfpgaError,
-    MissingDependencyError,
 )
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
+
+if TYPE_CHECKING:
+    from hepfpga.firmware.rtl.report import HardwareReport
+    from hepfpga.firmware.vendor import BuildSteps
 
 __all__ = ["FirmwareProject", "compile_project", "synthesize", "write_project"]
 
@@ -427,39 +430,14 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
     return project
 
 
-def synthesize(project: FirmwareProject) -> dict[str, Any]:
-    """Run HLS synthesis with the vendor tool and return hls4ml's parsed report.
+def synthesize(project: FirmwareProject, steps: BuildSteps | None = None) -> HardwareReport:
+    """Run the vendor HLS flow (default: C synthesis only) and return its typed report.
 
-    Needs ``vitis-run`` or ``vitis_hls`` (Vitis backend) or ``vivado_hls`` (Vivado) on PATH;
-    raises :class:`~hepfpga.errors.MissingDependencyError` otherwise. Logs go to
+    The backend's registered tools are used (:mod:`hepfpga.firmware.backends`, e.g.
+    ``vitis-run``/``vitis_hls`` for Vitis, ``vivado_hls`` for Vivado); without one on PATH
+    :class:`~hepfpga.errors.MissingDependencyError` names them. Logs go to
     ``build_stdout.log`` in the project folder.
     """
-    info = project.backend.info
-    available = [
-        command
-        for tool, command in zip(info.tools, info.build_commands, strict=True)
-        if shutil.which(tool)
-    ]
-    if not available:
-        raise MissingDependencyError(
-            f"synthesis for the {project.backend.value} backend needs {' or '.join(info.tools)} "
-            "on PATH, and none is there; install AMD/Xilinx "
-            f"{'Vitis' if project.backend is Backend.VITIS else 'Vivado'} HLS and source its "
-            "settings64.sh"
-        )
-    command = available[0]
-    if project.backend is Backend.VITIS:
-        (project.path / "build_opt.tcl").write_text(
-            "array set opt {\n    reset 1\n    csim 0\n    synth 1\n    cosim 0\n"
-            "    validation 0\n    export 0\n    vsynth 0\n    fifo_opt 0\n}\n"
-        )
-    log = project.path / "build_stdout.log"
-    with log.open("w") as stream:
-        result = subprocess.run(
-            command, shell=True, cwd=project.path, stdout=stream, stderr=subprocess.STDOUT
-        )
-    if result.returncode != 0:
-        raise ConversionError(f"'{command}' failed with status {result.returncode}; see {log}")
-    from hls4ml.report import parse_vivado_report
+    from hepfpga.firmware.vendor import BuildSteps
 
-    return parse_vivado_report(str(project.path)) or {}
+    return project.backend.info.build(project.path, steps or BuildSteps())

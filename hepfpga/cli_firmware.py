@@ -16,8 +16,9 @@ import click
 
 from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import VerificationError
+from hepfpga.firmware.backends import BACKENDS
 
-_BACKENDS = ("Vitis", "Vivado", "Catapult", "Quartus")
+_BACKENDS = tuple(BACKENDS)  # the registered hls4ml backends
 _SOFTMAX = ("stable", "tuned", "latency", "argmax", "logits")
 
 

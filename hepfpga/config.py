@@ -27,6 +27,7 @@ from hepfpga._schema import build, to_plain
 from hepfpga.deploy.config import OnnxConfig
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.rtl.config import HardwareConfig
 from hepfpga.quantize.config import QuantizationConfig
 from hepfpga.train.architectures.mlp import MLPConfig
 from hepfpga.train.bdt import BdtConfig
@@ -118,6 +119,7 @@ class PipelineConfig:
     firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     bdt: BdtConfig = field(default_factory=BdtConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
