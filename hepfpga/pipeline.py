@@ -197,3 +197,7 @@ def run_pipeline(
 from hepfpga.pipeline_anomaly import anomaly_stages  # noqa: E402
 
 register_task_stages("anomaly_detection", anomaly_stages)
+
+from hepfpga.pipeline_generation import generation_stages  # noqa: E402
+
+register_task_stages("generation", generation_stages)
