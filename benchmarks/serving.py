@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hepfpga.deploy.perf_analyzer import perf_analyzer, perf_analyzer_command
 from hepfpga.deploy.serve_models import make_session
 from hepfpga.deploy.serve_process import ServerProcess
 from hepfpga.deploy.triton_repo import discover_models, export_triton_repository
@@ -277,11 +278,94 @@ def measure(
         out[f"{front}_on"] = run("model")
         out[f"{front}_off"] = run("unbatched")
         out[f"{front}_gain"] = out[f"{front}_on"] / out[f"{front}_off"]
+    out["http_1x64_tc"] = _run_uv(concurrent_http(server.http_url, "model", x1, 64, seconds))
+    x4096 = np.random.default_rng(2).normal(size=(4096, 16)).astype(np.float32)
+    out["local_4096"] = rate(local(x4096), seconds) * 4096
+    out["noshm_4096"] = shm_rate(server.http_url, x4096, seconds, use_shm=False) * 4096
+    out["shm_4096"] = shm_rate(server.http_url, x4096, seconds, use_shm=True) * 4096
+    if perf_analyzer_command() is not None:
+        n = max(int(seconds * 300), 300)
+        for key, args in (
+            ("pa_http_1", (server.http_url, "http", "model", 1, 1, n * 2)),
+            ("pa_grpc_256", (server.grpc_url, "grpc", "model", 256, 8, n)),
+            ("pa_http_1x64", (server.http_url, "http", "model", 1, 64, n * 20)),
+            ("pa_http_4096", (server.http_url, "http", "model", 4096, 1, n // 3)),
+        ):
+            for name, value in perf_analyzer(*args).items():
+                out[f"{key}_{name}"] = value
+        for name, value in perf_analyzer(
+            server.http_url, "http", "model", 4096, 1, n // 3, shm=True
+        ).items():
+            out[f"pa_http_4096_shm_{name}"] = value
     stats = http.get_inference_statistics("model")["model_stats"][0]
     out["mean_batch"] = int(stats["inference_count"]) / max(int(stats["execution_count"]), 1)
     http.close()
     grpc.close()
     return out
+
+
+# -- perf_analyzer (the C++ client in the tritonclient wheel) and shared memory ---------------
+
+
+def shm_rate(url: str, x: np.ndarray, seconds: float, use_shm: bool) -> float:
+    """Requests per second of one tritonclient HTTP client sending ``x`` (binary tensors),
+    with inputs and outputs in system shared memory or in the request and answer."""
+    import tritonclient.http as httpclient
+    import tritonclient.utils.shared_memory as shm
+
+    client = httpclient.InferenceServerClient(url)
+    meta = client.get_model_metadata("model")
+    per_event = int(np.prod(meta["outputs"][0]["shape"][1:]))
+    out_bytes = x.shape[0] * per_event * 4
+    tensor = httpclient.InferInput("input", list(x.shape), "FP32")
+    output = httpclient.InferRequestedOutput(meta["outputs"][0]["name"], binary_data=True)
+    handles = []
+    try:
+        if use_shm:
+            tag = f"hepfpga-bench-{os.getpid()}"
+            h_in = shm.create_shared_memory_region(tag + "-in", f"/{tag}-in", x.nbytes)
+            h_out = shm.create_shared_memory_region(tag + "-out", f"/{tag}-out", out_bytes)
+            handles = [h_in, h_out]
+            shm.set_shared_memory_region(h_in, [x])
+            client.register_system_shared_memory(tag + "-in", f"/{tag}-in", x.nbytes)
+            client.register_system_shared_memory(tag + "-out", f"/{tag}-out", out_bytes)
+            tensor.set_shared_memory(tag + "-in", x.nbytes)
+            output.set_shared_memory(tag + "-out", out_bytes)
+
+            def call() -> object:
+                client.infer("model", [tensor], outputs=[output])
+                return shm.get_contents_as_numpy(h_out, np.float32, [x.shape[0], per_event])
+
+        else:
+            tensor.set_data_from_numpy(x, binary_data=True)
+
+            def call() -> object:
+                return client.infer("model", [tensor], outputs=[output]).as_numpy(
+                    meta["outputs"][0]["name"]
+                )
+
+        return rate(call, seconds)
+    finally:
+        if handles:
+            client.unregister_system_shared_memory()
+            for handle in handles:
+                shm.destroy_shared_memory_region(handle)
+        client.close()
+
+
+async def concurrent_http(
+    url: str, model: str, x: np.ndarray, clients: int, seconds: float
+) -> float:
+    """Requests per second from ``clients`` concurrent tritonclient HTTP aio callers."""
+    import tritonclient.http.aio as httpaio
+
+    client = httpaio.InferenceServerClient(url, conn_limit=clients)
+    tensor = httpaio.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=True)
+    try:
+        return await _closed_loop(lambda: client.infer(model, [tensor]), clients, seconds)
+    finally:
+        await client.close()
 
 
 # -- ceilings: servers that do no work ------------------------------------------------------
@@ -430,6 +514,9 @@ def measure_ceilings(
         http.close()
         out["raw_p50"], out["raw_p99"] = percentiles(raw_http_call(canned.port, x1), requests)
         out["http_1x64"] = _run_uv(concurrent_raw_http(canned.port, "model", x1, 64, seconds))
+        out["http_1x64_tc"] = _run_uv(
+            concurrent_http(f"127.0.0.1:{canned.port}", "model", x1, 64, seconds)
+        )
     for kind in ("aio", "sync"):
         with _Spawned(_empty_grpc, kind, 1, cpus=cpus) as empty:
             grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{empty.port}")
@@ -476,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             else discover_models(args.model)[0].path
         )
         repo = folder / "repo"
-        export_triton_repository(onnx_path, repo, name="model", max_batch_size=1024)
+        export_triton_repository(onnx_path, repo, name="model", max_batch_size=4096)
         export_triton_repository(
             onnx_path, repo, name="unbatched", max_batch_size=1024, dynamic_batching=False
         )
@@ -554,7 +641,97 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mean dynamic batch of 'model' over the run: {m['mean_batch']:.1f}")
     if args.ceilings:
         print_ceilings(m)
+        print_targets(m)
+    if "pa_http_1_p50" in m:
+        print_perf_analyzer(m)
     return 0
+
+
+def print_targets(m: dict[str, float]) -> None:
+    """Issue 14's targets, each a ratio of two numbers of this run."""
+    rows = [
+        (
+            "batch 256 x 8 gRPC clients (tritonclient aio) / empty grpc.aio",
+            m["grpc_256"] / m["ceiling_grpc_aio_256"],
+            ">= 0.8x",
+        ),
+        (
+            "  same, / empty thread-pool grpc",
+            m["grpc_256"] / m["ceiling_grpc_sync_256"],
+            "",
+        ),
+        (
+            "batch-1 p50, HTTP binary (tritonclient) / canned answer",
+            m["http_p50"] / m["ceiling_http_p50"],
+            "<= 1.5x",
+        ),
+        ("  same, raw socket / canned answer", m["raw_p50"] / m["ceiling_raw_p50"], ""),
+        (
+            "batch 4096 events/s, HTTP tritonclient, shared memory / without",
+            m["shm_4096"] / m["noshm_4096"],
+            ">= 1.5x",
+        ),
+        (
+            "64 batch-1 clients, tritonclient HTTP aio / canned answer",
+            m["http_1x64_tc"] / m["ceiling_http_1x64_tc"],
+            ">= 0.9x",
+        ),
+        (
+            "  same, raw keep-alive clients / canned answer",
+            m["http_on"] / m["ceiling_http_1x64"],
+            "",
+        ),
+    ]
+    if "pa_http_4096_shm_throughput" in m:
+        rows.insert(
+            5,
+            (
+                "  same, perf_analyzer (C++ client) shared memory / without",
+                m["pa_http_4096_shm_throughput"] / m["pa_http_4096_throughput"],
+                "",
+            ),
+        )
+    width = max(len(r[0]) for r in rows)
+    print()
+    print("targets (issue 14), ratios within this run:")
+    for name, ratio, target in rows:
+        print(f"{name:<{width}}  {ratio:>8.2f}x  {target}")
+    print(
+        f"(shared memory: {m['shm_4096']:,.0f} vs {m['noshm_4096']:,.0f} events/s; in-process "
+        f"onnxruntime at batch 4096: {m['local_4096']:,.0f}; tritonclient HTTP aio with 64 "
+        f"clients: {m['http_1x64_tc']:,.0f} vs {m['ceiling_http_1x64_tc']:,.0f} requests/s)"
+    )
+
+
+def print_perf_analyzer(m: dict[str, float]) -> None:
+    """perf_analyzer's own figures against hepfpga serve, from the same run."""
+    print()
+    print(
+        "perf_analyzer (C++ client from the tritonclient wheel) against hepfpga serve; server "
+        "queue / compute from the server's statistics, per request:"
+    )
+    header = ("run", "infer/s", "p50 / p99 ms", "queue us", "compute us")
+    rows = [
+        ("HTTP, batch 1, 1 client", "pa_http_1"),
+        ("gRPC, batch 256, 8 clients", "pa_grpc_256"),
+        ("HTTP, batch 1, 64 clients", "pa_http_1x64"),
+        ("HTTP, batch 4096, 1 client", "pa_http_4096"),
+        ("HTTP, batch 4096, 1 client, system shared memory", "pa_http_4096_shm"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"{header[0]:<{width}}  {header[1]:>12}  {header[2]:>16}  {header[3]:>9}  {header[4]:>10}"
+    )
+    for name, key in rows:
+        print(
+            f"{name:<{width}}  {m[key + '_throughput']:>12,.0f}  "
+            f"{m[key + '_p50']:>7.3f} / {m[key + '_p99']:<6.3f}  {m[key + '_queue_us']:>9.0f}  "
+            f"{m[key + '_compute_us']:>10.0f}"
+        )
+    print(
+        f"in-process onnxruntime, same run: batch 1 p50 {m['local_p50']:.3f} ms; "
+        f"batch 256 {m['local_256']:,.0f} events/s; batch 4096 {m['local_4096']:,.0f} events/s"
+    )
 
 
 def print_ceilings(m: dict[str, float]) -> None:

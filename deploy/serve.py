@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from hepfpga import __version__
-from hepfpga._optional import require
+from hepfpga.deploy.frontends import FrontEnd, FrontEndOptions, front_end
+from hepfpga.deploy.model_spec import ModelVersion
 from hepfpga.deploy.serve_models import ModelRegistry
-from hepfpga.deploy.triton_repo import ModelVersion, discover_models
+from hepfpga.deploy.service import InferenceService, ModelControl
+from hepfpga.deploy.triton_repo import discover_models
 from hepfpga.errors import ConfigError
 
 __all__ = [
@@ -50,14 +50,6 @@ DEFAULT_HEADER_TIMEOUT_S = 30.0
 #: connection, or a request body that stopped arriving) before it is closed.
 DEFAULT_IDLE_TIMEOUT_S = 300.0
 
-_EXTENSIONS = [
-    "binary_tensor_data",
-    "model_configuration",
-    "model_repository(index)",
-    "statistics",
-    "parameters",
-]
-
 
 @dataclass(frozen=True)
 class ServerAddresses:
@@ -77,14 +69,16 @@ class ServerAddresses:
 
 
 class InferenceServer:
-    """The HTTP and gRPC front ends over a set of loaded models.
+    """Front ends (HTTP, gRPC: :mod:`hepfpga.deploy.frontends`) over one
+    :class:`~hepfpga.deploy.service.InferenceService`.
 
     ``http_port`` / ``grpc_port`` of 0 pick a free port, None disables that front end.
+    ``models`` is what to serve, or a ready service (e.g. one in explicit model control mode).
     """
 
     def __init__(
         self,
-        models: Sequence[ModelVersion] | ModelRegistry,
+        models: Sequence[ModelVersion] | ModelRegistry | InferenceService,
         *,
         host: str = "127.0.0.1",
         http_port: int | None = 8000,
@@ -100,113 +94,56 @@ class InferenceServer:
                 "(0 picks a free one, -1 turns that front end off)",
                 path="grpc_port",
             )
-        self.header_timeout_s = header_timeout_s
-        self.idle_timeout_s = idle_timeout_s
-        self._sweeper: asyncio.Task[None] | None = None
-        self.registry = models if isinstance(models, ModelRegistry) else ModelRegistry(models)
+        self.service = models if isinstance(models, InferenceService) else InferenceService(models)
         self.host = host
-        self.max_request_bytes = max_request_bytes
         self.drain_timeout_s = drain_timeout_s
-        self.draining = False
-        self.in_flight = 0
-        self.connections: set[Any] = set()
-        self._want_http = http_port
-        self._want_grpc = grpc_port
-        self._http: asyncio.AbstractServer | None = None
-        self._grpc: Any = None
+        self.options = FrontEndOptions(
+            max_request_bytes=max_request_bytes,
+            header_timeout_s=header_timeout_s,
+            idle_timeout_s=idle_timeout_s,
+        )
+        self._ports = {"http": http_port, "grpc": grpc_port}
+        self.front_ends: dict[str, FrontEnd] = {}
         self.addresses = ServerAddresses(host, None, None)
-        from hepfpga.deploy.serve_http import route
-
-        self._route = route
 
     @property
-    def ready(self) -> bool:
-        return not self.draining
+    def registry(self) -> ModelRegistry:
+        return self.service.registry
 
-    def metadata(self) -> dict[str, Any]:
-        return {"name": "hepfpga", "version": __version__, "extensions": _EXTENSIONS}
+    @property
+    def in_flight(self) -> int:
+        return self.service.in_flight
 
-    def http_dispatch(self, conn: Any, method: bytes, request: Any, keep_alive: bool) -> Any:
-        return self._route(self, method, request, keep_alive)
+    @property
+    def draining(self) -> bool:
+        return self.service.draining
 
     async def start(self) -> ServerAddresses:
         """Open the listeners on the running loop."""
-        http_port = grpc_port = None
-        if self._want_http is not None:
-            require("httptools", "serve", "the HTTP server")
-            from hepfpga.deploy.serve_http import HttpProtocol
-
-            loop = asyncio.get_running_loop()
-            try:
-                self._http = await loop.create_server(
-                    lambda: HttpProtocol(self),
-                    self.host,
-                    self._want_http,
-                    reuse_address=True,
-                    backlog=1024,
-                )
-            except OSError as exc:
-                raise _bind_error("HTTP", self.host, self._want_http, exc.strerror) from None
-            http_port = self._http.sockets[0].getsockname()[1]
-            self._sweeper = loop.create_task(self._sweep_connections())
-        if self._want_grpc is not None:
-            grpc = require("grpc", "serve", "the gRPC server")
-            pb_grpc = require("tritonclient.grpc.service_pb2_grpc", "serve", "the gRPC server")
-            from hepfpga.deploy.serve_grpc import make_servicer
-
-            limit = self.max_request_bytes
-            self._grpc = grpc.aio.server(
-                options=[
-                    ("grpc.max_receive_message_length", limit),
-                    ("grpc.max_send_message_length", limit),
-                    ("grpc.so_reuseport", 0),
-                    # connections with no call in flight are closed after the idle timeout
-                    ("grpc.max_connection_idle_ms", int(self.idle_timeout_s * 1000)),
-                ]
-            )
-            pb_grpc.add_GRPCInferenceServiceServicer_to_server(make_servicer(self), self._grpc)
-            try:
-                grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._want_grpc}")
-            except RuntimeError:  # grpc says only "Failed to bind to address"
-                grpc_port = 0
-            if not grpc_port:
-                raise _bind_error("gRPC", self.host, self._want_grpc, "address already in use")
-            await self._grpc.start()
-        self.addresses = ServerAddresses(self.host, http_port, grpc_port)
+        bound: dict[str, int] = {}
+        for name, port in self._ports.items():
+            if port is None:
+                continue
+            front = front_end(name)(self.service, self.host, port, self.options)
+            self.front_ends[name] = front
+            bound[name] = await front.start()
+        self.addresses = ServerAddresses(self.host, bound.get("http"), bound.get("grpc"))
         return self.addresses
 
     async def stop(self, timeout_s: float | None = None) -> None:
         """Stop accepting, answer what was received (up to ``timeout_s``), close."""
         timeout_s = self.drain_timeout_s if timeout_s is None else timeout_s
-        self.draining = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        if self._http is not None:
-            self._http.close()
-        grpc_stop = self._grpc.stop(timeout_s) if self._grpc is not None else None
+        self.service.draining = True
+        for front in self.front_ends.values():
+            front.close_listener(timeout_s)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and (
-            self.in_flight > 0 or any(not c.idle for c in self.connections)
+            self.service.in_flight > 0 or not all(f.idle for f in self.front_ends.values())
         ):
             await asyncio.sleep(0.005)
-        for conn in list(self.connections):
-            conn.close()
-        if grpc_stop is not None:
-            await grpc_stop
-        if self._http is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._http.wait_closed(), 1.0)
-        await asyncio.get_running_loop().run_in_executor(None, self.registry.close)
-
-    async def _sweep_connections(self) -> None:
-        """Close HTTP connections whose requests stall (see ``HttpProtocol.check_timeouts``);
-        one timer for all connections, so the request path pays nothing for it."""
-        period = min(1.0, max(0.01, min(self.header_timeout_s, self.idle_timeout_s) / 4))
-        while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
-            for conn in list(self.connections):
-                conn.check_timeouts(now, self.header_timeout_s, self.idle_timeout_s)
+        for front in self.front_ends.values():
+            await front.stop(max(deadline - time.monotonic(), 0.0))
+        await asyncio.get_running_loop().run_in_executor(None, self.service.close)
 
     async def run_until_signal(
         self, on_ready: Callable[[ServerAddresses], None] | None = None
@@ -228,12 +165,17 @@ class InferenceServer:
             await self.stop()
 
 
-def _bind_error(what: str, host: str, port: int | None, reason: str) -> ConfigError:
-    return ConfigError(
-        f"cannot listen for {what} on {host}:{port}: {reason.lower()}; accepted: a free port "
-        "(0 picks one), or -1 to turn this front end off",
-        path=f"{what.lower()}_port",
-    )
+def _explicit_start(repo: Path, names: Sequence[str]) -> list[ModelVersion]:
+    from hepfpga.deploy.triton_repo import repository_model, repository_model_names
+
+    if not repo.is_dir() or (repo / "config.pbtxt").is_file() or (repo / "model.onnx").is_file():
+        raise ConfigError(
+            f"{repo} is not a model repository; explicit model control serves a folder of "
+            "<name>/config.pbtxt and <name>/<version>/model.onnx",
+            path="model_control_mode",
+        )
+    wanted = repository_model_names(repo) if "*" in names else list(dict.fromkeys(names))
+    return [version for name in wanted for version in repository_model(repo, name)]
 
 
 def _event_loop_policy() -> None:
@@ -297,6 +239,8 @@ def serve(
     cpus: frozenset[int] | None = None,
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    model_control: ModelControl = "none",
+    load_models: Sequence[str] = (),
     on_ready: Callable[[InferenceServer, ServerAddresses], None] | None = None,
 ) -> None:
     """Serve every model under ``path`` (a Triton model repository, a run folder or an
@@ -307,12 +251,38 @@ def serve(
     CPU the hand-off loop -> instance thread -> loop needs no cross-CPU wake-up, which makes
     unbatched serving of a small model about 2.5x faster on a VM (see docs/serving.md), at the
     price of onnxruntime never running beside the protocol work on another core.
+
+    ``model_control="explicit"`` (``path`` must be a model repository) starts with only the
+    models named in ``load_models`` (``*``: all) and lets clients load and unload models
+    through the repository API while serving.
     """
-    models = discover_models(Path(path))
+    if model_control == "explicit":
+        models = _explicit_start(Path(path), load_models)
+    else:
+        if load_models:
+            raise ConfigError(
+                "models to load at start are chosen only in explicit model control mode; "
+                "accepted: --model-control-mode explicit with --load-model",
+                path="load_model",
+            )
+        models = discover_models(Path(path))
     if cpus:
         _pin_process(cpus)
-    server = InferenceServer(
+    if (
+        http_port is not None and http_port > 0 and http_port == grpc_port
+    ):  # before any session is made
+        raise ConfigError(
+            f"the HTTP and gRPC ports are both {http_port}; accepted: two different ports "
+            "(0 picks a free one, -1 turns that front end off)",
+            path="grpc_port",
+        )
+    service = InferenceService(
         models,
+        repository=Path(path) if model_control == "explicit" else None,
+        model_control=model_control,
+    )
+    server = InferenceServer(
+        service,
         host=host,
         http_port=http_port,
         grpc_port=grpc_port,

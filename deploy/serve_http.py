@@ -25,10 +25,10 @@ Routes (Triton's):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
-import math
 import time
 import zlib
 from collections import deque
@@ -37,13 +37,18 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from hepfpga._optional import require
+from hepfpga.artifacts import dumps_strict
+from hepfpga.deploy.frontends import FrontEndOptions, register_front_end
 from hepfpga.deploy.metrics import render_prometheus
-from hepfpga.deploy.serve_models import LoadedModel, RequestError, TensorInput
+from hepfpga.deploy.protocol import ErrorCode, OutputRequest, RegionRef, RequestError, TensorInput
+from hepfpga.errors import ConfigError
 
 if TYPE_CHECKING:
-    from hepfpga.deploy.serve import InferenceServer
+    from hepfpga.deploy.serve_models import LoadedModel
+    from hepfpga.deploy.service import InferenceService, OutputTensor
 
-__all__ = ["HttpProtocol"]
+__all__ = ["HttpFrontEnd", "HttpProtocol", "dumps"]
 
 log = logging.getLogger("hepfpga.serve")
 
@@ -62,33 +67,19 @@ _MAX_PIPELINED = 64  # answers waiting per connection before reading pauses
 #: clients send the same header for every request of the same shape.
 _CACHED_HEADERS = 1024
 _CACHEABLE_HEADER_BYTES = 4096
-
-
-#: How an answer spells a non-finite float: JSON has no NaN or Infinity, so they are written
-#: as these strings (protobuf's canonical JSON mapping, as every JSON file hepfpga writes).
-#: ``float(s)`` and numpy (``tritonclient``'s ``as_numpy``) read them back.
-NONFINITE_STRINGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-
-
-def _strict(obj: object) -> object:
-    """``obj`` with every non-finite float spelt as :data:`NONFINITE_STRINGS`."""
-    if isinstance(obj, float):
-        if math.isfinite(obj):
-            return obj
-        return NONFINITE_STRINGS["nan" if obj != obj else "inf" if obj > 0 else "-inf"]
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_strict(v) for v in obj]
-    return obj
+#: Answers shorter than this go uncompressed even when the client accepts gzip / deflate
+#: (HTTP lets a server always answer identity): compressing a batch-1 answer costs more CPU
+#: than its bytes cost on the wire, and clients such as aiohttp (tritonclient.http.aio)
+#: offer gzip on every request without being asked to.
+_MIN_COMPRESSED_BYTES = 1024
 
 
 def dumps(obj: object) -> bytes:
-    """Strict JSON (RFC 8259: never a bare ``NaN`` token), compact."""
-    try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:  # a non-finite float somewhere: spell it out and encode again
-        return json.dumps(_strict(obj), separators=(",", ":"), allow_nan=False).encode()
+    """Strict JSON (RFC 8259), compact: a non-finite float is spelt as the string ``"NaN"``,
+    ``"Infinity"`` or ``"-Infinity"``, as in every JSON file hepfpga writes
+    (:data:`hepfpga.artifacts.NONFINITE_STRINGS`); ``float(s)`` and numpy
+    (``tritonclient``'s ``as_numpy``) read them back."""
+    return dumps_strict(obj, separators=(",", ":")).encode()
 
 
 def _json_response(status: int, body: object, keep_alive: bool = True) -> bytes:
@@ -134,10 +125,10 @@ class _Request:
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, server: InferenceServer) -> None:
+    def __init__(self, front: HttpFrontEnd) -> None:
         import httptools
 
-        self._server = server
+        self._server = front
         self._httptools = httptools
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
@@ -283,9 +274,7 @@ class HttpProtocol(asyncio.Protocol):
         method = self._parser.get_method()
         keep_alive = self._parser.should_keep_alive()
         try:
-            answer = self._server.http_dispatch(self, method, request, keep_alive)
-        except RequestError as exc:
-            answer = _error(exc.status, exc.message, keep_alive)
+            answer = self._server.dispatch(method, request, keep_alive)
         except Exception as exc:  # a bug must not take the connection's peers down
             log.exception("error answering %s %s", method, request.url)
             answer = _error(500, f"internal error: {exc}", keep_alive)
@@ -338,6 +327,82 @@ class HttpProtocol(asyncio.Protocol):
                 transport.resume_reading()
 
 
+# -- the front end -------------------------------------------------------------------------
+
+
+@register_front_end("http")
+class HttpFrontEnd:
+    """The HTTP/REST listener over an :class:`InferenceService`."""
+
+    name = "http"
+
+    def __init__(
+        self, service: InferenceService, host: str, port: int, options: FrontEndOptions
+    ) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self.options = options
+        self.max_request_bytes = options.max_request_bytes
+        self.connections: set[HttpProtocol] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        require("httptools", "serve", "the HTTP server")
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                lambda: HttpProtocol(self), self.host, self.port, reuse_address=True, backlog=1024
+            )
+        except OSError as exc:
+            raise bind_error("HTTP", self.host, self.port, exc.strerror or str(exc)) from None
+        self._sweeper = loop.create_task(self._sweep_connections())
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def close_listener(self, grace_s: float) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    @property
+    def idle(self) -> bool:
+        return all(c.idle for c in self.connections)
+
+    async def stop(self, timeout_s: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), min(timeout_s, 1.0) or 0.01)
+
+    async def _sweep_connections(self) -> None:
+        """Close connections whose requests stall (see :meth:`HttpProtocol.check_timeouts`);
+        one timer for all connections, so the request path pays nothing for it."""
+        header_s = self.options.header_timeout_s
+        idle_s = self.options.idle_timeout_s
+        period = min(1.0, max(0.01, min(header_s, idle_s) / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                conn.check_timeouts(now, header_s, idle_s)
+
+    def dispatch(
+        self, method: bytes, request: _Request, keep_alive: bool
+    ) -> bytes | asyncio.Future[bytes]:
+        return route(self.service, self.max_request_bytes, method, request, keep_alive)
+
+
+def bind_error(what: str, host: str, port: int | None, reason: str) -> ConfigError:
+    return ConfigError(
+        f"cannot listen for {what} on {host}:{port}: {reason.lower()}; accepted: a free port "
+        "(0 picks one), or -1 to turn this front end off",
+        path=f"{what.lower()}_port",
+    )
+
+
 # -- routing ---------------------------------------------------------------------------------
 
 
@@ -355,9 +420,18 @@ def _split_url(url: bytes) -> tuple[str, tuple[str, ...]]:
 
 
 def route(
-    server: InferenceServer, method: bytes, request: _Request, keep_alive: bool
+    service: InferenceService, limit: int, method: bytes, request: _Request, keep_alive: bool
 ) -> bytes | asyncio.Future[bytes]:
-    """The answer to one request: bytes, or a future of bytes for an inference."""
+    """The answer to one request: bytes, or a future of bytes (inference, model load)."""
+    try:
+        return _route(service, limit, method, request, keep_alive)
+    except RequestError as exc:
+        return _error(exc.http_status, exc.message, keep_alive)
+
+
+def _route(
+    service: InferenceService, limit: int, method: bytes, request: _Request, keep_alive: bool
+) -> bytes | asyncio.Future[bytes]:
     try:
         url_path, parts = _split_url(request.url)
     except ValueError:
@@ -367,7 +441,7 @@ def route(
     elif parts == ("metrics",):
         if method != b"GET":
             return _error(405, "use GET for /metrics", keep_alive)
-        text = render_prometheus(m.stats for m in server.registry)
+        text = render_prometheus(m.stats for m in service.registry)
         return _response(
             200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8", keep_alive=keep_alive
         )
@@ -387,21 +461,19 @@ def route(
         if action == "infer":
             if method != b"POST":
                 return _error(405, "use POST for inference", keep_alive)
-            return infer(server, name, version, request, keep_alive)
+            return infer(service, limit, name, version, request, keep_alive)
         if method != b"GET":
             return _error(405, f"use GET for /{action or 'metadata'}", keep_alive)
         if action == "ready":
             # Triton answers an unknown model or version here with 400, not 404
-            try:
-                server.registry.get(name, version)
-            except RequestError:
+            if not service.model_ready(name, version):
                 return _error(400, "Model version not ready", keep_alive)
             return _response(200, b"", keep_alive=keep_alive)
         if action == "stats":
             return _json_response(
-                200, {"model_stats": server.registry.stats(name, version)}, keep_alive
+                200, {"model_stats": service.statistics(name, version)}, keep_alive
             )
-        model = server.registry.get(name, version)
+        model = service.model(name, version)
         if action == "config":
             return _json_response(200, model.config_json(), keep_alive)
         return _json_response(200, model.metadata(), keep_alive)
@@ -410,23 +482,120 @@ def route(
     if path == "health/live":
         return _response(200, b"", keep_alive=keep_alive)
     if path == "health/ready":
-        ready = server.ready
-        return _response(200 if ready else 400, b"", keep_alive=keep_alive)
+        return _response(200 if service.ready else 400, b"", keep_alive=keep_alive)
     if path == "":
         if method != b"GET":
             return _error(405, "use GET for server metadata", keep_alive)
-        return _json_response(200, server.metadata(), keep_alive)
+        return _json_response(200, service.metadata(), keep_alive)
     if path == "models/stats":
-        return _json_response(200, {"model_stats": server.registry.stats()}, keep_alive)
-    if path == "repository/index":
-        return _json_response(200, server.registry.index(), keep_alive)
-    if path.startswith("repository/models/"):
-        return _error(
-            400,
-            "explicit model load / unload is not allowed: models are loaded at start",
-            keep_alive,
-        )
+        return _json_response(200, {"model_stats": service.statistics()}, keep_alive)
+    if parts and parts[0] == "repository":
+        return _repository(service, limit, method, parts[1:], request, keep_alive, url_path)
+    if parts and parts[0] in ("systemsharedmemory", "cudasharedmemory"):
+        return _shared_memory(service, limit, method, parts, request, keep_alive, url_path)
     return _error(404, f"unknown URL '{url_path}'", keep_alive)
+
+
+def _json_body(request: _Request, limit: int) -> dict[str, Any]:
+    """The request's JSON object body; an empty body is an empty object."""
+    body = _body(request, limit)
+    return _parse_json(body) if body.strip() else {}
+
+
+def _repository(
+    service: InferenceService,
+    limit: int,
+    method: bytes,
+    parts: tuple[str, ...],
+    request: _Request,
+    keep_alive: bool,
+    url_path: str,
+) -> bytes | asyncio.Future[bytes]:
+    """``POST /v2/repository/index``, ``.../models/M/load``, ``.../models/M/unload``."""
+    if method != b"POST":
+        return _error(405, "use POST for the model repository API", keep_alive)
+    doc = _json_body(request, limit)
+    if parts == ("index",):
+        return _json_response(200, service.index(bool(doc.get("ready", False))), keep_alive)
+    if len(parts) == 3 and parts[0] == "models" and parts[2] in ("load", "unload"):
+        params = doc.get("parameters") or {}
+        if isinstance(params, dict) and any(k == "config" or k.startswith("file:") for k in params):
+            raise RequestError(
+                ErrorCode.UNIMPLEMENTED,
+                f"failed to load '{parts[1]}': a configuration or files sent with the load "
+                "request are not supported; change the model repository and load again",
+            )
+        action = service.load if parts[2] == "load" else service.unload
+        return _answer_when_done(action(parts[1]), keep_alive)
+    return _error(404, f"unknown URL '{url_path}'", keep_alive)
+
+
+def _answer_when_done(coroutine: Any, keep_alive: bool) -> asyncio.Future[bytes]:
+    """200 with an empty body when ``coroutine`` ends, the error otherwise."""
+    answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def done(task: asyncio.Task[None]) -> None:
+        if answer.done():
+            return
+        exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, RequestError):
+            answer.set_result(_error(exc.http_status, exc.message, keep_alive))
+        elif exc is not None or task.cancelled():
+            log.error("repository action failed", exc_info=exc)
+            answer.set_result(_error(500, f"internal error: {exc}", keep_alive))
+        else:
+            answer.set_result(_response(200, b"", keep_alive=keep_alive))
+
+    asyncio.ensure_future(coroutine).add_done_callback(done)
+    return answer
+
+
+def _shared_memory(
+    service: InferenceService,
+    limit: int,
+    method: bytes,
+    parts: tuple[str, ...],
+    request: _Request,
+    keep_alive: bool,
+    url_path: str,
+) -> bytes:
+    """``/v2/systemsharedmemory[/region/R]/status|register|unregister``."""
+    region = ""
+    rest = parts[1:]
+    if len(rest) == 3 and rest[0] == "region":
+        region, rest = rest[1], rest[2:]
+    if len(rest) != 1 or rest[0] not in ("status", "register", "unregister"):
+        return _error(404, f"unknown URL '{url_path}'", keep_alive)
+    action = rest[0]
+    if parts[0] == "cudasharedmemory":
+        # no CUDA regions are ever registered: status lists none, unregister has nothing
+        # to do (clients such as perf_analyzer clean up both kinds), register is refused
+        if action == "register":
+            raise RequestError(
+                ErrorCode.UNIMPLEMENTED,
+                "CUDA shared memory is not supported; use system shared memory",
+            )
+        if action == "status":
+            if region:
+                raise RequestError(
+                    ErrorCode.NOT_FOUND, f"Unable to find cuda shared memory region: '{region}'"
+                )
+            return _json_response(200, [], keep_alive)
+        return _response(200, b"", keep_alive=keep_alive)
+    if action == "status":
+        if method != b"GET":
+            return _error(405, "use GET for the shared memory status", keep_alive)
+        return _json_response(200, service.shm.status(region), keep_alive)
+    if method != b"POST":
+        return _error(405, f"use POST to {action} shared memory", keep_alive)
+    if action == "unregister":
+        service.shm.unregister(region)
+        return _response(200, b"", keep_alive=keep_alive)
+    if not region:
+        return _error(404, f"unknown URL '{url_path}'", keep_alive)
+    doc = _json_body(request, limit)
+    service.shm.register(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))  # type: ignore[arg-type]
+    return _response(200, b"", keep_alive=keep_alive)
 
 
 def _body(request: _Request, limit: int) -> bytes:
@@ -436,22 +605,26 @@ def _body(request: _Request, limit: int) -> bytes:
         return body
     if encoding not in (b"gzip", b"deflate"):
         raise RequestError(
-            400, f"unsupported Content-Encoding '{encoding.decode()}'; accepted: gzip, deflate"
+            ErrorCode.INVALID_ARGUMENT,
+            f"unsupported Content-Encoding '{encoding.decode()}'; accepted: gzip, deflate",
         )
     try:
         decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == b"gzip" else zlib.MAX_WBITS)
         out = decoder.decompress(body, limit + 1)
     except zlib.error as exc:
         raise RequestError(
-            400, f"cannot decompress the {encoding.decode()} request body: {exc}"
+            ErrorCode.INVALID_ARGUMENT,
+            f"cannot decompress the {encoding.decode()} request body: {exc}",
         ) from exc
     if not decoder.eof and len(out) <= limit:
         raise RequestError(
-            400, f"cannot decompress the {encoding.decode()} request body: truncated"
+            ErrorCode.INVALID_ARGUMENT,
+            f"cannot decompress the {encoding.decode()} request body: truncated",
         )
     if len(out) > limit:
         raise RequestError(
-            400, f"the decompressed request body exceeds the maximum allowed value of {limit} bytes"
+            ErrorCode.INVALID_ARGUMENT,
+            f"the decompressed request body exceeds the maximum allowed value of {limit} bytes",
         )
     return out
 
@@ -460,13 +633,18 @@ def _parse_json(head: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(head)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"failed to parse the request JSON buffer: {exc}") from exc
+        raise RequestError(
+            ErrorCode.INVALID_ARGUMENT, f"failed to parse the request JSON buffer: {exc}"
+        ) from exc
     except RecursionError:  # arrays or objects nested thousands deep
         raise RequestError(
-            400, "failed to parse the request JSON buffer: nested too deeply"
+            ErrorCode.INVALID_ARGUMENT, "failed to parse the request JSON buffer: nested too deeply"
         ) from None
     if not isinstance(doc, dict):
-        raise RequestError(400, "failed to parse the request JSON buffer: expected a JSON object")
+        raise RequestError(
+            ErrorCode.INVALID_ARGUMENT,
+            "failed to parse the request JSON buffer: expected a JSON object",
+        )
     return doc
 
 
@@ -493,7 +671,7 @@ def _request(body: bytes, header_length: int | None) -> tuple[_Header, list[Tens
     if header_length is not None:
         if not 0 <= header_length <= len(body):
             raise RequestError(
-                400,
+                ErrorCode.INVALID_ARGUMENT,
                 f"Inference-Header-Content-Length {header_length} is outside the body of "
                 f"{len(body)} bytes",
             )
@@ -504,32 +682,52 @@ def _request(body: bytes, header_length: int | None) -> tuple[_Header, list[Tens
     return header, _tensor_inputs(header, binary)
 
 
-def _tensor_specs(doc: dict[str, Any]) -> list[tuple[str, str, list[int], int | None]]:
-    """(name, datatype, shape, binary_data_size or None) of each input, validated."""
+def _tensor_specs(
+    doc: dict[str, Any],
+) -> list[tuple[str, str, list[int], int | None, RegionRef | None]]:
+    """(name, datatype, shape, binary_data_size or None, shared memory region or None) of
+    each input, validated."""
     items = doc.get("inputs")
     if not isinstance(items, list):
-        raise RequestError(400, "inference request JSON must have an 'inputs' array")
+        raise RequestError(
+            ErrorCode.INVALID_ARGUMENT, "inference request JSON must have an 'inputs' array"
+        )
     specs = []
     for item in items:
         if not isinstance(item, dict):
-            raise RequestError(400, "each element of 'inputs' must be a JSON object")
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT, "each element of 'inputs' must be a JSON object"
+            )
         name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
         if not isinstance(name, str) or not isinstance(datatype, str):
-            raise RequestError(400, "each input needs a string 'name' and 'datatype'")
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT, "each input needs a string 'name' and 'datatype'"
+            )
         if not isinstance(shape, list) or not all(
             isinstance(d, int) and not isinstance(d, bool) for d in shape
         ):
-            raise RequestError(400, f"input '{name}' needs 'shape', a list of integers")
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT, f"input '{name}' needs 'shape', a list of integers"
+            )
         params = item.get("parameters") or {}
-        size = params.get("binary_data_size") if isinstance(params, dict) else None
-        if size is not None:
+        if not isinstance(params, dict):
+            params = {}
+        region = _region(params, f"input '{name}'")
+        size = params.get("binary_data_size")
+        if region is not None:
+            size = None
+        elif size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 raise RequestError(
-                    400, f"input '{name}': binary_data_size {size!r} is not a byte count"
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"input '{name}': binary_data_size {size!r} is not a byte count",
                 )
         elif item.get("data") is None:
-            raise RequestError(400, f"input '{name}' has neither 'data' nor binary_data_size")
-        specs.append((name, datatype, shape, size))
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"input '{name}' has neither 'data' nor binary_data_size",
+            )
+        specs.append((name, datatype, shape, size, region))
     return specs
 
 
@@ -537,11 +735,14 @@ def _tensor_inputs(header: _Header, binary: memoryview) -> list[TensorInput]:
     inputs = []
     offset = 0
     items = header.doc["inputs"]
-    for (name, datatype, shape, size), item in zip(header.inputs, items, strict=True):
+    for (name, datatype, shape, size, region), item in zip(header.inputs, items, strict=True):
+        if region is not None:
+            inputs.append(TensorInput(name, datatype, shape, None, region))
+            continue
         if size is not None:
             if offset + size > len(binary):
                 raise RequestError(
-                    400,
+                    ErrorCode.INVALID_ARGUMENT,
                     f"input '{name}': binary_data_size {size} runs past the {len(binary)} bytes "
                     "of binary data after the JSON header",
                 )
@@ -552,88 +753,110 @@ def _tensor_inputs(header: _Header, binary: memoryview) -> list[TensorInput]:
         inputs.append(TensorInput(name, datatype, shape, data))
     if offset != len(binary):
         raise RequestError(
-            400, f"{len(binary) - offset} bytes of binary data are not claimed by any input"
+            ErrorCode.INVALID_ARGUMENT,
+            f"{len(binary) - offset} bytes of binary data are not claimed by any input",
         )
     return inputs
 
 
-def _requested_outputs(doc: dict[str, Any], model: LoadedModel) -> list[tuple[int, bool]]:
-    """(index of the model output, binary) for each output to return."""
+def _requested_outputs(doc: dict[str, Any]) -> tuple[list[OutputRequest] | None, list[bool]]:
+    """The outputs asked for (None: all of them) and whether each goes back binary (for all
+    outputs: one flag, the default)."""
     params = doc.get("parameters") or {}
     default_binary = (
         bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
     )
     requested = doc.get("outputs")
-    names = [t.name for t in model.spec.outputs]
     if not requested:
-        return [(i, default_binary) for i in range(len(names))]
+        return None, [default_binary]
     if not isinstance(requested, list):
-        raise RequestError(400, "'outputs' must be an array")
+        raise RequestError(ErrorCode.INVALID_ARGUMENT, "'outputs' must be an array")
     out = []
+    binary = []
     for item in requested:
-        name = item.get("name") if isinstance(item, dict) else None
-        if name not in names:
-            raise RequestError(
-                400, f"unexpected inference output '{name}' for model '{model.spec.name}'"
-            )
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, "each output needs a string 'name'")
         p = item.get("parameters") or {}
-        if isinstance(p, dict) and "class_count" in p:
-            raise RequestError(400, "the classification extension (class_count) is not supported")
-        binary = (
-            bool(p.get("binary_data", default_binary)) if isinstance(p, dict) else default_binary
+        if not isinstance(p, dict):
+            p = {}
+        if "class_count" in p:
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT,
+                "the classification extension (class_count) is not supported",
+            )
+        out.append(OutputRequest(item["name"], _region(p, f"output '{item['name']}'")))
+        binary.append(bool(p.get("binary_data", default_binary)))
+    return out, binary
+
+
+def _region(params: dict[str, Any], what: str) -> RegionRef | None:
+    """The shared memory region named in ``params`` (Triton's parameter names), if any."""
+    region = params.get("shared_memory_region")
+    if region is None:
+        return None
+    size = params.get("shared_memory_byte_size")
+    offset = params.get("shared_memory_offset", 0)
+    if not isinstance(region, str) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, offset)
+    ):
+        raise RequestError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{what}: shared_memory_region needs a string name and non-negative integers "
+            "shared_memory_byte_size and shared_memory_offset",
         )
-        out.append((names.index(name), binary))
-    return out
+    return RegionRef(region, size, offset)  # type: ignore[arg-type]
 
 
 def infer(
-    server: InferenceServer, name: str, version: str, request: _Request, keep_alive: bool
+    service: InferenceService,
+    limit: int,
+    name: str,
+    version: str,
+    request: _Request,
+    keep_alive: bool,
 ) -> bytes | asyncio.Future[bytes]:
     received = time.perf_counter_ns()
-    model = server.registry.get(name, version)
     try:
-        if server.draining:
-            raise RequestError(503, "Server is shutting down: no new inference requests")
-        body = _body(request, server.max_request_bytes)
+        body = _body(request, limit)
         header, inputs = _request(body, request.header_length)
         doc = header.doc
         request_id = doc.get("id", "")
         if not isinstance(request_id, str):
-            raise RequestError(400, f"'id' must be a string, got {type(request_id).__name__}")
-        arrays, batch = model.prepare(inputs, str(request_id))
-        outputs = _requested_outputs(doc, model)
-        result = model.submit(arrays, batch, received)
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"'id' must be a string, got {type(request_id).__name__}",
+            )
+        outputs, binary = _requested_outputs(doc)
     except RequestError as exc:
-        model.stats.record_failure(
-            "OTHER" if exc.status != 503 else "REJECTED", time.perf_counter_ns() - received
-        )
-        return _error(exc.status, exc.message, keep_alive)
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[bytes] = loop.create_future()
-    server.in_flight += 1
+        # refused before the service saw it: counted on the model when there is one
+        with contextlib.suppress(RequestError):
+            service.model(name, version).stats.record_failure(
+                "OTHER", time.perf_counter_ns() - received
+            )
+        return _error(exc.http_status, exc.message, keep_alive)
+    try:
+        inference = service.infer(name, version, inputs, request_id, outputs, received)
+    except RequestError as exc:
+        return _error(exc.http_status, exc.message, keep_alive)
+    answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
     gzip_ok = b"gzip" in request.accept
     deflate_ok = b"deflate" in request.accept
 
-    def done(future: asyncio.Future[list[np.ndarray]]) -> None:
-        server.in_flight -= 1
+    def done(_: object) -> None:
         if answer.done():
             return
-        if future.cancelled():
-            answer.set_result(_error(503, "request cancelled", keep_alive))
-            return
-        exc = future.exception()
-        if exc is not None:
-            answer.set_result(
-                _error(500, f"onnxruntime failed on model '{name}': {exc}", keep_alive)
-            )
+        try:
+            tensors = inference.result()
+        except RequestError as exc:
+            answer.set_result(_error(exc.http_status, exc.message, keep_alive))
             return
         answer.set_result(
             _infer_response(
-                model, future.result(), outputs, request_id, keep_alive, gzip_ok, deflate_ok
+                inference.model, tensors, binary, request_id, keep_alive, gzip_ok, deflate_ok
             )
         )
 
-    result.add_done_callback(done)
+    inference.future.add_done_callback(done)
     return answer
 
 
@@ -662,23 +885,22 @@ def _binary_answer_header(
 
 
 def _answer_header(
-    model: LoadedModel,
-    arrays: list[np.ndarray],
-    outputs: list[tuple[int, bool]],
-    request_id: object,
+    model: LoadedModel, tensors: list[OutputTensor], binary: list[bool], request_id: str
 ) -> tuple[bytes, list[bytes]]:
-    """The JSON header of an answer with some outputs as JSON data, and the binary ones."""
-    specs = model.spec.outputs
+    """The JSON header of an answer with some outputs as JSON data or in shared memory, and
+    the binary ones."""
     described = []
     blobs = []
-    for index, binary in outputs:
-        array = arrays[index]
+    for i, tensor in enumerate(tensors):
+        array = tensor.array
         entry: dict[str, Any] = {
-            "name": specs[index].name,
-            "datatype": specs[index].datatype,
+            "name": tensor.spec.name,
+            "datatype": tensor.spec.datatype,
             "shape": list(array.shape),
         }
-        if binary:
+        if tensor.region is not None:
+            pass  # written to shared memory: name, datatype and shape only, as Triton answers
+        elif binary[i if len(binary) > 1 else 0]:
             blob = np.ascontiguousarray(array).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
@@ -694,27 +916,26 @@ def _answer_header(
 
 def _infer_response(
     model: LoadedModel,
-    arrays: list[np.ndarray],
-    outputs: list[tuple[int, bool]],
-    request_id: object,
+    tensors: list[OutputTensor],
+    binary: list[bool],
+    request_id: str,
     keep_alive: bool,
     gzip_ok: bool,
     deflate_ok: bool,
 ) -> bytes:
-    specs = model.spec.outputs
-    if isinstance(request_id, str) and all(binary for _, binary in outputs):
-        blobs = [np.ascontiguousarray(arrays[index]).tobytes() for index, _ in outputs]
+    if all(binary) and all(t.region is None for t in tensors):
+        blobs = [np.ascontiguousarray(t.array).tobytes() for t in tensors]
         header = _binary_answer_header(
             model.spec.name,
             model.version,
             request_id,
             tuple(
-                (specs[index].name, specs[index].datatype, arrays[index].shape, len(blob))
-                for (index, _), blob in zip(outputs, blobs, strict=True)
+                (t.spec.name, t.spec.datatype, t.array.shape, len(blob))
+                for t, blob in zip(tensors, blobs, strict=True)
             ),
         )
     else:
-        header, blobs = _answer_header(model, arrays, outputs, request_id)
+        header, blobs = _answer_header(model, tensors, binary, request_id)
     extra = b""
     if blobs:
         body = header + b"".join(blobs)
@@ -723,7 +944,7 @@ def _infer_response(
     else:
         body = header
         content_type = b"application/json"
-    if gzip_ok or deflate_ok:
+    if (gzip_ok or deflate_ok) and len(body) >= _MIN_COMPRESSED_BYTES:
         compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS if gzip_ok else zlib.MAX_WBITS)
         body = compressor.compress(body) + compressor.flush()
         extra += b"Content-Encoding: %s\r\n" % (b"gzip" if gzip_ok else b"deflate")

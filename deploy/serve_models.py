@@ -1,8 +1,9 @@
 """Loaded models: onnxruntime sessions per instance, request validation as Triton does it.
 
-Validation messages and status codes follow Triton 2.51 (HTTP 404 for an unknown model, 400
-for an unknown or missing input, a wrong datatype or shape, or a batch over
-``max_batch_size``); the gRPC front end maps them to ``NOT_FOUND`` / ``INVALID_ARGUMENT``.
+Validation messages follow Triton 2.51; errors carry protocol-neutral codes
+(:class:`~hepfpga.deploy.protocol.ErrorCode`: ``NOT_FOUND`` for an unknown model,
+``INVALID_ARGUMENT`` for an unknown or missing input, a wrong datatype or shape, or a batch
+over ``max_batch_size``) that each front end maps to its own status.
 """
 
 from __future__ import annotations
@@ -10,41 +11,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from hepfpga.deploy.batching import InferenceRequest, Scheduler
 from hepfpga.deploy.metrics import ModelStats
 from hepfpga.deploy.model_spec import ModelSpec, ModelVersion
+from hepfpga.deploy.protocol import ErrorCode, OutputRequest, RegionRef, RequestError, TensorInput
 from hepfpga.errors import ConfigError
 
-__all__ = ["LoadedModel", "ModelRegistry", "RequestError", "TensorInput", "make_session"]
+__all__ = [
+    "LoadedModel",
+    "ModelRegistry",
+    "RequestError",
+    "TensorInput",
+    "load_models",
+    "make_session",
+]
 
 log = logging.getLogger("hepfpga.serve")
 
+INVALID = ErrorCode.INVALID_ARGUMENT
+NOT_FOUND = ErrorCode.NOT_FOUND
+UNAVAILABLE = ErrorCode.UNAVAILABLE
+
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-
-
-class RequestError(Exception):
-    """A request the server answers with an error: ``status`` is the HTTP code (404, 400,
-    503...) and the message is Triton's wording."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass
-class TensorInput:
-    """An input as a front end decoded it: ``data`` is raw bytes or a JSON list."""
-
-    name: str
-    datatype: str
-    shape: list[int]
-    data: bytes | memoryview | list[object] | None
 
 
 def make_session(path: object, kind: str, intra_op_threads: int) -> tuple[object, str]:
@@ -96,6 +88,7 @@ class LoadedModel:
         self._input_names = [t.name for t in self.spec.inputs]
         self._output_names = [t.name for t in self.spec.outputs]
         self._by_name = {t.name: (i, t) for i, t in enumerate(self.spec.inputs)}
+        self._output_index = {name: i for i, name in enumerate(self._output_names)}
         self.scheduler = Scheduler(
             [self._runner(s) for s, _ in sessions],
             max_batch_size=self.spec.max_batch_size,
@@ -192,13 +185,13 @@ class LoadedModel:
                 slot = self._by_name.get(t.name)
                 if slot is None:
                     raise RequestError(
-                        400, f"{rid}unexpected inference input '{t.name}' for model '{name}'"
+                        INVALID, f"{rid}unexpected inference input '{t.name}' for model '{name}'"
                     )
                 ordered[slot[0]] = t
             if any(t is None for t in ordered):
                 missing = [n for n, t in zip(self._input_names, ordered, strict=False) if t is None]
                 raise RequestError(
-                    400,
+                    INVALID,
                     f"{rid}expected {len(self._input_names)} inputs but got {len(inputs)} inputs "
                     f"for model '{name}'. Got input(s) {[t.name for t in inputs]}, but missing "
                     f"required input(s) {missing}. Please provide all required input(s).",
@@ -209,7 +202,7 @@ class LoadedModel:
             assert t is not None
             if t.datatype != spec.datatype:
                 raise RequestError(
-                    400,
+                    INVALID,
                     f"{rid}unexpected datatype TYPE_{t.datatype} for inference input "
                     f"'{t.name}', expecting TYPE_{spec.datatype}",
                 )
@@ -222,7 +215,7 @@ class LoadedModel:
             ):
                 full = [-1, *spec.dims] if mbs > 0 else list(spec.dims)
                 raise RequestError(
-                    400,
+                    INVALID,
                     f"{rid}unexpected shape for input '{t.name}' for model '{name}'. Expected "
                     f"{_dims(full)}, got {_dims(shape)}. "
                     + (
@@ -238,18 +231,36 @@ class LoadedModel:
             if mbs > 0:
                 if shape[0] > mbs:
                     raise RequestError(
-                        400,
+                        INVALID,
                         f"{rid}inference request batch-size must be <= {mbs} for '{name}'",
                     )
                 if batch and shape[0] != batch:
                     raise RequestError(
-                        400,
+                        INVALID,
                         f"{rid}input '{t.name}' batch size {shape[0]} does not match other "
                         f"inputs' batch size {batch} for model '{name}'",
                     )
                 batch = shape[0]
             arrays.append(_decode(t, spec.dtype, rid))
         return arrays, (batch if mbs > 0 else 1)
+
+    def select_outputs(
+        self, requested: Sequence[OutputRequest] | None
+    ) -> list[tuple[int, RegionRef | None]]:
+        """(index among the model's outputs, shared memory region or None) of each output
+        asked for, in the order asked; every output when none is named."""
+        if not requested:
+            return [(i, None) for i in range(len(self._output_names))]
+        out = []
+        for item in requested:
+            index = self._output_index.get(item.name)  # type: ignore[arg-type]
+            if index is None:
+                raise RequestError(
+                    INVALID,
+                    f"unexpected inference output '{item.name}' for model '{self.spec.name}'",
+                )
+            out.append((index, item.region))
+        return out
 
     def submit(
         self, arrays: list[np.ndarray], batch: int, received_ns: int
@@ -260,7 +271,9 @@ class LoadedModel:
         try:
             self.scheduler.submit(request)
         except RuntimeError as exc:
-            raise RequestError(503, f"model '{self.spec.name}' is unloading: {exc}") from exc
+            raise RequestError(
+                UNAVAILABLE, f"model '{self.spec.name}' is unloading: {exc}"
+            ) from exc
         return future
 
     def close(self) -> None:
@@ -277,12 +290,12 @@ def _decode(t: TensorInput, dtype: np.dtype, rid: str) -> np.ndarray:
         n *= d
     data = t.data
     if data is None:
-        raise RequestError(400, f"{rid}input '{t.name}' has no data")
+        raise RequestError(INVALID, f"{rid}input '{t.name}' has no data")
     if isinstance(data, (bytes, bytearray, memoryview)):
         expected = n * dtype.itemsize
         if len(data) != expected:
             raise RequestError(
-                400,
+                INVALID,
                 f"{rid}unexpected total byte size {len(data)} for input '{t.name}', "
                 f"expecting {expected}",
             )
@@ -291,55 +304,77 @@ def _decode(t: TensorInput, dtype: np.dtype, rid: str) -> np.ndarray:
         array = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: 10**400
         raise RequestError(
-            400, f"{rid}unable to parse 'data' of input '{t.name}' as {dtype.name}: {exc}"
+            INVALID, f"{rid}unable to parse 'data' of input '{t.name}' as {dtype.name}: {exc}"
         ) from exc
     if array.size != n:
         raise RequestError(
-            400,
+            INVALID,
             f"{rid}unexpected number of elements {array.size} for input '{t.name}', expecting {n}",
         )
     return array.reshape(t.shape)
 
 
 class ModelRegistry:
-    """Every loaded model version, found by name and optional version."""
+    """Every loaded model version, found by name and optional version.
 
-    def __init__(self, models: Iterable[ModelVersion]) -> None:
+    Models can be replaced or removed while serving (the repository API); lookups happen on
+    the event loop, so a swap is one dictionary assignment between two requests.
+    """
+
+    def __init__(self, models: Iterable[ModelVersion] = ()) -> None:
         self._models: dict[str, dict[str, LoadedModel]] = {}
         self._latest: dict[str, LoadedModel] = {}
-        loaded: list[LoadedModel] = []
-        try:
-            for m in models:
-                loaded.append(LoadedModel(m))
-        except BaseException:
-            for lm in loaded:
-                lm.close()
-            raise
-        for lm in loaded:
-            versions = self._models.setdefault(lm.spec.name, {})
-            versions[lm.version] = lm
-        for name, versions in self._models.items():
-            self._latest[name] = versions[max(versions, key=int)]
+        #: models unloaded through the repository API (Triton answers them differently)
+        self.unloaded: set[str] = set()
+        by_name: dict[str, list[LoadedModel]] = {}
+        for lm in load_models(models):
+            by_name.setdefault(lm.spec.name, []).append(lm)
+        for name, loaded in by_name.items():
+            self.replace(name, loaded)
+
+    def replace(self, name: str, loaded: Sequence[LoadedModel]) -> list[LoadedModel]:
+        """Serve ``loaded`` as the versions of ``name``; returns the versions they replace
+        (still running what they queued: close them to drain)."""
+        old = list(self._models.get(name, {}).values())
+        versions = {lm.version: lm for lm in loaded}
+        self._models[name] = versions
+        self._latest[name] = versions[max(versions, key=int)]
+        self.unloaded.discard(name)
+        return old
+
+    def remove(self, name: str) -> list[LoadedModel]:
+        """Stop serving ``name``; returns its versions (close them to drain)."""
+        self._latest.pop(name, None)
+        old = list(self._models.pop(name, {}).values())
+        self.unloaded.add(name)
+        return old
+
+    def _unknown(self, name: str) -> RequestError:
+        if name in self.unloaded:
+            return RequestError(
+                NOT_FOUND, f"Request for unknown model: '{name}' has no available versions"
+            )
+        return RequestError(NOT_FOUND, f"Request for unknown model: '{name}' is not found")
 
     def get(self, name: str, version: str = "") -> LoadedModel:
         if not version:
             model = self._latest.get(name)
             if model is None:
-                raise RequestError(404, f"Request for unknown model: '{name}' is not found")
+                raise self._unknown(name)
             return model
         model = self._models.get(name, {}).get(version)
         if model is None:
             if name not in self._models:
-                raise RequestError(404, f"Request for unknown model: '{name}' is not found")
+                raise self._unknown(name)
             raise RequestError(
-                404,
+                NOT_FOUND,
                 f"Request for unknown model: '{name}' version {version} is not found",
             )
         return model
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        for versions in self._models.values():
-            yield from versions.values()
+        for versions in list(self._models.values()):
+            yield from list(versions.values())
 
     def stats(self, name: str = "", version: str = "") -> list[dict[str, object]]:
         if name:
@@ -355,3 +390,17 @@ class ModelRegistry:
     def close(self) -> None:
         for m in self:
             m.close()
+
+
+def load_models(models: Iterable[ModelVersion]) -> list[LoadedModel]:
+    """A :class:`LoadedModel` (sessions and instance threads) for each version; on an error
+    the ones already made are closed."""
+    loaded: list[LoadedModel] = []
+    try:
+        for m in models:
+            loaded.append(LoadedModel(m))
+    except BaseException:
+        for lm in loaded:
+            lm.close()
+        raise
+    return loaded

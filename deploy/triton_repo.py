@@ -48,6 +48,8 @@ __all__ = [
     "discover_models",
     "export_triton_repository",
     "parse_config",
+    "repository_model",
+    "repository_model_names",
     "spec_from_onnx",
 ]
 
@@ -500,6 +502,23 @@ def _model_versions(model_dir: Path) -> list[ModelVersion]:
     return out
 
 
+def repository_model_names(repo: Path) -> list[str]:
+    """The model folders of a Triton model repository (hidden folders left out)."""
+    return sorted(p.name for p in Path(repo).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def repository_model(repo: Path, name: str) -> list[ModelVersion]:
+    """The servable versions of model ``name`` of the repository ``repo``, read afresh (the
+    repository API's load)."""
+    folder = Path(repo) / name
+    if not name or "/" in name or name.startswith(".") or not folder.is_dir():
+        raise ModelFileError(
+            f"no model folder '{name}' in the model repository {repo}; it has: "
+            + ", ".join(repository_model_names(repo))
+        )
+    return _model_versions(folder)
+
+
 def discover_models(path: Path) -> list[ModelVersion]:
     """Every servable model version under ``path``.
 
@@ -517,8 +536,8 @@ def discover_models(path: Path) -> list[ModelVersion]:
     if (path / "config.pbtxt").is_file():  # one model folder of a repository
         return _model_versions(path)
     models = []
-    for model_dir in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        models.extend(_model_versions(model_dir))
+    for name in repository_model_names(path):
+        models.extend(_model_versions(path / name))
     if not models:
         raise ModelFileError(
             f"{path} has no models: expected <name>/config.pbtxt and <name>/<version>/model.onnx, "

@@ -36,7 +36,7 @@ from hepfpga.artifacts import check_destination, tool_versions, write_json_atomi
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.hls_config import ConversionPlan
 from hepfpga.firmware.options import FirmwareOptions
-from hepfpga.firmware.project import FirmwareProject, write_project
+from hepfpga.firmware.project import FirmwareProject, compile_project, write_project
 
 __all__ = ["cache_dir", "cache_key", "cached_project"]
 
@@ -159,7 +159,9 @@ def _lookup_or_build(
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        project = write_project(plan.model, options, folder / "project", plan=plan, compile=True)
+        # compiled in place: the entry is complete only once complete.json is written
+        project = write_project(plan.model, options, folder / "project", plan=plan)
+        compile_project(project)
         libraries = sorted((folder / "project" / "firmware").glob(f"{options.project_name}-*.so"))
         if not libraries:
             raise ConversionError(f"no compiled library found in {folder / 'project'}")

@@ -20,30 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.errors import ConversionError, DataError
+from hepfpga.errors import ConversionError
+from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.project import FirmwareProject
 
 __all__ = ["predict", "predict_logits", "predict_traces", "predict_with_logits"]
 
 
 def _events(project: FirmwareProject, x: Any) -> np.ndarray:
-    values = np.asarray(x)
-    n_in = project.hls_model.get_input_variables()[0].size()
-    shape = _input_shape(project)
-    if values.ndim == 1:
-        values = values[np.newaxis, :]
-    if values.ndim > 2 and tuple(values.shape[1:]) == shape:
-        values = values.reshape(len(values), -1)  # channels last, as hls4ml stores them
-    if values.ndim != 2 or values.shape[1] != n_in or not len(values):
-        expected = f"(n_events, {n_in})" + (
-            f" or (n_events, {', '.join(map(str, shape))})" if len(shape) > 1 else ""
-        )
-        raise DataError(f"expected inputs of shape {expected}, got {np.shape(x)}")
-    if not np.issubdtype(values.dtype, np.number):
-        raise DataError(f"inputs must be numbers, got dtype {values.dtype}")
-    if not np.all(np.isfinite(values)):
-        raise DataError("inputs contain NaN or infinite values")
-    return np.ascontiguousarray(values.astype(np.float32).astype(np.float64))
+    values = validate_events(x, _input_shape(project), flat=True)
+    return np.ascontiguousarray(values.astype(np.float64))
 
 
 def _input_shape(project: FirmwareProject) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from hepfpga.errors import DataError
 
-__all__ = ["load_events", "random_events"]
+__all__ = ["load_events", "random_events", "validate_events"]
 
 
 def load_events(path: str | Path, key: str | None = None) -> np.ndarray:
@@ -31,3 +31,64 @@ def random_events(model: Any, n: int, seed: int = 0) -> np.ndarray:
         raise DataError(f"expected a positive number of random events. Received: {n}")
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
+
+
+def validate_events(
+    x: Any,
+    shape: tuple[int, ...] | int,
+    *,
+    name: str = "inputs",
+    first_event: int = 0,
+    flat: bool = False,
+) -> np.ndarray:
+    """``x`` as float32 events of the per-event ``shape``, or a :class:`DataError` saying what
+    is wrong: the one validator of event arrays (verification, C simulation, emulation,
+    test benches).
+
+    Accepted: ``(n_events, *shape)``, ``(n_events, prod(shape))`` (channels last, as hls4ml
+    stores them) and a single event ``(prod(shape),)``. Values must be real numbers; they are
+    rounded to float32 first (what the Keras model and the C simulation see), and NaN,
+    infinities and values beyond float32's range are refused with their count and the first
+    places (event numbers start at ``first_event``). Returns ``(n_events, *shape)``, or
+    ``(n_events, prod(shape))`` with ``flat``.
+    """
+    dims = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    size = int(np.prod(dims))
+    try:
+        array = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise DataError(f"{name} cannot be read as an array: {exc}") from exc
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise DataError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim == 1 and array.shape[0] == size:
+        array = array[np.newaxis]
+    reshapable = array.ndim == 2 or len(dims) == 1  # flat events, or events to flatten
+    if (
+        array.ndim >= 2
+        and tuple(array.shape[1:]) != dims
+        and int(np.prod(array.shape[1:])) == size
+        and reshapable
+    ):
+        array = array.reshape((len(array), *dims))
+    if array.ndim < 2 or tuple(array.shape[1:]) != dims:
+        expected = ", ".join(map(str, dims))
+        also = f" or (n_events, {size})" if len(dims) > 1 else ""
+        raise DataError(
+            f"{name} has shape {np.shape(x)}; the model takes shape (n_events, {expected}){also}"
+        )
+    if not len(array):
+        raise DataError(f"{name} holds no events")
+    with np.errstate(over="ignore", invalid="ignore"):
+        events = array.astype(np.float32)
+    bad = ~np.isfinite(events.reshape(len(events), -1))
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        where = ", ".join(
+            f"event {first_event + r} input {c}" for r, c in zip(rows[:5], cols[:5], strict=True)
+        )
+        raise DataError(
+            f"{name} contain {int(bad.sum())} NaN or infinite values (or beyond float32's "
+            f"range) in {len(np.unique(rows))} events (first: {where}); only finite numbers "
+            "are accepted: remove or replace them first"
+        )
+    return events.reshape(len(events), -1) if flat else events

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.firmware.layers.graph import model_graph
+from hepfpga.firmware.precision import exact_layer
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = ["CAUSES", "Diagnosis", "LayerComparison", "compare_layers", "diagnose", "hls_type"]
@@ -56,7 +58,6 @@ CAUSES = (
     "unknown",
 )
 
-_TABLE_ACTIVATIONS = ("softmax", "sigmoid", "tanh")
 _ROUNDING_QUANTIZERS = ("quantized_relu", "quantized_bits")
 
 
@@ -130,7 +131,9 @@ def _activation(layer: Any) -> str:
 
 
 def _is_table_layer(layer: Any) -> bool:
-    return type(layer).__name__ == "Activation" and _activation(layer) in _TABLE_ACTIVATIONS
+    from hepfpga.firmware.layers.activation import is_table
+
+    return is_table(layer)
 
 
 def _is_batchnorm(layer: Any) -> bool:
@@ -169,27 +172,26 @@ def compare_layers(
                 reference_max=float(ref.max()),
                 type_min=fixed.min_value if fixed is not None else float("nan"),
                 type_max=fixed.max_value if fixed is not None else float("nan"),
-                # batch normalization: float32 in Keras, exact in firmware (see precision)
-                exact_expected=quantized
-                and not _is_table_layer(layer)
-                and not _is_batchnorm(layer),
+                # what each layer handler promises (tables and batch normalization are not
+                # bit-exact by design, see hepfpga.firmware.layers)
+                exact_expected=exact_layer(layer, quantized),
             )
         )
     return out
 
 
-def _inbound(layer: Any) -> Any:
-    nodes = layer.inbound_nodes
-    inbound = nodes[0].inbound_layers if nodes else None
-    if isinstance(inbound, (list, tuple)):
-        return inbound[0] if inbound else None
-    return inbound
+def _inbound(model: Any, layer: Any) -> Any:
+    """The (first) layer feeding ``layer`` in ``model``'s graph, or None for an input."""
+    for node in model_graph(model):
+        if node.name == layer.name:
+            return model.get_layer(node.inputs[0]) if node.inputs else None
+    return None
 
 
 def _consumer(model: Any, layer: Any) -> Any:
-    for other in model.layers:
-        if _inbound(other) is layer:
-            return other
+    for node in model_graph(model):
+        if node.inputs and node.inputs[0] == layer.name:
+            return node.layer
     return None
 
 
@@ -236,7 +238,7 @@ def diagnose(
     share = f"{_pct(float(np.mean(wrong)))} of events differ, by up to {first.max_diff_lsb:.3g} LSB"
 
     # the input of the layer: was it already different?
-    source = _inbound(layer)
+    source = _inbound(keras_model, layer)
     if source is not None and source.name not in traces:
         source_ref = references.get(source.name)
         if source_ref is not None and input_type is not None:

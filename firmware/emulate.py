@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError, DataError
+from hepfpga.firmware.data import validate_events as _validate
 from hepfpga.firmware.emulate_engine import Plan, UnsupportedLayerError, build_plan
 from hepfpga.firmware.project import FirmwareProject
 
@@ -402,34 +403,9 @@ class Emulator:
 
 
 def validate_events(x: Any, n_inputs: int, first_event: int = 0) -> np.ndarray:
-    """``x`` as ``(n_events, n_inputs)`` float32, or a :class:`DataError` saying what is wrong.
-
-    Events may come in the model's own input shape (channels last); NaN/Inf are counted and
-    located (event numbers start at ``first_event``). Values are rounded to float32 first, as
-    the Keras model and hepfpga's C simulation see them; values beyond float32's range would
-    become infinite and are refused too.
-    """
-    values = np.asarray(x)
-    if values.ndim == 1:
-        values = values[np.newaxis, :]
-    if values.ndim > 2 and int(np.prod(values.shape[1:])) == n_inputs:
-        values = values.reshape(len(values), -1)
-    if values.ndim != 2 or values.shape[1] != n_inputs:
-        raise DataError(f"expected inputs of shape (n_events, {n_inputs}), got {np.shape(x)}")
-    if not np.issubdtype(values.dtype, np.number):
-        raise DataError(f"expected numeric inputs, got dtype {values.dtype}")
-    events = values.astype(np.float32, copy=False)
-    bad = ~np.isfinite(events)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        where = ", ".join(
-            f"event {first_event + r} input {c}" for r, c in zip(rows[:5], cols[:5], strict=True)
-        )
-        raise DataError(
-            f"inputs contain {int(bad.sum())} NaN or infinite values (or beyond float32's "
-            f"range) in {len(np.unique(rows))} events (first: {where})"
-        )
-    return events
+    """``x`` as ``(n_events, n_inputs)`` float32, or a :class:`DataError` saying what is wrong
+    (:func:`hepfpga.firmware.data.validate_events`, events flattened channels last)."""
+    return _validate(x, n_inputs, name="inputs", first_event=first_event, flat=True)
 
 
 # -- files -------------------------------------------------------------------------------------

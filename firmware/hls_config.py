@@ -63,15 +63,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError
+from hepfpga.firmware.layers import ready_model
+from hepfpga.firmware.layers.activation import is_softmax, table_type
+from hepfpga.firmware.layers.graph import model_graph, output_names
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
 from hepfpga.firmware.precision import (
     LayerPrecision,
     check_supported,
     derive_precision,
     is_quantized,
-    strip_pruning,
 )
-from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = [
     "ConversionPlan",
@@ -83,96 +85,58 @@ __all__ = [
     "softmax_settings",
 ]
 
-# hls4ml refuses layers with these names (ModelGraph reserves them).
-_RESERVED_NAMES = frozenset({"input"})
-
 
 def hls4ml_ready_model(model: Any) -> Any:
-    """``model`` itself, or a copy hls4ml can convert: pruning wrappers stripped and input
-    layers renamed where hls4ml reserves the name.
+    """``model`` itself, or a copy hls4ml can convert and hepfpga can trace layer by layer:
+    pruning wrappers stripped, Sequential made functional, built-in activations split into
+    ``<name>_<activation>`` layers, an input named ``input`` renamed ``input_layer``.
 
-    hls4ml refuses a layer named ``input``; such an input becomes ``input_layer`` (or
-    ``input_layer_1``, ... if taken). The copy shares no state with ``model`` and has the same
-    weights, so it computes exactly the same function.
+    See :func:`hepfpga.firmware.layers.ready_model`; the copy has the same weights and
+    computes the same function.
     """
-    from tensorflow import keras
-
-    model = strip_pruning(model)
-    names = {layer.name for layer in model.layers}
-    if not names & _RESERVED_NAMES:
-        return model
-    if any(
-        layer.name in _RESERVED_NAMES and type(layer).__name__ != "InputLayer"
-        for layer in model.layers
-    ):
-        raise ConversionError(
-            f"layer names {sorted(names & _RESERVED_NAMES)} are reserved by hls4ml; "
-            "rename the layer"
-        )
-    new_inputs = []
-    for tensor in model.inputs:
-        layer = tensor.node.layer
-        name = layer.name
-        if name in _RESERVED_NAMES:
-            base, name, k = f"{layer.name}_layer", f"{layer.name}_layer", 0
-            while name in names:
-                k += 1
-                name = f"{base}_{k}"
-            names.add(name)
-        new_inputs.append(keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=name))
-    clone = keras.models.clone_model(
-        model, input_tensors=new_inputs if len(new_inputs) > 1 else new_inputs[0]
-    )
-    clone.set_weights(model.get_weights())
-    return clone
+    return ready_model(model)
 
 
 def input_fixed_type(model: Any) -> FixedType:
     """The hardware input type: that of the ``QActivation(quantized_bits)`` after the input.
 
     Raises :class:`~hepfpga.errors.ConfigError` (``firmware.input_type``) when the model has
-    no such quantizer, since the firmware's input type would then be a guess.
+    no such quantizer (:func:`hepfpga.firmware.precision.input_types` then chooses the
+    documented default).
     """
-    from qkeras.quantizers import get_quantizer
+    from hepfpga.firmware.precision import _input_quantizer_type
 
     if len(model.inputs) != 1:
         raise ConversionError(f"expected a model with one input, got {len(model.inputs)}")
-    input_layer = model.inputs[0].node.layer
-    consumers = [layer for layer in model.layers if input_layer in _inbound_layers(layer)]
-    for layer in consumers:
-        if type(layer).__name__ == "QActivation":
-            quantizer = get_quantizer(layer.get_config()["activation"])
-            if type(quantizer).__name__ == "quantized_bits":
-                return from_quantizer(quantizer)
-    raise ConfigError(
-        f"cannot derive the hardware input type: the input '{input_layer.name}' is not followed by "
-        "QActivation(quantized_bits(...)); add one or set firmware.input_type explicitly "
-        "(e.g. 'ap_fixed<16,6,AP_RND_CONV,AP_SAT>')",
-        path="firmware.input_type",
-    )
+    name = model.inputs[0].node.layer.name
+    fixed = _input_quantizer_type(model, name)
+    if fixed is None:
+        raise ConfigError(
+            f"cannot derive the hardware input type: the input '{name}' is not followed by "
+            "QActivation(quantized_bits(...)); add one or set firmware.input_type explicitly "
+            "(e.g. 'ap_fixed<16,6,AP_RND_CONV,AP_SAT>')",
+            path="firmware.input_type",
+        )
+    return fixed
 
 
-def _inbound_layers(layer: Any) -> list[Any]:
-    found: list[Any] = []
-    for node in layer.inbound_nodes:
-        inbound = node.inbound_layers
-        found.extend(inbound if isinstance(inbound, (list, tuple)) else [inbound])
-    return found
-
-
-def _is_softmax(layer: Any) -> bool:
-    return type(layer).__name__ == "Activation" and layer.get_config()["activation"] == "softmax"
+def _feeding(model: Any, name: str) -> str:
+    for node in model_graph(model):
+        if node.name == name:
+            return node.inputs[0]
+    raise KeyError(name)
 
 
 def logits_layer_name(model: Any) -> str:
-    """Name of the layer whose output feeds the final softmax (the logits).
+    """Name of the layer whose output feeds the final softmax (the logits) of the model's
+    first output.
 
     A model without a final softmax has its output layer as "logits".
     """
-    last = model.layers[-1]
-    if not _is_softmax(last):
+    last = model.get_layer(output_names(model)[0])
+    if not is_softmax(last):
         return str(last.name)
-    return str(_inbound_layers(last)[0].name)
+    return _feeding(model, last.name)
 
 
 def softmax_settings(
@@ -302,20 +266,15 @@ def plan_conversion(
     check_supported(ready)
     quantized = is_quantized(ready)
     logits = logits_layer_name(ready)
+    outputs = output_names(ready)
     allowed = options.backend.info.softmax_modes
-    if logits != ready.layers[-1].name and options.softmax.value not in allowed:
+    if logits != outputs[0] and options.softmax.value not in allowed:
         raise ConfigError(
             f"softmax '{options.softmax.value}' does not compile with the "
             f"{options.backend.value} backend of hls4ml; accepted there: {', '.join(allowed)}",
             path="firmware.softmax",
         )
-    if quantized:
-        input_type = (
-            options.input_type if options.input_type is not None else input_fixed_type(ready)
-        )
-    else:
-        input_type = options.input_type
-    precision = derive_precision(ready, options, input_type=input_type, ranges=ranges)
+    precision = derive_precision(ready, options, ranges=ranges)
     try:
         config = hls4ml.utils.config_from_keras_model(
             ready,
@@ -330,17 +289,22 @@ def plan_conversion(
     # keep batch normalization a layer of its own, so each Keras layer has a traced twin
     config["SkipOptimizers"] = ["fuse_batch_normalization"]
     layers: dict[str, dict[str, Any]] = config["LayerName"]
+    graph = {node.name: node for node in model_graph(ready)}
     for layer in ready.layers:
         entry = layers.setdefault(layer.name, {})
         types = precision[layer.name]
-        if _is_softmax(layer) and layer is ready.layers[-1]:
-            n_classes = int(ready.get_layer(logits).output_shape[-1])
+        if is_softmax(layer):
+            feeding = graph[layer.name].inputs[0]
+            n_classes = int(ready.get_layer(feeding).output_shape[-1])
+            final = layer.name == outputs[0]
+            # only the final softmax follows firmware.softmax; others are tables
+            layer_options = options if final else replace(options, softmax=SoftmaxMode.STABLE)
             entry.pop("Precision", None)
             for key in ("Implementation", "TableSize", "exp_table_t", "inv_table_t"):
                 entry.pop(key, None)
-            settings = softmax_settings(options, n_classes, precision[logits].result)
+            settings = softmax_settings(layer_options, n_classes, precision[feeding].result)
             entry.update(settings)
-            entry["Trace"] = options.softmax is not SoftmaxMode.LOGITS
+            entry["Trace"] = layer_options.softmax is not SoftmaxMode.LOGITS
             result = settings.get("Precision", {}).get("result")
             if result is not None:
                 precision[layer.name] = replace(types, result=FixedType.parse(result))
@@ -350,19 +314,17 @@ def plan_conversion(
             value = getattr(types, key)
             if value is not None:
                 entry_precision[key] = value.to_hls()
-        if type(layer).__name__ in ("Activation", "QActivation") and types.source.startswith(
-            "table"
-        ):
-            entry_precision["table"] = FixedType(
-                18, 2, signed=False, rounding=Rounding.RND, saturation=Saturation.SAT
-            ).to_hls()
+        table = table_type(layer)
+        if table is not None:
+            entry_precision["table"] = table.to_hls()
         entry["Precision"] = entry_precision
         entry["Trace"] = True
-        # hls4ml splits a built-in activation off into '<name>_<activation>'
-        for key in (f"{layer.name}_linear", f"{layer.name}_relu"):
-            if key in layers:
-                layers[key].setdefault("Precision", {})["result"] = types.result.to_hls()
-                layers[key]["Trace"] = True
+        # hls4ml splits a linear built-in activation off into '<name>_linear' (other built-in
+        # activations are split by hls4ml_ready_model already)
+        key = f"{layer.name}_linear"
+        if key in layers:
+            layers[key].setdefault("Precision", {})["result"] = types.result.to_hls()
+            layers[key]["Trace"] = True
     return ConversionPlan(
         model=ready,
         hls_config=config,

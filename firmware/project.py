@@ -35,6 +35,7 @@ from hepfpga.errors import (
     HepfpgaError,
     MissingDependencyError,
 )
+from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
@@ -84,12 +85,7 @@ class FirmwareProject:
 def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray | None:
     if values is None:
         return None
-    array = np.asarray(values)
-    if array.ndim != 2 or array.shape[1] != width or array.shape[0] == 0:
-        raise DataError(f"{name} must have shape (n_events, {width}), got {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-        raise DataError(f"{name} must hold finite numbers")
-    return array
+    return validate_events(values, width, name=name, flat=True)
 
 
 def _readme(project_name: str, options: FirmwareOptions, hls_model: Any, logits: str) -> str:

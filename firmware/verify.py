@@ -17,8 +17,10 @@ import numpy as np
 from hepfpga.artifacts import write_json_atomic
 from hepfpga.errors import DataError
 from hepfpga.firmware.csim import predict_with_logits
+from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.diagnose import Diagnosis, LayerComparison
 from hepfpga.firmware.hls_config import logits_layer_name
+from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_names
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
 
@@ -102,13 +104,10 @@ def compare_outputs(
 def keras_outputs_with_logits(model: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(outputs, logits)`` of a Keras model on ``x`` (as float32) in one pass; the logits
     are the output of the layer feeding the final softmax (:func:`logits_layer_name`)."""
-    from tensorflow import keras
-
-    both = keras.Model(
-        model.inputs, [model.outputs[0], model.get_layer(logits_layer_name(model)).output]
+    both = layer_outputs(
+        model, x, [output_names(model)[0], logits_layer_name(model)], batch_size=4096
     )
-    outputs, logits = both.predict(np.asarray(x, dtype=np.float32), verbose=0, batch_size=4096)
-    return outputs, logits
+    return both[output_names(model)[0]], both[logits_layer_name(model)]
 
 
 def verify_qkeras(qmodel: Any, project: FirmwareProject, x: Any) -> Comparison:
@@ -157,6 +156,14 @@ class VerificationReport:
     compile_seconds: float | None
     from_cache: bool
     seconds: dict[str, float]
+    #: the firmware's input type and where it comes from (input quantizer, option, profile,
+    #: or the default for a QKeras model without an input quantizer)
+    input_type: str = ""
+    input_type_source: str = ""
+    #: with the default input type: the firmware on the events themselves against Keras on
+    #: the events themselves (what rounding the inputs to the input grid costs); ``outputs``
+    #: then compares on the events rounded to that grid
+    input_rounding: Comparison | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +182,9 @@ class VerificationReport:
             "compile_seconds": self.compile_seconds,
             "from_cache": self.from_cache,
             "seconds": self.seconds,
+            "input_type": self.input_type,
+            "input_type_source": self.input_type_source,
+            "input_rounding": self.input_rounding.to_dict() if self.input_rounding else None,
         }
 
     def summary(self) -> str:
@@ -202,6 +212,17 @@ class VerificationReport:
             )
         if self.diagnosis is not None:
             lines.append(str(self.diagnosis))
+        if self.input_type:
+            lines.append(f"input type: {self.input_type} ({self.input_type_source})")
+        if self.input_rounding is not None:
+            cost = self.input_rounding
+            lines.append(
+                "the results above are on the events rounded to that input grid; rounding the "
+                f"events to it costs: logits max |diff| {cost.logits_max_abs_diff:.3g} "
+                f"({cost.logits_fraction_bit_exact:.2%} of events unchanged), outputs max "
+                f"|diff| {cost.probs_max_abs_diff:.3g}, argmax agreement "
+                f"{cost.argmax_agreement:.2%}"
+            )
         cached = "from cache" if self.from_cache else f"compiled in {self.compile_seconds:.1f} s"
         lines.append(f"C simulation {cached}")
         lines.append(f"{'PASSED' if self.passed else 'FAILED'}: {self.requirement}")
@@ -209,51 +230,19 @@ class VerificationReport:
 
 
 def check_events(model: Any, x: Any, name: str = "data") -> np.ndarray:
-    """``x`` as float32 events of the model's input shape; DataError saying what is wrong."""
+    """``x`` as float32 events of the model's input shape; DataError saying what is wrong
+    (:func:`hepfpga.firmware.data.validate_events`)."""
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    try:
-        array = np.asarray(x)
-    except Exception as exc:  # ragged lists and the like
-        raise DataError(f"{name} cannot be read as an array: {exc}") from exc
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise DataError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    flat = int(np.prod(shape))
-    if array.ndim == 1 and array.shape[0] == flat:
-        array = array[np.newaxis]
-    if tuple(array.shape[1:]) != shape:
-        if array.ndim == 2 and array.shape[1] == flat:
-            array = array.reshape((len(array), *shape))
-        else:
-            raise DataError(
-                f"{name} has shape {array.shape}; the model takes (n_events, "
-                f"{', '.join(map(str, shape))})"
-            )
-    if not len(array):
-        raise DataError(f"{name} holds no events")
-    finite = np.isfinite(array.reshape(len(array), -1))
-    if not finite.all():
-        bad = np.argwhere(~finite)[0]
-        raise DataError(
-            f"{name} contains NaN or infinite values ({int((~finite).sum())} in all; first at "
-            f"event {bad[0]}, input {bad[1]}); remove or replace them first"
-        )
-    return array.astype(np.float32)
+    return validate_events(x, shape, name=name)
 
 
 def _references(ready: Any, events: np.ndarray) -> dict[str, np.ndarray]:
-    from tensorflow import keras
-
-    layers = [layer for layer in ready.layers if type(layer).__name__ != "InputLayer"]
-    probe = keras.Model(ready.inputs, [layer.output for layer in layers])
-    outputs = probe.predict(events, verbose=0, batch_size=1024)
-    if len(layers) == 1:
-        outputs = [outputs]
-    refs = {
-        layer.name: np.asarray(out, dtype=np.float64).reshape(len(events), -1)
-        for layer, out in zip(layers, outputs, strict=True)
+    """Every layer's Keras output on ``events``, flattened per event (float64)."""
+    outputs = layer_outputs(ready, events)
+    return {
+        name: np.asarray(value, dtype=np.float64).reshape(len(events), -1)
+        for name, value in outputs.items()
     }
-    refs[ready.inputs[0].node.layer.name] = events.astype(np.float64).reshape(len(events), -1)
-    return refs
 
 
 def verify_model(
@@ -295,8 +284,18 @@ def verify_model(
     check_supported(ready)
     events = check_events(ready, x)
     quantized = is_quantized(ready)
-    ranges = None if quantized else profile_ranges(ready, events[:profile_events])
+    (input_name,) = input_names(ready)
+    sample = events[:profile_events]
+    if quantized:
+        # only the input's range: it sizes the default input type of a model without an
+        # input quantizer
+        ranges = {input_name: (float(sample.min()), float(sample.max()))}
+    else:
+        ranges = profile_ranges(ready, sample)
     plan = plan_conversion(ready, options, ranges=ranges)
+    input_types = plan.precision[input_name]
+    input_type = input_types.result
+    defaulted = input_types.source.startswith("default")
     seconds["plan"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -316,30 +315,45 @@ def verify_model(
         start = time.perf_counter()
         hls_outputs, traces = predict_traces(project, events)
         seconds["csim"] = time.perf_counter() - start
-        # a float layer's built-in activation is a layer of its own in hls4ml,
-        # '<name>_<activation>'; its output is what Keras calls the layer's output
+        # hls4ml splits a linear built-in activation off as '<name>_linear'; its output is
+        # the layer's output
         for layer in ready.layers:
-            activation = layer.get_config().get("activation")
-            split = f"{layer.name}_{activation}"
-            if isinstance(activation, str) and split in traces:
+            split = f"{layer.name}_linear"
+            if split in traces:
                 traces[layer.name] = traces.pop(split)
         hls_model = project.hls_model
 
     start = time.perf_counter()
-    references = _references(ready, events)
+    # a model without an input quantizer is exact for inputs on the firmware's input grid:
+    # Keras sees the events rounded to it, as the firmware does; what that rounding costs on
+    # the events themselves is measured separately below
+    grid_events = input_type.quantize(events).astype(np.float32) if defaulted else events
+    references = _references(ready, grid_events)
     seconds["keras"] = time.perf_counter() - start
     logits_name = plan.logits_layer
+    output_name = output_names(ready)[0]
     ref_logits = references[logits_name]
     hls_logits = traces.get(logits_name, hls_outputs)
-    ref_outputs = references[ready.layers[-1].name]
     mode = options.softmax
-    has_softmax = logits_name != ready.layers[-1].name
-    if has_softmax and mode is SoftmaxMode.ARGMAX:
-        ref_outputs = np.eye(ref_logits.shape[1])[np.argmax(ref_logits, axis=1)]
-        references[ready.layers[-1].name] = ref_outputs
-    elif has_softmax and mode is SoftmaxMode.LOGITS:
-        ref_outputs = ref_logits
+    has_softmax = logits_name != output_name
+
+    def reference_outputs(refs: dict[str, np.ndarray]) -> np.ndarray:
+        logits = refs[logits_name]
+        if has_softmax and mode is SoftmaxMode.ARGMAX:
+            return np.eye(logits.shape[1])[np.argmax(logits, axis=1)]
+        if has_softmax and mode is SoftmaxMode.LOGITS:
+            return logits
+        return refs[output_name]
+
+    ref_outputs = reference_outputs(references)
+    references[output_name] = ref_outputs
     outputs = compare_outputs(ref_logits, hls_logits, ref_outputs, hls_outputs)
+    input_rounding = None
+    if defaulted:
+        raw = _references(ready, events)
+        input_rounding = compare_outputs(
+            raw[logits_name], hls_logits, reference_outputs(raw), hls_outputs
+        )
     per_output = [
         {
             "index": i,
@@ -352,22 +366,23 @@ def verify_model(
 
     layers = compare_layers(ready, hls_model, references, traces, quantized=quantized)
     exact_outputs = not has_softmax or mode in (SoftmaxMode.ARGMAX, SoftmaxMode.LOGITS)
+    grid = " on the input grid" if defaulted else ""
     if tolerance is None and quantized:
-        requirement = "bit-exact logits" + (" and outputs" if exact_outputs else "")
+        requirement = "bit-exact logits" + (" and outputs" if exact_outputs else "") + grid
         passed = outputs.logits_bit_exact and (
             not exact_outputs or outputs.probs_max_abs_diff == 0.0
         )
     else:
         tolerance = FLOAT_TOLERANCE if tolerance is None else float(tolerance)
-        requirement = f"logits within {tolerance:g} (max |diff|)"
+        requirement = f"logits within {tolerance:g} (max |diff|){grid}"
         passed = outputs.logits_max_abs_diff <= tolerance
     diagnosis = diagnose(
         ready,
         layers,
         references,
         traces,
-        x=events,
-        input_type=plan.precision[ready.inputs[0].node.layer.name].result,
+        x=grid_events,
+        input_type=input_type,
         tolerance=None if quantized else tolerance,
     )
     return VerificationReport(
@@ -386,4 +401,7 @@ def verify_model(
         compile_seconds=project.compile_seconds,
         from_cache=project.from_cache,
         seconds={k: round(v, 3) for k, v in seconds.items()},
+        input_type=input_type.to_hls(),
+        input_type_source=input_types.source,
+        input_rounding=input_rounding,
     )

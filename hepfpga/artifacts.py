@@ -4,6 +4,16 @@ A run is written into a hidden temporary folder beside its destination and renam
 only when every artifact is complete, so ``runs/<name>/`` is either absent or whole. A failed
 run leaves nothing behind. ``manifest.json`` records the inputs (with SHA-256 hashes), the
 versions of the tools and a hash of every file the run wrote.
+
+Every output of every command goes through the same three pieces:
+
+* :func:`check_destination`, before any work: one overwrite rule (refused unless
+  ``overwrite``), file-versus-folder, writable, sane name;
+* :func:`atomic_file` / :func:`atomic_directory` (and
+  :func:`hepfpga.firmware.write_project`): a ``.NAME.HOST-PID-N.partial`` twin, checked
+  before it is renamed into place; twins left by killed processes are removed by the next
+  write (:func:`clean_stale_partials`);
+* :func:`dumps_strict`: strict JSON, non-finite numbers as ``"NaN"``/``"Infinity"``.
 """
 
 from __future__ import annotations

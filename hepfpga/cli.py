@@ -343,9 +343,9 @@ def export_onnx_cmd(
 
 def _register_areas() -> None:
     # Each area keeps its commands in its own module; they are attached here, once.
-    from hepfpga import cli_deploy, cli_emulate, cli_firmware
+    from hepfpga import cli_compare, cli_deploy, cli_emulate, cli_firmware
 
-    for area in (cli_firmware, cli_emulate, cli_deploy):
+    for area in (cli_firmware, cli_emulate, cli_deploy, cli_compare):
         area.register(cli, export)
 
 

@@ -60,6 +60,21 @@ def _port(value: int) -> int | None:
     help="Seconds a connection may send nothing while no answer is owed to it (then closed).",
 )
 @click.option(
+    "--model-control-mode",
+    type=click.Choice(["none", "explicit"]),
+    default="none",
+    show_default=True,
+    help="explicit: PATH is a model repository whose models clients load and unload "
+    "through the repository API (start with those named by --load-model).",
+)
+@click.option(
+    "--load-model",
+    "load_model",
+    multiple=True,
+    metavar="NAME",
+    help="With --model-control-mode explicit: a model to load at start (repeatable; * for all).",
+)
+@click.option(
     "--cpus",
     metavar="LIST",
     help="Pin the server to these CPUs, e.g. 0 or 0,2-3 (as taskset -c; default: all).",
@@ -73,6 +88,8 @@ def serve_cmd(
     drain_timeout: float,
     header_timeout: float,
     idle_timeout: float,
+    model_control_mode: str,
+    load_model: tuple[str, ...],
     cpus: str | None,
 ) -> None:
     """Serve the ONNX models under PATH over the KServe v2 / Triton protocol (HTTP and gRPC).
@@ -100,6 +117,8 @@ def serve_cmd(
             click.echo(f"HTTP  http://{addresses.host}:{addresses.http_port}  (metrics: /metrics)")
         if addresses.grpc_port is not None:
             click.echo(f"gRPC  {addresses.host}:{addresses.grpc_port}")
+        if model_control_mode == "explicit":
+            click.echo("model control mode explicit: POST /v2/repository/models/NAME/load|unload")
         if cpu_set:
             click.echo(f"pinned to CPUs {','.join(map(str, sorted(cpu_set)))}")
         click.echo("ready; SIGTERM or Ctrl-C drains and stops")
@@ -115,6 +134,8 @@ def serve_cmd(
         cpus=cpu_set,
         header_timeout_s=header_timeout,
         idle_timeout_s=idle_timeout,
+        model_control=model_control_mode,  # type: ignore[arg-type]
+        load_models=load_model,
         on_ready=ready,
     )
     click.echo("stopped")

@@ -21,6 +21,8 @@ complete:
 ``report.json``              every number: data, fits, accuracies, AUCs, HLS vs QKeras,
                              ONNX vs QKeras, checks, versions, timings
 ``roc.png``                  per-class ROC curves of float, QKeras and HLS
+``scores.npz``               test labels and class scores of each model (for
+                             ``hepfpga compare``)
 ``manifest.json``            inputs with hashes, versions, hashes of every output
 ===========================  ===========================================================
 """

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from hepfpga.train.representations import PreparedInputs
 
 __all__ = [
+    "SCORES_FILE",
     "Check",
     "DataResult",
     "EvaluationResult",
@@ -439,6 +440,11 @@ def verification_stage(run: Run) -> VerificationResult | None:
 # --- evaluation -------------------------------------------------------------------------
 
 
+#: test-set labels and class scores of every model (``float``, ``qkeras``, ``hls``), for
+#: ``hepfpga compare``'s ROC overlay
+SCORES_FILE = "scores.npz"
+
+
 @dataclass
 class EvaluationResult(StageResult):
     """Accuracy and per-class AUC of every model on the test jets, and the ROC plot."""
@@ -479,6 +485,12 @@ def evaluation_stage(run: Run) -> EvaluationResult:
         data.classes,
         roc,
         title=f"{run.config.name} ({data.architecture.name}): {len(data.y_test)} test jets",
+    )
+    np.savez_compressed(
+        run.run_dir / SCORES_FILE,
+        labels=data.y_test,
+        class_names=np.asarray(data.classes),
+        **{name: np.asarray(v, dtype=np.float32) for name, v in scores.items()},
     )
     return EvaluationResult(metrics, roc)
 

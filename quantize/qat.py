@@ -37,6 +37,10 @@ float layer                kind                         QKeras layer (hardware t
 ``MaxPooling1D/2D``,       structural                   the same layer (exact in fixed point)
 ``Flatten``, ``Reshape``
 ``Dropout``                structural                   removed (identity at inference)
+``GarNet`` (hls4ml         graph                        ``GarNet(quantize_transforms=True)``:
+contrib)                                                its transforms and output as
+                                                        ``quantized_bits(weight_bits,
+                                                        weight_integer, 0, alpha=1)``
 =========================  ===========================  =======================================
 
 QKeras rounds half to even (``tf.round``) and saturates, which is what ``AP_RND_CONV`` and
@@ -61,6 +65,7 @@ __all__ = [
     "LayerBits",
     "LayerMapping",
     "QuantizationSpec",
+    "qkeras_compat",
     "qkeras_custom_objects",
     "quantize_model",
     "register_layer_mapping",
@@ -195,9 +200,30 @@ class QuantizationSpec:
                 )
 
 
+def qkeras_compat() -> None:
+    """Make QKeras 0.9.0's recurrent cells run on TensorFlow 2.14.
+
+    ``QGRUCell`` and ``QSimpleRNNCell`` call ``tensorflow.python.util.nest.is_sequence``
+    (renamed ``is_nested`` in TensorFlow 2.13, same behaviour) and ``QGRUCell`` calls
+    ``tensorflow.python.ops.array_ops.unstack`` (now only ``tf.unstack``, the same op);
+    without these a QGRU fails on its first call. Idempotent; changes nothing when the
+    names exist.
+    """
+    import tensorflow as tf
+    from tensorflow.python.ops import array_ops
+    from tensorflow.python.util import nest
+
+    if not hasattr(nest, "is_sequence"):
+        nest.is_sequence = nest.is_nested
+    if not hasattr(array_ops, "unstack"):
+        array_ops.unstack = tf.unstack
+
+
 def qkeras_custom_objects() -> dict[str, Any]:
     """The custom objects Keras needs to load a saved QKeras model."""
     from qkeras.utils import _add_supported_quantized_objects
+
+    qkeras_compat()
 
     objects: dict[str, Any] = {}
     _add_supported_quantized_objects(objects)
@@ -287,6 +313,7 @@ def _conv(layer: Any, bits: Bits) -> Any:
 def _recurrent(layer: Any, bits: Bits) -> Any:
     import qkeras
 
+    qkeras_compat()
     cls = getattr(qkeras, f"Q{type(layer).__name__}")
     cfg = layer.get_config()
     extra = {"reset_after": cfg["reset_after"]} if "reset_after" in cfg else {}
@@ -301,6 +328,26 @@ def _recurrent(layer: Any, bits: Bits) -> Any:
         bias_quantizer=bits.weight_quantizer(),
         name=layer.name,
         **extra,
+    )
+
+
+@register_layer_mapping("GarNet", kind="graph", copies_weights=True)
+def _garnet(layer: Any, bits: Bits) -> Any:
+    from hls4ml.contrib.garnet import GarNet
+
+    cfg = layer.get_config()
+    if cfg["quantize_transforms"]:
+        raise ConversionError(f"layer '{layer.name}': GarNet is already quantized")
+    keep = ("simplified", "collapse", "input_format", "output_activation", "mean_by_nvert")
+    return GarNet(
+        cfg["n_aggregators"],
+        cfg["n_filters"],
+        cfg["n_propagate"],
+        quantize_transforms=True,
+        total_bits=bits.weight_bits,
+        int_bits=bits.weight_integer,
+        name=layer.name,
+        **{k: cfg[k] for k in keep},
     )
 
 

@@ -9,8 +9,8 @@ name                       array per jet                               preproces
 ``constituent_sequence``   the ``n`` leading constituents by pT,       none: pT fraction in
                            ``(n, 3)``: pT / jet pT, eta - jet eta,     [0, 1], angles in
                            delta phi; zero-padded at the end           radians
-``constituent_cloud``      the same ``(n, 3)`` array, read as an       none
-                           unordered set (padded entries have pT 0)
+``constituent_cloud``      the same constituents plus a ``present``    none
+                           flag, ``(n, 4)``, read as an unordered set
 ``jet_image``              pT-fraction image ``(pixels, pixels, 1)``,  none (see
                            :func:`hepfpga.train.images.jet_images`)    :mod:`images`)
 =========================  ==========================================  =====================
@@ -85,11 +85,14 @@ def register_representation(cls: type[Any]) -> type[Any]:
     return cls
 
 
-def _per_split(split: Split, fn: Callable[[JetSample], np.ndarray]) -> tuple[np.ndarray, ...]:
-    return tuple(
+def _per_split(
+    split: Split, fn: Callable[[JetSample], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    train, val, test = (
         np.ascontiguousarray(fn(s), dtype=np.float32)
         for s in (split.train, split.validation, split.test)
     )
+    return train, val, test
 
 
 @register_representation
@@ -140,10 +143,31 @@ class ConstituentSequence:
 
 @register_representation
 @dataclass(frozen=True)
-class ConstituentCloud(ConstituentSequence):
-    """The same array as :class:`ConstituentSequence`, consumed as an unordered point cloud."""
+class ConstituentCloud:
+    """The ``n_constituents`` leading constituents as an unordered point cloud, ``(n, 4)``
+    per jet: (pT / jet pT, eta - jet eta, delta phi, present), where ``present`` is 1 for a
+    stored constituent and 0 for padding (all four channels 0). The fourth channel is the
+    vertex mask GarNet's single-input format reads (a vertex counts when channel 3 != 0)."""
 
     name: ClassVar[str] = "constituent_cloud"
+    n_constituents: int = 30
+
+    def prepare(self, split: Split) -> PreparedInputs:
+        def cloud(sample: JetSample) -> np.ndarray:
+            c = _constituents(sample, self.n_constituents)
+            present = (c[..., :1] != 0).astype(c.dtype)
+            return np.concatenate([c, present], axis=-1)
+
+        arrays = _per_split(split, cloud)
+        return PreparedInputs(
+            *arrays,
+            {
+                "representation": self.name,
+                "n_constituents": self.n_constituents,
+                "channels": ["pt_fraction", "delta_eta", "delta_phi", "present"],
+                "order": "decreasing pT (not used), zero-padded",
+            },
+        )
 
 
 @register_representation

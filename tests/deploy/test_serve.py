@@ -124,6 +124,38 @@ def test_http_compressed_bodies(server, reference, compression: str) -> None:  #
     np.testing.assert_array_equal(result.as_numpy("softmax"), reference(x))
 
 
+@pytest.mark.parametrize(("rows", "compressed"), [(2, False), (64, True)])
+def test_http_compresses_only_answers_worth_it(server, rows: int, compressed: bool) -> None:  # type: ignore[no-untyped-def]
+    """An answer under 1 KiB goes uncompressed even when gzip is accepted (aiohttp offers it
+    on every request); a larger one is compressed."""
+    x = inputs(rows, seed=3)
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [rows, 16],
+                    "datatype": "FP32",
+                    "data": x.ravel().tolist(),
+                }
+            ],
+            "outputs": [{"name": "softmax", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    connection = http.client.HTTPConnection(server.http_url, timeout=30)
+    connection.request(
+        "POST", "/v2/models/jets/infer", body=body, headers={"Accept-Encoding": "gzip, deflate, br"}
+    )
+    response = connection.getresponse()
+    payload = response.read()
+    assert response.status == 200
+    assert (response.getheader("Content-Encoding") == "gzip") is compressed
+    if compressed:
+        payload = gzip.decompress(payload)
+    length = int(response.getheader("Inference-Header-Content-Length"))
+    assert np.frombuffer(payload[length:], np.float32).shape == (rows * 5,)
+
+
 def test_http_aio_concurrent_requests_are_batched_and_split(server, reference) -> None:  # type: ignore[no-untyped-def]
     sizes = [1, 2, 3, 5, 8, 1, 4, 7] * 4
 

@@ -164,3 +164,159 @@ def events(shape: tuple[int, ...], n: int, seed: int = 1, scale: float = 1.0) ->
     """Standard-normal events (times ``scale``) of the given input shape, float32."""
     rng = np.random.default_rng(seed)
     return (rng.normal(size=(n, *shape)) * scale).astype(np.float32)
+
+
+# -- models as users write them (issue 8): Sequential, built-in activations, no input quantizer,
+# padding, up-sampling, merges, standalone activations ------------------------------------------
+def sequential_float_tagger(seed: int = 0) -> Any:
+    """A keras.Sequential jet tagger ending in Dense(5, activation='softmax')."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.layers.Dense(16, activation="relu", input_shape=(10,), name="dense_1"),
+            keras.layers.BatchNormalization(name="bn_1"),
+            keras.layers.Dense(8, activation="tanh", name="dense_2"),
+            keras.layers.Dense(5, activation="softmax", name="output"),
+        ],
+        name="sequential_tagger",
+    )
+
+
+def sequential_qkeras_no_input_quantizer(bits: int = 6, seed: int = 0) -> Any:
+    """A keras.Sequential QKeras MLP with built-in quantized activations and no input
+    quantizer (the MNIST-style models of QKeras' examples)."""
+    import tensorflow as tf
+    from qkeras import QDense, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            QDense(
+                16,
+                kernel_quantizer=_q(bits),
+                bias_quantizer=_q(bits),
+                activation=quantized_relu(bits, 2),
+                input_shape=(12,),
+                name="dense_1",
+            ),
+            QDense(4, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits"),
+            keras.layers.Activation("softmax", name="softmax"),
+        ],
+        name="sequential_qkeras",
+    )
+
+
+def float_conv2d_same(seed: int = 0) -> Any:
+    """A float Conv2D tagger: 'same' padding, built-in relu, pooling, softmax output."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    x = keras.Input((8, 8, 1), name="image")
+    h = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv_1")(x)
+    h = keras.layers.MaxPooling2D(2, name="pool_1")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    return keras.Model(x, keras.layers.Dense(3, activation="softmax", name="output")(h))
+
+
+def qconv1d_reshaping(bits: int = 6, seed: int = 0) -> Any:
+    """QConv1D ('same') with zero padding, cropping, up-sampling and global pooling."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv1D, QDense, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    x = keras.Input((8, 2), name="sequence")
+    h = QActivation(_q(10, 3), name="input_quant")(x)
+    h = keras.layers.ZeroPadding1D(1, name="pad")(h)
+    h = QConv1D(
+        3, 3, padding="same", kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="conv_1"
+    )(h)
+    h = QActivation(quantized_relu(bits, 2), name="relu_1")(h)
+    h = keras.layers.Cropping1D((1, 1), name="crop")(h)
+    h = keras.layers.UpSampling1D(2, name="upsample")(h)
+    h = keras.layers.GlobalAveragePooling1D(name="global_avg")(h)
+    return keras.Model(
+        x, QDense(2, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits")(h)
+    )
+
+
+def qconv2d_upsampling(bits: int = 6, seed: int = 0) -> Any:
+    """A QKeras decoder-like block: UpSampling2D, ZeroPadding2D, Cropping2D, QConv2D,
+    Permute, global max pooling."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    x = keras.Input((4, 4, 1), name="image")
+    h = QActivation(_q(8, 2), name="input_quant")(x)
+    h = keras.layers.UpSampling2D(2, name="upsample")(h)
+    h = keras.layers.ZeroPadding2D(1, name="pad")(h)
+    h = QConv2D(2, 3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="conv_1")(h)
+    h = QActivation(quantized_relu(bits, 2), name="relu_1")(h)
+    h = keras.layers.Cropping2D(1, name="crop")(h)
+    h = keras.layers.GlobalMaxPooling2D(name="global_max")(h)
+    return keras.Model(
+        x, QDense(2, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits")(h)
+    )
+
+
+def qmerge(bits: int = 6, seed: int = 0) -> Any:
+    """Two QDense branches joined by every merge layer hls4ml has, then one output."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    x = keras.Input((6,), name="features")
+    h = QActivation(_q(10, 3), name="input_quant")(x)
+
+    def branch(name: str) -> Any:
+        d = QDense(4, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name=name)(h)
+        return QActivation(quantized_relu(bits, 2), name=f"{name}_relu")(d)
+
+    a, b = branch("a"), branch("b")
+    merged = [
+        layers.Add(name="add")([a, b]),
+        layers.Subtract(name="subtract")([a, b]),
+        layers.Multiply(name="multiply")([a, b]),
+        layers.Average(name="average")([a, b]),
+        layers.Maximum(name="maximum")([a, b]),
+        layers.Minimum(name="minimum")([a, b]),
+    ]
+    joined = merged[0]
+    for i, m in enumerate(merged[1:]):
+        joined = layers.Concatenate(name=f"concat_{i}")([joined, m])
+    dot = layers.Dot(axes=1, name="dot")([a, b])
+    joined = layers.Concatenate(name="concat_dot")([joined, dot])
+    logits = QDense(3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits")(joined)
+    return keras.Model(x, logits)
+
+
+def float_activations(seed: int = 0) -> Any:
+    """A float model with every standalone activation layer hls4ml converts."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    x = keras.Input((8,), name="features")
+    h = layers.Dense(8, name="dense_1")(x)
+    h = layers.LeakyReLU(0.25, name="leaky")(h)
+    h = layers.Dense(8, name="dense_2")(h)
+    h = layers.ELU(name="elu")(h)
+    h = layers.Dense(8, name="dense_3")(h)
+    h = layers.PReLU(name="prelu")(h)
+    h = layers.Dense(8, name="dense_4")(h)
+    h = layers.ThresholdedReLU(0.5, name="thresholded")(h)
+    h = layers.Dense(8, name="dense_5")(h)
+    h = layers.ReLU(name="relu")(h)
+    h = layers.Dense(8, activation="sigmoid", name="dense_6")(h)
+    h = layers.Dense(4, name="logits")(h)
+    return keras.Model(x, layers.Softmax(name="softmax")(h))

@@ -35,7 +35,13 @@ def test_public_api() -> None:
     public = {name for name in dir(firmware) if not name.startswith("_")}
     assert set(firmware.__all__) <= public
     modules = {"cache", "csim", "data", "diagnose", "emulate", "emulate_engine", "hls_config"}
-    assert public - set(firmware.__all__) <= modules | {"options", "precision", "project", "verify"}
+    assert public - set(firmware.__all__) <= modules | {
+        "layers",
+        "options",
+        "precision",
+        "project",
+        "verify",
+    }
 
 
 def test_argmax_flips_report_the_reference_gap() -> None:

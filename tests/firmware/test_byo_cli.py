@@ -34,8 +34,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, small_tagger: Any, inputs_fa
     inputs = keras.Input((4,))
     keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs)).save(folder / "lambda.h5")
     (folder / "corrupt.h5").write_bytes(b"\x89HDF\r\n garbage")
-    unsupported = keras.Model(inputs, keras.layers.LayerNormalization()(inputs))
-    save_keras_model(unsupported, folder / "layernorm.h5")
+    unsupported = keras.Model(inputs, keras.layers.RepeatVector(2)(inputs))
+    save_keras_model(unsupported, folder / "repeat.h5")
     float_model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     save_keras_model(float_model, folder / "float.h5")
     return folder
@@ -88,15 +88,20 @@ def test_firmware_writes_the_project(files: Path, capsys: pytest.CaptureFixture[
         ("lambda.h5", [], "Lambda layer"),
         ("corrupt.h5", [], "not an HDF5 file"),
         ("missing.h5", [], "model file not found"),
-        ("layernorm.h5", [], "(LayerNormalization) is not supported; supported: InputLayer"),
+        ("repeat.h5", [], "(RepeatVector) is not supported; supported: Activation, Add"),
         ("float.h5", [], "needs events to profile its ranges"),
         ("tagger.h5", ["--backend", "oneAPI"], "Invalid value for '--backend'"),
         (
             "tagger.h5",
             ["--data", "short.npz"],
-            "has shape (20, 15); the model takes (n_events, 16)",
+            "has shape (20, 15); the model takes shape (n_events, 16)",
         ),
-        ("tagger.h5", ["--data", "nan.npz"], "NaN or infinite values (1 in all; first at event 3"),
+        (
+            "tagger.h5",
+            ["--data", "nan.npz"],
+            "1 NaN or infinite values (or beyond float32's range) in 1 events "
+            "(first: event 3 input 2)",
+        ),
         ("tagger.h5", ["--data", "events.npz", "--random", "5"], "either --data or --random"),
         ("tagger.h5", ["--input-type", "ap_fixed<16>"], "template arguments"),
     ],

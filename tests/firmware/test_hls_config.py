@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hepfpga.errors import ConfigError, ConversionError
-from hepfpga.firmware import FirmwareOptions, build_hls_config
+from hepfpga.firmware import FirmwareOptions, build_hls_config, plan_conversion
 from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type, logits_layer_name
 
 
@@ -109,7 +109,7 @@ def _model(layers: list[Any]) -> Any:
     return keras.Model(x, h)
 
 
-def test_missing_input_quantizer_asks_for_an_input_type() -> None:
+def test_missing_input_quantizer_gets_the_documented_default() -> None:
     from qkeras import QDense, quantized_bits
     from tensorflow import keras
 
@@ -120,31 +120,37 @@ def test_missing_input_quantizer_asks_for_an_input_type() -> None:
             keras.layers.Activation("softmax"),
         ]
     )
-    with pytest.raises(ConfigError, match="input_type") as info:
-        build_hls_config(model, FirmwareOptions())
-    assert info.value.path == "firmware.input_type"
+    plan = plan_conversion(model, FirmwareOptions())
+    types = plan.precision["features"]
+    assert types.result.to_hls() == "ap_fixed<16,6,AP_RND_CONV,AP_SAT>"
+    assert types.source == "default: no input quantizer (16 bits, no events)"
+    # with the events' range: the integer bits of the largest input plus one of headroom
+    plan = plan_conversion(model, FirmwareOptions(), ranges={"features": (-3.2, 2.5)})
+    assert plan.precision["features"].result.to_hls() == "ap_fixed<16,4,AP_RND_CONV,AP_SAT>"
     config = build_hls_config(
-        model, FirmwareOptions(input_type="ap_fixed<16,6,AP_RND_CONV,AP_SAT>")
+        model, FirmwareOptions(input_type="ap_fixed<16,5,AP_RND_CONV,AP_SAT>")
     )
     assert (
         config["LayerName"]["features"]["Precision"]["result"]
-        == "ap_fixed<16,6,AP_RND_CONV,AP_SAT>"
+        == "ap_fixed<16,5,AP_RND_CONV,AP_SAT>"
     )
+    with pytest.raises(ConfigError, match="input_type") as info:
+        input_fixed_type(model)
+    assert info.value.path == "firmware.input_type"
 
 
 @pytest.mark.parametrize(
     ("case", "message"),
     [
         ("auto_alpha", "alpha='auto'"),
-        ("layernorm", r"\(LayerNormalization\) is not supported; supported: InputLayer, Dense"),
+        ("repeat", r"\(RepeatVector\) is not supported; supported: Activation, Add"),
         ("sigmoid_quantizer", "quantized_sigmoid"),
-        ("builtin_activation", "built-in activation"),
         ("unquantized_dense", "float layer in a QKeras model; use QDense"),
         ("unsigned_weights", "keep_negative=False"),
     ],
 )
 def test_unsupported_models_are_refused(case: str, message: str) -> None:
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from qkeras import QActivation, QDense, quantized_bits
     from tensorflow import keras
 
     def q(alpha: Any = 1) -> Any:
@@ -157,11 +163,8 @@ def test_unsupported_models_are_refused(case: str, message: str) -> None:
     ]
     middle = {
         "auto_alpha": [QDense(8, kernel_quantizer=q("auto"), bias_quantizer=q())],
-        "layernorm": [keras.layers.LayerNormalization()],
+        "repeat": [keras.layers.RepeatVector(2)],
         "sigmoid_quantizer": [QActivation("quantized_sigmoid(6)")],
-        "builtin_activation": [
-            QDense(8, kernel_quantizer=q(), bias_quantizer=q(), activation=quantized_relu(6))
-        ],
         "unquantized_dense": [keras.layers.Dense(8)],
         "unsigned_weights": [
             QDense(8, kernel_quantizer=quantized_bits(6, 0, keep_negative=False, alpha=1))

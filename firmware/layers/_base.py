@@ -1,0 +1,278 @@
+"""What every layer handler shares: the derived types of a layer, the context of the walk,
+the type arithmetic of hls4ml's C++ and the registry itself.
+
+A *layer handler* (:class:`LayerHandler`) owns one family of Keras/QKeras layer classes:
+
+* ``derive(layer, ctx, inputs)`` returns the :class:`LayerPrecision` of the layer from the
+  types of its inputs (QKeras models: exact types from the quantizers and hls4ml's exact
+  arithmetic; float models: types proposed from profiled ranges);
+* ``exact(layer, quantized)`` says whether the firmware reproduces Keras bit for bit for that
+  layer (used by verification to decide what must agree exactly and what is approximate by
+  design);
+* ``exactness`` states, in words, what the firmware computes and how close it is; these
+  sentences make the layer table of ``docs/firmware.md``;
+* ``emulator`` names the step of :mod:`hepfpga.firmware.emulate_engine` that reproduces the
+  layer, or why none does (the emulator then falls back to the C simulation).
+
+:func:`register` adds a handler; :func:`handler_for` finds the one of a layer class or raises
+the specific :class:`~hepfpga.errors.ConversionError` of that class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hepfpga.errors import ConversionError
+from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+
+__all__ = [
+    "MAX_INTEGER_BITS",
+    "MAX_WIDTH",
+    "DeriveContext",
+    "LayerHandler",
+    "LayerPrecision",
+    "add_type",
+    "covering_type",
+    "handler_for",
+    "product_type",
+    "register",
+    "registered_handlers",
+    "significant_type",
+    "subtract_type",
+    "sum_type",
+    "union_type",
+]
+
+#: integer bits (sign included) a profiled type may have: values up to 2**31 in magnitude.
+#: Larger profiled ranges are refused (they point at unscaled inputs), because types that wide
+#: give useless resolution at the float width and, once multiplied up in the sums, exceed what
+#: ``ap_fixed`` allows (the C simulation aborts in ``ap_private.h``).
+MAX_INTEGER_BITS = 32
+#: widest type written into a firmware (``ap_fixed`` allows up to 1024 bits by default; the
+#: C simulation of sums of such types is very slow long before that)
+MAX_WIDTH = 256
+
+RND_SAT = {"rounding": Rounding.RND, "saturation": Saturation.SAT}
+
+
+@dataclass(frozen=True)
+class LayerPrecision:
+    """The derived types of one layer and where they come from."""
+
+    name: str
+    class_name: str
+    result: FixedType
+    accum: FixedType | None = None
+    weight: FixedType | None = None
+    bias: FixedType | None = None
+    scale: FixedType | None = None
+    #: how ``result`` was chosen, in words
+    source: str = ""
+    #: (min, max) of the layer's output on the profiling sample (float models)
+    profiled: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"class": self.class_name, "source": self.source}
+        for key in ("result", "accum", "weight", "bias", "scale"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value.to_hls()
+        if self.profiled is not None:
+            out["profiled_min"], out["profiled_max"] = self.profiled
+            out["type_min"], out["type_max"] = self.result.min_value, self.result.max_value
+        return out
+
+
+@dataclass
+class DeriveContext:
+    """What a handler may read while types are derived, layer after layer."""
+
+    options: FirmwareOptions
+    #: QKeras model (exact types from quantizers) or float model (profiled types)
+    quantized: bool
+    #: (min, max) of every layer's output on the profiling events (float models; may be None
+    #: for QKeras models)
+    ranges: Mapping[str, tuple[float, float]] | None
+
+    @property
+    def width(self) -> int:
+        """Total width of profiled types (``firmware.float_width``)."""
+        return self.options.float_width
+
+    def profiled(self, name: str) -> FixedType:
+        """The covering type of the profiled output range of layer ``name``."""
+        if self.ranges is None or name not in self.ranges:
+            raise ConversionError(
+                f"layer '{name}': no profiled range; a float model needs events to choose its "
+                "types (--data FILE or --random N)"
+            )
+        lo, hi = self.ranges[name]
+        return covering_type([lo, hi], self.width, where=f"layer '{name}'")
+
+    def profile(self, name: str) -> tuple[float, float] | None:
+        return None if self.ranges is None else self.ranges.get(name)
+
+
+@dataclass(frozen=True)
+class LayerHandler:
+    """Types, exactness and emulation of one family of Keras/QKeras layer classes."""
+
+    #: the family, as named in docs/firmware.md (``dense``, ``merge``, ...)
+    family: str
+    #: Keras/QKeras class names handled
+    classes: tuple[str, ...]
+    derive: Callable[[Any, DeriveContext, list[FixedType]], LayerPrecision]
+    #: what the firmware computes and how exactly, in words
+    exactness: str
+    #: the emulator step (``emulate_engine``) or why the emulator falls back
+    emulator: str
+    #: whether the firmware reproduces the layer bit for bit in a QKeras model (a callable
+    #: for families where it depends on the layer's settings)
+    exact: Callable[[Any], bool] = field(default=lambda layer: True)
+    #: an equivalent layer (same name, same function) hls4ml converts better, or None to keep
+    #: the layer; applied by :func:`~hepfpga.firmware.layers.graph.ready_model`
+    rewrite: Callable[[Any], Any] | None = None
+
+
+_HANDLERS: dict[str, LayerHandler] = {}
+#: layer class -> why it is refused and what to use instead
+_REFUSED: dict[str, str] = {}
+
+
+def register(handler: LayerHandler) -> LayerHandler:
+    """Add ``handler`` to the registry (one handler per class name)."""
+    for name in handler.classes:
+        if name in _HANDLERS:
+            raise ValueError(f"layer class {name} has two handlers")
+        _HANDLERS[name] = handler
+    return handler
+
+
+def refuse(class_name: str, reason: str) -> None:
+    """Record that ``class_name`` is refused, with ``reason`` (what to use instead)."""
+    _REFUSED[class_name] = reason
+
+
+def registered_handlers() -> dict[str, LayerHandler]:
+    """Class name -> handler, for every supported class."""
+    return dict(_HANDLERS)
+
+
+def refused_classes() -> dict[str, str]:
+    """Class name -> the reason it is refused."""
+    return dict(_REFUSED)
+
+
+def handler_for(layer: Any) -> LayerHandler:
+    """The handler of ``layer``'s class, or a :class:`ConversionError` naming the layer."""
+    kind = type(layer).__name__
+    handler = _HANDLERS.get(kind)
+    if handler is not None:
+        return handler
+    if kind in _REFUSED:
+        raise ConversionError(f"layer '{layer.name}' ({kind}): {_REFUSED[kind]}")
+    raise ConversionError(
+        f"layer '{layer.name}' ({kind}) is not supported; supported: "
+        f"{', '.join(sorted(_HANDLERS))} (tfmot pruning wrappers are stripped)"
+    )
+
+
+# -- type arithmetic ---------------------------------------------------------------------------
+def int_bits(magnitude: float, signed: bool) -> int:
+    """Integer bits (sign included when signed) that hold ``magnitude``, one bit of headroom."""
+    if magnitude <= 0 or not math.isfinite(magnitude):
+        return 1
+    return math.floor(math.log2(magnitude)) + 1 + (1 if signed else 0) + 1
+
+
+def covering_type(
+    values: Any, width: int, *, signed: bool = True, where: str = "a profiled value"
+) -> FixedType:
+    """``ap_fixed<width, I, AP_RND, AP_SAT>`` with ``I`` the bits of ``max|values|`` + 1.
+
+    Raises :class:`ConversionError` when ``I`` would exceed :data:`MAX_INTEGER_BITS`.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    magnitude = float(np.max(np.abs(array))) if array.size else 0.0
+    integer = int_bits(magnitude, signed)
+    if integer > MAX_INTEGER_BITS:
+        raise ConversionError(
+            f"{where}: values reach {magnitude:.3g} in magnitude, which needs {integer} integer "
+            f"bits; profiled types are bounded to {MAX_INTEGER_BITS} (|values| < 2**31) at "
+            f"{width} bits in all. Standardise the inputs (or the events given), or set the "
+            "type by hand with firmware.layer_types"
+        )
+    return FixedType(width, integer, signed, **RND_SAT)
+
+
+def significant_type(values: Any, significant: int) -> FixedType:
+    """A signed type holding every value of ``values`` to ``significant`` significant bits."""
+    array = np.abs(np.asarray(values, dtype=np.float64)).ravel()
+    nonzero = array[array > 0]
+    if not nonzero.size:
+        return FixedType(2, 1, True, **RND_SAT)
+    integer = math.floor(math.log2(float(nonzero.max()))) + 2
+    smallest = math.floor(math.log2(float(nonzero.min())))
+    fractional = min(max(significant - 1 - smallest, 0), 48 - integer)
+    return FixedType(integer + fractional, integer, True, **RND_SAT)
+
+
+def sum_type(x: FixedType, w: FixedType, b: FixedType | None, n_ops: int) -> FixedType:
+    """hls4ml's exact type of ``sum(x * w) + b`` over ``n_ops`` products (never rounds)."""
+    extra = math.ceil(math.log2(n_ops)) if n_ops > 1 else 0
+    width = w.width + x.width + extra
+    integer = w.integer + x.integer + extra
+    signed = w.signed or x.signed
+    if b is not None:
+        frac = width - integer
+        integer = max(integer + (b.signed and not signed), b.integer + (signed and not b.signed))
+        integer += 1
+        width = integer + max(frac, b.fractional)
+        signed = signed or b.signed
+    return FixedType(width, integer, signed)
+
+
+def add_type(a: FixedType, b: FixedType) -> FixedType:
+    """The exact type of ``a + b`` (or ``a - b``) in ``ap_fixed`` arithmetic."""
+    signed = a.signed or b.signed
+    integer = max(a.integer + (b.signed and not a.signed), b.integer + (a.signed and not b.signed))
+    integer += 1
+    return FixedType(integer + max(a.fractional, b.fractional), integer, signed)
+
+
+def subtract_type(a: FixedType, b: FixedType) -> FixedType:
+    """The exact type of ``a - b``: signed even when both are unsigned."""
+    integer = max(a.integer + (not a.signed), b.integer + (not b.signed)) + 1
+    return FixedType(integer + max(a.fractional, b.fractional), integer, True)
+
+
+def product_type(a: FixedType, b: FixedType) -> FixedType:
+    """The exact type of ``a * b``."""
+    return FixedType(a.width + b.width, a.integer + b.integer, a.signed or b.signed)
+
+
+def union_type(types: list[FixedType]) -> FixedType:
+    """The narrowest type holding every value of every type in ``types`` exactly."""
+    signed = any(t.signed for t in types)
+    integer = max(t.integer + (signed and not t.signed) for t in types)
+    fractional = max(t.fractional for t in types)
+    return FixedType(integer + fractional, integer, signed)
+
+
+def check_width(types: LayerPrecision) -> LayerPrecision:
+    """``types`` itself, or a :class:`ConversionError` when one is wider than MAX_WIDTH."""
+    for key in ("result", "accum", "weight", "bias", "scale"):
+        value = getattr(types, key)
+        if value is not None and value.width > MAX_WIDTH:
+            raise ConversionError(
+                f"layer '{types.name}' ({types.class_name}): its {key} type {value.to_hls()} "
+                f"would be {value.width} bits wide; hepfpga writes at most {MAX_WIDTH}. "
+                "Narrow the quantizers before it, or set the type with firmware.layer_types"
+            )
+    return types

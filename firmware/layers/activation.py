@@ -1,0 +1,210 @@
+"""Activations: exact ones (linear, relu, QKeras quantizers), table-based ones (sigmoid, tanh,
+softmax, elu, ...) and parametrised ones (LeakyReLU, PReLU, ThresholdedReLU).
+
+* ``linear``/``relu`` (``Activation`` or ``ReLU()``): the input type; exact. hls4ml treats every
+  ``ReLU`` layer as plain relu, so ``ReLU(max_value=..)``, ``threshold`` or ``negative_slope``
+  are refused (use ``QActivation(quantized_relu(..))``, ``ThresholdedReLU`` or ``LeakyReLU``).
+* ``QActivation``: the ``ap_fixed`` twin of its quantizer (rounding half to even and saturating
+  like QKeras); exact.
+* *Table based* (``sigmoid``, ``tanh``, ``softplus``, ``softsign``, ``elu``/``ELU``, ``selu``,
+  ``hard_sigmoid``): hls4ml looks the value up in a table of 1024 entries addressed by the
+  input's top bits, so the result approximates Keras; the measured difference is what
+  ``hepfpga verify`` reports per layer. Results are ``ap_fixed<W, 2>`` for bounded ones
+  (``W = float_width``) and wide enough for the input range otherwise, with 18-bit tables.
+* ``softmax`` (``Activation`` or ``Softmax()``): see :mod:`hepfpga.firmware.hls_config`
+  (``firmware.softmax``).
+* ``LeakyReLU``/``PReLU``: ``alpha * x`` for negative inputs with ``alpha`` stored in hls4ml's
+  parameter type: approximate (exact where ``alpha`` is a power of two).
+  ``ThresholdedReLU``: a comparison with ``theta`` (exact when ``theta`` is on the input grid).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hepfpga.errors import ConversionError
+from hepfpga.firmware.layers._base import (
+    RND_SAT,
+    DeriveContext,
+    LayerHandler,
+    LayerPrecision,
+    register,
+)
+from hepfpga.quantize.fixed import FixedType, from_quantizer
+
+EXACT_ACTIVATIONS = ("linear", "relu")
+#: bounded table activations: result in (-1, 1) or (0, 1)
+BOUNDED_TABLE_ACTIVATIONS = ("sigmoid", "tanh", "softsign", "hard_sigmoid")
+#: unbounded table activations: the result follows the input's range
+UNBOUNDED_TABLE_ACTIVATIONS = ("softplus", "elu", "selu")
+TABLE_ACTIVATIONS = (*BOUNDED_TABLE_ACTIVATIONS, *UNBOUNDED_TABLE_ACTIVATIONS, "softmax")
+#: width of the lookup tables hepfpga sets for table activations
+TABLE_WIDTH = 18
+
+
+def activation_name(layer: Any) -> str:
+    """The activation a layer computes: ``relu``, ``softmax``, ``quantized_relu``, ``elu``..."""
+    kind = type(layer).__name__
+    if kind in ("Softmax", "ReLU"):
+        return kind.lower()
+    if kind in ("ELU", "LeakyReLU", "PReLU", "ThresholdedReLU"):
+        return kind
+    activation = layer.get_config().get("activation")
+    if isinstance(activation, dict):  # serialized quantizer
+        return str(activation.get("class_name", activation))
+    return str(activation).split("(")[0]
+
+
+def is_softmax(layer: Any) -> bool:
+    return activation_name(layer) == "softmax"
+
+
+def is_table(layer: Any) -> bool:
+    """Whether the firmware computes the layer from lookup tables (approximate by design)."""
+    return type(layer).__name__ in ("Activation", "Softmax", "ELU") and (
+        activation_name(layer).lower() in TABLE_ACTIVATIONS
+    )
+
+
+def table_type(layer: Any) -> FixedType | None:
+    """The type of the lookup table of a table activation (None for other layers)."""
+    name = activation_name(layer).lower()
+    if not is_table(layer) or name == "softmax":
+        return None
+    signed = name != "sigmoid" and name != "hard_sigmoid"
+    return FixedType(TABLE_WIDTH, 2, signed=signed, **RND_SAT)
+
+
+def _table_result(layer: Any, ctx: DeriveContext, x: FixedType) -> LayerPrecision:
+    name = activation_name(layer).lower()
+    kind = type(layer).__name__
+    if not ctx.quantized:
+        return LayerPrecision(
+            layer.name,
+            kind,
+            ctx.profiled(layer.name),
+            source="profiled, table (approximate)",
+            profiled=ctx.profile(layer.name),
+        )
+    if name in BOUNDED_TABLE_ACTIVATIONS:
+        result = FixedType(ctx.width, 2, True, **RND_SAT)
+    else:
+        integer = max(x.integer + 1, 3)
+        result = FixedType(integer + ctx.width - 2, integer, True, **RND_SAT)
+    return LayerPrecision(layer.name, kind, result, source="table (approximate)")
+
+
+def _activation(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    (x,) = inputs
+    kind = type(layer).__name__
+    name = activation_name(layer)
+    if kind == "ReLU":
+        config = layer.get_config()
+        odd = {
+            key: float(config[key])
+            for key, default in (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0))
+            if config.get(key) not in (default, None if default is None else float(default))
+        }
+        if odd:
+            raise ConversionError(
+                f"layer '{layer.name}' (ReLU) has {odd}, which hls4ml ignores (it writes a plain "
+                "relu); use QActivation(quantized_relu(bits, integer)) for a clipped relu, "
+                "LeakyReLU for a slope or ThresholdedReLU for a threshold"
+            )
+    if name in EXACT_ACTIVATIONS:
+        return LayerPrecision(layer.name, kind, x, source="input type (exact)")
+    if name == "softmax":
+        # the softmax layer's types are set by hls_config from firmware.softmax
+        return LayerPrecision(layer.name, kind, ctx.options.softmax_result, source="softmax")
+    if name.lower() in TABLE_ACTIVATIONS:
+        return _table_result(layer, ctx, x)
+    raise ConversionError(
+        f"layer '{layer.name}': activation {name!r} is not supported; supported: "
+        f"{', '.join(EXACT_ACTIVATIONS + TABLE_ACTIVATIONS)} and QActivation quantizers"
+    )
+
+
+def _softmax_as_activation(layer: Any) -> Any:
+    """``Softmax()`` over the last axis as ``Activation('softmax')``: hls4ml 1.3 writes the
+    C++ of a ``Softmax`` layer with a misspelt config name (``softmax_config`` for
+    ``Softmax_config``), which does not compile."""
+    from tensorflow import keras
+
+    if type(layer).__name__ != "Softmax":
+        return None
+    axis = layer.get_config().get("axis", -1)
+    if axis not in (-1, [-1], (-1,)) and axis != len(layer.input_shape) - 1:
+        raise ConversionError(
+            f"layer '{layer.name}' (Softmax) over axis {axis}; hls4ml computes the softmax "
+            "over the last axis only"
+        )
+    return keras.layers.Activation("softmax", name=layer.name)
+
+
+register(
+    LayerHandler(
+        family="activation",
+        classes=("Activation", "ReLU", "Softmax", "ELU"),
+        derive=_activation,
+        exactness="linear, relu: exact. sigmoid, tanh, softsign, hard_sigmoid, softplus, elu, "
+        "selu: 1024-entry tables (approximate, measured). softmax: firmware.softmax",
+        emulator="relu/linear conversion step; softmax tables (stable, latency, argmax); "
+        "other tables: C simulation",
+        exact=lambda layer: not is_table(layer),
+        rewrite=_softmax_as_activation,
+    )
+)
+
+
+def _qactivation(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    quantizer = layer.get_config()["activation"]
+    result = from_quantizer(quantizer)
+    return LayerPrecision(layer.name, type(layer).__name__, result, source="quantizer")
+
+
+register(
+    LayerHandler(
+        family="quantized activation",
+        classes=("QActivation",),
+        derive=_qactivation,
+        exactness="the ap_fixed twin of the quantizer (rounds half to even, saturates): exact",
+        emulator="conversion step",
+    )
+)
+
+
+def _parametrised(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    (x,) = inputs
+    kind = type(layer).__name__
+    if kind == "PReLU" and layer.get_config().get("shared_axes") is not None:
+        raise ConversionError(
+            f"layer '{layer.name}' (PReLU) shares alpha over axes "
+            f"{list(layer.get_config()['shared_axes'])}; hls4ml supports PReLU with "
+            "shared_axes=None only"
+        )
+    if kind == "ThresholdedReLU":
+        return LayerPrecision(layer.name, kind, x, source="input type (comparison)")
+    if not ctx.quantized:
+        return LayerPrecision(
+            layer.name,
+            kind,
+            ctx.profiled(layer.name),
+            source="profiled",
+            profiled=ctx.profile(layer.name),
+        )
+    # alpha * x for x < 0: keep the input's integer bits, 8 more fractional bits
+    result = FixedType(x.width + 8, x.integer + (0 if x.signed else 1), True, **RND_SAT)
+    return LayerPrecision(layer.name, kind, result, source="alpha * x (approximate)")
+
+
+register(
+    LayerHandler(
+        family="parametrised activation",
+        classes=("LeakyReLU", "PReLU", "ThresholdedReLU"),
+        derive=_parametrised,
+        exactness="LeakyReLU, PReLU: alpha in hls4ml's parameter type, 8 more fractional bits "
+        "(approximate, measured). ThresholdedReLU: comparison with theta (input type)",
+        emulator="C simulation",
+        exact=lambda layer: False,
+    )
+)

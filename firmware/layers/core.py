@@ -1,0 +1,74 @@
+"""Layers that only move values: input, dropout, flatten, reshape, permute, padding, cropping,
+up-sampling. Their result type is their input type, so they are exact in every model.
+
+Zero padding inserts zeros (representable in every type); up-sampling repeats values
+(nearest neighbour; hls4ml has no bilinear up-sampling and refuses it); cropping and permute
+select and reorder. hls4ml removes Dropout, and Flatten/Reshape are free in io_parallel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hepfpga.errors import ConversionError
+from hepfpga.firmware.layers._base import (
+    DeriveContext,
+    LayerHandler,
+    LayerPrecision,
+    register,
+)
+from hepfpga.quantize.fixed import FixedType
+
+
+def _input(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    # the input layer's type is decided by hepfpga.firmware.precision (input quantizer, option
+    # or profile) and handed in as the only "input"
+    (result,) = inputs
+    return LayerPrecision(layer.name, type(layer).__name__, result, source="input")
+
+
+register(
+    LayerHandler(
+        family="input",
+        classes=("InputLayer",),
+        derive=_input,
+        exactness="the input type: from the QActivation(quantized_bits) after the input, from "
+        "firmware.input_type, or (float models) profiled; QKeras models without an input "
+        "quantizer get the documented default (see docs/firmware.md)",
+        emulator="input conversion",
+    )
+)
+
+
+def _same_type(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    (x,) = inputs
+    kind = type(layer).__name__
+    if kind == "UpSampling2D" and layer.get_config().get("interpolation", "nearest") != "nearest":
+        raise ConversionError(
+            f"layer '{layer.name}' (UpSampling2D) uses interpolation "
+            f"'{layer.get_config()['interpolation']}'; hls4ml implements 'nearest' only"
+        )
+    return LayerPrecision(layer.name, kind, x, source="input type (exact)")
+
+
+register(
+    LayerHandler(
+        family="reshaping",
+        classes=(
+            "Dropout",
+            "Flatten",
+            "Reshape",
+            "Permute",
+            "ZeroPadding1D",
+            "ZeroPadding2D",
+            "Cropping1D",
+            "Cropping2D",
+            "UpSampling1D",
+            "UpSampling2D",
+        ),
+        derive=_same_type,
+        exactness="moves values only (padding inserts exact zeros, up-sampling repeats): the "
+        "input type, exact",
+        emulator="Reshape/Flatten in io_parallel; the others fall back to the C simulation",
+    )
+)

@@ -1,0 +1,251 @@
+"""The Keras graph hepfpga converts: one functional form for every model, walked by name.
+
+:func:`ready_model` turns a user's model into the model hls4ml is given (and that every
+comparison is made with); it computes the same function, with the same weights:
+
+* tfmot pruning wrappers are stripped (the pruned weights, masks applied);
+* a ``keras.Sequential`` model becomes a functional one (its ``InputLayer`` becomes a layer of
+  the graph, named as Keras names it, e.g. ``dense_input``);
+* a Dense/Conv layer with a built-in activation is split as hls4ml splits it: the layer keeps
+  its name with a linear activation and is followed by ``Activation`` (or ``QActivation`` for
+  a QKeras quantizer) named ``<name>_<activation>`` (hls4ml's own name for the split layer).
+  The pre-activation output is then a layer output of its own, traced in C simulation and
+  judged exactly; Keras computes ``activation(x @ w + b)`` in the same two float32 steps;
+* an input named ``input`` (reserved by hls4ml) becomes ``input_layer``.
+
+:func:`model_graph` lists the layers in topological order with the names of the layers that
+feed each one (from the model's own config, the inbound nodes), so multi-input layers (merge
+layers), multi-input and multi-output models are walked the same way as chains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hepfpga.errors import ConversionError
+
+__all__ = ["GraphNode", "model_graph", "ready_model", "split_activation_name"]
+
+# hls4ml refuses layers with these names (ModelGraph reserves them).
+_RESERVED_NAMES = frozenset({"input"})
+#: classes whose built-in ``activation`` hls4ml splits into a layer of its own
+SPLIT_ACTIVATION_CLASSES = frozenset(
+    {
+        "Dense",
+        "QDense",
+        "Conv1D",
+        "Conv2D",
+        "QConv1D",
+        "QConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "QSeparableConv1D",
+        "QSeparableConv2D",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "QDepthwiseConv2D",
+    }
+)
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One layer of the functional graph and the layers that feed it."""
+
+    name: str
+    class_name: str
+    layer: Any
+    #: names of the layers feeding this one, in the order of the layer's inputs
+    inputs: tuple[str, ...]
+
+
+def _activation_of(config: dict[str, Any]) -> Any:
+    activation = config.get("activation")
+    if activation in (None, "linear"):
+        return None
+    if isinstance(activation, dict) and activation.get("class_name") == "linear":
+        return None
+    return activation
+
+
+def split_activation_name(layer_name: str, activation: Any) -> str:
+    """hls4ml's name of the layer split off ``layer_name``'s built-in ``activation``."""
+    if isinstance(activation, dict):
+        return f"{layer_name}_{activation.get('class_name')}"
+    return f"{layer_name}_{str(activation).split('(')[0]}"
+
+
+def _functional(model: Any) -> tuple[Any, dict[str, Any]]:
+    """``model`` as a functional model (a Sequential one is wrapped) and its config."""
+    from tensorflow import keras
+
+    if getattr(model, "inputs", None) is None or getattr(model, "outputs", None) is None:
+        raise ConversionError(
+            f"model '{model.name}' has no defined inputs (a Sequential model built without an "
+            "input shape); give its first layer input_shape=... or start it with keras.Input"
+        )
+    if type(model).__name__ == "Sequential" or not getattr(model, "_is_graph_network", True):
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
+    config = model.get_config()
+    for entry in config["layers"]:
+        if entry["class_name"] in ("Functional", "Sequential", "Model"):
+            raise ConversionError(
+                f"layer '{entry['config'].get('name')}' is a nested model; hls4ml converts flat "
+                "graphs only: build the model from the inner model's layers directly"
+            )
+    return model, config
+
+
+def model_graph(model: Any) -> list[GraphNode]:
+    """The layers of ``model`` in topological order, each with the layers feeding it."""
+    functional, config = _functional(model)
+    nodes = []
+    for entry in config["layers"]:
+        name = entry["config"]["name"]
+        inbound = entry.get("inbound_nodes") or []
+        if len(inbound) > 1:
+            raise ConversionError(
+                f"layer '{name}' is called {len(inbound)} times (a shared layer); hls4ml "
+                "converts each layer once: use a separate layer per call"
+            )
+        inputs = tuple(item[0] for item in inbound[0]) if inbound else ()
+        nodes.append(GraphNode(name, entry["class_name"], functional.get_layer(name), inputs))
+    return nodes
+
+
+def _split_activation(layer: Any) -> Any:
+    """The built-in activation of ``layer`` that hls4ml would split off (None: none)."""
+    if type(layer).__name__ not in SPLIT_ACTIVATION_CLASSES:
+        return None
+    return _activation_of(layer.get_config())
+
+
+def _input_name(name: str, taken: set[str]) -> str:
+    if name not in _RESERVED_NAMES:
+        return name
+    new, k = f"{name}_layer", 0
+    while new in taken:
+        k += 1
+        new = f"{name}_layer_{k}"
+    taken.add(new)
+    return new
+
+
+def ready_model(model: Any) -> Any:
+    """The model hls4ml converts: functional, built-in activations split, names hls4ml accepts.
+
+    Returns ``model`` itself when nothing needs changing; otherwise a new model, rebuilt layer
+    by layer from copies of the layers (same weights), that computes the same function (see
+    the module docstring).
+    """
+    from tensorflow import keras
+
+    from hepfpga.firmware.precision import strip_pruning
+
+    model = strip_pruning(model)
+    nodes = model_graph(model)
+    taken = {node.name for node in nodes}
+    for node in nodes:
+        if node.name in _RESERVED_NAMES and node.class_name != "InputLayer":
+            raise ConversionError(
+                f"layer name '{node.name}' is reserved by hls4ml; rename the layer"
+            )
+    from hepfpga.firmware.layers._base import handler_for
+
+    rewrites = {}
+    for node in nodes:
+        handler = handler_for(node.layer)  # an unsupported layer is refused here, named
+        replacement = handler.rewrite(node.layer) if handler.rewrite is not None else None
+        if replacement is not None:
+            rewrites[node.name] = replacement
+    needs_split = [node.name for node in nodes if _split_activation(node.layer) is not None]
+    renamed = any(node.name in _RESERVED_NAMES for node in nodes)
+    if type(model).__name__ != "Sequential" and not needs_split and not renamed and not rewrites:
+        return model
+    tensors: dict[str, Any] = {}
+    inputs = []
+    for node in nodes:
+        layer = node.layer
+        if node.class_name == "InputLayer":
+            config = layer.get_config()
+            tensor = keras.Input(
+                batch_shape=tuple(config["batch_input_shape"]),
+                dtype=config.get("dtype", "float32"),
+                name=_input_name(node.name, taken),
+            )
+            tensors[node.name] = tensor
+            inputs.append(tensor)
+            continue
+        config = layer.get_config()
+        activation = _split_activation(layer)
+        if activation is not None:
+            config["activation"] = "linear"
+        copy_ = rewrites.get(node.name) or type(layer).from_config(config)
+        args = [tensors[name] for name in node.inputs]
+        out = copy_(args if len(args) > 1 else args[0])
+        if copy_.weights:
+            copy_.set_weights(layer.get_weights())
+        if activation is not None:
+            split = split_activation_name(node.name, activation)
+            if split in taken:
+                raise ConversionError(
+                    f"layer '{node.name}' has a built-in activation that hls4ml splits into a "
+                    f"layer named '{split}', but the model has a layer of that name already; "
+                    "rename it"
+                )
+            taken.add(split)
+            if isinstance(activation, dict) or "(" in str(activation):
+                from qkeras import QActivation
+
+                out = QActivation(layer.activation, name=split)(out)
+            else:
+                out = keras.layers.Activation(activation, name=split)(out)
+        tensors[node.name] = out
+    outputs = [tensors[name] for name in output_names(model)]
+    return keras.Model(
+        inputs if len(inputs) > 1 else inputs[0],
+        outputs if len(outputs) > 1 else outputs[0],
+        name=model.name,
+    )
+
+
+def input_names(model: Any) -> list[str]:
+    """Names of the model's input layers, in input order."""
+    return [tensor.node.layer.name for tensor in model.inputs]
+
+
+def output_names(model: Any) -> list[str]:
+    """Names of the layers whose outputs are the model's outputs, in output order."""
+    return [tensor.node.layer.name for tensor in model.outputs]
+
+
+def layer_outputs(
+    model: Any, x: Any, names: list[str] | None = None, *, batch_size: int = 1024
+) -> dict[str, Any]:
+    """The outputs of the layers ``names`` (default: every layer) of ``model`` on ``x``.
+
+    The one probe-model helper: a Keras model with the same inputs whose outputs are the
+    requested layers' outputs, run once. ``x`` is the model's input array (or a list, one
+    array per input). Input layers map to the events themselves. Values are float32 numpy
+    arrays in each layer's own shape.
+    """
+    import numpy as np
+    from tensorflow import keras
+
+    inputs = x if isinstance(x, (list, tuple)) else [x]
+    arrays = [np.asarray(a, dtype=np.float32) for a in inputs]
+    wanted = names if names is not None else [layer.name for layer in model.layers]
+    by_input = dict(zip(input_names(model), arrays, strict=True))
+    computed = [name for name in wanted if name not in by_input]
+    out: dict[str, Any] = {name: by_input[name] for name in wanted if name in by_input}
+    if computed:
+        tensors = [model.get_layer(name).output for name in computed]
+        probe = keras.Model(model.inputs, tensors)
+        values = probe.predict(
+            arrays if len(arrays) > 1 else arrays[0], verbose=0, batch_size=batch_size
+        )
+        if len(computed) == 1:
+            values = [values]
+        out.update(dict(zip(computed, values, strict=True)))
+    return out

@@ -1,0 +1,78 @@
+"""Pooling: max (exact: selects an input value) and average (exact for a power-of-two window).
+
+*Average pooling* of ``n`` values sums them in ``accum_t`` with ``2 * log2(n)`` more bits and
+divides into a result with ``log2(n)`` more fractional bits: exact when ``n`` is a power of
+two (a shift), rounded otherwise. *Global pooling* is the same over the whole spatial extent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from hepfpga.firmware.layers._base import DeriveContext, LayerHandler, LayerPrecision, register
+from hepfpga.quantize.fixed import FixedType
+
+
+def _max_pool(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    (x,) = inputs
+    return LayerPrecision(layer.name, type(layer).__name__, x, source="input type (exact)")
+
+
+register(
+    LayerHandler(
+        family="max pooling",
+        classes=(
+            "MaxPooling1D",
+            "MaxPooling2D",
+            "GlobalMaxPooling1D",
+            "GlobalMaxPooling2D",
+        ),
+        derive=_max_pool,
+        exactness="the largest input value, in the input type: exact",
+        emulator="max-pool step (unpadded windows, io_parallel); global: C simulation",
+    )
+)
+
+
+def _window(layer: Any) -> int:
+    kind = type(layer).__name__
+    if kind.startswith("Global"):
+        shape = layer.input_shape
+        return int(np.prod(shape[1:-1]))
+    return int(np.prod(layer.get_config()["pool_size"]))
+
+
+def _average_pool(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    (x,) = inputs
+    n = _window(layer)
+    extra = math.ceil(math.log2(n)) if n > 1 else 0
+    accum = FixedType(x.width + 2 * extra, x.integer + extra, x.signed)
+    result = FixedType(x.width + extra, x.integer, x.signed)
+    source = "average (exact)" if n & (n - 1) == 0 else "average (rounded: pool size not 2**k)"
+    return LayerPrecision(layer.name, type(layer).__name__, result, accum=accum, source=source)
+
+
+def _average_exact(layer: Any) -> bool:
+    n = _window(layer)
+    return n & (n - 1) == 0
+
+
+register(
+    LayerHandler(
+        family="average pooling",
+        classes=(
+            "AveragePooling1D",
+            "AveragePooling2D",
+            "GlobalAveragePooling1D",
+            "GlobalAveragePooling2D",
+        ),
+        derive=_average_pool,
+        exactness="sum in a wider accumulator, divided into log2(n) more fractional bits: "
+        "exact for power-of-two windows, else rounded (measured)",
+        emulator="C simulation (average pooling is not in the engine)",
+        exact=_average_exact,
+    )
+)
