@@ -214,3 +214,7 @@ register_stage(
 )
 
 register_task_stages("anomaly_detection", anomaly_stages)
+
+from hepfpga.pipeline_generation import generation_stages  # noqa: E402
+
+register_task_stages("generation", generation_stages)
