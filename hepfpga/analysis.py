@@ -12,12 +12,14 @@ overtraining plot).
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hepfpga._schema import to_plain
+from hepfpga.errors import ConversionError, MissingDependencyError
 from hepfpga.pipeline_stages import (
     SCORES_FILE,
     Check,
@@ -85,10 +87,25 @@ def bdt_stage(run: Run) -> BdtResult | None:
         log.warning("no BDT: %s", reason)
         return BdtResult({"status": "not available", "reason": reason})
     bdt = train_bdt(x_train, data.y_train, settings, seed=run.config.seed)
-    emulation = convert_bdt(bdt, run.run_dir / "bdt_firmware")
-    verification = verify_bdt(bdt, emulation, x_test)
     probs = bdt.probabilities(quantize_features(x_test, settings))
     _add_scores(run, {"bdt": probs.astype(np.float32)})
+    try:
+        emulation = convert_bdt(bdt, run.run_dir / "bdt_firmware")
+    except (MissingDependencyError, ConversionError) as exc:
+        # The trees are trained and compared with the DNN anyway (scikit-learn is a core
+        # dependency); only their firmware needs conifer and its C++ headers.
+        shutil.rmtree(run.run_dir / "bdt_firmware", ignore_errors=True)
+        log.warning("BDT firmware not built: %s", exc)
+        return BdtResult(
+            {
+                "status": "trained; firmware not available",
+                "reason": str(exc),
+                "config": to_plain(settings),
+                "fit_seconds": round(bdt.seconds, 2),
+                "test": evaluate_classifier(probs, data.y_test, data.classes).to_dict(),
+            }
+        )
+    verification = verify_bdt(bdt, emulation, x_test)
     section = {
         "status": "built",
         "config": to_plain(settings),

@@ -262,8 +262,19 @@ def _bdt(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
     bdt = report.get("bdt")
     if not bdt:
         return _note("no BDT in this run (bdt.enabled: false)")
-    v = bdt["verification"]
     classes = report.get("data", {}).get("classes", [])
+    if "verification" not in bdt:
+        status = _note(f"BDT {bdt.get('status', 'not available')}: {bdt.get('reason', '')}")
+        if "test" not in bdt:
+            return status
+        rows = [
+            [MODEL_LABELS[m], report[m]["test"]["accuracy"]]
+            + [report[m]["test"]["auc"][c] for c in classes]
+            for m in ("float", "qkeras", "bdt")
+            if "test" in report.get(m, {})
+        ]
+        return status + _table(["model", "accuracy", *[f"AUC {c}" for c in classes]], rows)
+    v = bdt["verification"]
     rows = [
         [
             MODEL_LABELS[m],
