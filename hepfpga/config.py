@@ -27,8 +27,10 @@ from hepfpga._schema import build, to_plain
 from hepfpga.deploy.config import OnnxConfig
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.rtl.config import HardwareConfig
 from hepfpga.quantize.config import QuantizationConfig
 from hepfpga.train.architectures.mlp import MLPConfig
+from hepfpga.train.bdt import BdtConfig
 from hepfpga.train.config import (
     DataConfig,
     EarlyStoppingConfig,
@@ -41,6 +43,7 @@ from hepfpga.train.tasks import ClassificationConfig, TaskConfig, check_task_fit
 from hepfpga.yaml_io import load_yaml
 
 __all__ = [
+    "BdtConfig",
     "DataConfig",
     "EarlyStoppingConfig",
     "FitConfig",
@@ -115,6 +118,8 @@ class PipelineConfig:
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    bdt: BdtConfig = field(default_factory=BdtConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
