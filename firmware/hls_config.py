@@ -167,22 +167,8 @@ def softmax_settings(
     * ``argmax``: hls4ml's ``argmax`` (one-hot, exact).
     * ``logits``: the layer is skipped (hls4ml ``skip``); the outputs are the logits.
     """
-    settings = _softmax_settings(options, n_classes, logits_type)
-    if options.backend.info.hls4ml_name == "Quartus":
-        # hls4ml's Quartus softmax refuses unsigned types: one more bit, the sign
-        settings = {key: _signed(value) for key, value in settings.items()}
-    return settings
-
-
-def _signed(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _signed(item) for key, item in value.items()}
-    if isinstance(value, str) and value.startswith("ap_ufixed<"):
-        fixed = FixedType.parse(value)
-        return FixedType(
-            fixed.width + 1, fixed.integer + 1, True, fixed.rounding, fixed.saturation
-        ).to_hls()
-    return value
+    # per-backend overrides (Quartus: signed types) live on the registered backend
+    return options.backend.info.softmax_settings(_softmax_settings(options, n_classes, logits_type))
 
 
 def _softmax_settings(

@@ -16,8 +16,9 @@ import click
 
 from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import VerificationError
+from hepfpga.firmware.backends import BACKENDS
 
-_BACKENDS = ("Vitis", "Vivado", "Catapult", "Quartus")
+_BACKENDS = tuple(BACKENDS)  # the registered hls4ml backends
 _SOFTMAX = ("stable", "tuned", "latency", "argmax", "logits")
 
 
@@ -187,11 +188,13 @@ def register(cli: click.Group, export: click.Group) -> None:
         from hepfpga.firmware.hls_config import hls4ml_ready_model
         from hepfpga.firmware.precision import check_supported
         from hepfpga.firmware.verify import plan_for_events
-        from hepfpga.model_io import load_keras_model
+        from hepfpga.model_io import check_model_inputs, load_keras_model
 
         check_destination(out, overwrite=overwrite, option="--out")
         options = _build_options(options_file, **_flags(**kwargs))
-        model = hls4ml_ready_model(load_keras_model(model_file, weights=weights))
+        loaded = load_keras_model(model_file, weights=weights)
+        check_model_inputs(loaded)
+        model = hls4ml_ready_model(loaded)
         check_supported(model)
         events = _events(model, data_file, key, n_random, max_events)
         tb_in = tb_out = None
@@ -278,7 +281,7 @@ def register(cli: click.Group, export: click.Group) -> None:
         from hepfpga.artifacts import check_destination, write_json_atomic
         from hepfpga.firmware import verify_model
         from hepfpga.firmware.cache import cache_dir as cache_folder
-        from hepfpga.model_io import load_keras_model
+        from hepfpga.model_io import check_model_inputs, load_keras_model
 
         if report is not None:
             check_destination(report, kind="file", overwrite=overwrite, option="--report")
@@ -290,6 +293,7 @@ def register(cli: click.Group, export: click.Group) -> None:
             )
         options = _build_options(options_file, **_flags(**kwargs))
         model = load_keras_model(model_file, weights=weights)
+        check_model_inputs(model)
         if data_file is None and n_random is None:
             n_random = 1000
         events = _events(model, data_file, key, n_random, max_events)
