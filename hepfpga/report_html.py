@@ -214,15 +214,13 @@ def _overtraining(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -
         parts.append(_table(["class", "KS sig", "p sig", "KS bkg", "p bkg", "compatible"], rows))
         train = scores.get(f"train_{model}")
         if train is not None and model in scores and classes:
-            parts.append(
-                _figure(
-                    lambda b, m=model, t=train: plot_score_compatibility(
-                        t, scores["train_labels"], scores[m], scores["labels"], classes, b,
-                        fmt="png",
-                    ),
-                    f"score distributions {model}",
+
+            def draw(b: io.BytesIO, m: str = model, t: np.ndarray = train) -> None:
+                plot_score_compatibility(
+                    t, scores["train_labels"], scores[m], scores["labels"], classes, b, fmt="png"
                 )
-            )  # fmt: skip
+
+            parts.append(_figure(draw, f"score distributions {model}"))
     return "".join(parts)
 
 
@@ -310,7 +308,11 @@ def _saliency(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> st
             names, values = None, np.array([per_class[c] for c in classes])
         saliency = Saliency(values, classes, tuple(0 for _ in classes), names)
         parts.append(f"<h3>{_e(MODEL_LABELS.get(model, model))}</h3>")
-        parts.append(_figure(lambda b, s=saliency: plot_saliency(s, b, fmt="png"), "saliency"))
+
+        def draw(b: io.BytesIO, s: Saliency = saliency) -> None:
+            plot_saliency(s, b, fmt="png")
+
+        parts.append(_figure(draw, "saliency"))
         if names is not None:
             top = [[c, _e(", ".join(n for n, _ in saliency.ranking(c)[:4]))] for c in classes]
             parts.append(_table(["class", "most important features"], top, left=2))
