@@ -206,5 +206,15 @@ def run_pipeline(
 
 
 from hepfpga.pipeline_anomaly import anomaly_stages  # noqa: E402
+from hepfpga.pipeline_hardware import hardware_stage  # noqa: E402
+
+register_stage(
+    Stage("hardware", "RTL, RTL simulation and yosys figures (hardware.enabled)", hardware_stage),
+    after="csim",
+)
 
 register_task_stages("anomaly_detection", anomaly_stages)
+
+from hepfpga.pipeline_generation import generation_stages  # noqa: E402
+
+register_task_stages("generation", generation_stages)
