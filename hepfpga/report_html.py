@@ -260,7 +260,8 @@ def _bdt(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
     bdt = report.get("bdt")
     if not bdt:
         return _note("no BDT in this run (bdt.enabled: false)")
-    v = bdt["verification"]
+    if bdt.get("status") == "not available":
+        return _note(f"no BDT: {bdt.get('reason')}")
     classes = report.get("data", {}).get("classes", [])
     rows = [
         [
@@ -276,18 +277,25 @@ def _bdt(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
         _table(["model", "accuracy", *[f"AUC {c}" for c in classes]], rows)
         + "<p>Gradient-boosted trees (scikit-learn): "
         + _e(", ".join(f"{k} {v}" for k, v in settings.items() if k != "enabled"))
-        + f"; fitted in {_num(bdt.get('fit_seconds'), 1)} s. HLS project: "
-        + f"<code>{_e(bdt.get('hls_project'))}</code>.</p>"
-        + _table(
-            ["conifer C++ emulation vs scikit-learn", "value"],
-            [
-                ["test jets", v["n_events"]],
-                ["identical decisions", v["fraction_identical_decisions"]],
-                ["max |score difference|", v["max_abs_score_diff"]],
-                ["bound from the score type", v["score_diff_bound"]],
-                ["verified", _mark(bool(v.get("passed")))],
-            ],
-        )
+        + f"; fitted in {_num(bdt.get('fit_seconds'), 1)} s.</p>"
+        + _bdt_firmware(bdt)
+    )
+
+
+def _bdt_firmware(bdt: Mapping[str, Any]) -> str:
+    emulation = bdt.get("emulation", {})
+    if emulation.get("status") == "not available":
+        return _note(f"no conifer firmware: {emulation.get('reason')}")
+    v = bdt["verification"]
+    return f"<p>HLS project: <code>{_e(bdt.get('hls_project'))}</code>.</p>" + _table(
+        ["conifer C++ emulation vs scikit-learn", "value"],
+        [
+            ["test jets", v["n_events"]],
+            ["identical decisions", v["fraction_identical_decisions"]],
+            ["max |score difference|", v["max_abs_score_diff"]],
+            ["bound from the score type", v["score_diff_bound"]],
+            ["verified", _mark(bool(v.get("passed")))],
+        ],
     )
 
 
