@@ -63,7 +63,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError
-from hepfpga.firmware.layers import ready_model
+from hepfpga.firmware.layers import handler_for, ready_model
 from hepfpga.firmware.layers.activation import is_softmax, table_type
 from hepfpga.firmware.layers.graph import model_graph, output_names
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
@@ -125,6 +125,16 @@ def _feeding(model: Any, name: str) -> str:
         if node.name == name:
             return node.inputs[0]
     raise KeyError(name)
+
+
+def logits_layer_names(model: Any) -> dict[str, str]:
+    """For every model output (layer name, in output order): the layer whose output feeds its
+    softmax (its logits), or the output layer itself when it is no softmax."""
+    out = {}
+    for name in output_names(model):
+        layer = model.get_layer(name)
+        out[name] = _feeding(model, name) if is_softmax(layer) else name
+    return out
 
 
 def logits_layer_name(model: Any) -> str:
@@ -231,6 +241,26 @@ class ConversionPlan:
     logits_layer: str
     #: whether the model is a QKeras model (exact) or a float one (profiled types)
     quantized: bool
+    #: multiplications per event, summed over the layers (what io_parallel unrolls)
+    multiplications: int = 0
+
+    def size_advice(self, options: FirmwareOptions) -> str | None:
+        """A sentence proposing io_stream / Resource when the fully unrolled design is
+        large (g++ then takes minutes), or None. Unrolled: ``multiplications / reuse``."""
+        unrolled = self.multiplications // options.reuse_factor
+        if options.io_type.value != "io_parallel" or unrolled <= LARGE_UNROLLED:
+            return None
+        return (
+            f"the model unrolls {unrolled:,} multiplications per event in io_parallel "
+            f"(more than {LARGE_UNROLLED:,}); hls4ml's C++ then takes g++ many minutes and "
+            "the design is large: consider --io-type io_stream --strategy resource "
+            "--reuse-factor 8 (or more)"
+        )
+
+
+#: unrolled multiplications above which the size advice is given (the jet MLP has 4,256; a
+#: Conv1D tagger with ~10**6 took more than 12 minutes of g++ here)
+LARGE_UNROLLED = 100_000
 
 
 def plan_conversion(
@@ -282,7 +312,7 @@ def plan_conversion(
         if is_softmax(layer):
             feeding = graph[layer.name].inputs[0]
             n_classes = int(ready.get_layer(feeding).output_shape[-1])
-            final = layer.name == outputs[0]
+            final = layer.name in outputs
             # only the final softmax follows firmware.softmax; others are tables
             layer_options = options if final else replace(options, softmax=SoftmaxMode.STABLE)
             entry.pop("Precision", None)
@@ -311,12 +341,16 @@ def plan_conversion(
         if key in layers:
             layers[key].setdefault("Precision", {})["result"] = types.result.to_hls()
             layers[key]["Trace"] = True
+    multiplications = sum(
+        handler_for(node.layer).multiplications(node.layer) for node in model_graph(ready)
+    )
     return ConversionPlan(
         model=ready,
         hls_config=config,
         precision=precision,
         logits_layer=logits,
         quantized=quantized,
+        multiplications=multiplications,
     )
 
 

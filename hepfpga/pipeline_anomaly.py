@@ -316,7 +316,8 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
     }
     assert qkeras.validation_scores is not None
     threshold = trigger_threshold(qkeras.validation_scores, task.trigger_acceptance)  # type: ignore[attr-defined]
-    accepted = {k: float(np.mean(v > threshold)) for k, v in flat.items()}
+    # the threshold is the QKeras model's: it applies to the deployed scores only
+    accepted = {k: float(np.mean(v > threshold)) for k, v in flat.items() if k != "float"}
     identical = (
         float(np.mean((flat["qkeras"] > threshold) == (flat["hls"] > threshold)))
         if "hls" in flat

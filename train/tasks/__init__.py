@@ -180,4 +180,4 @@ _metric("accuracy", "classification", "fraction of test jets whose argmax is the
 _metric("auc", "classification", "one-vs-rest area under the ROC curve per class")
 
 # The other built-in tasks register themselves on import.
-from hepfpga.train.tasks import anomaly  # noqa: E402, F401
+from hepfpga.train.tasks import anomaly, generation  # noqa: E402, F401
