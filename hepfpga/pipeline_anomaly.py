@@ -65,6 +65,7 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     """Load and split the jets (stratified, as for classification), keep background jets in
     training and validation, background and signal jets in the test, and build the inputs
     (scaling fitted on the background training jets)."""
+    from hepfpga.artifacts import write_json_atomic
     from hepfpga.train.architectures import get_architecture
     from hepfpga.train.dataset import Split, split_sample, stratified_subsample
     from hepfpga.train.io import builtin_sample_path, load_sample
@@ -88,8 +89,10 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
         keep(split.test, background + signals),
     )
     inputs = config.model.input_representation(config.data).prepare(split)
-    assert inputs.scaler is not None  # the anomaly architectures take scaled features
-    inputs.scaler.save(run.run_dir / "scaler.json")
+    if inputs.scaler is not None:
+        inputs.scaler.save(run.run_dir / "scaler.json")
+    else:
+        write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
     x_test, y_test = inputs.test, split.test.labels
     if config.verification.max_events is not None:
         x_test, y_test = (
