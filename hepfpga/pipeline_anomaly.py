@@ -61,24 +61,40 @@ class AnomalyDataResult(DataResult):
         return items
 
 
+def load_run_sample(run: Run) -> tuple[Path, Any]:
+    """The run's jet sample (``data.path``, or the built-in one) and its path."""
+    from hepfpga.train.io import builtin_sample_path, load_sample
+
+    data = run.config.data
+    path = data.path if data.path is not None else builtin_sample_path()
+    return path, load_sample(path)
+
+
+def split_run_sample(run: Run, sample: Any) -> Any:
+    """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
+    stratified split as a classification run with the same seed)."""
+    from hepfpga.train.dataset import split_sample, stratified_subsample
+
+    config = run.config
+    if config.data.max_jets is not None:
+        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
+    s = config.data.split
+    return split_sample(sample, (s.train, s.validation, s.test), config.seed)
+
+
 def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     """Load and split the jets (stratified, as for classification), keep background jets in
     training and validation, background and signal jets in the test, and build the inputs
     (scaling fitted on the background training jets)."""
     from hepfpga.artifacts import write_json_atomic
     from hepfpga.train.architectures import get_architecture
-    from hepfpga.train.dataset import Split, split_sample, stratified_subsample
-    from hepfpga.train.io import builtin_sample_path, load_sample
+    from hepfpga.train.dataset import Split
     from hepfpga.train.tasks.anomaly import class_indices
 
     config = run.config
-    path = config.data.path if config.data.path is not None else builtin_sample_path()
-    sample = load_sample(path)
+    path, sample = load_run_sample(run)
     background, signals = class_indices(config.task, sample.class_names)  # type: ignore[arg-type]
-    if config.data.max_jets is not None:
-        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
-    s = config.data.split
-    split = split_sample(sample, (s.train, s.validation, s.test), config.seed)
+    split = split_run_sample(run, sample)
 
     def keep(part: Any, classes: list[int]) -> Any:
         return part.subset(np.flatnonzero(np.isin(part.labels, classes)))
