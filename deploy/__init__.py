@@ -8,10 +8,12 @@ The server's own dependencies (httptools, grpcio, tritonclient protos) come with
 from hepfpga.deploy.onnx_export import OnnxExport, OnnxParity, check_onnx, export_onnx, onnx_session
 from hepfpga.deploy.serve import InferenceServer, serve
 from hepfpga.deploy.serve_process import ServerProcess
+from hepfpga.deploy.service import InferenceService
 from hepfpga.deploy.triton_repo import discover_models, export_triton_repository
 
 __all__ = [
     "InferenceServer",
+    "InferenceService",
     "OnnxExport",
     "OnnxParity",
     "ServerProcess",

@@ -27,19 +27,33 @@ from hepfpga.errors import ConfigError
 if TYPE_CHECKING:
     from hepfpga.deploy.service import InferenceService
 
-__all__ = ["FrontEnd", "FrontEndOptions", "front_end", "front_end_names", "register_front_end"]
+__all__ = [
+    "FrontEnd",
+    "FrontEndOptions",
+    "ListenerBase",
+    "front_end",
+    "front_end_names",
+    "register_front_end",
+]
+
+
+#: Largest request body (HTTP) or message (gRPC) accepted; Triton's HTTP default is 64 MiB.
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+#: Seconds from a request's first byte to the end of its headers before the server answers
+#: 408 and closes the connection.
+DEFAULT_HEADER_TIMEOUT_S = 30.0
+#: Seconds a connection may receive nothing while no answer is owed to it (an idle keep-alive
+#: connection, or a request body that stopped arriving) before it is closed.
+DEFAULT_IDLE_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
 class FrontEndOptions:
     """Limits every front end applies to its connections."""
 
-    #: largest HTTP body / gRPC message accepted (Triton's HTTP default: 64 MiB)
-    max_request_bytes: int = 64 * 1024 * 1024
-    #: seconds from a request's first byte to the end of its headers
-    header_timeout_s: float = 30.0
-    #: seconds a connection may send nothing while no answer is owed to it
-    idle_timeout_s: float = 300.0
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
 
 
 class FrontEnd(Protocol):
@@ -53,6 +67,18 @@ class FrontEnd(Protocol):
     def idle(self) -> bool: ...
 
     async def stop(self, timeout_s: float) -> None: ...
+
+
+class ListenerBase:
+    """What every built-in front end keeps: the service, where to listen, its limits."""
+
+    def __init__(
+        self, service: InferenceService, host: str, port: int, options: FrontEndOptions
+    ) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self.options = options
 
 
 FrontEndFactory = Callable[["InferenceService", str, int, FrontEndOptions], FrontEnd]

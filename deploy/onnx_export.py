@@ -76,30 +76,16 @@ class OnnxParity:
 
 
 def check_exportable(model: keras.Model) -> None:
-    """Refuse, with one sentence, a model this module cannot export: hepfpga's ONNX models
-    have one input tensor of at least one value per event (the features) and at least one
-    output."""
-    name = getattr(model, "name", "model")
-    inputs = list(getattr(model, "inputs", None) or [])
-    if len(inputs) != 1:
-        raise ExportError(
-            f"model '{name}' has {len(inputs)} input tensors; hepfpga exports models with "
-            "exactly one input (the event's features) to ONNX. Concatenate the inputs into "
-            "one tensor first"
-        )
-    shape = tuple(inputs[0].shape[1:])
-    if any(d is None for d in shape):
-        raise ExportError(
-            f"model '{name}' has an input of undefined size {(None, *shape)}; give every "
-            "dimension but the batch a fixed size"
-        )
-    if int(np.prod(shape)) == 0:
-        raise ExportError(
-            f"model '{name}' takes {(None, *shape)} inputs: zero values per event; a model "
-            "needs at least one input feature"
-        )
-    if not list(getattr(model, "outputs", None) or []):
-        raise ExportError(f"model '{name}' has no outputs")
+    """Refuse, with one sentence, a model this module cannot export: one input tensor of at
+    least one value per event (the features) and at least one output
+    (:func:`hepfpga.model_io.check_single_input`), as :class:`~hepfpga.errors.ExportError`."""
+    from hepfpga.errors import ModelFileError
+    from hepfpga.model_io import check_single_input
+
+    try:
+        check_single_input(model)
+    except ModelFileError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def random_inputs(model: keras.Model, n_events: int, seed: int = 0) -> np.ndarray:

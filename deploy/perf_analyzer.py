@@ -39,7 +39,7 @@ def perf_analyzer_command() -> tuple[list[str], dict[str, str]] | None:
         return None
     env = dict(os.environ)
     try:
-        import nvidia.cuda_runtime
+        import nvidia.cuda_runtime  # type: ignore[import-untyped]
 
         lib = str(Path(next(iter(nvidia.cuda_runtime.__path__))) / "lib")
         env["LD_LIBRARY_PATH"] = lib + os.pathsep + env.get("LD_LIBRARY_PATH", "")

@@ -20,11 +20,18 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hepfpga.deploy.frontends import FrontEnd, FrontEndOptions, front_end
+from hepfpga.deploy.frontends import (
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_REQUEST_BYTES,
+    FrontEnd,
+    FrontEndOptions,
+    front_end,
+)
 from hepfpga.deploy.model_spec import ModelVersion
 from hepfpga.deploy.serve_models import ModelRegistry
 from hepfpga.deploy.service import InferenceService, ModelControl
@@ -40,15 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("hepfpga.serve")
-
-#: Largest request body (HTTP) or message (gRPC) accepted; Triton's HTTP default is 64 MiB.
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-#: Seconds from a request's first byte to the end of its headers before the server answers
-#: 408 and closes the connection.
-DEFAULT_HEADER_TIMEOUT_S = 30.0
-#: Seconds a connection may receive nothing while no answer is owed to it (an idle keep-alive
-#: connection, or a request body that stopped arriving) before it is closed.
-DEFAULT_IDLE_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -72,8 +70,9 @@ class InferenceServer:
     """Front ends (HTTP, gRPC: :mod:`hepfpga.deploy.frontends`) over one
     :class:`~hepfpga.deploy.service.InferenceService`.
 
-    ``http_port`` / ``grpc_port`` of 0 pick a free port, None disables that front end.
-    ``models`` is what to serve, or a ready service (e.g. one in explicit model control mode).
+    ``http_port`` / ``grpc_port`` of 0 pick a free port, None disables that front end;
+    ``front_ends`` (name -> port, any registered front end) replaces both. ``models`` is what
+    to serve, or a ready service (e.g. one in explicit model control mode).
     """
 
     def __init__(
@@ -87,13 +86,12 @@ class InferenceServer:
         drain_timeout_s: float = 30.0,
         header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        front_ends: Mapping[str, int | None] | None = None,
     ) -> None:
-        if http_port is not None and http_port > 0 and http_port == grpc_port:
-            raise ConfigError(
-                f"the HTTP and gRPC ports are both {http_port}; accepted: two different ports "
-                "(0 picks a free one, -1 turns that front end off)",
-                path="grpc_port",
-            )
+        self._ports: dict[str, int | None] = (
+            dict(front_ends) if front_ends is not None else {"http": http_port, "grpc": grpc_port}
+        )
+        _check_ports(self._ports)
         self.service = models if isinstance(models, InferenceService) else InferenceService(models)
         self.host = host
         self.drain_timeout_s = drain_timeout_s
@@ -102,7 +100,6 @@ class InferenceServer:
             header_timeout_s=header_timeout_s,
             idle_timeout_s=idle_timeout_s,
         )
-        self._ports = {"http": http_port, "grpc": grpc_port}
         self.front_ends: dict[str, FrontEnd] = {}
         self.addresses = ServerAddresses(host, None, None)
 
@@ -163,6 +160,27 @@ class InferenceServer:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.stop()
+
+
+def _check_ports(ports: Mapping[str, int | None]) -> None:
+    """Two front ends never ask for the same fixed port."""
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port is None or port <= 0:
+            continue
+        if port in seen:
+            first = seen[port]
+            what = (
+                "the HTTP and gRPC ports"
+                if {first, name} == {"http", "grpc"}
+                else (f"the {first} and {name} ports")
+            )
+            raise ConfigError(
+                f"{what} are both {port}; accepted: different ports (0 picks a free one, -1 "
+                "turns that front end off)",
+                path=f"{name}_port",
+            )
+        seen[port] = name
 
 
 def _explicit_start(repo: Path, names: Sequence[str]) -> list[ModelVersion]:
@@ -268,14 +286,7 @@ def serve(
         models = discover_models(Path(path))
     if cpus:
         _pin_process(cpus)
-    if (
-        http_port is not None and http_port > 0 and http_port == grpc_port
-    ):  # before any session is made
-        raise ConfigError(
-            f"the HTTP and gRPC ports are both {http_port}; accepted: two different ports "
-            "(0 picks a free one, -1 turns that front end off)",
-            path="grpc_port",
-        )
+    _check_ports({"http": http_port, "grpc": grpc_port})  # before any session is made
     service = InferenceService(
         models,
         repository=Path(path) if model_control == "explicit" else None,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hepfpga._optional import require
-from hepfpga.deploy.frontends import FrontEndOptions, register_front_end
+from hepfpga.deploy.frontends import ListenerBase, register_front_end
 from hepfpga.deploy.protocol import ErrorCode, OutputRequest, RegionRef, RequestError, TensorInput
 
 if TYPE_CHECKING:
@@ -42,20 +42,12 @@ _CONTENTS = {
 
 
 @register_front_end("grpc")
-class GrpcFrontEnd:
+class GrpcFrontEnd(ListenerBase):
     """The gRPC listener over an :class:`InferenceService`."""
 
     name = "grpc"
-
-    def __init__(
-        self, service: InferenceService, host: str, port: int, options: FrontEndOptions
-    ) -> None:
-        self.service = service
-        self.host = host
-        self.port = port
-        self.options = options
-        self._server: Any = None
-        self._stopping: Any = None
+    _server: Any = None
+    _stopping: Any = None
 
     async def start(self) -> int:
         grpc = require("grpc", "serve", "the gRPC server")
@@ -159,7 +151,7 @@ def make_servicer(service: InferenceService) -> Any:
     mc = require("tritonclient.grpc.model_config_pb2", "serve", "the gRPC server")
     codes = {code: getattr(grpc.StatusCode, code.name) for code in ErrorCode}
 
-    def tensor_meta(items: list[dict[str, Any]]) -> list[Any]:
+    def tensor_meta(items: Any) -> list[Any]:
         return [
             pb.ModelMetadataResponse.TensorMetadata(
                 name=t["name"], datatype=t["datatype"], shape=t["shape"]

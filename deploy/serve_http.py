@@ -39,7 +39,7 @@ import numpy as np
 
 from hepfpga._optional import require
 from hepfpga.artifacts import dumps_strict
-from hepfpga.deploy.frontends import FrontEndOptions, register_front_end
+from hepfpga.deploy.frontends import FrontEndOptions, ListenerBase, register_front_end
 from hepfpga.deploy.metrics import render_prometheus
 from hepfpga.deploy.protocol import ErrorCode, OutputRequest, RegionRef, RequestError, TensorInput
 from hepfpga.errors import ConfigError
@@ -331,7 +331,7 @@ class HttpProtocol(asyncio.Protocol):
 
 
 @register_front_end("http")
-class HttpFrontEnd:
+class HttpFrontEnd(ListenerBase):
     """The HTTP/REST listener over an :class:`InferenceService`."""
 
     name = "http"
@@ -339,10 +339,7 @@ class HttpFrontEnd:
     def __init__(
         self, service: InferenceService, host: str, port: int, options: FrontEndOptions
     ) -> None:
-        self.service = service
-        self.host = host
-        self.port = port
-        self.options = options
+        super().__init__(service, host, port, options)
         self.max_request_bytes = options.max_request_bytes
         self.connections: set[HttpProtocol] = set()
         self._server: asyncio.AbstractServer | None = None

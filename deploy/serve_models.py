@@ -173,7 +173,7 @@ class LoadedModel:
         self, inputs: Sequence[TensorInput], request_id: str = ""
     ) -> tuple[list[np.ndarray], int]:
         """Validate and decode the inputs: arrays in the model's input order and the batch
-        size. Raises :class:`RequestError` (400) with Triton's message."""
+        size. Raises :class:`RequestError` (``INVALID_ARGUMENT``) with Triton's message."""
         rid = f"[request id: {request_id or '<id_unknown>'}] "
         name = self.spec.name
         mbs = self.spec.max_batch_size
@@ -198,8 +198,10 @@ class LoadedModel:
                 )
         arrays = []
         batch = 0
-        for t, spec in zip(ordered, self.spec.inputs, strict=False):
-            assert t is not None
+        for slot_input, spec in zip(ordered, self.spec.inputs, strict=False):
+            if slot_input is None:  # never: every slot was filled or refused above
+                continue
+            t = slot_input
             if t.datatype != spec.datatype:
                 raise RequestError(
                     INVALID,

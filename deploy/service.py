@@ -225,7 +225,12 @@ class InferenceService:
         """Triton's repository index: every loaded version (``READY``) and, in explicit
         mode, every other model of the repository (``UNAVAILABLE``)."""
         entries = self.registry.index()
-        if ready_only or self.model_control != "explicit" or self.repository is None:
+        if (
+            ready_only
+            or self.model_control != "explicit"
+            or self.repository is None
+            or not self.repository.is_dir()
+        ):
             return entries
         from hepfpga.deploy.triton_repo import repository_model_names
 
@@ -280,7 +285,12 @@ class InferenceService:
     async def _drain(models: list[LoadedModel]) -> None:
         if models:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, lambda: [m.close() for m in models])
+
+            def close_all() -> None:
+                for m in models:
+                    m.close()
+
+            await loop.run_in_executor(None, close_all)
 
     def close(self) -> None:
         """Run what is queued, stop every instance thread, forget the shared memory."""

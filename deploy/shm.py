@@ -84,7 +84,7 @@ class SharedMemoryRegistry:
                     f"shared memory region '{name}' already in manager",
                 )
             try:
-                fd = os.open(SHM_ROOT / key[1:], os.O_RDWR)
+                fd = os.open(SHM_ROOT / key[1:], os.O_RDWR | os.O_NOFOLLOW)
             except OSError as exc:
                 raise RequestError(
                     ErrorCode.NOT_FOUND,
@@ -161,7 +161,7 @@ class SharedMemoryRegistry:
                 f"shared memory size specified with the request for {what} ({ref.byte_size} "
                 f"bytes) should be at least {data.nbytes} bytes to hold the results",
             )
-        region.memory[start : start + data.nbytes] = memoryview(data).cast("B")
+        region.memory[start : start + data.nbytes] = memoryview(data).cast("B")  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.unregister()

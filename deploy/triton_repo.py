@@ -200,7 +200,8 @@ def spec_from_onnx(
         )
     skip = 1 if max_batch_size > 0 else 0
     meta = _onnx_metadata(proto)
-    class_names = tuple(str(c) for c in meta.get("class_names", []) or [])  # type: ignore[union-attr]
+    names = meta.get("class_names") or []
+    class_names = tuple(str(c) for c in names) if isinstance(names, list) else ()
     spec = ModelSpec(
         name=name,
         max_batch_size=max_batch_size,

@@ -20,22 +20,61 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.errors import ConversionError
+from hepfpga.errors import ConversionError, DataError
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.project import FirmwareProject
 
-__all__ = ["predict", "predict_logits", "predict_traces", "predict_with_logits"]
+__all__ = [
+    "predict",
+    "predict_logits",
+    "predict_outputs",
+    "predict_outputs_and_traces",
+    "predict_traces",
+    "predict_with_logits",
+]
 
 
-def _events(project: FirmwareProject, x: Any) -> np.ndarray:
-    values = validate_events(x, _input_shape(project), flat=True)
-    return np.ascontiguousarray(values.astype(np.float64))
+def _events(project: FirmwareProject, x: Any) -> list[np.ndarray]:
+    """One float64 array ``(n_events, size)`` per model input (``x``: an array, or a list of
+    arrays for a model with several inputs)."""
+    shapes = _input_shapes(project)
+    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(arrays) != len(shapes):
+        raise DataError(
+            f"the model has {len(shapes)} inputs; give a list of {len(shapes)} event arrays, "
+            f"got {len(arrays)}"
+        )
+    names = _input_names(project)
+    events = [
+        np.ascontiguousarray(
+            validate_events(a, shape, flat=True, name=name if len(shapes) > 1 else "inputs").astype(
+                np.float64
+            )
+        )
+        for a, shape, name in zip(arrays, shapes, names, strict=True)
+    ]
+    if len({len(e) for e in events}) > 1:
+        raise DataError(
+            "the inputs hold different numbers of events: "
+            + ", ".join(f"{n}: {len(e)}" for n, e in zip(names, events, strict=True))
+        )
+    return events
+
+
+def _input_names(project: FirmwareProject) -> list[str]:
+    return [str(v.name) for v in project.hls_model.get_input_variables()]
+
+
+def _input_shapes(project: FirmwareProject) -> list[tuple[int, ...]]:
+    shapes = []
+    for variable in project.hls_model.get_input_variables():
+        shape = tuple(int(d) for d in getattr(variable, "shape", ()) or ())
+        shapes.append(shape if shape else (variable.size(),))
+    return shapes
 
 
 def _input_shape(project: FirmwareProject) -> tuple[int, ...]:
-    variable = project.hls_model.get_input_variables()[0]
-    shape = tuple(int(d) for d in getattr(variable, "shape", ()) or ())
-    return shape if shape else (variable.size(),)
+    return _input_shapes(project)[0]
 
 
 def _library(project: FirmwareProject) -> Any:
@@ -48,16 +87,36 @@ def _library(project: FirmwareProject) -> Any:
 
 
 def _top_function(project: FirmwareProject, library: Any) -> Any:
-    top = getattr(library, f"{project.hls_model.config.get_project_name()}_double")
+    model = project.hls_model
+    top = getattr(library, f"{model.config.get_project_name()}_double")
     pointer = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
-    top.argtypes = [pointer, pointer]
+    # the bridge takes every input, then every output
+    n_args = len(model.get_input_variables()) + len(model.get_output_variables())
+    top.argtypes = [pointer] * n_args
     top.restype = None
     return top
 
 
 def predict(project: FirmwareProject, x: Any) -> np.ndarray:
-    """The firmware's outputs (events x outputs, float64) from C simulation of ``x``."""
+    """The firmware's outputs (events x outputs, float64) from C simulation of ``x``.
+
+    For a model with several outputs this is the first one (:func:`predict_outputs` gives
+    all); ``x`` is a list of arrays for a model with several inputs.
+    """
     outputs, _ = _simulate(project, x, trace_layer=None)
+    return outputs
+
+
+def predict_outputs_and_traces(
+    project: FirmwareProject, x: Any
+) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """Every output and every traced layer's output, from one pass over the events."""
+    return _run(project, x, list(_traced_layers(project)))
+
+
+def predict_outputs(project: FirmwareProject, x: Any) -> list[np.ndarray]:
+    """Every output of the firmware (one ``(events, size)`` float64 array per model output)."""
+    outputs, _ = _run(project, x, [])
     return outputs
 
 
@@ -114,15 +173,29 @@ def _simulate(
 def _simulate_many(
     project: FirmwareProject, x: Any, trace_layers: list[str]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    events = _events(project, x)
+    outputs, traces = _run(project, x, trace_layers)
+    return outputs[0], traces
+
+
+def _run(
+    project: FirmwareProject, x: Any, trace_layers: list[str]
+) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    inputs = _events(project, x)
+    n_events = len(inputs[0])
     library = _library(project)
     model = project.hls_model
-    n_out = model.get_output_variables()[0].size()
     top = _top_function(project, library)
-    outputs = np.zeros((len(events), n_out), dtype=np.float64)
+    outputs = [
+        np.zeros((n_events, variable.size()), dtype=np.float64)
+        for variable in model.get_output_variables()
+    ]
+
+    def call(i: int) -> None:
+        top(*(a[i] for a in inputs), *(o[i] for o in outputs))
+
     if not trace_layers:
-        for i in range(len(events)):
-            top(events[i], outputs[i])
+        for i in range(n_events):
+            call(i)
         return outputs, {}
 
     traced = _traced_layers(project)
@@ -140,13 +213,11 @@ def _simulate_many(
     library.free_trace_storage.restype = None
     # room for every layer: the library fills one slot per layer it traces
     slots = (_TraceData * (len(list(model.get_layers())) + 16))()
-    values = {
-        name: np.zeros((len(events), traced[name]), dtype=np.float64) for name in trace_layers
-    }
+    values = {name: np.zeros((n_events, traced[name]), dtype=np.float64) for name in trace_layers}
     library.allocate_trace_storage(ctypes.sizeof(ctypes.c_double))
     try:
         # the buffers live as long as the trace storage, so find ours once
-        top(events[0], outputs[0])
+        call(0)
         library.collect_trace_output(slots)
         addresses = {s.name.decode(): s.data for s in slots if s.name}
         buffers = {
@@ -158,8 +229,8 @@ def _simulate_many(
         }
         for name, buffer in buffers.items():
             values[name][0] = buffer
-        for i in range(1, len(events)):
-            top(events[i], outputs[i])
+        for i in range(1, n_events):
+            call(i)
             for name, buffer in buffers.items():
                 values[name][i] = buffer
     finally:

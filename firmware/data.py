@@ -25,12 +25,17 @@ def load_events(path: str | Path, key: str | None = None) -> np.ndarray:
     return open_array(path, key=key).read(flat=False)
 
 
-def random_events(model: Any, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` events of standard-normal inputs shaped like ``model``'s input."""
+def random_events(model: Any, n: int, seed: int = 0) -> Any:
+    """``n`` events of standard-normal inputs shaped like ``model``'s input (a list of arrays,
+    one per input, for a model with several inputs)."""
     if n < 1:
         raise DataError(f"expected a positive number of random events. Received: {n}")
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    arrays = [
+        rng.normal(size=(n, *(int(d) for d in tensor.shape[1:]))).astype(np.float32)
+        for tensor in model.inputs
+    ]
+    return arrays if len(arrays) > 1 else arrays[0]
 
 
 def validate_events(

@@ -194,6 +194,13 @@ class Emulator:
                 f"the project {project.path} is not compiled; call compile_project(project) first"
             )
         model = project.hls_model
+        n_inputs, n_outputs = len(model.get_input_variables()), len(model.get_output_variables())
+        if (n_inputs, n_outputs) != (1, 1):
+            raise ConversionError(
+                f"emulation reads one event array and writes one output array; this model has "
+                f"{n_inputs} inputs and {n_outputs} outputs. Use hepfpga verify, or "
+                "hepfpga.firmware.csim.predict_outputs(project, [x1, x2, ...]) for every output"
+            )
         n_in = int(model.get_input_variables()[0].size())
         n_out = int(model.get_output_variables()[0].size())
         logits = project.logits_layer or None

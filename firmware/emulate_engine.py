@@ -783,6 +783,207 @@ class SoftmaxStep(Step):
         return out.astype(x.dtype, copy=False)
 
 
+# -- moving values: padding, cropping, nearest up-sampling -------------------------------------
+class MoveStep(Step):
+    """ZeroPadding, Cropping and nearest-neighbour Resize (UpSampling): every output is an
+    input value or an exact zero, then ``(res_T)`` of it (usually the same type: a no-op)."""
+
+    def __init__(self, layer: Any, ctx: Context) -> None:
+        self.name = layer.name
+        source, in_type, interval, in_shape = _input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.shape = _out_shape(layer)
+        self.in_shape = in_shape
+        if layer.get_attr("data_format", "channels_last") != "channels_last":
+            raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
+        spatial = len(in_shape) - 1
+        kind = layer.class_name
+        self.index: list[np.ndarray] = []  # per spatial axis: source index, -1 for a zero
+        for axis in range(spatial):
+            n_in, n_out = in_shape[axis], self.shape[axis]
+            side = ("top", "bottom") if spatial == 2 and axis == 0 else ("left", "right")
+            if kind.startswith("ZeroPadding"):
+                before = int(layer.get_attr(f"pad_{side[0]}", 0))
+                index = np.full(n_out, -1)
+                index[before : before + n_in] = np.arange(n_in)
+            elif kind.startswith("Cropping"):
+                before = int(layer.get_attr(f"crop_{side[0]}", 0))
+                index = np.arange(before, before + n_out)
+            elif kind == "Resize":
+                if layer.get_attr("algorithm", "nearest") != "nearest":
+                    raise UnsupportedLayerError(f"layer '{layer.name}': bilinear resize")
+                # hls4ml's resize_nearest: source = (i * ((n_in << 16) / n_out + 1)) >> 16
+                ratio = ((n_in << 16) // n_out) + 1
+                index = (np.arange(n_out) * ratio) >> 16
+            else:
+                raise UnsupportedLayerError(f"layer '{layer.name}' ({kind})")
+            self.index.append(index)
+        with_zero = Interval(min(interval.lo, 0.0), max(interval.hi, 0.0))
+        self.out_type = _result_type(layer)
+        self.convert, self.out_interval, big = plan_convert(
+            in_type.fractional, with_zero, self.out_type
+        )
+        self.max_magnitude = max(big, interval.magnitude)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        x = x.reshape(n, *self.in_shape)
+        for axis, index in enumerate(self.index, start=1):
+            padded = np.concatenate(
+                [x, np.zeros((*x.shape[:axis], 1, *x.shape[axis + 1 :]), dtype=x.dtype)],
+                axis=axis,
+            )  # index -1 picks the appended zero
+            x = np.take(padded, index, axis=axis)
+        return self.convert(np.ascontiguousarray(x)).reshape(n, *self.shape)
+
+
+class GlobalPoolStep(Step):
+    """Global max pooling (the largest value, ``(accum_t)`` then ``(res_T)``) and global average
+    pooling over ``n = 2**k`` positions (the sum in ``accum_t``, divided by ``n``: exact when
+    ``accum_t`` holds the sum and ``k`` more fractional bits; other cases fall back)."""
+
+    def __init__(self, layer: Any, ctx: Context) -> None:
+        self.name = layer.name
+        source, in_type, interval, in_shape = _input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.shape = _out_shape(layer)
+        self.in_shape = in_shape
+        if layer.get_attr("data_format", "channels_last") != "channels_last":
+            raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
+        self.op = str(layer.get_attr("pool_op", "Max"))
+        self.out_type = _result_type(layer)
+        accum_t = _layer_type(layer, "accum_t") if "accum_t" in layer.types else in_type
+        n = int(math.prod(in_shape[:-1]))
+        if self.op == "Max":
+            self.to_accum, acc, big1 = plan_convert(in_type.fractional, interval, accum_t)
+            frac = accum_t.fractional
+        elif n & (n - 1) == 0:
+            shift = n.bit_length() - 1
+            total = Interval(n * interval.lo, n * interval.hi)
+            lo, hi = raw_range(accum_t)
+            scale = 2.0 ** (accum_t.fractional - in_type.fractional - shift)
+            if scale < 1 or total.lo * scale * 2**shift < lo or total.hi * scale * 2**shift > hi:
+                raise UnsupportedLayerError(
+                    f"layer '{layer.name}': accum_t {accum_t} rounds or overflows the average"
+                )
+            # the sum's raw codes read with ``shift`` more fractional bits are the mean, exactly
+            self.to_accum, acc, big1 = None, total, float(total.magnitude)
+            frac = in_type.fractional + shift
+        else:
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': average over {n} positions (not a power of two) is "
+                "divided in accum_t with truncation"
+            )
+        self.result, self.out_interval, big2 = plan_convert(frac, acc, self.out_type)
+        self.max_magnitude = max(big1, big2, interval.magnitude, acc.magnitude)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        x = x.reshape(n, -1, self.in_shape[-1])
+        if self.op == "Max":
+            out = x.max(axis=1)
+            if self.to_accum is not None:
+                out = self.to_accum(out)
+        else:
+            out = x.sum(axis=1)
+        return self.result(out).reshape(n, *self.shape)
+
+
+# -- merging two tensors -----------------------------------------------------------------------
+class MergeStep(Step):
+    """hls4ml's two-input merges: ``res = (res_T)(a op b)`` with ``a op b`` exact in
+    ``ap_fixed`` arithmetic (add, subtract, multiply, average, maximum, minimum), the
+    concatenation (each value converted), and the dot product of two vectors (exact products
+    summed in ``accum_t``, reproduced when ``accum_t`` holds every partial sum exactly)."""
+
+    def __init__(self, layer: Any, ctx: Context) -> None:
+        self.name = layer.name
+        if len(layer.inputs) != 2:
+            raise UnsupportedLayerError(f"layer '{layer.name}' merges {len(layer.inputs)} inputs")
+        self.inputs = tuple(layer.inputs)
+        for name in self.inputs:
+            if name not in ctx.types:
+                raise UnsupportedLayerError(f"layer '{layer.name}' reads unknown '{name}'")
+        ta, tb = (ctx.types[n] for n in self.inputs)
+        ia, ib = (ctx.intervals[n] for n in self.inputs)
+        self.shapes = tuple(ctx.shapes[n] for n in self.inputs)
+        self.output = layer.outputs[0]
+        self.shape = _out_shape(layer)
+        self.out_type = _result_type(layer)
+        op = str(layer.get_attr("op", layer.class_name)).lower()
+        self.op = re.sub(r"\d+d$", "", op)
+        if self.op not in _MERGE_OPS:
+            raise UnsupportedLayerError(f"layer '{layer.name}': merge '{op}'")
+        if self.op == "concatenate":
+            axis = int(layer.get_attr("axis", -1))
+            self.axis = axis  # Keras counts the batch axis too, as the (n, ...) arrays here
+        frac = max(ta.fractional, tb.fractional)
+        self.scale_a, self.scale_b = 2.0 ** (frac - ta.fractional), 2.0 ** (frac - tb.fractional)
+        a = Interval(ia.lo * self.scale_a, ia.hi * self.scale_a)
+        b = Interval(ib.lo * self.scale_b, ib.hi * self.scale_b)
+        corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
+        exact_frac = frac
+        if self.op in ("add", "average"):
+            lo, hi = a.lo + b.lo, a.hi + b.hi
+            exact_frac = frac + (1 if self.op == "average" else 0)
+        elif self.op == "subtract":
+            lo, hi = a.lo - b.hi, a.hi - b.lo
+        elif self.op == "multiply":
+            lo, hi = min(corners), max(corners)
+            exact_frac = 2 * frac
+            self.scale_a, self.scale_b = (
+                2.0 ** (frac - ta.fractional),
+                2.0 ** (frac - tb.fractional),
+            )
+        elif self.op == "dot":
+            n = int(math.prod(self.shapes[0]))
+            lo, hi = n * min(corners), n * max(corners)
+            exact_frac = 2 * frac
+            accum_t = _layer_type(layer, "accum_t")
+            acc_lo, acc_hi = raw_range(accum_t)
+            scale = 2.0 ** (accum_t.fractional - exact_frac)
+            if scale < 1 or lo * scale < acc_lo or hi * scale > acc_hi:
+                raise UnsupportedLayerError(
+                    f"layer '{layer.name}': accum_t {accum_t} does not hold every partial "
+                    "sum of the dot product exactly"
+                )
+        else:  # maximum, minimum, concatenate
+            lo, hi = min(a.lo, b.lo), max(a.hi, b.hi)
+        self.result, self.out_interval, big = plan_convert(
+            exact_frac, Interval(lo, hi), self.out_type
+        )
+        self.max_magnitude = max(abs(lo), abs(hi), big, a.magnitude, b.magnitude)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        n = a.shape[0]
+        if self.scale_a != 1.0:
+            a = a * a.dtype.type(self.scale_a)
+        if self.scale_b != 1.0:
+            b = b * b.dtype.type(self.scale_b)
+        a = a.reshape(n, *self.shapes[0])
+        b = b.reshape(n, *self.shapes[1])
+        if self.op in ("add", "average"):
+            out = a + b
+        elif self.op == "subtract":
+            out = a - b
+        elif self.op == "multiply":
+            out = a * b
+        elif self.op == "maximum":
+            out = np.maximum(a, b)
+        elif self.op == "minimum":
+            out = np.minimum(a, b)
+        elif self.op == "dot":
+            out = np.sum(a.reshape(n, -1) * b.reshape(n, -1), axis=1, keepdims=True)
+        else:
+            out = np.concatenate([a, b], axis=self.axis)
+        return self.result(np.ascontiguousarray(out)).reshape(n, *self.shape)
+
+
+_MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot")
+
+
 # -- the plan ----------------------------------------------------------------------------------
 #: hls4ml layer class -> step builder; the registry the graph walk dispatches on
 STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
@@ -798,6 +999,16 @@ STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
     "Pooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
     "Pooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
     "Reshape": _reshape_step,
+    "ZeroPadding1D": MoveStep,
+    "ZeroPadding2D": MoveStep,
+    "Cropping1D": MoveStep,
+    "Cropping2D": MoveStep,
+    "Resize": MoveStep,
+    "Merge": MergeStep,
+    "GlobalPooling1D": GlobalPoolStep,
+    "GlobalPooling2D": GlobalPoolStep,
+    "Concatenate": MergeStep,
+    "Dot": MergeStep,
 }
 
 

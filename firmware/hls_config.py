@@ -63,7 +63,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError
-from hepfpga.firmware.layers import ready_model
+from hepfpga.firmware.layers import handler_for, ready_model
 from hepfpga.firmware.layers.activation import is_softmax, table_type
 from hepfpga.firmware.layers.graph import model_graph, output_names
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
@@ -127,6 +127,16 @@ def _feeding(model: Any, name: str) -> str:
     raise KeyError(name)
 
 
+def logits_layer_names(model: Any) -> dict[str, str]:
+    """For every model output (layer name, in output order): the layer whose output feeds its
+    softmax (its logits), or the output layer itself when it is no softmax."""
+    out = {}
+    for name in output_names(model):
+        layer = model.get_layer(name)
+        out[name] = _feeding(model, name) if is_softmax(layer) else name
+    return out
+
+
 def logits_layer_name(model: Any) -> str:
     """Name of the layer whose output feeds the final softmax (the logits) of the model's
     first output.
@@ -157,22 +167,8 @@ def softmax_settings(
     * ``argmax``: hls4ml's ``argmax`` (one-hot, exact).
     * ``logits``: the layer is skipped (hls4ml ``skip``); the outputs are the logits.
     """
-    settings = _softmax_settings(options, n_classes, logits_type)
-    if options.backend.info.hls4ml_name == "Quartus":
-        # hls4ml's Quartus softmax refuses unsigned types: one more bit, the sign
-        settings = {key: _signed(value) for key, value in settings.items()}
-    return settings
-
-
-def _signed(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _signed(item) for key, item in value.items()}
-    if isinstance(value, str) and value.startswith("ap_ufixed<"):
-        fixed = FixedType.parse(value)
-        return FixedType(
-            fixed.width + 1, fixed.integer + 1, True, fixed.rounding, fixed.saturation
-        ).to_hls()
-    return value
+    # per-backend overrides (Quartus: signed types) live on the registered backend
+    return options.backend.info.softmax_settings(_softmax_settings(options, n_classes, logits_type))
 
 
 def _softmax_settings(
@@ -245,6 +241,26 @@ class ConversionPlan:
     logits_layer: str
     #: whether the model is a QKeras model (exact) or a float one (profiled types)
     quantized: bool
+    #: multiplications per event, summed over the layers (what io_parallel unrolls)
+    multiplications: int = 0
+
+    def size_advice(self, options: FirmwareOptions) -> str | None:
+        """A sentence proposing io_stream / Resource when the fully unrolled design is
+        large (g++ then takes minutes), or None. Unrolled: ``multiplications / reuse``."""
+        unrolled = self.multiplications // options.reuse_factor
+        if options.io_type.value != "io_parallel" or unrolled <= LARGE_UNROLLED:
+            return None
+        return (
+            f"the model unrolls {unrolled:,} multiplications per event in io_parallel "
+            f"(more than {LARGE_UNROLLED:,}); hls4ml's C++ then takes g++ many minutes and "
+            "the design is large: consider --io-type io_stream --strategy resource "
+            "--reuse-factor 8 (or more)"
+        )
+
+
+#: unrolled multiplications above which the size advice is given (the jet MLP has 4,256; a
+#: Conv1D tagger with ~10**6 took more than 12 minutes of g++ here)
+LARGE_UNROLLED = 100_000
 
 
 def plan_conversion(
@@ -296,7 +312,7 @@ def plan_conversion(
         if is_softmax(layer):
             feeding = graph[layer.name].inputs[0]
             n_classes = int(ready.get_layer(feeding).output_shape[-1])
-            final = layer.name == outputs[0]
+            final = layer.name in outputs
             # only the final softmax follows firmware.softmax; others are tables
             layer_options = options if final else replace(options, softmax=SoftmaxMode.STABLE)
             entry.pop("Precision", None)
@@ -325,12 +341,16 @@ def plan_conversion(
         if key in layers:
             layers[key].setdefault("Precision", {})["result"] = types.result.to_hls()
             layers[key]["Trace"] = True
+    multiplications = sum(
+        handler_for(node.layer).multiplications(node.layer) for node in model_graph(ready)
+    )
     return ConversionPlan(
         model=ready,
         hls_config=config,
         precision=precision,
         logits_layer=logits,
         quantized=quantized,
+        multiplications=multiplications,
     )
 
 

@@ -13,11 +13,11 @@ from difflib import get_close_matches
 from typing import Any
 
 from hepfpga.errors import ConfigError
+from hepfpga.firmware.backends import BACKENDS, HLSBackend
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = [
     "Backend",
-    "BackendInfo",
     "FirmwareOptions",
     "IOType",
     "LayerTypes",
@@ -25,22 +25,6 @@ __all__ = [
     "SoftmaxMode",
     "Strategy",
 ]
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """What hepfpga needs to know about an hls4ml backend."""
-
-    #: name hls4ml registers the backend under
-    hls4ml_name: str
-    #: vendor executables that can synthesize its projects, preferred first
-    tools: tuple[str, ...]
-    #: shell commands (run in the project folder) that build the project, one per tool
-    build_commands: tuple[str, ...]
-    #: FPGA part used when ``FirmwareOptions.part`` is not set
-    default_part: str = "xcvu13p-flga2577-2-e"
-    #: values of ``firmware.softmax`` whose C simulation compiles for this backend
-    softmax_modes: tuple[str, ...] = ("stable", "tuned", "latency", "argmax", "logits")
 
 
 class Backend(enum.Enum):
@@ -59,42 +43,9 @@ class Backend(enum.Enum):
     QUARTUS = "Quartus"
 
     @property
-    def info(self) -> BackendInfo:
-        return _BACKENDS[self]
-
-
-# The registry behind :class:`Backend`. Vitis projects read their build switches from
-# build_opt.tcl; Vivado HLS takes them on the command line.
-_BACKENDS: dict[Backend, BackendInfo] = {
-    Backend.VITIS: BackendInfo(
-        hls4ml_name="Vitis",
-        tools=("vitis-run", "vitis_hls"),
-        build_commands=("vitis-run --mode hls --tcl build_prj.tcl", "vitis_hls -f build_prj.tcl"),
-    ),
-    Backend.VIVADO: BackendInfo(
-        hls4ml_name="Vivado",
-        tools=("vivado_hls",),
-        build_commands=(
-            'vivado_hls -f build_prj.tcl "reset=1 csim=0 synth=1 cosim=0 validation=0 '
-            'export=0 vsynth=0 fifo_opt=0"',
-        ),
-    ),
-    Backend.CATAPULT: BackendInfo(
-        hls4ml_name="Catapult",
-        tools=("catapult",),
-        build_commands=("catapult -product ultra -shell -f build_prj.tcl",),
-        default_part="xcvu13p-flga2577-2-e",
-        # hls4ml 1.3's Catapult softmax (ac_softmax_pwl) fails a static assertion on the
-        # integer bits of exact logits types, whatever the implementation
-        softmax_modes=("logits",),
-    ),
-    Backend.QUARTUS: BackendInfo(
-        hls4ml_name="Quartus",
-        tools=("i++",),
-        build_commands=("make myproject-fpga",),
-        default_part="Arria10",
-    ),
-}
+    def info(self) -> HLSBackend:
+        """The registered backend (:data:`hepfpga.firmware.backends.BACKENDS`)."""
+        return BACKENDS[self.value]
 
 
 class IOType(enum.Enum):

@@ -12,13 +12,12 @@ path into it.
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,12 +32,15 @@ from hepfpga.errors import (
     ConversionError,
     DataError,
     HepfpgaError,
-    MissingDependencyError,
 )
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
+
+if TYPE_CHECKING:
+    from hepfpga.firmware.rtl.report import HardwareReport
+    from hepfpga.firmware.vendor import BuildSteps
 
 __all__ = ["FirmwareProject", "compile_project", "synthesize", "write_project"]
 
@@ -88,7 +90,9 @@ def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray
     return validate_events(values, width, name=name, flat=True)
 
 
-def _readme(project_name: str, options: FirmwareOptions, hls_model: Any, logits: str) -> str:
+def _readme(
+    project_name: str, options: FirmwareOptions, hls_model: Any, logits: str, inputs: str = ""
+) -> str:
     import hls4ml
 
     from hepfpga import __version__
@@ -129,6 +133,8 @@ For Vitis the steps run (csim, synth, cosim, ...) are switched in `build_opt.tcl
 C/RTL co-simulation compares against, as `.dat` for the testbench and `.npy`.
 
 ## What is verified
+
+Input type: {inputs}.
 
 The types are derived by hepfpga (`hepfpga.firmware.precision`, recorded per layer in
 `{CONFIG_FILE}`). For a QKeras model they make the C simulation reproduce the logits (the
@@ -171,8 +177,8 @@ def write_project(
     (:func:`hepfpga.artifacts.check_destination`). On any failure, or a kill, nothing is left
     at ``out_dir``; a kill leaves a ``.NAME.*.partial`` folder beside it that the next write
     removes. ``compile=True`` builds the C-simulation library in the temporary folder before
-    the rename (as :func:`compile_project` would), so a compiled project appears whole or not
-    at all. ``testbench_inputs`` (events x
+    the rename (as :func:`compile_project` does, for wherever the folder ends up), so a
+    compiled project appears whole or not at all. ``testbench_inputs`` (events x
     inputs, rounded to float32 as Keras does) and ``testbench_outputs`` (events x outputs, the
     reference predictions) become the testbench data in ``tb_data/``. The folder holds
     hls4ml's project, ``CONFIG_FILE`` and a ``README.md``. The C-simulation library is not
@@ -234,8 +240,8 @@ def write_project(
         yml = tmp / "hls4ml_config.yml"
         if yml.is_file():
             yml.write_text(yml.read_text(encoding="utf-8").replace(str(tmp), str(out_dir)))
-        if compile and _can_build_for(tmp):
-            compile_seconds = _build_library(tmp, out_dir)
+        if compile:
+            compile_seconds = _build_library(tmp)
         check_destination(out_dir, overwrite=overwrite)  # again: it may have appeared meanwhile
         move_into_place(tmp, out_dir)
     except BaseException:
@@ -257,34 +263,66 @@ def write_project(
         keras_model=ready,
     )
     if compile:
-        if compile_seconds is None:  # a backend whose build script cannot target out_dir
+        if compile_seconds is None:  # a backend whose build script hepfpga does not adapt
             return compile_project(project)
         _load_library(project)
         project.compile_seconds = compile_seconds
     return project
 
 
-def _can_build_for(folder: Path) -> bool:
-    """Whether ``folder``'s ``build_lib.sh`` takes its base folder from one ``BASEDIR=`` line
-    (hls4ml's Vivado/Vitis template), so it can be built for another path."""
+#: written into ``firmware/`` of a project hepfpga builds: the C simulation reads its weights
+#: at run time (``nnet::load_weights_from_txt``, C simulation only) from ``WEIGHTS_DIR``, which
+#: hls4ml's ``build_lib.sh`` sets to the absolute path of the folder it was built in; a
+#: library built in a temporary folder, or in a folder moved since, then ends the process
+#: (``exit(1)``) on its first call. This makes ``WEIGHTS_DIR`` the ``weights/`` folder next
+#: to the loaded library, wherever the project now is.
+WEIGHTS_DIR_HEADER = "hepfpga_weights_dir.h"
+_WEIGHTS_DIR_CODE = """\
+// Written by hepfpga: the C simulation finds its weights next to this library (see
+// hepfpga.firmware.project). Not used in synthesis.
+#ifndef HEPFPGA_WEIGHTS_DIR_H_
+#define HEPFPGA_WEIGHTS_DIR_H_
+#include <dlfcn.h>
+#include <string>
+static inline std::string hepfpga_weights_dir() {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&hepfpga_weights_dir), &info) && info.dli_fname) {
+        std::string library(info.dli_fname);
+        std::string::size_type slash = library.rfind('/');
+        if (slash != std::string::npos) return library.substr(0, slash) + "/weights";
+    }
+    return "firmware/weights";
+}
+#endif
+"""
+
+
+def _relocatable_script(folder: Path) -> str | None:
+    """``folder``'s ``build_lib.sh`` with ``WEIGHTS_DIR`` found at run time, or None when the
+    script is not hls4ml's Vivado/Vitis template (one ``WEIGHTS_DIR=`` line)."""
     script = folder / "build_lib.sh"
-    return script.is_file() and script.read_text().count("\nBASEDIR=") == 1
+    if not script.is_file():
+        return None
+    lines = script.read_text().split("\n")
+    index = [i for i, line in enumerate(lines) if line.startswith("WEIGHTS_DIR=")]
+    if len(index) != 1:
+        return None
+    lines[index[0]] = (
+        f'WEIGHTS_DIR="hepfpga_weights_dir()"\nCFLAGS+=" -include firmware/{WEIGHTS_DIR_HEADER}"'
+    )
+    return "\n".join(lines)
 
 
-def _build_library(folder: Path, final: Path) -> float:
-    """Run ``folder``'s ``build_lib.sh`` as if the project were already at ``final``.
-
-    The library reads its weights at run time from ``WEIGHTS_DIR``, which the script sets to
-    the absolute path of its own folder; pointing ``BASEDIR`` at ``final`` instead makes the
-    library built here right once the folder is renamed there. Returns the seconds taken.
-    """
-    script = (folder / "build_lib.sh").read_text()
-    lines = [
-        f"BASEDIR={shlex.quote(str(final))}" if line.startswith("BASEDIR=") else line
-        for line in script.split("\n")
-    ]
+def _build_library(folder: Path) -> float | None:
+    """Build the C-simulation library of the project in ``folder`` so that it works wherever
+    the folder is moved afterwards; returns the seconds taken, or None if the project's build
+    script is not one this can adapt (then hls4ml builds it)."""
+    script = _relocatable_script(folder)
+    if script is None:
+        return None
+    (folder / "firmware" / WEIGHTS_DIR_HEADER).write_text(_WEIGHTS_DIR_CODE)
     build = folder / ".hepfpga_build_lib.sh"
-    build.write_text("\n".join(lines))
+    build.write_text(script)
     start = time.perf_counter()
     try:
         result = subprocess.run(
@@ -298,27 +336,28 @@ def _build_library(folder: Path, final: Path) -> float:
     finally:
         build.unlink(missing_ok=True)
     if result.returncode != 0:
-        tail = "\n".join(result.stdout.strip().splitlines()[-20:])
+        tail = " | ".join(result.stdout.strip().splitlines()[-8:])
         raise ConversionError(
-            f"compiling the C simulation for {final} failed (g++ status {result.returncode}):"
-            f"\n{tail}"
+            f"compiling the C simulation in {folder} failed (status {result.returncode}): {tail}"
         )
     return time.perf_counter() - start
 
 
 def _load_library(project: FirmwareProject) -> None:
-    """Load the library :func:`_build_library` built into the hls4ml model, as its
-    ``compile()`` does after building."""
+    """Load the project's library into its hls4ml model, as hls4ml's ``compile()`` does
+    (closing a library loaded before from the same path, which ``dlopen`` would reuse)."""
     import ctypes
 
     config = project.hls_model.config
-    library = (
-        project.path
-        / "firmware"
-        / f"{config.get_project_name()}-{config.get_config_value('Stamp')}.so"
-    )
+    stamp = config.get_config_value("Stamp")
+    library = project.path / "firmware" / f"{config.get_project_name()}-{stamp}.so"
     if not library.is_file():
         raise ConversionError(f"the compiled C simulation {library} is missing")
+    old = getattr(project.hls_model, "_top_function_lib", None)
+    if old is not None:
+        dlclose = ctypes.CDLL(None).dlclose
+        dlclose.argtypes = [ctypes.c_void_p]
+        dlclose(old._handle)
     project.hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(library))
 
 
@@ -348,13 +387,23 @@ def _write_metadata(
         "precision": {name: types.to_dict() for name, types in precision.items()},
     }
     (folder / CONFIG_FILE).write_text(dumps_strict(record, indent=2, sort_keys=True) + "\n")
-    (folder / "README.md").write_text(_readme(options.project_name, options, hls_model, logits))
+    inputs = "; ".join(
+        f"`{name}` `{types.result.to_hls()}` ({types.source})"
+        for name, types in precision.items()
+        if types.class_name == "InputLayer"
+    )
+    (folder / "README.md").write_text(
+        _readme(options.project_name, options, hls_model, logits, inputs)
+    )
 
 
 def compile_project(project: FirmwareProject) -> FirmwareProject:
     """Build the C-simulation library of ``project`` with g++ and load it.
 
-    hls4ml regenerates the sources in the project folder (identical content) before building.
+    hls4ml regenerates the sources in the project folder (identical content) before building,
+    as its ``compile()`` does. For the Vivado/Vitis build script the library finds its weights
+    next to itself (:data:`WEIGHTS_DIR_HEADER`), so the folder may be moved or renamed
+    afterwards (a run folder is); other backends are built by hls4ml for their folder as it is.
     The time taken is stored in ``project.compile_seconds``.
     """
     if Path(project.hls_model.config.get_output_dir()) != project.path:
@@ -364,7 +413,14 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
         )
     start = time.perf_counter()
     try:
-        project.hls_model.compile()
+        project.hls_model.write()
+        built = _build_library(project.path)
+        if built is None:
+            project.hls_model.compile()
+        else:
+            _load_library(project)
+    except HepfpgaError:
+        raise
     except Exception as exc:
         raise ConversionError(
             f"compiling the C simulation of {project.path} failed: {exc}. "
@@ -374,39 +430,14 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
     return project
 
 
-def synthesize(project: FirmwareProject) -> dict[str, Any]:
-    """Run HLS synthesis with the vendor tool and return hls4ml's parsed report.
+def synthesize(project: FirmwareProject, steps: BuildSteps | None = None) -> HardwareReport:
+    """Run the vendor HLS flow (default: C synthesis only) and return its typed report.
 
-    Needs ``vitis-run`` or ``vitis_hls`` (Vitis backend) or ``vivado_hls`` (Vivado) on PATH;
-    raises :class:`~hepfpga.errors.MissingDependencyError` otherwise. Logs go to
+    The backend's registered tools are used (:mod:`hepfpga.firmware.backends`, e.g.
+    ``vitis-run``/``vitis_hls`` for Vitis, ``vivado_hls`` for Vivado); without one on PATH
+    :class:`~hepfpga.errors.MissingDependencyError` names them. Logs go to
     ``build_stdout.log`` in the project folder.
     """
-    info = project.backend.info
-    available = [
-        command
-        for tool, command in zip(info.tools, info.build_commands, strict=True)
-        if shutil.which(tool)
-    ]
-    if not available:
-        raise MissingDependencyError(
-            f"synthesis for the {project.backend.value} backend needs {' or '.join(info.tools)} "
-            "on PATH, and none is there; install AMD/Xilinx "
-            f"{'Vitis' if project.backend is Backend.VITIS else 'Vivado'} HLS and source its "
-            "settings64.sh"
-        )
-    command = available[0]
-    if project.backend is Backend.VITIS:
-        (project.path / "build_opt.tcl").write_text(
-            "array set opt {\n    reset 1\n    csim 0\n    synth 1\n    cosim 0\n"
-            "    validation 0\n    export 0\n    vsynth 0\n    fifo_opt 0\n}\n"
-        )
-    log = project.path / "build_stdout.log"
-    with log.open("w") as stream:
-        result = subprocess.run(
-            command, shell=True, cwd=project.path, stdout=stream, stderr=subprocess.STDOUT
-        )
-    if result.returncode != 0:
-        raise ConversionError(f"'{command}' failed with status {result.returncode}; see {log}")
-    from hls4ml.report import parse_vivado_report
+    from hepfpga.firmware.vendor import BuildSteps
 
-    return parse_vivado_report(str(project.path)) or {}
+    return project.backend.info.build(project.path, steps or BuildSteps())

@@ -8,7 +8,10 @@ one that parts (:mod:`hepfpga.firmware.diagnose`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +27,15 @@ from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_nam
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
 
+log = logging.getLogger("hepfpga.firmware.verify")
+
 __all__ = [
     "FLOAT_TOLERANCE",
     "Comparison",
     "VerificationReport",
     "check_events",
     "compare_outputs",
+    "plan_for_events",
     "record_verification",
     "verify_model",
     "verify_qkeras",
@@ -164,6 +170,9 @@ class VerificationReport:
     #: the events themselves (what rounding the inputs to the input grid costs); ``outputs``
     #: then compares on the events rounded to that grid
     input_rounding: Comparison | None = None
+    #: for a model with several outputs: the comparison of each (output layer name ->
+    #: comparison of that output and its logits); ``outputs`` is the first one's
+    model_outputs: dict[str, Comparison] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -185,6 +194,7 @@ class VerificationReport:
             "input_type": self.input_type,
             "input_type_source": self.input_type_source,
             "input_rounding": self.input_rounding.to_dict() if self.input_rounding else None,
+            "model_outputs": {k: c.to_dict() for k, c in self.model_outputs.items()},
         }
 
     def summary(self) -> str:
@@ -212,6 +222,12 @@ class VerificationReport:
             )
         if self.diagnosis is not None:
             lines.append(str(self.diagnosis))
+        for name, comparison in self.model_outputs.items():
+            lines.append(
+                f"output '{name}': logits {comparison.logits_fraction_bit_exact:.2%} bit-exact, "
+                f"max |diff| {comparison.logits_max_abs_diff:.3g}; outputs max |diff| "
+                f"{comparison.probs_max_abs_diff:.3g}"
+            )
         if self.input_type:
             lines.append(f"input type: {self.input_type} ({self.input_type_source})")
         if self.input_rounding is not None:
@@ -229,20 +245,90 @@ class VerificationReport:
         return "\n".join(lines)
 
 
-def check_events(model: Any, x: Any, name: str = "data") -> np.ndarray:
-    """``x`` as float32 events of the model's input shape; DataError saying what is wrong
+def check_events(model: Any, x: Any, name: str = "data") -> Any:
+    """``x`` as float32 events of the model's input shape (a list of arrays, one per input,
+    for a model with several inputs); DataError saying what is wrong
     (:func:`hepfpga.firmware.data.validate_events`)."""
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    return validate_events(x, shape, name=name)
+    shapes = [tuple(int(d) for d in tensor.shape[1:]) for tensor in model.inputs]
+    if len(shapes) == 1:
+        return validate_events(x, shapes[0], name=name)
+    if not isinstance(x, (list, tuple)) or len(x) != len(shapes):
+        raise DataError(
+            f"the model has {len(shapes)} inputs ({', '.join(input_names(model))}); give "
+            f"{name} as a list of {len(shapes)} event arrays"
+        )
+    arrays = [
+        validate_events(a, shape, name=f"{name} '{n}'")
+        for a, shape, n in zip(x, shapes, input_names(model), strict=True)
+    ]
+    if len({len(a) for a in arrays}) > 1:
+        raise DataError(
+            f"the {len(arrays)} input arrays of {name} hold different numbers of events"
+        )
+    return arrays
 
 
-def _references(ready: Any, events: np.ndarray) -> dict[str, np.ndarray]:
+def _references(ready: Any, events: Any) -> dict[str, np.ndarray]:
     """Every layer's Keras output on ``events``, flattened per event (float64)."""
     outputs = layer_outputs(ready, events)
+    n_events = len(events[0]) if isinstance(events, list) else len(events)
     return {
-        name: np.asarray(value, dtype=np.float64).reshape(len(events), -1)
+        name: np.asarray(value, dtype=np.float64).reshape(n_events, -1)
         for name, value in outputs.items()
     }
+
+
+#: seconds between two progress lines while the C simulation is built
+HEARTBEAT_SECONDS = 15.0
+
+
+@contextlib.contextmanager
+def _heartbeat(progress: Callable[[str], None] | None, what: str) -> Iterator[None]:
+    """Report ``what`` now and the elapsed time every :data:`HEARTBEAT_SECONDS` until done."""
+    if progress is None:
+        yield
+        return
+    import threading
+    import time
+
+    progress(what)
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            progress(f"... still building the C simulation ({time.perf_counter() - start:.0f} s)")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def plan_for_events(
+    model: Any, x: Any, options: FirmwareOptions | None = None, *, profile_events: int = 10000
+) -> tuple[Any, Any]:
+    """``(plan, events)``: the checked events and the conversion plan :func:`verify_model`
+    builds from them (float models: types from the ranges of the first ``profile_events``
+    events; QKeras models: the inputs' ranges, which size a default input type)."""
+    from hepfpga.firmware.hls_config import hls4ml_ready_model, plan_conversion
+    from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
+
+    options = options if options is not None else FirmwareOptions()
+    ready = hls4ml_ready_model(model)
+    check_supported(ready)
+    events = check_events(ready, x)
+    per_input = events if isinstance(events, list) else [events]
+    samples = [e[:profile_events] for e in per_input]
+    if is_quantized(ready):
+        names = input_names(ready)
+        ranges = {n: (float(e.min()), float(e.max())) for n, e in zip(names, samples, strict=True)}
+    else:
+        ranges = profile_ranges(ready, samples if len(samples) > 1 else samples[0])
+    return plan_conversion(ready, options, ranges=ranges), events
 
 
 def verify_model(
@@ -255,6 +341,7 @@ def verify_model(
     cache_directory: str | Path | None = None,
     profile_events: int = 10000,
     project: FirmwareProject | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> VerificationReport:
     """Convert ``model``, compile its C simulation, run both on ``x`` and compare every layer.
 
@@ -265,42 +352,48 @@ def verify_model(
     from / stored in the cache (:mod:`hepfpga.firmware.cache`) unless ``cache`` is false;
     ``project``: an already written project of ``model`` with the same ``options`` (a run
     folder's ``firmware/``), compiled here if needed, used instead of the cache.
+
+    ``progress`` (e.g. ``print``) gets a line before the C simulation is looked up or built
+    and one every :data:`HEARTBEAT_SECONDS` while g++ runs; a model that unrolls more than
+    :data:`~hepfpga.firmware.hls_config.LARGE_UNROLLED` multiplications in io_parallel is
+    logged with the advice to use io_stream / Resource.
     """
     import tempfile
     import time
 
     from hepfpga.firmware.cache import cached_project
-    from hepfpga.firmware.csim import predict_traces
+    from hepfpga.firmware.csim import predict_outputs_and_traces
     from hepfpga.firmware.diagnose import compare_layers, diagnose
-    from hepfpga.firmware.hls_config import hls4ml_ready_model, plan_conversion
+    from hepfpga.firmware.hls_config import logits_layer_names
     from hepfpga.firmware.options import SoftmaxMode
-    from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
     from hepfpga.firmware.project import compile_project, write_project
 
     options = options if options is not None else FirmwareOptions()
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    ready = hls4ml_ready_model(model)
-    check_supported(ready)
-    events = check_events(ready, x)
-    quantized = is_quantized(ready)
-    (input_name,) = input_names(ready)
-    sample = events[:profile_events]
-    if quantized:
-        # only the input's range: it sizes the default input type of a model without an
-        # input quantizer
-        ranges = {input_name: (float(sample.min()), float(sample.max()))}
-    else:
-        ranges = profile_ranges(ready, sample)
-    plan = plan_conversion(ready, options, ranges=ranges)
-    input_types = plan.precision[input_name]
-    input_type = input_types.result
-    defaulted = input_types.source.startswith("default")
+    plan, events = plan_for_events(model, x, options, profile_events=profile_events)
+    ready = plan.model
+    n_events = len(events[0]) if isinstance(events, list) else len(events)
+    quantized = plan.quantized
+    inputs = input_names(ready)
+    per_input = events if isinstance(events, list) else [events]
+    input_precision = [plan.precision[name] for name in inputs]
+    defaulted = any(t.source.startswith("default") for t in input_precision)
     seconds["plan"] = time.perf_counter() - start
 
     start = time.perf_counter()
     given = project
-    with tempfile.TemporaryDirectory(prefix="hepfpga-verify-") as tmp:
+    advice = plan.size_advice(options)
+    if advice is not None and given is None:
+        log.warning("%s", advice)
+    with (
+        tempfile.TemporaryDirectory(prefix="hepfpga-verify-") as tmp,
+        _heartbeat(
+            progress if given is None else None,
+            f"C simulation of {plan.multiplications:,} multiplications per event: from the "
+            "cache or built with g++",
+        ),
+    ):
         if given is not None:  # the caller's project of this model (e.g. a run's firmware/)
             if not given.compiled:
                 compile_project(given)
@@ -313,7 +406,7 @@ def verify_model(
         seconds["build"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        hls_outputs, traces = predict_traces(project, events)
+        hls_all, traces = predict_outputs_and_traces(project, events)
         seconds["csim"] = time.perf_counter() - start
         # hls4ml splits a linear built-in activation off as '<name>_linear'; its output is
         # the layer's output
@@ -327,33 +420,42 @@ def verify_model(
     # a model without an input quantizer is exact for inputs on the firmware's input grid:
     # Keras sees the events rounded to it, as the firmware does; what that rounding costs on
     # the events themselves is measured separately below
-    grid_events = input_type.quantize(events).astype(np.float32) if defaulted else events
+    grid = [
+        t.result.quantize(e).astype(np.float32)
+        for t, e in zip(input_precision, per_input, strict=True)
+    ]
+    grid_events = grid if len(grid) > 1 else grid[0]
+    if not defaulted:
+        grid_events = events
     references = _references(ready, grid_events)
     seconds["keras"] = time.perf_counter() - start
-    logits_name = plan.logits_layer
-    output_name = output_names(ready)[0]
-    ref_logits = references[logits_name]
-    hls_logits = traces.get(logits_name, hls_outputs)
     mode = options.softmax
-    has_softmax = logits_name != output_name
 
-    def reference_outputs(refs: dict[str, np.ndarray]) -> np.ndarray:
-        logits = refs[logits_name]
-        if has_softmax and mode is SoftmaxMode.ARGMAX:
-            return np.eye(logits.shape[1])[np.argmax(logits, axis=1)]
-        if has_softmax and mode is SoftmaxMode.LOGITS:
-            return logits
-        return refs[output_name]
+    def compare(refs: dict[str, np.ndarray], index: int, output: str, logits: str) -> Comparison:
+        ref_logits = refs[logits]
+        hls_outputs = hls_all[index]
+        hls_logits = traces.get(logits, hls_outputs)
+        return compare_outputs(
+            ref_logits, hls_logits, _reference_output(refs, output, logits, mode), hls_outputs
+        )
 
-    ref_outputs = reference_outputs(references)
-    references[output_name] = ref_outputs
-    outputs = compare_outputs(ref_logits, hls_logits, ref_outputs, hls_outputs)
+    logits_names = logits_layer_names(ready)
+    model_outputs = {
+        output: compare(references, i, output, logits)
+        for i, (output, logits) in enumerate(logits_names.items())
+    }
+    for output, logits in logits_names.items():
+        references[output] = _reference_output(references, output, logits, mode)
+    output_name, logits_name = next(iter(logits_names.items()))
+    outputs = model_outputs[output_name]
     input_rounding = None
     if defaulted:
         raw = _references(ready, events)
-        input_rounding = compare_outputs(
-            raw[logits_name], hls_logits, reference_outputs(raw), hls_outputs
-        )
+        input_rounding = compare(raw, 0, output_name, logits_name)
+    ref_logits = references[logits_name]
+    hls_logits = traces.get(logits_name, hls_all[0])
+    ref_outputs = references[output_name]
+    hls_outputs = hls_all[0]
     per_output = [
         {
             "index": i,
@@ -365,30 +467,32 @@ def verify_model(
     ]
 
     layers = compare_layers(ready, hls_model, references, traces, quantized=quantized)
+    has_softmax = any(output != logits for output, logits in logits_names.items())
     exact_outputs = not has_softmax or mode in (SoftmaxMode.ARGMAX, SoftmaxMode.LOGITS)
-    grid = " on the input grid" if defaulted else ""
+    on_grid = " on the input grid" if defaulted else ""
     if tolerance is None and quantized:
-        requirement = "bit-exact logits" + (" and outputs" if exact_outputs else "") + grid
-        passed = outputs.logits_bit_exact and (
-            not exact_outputs or outputs.probs_max_abs_diff == 0.0
+        requirement = "bit-exact logits" + (" and outputs" if exact_outputs else "") + on_grid
+        passed = all(
+            c.logits_bit_exact and (not exact_outputs or c.probs_max_abs_diff == 0.0)
+            for c in model_outputs.values()
         )
     else:
         tolerance = FLOAT_TOLERANCE if tolerance is None else float(tolerance)
-        requirement = f"logits within {tolerance:g} (max |diff|){grid}"
-        passed = outputs.logits_max_abs_diff <= tolerance
+        requirement = f"logits within {tolerance:g} (max |diff|){on_grid}"
+        passed = all(c.logits_max_abs_diff <= tolerance for c in model_outputs.values())
     diagnosis = diagnose(
         ready,
         layers,
         references,
         traces,
-        x=grid_events,
-        input_type=input_type,
+        x=grid[0] if defaulted else per_input[0],
+        input_type=input_precision[0].result,
         tolerance=None if quantized else tolerance,
     )
     return VerificationReport(
         model=str(getattr(model, "name", "model")),
         quantized=quantized,
-        n_events=len(events),
+        n_events=n_events,
         requirement=requirement,
         passed=bool(passed),
         outputs=outputs,
@@ -401,7 +505,24 @@ def verify_model(
         compile_seconds=project.compile_seconds,
         from_cache=project.from_cache,
         seconds={k: round(v, 3) for k, v in seconds.items()},
-        input_type=input_type.to_hls(),
-        input_type_source=input_types.source,
+        input_type=", ".join(t.result.to_hls() for t in input_precision),
+        input_type_source=", ".join(sorted({t.source for t in input_precision})),
         input_rounding=input_rounding,
+        model_outputs=model_outputs if len(model_outputs) > 1 else {},
     )
+
+
+def _reference_output(
+    refs: dict[str, np.ndarray], output: str, logits: str, mode: Any
+) -> np.ndarray:
+    """What the firmware's output should be: the Keras output, or for a final softmax built
+    as ``argmax``/``logits`` the one-hot argmax or the logits themselves."""
+    from hepfpga.firmware.options import SoftmaxMode
+
+    if output == logits:
+        return refs[output]
+    if mode is SoftmaxMode.ARGMAX:
+        return np.eye(refs[logits].shape[1])[np.argmax(refs[logits], axis=1)]
+    if mode is SoftmaxMode.LOGITS:
+        return refs[logits]
+    return refs[output]

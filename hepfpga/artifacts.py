@@ -191,7 +191,8 @@ def check_destination(
     * an existing output is refused unless ``overwrite`` (``--overwrite``); it is then replaced
       only once the new one is complete. An empty folder counts as absent. ``exist_ok``
       accepts an existing folder as it is (a cache).
-    * a folder where a file is expected, or a file where a folder is expected, is refused;
+    * a folder where a file is expected, a file where a folder is expected, or a device, pipe
+      or socket where a file is expected (``--out /dev/null``) is refused;
     * missing parent folders are created when the output is written (like ``mkdir -p``), so
       the nearest existing one must be a folder this process can write into;
     * the name must be at most :data:`MAX_NAME_BYTES` bytes.
@@ -220,6 +221,9 @@ def check_destination(
                     option,
                     f"it is a folder, and a file is expected here (e.g. {path / 'output'})",
                 )
+            if kind == "file" and not path.is_file():
+                # the rename would replace the device (as root: /dev/null) with a file
+                raise _fail(path, option, "it is not a regular file (a device, pipe or socket)")
             empty = kind == "folder" and not any(path.iterdir())
             if not (overwrite or exist_ok or empty):
                 raise _fail(

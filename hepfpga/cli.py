@@ -343,9 +343,25 @@ def export_onnx_cmd(
 
 def _register_areas() -> None:
     # Each area keeps its commands in its own module; they are attached here, once.
-    from hepfpga import cli_compare, cli_deploy, cli_emulate, cli_firmware
+    from hepfpga import (
+        cli_compare,
+        cli_deploy,
+        cli_emulate,
+        cli_firmware,
+        cli_hardware,
+        cli_report,
+        cli_tune,
+    )
 
-    for area in (cli_firmware, cli_emulate, cli_deploy, cli_compare):
+    for area in (
+        cli_firmware,
+        cli_emulate,
+        cli_deploy,
+        cli_compare,
+        cli_hardware,
+        cli_report,
+        cli_tune,
+    ):
         area.register(cli, export)
 
 

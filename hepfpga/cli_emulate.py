@@ -107,7 +107,7 @@ def emulate(
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
     from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
     from hepfpga.firmware.precision import is_quantized
-    from hepfpga.model_io import load_keras_model
+    from hepfpga.model_io import check_single_input, load_keras_model
 
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     # cheap checks first: a misspelt key or a wrong suffix should not wait for g++
@@ -118,6 +118,7 @@ def emulate(
     ArrayWriter.check_path(out)
     options = FirmwareOptions(backend=backend, io_type=io_type, strategy=strategy)
     model = load_keras_model(model_file, weights=weights)
+    check_single_input(model)
     if not is_quantized(model):
         raise ConfigError(
             f"{model_file} is a float (non-QKeras) model; emulate reproduces the firmware of "

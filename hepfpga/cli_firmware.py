@@ -16,8 +16,9 @@ import click
 
 from hepfpga.cli_types import FiniteFloat
 from hepfpga.errors import VerificationError
+from hepfpga.firmware.backends import BACKENDS
 
-_BACKENDS = ("Vitis", "Vivado", "Catapult", "Quartus")
+_BACKENDS = tuple(BACKENDS)  # the registered hls4ml backends
 _SOFTMAX = ("stable", "tuned", "latency", "argmax", "logits")
 
 
@@ -127,7 +128,9 @@ def _events(
         events = random_events(model, n_random)
     else:
         return None
-    return events[:max_events] if max_events is not None else events
+    if max_events is None:
+        return events
+    return [e[:max_events] for e in events] if isinstance(events, list) else events[:max_events]
 
 
 def _flags(**kwargs: Any) -> dict[str, Any]:
@@ -181,32 +184,44 @@ def register(cli: click.Group, export: click.Group) -> None:
         import numpy as np
 
         from hepfpga.artifacts import check_destination
-        from hepfpga.firmware import write_project
+        from hepfpga.firmware import plan_conversion, write_project
         from hepfpga.firmware.hls_config import hls4ml_ready_model
-        from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
-        from hepfpga.firmware.verify import check_events
-        from hepfpga.model_io import load_keras_model
+        from hepfpga.firmware.precision import check_supported
+        from hepfpga.firmware.verify import plan_for_events
+        from hepfpga.model_io import check_model_inputs, load_keras_model
 
         check_destination(out, overwrite=overwrite, option="--out")
         options = _build_options(options_file, **_flags(**kwargs))
-        model = hls4ml_ready_model(load_keras_model(model_file, weights=weights))
+        loaded = load_keras_model(model_file, weights=weights)
+        check_model_inputs(loaded)
+        model = hls4ml_ready_model(loaded)
         check_supported(model)
         events = _events(model, data_file, key, n_random, max_events)
-        ranges = None
         tb_in = tb_out = None
-        if events is not None:
-            events = check_events(model, events)
-            if not is_quantized(model):
-                ranges = profile_ranges(model, events[:10000])
-            tb_in = events[:1000]
-            tb_out = np.asarray(model.predict(tb_in, verbose=0))
+        if events is None:
+            plan = plan_conversion(model, options)
+        else:
+            plan, events = plan_for_events(model, events, options)
+            if len(model.inputs) == 1 and len(model.outputs) == 1:
+                # hls4ml's test bench reads one input and one output array
+                tb_in = events[:1000]
+                tb_out = np.asarray(model.predict(tb_in, verbose=0))
+        advice = plan.size_advice(options)
+        if advice is not None:
+            click.echo(f"warning: {advice}", err=True)
+        if compile_:
+            click.echo(
+                f"building the C simulation of {plan.multiplications:,} multiplications per "
+                "event with g++ (seconds for small models, minutes for large ones)",
+                err=True,
+            )
         project = write_project(
-            model,
+            plan.model,
             options,
             out,
             testbench_inputs=tb_in,
             testbench_outputs=tb_out,
-            ranges=ranges,
+            plan=plan,
             compile=compile_,
             overwrite=overwrite,
         )
@@ -266,7 +281,7 @@ def register(cli: click.Group, export: click.Group) -> None:
         from hepfpga.artifacts import check_destination, write_json_atomic
         from hepfpga.firmware import verify_model
         from hepfpga.firmware.cache import cache_dir as cache_folder
-        from hepfpga.model_io import load_keras_model
+        from hepfpga.model_io import check_model_inputs, load_keras_model
 
         if report is not None:
             check_destination(report, kind="file", overwrite=overwrite, option="--report")
@@ -278,6 +293,7 @@ def register(cli: click.Group, export: click.Group) -> None:
             )
         options = _build_options(options_file, **_flags(**kwargs))
         model = load_keras_model(model_file, weights=weights)
+        check_model_inputs(model)
         if data_file is None and n_random is None:
             n_random = 1000
         events = _events(model, data_file, key, n_random, max_events)
@@ -288,6 +304,7 @@ def register(cli: click.Group, export: click.Group) -> None:
             tolerance=tolerance,
             cache=not no_cache,
             cache_directory=cache_dir,
+            progress=lambda line: click.echo(line, err=True),
         )
         click.echo(result.summary())
         if report is not None:

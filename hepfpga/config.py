@@ -27,8 +27,10 @@ from hepfpga._schema import build, to_plain
 from hepfpga.deploy.config import OnnxConfig
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.rtl.config import HardwareConfig
 from hepfpga.quantize.config import QuantizationConfig
 from hepfpga.train.architectures.mlp import MLPConfig
+from hepfpga.train.bdt import BdtConfig
 from hepfpga.train.config import (
     DataConfig,
     EarlyStoppingConfig,
@@ -41,6 +43,7 @@ from hepfpga.train.tasks import ClassificationConfig, TaskConfig, check_task_fit
 from hepfpga.yaml_io import load_yaml
 
 __all__ = [
+    "BdtConfig",
     "DataConfig",
     "EarlyStoppingConfig",
     "FitConfig",
@@ -71,7 +74,8 @@ class VerificationConfig:
 
     ``require_bit_exact``: HLS logits equal QKeras logits on every test jet.
     ``max_accuracy_drop``: float accuracy minus QKeras accuracy (a fraction, 0.02 = 2 points).
-    ``max_events``: verify on at most this many test jets (None: the whole test set).
+    ``max_events``: verify and evaluate on at most this many test jets, a stratified subset
+    (None: the whole test set).
     ``testbench_events``: test jets written into the firmware project as its C test bench.
     """
 
@@ -114,6 +118,8 @@ class PipelineConfig:
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    bdt: BdtConfig = field(default_factory=BdtConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

@@ -22,7 +22,10 @@ complete:
                              ONNX vs QKeras, checks, versions, timings
 ``roc.png``                  per-class ROC curves of float, QKeras and HLS
 ``scores.npz``               test labels and class scores of each model (for
-                             ``hepfpga compare``)
+                             ``hepfpga compare``), the BDT's, and the float and QKeras
+                             training-set scores (report.html's overtraining plot)
+``report.html``              the self-contained report (``hepfpga report RUN`` rebuilds it)
+``bdt_firmware/``            with ``bdt.enabled``: conifer's HLS project and C++ emulation
 ``manifest.json``            inputs with hashes, versions, hashes of every output
 ===========================  ===========================================================
 """
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hepfpga.analysis import analysis_stage, bdt_stage
 from hepfpga.artifacts import (
     atomic_directory,
     check_destination,
@@ -57,6 +61,7 @@ from hepfpga.pipeline_stages import (
     qat_stage,
     verification_stage,
 )
+from hepfpga.report_html import write_report_html
 
 __all__ = [
     "STAGES",
@@ -90,6 +95,8 @@ STAGES: list[Stage] = [
     Stage("firmware", "hls4ml conversion and C simulation build", firmware_stage),
     Stage("csim", "verifying the C simulation against QKeras", verification_stage),
     Stage("evaluation", "evaluating accuracies, ROC curves and AUCs", evaluation_stage),
+    Stage("bdt", "DNN vs BDT: boosted trees, conifer emulation and HLS project", bdt_stage),
+    Stage("analysis", "overtraining check, saliency, layer types", analysis_stage),
 ]
 
 
@@ -187,6 +194,8 @@ def run_pipeline(
             log.info("%s done in %.1f s", stage.message, seconds[stage.name])
         report, failed, _ = _report(run, seconds, time.perf_counter() - total_start)
         write_json_atomic(run_dir / "report.json", report)
+        if config.task.name == "classification":
+            write_report_html(run_dir)
         write_manifest(
             run_dir,
             inputs={"config": config_path, "data": run.get(DataResult).path},
@@ -197,6 +206,12 @@ def run_pipeline(
 
 
 from hepfpga.pipeline_anomaly import anomaly_stages  # noqa: E402
+from hepfpga.pipeline_hardware import hardware_stage  # noqa: E402
+
+register_stage(
+    Stage("hardware", "RTL, RTL simulation and yosys figures (hardware.enabled)", hardware_stage),
+    after="csim",
+)
 
 register_task_stages("anomaly_detection", anomaly_stages)
 

@@ -160,7 +160,7 @@ def data_stage(run: Run) -> DataResult:
     fitted on the training jets only)."""
     from hepfpga.artifacts import write_json_atomic
     from hepfpga.train.architectures import get_architecture
-    from hepfpga.train.dataset import split_sample, stratified_subsample
+    from hepfpga.train.dataset import Split, split_sample, stratified_subsample
     from hepfpga.train.io import builtin_sample_path, load_sample
 
     config = run.config
@@ -170,17 +170,16 @@ def data_stage(run: Run) -> DataResult:
         sample = stratified_subsample(sample, config.data.max_jets, config.seed)
     s = config.data.split
     split = split_sample(sample, (s.train, s.validation, s.test), config.seed)
+    if config.verification.max_events is not None:
+        # the jets are stored class by class: a plain head of the test set would miss classes
+        test = stratified_subsample(split.test, config.verification.max_events, config.seed)
+        split = Split(split.train, split.validation, test)
     inputs = config.model.input_representation(config.data).prepare(split)
     if inputs.scaler is not None:
         inputs.scaler.save(run.run_dir / "scaler.json")
     else:
         write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
     x_test, y_test = inputs.test, split.test.labels
-    if config.verification.max_events is not None:
-        x_test, y_test = (
-            x_test[: config.verification.max_events],
-            y_test[: config.verification.max_events],
-        )
     return DataResult(
         sample=sample,
         path=path,

@@ -31,7 +31,9 @@ def assert_bit_exact(
     """Assert that the hls4ml firmware of ``model`` reproduces it on the events ``x``.
 
     ``options`` are :class:`hepfpga.firmware.FirmwareOptions` fields (``backend="Vivado"``,
-    ``io_type="io_stream"``, ``softmax="argmax"``, ``layer_types={...}``, ...). QKeras models
+    ``io_type="io_stream"``, ``softmax="argmax"``, ``layer_types={...}``, ...), validated like
+    the CLI's: a misspelt one raises :class:`~hepfpga.errors.ConfigError` naming the closest
+    valid key (``firmware.io_typ``: did you mean 'io_type'?), not a ``TypeError``. QKeras models
     must give bit-exact logits (exact outputs too for ``softmax="argmax"``/``"logits"``);
     float models, or any model when ``tolerance`` is given, logits within ``tolerance``.
 
@@ -44,7 +46,7 @@ def assert_bit_exact(
     report = verify_model(
         model,
         x,
-        FirmwareOptions(**options),
+        FirmwareOptions.from_dict(options),
         tolerance=tolerance,
         cache=cache,
         cache_directory=cache_directory,

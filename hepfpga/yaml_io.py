@@ -125,6 +125,9 @@ def parse_yaml(text: str, *, source: str | None = None) -> Any:
         raise ConfigError(f"refusing to read this YAML: {exc}", source=source) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {_one_line(exc)}", source=source) from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits (Python's limit)
+        problem = str(exc).split(";")[0]
+        raise ConfigError(f"a value cannot be read: {problem}", source=source) from None
     except RecursionError:  # the bounds above should make this unreachable
         raise ConfigError("not readable: nested too deeply", source=source) from None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from hepfpga.errors import ConfigError
 from hepfpga.train.optim import OptimizerConfig, ScheduleConfig
@@ -142,6 +142,20 @@ class ModelConfig:
     architecture: str = "mlp"
 
     __schema_variant_key__: ClassVar[str] = "architecture"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ModelConfig:
+        # ModelConfig(...) itself builds the section of its architecture (default mlp), so
+        # ModelConfig(hidden_units=(8,)) is an MLPConfig, as in the YAML
+        if cls is ModelConfig:
+            name = kwargs.get("architecture", args[0] if args else "mlp")
+            variants = cls.__schema_variants__()
+            if name not in variants:
+                raise ConfigError(
+                    f"unknown architecture {name!r}; registered: {', '.join(sorted(variants))}",
+                    path="architecture",
+                )
+            cls = variants[name]
+        return super().__new__(cls)
 
     @classmethod
     def __schema_variants__(cls) -> dict[str, type[ModelConfig]]:

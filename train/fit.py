@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import numpy as np
 from hepfpga.errors import DataError
 from hepfpga.train.config import FitConfig
 from hepfpga.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, schedule_callbacks
+from hepfpga.train.progress import epoch_progress
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -21,7 +23,8 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "fit_classifier"]
 
 @dataclass
 class FitResult:
-    """What a fit did: epochs run, the best epoch (1-based) and its validation loss, time."""
+    """What a fit did: epochs run, the best epoch (1-based) and its validation loss, time, and
+    the per-epoch history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr``)."""
 
     epochs_run: int
     best_epoch: int
@@ -35,6 +38,7 @@ class FitResult:
             "best_epoch": self.best_epoch,
             "best_val_loss": self.best_val_loss,
             "seconds": round(self.seconds, 2),
+            "history": {k: list(v) for k, v in self.history.items()},
         }
 
 
@@ -48,6 +52,8 @@ def fit_classifier(
     *,
     seed: int = 0,
     verbose: int = 0,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
 ) -> FitResult:
     """Compile ``model`` with categorical cross-entropy and fit it with early stopping.
 
@@ -55,7 +61,10 @@ def fit_classifier(
     value per epoch is in the history as ``lr`` unless the schedule is ``constant``). Early
     stopping watches the validation loss and restores
     the weights of the best epoch. ``seed`` fixes the initial Keras RNG state (shuffling,
-    dropout) and TensorFlow's op determinism is enabled, so a fit is reproducible.
+    dropout) and TensorFlow's op determinism is enabled, so a fit is reproducible. Extra Keras
+    ``callbacks`` (pruning...) run after the schedule and the early stopping. ``progress``: a
+    bar per epoch on a terminal (quiet under ``hepfpga -q`` and in CI, see
+    :mod:`hepfpga.train.progress`).
     """
     import tensorflow as tf
     from tensorflow import keras
@@ -89,7 +98,12 @@ def fit_classifier(
         validation_data=(x_val, y_val),
         batch_size=settings.batch_size,
         epochs=settings.epochs,
-        callbacks=[*schedule_callbacks(settings, settings.epochs), stopper],
+        callbacks=[
+            *schedule_callbacks(settings, settings.epochs),
+            stopper,
+            *([epoch_progress(settings.epochs)] if progress else []),
+            *callbacks,
+        ],
         shuffle=True,
         verbose=verbose,
     )

@@ -138,6 +138,8 @@ class LayerHandler:
     #: an equivalent layer (same name, same function) hls4ml converts better, or None to keep
     #: the layer; applied by :func:`~hepfpga.firmware.layers.graph.ready_model`
     rewrite: Callable[[Any], Any] | None = None
+    #: multiplications the layer unrolls in io_parallel (the size that drives g++ time)
+    multiplications: Callable[[Any], int] = field(default=lambda layer: 0)
 
 
 _HANDLERS: dict[str, LayerHandler] = {}

@@ -117,6 +117,13 @@ def _dense(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrec
     )
 
 
+def multiplications(layer: Any) -> int:
+    """Products per event: kernel size times the number of output positions."""
+    kernel = layer.get_weights()[0]
+    positions = int(np.prod(layer.output_shape[1:-1])) if len(layer.output_shape) > 2 else 1
+    return int(kernel.size) * positions
+
+
 register(
     LayerHandler(
         family="dense/conv",
@@ -126,5 +133,6 @@ register(
         "bit-exact. Float: profiled result, approximate. A built-in activation is split into "
         "'<name>_<activation>' (judged as that activation)",
         emulator="matrix product (im2col for convolutions; io_parallel)",
+        multiplications=multiplications,
     )
 )

@@ -17,6 +17,9 @@ once per module.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +221,11 @@ CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "list-not-mapping": ("- 1\n- 2\n", ("mapping",)),
     "run-name-escapes": ("name: ../evil\n", ("'name'", "letters")),
     "huge-value-in-message": ("seed: '" + "x" * 200_000 + "'\n", ("'seed'", "integer")),
+    "5000-digit-integer": ("seed: " + "1" * 5000 + "\n", ("c.yaml", "4300 digits")),
+    "python-tag": (
+        'seed: !!python/object/apply:os.system ["echo hi"]\n',
+        ("not valid yaml", "python/object/apply"),
+    ),
     "billion-laughs": (BILLION_LAUGHS, ("billion laughs", "100,000")),
     "50k-nested-brackets": ("[" * 50_000, ("nesting deeper than 64",)),
     "recursive-alias": ("a: &a [*a]\n", ("recursive alias",)),
@@ -391,6 +399,11 @@ CASES += [
         ("--tolerance", "not a finite number"),
     ),
     Case("onnx:opset-99", _onnx(lambda f: f.qkeras, _new_onnx, "--opset", "99"), ("--opset",)),
+    Case(
+        "onnx:out-is-dev-null",
+        _onnx(lambda f: f.qkeras, lambda ctx: "/dev/null", "--overwrite"),
+        ("--out /dev/null", "not a regular file"),
+    ),
     Case(
         "onnx:name-too-long",
         _onnx(lambda f: f.qkeras, lambda ctx: str(ctx.tmp / ("m" * 250 + ".onnx"))),
@@ -623,6 +636,23 @@ CASES += [
     ),
 ]
 
+# --- models of shapes no command takes: one case per command -------------------------------
+_SHAPES = {
+    "two-inputs": (lambda f: f.two_inputs, ("2 input tensors", "exactly one input")),
+    "zero-input-features": (lambda f: f.zero_inputs, ("zero values per event",)),
+}
+for _shape, (_model, _needles) in _SHAPES.items():
+    CASES.append(Case(f"emulate:{_shape}", _emulate(_new_npz, model=_model), _needles))
+    if _shape != "two-inputs":  # firmware and verify take several inputs (per-input events)
+        CASES += [
+            Case(
+                f"firmware:{_shape}",
+                _firmware(_new_project, "--random", "5", model=_model),
+                _needles,
+            ),
+            Case(f"verify:{_shape}", _verify(model=_model), _needles),
+        ]
+
 # --- data ------------------------------------------------------------------------------------
 CASES += [
     Case(
@@ -701,3 +731,39 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(
     assert code == case.code, err
     assert _snapshot(tmp_path) == before, "the command left or changed files"
     assert not (tmp_path / "cache-unused").exists()
+
+
+#: cases also run through the console entry point in a real process (the interpreter's own
+#: exit status and stderr, with TensorFlow's start-up in the way)
+SUBPROCESS_CASES = [
+    "config-check:billion-laughs",
+    "run:config-is-a-folder",
+    "onnx:out-is-a-folder",
+    "firmware:out-exists",
+]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in SUBPROCESS_CASES], ids=str)
+def test_bad_input_through_the_console_entry_point(
+    case: Case, files: Files, tmp_path: Path
+) -> None:
+    ctx = Ctx(files, tmp_path)
+    argv = case.argv(ctx)
+    env = {**os.environ, "HEPFPGA_CACHE": str(tmp_path / "cache-unused"), **case.env(ctx)}
+    before = _snapshot(tmp_path)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "hepfpga", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1, result.stderr
+    assert all(needle.lower() in lines[0].lower() for needle in case.needles), lines[0]
+    assert result.returncode == case.code
+    assert _snapshot(tmp_path) == before

@@ -116,6 +116,9 @@ def test_run_killed_at_each_stage_leaves_no_run_folder_and_the_rerun_completes(
     assert report["status"] == "failed"
     assert not report["checks"]["qkeras_accuracy_drop"]["passed"]
     assert (runs / "tiny" / "manifest.json").is_file()
+    # the C simulation was compiled inside the partial folder, since renamed: it still works
+    (library,) = (runs / "tiny" / "firmware" / "firmware").glob("myproject-*.so")
+    assert len(_call_library(library, n_inputs=16, n_outputs=5)) == 5
 
 
 @pytest.fixture(scope="module")
@@ -175,24 +178,32 @@ def test_firmware_compile_killed_during_gcc_leaves_nothing_and_the_rerun_works(
     assert "compiled the C simulation" in result.stdout
     assert _leftovers(out.parent, "project") == []
     (library,) = (out / "firmware").glob("myproject-*.so")
-    # The library reads its weights on its first call from the folder it was built for, and
-    # exits the process if they are not there: call it in a fresh process, now that the
-    # partial folder it was compiled in is gone.
-    call = subprocess.run(
-        [sys.executable, "-c", CALL_LIBRARY, str(library)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert call.returncode == 0, call.stdout + call.stderr
-    assert len(json.loads(call.stdout)) == 3
+    first = _call_library(library, n_inputs=4, n_outputs=3)
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    assert _call_library(moved / "firmware" / library.name, n_inputs=4, n_outputs=3) == first
 
 
 CALL_LIBRARY = """
 import ctypes, json, sys
 import numpy as np
 lib = ctypes.CDLL(sys.argv[1])
-x, y = np.linspace(-1, 1, 4, dtype=np.float32), np.zeros(3, dtype=np.float32)
+x = np.linspace(-1, 1, int(sys.argv[2]), dtype=np.float32)
+y = np.zeros(int(sys.argv[3]), dtype=np.float32)
 lib.myproject_float(x.ctypes.data_as(ctypes.c_void_p), y.ctypes.data_as(ctypes.c_void_p))
 print(json.dumps(y.tolist()))
 """
+
+
+def _call_library(library: Path, *, n_inputs: int, n_outputs: int) -> list[float]:
+    """Call a C-simulation library in a fresh process. It reads its weights on its first call
+    and ends the process if they are not where it looks (hls4ml's build: the absolute path of
+    the folder it was compiled in, here a partial folder that is gone)."""
+    call = subprocess.run(
+        [sys.executable, "-c", CALL_LIBRARY, str(library), str(n_inputs), str(n_outputs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert call.returncode == 0, call.stdout + call.stderr
+    return json.loads(call.stdout)

@@ -134,3 +134,20 @@ def test_a_registered_stage_reports_and_checks_without_editing_the_others(
     assert "count" in result.report["timings_s"]
     with pytest.raises(ValueError, match="already registered"):
         register_stage(Stage("count", "again", lambda run: None))
+
+
+def test_max_events_keeps_every_class_of_a_class_ordered_file(tmp_path: Path, make_jets) -> None:
+    import numpy as np
+
+    from hepfpga.pipeline_stages import data_stage
+
+    sample = make_jets(500, seed=3)
+    ordered = sample.subset(np.argsort(sample.labels, kind="stable"))  # as the built-in file
+    save_sample(ordered, tmp_path / "jets.npz")
+    config = _config(
+        tmp_path, tmp_path / "jets.npz", "n", {"hidden_units": [4]}, verification={"max_events": 40}
+    )
+    data = data_stage(Run(config=config, run_dir=tmp_path))
+    counts = np.bincount(data.y_test, minlength=5)
+    assert 35 <= counts.sum() <= 45 and (counts >= 6).all(), counts
+    assert len(data.x_test) == len(data.y_test)

@@ -644,6 +644,63 @@ def test_in_process_server_api(repo: Path, reference) -> None:  # type: ignore[n
     asyncio.run(run())
 
 
+def test_front_ends_come_from_a_registry_over_one_service(repo: Path, reference) -> None:  # type: ignore[no-untyped-def]
+    """A front end registered by name is started, drained and stopped by the server like
+    HTTP and gRPC, and talks to the protocol-neutral service."""
+    from hepfpga.deploy.frontends import front_end, register_front_end
+    from hepfpga.deploy.protocol import ErrorCode, RequestError, TensorInput
+    from hepfpga.deploy.serve import InferenceServer
+    from hepfpga.deploy.triton_repo import discover_models
+    from hepfpga.errors import ConfigError
+
+    events: list[object] = []
+
+    @register_front_end("test-in-process")
+    class InProcess:
+        def __init__(self, service, host: str, port: int, options) -> None:  # type: ignore[no-untyped-def]
+            self.service = service
+
+        async def start(self) -> int:
+            events.append("start")
+            return 4242
+
+        def close_listener(self, grace_s: float) -> None:
+            events.append(("close", self.service.draining))
+
+        @property
+        def idle(self) -> bool:
+            return True
+
+        async def stop(self, timeout_s: float) -> None:
+            events.append("stop")
+
+    x = inputs(3, seed=21)
+
+    async def run() -> None:
+        server = InferenceServer(
+            discover_models(repo / "plain"), front_ends={"test-in-process": 0, "http": 0}
+        )
+        addresses = await server.start()
+        assert set(server.front_ends) == {"test-in-process", "http"} and addresses.http_port
+        service = server.front_ends["test-in-process"].service  # type: ignore[attr-defined]
+        inference = service.infer("plain", "", [TensorInput("input", "FP32", [3, 16], x.tobytes())])
+        await inference.future
+        (output,) = inference.result()
+        np.testing.assert_array_equal(output.array, reference(x, "plain", "1"))
+        with pytest.raises(RequestError) as info:
+            service.infer("plain", "", [TensorInput("input", "FP32", [3, 15], x.tobytes())])
+        assert info.value.code is ErrorCode.INVALID_ARGUMENT and info.value.http_status == 400
+        await server.stop()
+        with pytest.raises(RequestError) as info:
+            service.infer("plain", "", [TensorInput("input", "FP32", [3, 16], x.tobytes())])
+        assert info.value.code is ErrorCode.UNAVAILABLE and info.value.http_status == 503
+
+    asyncio.run(run())
+    assert events == ["start", ("close", True), "stop"]
+    with pytest.raises(ConfigError, match="unknown front end 'nope'; accepted: grpc, http"):
+        front_end("nope")
+
+
 def test_missing_extra_names_the_install_command(repo: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import sys
 

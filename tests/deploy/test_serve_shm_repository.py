@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -178,11 +180,40 @@ def test_explicit_mode_load_unload(repo: Path, tmp_path: Path) -> None:
         got = http.infer("other", [tensor]).as_numpy("softmax")
         np.testing.assert_array_equal(got, reference(own, "other", x))
 
-        # a new version appears in the repository: a load serves it, without a restart
+        # a new version appears in the repository: a load serves it, without a restart and
+        # without refusing any request sent meanwhile
         shutil.copytree(own / "jets" / "1", own / "jets" / "2")
         shutil.copyfile(own / "other" / "1" / "model.onnx", own / "jets" / "2" / "model.onnx")
-        http.load_model("jets")
+        answers: list[object] = []
+        stop = threading.Event()
+
+        def keep_sending() -> None:
+            sender = grpcclient.InferenceServerClient(server.grpc_url)
+            t = grpcclient.InferInput("input", [3, 16], "FP32")
+            t.set_data_from_numpy(x)
+            while not stop.is_set():
+                try:
+                    answers.append(sender.infer("jets", [t]).as_numpy("softmax"))
+                except InferenceServerException as exc:
+                    answers.append(exc)
+
+        sending = threading.Thread(target=keep_sending)
+        sending.start()
+        try:
+            while len(answers) < 5:
+                time.sleep(0.01)
+            http.load_model("jets")
+            seen = len(answers)
+            while len(answers) < seen + 5:
+                time.sleep(0.01)
+        finally:
+            stop.set()
+            sending.join()
         assert http.get_model_metadata("jets")["versions"] == ["2"]
+        old, new = reference(own, "jets", x), reference(own, "jets", x, version="2")
+        assert not [a for a in answers if isinstance(a, Exception)]
+        assert all(np.array_equal(a, old) or np.array_equal(a, new) for a in answers)  # type: ignore[arg-type]
+        assert np.array_equal(answers[-1], new)  # type: ignore[arg-type]
         got = http.infer("jets", [tensor]).as_numpy("softmax")
         np.testing.assert_array_equal(got, reference(own, "jets", x, version="2"))
 

@@ -320,3 +320,47 @@ def float_activations(seed: int = 0) -> Any:
     h = layers.Dense(8, activation="sigmoid", name="dense_6")(h)
     h = layers.Dense(4, name="logits")(h)
     return keras.Model(x, layers.Softmax(name="softmax")(h))
+
+
+def vae_encoder(bits: int = 6, seed: int = 0) -> Any:
+    """A QKeras VAE encoder with two outputs, ``[mu, log_var]``."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    x = keras.Input((8,), name="features")
+    h = QActivation(_q(10, 3), name="input_quant")(x)
+    h = QDense(
+        8,
+        kernel_quantizer=_q(bits),
+        bias_quantizer=_q(bits),
+        activation=quantized_relu(bits, 2),
+        name="encoder",
+    )(h)
+    mu = QDense(3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="mu")(h)
+    log_var = QDense(3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="log_var")(h)
+    return keras.Model(x, [mu, log_var], name="vae_encoder")
+
+
+def two_input_tagger(bits: int = 6, seed: int = 0) -> Any:
+    """Two inputs (jet features, a second feature set) concatenated, one softmax output."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    a = keras.Input((6,), name="jet")
+    b = keras.Input((4,), name="event")
+    qa = QActivation(_q(10, 3), name="jet_quant")(a)
+    qb = QActivation(_q(8, 2), name="event_quant")(b)
+    h = keras.layers.Concatenate(name="concat")([qa, qb])
+    h = QDense(
+        8,
+        kernel_quantizer=_q(bits),
+        bias_quantizer=_q(bits),
+        activation=quantized_relu(bits, 2),
+        name="dense_1",
+    )(h)
+    h = QDense(3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits")(h)
+    return keras.Model([a, b], keras.layers.Activation("softmax", name="softmax")(h))

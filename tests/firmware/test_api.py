@@ -36,7 +36,10 @@ def test_public_api() -> None:
     assert set(firmware.__all__) <= public
     modules = {"cache", "csim", "data", "diagnose", "emulate", "emulate_engine", "hls_config"}
     assert public - set(firmware.__all__) <= modules | {
+        "backends",
         "layers",
+        "rtl",
+        "vendor",
         "options",
         "precision",
         "project",

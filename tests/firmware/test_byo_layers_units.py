@@ -244,3 +244,35 @@ def test_hls4ml_keras_layers_are_handled_or_listed() -> None:
     }
     known = set(registered_handlers()) | set(refused_classes()) | still_to_do
     assert set(get_supported_keras_layers()) - known == set()
+
+
+def test_assert_bit_exact_validates_options_like_the_cli(small_tagger: Any) -> None:
+    from hepfpga.errors import ConfigError
+    from hepfpga.testing import assert_bit_exact
+
+    with pytest.raises(ConfigError) as info:
+        assert_bit_exact(small_tagger, np.zeros((2, 16), np.float32), io_typ="io_stream")
+    assert info.value.path == "firmware.io_typ"
+    assert "unknown key 'io_typ'; did you mean 'io_type'?" in str(info.value)
+
+
+def test_large_unrolled_models_get_size_advice() -> None:
+    from tensorflow import keras
+
+    from hepfpga.firmware import FirmwareOptions
+    from hepfpga.firmware.hls_config import LARGE_UNROLLED
+
+    model = _functional(
+        keras.layers.Conv1D(32, 5, padding="same", name="conv_1"),
+        keras.layers.Conv1D(32, 5, padding="same", name="conv_2"),
+        shape=(100, 16),
+    )
+    plan = plan_conversion(model, ranges=profile_ranges(model, _x(model, 8)))
+    # 100 positions x (5 x 16 x 32 + 5 x 32 x 32) products
+    assert plan.multiplications == 100 * (5 * 16 * 32 + 5 * 32 * 32) > LARGE_UNROLLED
+    advice = plan.size_advice(FirmwareOptions())
+    assert advice is not None
+    assert advice.startswith("the model unrolls 768,000 multiplications per event")
+    assert "--io-type io_stream --strategy resource" in advice
+    assert plan.size_advice(FirmwareOptions(io_type="io_stream")) is None
+    assert plan.size_advice(FirmwareOptions(reuse_factor=8)) is None  # 96,000 unrolled

@@ -46,7 +46,7 @@ def test_examples_load_and_round_trip(example: Path) -> None:
     ("model", "path", "fragment"),
     [
         ({"architecture": "cn"}, "model.architecture", "did you mean 'cnn'"),
-        ({"architecture": 3}, "model.architecture", "'mlp', 'cnn'"),
+        ({"architecture": 3}, "model.architecture", "'mlp', "),
         ({"architecture": "cnn", "hidden_units": [8]}, "model.hidden_units", "'dense_units'"),
         ({"architecture": "mlp", "filters": [8]}, "model.filters", "Valid keys"),
         (
@@ -93,3 +93,12 @@ def test_quantization_overrides_are_validated() -> None:
         parse_config({"quantization": {"kinds": {"cnv": {"weight_bits": 8}}}})
     with pytest.raises(ConfigError, match=r"quantization\.layers\.logits\.weight_integer"):
         parse_config({"quantization": {"layers": {"logits": {"weight_integer": 6}}}})
+
+
+def test_model_config_builds_the_section_of_its_architecture() -> None:
+    from hepfpga.train.config import ModelConfig
+
+    assert ModelConfig(hidden_units=(8,)) == MLPConfig(hidden_units=(8,))
+    assert type(ModelConfig(architecture="cnn", filters=(2,))) is CNNConfig
+    with pytest.raises(ConfigError, match="unknown architecture 'rnn'"):
+        ModelConfig(architecture="rnn")

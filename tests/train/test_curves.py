@@ -105,3 +105,20 @@ def test_plots_are_written(make_jets, tmp_path, fmt: str) -> None:
     rng = np.random.default_rng(0)
     plot_score_compatibility(*_scores(rng, 300), *_scores(rng, 100), CLASSES, path)
     assert path.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("quiet", "ci", "level", "expected"),
+    [(False, "", 20, None), (True, "", 20, True), (False, "1", 20, True), (False, "", 30, True)],
+)
+def test_progress_bars_are_quiet_under_q_and_in_ci(monkeypatch, quiet, ci, level, expected):
+    import logging
+
+    from hepfpga.train.progress import progress_bar, progress_disabled
+
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(logging.getLogger("hepfpga"), "level", level)
+    assert progress_disabled(quiet) is expected
+    bar = progress_bar(3, "epochs", "epoch", quiet=quiet)
+    assert bar.disable is True  # pytest's output is no terminal: never shown here
+    bar.close()

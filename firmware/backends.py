@@ -1,0 +1,206 @@
+"""hls4ml backends as registered objects with their behaviour.
+
+An :class:`HLSBackend` carries what hepfpga does differently per backend: the name hls4ml
+registers it under, the vendor tools that build its projects (and how they take the build
+steps), the default part, the softmax modes whose C simulation compiles, the softmax type
+overrides it needs, and the reader of its build reports. :class:`~hepfpga.firmware.options.Backend`
+(the validated ``firmware.backend`` choice) maps to :data:`BACKENDS` through ``Backend.info``.
+A new backend is one :func:`register_backend` call; nothing else branches on the name.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hepfpga.errors import ConfigError, ConversionError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from hepfpga.firmware.rtl.report import HardwareReport
+    from hepfpga.firmware.vendor import BuildSteps
+
+__all__ = ["BACKENDS", "HLSBackend", "VendorTool", "register_backend"]
+
+ALL_SOFTMAX_MODES = ("stable", "tuned", "latency", "argmax", "logits")
+
+
+@dataclass(frozen=True)
+class VendorTool:
+    """A vendor tool that builds a backend's projects."""
+
+    #: executable looked up on PATH
+    executable: str
+    #: shell command run in the project folder
+    command: str
+    #: how the build steps reach ``build_prj.tcl``: "opt_file" (``build_opt.tcl``, Vitis),
+    #: "argument" (``"csim=0 synth=1 ..."`` on the command line, Vivado HLS) or "none"
+    switches: str
+    #: what to install and source, for the error when it is missing
+    product: str
+
+
+def _signed_types(value: Any) -> Any:
+    """``ap_ufixed<W,I,...>`` -> ``ap_fixed<W+1,I+1,...>`` everywhere in a settings tree."""
+    if isinstance(value, dict):
+        return {key: _signed_types(item) for key, item in value.items()}
+    if isinstance(value, str) and value.startswith("ap_ufixed<"):
+        from hepfpga.quantize.fixed import FixedType
+
+        fixed = FixedType.parse(value)
+        return FixedType(
+            fixed.width + 1, fixed.integer + 1, True, fixed.rounding, fixed.saturation
+        ).to_hls()
+    return value
+
+
+def _vivado_reports(folder: Path) -> HardwareReport:
+    from hepfpga.firmware.vendor import read_reports
+
+    return read_reports(folder)
+
+
+@dataclass(frozen=True)
+class HLSBackend:
+    """One hls4ml backend and its behaviour."""
+
+    #: name hls4ml registers the backend under
+    hls4ml_name: str
+    #: vendor tools that build its projects, preferred first
+    vendor_tools: tuple[VendorTool, ...]
+    #: FPGA part used when ``FirmwareOptions.part`` is not set
+    default_part: str = "xcvu13p-flga2577-2-e"
+    #: values of ``firmware.softmax`` whose C simulation compiles for this backend
+    softmax_modes: tuple[str, ...] = ALL_SOFTMAX_MODES
+    #: rewrites the softmax layer settings for this backend (None: used as they are)
+    softmax_override: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: reads a built project's reports (None: not parsed yet)
+    report_reader: Callable[[Path], HardwareReport] | None = None
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """The vendor executables, preferred first."""
+        return tuple(tool.executable for tool in self.vendor_tools)
+
+    @property
+    def build_commands(self) -> tuple[str, ...]:
+        """The build command of each tool (run in the project folder)."""
+        return tuple(tool.command for tool in self.vendor_tools)
+
+    def softmax_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The softmax layer settings as this backend's hls4ml needs them."""
+        return settings if self.softmax_override is None else self.softmax_override(settings)
+
+    def find_tool(self) -> VendorTool:
+        """The first vendor tool on PATH, or :class:`MissingDependencyError` naming them."""
+        for tool in self.vendor_tools:
+            if shutil.which(tool.executable):
+                return tool
+        products = "; ".join(f"{t.executable}: {t.product}" for t in self.vendor_tools)
+        raise MissingDependencyError(
+            f"building a {self.hls4ml_name} project needs {' or '.join(self.tools)} on PATH, "
+            f"and none is there ({products}); install it and source its settings64.sh, or use "
+            "`hepfpga hardware` for open-tool figures"
+        )
+
+    def build(self, folder: str | Path, steps: BuildSteps) -> HardwareReport:
+        """Run the vendor flow (``steps``) in the project ``folder`` and read its reports.
+        The tool's output goes to ``build_stdout.log`` there."""
+        folder = Path(folder)
+        if self.report_reader is None:
+            raise ConfigError(
+                f"the reports of {self.hls4ml_name} builds are not parsed by hepfpga; run "
+                f"'{self.build_commands[0]}' in {folder} yourself"
+            )
+        tool = self.find_tool()
+        options = steps.tcl_options()
+        command = tool.command
+        if tool.switches == "opt_file":
+            body = "".join(f"    {k} {v}\n" for k, v in options.items())
+            (folder / "build_opt.tcl").write_text(f"array set opt {{\n{body}}}\n")
+        elif tool.switches == "argument":
+            command += ' "' + " ".join(f"{k}={v}" for k, v in options.items()) + '"'
+        log = folder / "build_stdout.log"
+        with log.open("w") as stream:
+            done = subprocess.run(
+                command, shell=True, cwd=folder, stdout=stream, stderr=subprocess.STDOUT
+            )
+        if done.returncode != 0:
+            raise ConversionError(f"'{command}' failed with status {done.returncode}; see {log}")
+        return self.report_reader(folder)
+
+
+#: hls4ml backend name -> backend
+BACKENDS: dict[str, HLSBackend] = {}
+
+
+def register_backend(backend: HLSBackend) -> HLSBackend:
+    """Add ``backend`` to :data:`BACKENDS` under its hls4ml name."""
+    if backend.hls4ml_name in BACKENDS:
+        raise ValueError(f"backend {backend.hls4ml_name!r} is already registered")
+    BACKENDS[backend.hls4ml_name] = backend
+    return backend
+
+
+register_backend(
+    HLSBackend(
+        "Vitis",
+        (
+            VendorTool(
+                "vitis-run",
+                "vitis-run --mode hls --tcl build_prj.tcl",
+                "opt_file",
+                "AMD Vitis 2024.2+, source <Vitis>/settings64.sh",
+            ),
+            VendorTool(
+                "vitis_hls",
+                "vitis_hls -f build_prj.tcl",
+                "opt_file",
+                "AMD Vitis HLS, source <Vitis_HLS>/settings64.sh",
+            ),
+        ),
+        report_reader=_vivado_reports,
+    )
+)
+register_backend(
+    HLSBackend(
+        "Vivado",
+        (
+            VendorTool(
+                "vivado_hls",
+                "vivado_hls -f build_prj.tcl",
+                "argument",
+                "Xilinx Vivado HLS 2020.1 or older, source <Vivado>/settings64.sh",
+            ),
+        ),
+        report_reader=_vivado_reports,
+    )
+)
+register_backend(
+    HLSBackend(
+        "Catapult",
+        (
+            VendorTool(
+                "catapult",
+                "catapult -product ultra -shell -f build_prj.tcl",
+                "none",
+                "Siemens Catapult HLS",
+            ),
+        ),
+        # hls4ml 1.3's Catapult softmax (ac_softmax_pwl) fails a static assertion on the
+        # integer bits of exact logits types, whatever the implementation
+        softmax_modes=("logits",),
+    )
+)
+register_backend(
+    HLSBackend(
+        "Quartus",
+        (VendorTool("i++", "make myproject-fpga", "none", "Intel HLS Compiler (i++)"),),
+        default_part="Arria10",
+        # hls4ml's Quartus softmax refuses unsigned types: one more bit, the sign
+        softmax_override=_signed_types,
+    )
+)

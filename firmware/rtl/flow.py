@@ -1,0 +1,151 @@
+"""The open-tool hardware flow: QKeras model -> RTL -> bit-exact RTL simulation -> yosys.
+
+:func:`build_hardware` is the library function behind ``hepfpga hardware``: it traces the
+model (:mod:`~hepfpga.firmware.rtl.trace`), writes the pipelined Verilog
+(:mod:`~hepfpga.firmware.rtl.codegen`), simulates the events with Verilator
+(:mod:`~hepfpga.firmware.rtl.sim`) and compares every output bit for bit with the QKeras logits
+(and, when given, with the ``hepfpga emulate`` engine's logits), measures the latency from the
+simulation, and synthesizes with yosys (:mod:`~hepfpga.firmware.rtl.synth`). The result is a
+:class:`~hepfpga.firmware.rtl.report.HardwareReport`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepfpga.errors import DataError
+from hepfpga.firmware.rtl.codegen import DEFAULT_LATENCY_CUTOFF, RTLProject, write_rtl
+from hepfpga.firmware.rtl.report import HardwareReport, Latency, Resources, Timing
+from hepfpga.firmware.rtl.sim import RTLCheck, build_simulator, check_rtl, measured_latency
+from hepfpga.firmware.rtl.synth import synthesize
+from hepfpga.firmware.rtl.trace import TracedNetwork, trace_model
+
+__all__ = ["HardwareBuild", "build_hardware", "stress_events"]
+
+log = logging.getLogger("hepfpga.firmware.rtl")
+
+
+@dataclass
+class HardwareBuild:
+    """What :func:`build_hardware` made: the report, the traced network and the RTL project."""
+
+    report: HardwareReport
+    network: TracedNetwork
+    project: RTLProject
+    #: RTL outputs (logits) of the simulated events, aligned with them
+    outputs: np.ndarray
+
+
+def stress_events(net: TracedNetwork, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` events spread uniformly over the input type's whole range (plus a margin that
+    saturates), which reach rounding ties and saturation in every layer."""
+    rng = np.random.default_rng(seed)
+    t = net.input_type
+    span = t.max_value - t.min_value
+    return rng.uniform(
+        t.min_value - 0.05 * span, t.max_value + 0.05 * span, size=(n, *net.input_shape)
+    )
+
+
+def build_hardware(
+    model: Any,
+    events: Any,
+    out_dir: str | Path,
+    *,
+    emulator_logits: np.ndarray | None = None,
+    clock_period_ns: float = 5.0,
+    part: str = "xcvu13p-flga2577-2-e",
+    latency_cutoff: float = DEFAULT_LATENCY_CUTOFF,
+    synth: bool = True,
+    family: str = "xcup",
+    top: str = "hepfpga_model",
+) -> HardwareBuild:
+    """RTL of ``model`` in ``out_dir`` (created), simulated on ``events`` (float inputs as the
+    model takes them, ``n x input_shape``), compared with QKeras' logits (and with
+    ``emulator_logits`` if given), synthesized with yosys unless ``synth`` is False."""
+    from hepfpga.firmware.verify import keras_outputs_with_logits
+
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    net = trace_model(model)
+    x = np.asarray(events, dtype=np.float64)
+    if x.ndim < 2 or tuple(x.shape[1:]) != net.input_shape or x.shape[0] == 0:
+        raise DataError(
+            f"expected events of shape (n>0, {', '.join(map(str, net.input_shape))}), got {x.shape}"
+        )
+    project = write_rtl(
+        net,
+        out_dir,
+        top=top,
+        latency_cutoff=latency_cutoff,
+        clock_period_ns=clock_period_ns,
+        part=part,
+    )
+    seconds["rtl"] = round(time.perf_counter() - start, 2)
+    log.info(
+        "RTL: %d pipeline stages, da4ml estimate %.0f LUT", project.n_stages, project.estimated_luts
+    )
+
+    start = time.perf_counter()
+    simulator = build_simulator(project)
+    seconds["simulation_build"] = round(time.perf_counter() - start, 2)
+    codes = np.ldexp(net.input_type.quantize(x), project.inputs.fractional)
+    trace, seconds["simulation"] = simulator.run(codes.reshape(len(x), -1).astype(np.int64))
+    seconds["simulation"] = round(seconds["simulation"], 3)
+
+    _, qkeras_logits = keras_outputs_with_logits(model, x)
+    qkeras_logits = np.asarray(qkeras_logits, dtype=np.float64).reshape(len(x), -1)
+    latency_cycles = measured_latency(trace, qkeras_logits)
+    shift = project.n_stages if latency_cycles is None else latency_cycles
+    outputs = trace[shift : shift + len(x)]
+    checks: list[RTLCheck] = [check_rtl(outputs, qkeras_logits, "QKeras logits")]
+    if emulator_logits is not None:
+        checks.append(check_rtl(outputs, emulator_logits, "hepfpga emulate (hls4ml) logits"))
+    notes = [
+        f"latency measured by the Verilator test bench: {latency_cycles} cycles "
+        f"(da4ml pipeline: {project.n_stages} stages)"
+        if latency_cycles is not None
+        else "latency not identifiable from the events (all answers equal); pipeline stages used"
+    ]
+    latency = Latency(
+        min_cycles=shift,
+        max_cycles=shift,
+        initiation_interval=project.initiation_interval,
+        clock_period_ns=clock_period_ns,
+        source="da4ml pipeline, confirmed by the Verilator test bench",
+    )
+    resources = None
+    if synth:
+        result = synthesize(project, family=family)
+        seconds["synthesis"] = result.seconds
+        resources = Resources(
+            lut=result.lut,
+            ff=result.ff,
+            dsp=result.dsp,
+            bram=result.bram,
+            part=part,
+            carry=result.carry,
+            source=f"{result.tool} (yosys figures, not Vivado place-and-route)",
+        )
+    report = HardwareReport(
+        design=f"da4ml RTL (Verilog, {project.n_stages} pipeline stages, no DSP: "
+        "constant multiplications as adder graphs)",
+        latency=latency,
+        resources=resources,
+        timing=Timing(
+            target_ns=clock_period_ns,
+            estimated_ns=None,
+            source=f"da4ml delay model ({latency_cutoff:g} adder delays per stage); "
+            "no timing analysis here",
+        ),
+        exactness=tuple(checks),
+        seconds=seconds,
+        notes=tuple(notes),
+    )
+    return HardwareBuild(report=report, network=net, project=project, outputs=outputs)

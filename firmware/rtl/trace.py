@@ -1,0 +1,413 @@
+"""A QKeras network traced into a da4ml adder graph, bit for bit what QKeras computes.
+
+:func:`trace_model` replays the model layer by layer on da4ml's symbolic fixed-point
+variables (:class:`da4ml.trace.FixedVariableArray`); da4ml turns every constant matrix product
+into a graph of shifts and adders (no multiplier) and writes it as pipelined Verilog or VHDL
+(:mod:`hepfpga.firmware.rtl.codegen`). Numeric semantics, in ``ap_fixed`` notation (see
+:mod:`hepfpga.quantize.fixed`):
+
+* **Input.** The RTL input is the raw code of the input quantizer's type
+  (:func:`hepfpga.firmware.hls_config.input_fixed_type`, e.g. ``quantized_bits(16, 5)`` ->
+  ``ap_fixed<16,6,AP_RND_CONV,AP_SAT>``, 10 fractional bits): the float features are rounded
+  half to even and clipped *before* the RTL, by :meth:`FixedType.quantize`, exactly as QKeras
+  and the hls4ml test bench do. The input quantizer layer is then the identity.
+* **QDense / QConv1D / QConv2D**: ``y = b + sum(x * w)`` with the weights and biases that
+  QKeras itself multiplies with (its ``kernel_quantizer``/``bias_quantizer`` applied to the
+  float weights), refused unless every one
+  lies on the grid of its quantizer's fixed-point type. da4ml sizes every adder so that
+  nothing is rounded or overflows: the sums are exact, as QKeras' float32 sums are while they
+  fit the 24-bit significand (see :mod:`hepfpga.firmware.hls_config`).
+* **quantized_relu(bits, integer)** is ``ap_ufixed<bits,integer,AP_RND_CONV,AP_SAT>`` and
+  **quantized_bits** inside the network ``ap_fixed<...,AP_RND_CONV,AP_SAT>``: round half to
+  even, then saturate. da4ml rounds only by truncation (``TRN``) or half up (``RND``). A
+  *constant* bias cannot give half-to-even (a tie goes up or down depending on the parity of
+  the result), so :func:`round_half_even` adds a bias that includes the parity bit: for a
+  value ``x`` with lsb ``e`` rounded to lsb ``s`` (``s > e``), with ``p`` the bit of ``x``
+  worth ``s``, ``rne(x) = floor((x + s/2 - e + p*e) / s) * s``. (Below a tie the bias stays
+  under ``s``; above it reaches ``s``; at a tie it reaches ``s`` exactly when ``p = 1``.) It
+  costs one narrow adder per neuron. ``tests/firmware/test_hardware_rtl.py`` shows that the
+  constant bias ``s/2 - e`` alone (round half down) differs from QKeras on real data.
+* Convolutions take ``padding='valid'`` or ``'same'`` (exact zeros), any stride.
+* **MaxPooling1D/2D** ('valid') is the exact maximum; **Flatten/Reshape** only reorder; a final
+  ``Activation('softmax')`` is not traced: the RTL ends at the logits (the input of the
+  softmax), which are exact.
+
+Anything else raises :class:`~hepfpga.errors.ConversionError` naming the layer and the
+supported layers (:data:`LAYER_TRACERS`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hepfpga.errors import ConversionError
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
+
+__all__ = [
+    "LAYER_TRACERS",
+    "TracedNetwork",
+    "round_half_even",
+    "trace_model",
+]
+
+#: da4ml solver settings: delay constraint of each constant-matrix block (adder depth over the
+#: optimum it may add to share terms), as da4ml's own converter uses by default
+DEFAULT_SOLVER_OPTIONS = {"hard_dc": 2}
+
+
+@dataclass
+class TracedNetwork:
+    """A traced network: da4ml's combinational logic plus what is needed to drive it."""
+
+    #: da4ml ``CombLogic`` from the input codes to the logits
+    comb: Any
+    #: the type of the RTL input (the input quantizer's), per feature
+    input_type: FixedType
+    #: shape of one event, as the Keras model takes it
+    input_shape: tuple[int, ...]
+    #: name of the traced output layer (the logits)
+    output_layer: str
+    #: number of outputs
+    n_outputs: int
+    #: the layers traced, in order
+    layers: tuple[str, ...]
+
+    def input_codes(self, x: Any) -> np.ndarray:
+        """Float events -> the input type's raw codes (int64), rounded and saturated as QKeras
+        and the hls4ml test bench do, one row per event."""
+        values = self.input_type.quantize(np.asarray(x, dtype=np.float64))
+        flat = values.reshape(values.shape[0], -1)
+        return np.ldexp(flat, self.input_type.fractional).astype(np.int64)
+
+
+# -- rounding ----------------------------------------------------------------------------------
+def _kif(t: FixedType) -> tuple[int, int, int]:
+    """da4ml's (keep_negative, integer bits without the sign, fractional bits) of a type."""
+    return int(t.signed), t.integer - int(t.signed), t.fractional
+
+
+def round_half_even(x: Any, target: FixedType) -> Any:
+    """``(target) x`` for a da4ml ``FixedVariable``: round half to even, then saturate
+    (``AP_SAT``) or wrap, exactly as ``ap_fixed`` with ``AP_RND_CONV`` (see the module notes)."""
+    k, i, f = _kif(target)
+    overflow = {Saturation.SAT: "SAT", Saturation.WRAP: "WRAP", Saturation.SAT_SYM: "SAT_SYM"}
+    if target.saturation not in overflow:
+        raise ConversionError(f"the RTL has no {target.saturation.value} overflow ({target})")
+    mode = overflow[target.saturation]
+    if target.rounding is Rounding.TRN or x.low == x.high:
+        return _quantize_const_or_trn(x, k, i, f, mode, target)
+    if target.rounding is not Rounding.RND_CONV:
+        raise ConversionError(f"the RTL supports AP_TRN and AP_RND_CONV rounding, not {target}")
+    x_f = x.kif[2]
+    if x_f <= f:  # no bit is dropped: no rounding
+        return x.quantize(k, i, f, mode, "TRN")
+    s = 2.0**-f
+    e = 2.0**-x_f
+    parity = x.quantize(0, 1 - f, f, "WRAP", "TRN")  # the bit of x worth s: 0 or s
+    biased = x + (parity * (e / s) if parity.high > 0 else 0.0) + (s / 2 - e)
+    return biased.quantize(k, i, f, mode, "TRN")
+
+
+def _quantize_const_or_trn(x: Any, k: int, i: int, f: int, mode: str, target: FixedType) -> Any:
+    if x.low == x.high:  # a constant: quantize it exactly here
+        value = float(target.quantize(float(x.low)))
+        return type(x).from_const(value, hwconf=x.hwconf)
+    return x.quantize(k, i, f, mode, "TRN")
+
+
+def _apply_elementwise(arr: Any, fn: Callable[[Any], Any]) -> Any:
+    from da4ml.trace import FixedVariableArray
+
+    flat = arr._vars.ravel()
+    out = np.empty(flat.size, dtype=object)
+    for n, v in enumerate(flat):
+        out[n] = fn(v)
+    return FixedVariableArray(out.reshape(arr.shape), arr.solver_options)
+
+
+# -- layer tracers -----------------------------------------------------------------------------
+def _quantizer_of(layer: Any, key: str) -> Any:
+    from qkeras.quantizers import get_quantizer
+
+    config = layer.get_config().get(key)
+    return None if config is None else get_quantizer(config)
+
+
+def _on_grid(values: np.ndarray, quantizer: Any, what: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    t = from_quantizer(quantizer)
+    if not t.can_represent(values):
+        raise ConversionError(f"{what}: the quantized values are not on the grid of {t}")
+    return values
+
+
+def _quantized(layer: Any, key: str, weights: Any) -> np.ndarray:
+    quantizer = _quantizer_of(layer, f"{key}_quantizer")
+    what = f"layer '{layer.name}' {key}"
+    if quantizer is None:
+        raise ConversionError(f"{what} has no quantizer; the RTL needs quantized weights")
+    return _on_grid(np.asarray(quantizer(weights)), quantizer, what)
+
+
+def _quantized_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The weights QKeras multiplies with: each quantizer applied to the float weights."""
+    kernel = _quantized(layer, "kernel", layer.kernel)
+    bias = _quantized(layer, "bias", layer.bias) if layer.use_bias else None
+    return kernel, bias
+
+
+def _layer_activation(layer: Any, y: Any) -> Any:
+    """The ``activation=`` of a QDense/QConv (linear, or a quantizer)."""
+    activation = layer.get_config().get("activation", "linear")
+    if activation in (None, "linear"):
+        return y
+    return _activation(layer, activation, y)
+
+
+def _activation(layer: Any, activation: Any, y: Any) -> Any:
+    from qkeras.quantizers import get_quantizer
+
+    if activation in ("linear", None):
+        return y
+    if activation == "relu":
+        return _apply_elementwise(y, lambda v: v.relu())
+    try:
+        quantizer = get_quantizer(activation)
+    except Exception as exc:
+        raise ConversionError(
+            f"layer '{layer.name}': activation {activation!r} is not supported in the RTL; "
+            "supported: linear, relu, quantized_relu, quantized_bits"
+        ) from exc
+    target = from_quantizer(quantizer)
+    if type(quantizer).__name__ not in ("quantized_relu", "quantized_bits"):
+        raise ConversionError(
+            f"layer '{layer.name}': {quantizer} is not supported in the RTL; "
+            "supported: quantized_relu, quantized_bits"
+        )
+    return _apply_elementwise(y, lambda v: round_half_even(v, target))
+
+
+def _trace_dense(layer: Any, x: Any) -> Any:
+    kernel, bias = _quantized_weights(layer)
+    if x.ndim != 1:
+        raise ConversionError(f"layer '{layer.name}': QDense on a {x.ndim}-d input")
+    y = x @ kernel
+    if bias is not None:
+        y = y + bias
+    return _layer_activation(layer, y)
+
+
+def _windows(
+    in_shape: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...]
+) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """Output spatial shape and the top-left corner of every window of a 'valid' scan."""
+    out = tuple((n - k) // s + 1 for n, k, s in zip(in_shape, kernel, strides, strict=True))
+    corners = [
+        tuple(o * s for o, s in zip(index, strides, strict=True)) for index in np.ndindex(*out)
+    ]
+    return out, corners
+
+
+def _same_padding(x: Any, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+    """``x`` padded with exact zeros as Keras' ``padding='same'`` does (extra row/column at
+    the end when the total is odd)."""
+    from da4ml.trace import FixedVariable, FixedVariableArray
+
+    pads = []
+    for n, k, s in zip(x.shape[:-1], kernel, strides, strict=True):
+        total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    zero = FixedVariable.from_const(0.0, hwconf=x._vars.ravel()[0].hwconf)
+    shape = tuple(n + a + b for n, (a, b) in zip(x.shape[:-1], pads, strict=True))
+    padded = np.full((*shape, x.shape[-1]), zero, dtype=object)
+    inner = tuple(slice(a, a + n) for n, (a, _) in zip(x.shape[:-1], pads, strict=True))
+    padded[inner] = x._vars
+    return FixedVariableArray(padded, x.solver_options)
+
+
+def _trace_conv(layer: Any, x: Any) -> Any:
+    from da4ml.trace import FixedVariableArray
+
+    config = layer.get_config()
+    if config.get("data_format", "channels_last") != "channels_last":
+        raise ConversionError(f"layer '{layer.name}': only channels_last is supported")
+    if any(d != 1 for d in np.ravel(config.get("dilation_rate", 1))):
+        raise ConversionError(f"layer '{layer.name}': dilation is not supported")
+    kernel, bias = _quantized_weights(layer)
+    ksize = kernel.shape[:-2]
+    strides = tuple(int(s) for s in np.broadcast_to(config["strides"], (len(ksize),)))
+    padding = config["padding"]
+    if padding == "same":
+        x = _same_padding(x, ksize, strides)
+    elif padding != "valid":
+        raise ConversionError(
+            f"layer '{layer.name}': padding='{padding}' is not supported; use 'valid' or 'same'"
+        )
+    out_shape, corners = _windows(x.shape[:-1], ksize, strides)
+    matrix = kernel.reshape(-1, kernel.shape[-1])
+    columns = []
+    for corner in corners:
+        window = tuple(slice(c, c + k) for c, k in zip(corner, ksize, strict=True))
+        patch = FixedVariableArray(x._vars[window].ravel(), x.solver_options)
+        y = patch @ matrix
+        if bias is not None:
+            y = y + bias
+        columns.append(y._vars)
+    y = FixedVariableArray(np.stack(columns).reshape(*out_shape, -1), x.solver_options)
+    return _layer_activation(layer, y)
+
+
+def _trace_maxpool(layer: Any, x: Any) -> Any:
+    from da4ml.trace import FixedVariableArray
+
+    config = layer.get_config()
+    if config.get("data_format", "channels_last") != "channels_last":
+        raise ConversionError(f"layer '{layer.name}': only channels_last is supported")
+    pool = tuple(int(p) for p in np.ravel(config["pool_size"]))
+    strides = tuple(int(s) for s in np.ravel(config["strides"] or pool))
+    if config["padding"] != "valid":
+        raise ConversionError(
+            f"layer '{layer.name}': padding='{config['padding']}' is not supported; use 'valid'"
+        )
+    out_shape, corners = _windows(x.shape[:-1], pool, strides)
+    cells = []
+    for corner in corners:
+        window = tuple(slice(c, c + k) for c, k in zip(corner, pool, strict=True))
+        block = x._vars[window].reshape(-1, x.shape[-1])
+        cells.append([_max_of_all(block[:, ch]) for ch in range(x.shape[-1])])
+    return FixedVariableArray(
+        np.array(cells, dtype=object).reshape(*out_shape, -1), x.solver_options
+    )
+
+
+def _max_of_all(values: np.ndarray) -> Any:
+    """Balanced tree of maxima (exact)."""
+    items = list(values)
+    while len(items) > 1:
+        pairs = [items[n].max_of(items[n + 1]) for n in range(0, len(items) - 1, 2)]
+        items = pairs + ([items[-1]] if len(items) % 2 else [])
+    return items[0]
+
+
+def _trace_flatten(layer: Any, x: Any) -> Any:
+    return x.ravel()
+
+
+def _trace_reshape(layer: Any, x: Any) -> Any:
+    return x.reshape(tuple(layer.get_config()["target_shape"]))
+
+
+def _trace_qactivation(layer: Any, x: Any) -> Any:
+    return _activation(layer, layer.get_config()["activation"], x)
+
+
+def _trace_activation(layer: Any, x: Any) -> Any:
+    return _activation(layer, layer.get_config()["activation"], x)
+
+
+#: Keras/QKeras layer class name -> tracer ``(layer, FixedVariableArray) -> FixedVariableArray``
+LAYER_TRACERS: dict[str, Callable[[Any, Any], Any]] = {
+    "QDense": _trace_dense,
+    "QConv1D": _trace_conv,
+    "QConv2D": _trace_conv,
+    "MaxPooling1D": _trace_maxpool,
+    "MaxPooling2D": _trace_maxpool,
+    "Flatten": _trace_flatten,
+    "Reshape": _trace_reshape,
+    "QActivation": _trace_qactivation,
+    "Activation": _trace_activation,
+    "Dropout": lambda layer, x: x,
+}
+
+
+# -- the model ---------------------------------------------------------------------------------
+def _sequential_layers(model: Any) -> list[Any]:
+    """The layers after the input, in order; refused unless the graph is a chain."""
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    previous = model.inputs[0].node.layer
+    for layer in layers:
+        inbound = [node.inbound_layers for node in layer.inbound_nodes]
+        flat = [
+            item
+            for entry in inbound
+            for item in (entry if isinstance(entry, (list, tuple)) else [entry])
+        ]
+        if flat != [previous]:
+            raise ConversionError(
+                f"layer '{layer.name}' does not follow '{previous.name}': the RTL tracer "
+                "supports a chain of layers (no branches or merges)"
+            )
+        previous = layer
+    return layers
+
+
+def _is_final_softmax(layer: Any, is_last: bool) -> bool:
+    return (
+        is_last
+        and type(layer).__name__ in ("Activation", "Softmax")
+        and layer.get_config().get("activation", "softmax") == "softmax"
+    )
+
+
+def trace_model(
+    model: Any,
+    *,
+    solver_options: dict[str, Any] | None = None,
+) -> TracedNetwork:
+    """Trace a QKeras model (a chain: input quantizer, QDense/QConv, quantized activations,
+    max pooling, flatten, optional final softmax) into da4ml's combinational logic, from the
+    input codes to the logits (see the module notes for the exact semantics)."""
+    from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
+
+    from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type
+    from hepfpga.firmware.precision import strip_pruning
+
+    model = strip_pruning(model)
+    input_type = input_fixed_type(hls4ml_ready_model(model))
+    shape = tuple(int(n) for n in model.inputs[0].shape[1:])
+    k, i, f = _kif(input_type)
+    options = dict(DEFAULT_SOLVER_OPTIONS if solver_options is None else solver_options)
+    x_in = FixedVariableArray.from_kif(
+        np.full(shape, k),
+        np.full(shape, i),
+        np.full(shape, f),
+        hwconf=HWConfig(1, -1, -1),
+        solver_options=options,
+    )
+    layers = _sequential_layers(model)
+    x = x_in
+    traced: list[str] = []
+    output_layer = model.inputs[0].node.layer.name
+    for n, layer in enumerate(layers):
+        kind = type(layer).__name__
+        if _is_final_softmax(layer, n == len(layers) - 1):
+            break
+        tracer = LAYER_TRACERS.get(kind)
+        if tracer is None:
+            raise ConversionError(
+                f"layer '{layer.name}' ({kind}) is not supported by the RTL tracer; "
+                f"supported: {', '.join(sorted(LAYER_TRACERS))} and a final softmax"
+            )
+        x = tracer(layer, x)
+        traced.append(layer.name)
+        output_layer = layer.name
+    outputs = x.ravel()
+    comb = comb_trace(x_in.ravel(), outputs)
+    return TracedNetwork(
+        comb=comb,
+        input_type=input_type,
+        input_shape=shape,
+        output_layer=output_layer,
+        n_outputs=int(outputs.size),
+        layers=tuple(traced),
+    )
+
+
+def latency_stages(comb: Any, latency_cutoff: float) -> int:
+    """Number of pipeline stages da4ml makes of ``comb`` at ``latency_cutoff``."""
+    return max(1, math.ceil(comb.latency[1] / latency_cutoff)) if latency_cutoff > 0 else 0
