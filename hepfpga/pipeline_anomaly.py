@@ -88,7 +88,7 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     (scaling fitted on the background training jets)."""
     from hepfpga.artifacts import write_json_atomic
     from hepfpga.train.architectures import get_architecture
-    from hepfpga.train.dataset import Split
+    from hepfpga.train.dataset import Split, stratified_subsample
     from hepfpga.train.tasks.anomaly import class_indices
 
     config = run.config
@@ -99,22 +99,17 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     def keep(part: Any, classes: list[int]) -> Any:
         return part.subset(np.flatnonzero(np.isin(part.labels, classes)))
 
-    split = Split(
-        keep(split.train, background),
-        keep(split.validation, background),
-        keep(split.test, background + signals),
-    )
+    test = keep(split.test, background + signals)
+    if config.verification.max_events is not None:
+        # the jets are stored class by class: a plain head of the test set would miss classes
+        test = stratified_subsample(test, config.verification.max_events, config.seed)
+    split = Split(keep(split.train, background), keep(split.validation, background), test)
     inputs = config.model.input_representation(config.data).prepare(split)
     if inputs.scaler is not None:
         inputs.scaler.save(run.run_dir / "scaler.json")
     else:
         write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
     x_test, y_test = inputs.test, split.test.labels
-    if config.verification.max_events is not None:
-        x_test, y_test = (
-            x_test[: config.verification.max_events],
-            y_test[: config.verification.max_events],
-        )
     return AnomalyDataResult(
         sample=sample,
         path=path,
@@ -356,6 +351,14 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
     return AnomalyEvaluationResult(metrics, threshold, accepted, identical, [roc, dist])
 
 
+def optional_shared_stages() -> list[Any]:
+    """Stages registered after the C simulation that act on any deployed model (the RTL
+    hardware build when ``hardware.enabled``)."""
+    from hepfpga.pipeline import STAGES
+
+    return [stage for stage in STAGES if stage.name in ("hardware",)]
+
+
 def anomaly_stages() -> list[Any]:
     """The stage list of an anomaly-detection run (the classification run's ONNX, firmware
     and C-simulation stages act on the score model)."""
@@ -370,5 +373,6 @@ def anomaly_stages() -> list[Any]:
         shared["onnx"],
         shared["firmware"],
         shared["csim"],
+        *optional_shared_stages(),
         Stage("evaluation", "anomaly metrics, trigger decisions, plots", anomaly_evaluation_stage),
     ]

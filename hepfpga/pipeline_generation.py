@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.pipeline_anomaly import load_run_sample, split_run_sample
+from hepfpga.pipeline_anomaly import load_run_sample, optional_shared_stages, split_run_sample
 from hepfpga.pipeline_stages import (
     Check,
     DataResult,
@@ -271,6 +271,7 @@ def generation_stages() -> list[Any]:
         Stage("onnx", "exporting the generator to ONNX and checking it", generation_onnx_stage),
         shared["firmware"],
         shared["csim"],
+        *optional_shared_stages(),
         Stage(
             "evaluation",
             "generated vs real jets: distances, classifier, plots",

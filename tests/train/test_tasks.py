@@ -113,6 +113,15 @@ def test_task_by_name_alone_gets_its_defaults_and_round_trips() -> None:
             "model.hidden_units",
             ["unknown key"],
         ),
+        (
+            {
+                "task": "anomaly_detection",
+                "model": {"architecture": "ae"},
+                "bdt": {"enabled": True},
+            },
+            "bdt.enabled",
+            ["classification stage"],
+        ),
         # a decoder with a transposed convolution, refused before any training
         (
             {
