@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from hepfpga.errors import ConfigError
-from hepfpga.quantize.qat import register_layer_mapping
 from hepfpga.train.architectures import Architecture, register_architecture
 from hepfpga.train.architectures.ae import (
     _EXACTNESS,
@@ -122,12 +121,6 @@ def build_conv_autoencoder(
         )
     outputs = conv(x, int(input_shape[-1]), "reconstruction", seed + 200)
     return {"autoencoder": keras.Model(inputs, outputs, name="jet_conv_ae")}
-
-
-@register_layer_mapping("UpSampling2D", kind="structural")
-def _upsampling(layer: Any, bits: Any) -> Any:
-    # nearest-neighbour up-sampling repeats values: exact, the same layer in QKeras
-    return type(layer).from_config(layer.get_config())
 
 
 def _float_score_model(config: Any, input_shape: tuple[int, ...], n_classes: int, seed: int) -> Any:
