@@ -96,4 +96,4 @@ def build_model(
 
 
 # The built-in plugins register themselves on import.
-from hepfpga.train.architectures import ae, cnn, gan, garnet, mlp, recurrent, vae  # noqa: E402, F401
+from hepfpga.train.architectures import ae, cnn, conv_ae, gan, garnet, mlp, recurrent, vae  # noqa: E402, F401
