@@ -55,6 +55,7 @@ def measure(name: str, model, n_events: int, synth: bool, folder: Path) -> dict:
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     x = events(n_events, int(np.prod(shape)), seed=2).reshape(n_events, *shape)
     row: dict = {"model": name}
+    slug = name.lower().replace(" ", "_")
 
     start = time.perf_counter()
     trace_model(model)
@@ -64,7 +65,7 @@ def measure(name: str, model, n_events: int, synth: bool, folder: Path) -> dict:
     row["trace_s"] = time.perf_counter() - start
     row["jit_s"] = max(first_trace - row["trace_s"], 0.0)
     start = time.perf_counter()
-    project = write_rtl(net, folder / name / "rtl")
+    project = write_rtl(net, folder / slug / "rtl")
     row["rtl_s"] = row["trace_s"] + time.perf_counter() - start
     row["stages"] = project.n_stages
 
@@ -81,7 +82,7 @@ def measure(name: str, model, n_events: int, synth: bool, folder: Path) -> dict:
     row["rtl_events_per_s"] = n_events / min(timings)
     outputs = trace[project.n_stages : project.n_stages + n_events]
 
-    emu_project = compile_project(write_project(model, FirmwareOptions(), folder / name / "hls"))
+    emu_project = compile_project(write_project(model, FirmwareOptions(), folder / slug / "hls"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         emulator = Emulator.from_project(emu_project, x[:2000])

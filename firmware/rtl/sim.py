@@ -205,40 +205,45 @@ def build_simulator(project: RTLProject, *, jobs: int = 2) -> Simulator:
             out_bw=project.outputs.width,
         )
     )
-    command = [
-        *verilator,
-        "--cc",
-        "--exe",
-        "--build",
-        "-j",
-        str(jobs),
-        "-Wno-fatal",
-        "-Wno-lint",
-        "--top-module",
-        f"{project.top}_wrapper",
-        f"-I{project.path / 'src'}",
-        f"-I{project.path / 'src' / 'static'}",
-        str(project.wrapper),
-        *(str(p) for p in project.sources),
-        str(tb),
-        "-CFLAGS",
-        f"-std=c++17 -I{_common_source()}",
-        "-MAKEFLAGS",
-        "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0",
-        "--output-split",
-        "20000",
-        "-Mdir",
-        str(build / "obj"),
-        "-o",
-        "tb",
-    ]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=build)
-    if done.returncode != 0:
-        tail = (done.stdout + done.stderr)[-2000:]
-        raise HepfpgaError(f"Verilator failed to build the RTL test bench:\n{tail}")
-    # keep the executable, drop Verilator's intermediate C++ and objects (tens of MB)
-    executable = build / "tb"
-    (build / "obj" / "tb").replace(executable)
-    shutil.rmtree(build / "obj", ignore_errors=True)
+    # Verilator's makefiles break on spaces in paths: build in a fresh temporary folder
+    # (sources copied in), keep only the executable
+    with tempfile.TemporaryDirectory(prefix="hepfpga-verilator-") as tmp:
+        work = Path(tmp)
+        shutil.copytree(project.path / "src", work / "src")
+        shutil.copy(tb, work / "tb.cpp")
+        sources = [work / p.relative_to(project.path) for p in project.sources]
+        command = [
+            *verilator,
+            "--cc",
+            "--exe",
+            "--build",
+            "-j",
+            str(jobs),
+            "-Wno-fatal",
+            "-Wno-lint",
+            "--top-module",
+            f"{project.top}_wrapper",
+            f"-I{work / 'src'}",
+            f"-I{work / 'src' / 'static'}",
+            str(work / project.wrapper.relative_to(project.path)),
+            *(str(p) for p in sources),
+            str(work / "tb.cpp"),
+            "-CFLAGS",
+            f"-std=c++17 -I{_common_source()}",
+            "-MAKEFLAGS",
+            "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0",
+            "--output-split",
+            "20000",
+            "-Mdir",
+            str(work / "obj"),
+            "-o",
+            "tb",
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=work)
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr)[-2000:]
+            raise HepfpgaError(f"Verilator failed to build the RTL test bench:\n{tail}")
+        executable = build / "tb"
+        shutil.copy2(work / "obj" / "tb", executable)
     return Simulator(project, executable, time.perf_counter() - start)

@@ -73,7 +73,7 @@ def test_model_file_end_to_end(tmp_path, capsys):
     model = keras.Model(x, keras.layers.Activation("softmax", name="softmax")(h))
     save_keras_model(model, tmp_path / "model.h5")
     np.savez(tmp_path / "events.npz", x=np.random.default_rng(0).normal(size=(300, 4)))
-    out = tmp_path / "hw"
+    out = tmp_path / "hw out"  # a space in the path: make must not see it
     argv = [
         "hardware",
         str(tmp_path / "model.h5"),

@@ -54,6 +54,10 @@ class Architecture:
     #: what the firmware's outputs promise against QKeras, and why
     exactness: str
     task: Task = "classification"
+    #: whether the firmware's logits can equal QKeras' bit for bit (fixed-point arithmetic
+    #: only); False where tables approximate functions computed in float (sigmoid, tanh,
+    #: exp): the run then reports the measured agreement instead of requiring exactness
+    bit_exact: bool = True
 
 
 #: Registered architectures by the name used in ``model.architecture``.
