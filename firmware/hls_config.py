@@ -325,11 +325,9 @@ def plan_conversion(
             if result is not None:
                 precision[layer.name] = replace(types, result=FixedType.parse(result))
             continue
-        entry_precision: dict[str, str] = {}
-        for key in ("result", "accum", "weight", "bias", "scale"):
-            value = getattr(types, key)
-            if value is not None:
-                entry_precision[key] = value.to_hls()
+        # recurrent layers keep hls4ml's keys for their internal types ('auto', the tables)
+        entry_precision: dict[str, str] = dict(entry.get("Precision", {})) if types.extra else {}
+        entry_precision.update({key: value.to_hls() for key, value in types.hls_types().items()})
         table = table_type(layer)
         if table is not None:
             entry_precision["table"] = table.to_hls()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -51,7 +52,12 @@ def tune(
     from hepfpga.tune import load_tune_config, run_tune
 
     config, base = load_tune_config(tune_file)
-    changes = {"trials": trials, "workers": workers, "storage": storage, "output_dir": output_dir}
+    changes: dict[str, Any] = {
+        "trials": trials,
+        "workers": workers,
+        "storage": storage,
+        "output_dir": output_dir,
+    }
     config = replace(config, **{k: v for k, v in changes.items() if v is not None})
     quiet = logging.getLogger("hepfpga").level > logging.INFO
     result = run_tune(config, base, name=tune_file.stem, scheduler=scheduler, quiet=quiet)

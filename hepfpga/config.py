@@ -139,6 +139,12 @@ class PipelineConfig:
                 path="schema_version",
             )
         check_task_fits(self.task, self.model)
+        if self.bdt.enabled and self.task.name != "classification":
+            raise ConfigError(
+                f"the BDT comparison is a classification stage; task '{self.task.name}' has no "
+                "BDT: remove bdt.enabled",
+                path="bdt.enabled",
+            )
 
 
 def parse_config(

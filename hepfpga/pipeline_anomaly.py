@@ -61,41 +61,55 @@ class AnomalyDataResult(DataResult):
         return items
 
 
+def load_run_sample(run: Run) -> tuple[Path, Any]:
+    """The run's jet sample (``data.path``, or the built-in one) and its path."""
+    from hepfpga.train.io import builtin_sample_path, load_sample
+
+    data = run.config.data
+    path = data.path if data.path is not None else builtin_sample_path()
+    return path, load_sample(path)
+
+
+def split_run_sample(run: Run, sample: Any) -> Any:
+    """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
+    stratified split as a classification run with the same seed)."""
+    from hepfpga.train.dataset import split_sample, stratified_subsample
+
+    config = run.config
+    if config.data.max_jets is not None:
+        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
+    s = config.data.split
+    return split_sample(sample, (s.train, s.validation, s.test), config.seed)
+
+
 def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     """Load and split the jets (stratified, as for classification), keep background jets in
     training and validation, background and signal jets in the test, and build the inputs
     (scaling fitted on the background training jets)."""
+    from hepfpga.artifacts import write_json_atomic
     from hepfpga.train.architectures import get_architecture
-    from hepfpga.train.dataset import Split, split_sample, stratified_subsample
-    from hepfpga.train.io import builtin_sample_path, load_sample
+    from hepfpga.train.dataset import Split, stratified_subsample
     from hepfpga.train.tasks.anomaly import class_indices
 
     config = run.config
-    path = config.data.path if config.data.path is not None else builtin_sample_path()
-    sample = load_sample(path)
+    path, sample = load_run_sample(run)
     background, signals = class_indices(config.task, sample.class_names)  # type: ignore[arg-type]
-    if config.data.max_jets is not None:
-        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
-    s = config.data.split
-    split = split_sample(sample, (s.train, s.validation, s.test), config.seed)
+    split = split_run_sample(run, sample)
 
     def keep(part: Any, classes: list[int]) -> Any:
         return part.subset(np.flatnonzero(np.isin(part.labels, classes)))
 
-    split = Split(
-        keep(split.train, background),
-        keep(split.validation, background),
-        keep(split.test, background + signals),
-    )
-    inputs = config.model.input_representation(config.data).prepare(split)
-    assert inputs.scaler is not None  # the anomaly architectures take scaled features
-    inputs.scaler.save(run.run_dir / "scaler.json")
-    x_test, y_test = inputs.test, split.test.labels
+    test = keep(split.test, background + signals)
     if config.verification.max_events is not None:
-        x_test, y_test = (
-            x_test[: config.verification.max_events],
-            y_test[: config.verification.max_events],
-        )
+        # the jets are stored class by class: a plain head of the test set would miss classes
+        test = stratified_subsample(test, config.verification.max_events, config.seed)
+    split = Split(keep(split.train, background), keep(split.validation, background), test)
+    inputs = config.model.input_representation(config.data).prepare(split)
+    if inputs.scaler is not None:
+        inputs.scaler.save(run.run_dir / "scaler.json")
+    else:
+        write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
+    x_test, y_test = inputs.test, split.test.labels
     return AnomalyDataResult(
         sample=sample,
         path=path,
@@ -337,6 +351,14 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
     return AnomalyEvaluationResult(metrics, threshold, accepted, identical, [roc, dist])
 
 
+def optional_shared_stages() -> list[Any]:
+    """Stages registered after the C simulation that act on any deployed model (the RTL
+    hardware build when ``hardware.enabled``)."""
+    from hepfpga.pipeline import STAGES
+
+    return [stage for stage in STAGES if stage.name in ("hardware",)]
+
+
 def anomaly_stages() -> list[Any]:
     """The stage list of an anomaly-detection run (the classification run's ONNX, firmware
     and C-simulation stages act on the score model)."""
@@ -351,5 +373,6 @@ def anomaly_stages() -> list[Any]:
         shared["onnx"],
         shared["firmware"],
         shared["csim"],
+        *optional_shared_stages(),
         Stage("evaluation", "anomaly metrics, trigger decisions, plots", anomaly_evaluation_stage),
     ]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.pipeline_anomaly import load_run_sample, optional_shared_stages, split_run_sample
 from hepfpga.pipeline_stages import (
     Check,
     DataResult,
@@ -66,18 +67,13 @@ def generation_data_stage(run: Run) -> GenerationDataResult:
     """The target class's jets, split as for classification, scaled with the scaling fitted
     on its training jets; fixed latent vectors as test inputs."""
     from hepfpga.train.architectures import get_architecture
-    from hepfpga.train.dataset import Split, split_sample, stratified_subsample
-    from hepfpga.train.io import builtin_sample_path, load_sample
+    from hepfpga.train.dataset import Split
     from hepfpga.train.tasks.generation import target_index
 
     config = run.config
-    path = config.data.path if config.data.path is not None else builtin_sample_path()
-    sample = load_sample(path)
+    path, sample = load_run_sample(run)
     target = target_index(config.task, sample.class_names)  # type: ignore[arg-type]
-    if config.data.max_jets is not None:
-        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
-    s = config.data.split
-    split = split_sample(sample, (s.train, s.validation, s.test), config.seed)
+    split = split_run_sample(run, sample)
     split = Split(
         *(
             p.subset(np.flatnonzero(p.labels == target))
@@ -275,6 +271,7 @@ def generation_stages() -> list[Any]:
         Stage("onnx", "exporting the generator to ONNX and checking it", generation_onnx_stage),
         shared["firmware"],
         shared["csim"],
+        *optional_shared_stages(),
         Stage(
             "evaluation",
             "generated vs real jets: distances, classifier, plots",

@@ -431,9 +431,7 @@ def verification_stage(run: Run) -> VerificationResult | None:
     report = verify_model(qmodel, data.x_test, run.config.firmware, project=firmware.project)
     record_verification(firmware.project, report.outputs)
     hls_probs = predict(firmware.project, data.x_test)
-    return VerificationResult(
-        report, hls_probs, data.architecture.exactness.startswith("bit-exact")
-    )
+    return VerificationResult(report, hls_probs, data.architecture.bit_exact)
 
 
 # --- evaluation -------------------------------------------------------------------------

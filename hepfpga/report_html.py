@@ -214,15 +214,13 @@ def _overtraining(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -
         parts.append(_table(["class", "KS sig", "p sig", "KS bkg", "p bkg", "compatible"], rows))
         train = scores.get(f"train_{model}")
         if train is not None and model in scores and classes:
-            parts.append(
-                _figure(
-                    lambda b, m=model, t=train: plot_score_compatibility(
-                        t, scores["train_labels"], scores[m], scores["labels"], classes, b,
-                        fmt="png",
-                    ),
-                    f"score distributions {model}",
+
+            def draw(b: io.BytesIO, m: str = model, t: np.ndarray = train) -> None:
+                plot_score_compatibility(
+                    t, scores["train_labels"], scores[m], scores["labels"], classes, b, fmt="png"
                 )
-            )  # fmt: skip
+
+            parts.append(_figure(draw, f"score distributions {model}"))
     return "".join(parts)
 
 
@@ -262,19 +260,9 @@ def _bdt(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
     bdt = report.get("bdt")
     if not bdt:
         return _note("no BDT in this run (bdt.enabled: false)")
+    if bdt.get("status") == "not available":
+        return _note(f"no BDT: {bdt.get('reason')}")
     classes = report.get("data", {}).get("classes", [])
-    if "verification" not in bdt:
-        status = _note(f"BDT {bdt.get('status', 'not available')}: {bdt.get('reason', '')}")
-        if "test" not in bdt:
-            return status
-        rows = [
-            [MODEL_LABELS[m], report[m]["test"]["accuracy"]]
-            + [report[m]["test"]["auc"][c] for c in classes]
-            for m in ("float", "qkeras", "bdt")
-            if "test" in report.get(m, {})
-        ]
-        return status + _table(["model", "accuracy", *[f"AUC {c}" for c in classes]], rows)
-    v = bdt["verification"]
     rows = [
         [
             MODEL_LABELS[m],
@@ -289,18 +277,25 @@ def _bdt(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
         _table(["model", "accuracy", *[f"AUC {c}" for c in classes]], rows)
         + "<p>Gradient-boosted trees (scikit-learn): "
         + _e(", ".join(f"{k} {v}" for k, v in settings.items() if k != "enabled"))
-        + f"; fitted in {_num(bdt.get('fit_seconds'), 1)} s. HLS project: "
-        + f"<code>{_e(bdt.get('hls_project'))}</code>.</p>"
-        + _table(
-            ["conifer C++ emulation vs scikit-learn", "value"],
-            [
-                ["test jets", v["n_events"]],
-                ["identical decisions", v["fraction_identical_decisions"]],
-                ["max |score difference|", v["max_abs_score_diff"]],
-                ["bound from the score type", v["score_diff_bound"]],
-                ["verified", _mark(bool(v.get("passed")))],
-            ],
-        )
+        + f"; fitted in {_num(bdt.get('fit_seconds'), 1)} s.</p>"
+        + _bdt_firmware(bdt)
+    )
+
+
+def _bdt_firmware(bdt: Mapping[str, Any]) -> str:
+    emulation = bdt.get("emulation", {})
+    if emulation.get("status") == "not available":
+        return _note(f"no conifer firmware: {emulation.get('reason')}")
+    v = bdt["verification"]
+    return f"<p>HLS project: <code>{_e(bdt.get('hls_project'))}</code>.</p>" + _table(
+        ["conifer C++ emulation vs scikit-learn", "value"],
+        [
+            ["test jets", v["n_events"]],
+            ["identical decisions", v["fraction_identical_decisions"]],
+            ["max |score difference|", v["max_abs_score_diff"]],
+            ["bound from the score type", v["score_diff_bound"]],
+            ["verified", _mark(bool(v.get("passed")))],
+        ],
     )
 
 
@@ -321,7 +316,11 @@ def _saliency(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> st
             names, values = None, np.array([per_class[c] for c in classes])
         saliency = Saliency(values, classes, tuple(0 for _ in classes), names)
         parts.append(f"<h3>{_e(MODEL_LABELS.get(model, model))}</h3>")
-        parts.append(_figure(lambda b, s=saliency: plot_saliency(s, b, fmt="png"), "saliency"))
+
+        def draw(b: io.BytesIO, s: Saliency = saliency) -> None:
+            plot_saliency(s, b, fmt="png")
+
+        parts.append(_figure(draw, "saliency"))
         if names is not None:
             top = [[c, _e(", ".join(n for n, _ in saliency.ranking(c)[:4]))] for c in classes]
             parts.append(_table(["class", "most important features"], top, left=2))

@@ -95,6 +95,7 @@ class Dimension:
         """The trial's value for this dimension (choices are stored as their JSON text)."""
         if self.choices is not None:
             return json.loads(trial.suggest_categorical(name, [_enc(c) for c in self.choices]))
+        assert self.low is not None and self.high is not None  # __post_init__: a range
         if self.integer:
             step = int(self.step or 1)
             return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)

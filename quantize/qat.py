@@ -35,7 +35,8 @@ float layer                kind                         QKeras layer (hardware t
 ``Activation('softmax')``  activation                   unchanged (float in Keras, table-based
                                                         in firmware)
 ``MaxPooling1D/2D``,       structural                   the same layer (exact in fixed point)
-``Flatten``, ``Reshape``
+``Flatten``, ``Reshape``,
+``UpSampling1D/2D``
 ``Dropout``                structural                   removed (identity at inference)
 ``GarNet`` (hls4ml         graph                        ``GarNet(quantize_transforms=True)``:
 contrib)                                                its transforms and output as
@@ -381,7 +382,15 @@ def _activation_layer(layer: Any, bits: Bits) -> Any:
     return _ACTIVATIONS[kind](layer, bits)
 
 
-@register_layer_mapping("MaxPooling1D", "MaxPooling2D", "Flatten", "Reshape", kind="structural")
+@register_layer_mapping(
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "Flatten",
+    "Reshape",
+    "UpSampling1D",
+    "UpSampling2D",
+    kind="structural",
+)
 def _same_layer(layer: Any, bits: Bits) -> Any:
     return type(layer).from_config(layer.get_config())
 

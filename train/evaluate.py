@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def plot_roc(
     scores_by_model: Mapping[str, np.ndarray],
     labels: np.ndarray,
     class_names: Sequence[str],
-    path: Path,
+    path: Path | IO[bytes],
     *,
     title: str = "",
 ) -> None:

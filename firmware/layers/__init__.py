@@ -7,7 +7,16 @@ handler plus its test. :func:`handler_for` is the lookup every stage uses, and
 is walked.
 """
 
-from hepfpga.firmware.layers import activation, batchnorm, core, dense, merge, pooling, refused
+from hepfpga.firmware.layers import (
+    activation,
+    batchnorm,
+    core,
+    dense,
+    merge,
+    pooling,
+    recurrent,
+    refused,
+)
 from hepfpga.firmware.layers._base import (
     MAX_INTEGER_BITS,
     MAX_WIDTH,
@@ -39,6 +48,7 @@ __all__ = [
     "model_graph",
     "pooling",
     "ready_model",
+    "recurrent",
     "refused",
     "refused_classes",
     "register",

@@ -76,13 +76,23 @@ class LayerPrecision:
     source: str = ""
     #: (min, max) of the layer's output on the profiling sample (float models)
     profiled: tuple[float, float] | None = None
+    #: further hls4ml precision keys of the layer (``recurrent_weight``, ...)
+    extra: tuple[tuple[str, FixedType], ...] = ()
+
+    def hls_types(self) -> dict[str, FixedType]:
+        """Every type set, by hls4ml's ``Precision`` key."""
+        out = {
+            key: getattr(self, key)
+            for key in ("result", "accum", "weight", "bias", "scale")
+            if getattr(self, key) is not None
+        }
+        out.update(dict(self.extra))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"class": self.class_name, "source": self.source}
-        for key in ("result", "accum", "weight", "bias", "scale"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value.to_hls()
+        for key, value in self.hls_types().items():
+            out[key] = value.to_hls()
         if self.profiled is not None:
             out["profiled_min"], out["profiled_max"] = self.profiled
             out["type_min"], out["type_max"] = self.result.min_value, self.result.max_value
@@ -269,9 +279,8 @@ def union_type(types: list[FixedType]) -> FixedType:
 
 def check_width(types: LayerPrecision) -> LayerPrecision:
     """``types`` itself, or a :class:`ConversionError` when one is wider than MAX_WIDTH."""
-    for key in ("result", "accum", "weight", "bias", "scale"):
-        value = getattr(types, key)
-        if value is not None and value.width > MAX_WIDTH:
+    for key, value in types.hls_types().items():
+        if value.width > MAX_WIDTH:
             raise ConversionError(
                 f"layer '{types.name}' ({types.class_name}): its {key} type {value.to_hls()} "
                 f"would be {value.width} bits wide; hepfpga writes at most {MAX_WIDTH}. "

@@ -19,13 +19,13 @@ RTL simulation (:mod:`hepfpga.firmware.rtl.sim`) measures this shift instead of 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hepfpga.artifacts import dumps_strict
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.rtl.trace import TracedNetwork
 
@@ -156,5 +156,5 @@ def write_rtl(
 
     plain = to_plain(project)
     plain["path"] = "."  # the folder may move (written in a temporary folder, then renamed)
-    (folder / "hepfpga_rtl.json").write_text(json.dumps(plain, indent=2) + "\n")
+    (folder / "hepfpga_rtl.json").write_text(dumps_strict(plain, indent=2) + "\n")
     return project

@@ -86,3 +86,12 @@ def test_anomaly_score_on_chip(ae_run) -> None:
         assert "Subtract" in report["firmware"]["reason"]
         assert report["status"] == "incomplete" and ae_run.passed
         assert report["checks"]["identical_trigger_decisions"]["passed"] is None
+
+
+def test_triton_repository_serves_the_score(ae_run, tmp_path) -> None:
+    from hepfpga.deploy.triton_repo import export_triton_repository
+
+    export = export_triton_repository(ae_run.run_dir, tmp_path / "repo")
+    assert [(t.datatype, t.dims) for t in export.spec.inputs] == [("FP32", (16,))]
+    assert [(t.name, t.dims) for t in export.spec.outputs] == [("score", (1,))]
+    assert export.spec.label_filename is None  # a score, not class probabilities

@@ -64,3 +64,9 @@ def test_gan_run(tmp_path, make_jets) -> None:
     assert quality["HLS generated"] == quality["QKeras generated"]
     assert report["onnx_vs_qkeras"]["max_abs_diff"] <= 1e-5
     assert result.passed and report["status"] == "passed"
+    # what a fast-simulation service serves: latent vectors in, one jet's features out
+    from hepfpga.deploy.triton_repo import export_triton_repository
+
+    export = export_triton_repository(run_dir, tmp_path / "repo")
+    assert [t.dims for t in export.spec.inputs] == [(3,)]
+    assert [t.dims for t in export.spec.outputs] == [(16,)]

@@ -364,3 +364,15 @@ def two_input_tagger(bits: int = 6, seed: int = 0) -> Any:
     )(h)
     h = QDense(3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits")(h)
     return keras.Model([a, b], keras.layers.Activation("softmax", name="softmax")(h))
+
+
+def float_recurrent(kind: str = "LSTM", seed: int = 0) -> Any:
+    """A float LSTM (or GRU) over a short sequence, then a softmax classifier."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    x = keras.Input((6, 3), name="sequence")
+    layer = getattr(keras.layers, kind)(8, name="rnn")
+    h = layer(x)
+    return keras.Model(x, keras.layers.Dense(3, activation="softmax", name="output")(h))

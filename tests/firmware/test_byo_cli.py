@@ -156,3 +156,39 @@ def test_verify_exits_1_naming_the_first_diverging_layer(
     assert code == 1
     assert "FAILED: bit-exact logits" in out
     assert "first diverging layer 'dense_2' (truncation_before_rounding)" in err
+
+
+@pytest.mark.slow
+def test_verify_a_sequential_json_model_without_input_quantizer(
+    tmp_path: Path, byo_models: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 8's first case as a user types it: a keras.Sequential QKeras model saved as JSON +
+    weights, with built-in activations and no input quantizer. (Same model, events and options
+    as a case of test_byo_layers.py, so the two share one compiled simulation.)"""
+    model = byo_models.sequential_qkeras_no_input_quantizer(bits=6)
+    (tmp_path / "model.json").write_text(model.to_json())
+    model.save_weights(tmp_path / "weights.h5")
+    np.savez(tmp_path / "events.npz", x=byo_models.events((12,), 300, seed=3))
+    report = tmp_path / "report.json"
+    args = [
+        "verify",
+        str(tmp_path / "model.json"),
+        "--weights",
+        str(tmp_path / "weights.h5"),
+        "--data",
+        str(tmp_path / "events.npz"),
+        "--backend",
+        "Vivado",
+        "--report",
+        str(report),
+    ]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "PASSED: bit-exact logits on the input grid" in out
+    assert "input type: ap_fixed<16,4,AP_RND_CONV,AP_SAT> (default: no input quantizer" in out
+    assert "rounding the events to it costs: logits max |diff|" in out
+    assert "C simulation of " in err  # progress before the build
+    data = json.loads(report.read_text())
+    names = [layer["name"] for layer in data["layers"]]
+    assert names[:2] == ["dense_1", "dense_1_quantized_relu"]
+    assert data["input_rounding"]["argmax_agreement"] >= 0.99

@@ -51,6 +51,9 @@ CASES: dict[str, Case] = {
         "vae_encoder", {"bits": 6}, {"backend": "Vivado"}
     ),
     "multi-input-Vitis-parallel-w8": Case("two_input_tagger", {"bits": 8}),
+    "recurrent-float-lstm-Vitis-parallel": Case(
+        "float_recurrent", {"kind": "LSTM"}, tolerance=0.03
+    ),
 }
 
 

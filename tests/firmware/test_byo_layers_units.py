@@ -104,6 +104,16 @@ def _refused(case: str) -> Any:
         return _functional(layers.PReLU(shared_axes=[1], name="prelu"), shape=(4, 3))
     if case == "simple_rnn":
         return _functional(layers.SimpleRNN(4, name="rnn"), shape=(5, 2))
+    if case == "qlstm":
+        from qkeras import QLSTM, quantized_bits
+
+        q = quantized_bits(6, 0, alpha=1)
+        return _functional(
+            QLSTM(4, kernel_quantizer=q, recurrent_quantizer=q, bias_quantizer=q, name="qlstm"),
+            shape=(5, 2),
+        )
+    if case == "lstm_state":
+        return _functional(layers.LSTM(4, go_backwards=True, name="lstm"), shape=(5, 2))
     if case == "three_input_add":
         x = keras.Input((4,), name="features")
         a, b, c = (layers.Dense(4, name=n)(x) for n in "abc")
@@ -138,6 +148,11 @@ REFUSALS = {
     "with shared_axes=None only",
     "simple_rnn": "layer 'rnn' (SimpleRNN): the Vitis and Vivado backends of hls4ml 1.3 have "
     "no SimpleRNN; use LSTM or GRU",
+    "qlstm": "layer 'qlstm' (QLSTM): QKeras recurrent layers are not converted yet: hls4ml 1.3 "
+    "ignores their weight quantizers (the firmware would hold float weights) and rejects "
+    "quantized_tanh / hard_sigmoid recurrent activations; use a float LSTM/GRU",
+    "lstm_state": "layer 'lstm' (LSTM) uses return_state/go_backwards/stateful, which hls4ml "
+    "1.3 does not convert; use a plain forward layer",
     "three_input_add": "layer 'sum3' (Add) merges 3 inputs; hls4ml 1.3 merges two: chain "
     "two-input Add layers instead",
     "shared_layer": "layer 'shared' is called 2 times (a shared layer); hls4ml converts each "
@@ -213,10 +228,6 @@ def test_hls4ml_keras_layers_are_handled_or_listed() -> None:
     from hls4ml.converters.keras_v2_to_hls import get_supported_keras_layers
 
     still_to_do = {
-        "LSTM",
-        "GRU",
-        "QLSTM",
-        "QGRU",
         "TimeDistributed",
         "Bidirectional",
         "Embedding",

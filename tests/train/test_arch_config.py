@@ -35,7 +35,11 @@ def test_architecture_selects_its_section(name: str, cls: type) -> None:
     assert parse_config(config_to_dict(config)) == config
 
 
-@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("jet_*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "example",
+    [EXAMPLES / f"jet_{name}.yaml" for name in ("tagging", "cnn", "lstm", "gru", "garnet")],
+    ids=lambda p: p.stem,
+)
 def test_examples_load_and_round_trip(example: Path) -> None:
     config = load_config(example)
     assert config.model.architecture in ARCHITECTURES

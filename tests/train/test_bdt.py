@@ -82,3 +82,16 @@ def test_bad_settings(data: dict, path: str) -> None:
     with pytest.raises(ConfigError) as info:
         build(BdtConfig, data, path="bdt")
     assert info.value.path == path
+
+
+def test_without_conifer_the_error_names_the_extra(make_jets, tmp_path, monkeypatch) -> None:
+    """The run stage catches this and keeps the BDT without firmware (report says why)."""
+    import sys
+
+    from hepfpga.errors import MissingDependencyError
+
+    sample = make_jets(200, seed=6)
+    bdt = train_bdt(sample.features, sample.labels, BdtConfig(n_estimators=2, max_depth=1))
+    monkeypatch.setitem(sys.modules, "conifer", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'hepfpga\[bdt\]'"):
+        convert_bdt(bdt, tmp_path)

@@ -113,6 +113,32 @@ def test_task_by_name_alone_gets_its_defaults_and_round_trips() -> None:
             "model.hidden_units",
             ["unknown key"],
         ),
+        (
+            {
+                "task": "anomaly_detection",
+                "model": {"architecture": "ae"},
+                "bdt": {"enabled": True},
+            },
+            "bdt.enabled",
+            ["classification stage"],
+        ),
+        # a decoder with a transposed convolution, refused before any training
+        (
+            {
+                "task": "anomaly_detection",
+                "model": {"architecture": "conv_ae", "upsampling": "Conv2DTranspose"},
+            },
+            "model.upsampling",
+            ["no transposed convolution", "UpSampling2D"],
+        ),
+        (
+            {
+                "task": "anomaly_detection",
+                "model": {"architecture": "conv_ae", "image_pixels": 10, "filters": [2, 2]},
+            },
+            "model.image_pixels",
+            ["multiple of 4"],
+        ),
     ],
 )
 def test_bad_task_configs_name_the_path(data: dict, path: str, words: list[str]) -> None:

@@ -54,6 +54,10 @@ class Architecture:
     #: what the firmware's outputs promise against QKeras, and why
     exactness: str
     task: Task = "classification"
+    #: whether the firmware's logits can equal QKeras' bit for bit (fixed-point arithmetic
+    #: only); False where tables approximate functions computed in float (sigmoid, tanh,
+    #: exp): the run then reports the measured agreement instead of requiring exactness
+    bit_exact: bool = True
 
 
 #: Registered architectures by the name used in ``model.architecture``.
@@ -92,4 +96,4 @@ def build_model(
 
 
 # The built-in plugins register themselves on import.
-from hepfpga.train.architectures import ae, cnn, gan, garnet, mlp, recurrent, vae  # noqa: E402, F401
+from hepfpga.train.architectures import ae, cnn, conv_ae, gan, garnet, mlp, recurrent, vae  # noqa: E402, F401

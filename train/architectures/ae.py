@@ -170,9 +170,10 @@ def _clone_layer(layer: Any) -> Any:
 
 def sum_of_squares(values: Any, n: int, config: ScoreBits, quantized: bool, prefix: str) -> Any:
     """``sum_i values_i**2`` with Multiply and a Dense of fixed ones (``<prefix>_squared``,
-    ``score``); in a QKeras model ``values`` is first quantized (``<prefix>_quant``, see
-    :class:`ScoreBits`). Returns the ``score`` tensor; its kernel is set by
-    :func:`set_ones`."""
+    ``score``; squares of more than one axis are flattened first, ``<prefix>_flat``); in a
+    QKeras model ``values`` is first quantized (``<prefix>_quant``, see
+    :class:`ScoreBits`). Returns the ``score`` tensor; its kernel of ones is set when the
+    model is finished (the weights of a layer exist only then)."""
     from tensorflow import keras
 
     if quantized:
@@ -195,6 +196,8 @@ def sum_of_squares(values: Any, n: int, config: ScoreBits, quantized: bool, pref
             1, use_bias=False, kernel_initializer="ones", trainable=False, name="score"
         )
     squared = keras.layers.Multiply(name=f"{prefix}_squared")([values, values])
+    if len(squared.shape) > 2:  # images: one vector of squares for the sum
+        squared = keras.layers.Flatten(name=f"{prefix}_flat")(squared)
     return total(squared)
 
 

@@ -31,11 +31,11 @@ import numpy as np
 
 from hepfpga.errors import ConfigError
 from hepfpga.train.architectures import Architecture, register_architecture
+from hepfpga.train.architectures._tracked import tracked_model
 from hepfpga.train.config import DataConfig, ModelConfig, check_widths
 from hepfpga.train.representations import Features
 
 if TYPE_CHECKING:
-
     from hepfpga.train.config import FitConfig
     from hepfpga.train.fit import FitResult
 
@@ -114,15 +114,10 @@ def _trainer(parts: dict[str, Any], config: GANConfig, d_optimizer: Any) -> Any:
     real_label = 1.0 - config.label_smoothing
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
-    class GANTrainer(keras.Model):  # type: ignore[misc]
+    class GANTrainer(tracked_model()):  # type: ignore[misc]
         def __init__(self) -> None:
-            super().__init__(name="gan")
+            super().__init__("gan", ("d_loss", "g_loss"))
             self.generator, self.discriminator = generator, discriminator
-            self.trackers = [keras.metrics.Mean(n) for n in ("d_loss", "g_loss")]
-
-        @property
-        def metrics(self) -> list[Any]:
-            return self.trackers
 
         def call(self, z: Any, training: bool = False) -> Any:
             return self.generator(z, training=training)
@@ -142,11 +137,6 @@ def _trainer(parts: dict[str, Any], config: GANConfig, d_optimizer: Any) -> Any:
             )
             g_loss = bce(tf.ones_like(d_fake), d_fake)
             return d_loss, g_loss
-
-        def _record(self, values: Any) -> dict[str, Any]:
-            for tracker, value in zip(self.trackers, values, strict=True):
-                tracker.update_state(value)
-            return {t.name: t.result() for t in self.trackers}
 
         def train_step(self, data: Any) -> dict[str, Any]:
             x = data[0] if isinstance(data, tuple) else data

@@ -119,6 +119,7 @@ register_architecture(
         build=partial(build_recurrent, layer="LSTM"),
         description="LSTM on the pT-ordered constituent sequence",
         exactness=_EXACTNESS,
+        bit_exact=False,
     )
 )
 register_architecture(
@@ -128,5 +129,6 @@ register_architecture(
         build=partial(build_recurrent, layer="GRU"),
         description="GRU on the pT-ordered constituent sequence",
         exactness=_EXACTNESS,
+        bit_exact=False,
     )
 )

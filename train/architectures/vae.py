@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hepfpga.train.architectures import Architecture, register_architecture
+from hepfpga.train.architectures._tracked import tracked_model
 from hepfpga.train.architectures.ae import (
     ScoreBits,
     _chain,
@@ -112,17 +113,11 @@ def build_vae(config: VAEConfig, input_shape: tuple[int, ...], seed: int = 0) ->
 
 def _trainer(encoder: Any, decoder: Any, latent: int, kl_weight: float) -> Any:
     import tensorflow as tf
-    from tensorflow import keras
 
-    class VAETrainer(keras.Model):  # type: ignore[misc]
+    class VAETrainer(tracked_model()):  # type: ignore[misc]
         def __init__(self) -> None:
-            super().__init__(name="vae")
+            super().__init__("vae", ("loss", "reconstruction", "kl"))
             self.encoder, self.decoder = encoder, decoder
-            self.trackers = [keras.metrics.Mean(n) for n in ("loss", "reconstruction", "kl")]
-
-        @property
-        def metrics(self) -> list[Any]:
-            return self.trackers
 
         def call(self, x: Any, training: bool = False) -> Any:
             return self.decoder(self.encoder(x, training=training)[:, :latent], training=training)
@@ -137,11 +132,6 @@ def _trainer(encoder: Any, decoder: Any, latent: int, kl_weight: float) -> Any:
                 0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(logvar) - logvar - 1.0, axis=1)
             )
             return rec + kl_weight * kl, rec, kl
-
-        def _record(self, values: Any) -> dict[str, Any]:
-            for tracker, value in zip(self.trackers, values, strict=True):
-                tracker.update_state(value)
-            return {t.name: t.result() for t in self.trackers}
 
         def train_step(self, data: Any) -> dict[str, Any]:
             x = data[0] if isinstance(data, tuple) else data
