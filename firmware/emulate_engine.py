@@ -784,11 +784,16 @@ class SoftmaxStep(Step):
 
 
 # -- moving values: padding, cropping, nearest up-sampling -------------------------------------
-class MoveStep(Step):
-    """ZeroPadding, Cropping and nearest-neighbour Resize (UpSampling): every output is an
-    input value or an exact zero, then ``(res_T)`` of it (usually the same type: a no-op)."""
+class _SpatialStep(Step):
+    """A one-input step on channels-last tensors."""
 
-    def __init__(self, layer: Any, ctx: Context) -> None:
+    in_shape: tuple[int, ...]
+    shape: tuple[int, ...]
+
+    def _bind_channels_last(
+        self, layer: Any, ctx: Context
+    ) -> tuple[FixedType, Interval, tuple[int, ...]]:
+        """Name, input, output and shapes of the step; its input's type, interval, shape."""
         self.name = layer.name
         source, in_type, interval, in_shape = _input_of(layer, ctx)
         self.inputs = (source,)
@@ -797,6 +802,15 @@ class MoveStep(Step):
         self.in_shape = in_shape
         if layer.get_attr("data_format", "channels_last") != "channels_last":
             raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
+        return in_type, interval, in_shape
+
+
+class MoveStep(_SpatialStep):
+    """ZeroPadding, Cropping and nearest-neighbour Resize (UpSampling): every output is an
+    input value or an exact zero, then ``(res_T)`` of it (usually the same type: a no-op)."""
+
+    def __init__(self, layer: Any, ctx: Context) -> None:
+        in_type, interval, in_shape = self._bind_channels_last(layer, ctx)
         spatial = len(in_shape) - 1
         kind = layer.class_name
         self.index: list[np.ndarray] = []  # per spatial axis: source index, -1 for a zero
@@ -838,20 +852,13 @@ class MoveStep(Step):
         return self.convert(np.ascontiguousarray(x)).reshape(n, *self.shape)
 
 
-class GlobalPoolStep(Step):
+class GlobalPoolStep(_SpatialStep):
     """Global max pooling (the largest value, ``(accum_t)`` then ``(res_T)``) and global average
     pooling over ``n = 2**k`` positions (the sum in ``accum_t``, divided by ``n``: exact when
     ``accum_t`` holds the sum and ``k`` more fractional bits; other cases fall back)."""
 
     def __init__(self, layer: Any, ctx: Context) -> None:
-        self.name = layer.name
-        source, in_type, interval, in_shape = _input_of(layer, ctx)
-        self.inputs = (source,)
-        self.output = layer.outputs[0]
-        self.shape = _out_shape(layer)
-        self.in_shape = in_shape
-        if layer.get_attr("data_format", "channels_last") != "channels_last":
-            raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
+        in_type, interval, in_shape = self._bind_channels_last(layer, ctx)
         self.op = str(layer.get_attr("pool_op", "Max"))
         self.out_type = _result_type(layer)
         accum_t = _layer_type(layer, "accum_t") if "accum_t" in layer.types else in_type

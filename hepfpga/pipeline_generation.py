@@ -189,7 +189,11 @@ class GenerationEvaluationResult(StageResult):
     def report_items(self, run: Run) -> dict[str, Any]:
         selected = run.config.task.selected_metrics()
         table = {name: row.to_dict(selected) for name, row in self.rows.items()}
-        lines = [f"{'vs real test jets':>22}  mean W1   mean KS   classifier AUC"]
+        n = next(iter(self.rows.values())).n_jets
+        lines = [
+            f"{n} jets per row against {n} real test jets of the class (scaled features):",
+            f"{'vs real test jets':>22}  mean W1   mean KS   classifier AUC",
+        ]
         for name, row in self.rows.items():
             lines.append(
                 f"{name:>22}  {row.mean_wasserstein:7.4f}  {row.mean_ks:7.4f}  "

@@ -30,6 +30,8 @@ class Case:
     options: dict[str, Any] = field(default_factory=dict)
     #: None: bit-exact logits (QKeras); a number: the measured bound on the logits (float)
     tolerance: float | None = None
+    #: the emulator's engine: the fixed-point engine (proven identical) or the C simulation
+    engine: str = "csim"
 
 
 #: family - backend - io_type - bit width
@@ -38,14 +40,21 @@ CASES: dict[str, Case] = {
         "sequential_float_tagger", tolerance=0.03
     ),
     "sequential-qkeras-no-input-quantizer-Vivado-parallel-w6": Case(
-        "sequential_qkeras_no_input_quantizer", {"bits": 6}, {"backend": "Vivado"}
+        "sequential_qkeras_no_input_quantizer",
+        {"bits": 6},
+        {"backend": "Vivado"},
+        engine="fixed-point",
     ),
-    "float-conv2d-same-Vitis-parallel": Case("float_conv2d_same", tolerance=0.01),
-    "conv1d-pad-crop-upsample-globalavg-Vitis-parallel-w6": Case("qconv1d_reshaping", {"bits": 6}),
+    "float-conv2d-same-Vitis-parallel": Case(
+        "float_conv2d_same", tolerance=0.01, engine="fixed-point"
+    ),
+    "conv1d-pad-crop-upsample-globalavg-Vitis-parallel-w6": Case(
+        "qconv1d_reshaping", {"bits": 6}, engine="fixed-point"
+    ),
     "conv2d-upsample-pad-crop-globalmax-Vivado-parallel-w4": Case(
-        "qconv2d_upsampling", {"bits": 4}, {"backend": "Vivado"}
+        "qconv2d_upsampling", {"bits": 4}, {"backend": "Vivado"}, engine="fixed-point"
     ),
-    "merge-Vitis-parallel-w4": Case("qmerge", {"bits": 4}),
+    "merge-Vitis-parallel-w4": Case("qmerge", {"bits": 4}, engine="fixed-point"),
     "activations-float-Vitis-parallel": Case("float_activations", tolerance=0.03),
     "multi-output-vae-encoder-Vivado-parallel-w6": Case(
         "vae_encoder", {"bits": 6}, {"backend": "Vivado"}
@@ -150,10 +159,11 @@ def test_emulator_is_exact_or_falls_back_with_a_reason(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmulationFallbackWarning)
         emulator = Emulator.from_project(project, events, check_events=200, stress_events=200)
+    assert emulator.engine == spec.engine, emulator.fallback_reason
     if emulator.exact_engine:
         assert emulator.check is not None and emulator.check.passed
     else:
-        assert emulator.fallback_reason
+        assert emulator.fallback_reason and "not reproduced" in emulator.fallback_reason
     assert np.array_equal(emulator.predict(events), predict(project, events))
 
 
