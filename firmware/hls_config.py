@@ -333,6 +333,9 @@ def plan_conversion(
             entry_precision["table"] = table.to_hls()
         entry["Precision"] = entry_precision
         entry["Trace"] = True
+        settings = handler_for(layer).settings
+        if settings is not None:
+            entry.update(settings(layer))
         # hls4ml splits a linear built-in activation off into '<name>_linear' (other built-in
         # activations are split by hls4ml_ready_model already)
         key = f"{layer.name}_linear"

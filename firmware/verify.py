@@ -173,6 +173,10 @@ class VerificationReport:
     #: for a model with several outputs: the comparison of each (output layer name ->
     #: comparison of that output and its logits); ``outputs`` is the first one's
     model_outputs: dict[str, Comparison] = field(default_factory=dict)
+    #: the logits bound required instead of bit-exactness (None: bit-exact required, or a
+    #: float model's tolerance); set for QKeras models with layers that are never bit-exact
+    #: (recurrent gates from lookup tables), see ``LayerHandler.bound``
+    bound: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +199,7 @@ class VerificationReport:
             "input_type_source": self.input_type_source,
             "input_rounding": self.input_rounding.to_dict() if self.input_rounding else None,
             "model_outputs": {k: c.to_dict() for k, c in self.model_outputs.items()},
+            "bound": self.bound,
         }
 
     def summary(self) -> str:
@@ -470,7 +475,12 @@ def verify_model(
     has_softmax = any(output != logits for output, logits in logits_names.items())
     exact_outputs = not has_softmax or mode in (SoftmaxMode.ARGMAX, SoftmaxMode.LOGITS)
     on_grid = " on the input grid" if defaulted else ""
-    if tolerance is None and quantized:
+    bound = approximate_bound(ready) if tolerance is None and quantized else None
+    if bound is not None:
+        # layers that are never bit-exact (tables inside): the stated bound, not bit-exact
+        requirement = f"logits within {bound:g} (max |diff|){on_grid}: {bound_reason(ready)}"
+        passed = all(c.logits_max_abs_diff <= bound for c in model_outputs.values())
+    elif tolerance is None and quantized:
         requirement = "bit-exact logits" + (" and outputs" if exact_outputs else "") + on_grid
         passed = all(
             c.logits_bit_exact and (not exact_outputs or c.probs_max_abs_diff == 0.0)
@@ -509,7 +519,30 @@ def verify_model(
         input_type_source=", ".join(sorted({t.source for t in input_precision})),
         input_rounding=input_rounding,
         model_outputs=model_outputs if len(model_outputs) > 1 else {},
+        bound=bound,
     )
+
+
+def approximate_bound(model: Any) -> float | None:
+    """The largest ``LayerHandler.bound`` of ``model``'s layers (None: none relaxes
+    bit-exactness)."""
+    from hepfpga.firmware.layers import handler_for
+
+    bounds = [handler_for(layer).bound for layer in model.layers]
+    given = [b for b in bounds if b is not None]
+    return max(given) if given else None
+
+
+def bound_reason(model: Any) -> str:
+    """Which layers are never bit-exact and why, in words."""
+    from hepfpga.firmware.layers import handler_for
+
+    names = [
+        f"'{layer.name}' ({type(layer).__name__})"
+        for layer in model.layers
+        if handler_for(layer).bound is not None
+    ]
+    return f"{', '.join(names)} not bit-exact by design (table-based sigmoid/tanh)"
 
 
 def _reference_output(

@@ -401,14 +401,21 @@ class VerificationResult(StageResult):
         outputs = self.report.outputs
         fraction = outputs.logits_fraction_bit_exact
         if not self.bit_exact_expected:
-            return {
+            reason = run.get(DataResult).architecture.exactness
+            checks = {
                 "hls_vs_qkeras_argmax_agreement": Check(
-                    outputs.argmax_agreement,
-                    None,
-                    True,
-                    reason=run.get(DataResult).architecture.exactness,
+                    outputs.argmax_agreement, None, True, reason=reason
                 )
             }
+            bound = self.report.bound
+            if bound is not None:  # the firmware's stated bound (table-based layers)
+                checks["hls_vs_qkeras_logits_within_bound"] = Check(
+                    outputs.logits_max_abs_diff,
+                    bound,
+                    outputs.logits_max_abs_diff <= bound,
+                    reason=self.report.requirement,
+                )
+            return checks
         required = run.config.verification.require_bit_exact
         return {
             "hls_logits_bit_exact": Check(

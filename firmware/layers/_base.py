@@ -148,6 +148,15 @@ class LayerHandler:
     #: an equivalent layer (same name, same function) hls4ml converts better, or None to keep
     #: the layer; applied by :func:`~hepfpga.firmware.layers.graph.ready_model`
     rewrite: Callable[[Any], Any] | None = None
+    #: the weights of the rewritten layer (default: the original layer's weights), e.g. the
+    #: QKeras-quantized weights a float twin must hold
+    rewrite_weights: Callable[[Any], list[Any]] | None = None
+    #: further hls4ml settings of the layer's ``LayerName`` entry (e.g. ``TableSize``)
+    settings: Callable[[Any], dict[str, Any]] | None = None
+    #: the bound on the logits (max |difference|) that verification requires of a QKeras
+    #: model holding this layer, for layers never bit-exact by design (lookup tables inside
+    #: the layer); None: the layer does not relax the bit-exact requirement
+    bound: float | None = None
     #: multiplications the layer unrolls in io_parallel (the size that drives g++ time)
     multiplications: Callable[[Any], int] = field(default=lambda layer: 0)
 

@@ -154,11 +154,14 @@ def ready_model(model: Any) -> Any:
     from hepfpga.firmware.layers._base import handler_for
 
     rewrites = {}
+    rewritten_weights = {}
     for node in nodes:
         handler = handler_for(node.layer)  # an unsupported layer is refused here, named
         replacement = handler.rewrite(node.layer) if handler.rewrite is not None else None
         if replacement is not None:
             rewrites[node.name] = replacement
+            if handler.rewrite_weights is not None:
+                rewritten_weights[node.name] = handler.rewrite_weights(node.layer)
     needs_split = [node.name for node in nodes if _split_activation(node.layer) is not None]
     renamed = any(node.name in _RESERVED_NAMES for node in nodes)
     if type(model).__name__ != "Sequential" and not needs_split and not renamed and not rewrites:
@@ -185,7 +188,7 @@ def ready_model(model: Any) -> Any:
         args = [tensors[name] for name in node.inputs]
         out = copy_(args if len(args) > 1 else args[0])
         if copy_.weights:
-            copy_.set_weights(layer.get_weights())
+            copy_.set_weights(rewritten_weights.get(node.name) or layer.get_weights())
         if activation is not None:
             split = split_activation_name(node.name, activation)
             if split in taken:

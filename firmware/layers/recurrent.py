@@ -1,55 +1,187 @@
-"""Recurrent layers: LSTM and GRU of float models (approximate, measured).
+"""Recurrent layers: LSTM and GRU (float) and QLSTM and QGRU (QKeras), approximate, measured.
 
 hls4ml 1.3 computes the gates with its own sigmoid/tanh tables (1024 entries) and keeps the
-cell state in its default types, so the firmware approximates Keras even with wide types:
-the result and accumulator are the input's type (hls4ml's templates need input, state, result
-and accumulator in one type; the output lies in (-1, 1)), the weights, recurrent weights and
-biases ``float_width``-bit types covering their values. ``hepfpga verify`` measures the
-difference.
+cell state in the layer's result type, so the firmware approximates Keras/QKeras even with
+wide types: the result and accumulator are the input's type (hls4ml's templates need input,
+state, result and accumulator in one type; the output lies in (-1, 1)). ``hepfpga verify``
+measures the difference (max |difference| and argmax agreement).
 
-QLSTM/QGRU are refused for now: hls4ml 1.3 ignores their weight quantizers (it would store
-the float weights) and its Vivado/Vitis templates reject the ``quantized_tanh`` /
-``hard_sigmoid`` recurrent activations; SimpleRNN has no Vivado/Vitis implementation.
+Weights: float layers get ``float_width``-bit types covering their values. QLSTM/QGRU are
+converted as the float LSTM/GRU holding the QKeras-quantized weights (hls4ml 1.3 reads the
+stored float weights and ignores the quantizers, so hepfpga writes the quantized values
+itself); their weight types are the exact grid of those values (``ap_fixed<I+F, I>`` with
+``F`` the finest fractional bit used), so the firmware stores exactly what QKeras multiplies
+with. Refused, with the reason: a ``state_quantizer`` (QKeras rounds the state every step;
+hls4ml 1.3 maps it to the accumulator, which must equal the result type, and one wider than
+the output breaks the g++ build in ``nnet_recurrent.h``), activations other than ``tanh`` /
+``sigmoid`` (the Vivado/Vitis recurrent templates reject ``quantized_tanh`` and
+``hard_sigmoid``; QKeras's default ``recurrent_activation='hard_sigmoid'`` included), a QGRU
+with ``reset_after=False`` (QKeras's default; hls4ml implements ``reset_after=True``).
+SimpleRNN has no Vivado/Vitis implementation.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
+    RND_SAT,
     DeriveContext,
     LayerHandler,
     LayerPrecision,
     covering_type,
-    refuse,
     register,
 )
 from hepfpga.quantize.fixed import FixedType
 
+#: the activations hls4ml 1.3's Vivado/Vitis recurrent templates compute (as tables)
+_ACTIVATIONS = {"activation": ("tanh",), "recurrent_activation": ("sigmoid",)}
+#: the logits bound (max |difference|) verification requires of a QKeras model with a
+#: recurrent layer instead of bit-exactness: a loose bound, because the tables' errors
+#: compound over the time steps and trained recurrences amplify them. Measured: 0.02 (QLSTM)
+#: and 0.015 (QGRU) on the small random test models (8 steps, 8 units); 0.87 on the trained
+#: jet LSTM of examples/jet_lstm.yaml (20 steps, 16 units; argmax agreement 87%), see
+#: docs/firmware.md. The report always gives the measured max |difference| and argmax
+#: agreement.
+QKERAS_BOUND = 1.0
+#: entries of the gates' sigmoid/tanh tables (hls4ml's default: 1024). hls4ml indexes the
+#: tables by truncation, so each lookup errs by up to one bin, always the same way, and the
+#: error compounds over the time steps: on the trained jet LSTM (20 steps, state with 8
+#: fractional bits) 1024 entries put 82% of the jets more than 0.1 off QKeras on the LSTM
+#: output; 4096 entries (bins as fine as the state's lsb) 9% (numpy model of the tables).
+TABLE_SIZE = 4096
+#: finest fractional bit searched for the exact grid of quantized weights
+_MAX_FRACTIONAL = 24
 
-def _recurrent(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+
+def _activation_name(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("class_name"))
+    return str(value)
+
+
+def _check_forward(layer: Any) -> None:
+    """Refuse what hls4ml 1.3's recurrent layers do not implement."""
     kind = type(layer).__name__
     name = layer.name
     config = layer.get_config()
-    if ctx.quantized:
-        raise ConversionError(
-            f"layer '{name}' ({kind}) is a float recurrent layer in a QKeras model; hepfpga "
-            "converts float LSTM/GRU models (approximate types) but not QKeras recurrent ones "
-            "yet"
-        )
     if config.get("return_state") or config.get("go_backwards") or config.get("stateful"):
         raise ConversionError(
             f"layer '{name}' ({kind}) uses return_state/go_backwards/stateful, which hls4ml "
             "1.3 does not convert; use a plain forward layer"
         )
-    if kind == "GRU" and not config.get("reset_after", True):
+    if kind.endswith("GRU") and not config.get("reset_after", True):
         raise ConversionError(
-            f"layer '{name}' (GRU) has reset_after=False; hls4ml 1.3's Vitis/Vivado GRU "
+            f"layer '{name}' ({kind}) has reset_after=False; hls4ml 1.3's Vitis/Vivado GRU "
             "implements reset_after=True (the Keras default) only"
         )
+
+
+def _check_qkeras(layer: Any) -> None:
+    """Refuse QLSTM/QGRU settings the pinned hls4ml cannot reproduce (specific reasons)."""
+    kind = type(layer).__name__
+    name = layer.name
+    config = layer.get_config()
+    _check_forward(layer)
+    if config.get("state_quantizer") is not None:
+        raise ConversionError(
+            f"layer '{name}' ({kind}) has state_quantizer "
+            f"{_activation_name(config['state_quantizer'])}; hepfpga converts QLSTM/QGRU with "
+            "state_quantizer=None only: hls4ml 1.3 maps it to the accumulator type, which its "
+            "recurrent templates need equal to the result type, and a state quantizer wider "
+            "than the layer output breaks the g++ build (nnet_recurrent.h). Remove it (the "
+            "firmware state then has the layer's result type)"
+        )
+    for key, accepted in _ACTIVATIONS.items():
+        value = _activation_name(config.get(key))
+        if value not in accepted:
+            raise ConversionError(
+                f"layer '{name}' ({kind}) has {key}='{value}'; hls4ml 1.3's Vivado/Vitis "
+                f"recurrent templates compute {key}='{accepted[0]}' only (they reject "
+                "quantized_tanh / hard_sigmoid): use "
+                f"{key}='{accepted[0]}' (a lookup table in firmware)"
+            )
+    for key in ("kernel_quantizer", "recurrent_quantizer", "bias_quantizer"):
+        if config.get(key) is None:
+            raise ConversionError(
+                f"layer '{name}' ({kind}) has no {key}; hepfpga converts QLSTM/QGRU whose "
+                "kernel, recurrent kernel and bias are all quantized (use quantized_bits)"
+            )
+
+
+def _quantized_weights(layer: Any) -> list[np.ndarray]:
+    """The weights QKeras multiplies with: kernel, recurrent kernel and bias, quantized."""
+    cell = layer.cell
     kernel, recurrent, bias = layer.get_weights()
-    width = ctx.width
+    quantizers = (
+        cell.kernel_quantizer_internal,
+        cell.recurrent_quantizer_internal,
+        cell.bias_quantizer_internal,
+    )
+    return [
+        np.asarray(q(w), dtype=np.float32)
+        for q, w in zip(quantizers, (kernel, recurrent, bias), strict=True)
+    ]
+
+
+def _float_twin(layer: Any) -> Any:
+    """QLSTM/QGRU -> the Keras LSTM/GRU of the same name and settings (weights: see
+    :func:`_quantized_weights`); a QLSTM with float activations and no state quantizer
+    computes exactly this."""
+    from tensorflow import keras
+
+    _check_qkeras(layer)
+    config = layer.get_config()
+    kind = type(layer).__name__[1:]
+    extra = {"reset_after": config["reset_after"]} if kind == "GRU" else {}
+    return getattr(keras.layers, kind)(
+        config["units"],
+        activation=_activation_name(config["activation"]),
+        recurrent_activation=_activation_name(config["recurrent_activation"]),
+        use_bias=config["use_bias"],
+        return_sequences=config["return_sequences"],
+        return_state=config["return_state"],
+        go_backwards=config["go_backwards"],
+        stateful=config["stateful"],
+        name=layer.name,
+        **extra,
+    )
+
+
+def grid_type(values: Any) -> FixedType | None:
+    """The narrowest signed ``ap_fixed`` holding every value of ``values`` exactly, or None
+    when they are not on a grid of at most :data:`_MAX_FRACTIONAL` fractional bits."""
+    array = np.asarray(values, dtype=np.float64).ravel()
+    magnitude = float(np.max(np.abs(array))) if array.size else 0.0
+    for fractional in range(_MAX_FRACTIONAL + 1):
+        scaled = array * 2.0**fractional
+        if np.all(scaled == np.round(scaled)):
+            break
+    else:
+        return None
+    # signed, |values| < 2**(integer - 1): every value and its grid fit
+    integer = math.floor(math.log2(magnitude)) + 2 if magnitude > 0 else 1
+    fractional = max(fractional, 2 - integer)  # at least two bits in all
+    return FixedType(integer + fractional, integer, True, **RND_SAT)
+
+
+def _weight_type(values: Any, ctx: DeriveContext, where: str) -> FixedType:
+    if ctx.quantized:
+        exact = grid_type(values)
+        if exact is not None:
+            return exact
+    return covering_type(values, ctx.width, where=where)
+
+
+def _recurrent(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    kind = type(layer).__name__
+    name = layer.name
+    _check_forward(layer)
+    kernel, recurrent, bias = layer.get_weights()
     # hls4ml's nnet_recurrent.h feeds the input and the state (res_T) through the same dense
     # template and writes the gate sums into accum_t: input, result and accumulator must be
     # one type. The output (tanh of the state, times a gate) lies in (-1, 1).
@@ -61,18 +193,24 @@ def _recurrent(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Layer
             "give the layer a signed input with at least one integer bit"
         )
     result = accum = x
+    where = f"layer '{name}'"
     extra = (
-        ("recurrent_weight", covering_type(recurrent, width, where=f"layer '{name}' weights")),
-        ("recurrent_bias", covering_type(bias, width, where=f"layer '{name}' bias")),
+        ("recurrent_weight", _weight_type(recurrent, ctx, f"{where} weights")),
+        ("recurrent_bias", _weight_type(bias, ctx, f"{where} bias")),
+    )
+    source = (
+        "input type (recurrent, approximate; weights on their quantized grid)"
+        if ctx.quantized
+        else "input type (recurrent, approximate)"
     )
     return LayerPrecision(
         name,
         kind,
         result,
         accum=accum,
-        weight=covering_type(kernel, width, where=f"layer '{name}' weights"),
-        bias=covering_type(bias, width, where=f"layer '{name}' bias"),
-        source="input type (recurrent, approximate)",
+        weight=_weight_type(kernel, ctx, f"{where} weights"),
+        bias=_weight_type(bias, ctx, f"{where} bias"),
+        source=source,
         profiled=ctx.profile(name),
         extra=extra,
     )
@@ -93,14 +231,27 @@ register(
         "sigmoid/tanh tables: approximate (measured)",
         emulator="C simulation (recurrent layers are not in the engine)",
         exact=lambda layer: False,
+        settings=lambda layer: {"TableSize": TABLE_SIZE},
+        bound=QKERAS_BOUND,
         multiplications=_multiplications,
     )
 )
 
-for _name in ("QLSTM", "QGRU"):
-    refuse(
-        _name,
-        "QKeras recurrent layers are not converted yet: hls4ml 1.3 ignores their weight "
-        "quantizers (the firmware would hold float weights) and rejects quantized_tanh / "
-        "hard_sigmoid recurrent activations; use a float LSTM/GRU (approximate types)",
+register(
+    LayerHandler(
+        family="recurrent",
+        classes=("QLSTM", "QGRU"),
+        derive=_recurrent,
+        exactness="converted as LSTM/GRU holding the QKeras-quantized weights (exact weight "
+        "types); state and output in the input's type, gates from hls4ml's sigmoid/tanh "
+        "tables: approximate (measured); state_quantizer, quantized_tanh/hard_sigmoid "
+        "activations and QGRU reset_after=False are refused",
+        emulator="C simulation (recurrent layers are not in the engine)",
+        exact=lambda layer: False,
+        rewrite=_float_twin,
+        rewrite_weights=_quantized_weights,
+        settings=lambda layer: {"TableSize": TABLE_SIZE},
+        bound=QKERAS_BOUND,
+        multiplications=_multiplications,
     )
+)

@@ -148,9 +148,10 @@ REFUSALS = {
     "with shared_axes=None only",
     "simple_rnn": "layer 'rnn' (SimpleRNN): the Vitis and Vivado backends of hls4ml 1.3 have "
     "no SimpleRNN; use LSTM or GRU",
-    "qlstm": "layer 'qlstm' (QLSTM): QKeras recurrent layers are not converted yet: hls4ml 1.3 "
-    "ignores their weight quantizers (the firmware would hold float weights) and rejects "
-    "quantized_tanh / hard_sigmoid recurrent activations; use a float LSTM/GRU",
+    # QKeras's default activation
+    "qlstm": "layer 'qlstm' (QLSTM) has activation='quantized_tanh'; hls4ml 1.3's "
+    "Vivado/Vitis recurrent templates compute activation='tanh' only (they reject "
+    "quantized_tanh / hard_sigmoid)",
     "lstm_state": "layer 'lstm' (LSTM) uses return_state/go_backwards/stateful, which hls4ml "
     "1.3 does not convert; use a plain forward layer",
     "three_input_add": "layer 'sum3' (Add) merges 3 inputs; hls4ml 1.3 merges two: chain "
