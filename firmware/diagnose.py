@@ -212,8 +212,12 @@ def diagnose(
     """The first diverging layer and its likely cause; None when every layer agrees.
 
     A layer diverges when it is meant to be exact and is not, or (``tolerance`` given, float
-    models) when its values differ by more than ``tolerance``.
+    models) when its values differ by more than ``tolerance``. Layers after one that is never
+    bit-exact by design (``LayerHandler.bound``: recurrent gates from tables) inherit its
+    difference, so no later layer is named as the cause.
     """
+    from hepfpga.firmware.layers import handler_for
+
     first = None
     for comparison in layers:
         if comparison.exact_expected and not comparison.bit_exact:
@@ -226,6 +230,12 @@ def diagnose(
             and comparison.class_name != "Activation"
         ):
             first = comparison
+            break
+        # what follows a layer never bit-exact by design inherits its difference
+        if (
+            not comparison.bit_exact
+            and handler_for(keras_model.get_layer(comparison.name)).bound is not None
+        ):
             break
     if first is None:
         return None
