@@ -32,6 +32,9 @@ from hepfpga.pipeline_stages import (
     Run,
     StageResult,
     VerificationResult,
+    load_run_sample,
+    prepare_run_inputs,
+    split_run_sample,
 )
 
 __all__ = [
@@ -61,32 +64,10 @@ class AnomalyDataResult(DataResult):
         return items
 
 
-def load_run_sample(run: Run) -> tuple[Path, Any]:
-    """The run's jet sample (``data.path``, or the built-in one) and its path."""
-    from hepfpga.train.io import builtin_sample_path, load_sample
-
-    data = run.config.data
-    path = data.path if data.path is not None else builtin_sample_path()
-    return path, load_sample(path)
-
-
-def split_run_sample(run: Run, sample: Any) -> Any:
-    """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
-    stratified split as a classification run with the same seed)."""
-    from hepfpga.train.dataset import split_sample, stratified_subsample
-
-    config = run.config
-    if config.data.max_jets is not None:
-        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
-    s = config.data.split
-    return split_sample(sample, (s.train, s.validation, s.test), config.seed)
-
-
 def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     """Load and split the jets (stratified, as for classification), keep background jets in
     training and validation, background and signal jets in the test, and build the inputs
     (scaling fitted on the background training jets)."""
-    from hepfpga.artifacts import write_json_atomic
     from hepfpga.train.architectures import get_architecture
     from hepfpga.train.dataset import Split, stratified_subsample
     from hepfpga.train.tasks.anomaly import class_indices
@@ -104,11 +85,7 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
         # the jets are stored class by class: a plain head of the test set would miss classes
         test = stratified_subsample(test, config.verification.max_events, config.seed)
     split = Split(keep(split.train, background), keep(split.validation, background), test)
-    inputs = config.model.input_representation(config.data).prepare(split)
-    if inputs.scaler is not None:
-        inputs.scaler.save(run.run_dir / "scaler.json")
-    else:
-        write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
+    inputs = prepare_run_inputs(run, split)
     x_test, y_test = inputs.test, split.test.labels
     return AnomalyDataResult(
         sample=sample,

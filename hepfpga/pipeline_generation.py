@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.pipeline_anomaly import load_run_sample, optional_shared_stages, split_run_sample
+from hepfpga.pipeline_anomaly import optional_shared_stages
 from hepfpga.pipeline_stages import (
     Check,
     DataResult,
@@ -30,6 +30,9 @@ from hepfpga.pipeline_stages import (
     Run,
     StageResult,
     VerificationResult,
+    load_run_sample,
+    prepare_run_inputs,
+    split_run_sample,
 )
 
 __all__ = [
@@ -80,9 +83,8 @@ def generation_data_stage(run: Run) -> GenerationDataResult:
             for p in (split.train, split.validation, split.test)
         )
     )
-    inputs = config.model.input_representation(config.data).prepare(split)
-    assert inputs.scaler is not None  # the gan takes scaled features
-    inputs.scaler.save(run.run_dir / "scaler.json")
+    inputs = prepare_run_inputs(run, split)
+    assert inputs.scaler is not None  # the gan takes scaled features (saved as scaler.json)
     half = len(inputs.test) // 2
     real_a, real_b = inputs.test[:half], inputs.test[half : 2 * half]
     latent_dim = config.model.latent_dim  # type: ignore[attr-defined]
