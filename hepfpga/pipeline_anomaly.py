@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,8 +34,12 @@ from hepfpga.pipeline_stages import (
     VerificationResult,
     load_run_sample,
     prepare_run_inputs,
+    section_as,
     split_run_sample,
 )
+
+if TYPE_CHECKING:
+    from hepfpga.train.tasks.anomaly import AnomalyDetectionConfig
 
 __all__ = [
     "AnomalyDataResult",
@@ -64,6 +68,12 @@ class AnomalyDataResult(DataResult):
         return items
 
 
+def _anomaly_task(run: Run) -> AnomalyDetectionConfig:
+    from hepfpga.train.tasks.anomaly import AnomalyDetectionConfig
+
+    return section_as(run.config.task, AnomalyDetectionConfig, "task")
+
+
 def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     """Load and split the jets (stratified, as for classification), keep background jets in
     training and validation, background and signal jets in the test, and build the inputs
@@ -74,7 +84,7 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
 
     config = run.config
     path, sample = load_run_sample(run)
-    background, signals = class_indices(config.task, sample.class_names)  # type: ignore[arg-type]
+    background, signals = class_indices(_anomaly_task(run), sample.class_names)
     split = split_run_sample(run, sample)
 
     def keep(part: Any, classes: list[int]) -> Any:
@@ -206,7 +216,7 @@ class AnomalyEvaluationResult(StageResult):
     plots: list[Path]
 
     def report_items(self, run: Run) -> dict[str, Any]:
-        task = run.config.task
+        task = _anomaly_task(run)
         selected = task.selected_metrics()
         items: dict[str, Any] = {
             name: {"test": m.to_dict(selected)} for name, m in self.metrics.items()
@@ -216,7 +226,7 @@ class AnomalyEvaluationResult(StageResult):
         items["anomaly"] = {
             "score": hooks_score,
             "trigger": {
-                "acceptance": task.trigger_acceptance,  # type: ignore[attr-defined]
+                "acceptance": task.trigger_acceptance,
                 "threshold": self.threshold,
                 "threshold_from": "QKeras scores of the validation background",
                 "accepted_test_fraction": self.accepted,
@@ -228,13 +238,13 @@ class AnomalyEvaluationResult(StageResult):
         return items
 
     def checks(self, run: Run) -> dict[str, Check]:
-        task = run.config.task
+        task = _anomaly_task(run)
         drop = max(
             self.metrics["float"].auc[k] - self.metrics["qkeras"].auc[k]
             for k in self.metrics["float"].auc
         )
-        limit = task.max_auc_drop  # type: ignore[attr-defined]
-        required = task.min_identical_decisions  # type: ignore[attr-defined]
+        limit = task.max_auc_drop
+        required = task.min_identical_decisions
         checks = {"qkeras_signal_auc_drop": Check(drop, f"<= {limit}", bool(drop <= limit))}
         if self.identical_decisions is None:
             checks["identical_trigger_decisions"] = Check(
@@ -286,7 +296,7 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
     )
 
     config = run.config
-    task = config.task
+    task = _anomaly_task(run)
     data = run.get(AnomalyDataResult)
     qkeras = run.get(AnomalyQuantizedResult)
     scores = {"float": run.get(AnomalyFloatResult).probs, "qkeras": qkeras.probs}
@@ -301,12 +311,12 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
             data.classes,
             data.background,
             data.signals,
-            task.background_acceptances,  # type: ignore[attr-defined]
+            task.background_acceptances,
         )
         for k, v in flat.items()
     }
     assert qkeras.validation_scores is not None
-    threshold = trigger_threshold(qkeras.validation_scores, task.trigger_acceptance)  # type: ignore[attr-defined]
+    threshold = trigger_threshold(qkeras.validation_scores, task.trigger_acceptance)
     # the threshold is the QKeras model's: it applies to the deployed scores only
     accepted = {k: float(np.mean(v > threshold)) for k, v in flat.items() if k != "float"}
     identical = (

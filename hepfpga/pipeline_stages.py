@@ -51,12 +51,25 @@ __all__ = [
     "preflight_stage",
     "prepare_run_inputs",
     "qat_stage",
+    "section_as",
     "split_run_sample",
     "verification_stage",
 ]
 
 log = logging.getLogger("hepfpga")
 R = TypeVar("R")
+S = TypeVar("S")
+
+
+def section_as(section: object, kind: type[S], path: str) -> S:
+    """The config ``section`` as the registered class ``kind`` a task's stages work with (the
+    ``task`` or ``model`` section of that task); a :class:`ConfigError` at ``path`` otherwise."""
+    if not isinstance(section, kind):
+        raise ConfigError(
+            f"these stages need a {kind.__name__} section, not a {type(section).__name__}",
+            path=path,
+        )
+    return section
 
 
 @dataclass(frozen=True)
