@@ -318,10 +318,10 @@ def plan_conversion(
             entry.pop("Precision", None)
             for key in ("Implementation", "TableSize", "exp_table_t", "inv_table_t"):
                 entry.pop(key, None)
-            settings = softmax_settings(layer_options, n_classes, precision[feeding].result)
-            entry.update(settings)
+            softmax = softmax_settings(layer_options, n_classes, precision[feeding].result)
+            entry.update(softmax)
             entry["Trace"] = layer_options.softmax is not SoftmaxMode.LOGITS
-            result = settings.get("Precision", {}).get("result")
+            result = softmax.get("Precision", {}).get("result")
             if result is not None:
                 precision[layer.name] = replace(types, result=FixedType.parse(result))
             continue
