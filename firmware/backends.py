@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hepfpga import registry
 from hepfpga.errors import ConfigError, ConversionError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -139,10 +140,7 @@ BACKENDS: dict[str, HLSBackend] = {}
 
 def register_backend(backend: HLSBackend) -> HLSBackend:
     """Add ``backend`` to :data:`BACKENDS` under its hls4ml name."""
-    if backend.hls4ml_name in BACKENDS:
-        raise ValueError(f"backend {backend.hls4ml_name!r} is already registered")
-    BACKENDS[backend.hls4ml_name] = backend
-    return backend
+    return registry.add(BACKENDS, backend.hls4ml_name, backend, "backend")
 
 
 register_backend(

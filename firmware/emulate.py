@@ -209,8 +209,8 @@ class Emulator:
         except UnsupportedLayerError as exc:
             return cls._fallback(project, logits, n_in, n_out, f"not reproduced: {exc}", None)
         if logits is not None and logits not in plan.layer_outputs:
-            reason = f"the logits layer '{logits}' is not in the converted graph"
-            return cls._fallback(project, logits, n_in, n_out, reason, None)
+            missing = f"the logits layer '{logits}' is not in the converted graph"
+            return cls._fallback(project, logits, n_in, n_out, missing, None)
         emulator = cls(plan, project=project, logits_layer=logits, n_inputs=n_in, n_outputs=n_out)
         sample = emulator._check_sample(check_inputs, check_events, stress_events, seed)
         check, reason = emulator._prove(sample, n_stress=min(stress_events, len(sample)))
@@ -275,7 +275,7 @@ class Emulator:
 
         assert self._project is not None
         start = time.perf_counter()
-        compared = ("outputs",)
+        compared: tuple[str, ...] = ("outputs",)
         if self.logits_layer is not None:
             ref_out, ref_logits = predict_with_logits(self._project, sample, self.logits_layer)
             compared = ("outputs", "logits")
@@ -326,34 +326,34 @@ class Emulator:
     def _events(self, x: Any, first_event: int = 0) -> np.ndarray:
         return validate_events(x, self.n_inputs, first_event)
 
-    def _run(self, x: Any, logits: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(self, x: Any, logits: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Outputs of the events ``x``, and those of the layer ``logits`` (None: not read)."""
         events = self._events(x)
         if self._plan is None:
             return self._csim(events, logits)
         plan = self._plan
-        keep = (self.logits_layer,) if logits else ()
         out = np.empty((len(events), self.n_outputs), dtype=np.float64)
         out_frac = plan.type_of(plan.output).fractional
         logit_values = None
-        if logits:
-            tensor = plan.layer_outputs[self.logits_layer]
+        if logits is not None:
+            tensor = plan.layer_outputs[logits]
             logit_values = np.empty((len(events), plan.width_of(tensor)), dtype=np.float64)
         with _one_blas_thread():
-            self._run_batches(plan, events, keep, out, out_frac, logit_values)
+            self._run_batches(plan, events, logits, out, out_frac, logit_values)
         return out, logit_values
 
     def _run_batches(
         self,
         plan: Plan,
         events: np.ndarray,
-        keep: tuple[str, ...],
+        logits: str | None,
         out: np.ndarray,
         out_frac: int,
         logit_values: np.ndarray | None,
     ) -> None:
-        logits = logit_values is not None
-        if logits:
-            tensor = plan.layer_outputs[self.logits_layer]
+        keep = (logits,) if logits is not None else ()
+        if logits is not None:
+            tensor = plan.layer_outputs[logits]
             logit_frac = plan.type_of(tensor).fractional
         for start in range(0, len(events), ENGINE_BATCH):
             stop = min(start + ENGINE_BATCH, len(events))
@@ -371,16 +371,16 @@ class Emulator:
                 values = raw[tensor].reshape(stop - start, -1)
                 logit_values[start:stop] = np.ldexp(values, -logit_frac)
 
-    def _csim(self, events: np.ndarray, logits: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _csim(self, events: np.ndarray, logits: str | None) -> tuple[np.ndarray, np.ndarray | None]:
         from hepfpga.firmware.csim import predict, predict_with_logits
 
         assert self._project is not None
-        if logits:
-            return predict_with_logits(self._project, events, self.logits_layer)
+        if logits is not None:
+            return predict_with_logits(self._project, events, logits)
         return predict(self._project, events), None
 
     def _csim_batch(
-        self, events: np.ndarray, logits: bool, exc: UnsupportedLayerError
+        self, events: np.ndarray, logits: str | None, exc: UnsupportedLayerError
     ) -> tuple[np.ndarray, np.ndarray | None]:
         if self._project is None:
             raise ConversionError(
@@ -394,7 +394,7 @@ class Emulator:
 
     def predict(self, x: Any) -> np.ndarray:
         """The firmware's outputs (events x outputs, float64), as ``csim.predict`` gives them."""
-        return self._run(x, logits=False)[0]
+        return self._run(x, logits=None)[0]
 
     def predict_logits(self, x: Any) -> np.ndarray:
         """The output of the logits layer, as ``csim.predict_logits`` gives it."""
@@ -404,7 +404,7 @@ class Emulator:
         """``(predict(x), predict_logits(x))`` from one pass."""
         if self.logits_layer is None:
             raise ConversionError("this emulator has no logits layer")
-        out, logits = self._run(x, logits=True)
+        out, logits = self._run(x, logits=self.logits_layer)
         assert logits is not None
         return out, logits
 

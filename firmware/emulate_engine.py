@@ -183,6 +183,8 @@ class Step:
     name: str
     inputs: tuple[str, ...]
     output: str
+    #: the output tensor's shape per event
+    shape: tuple[int, ...]
     #: the output's type and the interval of its raw codes
     out_type: FixedType
     out_interval: Interval
@@ -193,11 +195,12 @@ class Step:
     #: float type of the step's arithmetic: float32 where every magnitude is below 2**22
     dtype: Any = np.float64
 
+    #: raw codes of the output from those of the inputs, one array per name in ``inputs``
+    #: (each step takes as many as it has inputs: ``step(x)``, ``step(a, b)``)
+    __call__: Callable[..., np.ndarray]
+
     def prepare(self, dtype: Any) -> None:
         """Cast constant arrays to the plan's float dtype."""
-
-    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
 
 @dataclass
@@ -467,6 +470,8 @@ class MaxPoolStep(Step):
         pads = [layer.get_attr(k, 0) for k in ("pad_left", "pad_right", "pad_top", "pad_bottom")]
         if any(pads):
             raise UnsupportedLayerError(f"layer '{layer.name}': padded pooling")
+        self.pool: tuple[int, ...]
+        self.stride: tuple[int, ...]
         if dims == 1:
             self.pool = (layer.get_attr("pool_width"),)
             self.stride = (layer.get_attr("stride_width"),)
@@ -517,6 +522,10 @@ def _conv_patches(layer: Any, in_shape: tuple[int, ...], dims: int) -> Callable[
     """im2col for hls4ml's channels-last Conv1D/Conv2D with zero padding."""
     if layer.get_attr("data_format", "channels_last") != "channels_last":
         raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
+    filt: tuple[int, ...]
+    stride: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    out_spatial: tuple[int, ...]
     if dims == 1:
         filt = (layer.get_attr("filt_width"),)
         stride = (layer.get_attr("stride_width"),)
@@ -540,7 +549,12 @@ def _conv_patches(layer: Any, in_shape: tuple[int, ...], dims: int) -> Callable[
         x = x.reshape(n, *in_shape)
         if any(p for pair in pads for p in pair):
             x = np.pad(x, ((0, 0), *pads, (0, 0)))
-        windows = np.lib.stride_tricks.sliding_window_view(x, filt, axis=axes)
+        # numpy's stubs type ``axis`` as one index; it takes a tuple (one per window dim)
+        windows = np.lib.stride_tricks.sliding_window_view(
+            x,
+            filt,
+            axis=axes,  # type: ignore[call-overload]
+        )
         windows = windows[(slice(None), *(slice(None, None, s) for s in stride))]
         windows = windows[(slice(None), *(slice(0, d) for d in out_spatial))]
         # (n, *out, channels, *filt) -> (n, *out, *filt, channels): the kernel's row order
@@ -863,6 +877,7 @@ class GlobalPoolStep(_SpatialStep):
         self.out_type = _result_type(layer)
         accum_t = _layer_type(layer, "accum_t") if "accum_t" in layer.types else in_type
         n = int(math.prod(in_shape[:-1]))
+        self.to_accum: Convert | None
         if self.op == "Max":
             self.to_accum, acc, big1 = plan_convert(in_type.fractional, interval, accum_t)
             frac = accum_t.fractional

@@ -64,6 +64,7 @@ from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError
 from hepfpga.firmware.layers import handler_for, ready_model
+from hepfpga.firmware.layers._base import RND_SAT
 from hepfpga.firmware.layers.activation import is_softmax, table_type
 from hepfpga.firmware.layers.graph import model_graph, output_names
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
@@ -73,7 +74,7 @@ from hepfpga.firmware.precision import (
     derive_precision,
     is_quantized,
 )
-from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+from hepfpga.quantize.fixed import FixedType
 
 __all__ = [
     "ConversionPlan",
@@ -175,7 +176,6 @@ def _softmax_settings(
     options: FirmwareOptions, n_classes: int, logits_type: FixedType
 ) -> dict[str, Any]:
     mode = options.softmax
-    rnd_sat = {"rounding": Rounding.RND, "saturation": Saturation.SAT}
     sum_bits = n_classes.bit_length()  # the sum of n values in (0, 1] with one equal to 1: [1, n]
     if mode is SoftmaxMode.LOGITS:
         return {"Skip": True}
@@ -187,18 +187,18 @@ def _softmax_settings(
         range_bits = 4
         bits = min(range_bits + max(logits_type.fractional, 0), 16)
         inv_bits = options.softmax_tuned_inv_bits
-        table = FixedType(24, 1, signed=False, **rnd_sat)
+        table = FixedType(24, 1, signed=False, **RND_SAT)
         return {
             "Implementation": "stable",
             "exp_table_size": 2**bits,
             "inv_table_size": 2**inv_bits,
             "TableSize": 2**bits,
             "Precision": {
-                "result": FixedType(24, 0, signed=False, **rnd_sat).to_hls(),
-                "accum": FixedType(23 + sum_bits, sum_bits, signed=False, **rnd_sat).to_hls(),
+                "result": FixedType(24, 0, signed=False, **RND_SAT).to_hls(),
+                "accum": FixedType(23 + sum_bits, sum_bits, signed=False, **RND_SAT).to_hls(),
             },
-            "inp_norm_t": FixedType(bits, range_bits, signed=False, **rnd_sat).to_hls(),
-            "inv_inp_t": FixedType(inv_bits, sum_bits, signed=False, **rnd_sat).to_hls(),
+            "inp_norm_t": FixedType(bits, range_bits, signed=False, **RND_SAT).to_hls(),
+            "inv_inp_t": FixedType(inv_bits, sum_bits, signed=False, **RND_SAT).to_hls(),
             "exp_table_t": table.to_hls(),
             "inv_table_t": table.to_hls(),
         }
@@ -210,8 +210,8 @@ def _softmax_settings(
         )
     frac = options.softmax_exp_table.fractional
     types = {
-        "inp_norm_t": FixedType(bits, options.softmax_range_bits, signed=False, **rnd_sat),
-        "inv_inp_t": FixedType(bits, sum_bits, signed=False, **rnd_sat),
+        "inp_norm_t": FixedType(bits, options.softmax_range_bits, signed=False, **RND_SAT),
+        "inv_inp_t": FixedType(bits, sum_bits, signed=False, **RND_SAT),
         "exp_table_t": options.softmax_exp_table,
         "inv_table_t": options.softmax_inv_table,
     }
@@ -221,7 +221,7 @@ def _softmax_settings(
         # accum and result are read from "Precision"; the other *_t only as layer keys
         "Precision": {
             "result": options.softmax_result.to_hls(),
-            "accum": FixedType(frac + sum_bits, sum_bits, signed=False, **rnd_sat).to_hls(),
+            "accum": FixedType(frac + sum_bits, sum_bits, signed=False, **RND_SAT).to_hls(),
         },
         **{key: value.to_hls() for key, value in types.items()},
     }
@@ -318,10 +318,10 @@ def plan_conversion(
             entry.pop("Precision", None)
             for key in ("Implementation", "TableSize", "exp_table_t", "inv_table_t"):
                 entry.pop(key, None)
-            settings = softmax_settings(layer_options, n_classes, precision[feeding].result)
-            entry.update(settings)
+            softmax = softmax_settings(layer_options, n_classes, precision[feeding].result)
+            entry.update(softmax)
             entry["Trace"] = layer_options.softmax is not SoftmaxMode.LOGITS
-            result = settings.get("Precision", {}).get("result")
+            result = softmax.get("Precision", {}).get("result")
             if result is not None:
                 precision[layer.name] = replace(types, result=FixedType.parse(result))
             continue

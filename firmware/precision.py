@@ -44,7 +44,7 @@ from hepfpga.firmware.layers import (
 )
 from hepfpga.firmware.layers._base import check_width, int_bits
 from hepfpga.firmware.layers.graph import input_names, layer_outputs
-from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.options import FirmwareOptions, LayerTypes
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
 
 __all__ = [
@@ -216,9 +216,22 @@ def derive_precision(
             types = inputs[node.name]
         override = options.layer_types.get(node.name)
         if override is not None:
-            types = replace(types, **dict(override.items()), source="firmware.layer_types")
+            types = _overridden(types, override)
         out[node.name] = check_width(types)
     return out
+
+
+def _overridden(types: LayerPrecision, override: LayerTypes) -> LayerPrecision:
+    """``types`` with the hand-chosen types of ``override`` (``firmware.layer_types``)."""
+    return replace(
+        types,
+        result=override.result if override.result is not None else types.result,
+        accum=override.accum if override.accum is not None else types.accum,
+        weight=override.weight if override.weight is not None else types.weight,
+        bias=override.bias if override.bias is not None else types.bias,
+        scale=override.scale if override.scale is not None else types.scale,
+        source="firmware.layer_types",
+    )
 
 
 def exact_layer(layer: Any, quantized: bool) -> bool:

@@ -304,7 +304,7 @@ def clean_stale_partials(destination: Path) -> list[Path]:
         mine = host == _HOST and pid is not None
         if pid == os.getpid() and mine:
             continue
-        if (mine and not _pid_alive(pid)) or age > STALE_AFTER_S:  # type: ignore[arg-type]
+        if (mine and pid is not None and not _pid_alive(pid)) or age > STALE_AFTER_S:
             if candidate.is_dir() and not candidate.is_symlink():
                 shutil.rmtree(candidate, ignore_errors=True)
             else:

@@ -116,7 +116,9 @@ def emulate(
         check_destination(report, kind="file", overwrite=overwrite, option="--report")
     open_array(data, key=key, columns=names)
     ArrayWriter.check_path(out)
-    options = FirmwareOptions(backend=backend, io_type=io_type, strategy=strategy)
+    options = FirmwareOptions.from_dict(
+        {"backend": backend, "io_type": io_type, "strategy": strategy}
+    )
     model = load_keras_model(model_file, weights=weights)
     check_single_input(model)
     if not is_quantized(model):

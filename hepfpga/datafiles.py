@@ -131,8 +131,7 @@ class ArrayReader:
                 return self._rows(member, start, stop)
 
     def _rows(self, handle: Any, start: int, stop: int) -> np.ndarray:
-        version = np.lib.format.read_magic(handle)
-        shape, fortran, dtype = np.lib.format._read_array_header(handle, version)
+        shape, fortran, dtype = _npy_header(handle)
         if fortran or dtype.hasobject:
             return np.load(self.path)[self.key][start:stop]
         row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
@@ -167,6 +166,14 @@ class ArrayReader:
                 list(self.columns or ()), library="np", entry_start=start, entry_stop=stop
             )
         return np.column_stack([np.asarray(arrays[c]) for c in self.columns or ()])
+
+
+def _npy_header(handle: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the .npy stream ``handle``, left at its data."""
+    version = np.lib.format.read_magic(handle)
+    # the one reader of every header version (1.0, 2.0 and 3.0); numpy's stubs omit it
+    read_header = np.lib.format._read_array_header  # type: ignore[attr-defined]
+    return read_header(handle, version)
 
 
 def _stored_offset(path: Path, info: zipfile.ZipInfo) -> int | None:
@@ -256,8 +263,7 @@ def _open_npz(path: Path, key: str | None, columns: tuple[str, ...] | None) -> A
         keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
         key = _pick_key(path, keys, key, "array")
         with archive.open(f"{key}.npy") as member:
-            version = np.lib.format.read_magic(member)
-            shape, _, dtype = np.lib.format._read_array_header(member, version)
+            shape, _, dtype = _npy_header(member)
     if len(shape) < 1:
         raise DataError(f"{path} '{key}': a scalar is not a set of events")
     names, width = _check_fields(path, dtype, columns, shape)
@@ -380,6 +386,13 @@ class ArrayWriter:
             self._close_quietly()
         self._context.__exit__(kind, value, traceback)
 
+    @property
+    def _tmp_path(self) -> Path:
+        """The temporary file the format writers fill (set by ``__enter__``)."""
+        if self._tmp is None:
+            raise RuntimeError("ArrayWriter.write is only valid inside its `with` block")
+        return self._tmp
+
     def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
         if start != self._written:
             raise DataError(
@@ -406,7 +419,7 @@ class ArrayWriter:
 
     # npz: one stored .npy member per array, streamed (header first: the shape is known)
     def _open_npz(self, arrays: dict[str, np.ndarray]) -> Any:
-        archive = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED, allowZip64=True)
+        archive = zipfile.ZipFile(self._tmp_path, "w", zipfile.ZIP_STORED, allowZip64=True)
         return {
             "archive": archive,
             "names": list(arrays),
@@ -422,7 +435,7 @@ class ArrayWriter:
         for name, array in arrays.items():
             handle = state["buffers"][name]
             if not handle:
-                spill = Path(f"{self._tmp}.{name}.part")
+                spill = Path(f"{self._tmp_path}.{name}.part")
                 handle.append(spill.open("wb"))
                 handle.append(spill)
             handle[0].write(np.ascontiguousarray(array, dtype=state["dtypes"][name]).tobytes())
@@ -455,7 +468,7 @@ class ArrayWriter:
     def _open_hdf5(self, arrays: dict[str, np.ndarray]) -> Any:
         import h5py
 
-        handle = h5py.File(self._tmp, "w")
+        handle = h5py.File(self._tmp_path, "w")
         for name, array in arrays.items():
             handle.create_dataset(name, shape=(self.n_events, *array.shape[1:]), dtype=array.dtype)
         return handle
@@ -471,7 +484,7 @@ class ArrayWriter:
         pa = require("pyarrow", "emulate", "writing parquet files")
         pq = require("pyarrow.parquet", "emulate", "writing parquet files")
         table = self._table(arrays, pa)
-        return pq.ParquetWriter(self._tmp, table.schema)
+        return pq.ParquetWriter(self._tmp_path, table.schema)
 
     def _table(self, arrays: dict[str, np.ndarray], pa: Any) -> Any:
         columns = {}

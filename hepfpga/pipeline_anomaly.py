@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,7 +32,14 @@ from hepfpga.pipeline_stages import (
     Run,
     StageResult,
     VerificationResult,
+    load_run_sample,
+    prepare_run_inputs,
+    section_as,
+    split_run_sample,
 )
+
+if TYPE_CHECKING:
+    from hepfpga.train.tasks.anomaly import AnomalyDetectionConfig
 
 __all__ = [
     "AnomalyDataResult",
@@ -61,39 +68,23 @@ class AnomalyDataResult(DataResult):
         return items
 
 
-def load_run_sample(run: Run) -> tuple[Path, Any]:
-    """The run's jet sample (``data.path``, or the built-in one) and its path."""
-    from hepfpga.train.io import builtin_sample_path, load_sample
+def _anomaly_task(run: Run) -> AnomalyDetectionConfig:
+    from hepfpga.train.tasks.anomaly import AnomalyDetectionConfig
 
-    data = run.config.data
-    path = data.path if data.path is not None else builtin_sample_path()
-    return path, load_sample(path)
-
-
-def split_run_sample(run: Run, sample: Any) -> Any:
-    """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
-    stratified split as a classification run with the same seed)."""
-    from hepfpga.train.dataset import split_sample, stratified_subsample
-
-    config = run.config
-    if config.data.max_jets is not None:
-        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
-    s = config.data.split
-    return split_sample(sample, (s.train, s.validation, s.test), config.seed)
+    return section_as(run.config.task, AnomalyDetectionConfig, "task")
 
 
 def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     """Load and split the jets (stratified, as for classification), keep background jets in
     training and validation, background and signal jets in the test, and build the inputs
     (scaling fitted on the background training jets)."""
-    from hepfpga.artifacts import write_json_atomic
     from hepfpga.train.architectures import get_architecture
     from hepfpga.train.dataset import Split, stratified_subsample
     from hepfpga.train.tasks.anomaly import class_indices
 
     config = run.config
     path, sample = load_run_sample(run)
-    background, signals = class_indices(config.task, sample.class_names)  # type: ignore[arg-type]
+    background, signals = class_indices(_anomaly_task(run), sample.class_names)
     split = split_run_sample(run, sample)
 
     def keep(part: Any, classes: list[int]) -> Any:
@@ -104,11 +95,7 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
         # the jets are stored class by class: a plain head of the test set would miss classes
         test = stratified_subsample(test, config.verification.max_events, config.seed)
     split = Split(keep(split.train, background), keep(split.validation, background), test)
-    inputs = config.model.input_representation(config.data).prepare(split)
-    if inputs.scaler is not None:
-        inputs.scaler.save(run.run_dir / "scaler.json")
-    else:
-        write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
+    inputs = prepare_run_inputs(run, split)
     x_test, y_test = inputs.test, split.test.labels
     return AnomalyDataResult(
         sample=sample,
@@ -229,7 +216,7 @@ class AnomalyEvaluationResult(StageResult):
     plots: list[Path]
 
     def report_items(self, run: Run) -> dict[str, Any]:
-        task = run.config.task
+        task = _anomaly_task(run)
         selected = task.selected_metrics()
         items: dict[str, Any] = {
             name: {"test": m.to_dict(selected)} for name, m in self.metrics.items()
@@ -239,7 +226,7 @@ class AnomalyEvaluationResult(StageResult):
         items["anomaly"] = {
             "score": hooks_score,
             "trigger": {
-                "acceptance": task.trigger_acceptance,  # type: ignore[attr-defined]
+                "acceptance": task.trigger_acceptance,
                 "threshold": self.threshold,
                 "threshold_from": "QKeras scores of the validation background",
                 "accepted_test_fraction": self.accepted,
@@ -251,13 +238,13 @@ class AnomalyEvaluationResult(StageResult):
         return items
 
     def checks(self, run: Run) -> dict[str, Check]:
-        task = run.config.task
+        task = _anomaly_task(run)
         drop = max(
             self.metrics["float"].auc[k] - self.metrics["qkeras"].auc[k]
             for k in self.metrics["float"].auc
         )
-        limit = task.max_auc_drop  # type: ignore[attr-defined]
-        required = task.min_identical_decisions  # type: ignore[attr-defined]
+        limit = task.max_auc_drop
+        required = task.min_identical_decisions
         checks = {"qkeras_signal_auc_drop": Check(drop, f"<= {limit}", bool(drop <= limit))}
         if self.identical_decisions is None:
             checks["identical_trigger_decisions"] = Check(
@@ -309,7 +296,7 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
     )
 
     config = run.config
-    task = config.task
+    task = _anomaly_task(run)
     data = run.get(AnomalyDataResult)
     qkeras = run.get(AnomalyQuantizedResult)
     scores = {"float": run.get(AnomalyFloatResult).probs, "qkeras": qkeras.probs}
@@ -324,12 +311,12 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
             data.classes,
             data.background,
             data.signals,
-            task.background_acceptances,  # type: ignore[attr-defined]
+            task.background_acceptances,
         )
         for k, v in flat.items()
     }
     assert qkeras.validation_scores is not None
-    threshold = trigger_threshold(qkeras.validation_scores, task.trigger_acceptance)  # type: ignore[attr-defined]
+    threshold = trigger_threshold(qkeras.validation_scores, task.trigger_acceptance)
     # the threshold is the QKeras model's: it applies to the deployed scores only
     accepted = {k: float(np.mean(v > threshold)) for k, v in flat.items() if k != "float"}
     identical = (

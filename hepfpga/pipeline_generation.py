@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepfpga.pipeline_anomaly import load_run_sample, optional_shared_stages, split_run_sample
+from hepfpga.pipeline_anomaly import optional_shared_stages
 from hepfpga.pipeline_stages import (
     Check,
     DataResult,
@@ -30,7 +30,15 @@ from hepfpga.pipeline_stages import (
     Run,
     StageResult,
     VerificationResult,
+    load_run_sample,
+    prepare_run_inputs,
+    section_as,
+    split_run_sample,
 )
+
+if TYPE_CHECKING:
+    from hepfpga.train.architectures.gan import GANConfig
+    from hepfpga.train.tasks.generation import GenerationConfig
 
 __all__ = [
     "GenerationDataResult",
@@ -63,6 +71,18 @@ class GenerationDataResult(DataResult):
         return items
 
 
+def _generation_task(run: Run) -> GenerationConfig:
+    from hepfpga.train.tasks.generation import GenerationConfig
+
+    return section_as(run.config.task, GenerationConfig, "task")
+
+
+def _gan_config(run: Run) -> GANConfig:
+    from hepfpga.train.architectures.gan import GANConfig
+
+    return section_as(run.config.model, GANConfig, "model")
+
+
 def generation_data_stage(run: Run) -> GenerationDataResult:
     """The target class's jets, split as for classification, scaled with the scaling fitted
     on its training jets; fixed latent vectors as test inputs."""
@@ -72,7 +92,7 @@ def generation_data_stage(run: Run) -> GenerationDataResult:
 
     config = run.config
     path, sample = load_run_sample(run)
-    target = target_index(config.task, sample.class_names)  # type: ignore[arg-type]
+    target = target_index(_generation_task(run), sample.class_names)
     split = split_run_sample(run, sample)
     split = Split(
         *(
@@ -80,12 +100,11 @@ def generation_data_stage(run: Run) -> GenerationDataResult:
             for p in (split.train, split.validation, split.test)
         )
     )
-    inputs = config.model.input_representation(config.data).prepare(split)
-    assert inputs.scaler is not None  # the gan takes scaled features
-    inputs.scaler.save(run.run_dir / "scaler.json")
+    inputs = prepare_run_inputs(run, split)
+    assert inputs.scaler is not None  # the gan takes scaled features (saved as scaler.json)
     half = len(inputs.test) // 2
     real_a, real_b = inputs.test[:half], inputs.test[half : 2 * half]
-    latent_dim = config.model.latent_dim  # type: ignore[attr-defined]
+    latent_dim = _gan_config(run).latent_dim
     z = np.random.default_rng(config.seed).standard_normal((half, latent_dim)).astype(np.float32)
     if config.verification.max_events is not None:
         z = z[: config.verification.max_events]
@@ -118,13 +137,13 @@ def generation_float_stage(run: Run) -> GeneratorFloatResult:
 
     config = run.config
     data = run.get(GenerationDataResult)
-    parts = build_gan(config.model, data.inputs.input_shape, config.seed)  # type: ignore[arg-type]
+    parts = build_gan(_gan_config(run), data.inputs.input_shape, config.seed)
     fit = fit_gan(
         parts,
         data.inputs.train,
         data.inputs.validation,
         config.training,
-        config.model,  # type: ignore[arg-type]
+        _gan_config(run),
         seed=config.seed,
     )
     save_keras_model(parts["generator"], run.run_dir / "float_model.h5")
@@ -150,7 +169,7 @@ def generation_qat_stage(run: Run) -> QuantizedModelResult:
         data.inputs.train,
         data.inputs.validation,
         config.quantization,
-        config.model,  # type: ignore[arg-type]
+        _gan_config(run),
         seed=config.seed,
     )
     save_keras_model(qgen, run.run_dir / "qkeras_model.h5")
@@ -202,13 +221,13 @@ class GenerationEvaluationResult(StageResult):
         return {"generation": {"quality": table, "plot": self.plot.name}, "summary": lines}
 
     def checks(self, run: Run) -> dict[str, Check]:
-        task = run.config.task
+        task = _generation_task(run)
         increase = self.rows["QKeras generated"].mean_ks - self.rows["float generated"].mean_ks
-        limit = task.max_mean_ks_increase  # type: ignore[attr-defined]
+        limit = task.max_mean_ks_increase
         checks = {
             "qkeras_mean_ks_increase": Check(increase, f"<= {limit}", bool(increase <= limit))
         }
-        required = task.max_classifier_auc  # type: ignore[attr-defined]
+        required = task.max_classifier_auc
         auc = self.rows["QKeras generated"].classifier_auc
         checks["qkeras_classifier_auc"] = Check(
             auc,

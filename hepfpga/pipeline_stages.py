@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from hepfpga.firmware.project import FirmwareProject
     from hepfpga.firmware.verify import VerificationReport
     from hepfpga.train.architectures import Architecture
+    from hepfpga.train.dataset import Split
     from hepfpga.train.evaluate import ClassifierMetrics
     from hepfpga.train.fit import FitResult
     from hepfpga.train.jets import JetSample
@@ -45,14 +46,30 @@ __all__ = [
     "evaluation_stage",
     "firmware_stage",
     "float_training_stage",
+    "load_run_sample",
     "onnx_stage",
     "preflight_stage",
+    "prepare_run_inputs",
     "qat_stage",
+    "section_as",
+    "split_run_sample",
     "verification_stage",
 ]
 
 log = logging.getLogger("hepfpga")
 R = TypeVar("R")
+S = TypeVar("S")
+
+
+def section_as(section: object, kind: type[S], path: str) -> S:
+    """The config ``section`` as the registered class ``kind`` a task's stages work with (the
+    ``task`` or ``model`` section of that task); a :class:`ConfigError` at ``path`` otherwise."""
+    if not isinstance(section, kind):
+        raise ConfigError(
+            f"these stages need a {kind.__name__} section, not a {type(section).__name__}",
+            path=path,
+        )
+    return section
 
 
 @dataclass(frozen=True)
@@ -155,30 +172,56 @@ class DataResult(StageResult):
         }
 
 
-def data_stage(run: Run) -> DataResult:
-    """Load the jets, subsample, split, and build the architecture's inputs (preprocessing
-    fitted on the training jets only)."""
-    from hepfpga.artifacts import write_json_atomic
-    from hepfpga.train.architectures import get_architecture
-    from hepfpga.train.dataset import Split, split_sample, stratified_subsample
+def load_run_sample(run: Run) -> tuple[Path, JetSample]:
+    """The run's jet sample (``data.path``, or the built-in one) and its path."""
     from hepfpga.train.io import builtin_sample_path, load_sample
 
+    data = run.config.data
+    path = data.path if data.path is not None else builtin_sample_path()
+    return path, load_sample(path)
+
+
+def split_run_sample(run: Run, sample: JetSample) -> Split:
+    """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
+    stratified split for every task with the same seed)."""
+    from hepfpga.train.dataset import split_sample, stratified_subsample
+
     config = run.config
-    path = config.data.path if config.data.path is not None else builtin_sample_path()
-    sample = load_sample(path)
     if config.data.max_jets is not None:
         sample = stratified_subsample(sample, config.data.max_jets, config.seed)
     s = config.data.split
-    split = split_sample(sample, (s.train, s.validation, s.test), config.seed)
-    if config.verification.max_events is not None:
-        # the jets are stored class by class: a plain head of the test set would miss classes
-        test = stratified_subsample(split.test, config.verification.max_events, config.seed)
-        split = Split(split.train, split.validation, test)
+    return split_sample(sample, (s.train, s.validation, s.test), config.seed)
+
+
+def prepare_run_inputs(run: Run, split: Split) -> PreparedInputs:
+    """The network inputs of the architecture's representation of ``split`` (scaling fitted on
+    ``split.train``), its preprocessing saved in the run folder: ``scaler.json`` for scaled
+    features, ``inputs.json`` otherwise."""
+    from hepfpga.artifacts import write_json_atomic
+
+    config = run.config
     inputs = config.model.input_representation(config.data).prepare(split)
     if inputs.scaler is not None:
         inputs.scaler.save(run.run_dir / "scaler.json")
     else:
         write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
+    return inputs
+
+
+def data_stage(run: Run) -> DataResult:
+    """Load the jets, subsample, split, and build the architecture's inputs (preprocessing
+    fitted on the training jets only)."""
+    from hepfpga.train.architectures import get_architecture
+    from hepfpga.train.dataset import Split, stratified_subsample
+
+    config = run.config
+    path, sample = load_run_sample(run)
+    split = split_run_sample(run, sample)
+    if config.verification.max_events is not None:
+        # the jets are stored class by class: a plain head of the test set would miss classes
+        test = stratified_subsample(split.test, config.verification.max_events, config.seed)
+        split = Split(split.train, split.validation, test)
+    inputs = prepare_run_inputs(run, split)
     x_test, y_test = inputs.test, split.test.labels
     return DataResult(
         sample=sample,

@@ -4,7 +4,8 @@ A tune file (YAML, validated like a run config) names a base run config, a searc
 dotted config paths and how to search::
 
     config: jet_tagging.yaml          # the base run config (relative to this file)
-    objective: qkeras_accuracy        # a key of OBJECTIVES (validation-set accuracy)
+    objective: qkeras_accuracy        # a key of OBJECTIVES (validation-set accuracy;
+                                      # qkeras_accuracy_lut also pays lut_weight per 10k LUTs)
     strategy: bayesian                # a key of STRATEGIES: grid, random, bayesian (TPE)
     trials: 20
     workers: 2
@@ -209,11 +210,14 @@ PRUNERS: dict[str, Callable[[], Any]] = {"median": _median, "none": _no_pruning}
 @dataclass(frozen=True)
 class Objective:
     """What a trial maximises: validation accuracy of the float model, or of its QKeras
-    counterpart after quantization-aware training (which then also runs)."""
+    counterpart after quantization-aware training (which then also runs); with
+    ``hardware_cost``, minus ``lut_weight`` per 10,000 LUTs of the QKeras model's RTL as
+    da4ml estimates it (:mod:`hepfpga.firmware.rtl`, the ``hardware`` extra; no synthesis)."""
 
     name: str
     needs_qat: bool
     description: str
+    hardware_cost: bool = False
 
 
 OBJECTIVES: dict[str, Objective] = {
@@ -221,8 +225,17 @@ OBJECTIVES: dict[str, Objective] = {
     for o in (
         Objective("float_accuracy", False, "validation accuracy of the float model"),
         Objective("qkeras_accuracy", True, "validation accuracy of the QKeras model after QAT"),
+        Objective(
+            "qkeras_accuracy_lut",
+            True,
+            "QKeras validation accuracy - lut_weight x (da4ml LUT estimate / 10,000)",
+            hardware_cost=True,
+        ),
     )
 }
+
+#: LUTs per unit of ``lut_weight`` in the ``qkeras_accuracy_lut`` objective
+LUT_UNIT = 10_000
 
 
 def _check_choice(value: str, registry: Mapping[str, Any], path: str) -> None:
@@ -241,6 +254,8 @@ class TuneConfig:
     config: Path
     space: dict[str, Dimension]
     objective: str = "qkeras_accuracy"
+    #: accuracy (a fraction) given up per 10,000 LUTs by ``qkeras_accuracy_lut``
+    lut_weight: float = 0.01
     strategy: str = "bayesian"
     trials: int = 20
     workers: int = 2
@@ -254,6 +269,8 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         _check_choice(self.objective, OBJECTIVES, "objective")
+        if self.lut_weight < 0:
+            raise ConfigError(f"expected a number >= 0, got {self.lut_weight!r}", path="lut_weight")
         _check_choice(self.strategy, STRATEGIES, "strategy")
         _check_choice(self.pruner, PRUNERS, "pruner")
         if not self.space:
@@ -332,6 +349,7 @@ class _TrialTask:
     seed: int
     space: dict[str, Dimension]
     base: dict[str, Any]
+    lut_weight: float = 0.0
 
 
 def run_trial(task: _TrialTask) -> int:
@@ -424,7 +442,25 @@ def _evaluate(trial: Any, task: _TrialTask) -> float:
         )  # fmt: skip
         value = accuracy(qmodel)
         trial.set_user_attr("qkeras_accuracy", value)
+        if OBJECTIVES[task.objective].hardware_cost:
+            luts = estimated_luts(qmodel, config.firmware.clock_period)
+            trial.set_user_attr("estimated_luts", luts)
+            value -= task.lut_weight * luts / LUT_UNIT
     return value
+
+
+def estimated_luts(qmodel: Any, clock_period_ns: float) -> int:
+    """da4ml's LUT estimate of ``qmodel``'s RTL (traced as ``hepfpga hardware`` does, pipelined
+    at ``clock_period_ns``; written to a temporary folder, no simulation or synthesis)."""
+    import tempfile
+
+    from hepfpga.firmware.rtl.codegen import write_rtl
+    from hepfpga.firmware.rtl.trace import trace_model
+
+    net = trace_model(qmodel)
+    with tempfile.TemporaryDirectory(prefix="hepfpga-tune-rtl-") as folder:
+        project = write_rtl(net, Path(folder) / "rtl", clock_period_ns=clock_period_ns)
+        return int(project.estimated_luts)
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -499,6 +535,8 @@ def run_tune(
     from hepfpga._optional import require
 
     optuna = require("optuna", "tune", "hyper-parameter search")
+    if OBJECTIVES[tune.objective].hardware_cost:
+        require("da4ml", "hardware", f"the objective '{tune.objective}' (da4ml LUT estimates)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_name = tune.study or name
     folder = Path(tune.output_dir) / study_name
@@ -547,7 +585,7 @@ def _run_remaining(
     offset = len(study.get_trials(deepcopy=False))
     tasks = (
         _TrialTask(url, name, tune.strategy, tune.pruner, tune.objective, tune.seed + offset + i,
-                   tune.space, base)
+                   tune.space, base, tune.lut_weight)
         for i in range(remaining)
     )  # fmt: skip
     try:

@@ -92,7 +92,7 @@ class EcfResult:
     undefined: bool
 
 
-def delta_phi(phi: ArrayLike, phi_ref: ArrayLike) -> np.ndarray:
+def delta_phi(phi: ArrayLike, phi_ref: float | np.ndarray) -> np.ndarray:
     """``phi - phi_ref`` wrapped into ``[-pi, pi]``."""
     return (np.asarray(phi) - phi_ref + np.pi) % (2.0 * np.pi) - np.pi
 

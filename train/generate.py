@@ -205,11 +205,11 @@ def _four_momenta(array: Any) -> _Jagged:
     import awkward as ak
 
     counts = ak.to_numpy(ak.num(array, axis=1))
-    momenta = tuple(
+    px, py, pz, energy = (
         np.asarray(ak.to_numpy(ak.flatten(array[name])), dtype=np.float64)
         for name in ("px", "py", "pz", "E")
     )
-    return _Jagged(momenta=momenta, bounds=np.concatenate([[0], np.cumsum(counts)]))
+    return _Jagged(momenta=(px, py, pz, energy), bounds=np.concatenate([[0], np.cumsum(counts)]))
 
 
 def _groom(jets_constituents: Any) -> Any:

@@ -36,7 +36,7 @@ def jet_images(constituents: np.ndarray, n_pixels: int = 32, extent: float = 0.8
             f"jet_images expects constituents of shape (N, C, 3), got {constituents.shape}"
         )
     n_jets = constituents.shape[0]
-    images = np.zeros((n_jets, n_pixels * n_pixels), dtype=np.float64)
+    images: np.ndarray = np.zeros((n_jets, n_pixels * n_pixels), dtype=np.float64)
     if constituents.shape[1]:
         pt_fraction = constituents[..., 0].astype(np.float64)
         width = 2.0 * extent / n_pixels

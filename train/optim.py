@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hepfpga._schema import closest
+from hepfpga import registry
 from hepfpga.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -95,10 +95,7 @@ OPTIMIZERS: dict[str, OptimizerKind] = {}
 
 def register_optimizer(kind: OptimizerKind) -> OptimizerKind:
     """Add ``kind`` to :data:`OPTIMIZERS` (its name must be new)."""
-    if kind.name in OPTIMIZERS:
-        raise ValueError(f"optimizer {kind.name!r} is already registered")
-    OPTIMIZERS[kind.name] = kind
-    return kind
+    return registry.add(OPTIMIZERS, kind.name, kind, "optimizer")
 
 
 for _kind in (
@@ -140,15 +137,6 @@ for _kind in (
     ),
 ):
     register_optimizer(_kind)
-
-
-def _check_choice(value: str, registry: Mapping[str, Any], path: str, what: str) -> None:
-    if value not in registry:
-        hint = closest(value, registry)
-        suggestion = f" (did you mean '{hint}'?)" if hint else ""
-        raise ConfigError(
-            f"unknown {what} {value!r}{suggestion}; accepted: {', '.join(registry)}", path=path
-        )
 
 
 def _check_unused(config: Any, section: type, used: set[str], owner: str) -> None:
@@ -212,7 +200,7 @@ class ScheduleConfig:
     min_delta: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_choice(self.name, SCHEDULES, "name", "schedule")
+        registry.lookup(SCHEDULES, self.name, "schedule", "name")
         _fraction(self.drop, "drop", closed=True)
         _fraction(self.factor, "factor")
         _positive(self.decay, "decay", allow_zero=True)
@@ -266,10 +254,7 @@ SCHEDULES: dict[str, Schedule] = {}
 
 def register_schedule(schedule: Schedule) -> Schedule:
     """Add ``schedule`` to :data:`SCHEDULES` (its name must be new)."""
-    if schedule.name in SCHEDULES:
-        raise ValueError(f"schedule {schedule.name!r} is already registered")
-    SCHEDULES[schedule.name] = schedule
-    return schedule
+    return registry.add(SCHEDULES, schedule.name, schedule, "schedule")
 
 
 def _cosine(t: int, lr0: float, c: ScheduleConfig, epochs: int) -> float:
@@ -355,7 +340,7 @@ class OptimizerConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def __post_init__(self) -> None:
-        _check_choice(self.optimizer, OPTIMIZERS, "optimizer", "optimizer")
+        registry.lookup(OPTIMIZERS, self.optimizer, "optimizer", "optimizer")
         _positive(self.learning_rate, "learning_rate")
         if not (math.isfinite(self.momentum) and 0.0 <= self.momentum < 1.0):
             raise ConfigError(

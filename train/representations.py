@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
+from hepfpga import registry
 from hepfpga.errors import DataError
 from hepfpga.train.dataset import FeatureScaler, Split
 from hepfpga.train.images import jet_images
@@ -79,10 +80,7 @@ REPRESENTATIONS: dict[str, type[Any]] = {}
 
 def register_representation(cls: type[Any]) -> type[Any]:
     """Class decorator: register ``cls`` under ``cls.name``."""
-    if cls.name in REPRESENTATIONS:
-        raise ValueError(f"representation {cls.name!r} is already registered")
-    REPRESENTATIONS[cls.name] = cls
-    return cls
+    return registry.add(REPRESENTATIONS, cls.name, cls, "representation")
 
 
 def _per_split(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -58,7 +58,16 @@ MAX_INTEGER_BITS = 32
 #: C simulation of sums of such types is very slow long before that)
 MAX_WIDTH = 256
 
-RND_SAT = {"rounding": Rounding.RND, "saturation": Saturation.SAT}
+
+class RoundSaturate(TypedDict):
+    """The rounding and saturation keywords of a :class:`FixedType` (``**RND_SAT``)."""
+
+    rounding: Rounding
+    saturation: Saturation
+
+
+#: round to nearest and saturate: the modes of every type the handlers choose themselves
+RND_SAT: RoundSaturate = {"rounding": Rounding.RND, "saturation": Saturation.SAT}
 
 
 @dataclass(frozen=True)

@@ -167,3 +167,32 @@ def test_bad_tune_files_name_the_path(make_jets, tmp_path, change, path, fragmen
     with pytest.raises(ConfigError) as info:
         load_tune_config(tune_path)
     assert info.value.path == path and fragment in info.value.message, str(info.value)
+
+
+@pytest.mark.slow
+def test_hardware_cost_objective_pays_for_the_estimated_luts(make_jets, tmp_path) -> None:
+    """``qkeras_accuracy_lut``: QKeras validation accuracy minus lut_weight per 10k LUTs of
+    the trial's RTL (da4ml estimate), both kept on the trial."""
+    pytest.importorskip("da4ml")
+    path = _files(
+        tmp_path,
+        make_jets,
+        objective="qkeras_accuracy_lut",
+        lut_weight=0.5,
+        trials=2,
+        workers=1,
+        space={"quantization.weight_bits": {"choices": [3, 6]}},
+        overrides={"quantization.epochs": 2},
+        strategy="grid",
+    )
+    assert main(["-q", "tune", str(path)]) == 0
+    trials = [t for t in _study(tmp_path).trials if t.state.name == "COMPLETE"]
+    assert len(trials) == 2
+    for t in trials:
+        luts = t.user_attrs["estimated_luts"]
+        assert luts > 0
+        assert t.value == pytest.approx(t.user_attrs["qkeras_accuracy"] - 0.5 * luts / 10_000)
+    by_bits = {
+        int(t.params["quantization.weight_bits"]): t.user_attrs["estimated_luts"] for t in trials
+    }
+    assert by_bits[3] < by_bits[6]  # narrower weights, fewer adders

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from hepfpga.errors import ConfigError
+from hepfpga import registry
 from hepfpga.train.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -66,22 +66,13 @@ ARCHITECTURES: dict[str, Architecture] = {}
 
 def register_architecture(architecture: Architecture) -> Architecture:
     """Add ``architecture`` to :data:`ARCHITECTURES` (its name must be new)."""
-    if architecture.name in ARCHITECTURES:
-        raise ValueError(f"architecture {architecture.name!r} is already registered")
-    ARCHITECTURES[architecture.name] = architecture
-    return architecture
+    return registry.add(ARCHITECTURES, architecture.name, architecture, "architecture")
 
 
 def get_architecture(name: str) -> Architecture:
     """The plugin registered as ``name``; a :class:`ConfigError` at ``model.architecture``
     listing the registered names otherwise."""
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown architecture {name!r}; registered: {', '.join(sorted(ARCHITECTURES))}",
-            path="model.architecture",
-        ) from None
+    return registry.lookup(ARCHITECTURES, name, "architecture", "model.architecture")
 
 
 def build_model(

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from hepfpga import registry
 from hepfpga.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,10 +60,7 @@ METRICS: dict[str, Metric] = {}
 
 def register_metric(metric: Metric) -> Metric:
     """Add ``metric`` to :data:`METRICS` (its name must be new)."""
-    if metric.name in METRICS:
-        raise ValueError(f"metric {metric.name!r} is already registered")
-    METRICS[metric.name] = metric
-    return metric
+    return registry.add(METRICS, metric.name, metric, "metric")
 
 
 @dataclass(frozen=True)
@@ -131,20 +129,12 @@ TASKS: dict[str, Task] = {}
 
 def register_task(task: Task) -> Task:
     """Add ``task`` to :data:`TASKS` (its name must be new)."""
-    if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
+    return registry.add(TASKS, task.name, task, "task")
 
 
 def get_task(name: str) -> Task:
     """The task registered as ``name``; a :class:`ConfigError` at ``task.name`` otherwise."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown task {name!r}; registered: {', '.join(sorted(TASKS))}", path="task.name"
-        ) from None
+    return registry.lookup(TASKS, name, "task", "task.name")
 
 
 def check_task_fits(task: TaskConfig, model: ModelConfig) -> None:

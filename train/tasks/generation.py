@@ -114,7 +114,7 @@ def _classifier_auc(a: np.ndarray, b: np.ndarray, seed: int) -> float:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    from threadpoolctl import threadpool_limits
 
     x = np.concatenate([a, b]).astype(np.float64)
     y = np.concatenate([np.zeros(len(a)), np.ones(len(b))])
