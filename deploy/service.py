@@ -36,7 +36,12 @@ from hepfpga.deploy.protocol import (
     RequestError,
     TensorInput,
 )
-from hepfpga.deploy.serve_models import LoadedModel, ModelRegistry, load_models
+from hepfpga.deploy.serve_models import (
+    DEFAULT_INLINE_MAX_US,
+    LoadedModel,
+    ModelRegistry,
+    load_models,
+)
 from hepfpga.deploy.shm import SharedMemoryRegistry
 from hepfpga.errors import HepfpgaError
 
@@ -112,13 +117,16 @@ class InferenceService:
         *,
         repository: Path | None = None,
         model_control: ModelControl = "none",
+        inline_max_us: float = DEFAULT_INLINE_MAX_US,
     ) -> None:
         if model_control not in MODEL_CONTROL_MODES:
             raise HepfpgaError(
                 f"unknown model control mode '{model_control}'; accepted: "
                 + ", ".join(MODEL_CONTROL_MODES)
             )
-        self.registry = models if isinstance(models, ModelRegistry) else ModelRegistry(models)
+        self.registry = (
+            models if isinstance(models, ModelRegistry) else ModelRegistry(models, inline_max_us)
+        )
         self.repository = Path(repository) if repository is not None else None
         self.model_control = model_control
         self.shm = SharedMemoryRegistry()
@@ -260,7 +268,10 @@ class InferenceService:
         async with self._repository_lock:
             try:
                 loaded = await loop.run_in_executor(
-                    None, lambda: load_models(repository_model(repository, name))
+                    None,
+                    lambda: load_models(
+                        repository_model(repository, name), self.registry.inline_max_us
+                    ),
                 )
             except HepfpgaError as exc:
                 raise RequestError(
