@@ -143,7 +143,7 @@ class Scheduler:
         if not inline:
             return
         try:
-            for batch in self._batches(staged):
+            for batch in self._batches(staged) if len(staged) > 1 else (staged,):
                 self.inline_executions += 1
                 self._execute(self._runners[0], batch, on_loop=True)
         finally:
@@ -153,8 +153,10 @@ class Scheduler:
                     self._cond.notify()
 
     def _inlinable(self, staged: list[InferenceRequest]) -> bool:
+        if len(staged) == 1:  # staged only when it fits inline_batch; no prefix to form
+            return True
         if self._batching is None:
-            return len(staged) == 1
+            return False
         total = sum(r.batch_size for r in staged)
         prefix = self._preferred_prefix(staged, total)
         return total <= self.inline_batch and prefix in (None, len(staged))
@@ -277,14 +279,15 @@ class Scheduler:
             failed = [(r.future, exc, False) for r in batch]
             _resolve(failed) if on_loop else self._dispatch(failed, batch)  # type: ignore[arg-type]
             return
+        n = len(batch)
         self._stats.record_execution(
-            batch_size=sum(r.batch_size for r in batch),
-            n_requests=len(batch),
-            queue_ns=sum(start - r.enqueued_ns for r in batch),
+            batch_size=batch[0].batch_size if n == 1 else sum(r.batch_size for r in batch),
+            n_requests=n,
+            queue_ns=start * n - sum(r.enqueued_ns for r in batch),
             input_ns=t_input - start,
             infer_ns=t_infer - t_input,
             output_ns=end_ns - t_infer,
-            request_ns=sum(end_ns - r.received_ns for r in batch),
+            request_ns=end_ns * n - sum(r.received_ns for r in batch),
         )
         if on_loop:
             _resolve(results)
