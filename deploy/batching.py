@@ -8,7 +8,9 @@ time (Triton's default scheduler). With it, an instance takes every queued reque
 preferred batch size is reached, concatenates their inputs along the batch dimension, runs the
 model once and splits the outputs back per request.
 
-**On-loop execution of cheap batches.** The hand-off to an instance thread and back costs two
+**On-loop execution of cheap batches** (for the requests of front ends that allow it: HTTP;
+``grpc.aio`` hands its loop one request per iteration, so nothing would ever batch there). The
+hand-off to an instance thread and back costs two
 thread wake-ups (tens of microseconds each on a VM, more under load): for a small model at
 batch 1 that is more than the model call itself. So when ``inline_batch`` is set (the largest
 batch the model runs within the server's on-loop budget, measured at load:
@@ -54,6 +56,8 @@ class InferenceRequest:
     loop: asyncio.AbstractEventLoop
     received_ns: int = field(default_factory=time.perf_counter_ns)
     enqueued_ns: int = 0
+    #: the front end lets it run on the loop (see the module's docstring)
+    may_run_on_loop: bool = True
 
 
 def _resolve(items: list[tuple[asyncio.Future[list[np.ndarray]], object, bool]]) -> None:
@@ -106,7 +110,11 @@ class Scheduler:
         """Queue ``request``; its future is resolved on its loop when the batch has run.
         Called on ``request.loop``'s thread."""
         request.enqueued_ns = time.perf_counter_ns()
-        if self.inline_batch and request.batch_size <= self.inline_batch:
+        if (
+            self.inline_batch
+            and request.may_run_on_loop
+            and request.batch_size <= self.inline_batch
+        ):
             if self._closing:
                 raise RuntimeError("the model is being unloaded")
             self._stats.add_pending()

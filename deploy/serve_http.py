@@ -833,7 +833,9 @@ def infer(
             )
         return _error(exc.http_status, exc.message, keep_alive)
     try:
-        inference = service.infer(name, version, inputs, request_id, outputs, received)
+        inference = service.infer(
+            name, version, inputs, request_id, outputs, received, may_run_on_loop=True
+        )
     except RequestError as exc:
         return _error(exc.http_status, exc.message, keep_alive)
     answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

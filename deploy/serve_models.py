@@ -277,11 +277,13 @@ class LoadedModel:
         return out
 
     def submit(
-        self, arrays: list[np.ndarray], batch: int, received_ns: int
+        self, arrays: list[np.ndarray], batch: int, received_ns: int, may_run_on_loop: bool
     ) -> asyncio.Future[list[np.ndarray]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[np.ndarray]] = loop.create_future()
-        request = InferenceRequest(arrays, batch, future, loop, received_ns)
+        request = InferenceRequest(
+            arrays, batch, future, loop, received_ns, may_run_on_loop=may_run_on_loop
+        )
         try:
             self.scheduler.submit(request)
         except RuntimeError as exc:

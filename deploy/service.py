@@ -167,9 +167,12 @@ class InferenceService:
         request_id: str = "",
         outputs: Sequence[OutputRequest] | None = None,
         received_ns: int | None = None,
+        may_run_on_loop: bool = False,
     ) -> Inference:
         """Validate a request and queue it on its model; raises :class:`RequestError` when
-        it is refused (counted in the model's statistics)."""
+        it is refused (counted in the model's statistics). ``may_run_on_loop``: a front end
+        whose loop reads several requests per iteration lets a cheap batch of them run on the
+        loop (:mod:`hepfpga.deploy.batching`)."""
         received = received_ns if received_ns is not None else time.perf_counter_ns()
         model = self.registry.get(name, version)
         try:
@@ -185,7 +188,7 @@ class InferenceService:
             selected = model.select_outputs(outputs)
             if outputs:
                 self._check_output_regions(model, selected, batch)
-            future = model.submit(arrays, batch, received)
+            future = model.submit(arrays, batch, received, may_run_on_loop)
         except RequestError as exc:
             model.stats.record_failure(
                 "REJECTED" if exc.code is ErrorCode.UNAVAILABLE else "OTHER",

@@ -125,6 +125,23 @@ def test_nothing_runs_on_the_loop_while_an_instance_is_busy() -> None:
     assert stats.pending == 0
 
 
+def test_a_front_end_that_does_not_allow_it_never_runs_on_the_loop() -> None:
+    runner = Recorder()
+    scheduler, _ = make(runner, inline_batch=16)
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        r = request(1, 1, loop)
+        r.may_run_on_loop = False  # as the gRPC front end's requests
+        scheduler.submit(r)
+        await r.future
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(run())
+    scheduler.close()
+    assert runner.batches(False, loop_thread) == [1] and scheduler.inline_executions == 0
+
+
 def test_a_queue_delay_is_never_cut_short_by_the_loop() -> None:
     runner = Recorder()
     scheduler, _ = make(runner, inline_batch=16, batching=DynamicBatching(max_queue_delay_us=1))
