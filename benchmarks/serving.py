@@ -694,7 +694,7 @@ def measure_targets(
     return out
 
 
-def print_target_rounds(rounds: list[dict[str, float]]) -> None:
+def print_target_rounds(rounds: list[dict[str, float]], note: str = "") -> None:
     """The four ratios per round and their median, then what bounds each one."""
 
     def med(key: str) -> float:
@@ -715,7 +715,7 @@ def print_target_rounds(rounds: list[dict[str, float]]) -> None:
     print()
     print(
         f"targets (issue 14): the same client against hepfpga serve and a no-work server, "
-        f"alternating, {len(rounds)} round(s); load average per round: "
+        f"alternating, {len(rounds)} round(s){note}; load average per round: "
         + ", ".join(f"{r['load']:.1f}" for r in rounds)
     )
     print(f"{'ratio':<{width}}  {'per round':>24}  {'median':>7}  target")
@@ -773,6 +773,10 @@ def main(argv: list[str] | None = None) -> int:
         help="pin the servers to these CPUs (hepfpga serve --cpus), e.g. 0; clients get the rest",
     )
     parser.add_argument(
+        "--inline-max-us",
+        help="hepfpga serve --inline-max-us for the served model (0: no on-loop runs)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=3,
@@ -807,6 +811,8 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0]
         passes = []
         server_args = ["--cpus", args.server_cpus] if args.server_cpus else []
+        if args.inline_max_us is not None:
+            server_args += ["--inline-max-us", args.inline_max_us]
         server_cpus = None
         with ServerProcess(repo, *server_args) as server:
             if args.server_cpus:
@@ -827,9 +833,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.rounds > 0
                 else []
             )
+    note = f", serve --inline-max-us {args.inline_max_us}" if args.inline_max_us else ""
     if not passes:
         if rounds:
-            print_target_rounds(rounds)
+            print_target_rounds(rounds, note)
         return 0
     m = {key: float(np.median([p[key] for p in passes])) for key in passes[0]}
 
@@ -889,7 +896,7 @@ def main(argv: list[str] | None = None) -> int:
     if "pa_http_1_p50" in m:
         print_perf_analyzer(m)
     if rounds:
-        print_target_rounds(rounds)
+        print_target_rounds(rounds, note)
     return 0
 
 
