@@ -288,18 +288,22 @@ def measure(
         out[key] = per_second * 4096
     if perf_analyzer_command() is not None:
         n = max(int(seconds * 300), 300)
-        for key, args in (
-            ("pa_http_1", (server.http_url, "http", "model", 1, 1, n * 2)),
-            ("pa_grpc_256", (server.grpc_url, "grpc", "model", 256, 8, n)),
-            ("pa_http_1x64", (server.http_url, "http", "model", 1, 64, n * 20)),
-            ("pa_http_4096", (server.http_url, "http", "model", 4096, 1, n // 3)),
+        for key, args, shm in (
+            ("pa_http_1", (server.http_url, "http", "model", 1, 1, n * 2), False),
+            ("pa_grpc_256", (server.grpc_url, "grpc", "model", 256, 8, n), False),
+            ("pa_http_1x64", (server.http_url, "http", "model", 1, 64, n * 20), False),
+            ("pa_http_4096", (server.http_url, "http", "model", 4096, 1, n // 3), False),
+            ("pa_http_4096_shm", (server.http_url, "http", "model", 4096, 1, n // 3), True),
         ):
-            for name, value in perf_analyzer(*args).items():
+            try:
+                figures = perf_analyzer(*args, shm=shm, timeout_s=180)  # type: ignore[misc]
+            except RuntimeError as exc:  # a stalled run loses its row, not the benchmark
+                print(f"perf_analyzer {key}: {exc}", file=sys.stderr)
+                figures = dict.fromkeys(
+                    ("throughput", "p50", "p99", "queue_us", "compute_us"), np.nan
+                )
+            for name, value in figures.items():
                 out[f"{key}_{name}"] = value
-        for name, value in perf_analyzer(
-            server.http_url, "http", "model", 4096, 1, n // 3, shm=True
-        ).items():
-            out[f"pa_http_4096_shm_{name}"] = value
     stats = http.get_inference_statistics("model")["model_stats"][0]
     out["mean_batch"] = int(stats["inference_count"]) / max(int(stats["execution_count"]), 1)
     http.close()
