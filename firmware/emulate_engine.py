@@ -51,6 +51,8 @@ __all__ = ["Plan", "UnsupportedLayerError", "build_plan"]
 _DTYPE_LIMITS = ((np.float32, 2.0**22), (np.float64, 2.0**50))
 #: convolutions whose dense-matrix form has at most this many entries run as one product
 TOEPLITZ_MAX_ENTRIES = 1 << 20
+#: hls4ml IOTypes reproduced (io_stream's own layers and kernels: emulate_stream)
+IO_TYPES = ("io_parallel", "io_stream")
 
 
 class UnsupportedLayerError(Exception):
@@ -572,25 +574,31 @@ def _dense_step(layer: Any, ctx: Context) -> Step:
     return MatmulStep(layer, ctx, kernel, None)
 
 
+def conv_matmul(layer: Any, ctx: Context, kernel: np.ndarray, dims: int) -> Step:
+    """The convolution ``layer`` with ``kernel`` (``(*filt, channels, filters)``) as a
+    :class:`MatmulStep` (also used for depthwise kernels spread over all channels)."""
+    _, _, _, in_shape = _input_of(layer, ctx)
+    n_filt = layer.get_attr("n_filt")
+    if kernel.ndim != dims + 2 or kernel.shape[-1] != n_filt:
+        raise UnsupportedLayerError(f"layer '{layer.name}': kernel of shape {kernel.shape}")
+    patches = _conv_patches(layer, in_shape, dims)
+    kernel = kernel.reshape(-1, n_filt)
+    n_in = math.prod(in_shape)
+    n_positions = math.prod(_out_shape(layer)[:-1])
+    if n_in * n_positions * n_filt <= TOEPLITZ_MAX_ENTRIES:
+        # the convolution as one dense matrix: column (position, filter) holds the kernel
+        # at the inputs that position sees, zeros elsewhere; one larger matrix product
+        # beats im2col's copies for small inputs. Same products, same sums: same result.
+        basis = np.eye(n_in)
+        dense = (patches(basis) @ kernel).reshape(n_in, n_positions * n_filt)
+        return MatmulStep(layer, ctx, dense, None, bias_repeat=n_positions)
+    return MatmulStep(layer, ctx, kernel, patches)
+
+
 def _conv_step(dims: int) -> Callable[[Any, Context], Step]:
     def build(layer: Any, ctx: Context) -> Step:
-        _, _, _, in_shape = _input_of(layer, ctx)
         kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
-        n_filt = layer.get_attr("n_filt")
-        if kernel.ndim != dims + 2 or kernel.shape[-1] != n_filt:
-            raise UnsupportedLayerError(f"layer '{layer.name}': kernel of shape {kernel.shape}")
-        patches = _conv_patches(layer, in_shape, dims)
-        kernel = kernel.reshape(-1, n_filt)
-        n_in = math.prod(in_shape)
-        n_positions = math.prod(_out_shape(layer)[:-1])
-        if n_in * n_positions * n_filt <= TOEPLITZ_MAX_ENTRIES:
-            # the convolution as one dense matrix: column (position, filter) holds the kernel
-            # at the inputs that position sees, zeros elsewhere; one larger matrix product
-            # beats im2col's copies for small inputs. Same products, same sums: same result.
-            basis = np.eye(n_in)
-            dense = (patches(basis) @ kernel).reshape(n_in, n_positions * n_filt)
-            return MatmulStep(layer, ctx, dense, None, bias_repeat=n_positions)
-        return MatmulStep(layer, ctx, kernel, patches)
+        return conv_matmul(layer, ctx, kernel, dims)
 
     return build
 
@@ -1007,8 +1015,9 @@ _MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum", "c
 
 
 # -- the plan ----------------------------------------------------------------------------------
-#: hls4ml layer class -> step builder; the registry the graph walk dispatches on
-STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
+#: hls4ml layer class -> step builder (one step, or one per output of the layer); the
+#: registry the graph walk dispatches on. Sibling modules add their steps on import (below).
+STEP_BUILDERS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "Dense": _dense_step,
     "Conv1D": _conv_step(1),
     "Conv2D": _conv_step(2),
@@ -1141,8 +1150,8 @@ def build_plan(hls_model: Any) -> Plan:
     Raises :class:`UnsupportedLayerError` naming the first layer or type that cannot be reproduced.
     """
     io_type = hls_model.config.get_config_value("IOType")
-    if io_type != "io_parallel":
-        raise UnsupportedLayerError(f"{io_type} (only io_parallel is reproduced)")
+    if io_type not in IO_TYPES:
+        raise UnsupportedLayerError(f"{io_type} (reproduced: {', '.join(IO_TYPES)})")
     inputs = hls_model.get_input_variables()
     outputs = hls_model.get_output_variables()
     if len(inputs) != 1 or len(outputs) != 1:
@@ -1173,14 +1182,17 @@ def build_plan(hls_model: Any) -> Plan:
                 f"layer '{layer.name}' ({layer.class_name}); reproduced: "
                 f"{', '.join(sorted(STEP_BUILDERS))}"
             )
-        if len(layer.outputs) != 1:
+        built = builder(layer, ctx)
+        # a builder returns one step per output of the layer (io_stream's Clone has several)
+        layer_steps = built if isinstance(built, list) else [built]
+        if len(layer_steps) != len(layer.outputs):
             raise UnsupportedLayerError(f"layer '{layer.name}' has {len(layer.outputs)} outputs")
-        step = builder(layer, ctx)
-        steps.append(step)
-        ctx.types[step.output] = step.out_type
-        ctx.intervals[step.output] = step.out_interval
-        ctx.shapes[step.output] = _out_shape(layer)
-        layer_outputs[layer.name] = step.output
+        for step in layer_steps:
+            steps.append(step)
+            ctx.types[step.output] = step.out_type
+            ctx.intervals[step.output] = step.out_interval
+            ctx.shapes[step.output] = step.shape
+        layer_outputs[layer.name] = layer_steps[0].output
     input_magnitude = Interval(*raw_range(input_type)).magnitude
     for step in steps:
         step.dtype = _dtype_for(step.max_magnitude, step.name)
@@ -1196,3 +1208,7 @@ def build_plan(hls_model: Any) -> Plan:
     if output == first.outputs[0]:
         raise UnsupportedLayerError("the model has no layers")
     return Plan(input_type, input_shape, steps, output, dtype, layer_outputs)
+
+
+# steps kept in sibling modules register themselves into STEP_BUILDERS (they import this one)
+from hepfpga.firmware import emulate_stream as _emulate_stream  # noqa: E402, F401
