@@ -41,6 +41,7 @@ from hepfpga.firmware.layers._base import (
     sum_type,
 )
 from hepfpga.firmware.layers.dense import weight_types
+from hepfpga.firmware.options import IOType, Strategy
 from hepfpga.quantize.fixed import FixedType
 
 __all__ = ["DEPTHWISE_CLASSES", "SEPARABLE_CLASSES"]
@@ -67,8 +68,8 @@ def _check_supported(layer: Any, ctx: DeriveContext) -> None:
         )
     if config.get("data_format", "channels_last") != "channels_last":
         raise ConversionError(f"{where}: data_format='channels_first'; use channels_last")
-    stream = ctx.options.io_type.value == "io_stream"
-    if not stream and ctx.options.strategy.value == "resource":
+    stream = ctx.options.io_type is IOType.STREAM
+    if not stream and ctx.options.strategy is Strategy.RESOURCE:
         raise ConversionError(
             f"{where}: hls4ml 1.3's io_parallel depthwise convolution has no Resource strategy "
             "(its C++ aborts); use --strategy latency, or --io-type io_stream"
