@@ -689,11 +689,12 @@ def measure_targets(
                 r[key] = per_s * 4096
                 r[f"{key}_infer_us"] = split4k.infer_us
                 r[f"{key}_server_us"] = split4k.server_us
-            r["local_4096_ms"] = percentiles(
-                lambda: session.run(None, {"input": x4096}),  # type: ignore[attr-defined]
-                20,
-                3,
-            )[0]
+            times = []
+            for _ in range(20):  # the fastest call: one stall of another process is no bound
+                start = time.perf_counter()
+                session.run(None, {"input": x4096})  # type: ignore[attr-defined]
+                times.append(time.perf_counter() - start)
+            r["local_4096_ms"] = min(times) * 1e3
             out.append(r)
     return out
 
@@ -758,7 +759,8 @@ def print_target_rounds(rounds: list[dict[str, float]], note: str = "") -> None:
         f"- batch 4096: {med('shm'):,.0f} events/s with shared memory, {med('noshm'):,.0f} "
         f"without (p50 {med('shm_p50'):.2f} vs {med('noshm_p50'):.2f} ms); onnxruntime takes "
         f"{med('shm_infer_us') / 1e3:.2f} / {med('noshm_infer_us') / 1e3:.2f} ms of them in the "
-        f"server ({med('local_4096_ms'):.2f} ms in process). Shared memory can only take away "
+        f"server (fastest of 20 in process: {med('local_4096_ms'):.2f} ms). Shared memory can "
+        f"only take away "
         f"what is not the model call: at most without / model call = "
         f"{med('noshm_p50') / med('local_4096_ms'):.2f}x at the median."
     )

@@ -8,19 +8,20 @@ time (Triton's default scheduler). With it, an instance takes every queued reque
 preferred batch size is reached, concatenates their inputs along the batch dimension, runs the
 model once and splits the outputs back per request.
 
-**On-loop execution of cheap batches** (for the requests of front ends that allow it: HTTP;
-``grpc.aio`` hands its loop one request per iteration, so nothing would ever batch there). The
-hand-off to an instance thread and back costs two
-thread wake-ups (tens of microseconds each on a VM, more under load): for a small model at
-batch 1 that is more than the model call itself. So when ``inline_batch`` is set (the largest
-batch the model runs within the server's on-loop budget, measured at load:
+**On-loop execution of a lone cheap request** (opt-in, for the requests of front ends that
+allow it: HTTP). The hand-off to an instance thread and back costs two thread wake-ups (tens of
+microseconds each on a VM, more under load): for a small model at batch 1 that is more than
+the model call itself. So when ``inline_batch`` is set (the largest batch the model runs
+within the server's on-loop budget, measured at load:
 :func:`hepfpga.deploy.serve_models.measure_inline_batch`), the requests a loop hands over in
-one iteration of that loop are staged, and at the end of the iteration they run *on the loop*,
-as one batch, when no instance is busy, nothing is queued, their total fits ``inline_batch``
-and the batch is the one an instance would have formed (no queue delay configured; without
-dynamic batching, a lone request). Otherwise they are queued for the instance threads as
-before. The loop is then blocked for at most about the budget, and only while every instance
-is idle; results, statistics and errors are those of an instance-thread run.
+one iteration of that loop are staged, and at the end of the iteration a *lone* request runs
+on the loop when no instance is busy, nothing is queued and its batch fits ``inline_batch``
+(and no queue delay is configured). Requests that arrive together are queued for the instance
+threads as before: under concurrent load the model then computes on one core while the loop
+parses and answers on the other, which measured faster than running them on the loop (and
+``grpc.aio`` hands its loop one request per iteration, so gRPC requests never run there).
+The loop is blocked for at most about the budget, and only while every instance is idle;
+results, statistics and errors are those of an instance-thread run.
 """
 
 from __future__ import annotations
@@ -161,13 +162,7 @@ class Scheduler:
                     self._cond.notify()
 
     def _inlinable(self, staged: list[InferenceRequest]) -> bool:
-        if len(staged) == 1:  # staged only when it fits inline_batch; no prefix to form
-            return True
-        if self._batching is None:
-            return False
-        total = sum(r.batch_size for r in staged)
-        prefix = self._preferred_prefix(staged, total)
-        return total <= self.inline_batch and prefix in (None, len(staged))
+        return len(staged) == 1  # staged only when it fits inline_batch; no prefix to form
 
     def _batches(self, requests: list[InferenceRequest]) -> list[list[InferenceRequest]]:
         """``requests`` in order as the batches an instance would run (each alone without

@@ -40,10 +40,12 @@ UNAVAILABLE = ErrorCode.UNAVAILABLE
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
-#: Default on-loop budget in microseconds (``hepfpga serve --inline-max-us``): a batch whose
-#: model call takes at most this long may run on the event loop instead of an instance thread
-#: (see :mod:`hepfpga.deploy.batching`); about the cost of the thread hand-off it saves.
-DEFAULT_INLINE_MAX_US = 100.0
+#: Default on-loop budget in microseconds (``hepfpga serve --inline-max-us``): a lone request
+#: whose model call takes at most this long may run on the event loop instead of an instance
+#: thread (see :mod:`hepfpga.deploy.batching`). Off by default: it shortens one client's
+#: batch-1 round trip, but costs throughput when many clients keep the server busy (measured
+#: in docs/serving.md); about 100 suits a latency-bound client and a small model.
+DEFAULT_INLINE_MAX_US = 0.0
 _INLINE_RUNS = 5  # timed calls per batch size; the median is compared with the budget
 
 

@@ -82,10 +82,11 @@ def _port(value: int) -> int | None:
 @click.option(
     "--inline-max-us",
     type=click.FloatRange(min=0),
-    default=100.0,
+    default=0.0,
     show_default=True,
-    help="A batch whose model call took at most this many microseconds at load runs on the "
-    "event loop when every instance is idle, saving the thread hand-off (0: never).",
+    help="A lone HTTP request whose model call took at most this many microseconds at load "
+    "runs on the event loop when every instance is idle, saving the thread hand-off (e.g. 100 "
+    "for one latency-bound client; 0: never, the default, best for many clients).",
 )
 def serve_cmd(
     path: Path,

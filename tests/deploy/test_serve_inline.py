@@ -1,6 +1,6 @@
-"""On-loop execution of cheap batches: what a loop iteration staged runs on the loop when every
-instance is idle and it is the batch an instance would have run, else on the instance threads
-exactly as before; and the load-time measurement that sets the largest such batch."""
+"""On-loop execution of a lone cheap request: what a loop iteration staged runs on the loop when
+it is one request, every instance is idle and it fits the measured size, else on the instance
+threads exactly as before; and the load-time measurement that sets that size."""
 
 from __future__ import annotations
 
@@ -79,13 +79,13 @@ async def in_one_iteration(scheduler: Scheduler, sizes: list[int]) -> list[np.nd
     ("sizes", "on_loop", "on_threads"),
     [
         ([1], [1], []),
-        ([1, 2, 3], [6], []),  # one iteration's requests: one batch on the loop
-        ([8, 8, 8], [], [24]),  # more than inline_batch in all: the instance thread
+        ([16], [16], []),
+        ([1, 2, 3], [], [6]),  # arrived together: batched on the instance thread
         ([20], [], [20]),  # one request over inline_batch is queued directly
     ],
-    ids=["lone", "together", "over-total", "over-one"],
+    ids=["lone", "lone-at-the-limit", "together", "over"],
 )
-def test_one_iterations_requests_run_on_the_loop_when_they_fit(
+def test_a_lone_request_runs_on_the_loop_when_it_fits(
     sizes: list[int], on_loop: list[int], on_threads: list[int]
 ) -> None:
     runner = Recorder()
@@ -114,7 +114,7 @@ def test_nothing_runs_on_the_loop_while_an_instance_is_busy() -> None:
         scheduler.submit(slow)
         while not runner.calls:
             await asyncio.sleep(0.001)
-        await in_one_iteration(scheduler, [1, 1])  # staged while it runs: queued
+        await in_one_iteration(scheduler, [2])  # staged while it runs: queued
         await slow.future
         return threading.get_ident()
 
@@ -122,7 +122,7 @@ def test_nothing_runs_on_the_loop_while_an_instance_is_busy() -> None:
     scheduler.close()
     assert runner.batches(True, loop_thread) == []
     assert runner.batches(False, loop_thread) == [8, 2]
-    assert stats.pending == 0
+    assert stats.pending == 0 and scheduler.inline_executions == 0
 
 
 def test_a_front_end_that_does_not_allow_it_never_runs_on_the_loop() -> None:
@@ -152,7 +152,7 @@ def test_a_queue_delay_is_never_cut_short_by_the_loop() -> None:
     bounded.close()
 
 
-def test_without_dynamic_batching_only_a_lone_request_runs_on_the_loop() -> None:
+def test_without_dynamic_batching_a_lone_request_runs_on_the_loop() -> None:
     runner = Recorder()
     scheduler, stats = make(runner, inline_batch=16, batching=None)
 
@@ -170,10 +170,10 @@ def test_without_dynamic_batching_only_a_lone_request_runs_on_the_loop() -> None
 
 @pytest.mark.parametrize(
     ("sizes", "on_loop", "on_threads"),
-    [([1, 1], [2], []), ([2, 2, 1], [], [4, 1]), ([2, 2], [4], [])],
-    ids=["no-preferred-reached", "preferred-prefix", "preferred"],
+    [([1], [1], []), ([2, 2, 1], [], [4, 1]), ([2, 2], [], [4])],
+    ids=["lone", "preferred-prefix", "preferred"],
 )
-def test_preferred_sizes_form_the_same_batches_on_the_loop(
+def test_preferred_sizes_are_formed_on_the_threads(
     sizes: list[int], on_loop: list[int], on_threads: list[int]
 ) -> None:
     runner = Recorder()
@@ -189,38 +189,41 @@ def test_preferred_sizes_form_the_same_batches_on_the_loop(
     assert runner.batches(False, loop_thread) == on_threads
 
 
-def test_a_failing_model_on_the_loop_fails_each_request() -> None:
+def test_a_failing_model_on_the_loop_fails_the_request() -> None:
     scheduler, stats = make(Recorder(fail=True), inline_batch=16)
 
-    async def run() -> list[object]:
-        loop = asyncio.get_running_loop()
-        requests = [request(1, 1, loop), request(2, 2, loop)]
-        for r in requests:
-            scheduler.submit(r)
-        return await asyncio.gather(*(r.future for r in requests), return_exceptions=True)
+    async def run() -> object:
+        r = request(2, 1, asyncio.get_running_loop())
+        scheduler.submit(r)
+        return (await asyncio.gather(r.future, return_exceptions=True))[0]
 
-    results = asyncio.run(run())
+    result = asyncio.run(run())
     scheduler.close()
-    assert all(isinstance(r, RuntimeError) and "the model broke" in str(r) for r in results)
+    assert isinstance(result, RuntimeError) and "the model broke" in str(result)
     assert scheduler.inline_executions == 1
-    assert stats.failures["BACKEND"] == 2 and stats.pending == 0
+    assert stats.failures["BACKEND"] == 1 and stats.pending == 0
 
 
-def test_what_was_staged_still_runs_when_the_model_closes() -> None:
+@pytest.mark.parametrize("sizes", [[3], [40, 40, 1]], ids=["lone", "over-max-batch"])
+def test_what_was_staged_still_runs_when_the_model_closes(sizes: list[int]) -> None:
     runner = Recorder()
-    scheduler, stats = make(runner, inline_batch=16)
+    scheduler, stats = make(runner, inline_batch=64)
 
-    async def run() -> None:
+    async def run() -> int:
         loop = asyncio.get_running_loop()
-        staged = request(3, 1, loop)
-        scheduler.submit(staged)
+        staged = [request(n, i, loop) for i, n in enumerate(sizes)]
+        for r in staged:
+            scheduler.submit(r)
         scheduler.close()  # the instance threads stop before the loop runs what was staged
-        np.testing.assert_array_equal((await staged.future)[0], staged.inputs[0] * 2)
+        for r in staged:
+            np.testing.assert_array_equal((await r.future)[0], r.inputs[0] * 2)
         with pytest.raises(RuntimeError, match="unloaded"):
             scheduler.submit(request(1, 2, loop))
+        return threading.get_ident()
 
-    asyncio.run(run())
-    assert stats.success.count == 1 and stats.pending == 0
+    loop_thread = asyncio.run(run())
+    assert runner.batches(True, loop_thread) == ([3] if sizes == [3] else [40, 41])
+    assert stats.success.count == len(sizes) and stats.pending == 0
 
 
 # -- the largest batch run on the loop, measured at load -------------------------------------
