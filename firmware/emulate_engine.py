@@ -52,6 +52,8 @@ __all__ = ["Plan", "UnsupportedLayerError", "build_plan", "register_activation",
 _DTYPE_LIMITS = ((np.float32, 2.0**22), (np.float64, 2.0**50))
 #: convolutions whose dense-matrix form has at most this many entries run as one product
 TOEPLITZ_MAX_ENTRIES = 1 << 20
+#: hls4ml IOTypes reproduced (io_stream's own layers and kernels: emulate_stream)
+IO_TYPES = ("io_parallel", "io_stream")
 
 
 class UnsupportedLayerError(Exception):
@@ -585,25 +587,31 @@ def _dense_step(layer: Any, ctx: Context) -> Step:
     return MatmulStep(layer, ctx, kernel, None)
 
 
+def conv_matmul(layer: Any, ctx: Context, kernel: np.ndarray, dims: int) -> Step:
+    """The convolution ``layer`` with ``kernel`` (``(*filt, channels, filters)``) as a
+    :class:`MatmulStep` (also used for depthwise kernels spread over all channels)."""
+    _, _, _, in_shape = _input_of(layer, ctx)
+    n_filt = layer.get_attr("n_filt")
+    if kernel.ndim != dims + 2 or kernel.shape[-1] != n_filt:
+        raise UnsupportedLayerError(f"layer '{layer.name}': kernel of shape {kernel.shape}")
+    patches = _conv_patches(layer, in_shape, dims)
+    kernel = kernel.reshape(-1, n_filt)
+    n_in = math.prod(in_shape)
+    n_positions = math.prod(_out_shape(layer)[:-1])
+    if n_in * n_positions * n_filt <= TOEPLITZ_MAX_ENTRIES:
+        # the convolution as one dense matrix: column (position, filter) holds the kernel
+        # at the inputs that position sees, zeros elsewhere; one larger matrix product
+        # beats im2col's copies for small inputs. Same products, same sums: same result.
+        basis = np.eye(n_in)
+        dense = (patches(basis) @ kernel).reshape(n_in, n_positions * n_filt)
+        return MatmulStep(layer, ctx, dense, None, bias_repeat=n_positions)
+    return MatmulStep(layer, ctx, kernel, patches)
+
+
 def _conv_step(dims: int) -> Callable[[Any, Context], Step]:
     def build(layer: Any, ctx: Context) -> Step:
-        _, _, _, in_shape = _input_of(layer, ctx)
         kernel = written_weights(layer, "weight")
-        n_filt = layer.get_attr("n_filt")
-        if kernel.ndim != dims + 2 or kernel.shape[-1] != n_filt:
-            raise UnsupportedLayerError(f"layer '{layer.name}': kernel of shape {kernel.shape}")
-        patches = _conv_patches(layer, in_shape, dims)
-        kernel = kernel.reshape(-1, n_filt)
-        n_in = math.prod(in_shape)
-        n_positions = math.prod(_out_shape(layer)[:-1])
-        if n_in * n_positions * n_filt <= TOEPLITZ_MAX_ENTRIES:
-            # the convolution as one dense matrix: column (position, filter) holds the kernel
-            # at the inputs that position sees, zeros elsewhere; one larger matrix product
-            # beats im2col's copies for small inputs. Same products, same sums: same result.
-            basis = np.eye(n_in)
-            dense = (patches(basis) @ kernel).reshape(n_in, n_positions * n_filt)
-            return MatmulStep(layer, ctx, dense, None, bias_repeat=n_positions)
-        return MatmulStep(layer, ctx, kernel, patches)
+        return conv_matmul(layer, ctx, kernel, dims)
 
     return build
 
@@ -1028,22 +1036,16 @@ _MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum", "c
 
 
 # -- the plan ----------------------------------------------------------------------------------
-#: hls4ml layer class -> step builder; the registry the graph walk dispatches on
-STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
+#: hls4ml layer class -> step builder (one step, or one per output of the layer); the
+#: registry the graph walk dispatches on. Sibling modules add their steps on import (below).
+STEP_BUILDERS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "Dense": _dense_step,
     "Conv1D": _conv_step(1),
     "Conv2D": _conv_step(2),
-    # hls4ml's Dense on a sequence or image (kernel size 1)
-    "PointwiseConv1D": _conv_step(1),
-    "PointwiseConv2D": _conv_step(2),
     "Activation": _activation_step,
     "ReLU": _activation_step,
     "Softmax": lambda layer, ctx: SoftmaxStep(layer, ctx),
     "BatchNormalization": lambda layer, ctx: BatchNormStep(layer, ctx),
-    "MaxPooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
-    "MaxPooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
-    "Pooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
-    "Pooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
     "Reshape": _reshape_step,
     "ZeroPadding1D": MoveStep,
     "ZeroPadding2D": MoveStep,
@@ -1060,10 +1062,14 @@ STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
 
 #: modules that add their builders to STEP_BUILDERS / ACTIVATION_BUILDERS when imported
 #: (imported by :func:`build_plan`, not here: they import this module)
-STEP_MODULES = ("hepfpga.firmware.emulate_tables", "hepfpga.firmware.emulate_recurrent")
+STEP_MODULES = (
+    "hepfpga.firmware.emulate_stream",  # pooling, pointwise/depthwise convolutions, io_stream
+    "hepfpga.firmware.emulate_tables",
+    "hepfpga.firmware.emulate_recurrent",
+)
 
 
-def register_step(class_name: str, builder: Callable[[Any, Context], Step]) -> None:
+def register_step(class_name: str, builder: Callable[[Any, Context], Step | list[Step]]) -> None:
     """Make ``builder`` the step of hls4ml layers of class ``class_name`` (one per class)."""
     if STEP_BUILDERS.get(class_name, builder) is not builder:
         raise ValueError(f"hls4ml layer class {class_name} has two emulator steps")
@@ -1216,8 +1222,8 @@ def build_plan(hls_model: Any) -> Plan:
     for module in STEP_MODULES:
         importlib.import_module(module)
     io_type = hls_model.config.get_config_value("IOType")
-    if io_type != "io_parallel":
-        raise UnsupportedLayerError(f"{io_type} (only io_parallel is reproduced)")
+    if io_type not in IO_TYPES:
+        raise UnsupportedLayerError(f"{io_type} (reproduced: {', '.join(IO_TYPES)})")
     layers = list(hls_model.get_layers())
     if not layers or layers[0].class_name != "Input":
         first = layers[0] if layers else None
@@ -1249,14 +1255,17 @@ def build_plan(hls_model: Any) -> Plan:
                 f"layer '{layer.name}' ({layer.class_name}); reproduced: "
                 f"{', '.join(sorted(STEP_BUILDERS))}"
             )
-        if len(layer.outputs) != 1:
+        built = builder(layer, ctx)
+        # a builder returns one step per output of the layer (io_stream's Clone has several)
+        layer_steps = built if isinstance(built, list) else [built]
+        if len(layer_steps) != len(layer.outputs):
             raise UnsupportedLayerError(f"layer '{layer.name}' has {len(layer.outputs)} outputs")
-        step = builder(layer, ctx)
-        steps.append(step)
-        ctx.types[step.output] = step.out_type
-        ctx.intervals[step.output] = step.out_interval
-        ctx.shapes[step.output] = _out_shape(layer)
-        layer_outputs[layer.name] = step.output
+        for step in layer_steps:
+            steps.append(step)
+            ctx.types[step.output] = step.out_type
+            ctx.intervals[step.output] = step.out_interval
+            ctx.shapes[step.output] = step.shape
+        layer_outputs[layer.name] = layer_steps[0].output
     tensor_of = {layer_outputs[spec.name]: spec.tensor for spec in inputs}
     # in the model's input order (the C simulation's argument order)
     order = [str(name) for name in getattr(hls_model, "inputs", [])]
