@@ -42,6 +42,7 @@ import numpy as np
 
 #: timings are the best of this many runs (the machine may be shared)
 REPEATS = 3
+RECURRENT = ("LSTM", "GRU", "QLSTM", "QGRU")
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -142,7 +143,8 @@ def measure(name: str, model: Any, n_events: int, n_csim: int, workers: int, fol
     width = int(np.prod(model.inputs[0].shape[1:]))
     project = compile_project(write_project(model, FirmwareOptions(), folder / name))
     # recurrent models: predict() is ~10x slower per event; fewer events, same ratio
-    n_csim = n_csim if len(model.inputs[0].shape) < 3 else max(n_csim // 10, 1000)
+    recurrent = any(type(layer).__name__ in RECURRENT for layer in model.layers)
+    n_csim = max(n_csim // 10, 1000) if recurrent else n_csim
     x_csim = events(n_csim, width, seed=1)
 
     # hls4ml's own predict(): one C-simulation call per event; best of REPEATS, as below
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             ("CNN 8x8x2", cnn, max(args.events // 10, 10_000)),
             ("jet QLSTM(16) x 20 steps", jet_lstm, max(args.events // 40, 10_000)),
         ):
-            key = name.split()[0].lower()
+            key = "".join(c if c.isalnum() else "_" for c in name.lower())
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
             rows.append(measure(key, build(), n_events, args.csim_events, args.workers, Path(tmp)))
             rows[-1]["model"] = name
