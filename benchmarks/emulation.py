@@ -5,8 +5,9 @@
 For the jet MLP of the pipeline (input ``quantized_bits(16,5)``, QDense 64-32-32-5 with
 ``quantized_bits(6,0,alpha=1)`` weights, ``quantized_relu(6)``, softmax; seeded random
 weights: speed and exactness do not depend on training) and a small CNN (Conv2D 4x3x3 'same',
-``quantized_relu(6)``, 2x2 max pooling, dense, softmax), it converts and compiles the
-firmware, then measures on this machine:
+``quantized_relu(6)``, 2x2 max pooling, dense, softmax), the latter also as ``io_stream``
+firmware (hls4ml inserts a ZeroPadding2D before the 'same' convolution and streams line
+buffers), it converts and compiles the firmware, then measures on this machine:
 
 * hls4ml ``ModelGraph.predict()`` (the C simulation, one event per call) on ``--csim-events``;
 * :meth:`Emulator.predict <hepfpga.firmware.emulate.Emulator.predict>` in memory (numpy in
@@ -100,12 +101,15 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def measure(name: str, model: Any, n_events: int, n_csim: int, workers: int, folder: Path) -> dict:
+def measure(
+    name: str, model: Any, io_type: str, n_events: int, n_csim: int, workers: int, folder: Path
+) -> dict:
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
     from hepfpga.firmware.emulate import Emulator, emulate_file
 
     width = int(np.prod(model.inputs[0].shape[1:]))
-    project = compile_project(write_project(model, FirmwareOptions(), folder / name))
+    options = FirmwareOptions(io_type=io_type)
+    project = compile_project(write_project(model, options, folder / name))
     x_csim = events(n_csim, width, seed=1)
 
     # hls4ml's own predict(): one C-simulation call per event; best of REPEATS, as below
@@ -158,6 +162,7 @@ def measure(name: str, model: Any, n_events: int, n_csim: int, workers: int, fol
         "n_events": n_events,
         "proof_seconds": proof_seconds,
         "file_engine": result.engine,
+        "fallback_reason": emulator.fallback_reason,
     }
 
 
@@ -177,13 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     with tempfile.TemporaryDirectory(prefix="hepfpga-bench-") as tmp:
-        for name, build, n_events in (
-            ("jet MLP", jet_mlp, args.events),
-            ("CNN 8x8x2", cnn, max(args.events // 10, 10_000)),
+        for name, build, io_type, n_events in (
+            ("jet MLP", jet_mlp, "io_parallel", args.events),
+            ("CNN 8x8x2", cnn, "io_parallel", max(args.events // 10, 10_000)),
+            ("CNN 8x8x2, io_stream", cnn, "io_stream", max(args.events // 10, 10_000)),
         ):
-            key = name.split()[0].lower()
+            key = f"{name.split()[0].lower()}_{io_type}"
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            rows.append(measure(key, build(), n_events, args.csim_events, args.workers, Path(tmp)))
+            rows.append(
+                measure(key, build(), io_type, n_events, args.csim_events, args.workers, Path(tmp))
+            )
             rows[-1]["model"] = name
 
     header = (
@@ -208,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(file: {r['file_engine']}), built and proven against the C simulation in "
             f"{r['proof_seconds']:.1f} s; whole call = proof, cluster start, read, emulate, write"
         )
+        if r["fallback_reason"]:
+            print(f"  C-simulation fallback: {r['fallback_reason']}")
     failed = [r["model"] for r in rows if r["identical"] != 1.0]
     if failed:
         print(f"NOT IDENTICAL: {', '.join(failed)}")

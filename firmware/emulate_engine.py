@@ -22,10 +22,12 @@ type) in a float array, so every product and sum is an integer computation:
   ``init_exp_table`` does, and addressed by the top bits of the same fixed-point values; the
   sum uses hls4ml's balanced adder tree in ``accum_t``.
 
-Anything else (other activations, merge layers, average pooling, ``io_stream``-only layers,
-binary/ternary/power-of-two products...) raises :class:`UnsupportedLayerError` with the
-reason, which :class:`~hepfpga.firmware.emulate.Emulator` turns into a loud fallback to the C
-simulation.
+``io_stream`` graphs (the layers hls4ml inserts: zero padding, ``Clone``, ``Repack``),
+average pooling and depthwise/separable convolutions are reproduced by the steps of
+:mod:`hepfpga.firmware.emulate_stream`. Anything else (table activations, io_stream's
+``Broadcast``, binary/ternary/power-of-two products...) raises :class:`UnsupportedLayerError`
+with the reason, which :class:`~hepfpga.firmware.emulate.Emulator` turns into a loud fallback
+to the C simulation.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ CASES = {
         qseparable_1d, {"bits": 4}, {"backend": "Vivado", "io_type": "io_stream"}
     ),
     "float-depthwise-separable-1d-2d-Vitis-stream": Case(
-        float_depthwise_separable, options={"io_type": "io_stream"}, tolerance=0.01
+        float_depthwise_separable, options={"io_type": "io_stream"}, tolerance=0.001
     ),
 }
 
