@@ -32,8 +32,7 @@ register(
         ),
         derive=_max_pool,
         exactness="the largest input value, in the input type: exact",
-        emulator="max-pool step (unpadded windows) and global max step; io_parallel and "
-        "io_stream",
+        emulator="max-pool step (unpadded windows) and global max step; io_parallel and io_stream",
     )
 )
 
