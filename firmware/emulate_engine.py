@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
 import itertools
 import math
 import re
@@ -46,7 +47,7 @@ import numpy as np
 from hepfpga.errors import ConfigError
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
-__all__ = ["Plan", "UnsupportedLayerError", "build_plan"]
+__all__ = ["Plan", "UnsupportedLayerError", "build_plan", "register_activation", "register_step"]
 
 #: largest raw magnitude allowed anywhere, per float dtype (margin below the significand, so
 #: that ``floor(s + 0.5)`` and the scalings of the rounding step stay exact too)
@@ -287,13 +288,25 @@ class ConvertStep(Step):
         )
 
 
-def _weights(layer: Any, key: str, t: FixedType) -> np.ndarray:
+def written_weights(layer: Any, key: str) -> np.ndarray:
+    """The values of the weights ``key`` as the C++ reads them: hls4ml writes each value as
+    decimal text with as many decimals as its type has fractional bits (``'{:.Ff}'``) and the
+    C simulation parses that text as a double. A float weight exactly on a rounding tie of its
+    type can be printed just off the tie, so the text, not the float, decides the rounding."""
     weight = layer.weights.get(key) if hasattr(layer.weights, "get") else None
     if weight is None:
         raise UnsupportedLayerError(f"layer '{layer.name}' has no '{key}' weights")
-    values = np.asarray(weight.data, dtype=np.float64)
+    data = np.asarray(weight.data)
+    fmt = getattr(weight, "precision_fmt", "")
+    if not fmt:
+        return data.astype(np.float64)
+    text = [fmt.format(value) for value in data.reshape(-1)]
+    return np.array([float(value) for value in text], dtype=np.float64).reshape(data.shape)
+
+
+def _weights(layer: Any, key: str, t: FixedType) -> np.ndarray:
     # the C++ initialises the weight arrays from their decimal text with (weight_t) value
-    return quantize_to_raw(values, t)
+    return quantize_to_raw(written_weights(layer, key), t)
 
 
 def _product_kind(layer: Any) -> str:
@@ -571,7 +584,7 @@ def _conv_patches(layer: Any, in_shape: tuple[int, ...], dims: int) -> Callable[
 def _dense_step(layer: Any, ctx: Context) -> Step:
     if layer.get_attr("activation", "linear") not in ("linear", None):
         raise UnsupportedLayerError(f"layer '{layer.name}': fused activation")
-    kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
+    kernel = written_weights(layer, "weight")
     kernel = kernel.reshape(-1, kernel.shape[-1])
     return MatmulStep(layer, ctx, kernel, None)
 
@@ -599,7 +612,7 @@ def conv_matmul(layer: Any, ctx: Context, kernel: np.ndarray, dims: int) -> Step
 
 def _conv_step(dims: int) -> Callable[[Any, Context], Step]:
     def build(layer: Any, ctx: Context) -> Step:
-        kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
+        kernel = written_weights(layer, "weight")
         return conv_matmul(layer, ctx, kernel, dims)
 
     return build
@@ -607,12 +620,20 @@ def _conv_step(dims: int) -> Callable[[Any, Context], Step]:
 
 def _activation_step(layer: Any, ctx: Context) -> Step:
     activation = str(layer.get_attr("activation", "")).lower()
-    if activation in ("relu", "linear"):
-        return ConvertStep(layer, ctx, relu=activation == "relu")
-    raise UnsupportedLayerError(
-        f"layer '{layer.name}': activation '{activation}' (table-based or not reproduced); "
-        "supported: linear, relu, softmax"
-    )
+    builder = ACTIVATION_BUILDERS.get(activation)
+    if builder is None:
+        raise UnsupportedLayerError(
+            f"layer '{layer.name}': activation '{activation}' is not reproduced; "
+            f"reproduced: {', '.join(sorted(ACTIVATION_BUILDERS))}, softmax"
+        )
+    return builder(layer, ctx)
+
+
+#: activation name (lower case) of an hls4ml ``Activation`` layer -> step builder
+ACTIVATION_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
+    "relu": lambda layer, ctx: ConvertStep(layer, ctx, relu=True),
+    "linear": lambda layer, ctx: ConvertStep(layer, ctx, relu=False),
+}
 
 
 def _reshape_step(layer: Any, ctx: Context) -> Step:
@@ -1027,10 +1048,6 @@ STEP_BUILDERS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "ReLU": _activation_step,
     "Softmax": lambda layer, ctx: SoftmaxStep(layer, ctx),
     "BatchNormalization": lambda layer, ctx: BatchNormStep(layer, ctx),
-    "MaxPooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
-    "MaxPooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
-    "Pooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
-    "Pooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
     "Reshape": _reshape_step,
     "ZeroPadding1D": MoveStep,
     "ZeroPadding2D": MoveStep,
@@ -1038,11 +1055,32 @@ STEP_BUILDERS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "Cropping2D": MoveStep,
     "Resize": MoveStep,
     "Merge": MergeStep,
-    "GlobalPooling1D": GlobalPoolStep,
-    "GlobalPooling2D": GlobalPoolStep,
     "Concatenate": MergeStep,
     "Dot": MergeStep,
 }
+
+
+#: modules that add their builders to STEP_BUILDERS / ACTIVATION_BUILDERS when imported
+#: (imported by :func:`build_plan`, not here: they import this module)
+STEP_MODULES = (
+    "hepfpga.firmware.emulate_stream",  # pooling, pointwise/depthwise convolutions, io_stream
+    "hepfpga.firmware.emulate_tables",
+    "hepfpga.firmware.emulate_recurrent",
+)
+
+
+def register_step(class_name: str, builder: Callable[[Any, Context], Step | list[Step]]) -> None:
+    """Make ``builder`` the step of hls4ml layers of class ``class_name`` (one per class)."""
+    if STEP_BUILDERS.get(class_name, builder) is not builder:
+        raise ValueError(f"hls4ml layer class {class_name} has two emulator steps")
+    STEP_BUILDERS[class_name] = builder
+
+
+def register_activation(name: str, builder: Callable[[Any, Context], Step]) -> None:
+    """Make ``builder`` the step of hls4ml ``Activation`` layers computing ``name``."""
+    if ACTIVATION_BUILDERS.get(name, builder) is not builder:
+        raise ValueError(f"activation {name} has two emulator steps")
+    ACTIVATION_BUILDERS[name] = builder
 
 
 @dataclass
@@ -1151,6 +1189,8 @@ def build_plan(hls_model: Any) -> Plan:
 
     Raises :class:`UnsupportedLayerError` naming the first layer or type that cannot be reproduced.
     """
+    for module in STEP_MODULES:
+        importlib.import_module(module)
     io_type = hls_model.config.get_config_value("IOType")
     if io_type not in IO_TYPES:
         raise UnsupportedLayerError(f"{io_type} (reproduced: {', '.join(IO_TYPES)})")
@@ -1210,7 +1250,3 @@ def build_plan(hls_model: Any) -> Plan:
     if output == first.outputs[0]:
         raise UnsupportedLayerError("the model has no layers")
     return Plan(input_type, input_shape, steps, output, dtype, layer_outputs)
-
-
-# steps kept in sibling modules register themselves into STEP_BUILDERS (they import this one)
-from hepfpga.firmware import emulate_stream as _emulate_stream  # noqa: E402, F401

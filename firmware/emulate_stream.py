@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 
 from hepfpga.firmware.emulate_engine import (
-    STEP_BUILDERS,
     Context,
     GlobalPoolStep,
     Interval,
@@ -67,6 +66,8 @@ from hepfpga.firmware.emulate_engine import (
     fixed_type,
     plan_convert,
     raw_range,
+    register_step,
+    written_weights,
 )
 
 __all__ = ["STREAM_STEPS", "AvgPoolStep", "CopyStep"]
@@ -192,7 +193,7 @@ def _global_pooling_step(layer: Any, ctx: Context) -> Step:
 
 def _depthwise_step(dims: int) -> Callable[[Any, Context], Step]:
     def build(layer: Any, ctx: Context) -> Step:
-        kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
+        kernel = written_weights(layer, "weight")
         n_chan = int(layer.get_attr("n_chan"))
         if (
             kernel.ndim != dims + 2
@@ -214,7 +215,7 @@ def _depthwise_step(dims: int) -> Callable[[Any, Context], Step]:
 
 def _pointwise_step(dims: int) -> Callable[[Any, Context], Step]:
     def build(layer: Any, ctx: Context) -> Step:
-        kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
+        kernel = written_weights(layer, "weight")
         n_chan, n_filt = int(layer.get_attr("n_chan")), int(layer.get_attr("n_filt"))
         # hls4ml may store the 1x1 kernel without its unit window axes
         return conv_matmul(layer, ctx, kernel.reshape((1,) * dims + (n_chan, n_filt)), dims)
@@ -222,7 +223,8 @@ def _pointwise_step(dims: int) -> Callable[[Any, Context], Step]:
     return build
 
 
-#: hls4ml layer class -> step builder, added to ``emulate_engine.STEP_BUILDERS``
+#: hls4ml layer class -> step builder, registered into ``emulate_engine.STEP_BUILDERS``
+#: (pointwise convolutions: also hls4ml's Dense on a sequence or image)
 STREAM_STEPS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "Clone": _clone_steps,
     "Repack": _reshape_step,
@@ -240,4 +242,5 @@ STREAM_STEPS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "PointwiseConv2D": _pointwise_step(2),
 }
 
-STEP_BUILDERS.update(STREAM_STEPS)
+for _class, _builder in STREAM_STEPS.items():
+    register_step(_class, _builder)

@@ -543,12 +543,10 @@ def bound_reason(model: Any) -> str:
     """Which layers are never bit-exact and why, in words."""
     from hepfpga.firmware.layers import handler_for
 
-    names = [
-        f"'{layer.name}' ({type(layer).__name__})"
-        for layer in model.layers
-        if handler_for(layer).bound is not None
-    ]
-    return f"{', '.join(names)} not bit-exact by design (table-based sigmoid/tanh)"
+    bounded = [layer for layer in model.layers if handler_for(layer).bound is not None]
+    names = [f"'{layer.name}' ({type(layer).__name__})" for layer in bounded]
+    reasons = sorted({handler_for(layer).bound_reason for layer in bounded})
+    return f"{', '.join(names)} not bit-exact by design ({'; '.join(reasons)})"
 
 
 def _reference_output(
