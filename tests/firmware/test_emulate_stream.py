@@ -180,3 +180,17 @@ def test_unreproducible_stream_pooling_is_named(
     project = write_project(qcnn2d_same_pools(), options, tmp_path / "fw")
     with pytest.raises(UnsupportedLayerError, match=f"layer 'pool_2'.*{reason}"):
         build_plan(project.hls_model)
+
+
+def test_dot_in_io_stream_is_refused_by_name(byo_models: Any) -> None:
+    """hls4ml 1.3 writes io_parallel dot1d calls on streams (g++ fails on them): refused
+    before anything is written, instead of a compiler error."""
+    from hepfpga.errors import ConversionError
+    from hepfpga.firmware.hls_config import plan_conversion
+
+    with pytest.raises(ConversionError) as info:
+        plan_conversion(byo_models.qmerge(), FirmwareOptions(io_type="io_stream"))
+    assert str(info.value) == (
+        "layer 'dot' (Dot): hls4ml 1.3 has no io_stream Dot (the C++ it writes does not "
+        "compile); use --io-type io_parallel"
+    )
