@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConfigError
+from hepfpga.firmware.layers.graph import SPLIT_OUTPUT_SUFFIXES
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = ["Plan", "UnsupportedLayerError", "build_plan", "register_activation", "register_step"]
@@ -1208,6 +1209,10 @@ def build_plan(hls_model: Any) -> Plan:
             ctx.intervals[step.output] = step.out_interval
             ctx.shapes[step.output] = step.shape
         layer_outputs[layer.name] = layer_steps[0].output
+        # a layer hls4ml split is read under its Keras name from the part writing its output
+        for suffix in SPLIT_OUTPUT_SUFFIXES:
+            if layer.name.endswith(suffix):
+                layer_outputs.setdefault(layer.name[: -len(suffix)], layer_steps[0].output)
     input_magnitude = Interval(*raw_range(input_type)).magnitude
     for step in steps:
         step.dtype = _dtype_for(step.max_magnitude, step.name)
