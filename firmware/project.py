@@ -337,7 +337,10 @@ def _build_library(folder: Path) -> float | None:
     finally:
         build.unlink(missing_ok=True)
     if result.returncode != 0:
-        tail = " | ".join(result.stdout.strip().splitlines()[-8:])
+        lines = result.stdout.strip().splitlines()
+        # the compiler's first errors say what is wrong; its last lines are often warnings
+        errors = [line for line in lines if " error: " in line][:3]
+        tail = " | ".join(errors or lines[-8:])
         raise ConversionError(
             f"compiling the C simulation in {folder} failed (status {result.returncode}): {tail}"
         )
