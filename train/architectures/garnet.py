@@ -49,7 +49,7 @@ class GarNetConfig(ModelConfig):
 
     architecture: str = "garnet"
     representation: Literal["constituent_cloud"] = "constituent_cloud"
-    n_constituents: int = 20
+    n_constituents: int = 16
     aggregators: int = 4
     propagate: int = 8
     filters: int = 8
