@@ -25,7 +25,7 @@ from hepfpga.quantize.garnet import garnet_classes
 
 VERTICES, FEATURES = 16, 4
 N_EVENTS = 300
-#: what these small models must meet (measured 0.003-0.01, see docs/firmware.md), tighter
+#: what these small models must meet (measured 0.0017-0.006, see docs/firmware.md), tighter
 #: than the general bound QKERAS_BOUND verification requires of every GarNet QKeras model
 TEST_MODEL_BOUND = 0.05
 
