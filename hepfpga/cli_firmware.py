@@ -76,7 +76,11 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(path_type=Path),
             help="Events from an .npz or HDF5 file (see --key).",
         ),
-        click.option("--key", help="Array of the --data file [default: its only array, or x]."),
+        click.option(
+            "--key",
+            help="Array of the --data file [default: its only array, or x]; for a model with "
+            "several inputs one array per input, comma-separated in input order (--key x,n).",
+        ),
         click.option(
             "--random",
             "n_random",
@@ -123,7 +127,22 @@ def _events(
     if data_file is not None and n_random is not None:
         raise ConfigError("give either --data or --random, not both")
     if data_file is not None:
-        events = load_events(data_file, key)
+        keys = [k.strip() for k in key.split(",")] if key is not None and "," in key else None
+        events = (
+            [load_events(data_file, k) for k in keys]
+            if keys is not None
+            else load_events(data_file, key)
+        )
+        if len(model.inputs) > 1 and not isinstance(events, list):
+            from hepfpga.errors import DataError
+            from hepfpga.firmware.layers.graph import input_names
+
+            names = input_names(model)
+            raise DataError(
+                f"the model has {len(names)} inputs ({', '.join(names)}); give one array of "
+                f"{data_file} per input with --key, comma-separated in that order (e.g. --key "
+                f"{','.join(names)})"
+            )
     elif n_random is not None:
         events = random_events(model, n_random)
     else:

@@ -217,6 +217,25 @@ def test_refused_options(options: dict[str, Any], message: str) -> None:
     assert message in str(info.value)
 
 
+def test_cli_asks_for_one_array_per_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hepfpga.model_io import save_keras_model
+
+    save_keras_model(garnet_model(), tmp_path / "model.h5")
+    x, count = garnet_events(20)
+    np.savez(tmp_path / "events.npz", vertices=x, n_vertices=count)
+    args = ["verify", str(tmp_path / "model.h5"), "--data", str(tmp_path / "events.npz")]
+    code = main([*args, "--key", "vertices"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert (
+        "the model has 2 inputs (vertices, n_vertices); give one array of "
+        f"{tmp_path / 'events.npz'} per input with --key, comma-separated in that order "
+        "(e.g. --key vertices,n_vertices)" in err
+    )
+
+
 @pytest.fixture(scope="session")
 def compiled_garnet() -> VerificationReport:
     return verify_model(garnet_model(), garnet_events(), FirmwareOptions(), cache=False)
@@ -246,14 +265,17 @@ def test_verify_states_the_measured_bound(compiled_garnet: VerificationReport) -
 def test_cli_verifies_a_float_garnet_stack_json_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """As a user types it: an hls4ml.contrib GarNetStack model saved as JSON + weights,
-    random events (the vertex counts drawn as integers 0..V)."""
+    """As a user types it: an hls4ml.contrib GarNetStack model saved as JSON + weights, the
+    events in one file, one array per input (--key vertices,n_vertices)."""
     model = garnet_model("GarNetStack", quantized=False, contrib=True)
     (tmp_path / "model.json").write_text(model.to_json())
     model.save_weights(tmp_path / "weights.h5")
+    x, count = garnet_events(200, seed=3)
+    np.savez(tmp_path / "events.npz", vertices=x, n_vertices=count)
     report = tmp_path / "report.json"
     args = ["verify", str(tmp_path / "model.json"), "--weights", str(tmp_path / "weights.h5")]
-    args += ["--random", "200", "--tolerance", "0.05", "--no-cache", "--report", str(report)]
+    args += ["--data", str(tmp_path / "events.npz"), "--key", "vertices,n_vertices"]
+    args += ["--tolerance", "0.05", "--no-cache", "--report", str(report)]
     code = main(args)
     out = capsys.readouterr()
     assert code == 0, out.err + out.out
