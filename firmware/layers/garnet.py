@@ -120,7 +120,8 @@ def check_form(layer: Any) -> None:
             f"has input_format='{config.get('input_format')}'; hls4ml 1.3 converts the "
             "two-input form 'xn' only (the vertex mask of 'x', channel 3 != 0, has no firmware "
             "twin): build it with inputs [features, keras.Input((1,), dtype='uint16')] "
-            "holding the number of leading present vertices",
+            "holding the number of leading present vertices (a model of hepfpga's garnet "
+            "architecture: hepfpga.train.architectures.garnet.firmware_form(model).model)",
         )
     if not config.get("simplified"):
         raise _refuse(layer, "has simplified=False; hls4ml's GarNet is the simplified one")

@@ -55,6 +55,33 @@ def test_vertex_count_not_a_power_of_two_is_refused_before_training(
     assert f"expected a power of two, got {n}" in str(info.value) and message in str(info.value)
 
 
+def test_the_xn_form_computes_what_the_trained_model_computes() -> None:
+    """firmware_form: same layers and weights, the count from the present channel; equal on
+    clouds whose present constituents lead (the representation's), not on others."""
+    from hepfpga.quantize.qat import QuantizationSpec, quantize_model
+    from hepfpga.train.architectures.garnet import GarNetConfig, build_garnet, firmware_form
+
+    config = GarNetConfig(n_constituents=8, aggregators=2, propagate=3, filters=4)
+    qmodel = quantize_model(build_garnet(config, (8, 4), 5, seed=3), QuantizationSpec())
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(size=(64, 8, 4)).astype(np.float32)
+    count = rng.integers(0, 9, size=64)
+    present = np.arange(8)[np.newaxis, :] < count[:, np.newaxis]
+    cloud[..., 3] = present
+    cloud[~present] = 0.0
+    form = firmware_form(qmodel)
+    assert [t.node.layer.name for t in form.model.inputs] == ["constituents", "n_constituents"]
+    inputs = form.inputs(cloud)
+    assert np.array_equal(inputs[1][:, 0], count)
+    expected = qmodel.predict(cloud, verbose=0)
+    assert np.array_equal(form.model.predict(inputs, verbose=0), expected)
+    shuffled = cloud[:, ::-1]  # present constituents last: the 'xn' mask takes the first ones
+    assert not np.array_equal(
+        form.model.predict(form.inputs(shuffled), verbose=0),
+        qmodel.predict(shuffled, verbose=0),
+    )
+
+
 @pytest.mark.slow
 def test_garnet_run_ends_in_verified_firmware(tmp_path: Path, make_jets: Any) -> None:
     from hepfpga.model_io import load_keras_model

@@ -125,13 +125,15 @@ def firmware_form(model: Any) -> FirmwareForm:
     n_constituents]`` instead of the masked cloud (see the module docstring)."""
     from tensorflow import keras
 
+    from hepfpga.quantize.garnet import is_garnet
+
     cloud = model.inputs[0]
     constituents = keras.Input(tuple(cloud.shape[1:]), name="constituents")
     count = keras.Input((1,), name="n_constituents")
     x = constituents
     for layer in model.layers[1:]:
         config = layer.get_config()
-        if layer.name == "garnet":
+        if is_garnet(layer):
             config["input_format"] = "xn"
             config.pop("n_sublayers", None)
             copy = type(layer).from_config(config)
