@@ -128,6 +128,7 @@ def _events(
 
     if data_file is not None and n_random is not None:
         raise ConfigError("give either --data or --random, not both")
+    events: Any
     if data_file is not None:
         names = input_names(model)
         if len(names) > 1:  # one array per input
