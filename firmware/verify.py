@@ -23,6 +23,7 @@ from hepfpga.firmware.csim import predict_with_logits
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.diagnose import Diagnosis, LayerComparison
 from hepfpga.firmware.hls_config import logits_layer_name
+from hepfpga.firmware.layers._base import traced_name
 from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_names
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
@@ -34,6 +35,7 @@ __all__ = [
     "Comparison",
     "VerificationReport",
     "check_events",
+    "check_input_ranges",
     "compare_outputs",
     "plan_for_events",
     "record_verification",
@@ -328,12 +330,23 @@ def plan_for_events(
     events = check_events(ready, x)
     per_input = events if isinstance(events, list) else [events]
     samples = [e[:profile_events] for e in per_input]
-    if is_quantized(ready):
-        names = input_names(ready)
-        ranges = {n: (float(e.min()), float(e.max())) for n, e in zip(names, samples, strict=True)}
-    else:
+    names = input_names(ready)
+    ranges = {n: (float(e.min()), float(e.max())) for n, e in zip(names, samples, strict=True)}
+    check_input_ranges(ready, ranges)
+    if not is_quantized(ready):
         ranges = profile_ranges(ready, samples if len(samples) > 1 else samples[0])
     return plan_conversion(ready, options, ranges=ranges), events
+
+
+def check_input_ranges(model: Any, ranges: dict[str, tuple[float, float]]) -> None:
+    """Refuse events some layer cannot read (``LayerHandler.check_inputs``), before Keras
+    runs on them; ``ranges``: (min, max) per model input."""
+    from hepfpga.firmware.layers import handler_for, model_graph
+
+    for node in model_graph(model):
+        check = handler_for(node.layer).check_inputs
+        if check is not None:
+            check(node.layer, ranges)
 
 
 def verify_model(
@@ -415,10 +428,14 @@ def verify_model(
         seconds["csim"] = time.perf_counter() - start
         # hls4ml splits a linear built-in activation off as '<name>_linear'; its output is
         # the layer's output
+        # and TimeDistributed's output is that of its end marker '<name>_end'
         for layer in ready.layers:
             split = f"{layer.name}_linear"
             if split in traces:
                 traces[layer.name] = traces.pop(split)
+            alias = traced_name(layer)
+            if alias != layer.name and alias in traces:
+                traces[layer.name] = traces.pop(alias)
         hls_model = project.hls_model
 
     start = time.perf_counter()
@@ -537,12 +554,17 @@ def bound_reason(model: Any) -> str:
     """Which layers are never bit-exact and why, in words."""
     from hepfpga.firmware.layers import handler_for
 
-    names = [
-        f"'{layer.name}' ({type(layer).__name__})"
-        for layer in model.layers
-        if handler_for(layer).bound is not None
-    ]
-    return f"{', '.join(names)} not bit-exact by design (table-based sigmoid/tanh)"
+    by_reason: dict[str, list[str]] = {}
+    for layer in model.layers:
+        handler = handler_for(layer)
+        if handler.bound is not None:
+            by_reason.setdefault(handler.bound_reason, []).append(
+                f"'{layer.name}' ({type(layer).__name__})"
+            )
+    return "; ".join(
+        f"{', '.join(names)} not bit-exact by design ({reason})"
+        for reason, names in by_reason.items()
+    )
 
 
 def _reference_output(

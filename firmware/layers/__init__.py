@@ -12,10 +12,14 @@ from hepfpga.firmware.layers import (
     batchnorm,
     core,
     dense,
+    embedding,
     merge,
+    normalization,
     pooling,
     recurrent,
     refused,
+    simple_rnn,
+    wrappers,
 )
 from hepfpga.firmware.layers._base import (
     MAX_INTEGER_BITS,
@@ -43,9 +47,11 @@ __all__ = [
     "core",
     "covering_type",
     "dense",
+    "embedding",
     "handler_for",
     "merge",
     "model_graph",
+    "normalization",
     "pooling",
     "ready_model",
     "recurrent",
@@ -53,4 +59,6 @@ __all__ = [
     "refused_classes",
     "register",
     "registered_handlers",
+    "simple_rnn",
+    "wrappers",
 ]
