@@ -24,7 +24,12 @@ from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.diagnose import Diagnosis, LayerComparison
 from hepfpga.firmware.hls_config import logits_layer_name
 from hepfpga.firmware.layers._base import traced_name
-from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_names
+from hepfpga.firmware.layers.graph import (
+    SPLIT_OUTPUT_SUFFIXES,
+    input_names,
+    layer_outputs,
+    output_names,
+)
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
 
@@ -426,13 +431,14 @@ def verify_model(
         start = time.perf_counter()
         hls_all, traces = predict_outputs_and_traces(project, events)
         seconds["csim"] = time.perf_counter() - start
-        # hls4ml splits a linear built-in activation off as '<name>_linear'; its output is
-        # the layer's output
-        # and TimeDistributed's output is that of its end marker '<name>_end'
+        # hls4ml splits a linear built-in activation off as '<name>_linear', and a separable
+        # convolution into '<name>_depthwise' and '<name>_pointwise'; the output of the last
+        # part is the layer's output
         for layer in ready.layers:
-            split = f"{layer.name}_linear"
-            if split in traces:
-                traces[layer.name] = traces.pop(split)
+            for suffix in SPLIT_OUTPUT_SUFFIXES:
+                if f"{layer.name}{suffix}" in traces:
+                    traces[layer.name] = traces.pop(f"{layer.name}{suffix}")
+            # TimeDistributed's output is that of its end marker '<name>_end'
             alias = traced_name(layer)
             if alias != layer.name and alias in traces:
                 traces[layer.name] = traces.pop(alias)
@@ -554,17 +560,10 @@ def bound_reason(model: Any) -> str:
     """Which layers are never bit-exact and why, in words."""
     from hepfpga.firmware.layers import handler_for
 
-    by_reason: dict[str, list[str]] = {}
-    for layer in model.layers:
-        handler = handler_for(layer)
-        if handler.bound is not None:
-            by_reason.setdefault(handler.bound_reason, []).append(
-                f"'{layer.name}' ({type(layer).__name__})"
-            )
-    return "; ".join(
-        f"{', '.join(names)} not bit-exact by design ({reason})"
-        for reason, names in by_reason.items()
-    )
+    bounded = [layer for layer in model.layers if handler_for(layer).bound is not None]
+    names = [f"'{layer.name}' ({type(layer).__name__})" for layer in bounded]
+    reasons = sorted({handler_for(layer).bound_reason for layer in bounded})
+    return f"{', '.join(names)} not bit-exact by design ({'; '.join(reasons)})"
 
 
 def _reference_output(

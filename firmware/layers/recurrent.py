@@ -229,7 +229,7 @@ register(
         derive=_recurrent,
         exactness="float models: profiled result, covering weight types; gates from hls4ml's "
         "sigmoid/tanh tables: approximate (measured)",
-        emulator="C simulation (recurrent layers are not in the engine)",
+        emulator="recurrent step (emulate_recurrent: gate tables, state in res_T)",
         exact=lambda layer: False,
         settings=lambda layer: {"TableSize": TABLE_SIZE},
         bound=QKERAS_BOUND,
@@ -246,7 +246,7 @@ register(
         "types); state and output in the input's type, gates from hls4ml's sigmoid/tanh "
         "tables: approximate (measured); state_quantizer, quantized_tanh/hard_sigmoid "
         "activations and QGRU reset_after=False are refused",
-        emulator="C simulation (recurrent layers are not in the engine)",
+        emulator="recurrent step (emulate_recurrent: gate tables, state in res_T)",
         exact=lambda layer: False,
         rewrite=_float_twin,
         rewrite_weights=_quantized_weights,

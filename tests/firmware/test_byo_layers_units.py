@@ -231,13 +231,6 @@ def test_hls4ml_keras_layers_are_handled_or_listed() -> None:
     still_to_do = {
         "GarNet",
         "GarNetStack",
-        "SeparableConv1D",
-        "SeparableConv2D",
-        "DepthwiseConv1D",
-        "DepthwiseConv2D",
-        "QSeparableConv1D",
-        "QSeparableConv2D",
-        "QDepthwiseConv2D",
         "QConv2DBatchnorm",
         "QDepthwiseConv2DBatchnorm",
         "FixedPointQuantizer",
