@@ -11,7 +11,8 @@ in a float model gets the profiled range of the whole output sequence (approxima
 built-in activation of the wrapped layer (which hls4ml 1.3 would drop silently) is split off
 the wrapper as ``<name>_<activation>`` by :func:`~hepfpga.firmware.layers.graph.ready_model`.
 The output is traced at the end marker. Only Dense/QDense over a sequence ``(steps,
-features)`` are accepted (what is tested); other wrapped layers are refused.
+features)`` in io_parallel are accepted (what is tested); other wrapped layers and io_stream
+are refused.
 
 *Bidirectional*: hls4ml 1.3's Vivado/Vitis ``Bidirectional`` runs the forward and backward
 recurrent layers of :mod:`~hepfpga.firmware.layers.recurrent` (same templates, same tables)
@@ -79,6 +80,12 @@ def _wrapped(layer: Any) -> Any:
 
 def _time_distributed(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
     inner = _wrapped(layer)
+    if ctx.options.io_type.value != "io_parallel":
+        raise ConversionError(
+            f"layer '{layer.name}' (TimeDistributed): hls4ml 1.3's time-step loop reads and "
+            "writes arrays (nnet_time_distributed.h), so hepfpga converts TimeDistributed in "
+            "io_parallel only; use --io-type io_parallel"
+        )
     if inner.name == layer.name or inner.name == f"{layer.name}_end":
         raise ConversionError(
             f"layer '{layer.name}' (TimeDistributed) wraps a layer named '{inner.name}'; "

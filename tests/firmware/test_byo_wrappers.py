@@ -427,6 +427,13 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
             "layer 'td' (TimeDistributed): hls4ml 1.3 implements TimeDistributed in the Vitis, "
             "Vivado backends only, not Quartus; use --backend Vitis",
         ),
+        "td_stream": (
+            lambda: _functional(layers.TimeDistributed(layers.Dense(3), name="td")),
+            {"io_type": "io_stream"},
+            "layer 'td' (TimeDistributed): hls4ml 1.3's time-step loop reads and writes arrays "
+            "(nnet_time_distributed.h), so hepfpga converts TimeDistributed in io_parallel "
+            "only; use --io-type io_parallel",
+        ),
         "bi_merge_sum": (
             lambda: _functional(layers.Bidirectional(layers.LSTM(3), merge_mode="sum", name="bi")),
             {},
@@ -520,6 +527,7 @@ def _qsimple_rnn() -> Any:
 REFUSALS = [
     "td_conv",
     "td_quartus",
+    "td_stream",
     "bi_merge_sum",
     "bi_stream",
     "bi_simple_rnn",
