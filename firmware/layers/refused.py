@@ -22,12 +22,6 @@ refuse(
 )
 for _name in ("Conv3D", "MaxPooling3D", "AveragePooling3D", "UpSampling3D", "ZeroPadding3D"):
     refuse(_name, "hls4ml 1.3 has no 3D layers; reshape the data to 2D images or sequences")
-refuse(
-    "QSimpleRNN",
-    "hls4ml 1.3 has SimpleRNN in its Quartus backend only (not Vitis/Vivado) and ignores "
-    "QSimpleRNN's quantizers; use QLSTM or QGRU (Vitis, Vivado), or a float SimpleRNN with "
-    "--backend Quartus",
-)
 for _name in ("BinaryDense", "TernaryDense"):
     refuse(
         _name,

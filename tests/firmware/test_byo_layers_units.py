@@ -147,7 +147,7 @@ REFUSALS = {
     "prelu_shared": "layer 'prelu' (PReLU) shares alpha over axes [1]; hls4ml supports PReLU "
     "with shared_axes=None only",
     "simple_rnn": "layer 'rnn' (SimpleRNN): hls4ml 1.3 implements SimpleRNN in the Quartus "
-    "backend only, not Vitis; use --backend Quartus, or LSTM/GRU (Vitis, Vivado)",
+    "backend only, not Vitis; use --backend Quartus, or LSTM/GRU or QLSTM/QGRU (Vitis, Vivado)",
     # QKeras's default activation
     "qlstm": "layer 'qlstm' (QLSTM) has activation='quantized_tanh'; hls4ml 1.3's "
     "Vivado/Vitis recurrent templates compute activation='tanh' only (they reject "

@@ -141,6 +141,30 @@ def simple_rnn(seed: int = 0) -> Any:
     return keras.Model(x, keras.layers.Dense(3, name="logits")(h), name="float_simple_rnn")
 
 
+def qsimple_rnn(bits: int = 8, seed: int = 0, **options: Any) -> Any:
+    """Input quantizer -> QSimpleRNN -> QDense logits (QKeras 0.9.0 builds QSimpleRNN on
+    TF 2.14 only with hepfpga's qkeras_compat shim, applied by _seed)."""
+    from qkeras import QActivation, QDense, QSimpleRNN
+    from tensorflow import keras
+
+    _seed(seed)
+    settings: dict[str, Any] = {
+        "kernel_quantizer": _q(bits),
+        "recurrent_quantizer": _q(bits),
+        "bias_quantizer": _q(bits),
+        "activation": "tanh",
+    }
+    settings.update(options)
+    x = keras.Input((6, 4), name="sequence")
+    h = QActivation(_q(12, 3), name="input_quant")(x)
+    layer = QSimpleRNN(5, name="rnn", **settings)
+    h = layer(h)
+    kernel, recurrent, bias = layer.get_weights()  # non-zero biases, as after training
+    layer.set_weights([kernel, recurrent, np.random.default_rng(seed).normal(0, 0.3, bias.shape)])
+    h = QDense(3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits")(h)
+    return keras.Model(x, h, name="qkeras_simple_rnn")
+
+
 def layernorm(seed: int = 0) -> Any:
     """Sequence -> LayerNormalization -> Flatten -> Dense softmax (float)."""
     from tensorflow import keras
@@ -231,6 +255,15 @@ CASES: dict[str, Case] = {
         {"backend": "Quartus"},
         measured=0.01,
         tolerance=0.05,
+        fallback=("SimpleRNN",),
+    ),
+    "qsimple-rnn-Quartus-parallel-w8": Case(
+        qsimple_rnn,
+        lambda: _sequence((6, 4)),
+        {"bits": 8},
+        {"backend": "Quartus"},
+        measured=0.05,
+        required=1.0,
         fallback=("SimpleRNN",),
     ),
 }
@@ -381,6 +414,31 @@ def test_bidirectional_holds_the_quantized_weights(kind: str) -> None:
     )
 
 
+def test_qsimple_rnn_holds_the_quantized_weights() -> None:
+    model = qsimple_rnn()
+    plan = plan_conversion(model, FirmwareOptions(backend="Quartus"))
+    twin = plan.model.get_layer("rnn")
+    assert type(twin).__name__ == "SimpleRNN"
+    cell = model.get_layer("rnn").cell
+    quantizers = (
+        cell.kernel_quantizer_internal,
+        cell.recurrent_quantizer_internal,
+        cell.bias_quantizer_internal,
+    )
+    written = twin.get_weights()
+    for quantizer, values, stored in zip(
+        quantizers, model.get_layer("rnn").get_weights(), written, strict=True
+    ):
+        assert np.array_equal(stored, np.asarray(quantizer(values)))
+        assert not np.array_equal(stored, values)
+    types = plan.precision["rnn"]
+    for key, stored in zip(("weight", "recurrent_weight", "bias"), written, strict=True):
+        fixed = types.hls_types()[key]
+        assert fixed.fractional <= 7 and np.array_equal(fixed.quantize(stored), stored)
+    assert types.result == types.accum == plan.precision["input_quant"].result
+    assert plan.hls_config["LayerName"]["rnn"]["TableSize"] == 4096
+
+
 @pytest.mark.parametrize(("scale", "power"), [(0.02, 4), (0.05, 2), (1.0, 0)])
 def test_layernorm_table_covers_the_input_range(scale: float, power: int) -> None:
     """TableRangePower2 from the profiled input type: the table reaches max|x|**2."""
@@ -468,14 +526,25 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
             lambda: _functional(layers.SimpleRNN(3, name="rnn")),
             {},
             "layer 'rnn' (SimpleRNN): hls4ml 1.3 implements SimpleRNN in the Quartus backend "
-            "only, not Vitis; use --backend Quartus, or LSTM/GRU (Vitis, Vivado)",
+            "only, not Vitis; use --backend Quartus, or LSTM/GRU or QLSTM/QGRU (Vitis, Vivado)",
         ),
-        "qsimple_rnn": (
-            lambda: _functional(_qsimple_rnn()),
+        "qsimple_rnn_vivado": (
+            lambda: qsimple_rnn(),
+            {"backend": "Vivado"},
+            "layer 'rnn' (SimpleRNN): hls4ml 1.3 implements SimpleRNN in the Quartus backend "
+            "only, not Vivado; use --backend Quartus",
+        ),
+        "qsimple_rnn_quantized_tanh": (
+            lambda: qsimple_rnn(activation="quantized_tanh(8)"),
             {"backend": "Quartus"},
-            "layer 'rnn' (QSimpleRNN): hls4ml 1.3 has SimpleRNN in its Quartus backend only "
-            "(not Vitis/Vivado) and ignores QSimpleRNN's quantizers; use QLSTM or QGRU (Vitis, "
-            "Vivado), or a float SimpleRNN with --backend Quartus",
+            "layer 'rnn' (QSimpleRNN) has activation='quantized_tanh'; hls4ml 1.3's Quartus "
+            "SimpleRNN computes activation='tanh' (a lookup table) for a quantized layer",
+        ),
+        "qsimple_rnn_state_quantizer": (
+            lambda: qsimple_rnn(state_quantizer=_q(16, 4)),
+            {"backend": "Quartus"},
+            "layer 'rnn' (QSimpleRNN) has a state_quantizer; hls4ml 1.3's Quartus SimpleRNN "
+            "keeps the state in the layer's input type: remove it",
         ),
         "layernorm_2d": (
             lambda: _functional(layers.LayerNormalization(name="ln"), shape=(8,)),
@@ -515,15 +584,6 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
     }
 
 
-def _qsimple_rnn() -> Any:
-    """A QSimpleRNN, which QKeras 0.9.0 can build on TF 2.14 only with hepfpga's shim."""
-    from qkeras import QSimpleRNN
-
-    _seed(0)
-    q = _q(8)
-    return QSimpleRNN(3, kernel_quantizer=q, recurrent_quantizer=q, bias_quantizer=q, name="rnn")
-
-
 REFUSALS = [
     "td_conv",
     "td_quartus",
@@ -534,7 +594,9 @@ REFUSALS = [
     "bi_state_quantizer",
     "bi_reset_before",
     "simple_rnn_vitis",
-    "qsimple_rnn",
+    "qsimple_rnn_vivado",
+    "qsimple_rnn_quantized_tanh",
+    "qsimple_rnn_state_quantizer",
     "layernorm_2d",
     "layernorm_axis",
     "layernorm_epsilon",
@@ -580,7 +642,7 @@ def test_embedding_refuses_events_that_are_no_indices() -> None:
             simple_rnn,
             ["--random", "20", "--backend", "vivado"],
             "error: layer 'rnn' (SimpleRNN): hls4ml 1.3 implements SimpleRNN in the Quartus "
-            "backend only, not Vivado; use --backend Quartus, or LSTM/GRU (Vitis, Vivado)",
+            "backend only, not Vivado; use --backend Quartus, or LSTM/GRU or QLSTM/QGRU",
         ),
     ],
 )
