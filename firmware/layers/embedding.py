@@ -10,12 +10,13 @@ type is the embeddings' type and nothing is rounded after the lookup.
 * *Float model*: the embeddings in a ``float_width``-bit type covering their values:
   approximate (rounded to that type).
 
-The inputs are indices: integers in ``[0, input_dim)``. Keras casts them to integers
-(truncating); the firmware converts them to the input type first (profiled types round), so
-the two agree for integer inputs, which hepfpga requires of the events on the layer's input
-range (values outside ``[0, input_dim)`` are refused naming the layer: the firmware would read
-outside its table). ``hepfpga verify --random`` draws standard-normal events, which are no
-indices: give the events with ``--data``.
+The inputs are indices: a model input read by an Embedding is a *count*
+(``LayerHandler.counts``), typed as the exact unsigned integer ``ap_ufixed<B,B,AP_TRN,AP_SAT>``
+holding ``0..input_dim-1`` (:func:`~hepfpga.firmware.layers._base.count_type`). Keras casts
+the events to integers by truncation, as ``AP_TRN`` does for the non-negative values, so the
+two read the same row. Events outside ``[0, input_dim)`` are refused naming the layer (the
+firmware would read outside its table, Keras fails); ``hepfpga verify --random`` draws
+integer indices.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def _check_indices(layer: Any, ctx: DeriveContext, x: FixedType) -> None:
         raise ConversionError(
             f"layer '{name}' (Embedding) looks up indices 0..{vocabulary - 1}, which its input "
             f"type {x.to_hls()} cannot hold; give the input an integer range of at least "
-            f"{needed} bits (firmware.input_type)"
+            f"{needed} bits (feed the Embedding from a model input, which then gets an exact "
+            "index type, or set the feeding layer's type with firmware.layer_types)"
         )
     _check_range(layer, ctx.ranges or {})
 
@@ -76,8 +78,7 @@ def _check_range(layer: Any, ranges: Mapping[str, tuple[float, float]]) -> None:
         raise ConversionError(
             f"layer '{name}' (Embedding) looks up indices 0..{vocabulary - 1}, but its input "
             f"'{feeding}' holds values in [{span[0]:.4g}, {span[1]:.4g}] on the events; the "
-            "events must be integer indices in that range (give them with --data; --random "
-            "draws standard-normal values)"
+            "events must be integer indices in that range"
         )
 
 
@@ -118,5 +119,7 @@ register(
         emulator="C simulation (the lookup is not in the engine)",
         exact=_exact,
         check_inputs=_check_range,
+        # the indices: an exact unsigned integer input type, random events draw integers
+        counts=lambda layer: {0: int(layer.get_config()["input_dim"]) - 1},
     )
 )

@@ -287,7 +287,7 @@ def test_verify_states_the_measured_exactness(
     assert report.passed, report.summary()
     assert report.bound == spec.required
     if spec.measured is None:
-        assert report.requirement == "bit-exact logits on the input grid"
+        assert report.requirement == "bit-exact logits"
         assert outputs.logits_bit_exact and outputs.logits_max_abs_diff == 0.0
         for layer in report.layers:
             if layer.exact_expected:
@@ -370,6 +370,8 @@ def test_time_distributed_entries_and_exact_types() -> None:
     values = plan.model.get_layer("embedding").get_weights()[0]
     assert np.array_equal(plan.precision["embedding"].result.quantize(values), values)
     assert grid_type(values) is None or plan.precision["embedding"].result == grid_type(values)
+    # the indices: an exact unsigned integer (truncating like Keras's cast)
+    assert plan.precision["tokens"].result.to_hls() == "ap_ufixed<4,4,AP_TRN,AP_SAT>"
     assert plan.multiplications >= 8 * 4 * 5
 
 
@@ -575,11 +577,18 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
             "layer 'ln' (LayerNormalization): hls4ml 1.3 implements LayerNormalization in the "
             "Vitis, Vivado backends only, not Catapult",
         ),
+        # an Embedding fed by a layer (not the model input, which gets an exact index type)
         "embedding_input_type": (
-            lambda: _functional(layers.Embedding(300, 2, name="embedding"), shape=(4,)),
-            {"input_type": "ap_fixed<8,6>"},
+            lambda: _functional(
+                layers.Reshape((4,), name="reshape"),
+                layers.Embedding(300, 2, name="embedding"),
+                shape=(4,),
+            ),
+            {},
             "layer 'embedding' (Embedding) looks up indices 0..299, which its input type "
-            "ap_fixed<8,6> cannot hold; give the input an integer range of at least 9 bits",
+            "ap_fixed<18,3,AP_RND,AP_SAT> cannot hold; give the input an integer range of at "
+            "least 9 bits (feed the Embedding from a model input, which then gets an exact "
+            "index type",
         ),
     }
 
@@ -629,12 +638,20 @@ def test_embedding_refuses_events_that_are_no_indices() -> None:
     assert "the events must be integer indices in that range" in str(info.value)
 
 
+def test_random_events_of_an_embedding_model_are_indices() -> None:
+    from hepfpga.firmware.data import random_events
+
+    x = random_events(embedding_time_distributed(), 500)
+    assert x.shape == (500, 8) and np.array_equal(x, np.round(x))
+    assert x.min() == 0 and x.max() == VOCABULARY - 1
+
+
 @pytest.mark.parametrize(
     ("build", "args", "message"),
     [
         (
             embedding_time_distributed,
-            ["--random", "20"],
+            ["--data", "events.npz"],
             "error: layer 'embedding' (Embedding) looks up indices 0..9, but its input 'tokens' "
             "holds values in [",
         ),
@@ -657,7 +674,11 @@ def test_cli_refuses_with_one_line_and_exit_2(
     from hepfpga.model_io import save_keras_model
 
     path = tmp_path / "model.h5"
-    save_keras_model(build(), path)
+    model = build()
+    save_keras_model(model, path)
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    np.savez(tmp_path / "events.npz", x=np.random.default_rng(0).normal(size=(20, *shape)))
+    args = [str(tmp_path / a) if a.endswith(".npz") else a for a in args]
     code = main(["verify", str(path), *args])
     err = capsys.readouterr().err
     assert code == 2
