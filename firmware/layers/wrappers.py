@@ -244,6 +244,12 @@ def _bidirectional_twin(layer: Any) -> Any:
     forward, _ = _directions(layer)
     if not type(forward).__name__.startswith("Q"):
         return None
+    if layer.get_config().get("backward_layer") is not None:
+        raise ConversionError(
+            f"layer '{layer.name}' (Bidirectional) has its own backward_layer; hepfpga "
+            f"converts Bidirectional({type(forward).__name__}) with the backward copy Keras "
+            "makes of the forward layer: drop backward_layer"
+        )
     return keras.layers.Bidirectional(
         _float_twin(layer.layer), merge_mode=layer.get_config()["merge_mode"], name=layer.name
     )

@@ -131,6 +131,31 @@ def qbidirectional(
     return keras.Model(x, out, name="qkeras_bidirectional")
 
 
+def qbidirectional_backward_layer() -> Any:
+    """Bidirectional(QLSTM) with an explicit backward_layer."""
+    from qkeras import QLSTM, QActivation
+    from tensorflow import keras
+
+    _seed(0)
+
+    def rnn(backwards: bool) -> Any:
+        q = _q(8)
+        return QLSTM(
+            3,
+            kernel_quantizer=q,
+            recurrent_quantizer=q,
+            bias_quantizer=q,
+            activation="tanh",
+            recurrent_activation="sigmoid",
+            go_backwards=backwards,
+        )
+
+    x = keras.Input((6, 4), name="sequence")
+    h = QActivation(_q(12, 3), name="input_quant")(x)
+    h = keras.layers.Bidirectional(rnn(False), backward_layer=rnn(True), name="bi")(h)
+    return keras.Model(x, h)
+
+
 def simple_rnn(seed: int = 0) -> Any:
     """Sequence -> SimpleRNN -> Dense logits (Quartus: its table softmax is coarse)."""
     from tensorflow import keras
@@ -524,6 +549,13 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
             "(QGRU) has reset_after=False; hls4ml 1.3's Vitis/Vivado GRU implements "
             "reset_after=True (the Keras default) only",
         ),
+        "bi_backward_layer": (
+            lambda: qbidirectional_backward_layer(),
+            {},
+            "layer 'bi' (Bidirectional) has its own backward_layer; hepfpga converts "
+            "Bidirectional(QLSTM) with the backward copy Keras makes of the forward layer: drop "
+            "backward_layer",
+        ),
         "simple_rnn_vitis": (
             lambda: _functional(layers.SimpleRNN(3, name="rnn")),
             {},
@@ -602,6 +634,7 @@ REFUSALS = [
     "bi_simple_rnn",
     "bi_state_quantizer",
     "bi_reset_before",
+    "bi_backward_layer",
     "simple_rnn_vitis",
     "qsimple_rnn_vivado",
     "qsimple_rnn_quantized_tanh",
