@@ -336,6 +336,7 @@ def plan_conversion(
         settings = handler_for(layer).settings
         if settings is not None:
             entry.update(settings(layer))
+        entry.update(dict(types.settings))
         # hls4ml splits a linear built-in activation off into '<name>_linear' (other built-in
         # activations are split by hls4ml_ready_model already)
         key = f"{layer.name}_linear"
