@@ -1,13 +1,26 @@
 """Request scheduling: a queue per model version served by its instance threads.
 
-Every inference runs on an instance thread, never on the event loop: the loop parses a
-request, queues it and goes on; onnxruntime releases the GIL while it computes. Without
-dynamic batching an instance takes one request at a time (Triton's default scheduler). With
-it, an instance takes every queued request that fits ``max_batch_size``, waiting up to
-``max_queue_delay_us`` after the oldest one for more unless a preferred batch size is reached,
-concatenates their inputs along the batch dimension, runs the model once and splits the
-outputs back per request. Results go back to the loop in one ``call_soon_threadsafe`` per
-batch.
+The loop parses a request and hands it to the scheduler; an instance thread runs it
+(onnxruntime releases the GIL while it computes) and gives the results back to the loop in one
+``call_soon_threadsafe`` per batch. Without dynamic batching an instance takes one request at a
+time (Triton's default scheduler). With it, an instance takes every queued request that fits
+``max_batch_size``, waiting up to ``max_queue_delay_us`` after the oldest one for more unless a
+preferred batch size is reached, concatenates their inputs along the batch dimension, runs the
+model once and splits the outputs back per request.
+
+**On-loop execution of cheap batches** (for the requests of front ends that allow it: HTTP;
+``grpc.aio`` hands its loop one request per iteration, so nothing would ever batch there). The
+hand-off to an instance thread and back costs two
+thread wake-ups (tens of microseconds each on a VM, more under load): for a small model at
+batch 1 that is more than the model call itself. So when ``inline_batch`` is set (the largest
+batch the model runs within the server's on-loop budget, measured at load:
+:func:`hepfpga.deploy.serve_models.measure_inline_batch`), the requests a loop hands over in
+one iteration of that loop are staged, and at the end of the iteration they run *on the loop*,
+as one batch, when no instance is busy, nothing is queued, their total fits ``inline_batch``
+and the batch is the one an instance would have formed (no queue delay configured; without
+dynamic batching, a lone request). Otherwise they are queued for the instance threads as
+before. The loop is then blocked for at most about the budget, and only while every instance
+is idle; results, statistics and errors are those of an instance-thread run.
 """
 
 from __future__ import annotations
@@ -18,7 +31,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +56,8 @@ class InferenceRequest:
     loop: asyncio.AbstractEventLoop
     received_ns: int = field(default_factory=time.perf_counter_ns)
     enqueued_ns: int = 0
+    #: the front end lets it run on the loop (see the module's docstring)
+    may_run_on_loop: bool = True
 
 
 def _resolve(items: list[tuple[asyncio.Future[list[np.ndarray]], object, bool]]) -> None:
@@ -66,6 +81,7 @@ class Scheduler:
         dynamic_batching: DynamicBatching | None,
         stats: ModelStats,
         name: str = "model",
+        inline_batch: int = 0,
     ) -> None:
         self._queue: deque[InferenceRequest] = deque()
         self._cond = threading.Condition(threading.Lock())
@@ -73,6 +89,14 @@ class Scheduler:
         self._max_batch = max(max_batch_size, 1)
         self._batching = dynamic_batching if max_batch_size > 0 else None
         self._stats = stats
+        self._runners = list(runners)
+        self._busy = 0  # instances running a batch (an on-loop run holds one too)
+        delay = self._batching.max_queue_delay_us if self._batching is not None else 0
+        #: largest batch run on the loop (0: never); never with a queue delay to honour
+        self.inline_batch = min(inline_batch, self._max_batch) if delay <= 0 else 0
+        #: batches run on the loop so far
+        self.inline_executions = 0
+        self._staged: dict[asyncio.AbstractEventLoop, list[InferenceRequest]] = {}
         self._threads = [
             threading.Thread(
                 target=self._work, args=(runner,), name=f"{name}-instance-{i}", daemon=True
@@ -83,14 +107,93 @@ class Scheduler:
             thread.start()
 
     def submit(self, request: InferenceRequest) -> None:
-        """Queue ``request``; its future is resolved on its loop when the batch has run."""
+        """Queue ``request``; its future is resolved on its loop when the batch has run.
+        Called on ``request.loop``'s thread."""
         request.enqueued_ns = time.perf_counter_ns()
+        if (
+            self.inline_batch
+            and request.may_run_on_loop
+            and request.batch_size <= self.inline_batch
+        ):
+            if self._closing:
+                raise RuntimeError("the model is being unloaded")
+            self._stats.add_pending()
+            staged = self._staged.get(request.loop)
+            if staged is None:
+                self._staged[request.loop] = [request]
+                request.loop.call_soon(self._run_staged, request.loop)
+            else:
+                staged.append(request)
+            return
         with self._cond:
             if self._closing:
                 raise RuntimeError("the model is being unloaded")
             self._stats.add_pending()
             self._queue.append(request)
             self._cond.notify()
+
+    def _run_staged(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End of a loop iteration: run what it staged on the loop when that is the batch an
+        idle instance would run now and it fits ``inline_batch``, else queue it."""
+        staged = self._staged.pop(loop, [])
+        if not staged:
+            return
+        with self._cond:
+            # while closing, the instance threads may already have stopped: run them here
+            inline = self._closing or (
+                not self._queue and self._busy == 0 and self._inlinable(staged)
+            )
+            if inline:
+                self._busy += 1
+            else:
+                self._queue.extend(staged)
+                self._cond.notify(len(staged))
+        if not inline:
+            return
+        try:
+            for batch in self._batches(staged) if len(staged) > 1 else (staged,):
+                self.inline_executions += 1
+                self._execute(self._runners[0], batch, on_loop=True)
+        finally:
+            with self._cond:
+                self._busy -= 1
+                if self._queue:
+                    self._cond.notify()
+
+    def _inlinable(self, staged: list[InferenceRequest]) -> bool:
+        if len(staged) == 1:  # staged only when it fits inline_batch; no prefix to form
+            return True
+        if self._batching is None:
+            return False
+        total = sum(r.batch_size for r in staged)
+        prefix = self._preferred_prefix(staged, total)
+        return total <= self.inline_batch and prefix in (None, len(staged))
+
+    def _batches(self, requests: list[InferenceRequest]) -> list[list[InferenceRequest]]:
+        """``requests`` in order as the batches an instance would run (each alone without
+        dynamic batching, else as many as fit ``max_batch_size``)."""
+        if self._batching is None:
+            return [[r] for r in requests]
+        batches: list[list[InferenceRequest]] = []
+        total = self._max_batch
+        for r in requests:
+            if total + r.batch_size > self._max_batch:
+                batches.append([])
+                total = 0
+            batches[-1].append(r)
+            total += r.batch_size
+        return batches
+
+    def _preferred_prefix(self, requests: Iterable[InferenceRequest], total: int) -> int | None:
+        """How many of ``requests`` (oldest first, ``total`` events in all) form the batch to
+        send once no more may be waited for: Triton forms the largest preferred batch it can,
+        else everything (None: no preferred size, or ``total`` is one)."""
+        preferred = self._batching.preferred_batch_sizes if self._batching is not None else ()
+        if not preferred or total in preferred:
+            return None
+        sums = np.cumsum([r.batch_size for r in requests])
+        hits = [i for i, s in enumerate(sums) if s in preferred]
+        return hits[-1] + 1 if hits else None
 
     def close(self, timeout: float | None = None) -> None:
         """Run what is queued, then stop the instance threads."""
@@ -124,12 +227,7 @@ class Scheduler:
                 break
             # more requests may come; another instance may also take these meanwhile
             self._cond.wait(remaining / 1e9)
-        if preferred and total not in preferred:
-            # Triton forms the largest preferred batch it can, else everything that fits
-            sums = np.cumsum([r.batch_size for r in itertools.islice(queue, n)])
-            hits = [i for i, s in enumerate(sums) if s in preferred]
-            if hits:
-                n = hits[-1] + 1
+        n = self._preferred_prefix(itertools.islice(queue, n), total) or n
         return [queue.popleft() for _ in range(n)]
 
     def _fitting(self) -> tuple[int, int]:
@@ -146,14 +244,20 @@ class Scheduler:
         return n, total
 
     def _work(self, runner: Runner) -> None:
+        batch: list[InferenceRequest] | None = None
         while True:
             with self._cond:
+                if batch is not None:
+                    self._busy -= 1
                 batch = self._take()
-            if batch is None:
-                return
+                if batch is None:
+                    return
+                self._busy += 1
             self._execute(runner, batch)
 
-    def _execute(self, runner: Runner, batch: list[InferenceRequest]) -> None:
+    def _execute(
+        self, runner: Runner, batch: list[InferenceRequest], on_loop: bool = False
+    ) -> None:
         start = time.perf_counter_ns()
         try:
             if len(batch) == 1:
@@ -180,18 +284,23 @@ class Scheduler:
             now = time.perf_counter_ns()
             for r in batch:
                 self._stats.record_failure("BACKEND", now - r.received_ns, queued=True)
-            self._dispatch([(r.future, exc, False) for r in batch], batch)
+            failed = [(r.future, exc, False) for r in batch]
+            _resolve(failed) if on_loop else self._dispatch(failed, batch)  # type: ignore[arg-type]
             return
+        n = len(batch)
         self._stats.record_execution(
-            batch_size=sum(r.batch_size for r in batch),
-            n_requests=len(batch),
-            queue_ns=sum(start - r.enqueued_ns for r in batch),
+            batch_size=batch[0].batch_size if n == 1 else sum(r.batch_size for r in batch),
+            n_requests=n,
+            queue_ns=start * n - sum(r.enqueued_ns for r in batch),
             input_ns=t_input - start,
             infer_ns=t_infer - t_input,
             output_ns=end_ns - t_infer,
-            request_ns=sum(end_ns - r.received_ns for r in batch),
+            request_ns=end_ns * n - sum(r.received_ns for r in batch),
         )
-        self._dispatch(results, batch)
+        if on_loop:
+            _resolve(results)
+        else:
+            self._dispatch(results, batch)
 
     @staticmethod
     def _dispatch(

@@ -33,7 +33,7 @@ from hepfpga.deploy.frontends import (
     front_end,
 )
 from hepfpga.deploy.model_spec import ModelVersion
-from hepfpga.deploy.serve_models import ModelRegistry
+from hepfpga.deploy.serve_models import DEFAULT_INLINE_MAX_US, ModelRegistry
 from hepfpga.deploy.service import InferenceService, ModelControl
 from hepfpga.deploy.triton_repo import discover_models
 from hepfpga.errors import ConfigError
@@ -260,6 +260,7 @@ def serve(
     model_control: ModelControl = "none",
     load_models: Sequence[str] = (),
     on_ready: Callable[[InferenceServer, ServerAddresses], None] | None = None,
+    inline_max_us: float = DEFAULT_INLINE_MAX_US,
 ) -> None:
     """Serve every model under ``path`` (a Triton model repository, a run folder or an
     ``.onnx`` file) until SIGTERM/SIGINT; blocks.
@@ -273,6 +274,10 @@ def serve(
     ``model_control="explicit"`` (``path`` must be a model repository) starts with only the
     models named in ``load_models`` (``*``: all) and lets clients load and unload models
     through the repository API while serving.
+
+    ``inline_max_us`` is the on-loop budget: a batch whose model call took at most this many
+    microseconds at load may run on the event loop when every instance is idle (0: never;
+    see :mod:`hepfpga.deploy.batching`).
     """
     if model_control == "explicit":
         models = _explicit_start(Path(path), load_models)
@@ -291,6 +296,7 @@ def serve(
         models,
         repository=Path(path) if model_control == "explicit" else None,
         model_control=model_control,
+        inline_max_us=inline_max_us,
     )
     server = InferenceServer(
         service,

@@ -649,11 +649,19 @@ class _Header:
     """A parsed, validated inference request header (the JSON part of the body): what every
     request with the same header bytes shares. Read-only: it may be cached."""
 
-    __slots__ = ("doc", "inputs")
+    __slots__ = ("binary", "doc", "inputs", "outputs", "request_id")
 
     def __init__(self, head: bytes) -> None:
-        self.doc = _parse_json(head)
-        self.inputs = _tensor_specs(self.doc)
+        self.doc = doc = _parse_json(head)
+        self.inputs = _tensor_specs(doc)
+        request_id = doc.get("id", "")
+        if not isinstance(request_id, str):
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"'id' must be a string, got {type(request_id).__name__}",
+            )
+        self.request_id: str = request_id
+        self.outputs, self.binary = _requested_outputs(doc)
 
 
 @functools.lru_cache(maxsize=_CACHED_HEADERS)
@@ -816,14 +824,7 @@ def infer(
     try:
         body = _body(request, limit)
         header, inputs = _request(body, request.header_length)
-        doc = header.doc
-        request_id = doc.get("id", "")
-        if not isinstance(request_id, str):
-            raise RequestError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"'id' must be a string, got {type(request_id).__name__}",
-            )
-        outputs, binary = _requested_outputs(doc)
+        request_id, outputs, binary = header.request_id, header.outputs, header.binary
     except RequestError as exc:
         # refused before the service saw it: counted on the model when there is one
         with contextlib.suppress(RequestError):
@@ -832,7 +833,9 @@ def infer(
             )
         return _error(exc.http_status, exc.message, keep_alive)
     try:
-        inference = service.infer(name, version, inputs, request_id, outputs, received)
+        inference = service.infer(
+            name, version, inputs, request_id, outputs, received, may_run_on_loop=True
+        )
     except RequestError as exc:
         return _error(exc.http_status, exc.message, keep_alive)
     answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = [
     "TensorInput",
     "load_models",
     "make_session",
+    "measure_inline_batch",
 ]
 
 log = logging.getLogger("hepfpga.serve")
@@ -37,6 +39,12 @@ UNAVAILABLE = ErrorCode.UNAVAILABLE
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+
+#: Default on-loop budget in microseconds (``hepfpga serve --inline-max-us``): a batch whose
+#: model call takes at most this long may run on the event loop instead of an instance thread
+#: (see :mod:`hepfpga.deploy.batching`); about the cost of the thread hand-off it saves.
+DEFAULT_INLINE_MAX_US = 100.0
+_INLINE_RUNS = 5  # timed calls per batch size; the median is compared with the budget
 
 
 def make_session(path: object, kind: str, intra_op_threads: int) -> tuple[object, str]:
@@ -74,7 +82,7 @@ def make_session(path: object, kind: str, intra_op_threads: int) -> tuple[object
 class LoadedModel:
     """One model version: its sessions, scheduler and statistics."""
 
-    def __init__(self, model: ModelVersion) -> None:
+    def __init__(self, model: ModelVersion, inline_max_us: float = DEFAULT_INLINE_MAX_US) -> None:
         self.spec: ModelSpec = model.spec
         self.version = str(model.version)
         self.path = model.path
@@ -89,12 +97,16 @@ class LoadedModel:
         self._output_names = [t.name for t in self.spec.outputs]
         self._by_name = {t.name: (i, t) for i, t in enumerate(self.spec.inputs)}
         self._output_index = {name: i for i, name in enumerate(self._output_names)}
+        runners = [self._runner(s) for s, _ in sessions]
+        #: largest batch run on the event loop when every instance is idle (0: never)
+        self.inline_batch = measure_inline_batch(runners, self.spec, inline_max_us)
         self.scheduler = Scheduler(
-            [self._runner(s) for s, _ in sessions],
+            runners,
             max_batch_size=self.spec.max_batch_size,
             dynamic_batching=self.spec.dynamic_batching,
             stats=self.stats,
             name=f"{self.spec.name}-{self.version}",
+            inline_batch=self.inline_batch,
         )
 
     def _runner(self, session: object):  # type: ignore[no-untyped-def]
@@ -265,11 +277,13 @@ class LoadedModel:
         return out
 
     def submit(
-        self, arrays: list[np.ndarray], batch: int, received_ns: int
+        self, arrays: list[np.ndarray], batch: int, received_ns: int, may_run_on_loop: bool
     ) -> asyncio.Future[list[np.ndarray]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[np.ndarray]] = loop.create_future()
-        request = InferenceRequest(arrays, batch, future, loop, received_ns)
+        request = InferenceRequest(
+            arrays, batch, future, loop, received_ns, may_run_on_loop=may_run_on_loop
+        )
         try:
             self.scheduler.submit(request)
         except RuntimeError as exc:
@@ -280,6 +294,44 @@ class LoadedModel:
 
     def close(self) -> None:
         self.scheduler.close()
+
+
+def measure_inline_batch(runners: Sequence[object], spec: ModelSpec, budget_us: float) -> int:
+    """The largest batch size (1, 2, 4, ... up to ``max_batch_size``) whose model call takes
+    at most ``budget_us`` microseconds (median of 5 calls on zeros, after one untimed call
+    that also warms every session), or 0: none does, ``budget_us`` is 0, or an input has a
+    variable dimension (no input to time with). A model without a batch dimension counts as
+    batch 1. Measured once at load: a machine busy at that moment gives a smaller size.
+    """
+    if budget_us <= 0 or any(d < 0 for t in spec.inputs for d in t.dims):
+        return 0
+    mbs = spec.max_batch_size
+
+    def zeros(n: int) -> list[np.ndarray]:
+        return [np.zeros((n, *t.dims) if mbs > 0 else t.dims, t.dtype) for t in spec.inputs]
+
+    try:
+        for runner in runners:
+            runner(zeros(1))  # type: ignore[operator]
+        best = 0
+        n = 1
+        while n <= max(mbs, 1):
+            arrays = zeros(n)
+            runner = runners[0]
+            runner(arrays)  # type: ignore[operator]
+            times = []
+            for _ in range(_INLINE_RUNS):
+                start = time.perf_counter_ns()
+                runner(arrays)  # type: ignore[operator]
+                times.append(time.perf_counter_ns() - start)
+            if float(np.median(times)) > budget_us * 1e3:
+                break
+            best = n
+            n *= 2
+    except Exception as exc:  # a model that refuses zeros: it always runs on its threads
+        log.info("%s: no on-loop runs (zeros as input failed: %s)", spec.name, exc)
+        return 0
+    return best
 
 
 def _dims(shape: Iterable[int]) -> str:
@@ -323,13 +375,16 @@ class ModelRegistry:
     the event loop, so a swap is one dictionary assignment between two requests.
     """
 
-    def __init__(self, models: Iterable[ModelVersion] = ()) -> None:
+    def __init__(
+        self, models: Iterable[ModelVersion] = (), inline_max_us: float = DEFAULT_INLINE_MAX_US
+    ) -> None:
+        self.inline_max_us = inline_max_us
         self._models: dict[str, dict[str, LoadedModel]] = {}
         self._latest: dict[str, LoadedModel] = {}
         #: models unloaded through the repository API (Triton answers them differently)
         self.unloaded: set[str] = set()
         by_name: dict[str, list[LoadedModel]] = {}
-        for lm in load_models(models):
+        for lm in load_models(models, inline_max_us):
             by_name.setdefault(lm.spec.name, []).append(lm)
         for name, loaded in by_name.items():
             self.replace(name, loaded)
@@ -394,13 +449,15 @@ class ModelRegistry:
             m.close()
 
 
-def load_models(models: Iterable[ModelVersion]) -> list[LoadedModel]:
+def load_models(
+    models: Iterable[ModelVersion], inline_max_us: float = DEFAULT_INLINE_MAX_US
+) -> list[LoadedModel]:
     """A :class:`LoadedModel` (sessions and instance threads) for each version; on an error
     the ones already made are closed."""
     loaded: list[LoadedModel] = []
     try:
         for m in models:
-            loaded.append(LoadedModel(m))
+            loaded.append(LoadedModel(m, inline_max_us))
     except BaseException:
         for lm in loaded:
             lm.close()

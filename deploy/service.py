@@ -36,7 +36,12 @@ from hepfpga.deploy.protocol import (
     RequestError,
     TensorInput,
 )
-from hepfpga.deploy.serve_models import LoadedModel, ModelRegistry, load_models
+from hepfpga.deploy.serve_models import (
+    DEFAULT_INLINE_MAX_US,
+    LoadedModel,
+    ModelRegistry,
+    load_models,
+)
 from hepfpga.deploy.shm import SharedMemoryRegistry
 from hepfpga.errors import HepfpgaError
 
@@ -112,13 +117,16 @@ class InferenceService:
         *,
         repository: Path | None = None,
         model_control: ModelControl = "none",
+        inline_max_us: float = DEFAULT_INLINE_MAX_US,
     ) -> None:
         if model_control not in MODEL_CONTROL_MODES:
             raise HepfpgaError(
                 f"unknown model control mode '{model_control}'; accepted: "
                 + ", ".join(MODEL_CONTROL_MODES)
             )
-        self.registry = models if isinstance(models, ModelRegistry) else ModelRegistry(models)
+        self.registry = (
+            models if isinstance(models, ModelRegistry) else ModelRegistry(models, inline_max_us)
+        )
         self.repository = Path(repository) if repository is not None else None
         self.model_control = model_control
         self.shm = SharedMemoryRegistry()
@@ -159,9 +167,12 @@ class InferenceService:
         request_id: str = "",
         outputs: Sequence[OutputRequest] | None = None,
         received_ns: int | None = None,
+        may_run_on_loop: bool = False,
     ) -> Inference:
         """Validate a request and queue it on its model; raises :class:`RequestError` when
-        it is refused (counted in the model's statistics)."""
+        it is refused (counted in the model's statistics). ``may_run_on_loop``: a front end
+        whose loop reads several requests per iteration lets a cheap batch of them run on the
+        loop (:mod:`hepfpga.deploy.batching`)."""
         received = received_ns if received_ns is not None else time.perf_counter_ns()
         model = self.registry.get(name, version)
         try:
@@ -177,7 +188,7 @@ class InferenceService:
             selected = model.select_outputs(outputs)
             if outputs:
                 self._check_output_regions(model, selected, batch)
-            future = model.submit(arrays, batch, received)
+            future = model.submit(arrays, batch, received, may_run_on_loop)
         except RequestError as exc:
             model.stats.record_failure(
                 "REJECTED" if exc.code is ErrorCode.UNAVAILABLE else "OTHER",
@@ -260,7 +271,10 @@ class InferenceService:
         async with self._repository_lock:
             try:
                 loaded = await loop.run_in_executor(
-                    None, lambda: load_models(repository_model(repository, name))
+                    None,
+                    lambda: load_models(
+                        repository_model(repository, name), self.registry.inline_max_us
+                    ),
                 )
             except HepfpgaError as exc:
                 raise RequestError(

@@ -27,14 +27,23 @@ def load_events(path: str | Path, key: str | None = None) -> np.ndarray:
 
 def random_events(model: Any, n: int, seed: int = 0) -> Any:
     """``n`` events of standard-normal inputs shaped like ``model``'s input (a list of arrays,
-    one per input, for a model with several inputs)."""
+    one per input, for a model with several inputs). Inputs that are counts (GarNet's vertex
+    count, :func:`~hepfpga.firmware.precision.count_inputs`) get integers from 0 to the
+    largest their layer takes."""
     if n < 1:
         raise DataError(f"expected a positive number of random events. Received: {n}")
+    from hepfpga.firmware.layers.graph import input_names
+    from hepfpga.firmware.precision import count_inputs
+
     rng = np.random.default_rng(seed)
-    arrays = [
-        rng.normal(size=(n, *(int(d) for d in tensor.shape[1:]))).astype(np.float32)
-        for tensor in model.inputs
-    ]
+    counts = count_inputs(model)
+    arrays = []
+    for name, tensor in zip(input_names(model), model.inputs, strict=True):
+        shape = (n, *(int(d) for d in tensor.shape[1:]))
+        if name in counts:  # a count (GarNet's vertex count): integers the type holds
+            arrays.append(rng.integers(0, counts[name] + 1, size=shape).astype(np.float32))
+        else:
+            arrays.append(rng.normal(size=shape).astype(np.float32))
     return arrays if len(arrays) > 1 else arrays[0]
 
 

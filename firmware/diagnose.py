@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.firmware.layers.graph import model_graph
+from hepfpga.firmware.layers.graph import SPLIT_OUTPUT_SUFFIXES, model_graph
 from hepfpga.firmware.precision import exact_layer
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
@@ -150,6 +150,10 @@ def compare_layers(
 ) -> list[LayerComparison]:
     """One :class:`LayerComparison` per traced layer that has a Keras twin, in model order."""
     hls_layers = {layer.name: layer for layer in hls_model.get_layers()}
+    for name in list(hls_layers):  # the part of a split layer that writes its output
+        for suffix in SPLIT_OUTPUT_SUFFIXES:
+            if name.endswith(suffix):
+                hls_layers.setdefault(name[: -len(suffix)], hls_layers[name])
     out = []
     for layer in keras_model.layers:
         name = layer.name

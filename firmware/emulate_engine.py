@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
 import itertools
 import math
 import re
@@ -44,13 +45,15 @@ import numpy as np
 from hepfpga.errors import ConfigError
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
-__all__ = ["Plan", "UnsupportedLayerError", "build_plan"]
+__all__ = ["Plan", "UnsupportedLayerError", "build_plan", "register_activation", "register_step"]
 
 #: largest raw magnitude allowed anywhere, per float dtype (margin below the significand, so
 #: that ``floor(s + 0.5)`` and the scalings of the rounding step stay exact too)
 _DTYPE_LIMITS = ((np.float32, 2.0**22), (np.float64, 2.0**50))
 #: convolutions whose dense-matrix form has at most this many entries run as one product
 TOEPLITZ_MAX_ENTRIES = 1 << 20
+#: hls4ml IOTypes reproduced (io_stream's own layers and kernels: emulate_stream)
+IO_TYPES = ("io_parallel", "io_stream")
 
 
 class UnsupportedLayerError(Exception):
@@ -283,13 +286,25 @@ class ConvertStep(Step):
         )
 
 
-def _weights(layer: Any, key: str, t: FixedType) -> np.ndarray:
+def written_weights(layer: Any, key: str) -> np.ndarray:
+    """The values of the weights ``key`` as the C++ reads them: hls4ml writes each value as
+    decimal text with as many decimals as its type has fractional bits (``'{:.Ff}'``) and the
+    C simulation parses that text as a double. A float weight exactly on a rounding tie of its
+    type can be printed just off the tie, so the text, not the float, decides the rounding."""
     weight = layer.weights.get(key) if hasattr(layer.weights, "get") else None
     if weight is None:
         raise UnsupportedLayerError(f"layer '{layer.name}' has no '{key}' weights")
-    values = np.asarray(weight.data, dtype=np.float64)
+    data = np.asarray(weight.data)
+    fmt = getattr(weight, "precision_fmt", "")
+    if not fmt:
+        return data.astype(np.float64)
+    text = [fmt.format(value) for value in data.reshape(-1)]
+    return np.array([float(value) for value in text], dtype=np.float64).reshape(data.shape)
+
+
+def _weights(layer: Any, key: str, t: FixedType) -> np.ndarray:
     # the C++ initialises the weight arrays from their decimal text with (weight_t) value
-    return quantize_to_raw(values, t)
+    return quantize_to_raw(written_weights(layer, key), t)
 
 
 def _product_kind(layer: Any) -> str:
@@ -567,42 +582,56 @@ def _conv_patches(layer: Any, in_shape: tuple[int, ...], dims: int) -> Callable[
 def _dense_step(layer: Any, ctx: Context) -> Step:
     if layer.get_attr("activation", "linear") not in ("linear", None):
         raise UnsupportedLayerError(f"layer '{layer.name}': fused activation")
-    kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
+    kernel = written_weights(layer, "weight")
     kernel = kernel.reshape(-1, kernel.shape[-1])
     return MatmulStep(layer, ctx, kernel, None)
 
 
+def conv_matmul(layer: Any, ctx: Context, kernel: np.ndarray, dims: int) -> Step:
+    """The convolution ``layer`` with ``kernel`` (``(*filt, channels, filters)``) as a
+    :class:`MatmulStep` (also used for depthwise kernels spread over all channels)."""
+    _, _, _, in_shape = _input_of(layer, ctx)
+    n_filt = layer.get_attr("n_filt")
+    if kernel.ndim != dims + 2 or kernel.shape[-1] != n_filt:
+        raise UnsupportedLayerError(f"layer '{layer.name}': kernel of shape {kernel.shape}")
+    patches = _conv_patches(layer, in_shape, dims)
+    kernel = kernel.reshape(-1, n_filt)
+    n_in = math.prod(in_shape)
+    n_positions = math.prod(_out_shape(layer)[:-1])
+    if n_in * n_positions * n_filt <= TOEPLITZ_MAX_ENTRIES:
+        # the convolution as one dense matrix: column (position, filter) holds the kernel
+        # at the inputs that position sees, zeros elsewhere; one larger matrix product
+        # beats im2col's copies for small inputs. Same products, same sums: same result.
+        basis = np.eye(n_in)
+        dense = (patches(basis) @ kernel).reshape(n_in, n_positions * n_filt)
+        return MatmulStep(layer, ctx, dense, None, bias_repeat=n_positions)
+    return MatmulStep(layer, ctx, kernel, patches)
+
+
 def _conv_step(dims: int) -> Callable[[Any, Context], Step]:
     def build(layer: Any, ctx: Context) -> Step:
-        _, _, _, in_shape = _input_of(layer, ctx)
-        kernel = np.asarray(layer.weights["weight"].data, dtype=np.float64)
-        n_filt = layer.get_attr("n_filt")
-        if kernel.ndim != dims + 2 or kernel.shape[-1] != n_filt:
-            raise UnsupportedLayerError(f"layer '{layer.name}': kernel of shape {kernel.shape}")
-        patches = _conv_patches(layer, in_shape, dims)
-        kernel = kernel.reshape(-1, n_filt)
-        n_in = math.prod(in_shape)
-        n_positions = math.prod(_out_shape(layer)[:-1])
-        if n_in * n_positions * n_filt <= TOEPLITZ_MAX_ENTRIES:
-            # the convolution as one dense matrix: column (position, filter) holds the kernel
-            # at the inputs that position sees, zeros elsewhere; one larger matrix product
-            # beats im2col's copies for small inputs. Same products, same sums: same result.
-            basis = np.eye(n_in)
-            dense = (patches(basis) @ kernel).reshape(n_in, n_positions * n_filt)
-            return MatmulStep(layer, ctx, dense, None, bias_repeat=n_positions)
-        return MatmulStep(layer, ctx, kernel, patches)
+        kernel = written_weights(layer, "weight")
+        return conv_matmul(layer, ctx, kernel, dims)
 
     return build
 
 
 def _activation_step(layer: Any, ctx: Context) -> Step:
     activation = str(layer.get_attr("activation", "")).lower()
-    if activation in ("relu", "linear"):
-        return ConvertStep(layer, ctx, relu=activation == "relu")
-    raise UnsupportedLayerError(
-        f"layer '{layer.name}': activation '{activation}' (table-based or not reproduced); "
-        "supported: linear, relu, softmax"
-    )
+    builder = ACTIVATION_BUILDERS.get(activation)
+    if builder is None:
+        raise UnsupportedLayerError(
+            f"layer '{layer.name}': activation '{activation}' is not reproduced; "
+            f"reproduced: {', '.join(sorted(ACTIVATION_BUILDERS))}, softmax"
+        )
+    return builder(layer, ctx)
+
+
+#: activation name (lower case) of an hls4ml ``Activation`` layer -> step builder
+ACTIVATION_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
+    "relu": lambda layer, ctx: ConvertStep(layer, ctx, relu=True),
+    "linear": lambda layer, ctx: ConvertStep(layer, ctx, relu=False),
+}
 
 
 def _reshape_step(layer: Any, ctx: Context) -> Step:
@@ -1007,8 +1036,9 @@ _MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum", "c
 
 
 # -- the plan ----------------------------------------------------------------------------------
-#: hls4ml layer class -> step builder; the registry the graph walk dispatches on
-STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
+#: hls4ml layer class -> step builder (one step, or one per output of the layer); the
+#: registry the graph walk dispatches on. Sibling modules add their steps on import (below).
+STEP_BUILDERS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "Dense": _dense_step,
     "Conv1D": _conv_step(1),
     "Conv2D": _conv_step(2),
@@ -1016,10 +1046,6 @@ STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
     "ReLU": _activation_step,
     "Softmax": lambda layer, ctx: SoftmaxStep(layer, ctx),
     "BatchNormalization": lambda layer, ctx: BatchNormStep(layer, ctx),
-    "MaxPooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
-    "MaxPooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
-    "Pooling1D": lambda layer, ctx: MaxPoolStep(layer, ctx, 1),
-    "Pooling2D": lambda layer, ctx: MaxPoolStep(layer, ctx, 2),
     "Reshape": _reshape_step,
     "ZeroPadding1D": MoveStep,
     "ZeroPadding2D": MoveStep,
@@ -1032,6 +1058,29 @@ STEP_BUILDERS: dict[str, Callable[[Any, Context], Step]] = {
     "Concatenate": MergeStep,
     "Dot": MergeStep,
 }
+
+
+#: modules that add their builders to STEP_BUILDERS / ACTIVATION_BUILDERS when imported
+#: (imported by :func:`build_plan`, not here: they import this module)
+STEP_MODULES = (
+    "hepfpga.firmware.emulate_stream",  # pooling, pointwise/depthwise convolutions, io_stream
+    "hepfpga.firmware.emulate_tables",
+    "hepfpga.firmware.emulate_recurrent",
+)
+
+
+def register_step(class_name: str, builder: Callable[[Any, Context], Step | list[Step]]) -> None:
+    """Make ``builder`` the step of hls4ml layers of class ``class_name`` (one per class)."""
+    if STEP_BUILDERS.get(class_name, builder) is not builder:
+        raise ValueError(f"hls4ml layer class {class_name} has two emulator steps")
+    STEP_BUILDERS[class_name] = builder
+
+
+def register_activation(name: str, builder: Callable[[Any, Context], Step]) -> None:
+    """Make ``builder`` the step of hls4ml ``Activation`` layers computing ``name``."""
+    if ACTIVATION_BUILDERS.get(name, builder) is not builder:
+        raise ValueError(f"activation {name} has two emulator steps")
+    ACTIVATION_BUILDERS[name] = builder
 
 
 @dataclass
@@ -1140,9 +1189,11 @@ def build_plan(hls_model: Any) -> Plan:
 
     Raises :class:`UnsupportedLayerError` naming the first layer or type that cannot be reproduced.
     """
+    for module in STEP_MODULES:
+        importlib.import_module(module)
     io_type = hls_model.config.get_config_value("IOType")
-    if io_type != "io_parallel":
-        raise UnsupportedLayerError(f"{io_type} (only io_parallel is reproduced)")
+    if io_type not in IO_TYPES:
+        raise UnsupportedLayerError(f"{io_type} (reproduced: {', '.join(IO_TYPES)})")
     inputs = hls_model.get_input_variables()
     outputs = hls_model.get_output_variables()
     if len(inputs) != 1 or len(outputs) != 1:
@@ -1173,14 +1224,17 @@ def build_plan(hls_model: Any) -> Plan:
                 f"layer '{layer.name}' ({layer.class_name}); reproduced: "
                 f"{', '.join(sorted(STEP_BUILDERS))}"
             )
-        if len(layer.outputs) != 1:
+        built = builder(layer, ctx)
+        # a builder returns one step per output of the layer (io_stream's Clone has several)
+        layer_steps = built if isinstance(built, list) else [built]
+        if len(layer_steps) != len(layer.outputs):
             raise UnsupportedLayerError(f"layer '{layer.name}' has {len(layer.outputs)} outputs")
-        step = builder(layer, ctx)
-        steps.append(step)
-        ctx.types[step.output] = step.out_type
-        ctx.intervals[step.output] = step.out_interval
-        ctx.shapes[step.output] = _out_shape(layer)
-        layer_outputs[layer.name] = step.output
+        for step in layer_steps:
+            steps.append(step)
+            ctx.types[step.output] = step.out_type
+            ctx.intervals[step.output] = step.out_interval
+            ctx.shapes[step.output] = step.shape
+        layer_outputs[layer.name] = layer_steps[0].output
     input_magnitude = Interval(*raw_range(input_type)).magnitude
     for step in steps:
         step.dtype = _dtype_for(step.max_magnitude, step.name)

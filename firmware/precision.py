@@ -42,7 +42,7 @@ from hepfpga.firmware.layers import (
     model_graph,
     registered_handlers,
 )
-from hepfpga.firmware.layers._base import check_width, int_bits
+from hepfpga.firmware.layers._base import check_width, count_type, int_bits
 from hepfpga.firmware.layers.graph import input_names, layer_outputs
 from hepfpga.firmware.options import FirmwareOptions, LayerTypes
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
@@ -143,6 +143,22 @@ def default_input_type(ranges: Mapping[str, tuple[float, float]] | None, name: s
     return FixedType(DEFAULT_INPUT_WIDTH, integer, True, Rounding.RND_CONV, Saturation.SAT)
 
 
+def count_inputs(model: Any) -> dict[str, int]:
+    """The model inputs that are counts (e.g. GarNet's vertex count) and their largest
+    values, as the layers reading them declare (``LayerHandler.counts``)."""
+    handlers = registered_handlers()
+    out: dict[str, int] = {}
+    inputs = set(input_names(model))
+    for node in model_graph(model):
+        handler = handlers.get(node.class_name)
+        if handler is None or handler.counts is None:
+            continue
+        for index, largest in handler.counts(node.layer).items():
+            if index < len(node.inputs) and node.inputs[index] in inputs:
+                out[node.inputs[index]] = largest
+    return out
+
+
 def input_types(
     model: Any,
     options: FirmwareOptions,
@@ -150,14 +166,23 @@ def input_types(
 ) -> dict[str, LayerPrecision]:
     """The hardware type of every input of ``model``, with where it comes from.
 
-    In order: ``firmware.input_type``; the ``QActivation(quantized_bits)`` right after the
-    input (QKeras); the profiled range (float models); the documented default (QKeras models
-    without an input quantizer, :func:`default_input_type`).
+    In order: the exact type of a count (:func:`count_inputs`); ``firmware.input_type``; the
+    ``QActivation(quantized_bits)`` right after the input (QKeras); the profiled range (float
+    models); the documented default (QKeras models without an input quantizer,
+    :func:`default_input_type`).
     """
     quantized = is_quantized(model)
+    counts = count_inputs(model)
     out = {}
     for name in input_names(model):
-        if options.input_type is not None:
+        if name in counts:
+            types = LayerPrecision(
+                name,
+                "InputLayer",
+                count_type(counts[name]),
+                source=f"count 0..{counts[name]} (exact unsigned integer)",
+            )
+        elif options.input_type is not None:
             types = LayerPrecision(
                 name, "InputLayer", options.input_type, source="firmware.input_type"
             )

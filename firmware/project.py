@@ -159,7 +159,7 @@ def write_project(
     options: FirmwareOptions | None,
     out_dir: Path,
     *,
-    testbench_inputs: np.ndarray | None = None,
+    testbench_inputs: np.ndarray | list[np.ndarray] | None = None,
     testbench_outputs: np.ndarray | None = None,
     ranges: dict[str, tuple[float, float]] | None = None,
     plan: ConversionPlan | None = None,
@@ -179,8 +179,9 @@ def write_project(
     removes. ``compile=True`` builds the C-simulation library in the temporary folder before
     the rename (as :func:`compile_project` does, for wherever the folder ends up), so a
     compiled project appears whole or not at all. ``testbench_inputs`` (events x
-    inputs, rounded to float32 as Keras does) and ``testbench_outputs`` (events x outputs, the
-    reference predictions) become the testbench data in ``tb_data/``. The folder holds
+    inputs, rounded to float32 as Keras does; a list of such arrays for a model with several
+    inputs) and ``testbench_outputs`` (events x outputs, the reference predictions) become
+    the testbench data in ``tb_data/``. The folder holds
     hls4ml's project, ``CONFIG_FILE`` and a ``README.md``. The C-simulation library is not
     built; call :func:`compile_project`.
     """
@@ -189,7 +190,7 @@ def write_project(
     options = options if options is not None else FirmwareOptions()
     out_dir = Path(out_dir).absolute()
     check_destination(out_dir, overwrite=overwrite)
-    n_inputs = int(np.prod(model.inputs[0].shape[1:]))
+    n_inputs = sum(int(np.prod(tensor.shape[1:])) for tensor in model.inputs)
     n_outputs = int(np.prod(model.outputs[0].shape[1:]))
     tb_inputs = _check_array(_flat(testbench_inputs), "testbench_inputs", n_inputs)
     tb_outputs = _check_array(_flat(testbench_outputs), "testbench_outputs", n_outputs)
@@ -361,10 +362,15 @@ def _load_library(project: FirmwareProject) -> None:
     project.hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(library))
 
 
-def _flat(values: np.ndarray | None) -> np.ndarray | None:
-    """Events as rows: an image or sequence input (n, ...) becomes (n, prod(...))."""
+def _flat(values: Any) -> np.ndarray | None:
+    """Events as rows: an image or sequence input (n, ...) becomes (n, prod(...)); the arrays
+    of a model with several inputs (a list) are joined per event in input order, as hls4ml's
+    test bench reads them (one line per event, the inputs one after the other)."""
     if values is None:
         return None
+    if isinstance(values, (list, tuple)):
+        rows = [np.asarray(a).reshape(len(a), -1) for a in values]
+        return np.concatenate(rows, axis=1) if rows else None
     array = np.asarray(values)
     return array.reshape(len(array), -1) if array.ndim > 2 else array
 

@@ -23,7 +23,12 @@ from hepfpga.firmware.csim import predict_with_logits
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.diagnose import Diagnosis, LayerComparison
 from hepfpga.firmware.hls_config import logits_layer_name
-from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_names
+from hepfpga.firmware.layers.graph import (
+    SPLIT_OUTPUT_SUFFIXES,
+    input_names,
+    layer_outputs,
+    output_names,
+)
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
 
@@ -413,12 +418,13 @@ def verify_model(
         start = time.perf_counter()
         hls_all, traces = predict_outputs_and_traces(project, events)
         seconds["csim"] = time.perf_counter() - start
-        # hls4ml splits a linear built-in activation off as '<name>_linear'; its output is
-        # the layer's output
+        # hls4ml splits a linear built-in activation off as '<name>_linear', and a separable
+        # convolution into '<name>_depthwise' and '<name>_pointwise'; the output of the last
+        # part is the layer's output
         for layer in ready.layers:
-            split = f"{layer.name}_linear"
-            if split in traces:
-                traces[layer.name] = traces.pop(split)
+            for suffix in SPLIT_OUTPUT_SUFFIXES:
+                if f"{layer.name}{suffix}" in traces:
+                    traces[layer.name] = traces.pop(f"{layer.name}{suffix}")
         hls_model = project.hls_model
 
     start = time.perf_counter()
@@ -537,12 +543,10 @@ def bound_reason(model: Any) -> str:
     """Which layers are never bit-exact and why, in words."""
     from hepfpga.firmware.layers import handler_for
 
-    names = [
-        f"'{layer.name}' ({type(layer).__name__})"
-        for layer in model.layers
-        if handler_for(layer).bound is not None
-    ]
-    return f"{', '.join(names)} not bit-exact by design (table-based sigmoid/tanh)"
+    bounded = [layer for layer in model.layers if handler_for(layer).bound is not None]
+    names = [f"'{layer.name}' ({type(layer).__name__})" for layer in bounded]
+    reasons = sorted({handler_for(layer).bound_reason for layer in bounded})
+    return f"{', '.join(names)} not bit-exact by design ({'; '.join(reasons)})"
 
 
 def _reference_output(

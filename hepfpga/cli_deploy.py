@@ -79,6 +79,14 @@ def _port(value: int) -> int | None:
     metavar="LIST",
     help="Pin the server to these CPUs, e.g. 0 or 0,2-3 (as taskset -c; default: all).",
 )
+@click.option(
+    "--inline-max-us",
+    type=click.FloatRange(min=0),
+    default=100.0,
+    show_default=True,
+    help="A batch whose model call took at most this many microseconds at load runs on the "
+    "event loop when every instance is idle, saving the thread hand-off (0: never).",
+)
 def serve_cmd(
     path: Path,
     host: str,
@@ -91,6 +99,7 @@ def serve_cmd(
     model_control_mode: str,
     load_model: tuple[str, ...],
     cpus: str | None,
+    inline_max_us: float,
 ) -> None:
     """Serve the ONNX models under PATH over the KServe v2 / Triton protocol (HTTP and gRPC).
 
@@ -111,7 +120,12 @@ def serve_cmd(
                 f"model {model.spec.name} version {model.version}: {model.path} on "
                 f"{model.provider} (max_batch_size {model.spec.max_batch_size}, "
                 f"{model.spec.instance_count} instance(s), dynamic batching "
-                f"{'on' if model.spec.dynamic_batching else 'off'})"
+                f"{'on' if model.spec.dynamic_batching else 'off'}"
+                + (
+                    f", batches up to {model.inline_batch} on the event loop when idle)"
+                    if model.inline_batch
+                    else ")"
+                )
             )
         if addresses.http_port is not None:
             click.echo(f"HTTP  http://{addresses.host}:{addresses.http_port}  (metrics: /metrics)")
@@ -137,6 +151,7 @@ def serve_cmd(
         model_control=model_control_mode,  # type: ignore[arg-type]
         load_models=load_model,
         on_ready=ready,
+        inline_max_us=inline_max_us,
     )
     click.echo("stopped")
 

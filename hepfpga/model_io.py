@@ -2,9 +2,11 @@
 
 Accepted: a full Keras HDF5 file (``.h5``/``.hdf5``/``.keras``), a JSON architecture plus an
 HDF5 weights file (the layout of hls4ml's example models), or a SavedModel folder. Lambda
-layers and custom layer classes (anything that is not a Keras, QKeras or tfmot pruning class)
-are refused before anything is loaded: a Lambda's code would run on load, and a custom class
-would need the user's code. The architecture is read from the file's metadata (the HDF5
+layers and custom layer classes (anything that is not a Keras, QKeras, tfmot pruning or
+hls4ml.contrib GarNet class) are refused before anything is loaded: a Lambda's code would run
+on load, and a custom class would need the user's code. GarNet layers load with
+:mod:`hepfpga.quantize.garnet`'s classes (their saved config keeps the quantizer widths).
+The architecture is read from the file's metadata (the HDF5
 ``model_config`` attribute, the JSON, or a SavedModel's ``keras_metadata.pb``) and checked
 first.
 """
@@ -36,9 +38,11 @@ _ACCEPTED = (
 
 
 def _custom_objects() -> dict[str, Any]:
+    from hepfpga.quantize.garnet import garnet_custom_objects
     from hepfpga.quantize.qat import qkeras_custom_objects
 
     objects = dict(qkeras_custom_objects())
+    objects.update(garnet_custom_objects())  # hls4ml.contrib's GarNet layers, reloadable
     try:  # models saved during pruning-aware training keep tfmot's wrapper
         from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (
             PruneLowMagnitude,

@@ -32,8 +32,8 @@ from hepfpga.pipeline_stages import (
     Run,
     StageResult,
     VerificationResult,
+    build_data_result,
     load_run_sample,
-    prepare_run_inputs,
     section_as,
     split_run_sample,
 )
@@ -90,7 +90,6 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     """Load and split the jets (stratified, as for classification), keep background jets in
     training and validation, background and signal jets in the test, and build the inputs
     (scaling fitted on the background training jets)."""
-    from hepfpga.train.architectures import get_architecture
     from hepfpga.train.dataset import Split, stratified_subsample
     from hepfpga.train.tasks.anomaly import class_indices
 
@@ -107,19 +106,8 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
         # the jets are stored class by class: a plain head of the test set would miss classes
         test = stratified_subsample(test, config.verification.max_events, config.seed)
     split = Split(keep(split.train, background), keep(split.validation, background), test)
-    inputs = prepare_run_inputs(run, split)
-    x_test, y_test = inputs.test, split.test.labels
-    return AnomalyDataResult(
-        sample=sample,
-        path=path,
-        architecture=get_architecture(config.model.architecture),
-        inputs=inputs,
-        y_train=split.train.labels,
-        y_val=split.validation.labels,
-        y_test=y_test,
-        x_test=x_test,
-        background=background,
-        signals=signals,
+    return build_data_result(
+        run, path, sample, split, AnomalyDataResult, background=background, signals=signals
     )
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "Run",
     "StageResult",
     "VerificationResult",
+    "build_data_result",
     "data_stage",
     "evaluation_stage",
     "firmware_stage",
@@ -59,6 +60,7 @@ __all__ = [
 log = logging.getLogger("hepfpga")
 R = TypeVar("R")
 S = TypeVar("S")
+DataResultT = TypeVar("DataResultT", bound="DataResult")
 
 
 def section_as(section: object, kind: type[S], path: str) -> S:
@@ -219,10 +221,36 @@ def prepare_run_inputs(run: Run, split: Split) -> PreparedInputs:
     return inputs
 
 
+def build_data_result(
+    run: Run,
+    path: Path,
+    sample: Any,
+    split: Split,
+    result: type[DataResultT],
+    **extra: Any,
+) -> DataResultT:
+    """A ``result`` (:class:`DataResult` or a subclass, with the ``extra`` fields) for the jets of
+    ``split``: the architecture's inputs prepared by :func:`prepare_run_inputs` (scaling fitted
+    on ``split.train``), the labels of the three parts, the test inputs."""
+    from hepfpga.train.architectures import get_architecture
+
+    inputs = prepare_run_inputs(run, split)
+    return result(
+        sample=sample,
+        path=path,
+        architecture=get_architecture(run.config.model.architecture),
+        inputs=inputs,
+        y_train=split.train.labels,
+        y_val=split.validation.labels,
+        y_test=split.test.labels,
+        x_test=inputs.test,
+        **extra,
+    )
+
+
 def data_stage(run: Run) -> DataResult:
     """Load the jets, subsample, split, and build the architecture's inputs (preprocessing
     fitted on the training jets only)."""
-    from hepfpga.train.architectures import get_architecture
     from hepfpga.train.dataset import Split, stratified_subsample
 
     config = run.config
@@ -232,18 +260,7 @@ def data_stage(run: Run) -> DataResult:
         # the jets are stored class by class: a plain head of the test set would miss classes
         test = stratified_subsample(split.test, config.verification.max_events, config.seed)
         split = Split(split.train, split.validation, test)
-    inputs = prepare_run_inputs(run, split)
-    x_test, y_test = inputs.test, split.test.labels
-    return DataResult(
-        sample=sample,
-        path=path,
-        architecture=get_architecture(config.model.architecture),
-        inputs=inputs,
-        y_train=split.train.labels,
-        y_val=split.validation.labels,
-        y_test=y_test,
-        x_test=x_test,
-    )
+    return build_data_result(run, path, sample, split, DataResult)
 
 
 # --- models -----------------------------------------------------------------------------

@@ -11,13 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from hepfpga.errors import DataError
 
-__all__ = ["ClassifierMetrics", "evaluate_classifier", "plot_roc"]
+__all__ = [
+    "ROC_LINE_STYLES",
+    "ClassifierMetrics",
+    "draw_roc",
+    "evaluate_classifier",
+    "finish_roc_axes",
+    "plot_roc",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,46 @@ def evaluate_classifier(
     return ClassifierMetrics(accuracy=accuracy, auc=auc, n_events=int(labels.size))
 
 
+def draw_roc(ax: Any, truth: np.ndarray, scores: np.ndarray, label: str, **line: Any) -> float:
+    """Draw one ROC curve on ``ax``: signal efficiency (true-positive rate of ``truth``, x)
+    against background acceptance (false-positive rate, y); the AUC is appended to ``label``
+    in the legend and returned."""
+    from sklearn.metrics import auc as area
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(truth, scores)
+    value = float(area(fpr, tpr))
+    ax.plot(tpr, fpr, label=f"{label} (AUC {value:.3f})", **line)
+    return value
+
+
+def finish_roc_axes(
+    ax: Any,
+    *,
+    ylabel: str = "background mistag rate",
+    ymin: float = 1e-3,
+    title: str = "",
+    legend_columns: int = 1,
+    legend_size: float = 7,
+) -> None:
+    """The common frame of every ROC panel: log-scale background axis from ``ymin`` to 1.05,
+    signal efficiency 0..1, grid, legend in the upper left."""
+    ax.set_yscale("log")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(ymin, 1.05)
+    ax.set_xlabel("signal efficiency")
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size, ncol=legend_columns, loc="upper left")
+    if title:
+        ax.set_title(title)
+
+
+#: line style per model (float, QKeras, HLS, ...) in overlaid ROC plots
+ROC_LINE_STYLES = ("-", "--", ":", "-.")
+
+
 def plot_roc(
     scores_by_model: Mapping[str, np.ndarray],
     labels: np.ndarray,
@@ -73,10 +120,7 @@ def plot_roc(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import auc as area
-    from sklearn.metrics import roc_curve
 
-    styles = ["-", "--", ":", "-."]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, ax = plt.subplots(figsize=(7, 6))
     for m, (model_name, scores) in enumerate(scores_by_model.items()):
@@ -86,23 +130,15 @@ def plot_roc(
             positive = labels == c
             if positive.all() or not positive.any():
                 continue
-            fpr, tpr, _ = roc_curve(positive, scores[:, c])
-            ax.plot(
-                tpr,
-                fpr,
-                linestyle=styles[m % len(styles)],
+            draw_roc(
+                ax,
+                positive,
+                scores[:, c],
+                f"{name} {model_name}",
+                linestyle=ROC_LINE_STYLES[m % len(ROC_LINE_STYLES)],
                 color=colours[c % len(colours)],
-                label=f"{name} {model_name} (AUC {area(fpr, tpr):.3f})",
             )
-    ax.set_yscale("log")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(1e-3, 1.05)
-    ax.set_xlabel("signal efficiency")
-    ax.set_ylabel("background mistag rate")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=len(scores_by_model), loc="upper left")
-    if title:
-        ax.set_title(title)
+    finish_roc_axes(ax, title=title, legend_columns=len(scores_by_model))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

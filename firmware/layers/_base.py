@@ -38,6 +38,7 @@ __all__ = [
     "LayerHandler",
     "LayerPrecision",
     "add_type",
+    "count_type",
     "covering_type",
     "handler_for",
     "product_type",
@@ -170,6 +171,12 @@ class LayerHandler:
     #: model holding this layer, for layers never bit-exact by design (lookup tables inside
     #: the layer); None: the layer does not relax the bit-exact requirement
     bound: float | None = None
+    #: why the layer is never bit-exact, in words (with ``bound``)
+    bound_reason: str = "table-based sigmoid/tanh"
+    #: input index -> the largest value, of the inputs that are counts (GarNet's vertex
+    #: count): such a model input gets an exact unsigned integer type (:func:`count_type`),
+    #: and random events draw integers from 0 to that value
+    counts: Callable[[Any], dict[int, int]] | None = None
     #: multiplications the layer unrolls in io_parallel (the size that drives g++ time)
     multiplications: Callable[[Any], int] = field(default=lambda layer: 0)
 
@@ -218,6 +225,12 @@ def handler_for(layer: Any) -> LayerHandler:
 
 
 # -- type arithmetic ---------------------------------------------------------------------------
+def count_type(largest: int) -> FixedType:
+    """``ap_ufixed<B,B,AP_TRN,AP_SAT>`` (an unsigned integer) holding the counts 0..largest."""
+    bits = max(int(largest), 1).bit_length()
+    return FixedType(bits, bits, False, Rounding.TRN, Saturation.SAT)
+
+
 def int_bits(magnitude: float, signed: bool) -> int:
     """Integer bits (sign included when signed) that hold ``magnitude``, one bit of headroom."""
     if magnitude <= 0 or not math.isfinite(magnitude):

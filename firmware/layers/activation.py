@@ -149,7 +149,7 @@ register(
         exactness="linear, relu: exact. sigmoid, tanh, softsign, hard_sigmoid, softplus, elu, "
         "selu: 1024-entry tables (approximate, measured). softmax: firmware.softmax",
         emulator="relu/linear conversion step; softmax tables (stable, latency, argmax); "
-        "other tables: C simulation",
+        "sigmoid/tanh/softplus/softsign/elu/selu tables and hard_sigmoid (emulate_tables)",
         exact=lambda layer: not is_table(layer),
         rewrite=_softmax_as_activation,
     )
@@ -204,7 +204,7 @@ register(
         derive=_parametrised,
         exactness="LeakyReLU, PReLU: alpha in hls4ml's parameter type, 8 more fractional bits "
         "(approximate, measured). ThresholdedReLU: comparison with theta (input type)",
-        emulator="C simulation",
+        emulator="LeakyReLU/PReLU slope step, ThresholdedReLU comparison step (emulate_tables)",
         exact=lambda layer: False,
     )
 )

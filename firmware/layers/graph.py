@@ -25,7 +25,18 @@ from typing import Any
 
 from hepfpga.errors import ConversionError
 
-__all__ = ["GraphNode", "model_graph", "ready_model", "split_activation_name"]
+__all__ = [
+    "SPLIT_OUTPUT_SUFFIXES",
+    "GraphNode",
+    "model_graph",
+    "ready_model",
+    "split_activation_name",
+]
+
+#: hls4ml's names for the part of a split layer that writes the layer's output:
+#: ``<name>_linear`` (a linear built-in activation) and ``<name>_pointwise`` (a separable
+#: convolution, split into ``<name>_depthwise`` and ``<name>_pointwise``)
+SPLIT_OUTPUT_SUFFIXES = ("_linear", "_pointwise")
 
 # hls4ml refuses layers with these names (ModelGraph reserves them).
 _RESERVED_NAMES = frozenset({"input"})

@@ -278,7 +278,7 @@ register(
         derive=_recurrent,
         exactness="float models: profiled result, covering weight types; state in the input's "
         "type, gates from sigmoid/tanh tables sized to its lsb: approximate (measured)",
-        emulator="C simulation (recurrent layers are not in the engine)",
+        emulator="recurrent step (emulate_recurrent: gate tables, state in res_T)",
         exact=lambda layer: False,
         bound=QKERAS_BOUND,
         multiplications=_multiplications,
@@ -294,7 +294,7 @@ register(
         "types); state and output in the input's type, gates from sigmoid/tanh tables "
         "sized to its lsb: approximate (measured); state_quantizer, quantized_tanh/hard_sigmoid "
         "activations and QGRU reset_after=False are refused",
-        emulator="C simulation (recurrent layers are not in the engine)",
+        emulator="recurrent step (emulate_recurrent: gate tables, state in res_T)",
         exact=lambda layer: False,
         rewrite=_float_twin,
         rewrite_weights=_quantized_weights,

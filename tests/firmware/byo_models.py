@@ -376,3 +376,27 @@ def float_recurrent(kind: str = "LSTM", seed: int = 0) -> Any:
     layer = getattr(keras.layers, kind)(8, name="rnn")
     h = layer(x)
     return keras.Model(x, keras.layers.Dense(3, activation="softmax", name="output")(h))
+
+
+def qcnn_branches(bits: int = 4, seed: int = 1) -> Any:
+    """A QKeras jet-image tagger touching several families at once: QConv2D, quantized_relu,
+    MaxPooling2D, Flatten, QDense, two branches joined by Add and Concatenate, logits."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    x = keras.Input((6, 6, 1), name="image")
+    h = QActivation(_q(10, 3), name="input_quant")(x)
+    h = QConv2D(2, 3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="conv")(h)
+    h = QActivation(quantized_relu(bits, 2), name="conv_relu")(h)
+    h = layers.MaxPooling2D(2, name="pool")(h)
+    h = layers.Flatten(name="flatten")(h)
+    h = QDense(6, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="dense")(h)
+    h = QActivation(quantized_relu(bits, 2), name="dense_relu")(h)
+    a = QDense(4, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="a")(h)
+    b = QDense(4, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="b")(h)
+    joined = layers.Concatenate(name="concat")([layers.Add(name="add")([a, b]), a])
+    logits = QDense(3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits")(joined)
+    return keras.Model(x, logits)

@@ -35,6 +35,7 @@ def test_public_api() -> None:
     public = {name for name in dir(firmware) if not name.startswith("_")}
     assert set(firmware.__all__) <= public
     modules = {"cache", "csim", "data", "diagnose", "emulate", "emulate_engine", "hls_config"}
+    modules |= {"emulate_recurrent", "emulate_stream", "emulate_tables"}
     assert public - set(firmware.__all__) <= modules | {
         "backends",
         "layers",

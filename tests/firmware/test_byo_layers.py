@@ -37,7 +37,7 @@ class Case:
 #: family - backend - io_type - bit width
 CASES: dict[str, Case] = {
     "sequential-float-builtin-softmax-tanh-Vitis-parallel": Case(
-        "sequential_float_tagger", tolerance=0.03
+        "sequential_float_tagger", tolerance=0.03, engine="fixed-point"
     ),
     "sequential-qkeras-no-input-quantizer-Vivado-parallel-w6": Case(
         "sequential_qkeras_no_input_quantizer",
@@ -55,13 +55,15 @@ CASES: dict[str, Case] = {
         "qconv2d_upsampling", {"bits": 4}, {"backend": "Vivado"}, engine="fixed-point"
     ),
     "merge-Vitis-parallel-w4": Case("qmerge", {"bits": 4}, engine="fixed-point"),
-    "activations-float-Vitis-parallel": Case("float_activations", tolerance=0.03),
+    "activations-float-Vitis-parallel": Case(
+        "float_activations", tolerance=0.03, engine="fixed-point"
+    ),
     "multi-output-vae-encoder-Vivado-parallel-w6": Case(
         "vae_encoder", {"bits": 6}, {"backend": "Vivado"}
     ),
     "multi-input-Vitis-parallel-w8": Case("two_input_tagger", {"bits": 8}),
     "recurrent-float-lstm-Vitis-parallel": Case(
-        "float_recurrent", {"kind": "LSTM"}, tolerance=0.03
+        "float_recurrent", {"kind": "LSTM"}, tolerance=0.03, engine="fixed-point"
     ),
 }
 

@@ -304,12 +304,14 @@ def test_batch_norm_is_reproduced(tmp_path: Path, inputs_factory: Any) -> None:
 
 
 # -- fallback --------------------------------------------------------------------------------
-def test_io_stream_is_not_reproduced(tmp_path: Path, small_tagger: Any) -> None:
-    from hepfpga.firmware.emulate_engine import UnsupportedLayerError, build_plan
+def test_io_stream_is_planned(tmp_path: Path, small_tagger: Any) -> None:
+    # io_stream graphs are reproduced too (tests/firmware/test_emulate_stream.py proves them)
+    from hepfpga.firmware.emulate_engine import build_plan
 
     project = write_project(small_tagger, FirmwareOptions(io_type="io_stream"), tmp_path / "fw")
-    with pytest.raises(UnsupportedLayerError, match="io_stream"):
-        build_plan(project.hls_model)
+    plan = build_plan(project.hls_model)
+    hls_layers = [layer.name for layer in project.hls_model.get_layers()][1:]
+    assert [step.name for step in plan.steps] == hls_layers
 
 
 def test_unreproduced_activation_falls_back_loudly(tmp_path: Path) -> None:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from hepfpga.train.config import FitConfig
 
 
 @functools.cache
@@ -29,3 +35,29 @@ def tracked_model() -> type:
             return {t.name: t.result() for t in self.trackers}
 
     return TrackedModel
+
+
+def fit_tracked(
+    trainer: Any,
+    x_train: np.ndarray,
+    x_val: np.ndarray,
+    settings: FitConfig,
+    callbacks: list[Any],
+    verbose: int = 0,
+) -> tuple[dict[str, list[float]], float]:
+    """Fit a compiled :func:`tracked_model` on ``x_train`` (float32, reshuffled every epoch),
+    validating on ``x_val`` every epoch, for ``settings.epochs`` epochs of
+    ``settings.batch_size`` events; returns the per-epoch logs as floats and the seconds
+    taken."""
+    start = time.perf_counter()
+    history = trainer.fit(
+        np.ascontiguousarray(x_train, dtype=np.float32),
+        validation_data=(np.ascontiguousarray(x_val, dtype=np.float32),),
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=verbose,
+    )
+    logs = {k: [float(v) for v in values] for k, values in history.history.items()}
+    return logs, time.perf_counter() - start

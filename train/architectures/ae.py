@@ -244,19 +244,19 @@ def reconstruction_score_model(
     return _finish(inputs, score, copies, f"{ae.name}_score")
 
 
-def fit_result(history: Any, seconds: float) -> FitResult:
-    """A :class:`~hepfpga.train.fit.FitResult` from a Keras ``History`` (best epoch by
-    validation loss)."""
+def fit_result(logs: dict[str, Any], seconds: float) -> FitResult:
+    """A :class:`~hepfpga.train.fit.FitResult` from Keras' per-epoch logs
+    (``History.history``; best epoch by validation loss)."""
     from hepfpga.train.fit import FitResult
 
-    val_loss = [float(v) for v in history.history["val_loss"]]
+    val_loss = [float(v) for v in logs["val_loss"]]
     best = int(np.argmin(val_loss))
     return FitResult(
         epochs_run=len(val_loss),
         best_epoch=best + 1,
         best_val_loss=val_loss[best],
         seconds=seconds,
-        history={k: [float(x) for x in v] for k, v in history.history.items()},
+        history={k: [float(x) for x in v] for k, v in logs.items()},
     )
 
 
@@ -311,7 +311,7 @@ def fit_reconstruction(
         callbacks=[*schedule_callbacks(settings, settings.epochs), _early_stopping(settings)],
         verbose=verbose,
     )
-    return fit_result(history, time.perf_counter() - start)
+    return fit_result(history.history, time.perf_counter() - start)
 
 
 def _float_score_model(config: Any, input_shape: tuple[int, ...], n_classes: int, seed: int) -> Any:

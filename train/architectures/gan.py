@@ -23,7 +23,6 @@ fit (which keeps learning).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from hepfpga.errors import ConfigError
 from hepfpga.train.architectures import Architecture, register_architecture
-from hepfpga.train.architectures._tracked import tracked_model
+from hepfpga.train.architectures._tracked import fit_tracked, tracked_model
 from hepfpga.train.config import DataConfig, ModelConfig, check_widths
 from hepfpga.train.representations import Features
 
@@ -183,22 +182,14 @@ def fit_gan(
     tf.config.experimental.enable_op_determinism()
     trainer = _trainer(parts, config, build_optimizer(settings))
     trainer.compile(optimizer=build_optimizer(settings))
-    start = time.perf_counter()
-    history = trainer.fit(
-        np.ascontiguousarray(x_train, dtype=np.float32),
-        validation_data=(np.ascontiguousarray(x_val, dtype=np.float32),),
-        batch_size=settings.batch_size,
-        epochs=settings.epochs,
-        callbacks=schedule_callbacks(settings, settings.epochs),
-        shuffle=True,
-        verbose=verbose,
+    h, seconds = fit_tracked(
+        trainer, x_train, x_val, settings, schedule_callbacks(settings, settings.epochs), verbose
     )
-    h = {k: [float(v) for v in values] for k, values in history.history.items()}
     return FitResult(
         epochs_run=len(h["g_loss"]),
         best_epoch=len(h["g_loss"]),
         best_val_loss=h["val_g_loss"][-1],
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         history=h,
     )
 

@@ -24,14 +24,13 @@ square_integer, alpha=1)``), ``Multiply`` and a Dense of fixed ones, as in
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from hepfpga.train.architectures import Architecture, register_architecture
-from hepfpga.train.architectures._tracked import tracked_model
+from hepfpga.train.architectures._tracked import fit_tracked, tracked_model
 from hepfpga.train.architectures.ae import (
     ScoreBits,
     _chain,
@@ -170,17 +169,8 @@ def fit_vae(
     tf.config.experimental.enable_op_determinism()
     trainer = _trainer(parts["encoder"], parts["decoder"], config.latent_dim, config.kl_weight)
     trainer.compile(optimizer=build_optimizer(settings))
-    start = time.perf_counter()
-    history = trainer.fit(
-        np.ascontiguousarray(x_train, dtype=np.float32),
-        validation_data=(np.ascontiguousarray(x_val, dtype=np.float32),),
-        batch_size=settings.batch_size,
-        epochs=settings.epochs,
-        callbacks=[*schedule_callbacks(settings, settings.epochs), _early_stopping(settings)],
-        shuffle=True,
-        verbose=verbose,
-    )
-    return fit_result(history, time.perf_counter() - start)
+    callbacks = [*schedule_callbacks(settings, settings.epochs), _early_stopping(settings)]
+    return fit_result(*fit_tracked(trainer, x_train, x_val, settings, callbacks, verbose))
 
 
 def mu_score_model(parts: dict[str, Any], config: VAEConfig, quantized: bool) -> keras.Model:

@@ -293,12 +293,11 @@ def plot_anomaly_roc(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import auc as area
-    from sklearn.metrics import roc_curve
+
+    from hepfpga.train.evaluate import ROC_LINE_STYLES, draw_roc, finish_roc_axes
 
     labels = np.asarray(labels)
     is_bg = np.isin(labels, list(background))
-    styles = ["-", "--", ":", "-."]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, ax = plt.subplots(figsize=(7, 6))
     for m, (model_name, scores) in enumerate(scores_by_model.items()):
@@ -307,24 +306,21 @@ def plot_anomaly_roc(
             sig = s[labels == c]
             if sig.size == 0:
                 continue
-            truth = np.concatenate([np.zeros(int(is_bg.sum())), np.ones(sig.size)])
-            fpr, tpr, _ = roc_curve(truth, np.concatenate([s[is_bg], sig]))
-            ax.plot(
-                tpr,
-                fpr,
-                linestyle=styles[m % len(styles)],
+            draw_roc(
+                ax,
+                np.concatenate([np.zeros(int(is_bg.sum())), np.ones(sig.size)]),
+                np.concatenate([s[is_bg], sig]),
+                f"{class_names[c]} {model_name}",
+                linestyle=ROC_LINE_STYLES[m % len(ROC_LINE_STYLES)],
                 color=colours[k % len(colours)],
-                label=f"{class_names[c]} {model_name} (AUC {area(fpr, tpr):.3f})",
             )
-    ax.set_yscale("log")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(max(1e-4, 0.5 / max(int(is_bg.sum()), 1)), 1.05)
-    ax.set_xlabel("signal efficiency")
-    ax.set_ylabel("background acceptance")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=len(scores_by_model), loc="upper left")
-    if title:
-        ax.set_title(title)
+    finish_roc_axes(
+        ax,
+        ylabel="background acceptance",
+        ymin=max(1e-4, 0.5 / max(int(is_bg.sum()), 1)),
+        title=title,
+        legend_columns=len(scores_by_model),
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
