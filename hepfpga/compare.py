@@ -60,6 +60,8 @@ class RunSummary:
     #: the firmware's exactness against QKeras, in words
     firmware: str
     seconds: float | None
+    #: the classes of the run's sample, in label order
+    classes: tuple[str, ...] = ()
     #: background and signal classes of an anomaly-detection run (empty otherwise)
     background_classes: tuple[str, ...] = ()
     signal_classes: tuple[str, ...] = ()
@@ -126,6 +128,7 @@ def load_run(folder: str | Path) -> RunSummary:
         tables=tables,
         firmware=firmware,
         seconds=report.get("timings_s", {}).get("total"),
+        classes=tuple(str(c) for c in data.get("classes", ())),
         background_classes=tuple(data.get("background_classes", ())),
         signal_classes=tuple(data.get("signal_classes", ())),
     )
@@ -218,8 +221,7 @@ def _anomaly_scores(run: RunSummary) -> tuple[str, np.ndarray, np.ndarray, list[
     from hepfpga.pipeline_stages import SCORES_FILE
 
     path = run.folder / SCORES_FILE
-    report = json.loads((run.folder / "report.json").read_text(encoding="utf-8"))
-    classes = [str(c) for c in report.get("data", {}).get("classes", [])]
+    classes = list(run.classes)
     if not path.is_file() or not classes:
         return None
     with np.load(path, allow_pickle=False) as data:
