@@ -87,6 +87,10 @@ def test_run_says_when_firmware_is_not_available(
         assert "hls_logits_bit_exact" not in checks  # never claimed for table-based gates
         assert checks["hls_vs_qkeras_logits_max_abs_diff"]["value"] > 0
         assert "table-based sigmoid/tanh" in report["verification"]["requirement"]
+        if layer == "QLSTM":  # hepfpga emulate reproduces the firmware bit for bit
+            emulation = report["emulation"]
+            assert emulation["engine"] == "fixed-point", emulation["fallback_reason"]
+            assert emulation["fraction_identical_to_csim"] == 1.0
     assert result.passed  # nothing failed; the report says what is missing
     assert (result.run_dir / "model.onnx").is_file()
 
