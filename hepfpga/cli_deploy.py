@@ -123,7 +123,7 @@ def serve_cmd(
                 f"{model.spec.instance_count} instance(s), dynamic batching "
                 f"{'on' if model.spec.dynamic_batching else 'off'}"
                 + (
-                    f", batches up to {model.inline_batch} on the event loop when idle)"
+                    f", a lone request of batch <= {model.inline_batch} runs on the event loop)"
                     if model.inline_batch
                     else ")"
                 )
