@@ -42,7 +42,7 @@ from hepfpga.firmware.layers import (
     model_graph,
     registered_handlers,
 )
-from hepfpga.firmware.layers._base import check_width, count_type, int_bits
+from hepfpga.firmware.layers._base import check_backend, check_width, count_type, int_bits
 from hepfpga.firmware.layers.graph import input_names, layer_outputs
 from hepfpga.firmware.options import FirmwareOptions, LayerTypes
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
@@ -87,8 +87,11 @@ def strip_pruning(model: Any) -> Any:
 
 
 def is_quantized(model: Any) -> bool:
-    """Whether ``model`` has QKeras layers (then its types come from the quantizers)."""
-    return any(type(layer).__name__ in _Q_LAYERS for layer in model.layers)
+    """Whether ``model`` has QKeras layers (then its types come from the quantizers), also
+    inside wrappers (``TimeDistributed(QDense)``, ``Bidirectional(QLSTM)``)."""
+    kinds = {type(layer).__name__ for layer in model.layers}
+    kinds |= {type(getattr(layer, "layer", None)).__name__ for layer in model.layers}
+    return bool(kinds & _Q_LAYERS)
 
 
 def check_supported(model: Any) -> None:
@@ -256,6 +259,7 @@ def derive_precision(
                     "writes; the graph cannot be walked"
                 )
             incoming = [out[name].result for name in node.inputs]
+        check_backend(node.layer, handler, options)
         types = handler.derive(node.layer, ctx, incoming)
         if node.name in inputs:
             types = inputs[node.name]
