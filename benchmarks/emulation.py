@@ -5,10 +5,12 @@
 For the jet MLP of the pipeline (input ``quantized_bits(16,5)``, QDense 64-32-32-5 with
 ``quantized_bits(6,0,alpha=1)`` weights, ``quantized_relu(6)``, softmax; seeded random
 weights: speed and exactness do not depend on training), a small CNN (Conv2D 4x3x3 'same',
-``quantized_relu(6)``, 2x2 max pooling, dense, softmax) and the jet LSTM (QLSTM(16) over 20
-constituents, gate tables of 4096 entries; ``predict()`` on a tenth of ``--csim-events``), it
-converts and compiles the firmware, then measures on this machine (the last lines say which
-engine ran: ``fixed-point``, or ``csim`` when the emulator fell back to the C simulation):
+``quantized_relu(6)``, 2x2 max pooling, dense, softmax), the latter also as ``io_stream``
+firmware (hls4ml inserts a ZeroPadding2D before the 'same' convolution and streams line
+buffers), and the jet LSTM (QLSTM(16) over 20 constituents, gate tables of 4096 entries;
+``predict()`` on a tenth of ``--csim-events``), it converts and compiles the firmware, then
+measures on this machine (the last lines say which engine ran: ``fixed-point``, or ``csim``
+when the emulator fell back to the C simulation):
 
 * hls4ml ``ModelGraph.predict()`` (the C simulation, one event per call) on ``--csim-events``;
 * :meth:`Emulator.predict <hepfpga.firmware.emulate.Emulator.predict>` in memory (numpy in
@@ -136,12 +138,15 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def measure(name: str, model: Any, n_events: int, n_csim: int, workers: int, folder: Path) -> dict:
+def measure(
+    name: str, model: Any, io_type: str, n_events: int, n_csim: int, workers: int, folder: Path
+) -> dict:
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
     from hepfpga.firmware.emulate import Emulator, emulate_file
 
     width = int(np.prod(model.inputs[0].shape[1:]))
-    project = compile_project(write_project(model, FirmwareOptions(), folder / name))
+    options = FirmwareOptions(io_type=io_type)
+    project = compile_project(write_project(model, options, folder / name))
     # recurrent models: predict() is ~10x slower per event; fewer events, same ratio
     recurrent = any(type(layer).__name__ in RECURRENT for layer in model.layers)
     n_csim = max(n_csim // 10, 1000) if recurrent else n_csim
@@ -197,6 +202,7 @@ def measure(name: str, model: Any, n_events: int, n_csim: int, workers: int, fol
         "n_events": n_events,
         "proof_seconds": proof_seconds,
         "file_engine": result.engine,
+        "fallback_reason": emulator.fallback_reason,
     }
 
 
@@ -216,14 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     with tempfile.TemporaryDirectory(prefix="hepfpga-bench-") as tmp:
-        for name, build, n_events in (
-            ("jet MLP", jet_mlp, args.events),
-            ("CNN 8x8x2", cnn, max(args.events // 10, 10_000)),
-            ("jet QLSTM(16) x 20 steps", jet_lstm, max(args.events // 40, 10_000)),
+        for name, build, io_type, n_events in (
+            ("jet MLP", jet_mlp, "io_parallel", args.events),
+            ("CNN 8x8x2", cnn, "io_parallel", max(args.events // 10, 10_000)),
+            ("CNN 8x8x2, io_stream", cnn, "io_stream", max(args.events // 10, 10_000)),
+            ("jet QLSTM(16) x 20 steps", jet_lstm, "io_parallel", max(args.events // 40, 10_000)),
         ):
             key = "".join(c if c.isalnum() else "_" for c in name.lower())
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            rows.append(measure(key, build(), n_events, args.csim_events, args.workers, Path(tmp)))
+            rows.append(
+                measure(key, build(), io_type, n_events, args.csim_events, args.workers, Path(tmp))
+            )
             rows[-1]["model"] = name
 
     header = (
@@ -248,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(file: {r['file_engine']}), built and proven against the C simulation in "
             f"{r['proof_seconds']:.1f} s; whole call = proof, cluster start, read, emulate, write"
         )
+        if r["fallback_reason"]:
+            print(f"  C-simulation fallback: {r['fallback_reason']}")
     failed = [r["model"] for r in rows if r["identical"] != 1.0]
     if failed:
         print(f"NOT IDENTICAL: {', '.join(failed)}")

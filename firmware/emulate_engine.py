@@ -22,10 +22,12 @@ type) in a float array, so every product and sum is an integer computation:
   ``init_exp_table`` does, and addressed by the top bits of the same fixed-point values; the
   sum uses hls4ml's balanced adder tree in ``accum_t``.
 
-Anything else (other activations, merge layers, average pooling, ``io_stream``-only layers,
-binary/ternary/power-of-two products...) raises :class:`UnsupportedLayerError` with the
-reason, which :class:`~hepfpga.firmware.emulate.Emulator` turns into a loud fallback to the C
-simulation.
+``io_stream`` graphs (the layers hls4ml inserts: zero padding, ``Clone``, ``Repack``),
+average pooling and depthwise/separable convolutions are reproduced by the steps of
+:mod:`hepfpga.firmware.emulate_stream`. Anything else (table activations, io_stream's
+``Broadcast``, binary/ternary/power-of-two products...) raises :class:`UnsupportedLayerError`
+with the reason, which :class:`~hepfpga.firmware.emulate.Emulator` turns into a loud fallback
+to the C simulation.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConfigError
+from hepfpga.firmware.layers.graph import SPLIT_OUTPUT_SUFFIXES
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = ["Plan", "UnsupportedLayerError", "build_plan", "register_activation", "register_step"]
@@ -896,49 +899,22 @@ class MoveStep(_SpatialStep):
 
 
 class GlobalPoolStep(_SpatialStep):
-    """Global max pooling (the largest value, ``(accum_t)`` then ``(res_T)``) and global average
-    pooling over ``n = 2**k`` positions (the sum in ``accum_t``, divided by ``n``: exact when
-    ``accum_t`` holds the sum and ``k`` more fractional bits; other cases fall back)."""
+    """Global max pooling: the largest value, ``(accum_t)`` then ``(res_T)`` (global average
+    pooling is :class:`~hepfpga.firmware.emulate_stream.AvgPoolStep` over every position)."""
 
     def __init__(self, layer: Any, ctx: Context) -> None:
-        in_type, interval, in_shape = self._bind_channels_last(layer, ctx)
-        self.op = str(layer.get_attr("pool_op", "Max"))
+        in_type, interval, _ = self._bind_channels_last(layer, ctx)
+        if str(layer.get_attr("pool_op", "Max")) != "Max":
+            raise UnsupportedLayerError(f"layer '{layer.name}': not a global max pooling")
         self.out_type = _result_type(layer)
         accum_t = _layer_type(layer, "accum_t") if "accum_t" in layer.types else in_type
-        n = int(math.prod(in_shape[:-1]))
-        self.to_accum: Convert | None
-        if self.op == "Max":
-            self.to_accum, acc, big1 = plan_convert(in_type.fractional, interval, accum_t)
-            frac = accum_t.fractional
-        elif n & (n - 1) == 0:
-            shift = n.bit_length() - 1
-            total = Interval(n * interval.lo, n * interval.hi)
-            lo, hi = raw_range(accum_t)
-            scale = 2.0 ** (accum_t.fractional - in_type.fractional - shift)
-            if scale < 1 or total.lo * scale * 2**shift < lo or total.hi * scale * 2**shift > hi:
-                raise UnsupportedLayerError(
-                    f"layer '{layer.name}': accum_t {accum_t} rounds or overflows the average"
-                )
-            # the sum's raw codes read with ``shift`` more fractional bits are the mean, exactly
-            self.to_accum, acc, big1 = None, total, float(total.magnitude)
-            frac = in_type.fractional + shift
-        else:
-            raise UnsupportedLayerError(
-                f"layer '{layer.name}': average over {n} positions (not a power of two) is "
-                "divided in accum_t with truncation"
-            )
-        self.result, self.out_interval, big2 = plan_convert(frac, acc, self.out_type)
+        self.to_accum, acc, big1 = plan_convert(in_type.fractional, interval, accum_t)
+        self.result, self.out_interval, big2 = plan_convert(accum_t.fractional, acc, self.out_type)
         self.max_magnitude = max(big1, big2, interval.magnitude, acc.magnitude)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
-        x = x.reshape(n, -1, self.in_shape[-1])
-        if self.op == "Max":
-            out = x.max(axis=1)
-            if self.to_accum is not None:
-                out = self.to_accum(out)
-        else:
-            out = x.sum(axis=1)
+        out = self.to_accum(x.reshape(n, -1, self.in_shape[-1]).max(axis=1))
         return self.result(out).reshape(n, *self.shape)
 
 
@@ -1053,8 +1029,6 @@ STEP_BUILDERS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "Cropping2D": MoveStep,
     "Resize": MoveStep,
     "Merge": MergeStep,
-    "GlobalPooling1D": GlobalPoolStep,
-    "GlobalPooling2D": GlobalPoolStep,
     "Concatenate": MergeStep,
     "Dot": MergeStep,
 }
@@ -1266,6 +1240,10 @@ def build_plan(hls_model: Any) -> Plan:
             ctx.intervals[step.output] = step.out_interval
             ctx.shapes[step.output] = step.shape
         layer_outputs[layer.name] = layer_steps[0].output
+        # a layer hls4ml split is read under its Keras name from the part writing its output
+        for suffix in SPLIT_OUTPUT_SUFFIXES:
+            if layer.name.endswith(suffix):
+                layer_outputs.setdefault(layer.name[: -len(suffix)], layer_steps[0].output)
     tensor_of = {layer_outputs[spec.name]: spec.tensor for spec in inputs}
     # in the model's input order (the C simulation's argument order)
     order = [str(name) for name in getattr(hls_model, "inputs", [])]

@@ -70,7 +70,7 @@ def register(cli: click.Group, export: click.Group) -> None:
     "--io-type",
     default="io_parallel",
     show_default=True,
-    help="io_parallel or io_stream (io_stream runs the C simulation).",
+    help="io_parallel or io_stream (both run the fixed-point engine once proven).",
 )
 @click.option("--strategy", default="Latency", show_default=True, help="Latency or Resource.")
 @click.option(

@@ -63,12 +63,8 @@ def test_cnn_run_is_bit_exact_in_io_stream(tmp_path: Path, jets_file: Path) -> N
     ("model", "layer"),
     [
         ({"architecture": "lstm", "n_constituents": 4, "units": 4, "dense_units": []}, "QLSTM"),
-        (
-            {"architecture": "garnet", "n_constituents": 4, "aggregators": 2, "propagate": 3},
-            "GarNet",
-        ),
     ],
-    ids=["lstm", "garnet"],
+    ids=["lstm"],
 )
 def test_run_says_when_firmware_is_not_available(
     tmp_path: Path, jets_file: Path, model: dict, layer: str

@@ -233,8 +233,6 @@ def test_hls4ml_keras_layers_are_handled_or_listed() -> None:
         "Bidirectional",
         "Embedding",
         "LayerNormalization",
-        "GarNet",
-        "GarNetStack",
         "QConv2DBatchnorm",
         "QDepthwiseConv2DBatchnorm",
         "FixedPointQuantizer",
