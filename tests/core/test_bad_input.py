@@ -230,6 +230,8 @@ CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "50k-nested-brackets": ("[" * 50_000, ("nesting deeper than 64",)),
     "recursive-alias": ("a: &a [*a]\n", ("recursive alias",)),
     "not-yaml": ("a: [1, 2\n", ("not valid yaml", "line 2")),
+    "empty": ("", ("c.yaml", "the config file is empty")),
+    "only-comments": ("# name: x\n\n", ("c.yaml", "the config file is empty")),
     "tab-indent": ("name: x\n\tseed: 1\n", ("not valid yaml", "line 2")),
 }
 
@@ -271,6 +273,11 @@ for _command in ("config-check", "run"):
             f"{_command}:config-binary",
             (lambda p: lambda ctx: [*p(ctx), _binary(ctx)])(_pre),
             ("b.yaml", "utf-8"),
+        ),
+        Case(
+            f"{_command}:config-is-a-device",
+            (lambda p: lambda ctx: [*p(ctx), "/dev/null"])(_pre),
+            ("/dev/null", "not a regular file", "yaml file"),
         ),
         Case(
             f"{_command}:config-2-mib",
@@ -637,21 +644,19 @@ CASES += [
 ]
 
 # --- models of shapes no command takes: one case per command -------------------------------
+# (firmware, verify and emulate take several inputs, one array per input: only ONNX export
+# refuses a two-input model, above)
 _SHAPES = {
-    "two-inputs": (lambda f: f.two_inputs, ("2 input tensors", "exactly one input")),
     "zero-input-features": (lambda f: f.zero_inputs, ("zero values per event",)),
 }
 for _shape, (_model, _needles) in _SHAPES.items():
-    CASES.append(Case(f"emulate:{_shape}", _emulate(_new_npz, model=_model), _needles))
-    if _shape != "two-inputs":  # firmware and verify take several inputs (per-input events)
-        CASES += [
-            Case(
-                f"firmware:{_shape}",
-                _firmware(_new_project, "--random", "5", model=_model),
-                _needles,
-            ),
-            Case(f"verify:{_shape}", _verify(model=_model), _needles),
-        ]
+    CASES += [
+        Case(f"emulate:{_shape}", _emulate(_new_npz, model=_model), _needles),
+        Case(
+            f"firmware:{_shape}", _firmware(_new_project, "--random", "5", model=_model), _needles
+        ),
+        Case(f"verify:{_shape}", _verify(model=_model), _needles),
+    ]
 
 # --- data ------------------------------------------------------------------------------------
 CASES += [
