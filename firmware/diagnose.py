@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.firmware.layers._base import traced_name
 from hepfpga.firmware.layers.graph import SPLIT_OUTPUT_SUFFIXES, model_graph
 from hepfpga.firmware.precision import exact_layer
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
@@ -161,7 +162,7 @@ def compare_layers(
             continue
         ref = references[name]
         got = traces[name]
-        fixed = hls_type(hls_layers[name])
+        fixed = hls_type(hls_layers[traced_name(layer)])
         diff = np.abs(ref - got)
         max_diff = float(diff.max()) if diff.size else 0.0
         out.append(

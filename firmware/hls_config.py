@@ -64,7 +64,7 @@ from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError
 from hepfpga.firmware.layers import handler_for, ready_model
-from hepfpga.firmware.layers._base import RND_SAT
+from hepfpga.firmware.layers._base import RND_SAT, traced_name
 from hepfpga.firmware.layers.activation import is_softmax, table_type
 from hepfpga.firmware.layers.graph import model_graph, output_names
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
@@ -333,9 +333,14 @@ def plan_conversion(
             entry_precision["table"] = table.to_hls()
         entry["Precision"] = entry_precision
         entry["Trace"] = True
-        settings = handler_for(layer).settings
-        if settings is not None:
-            entry.update(settings(layer))
+        handler = handler_for(layer)
+        if handler.settings is not None:
+            entry.update(handler.settings(layer))
+        entry.update(dict(types.settings))
+        if handler.hls_entries is not None:
+            incoming = [precision[name].result for name in graph[layer.name].inputs]
+            for name, extra in handler.hls_entries(layer, types, incoming).items():
+                layers.setdefault(name, {}).update(extra)
         # hls4ml splits a linear built-in activation off into '<name>_linear' (other built-in
         # activations are split by hls4ml_ready_model already)
         key = f"{layer.name}_linear"
@@ -349,7 +354,8 @@ def plan_conversion(
         model=ready,
         hls_config=config,
         precision=precision,
-        logits_layer=logits,
+        # the hls4ml layer holding the logits (TimeDistributed: its end marker)
+        logits_layer=traced_name(ready.get_layer(logits)),
         quantized=quantized,
         multiplications=multiplications,
     )

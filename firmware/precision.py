@@ -42,7 +42,7 @@ from hepfpga.firmware.layers import (
     model_graph,
     registered_handlers,
 )
-from hepfpga.firmware.layers._base import check_width, count_type, int_bits
+from hepfpga.firmware.layers._base import check_backend, check_width, count_type, int_bits
 from hepfpga.firmware.layers.graph import input_names, layer_outputs
 from hepfpga.firmware.options import FirmwareOptions, LayerTypes
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
@@ -87,14 +87,37 @@ def strip_pruning(model: Any) -> Any:
 
 
 def is_quantized(model: Any) -> bool:
-    """Whether ``model`` has QKeras layers (then its types come from the quantizers)."""
-    return any(type(layer).__name__ in _Q_LAYERS for layer in model.layers)
+    """Whether ``model`` has QKeras layers (then its types come from the quantizers), also
+    inside wrappers (``TimeDistributed(QDense)``, ``Bidirectional(QLSTM)``)."""
+    kinds = {type(layer).__name__ for layer in model.layers}
+    kinds |= {type(getattr(layer, "layer", None)).__name__ for layer in model.layers}
+    return bool(kinds & _Q_LAYERS)
 
 
 def check_supported(model: Any) -> None:
-    """Refuse layers hepfpga cannot convert, naming the layer and what to use instead."""
+    """Refuse layers hepfpga cannot convert, naming the layer and what to use instead, and
+    tensors of one scalar per event (rank 1 with the batch: hls4ml 1.3 reads every shape as a
+    list of at least one dimension and fails inside its converter on ``()``)."""
     for node in model_graph(model):
         handler_for(node.layer)
+        _check_not_scalar(node.layer)
+
+
+def _check_not_scalar(layer: Any) -> None:
+    shape = layer.output_shape
+    shapes = shape if isinstance(shape, list) else [shape]
+    for one in shapes:
+        if isinstance(one, tuple) and len(one) == 1:
+            kind = type(layer).__name__
+            fix = (
+                "give the input the shape (1,) (events as (n_events, 1))"
+                if kind == "InputLayer"
+                else "keep a dimension of 1, e.g. Reshape((1,)) instead of Reshape(())"
+            )
+            raise ConversionError(
+                f"layer '{layer.name}' ({kind}) gives one scalar per event (shape {one}); "
+                f"hls4ml 1.3 needs at least one dimension per event: {fix}"
+            )
 
 
 def profile_ranges(model: Any, x: Any) -> dict[str, tuple[float, float]]:
@@ -236,6 +259,7 @@ def derive_precision(
                     "writes; the graph cannot be walked"
                 )
             incoming = [out[name].result for name in node.inputs]
+        check_backend(node.layer, handler, options)
         types = handler.derive(node.layer, ctx, incoming)
         if node.name in inputs:
             types = inputs[node.name]

@@ -23,6 +23,7 @@ from hepfpga.firmware.csim import predict_with_logits
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.diagnose import Diagnosis, LayerComparison
 from hepfpga.firmware.hls_config import logits_layer_name
+from hepfpga.firmware.layers._base import traced_name
 from hepfpga.firmware.layers.graph import (
     SPLIT_OUTPUT_SUFFIXES,
     input_names,
@@ -39,6 +40,7 @@ __all__ = [
     "Comparison",
     "VerificationReport",
     "check_events",
+    "check_input_ranges",
     "compare_outputs",
     "plan_for_events",
     "record_verification",
@@ -333,12 +335,23 @@ def plan_for_events(
     events = check_events(ready, x)
     per_input = events if isinstance(events, list) else [events]
     samples = [e[:profile_events] for e in per_input]
-    if is_quantized(ready):
-        names = input_names(ready)
-        ranges = {n: (float(e.min()), float(e.max())) for n, e in zip(names, samples, strict=True)}
-    else:
+    names = input_names(ready)
+    ranges = {n: (float(e.min()), float(e.max())) for n, e in zip(names, samples, strict=True)}
+    check_input_ranges(ready, ranges)
+    if not is_quantized(ready):
         ranges = profile_ranges(ready, samples if len(samples) > 1 else samples[0])
     return plan_conversion(ready, options, ranges=ranges), events
+
+
+def check_input_ranges(model: Any, ranges: dict[str, tuple[float, float]]) -> None:
+    """Refuse events some layer cannot read (``LayerHandler.check_inputs``), before Keras
+    runs on them; ``ranges``: (min, max) per model input."""
+    from hepfpga.firmware.layers import handler_for, model_graph
+
+    for node in model_graph(model):
+        check = handler_for(node.layer).check_inputs
+        if check is not None:
+            check(node.layer, ranges)
 
 
 def verify_model(
@@ -425,6 +438,10 @@ def verify_model(
             for suffix in SPLIT_OUTPUT_SUFFIXES:
                 if f"{layer.name}{suffix}" in traces:
                     traces[layer.name] = traces.pop(f"{layer.name}{suffix}")
+            # TimeDistributed's output is that of its end marker '<name>_end'
+            alias = traced_name(layer)
+            if alias != layer.name and alias in traces:
+                traces[layer.name] = traces.pop(alias)
         hls_model = project.hls_model
 
     start = time.perf_counter()

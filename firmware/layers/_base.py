@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "LayerHandler",
     "LayerPrecision",
     "add_type",
+    "check_backend",
     "count_type",
     "covering_type",
     "handler_for",
@@ -47,6 +49,7 @@ __all__ = [
     "significant_type",
     "subtract_type",
     "sum_type",
+    "traced_name",
     "union_type",
 ]
 
@@ -88,6 +91,10 @@ class LayerPrecision:
     profiled: tuple[float, float] | None = None
     #: further hls4ml precision keys of the layer (``recurrent_weight``, ...)
     extra: tuple[tuple[str, FixedType], ...] = ()
+    #: layer-level hls4ml keys chosen together with the types (e.g. a recurrent layer's
+    #: ``TableSize`` and ``table_t``, sized to its input's lsb); applied after the handler's
+    #: ``settings``
+    settings: tuple[tuple[str, Any], ...] = ()
 
     def hls_types(self) -> dict[str, FixedType]:
         """Every type set, by hls4ml's ``Precision`` key."""
@@ -173,8 +180,44 @@ class LayerHandler:
     #: count): such a model input gets an exact unsigned integer type (:func:`count_type`),
     #: and random events draw integers from 0 to that value
     counts: Callable[[Any], dict[int, int]] | None = None
+    #: edits of the sources hls4ml generates for the layer, applied to the project folder
+    #: after every ``write()`` (e.g. a rounding mode hls4ml's template fixes); None: none
+    patch_sources: Callable[[Path], None] | None = None
     #: multiplications the layer unrolls in io_parallel (the size that drives g++ time)
     multiplications: Callable[[Any], int] = field(default=lambda layer: 0)
+    #: ``(layer, types, input types) -> {hls4ml layer name: LayerName entry}``: entries of
+    #: the layers hls4ml makes of this one besides its own (TimeDistributed's wrapped layer
+    #: and end marker), and replacements of top-level keys of its own entry; None: none
+    hls_entries: (
+        Callable[[Any, LayerPrecision, list[FixedType]], dict[str, dict[str, Any]]] | None
+    ) = None
+    #: the hls4ml layer whose (traced) output is the Keras layer's output, when hls4ml names
+    #: it differently (TimeDistributed: ``<name>_end``); None: the layer's own name
+    traced_as: Callable[[Any], str] | None = None
+    #: ``(layer, input ranges) -> None``: refuses events a layer cannot read (e.g. no
+    #: indices for an Embedding), called with the (min, max) of every model input before
+    #: Keras runs on them; None: any finite events
+    check_inputs: Callable[[Any, Mapping[str, tuple[float, float]]], None] | None = None
+    #: the ``firmware.backend`` values whose hls4ml 1.3 templates implement the layer (None:
+    #: every offered backend); others are refused naming these
+    backends: tuple[str, ...] | None = None
+    #: what to use instead on the other backends (ends the refusal)
+    backends_hint: str = ""
+
+
+def check_backend(layer: Any, handler: LayerHandler, options: FirmwareOptions) -> None:
+    """Refuse ``layer`` when ``options.backend`` has no hls4ml template for it, naming the
+    backends that do (``LayerHandler.backends``)."""
+    backend = options.backend.value
+    if handler.backends is None or backend in handler.backends:
+        return
+    kind = type(layer).__name__
+    raise ConversionError(
+        f"layer '{layer.name}' ({kind}): hls4ml 1.3 implements {kind} in the "
+        f"{', '.join(handler.backends)} backend{'s' if len(handler.backends) > 1 else ''} only, "
+        f"not {backend}; use --backend {handler.backends[0]}"
+        + (f", or {handler.backends_hint}" if handler.backends_hint else "")
+    )
 
 
 _HANDLERS: dict[str, LayerHandler] = {}
@@ -189,6 +232,14 @@ def register(handler: LayerHandler) -> LayerHandler:
             raise ValueError(f"layer class {name} has two handlers")
         _HANDLERS[name] = handler
     return handler
+
+
+def traced_name(layer: Any) -> str:
+    """The hls4ml layer whose traced output is ``layer``'s output (``LayerHandler.traced_as``)."""
+    handler = _HANDLERS.get(type(layer).__name__)
+    if handler is None or handler.traced_as is None:
+        return str(layer.name)
+    return handler.traced_as(layer)
 
 
 def refuse(class_name: str, reason: str) -> None:

@@ -126,10 +126,25 @@ def model_graph(model: Any) -> list[GraphNode]:
 
 
 def _split_activation(layer: Any) -> Any:
-    """The built-in activation of ``layer`` that hls4ml would split off (None: none)."""
+    """The built-in activation of ``layer`` that hls4ml would split off (None: none).
+
+    A layer wrapped in ``TimeDistributed`` counts too: hls4ml 1.3 converts the wrapped layer
+    without its activation (silently), so hepfpga splits it off the wrapper (an activation
+    acts per element, so applying it to the whole sequence is the same function).
+    """
+    if type(layer).__name__ == "TimeDistributed":
+        layer = layer.layer
     if type(layer).__name__ not in SPLIT_ACTIVATION_CLASSES:
         return None
     return _activation_of(layer.get_config())
+
+
+def _linear_config(layer: Any) -> dict[str, Any]:
+    """``layer``'s config with its (or its wrapped layer's) activation made linear."""
+    config = layer.get_config()
+    target = config["layer"]["config"] if type(layer).__name__ == "TimeDistributed" else config
+    target["activation"] = "linear"
+    return config
 
 
 def _input_name(name: str, taken: set[str]) -> str:
@@ -191,11 +206,9 @@ def ready_model(model: Any) -> Any:
             tensors[node.name] = tensor
             inputs.append(tensor)
             continue
-        config = layer.get_config()
         activation = _split_activation(layer)
-        if activation is not None:
-            config["activation"] = "linear"
-        copy_ = rewrites.get(node.name) or type(layer).from_config(config)
+        config = _linear_config(layer) if activation is not None else layer.get_config()
+        copy_ = rewrites.get(node.name) or _from_config(layer, config)
         args = [tensors[name] for name in node.inputs]
         out = copy_(args if len(args) > 1 else args[0])
         if copy_.weights:
@@ -212,7 +225,8 @@ def ready_model(model: Any) -> Any:
             if isinstance(activation, dict) or "(" in str(activation):
                 from qkeras import QActivation
 
-                out = QActivation(layer.activation, name=split)(out)
+                inner = layer.layer if type(layer).__name__ == "TimeDistributed" else layer
+                out = QActivation(inner.activation, name=split)(out)
             else:
                 out = keras.layers.Activation(activation, name=split)(out)
         tensors[node.name] = out
@@ -222,6 +236,19 @@ def ready_model(model: Any) -> Any:
         outputs if len(outputs) > 1 else outputs[0],
         name=model.name,
     )
+
+
+def _from_config(layer: Any, config: dict[str, Any]) -> Any:
+    """A new layer of ``layer``'s class from ``config`` (wrappers of QKeras layers need the
+    QKeras classes to rebuild the layer they wrap)."""
+    if not hasattr(layer, "layer"):
+        return type(layer).from_config(config)
+    from tensorflow import keras
+
+    from hepfpga.quantize.qat import qkeras_custom_objects
+
+    with keras.utils.custom_object_scope(qkeras_custom_objects()):
+        return type(layer).from_config(config)
 
 
 def input_names(model: Any) -> list[str]:

@@ -22,14 +22,6 @@ refuse(
 )
 for _name in ("Conv3D", "MaxPooling3D", "AveragePooling3D", "UpSampling3D", "ZeroPadding3D"):
     refuse(_name, "hls4ml 1.3 has no 3D layers; reshape the data to 2D images or sequences")
-refuse(
-    "SimpleRNN",
-    "the Vitis and Vivado backends of hls4ml 1.3 have no SimpleRNN; use LSTM or GRU",
-)
-refuse(
-    "QSimpleRNN",
-    "the Vitis and Vivado backends of hls4ml 1.3 have no SimpleRNN; use QLSTM or QGRU",
-)
 for _name in ("BinaryDense", "TernaryDense"):
     refuse(
         _name,

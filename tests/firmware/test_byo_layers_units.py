@@ -146,8 +146,8 @@ REFUSALS = {
     "last axis only",
     "prelu_shared": "layer 'prelu' (PReLU) shares alpha over axes [1]; hls4ml supports PReLU "
     "with shared_axes=None only",
-    "simple_rnn": "layer 'rnn' (SimpleRNN): the Vitis and Vivado backends of hls4ml 1.3 have "
-    "no SimpleRNN; use LSTM or GRU",
+    "simple_rnn": "layer 'rnn' (SimpleRNN): hls4ml 1.3 implements SimpleRNN in the Quartus "
+    "backend only, not Vitis; use --backend Quartus, or LSTM/GRU or QLSTM/QGRU (Vitis, Vivado)",
     # QKeras's default activation
     "qlstm": "layer 'qlstm' (QLSTM) has activation='quantized_tanh'; hls4ml 1.3's "
     "Vivado/Vitis recurrent templates compute activation='tanh' only (they reject "
@@ -229,12 +229,6 @@ def test_hls4ml_keras_layers_are_handled_or_listed() -> None:
     from hls4ml.converters.keras_v2_to_hls import get_supported_keras_layers
 
     still_to_do = {
-        "TimeDistributed",
-        "Bidirectional",
-        "Embedding",
-        "LayerNormalization",
-        "GarNet",
-        "GarNetStack",
         "QConv2DBatchnorm",
         "QDepthwiseConv2DBatchnorm",
         "FixedPointQuantizer",
