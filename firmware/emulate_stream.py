@@ -20,7 +20,8 @@ the C simulation before it is used).
 * Convolutions (line buffer or encoded) run the same ``dense`` kernel on every window in
   ``accum_t`` as io_parallel does; with exact sums (checked by the matrix-product step) the
   result does not depend on the order. Dense, batch normalization, activations, softmax
-  (``reduce`` over one pack = the whole vector) and merges compute as in io_parallel.
+  (``reduce`` over one pack = the whole vector) and merges compute as in io_parallel (hls4ml
+  1.3 has no io_stream ``Dot``: the merge handler refuses it).
 * Pooling converts each value of the window to ``accum_t`` and reduces the window with a
   balanced tree of ``accum_t`` additions or maxima (io_parallel: a running sum or maximum);
   the maximum of converted values is the converted maximum (conversions are monotone), and an

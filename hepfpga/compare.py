@@ -231,31 +231,23 @@ def _anomaly_scores(run: RunSummary) -> tuple[str, np.ndarray, np.ndarray, list[
         return model, np.asarray(data[model]).reshape(-1), data["labels"], classes
 
 
-def _draw_panels(panels: list[str], path: Path, ylabel: str) -> tuple[Any, Any]:
+def _draw_panels(panels: list[str]) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2), squeeze=False)
-    for c, title in enumerate(panels):
-        ax = axes[0, c]
-        ax.set_yscale("log")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(1e-3, 1.05)
-        ax.set_title(title)
-        ax.set_xlabel("signal efficiency")
-        if c == 0:
-            ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
     return fig, axes
 
 
-def _save(fig: Any, axes: Any, path: Path) -> None:
+def _save(fig: Any, axes: Any, panels: list[str], path: Path, ylabel: str) -> None:
     import matplotlib.pyplot as plt
 
-    for ax in axes[0]:
-        ax.legend(fontsize=6, loc="upper left")
+    from hepfpga.roc_plot import finish_roc_axes
+
+    for c, (ax, title) in enumerate(zip(axes[0], panels, strict=True)):
+        finish_roc_axes(ax, ylabel=ylabel if c == 0 else "", title=title, legend_size=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
@@ -264,8 +256,7 @@ def _save(fig: Any, axes: Any, path: Path) -> None:
 def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
     """One ROC panel per class with a curve per classification run; returns the names of the
     runs drawn (runs without ``scores.npz`` are left out)."""
-    from sklearn.metrics import auc as area
-    from sklearn.metrics import roc_curve
+    from hepfpga.roc_plot import draw_roc
 
     loaded = [
         (r, s) for r in runs if r.task == "classification" and (s := _scores(r.folder)) is not None
@@ -273,9 +264,8 @@ def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
     if not loaded:
         raise DataError("no classification run has scores.npz (written by hepfpga run)")
     classes = loaded[0][1][3]
-    fig, axes = _draw_panels(
-        [f"{name} vs rest" for name in classes], path, "background mistag rate"
-    )
+    panels = [f"{name} vs rest" for name in classes]
+    fig, axes = _draw_panels(panels)
     for c, name in enumerate(classes):
         for run, (model, scores, labels, run_classes) in loaded:
             if name not in run_classes:
@@ -284,10 +274,9 @@ def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
             positive = labels == index
             if positive.all() or not positive.any():
                 continue
-            fpr, tpr, _ = roc_curve(positive, scores[:, index])
-            label = f"{run.name} {run.architecture} {MODELS[model]} ({area(fpr, tpr):.3f})"
-            axes[0, c].plot(tpr, fpr, label=label)
-    _save(fig, axes, path)
+            label = f"{run.name} {run.architecture} {MODELS[model]}"
+            draw_roc(axes[0, c], positive, scores[:, index], label)
+    _save(fig, axes, panels, path, "background mistag rate")
     return [run.name for run, _ in loaded]
 
 
@@ -295,8 +284,7 @@ def plot_anomaly_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
     """One panel per signal class of the anomaly-detection runs: background acceptance (log)
     against signal efficiency, a curve per run (its background classes against the signal
     class), AUC in the legend; returns the names of the runs drawn."""
-    from sklearn.metrics import auc as area
-    from sklearn.metrics import roc_curve
+    from hepfpga.roc_plot import draw_roc
 
     loaded = [
         (r, s)
@@ -306,7 +294,8 @@ def plot_anomaly_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
     if not loaded:
         raise DataError("no anomaly-detection run has scores.npz (written by hepfpga run)")
     signals = list(dict.fromkeys(s for r, _ in loaded for s in r.signal_classes))
-    fig, axes = _draw_panels([f"{s} vs background" for s in signals], path, "background acceptance")
+    panels = [f"{s} vs background" for s in signals]
+    fig, axes = _draw_panels(panels)
     for c, signal in enumerate(signals):
         for run, (model, scores, labels, classes) in loaded:
             if signal not in run.signal_classes or signal not in classes:
@@ -316,10 +305,11 @@ def plot_anomaly_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
             if not positive.any() or not background.any():
                 continue
             truth = np.concatenate([np.zeros(int(background.sum())), np.ones(int(positive.sum()))])
-            fpr, tpr, _ = roc_curve(truth, np.concatenate([scores[background], scores[positive]]))
-            label = f"{run.name} {run.architecture} {MODELS[model]} ({area(fpr, tpr):.3f})"
-            axes[0, c].plot(tpr, fpr, label=label)
-    _save(fig, axes, path)
+            label = f"{run.name} {run.architecture} {MODELS[model]}"
+            draw_roc(
+                axes[0, c], truth, np.concatenate([scores[background], scores[positive]]), label
+            )
+    _save(fig, axes, panels, path, "background acceptance")
     return [run.name for run, _ in loaded]
 
 

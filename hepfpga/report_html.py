@@ -441,6 +441,9 @@ def _firmware(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> st
     onnx = report.get("onnx_vs_qkeras", {})
     rows += [[f"ONNX vs QKeras {k.replace('_', ' ')}", v] for k, v in onnx.items()
              if not isinstance(v, dict | list)]  # fmt: skip
+    # the bulk emulator (hepfpga emulate) of this firmware: its engine and its proof
+    emulation = report.get("emulation") or {}
+    rows += [[f"emulator {k.replace('_', ' ')}", v] for k, v in emulation.items() if v is not None]
     options = report.get("firmware", {}).get("options", {})
     return _table(["HLS C simulation vs QKeras", "value"], rows) + (
         _table(

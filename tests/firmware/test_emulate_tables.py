@@ -2,8 +2,9 @@
 simulation bit for bit (sigmoid, tanh, softplus, softsign, elu/ELU, selu, hard_sigmoid,
 LeakyReLU, PReLU, ThresholdedReLU), and the table address hls4ml computes.
 
-The fast tests check the address and table rules without g++; the compiled chain model (one
-per backend, every activation in one model) is built once per session and marked slow.
+The fast tests check the address and table rules without g++; the compiled chain model (every
+activation in one model; Vitis io_parallel and Vivado io_stream, whose nnet_activation_stream.h
+addresses the tables the same way) is built once per session and marked slow.
 """
 
 from __future__ import annotations
@@ -97,13 +98,16 @@ def activations_chain(seed: int = 0) -> Any:
     return keras.Model(x, layers.Activation("softmax", name="softmax")(h))
 
 
-@pytest.fixture(scope="session", params=["Vitis", "Vivado"])
+@pytest.fixture(
+    scope="session", params=[("Vitis", "io_parallel"), ("Vivado", "io_stream")], ids=str
+)
 def chain_project(request: pytest.FixtureRequest) -> tuple[Any, np.ndarray]:
     from hepfpga.firmware import FirmwareOptions
     from hepfpga.firmware.cache import cached_project
     from hepfpga.firmware.verify import plan_for_events
 
-    options = FirmwareOptions(backend=request.param)
+    backend, io_type = request.param
+    options = FirmwareOptions(backend=backend, io_type=io_type)
     x = np.random.default_rng(2).normal(0, 2.0, size=(400, 6)).astype(np.float32)
     plan, events = plan_for_events(activations_chain(), x, options)
     return cached_project(plan, options), events

@@ -294,7 +294,7 @@ def plot_anomaly_roc(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hepfpga.train.evaluate import ROC_LINE_STYLES, draw_roc, finish_roc_axes
+    from hepfpga.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
 
     labels = np.asarray(labels)
     is_bg = np.isin(labels, list(background))
