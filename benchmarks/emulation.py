@@ -4,9 +4,13 @@
 
 For the jet MLP of the pipeline (input ``quantized_bits(16,5)``, QDense 64-32-32-5 with
 ``quantized_bits(6,0,alpha=1)`` weights, ``quantized_relu(6)``, softmax; seeded random
-weights: speed and exactness do not depend on training) and a small CNN (Conv2D 4x3x3 'same',
-``quantized_relu(6)``, 2x2 max pooling, dense, softmax), it converts and compiles the
-firmware, then measures on this machine:
+weights: speed and exactness do not depend on training), a small CNN (Conv2D 4x3x3 'same',
+``quantized_relu(6)``, 2x2 max pooling, dense, softmax), the latter also as ``io_stream``
+firmware (hls4ml inserts a ZeroPadding2D before the 'same' convolution and streams line
+buffers), and the jet LSTM (QLSTM(16) over 20 constituents, gate tables of 4096 entries;
+``predict()`` on a tenth of ``--csim-events``), it converts and compiles the firmware, then
+measures on this machine (the last lines say which engine ran: ``fixed-point``, or ``csim``
+when the emulator fell back to the C simulation):
 
 * hls4ml ``ModelGraph.predict()`` (the C simulation, one event per call) on ``--csim-events``;
 * :meth:`Emulator.predict <hepfpga.firmware.emulate.Emulator.predict>` in memory (numpy in
@@ -40,6 +44,7 @@ import numpy as np
 
 #: timings are the best of this many runs (the machine may be shared)
 REPEATS = 3
+RECURRENT = ("LSTM", "GRU", "QLSTM", "QGRU")
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -88,6 +93,39 @@ def cnn() -> Any:
     return keras.Model(x, keras.layers.Activation("softmax", name="softmax")(h), name="cnn")
 
 
+def jet_lstm() -> Any:
+    """The jet LSTM of ``examples/jet_lstm.yaml``: QLSTM(16) over 20 constituents x 3 inputs
+    (``quantized_bits(12,3)``), 8-bit weights, QDense(16) + ``quantized_relu(8,2)``, logits,
+    softmax; seeded random weights with non-zero biases."""
+    import tensorflow as tf
+    from qkeras import QLSTM, QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    from hepfpga.quantize.qat import qkeras_compat
+
+    qkeras_compat()
+    tf.keras.utils.set_random_seed(2)
+    q = quantized_bits(8, 0, alpha=1)
+    x = keras.Input((20, 3), name="constituents")
+    h = QActivation(quantized_bits(12, 3, alpha=1), name="input_quant")(x)
+    lstm = QLSTM(
+        16,
+        kernel_quantizer=q,
+        recurrent_quantizer=q,
+        bias_quantizer=q,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        name="lstm",
+    )
+    h = lstm(h)
+    kernel, recurrent, bias = lstm.get_weights()
+    lstm.set_weights([kernel, recurrent, np.random.default_rng(2).normal(0, 0.3, bias.shape)])
+    h = QDense(16, kernel_quantizer=q, bias_quantizer=q, name="dense")(h)
+    h = QActivation(quantized_relu(8, 2), name="relu")(h)
+    h = QDense(5, kernel_quantizer=q, bias_quantizer=q, name="logits")(h)
+    return keras.Model(x, keras.layers.Activation("softmax", name="softmax")(h), name="lstm")
+
+
 def events(n: int, width: int, seed: int) -> np.ndarray:
     """Standardised-feature-like inputs; one in ten scaled up to saturate the input type."""
     rng = np.random.default_rng(seed)
@@ -100,12 +138,18 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def measure(name: str, model: Any, n_events: int, n_csim: int, workers: int, folder: Path) -> dict:
+def measure(
+    name: str, model: Any, io_type: str, n_events: int, n_csim: int, workers: int, folder: Path
+) -> dict:
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
     from hepfpga.firmware.emulate import Emulator, emulate_file
 
     width = int(np.prod(model.inputs[0].shape[1:]))
-    project = compile_project(write_project(model, FirmwareOptions(), folder / name))
+    options = FirmwareOptions(io_type=io_type)
+    project = compile_project(write_project(model, options, folder / name))
+    # recurrent models: predict() is ~10x slower per event; fewer events, same ratio
+    recurrent = any(type(layer).__name__ in RECURRENT for layer in model.layers)
+    n_csim = max(n_csim // 10, 1000) if recurrent else n_csim
     x_csim = events(n_csim, width, seed=1)
 
     # hls4ml's own predict(): one C-simulation call per event; best of REPEATS, as below
@@ -158,6 +202,7 @@ def measure(name: str, model: Any, n_events: int, n_csim: int, workers: int, fol
         "n_events": n_events,
         "proof_seconds": proof_seconds,
         "file_engine": result.engine,
+        "fallback_reason": emulator.fallback_reason,
     }
 
 
@@ -177,13 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     with tempfile.TemporaryDirectory(prefix="hepfpga-bench-") as tmp:
-        for name, build, n_events in (
-            ("jet MLP", jet_mlp, args.events),
-            ("CNN 8x8x2", cnn, max(args.events // 10, 10_000)),
+        for name, build, io_type, n_events in (
+            ("jet MLP", jet_mlp, "io_parallel", args.events),
+            ("CNN 8x8x2", cnn, "io_parallel", max(args.events // 10, 10_000)),
+            ("CNN 8x8x2, io_stream", cnn, "io_stream", max(args.events // 10, 10_000)),
+            ("jet QLSTM(16) x 20 steps", jet_lstm, "io_parallel", max(args.events // 40, 10_000)),
         ):
-            key = name.split()[0].lower()
+            key = "".join(c if c.isalnum() else "_" for c in name.lower())
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            rows.append(measure(key, build(), n_events, args.csim_events, args.workers, Path(tmp)))
+            rows.append(
+                measure(key, build(), io_type, n_events, args.csim_events, args.workers, Path(tmp))
+            )
             rows[-1]["model"] = name
 
     header = (
@@ -208,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(file: {r['file_engine']}), built and proven against the C simulation in "
             f"{r['proof_seconds']:.1f} s; whole call = proof, cluster start, read, emulate, write"
         )
+        if r["fallback_reason"]:
+            print(f"  C-simulation fallback: {r['fallback_reason']}")
     failed = [r["model"] for r in rows if r["identical"] != 1.0]
     if failed:
         print(f"NOT IDENTICAL: {', '.join(failed)}")

@@ -55,7 +55,14 @@ def perf_analyzer_command() -> tuple[list[str], dict[str, str]] | None:
 
 
 def perf_analyzer(
-    url: str, protocol: str, model: str, batch: int, concurrency: int, count: int, shm: bool = False
+    url: str,
+    protocol: str,
+    model: str,
+    batch: int,
+    concurrency: int,
+    count: int,
+    shm: bool = False,
+    timeout_s: float = 600.0,
 ) -> dict[str, float]:
     """perf_analyzer's own figures for ``count`` requests (no stabilisation windows: this
     machine is too noisy for them): throughput, p50/p99 latency in ms, and the server's
@@ -77,7 +84,10 @@ def perf_analyzer(
         ]  # fmt: skip
         if shm:
             args += ["--shared-memory", "system", "--output-shared-memory-size", str(batch * 64)]
-        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+        try:
+            done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"perf_analyzer did not finish within {timeout_s:g} s") from exc
         if not csv.is_file():
             raise RuntimeError(f"perf_analyzer failed ({done.returncode}): {done.stdout[-800:]}")
         header, row = csv.read_text().splitlines()[:2]

@@ -32,6 +32,7 @@ import logging
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -122,6 +123,22 @@ class _Request:
         self.accept = b""
 
 
+class PendingInference:
+    """The answer to an inference request, written once its model has run: ``build`` makes
+    the bytes. Queued as it is (no future of its own): the connection writes it from the
+    inference's done callback."""
+
+    __slots__ = ("build", "future")
+
+    def __init__(self, future: asyncio.Future[list[np.ndarray]], build: Callable[[], bytes]):
+        self.future = future
+        self.build = build
+
+
+#: What a request is answered with: bytes now, or later (a future, an inference to finish).
+Answer = bytes | asyncio.Future[bytes] | PendingInference
+
+
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
@@ -133,9 +150,9 @@ class HttpProtocol(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._request = _Request()
-        self._pending: deque[bytes | asyncio.Future[bytes]] = deque()
+        self._pending: deque[Answer] = deque()
         self._refused = False
-        self._close_after: bytes | asyncio.Future[bytes] | None = None
+        self._close_after: Answer | None = None
         self._paused = False  # reading paused: too many answers waiting in order
         self._write_blocked = False  # reading paused: the client does not read its answers
         self._last_active = time.monotonic()  # last bytes received
@@ -153,6 +170,7 @@ class HttpProtocol(asyncio.Protocol):
         for item in self._pending:
             if isinstance(item, asyncio.Future):
                 item.cancel()
+            # a PendingInference runs to its end (counted in flight); nobody reads it
         self._pending.clear()
         self._transport = None
 
@@ -284,7 +302,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- answers in request order ---------------------------------------------------------
 
-    def _queue(self, answer: bytes | asyncio.Future[bytes], close: bool = False) -> None:
+    def _queue(self, answer: Answer, close: bool = False) -> None:
         transport = self._transport
         if transport is None:
             return
@@ -296,7 +314,9 @@ class HttpProtocol(asyncio.Protocol):
                 transport.close()
             return
         self._pending.append(answer)
-        if isinstance(answer, asyncio.Future):
+        if isinstance(answer, PendingInference):
+            answer.future.add_done_callback(self._flush)
+        elif isinstance(answer, asyncio.Future):
             answer.add_done_callback(self._flush)
         else:
             self._flush()
@@ -310,12 +330,20 @@ class HttpProtocol(asyncio.Protocol):
         pending = self._pending
         while pending and transport is not None:
             head = pending[0]
-            if isinstance(head, asyncio.Future):
+            if isinstance(head, bytes):
+                data = head
+            elif isinstance(head, PendingInference):
+                if not head.future.done():
+                    break
+                try:
+                    data = head.build()
+                except Exception as exc:  # a bug must not stall the connection's answers
+                    log.exception("error answering an inference request")
+                    data = _error(500, f"internal error: {exc}")
+            else:
                 if not head.done():
                     break
                 data = _error(503, "request cancelled") if head.cancelled() else head.result()
-            else:
-                data = head
             pending.popleft()
             transport.write(data)
             if head is self._close_after:
@@ -386,9 +414,7 @@ class HttpFrontEnd(ListenerBase):
             for conn in list(self.connections):
                 conn.check_timeouts(now, header_s, idle_s)
 
-    def dispatch(
-        self, method: bytes, request: _Request, keep_alive: bool
-    ) -> bytes | asyncio.Future[bytes]:
+    def dispatch(self, method: bytes, request: _Request, keep_alive: bool) -> Answer:
         return route(self.service, self.max_request_bytes, method, request, keep_alive)
 
 
@@ -418,7 +444,7 @@ def _split_url(url: bytes) -> tuple[str, tuple[str, ...]]:
 
 def route(
     service: InferenceService, limit: int, method: bytes, request: _Request, keep_alive: bool
-) -> bytes | asyncio.Future[bytes]:
+) -> Answer:
     """The answer to one request: bytes, or a future of bytes (inference, model load)."""
     try:
         return _route(service, limit, method, request, keep_alive)
@@ -428,7 +454,7 @@ def route(
 
 def _route(
     service: InferenceService, limit: int, method: bytes, request: _Request, keep_alive: bool
-) -> bytes | asyncio.Future[bytes]:
+) -> Answer:
     try:
         url_path, parts = _split_url(request.url)
     except ValueError:
@@ -507,7 +533,7 @@ def _repository(
     request: _Request,
     keep_alive: bool,
     url_path: str,
-) -> bytes | asyncio.Future[bytes]:
+) -> Answer:
     """``POST /v2/repository/index``, ``.../models/M/load``, ``.../models/M/unload``."""
     if method != b"POST":
         return _error(405, "use POST for the model repository API", keep_alive)
@@ -819,7 +845,7 @@ def infer(
     version: str,
     request: _Request,
     keep_alive: bool,
-) -> bytes | asyncio.Future[bytes]:
+) -> Answer:
     received = time.perf_counter_ns()
     try:
         body = _body(request, limit)
@@ -838,26 +864,19 @@ def infer(
         )
     except RequestError as exc:
         return _error(exc.http_status, exc.message, keep_alive)
-    answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
     gzip_ok = b"gzip" in request.accept
     deflate_ok = b"deflate" in request.accept
 
-    def done(_: object) -> None:
-        if answer.done():
-            return
+    def build() -> bytes:
         try:
             tensors = inference.result()
         except RequestError as exc:
-            answer.set_result(_error(exc.http_status, exc.message, keep_alive))
-            return
-        answer.set_result(
-            _infer_response(
-                inference.model, tensors, binary, request_id, keep_alive, gzip_ok, deflate_ok
-            )
+            return _error(exc.http_status, exc.message, keep_alive)
+        return _infer_response(
+            inference.model, tensors, binary, request_id, keep_alive, gzip_ok, deflate_ok
         )
 
-    inference.future.add_done_callback(done)
-    return answer
+    return PendingInference(inference.future, build)
 
 
 @functools.lru_cache(maxsize=_CACHED_HEADERS)

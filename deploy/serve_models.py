@@ -298,9 +298,10 @@ class LoadedModel:
 
 def measure_inline_batch(runners: Sequence[object], spec: ModelSpec, budget_us: float) -> int:
     """The largest batch size (1, 2, 4, ... up to ``max_batch_size``) whose model call takes
-    at most ``budget_us`` microseconds (median of 5 calls on zeros, after one untimed call
-    that also warms every session), or 0: none does, ``budget_us`` is 0, or an input has a
-    variable dimension (no input to time with). A model without a batch dimension counts as
+    at most ``budget_us`` microseconds (median of 5 calls on zeros, after one call per session
+    that warms it, and one more per size that stops the search when it is over 10 times the
+    budget), or 0: none does, ``budget_us`` is 0, or an input has a variable dimension (no
+    input to time with). A model without a batch dimension counts as
     batch 1. Measured once at load: a machine busy at that moment gives a smaller size.
     """
     if budget_us <= 0 or any(d < 0 for t in spec.inputs for d in t.dims):
@@ -318,7 +319,10 @@ def measure_inline_batch(runners: Sequence[object], spec: ModelSpec, budget_us: 
         while n <= max(mbs, 1):
             arrays = zeros(n)
             runner = runners[0]
+            start = time.perf_counter_ns()
             runner(arrays)  # type: ignore[operator]
+            if time.perf_counter_ns() - start > 10 * budget_us * 1e3:
+                break  # far over: a costly model pays only this call at load
             times = []
             for _ in range(_INLINE_RUNS):
                 start = time.perf_counter_ns()

@@ -22,6 +22,7 @@ import numpy as np
 
 from hepfpga.errors import ConversionError, DataError
 from hepfpga.firmware.data import validate_events
+from hepfpga.firmware.layers.graph import SPLIT_OUTPUT_SUFFIXES
 from hepfpga.firmware.project import FirmwareProject
 
 __all__ = [
@@ -160,6 +161,17 @@ def _traced_layers(project: FirmwareProject) -> dict[str, int]:
     }
 
 
+def _traced_name(name: str, traced: dict[str, int]) -> str:
+    """The traced hls4ml layer holding layer ``name``'s output: itself, or the part of a layer
+    hls4ml split that writes it (``SPLIT_OUTPUT_SUFFIXES``)."""
+    if name in traced:
+        return name
+    for suffix in SPLIT_OUTPUT_SUFFIXES:
+        if f"{name}{suffix}" in traced:
+            return f"{name}{suffix}"
+    return name
+
+
 def _simulate(
     project: FirmwareProject, x: Any, trace_layer: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +211,9 @@ def _run(
         return outputs, {}
 
     traced = _traced_layers(project)
-    missing = [name for name in trace_layers if name not in traced]
+    # a layer hls4ml split ('<name>_pointwise') is read from the part writing its output
+    hls_name = {name: _traced_name(name, traced) for name in trace_layers}
+    missing = [name for name in trace_layers if hls_name[name] not in traced]
     if missing:
         raise ConversionError(
             f"layer '{missing[0]}' is not traced in the C simulation of {project.path}; "
@@ -213,7 +227,10 @@ def _run(
     library.free_trace_storage.restype = None
     # room for every layer: the library fills one slot per layer it traces
     slots = (_TraceData * (len(list(model.get_layers())) + 16))()
-    values = {name: np.zeros((n_events, traced[name]), dtype=np.float64) for name in trace_layers}
+    values = {
+        name: np.zeros((n_events, traced[hls_name[name]]), dtype=np.float64)
+        for name in trace_layers
+    }
     library.allocate_trace_storage(ctypes.sizeof(ctypes.c_double))
     try:
         # the buffers live as long as the trace storage, so find ours once
@@ -222,8 +239,8 @@ def _run(
         addresses = {s.name.decode(): s.data for s in slots if s.name}
         buffers = {
             name: np.ctypeslib.as_array(
-                ctypes.cast(addresses[name], ctypes.POINTER(ctypes.c_double)),
-                shape=(traced[name],),
+                ctypes.cast(addresses[hls_name[name]], ctypes.POINTER(ctypes.c_double)),
+                shape=(traced[hls_name[name]],),
             )
             for name in trace_layers
         }

@@ -25,7 +25,7 @@ import importlib
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,9 @@ __all__ = [
     "Emulator",
     "ExactnessCheck",
     "emulate_file",
+    "output_names",
     "validate_events",
+    "validate_inputs",
 ]
 
 log = logging.getLogger("hepfpga.firmware.emulate")
@@ -159,14 +161,20 @@ class Emulator:
         n_outputs: int,
         fallback_reason: str | None = None,
         check: ExactnessCheck | None = None,
+        inputs: tuple[tuple[str, int], ...] = (),
+        outputs: tuple[tuple[str, int], ...] = (),
     ) -> None:
         if plan is None and project is None:
             raise ConversionError("an Emulator needs a plan or a project to fall back to")
         self._plan = plan
         self._project = project
         self.logits_layer = logits_layer
+        #: numbers per event of the first input and of the first output
         self.n_inputs = n_inputs
         self.n_outputs = n_outputs
+        #: (name, numbers per event) of every input and every output, in the model's order
+        self.inputs = inputs or (("input", n_inputs),)
+        self.outputs = outputs or (("output", n_outputs),)
         self.fallback_reason = fallback_reason
         self.check = check
 
@@ -194,28 +202,36 @@ class Emulator:
                 f"the project {project.path} is not compiled; call compile_project(project) first"
             )
         model = project.hls_model
-        n_inputs, n_outputs = len(model.get_input_variables()), len(model.get_output_variables())
-        if (n_inputs, n_outputs) != (1, 1):
-            raise ConversionError(
-                f"emulation reads one event array and writes one output array; this model has "
-                f"{n_inputs} inputs and {n_outputs} outputs. Use hepfpga verify, or "
-                "hepfpga.firmware.csim.predict_outputs(project, [x1, x2, ...]) for every output"
-            )
-        n_in = int(model.get_input_variables()[0].size())
-        n_out = int(model.get_output_variables()[0].size())
+        shape = {
+            "inputs": tuple((str(v.name), int(v.size())) for v in model.get_input_variables()),
+            # named after the output layers (hls4ml's variables are "layer6_out")
+            "outputs": tuple(
+                (str(name), int(v.size()))
+                for name, v in zip(model.outputs, model.get_output_variables(), strict=True)
+            ),
+        }
+        n_in, n_out = shape["inputs"][0][1], shape["outputs"][0][1]
         logits = project.logits_layer or None
         try:
             plan = build_plan(model)
         except UnsupportedLayerError as exc:
-            return cls._fallback(project, logits, n_in, n_out, f"not reproduced: {exc}", None)
+            return cls._fallback(project, logits, shape, f"not reproduced: {exc}", None)
         if logits is not None and logits not in plan.layer_outputs:
             missing = f"the logits layer '{logits}' is not in the converted graph"
-            return cls._fallback(project, logits, n_in, n_out, missing, None)
-        emulator = cls(plan, project=project, logits_layer=logits, n_inputs=n_in, n_outputs=n_out)
+            return cls._fallback(project, logits, shape, missing, None)
+        emulator = cls(
+            plan,
+            project=project,
+            logits_layer=logits,
+            n_inputs=n_in,
+            n_outputs=n_out,
+            inputs=shape["inputs"],
+            outputs=shape["outputs"],
+        )
         sample = emulator._check_sample(check_inputs, check_events, stress_events, seed)
-        check, reason = emulator._prove(sample, n_stress=min(stress_events, len(sample)))
+        check, reason = emulator._prove(sample, n_stress=min(stress_events, len(sample[0])))
         if reason is not None:
-            return cls._fallback(project, logits, n_in, n_out, reason, check)
+            return cls._fallback(project, logits, shape, reason, check)
         emulator.check = check
         log.info(
             "fixed-point engine identical to the C simulation on %d events (%d spread over "
@@ -230,8 +246,7 @@ class Emulator:
         cls,
         project: FirmwareProject,
         logits: str | None,
-        n_in: int,
-        n_out: int,
+        shape: dict[str, tuple[tuple[str, int], ...]],
         reason: str,
         check: ExactnessCheck | None,
     ) -> Emulator:
@@ -245,54 +260,61 @@ class Emulator:
             None,
             project=project,
             logits_layer=logits,
-            n_inputs=n_in,
-            n_outputs=n_out,
+            n_inputs=shape["inputs"][0][1],
+            n_outputs=shape["outputs"][0][1],
             fallback_reason=reason,
             check=check,
+            inputs=shape["inputs"],
+            outputs=shape["outputs"],
         )
 
-    def _check_sample(self, inputs: Any, n_events: int, n_stress: int, seed: int) -> np.ndarray:
+    def _check_sample(
+        self, inputs: Any, n_events: int, n_stress: int, seed: int
+    ) -> list[np.ndarray]:
+        """One array per model input: the first ``n_events`` events of ``inputs`` (may be
+        None), then ``n_stress`` events spread over each input type's range."""
         assert self._plan is not None
-        parts = []
-        if n_stress:
-            t = self._plan.input_type
-            rng = np.random.default_rng(seed)
-            span = max(abs(t.min_value), abs(t.max_value))
-            stress = rng.uniform(-1.25 * span, 1.25 * span, size=(n_stress, self.n_inputs))
-            # a quarter on exact ties of the input grid, a few far beyond the range
-            ties = slice(0, n_stress // 4)
-            stress[ties] = (np.round(stress[ties] / t.lsb) + 0.5) * t.lsb
-            stress[-max(n_stress // 20, 1) :] *= 8.0
-            stress *= rng.uniform(0, 1, size=(n_stress, 1)) ** 2  # many near zero too
-            parts.append(stress.astype(np.float32))
-        if inputs is not None and n_events:
-            data = self._events(inputs)[:n_events]
-            parts.insert(0, data)
-        return np.concatenate(parts) if parts else np.empty((0, self.n_inputs), np.float32)
+        data = self._events(inputs) if inputs is not None and n_events else None
+        rng = np.random.default_rng(seed)
+        sample = []
+        for k, spec in enumerate(self._plan.inputs):
+            size = self.inputs[k][1]
+            parts = [] if data is None else [data[k][:n_events]]
+            if n_stress:
+                t = spec.type
+                span = max(abs(t.min_value), abs(t.max_value))
+                stress = rng.uniform(-1.25 * span, 1.25 * span, size=(n_stress, size))
+                # a quarter on exact ties of the input grid, a few far beyond the range
+                ties = slice(0, n_stress // 4)
+                stress[ties] = (np.round(stress[ties] / t.lsb) + 0.5) * t.lsb
+                stress[-max(n_stress // 20, 1) :] *= 8.0
+                stress *= rng.uniform(0, 1, size=(n_stress, 1)) ** 2  # many near zero too
+                parts.append(stress.astype(np.float32))
+            sample.append(np.concatenate(parts) if parts else np.empty((0, size), np.float32))
+        return sample
 
-    def _prove(self, sample: np.ndarray, n_stress: int) -> tuple[ExactnessCheck, str | None]:
-        from hepfpga.firmware.csim import predict, predict_with_logits
-
-        assert self._project is not None
+    def _prove(self, sample: list[np.ndarray], n_stress: int) -> tuple[ExactnessCheck, str | None]:
         start = time.perf_counter()
-        compared: tuple[str, ...] = ("outputs",)
+        compared: tuple[str, ...] = tuple(
+            "outputs" if len(self.outputs) == 1 else f"outputs_{name}" for name, _ in self.outputs
+        )
         if self.logits_layer is not None:
-            ref_out, ref_logits = predict_with_logits(self._project, sample, self.logits_layer)
-            compared = ("outputs", "logits")
-        else:
-            ref_out = predict(self._project, sample)
+            compared += ("logits",)
+        ref_out, ref_logits = self._csim(sample, self.logits_layer)
         seconds = time.perf_counter() - start
+        n = len(sample[0])
         try:
-            if self.logits_layer is not None:
-                out, logits = self.predict_with_logits(sample)
-                same = np.all(out == ref_out, axis=1) & np.all(logits == ref_logits, axis=1)
-            else:
-                same = np.all(self.predict(sample) == ref_out, axis=1)
+            out, logits = self._run(self._unwrap(sample), self.logits_layer)
         except UnsupportedLayerError as exc:
-            check = ExactnessCheck(len(sample), n_stress, 0.0, compared, seconds)
+            check = ExactnessCheck(n, n_stress, 0.0, compared, seconds)
             return check, f"not reproduced: {exc}"
+        same = np.ones(n, dtype=bool)
+        for mine, ref in zip(out, ref_out, strict=True):
+            same &= np.all(mine == ref, axis=1)
+        if logits is not None:
+            same &= np.all(logits == ref_logits, axis=1)
         fraction = float(same.mean()) if len(same) else 0.0
-        check = ExactnessCheck(len(sample), n_stress, fraction, compared, seconds)
+        check = ExactnessCheck(n, n_stress, fraction, compared, seconds)
         if not check.passed:
             first = int(np.argmin(same))
             return check, (
@@ -300,6 +322,10 @@ class Emulator:
                 f"{len(same)} check events (first: check event {first})"
             )
         return check, None
+
+    def _unwrap(self, events: list[np.ndarray]) -> Any:
+        """One array for a single-input model, the list otherwise (as csim takes them)."""
+        return events[0] if len(events) == 1 else events
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -323,77 +349,94 @@ class Emulator:
         return state
 
     # -- prediction --------------------------------------------------------------------------
-    def _events(self, x: Any, first_event: int = 0) -> np.ndarray:
-        return validate_events(x, self.n_inputs, first_event)
+    def _events(self, x: Any, first_event: int = 0) -> list[np.ndarray]:
+        """One validated ``(n_events, size)`` float32 array per model input."""
+        return validate_inputs(x, self.inputs, first_event)
 
-    def _run(self, x: Any, logits: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Outputs of the events ``x``, and those of the layer ``logits`` (None: not read)."""
+    def _run(self, x: Any, logits: str | None) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """Every output for the events ``x``, and the output of the layer ``logits``."""
         events = self._events(x)
         if self._plan is None:
             return self._csim(events, logits)
         plan = self._plan
-        out = np.empty((len(events), self.n_outputs), dtype=np.float64)
-        out_frac = plan.type_of(plan.output).fractional
+        n = len(events[0])
+        out = [np.empty((n, size), dtype=np.float64) for _, size in self.outputs]
         logit_values = None
         if logits is not None:
             tensor = plan.layer_outputs[logits]
-            logit_values = np.empty((len(events), plan.width_of(tensor)), dtype=np.float64)
+            logit_values = np.empty((n, plan.width_of(tensor)), dtype=np.float64)
         with _one_blas_thread():
-            self._run_batches(plan, events, logits, out, out_frac, logit_values)
+            self._run_batches(plan, events, logits, out, logit_values)
         return out, logit_values
 
     def _run_batches(
         self,
         plan: Plan,
-        events: np.ndarray,
+        events: list[np.ndarray],
         logits: str | None,
-        out: np.ndarray,
-        out_frac: int,
+        out: list[np.ndarray],
         logit_values: np.ndarray | None,
     ) -> None:
         keep = (logits,) if logits is not None else ()
+        fracs = [plan.type_of(tensor).fractional for tensor in plan.outputs]
         if logits is not None:
             tensor = plan.layer_outputs[logits]
             logit_frac = plan.type_of(tensor).fractional
-        for start in range(0, len(events), ENGINE_BATCH):
-            stop = min(start + ENGINE_BATCH, len(events))
+        for start in range(0, len(events[0]), ENGINE_BATCH):
+            stop = min(start + ENGINE_BATCH, len(events[0]))
+            batch = [e[start:stop] for e in events]
             try:
-                raw = plan.run(events[start:stop], keep=keep)
+                raw = plan.run(batch, keep=keep)
             except UnsupportedLayerError as exc:
                 # e.g. a table entry without a defined value was addressed: ask the C++
-                batch_out, batch_logits = self._csim_batch(events[start:stop], logits, exc)
-                out[start:stop] = batch_out
+                batch_out, batch_logits = self._csim_batch(batch, logits, exc)
+                for values, ref in zip(out, batch_out, strict=True):
+                    values[start:stop] = ref
                 if logit_values is not None:
                     logit_values[start:stop] = batch_logits
                 continue
-            out[start:stop] = np.ldexp(raw[plan.output].reshape(stop - start, -1), -out_frac)
+            for values, output, frac in zip(out, plan.outputs, fracs, strict=True):
+                values[start:stop] = np.ldexp(raw[output].reshape(stop - start, -1), -frac)
             if logit_values is not None:
                 values = raw[tensor].reshape(stop - start, -1)
                 logit_values[start:stop] = np.ldexp(values, -logit_frac)
 
-    def _csim(self, events: np.ndarray, logits: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-        from hepfpga.firmware.csim import predict, predict_with_logits
+    def _csim(
+        self, events: list[np.ndarray], logits: str | None
+    ) -> tuple[list[np.ndarray], np.ndarray | None]:
+        from hepfpga.firmware.csim import predict_logits, predict_outputs, predict_with_logits
 
         assert self._project is not None
-        if logits is not None:
-            return predict_with_logits(self._project, events, logits)
-        return predict(self._project, events), None
+        x = self._unwrap(events)
+        if len(self.outputs) == 1:
+            if logits is not None:
+                out, logit_values = predict_with_logits(self._project, x, logits)
+                return [out], logit_values
+            return predict_outputs(self._project, x), None
+        outputs = predict_outputs(self._project, x)
+        return outputs, (predict_logits(self._project, x, logits) if logits else None)
 
     def _csim_batch(
-        self, events: np.ndarray, logits: str | None, exc: UnsupportedLayerError
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+        self, events: list[np.ndarray], logits: str | None, exc: UnsupportedLayerError
+    ) -> tuple[list[np.ndarray], np.ndarray | None]:
         if self._project is None:
             raise ConversionError(
                 f"the fixed-point engine cannot compute these events ({exc}) and the C "
                 "simulation is not available in this process; run without a cluster"
             ) from exc
-        message = f"{len(events)} events computed by the C simulation: {exc}"
+        message = f"{len(events[0])} events computed by the C simulation: {exc}"
         warnings.warn(message, EmulationFallbackWarning, stacklevel=4)
         log.warning("%s", message)
         return self._csim(events, logits)
 
     def predict(self, x: Any) -> np.ndarray:
-        """The firmware's outputs (events x outputs, float64), as ``csim.predict`` gives them."""
+        """The firmware's (first) output (events x outputs, float64), as ``csim.predict``
+        gives it; ``x``: an array, or a list of one array per input."""
+        return self._run(x, logits=None)[0][0]
+
+    def predict_outputs(self, x: Any) -> list[np.ndarray]:
+        """Every output of the firmware, one ``(events, size)`` array per model output (as
+        ``csim.predict_outputs`` gives them)."""
         return self._run(x, logits=None)[0]
 
     def predict_logits(self, x: Any) -> np.ndarray:
@@ -406,7 +449,34 @@ class Emulator:
             raise ConversionError("this emulator has no logits layer")
         out, logits = self._run(x, logits=self.logits_layer)
         assert logits is not None
-        return out, logits
+        return out[0], logits
+
+
+def validate_inputs(
+    x: Any, inputs: tuple[tuple[str, int], ...], first_event: int = 0
+) -> list[np.ndarray]:
+    """One ``(n_events, size)`` float32 array per model input (``inputs``: name and size of
+    each), or a :class:`DataError` saying what is wrong; ``x`` is an array for a single-input
+    model, a list of one array per input otherwise."""
+    if len(inputs) == 1:
+        single = x[0] if isinstance(x, (list, tuple)) and len(x) == 1 else x
+        return [validate_events(single, inputs[0][1], first_event)]
+    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(arrays) != len(inputs):
+        raise DataError(
+            f"the model has {len(inputs)} inputs ({', '.join(name for name, _ in inputs)}); "
+            f"give a list of {len(inputs)} event arrays, got {len(arrays)}"
+        )
+    events = [
+        _validate(a, size, name=name, first_event=first_event, flat=True)
+        for a, (name, size) in zip(arrays, inputs, strict=True)
+    ]
+    if len({len(e) for e in events}) > 1:
+        raise DataError(
+            "the inputs hold different numbers of events: "
+            + ", ".join(f"{n}: {len(e)}" for (n, _), e in zip(inputs, events, strict=True))
+        )
+    return events
 
 
 def validate_events(x: Any, n_inputs: int, first_event: int = 0) -> np.ndarray:
@@ -421,17 +491,89 @@ def _chunks(n_events: int, chunk_size: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + chunk_size, n_events)
 
 
+class _Sources:
+    """The data file's array of each model input (one for most models), read by range."""
+
+    def __init__(self, readers: list[Any]) -> None:
+        self.readers = readers
+        self.n_events = readers[0].n_events
+
+    def describe(self) -> str:
+        return ", ".join(reader.describe() for reader in self.readers)
+
+    def read(self, start: int, stop: int) -> list[np.ndarray]:
+        return [reader.read(start, stop) for reader in self.readers]
+
+
+def _open_sources(
+    data: str | Path,
+    inputs: tuple[tuple[str, int], ...],
+    key: str | Mapping[str, str] | None,
+    columns: Sequence[str] | None,
+) -> _Sources:
+    """One reader per model input: ``key``/``columns`` for a single-input model; for several
+    inputs, the arrays (npz) or datasets (HDF5) named in ``key`` (input name -> array; default:
+    the input names), each checked against its input's size."""
+    from hepfpga.datafiles import open_array
+
+    if len(inputs) == 1:
+        if isinstance(key, Mapping):
+            key = key.get(inputs[0][0], next(iter(key.values()), None))
+        readers = [open_array(data, key=key, columns=columns)]
+    else:
+        if columns:
+            raise DataError(
+                f"{data}: --columns selects the columns of one input; this model has "
+                f"{len(inputs)} inputs ({', '.join(n for n, _ in inputs)}): give one array "
+                "or dataset per input instead"
+            )
+        keys = dict(key) if isinstance(key, Mapping) else {}
+        unknown = sorted(set(keys) - {name for name, _ in inputs})
+        if unknown:
+            raise DataError(
+                f"--key names {', '.join(unknown)}, which are not inputs of the model; its "
+                f"inputs: {', '.join(n for n, _ in inputs)}"
+            )
+        readers = [open_array(data, key=keys.get(name, name)) for name, _ in inputs]
+    for reader, (name, size) in zip(readers, inputs, strict=True):
+        if reader.n_features != size:
+            label = "inputs" if len(inputs) == 1 else f"numbers for input '{name}'"
+            raise DataError(
+                f"{reader.describe()} has {reader.n_features} {label} per event; the model "
+                f"takes {size}"
+                + (f" (columns: {', '.join(reader.columns)})" if reader.columns else "")
+            )
+    counts = {reader.n_events for reader in readers}
+    if len(counts) > 1:
+        raise DataError(
+            "the inputs hold different numbers of events: "
+            + ", ".join(f"{r.describe()}: {r.n_events}" for r in readers)
+        )
+    return _Sources(readers)
+
+
+def output_names(emulator: Emulator) -> tuple[str, ...]:
+    """The arrays :func:`emulate_file` writes for the model's outputs: ``outputs`` for one,
+    ``outputs_<layer>`` for each of several."""
+    if len(emulator.outputs) == 1:
+        return ("outputs",)
+    return tuple(f"outputs_{name}" for name, _ in emulator.outputs)
+
+
 def _emulate_chunk(
     emulator: Emulator, source: Any, start: int, stop: int, logits: bool
 ) -> dict[str, np.ndarray]:
     try:
-        x = validate_events(source.read(start, stop), emulator.n_inputs, first_event=start)
+        x = emulator._events(source.read(start, stop), first_event=start)
     except DataError as exc:
         raise DataError(f"{source.describe()}: {exc}") from exc
+    names = output_names(emulator)
     if logits:
-        out, lg = emulator.predict_with_logits(x)
-        return {"outputs": out, "logits": lg}
-    return {"outputs": emulator.predict(x)}
+        outputs, lg = emulator._run(x, emulator.logits_layer)
+        if lg is None:
+            raise ConversionError("this emulator has no logits layer")
+        return {**dict(zip(names, outputs, strict=True)), "logits": lg}
+    return dict(zip(names, emulator.predict_outputs(x), strict=True))
 
 
 def emulate_file(
@@ -439,7 +581,7 @@ def emulate_file(
     data: str | Path,
     out: str | Path,
     *,
-    key: str | None = None,
+    key: str | Mapping[str, str] | None = None,
     columns: Sequence[str] | None = None,
     logits: bool = False,
     chunk_size: int = 1_000_000,
@@ -451,7 +593,9 @@ def emulate_file(
     """Emulate every event of the file ``data`` and write the outputs to ``out``.
 
     ``data`` is read with :func:`hepfpga.datafiles.open_array` (``key``: the array, dataset
-    or tree; ``columns``: the input columns, in order). A project is first turned into an
+    or tree; ``columns``: the input columns, in order). A model with several inputs reads one
+    array (npz) or dataset (HDF5) per input, named as the input, or as ``key`` maps them
+    (``{input name: array}``). A project is first turned into an
     :class:`Emulator`, proven on the first ``check_events`` events of ``data``. Chunks of
     ``chunk_size`` events are processed on dask.distributed: the scheduler at ``scheduler``
     (workers must see ``data``'s path), else a LocalCluster of ``n_workers`` (default: one
@@ -461,24 +605,21 @@ def emulate_file(
     chunks per worker are in flight, so memory stays bounded. With the C-simulation fallback
     the chunks run here, one by one.
 
-    ``out`` (``.npz``, ``.h5``/``.hdf5``, ``.parquet``) receives ``outputs`` (and ``logits``
-    when asked) and is written through a temporary file renamed into place.
+    ``out`` (``.npz``, ``.h5``/``.hdf5``, ``.parquet``) receives ``outputs`` (one array per
+    output, ``outputs_<layer>``, for a model with several) and ``logits`` when asked, and is
+    written through a temporary file renamed into place.
     """
-    from hepfpga.datafiles import ArrayWriter, open_array
+    from hepfpga.datafiles import ArrayWriter
 
     start_time = time.perf_counter()
-    source = open_array(data, key=key, columns=columns)
+    if isinstance(emulator_or_project, Emulator):
+        inputs = emulator_or_project.inputs
+    else:
+        model = emulator_or_project.hls_model
+        inputs = tuple((str(v.name), int(v.size())) for v in model.get_input_variables())
+    source = _open_sources(data, inputs, key, columns)
     out = Path(out)
     ArrayWriter.check_path(out)
-    if isinstance(emulator_or_project, Emulator):
-        n_inputs = emulator_or_project.n_inputs
-    else:
-        n_inputs = int(emulator_or_project.hls_model.get_input_variables()[0].size())
-    if source.n_features != n_inputs:
-        raise DataError(
-            f"{source.describe()} has {source.n_features} inputs per event; the model takes "
-            f"{n_inputs}" + (f" (columns: {', '.join(source.columns)})" if source.columns else "")
-        )
     if isinstance(emulator_or_project, Emulator):
         emulator = emulator_or_project
     else:
@@ -486,11 +627,11 @@ def emulate_file(
         if check_events:
             try:
                 raw = source.read(0, min(check_events, source.n_events))
-                sample = validate_events(raw, n_inputs)
+                sample = validate_inputs(raw, inputs)
             except DataError as exc:
                 raise DataError(f"{source.describe()}: {exc}") from exc
         emulator = Emulator.from_project(emulator_or_project, sample, check_events=check_events)
-    names = ("outputs", "logits") if logits else ("outputs",)
+    names = output_names(emulator) + (("logits",) if logits else ())
     spans = list(_chunks(source.n_events, chunk_size))
     streaming_start = time.perf_counter()
     with ArrayWriter(out, source.n_events) as writer:

@@ -22,10 +22,12 @@ type) in a float array, so every product and sum is an integer computation:
   ``init_exp_table`` does, and addressed by the top bits of the same fixed-point values; the
   sum uses hls4ml's balanced adder tree in ``accum_t``.
 
-Anything else (other activations, merge layers, average pooling, ``io_stream``-only layers,
-binary/ternary/power-of-two products...) raises :class:`UnsupportedLayerError` with the
-reason, which :class:`~hepfpga.firmware.emulate.Emulator` turns into a loud fallback to the C
-simulation.
+``io_stream`` graphs (the layers hls4ml inserts: zero padding, ``Clone``, ``Repack``),
+average pooling and depthwise/separable convolutions are reproduced by the steps of
+:mod:`hepfpga.firmware.emulate_stream`. Anything else (table activations, io_stream's
+``Broadcast``, binary/ternary/power-of-two products...) raises :class:`UnsupportedLayerError`
+with the reason, which :class:`~hepfpga.firmware.emulate.Emulator` turns into a loud fallback
+to the C simulation.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConfigError
+from hepfpga.firmware.layers.graph import SPLIT_OUTPUT_SUFFIXES
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = ["Plan", "UnsupportedLayerError", "build_plan", "register_activation", "register_step"]
@@ -896,49 +899,22 @@ class MoveStep(_SpatialStep):
 
 
 class GlobalPoolStep(_SpatialStep):
-    """Global max pooling (the largest value, ``(accum_t)`` then ``(res_T)``) and global average
-    pooling over ``n = 2**k`` positions (the sum in ``accum_t``, divided by ``n``: exact when
-    ``accum_t`` holds the sum and ``k`` more fractional bits; other cases fall back)."""
+    """Global max pooling: the largest value, ``(accum_t)`` then ``(res_T)`` (global average
+    pooling is :class:`~hepfpga.firmware.emulate_stream.AvgPoolStep` over every position)."""
 
     def __init__(self, layer: Any, ctx: Context) -> None:
-        in_type, interval, in_shape = self._bind_channels_last(layer, ctx)
-        self.op = str(layer.get_attr("pool_op", "Max"))
+        in_type, interval, _ = self._bind_channels_last(layer, ctx)
+        if str(layer.get_attr("pool_op", "Max")) != "Max":
+            raise UnsupportedLayerError(f"layer '{layer.name}': not a global max pooling")
         self.out_type = _result_type(layer)
         accum_t = _layer_type(layer, "accum_t") if "accum_t" in layer.types else in_type
-        n = int(math.prod(in_shape[:-1]))
-        self.to_accum: Convert | None
-        if self.op == "Max":
-            self.to_accum, acc, big1 = plan_convert(in_type.fractional, interval, accum_t)
-            frac = accum_t.fractional
-        elif n & (n - 1) == 0:
-            shift = n.bit_length() - 1
-            total = Interval(n * interval.lo, n * interval.hi)
-            lo, hi = raw_range(accum_t)
-            scale = 2.0 ** (accum_t.fractional - in_type.fractional - shift)
-            if scale < 1 or total.lo * scale * 2**shift < lo or total.hi * scale * 2**shift > hi:
-                raise UnsupportedLayerError(
-                    f"layer '{layer.name}': accum_t {accum_t} rounds or overflows the average"
-                )
-            # the sum's raw codes read with ``shift`` more fractional bits are the mean, exactly
-            self.to_accum, acc, big1 = None, total, float(total.magnitude)
-            frac = in_type.fractional + shift
-        else:
-            raise UnsupportedLayerError(
-                f"layer '{layer.name}': average over {n} positions (not a power of two) is "
-                "divided in accum_t with truncation"
-            )
-        self.result, self.out_interval, big2 = plan_convert(frac, acc, self.out_type)
+        self.to_accum, acc, big1 = plan_convert(in_type.fractional, interval, accum_t)
+        self.result, self.out_interval, big2 = plan_convert(accum_t.fractional, acc, self.out_type)
         self.max_magnitude = max(big1, big2, interval.magnitude, acc.magnitude)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
-        x = x.reshape(n, -1, self.in_shape[-1])
-        if self.op == "Max":
-            out = x.max(axis=1)
-            if self.to_accum is not None:
-                out = self.to_accum(out)
-        else:
-            out = x.sum(axis=1)
+        out = self.to_accum(x.reshape(n, -1, self.in_shape[-1]).max(axis=1))
         return self.result(out).reshape(n, *self.shape)
 
 
@@ -1053,8 +1029,6 @@ STEP_BUILDERS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "Cropping2D": MoveStep,
     "Resize": MoveStep,
     "Merge": MergeStep,
-    "GlobalPooling1D": GlobalPoolStep,
-    "GlobalPooling2D": GlobalPoolStep,
     "Concatenate": MergeStep,
     "Dot": MergeStep,
 }
@@ -1083,28 +1057,55 @@ def register_activation(name: str, builder: Callable[[Any, Context], Step]) -> N
     ACTIVATION_BUILDERS[name] = builder
 
 
+@dataclass(frozen=True)
+class PlanInput:
+    """One input of the model: the tensor the steps read, its type and shape per event."""
+
+    tensor: str
+    type: FixedType
+    shape: tuple[int, ...]
+    #: the model's name for it (the hls4ml input layer)
+    name: str = "input"
+
+
 @dataclass
 class Plan:
     """The steps of one model, runnable on raw codes without hls4ml."""
 
+    #: the type and shape of the first input (``inputs`` has every one)
     input_type: FixedType
     input_shape: tuple[int, ...]
     steps: list[Step]
+    #: the first output tensor (``outputs`` has every one)
     output: str
     dtype: Any
     #: layer name -> output tensor name, for reading intermediate results (the logits)
     layer_outputs: dict[str, str]
+    inputs: tuple[PlanInput, ...] = ()
+    outputs: tuple[str, ...] = ()
 
-    def run(self, x: np.ndarray, keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-        """Raw outputs of the model (key ``output``) and of the layers named in ``keep``.
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            self.inputs = (PlanInput("__input__", self.input_type, self.input_shape),)
+        if not self.outputs:
+            self.outputs = (self.output,)
 
-        ``x`` must already be float32 (as the C simulation sees it) and finite.
+    def run(self, x: Any, keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """Raw outputs of the model (keys ``outputs``) and of the layers named in ``keep``.
+
+        ``x``: one array, or a list of one array per input (``inputs``' order); float32 (as
+        the C simulation sees it) and finite.
         """
-        t = self.input_type
-        raw = np.asarray(x, dtype=np.float64) * 2.0**t.fractional
-        lo, hi = raw_range(t)
-        raw = Convert(1.0, t.rounding, t.saturation, lo, hi, t.width)(raw)
-        tensors = {"__input__": raw.astype(self.dtype).reshape(len(raw), *self.input_shape)}
+        arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"the plan has {len(self.inputs)} inputs, got {len(arrays)} arrays")
+        tensors: dict[str, np.ndarray] = {}
+        for spec, array in zip(self.inputs, arrays, strict=True):
+            t = spec.type
+            raw = np.asarray(array, dtype=np.float64) * 2.0**t.fractional
+            lo, hi = raw_range(t)
+            raw = Convert(1.0, t.rounding, t.saturation, lo, hi, t.width)(raw)
+            tensors[spec.tensor] = raw.astype(self.dtype).reshape(len(raw), *spec.shape)
         wanted = {self.layer_outputs[name]: name for name in keep}
         kept: dict[str, np.ndarray] = {}
         users = dict(self.users)
@@ -1122,12 +1123,15 @@ class Plan:
                 kept[step.output] = (
                     result / step.output_scale if step.output_scale != 1.0 else (result.copy())
                 )
-        kept[self.output] = tensors[self.output]
+        for output in self.outputs:
+            kept[output] = tensors[output]
         return kept
 
     @property
     def users(self) -> dict[str, int]:
-        count: dict[str, int] = {self.output: 1}
+        count: dict[str, int] = {}
+        for output in self.outputs:
+            count[output] = count.get(output, 0) + 1
         for step in self.steps:
             for name in step.inputs:
                 count[name] = count.get(name, 0) + 1
@@ -1157,7 +1161,7 @@ def _dtype_for(magnitude: float, where: str) -> Any:
     )
 
 
-def _fold_scales(steps: list[Step], output: str) -> None:
+def _fold_scales(steps: list[Step], outputs: tuple[str, ...]) -> None:
     """Fold the power-of-two scaling of a conversion into the matrix product before it.
 
     ``(res_T) acc`` scales ``acc``'s raw codes by ``2**(f_res - f_acc)`` before rounding; when
@@ -1169,7 +1173,7 @@ def _fold_scales(steps: list[Step], output: str) -> None:
         for name in step.inputs:
             consumers.setdefault(name, []).append(step)
     for step in steps:
-        if not isinstance(step, MatmulStep) or step.output == output:
+        if not isinstance(step, MatmulStep) or step.output in outputs:
             continue
         after = consumers.get(step.output, [])
         if step.accum_wrap is not None or not step.result.is_identity or len(after) != 1:
@@ -1194,30 +1198,31 @@ def build_plan(hls_model: Any) -> Plan:
     io_type = hls_model.config.get_config_value("IOType")
     if io_type not in IO_TYPES:
         raise UnsupportedLayerError(f"{io_type} (reproduced: {', '.join(IO_TYPES)})")
-    inputs = hls_model.get_input_variables()
-    outputs = hls_model.get_output_variables()
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise UnsupportedLayerError(
-            f"{len(inputs)} inputs and {len(outputs)} outputs (need 1 and 1)"
-        )
     layers = list(hls_model.get_layers())
-    first = layers[0]
-    if first.class_name != "Input":
+    if not layers or layers[0].class_name != "Input":
+        first = layers[0] if layers else None
         raise UnsupportedLayerError(
-            f"the first layer '{first.name}' is {first.class_name}, not Input"
+            f"the first layer '{getattr(first, 'name', None)}' is "
+            f"{getattr(first, 'class_name', None)}, not Input"
         )
-    input_type = _result_type(first)
-    if input_type.width > 50:
-        raise UnsupportedLayerError(f"input type {input_type} is wider than 50 bits")
-    input_shape = _out_shape(first)
-    ctx = Context(
-        types={first.outputs[0]: input_type},
-        intervals={first.outputs[0]: Interval(*raw_range(input_type))},
-        shapes={first.outputs[0]: input_shape},
-    )
+    ctx = Context(types={}, intervals={}, shapes={})
     steps: list[Step] = []
-    layer_outputs = {first.name: first.outputs[0]}
-    for layer in layers[1:]:
+    layer_outputs: dict[str, str] = {}
+    inputs: list[PlanInput] = []
+    for layer in layers:
+        if layer.class_name == "Input":
+            # the graph's input tensors: the first is "__input__", the others "__input<k>__"
+            input_type = _result_type(layer)
+            if input_type.width > 50:
+                raise UnsupportedLayerError(f"input type {input_type} is wider than 50 bits")
+            tensor = layer.outputs[0]
+            ctx.types[tensor] = input_type
+            ctx.intervals[tensor] = Interval(*raw_range(input_type))
+            ctx.shapes[tensor] = _out_shape(layer)
+            layer_outputs[layer.name] = tensor
+            name = "__input__" if not inputs else f"__input{len(inputs)}__"
+            inputs.append(PlanInput(name, input_type, _out_shape(layer), layer.name))
+            continue
         builder = STEP_BUILDERS.get(layer.class_name)
         if builder is None:
             raise UnsupportedLayerError(
@@ -1235,18 +1240,48 @@ def build_plan(hls_model: Any) -> Plan:
             ctx.intervals[step.output] = step.out_interval
             ctx.shapes[step.output] = step.shape
         layer_outputs[layer.name] = layer_steps[0].output
-    input_magnitude = Interval(*raw_range(input_type)).magnitude
+        # a layer hls4ml split is read under its Keras name from the part writing its output
+        for suffix in SPLIT_OUTPUT_SUFFIXES:
+            if layer.name.endswith(suffix):
+                layer_outputs.setdefault(layer.name[: -len(suffix)], layer_steps[0].output)
+    tensor_of = {layer_outputs[spec.name]: spec.tensor for spec in inputs}
+    # in the model's input order (the C simulation's argument order)
+    order = [str(name) for name in getattr(hls_model, "inputs", [])]
+    if sorted(order) == sorted(tensor_of):
+        rank = {name: k for k, name in enumerate(order)}
+        inputs.sort(key=lambda spec: rank[layer_outputs[spec.name]])
+        # the first input keeps the name "__input__"
+        renamed = {
+            layer_outputs[spec.name]: "__input__" if k == 0 else f"__input{k}__"
+            for k, spec in enumerate(inputs)
+        }
+        inputs = [
+            PlanInput(renamed[layer_outputs[spec.name]], spec.type, spec.shape, spec.name)
+            for spec in inputs
+        ]
+        tensor_of = renamed
+    input_magnitude = max(Interval(*raw_range(spec.type)).magnitude for spec in inputs)
     for step in steps:
         step.dtype = _dtype_for(step.max_magnitude, step.name)
-    dtype = steps[0].dtype if steps else _dtype_for(input_magnitude, first.name)
-    _fold_scales(steps, output=hls_model.outputs[0])
-    # the input is converted in float64; a tensor of the graph's input name feeds step 1
+    dtype = steps[0].dtype if steps else _dtype_for(input_magnitude, layers[0].name)
+    outputs = tuple(str(name) for name in hls_model.outputs)
+    _fold_scales(steps, outputs)
     for step in steps:
         step.prepare(step.dtype)
-        step.inputs = tuple("__input__" if n == first.outputs[0] else n for n in step.inputs)
-    output = hls_model.outputs[0]
-    if output not in {step.output for step in steps}:
-        raise UnsupportedLayerError(f"the model output '{output}' is not written by any layer")
-    if output == first.outputs[0]:
-        raise UnsupportedLayerError("the model has no layers")
-    return Plan(input_type, input_shape, steps, output, dtype, layer_outputs)
+        step.inputs = tuple(tensor_of.get(n, n) for n in step.inputs)
+    written = {step.output for step in steps}
+    for output in outputs:
+        if output in tensor_of:
+            raise UnsupportedLayerError(f"the model output '{output}' is an input")
+        if output not in written:
+            raise UnsupportedLayerError(f"the model output '{output}' is not written by any layer")
+    return Plan(
+        inputs[0].type,
+        inputs[0].shape,
+        steps,
+        outputs[0],
+        dtype,
+        layer_outputs,
+        inputs=tuple(inputs),
+        outputs=outputs,
+    )

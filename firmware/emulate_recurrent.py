@@ -105,11 +105,18 @@ class _Dense:
         self.accum = Convert(1.0, None, accum_t.saturation, acc_lo, acc_hi, accum_t.width)
         if accum_t.saturation is Saturation.SAT_SYM and accum_t.signed:
             self.accum.lo = -acc_hi
-        self.w = w * scale if self.exact_products else w
+        w = w * scale if self.exact_products else w
         self.max_magnitude = max(reach, float(np.abs(w).max(initial=0)) * x_interval.magnitude)
+        # float32 (half the memory traffic) where every integer involved is below 2**22
+        self.dtype = np.float32 if self.max_magnitude < 2.0**22 else np.float64
+        self.w = w.astype(self.dtype)
+        self.bias = self.bias.astype(self.dtype)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Raw ``accum_t`` codes of ``W x + b`` for the raw codes ``x`` (events, n_in)."""
+        return self._sum(x.astype(self.dtype)).astype(np.float64, copy=False)
+
+    def _sum(self, x: np.ndarray) -> np.ndarray:
         if self.exact_products and (self.fits or self.wrap):
             acc = x @ self.w + self.bias
             return acc if self.fits else self.accum(acc)
@@ -117,9 +124,20 @@ class _Dense:
         if self.fits or self.wrap:
             acc = products.sum(axis=1) + self.bias
             return acc if self.fits else self.accum(acc)
-        acc = np.broadcast_to(self.bias, (len(x), len(self.bias))).copy()
-        for i in range(products.shape[1]):  # dense_latency's order: input by input
-            acc = self.accum(acc + products[:, i, :])
+        # dense_latency's order, input by input, saturating each partial sum. Every partial
+        # sum lies between the bias plus the negative and the bias plus the positive terms:
+        # where both stay in accum_t's range nothing saturates and this is the plain sum;
+        # only the other (event, output) pairs are added again one input at a time
+        acc = products.sum(axis=1) + self.bias
+        high = np.maximum(products, 0).sum(axis=1) + self.bias
+        low = acc - high + self.bias  # the bias plus the negative terms
+        unsafe = (high > self.accum.hi) | (low < self.accum.lo)
+        if unsafe.any():
+            rows, cols = np.nonzero(unsafe)
+            total = self.bias[cols].copy()
+            for i in range(products.shape[1]):
+                total = self.accum(total + products[rows, i, cols])
+            acc[rows, cols] = total
         return acc
 
 

@@ -27,7 +27,8 @@ the C simulation before it is used).
   average is exact when ``accum_t`` holds every value and every partial sum: then both
   compute ``trunc(sum / n)`` on ``accum_t``'s raw codes (``ap_fixed`` division by an int
   truncates toward zero at the dividend's fractional bits), converted to ``res_T``
-  (:class:`AvgPoolStep`; io_parallel too).
+  (:class:`AvgPoolStep`; io_parallel too, and global average pooling over any number of
+  positions).
 * ``Broadcast`` (Vivado merges of tensors of different shapes) is not reproduced.
 
 **Depthwise and separable convolutions.** hls4ml splits ``SeparableConv1D/2D`` into
@@ -50,6 +51,7 @@ import numpy as np
 
 from hepfpga.firmware.emulate_engine import (
     Context,
+    GlobalPoolStep,
     Interval,
     MaxPoolStep,
     Step,
@@ -97,28 +99,36 @@ def _clone_steps(layer: Any, ctx: Context) -> list[Step]:
 
 
 class AvgPoolStep(Step):
-    """Average pooling without padding: ``res = (res_T) trunc(sum_accum(window) / n)``.
+    """Average pooling without padding: ``res = (res_T) trunc(sum_accum(window) / n)``; global
+    average pooling (``whole=True``) is the one window over every position.
 
     Exact when ``accum_t`` has at least the input's fractional bits and holds every partial
     sum of a window (io_parallel's running sum and io_stream's tree then agree); otherwise the
     layer is refused (the result would depend on the order of the sums).
     """
 
-    def __init__(self, layer: Any, ctx: Context, dims: int) -> None:
+    def __init__(self, layer: Any, ctx: Context, dims: int, whole: bool = False) -> None:
         self.name = layer.name
         source, in_type, interval, in_shape = _input_of(layer, ctx)
         self.inputs = (source,)
         self.output = layer.outputs[0]
         self.shape = _out_shape(layer)
         self.in_shape = in_shape
+        self.out_spatial = self.shape[:-1]
         if layer.get_attr("data_format", "channels_last") != "channels_last":
             raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
         pads = [layer.get_attr(k, 0) for k in ("pad_left", "pad_right", "pad_top", "pad_bottom")]
         if any(pads):
             raise UnsupportedLayerError(f"layer '{layer.name}': padded average pooling")
-        if dims == 1:
-            self.pool: tuple[int, ...] = (int(layer.get_attr("pool_width")),)
-            self.stride: tuple[int, ...] = (int(layer.get_attr("stride_width")),)
+        self.pool: tuple[int, ...]
+        self.stride: tuple[int, ...]
+        if whole:
+            self.pool = tuple(int(d) for d in in_shape[:-1])
+            self.stride = (1,) * len(self.pool)
+            self.out_spatial = (1,) * len(self.pool)
+        elif dims == 1:
+            self.pool = (int(layer.get_attr("pool_width")),)
+            self.stride = (int(layer.get_attr("stride_width")),)
         else:
             self.pool = (int(layer.get_attr("pool_height")), int(layer.get_attr("pool_width")))
             self.stride = (
@@ -151,10 +161,9 @@ class AvgPoolStep(Step):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         x = x.reshape(n, *self.in_shape)
-        out_spatial = self.shape[:-1]
         total: np.ndarray | None = None
         for offset in itertools.product(*(range(p) for p in self.pool)):
-            view = x[_shifted(offset, self.stride, out_spatial)]
+            view = x[_shifted(offset, self.stride, self.out_spatial)]
             total = view.copy() if total is None else np.add(total, view, out=total)
         if total is None:  # pragma: no cover - a pool has at least one position
             raise UnsupportedLayerError(f"layer '{self.name}': empty pool")
@@ -174,6 +183,12 @@ def _pooling_step(dims: int) -> Callable[[Any, Context], Step]:
         return MaxPoolStep(layer, ctx, dims)
 
     return build
+
+
+def _global_pooling_step(layer: Any, ctx: Context) -> Step:
+    if str(layer.get_attr("pool_op", "Max")) == "Average":
+        return AvgPoolStep(layer, ctx, len(_input_of(layer, ctx)[3]) - 1, whole=True)
+    return GlobalPoolStep(layer, ctx)
 
 
 def _depthwise_step(dims: int) -> Callable[[Any, Context], Step]:
@@ -219,6 +234,8 @@ STREAM_STEPS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
     "MaxPooling2D": _pooling_step(2),
     "AveragePooling1D": _pooling_step(1),
     "AveragePooling2D": _pooling_step(2),
+    "GlobalPooling1D": _global_pooling_step,
+    "GlobalPooling2D": _global_pooling_step,
     "DepthwiseConv1D": _depthwise_step(1),
     "DepthwiseConv2D": _depthwise_step(2),
     "PointwiseConv1D": _pointwise_step(1),

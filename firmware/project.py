@@ -232,6 +232,7 @@ def write_project(
             # (the logits), which is C-simulation only (#ifndef __SYNTHESIS__)
             hls_model.config.trace_output = True
             hls_model.write()
+            patch_sources(tmp, ready)
         except HepfpgaError:
             raise
         except Exception as exc:  # hls4ml raises bare Exception
@@ -337,7 +338,10 @@ def _build_library(folder: Path) -> float | None:
     finally:
         build.unlink(missing_ok=True)
     if result.returncode != 0:
-        tail = " | ".join(result.stdout.strip().splitlines()[-8:])
+        lines = result.stdout.strip().splitlines()
+        # the compiler's first errors say what is wrong; its last lines are often warnings
+        errors = [line for line in lines if " error: " in line][:3]
+        tail = " | ".join(errors or lines[-8:])
         raise ConversionError(
             f"compiling the C simulation in {folder} failed (status {result.returncode}): {tail}"
         )
@@ -360,6 +364,21 @@ def _load_library(project: FirmwareProject) -> None:
         dlclose.argtypes = [ctypes.c_void_p]
         dlclose(old._handle)
     project.hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(library))
+
+
+def patch_sources(folder: Path, model: Any) -> None:
+    """Apply the layer handlers' edits of the sources hls4ml wrote into ``folder`` for the
+    layers of ``model`` (``LayerHandler.patch_sources``; hls4ml rewrites them on every
+    ``write()``, so this follows each one)."""
+    from hepfpga.firmware.layers import handler_for
+
+    patches = []
+    for layer in model.layers:
+        patch = handler_for(layer).patch_sources
+        if patch is not None and patch not in patches:
+            patches.append(patch)
+    for patch in patches:
+        patch(Path(folder))
 
 
 def _flat(values: Any) -> np.ndarray | None:
@@ -420,6 +439,7 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
     start = time.perf_counter()
     try:
         project.hls_model.write()
+        patch_sources(project.path, project.keras_model)
         built = _build_library(project.path)
         if built is None:
             project.hls_model.compile()

@@ -180,7 +180,7 @@ def analysis_stage(run: Run) -> AnalysisResult:
     )
     firmware = run.find(FirmwareResult)
     layers = (
-        layer_type_table(firmware.project, data.x_test)
+        layer_type_table(firmware.project, firmware.firmware_inputs(data.x_test))
         if firmware is not None and firmware.project is not None
         else []
     )

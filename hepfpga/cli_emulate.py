@@ -24,7 +24,12 @@ def register(cli: click.Group, export: click.Group) -> None:
     help="Output file: .npz, .h5/.hdf5 or .parquet (written atomically).",
 )
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights (.h5) for a JSON model.")
-@click.option("--key", help="Array (npz), dataset (HDF5) or TTree (ROOT) holding the inputs.")
+@click.option(
+    "--key",
+    help="Array (npz), dataset (HDF5) or TTree (ROOT) holding the inputs; for a model with "
+    "several inputs, INPUT=ARRAY pairs separated by commas (default: arrays named as the "
+    "inputs).",
+)
 @click.option(
     "--columns",
     help="Comma-separated input columns/branches, in the model's input order "
@@ -65,7 +70,7 @@ def register(cli: click.Group, export: click.Group) -> None:
     "--io-type",
     default="io_parallel",
     show_default=True,
-    help="io_parallel or io_stream (io_stream runs the C simulation).",
+    help="io_parallel or io_stream (both run the fixed-point engine once proven).",
 )
 @click.option("--strategy", default="Latency", show_default=True, help="Latency or Resource.")
 @click.option(
@@ -102,25 +107,28 @@ def emulate(
     DATA: .npz, .h5/.hdf5, .parquet or .root.
     """
     from hepfpga.artifacts import check_destination, write_json_atomic
-    from hepfpga.datafiles import ArrayWriter, open_array
+    from hepfpga.datafiles import ArrayWriter, check_input_path, open_array
     from hepfpga.errors import ConfigError
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
     from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
     from hepfpga.firmware.precision import is_quantized
-    from hepfpga.model_io import check_single_input, load_keras_model
+    from hepfpga.model_io import check_model_inputs, load_keras_model
 
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    keys = _input_keys(key)
     # cheap checks first: a misspelt key or a wrong suffix should not wait for g++
     check_destination(out, kind="file", overwrite=overwrite, option="--out")
     if report is not None:
         check_destination(report, kind="file", overwrite=overwrite, option="--report")
-    open_array(data, key=key, columns=names)
+    check_input_path(data)
     ArrayWriter.check_path(out)
     options = FirmwareOptions.from_dict(
         {"backend": backend, "io_type": io_type, "strategy": strategy}
     )
     model = load_keras_model(model_file, weights=weights)
-    check_single_input(model)
+    check_model_inputs(model)
+    if len(model.inputs) == 1:
+        open_array(data, key=keys if not isinstance(keys, dict) else None, columns=names)
     if not is_quantized(model):
         raise ConfigError(
             f"{model_file} is a float (non-QKeras) model; emulate reproduces the firmware of "
@@ -139,7 +147,7 @@ def emulate(
             project,
             data,
             out,
-            key=key,
+            key=keys,
             columns=names,
             logits=logits,
             chunk_size=chunk_size,
@@ -163,3 +171,21 @@ def emulate(
     )
     if result.fallback_reason is not None:
         click.echo(f"warning: fell back to the C simulation: {result.fallback_reason}", err=True)
+
+
+def _input_keys(key: str | None) -> str | dict[str, str] | None:
+    """``--key``: one name, or ``INPUT=ARRAY`` pairs (several inputs) as a mapping."""
+    from hepfpga.errors import ConfigError
+
+    if key is None or "=" not in key:
+        return key
+    pairs: dict[str, str] = {}
+    for item in key.split(","):
+        name, sep, array = (part.strip() for part in item.partition("="))
+        if not sep or not name or not array or name in pairs:
+            raise ConfigError(
+                f"--key {key!r}: expected INPUT=ARRAY pairs separated by commas, each input "
+                f"once (e.g. jet=jets,event=events); bad item {item!r}"
+            )
+        pairs[name] = array
+    return pairs

@@ -76,7 +76,12 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(path_type=Path),
             help="Events from an .npz or HDF5 file (see --key).",
         ),
-        click.option("--key", help="Array of the --data file [default: its only array, or x]."),
+        click.option(
+            "--key",
+            help="Array of the --data file [default: its only array, or x]; for a model with "
+            "several inputs, INPUT=ARRAY pairs separated by commas (default: arrays named as "
+            "the inputs).",
+        ),
         click.option(
             "--random",
             "n_random",
@@ -119,11 +124,18 @@ def _events(
 ) -> Any:
     from hepfpga.errors import ConfigError
     from hepfpga.firmware.data import load_events, random_events
+    from hepfpga.firmware.layers.graph import input_names
 
     if data_file is not None and n_random is not None:
         raise ConfigError("give either --data or --random, not both")
+    events: Any
     if data_file is not None:
-        events = load_events(data_file, key)
+        names = input_names(model)
+        if len(names) > 1:  # one array per input
+            arrays = _input_arrays(key, names)
+            events = [load_events(data_file, arrays[name]) for name in names]
+        else:
+            events = load_events(data_file, key)
     elif n_random is not None:
         events = random_events(model, n_random)
     else:
@@ -131,6 +143,31 @@ def _events(
     if max_events is None:
         return events
     return [e[:max_events] for e in events] if isinstance(events, list) else events[:max_events]
+
+
+def _input_arrays(key: str | None, names: list[str]) -> dict[str, str]:
+    """``--key`` for a model with several inputs: input name -> array of the data file, from
+    ``INPUT=ARRAY`` pairs separated by commas (default: each input's own name)."""
+    from hepfpga.errors import ConfigError
+
+    if key is None:
+        return {name: name for name in names}
+    pairs: dict[str, str] = {}
+    for item in key.split(","):
+        name, sep, array = (part.strip() for part in item.partition("="))
+        if not sep or not name or not array or name in pairs:
+            raise ConfigError(
+                f"--key {key!r}: the model has {len(names)} inputs ({', '.join(names)}); "
+                "expected INPUT=ARRAY pairs separated by commas, each input once (e.g. "
+                f"{','.join(f'{n}={n}' for n in names)}); bad item {item!r}"
+            )
+        pairs[name] = array
+    if set(pairs) != set(names):
+        raise ConfigError(
+            f"--key {key!r} names the inputs {', '.join(sorted(pairs))}; the model's inputs "
+            f"are {', '.join(names)}: give one INPUT=ARRAY pair for each"
+        )
+    return pairs
 
 
 def _flags(**kwargs: Any) -> dict[str, Any]:

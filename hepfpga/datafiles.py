@@ -42,6 +42,7 @@ __all__ = [
     "WRITE_FORMATS",
     "ArrayReader",
     "ArrayWriter",
+    "check_input_path",
     "open_array",
     "read_array",
 ]
@@ -223,6 +224,16 @@ def _check_columns(path: Path, wanted: Sequence[str], available: Sequence[str]) 
             f"{path}: no column {', '.join(repr(c) for c in missing)}; "
             f"available: {', '.join(available)}"
         )
+
+
+def check_input_path(path: str | Path) -> str:
+    """The input format of ``path`` (a :class:`DataError` for an unknown suffix or a missing
+    file), before any array in it is chosen."""
+    path = Path(path)
+    fmt = _format(path, READ_FORMATS, "input")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    return fmt
 
 
 def open_array(

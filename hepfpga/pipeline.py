@@ -213,6 +213,13 @@ register_stage(
     after="csim",
 )
 
+from hepfpga.pipeline_emulation import emulation_stage  # noqa: E402
+
+register_stage(
+    Stage("emulation", "proving the bulk emulator against the C simulation", emulation_stage),
+    after="csim",
+)
+
 register_task_stages("anomaly_detection", anomaly_stages)
 
 from hepfpga.pipeline_generation import generation_stages  # noqa: E402

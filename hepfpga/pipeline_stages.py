@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from hepfpga.deploy.onnx_export import OnnxExport, OnnxParity
     from hepfpga.firmware.project import FirmwareProject
     from hepfpga.firmware.verify import VerificationReport
-    from hepfpga.train.architectures import Architecture
+    from hepfpga.train.architectures import Architecture, FirmwareForm
     from hepfpga.train.dataset import Split
     from hepfpga.train.evaluate import ClassifierMetrics
     from hepfpga.train.fit import FitResult
@@ -383,20 +383,49 @@ class FirmwareResult(StageResult):
     project: FirmwareProject | None
     testbench_events: int
     not_available: str | None = None
+    #: the model the firmware is built from when it is another form of the QKeras model
+    #: (the architecture's ``firmware_form``), else None
+    form: FirmwareForm | None = None
+    #: max |difference| between that form's and the QKeras model's outputs on the test jets
+    form_max_abs_diff: float | None = None
+
+    def firmware_inputs(self, x: Any) -> Any:
+        """The firmware's inputs for the representation's input array ``x``."""
+        return firmware_inputs(self.form, x)
 
     def report_items(self, run: Run) -> dict[str, Any]:
         if self.project is None:
             return {"firmware": {"status": "not available", "reason": self.not_available}}
-        return {
-            "firmware": {
-                "status": "built",
-                "folder": "firmware",
-                "options": run.config.firmware.to_dict(),
-                "logits_layer": self.project.logits_layer,
-                "compile_seconds": self.project.compile_seconds,
-                "testbench_events": self.testbench_events,
-            }
+        firmware: dict[str, Any] = {
+            "status": "built",
+            "folder": "firmware",
+            "options": run.config.firmware.to_dict(),
+            "logits_layer": self.project.logits_layer,
+            "compile_seconds": self.project.compile_seconds,
+            "testbench_events": self.testbench_events,
         }
+        if self.form is not None:
+            firmware["model"] = {
+                "form": self.form.description,
+                "inputs": [tensor.node.layer.name for tensor in self.form.model.inputs],
+                "max_abs_diff_vs_qkeras": self.form_max_abs_diff,
+            }
+        return {"firmware": firmware}
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        if self.form is None or self.form_max_abs_diff is None:
+            return {}
+        diff = self.form_max_abs_diff
+        return {
+            "firmware_model_vs_qkeras_max_abs_diff": Check(
+                diff, "== 0", diff == 0.0, reason=self.form.description
+            )
+        }
+
+
+def firmware_inputs(form: FirmwareForm | None, x: Any) -> Any:
+    """The inputs of the firmware's model for the representation's input array ``x``."""
+    return x if form is None else form.inputs(x)
 
 
 def firmware_unavailable_reason(qmodel: Any) -> str | None:
@@ -419,19 +448,29 @@ def firmware_stage(run: Run) -> FirmwareResult:
     data = run.get(DataResult)
     q = run.get(QuantizedModelResult)
     n_tb = min(run.config.verification.testbench_events, len(data.x_test))
-    reason = firmware_unavailable_reason(q.model)
+    make_form = data.architecture.firmware_form
+    form = make_form(q.model) if make_form is not None else None
+    model = q.model if form is None else form.model
+    reason = firmware_unavailable_reason(model)
     if reason is not None:
         log.warning("firmware not available for this model: %s", reason)
         return FirmwareResult(None, 0, not_available=reason)
+    difference = None
+    if form is not None:  # the same function as the QKeras model, checked on the test jets
+        form_probs = form.model.predict(form.inputs(data.x_test), batch_size=4096, verbose=0)
+        difference = float(np.max(np.abs(np.asarray(form_probs) - q.probs)))
+    x_test = firmware_inputs(form, data.x_test)
     project = write_project(
-        q.model,
+        model,
         run.config.firmware,
         run.run_dir / "firmware",
-        testbench_inputs=data.x_test[:n_tb],
+        testbench_inputs=(
+            [a[:n_tb] for a in x_test] if isinstance(x_test, list) else x_test[:n_tb]
+        ),
         testbench_outputs=q.probs[:n_tb],
     )
     compile_project(project)
-    return FirmwareResult(project, n_tb)
+    return FirmwareResult(project, n_tb, form=form, form_max_abs_diff=difference)
 
 
 @dataclass
@@ -496,9 +535,11 @@ def verification_stage(run: Run) -> VerificationResult | None:
         return None
     data = run.get(DataResult)
     qmodel = run.get(QuantizedModelResult).model
-    report = verify_model(qmodel, data.x_test, run.config.firmware, project=firmware.project)
+    model = qmodel if firmware.form is None else firmware.form.model
+    x_test = firmware.firmware_inputs(data.x_test)
+    report = verify_model(model, x_test, run.config.firmware, project=firmware.project)
     record_verification(firmware.project, report.outputs)
-    hls_probs = predict(firmware.project, data.x_test)
+    hls_probs = predict(firmware.project, x_test)
     return VerificationResult(report, hls_probs, data.architecture.bit_exact)
 
 

@@ -61,51 +61,42 @@ def _check_bits(config: dict[str, Any]) -> None:
         )
 
 
+class _Reloadable:
+    """What both reloadable classes add to hls4ml.contrib's: list shapes built, the bit widths
+    (and ``quantize_transforms`` as a bool) in the config, a specific error on reload."""
+
+    def build(self, input_shape: Any) -> None:
+        super().build(_shape_tuples(input_shape))  # type: ignore[misc]
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()  # type: ignore[misc]
+        config["quantize_transforms"] = bool(config.get("quantize_transforms"))
+        config["total_bits"] = getattr(self, "_total_bits", None)
+        config["int_bits"] = getattr(self, "_int_bits", None)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        _check_bits(config)
+        return cls(**config)
+
+
 @functools.cache
 def garnet_classes() -> dict[str, type]:
     """``{"GarNet": ..., "GarNetStack": ...}``: hls4ml.contrib's layers whose config keeps
     ``total_bits`` and ``int_bits`` (see the module docstring)."""
     from hls4ml.contrib import garnet as contrib
 
-    class GarNet(contrib.GarNet):  # type: ignore[misc]
+    class GarNet(_Reloadable, contrib.GarNet):  # type: ignore[misc]
         """hls4ml.contrib's GarNet whose config round-trips the quantizer bit widths."""
 
-        def build(self, input_shape: Any) -> None:
-            super().build(_shape_tuples(input_shape))
-
-        def get_config(self) -> dict[str, Any]:
-            config: dict[str, Any] = super().get_config()
-            config["total_bits"] = self._total_bits
-            config["int_bits"] = self._int_bits
-            return config
-
-        @classmethod
-        def from_config(cls, config: dict[str, Any]) -> Any:
-            _check_bits(config)
-            return cls(**config)
-
-    class GarNetStack(contrib.GarNetStack):  # type: ignore[misc]
+    class GarNetStack(_Reloadable, contrib.GarNetStack):  # type: ignore[misc]
         """hls4ml.contrib's GarNetStack whose config round-trips the quantizer bit widths;
         ``quantize_transforms=False`` builds float transforms (as ``None`` does)."""
 
         def __init__(self, *args: Any, quantize_transforms: Any = None, **kwargs: Any) -> None:
             kwargs.pop("n_sublayers", None)  # written by get_config, implied by the lists
             super().__init__(*args, quantize_transforms=quantize_transforms or None, **kwargs)
-
-        def build(self, input_shape: Any) -> None:
-            super().build(_shape_tuples(input_shape))
-
-        def get_config(self) -> dict[str, Any]:
-            config: dict[str, Any] = super().get_config()
-            config["quantize_transforms"] = bool(self._quantize_transforms)
-            config["total_bits"] = self._total_bits
-            config["int_bits"] = self._int_bits
-            return config
-
-        @classmethod
-        def from_config(cls, config: dict[str, Any]) -> Any:
-            _check_bits(config)
-            return cls(**config)
 
     return {"GarNet": GarNet, "GarNetStack": GarNetStack}
 

@@ -334,13 +334,15 @@ def _recurrent(layer: Any, bits: Bits) -> Any:
 
 @register_layer_mapping("GarNet", kind="graph", copies_weights=True)
 def _garnet(layer: Any, bits: Bits) -> Any:
-    from hls4ml.contrib.garnet import GarNet
+    from hepfpga.quantize.garnet import garnet_classes
 
+    # hepfpga's GarNet class: its saved config keeps total_bits/int_bits, so it reloads
+    garnet = garnet_classes()["GarNet"]
     cfg = layer.get_config()
     if cfg["quantize_transforms"]:
         raise ConversionError(f"layer '{layer.name}': GarNet is already quantized")
     keep = ("simplified", "collapse", "input_format", "output_activation", "mean_by_nvert")
-    return GarNet(
+    return garnet(
         cfg["n_aggregators"],
         cfg["n_filters"],
         cfg["n_propagate"],

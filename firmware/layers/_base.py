@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
@@ -175,6 +176,9 @@ class LayerHandler:
     #: count): such a model input gets an exact unsigned integer type (:func:`count_type`),
     #: and random events draw integers from 0 to that value
     counts: Callable[[Any], dict[int, int]] | None = None
+    #: edits of the sources hls4ml generates for the layer, applied to the project folder
+    #: after every ``write()`` (e.g. a rounding mode hls4ml's template fixes); None: none
+    patch_sources: Callable[[Path], None] | None = None
     #: multiplications the layer unrolls in io_parallel (the size that drives g++ time)
     multiplications: Callable[[Any], int] = field(default=lambda layer: 0)
     #: ``(layer, types, input types) -> {hls4ml layer name: LayerName entry}``: entries of

@@ -15,8 +15,9 @@ of the layer (same class name, same computation in Keras, :func:`firmware_twin`)
 the QKeras-quantized weights and tells hls4ml to store them as they are.
 
 **Numeric semantics** (``nnet_garnet.h``; ``V`` vertices, ``n`` present): per vertex, the
-aggregator distances ``d = S(x)`` are summed in ``ap_fixed<12,4,AP_TRN,AP_SAT>`` (fixed by
-hls4ml's template: 8 fractional bits, ``|d| < 8``; each product is truncated); the edge
+aggregator distances ``d = S(x)`` are summed in ``ap_fixed<12,4,AP_RND,AP_SAT>`` (width fixed
+by hls4ml's template: 8 fractional bits, ``|d| < 8``; each product rounded to nearest, where
+hls4ml's template truncates: :func:`round_distances`); the edge
 weights ``exp(-d^2)`` come from a table with one entry per distance code, in ``edge_weight_t``;
 the products ``x * exp(-d^2)`` are rounded to the *input* type; their sums over the vertices
 and the means (right shifts by ``log2 V``) are in ``aggr_t`` / ``edge_weight_aggr_t``. hls4ml
@@ -29,7 +30,7 @@ shifts never round or overflow (bounds from the weights and the input type); the
 type has the output quantizer's integer bits and ``log2 V`` more fractional bits (the exact
 mean of ``V`` values on its grid) for quantized layers, the profiled range for float ones.
 
-So the firmware is **not bit-exact** (distance truncation, the table, the 10-bit folded
+So the firmware is **not bit-exact** (the 8-bit distances, the table, the 10-bit folded
 weights, the missing per-vertex output rounding); verification requires the logits within
 :data:`QKERAS_BOUND` and reports the measured max |difference| and argmax agreement
 (docs/firmware.md has the measured numbers).
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +57,14 @@ from hepfpga.firmware.layers._base import (
 )
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
-__all__ = ["ACCEPTED", "EDGE_WEIGHT_BITS", "QKERAS_BOUND", "firmware_twin", "vertex_count"]
+__all__ = [
+    "ACCEPTED",
+    "EDGE_WEIGHT_BITS",
+    "QKERAS_BOUND",
+    "firmware_twin",
+    "round_distances",
+    "vertex_count",
+]
 
 #: what hepfpga converts, in words (the end of every refusal)
 ACCEPTED = (
@@ -67,12 +76,16 @@ ACCEPTED = (
 #: fractional bits of the edge weights exp(-d^2) in [0, 1] (hls4ml's default: 10, truncated)
 EDGE_WEIGHT_BITS = 12
 #: the logits bound (max |difference|) verification requires of a QKeras model with a GarNet
-#: layer instead of bit-exactness. Measured: see docs/firmware.md (small random models and the
-#: trained jet GarNet of examples/jet_garnet.yaml); the report always gives the measured max
-#: |difference| and argmax agreement.
+#: layer instead of bit-exactness. Measured (docs/firmware.md): 0.0017 (GarNet) and 0.006
+#: (GarNetStack) on the small random test models, 0.138 on the trained jet GarNet of
+#: examples/jet_garnet.yaml (0.384 with hls4ml's truncated distances); the report always
+#: gives the measured max |difference| and argmax agreement.
 QKERAS_BOUND = 0.5
-#: the distance type hls4ml's template fixes (``distance_width = 12``, ``distance_nint = 4``)
-DISTANCE_TYPE = FixedType(12, 4, True, Rounding.TRN, Saturation.SAT)
+#: the distance type: width and integer bits fixed by hls4ml's template (``distance_width =
+#: 12``, ``distance_nint = 4``), rounded to nearest by hepfpga (:func:`round_distances`)
+DISTANCE_TYPE = FixedType(12, 4, True, Rounding.RND, Saturation.SAT)
+#: hls4ml 1.3's distance typedef (truncating) in the generated parameters.h
+_DISTANCE_TRUNCATED = "AP_TRN, AP_SAT> distance_t;"
 #: widest internal sum type chosen here (beyond, the sums are rounded at the lsb)
 _MAX_SUM_WIDTH = 64
 #: backends whose hls4ml templates implement GarNet
@@ -107,7 +120,8 @@ def check_form(layer: Any) -> None:
             f"has input_format='{config.get('input_format')}'; hls4ml 1.3 converts the "
             "two-input form 'xn' only (the vertex mask of 'x', channel 3 != 0, has no firmware "
             "twin): build it with inputs [features, keras.Input((1,), dtype='uint16')] "
-            "holding the number of leading present vertices",
+            "holding the number of leading present vertices (a model of hepfpga's garnet "
+            "architecture: hepfpga.train.architectures.garnet.firmware_form(model).model)",
         )
     if not config.get("simplified"):
         raise _refuse(layer, "has simplified=False; hls4ml's GarNet is the simplified one")
@@ -352,6 +366,30 @@ def _garnet(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPre
     )
 
 
+def round_distances(folder: Path) -> None:
+    """Make the generated ``distance_t`` round to nearest (``AP_RND``) instead of truncating.
+
+    hls4ml's template sums the aggregator distances in ``ap_fixed<12,4,AP_TRN,AP_SAT>``,
+    truncating every product: a systematic shift of up to ``(F + 1) / 256`` towards minus
+    infinity for ``F`` input features. Measured on the trained jet GarNet of
+    ``examples/jet_garnet.yaml`` (1,000 test jets): GarNet's output off QKeras by up to 0.079
+    truncated, 0.021 rounded; logits 0.384 and 0.127. The table of ``exp(-d^2)`` is indexed
+    by the distance's bits, so it is unchanged; one adder per conversion in hardware.
+    """
+    path = folder / "firmware" / "parameters.h"
+    text = path.read_text(encoding="utf-8")
+    if "distance_t;" not in text:
+        return
+    if _DISTANCE_TRUNCATED not in text and "AP_RND, AP_SAT> distance_t;" not in text:
+        raise ConversionError(
+            f"{path}: hls4ml's GarNet distance type is not the one hls4ml 1.3 writes "
+            f"('ap_fixed<12, 4, {_DISTANCE_TRUNCATED}'); hepfpga pins hls4ml 1.3"
+        )
+    path.write_text(
+        text.replace(_DISTANCE_TRUNCATED, "AP_RND, AP_SAT> distance_t;"), encoding="utf-8"
+    )
+
+
 def vertex_count(layer: Any) -> dict[int, int]:
     """GarNet's input 1 is the number of present vertices, 0..V."""
     return {1: _n_vertices(layer)}
@@ -375,7 +413,8 @@ register(
         derive=_garnet,
         exactness="hls4ml.contrib GarNet/GarNetStack in the 'xn' form (simplified, linear "
         "output, collapse='mean', V a power of two): edge weights exp(-d^2) from a table "
-        "addressed by a 12-bit truncated distance, weights stored with 10 fractional bits: "
+        "addressed by a 12-bit distance (rounded by hepfpga, truncated by hls4ml), weights "
+        "stored with 10 fractional bits: "
         "approximate (measured); quantized transforms written as the QKeras-quantized weights",
         emulator="C simulation (GarNet's exp table and truncated distances are not in the engine)",
         exact=lambda layer: False,
@@ -384,6 +423,7 @@ register(
         bound=QKERAS_BOUND,
         bound_reason="edge weights exp(-d^2) from a lookup table",
         counts=vertex_count,
+        patch_sources=round_distances,
         multiplications=_multiplications,
     )
 )

@@ -30,6 +30,7 @@ from hepfpga.firmware.layers._base import (
     sum_type,
     union_type,
 )
+from hepfpga.firmware.options import IOType
 from hepfpga.quantize.fixed import FixedType
 
 
@@ -66,6 +67,12 @@ def _merge(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrec
             raise ConversionError(
                 f"layer '{layer.name}' (Dot) of inputs {shapes}; hls4ml 1.3 computes the dot "
                 "product of two flat vectors only"
+            )
+        if ctx.options.io_type is IOType.STREAM:
+            # its io_stream graph calls the io_parallel dot1d on streams: g++ fails
+            raise ConversionError(
+                f"layer '{layer.name}' (Dot): hls4ml 1.3 has no io_stream Dot (the C++ it "
+                "writes does not compile); use --io-type io_parallel"
             )
     exact, accum = _exact_type(layer, inputs)
     if ctx.quantized or kind in ("Maximum", "Minimum", "Concatenate"):

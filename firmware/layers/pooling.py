@@ -32,7 +32,7 @@ register(
         ),
         derive=_max_pool,
         exactness="the largest input value, in the input type: exact",
-        emulator="max-pool step (unpadded windows, io_parallel); global: C simulation",
+        emulator="max-pool step (unpadded windows) and global max step; io_parallel and io_stream",
     )
 )
 
@@ -72,7 +72,9 @@ register(
         derive=_average_pool,
         exactness="sum in a wider accumulator, divided into log2(n) more fractional bits: "
         "exact for power-of-two windows, else rounded (measured)",
-        emulator="C simulation (average pooling is not in the engine)",
+        emulator="average step, (result_t) trunc(sum / n) as hls4ml divides, when accum_t "
+        "holds every partial sum exactly (emulate_stream; windows and global, io_parallel and "
+        "io_stream); otherwise C simulation",
         exact=_average_exact,
     )
 )

@@ -63,12 +63,8 @@ def test_cnn_run_is_bit_exact_in_io_stream(tmp_path: Path, jets_file: Path) -> N
     ("model", "layer"),
     [
         ({"architecture": "lstm", "n_constituents": 4, "units": 4, "dense_units": []}, "QLSTM"),
-        (
-            {"architecture": "garnet", "n_constituents": 4, "aggregators": 2, "propagate": 3},
-            "GarNet",
-        ),
     ],
-    ids=["lstm", "garnet"],
+    ids=["lstm"],
 )
 def test_run_says_when_firmware_is_not_available(
     tmp_path: Path, jets_file: Path, model: dict, layer: str
@@ -87,6 +83,10 @@ def test_run_says_when_firmware_is_not_available(
         assert "hls_logits_bit_exact" not in checks  # never claimed for table-based gates
         assert checks["hls_vs_qkeras_logits_max_abs_diff"]["value"] > 0
         assert "table-based sigmoid/tanh" in report["verification"]["requirement"]
+        if layer == "QLSTM":  # hepfpga emulate reproduces the firmware bit for bit
+            emulation = report["emulation"]
+            assert emulation["engine"] == "fixed-point", emulation["fallback_reason"]
+            assert emulation["fraction_identical_to_csim"] == 1.0
     assert result.passed  # nothing failed; the report says what is missing
     assert (result.run_dir / "model.onnx").is_file()
 

@@ -325,3 +325,9 @@ def test_served_answers_do_not_depend_on_where_the_model_ran(
         np.testing.assert_array_equal(answer, reference.run(None, {"input": x})[0])
     assert (model.scheduler.inline_executions > 0) == bool(inline_max_us)
     assert model.stats.success.count == len(sizes) + 1 and model.stats.pending == 0
+
+
+def test_a_model_far_over_the_budget_is_called_only_twice_at_load() -> None:
+    runner = Costly(limit=0, slow_s=0.05)  # 50 ms a call against a 1 ms budget
+    assert measure_inline_batch([runner], spec(), budget_us=1000) == 0
+    assert runner.shapes == [(1, 3), (1, 3)]  # the warm-up and one probe

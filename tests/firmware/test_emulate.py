@@ -314,29 +314,28 @@ def test_io_stream_is_planned(tmp_path: Path, small_tagger: Any) -> None:
     assert [step.name for step in plan.steps] == hls_layers
 
 
-def test_unreproduced_activation_falls_back_loudly(tmp_path: Path) -> None:
-    from qkeras import QActivation, QDense, quantized_bits
+def test_unreproduced_layer_falls_back_loudly(tmp_path: Path) -> None:
+    from qkeras import QActivation, QDense, binary, quantized_bits
     from tensorflow import keras
 
     x = keras.Input((6,), name="input_layer")
     h = QActivation(quantized_bits(10, 3, alpha=1), name="input_quant")(x)
-    h = QDense(
+    out = QDense(
         4,
-        kernel_quantizer=quantized_bits(6, 0, alpha=1),
+        kernel_quantizer=binary(alpha=1),  # hls4ml's binary product is not in the engine
         bias_quantizer=quantized_bits(6, 0, alpha=1),
         name="dense",
     )(h)
-    out = keras.layers.Activation("sigmoid", name="sigmoid")(h)
     model = keras.Model(x, out)
     project = convert_directly(model, tmp_path / "fw", "ap_fixed<10,4,AP_RND_CONV,AP_SAT>")
-    with pytest.warns(EmulationFallbackWarning, match="sigmoid"):
+    with pytest.warns(EmulationFallbackWarning, match="binary"):
         emulator = Emulator.from_project(project, np.ones((5, 6)))
     assert emulator.engine == ENGINE_CSIM
-    assert "sigmoid" in (emulator.fallback_reason or "")
+    assert "binary" in (emulator.fallback_reason or "")
     events = cnn_inputs((6,), 50)
     assert np.array_equal(emulator.predict(events), predict(project, events))
     result = emulate_file(emulator, _npz(tmp_path, events), tmp_path / "o.npz", chunk_size=20)
-    assert result.engine == ENGINE_CSIM and "sigmoid" in (result.fallback_reason or "")
+    assert result.engine == ENGINE_CSIM and "binary" in (result.fallback_reason or "")
     with pytest.raises(ConversionError, match="cannot be sent to other processes"):
         __import__("pickle").dumps(emulator)
     assert result.to_dict()["fallback_reason"] == result.fallback_reason

@@ -180,3 +180,37 @@ def test_unreproducible_stream_pooling_is_named(
     project = write_project(qcnn2d_same_pools(), options, tmp_path / "fw")
     with pytest.raises(UnsupportedLayerError, match=f"layer 'pool_2'.*{reason}"):
         build_plan(project.hls_model)
+
+
+def test_dot_in_io_stream_is_refused_by_name(byo_models: Any) -> None:
+    """hls4ml 1.3 writes io_parallel dot1d calls on streams (g++ fails on them): refused
+    before anything is written, instead of a compiler error."""
+    from hepfpga.errors import ConversionError
+    from hepfpga.firmware.hls_config import plan_conversion
+
+    with pytest.raises(ConversionError) as info:
+        plan_conversion(byo_models.qmerge(), FirmwareOptions(io_type="io_stream"))
+    assert str(info.value) == (
+        "layer 'dot' (Dot): hls4ml 1.3 has no io_stream Dot (the C++ it writes does not "
+        "compile); use --io-type io_parallel"
+    )
+
+
+def test_a_failed_compilation_reports_the_compiler_errors(tmp_path: Path) -> None:
+    """g++ ends with pages of warnings; the error names its first errors (found with the
+    io_stream Dot, whose message used to be eight lines of ap_private.h warnings)."""
+    from hepfpga.errors import ConversionError
+    from hepfpga.firmware.project import _build_library
+
+    (tmp_path / "firmware").mkdir()
+    noise = "\n".join(f"echo 'ap_private.h:{i}: warning: deprecated'" for i in range(12))
+    (tmp_path / "build_lib.sh").write_text(
+        "WEIGHTS_DIR=weights\n"
+        "echo 'myproject.cpp:214:58: error: cannot convert stream to array'\n"
+        f"{noise}\nexit 1\n"
+    )
+    with pytest.raises(ConversionError) as info:
+        _build_library(tmp_path)
+    message = str(info.value)
+    assert message.endswith("myproject.cpp:214:58: error: cannot convert stream to array")
+    assert "warning" not in message

@@ -12,7 +12,11 @@ An :class:`Architecture` bundles everything hepfpga needs to run one kind of net
   the firmware and the verification compare pre-softmax values exactly;
 * its task (a key of :data:`hepfpga.train.tasks.TASKS`; the task decides the loss and the
   evaluation);
-* what its firmware promises (``exactness``), written into the report.
+* what its firmware promises (``exactness``), written into the report;
+* where hls4ml converts another form of the network than the one trained (GarNet: its
+  two-input ``xn`` form), ``firmware_form(model) -> FirmwareForm``: the model the firmware is
+  built from (same weights, same function) and how its inputs follow from the
+  representation's.
 
 The QKeras counterpart comes from the layer mapping of :func:`hepfpga.quantize.quantize_model`
 (Dense -> QDense, Conv2D -> QConv2D, LSTM -> QLSTM, ...), so a plugin made of mapped layers needs
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
+    "FirmwareForm",
     "build_model",
     "get_architecture",
     "register_architecture",
@@ -41,6 +46,20 @@ __all__ = [
 
 Task = Literal["classification", "anomaly_detection", "generation"]
 Builder = Callable[[Any, tuple[int, ...], int, int], "keras.Model"]
+
+
+@dataclass(frozen=True)
+class FirmwareForm:
+    """The model a run's firmware is built from and verified against, when it is not the
+    trained (QKeras) model itself: the same weights and, on every jet of the representation,
+    the same outputs (the run checks this on the test jets), with other inputs."""
+
+    #: the Keras model given to the firmware stage
+    model: Any
+    #: the representation's input array -> the inputs of ``model`` (a list for several)
+    inputs: Callable[[Any], Any]
+    #: what differs from the trained model, in words (written into the report)
+    description: str
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,8 @@ class Architecture:
     #: only); False where tables approximate functions computed in float (sigmoid, tanh,
     #: exp): the run then reports the measured agreement instead of requiring exactness
     bit_exact: bool = True
+    #: the firmware's form of a trained model (None: the model itself), see FirmwareForm
+    firmware_form: Callable[[Any], FirmwareForm] | None = None
 
 
 #: Registered architectures by the name used in ``model.architecture``.
