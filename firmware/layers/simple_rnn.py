@@ -85,7 +85,7 @@ def _handler(classes: tuple[str, ...], **rewrite: Any) -> LayerHandler:
         exactness="Quartus only (hls4ml 1.3 has no Vivado/Vitis SimpleRNN): state and output "
         "in the input's type, weights covering their values (QSimpleRNN: the quantized values, "
         "exact types), 4096-entry tanh table: approximate (measured)",
-        emulator="C simulation (recurrent layers are not in the engine)",
+        emulator="C simulation (the Quartus SimpleRNN is not in the engine)",
         exact=lambda layer: False,
         rewrite=rewrite.get("rewrite"),
         rewrite_weights=rewrite.get("rewrite_weights"),

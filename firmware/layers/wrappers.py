@@ -275,7 +275,7 @@ register(
         "with their quantized weights, exact weight types); state and output in the input's "
         "type, 4096-entry gate tables: approximate (measured); merge_mode 'concat', "
         "io_parallel only",
-        emulator="C simulation (recurrent layers are not in the engine)",
+        emulator="C simulation (the engine steps LSTM/GRU, not hls4ml's Bidirectional layer)",
         exact=lambda layer: False,
         rewrite=_bidirectional_twin,
         rewrite_weights=_bidirectional_weights,
