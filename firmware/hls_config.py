@@ -336,6 +336,7 @@ def plan_conversion(
         handler = handler_for(layer)
         if handler.settings is not None:
             entry.update(handler.settings(layer))
+        entry.update(dict(types.settings))
         if handler.hls_entries is not None:
             incoming = [precision[name].result for name in graph[layer.name].inputs]
             for name, extra in handler.hls_entries(layer, types, incoming).items():

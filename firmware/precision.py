@@ -95,9 +95,29 @@ def is_quantized(model: Any) -> bool:
 
 
 def check_supported(model: Any) -> None:
-    """Refuse layers hepfpga cannot convert, naming the layer and what to use instead."""
+    """Refuse layers hepfpga cannot convert, naming the layer and what to use instead, and
+    tensors of one scalar per event (rank 1 with the batch: hls4ml 1.3 reads every shape as a
+    list of at least one dimension and fails inside its converter on ``()``)."""
     for node in model_graph(model):
         handler_for(node.layer)
+        _check_not_scalar(node.layer)
+
+
+def _check_not_scalar(layer: Any) -> None:
+    shape = layer.output_shape
+    shapes = shape if isinstance(shape, list) else [shape]
+    for one in shapes:
+        if isinstance(one, tuple) and len(one) == 1:
+            kind = type(layer).__name__
+            fix = (
+                "give the input the shape (1,) (events as (n_events, 1))"
+                if kind == "InputLayer"
+                else "keep a dimension of 1, e.g. Reshape((1,)) instead of Reshape(())"
+            )
+            raise ConversionError(
+                f"layer '{layer.name}' ({kind}) gives one scalar per event (shape {one}); "
+                f"hls4ml 1.3 needs at least one dimension per event: {fix}"
+            )
 
 
 def profile_ranges(model: Any, x: Any) -> dict[str, tuple[float, float]]:

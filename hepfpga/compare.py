@@ -1,18 +1,23 @@
-"""Compare finished runs: one table of architectures and an overlay of their ROC curves.
+"""Compare finished runs: a table per task and overlays of their ROC curves.
 
 :func:`load_run` reads a run folder's ``report.json`` (and ``scores.npz`` for the curves);
-:func:`format_table` prints, per run, the architecture, its inputs, the parameter count, the
-accuracy of the float, QKeras and HLS models, and the firmware's exactness as the run measured
-it; a second table gives the one-vs-rest AUC per class for each of the three models.
-:func:`plot_roc_overlay` draws one panel per class with one curve per run (the HLS scores when
-the run has firmware, else QKeras), each run on its own test jets.
+its figures come from the run's task (:mod:`hepfpga.run_figures`: classification, anomaly
+detection, generation). :func:`format_table` groups the runs by task and prints, per group,
+one row per run (architecture, inputs, parameter count, the task's headline figure for the
+float, QKeras and HLS models, the firmware's exactness as the run measured it, the run time)
+and then the task's detailed tables with one row per run and model (per-class AUC; AUC and
+signal efficiency per signal class; the fidelity of each generated sample).
+:func:`plot_roc_overlay` draws the classification runs' ROC curves, one panel per class, and
+:func:`plot_anomaly_overlay` the anomaly runs' (background acceptance against signal
+efficiency, one panel per signal class), one curve per run (the HLS scores when the run has
+firmware, else QKeras), each run on its own test jets. Generation runs have no curves.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +25,18 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import DataError
+from hepfpga.run_figures import MODELS, TASK_FIGURES, FigureTable, figures_for
 
-__all__ = ["MODELS", "RunSummary", "format_table", "load_run", "plot_roc_overlay"]
-
-#: the models of a run, as report.json names them, with their display names
-MODELS = {"float": "float", "qkeras": "QKeras", "hls": "HLS"}
+__all__ = [
+    "MODELS",
+    "OVERLAYS",
+    "RunSummary",
+    "format_table",
+    "load_run",
+    "overlay_paths",
+    "plot_anomaly_overlay",
+    "plot_roc_overlay",
+]
 
 
 @dataclass(frozen=True)
@@ -33,31 +45,32 @@ class RunSummary:
 
     folder: Path
     name: str
+    #: the run's task (``classification``, ``anomaly_detection``, ``generation``)
+    task: str
     architecture: str
     representation: str
     parameters: int | None
     status: str
-    #: model ("float", "qkeras", "hls") -> test accuracy
-    accuracy: dict[str, float]
-    #: model -> class -> one-vs-rest AUC
-    auc: dict[str, dict[str, float]]
+    #: what :attr:`headline` holds (``accuracy``, ``mean signal AUC``, ``classifier AUC``)
+    headline_name: str
+    #: model ("float", "qkeras", "hls") -> the task's headline figure on the test set
+    headline: dict[str, float | None]
+    #: the task's detailed tables (see :mod:`hepfpga.run_figures`)
+    tables: tuple[FigureTable, ...]
     #: the firmware's exactness against QKeras, in words
     firmware: str
     seconds: float | None
+    #: the classes of the run's sample, in label order
+    classes: tuple[str, ...] = ()
+    #: background and signal classes of an anomaly-detection run (empty otherwise)
+    background_classes: tuple[str, ...] = ()
+    signal_classes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "folder": str(self.folder),
-            "name": self.name,
-            "architecture": self.architecture,
-            "representation": self.representation,
-            "parameters": self.parameters,
-            "status": self.status,
-            "accuracy": self.accuracy,
-            "auc": self.auc,
-            "firmware": self.firmware,
-            "seconds": self.seconds,
-        }
+        from hepfpga._schema import to_plain
+
+        out: dict[str, Any] = to_plain(self)
+        return out
 
 
 def _firmware_exactness(report: dict[str, Any]) -> str:
@@ -76,31 +89,48 @@ def _firmware_exactness(report: dict[str, Any]) -> str:
 
 
 def load_run(folder: str | Path) -> RunSummary:
-    """The summary of the run in ``folder``; a :class:`DataError` if it holds no readable
-    hepfpga report."""
+    """The summary of the run in ``folder``; a :class:`DataError` naming the folder if it is
+    not a directory, holds no ``report.json``, or that file is not a hepfpga run report."""
     folder = Path(folder)
     path = folder / "report.json"
+    if not folder.is_dir():
+        raise DataError(
+            f"{folder}: not a run folder ({'a file' if folder.exists() else 'no such folder'}); "
+            "give the folders hepfpga run wrote, e.g. runs/*"
+        )
+    if not path.is_file():
+        raise DataError(
+            f"{folder}: not a run folder (no report.json; hepfpga run writes it when a run "
+            "finishes, so a partial run has none)"
+        )
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(report, dict):
+            raise TypeError(f"a JSON {type(report).__name__}, not an object")
         data = report["data"]
-        accuracy = {m: float(report[m]["test"]["accuracy"]) for m in MODELS if m in report}
-        auc = {m: dict(report[m]["test"]["auc"]) for m in MODELS if m in report}
-    except FileNotFoundError:
-        raise DataError(f"{folder}: not a run folder (no report.json)") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        figures = figures_for(report, str(path))
+        headline = figures.headline(report)
+        tables = tuple(figures.tables(report))
+        firmware = _firmware_exactness(report)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataError(f"{path}: not a hepfpga run report ({exc!r})") from exc
     architecture = report.get("architecture", {}).get("name", "mlp")  # runs before plugins
     return RunSummary(
         folder=folder,
         name=str(report.get("name", folder.name)),
+        task=figures.task,
         architecture=str(architecture),
         representation=str(data.get("representation", "features")),
         parameters=report.get("parameters"),
         status=str(report.get("status", "?")),
-        accuracy=accuracy,
-        auc=auc,
-        firmware=_firmware_exactness(report),
+        headline_name=figures.headline_name,
+        headline=headline,
+        tables=tables,
+        firmware=firmware,
         seconds=report.get("timings_s", {}).get("total"),
+        classes=tuple(str(c) for c in data.get("classes", ())),
+        background_classes=tuple(data.get("background_classes", ())),
+        signal_classes=tuple(data.get("signal_classes", ())),
     )
 
 
@@ -118,39 +148,62 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _group_tables(runs: Sequence[RunSummary]) -> list[str]:
+    """The detailed tables of runs of one task: per title, one row per run and model."""
+    lines: list[str] = []
+    titles = list(dict.fromkeys(t.title for r in runs for t in r.tables))
+    for title in titles:
+        columns: list[str] = []
+        rows: list[list[str]] = []
+        for r in runs:
+            for table in (t for t in r.tables if t.title == title):
+                columns += [c for c in table.columns if c not in columns]
+        for r in runs:
+            for table in (t for t in r.tables if t.title == title):
+                rows += [
+                    [r.name, label, *(_number(values.get(c)) for c in columns)]
+                    for label, values in table.rows.items()
+                ]
+        if all(cell == "-" for row in rows for cell in row[2:]):
+            lines += ["", f"{title}: not measured (e.g. an acceptance below one test jet)"]
+            continue
+        lines += ["", f"{title}:", *_table(["run", "model", *columns], rows)]
+    return lines
+
+
 def format_table(runs: Sequence[RunSummary]) -> str:
-    """The comparison as text: the run table, then the AUC table (see the module docstring)."""
-    header = ["run", "architecture", "inputs", "params"]
-    header += [f"acc {label}" for label in MODELS.values()] + ["firmware vs QKeras", "time"]
-    rows = [
-        [
-            r.name,
-            r.architecture,
-            r.representation,
-            _number(r.parameters, "d"),
-            *(_number(r.accuracy.get(m)) for m in MODELS),
-            r.firmware,
-            f"{r.seconds:.0f} s" if r.seconds is not None else "-",
+    """The comparison as text: per task (in :data:`~hepfpga.run_figures.TASK_FIGURES` order)
+    the run table and the task's detailed tables (see the module docstring)."""
+    order = list(TASK_FIGURES)
+    groups: dict[str, list[RunSummary]] = {}
+    for r in sorted(runs, key=lambda r: order.index(r.task)):
+        groups.setdefault(r.task, []).append(r)
+    lines: list[str] = []
+    for task, group in groups.items():
+        if len(groups) > 1:
+            lines += [""] if lines else []
+            lines.append(f"== {task}: {len(group)} run{'s' if len(group) > 1 else ''} ==")
+        header = ["run", "architecture", "inputs", "params"]
+        header += [f"{group[0].headline_name} {label}" for label in MODELS.values()]
+        header += ["firmware vs QKeras", "time"]
+        rows = [
+            [
+                r.name,
+                r.architecture,
+                r.representation,
+                _number(r.parameters, "d"),
+                *(_number(r.headline.get(m)) for m in MODELS),
+                r.firmware,
+                f"{r.seconds:.0f} s" if r.seconds is not None else "-",
+            ]
+            for r in group
         ]
-        for r in runs
-    ]
-    classes: list[str] = []
-    for r in runs:
-        for per_class in r.auc.values():
-            classes += [c for c in per_class if c not in classes]
-    auc_rows = [
-        [r.name, label, *(_number(r.auc[m].get(c)) for c in classes)]
-        for r in runs
-        for m, label in MODELS.items()
-        if m in r.auc
-    ]
-    lines = _table(header, rows)
-    lines += ["", "AUC (one class vs the rest, test jets):"]
-    lines += _table(["run", "model", *classes], auc_rows)
+        lines += _table(header, rows) + _group_tables(group)
     return "\n".join(lines)
 
 
 def _scores(folder: Path) -> tuple[str, np.ndarray, np.ndarray, list[str]] | None:
+    """(model, scores, labels, class names) of a classification run's ``scores.npz``."""
     from hepfpga.pipeline_stages import SCORES_FILE
 
     path = folder / SCORES_FILE
@@ -158,28 +211,72 @@ def _scores(folder: Path) -> tuple[str, np.ndarray, np.ndarray, list[str]] | Non
         return None
     with np.load(path, allow_pickle=False) as data:
         model = next((m for m in ("hls", "qkeras", "float") if m in data.files), None)
-        if model is None:
+        if model is None or "class_names" not in data.files:
             return None
         return model, data[model], data["labels"], [str(c) for c in data["class_names"]]
 
 
-def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
-    """One ROC panel per class with a curve per run; returns the names of the runs drawn
-    (runs without ``scores.npz`` are left out)."""
+def _anomaly_scores(run: RunSummary) -> tuple[str, np.ndarray, np.ndarray, list[str]] | None:
+    """(model, one score per jet, labels, class names) of an anomaly run's ``scores.npz``."""
+    from hepfpga.pipeline_stages import SCORES_FILE
+
+    path = run.folder / SCORES_FILE
+    classes = list(run.classes)
+    if not path.is_file() or not classes:
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        model = next((m for m in ("hls", "qkeras", "float") if m in data.files), None)
+        if model is None:
+            return None
+        return model, np.asarray(data[model]).reshape(-1), data["labels"], classes
+
+
+def _draw_panels(panels: list[str], path: Path, ylabel: str) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2), squeeze=False)
+    for c, title in enumerate(panels):
+        ax = axes[0, c]
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(1e-3, 1.05)
+        ax.set_title(title)
+        ax.set_xlabel("signal efficiency")
+        if c == 0:
+            ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    return fig, axes
+
+
+def _save(fig: Any, axes: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    for ax in axes[0]:
+        ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
+    """One ROC panel per class with a curve per classification run; returns the names of the
+    runs drawn (runs without ``scores.npz`` are left out)."""
     from sklearn.metrics import auc as area
     from sklearn.metrics import roc_curve
 
-    loaded = [(r, s) for r in runs if (s := _scores(r.folder)) is not None]
+    loaded = [
+        (r, s) for r in runs if r.task == "classification" and (s := _scores(r.folder)) is not None
+    ]
     if not loaded:
-        raise DataError("no run has scores.npz (written by hepfpga run); nothing to plot")
+        raise DataError("no classification run has scores.npz (written by hepfpga run)")
     classes = loaded[0][1][3]
-    fig, axes = plt.subplots(1, len(classes), figsize=(4 * len(classes), 4.2), squeeze=False)
+    fig, axes = _draw_panels(
+        [f"{name} vs rest" for name in classes], path, "background mistag rate"
+    )
     for c, name in enumerate(classes):
-        ax = axes[0, c]
         for run, (model, scores, labels, run_classes) in loaded:
             if name not in run_classes:
                 continue
@@ -189,17 +286,56 @@ def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
                 continue
             fpr, tpr, _ = roc_curve(positive, scores[:, index])
             label = f"{run.name} {run.architecture} {MODELS[model]} ({area(fpr, tpr):.3f})"
-            ax.plot(tpr, fpr, label=label)
-        ax.set_yscale("log")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(1e-3, 1.05)
-        ax.set_title(f"{name} vs rest")
-        ax.set_xlabel("signal efficiency")
-        if c == 0:
-            ax.set_ylabel("background mistag rate")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+            axes[0, c].plot(tpr, fpr, label=label)
+    _save(fig, axes, path)
     return [run.name for run, _ in loaded]
+
+
+def plot_anomaly_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
+    """One panel per signal class of the anomaly-detection runs: background acceptance (log)
+    against signal efficiency, a curve per run (its background classes against the signal
+    class), AUC in the legend; returns the names of the runs drawn."""
+    from sklearn.metrics import auc as area
+    from sklearn.metrics import roc_curve
+
+    loaded = [
+        (r, s)
+        for r in runs
+        if r.task == "anomaly_detection" and (s := _anomaly_scores(r)) is not None
+    ]
+    if not loaded:
+        raise DataError("no anomaly-detection run has scores.npz (written by hepfpga run)")
+    signals = list(dict.fromkeys(s for r, _ in loaded for s in r.signal_classes))
+    fig, axes = _draw_panels([f"{s} vs background" for s in signals], path, "background acceptance")
+    for c, signal in enumerate(signals):
+        for run, (model, scores, labels, classes) in loaded:
+            if signal not in run.signal_classes or signal not in classes:
+                continue
+            background = np.isin(labels, [classes.index(b) for b in run.background_classes])
+            positive = labels == classes.index(signal)
+            if not positive.any() or not background.any():
+                continue
+            truth = np.concatenate([np.zeros(int(background.sum())), np.ones(int(positive.sum()))])
+            fpr, tpr, _ = roc_curve(truth, np.concatenate([scores[background], scores[positive]]))
+            label = f"{run.name} {run.architecture} {MODELS[model]} ({area(fpr, tpr):.3f})"
+            axes[0, c].plot(tpr, fpr, label=label)
+    _save(fig, axes, path)
+    return [run.name for run, _ in loaded]
+
+
+#: the overlay of each task that has curves, in the order they claim ``--plot``
+OVERLAYS: dict[str, Callable[[Sequence[RunSummary], Path], list[str]]] = {
+    "classification": plot_roc_overlay,
+    "anomaly_detection": plot_anomaly_overlay,
+}
+
+
+def overlay_paths(runs: Sequence[RunSummary], plot: Path) -> dict[str, Path]:
+    """Task -> the PNG its overlay goes to: the first task of :data:`OVERLAYS` among ``runs``
+    gets ``plot``, the others ``<plot stem>_<task>.png`` beside it; tasks without curves
+    (generation) none."""
+    tasks = [t for t in OVERLAYS if any(r.task == t for r in runs)]
+    return {
+        t: plot if i == 0 else plot.with_name(f"{plot.stem}_{t}{plot.suffix or '.png'}")
+        for i, t in enumerate(tasks)
+    }

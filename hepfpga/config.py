@@ -164,9 +164,16 @@ def parse_config(
 
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a YAML pipeline configuration file (bounded, see
-    :func:`hepfpga.yaml_io.load_yaml`)."""
+    :func:`hepfpga.yaml_io.load_yaml`); an empty file is a :class:`ConfigError` (every
+    default alone is not a config anyone meant)."""
     path = Path(path)
     data = load_yaml(path, what="config file")
+    if data is None:
+        raise ConfigError(
+            "the config file is empty (no YAML document, or only comments); a pipeline config "
+            "is a mapping, e.g. 'name: my_run' (see examples/jet_tagging.yaml)",
+            source=str(path),
+        )
     return parse_config(data, source=str(path), base_dir=path.parent)
 
 

@@ -194,8 +194,7 @@ def run_pipeline(
             log.info("%s done in %.1f s", stage.message, seconds[stage.name])
         report, failed, _ = _report(run, seconds, time.perf_counter() - total_start)
         write_json_atomic(run_dir / "report.json", report)
-        if config.task.name == "classification":
-            write_report_html(run_dir)
+        write_report_html(run_dir)
         write_manifest(
             run_dir,
             inputs={"config": config_path, "data": run.get(DataResult).path},

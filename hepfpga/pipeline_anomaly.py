@@ -67,6 +67,18 @@ class AnomalyDataResult(DataResult):
         items["data"]["trained_on"] = "background jets only"
         return items
 
+    def onnx_metadata(self, run: Run) -> dict[str, Any]:
+        """The model gives one anomaly score per jet, not a probability per class: the
+        metadata names the score and the background and signal classes instead of
+        ``class_names``."""
+        metadata = super().onnx_metadata(run)
+        del metadata["class_names"]
+        metadata["task"] = "anomaly_detection"
+        metadata["outputs"] = f"anomaly score, larger is more anomalous: {_score_text(run)}"
+        metadata["background_classes"] = [self.classes[i] for i in self.background]
+        metadata["signal_classes"] = [self.classes[i] for i in self.signals]
+        return metadata
+
 
 def _anomaly_task(run: Run) -> AnomalyDetectionConfig:
     from hepfpga.train.tasks.anomaly import AnomalyDetectionConfig

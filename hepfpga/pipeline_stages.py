@@ -145,6 +145,17 @@ class DataResult(StageResult):
     def classes(self) -> tuple[str, ...]:
         return tuple(self.sample.class_names)
 
+    def onnx_metadata(self, run: Run) -> dict[str, Any]:
+        """What ``model.onnx``'s metadata says of the model's inputs and outputs: the class
+        of each output (``class_names``), the input preprocessing (``scaler`` / ``inputs``)."""
+        metadata: dict[str, Any] = {"class_names": list(self.classes)}
+        if self.inputs.scaler is not None:
+            metadata["scaler"] = self.inputs.scaler.to_dict()
+            metadata["inputs"] = "scaled features, see scaler"
+        else:
+            metadata["inputs"] = self.inputs.preprocessing
+        return metadata
+
     def report_items(self, run: Run) -> dict[str, Any]:
         classes = self.classes
         return {
@@ -359,15 +370,11 @@ def onnx_stage(run: Run) -> OnnxResult:
 
     data = run.get(DataResult)
     qmodel = run.get(QuantizedModelResult).model
-    preprocessing = data.inputs.preprocessing
-    metadata: dict[str, Any] = {"class_names": list(data.classes)}
-    if data.inputs.scaler is not None:
-        metadata["scaler"] = data.inputs.scaler.to_dict()
-        metadata["inputs"] = "scaled features, see scaler"
-    else:
-        metadata["inputs"] = preprocessing
     export = export_onnx(
-        qmodel, run.run_dir / "model.onnx", opset=run.config.onnx.opset, metadata=metadata
+        qmodel,
+        run.run_dir / "model.onnx",
+        opset=run.config.onnx.opset,
+        metadata=data.onnx_metadata(run),
     )
     return OnnxResult(export, check_onnx(export, qmodel, data.x_test))
 

@@ -1,17 +1,21 @@
 """``report.html``: the self-contained page a person reads about a run.
 
 :func:`write_report_html` rebuilds it from a run folder alone: ``report.json`` (every
-number) and, when present, ``scores.npz`` (the test-set outputs of each model and the
-training-set outputs used by the overtraining check). Every plot is drawn here with
-matplotlib and embedded as a base64 PNG; the page loads nothing from the network or disk.
+number), when present ``scores.npz`` (the test-set outputs of each model and the
+training-set outputs used by the overtraining check), and the PNG files the run's task names
+(:attr:`hepfpga.run_figures.TaskFigures.plots`). Every other plot is drawn here with
+matplotlib; every image is embedded as a base64 PNG, so the page loads nothing from the
+network or disk. The figures follow the run's task (:mod:`hepfpga.run_figures`):
+classification, anomaly detection or generation.
 
-Sections (their ``id``): ``summary`` (status and checks), ``data``, ``learning-curves``,
-``overtraining`` (Kolmogorov-Smirnov train vs test), ``roc`` (float / QKeras / HLS / BDT
-overlay), ``confusion``, ``bdt`` (DNN vs BDT and conifer's emulation), ``saliency``,
-``layer-types`` (profiled ranges vs chosen types), ``firmware`` (exactness), ``hardware``
-(when the run has hardware figures), ``timings``, ``versions``. A section whose data the run
-does not have says so in one line instead of disappearing.
-"""
+Sections (their ``id``): ``summary`` (status, checks and the task's test figures), ``data``,
+``learning-curves``, ``overtraining`` (Kolmogorov-Smirnov train vs test), ``roc`` (float /
+QKeras / HLS / BDT overlay; background acceptance against signal efficiency for anomaly
+detection), ``task-plots`` (the anomaly score distributions, the generated features),
+``confusion``, ``bdt`` (DNN vs BDT and conifer's emulation), ``saliency``, ``layer-types``
+(profiled ranges vs chosen types), ``firmware`` (exactness), ``hardware`` (when the run has
+hardware figures), ``timings``, ``versions``. A section whose data the run does not have says
+so in one line instead of disappearing."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import html
 import io
 import json
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("learning-curves", "Learning curves"),
     ("overtraining", "Overtraining: train vs test scores"),
     ("roc", "ROC curves"),
+    ("task-plots", "Task plots"),
     ("confusion", "Confusion matrices"),
     ("bdt", "DNN vs BDT"),
     ("saliency", "Saliency"),
@@ -130,26 +136,52 @@ def _note(text: str) -> str:
 
 
 def _summary(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
+    from hepfpga.run_figures import MODELS, figures_for
+
     status = report.get("status", "unknown")
     rows = [
         [name, _num(check.get("value")), _e(check.get("required")), _mark(bool(check["passed"]))]
         for name, check in report.get("checks", {}).items()
     ]
-    models = [m for m in ("float", "qkeras", "hls", "bdt") if "test" in report.get(m, {})]
-    classes = report.get("data", {}).get("classes", [])
-    acc_rows = [
-        [
-            MODEL_LABELS[m],
-            report[m]["test"]["accuracy"],
-            *[report[m]["test"]["auc"].get(c) for c in classes],
-        ]
-        for m in models
+    parts = [
+        f"<p>Status: {_mark(status == 'passed')} ({_e(status)})</p>",
+        _table(["check", "value", "required", "result"], rows),
     ]
-    return (
-        f"<p>Status: {_mark(status == 'passed')} ({_e(status)})</p>"
-        + _table(["check", "value", "required", "result"], rows)
-        + _table(["model", "accuracy", *[f"AUC {c}" for c in classes]], acc_rows)
+    try:
+        figures = figures_for(report)
+        headline = figures.headline(report)
+        tables = figures.tables(report)
+    except (DataError, KeyError, TypeError, AttributeError) as exc:
+        return "".join(parts) + _note(f"no test figures in report.json ({exc})")
+    parts.append(f"<p>Task: {_e(figures.task)}.</p>")
+    parts.append(
+        _table(["model", figures.headline_name], [[MODELS[m], v] for m, v in headline.items()])
     )
+    for table in tables:
+        if all(v is None for row in table.rows.values() for v in row.values()):
+            parts.append(_note(f"{table.title}: not measured (e.g. below one test jet)"))
+            continue
+        parts.append(f"<h3>{_e(table.title)}</h3>")
+        parts.append(
+            _table(
+                ["", *table.columns],
+                [
+                    [label, *(row.get(c) for c in table.columns)]
+                    for label, row in table.rows.items()
+                ],
+            )
+        )
+    return "".join(parts)
+
+
+#: task-specific entries of report.json's ``data`` section, with their labels
+_TASK_DATA = {
+    "background_classes": "background classes",
+    "signal_classes": "signal classes (anomalies)",
+    "trained_on": "trained on",
+    "target_class": "generated class",
+    "latent_vectors": "latent vectors (test)",
+}
 
 
 def _data(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
@@ -164,6 +196,12 @@ def _data(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
         ["scaling", _e(data.get("scaling"))],
         ["features", _e(", ".join(data.get("features", [])))],
     ]
+    for key, label in _TASK_DATA.items():
+        if key in data:
+            value = data[key]
+            rows.append(
+                [label, _e(", ".join(map(str, value)) if isinstance(value, list) else value)]
+            )
     per_class = data.get("test_jets_per_class", {})
     return _table(["", "value"], rows) + (
         _table(["class", "test jets"], list(per_class.items())) if per_class else ""
@@ -225,13 +263,55 @@ def _overtraining(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -
 
 
 def _roc(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    from hepfpga.train.evaluate import plot_roc
+    from hepfpga.run_figures import task_of
 
+    draw = _ROC_BY_TASK.get(task_of(report))
+    if draw is None:
+        return _note(f"a {task_of(report)} run has no ROC curves")
     models = {MODEL_LABELS[m]: scores[m] for m in MODEL_LABELS if m in scores}
-    classes = report.get("data", {}).get("classes", [])
     if not models or "labels" not in scores:
         return _note(f"no {SCORES_FILE} in the run folder: no curves to draw")
-    return _figure(lambda b: plot_roc(models, scores["labels"], classes, b), "ROC curves")
+    return draw(report, models, scores["labels"])
+
+
+def _classification_roc(
+    report: Mapping[str, Any], models: Mapping[str, np.ndarray], labels: np.ndarray
+) -> str:
+    from hepfpga.train.evaluate import plot_roc
+
+    classes = report.get("data", {}).get("classes", [])
+    return _figure(lambda b: plot_roc(models, labels, classes, b), "ROC curves")
+
+
+def _anomaly_roc(
+    report: Mapping[str, Any], models: Mapping[str, np.ndarray], labels: np.ndarray
+) -> str:
+    import tempfile
+
+    from hepfpga.train.tasks.anomaly import plot_anomaly_roc
+
+    data = report.get("data", {})
+    classes = list(data.get("classes", []))
+    background = [classes.index(c) for c in data.get("background_classes", []) if c in classes]
+    signals = [classes.index(c) for c in data.get("signal_classes", []) if c in classes]
+    if not background or not signals:
+        return _note("report.json names no background and signal classes: no curves to draw")
+
+    def draw(buffer: io.BytesIO) -> None:
+        with tempfile.TemporaryDirectory(prefix="hepfpga-report-") as tmp:
+            path = Path(tmp) / "roc.png"
+            plot_anomaly_roc(models, labels, classes, background, signals, path)
+            buffer.write(path.read_bytes())
+
+    return (
+        "<p>Background acceptance against signal efficiency, background classes against each "
+        "signal class, one line style per model.</p>" + _figure(draw, "anomaly ROC curves")
+    )
+
+
+#: the ROC section of each task that has curves
+_ROC_BY_TASK: dict[str, Callable[[Mapping[str, Any], Mapping[str, np.ndarray], np.ndarray], str]]
+_ROC_BY_TASK = {"classification": _classification_roc, "anomaly_detection": _anomaly_roc}
 
 
 def _confusion(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
@@ -239,6 +319,8 @@ def _confusion(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> s
     models = [m for m in MODEL_LABELS if m in scores]
     if not models or "labels" not in scores:
         return _note(f"no {SCORES_FILE} in the run folder")
+    if any(np.ndim(scores[m]) != 2 for m in models):
+        return _note("the models give one score per jet, not a class: no confusion matrix")
     parts = ["<p>Rows: true class; columns: predicted class (argmax); fraction of the row.</p>"]
     labels = scores["labels"]
     for model in models:
@@ -386,6 +468,32 @@ def _hardware(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> st
     return _table(["figure", "value"], _flat("", hardware))
 
 
+def _task_plots(
+    report: Mapping[str, Any], scores: Mapping[str, np.ndarray], *, plots: Mapping[str, bytes]
+) -> str:
+    names = _plot_names(report)
+    if not names:
+        return _note("this run's task names no further plots")
+    parts = []
+    for name in names:
+        content = plots.get(name)
+        if content is None:
+            parts.append(_note(f"{name}: not in the run folder"))
+            continue
+        data = base64.b64encode(content).decode("ascii")
+        parts.append(
+            f'<h3>{_e(name)}</h3><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
+        )
+    return "".join(parts)
+
+
+def _plot_names(report: Mapping[str, Any]) -> list[str]:
+    from hepfpga.run_figures import TASK_FIGURES, task_of
+
+    figures = TASK_FIGURES.get(task_of(report))
+    return figures.plots(report) if figures is not None else []
+
+
 def _timings(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
     return _table(["stage", "seconds"], list(report.get("timings_s", {}).items()))
 
@@ -413,13 +521,19 @@ _RENDERERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, np.ndarray]], st
 }
 
 
-def render_report_html(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    """The page for ``report`` (report.json's content) and ``scores`` (scores.npz's arrays;
-    may be empty)."""
+def render_report_html(
+    report: Mapping[str, Any],
+    scores: Mapping[str, np.ndarray],
+    plots: Mapping[str, bytes] | None = None,
+) -> str:
+    """The page for ``report`` (report.json's content), ``scores`` (scores.npz's arrays;
+    may be empty) and ``plots`` (PNG file name -> content: the run folder's plots its task
+    names, see :attr:`~hepfpga.run_figures.TaskFigures.plots`)."""
     name = report.get("name", "run")
+    renderers = dict(_RENDERERS, **{"task-plots": partial(_task_plots, plots=plots or {})})
     nav = "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title in SECTIONS)
     body = "".join(
-        f'<section id="{sid}"><h2>{_e(title)}</h2>{_RENDERERS[sid](report, scores)}</section>'
+        f'<section id="{sid}"><h2>{_e(title)}</h2>{renderers[sid](report, scores)}</section>'
         for sid, title in SECTIONS
     )
     return (
@@ -449,6 +563,11 @@ def write_report_html(run_dir: Path) -> Path:
     if scores_path.is_file():
         with np.load(scores_path, allow_pickle=False) as data:
             scores = {k: data[k] for k in data.files}
+    plots = {
+        name: (run_dir / name).read_bytes()
+        for name in _plot_names(report)
+        if Path(name).name == name and (run_dir / name).is_file()
+    }
     out = run_dir / REPORT_FILE
-    write_text_atomic(out, render_report_html(report, scores))
+    write_text_atomic(out, render_report_html(report, scores, plots))
     return out

@@ -140,6 +140,11 @@ def load_yaml(path: str | Path, *, what: str = "config file") -> Any:
         raise ConfigError(f"the {what} {path} is a folder; give the path of a YAML file")
     if not path.exists():
         raise ConfigError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise ConfigError(
+            f"the {what} {path} is not a regular file (a device, a pipe, ...); give the path "
+            "of a YAML file"
+        )
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:

@@ -39,7 +39,7 @@ import numpy as np
 
 from hepfpga._optional import require
 from hepfpga.errors import ConfigError, ConversionError, DataError
-from hepfpga.quantize.fixed import FixedType
+from hepfpga.fixed_point import FixedType
 
 __all__ = [
     "BdtConfig",

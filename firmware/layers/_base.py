@@ -91,6 +91,10 @@ class LayerPrecision:
     profiled: tuple[float, float] | None = None
     #: further hls4ml precision keys of the layer (``recurrent_weight``, ...)
     extra: tuple[tuple[str, FixedType], ...] = ()
+    #: layer-level hls4ml keys chosen together with the types (e.g. a recurrent layer's
+    #: ``TableSize`` and ``table_t``, sized to its input's lsb); applied after the handler's
+    #: ``settings``
+    settings: tuple[tuple[str, Any], ...] = ()
 
     def hls_types(self) -> dict[str, FixedType]:
         """Every type set, by hls4ml's ``Precision`` key."""

@@ -1,10 +1,30 @@
 """Recurrent layers: LSTM and GRU (float) and QLSTM and QGRU (QKeras), approximate, measured.
 
-hls4ml 1.3 computes the gates with its own sigmoid/tanh tables (1024 entries) and keeps the
-cell state in the layer's result type, so the firmware approximates Keras/QKeras even with
-wide types: the result and accumulator are the input's type (hls4ml's templates need input,
-state, result and accumulator in one type; the output lies in (-1, 1)). ``hepfpga verify``
-measures the difference (max |difference| and argmax agreement).
+hls4ml 1.3 computes the gates with its own sigmoid/tanh tables and keeps the cell state in
+the layer's result type; its templates (``nnet_recurrent.h``: the non-static ``lstm``/``gru``
+are compiled beside the static ones and feed the state through the input's dense template)
+need input, state, result and accumulator in ONE type, so hepfpga gives the layer its
+input's type: the state's precision is the input's (the output lies in (-1, 1)). What makes
+the firmware differ from QKeras's float recurrence, measured on the trained jet LSTM of
+``examples/jet_lstm.yaml`` (numpy model of the templates, checked against the C simulation):
+
+* every product ``x * w`` and ``h * u`` is rounded to the accumulator, every gate to it, the
+  state and output to the result type: the input type's lsb sets the size of every step's
+  error, and a trained recurrence amplifies it over the time steps;
+* the tables: hls4ml addresses the sigmoid over [-8, 8) and the tanh over [-4, 4) by
+  truncating ``x * N / 16`` (``x * N / 8``) toward zero and holds ``f`` at each bin's left
+  edge; its default table type ``ap_fixed<18,8>`` *truncates* the entries to 10 fractional
+  bits, which biases every gate low (a forget gate below its value drains the state).
+
+hepfpga therefore sizes the tables to the input (= state) type (:func:`table_settings`:
+``N = 16 * 2**F`` entries for ``F`` fractional bits, so every sigmoid input has an entry of
+its own and the lookup is exact at the input, within 1024..65536) and holds them in
+:data:`TABLE_TYPE` (16 fractional bits, rounded). The input's fractional bits are the
+user's knob: 8 (``quantized_bits(12, 3)``) give 4096 entries and put the trained jet LSTM's
+logits 1.8 off QKeras (argmax agreement 88%); 12 (``quantized_bits(16, 3)``, the example's
+choice) give 65536 entries and 0.11 (99.3%), same weights. Larger tables cost FPGA memory
+(each table is ``N`` x 18 bits, replicated per parallel lookup in io_parallel). ``hepfpga
+verify`` measures the difference (max |difference| and argmax agreement).
 
 Weights: float layers get ``float_width``-bit types covering their values. QLSTM/QGRU are
 converted as the float LSTM/GRU holding the QKeras-quantized weights (hls4ml 1.3 reads the
@@ -13,11 +33,13 @@ itself); their weight types are the exact grid of those values (``ap_fixed<I+F, 
 ``F`` the finest fractional bit used), so the firmware stores exactly what QKeras multiplies
 with. Refused, with the reason: a ``state_quantizer`` (QKeras rounds the state every step;
 hls4ml 1.3 maps it to the accumulator, which must equal the result type, and one wider than
-the output breaks the g++ build in ``nnet_recurrent.h``), activations other than ``tanh`` /
-``sigmoid`` (the Vivado/Vitis recurrent templates reject ``quantized_tanh`` and
-``hard_sigmoid``; QKeras's default ``recurrent_activation='hard_sigmoid'`` included), a QGRU
-with ``reset_after=False`` (QKeras's default; hls4ml implements ``reset_after=True``).
-SimpleRNN has no Vivado/Vitis implementation.
+the output breaks the g++ build in ``nnet_recurrent.h``; measured, a QKeras state quantizer
+equal to the firmware's state type does not bring the two closer: the products and gates
+dominate), activations other than ``tanh`` / ``sigmoid`` (the Vivado/Vitis recurrent
+templates reject ``quantized_tanh`` and ``hard_sigmoid``; QKeras's default
+``recurrent_activation='hard_sigmoid'`` included), a QGRU with ``reset_after=False``
+(QKeras's default; hls4ml implements ``reset_after=True``). SimpleRNN has no Vivado/Vitis
+implementation.
 """
 
 from __future__ import annotations
@@ -36,24 +58,50 @@ from hepfpga.firmware.layers._base import (
     covering_type,
     register,
 )
-from hepfpga.quantize.fixed import FixedType
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 #: the activations hls4ml 1.3's Vivado/Vitis recurrent templates compute (as tables)
 _ACTIVATIONS = {"activation": ("tanh",), "recurrent_activation": ("sigmoid",)}
 #: the logits bound (max |difference|) verification requires of a QKeras model with a
-#: recurrent layer instead of bit-exactness: a loose bound, because the tables' errors
-#: compound over the time steps and trained recurrences amplify them. Measured: 0.02 (QLSTM)
-#: and 0.015 (QGRU) on the small random test models (8 steps, 8 units); 0.87 on the trained
-#: jet LSTM of examples/jet_lstm.yaml (20 steps, 16 units; argmax agreement 87%), see
-#: docs/firmware.md. The report always gives the measured max |difference| and argmax
-#: agreement.
+#: recurrent layer instead of bit-exactness: a loose bound, because the rounding errors
+#: compound over the time steps and trained recurrences amplify them. Measured (see
+#: docs/firmware.md): about 0.01 on the small random test models (8 steps, 8 units); on the
+#: trained jet LSTM of examples/jet_lstm.yaml (20 steps, 16 units) 0.14 with its 16-bit
+#: input (argmax agreement 99.35%) and 2.06 with a 12-bit one and hls4ml's default tables
+#: (88%). The report always gives the measured max |difference| and argmax agreement.
 QKERAS_BOUND = 1.0
-#: entries of the gates' sigmoid/tanh tables (hls4ml's default: 1024). hls4ml indexes the
-#: tables by truncation, so each lookup errs by up to one bin, always the same way, and the
-#: error compounds over the time steps: on the trained jet LSTM (20 steps, state with 8
-#: fractional bits) 1024 entries put 82% of the jets more than 0.1 off QKeras on the LSTM
-#: output; 4096 entries (bins as fine as the state's lsb) 9% (numpy model of the tables).
+#: the gates' table type: 16 fractional bits, rounded (hls4ml's default ``ap_fixed<18,8>``
+#: truncates the entries to 10 fractional bits, a bias of up to 2**-10 on every gate)
+TABLE_TYPE = FixedType(18, 2, True, Rounding.RND_CONV, Saturation.SAT)
+#: the bounds of :func:`table_size`: hls4ml's default, and 2**16 entries (a table of 1.2
+#: Mbit; an input finer than 12 fractional bits is then addressed by truncation, at most
+#: one bin of 2**-12 off)
+MIN_TABLE_SIZE = 1024
+MAX_TABLE_SIZE = 65536
+#: the table size for an input with 8 fractional bits (``ap_fixed<12,4>``), for handlers
+#: that do not size their tables with :func:`table_settings`
 TABLE_SIZE = 4096
+
+
+def table_size(state: FixedType) -> int:
+    """Entries of the gates' sigmoid/tanh tables for a layer computing in ``state``.
+
+    hls4ml indexes the sigmoid table by ``int(x * N / 16) + N / 2`` (inputs in [-8, 8)) and
+    the tanh table by ``int(x * N / 8) + N / 2`` ([-4, 4)), truncating toward zero. With
+    ``N = 16 * 2**F`` (``F``: the state's fractional bits) both products are integers, so the
+    entry is the function at ``x`` itself; clamped to
+    [:data:`MIN_TABLE_SIZE`, :data:`MAX_TABLE_SIZE`].
+    """
+    wanted = 16 * 2 ** max(state.fractional, 0)
+    return int(min(max(wanted, MIN_TABLE_SIZE), MAX_TABLE_SIZE))
+
+
+def table_settings(state: FixedType) -> tuple[tuple[str, Any], ...]:
+    """The layer-level hls4ml keys of a recurrent layer computing in ``state``: its tables'
+    size (:func:`table_size`) and type (:data:`TABLE_TYPE`)."""
+    return (("TableSize", table_size(state)), ("table_t", TABLE_TYPE.to_hls()))
+
+
 #: finest fractional bit searched for the exact grid of quantized weights
 _MAX_FRACTIONAL = 24
 
@@ -213,6 +261,7 @@ def _recurrent(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Layer
         source=source,
         profiled=ctx.profile(name),
         extra=extra,
+        settings=table_settings(result),
     )
 
 
@@ -227,11 +276,10 @@ register(
         family="recurrent",
         classes=("LSTM", "GRU"),
         derive=_recurrent,
-        exactness="float models: profiled result, covering weight types; gates from hls4ml's "
-        "sigmoid/tanh tables: approximate (measured)",
+        exactness="float models: profiled result, covering weight types; state in the input's "
+        "type, gates from sigmoid/tanh tables sized to its lsb: approximate (measured)",
         emulator="recurrent step (emulate_recurrent: gate tables, state in res_T)",
         exact=lambda layer: False,
-        settings=lambda layer: {"TableSize": TABLE_SIZE},
         bound=QKERAS_BOUND,
         multiplications=_multiplications,
     )
@@ -243,14 +291,13 @@ register(
         classes=("QLSTM", "QGRU"),
         derive=_recurrent,
         exactness="converted as LSTM/GRU holding the QKeras-quantized weights (exact weight "
-        "types); state and output in the input's type, gates from hls4ml's sigmoid/tanh "
-        "tables: approximate (measured); state_quantizer, quantized_tanh/hard_sigmoid "
+        "types); state and output in the input's type, gates from sigmoid/tanh tables "
+        "sized to its lsb: approximate (measured); state_quantizer, quantized_tanh/hard_sigmoid "
         "activations and QGRU reset_after=False are refused",
         emulator="recurrent step (emulate_recurrent: gate tables, state in res_T)",
         exact=lambda layer: False,
         rewrite=_float_twin,
         rewrite_weights=_quantized_weights,
-        settings=lambda layer: {"TableSize": TABLE_SIZE},
         bound=QKERAS_BOUND,
         multiplications=_multiplications,
     )

@@ -230,6 +230,8 @@ CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "50k-nested-brackets": ("[" * 50_000, ("nesting deeper than 64",)),
     "recursive-alias": ("a: &a [*a]\n", ("recursive alias",)),
     "not-yaml": ("a: [1, 2\n", ("not valid yaml", "line 2")),
+    "empty": ("", ("c.yaml", "the config file is empty")),
+    "only-comments": ("# name: x\n\n", ("c.yaml", "the config file is empty")),
     "tab-indent": ("name: x\n\tseed: 1\n", ("not valid yaml", "line 2")),
 }
 
@@ -271,6 +273,11 @@ for _command in ("config-check", "run"):
             f"{_command}:config-binary",
             (lambda p: lambda ctx: [*p(ctx), _binary(ctx)])(_pre),
             ("b.yaml", "utf-8"),
+        ),
+        Case(
+            f"{_command}:config-is-a-device",
+            (lambda p: lambda ctx: [*p(ctx), "/dev/null"])(_pre),
+            ("/dev/null", "not a regular file", "yaml file"),
         ),
         Case(
             f"{_command}:config-2-mib",

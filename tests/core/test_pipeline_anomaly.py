@@ -95,3 +95,26 @@ def test_triton_repository_serves_the_score(ae_run, tmp_path) -> None:
     assert [(t.datatype, t.dims) for t in export.spec.inputs] == [("FP32", (16,))]
     assert [(t.name, t.dims) for t in export.spec.outputs] == [("score", (1,))]
     assert export.spec.label_filename is None  # a score, not class probabilities
+
+
+def test_onnx_metadata_names_the_score_not_classes(ae_run) -> None:
+    import onnx
+
+    meta = {
+        p.key: json.loads(p.value) for p in onnx.load(ae_run.run_dir / "model.onnx").metadata_props
+    }
+    assert "class_names" not in meta  # one score per jet, not a probability per class
+    assert meta["task"] == "anomaly_detection"
+    assert meta["background_classes"] == ["q", "g"] and meta["signal_classes"] == ["W", "Z", "t"]
+    assert meta["outputs"].startswith("anomaly score, larger is more anomalous: ")
+    assert meta["scaler"]["kind"] == "standard"
+
+
+def test_report_html_and_compare_of_the_run(ae_run, tmp_path) -> None:
+    from hepfpga.cli import main
+
+    page = (ae_run.run_dir / "report.html").read_text()
+    assert "mean signal AUC" in page and "score_distributions.png" in page
+    plot = tmp_path / "roc.png"
+    assert main(["compare", str(ae_run.run_dir), "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

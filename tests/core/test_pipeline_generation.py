@@ -43,6 +43,7 @@ def test_gan_run(tmp_path, make_jets) -> None:
         "feature_overlays.png",
         "generated.npz",
         "report.json",
+        "report.html",
         "manifest.json",
     ):
         assert (run_dir / name).is_file(), name
@@ -64,6 +65,12 @@ def test_gan_run(tmp_path, make_jets) -> None:
     assert quality["HLS generated"] == quality["QKeras generated"]
     assert report["onnx_vs_qkeras"]["max_abs_diff"] <= 1e-5
     assert result.passed and report["status"] == "passed"
+    # compared and reported as a generation run: its fidelity, no ROC curves
+    from hepfpga.compare import format_table, load_run
+
+    summary = load_run(run_dir)
+    assert summary.task == "generation" and "HLS generated" in format_table([summary])
+    assert "classifier AUC" in (run_dir / "report.html").read_text()
     # what a fast-simulation service serves: latent vectors in, one jet's features out
     from hepfpga.deploy.triton_repo import export_triton_repository
 

@@ -12,6 +12,9 @@ CASES = [
     ("hepfpga", ["hepfpga.config", "hepfpga.pipeline", "hepfpga.train", "hepfpga.firmware"]),
     ("hepfpga.train", ["hepfpga.firmware", "hepfpga.quantize", "hepfpga.deploy", "hepfpga.config"]),
     ("hepfpga.train.config", ["hepfpga.firmware", "hepfpga.quantize", "hepfpga.config"]),
+    # the BDT stage needs the fixed-point arithmetic only: hepfpga.fixed_point, not quantize
+    ("hepfpga.train.bdt", ["hepfpga.firmware", "hepfpga.quantize", "hepfpga.deploy"]),
+    ("hepfpga.fixed_point", ["hepfpga.train", "hepfpga.quantize", "hepfpga.firmware"]),
     ("hepfpga.quantize", ["hepfpga.firmware", "hepfpga.deploy", "hepfpga.config"]),
     ("hepfpga.deploy.config", ["hepfpga.firmware", "hepfpga.quantize", "hepfpga.config"]),
 ]
@@ -53,3 +56,25 @@ def test_lazy_top_level_names_resolve() -> None:
         assert callable(getattr(hepfpga, name))
     with pytest.raises(AttributeError):
         _ = hepfpga.no_such_name  # type: ignore[attr-defined]
+
+
+def test_no_training_module_imports_a_later_stage() -> None:
+    """Every module of hepfpga.train, imported on its own, loads no later stage (the
+    parametrized cases above check the packages; this walks every module)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import hepfpga.train as train\n"
+        "bad = {}\n"
+        "for info in pkgutil.walk_packages(train.__path__, 'hepfpga.train.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "    later = [m for m in ('hepfpga.quantize', 'hepfpga.firmware', 'hepfpga.deploy')\n"
+        "             if m in sys.modules]\n"
+        "    if later:\n"
+        "        bad[info.name] = later\n"
+        "        break\n"
+        "print(bad or '')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.strip() == "", f"first module loading a later stage: {out.stdout.strip()}"

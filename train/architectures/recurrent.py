@@ -2,9 +2,12 @@
 
 ``(n_constituents, 3)`` sequence -> ``LSTM``/``GRU`` (``units``, the last state; all states
 with ``return_sequences``, then flattened) named ``lstm``/``gru`` -> the dense head of
-:mod:`.mlp` -> ``logits`` -> ``softmax``. The gates' sigmoid and tanh are computed from lookup
-tables in firmware, so HLS and QKeras agree only within the tables' resolution: the report
-gives the measured maximum difference and the argmax agreement, not bit-exactness.
+:mod:`.mlp` -> ``logits`` -> ``softmax``. In firmware the gates' sigmoid and tanh come from
+lookup tables and the state is rounded to the layer's input type every step (hls4ml 1.3), so
+HLS and QKeras agree only within that resolution: the report gives the measured maximum
+difference and the argmax agreement, not bit-exactness. The input's fractional bits
+(``quantization.input_bits`` - ``input_integer`` - 1) set it: the examples use 12 (see
+docs/firmware.md for the measured effect).
 """
 
 from __future__ import annotations
@@ -108,8 +111,9 @@ def build_recurrent(
 
 
 _EXACTNESS = (
-    "bounded, not bit-exact: the gates' sigmoid and tanh are lookup tables in firmware; the "
-    "report gives the measured max |difference| and argmax agreement"
+    "bounded, not bit-exact: the gates' sigmoid and tanh are lookup tables in firmware and the "
+    "state is rounded to the input's type every step; the report gives the measured max "
+    "|difference| and argmax agreement"
 )
 
 register_architecture(
