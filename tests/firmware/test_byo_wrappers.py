@@ -260,7 +260,7 @@ CASES: dict[str, Case] = {
         bidirectional,
         lambda: _sequence((6, 4)),
         {"kind": "LSTM"},
-        measured=0.01,
+        measured=0.002,
         tolerance=0.05,
         fallback=("Bidirectional",),
     ),
