@@ -6,7 +6,10 @@ The Vivado/Vitis backends have no SimpleRNN template, so hepfpga converts a Simp
 Quartus and the LSTM/GRU alternative. Types follow the recurrent layers
 (:mod:`~hepfpga.firmware.layers.recurrent`): the state, result and accumulator in the input's
 type (the template feeds the state back through the input's type), weights covering their
-values (float) or on the exact grid of the QKeras-quantized values, a 4096-entry tanh table:
+values (float) or on the exact grid of the QKeras-quantized values, a 4096-entry tanh table
+in hls4ml's table type (the Vivado/Vitis table sizing of
+:func:`~hepfpga.firmware.layers.recurrent.table_settings` does not fit the Quartus tables:
+measured, 65536 entries in ``ap_fixed<18,2>`` put a float SimpleRNN 7 off Keras):
 **approximate**, measured by ``hepfpga verify`` (QKeras models: logits within the recurrent
 bound :data:`~hepfpga.firmware.layers.recurrent.QKERAS_BOUND`).
 
@@ -20,10 +23,16 @@ weights. QKeras 0.9.0's ``QSimpleRNNCell`` runs on TensorFlow 2.14 only with the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hepfpga.errors import ConversionError
-from hepfpga.firmware.layers._base import LayerHandler, register
+from hepfpga.firmware.layers._base import (
+    DeriveContext,
+    LayerHandler,
+    LayerPrecision,
+    register,
+)
 from hepfpga.firmware.layers.recurrent import (
     QKERAS_BOUND,
     TABLE_SIZE,
@@ -33,6 +42,7 @@ from hepfpga.firmware.layers.recurrent import (
     _quantized_weights,
     _recurrent,
 )
+from hepfpga.quantize.fixed import FixedType
 
 _HINT = "LSTM/GRU or QLSTM/QGRU (Vitis, Vivado)"
 
@@ -77,19 +87,23 @@ def _float_twin(layer: Any) -> Any:
     )
 
 
+def _simple_rnn(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
+    """The recurrent types, with Quartus's tanh table: 4096 entries, hls4ml's table type."""
+    return replace(_recurrent(layer, ctx, inputs), settings=(("TableSize", TABLE_SIZE),))
+
+
 def _handler(classes: tuple[str, ...], **rewrite: Any) -> LayerHandler:
     return LayerHandler(
         family="recurrent",
         classes=classes,
-        derive=_recurrent,
+        derive=_simple_rnn,
         exactness="Quartus only (hls4ml 1.3 has no Vivado/Vitis SimpleRNN): state and output "
         "in the input's type, weights covering their values (QSimpleRNN: the quantized values, "
         "exact types), 4096-entry tanh table: approximate (measured)",
-        emulator="C simulation (recurrent layers are not in the engine)",
+        emulator="C simulation (the Quartus SimpleRNN is not in the engine)",
         exact=lambda layer: False,
         rewrite=rewrite.get("rewrite"),
         rewrite_weights=rewrite.get("rewrite_weights"),
-        settings=lambda layer: {"TableSize": TABLE_SIZE},
         bound=QKERAS_BOUND,
         bound_reason="table-based tanh",
         multiplications=_multiplications,

@@ -19,7 +19,8 @@ recurrent layers of :mod:`~hepfpga.firmware.layers.recurrent` (same templates, s
 and concatenates their outputs; the types follow the same rule: input, state, result and
 accumulator in the input's type, weights covering their values (float) or on the exact grid
 of the QKeras-quantized values (QLSTM/QGRU, converted as LSTM/GRU holding those values, since
-hls4ml ignores the quantizers), 4096-entry gate tables. **Approximate** (the gates' tables):
+hls4ml ignores the quantizers), gate tables sized to the state's lsb (``table_settings``).
+**Approximate** (the gates' tables):
 ``hepfpga verify`` requires the logits of a QKeras model within the recurrent bound
 (:data:`~hepfpga.firmware.layers.recurrent.QKERAS_BOUND`) and reports the measured
 difference. Refused: ``merge_mode`` other than ``concat`` (the Vitis backend switches to
@@ -42,12 +43,12 @@ from hepfpga.firmware.layers._base import (
 )
 from hepfpga.firmware.layers.recurrent import (
     QKERAS_BOUND,
-    TABLE_SIZE,
     _check_forward,
     _check_qkeras,
     _float_twin,
     _quantized_weights,
     _weight_type,
+    table_settings,
 )
 from hepfpga.quantize.fixed import FixedType
 
@@ -233,6 +234,8 @@ def _bidirectional(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> L
         source=source,
         profiled=ctx.profile(name),
         extra=tuple(extra),
+        # the recurrent layers' tables: sized to the state's lsb, rounded entries
+        settings=table_settings(x),
     )
 
 
@@ -273,13 +276,12 @@ register(
         derive=_bidirectional,
         exactness="forward and backward LSTM/GRU as the recurrent layers (QLSTM/QGRU converted "
         "with their quantized weights, exact weight types); state and output in the input's "
-        "type, 4096-entry gate tables: approximate (measured); merge_mode 'concat', "
+        "type, gate tables sized to the state's lsb: approximate (measured); merge_mode 'concat', "
         "io_parallel only",
-        emulator="C simulation (recurrent layers are not in the engine)",
+        emulator="C simulation (the engine steps LSTM/GRU, not hls4ml's Bidirectional layer)",
         exact=lambda layer: False,
         rewrite=_bidirectional_twin,
         rewrite_weights=_bidirectional_weights,
-        settings=lambda layer: {"TableSize": TABLE_SIZE},
         bound=QKERAS_BOUND,
         multiplications=_bidirectional_multiplications,
         backends=("Vitis", "Vivado"),
