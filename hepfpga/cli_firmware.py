@@ -239,9 +239,10 @@ def register(cli: click.Group, export: click.Group) -> None:
             plan = plan_conversion(model, options)
         else:
             plan, events = plan_for_events(model, events, options)
-            if len(model.inputs) == 1 and len(model.outputs) == 1:
-                # hls4ml's test bench reads one input and one output array
-                tb_in = events[:1000]
+            if len(model.outputs) == 1:
+                # hls4ml's test bench reads one output array (and the inputs one after the
+                # other on each line)
+                tb_in = [e[:1000] for e in events] if isinstance(events, list) else events[:1000]
                 tb_out = np.asarray(model.predict(tb_in, verbose=0))
         advice = plan.size_advice(options)
         if advice is not None:

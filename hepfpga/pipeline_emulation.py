@@ -54,7 +54,9 @@ def emulation_stage(run: Run) -> EmulationStageResult | None:
     firmware = run.find(FirmwareResult)
     if firmware is None or firmware.project is None:
         return None
-    x = run.get(DataResult).x_test
+    # the firmware's inputs (another form of the test jets for a GarNet run)
+    x = firmware.firmware_inputs(run.get(DataResult).x_test)
+    n_events = len(x[0]) if isinstance(x, list) else len(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmulationFallbackWarning)
         emulator = Emulator.from_project(firmware.project, x, check_events=CHECK_EVENTS)
@@ -68,5 +70,5 @@ def emulation_stage(run: Run) -> EmulationStageResult | None:
         n_events=check.n_events if check else 0,
         n_stress_events=check.n_stress_events if check else 0,
         fraction_identical=check.fraction_identical if check else 0.0,
-        events_per_second=len(x) / seconds if seconds > 0 else float("inf"),
+        events_per_second=n_events / seconds if seconds > 0 else float("inf"),
     )

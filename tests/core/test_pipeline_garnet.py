@@ -114,4 +114,8 @@ def test_garnet_run_ends_in_verified_firmware(tmp_path: Path, make_jets: Any) ->
     config = qmodel.get_layer("garnet").get_config()
     assert (config["total_bits"], config["int_bits"]) == (12, 3)
     assert (result.run_dir / "model.onnx").is_file()
+    # the bulk emulator falls back to the C simulation, saying why
+    emulation = report["emulation"]
+    assert emulation["engine"] == "csim"
+    assert "layer 'garnet' (GarNet)" in emulation["fallback_reason"]
     assert "hls" in report and np.isfinite(report["hls"]["test"]["accuracy"])

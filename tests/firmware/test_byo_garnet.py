@@ -249,6 +249,29 @@ def test_cli_reads_one_array_per_input(
     assert message in err
 
 
+def test_cli_firmware_writes_a_two_input_test_bench(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hls4ml's test bench reads the inputs one after the other on each line."""
+    from hepfpga.model_io import save_keras_model
+
+    save_keras_model(garnet_model(), tmp_path / "model.h5")
+    x, count = garnet_events(20)
+    np.savez(tmp_path / "events.npz", vertices=x, n_vertices=count)
+    out = tmp_path / "firmware"
+    args = ["firmware", str(tmp_path / "model.h5"), "--out", str(out)]
+    code = main([*args, "--data", str(tmp_path / "events.npz")])
+    assert code == 0, capsys.readouterr().err
+    bench = np.load(out / "tb_data" / "tb_input_features.npy")
+    assert bench.shape == (20, VERTICES * FEATURES + 1)
+    assert np.array_equal(bench[:, :-1], x.reshape(20, -1)) and np.array_equal(bench[:, -1:], count)
+    assert np.load(out / "tb_data" / "tb_output_predictions.npy").shape == (20, 5)
+    assert (
+        "ap_fixed<12, 4, AP_RND, AP_SAT> distance_t;"
+        in (out / "firmware" / "parameters.h").read_text()
+    )
+
+
 @pytest.fixture(scope="session")
 def compiled_garnet() -> VerificationReport:
     return verify_model(garnet_model(), garnet_events(), FirmwareOptions(), cache=False)
