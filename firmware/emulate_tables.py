@@ -19,7 +19,7 @@ hls4ml 1.3.0's ``nnet_activation.h`` (Vivado and Vitis backends, ``io_parallel``
 
 Every result is ``(res_T)`` of an exact ``ap_fixed`` value. The tables are rebuilt as the C++
 initialises them: the entry's argument in double then float, the function with the C
-library's own ``expf``/``log``/``tanh`` (through ctypes) and the same float/double steps as
+library's own ``expf``/``log``/``tanhf`` (through ctypes) and the same float/double steps as
 the C++ expressions, then ``(table_t)`` of that float. ``(res_T)`` of every entry is computed
 once, so a lookup is one gather.
 """
@@ -89,8 +89,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _tanh(x: np.ndarray) -> np.ndarray:
-    # tanh(in_val) inside namespace nnet resolves to the C library's double tanh
-    return _each("tanh", ctypes.c_double, x.astype(np.float64)).astype(np.float32)
+    # tanh(in_val) of a float inside namespace nnet resolves to the float overload (the C
+    # library's tanhf); checked entry by entry against hls4ml's init_tanh_table (65536 entries)
+    return _each("tanhf", ctypes.c_float, x.astype(np.float32)).astype(np.float32)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
