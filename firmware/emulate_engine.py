@@ -470,6 +470,16 @@ def _product_kind_bn(layer: Any) -> str:
     return str(backend.product_type(data_t, layer.get_weights("scale").type.precision))
 
 
+def check_unpadded_pooling(layer: Any, what: str) -> None:
+    """Refuse a pooling layer the engine does not reproduce: channels-first data, or padding
+    (``what`` names it in the message)."""
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
+    pads = [layer.get_attr(k, 0) for k in ("pad_left", "pad_right", "pad_top", "pad_bottom")]
+    if any(pads):
+        raise UnsupportedLayerError(f"layer '{layer.name}': {what}")
+
+
 class MaxPoolStep(Step):
     """Max pooling without padding: ``res = (res_T)(accum_t) max(window)``."""
 
@@ -483,11 +493,7 @@ class MaxPoolStep(Step):
             raise UnsupportedLayerError(
                 f"layer '{layer.name}': {layer.get_attr('pool_op')} pooling"
             )
-        if layer.get_attr("data_format", "channels_last") != "channels_last":
-            raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
-        pads = [layer.get_attr(k, 0) for k in ("pad_left", "pad_right", "pad_top", "pad_bottom")]
-        if any(pads):
-            raise UnsupportedLayerError(f"layer '{layer.name}': padded pooling")
+        check_unpadded_pooling(layer, "padded pooling")
         self.pool: tuple[int, ...]
         self.stride: tuple[int, ...]
         if dims == 1:

@@ -63,6 +63,7 @@ from hepfpga.firmware.emulate_engine import (
     _reshape_step,
     _result_type,
     _shifted,
+    check_unpadded_pooling,
     conv_matmul,
     fixed_type,
     plan_convert,
@@ -116,11 +117,7 @@ class AvgPoolStep(Step):
         self.shape = _out_shape(layer)
         self.in_shape = in_shape
         self.out_spatial = self.shape[:-1]
-        if layer.get_attr("data_format", "channels_last") != "channels_last":
-            raise UnsupportedLayerError(f"layer '{layer.name}': channels_first data")
-        pads = [layer.get_attr(k, 0) for k in ("pad_left", "pad_right", "pad_top", "pad_bottom")]
-        if any(pads):
-            raise UnsupportedLayerError(f"layer '{layer.name}': padded average pooling")
+        check_unpadded_pooling(layer, "padded average pooling")
         self.pool: tuple[int, ...]
         self.stride: tuple[int, ...]
         if whole:

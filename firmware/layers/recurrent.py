@@ -96,6 +96,13 @@ def table_size(state: FixedType) -> int:
     return int(min(max(wanted, MIN_TABLE_SIZE), MAX_TABLE_SIZE))
 
 
+def recurrent_source(quantized: bool) -> str:
+    """Where a recurrent layer's types come from, as the precision report states it."""
+    if quantized:
+        return "input type (recurrent, approximate; weights on their quantized grid)"
+    return "input type (recurrent, approximate)"
+
+
 def table_settings(state: FixedType) -> tuple[tuple[str, Any], ...]:
     """The layer-level hls4ml keys of a recurrent layer computing in ``state``: its tables'
     size (:func:`table_size`) and type (:data:`TABLE_TYPE`)."""
@@ -246,11 +253,7 @@ def _recurrent(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Layer
         ("recurrent_weight", _weight_type(recurrent, ctx, f"{where} weights")),
         ("recurrent_bias", _weight_type(bias, ctx, f"{where} bias")),
     )
-    source = (
-        "input type (recurrent, approximate; weights on their quantized grid)"
-        if ctx.quantized
-        else "input type (recurrent, approximate)"
-    )
+    source = recurrent_source(ctx.quantized)
     return LayerPrecision(
         name,
         kind,

@@ -48,6 +48,7 @@ from hepfpga.firmware.layers.recurrent import (
     _float_twin,
     _quantized_weights,
     _weight_type,
+    recurrent_source,
     table_settings,
 )
 from hepfpga.quantize.fixed import FixedType
@@ -221,11 +222,7 @@ def _bidirectional(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> L
             (f"{direction}_bias", _weight_type(bias, ctx, f"{where} bias")),
             (f"{direction}_recurrent_bias", _weight_type(bias, ctx, f"{where} bias")),
         ]
-    source = (
-        "input type (recurrent, approximate; weights on their quantized grid)"
-        if ctx.quantized
-        else "input type (recurrent, approximate)"
-    )
+    source = recurrent_source(ctx.quantized)
     return LayerPrecision(
         name,
         "Bidirectional",
