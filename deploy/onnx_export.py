@@ -78,9 +78,10 @@ class OnnxParity:
 def check_exportable(model: keras.Model) -> None:
     """Refuse, with one sentence, a model this module cannot export: one input tensor of at
     least one value per event (the features) and at least one output
-    (:func:`hepfpga.model_io.check_single_input`), as :class:`~hepfpga.errors.ExportError`."""
+    (:func:`hepfpga.quantize.model_io.check_single_input`), as
+    :class:`~hepfpga.errors.ExportError`."""
     from hepfpga.errors import ModelFileError
-    from hepfpga.model_io import check_single_input
+    from hepfpga.quantize.model_io import check_single_input
 
     try:
         check_single_input(model)
@@ -112,6 +113,7 @@ def export_onnx(
     before it is renamed to ``path``: an export that fails a check never reaches ``path``.
     ``overwrite=False`` refuses an existing ``path``.
     """
+    # deferred: TensorFlow, onnx load slowly
     import onnx
     import tensorflow as tf
     import tf2onnx
@@ -198,6 +200,7 @@ def onnx_session(path: Path, providers: list[str] | None = None) -> Any:
     onnxruntime silently falls back to CPU when a CUDA provider cannot load; the provider
     really in use is ``session.get_providers()[0]``.
     """
+    # deferred: onnxruntime loads slowly
     import onnxruntime as ort
 
     available = ort.get_available_providers()

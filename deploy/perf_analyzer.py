@@ -29,6 +29,7 @@ def perf_analyzer_command() -> tuple[list[str], dict[str, str]] | None:
     """
     candidates = [shutil.which("perf_analyzer"), str(Path(sys.executable).parent / "perf_analyzer")]
     try:  # the wheel's scripts folder, also when this venv layers another one's packages
+        # deferred, optional: tritonclient (hepfpga[serve])
         import tritonclient
 
         candidates.append(str(Path(tritonclient.__file__).parents[4] / "bin" / "perf_analyzer"))

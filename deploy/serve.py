@@ -198,6 +198,7 @@ def _explicit_start(repo: Path, names: Sequence[str]) -> list[ModelVersion]:
 
 def _event_loop_policy() -> None:
     try:
+        # deferred, optional: uvloop (hepfpga[serve])
         import uvloop
     except ImportError:  # plain asyncio works, a little slower
         return

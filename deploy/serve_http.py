@@ -143,6 +143,7 @@ class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
     def __init__(self, front: HttpFrontEnd) -> None:
+        # deferred, optional: httptools (hepfpga[serve])
         import httptools
 
         self._server = front
@@ -433,6 +434,7 @@ def bind_error(what: str, host: str, port: int | None, reason: str) -> ConfigErr
 def _split_url(url: bytes) -> tuple[str, tuple[str, ...]]:
     """The path of ``url`` and its unquoted segments; ValueError for an invalid URL. Cached:
     clients ask the same few URLs over and over."""
+    # deferred, optional: httptools (hepfpga[serve])
     import httptools
 
     try:

@@ -56,6 +56,7 @@ def make_session(path: object, kind: str, intra_op_threads: int) -> tuple[object
     ``KIND_GPU`` refuses to run on CPU. onnxruntime-gpu silently drops a CUDA provider that
     cannot load, so the provider is read back from ``get_providers()``.
     """
+    # deferred: onnxruntime loads slowly
     import onnxruntime as ort
 
     available = ort.get_available_providers()

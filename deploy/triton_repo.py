@@ -145,6 +145,7 @@ def _onnx_metadata(proto: object) -> dict[str, object]:
 
 
 def _load_onnx(path: Path) -> object:
+    # deferred: onnx loads slowly
     import onnx
 
     try:

@@ -79,6 +79,7 @@ def cache_key(plan: ConversionPlan, options: FirmwareOptions) -> str:
 
 
 def _load(plan: ConversionPlan, options: FirmwareOptions, folder: Path) -> FirmwareProject | None:
+    # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
     record = json.loads((folder / _MARKER).read_text())

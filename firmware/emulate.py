@@ -73,6 +73,7 @@ def _one_blas_thread() -> Iterator[None]:
     global _BLAS_CONTROLLER
     if _BLAS_CONTROLLER is None:
         try:
+            # deferred, optional: threadpoolctl
             from threadpoolctl import ThreadpoolController
         except ImportError:
             _BLAS_CONTROLLER = False

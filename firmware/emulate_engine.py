@@ -311,6 +311,7 @@ def _weights(layer: Any, key: str, t: FixedType) -> np.ndarray:
 
 
 def _product_kind(layer: Any) -> str:
+    # deferred: hls4ml and TensorFlow load slowly
     from hls4ml.backends import get_backend
 
     backend = get_backend(layer.model.config.backend.name)
@@ -463,6 +464,7 @@ class BatchNormStep(Step):
 
 
 def _product_kind_bn(layer: Any) -> str:
+    # deferred: hls4ml and TensorFlow load slowly
     from hls4ml.backends import get_backend
 
     backend = get_backend(layer.model.config.backend.name)

@@ -275,6 +275,7 @@ def plan_conversion(
     needed for float models. Raises :class:`~hepfpga.errors.ConversionError` for layers or
     quantizers whose firmware would not reproduce QKeras, listing what is supported.
     """
+    # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
     options = options if options is not None else FirmwareOptions()

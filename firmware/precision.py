@@ -75,6 +75,7 @@ def strip_pruning(model: Any) -> Any:
     """``model`` without tfmot pruning wrappers (the pruned weights, masks applied)."""
     if not any(type(layer).__name__ == "PruneLowMagnitude" for layer in model.layers):
         return model
+    # deferred: TensorFlow loads slowly
     import tensorflow_model_optimization as tfmot
     from tensorflow import keras
 
@@ -127,6 +128,7 @@ def profile_ranges(model: Any, x: Any) -> dict[str, tuple[float, float]]:
 
 
 def _input_quantizer_type(model: Any, name: str) -> FixedType | None:
+    # deferred: TensorFlow loads slowly
     from qkeras.quantizers import get_quantizer
 
     for node in model_graph(model):

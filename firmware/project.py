@@ -12,6 +12,7 @@ path into it.
 
 from __future__ import annotations
 
+import ctypes
 import shutil
 import subprocess
 import time
@@ -93,6 +94,7 @@ def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray
 def _readme(
     project_name: str, options: FirmwareOptions, hls_model: Any, logits: str, inputs: str = ""
 ) -> str:
+    # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
     from hepfpga import __version__
@@ -185,6 +187,7 @@ def write_project(
     hls4ml's project, ``CONFIG_FILE`` and a ``README.md``. The C-simulation library is not
     built; call :func:`compile_project`.
     """
+    # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
     options = options if options is not None else FirmwareOptions()
@@ -351,7 +354,6 @@ def _build_library(folder: Path) -> float | None:
 def _load_library(project: FirmwareProject) -> None:
     """Load the project's library into its hls4ml model, as hls4ml's ``compile()`` does
     (closing a library loaded before from the same path, which ``dlopen`` would reuse)."""
-    import ctypes
 
     config = project.hls_model.config
     stamp = config.get_config_value("Stamp")
@@ -402,6 +404,7 @@ def _write_metadata(
     logits: str,
     precision: dict[str, LayerPrecision],
 ) -> None:
+    # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
     record = {

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -300,8 +303,6 @@ def _heartbeat(progress: Callable[[str], None] | None, what: str) -> Iterator[No
     if progress is None:
         yield
         return
-    import threading
-    import time
 
     progress(what)
     done = threading.Event()
@@ -381,8 +382,6 @@ def verify_model(
     :data:`~hepfpga.firmware.hls_config.LARGE_UNROLLED` multiplications in io_parallel is
     logged with the advice to use io_stream / Resource.
     """
-    import tempfile
-    import time
 
     from hepfpga.firmware.cache import cached_project
     from hepfpga.firmware.csim import predict_outputs_and_traces

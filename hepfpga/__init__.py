@@ -1,8 +1,10 @@
 """hepfpga: a trigger neural network from Keras training to ONNX serving and FPGA firmware.
 
-The stage subpackages live in top-level folders of the source tree (``train/``,
-``quantize/``, ``deploy/``, ``firmware/``) and are installed as ``hepfpga.train`` and so on
-through setuptools' ``package-dir`` mapping.
+This folder is the core (errors, artifacts, the config schema, registries, optional imports,
+YAML, data files, fixed point) and this lazy public facade. The stage subpackages live in
+top-level folders of the source tree (``train/``, ``quantize/``, ``deploy/``, ``firmware/``),
+as do the run layer (``pipeline/``) and the command line (``cli/``); they are installed as
+``hepfpga.train`` and so on through setuptools' ``package-dir`` mapping.
 """
 
 from __future__ import annotations
@@ -66,16 +68,16 @@ __all__ = [
 # first use. ``import hepfpga.train`` (which imports this package first) then loads no
 # firmware, deployment or quantization code.
 _LAZY = {
-    "PipelineConfig": "hepfpga.config",
-    "load_config": "hepfpga.config",
-    "parse_config": "hepfpga.config",
-    "RunResult": "hepfpga.pipeline",
-    "run_pipeline": "hepfpga.pipeline",
+    "PipelineConfig": "hepfpga.pipeline.config",
+    "load_config": "hepfpga.pipeline.config",
+    "parse_config": "hepfpga.pipeline.config",
+    "RunResult": "hepfpga.pipeline.runner",
+    "run_pipeline": "hepfpga.pipeline.runner",
 }
 
 if _TYPE_CHECKING:
-    from hepfpga.config import PipelineConfig, load_config, parse_config
-    from hepfpga.pipeline import RunResult, run_pipeline
+    from hepfpga.pipeline.config import PipelineConfig, load_config, parse_config
+    from hepfpga.pipeline.runner import RunResult, run_pipeline
 
 
 def __getattr__(name: str) -> _Any:

@@ -141,6 +141,7 @@ class ArrayReader:
         return _select_fields(data.reshape(stop - start, *shape[1:]), self.columns)
 
     def _read_hdf5(self, start: int, stop: int) -> np.ndarray:
+        # deferred: h5py loads slowly
         import h5py
 
         with h5py.File(self.path, "r") as handle:
@@ -282,6 +283,7 @@ def _open_npz(path: Path, key: str | None, columns: tuple[str, ...] | None) -> A
 
 
 def _open_hdf5(path: Path, key: str | None, columns: tuple[str, ...] | None) -> ArrayReader:
+    # deferred: h5py loads slowly
     import h5py
 
     with h5py.File(path, "r") as handle:
@@ -477,6 +479,7 @@ class ArrayWriter:
                     stream_and_spill[1].unlink(missing_ok=True)
 
     def _open_hdf5(self, arrays: dict[str, np.ndarray]) -> Any:
+        # deferred: h5py loads slowly
         import h5py
 
         handle = h5py.File(self._tmp_path, "w")

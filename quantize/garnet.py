@@ -85,6 +85,7 @@ class _Reloadable:
 def garnet_classes() -> dict[str, type]:
     """``{"GarNet": ..., "GarNetStack": ...}``: hls4ml.contrib's layers whose config keeps
     ``total_bits`` and ``int_bits`` (see the module docstring)."""
+    # deferred: hls4ml and TensorFlow load slowly
     from hls4ml.contrib import garnet as contrib
 
     class GarNet(_Reloadable, contrib.GarNet):  # type: ignore[misc]

@@ -97,6 +97,7 @@ class Bits:
     def weight_quantizer(self) -> Any:
         """``quantized_bits(weight_bits, weight_integer, alpha=1)``: ``ap_fixed<weight_bits,
         weight_integer + 1>``."""
+        # deferred: TensorFlow loads slowly
         from qkeras import quantized_bits
 
         return quantized_bits(self.weight_bits, self.weight_integer, alpha=1)
@@ -104,6 +105,7 @@ class Bits:
     def activation_quantizer(self) -> Any:
         """``quantized_relu(activation_bits, activation_integer)``: ``ap_ufixed<activation_bits,
         activation_integer>``."""
+        # deferred: TensorFlow loads slowly
         from qkeras import quantized_relu
 
         return quantized_relu(self.activation_bits, self.activation_integer)
@@ -181,6 +183,7 @@ class QuantizationSpec:
         return self.defaults().activation_quantizer()
 
     def input_quantizer(self) -> Any:
+        # deferred: TensorFlow loads slowly
         from qkeras import quantized_bits
 
         return quantized_bits(self.input_bits, self.input_integer, alpha=1)
@@ -210,6 +213,7 @@ def qkeras_compat() -> None:
     without these a QGRU fails on its first call. Idempotent; changes nothing when the
     names exist.
     """
+    # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow.python.ops import array_ops
     from tensorflow.python.util import nest
@@ -222,6 +226,7 @@ def qkeras_compat() -> None:
 
 def qkeras_custom_objects() -> dict[str, Any]:
     """The custom objects Keras needs to load a saved QKeras model."""
+    # deferred: TensorFlow loads slowly
     from qkeras.utils import _add_supported_quantized_objects
 
     qkeras_compat()
@@ -279,6 +284,7 @@ def _no_fused_activation(layer: Any) -> None:
 
 @register_layer_mapping("Dense", kind="dense", copies_weights=True)
 def _dense(layer: Any, bits: Bits) -> Any:
+    # deferred: TensorFlow loads slowly
     from qkeras import QDense
 
     _no_fused_activation(layer)
@@ -293,6 +299,7 @@ def _dense(layer: Any, bits: Bits) -> Any:
 
 @register_layer_mapping("Conv1D", "Conv2D", kind="conv", copies_weights=True)
 def _conv(layer: Any, bits: Bits) -> Any:
+    # deferred: TensorFlow loads slowly
     import qkeras
 
     _no_fused_activation(layer)
@@ -312,6 +319,7 @@ def _conv(layer: Any, bits: Bits) -> Any:
 
 @register_layer_mapping("LSTM", "GRU", kind="recurrent", copies_weights=True)
 def _recurrent(layer: Any, bits: Bits) -> Any:
+    # deferred: TensorFlow loads slowly
     import qkeras
 
     qkeras_compat()
@@ -362,12 +370,14 @@ _ACTIVATIONS: dict[str, Callable[[Any, Bits], Any]] = {
 
 
 def _qactivation(quantizer: Any, name: str) -> Any:
+    # deferred: TensorFlow loads slowly
     from qkeras import QActivation
 
     return QActivation(quantizer, name=name)
 
 
 def _activation(kind: str, name: str) -> Any:
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     return keras.layers.Activation(kind, name=name)
@@ -410,6 +420,7 @@ def quantize_model(model: keras.Model, spec: QuantizationSpec) -> keras.Model:
     the layer and listing the supported classes; an override in ``spec.layers`` naming no
     layer of the model raises :class:`~hepfpga.errors.ConfigError`.
     """
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:

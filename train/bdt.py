@@ -28,8 +28,14 @@ hls4ml's bundled copy when not set.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import logging
 import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +155,7 @@ def train_bdt(
 
     ``seed`` fixes the subsampling and the feature order tie-breaks, so a fit is reproducible.
     """
+    # deferred: scikit-learn loads slowly
     from sklearn.ensemble import GradientBoostingClassifier
 
     if len(np.unique(y_train)) < 2:
@@ -168,6 +175,7 @@ def train_bdt(
 def _ap_include() -> None:
     if os.environ.get("XILINX_AP_INCLUDE"):
         return
+    # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
     path = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
@@ -205,12 +213,7 @@ def _load_bridge(conifer: Any, emu_dir: Path, stamp: Any) -> Any:
     ``$HEPFPGA_CACHE/conifer/<key>/`` (default ``~/.cache/hepfpga``) and reused; a first
     compilation takes 20-40 s.
     """
-    import hashlib
-    import importlib.util
-    import subprocess
-    import sys
-    import sysconfig
-    import tempfile
+    # deferred, optional: pybind11 (hepfpga[bdt])
 
     import pybind11
 

@@ -2,7 +2,7 @@
 
 Each stage owns its sections (this module: ``data``, ``training`` and the base of ``model``,
 whose architecture-specific keys belong to the plugins of
-:mod:`hepfpga.train.architectures`); only the run config at the top (:mod:`hepfpga.config`)
+:mod:`hepfpga.train.architectures`); only the run config at the top (:mod:`hepfpga.pipeline.config`)
 composes them. Defaults live here and only here. Validation errors raised in
 ``__post_init__`` name the field relative to its section; the schema builder
 (:mod:`hepfpga._schema`) prefixes the section's path (``epochs`` -> ``training.epochs``).

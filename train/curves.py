@@ -88,6 +88,7 @@ def score_compatibility(
     ``scores[:, c]`` of the jets labelled ``c`` (signal) and of the others (background).
     A class without jets in one of the sets gets NaN.
     """
+    # deferred: SciPy loads slowly
     from scipy.stats import ks_2samp
 
     train_scores, test_scores = np.asarray(train_scores), np.asarray(test_scores)
@@ -110,9 +111,11 @@ def score_compatibility(
 
 
 def _pyplot() -> Any:
+    # deferred: matplotlib loads slowly
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
 
     return plt

@@ -43,6 +43,7 @@ def evaluate_classifier(
     scores: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
 ) -> ClassifierMetrics:
     """Accuracy and per-class AUC of class scores (probabilities or logits) against labels."""
+    # deferred: scikit-learn loads slowly
     from sklearn.metrics import roc_auc_score
 
     scores = np.asarray(scores, dtype=np.float64)
@@ -69,12 +70,14 @@ def plot_roc(
 ) -> None:
     """Overlay the per-class ROC curves of several models (solid, dashed, dotted...) in one
     PNG: one colour per class, one line style per model, AUC in the legend."""
+    # deferred: matplotlib loads slowly
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
 
-    from hepfpga.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
+    from hepfpga.train.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
 
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, ax = plt.subplots(figsize=(7, 6))

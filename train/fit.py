@@ -66,6 +66,7 @@ def fit_classifier(
     bar per epoch on a terminal (quiet under ``hepfpga -q`` and in CI, see
     :mod:`hepfpga.train.progress`).
     """
+    # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow import keras
 

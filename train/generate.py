@@ -39,6 +39,7 @@ from importlib import metadata as importlib_metadata
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from hepfpga._optional import require
 from hepfpga.errors import DataError
@@ -152,6 +153,7 @@ def _make_pythia(class_name: str, pythia_seed: int) -> Any:
 
 def _truth_directions(prt: Any, class_name: str) -> list[np.ndarray]:
     """Per event, an (n, 2) array of (eta, phi) of the truth objects of ``class_name``."""
+    # deferred, optional: awkward (hepfpga[emulate])
     import awkward as ak
 
     ids, hard_partons = _TRUTH_IDS[class_name]
@@ -202,6 +204,7 @@ class _Jagged:
 
 
 def _four_momenta(array: Any) -> _Jagged:
+    # deferred, optional: awkward (hepfpga[emulate])
     import awkward as ak
 
     counts = ak.to_numpy(ak.num(array, axis=1))
@@ -224,6 +227,7 @@ def _groom(jets_constituents: Any) -> Any:
 
 
 def _run_chunk(task: _Task) -> _ChunkResult:
+    # deferred, optional: awkward (hepfpga[emulate])
     import awkward as ak
 
     fastjet = require("fastjet", "datagen", "Clustering jets")
@@ -379,8 +383,6 @@ def generate_sample(
                 )
             )
     n_workers = min(workers or os.cpu_count() or 1, len(tasks))
-
-    from tqdm.auto import tqdm
 
     start = time.perf_counter()
     results: list[_ChunkResult] = []

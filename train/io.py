@@ -104,6 +104,7 @@ def _to_arrays(sample: JetSample) -> dict[str, np.ndarray]:
 
 
 def _write_hdf5(handle: Any, arrays: dict[str, np.ndarray]) -> None:
+    # deferred: h5py loads slowly
     import h5py
 
     with h5py.File(handle, "w") as h5:
@@ -213,6 +214,7 @@ def _read_npz(path: Path) -> JetSample:
 
 
 def _read_hdf5(path: Path) -> JetSample:
+    # deferred: h5py loads slowly
     import h5py
 
     try:

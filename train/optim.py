@@ -78,6 +78,7 @@ class OptimizerKind:
 
     def build(self, settings: OptimizerConfig, learning_rate: float | None = None) -> Any:
         """A fresh Keras optimizer for ``settings`` (``learning_rate`` overrides its rate)."""
+        # deferred: TensorFlow loads slowly
         from tensorflow import keras
 
         kwargs: dict[str, Any] = {}
@@ -234,6 +235,7 @@ class Schedule:
 
     def callbacks(self, config: ScheduleConfig, lr0: float, epochs: int) -> list[Any]:
         """The Keras callbacks that apply this schedule to a fit of ``epochs`` epochs."""
+        # deferred: TensorFlow loads slowly
         from tensorflow import keras
 
         if self.rate is not None:
@@ -264,6 +266,7 @@ def _cosine(t: int, lr0: float, c: ScheduleConfig, epochs: int) -> float:
 
 
 def _plateau(c: ScheduleConfig, lr0: float, epochs: int) -> Any:
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     return keras.callbacks.ReduceLROnPlateau(

@@ -10,6 +10,8 @@ import logging
 import os
 from typing import Any
 
+from tqdm import tqdm
+
 __all__ = ["epoch_progress", "progress_bar", "progress_disabled"]
 
 
@@ -22,13 +24,13 @@ def progress_disabled(quiet: bool = False) -> bool | None:
 
 def progress_bar(total: int, desc: str, unit: str, *, quiet: bool = False) -> Any:
     """A tqdm bar of ``total`` steps (see :func:`progress_disabled`)."""
-    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=progress_disabled(quiet), leave=False)
 
 
 def epoch_progress(epochs: int, desc: str = "epochs") -> Any:
     """A Keras callback advancing a bar per epoch, with the validation loss and accuracy."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     class EpochProgress(keras.callbacks.Callback):

@@ -60,6 +60,7 @@ def input_saliency(
     batch_size: int = 1024,
 ) -> Saliency:
     """Mean absolute input gradient of each class's output over the jets of that class."""
+    # deferred: TensorFlow loads slowly
     import tensorflow as tf
 
     x = np.asarray(x, dtype=np.float32)
@@ -100,9 +101,11 @@ def input_saliency(
 def plot_saliency(saliency: Saliency, target: Path | IO[bytes], *, fmt: str | None = None) -> None:
     """Flat inputs: a class x feature heat map (each class row normalised to its maximum, the
     raw values annotated); images: one heat map per class (summed over channels)."""
+    # deferred: matplotlib loads slowly
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
 
     values = saliency.values

@@ -128,6 +128,7 @@ def _softmax_as_activation(layer: Any) -> Any:
     """``Softmax()`` over the last axis as ``Activation('softmax')``: hls4ml 1.3 writes the
     C++ of a ``Softmax`` layer with a misspelt config name (``softmax_config`` for
     ``Softmax_config``), which does not compile."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     if type(layer).__name__ != "Softmax":

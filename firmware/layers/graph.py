@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from hepfpga.errors import ConversionError
 
 __all__ = [
@@ -89,6 +91,7 @@ def split_activation_name(layer_name: str, activation: Any) -> str:
 
 def _functional(model: Any) -> tuple[Any, dict[str, Any]]:
     """``model`` as a functional model (a Sequential one is wrapped) and its config."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     if getattr(model, "inputs", None) is None or getattr(model, "outputs", None) is None:
@@ -165,6 +168,7 @@ def ready_model(model: Any) -> Any:
     by layer from copies of the layers (same weights), that computes the same function (see
     the module docstring).
     """
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     from hepfpga.firmware.precision import strip_pruning
@@ -223,6 +227,7 @@ def ready_model(model: Any) -> Any:
                 )
             taken.add(split)
             if isinstance(activation, dict) or "(" in str(activation):
+                # deferred: TensorFlow loads slowly
                 from qkeras import QActivation
 
                 inner = layer.layer if type(layer).__name__ == "TimeDistributed" else layer
@@ -243,6 +248,7 @@ def _from_config(layer: Any, config: dict[str, Any]) -> Any:
     QKeras classes to rebuild the layer they wrap)."""
     if not hasattr(layer, "layer"):
         return type(layer).from_config(config)
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     from hepfpga.quantize.qat import qkeras_custom_objects
@@ -271,7 +277,7 @@ def layer_outputs(
     array per input). Input layers map to the events themselves. Values are float32 numpy
     arrays in each layer's own shape.
     """
-    import numpy as np
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     inputs = x if isinstance(x, (list, tuple)) else [x]

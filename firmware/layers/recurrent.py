@@ -187,6 +187,7 @@ def _float_twin(layer: Any) -> Any:
     """QLSTM/QGRU -> the Keras LSTM/GRU of the same name and settings (weights: see
     :func:`_quantized_weights`); a QLSTM with float activations and no state quantizer
     computes exactly this."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     _check_qkeras(layer)

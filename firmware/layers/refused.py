@@ -1,7 +1,7 @@
 """Layers hls4ml 1.3 cannot convert (or converts wrongly), refused with what to use instead.
 
 A Lambda layer's code is never executed: model files with one are refused before loading
-(:mod:`hepfpga.model_io`), and a Lambda in a model built in Python is refused here.
+(:mod:`hepfpga.quantize.model_io`), and a Lambda in a model built in Python is refused here.
 """
 
 from __future__ import annotations

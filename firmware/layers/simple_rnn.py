@@ -74,6 +74,7 @@ def _check_qkeras(layer: Any) -> None:
 def _float_twin(layer: Any) -> Any:
     """QSimpleRNN -> the Keras SimpleRNN of the same name and settings (weights: the
     quantized ones); with a tanh activation and no state quantizer it computes exactly this."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     _check_qkeras(layer)

@@ -239,6 +239,7 @@ def _bidirectional(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> L
 def _bidirectional_twin(layer: Any) -> Any:
     """Bidirectional(QLSTM/QGRU) -> Bidirectional(LSTM/GRU) of the same name and settings,
     holding the quantized weights (:func:`_bidirectional_weights`); None for float layers."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     forward, _ = _directions(layer)

@@ -94,6 +94,7 @@ class RTLProject:
 
 
 def _layout(qints: list[Any]) -> PortLayout:
+    # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.cmvm.types import _minimal_kif
 
     kifs = np.array([_minimal_kif(q) for q in qints], dtype=np.int64)
@@ -112,6 +113,7 @@ def write_rtl(
     part: str = "xcvu13p-flga2577-2-e",
 ) -> RTLProject:
     """Pipeline ``net`` and write its RTL project into the folder ``path`` (created)."""
+    # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.codegen import VerilogModel, VHDLModel
     from da4ml.trace import to_pipeline
 

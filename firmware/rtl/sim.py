@@ -94,6 +94,7 @@ def find_verilator() -> list[str]:
 
 
 def _common_source() -> Path:
+    # deferred, optional: da4ml (hepfpga[hardware])
     import da4ml.codegen.rtl as rtl
 
     return Path(rtl.__file__).parent / "common_source"

@@ -121,6 +121,7 @@ def _quantize_const_or_trn(x: Any, k: int, i: int, f: int, mode: str, target: Fi
 
 
 def _apply_elementwise(arr: Any, fn: Callable[[Any], Any]) -> Any:
+    # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import FixedVariableArray
 
     flat = arr._vars.ravel()
@@ -132,6 +133,7 @@ def _apply_elementwise(arr: Any, fn: Callable[[Any], Any]) -> Any:
 
 # -- layer tracers -----------------------------------------------------------------------------
 def _quantizer_of(layer: Any, key: str) -> Any:
+    # deferred: TensorFlow loads slowly
     from qkeras.quantizers import get_quantizer
 
     config = layer.get_config().get(key)
@@ -170,6 +172,7 @@ def _layer_activation(layer: Any, y: Any) -> Any:
 
 
 def _activation(layer: Any, activation: Any, y: Any) -> Any:
+    # deferred: TensorFlow loads slowly
     from qkeras.quantizers import get_quantizer
 
     if activation in ("linear", None):
@@ -216,6 +219,7 @@ def _windows(
 def _same_padding(x: Any, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Any:
     """``x`` padded with exact zeros as Keras' ``padding='same'`` does (extra row/column at
     the end when the total is odd)."""
+    # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import FixedVariable, FixedVariableArray
 
     pads = []
@@ -231,6 +235,7 @@ def _same_padding(x: Any, kernel: tuple[int, ...], strides: tuple[int, ...]) -> 
 
 
 def _trace_conv(layer: Any, x: Any) -> Any:
+    # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import FixedVariableArray
 
     config = layer.get_config()
@@ -263,6 +268,7 @@ def _trace_conv(layer: Any, x: Any) -> Any:
 
 
 def _trace_maxpool(layer: Any, x: Any) -> Any:
+    # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import FixedVariableArray
 
     config = layer.get_config()
@@ -362,6 +368,7 @@ def trace_model(
     """Trace a QKeras model (a chain: input quantizer, QDense/QConv, quantized activations,
     max pooling, flatten, optional final softmax) into da4ml's combinational logic, from the
     input codes to the logits (see the module notes for the exact semantics)."""
+    # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
     from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type

@@ -13,7 +13,7 @@ import pytest
 import hepfpga
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("train", "quantize", "deploy", "firmware")
+STAGES = ("train", "quantize", "deploy", "firmware", "pipeline", "cli")
 
 
 def test_public_api_is_pinned() -> None:

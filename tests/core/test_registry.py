@@ -52,3 +52,21 @@ def test_add_returns_the_item_it_registers() -> None:
     table: dict[str, int] = {}
     assert registry.add(table, "one", 1, "number") == 1
     assert table == {"one": 1}
+
+
+def test_a_registry_object_registers_looks_up_and_lists_its_names() -> None:
+    colours = registry.Registry[int]("colour")
+    assert colours.register("red", 1) == 1
+
+    @colours.decorator("blue")
+    def _blue() -> int:
+        return 2
+
+    assert colours.names() == ("red", "blue")
+    assert colours.lookup("blue", "style.colour") is _blue
+    with pytest.raises(ValueError, match="colour 'red' is already registered"):
+        colours.register("red", 3)
+    with pytest.raises(ConfigError, match="did you mean 'red'") as info:
+        colours.lookup("rde", "style.colour")
+    assert info.value.path == "style.colour"
+    assert colours == {"red": 1, "blue": _blue}

@@ -44,6 +44,7 @@ def test_public_api() -> None:
         "options",
         "precision",
         "project",
+        "testing",
         "verify",
     }
 

@@ -22,7 +22,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 def files(tmp_path_factory: pytest.TempPathFactory, small_tagger: Any, inputs_factory: Any) -> Any:
     from tensorflow import keras
 
-    from hepfpga.model_io import save_keras_model
+    from hepfpga.quantize.model_io import save_keras_model
 
     folder = tmp_path_factory.mktemp("byo_cli")
     save_keras_model(small_tagger, folder / "tagger.h5")

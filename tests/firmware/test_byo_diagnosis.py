@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hepfpga.firmware import FirmwareOptions, VerificationReport, verify_model
-from hepfpga.testing import assert_bit_exact
+from hepfpga.firmware.testing import assert_bit_exact
 
 pytestmark = pytest.mark.slow
 

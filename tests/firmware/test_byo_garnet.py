@@ -130,7 +130,7 @@ def test_random_events_draw_vertex_counts() -> None:
 
 @pytest.mark.parametrize("kind", ["GarNet", "GarNetStack"])
 def test_a_saved_quantized_garnet_reloads(kind: str, tmp_path: Path) -> None:
-    from hepfpga.model_io import load_keras_model, save_keras_model
+    from hepfpga.quantize.model_io import load_keras_model, save_keras_model
 
     model = garnet_model(kind)
     save_keras_model(model, tmp_path / "model.h5")
@@ -144,7 +144,7 @@ def test_a_saved_quantized_garnet_reloads(kind: str, tmp_path: Path) -> None:
 def test_hls4ml_saved_quantized_garnet_is_refused_with_what_to_add(tmp_path: Path) -> None:
     """hls4ml.contrib's own GarNet.get_config drops the bit widths: such a file cannot be
     loaded as it is, and the message says what to add."""
-    from hepfpga.model_io import load_keras_model
+    from hepfpga.quantize.model_io import load_keras_model
 
     model = garnet_model(contrib=True)
     (tmp_path / "model.json").write_text(model.to_json())
@@ -237,7 +237,7 @@ def test_refused_options(options: dict[str, Any], message: str) -> None:
 def test_cli_reads_one_array_per_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str | None, message: str
 ) -> None:
-    from hepfpga.model_io import save_keras_model
+    from hepfpga.quantize.model_io import save_keras_model
 
     save_keras_model(garnet_model(), tmp_path / "model.h5")
     x, count = garnet_events(20)
@@ -253,7 +253,7 @@ def test_cli_firmware_writes_a_two_input_test_bench(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """hls4ml's test bench reads the inputs one after the other on each line."""
-    from hepfpga.model_io import save_keras_model
+    from hepfpga.quantize.model_io import save_keras_model
 
     save_keras_model(garnet_model(), tmp_path / "model.h5")
     x, count = garnet_events(20)

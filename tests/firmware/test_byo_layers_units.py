@@ -247,7 +247,7 @@ def test_hls4ml_keras_layers_are_handled_or_listed() -> None:
 
 def test_assert_bit_exact_validates_options_like_the_cli(small_tagger: Any) -> None:
     from hepfpga.errors import ConfigError
-    from hepfpga.testing import assert_bit_exact
+    from hepfpga.firmware.testing import assert_bit_exact
 
     with pytest.raises(ConfigError) as info:
         assert_bit_exact(small_tagger, np.zeros((2, 16), np.float32), io_typ="io_stream")

@@ -705,7 +705,7 @@ def test_cli_refuses_with_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from hepfpga.cli import main
-    from hepfpga.model_io import save_keras_model
+    from hepfpga.quantize.model_io import save_keras_model
 
     path = tmp_path / "model.h5"
     model = build()

@@ -462,7 +462,7 @@ def test_cli_end_to_end(
 ) -> None:
     pytest.importorskip("distributed")
     from hepfpga.cli import main
-    from hepfpga.model_io import save_keras_model
+    from hepfpga.quantize.model_io import save_keras_model
 
     save_keras_model(small_tagger, tmp_path / "model.h5")
     x = inputs_factory(700, seed=12)

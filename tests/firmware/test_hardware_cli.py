@@ -52,7 +52,7 @@ def test_model_file_end_to_end(tmp_path, capsys):
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
     from tensorflow import keras
 
-    from hepfpga.model_io import save_keras_model
+    from hepfpga.quantize.model_io import save_keras_model
 
     tf.keras.utils.set_random_seed(5)
     x = keras.Input((4,), name="features")

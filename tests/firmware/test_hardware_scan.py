@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hepfpga.cli import main
-from hepfpga.scan import ScanPoint, _pareto
+from hepfpga.pipeline.scan import ScanPoint, _pareto
 
 
 def _point(bits, lut, accuracy):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hepfpga.config import config_to_dict, load_config, parse_config
 from hepfpga.errors import ConfigError
+from hepfpga.pipeline.config import config_to_dict, load_config, parse_config
 from hepfpga.train.architectures import ARCHITECTURES
 from hepfpga.train.architectures.cnn import CNNConfig
 from hepfpga.train.architectures.garnet import GarNetConfig

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from hepfpga.config import parse_config
 from hepfpga.errors import ConfigError
+from hepfpga.pipeline.config import parse_config
 from hepfpga.train.architectures.gan import GANConfig, build_gan, fit_gan
 from hepfpga.train.config import FitConfig
 from hepfpga.train.tasks.generation import GenerationConfig, compare_samples, target_index

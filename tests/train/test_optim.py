@@ -244,7 +244,7 @@ def test_choices_come_from_the_registries() -> None:
 
 
 def test_the_run_config_takes_optimizer_and_schedule_and_fit_applies_them(make_jets) -> None:
-    from hepfpga.config import parse_config
+    from hepfpga.pipeline.config import parse_config
     from hepfpga.train.fit import fit_classifier
     from hepfpga.train.models import build_model
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hepfpga.config import config_to_dict, parse_config
 from hepfpga.errors import ConfigError
+from hepfpga.pipeline.config import config_to_dict, parse_config
 from hepfpga.train.tasks import METRICS, TASKS
 from hepfpga.train.tasks.anomaly import AnomalyDetectionConfig, class_indices
 

@@ -18,6 +18,7 @@ def tracked_model() -> type:
     ``keras.metrics.Mean`` per name, reset by Keras every epoch, so ``fit`` logs each loss
     averaged over the epoch's batches (and ``val_<name>`` over the validation batches);
     ``_record(values)`` adds one batch's values and returns the logs."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     class TrackedModel(keras.Model):  # type: ignore[misc]

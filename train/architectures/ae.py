@@ -131,6 +131,7 @@ class DAEConfig(AEConfig):
 
 
 def _dense_relu(x: Any, units: int, name: str, seed: int, regularizer: Any) -> Any:
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     x = keras.layers.Dense(
@@ -146,6 +147,7 @@ def build_autoencoder(
     config: AEConfig, input_shape: tuple[int, ...], seed: int = 0
 ) -> dict[str, keras.Model]:
     """The training chain ``{"autoencoder": model}`` (module docstring)."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
@@ -174,9 +176,11 @@ def sum_of_squares(values: Any, n: int, config: ScoreBits, quantized: bool, pref
     QKeras model ``values`` is first quantized (``<prefix>_quant``, see
     :class:`ScoreBits`). Returns the ``score`` tensor; its kernel of ones is set when the
     model is finished (the weights of a layer exist only then)."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     if quantized:
+        # deferred: TensorFlow loads slowly
         from qkeras import QActivation, QDense, quantized_bits
 
         values = QActivation(
@@ -216,6 +220,7 @@ def _chain(layers: list[Any], x: Any) -> tuple[Any, list[tuple[Any, Any]], Any]:
 
 
 def _finish(inputs: Any, score: Any, copies: list[tuple[Any, Any]], name: str) -> Any:
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     model = keras.Model(inputs, score, name=name)
@@ -233,6 +238,7 @@ def reconstruction_score_model(
     docstring). The autoencoder's layers are copied (the parts stay untouched); with
     ``quantized`` the parts are QKeras chains starting with ``input_quant`` and the error is
     taken against the quantized input, as the firmware sees it."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     ae = parts["autoencoder"]
@@ -261,6 +267,7 @@ def fit_result(logs: dict[str, Any], seconds: float) -> FitResult:
 
 
 def _early_stopping(settings: FitConfig) -> Any:
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     return keras.callbacks.EarlyStopping(
@@ -284,6 +291,7 @@ def fit_reconstruction(
     """Fit ``parts["autoencoder"]`` to reproduce its input (mean squared error), with the
     optimizer, schedule and early stopping of ``settings``; for a ``dae``, noisy inputs
     (module docstring). Deterministic for a given ``seed``."""
+    # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow import keras
 

@@ -92,6 +92,7 @@ def build_cnn(
 ) -> keras.Model:
     """Layers ``conv_<i>``, ``relu_conv_<i>``, ``pool_<i>``, ``flatten``, ``dense_<j>``,
     ``relu_<j>``, ``logits``, ``softmax``; kernel ``i`` initialised with seed ``seed + i``."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     regularizer = kernel_regularizer(config.l1, config.l2)

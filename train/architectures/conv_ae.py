@@ -95,6 +95,7 @@ def build_conv_autoencoder(
     config: ConvAEConfig, input_shape: tuple[int, ...], seed: int = 0
 ) -> dict[str, keras.Model]:
     """The training chain ``{"autoencoder": model}`` (module docstring)."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     regularizer = keras.regularizers.L2(config.l2) if config.l2 else None

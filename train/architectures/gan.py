@@ -75,6 +75,7 @@ class GANConfig(ModelConfig):
 
 
 def _mlp(inputs: Any, units: tuple[int, ...], prefix: str, seed: int) -> Any:
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     x = inputs
@@ -88,6 +89,7 @@ def _mlp(inputs: Any, units: tuple[int, ...], prefix: str, seed: int) -> Any:
 
 def build_gan(config: GANConfig, input_shape: tuple[int, ...], seed: int = 0) -> dict[str, Any]:
     """The parts ``{"generator": ..., "discriminator": ...}`` (module docstring)."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     n = int(input_shape[-1])
@@ -106,6 +108,7 @@ def build_gan(config: GANConfig, input_shape: tuple[int, ...], seed: int = 0) ->
 
 
 def _trainer(parts: dict[str, Any], config: GANConfig, d_optimizer: Any) -> Any:
+    # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow import keras
 
@@ -170,6 +173,7 @@ def fit_gan(
     """Train generator and discriminator adversarially for ``settings.epochs`` epochs (module
     docstring). The result's ``best_epoch`` is the last one and ``best_val_loss`` the
     generator's loss on the validation jets then (no early stopping for a GAN)."""
+    # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow import keras
 

@@ -84,6 +84,7 @@ def build_garnet(
 ) -> keras.Model:
     """Layers ``garnet``, ``dense_<j>``, ``relu_<j>``, ``logits``, ``softmax``. GarNet's own
     transforms take Keras' default initialisation, fixed by the global seed set here."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     from hepfpga.quantize.garnet import garnet_classes
@@ -123,6 +124,7 @@ def firmware_form(model: Any) -> FirmwareForm:
     """The ``xn`` form of a trained ``garnet`` model (float or QKeras): the same layers
     (rebuilt from their configs) and weights, the GarNet layer reading ``[constituents,
     n_constituents]`` instead of the masked cloud (see the module docstring)."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     from hepfpga.quantize.garnet import is_garnet

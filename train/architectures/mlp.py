@@ -46,6 +46,7 @@ class MLPConfig(ModelConfig):
 
 def kernel_regularizer(l1: float, l2: float) -> Any:
     """Keras ``L1L2`` penalty on kernels, or None when both are 0."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
@@ -64,6 +65,7 @@ def dense_head(
 ) -> Any:
     """Dense layers ``dense_<i>`` + ``<activation>_<i>`` (+ ``dropout_<i>``), then ``logits``
     and ``softmax``. Kernel ``i`` is initialised with ``LecunUniform(seed + i)``."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     index = first_index
@@ -91,6 +93,7 @@ def build_mlp(
     config: MLPConfig, input_shape: tuple[int, ...], n_classes: int, seed: int = 0
 ) -> keras.Model:
     """Layers ``dense_1``, ``relu_1``, ... ``logits``, ``softmax``."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     inputs = keras.Input(input_shape, name="input")

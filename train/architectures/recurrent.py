@@ -83,6 +83,7 @@ def build_recurrent(
 ) -> keras.Model:
     """Layers ``<lstm|gru>``, (``flatten``), ``dense_<j>``, ``relu_<j>``, ``logits``, ``softmax``;
     ``layer`` is the Keras recurrent layer class."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     layer_class = getattr(keras.layers, layer)

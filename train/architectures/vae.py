@@ -80,6 +80,7 @@ class VAEConfig(ScoreBits):
 
 def build_vae(config: VAEConfig, input_shape: tuple[int, ...], seed: int = 0) -> dict[str, Any]:
     """The parts ``{"encoder": ..., "decoder": ...}`` (module docstring), untrained."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
@@ -111,6 +112,7 @@ def build_vae(config: VAEConfig, input_shape: tuple[int, ...], seed: int = 0) ->
 
 
 def _trainer(encoder: Any, decoder: Any, latent: int, kl_weight: float) -> Any:
+    # deferred: TensorFlow loads slowly
     import tensorflow as tf
 
     class VAETrainer(tracked_model()):  # type: ignore[misc]
@@ -160,6 +162,7 @@ def fit_vae(
 ) -> FitResult:
     """Fit encoder and decoder together on the loss of the module docstring (early stopping
     on the validation loss, evaluated with ``z = mu``). Deterministic for a given ``seed``."""
+    # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow import keras
 
@@ -176,6 +179,7 @@ def fit_vae(
 def mu_score_model(parts: dict[str, Any], config: VAEConfig, quantized: bool) -> keras.Model:
     """The deployed encoder: ``features -> ... -> mu -> sum_k mu_k**2`` (module docstring);
     the layers are copied, the parts stay untouched."""
+    # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     encoder = parts["encoder"]

@@ -15,7 +15,7 @@ task                  trained on / loss                     evaluated by
                                                             distributions
 ===================== ===================================== ==================================
 
-The pipeline's stage list for a task lives at the top (:mod:`hepfpga.pipeline`); this stage
+The pipeline's stage list for a task lives at the top (:mod:`hepfpga.pipeline.runner`); this stage
 package only holds the configs, losses, metrics and plots. Adding a task is one module that
 calls :func:`register_task` and :func:`register_metric`.
 """

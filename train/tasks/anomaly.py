@@ -245,6 +245,7 @@ def evaluate_anomaly(
 ) -> AnomalyMetrics:
     """AUC of background vs each signal class and signal efficiencies at fixed background
     acceptances, from one anomaly score per jet (larger: more anomalous)."""
+    # deferred: scikit-learn loads slowly
     from sklearn.metrics import roc_auc_score
 
     s = _scores(scores)
@@ -289,12 +290,14 @@ def plot_anomaly_roc(
 ) -> None:
     """Background acceptance (log) against signal efficiency, one colour per signal class,
     one line style per model (float, QKeras, HLS), AUC in the legend."""
+    # deferred: matplotlib loads slowly
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
 
-    from hepfpga.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
+    from hepfpga.train.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
 
     labels = np.asarray(labels)
     is_bg = np.isin(labels, list(background))
@@ -337,9 +340,11 @@ def plot_score_distributions(
 ) -> None:
     """One panel per model: normalised histograms of the score per class (log y), the
     trigger threshold as a vertical line."""
+    # deferred: matplotlib loads slowly
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
 
     labels = np.asarray(labels)

@@ -111,6 +111,7 @@ class GenerationQuality:
 
 
 def _classifier_auc(a: np.ndarray, b: np.ndarray, seed: int) -> float:
+    # deferred: scikit-learn loads slowly; optional: threadpoolctl
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -131,6 +132,7 @@ def compare_samples(
 ) -> GenerationQuality:
     """Per-feature Wasserstein-1 and KS statistic, and the generated-vs-real classifier AUC,
     of two samples of jets ``(n, n_features)`` (module docstring)."""
+    # deferred: SciPy loads slowly
     from scipy.stats import ks_2samp, wasserstein_distance
 
     g = np.asarray(generated, dtype=np.float64).reshape(len(generated), -1)
@@ -155,9 +157,11 @@ def plot_feature_overlays(
 ) -> None:
     """A grid of one panel per feature: normalised histograms of every sample (the first one,
     real jets, filled; the generated ones as lines) on common bins."""
+    # deferred: matplotlib loads slowly
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
 
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}

@@ -1,0 +1,353 @@
+"""CLI commands of the firmware area (bring-your-own-model conversion, verification),
+attached to the main group by :func:`register`.
+
+``hepfpga firmware MODEL --out DIR`` writes an hls4ml project; ``hepfpga verify MODEL`` converts,
+compiles (or reuses the cached C simulation) and compares every layer with Keras. Both are thin
+layers over :func:`hepfpga.firmware.write_project` and :func:`hepfpga.firmware.verify_model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from hepfpga.cli.params import FiniteFloat
+from hepfpga.errors import VerificationError
+from hepfpga.firmware.backends import BACKENDS
+
+_BACKENDS = tuple(BACKENDS)  # the registered hls4ml backends
+_SOFTMAX = ("stable", "tuned", "latency", "argmax", "logits")
+
+
+def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options shared by ``firmware`` and ``verify`` (the keys of the ``firmware:`` config)."""
+    decorators = [
+        click.option(
+            "--weights",
+            type=click.Path(path_type=Path),
+            help="Weights .h5 when MODEL is a JSON architecture.",
+        ),
+        click.option(
+            "--options",
+            "options_file",
+            type=click.Path(path_type=Path),
+            help="YAML with firmware options (a pipeline config's 'firmware:' section or a bare "
+            "mapping, e.g. layer_types); the flags below override it.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(_BACKENDS, case_sensitive=False),
+            help="hls4ml backend [default: Vitis].",
+        ),
+        click.option(
+            "--io-type",
+            type=click.Choice(("io_parallel", "io_stream")),
+            help="Layer interface [default: io_parallel].",
+        ),
+        click.option(
+            "--strategy",
+            type=click.Choice(("latency", "resource"), case_sensitive=False),
+            help="hls4ml strategy [default: latency].",
+        ),
+        click.option("--reuse-factor", type=click.IntRange(min=1), help="[default: 1]"),
+        click.option("--part", help="FPGA part [default: the backend's]."),
+        click.option(
+            "--clock-period",
+            type=FiniteFloat(min=0, min_open=True),
+            help="Clock period in ns [default: 5].",
+        ),
+        click.option(
+            "--softmax",
+            type=click.Choice(_SOFTMAX, case_sensitive=False),
+            help="Final softmax: table (stable, tuned, latency), argmax, or none (logits) "
+            "[default: stable]; see docs/firmware.md.",
+        ),
+        click.option(
+            "--input-type",
+            help="Hardware input type, e.g. 'ap_fixed<16,6,AP_RND_CONV,AP_SAT>' [default: from "
+            "the input quantizer].",
+        ),
+        click.option(
+            "--data",
+            "data_file",
+            type=click.Path(path_type=Path),
+            help="Events from an .npz or HDF5 file (see --key).",
+        ),
+        click.option(
+            "--key",
+            help="Array of the --data file [default: its only array, or x]; for a model with "
+            "several inputs, INPUT=ARRAY pairs separated by commas (default: arrays named as "
+            "the inputs).",
+        ),
+        click.option(
+            "--random",
+            "n_random",
+            type=click.IntRange(min=1),
+            help="Use N standard-normal random events instead of --data.",
+        ),
+        click.option("--max-events", type=click.IntRange(min=1), help="Use at most N events."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _build_options(options_file: Path | None, **flags: Any) -> Any:
+    from hepfpga.errors import ConfigError
+    from hepfpga.firmware import FirmwareOptions
+    from hepfpga.yaml_io import load_yaml
+
+    values: dict[str, Any] = {}
+    if options_file is not None:
+        loaded = load_yaml(options_file, what="firmware options file")
+        if isinstance(loaded, dict) and isinstance(loaded.get("firmware"), dict):
+            loaded = loaded["firmware"]
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                "expected a mapping of firmware options (or a config with 'firmware:')",
+                source=str(options_file),
+            )
+        values.update(loaded)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return FirmwareOptions.from_dict(values)
+
+
+def _events(
+    model: Any,
+    data_file: Path | None,
+    key: str | None,
+    n_random: int | None,
+    max_events: int | None,
+) -> Any:
+    from hepfpga.errors import ConfigError
+    from hepfpga.firmware.data import load_events, random_events
+    from hepfpga.firmware.layers.graph import input_names
+
+    if data_file is not None and n_random is not None:
+        raise ConfigError("give either --data or --random, not both")
+    events: Any
+    if data_file is not None:
+        names = input_names(model)
+        if len(names) > 1:  # one array per input
+            arrays = _input_arrays(key, names)
+            events = [load_events(data_file, arrays[name]) for name in names]
+        else:
+            events = load_events(data_file, key)
+    elif n_random is not None:
+        events = random_events(model, n_random)
+    else:
+        return None
+    if max_events is None:
+        return events
+    return [e[:max_events] for e in events] if isinstance(events, list) else events[:max_events]
+
+
+def _input_arrays(key: str | None, names: list[str]) -> dict[str, str]:
+    """``--key`` for a model with several inputs: input name -> array of the data file, from
+    ``INPUT=ARRAY`` pairs separated by commas (default: each input's own name)."""
+    from hepfpga.errors import ConfigError
+
+    if key is None:
+        return {name: name for name in names}
+    pairs: dict[str, str] = {}
+    for item in key.split(","):
+        name, sep, array = (part.strip() for part in item.partition("="))
+        if not sep or not name or not array or name in pairs:
+            raise ConfigError(
+                f"--key {key!r}: the model has {len(names)} inputs ({', '.join(names)}); "
+                "expected INPUT=ARRAY pairs separated by commas, each input once (e.g. "
+                f"{','.join(f'{n}={n}' for n in names)}); bad item {item!r}"
+            )
+        pairs[name] = array
+    if set(pairs) != set(names):
+        raise ConfigError(
+            f"--key {key!r} names the inputs {', '.join(sorted(pairs))}; the model's inputs "
+            f"are {', '.join(names)}: give one INPUT=ARRAY pair for each"
+        )
+    return pairs
+
+
+def _flags(**kwargs: Any) -> dict[str, Any]:
+    return {
+        "backend": kwargs["backend"],
+        "io_type": kwargs["io_type"],
+        "strategy": kwargs["strategy"],
+        "reuse_factor": kwargs["reuse_factor"],
+        "part": kwargs["part"],
+        "clock_period": kwargs["clock_period"],
+        "softmax": kwargs["softmax"],
+        "input_type": kwargs["input_type"],
+    }
+
+
+def register(cli: click.Group, export: click.Group) -> None:
+    """Attach this module's commands to the top-level group and the ``export`` group."""
+
+    @cli.command("firmware")
+    @click.argument("model_file", type=click.Path(path_type=Path))
+    @click.option(
+        "--out", type=click.Path(path_type=Path), required=True, help="New project folder."
+    )
+    @_firmware_options
+    @click.option(
+        "--compile", "compile_", is_flag=True, help="Also build the C-simulation library (g++)."
+    )
+    @click.option(
+        "--overwrite", is_flag=True, help="Replace an existing --out once the new one is complete."
+    )
+    def firmware_cmd(
+        model_file: Path,
+        out: Path,
+        overwrite: bool,
+        weights: Path | None,
+        options_file: Path | None,
+        data_file: Path | None,
+        key: str | None,
+        n_random: int | None,
+        max_events: int | None,
+        compile_: bool,
+        **kwargs: Any,
+    ) -> None:
+        """Write the hls4ml project of a Keras/QKeras MODEL into --out (atomically).
+
+        MODEL is a full .h5/.keras file, a JSON architecture with --weights, or a SavedModel
+        folder. QKeras models get every type from their quantizers (exact logits); float
+        models need events (--data or --random) to profile their ranges. Events given
+        become the project's test bench (at most 1000).
+        """
+
+        from hepfpga.artifacts import check_destination
+        from hepfpga.firmware import plan_conversion, write_project
+        from hepfpga.firmware.hls_config import hls4ml_ready_model
+        from hepfpga.firmware.precision import check_supported
+        from hepfpga.firmware.verify import plan_for_events
+        from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
+
+        check_destination(out, overwrite=overwrite, option="--out")
+        options = _build_options(options_file, **_flags(**kwargs))
+        loaded = load_keras_model(model_file, weights=weights)
+        check_model_inputs(loaded)
+        model = hls4ml_ready_model(loaded)
+        check_supported(model)
+        events = _events(model, data_file, key, n_random, max_events)
+        tb_in = tb_out = None
+        if events is None:
+            plan = plan_conversion(model, options)
+        else:
+            plan, events = plan_for_events(model, events, options)
+            if len(model.outputs) == 1:
+                # hls4ml's test bench reads one output array (and the inputs one after the
+                # other on each line)
+                tb_in = [e[:1000] for e in events] if isinstance(events, list) else events[:1000]
+                tb_out = np.asarray(model.predict(tb_in, verbose=0))
+        advice = plan.size_advice(options)
+        if advice is not None:
+            click.echo(f"warning: {advice}", err=True)
+        if compile_:
+            click.echo(
+                f"building the C simulation of {plan.multiplications:,} multiplications per "
+                "event with g++ (seconds for small models, minutes for large ones)",
+                err=True,
+            )
+        project = write_project(
+            plan.model,
+            options,
+            out,
+            testbench_inputs=tb_in,
+            testbench_outputs=tb_out,
+            plan=plan,
+            compile=compile_,
+            overwrite=overwrite,
+        )
+        kind = "QKeras: types from the quantizers" if project.quantized else "float: profiled"
+        click.echo(
+            f"wrote {project.path} ({options.backend.value}, {options.io_type.value}, "
+            f"{options.strategy.value}, part {options.effective_part}; {kind})"
+        )
+        for name, types in project.precision.items():
+            click.echo(f"  {name:<24} {types.result.to_hls():<36} {types.source}")
+        if compile_:  # built in the temporary folder, before the rename
+            click.echo(f"compiled the C simulation in {project.compile_seconds:.1f} s")
+
+    @cli.command("verify")
+    @click.argument("model_file", type=click.Path(path_type=Path))
+    @_firmware_options
+    @click.option(
+        "--tolerance",
+        type=FiniteFloat(min=0),
+        help="Pass when the logits differ by at most this (default: bit-exact for QKeras "
+        "models, 0.01 for float models).",
+    )
+    @click.option(
+        "--report", type=click.Path(path_type=Path), help="Also write the report as JSON here."
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace an existing --report file.")
+    @click.option("--no-cache", is_flag=True, help="Compile afresh; do not use the cache.")
+    @click.option(
+        "--cache-dir",
+        type=click.Path(path_type=Path),
+        help="Cache of compiled simulations [default: $HEPFPGA_CACHE or ~/.cache/hepfpga].",
+    )
+    def verify_cmd(
+        model_file: Path,
+        weights: Path | None,
+        options_file: Path | None,
+        data_file: Path | None,
+        key: str | None,
+        n_random: int | None,
+        max_events: int | None,
+        tolerance: float | None,
+        report: Path | None,
+        overwrite: bool,
+        no_cache: bool,
+        cache_dir: Path | None,
+        **kwargs: Any,
+    ) -> None:
+        """Check that the firmware of MODEL computes what Keras/QKeras computes.
+
+        Converts MODEL, compiles its C simulation (cached), runs both on the events (--data
+        FILE or --random N; default --random 1000) and compares every layer: fraction
+        bit-exact, largest difference in LSBs of the layer's type, and the first layer where
+        they part with the likely cause. Exit status 0 when the requirement holds (bit-exact
+        logits for QKeras models, --tolerance for float models), 1 when it does not, 2 for
+        bad input.
+        """
+        from hepfpga.artifacts import check_destination, write_json_atomic
+        from hepfpga.firmware import verify_model
+        from hepfpga.firmware.cache import cache_dir as cache_folder
+        from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
+
+        if report is not None:
+            check_destination(report, kind="file", overwrite=overwrite, option="--report")
+        if not no_cache:
+            check_destination(
+                cache_folder(cache_dir),
+                exist_ok=True,
+                option="the cache ($HEPFPGA_CACHE, --cache-dir)",
+            )
+        options = _build_options(options_file, **_flags(**kwargs))
+        model = load_keras_model(model_file, weights=weights)
+        check_model_inputs(model)
+        if data_file is None and n_random is None:
+            n_random = 1000
+        events = _events(model, data_file, key, n_random, max_events)
+        result = verify_model(
+            model,
+            events,
+            options,
+            tolerance=tolerance,
+            cache=not no_cache,
+            cache_directory=cache_dir,
+            progress=lambda line: click.echo(line, err=True),
+        )
+        click.echo(result.summary())
+        if report is not None:
+            write_json_atomic(report, result.to_dict())
+            click.echo(f"report: {report}")
+        if not result.passed:
+            reason = str(result.diagnosis) if result.diagnosis else result.requirement
+            raise VerificationError(f"verification failed: {reason}")

@@ -1,0 +1,283 @@
+"""``hepfpga hardware``: RTL, bit-exact RTL simulation and yosys figures of a run or a model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hepfpga.errors import ConfigError
+
+
+def register(cli: click.Group, export: click.Group) -> None:
+    """Attach this module's commands to the top-level group."""
+    cli.add_command(hardware)
+    cli.add_command(scan)
+
+
+def _bit_list(text: str) -> list[int]:
+    """``"3-10"`` or ``"4,6,8"`` -> the bit widths."""
+    try:
+        if "-" in text:
+            low, high = (int(v) for v in text.split("-", 1))
+            return list(range(low, high + 1))
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--bits: expected e.g. '3-10' or '4,6,8', got {text!r}") from exc
+
+
+@click.command()
+@click.argument("config_file", type=click.Path(path_type=Path))
+@click.option("--bits", default="3-10", show_default=True, help="Bit widths: '3-10' or '4,6,8'.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="New output folder.")
+@click.option("--synth", is_flag=True, help="yosys counts per point (else da4ml estimates).")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Accuracy below the float model's allowed for the smallest design (0.01 = 1 point).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+def scan(
+    config_file: Path, bits: str, out: Path, synth: bool, tolerance: float, overwrite: bool
+) -> None:
+    """Accuracy, AUC, latency and LUT/FF of CONFIG's model over weight/activation bit
+    widths; writes OUT/scan.json and OUT/pareto.png and names the smallest design within
+    --tolerance of the float accuracy, next to the hls4ml tutorial reference."""
+    from hepfpga.artifacts import atomic_directory, check_destination, write_json_atomic
+    from hepfpga.pipeline.config import load_config
+    from hepfpga.pipeline.scan import plot_scan, run_scan
+
+    widths = _bit_list(bits)
+    check_destination(out, overwrite=overwrite)
+    config = load_config(config_file)
+    result = run_scan(config, widths, synthesize=synth, tolerance=tolerance)
+    from hepfpga._schema import to_plain
+
+    with atomic_directory(out, overwrite=overwrite) as folder:
+        write_json_atomic(folder / "scan.json", to_plain(result))
+        plot_scan(result, folder / "pareto.png")
+    click.echo(f"float accuracy {result.float_accuracy:.4f}")
+    click.echo("| bits | accuracy | mean AUC | cycles | ns | LUT | FF |")
+    click.echo("|---|---|---|---|---|---|---|")
+    for p in result.points:
+        click.echo(
+            f"| {p.bits} | {p.accuracy:.4f} | {p.mean_auc:.4f} | {p.latency_cycles} | "
+            f"{p.latency_ns:g} | {p.lut:,} | {p.ff:,} |"
+        )
+    ref = result.reference
+    if result.smallest_within_tolerance is None:
+        click.echo(f"no bit width within {tolerance:.2%} of the float accuracy")
+    else:
+        best = next(p for p in result.points if p.bits == result.smallest_within_tolerance)
+        click.echo(
+            f"smallest within {tolerance:.2%} of float: {best.bits} bits, LUT-equivalent "
+            f"{best.lut_equivalent:,} ({best.lut_source}; no DSP) vs {ref['lut_equivalent']:,} "
+            f"({ref['source']}: {ref['lut']:,} LUT + 55 x {ref['dsp']} DSP)"
+        )
+    click.echo(f"wrote {out}/scan.json and {out}/pareto.png")
+
+
+_STEPS = ("csim", "synth", "cosim", "export", "vsynth")
+
+
+def _vendor(project: Path, steps: str | None, out: Path | None, overwrite: bool) -> None:
+    """Read (after building, if asked) the vendor reports of an hls4ml project."""
+    from hepfpga.artifacts import check_destination, write_json_atomic
+    from hepfpga.firmware.vendor import BuildSteps, build_project, read_reports
+
+    destination = out or project / "hardware_report.json"
+    check_destination(destination, overwrite=overwrite)
+    if steps is None:
+        report = read_reports(project)
+    else:
+        chosen = [s.strip() for s in steps.split(",") if s.strip()]
+        unknown = sorted(set(chosen) - set(_STEPS))
+        if unknown or not chosen:
+            raise ConfigError(
+                f"unknown --vendor steps {unknown or steps!r}; accepted: {', '.join(_STEPS)}"
+            )
+        report = build_project(project, BuildSteps(**{s: s in chosen for s in _STEPS}))
+    write_json_atomic(destination, report.to_dict())
+    click.echo(report.summary())
+    click.echo(f"wrote {destination}")
+
+
+def _run_test_set(run_dir: Path, report: dict[str, Any]) -> Any:
+    """The run's test inputs, made again by the pipeline's own data stage from the run's
+    config (same seed, same split, same preprocessing fitted on the training jets)."""
+    from hepfpga.pipeline.config import parse_config
+    from hepfpga.pipeline.stages import Run, data_stage
+
+    config = parse_config(report.get("config") or {}, source=str(run_dir / "report.json"))
+    with tempfile.TemporaryDirectory(prefix="hepfpga-data-") as folder:
+        return data_stage(Run(config=config, run_dir=Path(folder))).x_test
+
+
+def _emulator_logits(model: Any, events: Any, firmware: dict[str, Any], folder: Path) -> Any:
+    """Logits of the ``hepfpga emulate`` engine (proven against the C simulation)."""
+
+    from hepfpga.firmware import FirmwareOptions, compile_project, write_project
+    from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
+
+    keys = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
+    options = FirmwareOptions.from_dict({k: firmware[k] for k in keys if k in firmware})
+    project = compile_project(write_project(model, options, folder / "hls4ml"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmulationFallbackWarning)
+        emulator = Emulator.from_project(project, events)
+    return emulator.predict_logits(events)
+
+
+@click.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(path_type=Path),
+    help="Events (npz/HDF5/parquet/ROOT) for a MODEL; a run uses its test jets.",
+)
+@click.option("--key", help="Array/dataset/TTree holding the events in --data.")
+@click.option(
+    "--events", "max_events", type=click.IntRange(min=1), help="Simulate at most this many events."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Output folder [default: RUN/hardware, or MODEL's folder/hardware].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option(
+    "--clock-period",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Clock period in ns [default: the run's firmware.clock_period, else 5].",
+)
+@click.option("--part", help="FPGA part for the shares [default: the run's, else xcvu13p].")
+@click.option(
+    "--latency-cutoff",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="da4ml adder delays per pipeline stage.",
+)
+@click.option(
+    "--synth/--no-synth",
+    default=True,
+    show_default=True,
+    help="Run yosys synth_xilinx for resource counts.",
+)
+@click.option(
+    "--emulate/--no-emulate",
+    default=True,
+    show_default=True,
+    help="Also compare with the hepfpga emulate engine (builds the hls4ml C sim).",
+)
+@click.option(
+    "--vendor",
+    "vendor_steps",
+    metavar="STEPS",
+    help="For an hls4ml PROJECT: run the vendor tool with these comma-separated steps "
+    "(csim,synth,cosim,export,vsynth) before reading its reports.",
+)
+def hardware(
+    target: Path,
+    data_file: Path | None,
+    key: str | None,
+    max_events: int | None,
+    out: Path | None,
+    overwrite: bool,
+    clock_period: float | None,
+    part: str | None,
+    latency_cutoff: float,
+    synth: bool,
+    emulate: bool,
+    vendor_steps: str | None,
+) -> None:
+    """RTL of a QKeras model, simulated bit-exact, with latency and yosys resources.
+
+    \b
+    TARGET is a run folder (from `hepfpga run`: its QKeras model and test jets), a
+    QKeras model file (.h5/.keras; events from --data, else 2,000 random ones), or an
+    hls4ml project folder: then the vendor reports (Vitis/Vivado HLS, after a build or
+    with --vendor STEPS to build it now) are read into the same report.
+    Writes OUT/report.json (the HardwareReport), OUT/rtl/ (Verilog, test bench, yosys
+    script) and prints the figures. Resources are yosys figures, not Vivado P&R.
+    Exit status 1 if the RTL outputs differ from QKeras on any event.
+    """
+    from hepfpga.artifacts import check_destination, write_json_atomic
+    from hepfpga.errors import VerificationError
+    from hepfpga.firmware.data import load_events, random_events
+    from hepfpga.firmware.rtl.flow import build_hardware
+    from hepfpga.quantize.model_io import load_keras_model
+
+    if (target / "build_prj.tcl").is_file():
+        _vendor(target, vendor_steps, out, overwrite)
+        return
+    if vendor_steps is not None:
+        raise ConfigError(f"--vendor needs an hls4ml project folder; {target} is not one")
+    firmware: dict[str, Any] = {}
+    if target.is_dir():
+        model_file = target / "qkeras_model.h5"
+        report_file = target / "report.json"
+        if not model_file.is_file() or not report_file.is_file():
+            raise ConfigError(
+                f"{target} is not a run folder (expected qkeras_model.h5 and report.json); "
+                "give a run folder of `hepfpga run` or a QKeras model file"
+            )
+        run_report = json.loads(report_file.read_text())
+        firmware = (run_report.get("config") or {}).get("firmware") or {}
+        destination = out or target / "hardware"
+    elif target.is_file():
+        model_file = target
+        run_report = None
+        destination = out or target.parent / "hardware"
+    else:
+        raise ConfigError(f"{target} does not exist; give a run folder or a model file")
+    check_destination(destination, overwrite=overwrite)
+    model = load_keras_model(model_file)
+    if data_file is not None:
+        events = load_events(data_file, key)
+    elif run_report is not None:
+        events = _run_test_set(target, run_report)
+    else:
+        events = random_events(model, 2000)
+    if max_events is not None:
+        events = events[:max_events]
+    clock = clock_period or float(firmware.get("clock_period") or 5.0)
+    part_name = part or str(firmware.get("part") or "xcvu13p-flga2577-2-e")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
+    try:
+        emulator_logits = None
+        if emulate:
+            emulator_logits = _emulator_logits(model, events, firmware, Path(work))
+            shutil.rmtree(Path(work) / "hls4ml", ignore_errors=True)
+        build = build_hardware(
+            model,
+            events,
+            work / "rtl",
+            emulator_logits=emulator_logits,
+            clock_period_ns=clock,
+            part=part_name,
+            latency_cutoff=latency_cutoff,
+            synth=synth,
+        )
+        write_json_atomic(work / "report.json", build.report.to_dict())
+        if destination.exists():
+            shutil.rmtree(destination)
+        work.replace(destination)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    report = replace(build.report)
+    click.echo(report.summary())
+    click.echo(f"wrote {destination}/report.json and the RTL in {destination}/rtl")
+    if not report.exact:
+        raise VerificationError("the RTL outputs differ from the reference on some events")

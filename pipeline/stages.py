@@ -1,0 +1,700 @@
+"""The stages of a run, each a function ``stage(run) -> typed result``.
+
+A stage reads what it needs from the :class:`Run` (the config, the run folder and the results
+of earlier stages, by type) and returns its own result. A result may contribute to the report
+(:meth:`report_items`) and to the checks that decide the exit status (:meth:`checks`); the
+report stage collects them from every result, so a new stage (a BDT, a hardware build) is one
+function and one :func:`~hepfpga.pipeline.runner.register_stage` call, with no edit of the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from hepfpga.errors import ConfigError, ConversionError
+from hepfpga.pipeline.config import PipelineConfig, config_to_dict
+
+if TYPE_CHECKING:
+    from hepfpga.deploy.onnx_export import OnnxExport, OnnxParity
+    from hepfpga.firmware.project import FirmwareProject
+    from hepfpga.firmware.verify import VerificationReport
+    from hepfpga.train.architectures import Architecture, FirmwareForm
+    from hepfpga.train.dataset import Split
+    from hepfpga.train.evaluate import ClassifierMetrics
+    from hepfpga.train.fit import FitResult
+    from hepfpga.train.jets import JetSample
+    from hepfpga.train.representations import PreparedInputs
+
+__all__ = [
+    "SCORES_FILE",
+    "Check",
+    "DataResult",
+    "EvaluationResult",
+    "FirmwareResult",
+    "ModelResult",
+    "OnnxResult",
+    "PreflightResult",
+    "Run",
+    "StageResult",
+    "VerificationResult",
+    "build_data_result",
+    "data_stage",
+    "evaluation_stage",
+    "firmware_stage",
+    "float_training_stage",
+    "load_run_sample",
+    "onnx_stage",
+    "preflight_stage",
+    "prepare_run_inputs",
+    "qat_stage",
+    "section_as",
+    "split_run_sample",
+    "verification_stage",
+]
+
+log = logging.getLogger("hepfpga")
+R = TypeVar("R")
+S = TypeVar("S")
+DataResultT = TypeVar("DataResultT", bound="DataResult")
+
+
+def section_as(section: object, kind: type[S], path: str) -> S:
+    """The config ``section`` as the registered class ``kind`` a task's stages work with (the
+    ``task`` or ``model`` section of that task); a :class:`ConfigError` at ``path`` otherwise."""
+    if not isinstance(section, kind):
+        raise ConfigError(
+            f"these stages need a {kind.__name__} section, not a {type(section).__name__}",
+            path=path,
+        )
+    return section
+
+
+@dataclass(frozen=True)
+class Check:
+    """One requirement of the run: the measured ``value``, what was ``required`` (None: only
+    reported) and whether it held (None: could not be measured, e.g. no firmware)."""
+
+    value: Any
+    required: Any
+    passed: bool | None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"value": self.value, "required": self.required, "passed": self.passed}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+class StageResult:
+    """Base of stage results: what a result adds to ``report.json`` and to the checks."""
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {}
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        return {}
+
+
+@dataclass
+class Run:
+    """A run in progress: its config, its (temporary) folder and the stage results so far."""
+
+    config: PipelineConfig
+    run_dir: Path
+    config_path: Path | None = None
+    results: dict[str, StageResult] = field(default_factory=dict)
+
+    def get(self, kind: type[R]) -> R:
+        """The result of type ``kind`` of an earlier stage."""
+        for result in self.results.values():
+            if isinstance(result, kind):
+                return result
+        raise LookupError(f"no {kind.__name__} yet; stages run: {', '.join(self.results)}")
+
+    def find(self, kind: type[R]) -> R | None:
+        """Like :meth:`get`, or None when no stage produced one."""
+        try:
+            return self.get(kind)
+        except LookupError:
+            return None
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+@dataclass
+class DataResult(StageResult):
+    """The jets, their split, the network inputs of the architecture's representation."""
+
+    sample: JetSample
+    path: Path | None
+    architecture: Architecture
+    inputs: PreparedInputs
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    x_test: np.ndarray
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.sample.class_names)
+
+    def onnx_metadata(self, run: Run) -> dict[str, Any]:
+        """What ``model.onnx``'s metadata says of the model's inputs and outputs: the class
+        of each output (``class_names``), the input preprocessing (``scaler`` / ``inputs``)."""
+        metadata: dict[str, Any] = {"class_names": list(self.classes)}
+        if self.inputs.scaler is not None:
+            metadata["scaler"] = self.inputs.scaler.to_dict()
+            metadata["inputs"] = "scaled features, see scaler"
+        else:
+            metadata["inputs"] = self.inputs.preprocessing
+        return metadata
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        classes = self.classes
+        return {
+            "data": {
+                "path": str(self.path),
+                "n_jets": len(self.sample),
+                "classes": list(classes),
+                "features": list(self.sample.feature_names),
+                "split": {
+                    "train": len(self.y_train),
+                    "validation": len(self.y_val),
+                    "test": len(self.y_test),
+                },
+                "test_jets_per_class": {
+                    c: int(np.sum(self.y_test == i)) for i, c in enumerate(classes)
+                },
+                "scaling": run.config.data.scaling,
+                "representation": self.inputs.preprocessing["representation"],
+                "input_shape": list(self.inputs.input_shape),
+            },
+            "architecture": {
+                "name": self.architecture.name,
+                "description": self.architecture.description,
+                "task": self.architecture.task,
+                "firmware_exactness": self.architecture.exactness,
+            },
+        }
+
+
+def load_run_sample(run: Run) -> tuple[Path, JetSample]:
+    """The run's jet sample (``data.path``, or the built-in one) and its path."""
+    from hepfpga.train.io import builtin_sample_path, load_sample
+
+    data = run.config.data
+    path = data.path if data.path is not None else builtin_sample_path()
+    return path, load_sample(path)
+
+
+def split_run_sample(run: Run, sample: JetSample) -> Split:
+    """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
+    stratified split for every task with the same seed)."""
+    from hepfpga.train.dataset import split_sample, stratified_subsample
+
+    config = run.config
+    if config.data.max_jets is not None:
+        sample = stratified_subsample(sample, config.data.max_jets, config.seed)
+    s = config.data.split
+    return split_sample(sample, (s.train, s.validation, s.test), config.seed)
+
+
+def prepare_run_inputs(run: Run, split: Split) -> PreparedInputs:
+    """The network inputs of the architecture's representation of ``split`` (scaling fitted on
+    ``split.train``), its preprocessing saved in the run folder: ``scaler.json`` for scaled
+    features, ``inputs.json`` otherwise."""
+    from hepfpga.artifacts import write_json_atomic
+
+    config = run.config
+    inputs = config.model.input_representation(config.data).prepare(split)
+    if inputs.scaler is not None:
+        inputs.scaler.save(run.run_dir / "scaler.json")
+    else:
+        write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
+    return inputs
+
+
+def build_data_result(
+    run: Run,
+    path: Path,
+    sample: Any,
+    split: Split,
+    result: type[DataResultT],
+    **extra: Any,
+) -> DataResultT:
+    """A ``result`` (:class:`DataResult` or a subclass, with the ``extra`` fields) for the jets of
+    ``split``: the architecture's inputs prepared by :func:`prepare_run_inputs` (scaling fitted
+    on ``split.train``), the labels of the three parts, the test inputs."""
+    from hepfpga.train.architectures import get_architecture
+
+    inputs = prepare_run_inputs(run, split)
+    return result(
+        sample=sample,
+        path=path,
+        architecture=get_architecture(run.config.model.architecture),
+        inputs=inputs,
+        y_train=split.train.labels,
+        y_val=split.validation.labels,
+        y_test=split.test.labels,
+        x_test=inputs.test,
+        **extra,
+    )
+
+
+def data_stage(run: Run) -> DataResult:
+    """Load the jets, subsample, split, and build the architecture's inputs (preprocessing
+    fitted on the training jets only)."""
+    from hepfpga.train.dataset import Split, stratified_subsample
+
+    config = run.config
+    path, sample = load_run_sample(run)
+    split = split_run_sample(run, sample)
+    if config.verification.max_events is not None:
+        # the jets are stored class by class: a plain head of the test set would miss classes
+        test = stratified_subsample(split.test, config.verification.max_events, config.seed)
+        split = Split(split.train, split.validation, test)
+    return build_data_result(run, path, sample, split, DataResult)
+
+
+# --- models -----------------------------------------------------------------------------
+
+
+@dataclass
+class ModelResult(StageResult):
+    """A fitted model and its test-set outputs."""
+
+    label: str
+    model: Any
+    fit: FitResult
+    probs: np.ndarray
+    logits: np.ndarray | None = None
+
+
+@dataclass
+class FloatModelResult(ModelResult):
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {"float": {"fit": self.fit.to_dict()}}
+
+
+@dataclass
+class QuantizedModelResult(ModelResult):
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {
+            "qkeras": {
+                "quantization": config_to_dict(run.config)["quantization"],
+                "fit": self.fit.to_dict(),
+            }
+        }
+
+
+def float_training_stage(run: Run) -> FloatModelResult:
+    """Build the architecture's float model and fit it (early stopping on validation)."""
+    from hepfpga.quantize.model_io import save_keras_model
+    from hepfpga.train.architectures import build_model
+    from hepfpga.train.fit import fit_classifier
+
+    data = run.get(DataResult)
+    config = run.config
+    inputs = data.inputs
+    model = build_model(inputs.input_shape, len(data.classes), config.model, seed=config.seed)
+    fit = fit_classifier(
+        model,
+        inputs.train,
+        data.y_train,
+        inputs.validation,
+        data.y_val,
+        config.training,
+        seed=config.seed,
+    )
+    save_keras_model(model, run.run_dir / "float_model.h5")
+    probs = model.predict(data.x_test, batch_size=4096, verbose=0)
+    return FloatModelResult("float", model, fit, probs)
+
+
+def qat_stage(run: Run) -> QuantizedModelResult:
+    """The QKeras counterpart of the float model, fine-tuned (quantization-aware)."""
+    from hepfpga.firmware.verify import keras_outputs_with_logits
+    from hepfpga.quantize.model_io import save_keras_model
+    from hepfpga.quantize.qat import quantize_model
+    from hepfpga.train.fit import fit_classifier
+
+    data = run.get(DataResult)
+    float_model = run.get(FloatModelResult).model
+    config = run.config
+    qmodel = quantize_model(float_model, config.quantization)
+    inputs = data.inputs
+    fit = fit_classifier(
+        qmodel,
+        inputs.train,
+        data.y_train,
+        inputs.validation,
+        data.y_val,
+        config.quantization,
+        seed=config.seed,
+    )
+    save_keras_model(qmodel, run.run_dir / "qkeras_model.h5")
+    probs, logits = keras_outputs_with_logits(qmodel, data.x_test)
+    return QuantizedModelResult("qkeras", qmodel, fit, probs, logits)
+
+
+# --- ONNX -------------------------------------------------------------------------------
+
+
+@dataclass
+class OnnxResult(StageResult):
+    export: OnnxExport
+    parity: OnnxParity
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {"onnx_vs_qkeras": self.parity.to_dict()}
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        tolerance = run.config.onnx.tolerance
+        return {
+            "onnx_vs_qkeras_max_abs_diff": Check(
+                self.parity.max_abs_diff, f"<= {tolerance}", self.parity.max_abs_diff <= tolerance
+            )
+        }
+
+
+def onnx_stage(run: Run) -> OnnxResult:
+    """Export the QKeras model with tf2onnx and check it with onnxruntime on the test set."""
+    from hepfpga.deploy.onnx_export import check_onnx, export_onnx
+
+    data = run.get(DataResult)
+    qmodel = run.get(QuantizedModelResult).model
+    export = export_onnx(
+        qmodel,
+        run.run_dir / "model.onnx",
+        opset=run.config.onnx.opset,
+        metadata=data.onnx_metadata(run),
+    )
+    return OnnxResult(export, check_onnx(export, qmodel, data.x_test))
+
+
+# --- firmware and its verification ------------------------------------------------------
+
+
+@dataclass
+class FirmwareResult(StageResult):
+    """The run's hls4ml project, or why there is none (a layer the firmware stage does not
+    convert yet): then the run says so instead of claiming a result."""
+
+    project: FirmwareProject | None
+    testbench_events: int
+    not_available: str | None = None
+    #: the model the firmware is built from when it is another form of the QKeras model
+    #: (the architecture's ``firmware_form``), else None
+    form: FirmwareForm | None = None
+    #: max |difference| between that form's and the QKeras model's outputs on the test jets
+    form_max_abs_diff: float | None = None
+
+    def firmware_inputs(self, x: Any) -> Any:
+        """The firmware's inputs for the representation's input array ``x``."""
+        return firmware_inputs(self.form, x)
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        if self.project is None:
+            return {"firmware": {"status": "not available", "reason": self.not_available}}
+        firmware: dict[str, Any] = {
+            "status": "built",
+            "folder": "firmware",
+            "options": run.config.firmware.to_dict(),
+            "logits_layer": self.project.logits_layer,
+            "compile_seconds": self.project.compile_seconds,
+            "testbench_events": self.testbench_events,
+        }
+        if self.form is not None:
+            firmware["model"] = {
+                "form": self.form.description,
+                "inputs": [tensor.node.layer.name for tensor in self.form.model.inputs],
+                "max_abs_diff_vs_qkeras": self.form_max_abs_diff,
+            }
+        return {"firmware": firmware}
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        if self.form is None or self.form_max_abs_diff is None:
+            return {}
+        diff = self.form_max_abs_diff
+        return {
+            "firmware_model_vs_qkeras_max_abs_diff": Check(
+                diff, "== 0", diff == 0.0, reason=self.form.description
+            )
+        }
+
+
+def firmware_inputs(form: FirmwareForm | None, x: Any) -> Any:
+    """The inputs of the firmware's model for the representation's input array ``x``."""
+    return x if form is None else form.inputs(x)
+
+
+def firmware_unavailable_reason(qmodel: Any) -> str | None:
+    """Why the firmware stage cannot convert ``qmodel`` (None: it can)."""
+    from hepfpga.firmware.hls_config import hls4ml_ready_model
+    from hepfpga.firmware.precision import check_supported
+
+    try:
+        check_supported(hls4ml_ready_model(qmodel))
+    except ConversionError as exc:
+        return str(exc)
+    return None
+
+
+def firmware_stage(run: Run) -> FirmwareResult:
+    """Write the hls4ml project of the QKeras model (test bench from the test set) and compile
+    its C simulation."""
+    from hepfpga.firmware import compile_project, write_project
+
+    data = run.get(DataResult)
+    q = run.get(QuantizedModelResult)
+    n_tb = min(run.config.verification.testbench_events, len(data.x_test))
+    make_form = data.architecture.firmware_form
+    form = make_form(q.model) if make_form is not None else None
+    model = q.model if form is None else form.model
+    reason = firmware_unavailable_reason(model)
+    if reason is not None:
+        log.warning("firmware not available for this model: %s", reason)
+        return FirmwareResult(None, 0, not_available=reason)
+    difference = None
+    if form is not None:  # the same function as the QKeras model, checked on the test jets
+        form_probs = form.model.predict(form.inputs(data.x_test), batch_size=4096, verbose=0)
+        difference = float(np.max(np.abs(np.asarray(form_probs) - q.probs)))
+    x_test = firmware_inputs(form, data.x_test)
+    project = write_project(
+        model,
+        run.config.firmware,
+        run.run_dir / "firmware",
+        testbench_inputs=(
+            [a[:n_tb] for a in x_test] if isinstance(x_test, list) else x_test[:n_tb]
+        ),
+        testbench_outputs=q.probs[:n_tb],
+    )
+    compile_project(project)
+    return FirmwareResult(project, n_tb, form=form, form_max_abs_diff=difference)
+
+
+@dataclass
+class VerificationResult(StageResult):
+    """HLS (C simulation) against QKeras on the test jets, through
+    :func:`hepfpga.firmware.verify_model` (layer by layer, with the first diverging layer)."""
+
+    report: VerificationReport
+    hls_probs: np.ndarray
+    bit_exact_expected: bool
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {
+            "hls_vs_qkeras": self.report.outputs.to_dict(),
+            "verification": {
+                "requirement": self.report.requirement,
+                "passed": self.report.passed,
+                "per_output": self.report.per_output,
+                "layers": [layer.to_dict() for layer in self.report.layers],
+                "first_divergence": (
+                    self.report.diagnosis.to_dict() if self.report.diagnosis else None
+                ),
+            },
+        }
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        outputs = self.report.outputs
+        fraction = outputs.logits_fraction_bit_exact
+        if not self.bit_exact_expected:
+            reason = run.get(DataResult).architecture.exactness
+            checks = {
+                "hls_vs_qkeras_argmax_agreement": Check(
+                    outputs.argmax_agreement, None, True, reason=reason
+                )
+            }
+            if self.report.bound is not None:  # verify's stated logits bound, reported
+                held = "met" if self.report.passed else "not met"
+                checks["hls_vs_qkeras_logits_max_abs_diff"] = Check(
+                    outputs.logits_max_abs_diff,
+                    None,
+                    True,
+                    reason=f"{self.report.requirement}: {held}; the run requires the HLS "
+                    "accuracy drop instead (hls_accuracy_drop)",
+                )
+            return checks
+        required = run.config.verification.require_bit_exact
+        return {
+            "hls_logits_bit_exact": Check(
+                fraction, 1.0 if required else None, fraction == 1.0 or not required
+            )
+        }
+
+
+def verification_stage(run: Run) -> VerificationResult | None:
+    """Verify the compiled project with :func:`~hepfpga.firmware.verify.verify_model` (the
+    path of ``hepfpga verify``) and record the comparison in the project folder."""
+    from hepfpga.firmware import record_verification, verify_model
+    from hepfpga.firmware.csim import predict
+
+    firmware = run.get(FirmwareResult)
+    if firmware.project is None:
+        return None
+    data = run.get(DataResult)
+    qmodel = run.get(QuantizedModelResult).model
+    model = qmodel if firmware.form is None else firmware.form.model
+    x_test = firmware.firmware_inputs(data.x_test)
+    report = verify_model(model, x_test, run.config.firmware, project=firmware.project)
+    record_verification(firmware.project, report.outputs)
+    hls_probs = predict(firmware.project, x_test)
+    return VerificationResult(report, hls_probs, data.architecture.bit_exact)
+
+
+# --- evaluation -------------------------------------------------------------------------
+
+
+#: test-set labels and class scores of every model (``float``, ``qkeras``, ``hls``), for
+#: ``hepfpga compare``'s ROC overlay
+SCORES_FILE = "scores.npz"
+
+
+@dataclass
+class EvaluationResult(StageResult):
+    """Accuracy and per-class AUC of every model on the test jets, and the ROC plot."""
+
+    metrics: dict[str, ClassifierMetrics]
+    roc_path: Path
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        for name, metrics in self.metrics.items():
+            items[name] = {"test": metrics.to_dict()}
+        return items
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        drop = self.metrics["float"].accuracy - self.metrics["qkeras"].accuracy
+        limit = run.config.verification.max_accuracy_drop
+        checks = {"qkeras_accuracy_drop": Check(drop, f"<= {limit}", drop <= limit)}
+        architecture = run.get(DataResult).architecture
+        if "hls" in self.metrics and not architecture.bit_exact:
+            # not bit-exact by design (table-based sigmoid/tanh): the firmware must keep the
+            # QKeras accuracy within the same limit
+            hls_drop = self.metrics["qkeras"].accuracy - self.metrics["hls"].accuracy
+            checks["hls_accuracy_drop"] = Check(
+                hls_drop, f"<= {limit}", hls_drop <= limit, reason=architecture.exactness
+            )
+        return checks
+
+
+def evaluation_stage(run: Run) -> EvaluationResult:
+    """Accuracy, ROC curves and AUCs of the float, QKeras and (if built) HLS models."""
+    from hepfpga.train.evaluate import evaluate_classifier, plot_roc
+
+    data = run.get(DataResult)
+    scores = {
+        "float": run.get(FloatModelResult).probs,
+        "qkeras": run.get(QuantizedModelResult).probs,
+    }
+    verification = run.find(VerificationResult)
+    if verification is not None:
+        scores["hls"] = verification.hls_probs
+    metrics = {k: evaluate_classifier(v, data.y_test, data.classes) for k, v in scores.items()}
+    labels = {"float": "float", "qkeras": "QKeras", "hls": "HLS"}
+    roc = run.run_dir / "roc.png"
+    plot_roc(
+        {labels[k]: v for k, v in scores.items()},
+        data.y_test,
+        data.classes,
+        roc,
+        title=f"{run.config.name} ({data.architecture.name}): {len(data.y_test)} test jets",
+    )
+    np.savez_compressed(
+        run.run_dir / SCORES_FILE,
+        labels=data.y_test,
+        class_names=np.asarray(data.classes),
+        **{name: np.asarray(v, dtype=np.float32) for name, v in scores.items()},
+    )
+    return EvaluationResult(metrics, roc)
+
+
+# --- pre-flight: what can be refused before any training ---------------------------------
+
+#: loops HLS unrolls completely in the Latency strategy must stay at or below this many
+#: multiplications (Vivado/Vitis HLS refuse to unroll beyond it; hls4ml's documented limit)
+UNROLL_LIMIT = 4096
+
+
+@dataclass
+class PreflightResult(StageResult):
+    """The untrained float model's size, after the checks that need no training."""
+
+    parameters: int
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {"parameters": self.parameters}
+
+
+def _unrolled_multiplications(layer: Any) -> int | None:
+    kind = type(layer).__name__
+    if kind == "Dense":
+        return int(layer.input_shape[-1]) * int(layer.units)
+    if kind in ("Conv1D", "Conv2D"):
+        kernel = int(np.prod(layer.kernel_size)) * int(layer.input_shape[-1]) * layer.filters
+        return kernel * int(np.prod(layer.output_shape[1:-1]))
+    return None
+
+
+def firmware_fit_problem(model: Any, options: Any) -> ConfigError | None:
+    """A :class:`ConfigError` naming the firmware option that cannot hold ``model``, or None.
+
+    With the ``Latency`` strategy HLS unrolls each layer's multiplications: a Dense layer's
+    ``n_in * n_out``, and with ``io_parallel`` a convolution's over the whole image (with
+    ``io_stream`` a convolution computes one pixel at a time, ``kernel * channels * filters``).
+    More than :data:`UNROLL_LIMIT` cannot be built.
+    """
+    from hepfpga.firmware.options import IOType, Strategy
+
+    if options.strategy is not Strategy.LATENCY:
+        return None
+    for layer in model.layers:
+        n = _unrolled_multiplications(layer)
+        if n is None:
+            continue
+        conv = type(layer).__name__.startswith("Conv")
+        if conv and options.io_type is IOType.STREAM:
+            n //= int(np.prod(layer.output_shape[1:-1]))
+        if n > UNROLL_LIMIT:
+            where, fix = (
+                (
+                    "firmware.io_type",
+                    "use io_type: io_stream (one pixel at a time) or a smaller image",
+                )
+                if conv and options.io_type is IOType.PARALLEL
+                else ("firmware.strategy", "use strategy: Resource, or fewer inputs/units")
+            )
+            return ConfigError(
+                f"layer '{layer.name}' ({type(layer).__name__}, output "
+                f"{tuple(layer.output_shape[1:])}) needs {n} multiplications unrolled, more "
+                f"than the {UNROLL_LIMIT} HLS unrolls with {options.io_type.value} and the "
+                f"Latency strategy; {fix}",
+                path=where,
+            )
+    return None
+
+
+def preflight_stage(run: Run) -> PreflightResult:
+    """Refuse, before any training, what the config cannot do: per-layer bit widths naming no
+    layer of the model, a model the firmware cannot unroll. Builds the untrained model."""
+    from hepfpga.train.architectures import build_model
+
+    data = run.get(DataResult)
+    config = run.config
+    model = build_model(data.inputs.input_shape, len(data.classes), config.model, seed=config.seed)
+    try:
+        config.quantization.check_layer_names(model)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=f"quantization.{exc.path}") from exc
+    problem = firmware_fit_problem(model, config.firmware)
+    if problem is not None:
+        raise problem
+    return PreflightResult(int(model.count_params()))

@@ -1,0 +1,1 @@
+"""The tasks of a run (classification, anomaly detection, generation), one module each."""

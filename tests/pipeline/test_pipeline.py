@@ -1,0 +1,87 @@
+"""End to end: a small pipeline run on a synthetic sample with the real schema."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hepfpga.errors import ConfigError
+from hepfpga.pipeline.config import parse_config
+from hepfpga.pipeline.runner import run_pipeline
+from hepfpga.train.io import save_sample
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory, make_jets_module):
+    base = tmp_path_factory.mktemp("pipeline")
+    data = base / "jets.npz"
+    save_sample(make_jets_module(1500, seed=7), data)
+    config = parse_config(
+        {
+            "name": "small",
+            "output_dir": str(base / "runs"),
+            "seed": 3,
+            "data": {"path": str(data)},
+            "model": {"hidden_units": [16, 8]},
+            "training": {"epochs": 8},
+            "quantization": {"epochs": 4, "input_bits": 12, "input_integer": 4},
+            "verification": {"max_accuracy_drop": 1.0, "testbench_events": 50},
+        }
+    )
+    return config, run_pipeline(config)
+
+
+def test_run_folder_is_complete(small_run) -> None:
+    config, result = small_run
+    run_dir = result.run_dir
+    assert run_dir == config.output_dir / "small"
+    for name in (
+        "float_model.h5",
+        "qkeras_model.h5",
+        "scaler.json",
+        "model.onnx",
+        "report.json",
+        "roc.png",
+        "manifest.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "firmware" / "README.md").is_file()
+    assert [p.name for p in run_dir.parent.iterdir()] == ["small"], "no temporary folder may remain"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert "report.json" in manifest["outputs"] and manifest["inputs"]["data"]["sha256"]
+
+
+def test_hls_logits_are_bit_exact_and_onnx_matches(small_run) -> None:
+    _, result = small_run
+    report = json.loads((result.run_dir / "report.json").read_text())
+    assert report == json.loads(json.dumps(result.report, default=str))
+    cmp = report["hls_vs_qkeras"]
+    assert cmp["n_events"] == report["data"]["split"]["test"]
+    assert 290 <= cmp["n_events"] <= 310  # 20% of 1500, rounded per class
+    assert cmp["logits_fraction_bit_exact"] == 1.0
+    assert cmp["logits_max_abs_diff"] == 0.0
+    # the softmax is table based: probabilities agree to the table's resolution (~2**-8), so
+    # only near-ties of this barely trained model may flip
+    assert cmp["probs_max_abs_diff"] < 5e-3
+    assert cmp["argmax_flip_max_gap"] <= 2 * cmp["probs_max_abs_diff"]
+    assert cmp["argmax_agreement"] >= 0.9
+    assert report["onnx_vs_qkeras"]["max_abs_diff"] <= 1e-5
+    assert result.passed and report["status"] == "passed"
+    for model in ("float", "qkeras", "hls"):
+        assert 0.2 < report[model]["test"]["accuracy"] <= 1.0
+        assert set(report[model]["test"]["auc"]) == {"q", "g", "W", "Z", "t"}
+
+
+def test_existing_run_is_refused_before_any_work(small_run) -> None:
+    config, result = small_run
+    before = sorted(p.name for p in result.run_dir.iterdir())
+    with pytest.raises(ConfigError, match="already exists"):
+        run_pipeline(config)
+    assert sorted(p.name for p in result.run_dir.iterdir()) == before
+    assert np.isfinite(
+        json.loads((result.run_dir / "report.json").read_text())["float"]["test"]["accuracy"]
+    )
