@@ -169,7 +169,8 @@ def plot_learning_curves(
         if key == "lr":
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a panel may hold no curve (no such history)
+            ax.legend(fontsize=7)
     _save(fig, target, fmt)
 
 
