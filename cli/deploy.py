@@ -9,6 +9,11 @@ from typing import Any
 
 import click
 
+from hepfpga.deploy.model_spec import KINDS
+from hepfpga.deploy.serve import parse_cpu_list, serve
+from hepfpga.deploy.service import MODEL_CONTROL_MODES
+from hepfpga.deploy.triton_repo import export_triton_repository
+
 
 def _port(value: int) -> int | None:
     return None if value < 0 else value
@@ -61,7 +66,7 @@ def _port(value: int) -> int | None:
 )
 @click.option(
     "--model-control-mode",
-    type=click.Choice(["none", "explicit"]),
+    type=click.Choice(MODEL_CONTROL_MODES),
     default="none",
     show_default=True,
     help="explicit: PATH is a model repository whose models clients load and unload "
@@ -109,8 +114,6 @@ def serve_cmd(
     file. Prometheus metrics are at http://HOST:HTTP_PORT/metrics. SIGTERM (or Ctrl-C) stops
     accepting, answers the requests in flight and exits.
     """
-    from hepfpga.deploy.serve import parse_cpu_list, serve
-
     cpu_set = parse_cpu_list(cpus) if cpus is not None else None
     if _port(http_port) is None and _port(grpc_port) is None:
         raise click.BadParameter("both front ends are disabled", param_hint="--http-port")
@@ -187,7 +190,7 @@ def serve_cmd(
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--kind",
-    type=click.Choice(["KIND_AUTO", "KIND_CPU", "KIND_GPU"]),
+    type=click.Choice(KINDS),
     default="KIND_AUTO",
     show_default=True,
     help="instance_group kind (AUTO: GPU when onnxruntime has CUDA, else CPU).",
@@ -208,8 +211,6 @@ def export_triton_cmd(
 ) -> None:
     """Write a Triton model repository entry for SOURCE (a run folder or an .onnx file):
     REPO/<name>/config.pbtxt and REPO/<name>/<version>/model.onnx."""
-    from hepfpga.deploy.triton_repo import export_triton_repository
-
     result = export_triton_repository(
         source,
         repo,

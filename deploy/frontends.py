@@ -1,5 +1,8 @@
-"""Front ends of the inference service, found by name: ``http`` (KServe v2 REST with
-Triton's extensions) and ``grpc`` (``inference.GRPCInferenceService``).
+"""Front ends of the inference service, found by name in :data:`FRONT_ENDS`: ``http`` (KServe
+v2 REST with Triton's extensions, :mod:`hepfpga.deploy.serve_http`) and ``grpc``
+(``inference.GRPCInferenceService``, :mod:`hepfpga.deploy.serve_grpc`), registered by their
+modules, which :mod:`hepfpga.deploy.serve` imports. Their own dependencies (httptools,
+grpcio, tritonclient's protos) are imported when a front end starts, not when it registers.
 
 A front end decodes requests, calls :class:`~hepfpga.deploy.service.InferenceService` and
 encodes answers; it owns only its listener and its connections. Another protocol plugs in
@@ -17,20 +20,22 @@ with :func:`register_front_end`::
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from hepfpga.errors import ConfigError
+from hepfpga.registry import Registry, lookup
 
 if TYPE_CHECKING:
     from hepfpga.deploy.service import InferenceService
 
 __all__ = [
+    "FRONT_ENDS",
     "FrontEnd",
     "FrontEndOptions",
     "ListenerBase",
+    "bind_error",
     "front_end",
     "front_end_names",
     "register_front_end",
@@ -83,31 +88,30 @@ class ListenerBase:
 
 FrontEndFactory = Callable[["InferenceService", str, int, FrontEndOptions], FrontEnd]
 
-_FRONT_ENDS: dict[str, FrontEndFactory] = {}
-#: built-in front ends, imported on first use (their dependencies come with the serve extra)
-_BUILT_IN = {"http": "hepfpga.deploy.serve_http", "grpc": "hepfpga.deploy.serve_grpc"}
+#: Front ends by the name ``hepfpga serve`` and :class:`~hepfpga.deploy.serve.InferenceServer`
+#: take (``front_ends={"http": 8000, ...}``).
+FRONT_ENDS: Registry[FrontEndFactory] = Registry("front end")
 
 
 def register_front_end(name: str) -> Callable[[FrontEndFactory], FrontEndFactory]:
-    def register(factory: FrontEndFactory) -> FrontEndFactory:
-        _FRONT_ENDS[name] = factory
-        return factory
-
-    return register
+    """Class decorator: register a front end as ``name`` (a name must be new)."""
+    return FRONT_ENDS.decorator(name)
 
 
 def front_end_names() -> list[str]:
-    return sorted(set(_FRONT_ENDS) | set(_BUILT_IN))
+    return sorted(FRONT_ENDS)
 
 
 def front_end(name: str) -> FrontEndFactory:
-    """The front end registered as ``name``."""
-    if name not in _FRONT_ENDS and name in _BUILT_IN:
-        importlib.import_module(_BUILT_IN[name])
-    factory = _FRONT_ENDS.get(name)
-    if factory is None:
-        raise ConfigError(
-            f"unknown front end '{name}'; accepted: {', '.join(front_end_names())}",
-            path="front_ends",
-        )
-    return factory
+    """The front end registered as ``name``; a :class:`ConfigError` at ``front_ends`` naming
+    the closest and every registered one otherwise."""
+    return lookup(dict(sorted(FRONT_ENDS.items())), name, "front end", "front_ends")
+
+
+def bind_error(what: str, host: str, port: int | None, reason: str) -> ConfigError:
+    """The error of a front end (``what``: ``HTTP``, ``gRPC``) that cannot listen."""
+    return ConfigError(
+        f"cannot listen for {what} on {host}:{port}: {reason.lower()}; accepted: a free port "
+        "(0 picks one), or -1 to turn this front end off",
+        path=f"{what.lower()}_port",
+    )

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
+
+from hepfpga.registry import Registry
 
 __all__ = [
     "DATATYPES",
@@ -25,26 +27,29 @@ __all__ = [
 
 #: KServe v2 tensor datatypes served here and their numpy types (BYTES is not: these models
 #: take numeric tensors).
-DATATYPES: dict[str, np.dtype] = {
-    name: np.dtype(t)
-    for name, t in {
-        "BOOL": np.bool_,
-        "UINT8": np.uint8,
-        "UINT16": np.uint16,
-        "UINT32": np.uint32,
-        "UINT64": np.uint64,
-        "INT8": np.int8,
-        "INT16": np.int16,
-        "INT32": np.int32,
-        "INT64": np.int64,
-        "FP16": np.float16,
-        "FP32": np.float32,
-        "FP64": np.float64,
-    }.items()
-}
+DATATYPES: Registry[np.dtype] = Registry(
+    "datatype",
+    {
+        name: np.dtype(t)
+        for name, t in {
+            "BOOL": np.bool_,
+            "UINT8": np.uint8,
+            "UINT16": np.uint16,
+            "UINT32": np.uint32,
+            "UINT64": np.uint64,
+            "INT8": np.int8,
+            "INT16": np.int16,
+            "INT32": np.int32,
+            "INT64": np.int64,
+            "FP16": np.float16,
+            "FP32": np.float32,
+            "FP64": np.float64,
+        }.items()
+    },
+)
 
 InstanceKind = Literal["KIND_AUTO", "KIND_CPU", "KIND_GPU"]
-KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")
+KINDS: tuple[InstanceKind, ...] = get_args(InstanceKind)
 
 
 @dataclass(frozen=True)

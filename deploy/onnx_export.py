@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hepfpga.artifacts import atomic_file, dumps_strict
-from hepfpga.errors import ExportError, VerificationError
+from hepfpga.errors import ExportError, ModelFileError, VerificationError
+from hepfpga.train.model_checks import check_single_input
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -78,11 +79,8 @@ class OnnxParity:
 def check_exportable(model: keras.Model) -> None:
     """Refuse, with one sentence, a model this module cannot export: one input tensor of at
     least one value per event (the features) and at least one output
-    (:func:`hepfpga.quantize.model_io.check_single_input`), as
+    (:func:`hepfpga.train.model_checks.check_single_input`), as
     :class:`~hepfpga.errors.ExportError`."""
-    from hepfpga.errors import ModelFileError
-    from hepfpga.quantize.model_io import check_single_input
-
     try:
         check_single_input(model)
     except ModelFileError as exc:

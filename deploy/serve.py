@@ -24,6 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# The built-in front ends register themselves on import (their servers' own dependencies are
+# imported when they start).
+from hepfpga.deploy import serve_grpc, serve_http  # noqa: F401
 from hepfpga.deploy.frontends import (
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_IDLE_TIMEOUT_S,
@@ -35,7 +38,11 @@ from hepfpga.deploy.frontends import (
 from hepfpga.deploy.model_spec import ModelVersion
 from hepfpga.deploy.serve_models import DEFAULT_INLINE_MAX_US, ModelRegistry
 from hepfpga.deploy.service import InferenceService, ModelControl
-from hepfpga.deploy.triton_repo import discover_models
+from hepfpga.deploy.triton_repo import (
+    discover_models,
+    repository_model,
+    repository_model_names,
+)
 from hepfpga.errors import ConfigError
 
 __all__ = [
@@ -184,8 +191,6 @@ def _check_ports(ports: Mapping[str, int | None]) -> None:
 
 
 def _explicit_start(repo: Path, names: Sequence[str]) -> list[ModelVersion]:
-    from hepfpga.deploy.triton_repo import repository_model, repository_model_names
-
     if not repo.is_dir() or (repo / "config.pbtxt").is_file() or (repo / "model.onnx").is_file():
         raise ConfigError(
             f"{repo} is not a model repository; explicit model control serves a folder of "

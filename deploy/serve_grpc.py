@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hepfpga._optional import require
-from hepfpga.deploy.frontends import ListenerBase, register_front_end
+from hepfpga.deploy.frontends import ListenerBase, bind_error, register_front_end
 from hepfpga.deploy.protocol import ErrorCode, OutputRequest, RegionRef, RequestError, TensorInput
 
 if TYPE_CHECKING:
@@ -70,8 +70,6 @@ class GrpcFrontEnd(ListenerBase):
         except RuntimeError:  # grpc says only "Failed to bind to address"
             port = 0
         if not port:
-            from hepfpga.deploy.serve_http import bind_error
-
             raise bind_error("gRPC", self.host, self.port, "address already in use")
         await self._server.start()
         return int(port)

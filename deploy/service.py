@@ -23,11 +23,11 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 
-from hepfpga import __version__
+from hepfpga._version import __version__
 from hepfpga.deploy.model_spec import ModelVersion, TensorSpec
 from hepfpga.deploy.protocol import (
     ErrorCode,
@@ -43,12 +43,13 @@ from hepfpga.deploy.serve_models import (
     load_models,
 )
 from hepfpga.deploy.shm import SharedMemoryRegistry
+from hepfpga.deploy.triton_repo import repository_model, repository_model_names
 from hepfpga.errors import HepfpgaError
 
 __all__ = ["MODEL_CONTROL_MODES", "Inference", "InferenceService", "ModelControl", "OutputTensor"]
 
 ModelControl = Literal["none", "explicit"]
-MODEL_CONTROL_MODES: tuple[ModelControl, ...] = ("none", "explicit")
+MODEL_CONTROL_MODES: tuple[ModelControl, ...] = get_args(ModelControl)
 
 _EXTENSIONS = (
     "binary_tensor_data",
@@ -243,8 +244,6 @@ class InferenceService:
             or not self.repository.is_dir()
         ):
             return entries
-        from hepfpga.deploy.triton_repo import repository_model_names
-
         loaded = {e["name"] for e in entries}
         for name in repository_model_names(self.repository):
             if name not in loaded:
@@ -265,8 +264,6 @@ class InferenceService:
     async def load(self, name: str) -> None:
         """(Re)load model ``name`` from the repository; the versions it replaces drain."""
         repository = self._check_explicit("load", name)
-        from hepfpga.deploy.triton_repo import repository_model
-
         loop = asyncio.get_running_loop()
         async with self._repository_lock:
             try:

@@ -14,8 +14,6 @@ from pathlib import Path as _Path
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-__version__ = "0.1.0"
-
 
 def _add_source_checkout_stages() -> None:
     # Running from a source checkout without an install (or with a plain install while the
@@ -36,6 +34,7 @@ def _add_source_checkout_stages() -> None:
 
 _add_source_checkout_stages()
 
+from hepfpga._version import __version__  # noqa: E402
 from hepfpga.errors import (  # noqa: E402
     ConfigError,
     ConversionError,

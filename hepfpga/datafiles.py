@@ -36,6 +36,7 @@ import numpy as np
 from hepfpga._optional import require
 from hepfpga.artifacts import atomic_file, check_destination
 from hepfpga.errors import ConfigError, DataError
+from hepfpga.registry import Registry
 
 __all__ = [
     "READ_FORMATS",
@@ -47,14 +48,14 @@ __all__ = [
     "read_array",
 ]
 
-READ_FORMATS = {
-    ".npz": "npz",
-    ".h5": "hdf5",
-    ".hdf5": "hdf5",
-    ".parquet": "parquet",
-    ".root": "root",
-}
-WRITE_FORMATS = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".parquet": "parquet"}
+#: file suffix -> the format read / written (an unknown suffix is a DataError listing them)
+READ_FORMATS: Registry[str] = Registry(
+    "input format",
+    {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".parquet": "parquet", ".root": "root"},
+)
+WRITE_FORMATS: Registry[str] = Registry(
+    "output format", {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".parquet": "parquet"}
+)
 _DEFAULT_KEYS = ("x", "X", "inputs", "features", "x_test", "X_test")
 #: ROOT classes read as event tables (uproot reads both the same way)
 _ROOT_TREES = ("TTree", "ROOT::RNTuple")

@@ -5,7 +5,7 @@ HDF5 weights file (the layout of hls4ml's example models), or a SavedModel folde
 layers and custom layer classes (anything that is not a Keras, QKeras, tfmot pruning or
 hls4ml.contrib GarNet class) are refused before anything is loaded: a Lambda's code would run
 on load, and a custom class would need the user's code. GarNet layers load with
-:mod:`hepfpga.quantize.garnet`'s classes (their saved config keeps the quantizer widths).
+:mod:`hepfpga.train.garnet_layers`' classes (their saved config keeps the quantizer widths).
 The architecture is read from the file's metadata (the HDF5
 ``model_config`` attribute, the JSON, or a SavedModel's ``keras_metadata.pb``) and checked
 first.
@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from hepfpga.artifacts import atomic_file
 from hepfpga.errors import ModelFileError
+from hepfpga.quantize.qat import qkeras_custom_objects
+from hepfpga.train.garnet_layers import garnet_custom_objects
+from hepfpga.train.model_checks import check_model_inputs, check_single_input
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -39,9 +42,6 @@ _ACCEPTED = (
 
 
 def _custom_objects() -> dict[str, Any]:
-    from hepfpga.quantize.garnet import garnet_custom_objects
-    from hepfpga.quantize.qat import qkeras_custom_objects
-
     objects = dict(qkeras_custom_objects())
     objects.update(garnet_custom_objects())  # hls4ml.contrib's GarNet layers, reloadable
     try:  # models saved during pruning-aware training keep tfmot's wrapper
@@ -213,40 +213,3 @@ def save_keras_model(model: keras.Model, path: Path) -> None:
     with atomic_file(Path(path)) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras' "HDF5 is legacy" and QKeras serialisation notes
         model.save(tmp, save_format="h5", include_optimizer=False)
-
-
-def check_single_input(model: Any) -> None:
-    """Refuse, with one sentence, a model hepfpga cannot take: ONNX export and emulation feed
-    one input tensor, the event's features, of a fixed size of at least one value, and read at
-    least one output (see :func:`check_model_inputs`)."""
-    check_model_inputs(model, several=False)
-
-
-def check_model_inputs(model: Any, *, several: bool = True) -> None:
-    """Refuse, with one sentence, a model without inputs or outputs, or with an input of
-    undefined or zero size; with ``several=False`` also one with more than one input."""
-    name = getattr(model, "name", "model")
-    inputs = list(getattr(model, "inputs", None) or [])
-    if not inputs or (len(inputs) != 1 and not several):
-        raise ModelFileError(
-            f"model '{name}' has {len(inputs)} input tensors; this command takes models with "
-            "exactly one input (the event's features). Concatenate the inputs into one tensor "
-            "first"
-        )
-    for tensor in inputs:
-        shape = tuple(tensor.shape[1:])
-        if any(d is None for d in shape):
-            raise ModelFileError(
-                f"model '{name}' has an input of undefined size {(None, *shape)}; give every "
-                "dimension but the batch a fixed size"
-            )
-        size = 1
-        for d in shape:
-            size *= int(d)
-        if size == 0:
-            raise ModelFileError(
-                f"model '{name}' takes {(None, *shape)} inputs: zero values per event; a model "
-                "needs at least one input feature"
-            )
-    if not list(getattr(model, "outputs", None) or []):
-        raise ModelFileError(f"model '{name}' has no outputs")

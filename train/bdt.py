@@ -214,7 +214,6 @@ def _load_bridge(conifer: Any, emu_dir: Path, stamp: Any) -> Any:
     compilation takes 20-40 s.
     """
     # deferred, optional: pybind11 (hepfpga[bdt])
-
     import pybind11
 
     stamp = str(stamp)

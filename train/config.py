@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hepfpga.errors import ConfigError
+from hepfpga.registry import Registry
+from hepfpga.train.dataset import ScalingKind
 from hepfpga.train.optim import OptimizerConfig, ScheduleConfig
 
 if TYPE_CHECKING:
     from hepfpga.train.representations import Representation
 
 __all__ = [
+    "MODEL_SECTIONS",
     "DataConfig",
     "EarlyStoppingConfig",
     "FitConfig",
@@ -87,7 +90,7 @@ class DataConfig:
     """
 
     path: Path | None = None
-    scaling: Literal["standard", "minmax", "none"] = "standard"
+    scaling: ScalingKind = "standard"
     split: SplitConfig = field(default_factory=SplitConfig)
     max_jets: int | None = None
 
@@ -159,14 +162,18 @@ class ModelConfig:
 
     @classmethod
     def __schema_variants__(cls) -> dict[str, type[ModelConfig]]:
-        from hepfpga.train.architectures import ARCHITECTURES
-
-        return {name: plugin.config_class for name, plugin in ARCHITECTURES.items()}
+        return dict(MODEL_SECTIONS)
 
     def input_representation(self, data: DataConfig) -> Representation:
         """The representation this architecture consumes, configured from its section (and
         the ``data`` section, e.g. the feature scaling)."""
         raise NotImplementedError(f"{type(self).__name__} does not name its representation")
+
+
+#: The section class of each registered architecture, by ``model.architecture``: filled by
+#: :func:`hepfpga.train.architectures.register_architecture` beside
+#: :data:`~hepfpga.train.architectures.ARCHITECTURES` (the plugins sit above this module).
+MODEL_SECTIONS: Registry[type[ModelConfig]] = Registry("architecture")
 
 
 def check_regularization(l1: float, l2: float, dropout: float) -> None:

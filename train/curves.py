@@ -169,7 +169,9 @@ def plot_learning_curves(
         if key == "lr":
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:  # a panel may hold no curve (no such history)
+        # a panel no fit recorded (an autoencoder's accuracy) stays without a legend:
+        # matplotlib warns on an empty one
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     _save(fig, target, fmt)
 

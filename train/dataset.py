@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -18,9 +18,19 @@ from hepfpga.artifacts import write_json_atomic
 from hepfpga.errors import DataError
 from hepfpga.train.jets import JetSample
 
-__all__ = ["FeatureScaler", "Split", "split_sample", "stratified_subsample"]
+__all__ = [
+    "SCALINGS",
+    "FeatureScaler",
+    "ScalingKind",
+    "Split",
+    "split_sample",
+    "stratified_subsample",
+]
 
+#: How the features are scaled (``data.scaling``, the ``features`` representation's
+#: ``scaling``): the one statement of the choice, see :class:`FeatureScaler`.
 ScalingKind = Literal["standard", "minmax", "none"]
+SCALINGS: tuple[str, ...] = get_args(ScalingKind)
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class FeatureScaler:
         elif kind == "none":
             offset, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
         else:  # pragma: no cover - guarded by the config schema
-            raise ValueError(f"unknown scaling {kind!r}; accepted: standard, minmax, none")
+            raise ValueError(f"unknown scaling {kind!r}; accepted: {', '.join(SCALINGS)}")
         scale = np.where(scale > 0, scale, 1.0)
         return cls(kind, tuple(map(float, offset)), tuple(map(float, scale)), tuple(feature_names))
 

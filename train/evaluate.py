@@ -16,6 +16,7 @@ from typing import IO
 import numpy as np
 
 from hepfpga.errors import DataError
+from hepfpga.train.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
 
 __all__ = ["ClassifierMetrics", "evaluate_classifier", "plot_roc"]
 
@@ -76,8 +77,6 @@ def plot_roc(
     matplotlib.use("Agg")
     # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
-
-    from hepfpga.train.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
 
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, ax = plt.subplots(figsize=(7, 6))

@@ -44,8 +44,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hepfpga import registry
 from hepfpga.errors import ConfigError
+from hepfpga.registry import Registry
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -91,12 +91,12 @@ class OptimizerKind:
 
 
 #: Registered optimizers by config name (``training.optimizer``).
-OPTIMIZERS: dict[str, OptimizerKind] = {}
+OPTIMIZERS: Registry[OptimizerKind] = Registry("optimizer")
 
 
 def register_optimizer(kind: OptimizerKind) -> OptimizerKind:
     """Add ``kind`` to :data:`OPTIMIZERS` (its name must be new)."""
-    return registry.add(OPTIMIZERS, kind.name, kind, "optimizer")
+    return OPTIMIZERS.register(kind.name, kind)
 
 
 for _kind in (
@@ -201,7 +201,7 @@ class ScheduleConfig:
     min_delta: float = 0.0
 
     def __post_init__(self) -> None:
-        registry.lookup(SCHEDULES, self.name, "schedule", "name")
+        SCHEDULES.lookup(self.name, "name")
         _fraction(self.drop, "drop", closed=True)
         _fraction(self.factor, "factor")
         _positive(self.decay, "decay", allow_zero=True)
@@ -251,12 +251,12 @@ class Schedule:
 
 
 #: Registered learning-rate schedules by config name (``training.schedule.name``).
-SCHEDULES: dict[str, Schedule] = {}
+SCHEDULES: Registry[Schedule] = Registry("schedule")
 
 
 def register_schedule(schedule: Schedule) -> Schedule:
     """Add ``schedule`` to :data:`SCHEDULES` (its name must be new)."""
-    return registry.add(SCHEDULES, schedule.name, schedule, "schedule")
+    return SCHEDULES.register(schedule.name, schedule)
 
 
 def _cosine(t: int, lr0: float, c: ScheduleConfig, epochs: int) -> float:
@@ -343,7 +343,7 @@ class OptimizerConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def __post_init__(self) -> None:
-        registry.lookup(OPTIMIZERS, self.optimizer, "optimizer", "optimizer")
+        OPTIMIZERS.lookup(self.optimizer, "optimizer")
         _positive(self.learning_rate, "learning_rate")
         if not (math.isfinite(self.momentum) and 0.0 <= self.momentum < 1.0):
             raise ConfigError(

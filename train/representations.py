@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from hepfpga import registry
 from hepfpga.errors import DataError
-from hepfpga.train.dataset import FeatureScaler, Split
+from hepfpga.registry import Registry
+from hepfpga.train.dataset import FeatureScaler, ScalingKind, Split
 from hepfpga.train.images import jet_images
 from hepfpga.train.jets import JetSample
 
@@ -75,12 +75,12 @@ class Representation(Protocol):
 
 
 #: Representation classes by name (the values of an architecture's ``representation`` key).
-REPRESENTATIONS: dict[str, type[Any]] = {}
+REPRESENTATIONS: Registry[type[Any]] = Registry("representation")
 
 
 def register_representation(cls: type[Any]) -> type[Any]:
     """Class decorator: register ``cls`` under ``cls.name``."""
-    return registry.add(REPRESENTATIONS, cls.name, cls, "representation")
+    return REPRESENTATIONS.register(cls.name, cls)
 
 
 def _per_split(
@@ -100,7 +100,7 @@ class Features:
     jets only (``scaling``: standard, minmax or none)."""
 
     name: ClassVar[str] = "features"
-    scaling: Literal["standard", "minmax", "none"] = "standard"
+    scaling: ScalingKind = "standard"
 
     def prepare(self, split: Split) -> PreparedInputs:
         scaler = FeatureScaler.fit(split.train.features, self.scaling, split.train.feature_names)

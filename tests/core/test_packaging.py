@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,15 @@ def test_public_api_is_pinned() -> None:
     public = {name for name in dir(hepfpga) if not name.startswith("_")}
     assert set(hepfpga.__all__) - {"__version__"} <= public
     assert "run_pipeline" in hepfpga.__all__ and "load_config" in hepfpga.__all__
+
+
+def test_the_version_is_the_projects_and_lives_in_the_core() -> None:
+    from hepfpga._version import __version__
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    declared = re.search(r'^version = "([^"]+)"$', text, re.MULTILINE)
+    assert declared is not None
+    assert __version__ == declared.group(1) == hepfpga.__version__
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -105,6 +106,17 @@ def test_plots_are_written(make_jets, tmp_path, fmt: str) -> None:
     rng = np.random.default_rng(0)
     plot_score_compatibility(*_scores(rng, 300), *_scores(rng, 100), CLASSES, path)
     assert path.stat().st_size > 1000
+
+
+def test_a_history_without_accuracy_plots_without_a_warning() -> None:
+    """An autoencoder's fit records losses only: its accuracy panel stays empty, without the
+    empty-legend warning (a warning from hepfpga's code is an error under pytest)."""
+    history = {"loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.5]}
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_learning_curves({"float": history}, out, best_epochs={"float": 3}, fmt="png")
+    assert out.getvalue().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hepfpga.errors import ConfigError
-from hepfpga.train.architectures import Architecture, register_architecture
+from hepfpga.train.architectures._base import Architecture, register_architecture
 from hepfpga.train.config import DataConfig, ModelConfig, check_widths, positive
+from hepfpga.train.fit import FitResult
+from hepfpga.train.optim import build_optimizer, schedule_callbacks
 from hepfpga.train.representations import Features
 from hepfpga.train.tasks.anomaly import AnomalyModel, register_anomaly_model
 
@@ -47,8 +49,6 @@ if TYPE_CHECKING:
     from tensorflow import keras
 
     from hepfpga.train.config import FitConfig
-    from hepfpga.train.fit import FitResult
-
 __all__ = [
     "AEConfig",
     "DAEConfig",
@@ -253,8 +253,6 @@ def reconstruction_score_model(
 def fit_result(logs: dict[str, Any], seconds: float) -> FitResult:
     """A :class:`~hepfpga.train.fit.FitResult` from Keras' per-epoch logs
     (``History.history``; best epoch by validation loss)."""
-    from hepfpga.train.fit import FitResult
-
     val_loss = [float(v) for v in logs["val_loss"]]
     best = int(np.argmin(val_loss))
     return FitResult(
@@ -294,8 +292,6 @@ def fit_reconstruction(
     # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow import keras
-
-    from hepfpga.train.optim import build_optimizer, schedule_callbacks
 
     model = parts["autoencoder"]
     keras.utils.set_random_seed(seed)

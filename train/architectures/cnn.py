@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from hepfpga.errors import ConfigError
-from hepfpga.train.architectures import Architecture, register_architecture
+from hepfpga.train.architectures._base import Architecture, register_architecture
 from hepfpga.train.architectures.mlp import dense_head, kernel_regularizer
 from hepfpga.train.config import (
     DataConfig,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from hepfpga.errors import ConfigError
-from hepfpga.train.architectures import Architecture, register_architecture
+from hepfpga.train.architectures._base import Architecture, register_architecture
 from hepfpga.train.architectures.ae import (
     _EXACTNESS,
     ScoreBits,

@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hepfpga.errors import ConfigError
-from hepfpga.train.architectures import Architecture, register_architecture
+from hepfpga.train.architectures._base import Architecture, register_architecture
 from hepfpga.train.architectures._tracked import fit_tracked, tracked_model
 from hepfpga.train.config import DataConfig, ModelConfig, check_widths
+from hepfpga.train.fit import FitResult
+from hepfpga.train.optim import build_optimizer, schedule_callbacks
 from hepfpga.train.representations import Features
 
 if TYPE_CHECKING:
     from hepfpga.train.config import FitConfig
-    from hepfpga.train.fit import FitResult
 
 __all__ = ["GANConfig", "build_gan", "fit_gan"]
 
@@ -176,9 +177,6 @@ def fit_gan(
     # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow import keras
-
-    from hepfpga.train.fit import FitResult
-    from hepfpga.train.optim import build_optimizer, schedule_callbacks
 
     if settings.optimizer == "adam" and settings.beta_1 is None:
         settings = replace(settings, beta_1=0.5)  # the usual GAN setting

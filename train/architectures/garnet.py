@@ -9,7 +9,7 @@ the ONNX export take one input, the cloud.
 
 The QKeras counterpart is GarNet with ``quantize_transforms`` (its dense transforms and its
 output quantized with the ``graph`` kind's weight bits). The layers are
-:mod:`hepfpga.quantize.garnet`'s (hls4ml.contrib's with a config that keeps the bit widths),
+:mod:`hepfpga.train.garnet_layers`' (hls4ml.contrib's with a config that keeps the bit widths),
 so the saved ``qkeras_model.h5`` reloads.
 
 **Firmware.** hls4ml 1.3 converts only GarNet's two-input form ``xn`` (the features and the
@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hepfpga.errors import ConfigError
-from hepfpga.train.architectures import Architecture, FirmwareForm, register_architecture
+from hepfpga.train.architectures._base import Architecture, FirmwareForm, register_architecture
 from hepfpga.train.architectures.mlp import dense_head, kernel_regularizer
 from hepfpga.train.config import DataConfig, ModelConfig, check_regularization, check_widths
+from hepfpga.train.garnet_layers import garnet_classes, is_garnet
 from hepfpga.train.representations import ConstituentCloud
 
 if TYPE_CHECKING:
@@ -87,8 +88,6 @@ def build_garnet(
     # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
-    from hepfpga.quantize.garnet import garnet_classes
-
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(input_shape, name="input")
     x = garnet_classes()["GarNet"](
@@ -126,8 +125,6 @@ def firmware_form(model: Any) -> FirmwareForm:
     n_constituents]`` instead of the masked cloud (see the module docstring)."""
     # deferred: TensorFlow loads slowly
     from tensorflow import keras
-
-    from hepfpga.quantize.garnet import is_garnet
 
     cloud = model.inputs[0]
     constituents = keras.Input(tuple(cloud.shape[1:]), name="constituents")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hepfpga.train.architectures import Architecture, register_architecture
+from hepfpga.train.architectures._base import Architecture, register_architecture
 from hepfpga.train.architectures._tracked import fit_tracked, tracked_model
 from hepfpga.train.architectures.ae import (
     ScoreBits,
@@ -40,6 +40,7 @@ from hepfpga.train.architectures.ae import (
     sum_of_squares,
 )
 from hepfpga.train.config import DataConfig, check_widths, positive
+from hepfpga.train.optim import build_optimizer, schedule_callbacks
 from hepfpga.train.representations import Features
 from hepfpga.train.tasks.anomaly import AnomalyModel, register_anomaly_model
 
@@ -165,8 +166,6 @@ def fit_vae(
     # deferred: TensorFlow loads slowly
     import tensorflow as tf
     from tensorflow import keras
-
-    from hepfpga.train.optim import build_optimizer, schedule_callbacks
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hepfpga.errors import ConfigError, DataError
-from hepfpga.train.tasks import Metric, Task, TaskConfig, register_metric, register_task
+from hepfpga.registry import Registry
+from hepfpga.train.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
+from hepfpga.train.tasks._base import Metric, Task, TaskConfig, register_metric, register_task
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -160,15 +162,12 @@ class AnomalyModel:
 
 
 #: Anomaly hooks by architecture name.
-ANOMALY_MODELS: dict[str, AnomalyModel] = {}
+ANOMALY_MODELS: Registry[AnomalyModel] = Registry("anomaly model")
 
 
 def register_anomaly_model(name: str, model: AnomalyModel) -> AnomalyModel:
     """Register the anomaly hooks of architecture ``name``."""
-    if name in ANOMALY_MODELS:
-        raise ValueError(f"anomaly model {name!r} is already registered")
-    ANOMALY_MODELS[name] = model
-    return model
+    return ANOMALY_MODELS.register(name, model)
 
 
 def anomaly_model(config: ModelConfig) -> AnomalyModel:
@@ -296,8 +295,6 @@ def plot_anomaly_roc(
     matplotlib.use("Agg")
     # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
-
-    from hepfpga.train.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
 
     labels = np.asarray(labels)
     is_bg = np.isin(labels, list(background))

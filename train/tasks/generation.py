@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConfigError, DataError
-from hepfpga.train.tasks import Metric, Task, TaskConfig, register_metric, register_task
+from hepfpga.train.tasks._base import Metric, Task, TaskConfig, register_metric, register_task
 
 __all__ = [
     "GenerationConfig",
