@@ -139,7 +139,7 @@ class PipelineConfig:
                 path="schema_version",
             )
         check_task_fits(self.task, self.model)
-        if self.bdt.enabled and self.task.name != "classification":
+        if self.bdt.enabled and not isinstance(self.task, ClassificationConfig):
             raise ConfigError(
                 f"the BDT comparison is a classification stage; task '{self.task.name}' has no "
                 "BDT: remove bdt.enabled",

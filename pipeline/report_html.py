@@ -23,7 +23,6 @@ import base64
 import io
 import json
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +40,6 @@ from hepfpga.train.saliency import Saliency, plot_saliency
 __all__ = ["SCORES_FILE", "SECTIONS", "render_report_html", "write_report_html"]
 
 REPORT_FILE = "report.html"
-
-#: (id, title) of every section, in page order
-SECTIONS: tuple[tuple[str, str], ...] = (
-    ("summary", "Summary and checks"),
-    ("data", "Data"),
-    ("learning-curves", "Learning curves"),
-    ("overtraining", "Overtraining: train vs test scores"),
-    ("roc", "ROC curves"),
-    ("task-plots", "Task plots"),
-    ("confusion", "Confusion matrices"),
-    ("bdt", "DNN vs BDT"),
-    ("saliency", "Saliency"),
-    ("layer-types", "Per-layer types"),
-    ("firmware", "Firmware exactness"),
-    ("hardware", "Hardware figures"),
-    ("timings", "Timings"),
-    ("versions", "Versions"),
-)
 
 #: display names of the models in ``scores.npz``, in plot order
 MODEL_LABELS = {**MODELS, "bdt": "BDT"}
@@ -87,7 +68,9 @@ window.addEventListener('load', function () {
 # -- sections -----------------------------------------------------------------------------------
 
 
-def _summary(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _summary(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     status = report.status or "unknown"
     rows = [
         [name, number(check.value), escape(check.required), mark(bool(check.passed))]
@@ -129,7 +112,7 @@ def _summary(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
     return "".join(parts)
 
 
-def _data(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _data(report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]) -> str:
     data = report.data
     if not data:
         return note("no data description in report.json")
@@ -154,7 +137,9 @@ def _data(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
     )
 
 
-def _learning_curves(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _learning_curves(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     histories, best = {}, {}
     for key in ("float", "qkeras"):
         fit = report.section(key).get("fit", {})
@@ -173,7 +158,9 @@ def _learning_curves(report: RunReport, scores: Mapping[str, np.ndarray]) -> str
     )
 
 
-def _overtraining(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _overtraining(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     results = report.section("overtraining")
     if not results:
         return note("no train-vs-test comparison in this run")
@@ -204,7 +191,7 @@ def _overtraining(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
     return "".join(parts)
 
 
-def _roc(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _roc(report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]) -> str:
     task = RUN_TASKS.get(report.task)
     if task is None or task.roc is None:
         return note(f"a {report.task} run has no ROC curves")
@@ -214,7 +201,9 @@ def _roc(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
     return task.roc(report, models, scores["labels"])
 
 
-def _confusion(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _confusion(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     classes = list(report.classes)
     models = [m for m in MODEL_LABELS if m in scores]
     if not models or "labels" not in scores:
@@ -238,7 +227,7 @@ def _confusion(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
     return "".join(parts)
 
 
-def _bdt(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _bdt(report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]) -> str:
     bdt = report.section("bdt")
     if not bdt:
         return note("no BDT in this run (bdt.enabled: false)")
@@ -281,7 +270,9 @@ def _bdt_firmware(bdt: Mapping[str, Any]) -> str:
     )
 
 
-def _saliency(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _saliency(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     data = report.section("saliency")
     if not data:
         return note("no saliency in this run")
@@ -307,7 +298,9 @@ def _saliency(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
     return "".join(parts)
 
 
-def _layer_types(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _layer_types(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     layers = report.section("firmware").get("layer_types")
     if not layers:
         return note("no per-layer types recorded")
@@ -331,7 +324,9 @@ def _layer_types(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
     )  # fmt: skip
 
 
-def _firmware(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _firmware(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     cmp = report.section("hls_vs_qkeras")
     if not cmp:
         return note("no HLS comparison in this run")
@@ -362,7 +357,9 @@ def _flat(prefix: str, value: Any) -> list[list[Any]]:
     return [[prefix, value if isinstance(value, int | float) else Raw(escape(value))]]
 
 
-def _hardware(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _hardware(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     hardware = report.section("hardware")
     if not hardware:
         return note("no hardware figures in this run")
@@ -370,7 +367,7 @@ def _hardware(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
 
 
 def _task_plots(
-    report: RunReport, scores: Mapping[str, np.ndarray], *, plots: Mapping[str, bytes]
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
 ) -> str:
     names = _plot_names(report)
     if not names:
@@ -393,31 +390,43 @@ def _plot_names(report: RunReport) -> list[str]:
     return task.figures.plots(report) if task is not None else []
 
 
-def _timings(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _timings(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     return table(["stage", "seconds"], list(report.section("timings_s").items()))
 
 
-def _versions(report: RunReport, scores: Mapping[str, np.ndarray]) -> str:
+def _versions(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     return table(
         ["tool", "version"], [[k, Raw(escape(v))] for k, v in report.section("versions").items()]
     )
 
 
-_RENDERERS: dict[str, Callable[[RunReport, Mapping[str, np.ndarray]], str]] = {
-    "summary": _summary,
-    "data": _data,
-    "learning-curves": _learning_curves,
-    "overtraining": _overtraining,
-    "roc": _roc,
-    "confusion": _confusion,
-    "bdt": _bdt,
-    "saliency": _saliency,
-    "layer-types": _layer_types,
-    "firmware": _firmware,
-    "hardware": _hardware,
-    "timings": _timings,
-    "versions": _versions,
-}
+#: a section of the page: (report, scores.npz's arrays, the task's PNG files) -> HTML
+Renderer = Callable[[RunReport, Mapping[str, np.ndarray], Mapping[str, bytes]], str]
+
+#: every section of the page, in page order: (id, title, renderer)
+_PAGE: tuple[tuple[str, str, Renderer], ...] = (
+    ("summary", "Summary and checks", _summary),
+    ("data", "Data", _data),
+    ("learning-curves", "Learning curves", _learning_curves),
+    ("overtraining", "Overtraining: train vs test scores", _overtraining),
+    ("roc", "ROC curves", _roc),
+    ("task-plots", "Task plots", _task_plots),
+    ("confusion", "Confusion matrices", _confusion),
+    ("bdt", "DNN vs BDT", _bdt),
+    ("saliency", "Saliency", _saliency),
+    ("layer-types", "Per-layer types", _layer_types),
+    ("firmware", "Firmware exactness", _firmware),
+    ("hardware", "Hardware figures", _hardware),
+    ("timings", "Timings", _timings),
+    ("versions", "Versions", _versions),
+)
+
+#: (id, title) of every section, in page order
+SECTIONS: tuple[tuple[str, str], ...] = tuple((sid, title) for sid, title, _ in _PAGE)
 
 
 def render_report_html(
@@ -431,11 +440,11 @@ def render_report_html(
     if not isinstance(report, RunReport):
         report = RunReport.from_content(report, strict=False)
     name = report.name or "run"
-    renderers = dict(_RENDERERS, **{"task-plots": partial(_task_plots, plots=plots or {})})
     nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title in SECTIONS)
     body = "".join(
-        f'<section id="{sid}"><h2>{escape(title)}</h2>{renderers[sid](report, scores)}</section>'
-        for sid, title in SECTIONS
+        f'<section id="{sid}"><h2>{escape(title)}</h2>'
+        f"{render(report, scores, plots or {})}</section>"
+        for sid, title, render in _PAGE
     )
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"

@@ -33,7 +33,7 @@ from hepfpga.pipeline.run_report import RunReport
 from hepfpga.pipeline.stage_list import Stage, derive_stages
 from hepfpga.pipeline.summary import RunSummary
 from hepfpga.registry import Registry
-from hepfpga.train.tasks import TASKS
+from hepfpga.train.tasks import TASKS, TaskConfig
 
 __all__ = ["RUN_TASKS", "Overlay", "RocSection", "RunTask", "register_run_task", "run_task_for"]
 
@@ -46,10 +46,11 @@ Overlay = Callable[[Sequence[RunSummary], Path], list[str]]
 
 @dataclass(frozen=True)
 class RunTask:
-    """How a run of the task ``name`` (a name of :data:`hepfpga.train.tasks.TASKS`) goes and
-    is read back."""
+    """How a run of the task whose config section is ``config`` (a registered
+    :data:`hepfpga.train.tasks.TASKS` entry's class, which names the task) goes and is read
+    back."""
 
-    name: str
+    config: type[TaskConfig]
     figures: TaskFigures
     #: base stage name -> the task's stage of that name
     replace: Mapping[str, Stage] = field(default_factory=dict)
@@ -62,6 +63,18 @@ class RunTask:
     #: the task's own entries of report.json's ``data`` section, with their labels
     data_rows: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def name(self) -> str:
+        """The task's name: that of the :data:`~hepfpga.train.tasks.TASKS` entry whose config
+        class is :attr:`config` (a ``ValueError`` when none is registered)."""
+        for task in TASKS.values():
+            if task.config_class is self.config:
+                return task.name
+        raise ValueError(
+            f"no task has the config {self.config.__name__}: register it with "
+            f"hepfpga.train.tasks.register_task first (tasks: {', '.join(TASKS)})"
+        )
+
     def stages(self) -> list[Stage]:
         """The stage list of a run of this task."""
         return derive_stages(stage_list.STAGES, self.replace, self.remove)
@@ -72,13 +85,8 @@ RUN_TASKS: Registry[RunTask] = Registry("task")
 
 
 def register_run_task(task: RunTask) -> RunTask:
-    """Add ``task`` to :data:`RUN_TASKS`; its name must be a registered task config
-    (:func:`hepfpga.train.tasks.register_task`) and new here."""
-    if task.name not in TASKS:
-        raise ValueError(
-            f"task {task.name!r} has no config: register it with "
-            f"hepfpga.train.tasks.register_task first (tasks: {', '.join(TASKS)})"
-        )
+    """Add ``task`` to :data:`RUN_TASKS` under the name of its config's task (registered with
+    :func:`hepfpga.train.tasks.register_task`), which must be new here."""
     derive_stages(stage_list.STAGES, task.replace, task.remove)  # names every stage it changes
     return RUN_TASKS.register(task.name, task)
 

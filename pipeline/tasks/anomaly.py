@@ -100,7 +100,7 @@ class AnomalyDataResult(DataResult):
         ``class_names``."""
         metadata = super().onnx_metadata(run)
         del metadata["class_names"]
-        metadata["task"] = "anomaly_detection"
+        metadata["task"] = run.config.task.name
         metadata["outputs"] = f"anomaly score, larger is more anomalous: {_score_text(run)}"
         metadata["background_classes"] = [self.classes[i] for i in self.background]
         metadata["signal_classes"] = [self.classes[i] for i in self.signals]
@@ -422,11 +422,7 @@ def plot_anomaly_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
     """One panel per signal class of the anomaly-detection runs: background acceptance (log)
     against signal efficiency, a curve per run (its background classes against the signal
     class), AUC in the legend; returns the names of the runs drawn."""
-    loaded = [
-        (r, s)
-        for r in runs
-        if r.task == "anomaly_detection" and (s := _anomaly_scores(r)) is not None
-    ]
+    loaded = [(r, s) for r in runs if (s := _anomaly_scores(r)) is not None]
     if not loaded:
         raise DataError("no anomaly-detection run has scores.npz (written by hepfpga run)")
     signals = list(dict.fromkeys(s for r, _ in loaded for s in r.signal_classes))
@@ -451,7 +447,7 @@ def plot_anomaly_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
 
 ANOMALY_DETECTION = register_run_task(
     RunTask(
-        "anomaly_detection",
+        AnomalyDetectionConfig,
         TaskFigures("mean signal AUC", _headline, _tables, _plots),
         replace={
             "data": Stage(

@@ -20,6 +20,7 @@ from hepfpga.pipeline.summary import RunSummary, draw_panels, save_panels
 from hepfpga.pipeline.task import RunTask, register_run_task
 from hepfpga.train.evaluate import plot_roc
 from hepfpga.train.roc_plot import draw_roc
+from hepfpga.train.tasks import ClassificationConfig
 
 __all__ = ["CLASSIFICATION", "plot_roc_overlay"]
 
@@ -55,9 +56,7 @@ def _scores(folder: Path) -> tuple[str, np.ndarray, np.ndarray, list[str]] | Non
 def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
     """One ROC panel per class with a curve per classification run; returns the names of the
     runs drawn (runs without ``scores.npz`` are left out)."""
-    loaded = [
-        (r, s) for r in runs if r.task == "classification" and (s := _scores(r.folder)) is not None
-    ]
+    loaded = [(r, s) for r in runs if (s := _scores(r.folder)) is not None]
     if not loaded:
         raise DataError("no classification run has scores.npz (written by hepfpga run)")
     classes = loaded[0][1][3]
@@ -79,7 +78,7 @@ def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
 
 CLASSIFICATION = register_run_task(
     RunTask(
-        "classification",
+        ClassificationConfig,
         TaskFigures("accuracy", _headline, _tables),
         roc=_roc_section,
         overlay=plot_roc_overlay,

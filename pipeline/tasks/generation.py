@@ -189,7 +189,7 @@ def generation_onnx_stage(run: Run) -> OnnxResult:
     qgen = run.get(QuantizedModelResult).model
     assert data.inputs.scaler is not None
     metadata = {
-        "task": "generation",
+        "task": run.config.task.name,
         "target_class": data.classes[data.target],
         "inputs": f"latent vectors, {data.x_test.shape[1]} values drawn from N(0, 1)",
         "outputs": "scaled features of one jet; features = outputs * scale + offset (scaler)",
@@ -327,7 +327,7 @@ def _plots(report: RunReport) -> list[str]:
 
 GENERATION = register_run_task(
     RunTask(
-        "generation",
+        GenerationConfig,
         TaskFigures("classifier AUC", _headline, _tables, _plots),
         replace={
             "data": Stage("data", "loading the jets of the target class", generation_data_stage),

@@ -94,7 +94,7 @@ def _overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
 
 
 TOY_TASK = RunTask(
-    TOY,
+    ToyConfig,
     TaskFigures("fraction right", _headline, _tables),
     replace={"evaluation": Stage("evaluation", "toy evaluation", toy_evaluation_stage)},
     remove={
@@ -157,8 +157,8 @@ def test_a_stage_list_names_what_it_changes() -> None:
 
 
 def test_a_run_task_needs_a_task_config_and_a_new_name() -> None:
-    with pytest.raises(ValueError, match=r"register it with hepfpga\.train\.tasks\.register_task"):
-        register_run_task(dataclasses.replace(TOY_TASK, name="regression"))
+    with pytest.raises(ValueError, match=r"no task has the config ToyConfig: register it with"):
+        register_run_task(TOY_TASK)
     with pytest.raises(ValueError, match="task 'classification' is already registered"):
         register_run_task(dataclasses.replace(RUN_TASKS["classification"]))
 
