@@ -1,7 +1,7 @@
 """The run configuration: the stage sections composed into one validated, typed tree.
 
-This module is the top of the layering (beside :mod:`hepfpga.pipeline.runner` and the CLI): every
-stage owns its own section and its defaults (``data``/``training`` in
+This module belongs to the run layer (``pipeline/``), above every stage: each stage owns its
+own section and its defaults (``data``/``training`` in
 :mod:`hepfpga.train.config`, ``model`` in :mod:`hepfpga.train.architectures`,
 ``quantization`` in :mod:`hepfpga.quantize.config`, ``onnx`` in :mod:`hepfpga.deploy.config`,
 ``firmware`` in :mod:`hepfpga.firmware.options`) and this module only composes them, adding

@@ -52,7 +52,7 @@ from hepfpga.pipeline.config import PipelineConfig, config_to_dict
 from hepfpga.pipeline.report_html import write_report_html
 from hepfpga.pipeline.run import Run
 from hepfpga.pipeline.stages import DataResult
-from hepfpga.pipeline.tasks import RUN_TASKS
+from hepfpga.pipeline.tasks import RUN_TASKS, RunTask
 
 __all__ = ["RunResult", "run_pipeline"]
 
@@ -78,7 +78,7 @@ def _merge(target: dict[str, Any], items: dict[str, Any]) -> None:
 
 
 def _report(
-    run: Run, seconds: dict[str, float], total: float
+    run: Run, task: RunTask, seconds: dict[str, float], total: float
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     checks: dict[str, Any] = {}
     report: dict[str, Any] = {"name": run.config.name, "status": "", "checks": checks}
@@ -95,6 +95,8 @@ def _report(
     report["status"] = "failed" if failed else "incomplete" if missing else "passed"
     if missing:
         report["not_available"] = missing
+    if task.remove:
+        report["stages_left_out"] = dict(task.remove)
     report["timings_s"] = {**seconds, "total": round(total, 2)}
     report["versions"] = tool_versions()
     report["config"] = config_to_dict(run.config)
@@ -127,9 +129,7 @@ def run_pipeline(
                 run.results[stage.name] = result
             seconds[stage.name] = round(time.perf_counter() - start, 2)
             log.info("%s done in %.1f s", stage.message, seconds[stage.name])
-        report, failed, _ = _report(run, seconds, time.perf_counter() - total_start)
-        if task.remove:
-            report["stages_left_out"] = dict(task.remove)
+        report, failed, _ = _report(run, task, seconds, time.perf_counter() - total_start)
         write_json_atomic(run_dir / "report.json", report)
         write_report_html(run_dir)
         write_manifest(

@@ -3,15 +3,17 @@ task's ROC overlay draws its runs' curves on (:func:`draw_panels`, :func:`save_p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hepfpga._schema import to_plain
 from hepfpga.pipeline.figures import FigureTable
+from hepfpga.pipeline.run import MODELS
 from hepfpga.train.roc_plot import finish_roc_axes
 
-__all__ = ["RunSummary", "draw_panels", "save_panels"]
+__all__ = ["RunSummary", "curve_model", "draw_panels", "save_panels"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = to_plain(self)
         return out
+
+
+def curve_model(names: Iterable[str]) -> str | None:
+    """The model whose curve an overlay draws among the arrays ``names`` of a run's
+    ``scores.npz``: the firmware's (``hls``) when the run has one, else QKeras, else float."""
+    present = set(names)
+    return next((m for m in reversed(MODELS) if m in present), None)
 
 
 def draw_panels(panels: list[str]) -> tuple[Any, Any]:

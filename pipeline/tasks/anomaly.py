@@ -52,7 +52,7 @@ from hepfpga.pipeline.stages import (
     load_run_sample,
     split_run_sample,
 )
-from hepfpga.pipeline.summary import RunSummary, draw_panels, save_panels
+from hepfpga.pipeline.summary import RunSummary, curve_model, draw_panels, save_panels
 from hepfpga.pipeline.task import RunTask, register_run_task
 from hepfpga.quantize.model_io import save_keras_model
 from hepfpga.quantize.qat import quantize_model
@@ -412,7 +412,7 @@ def _anomaly_scores(run: RunSummary) -> tuple[str, np.ndarray, np.ndarray, list[
     if not path.is_file() or not classes:
         return None
     with np.load(path, allow_pickle=False) as data:
-        model = next((m for m in ("hls", "qkeras", "float") if m in data.files), None)
+        model = curve_model(data.files)
         if model is None:
             return None
         return model, np.asarray(data[model]).reshape(-1), data["labels"], classes

@@ -16,7 +16,7 @@ from hepfpga.pipeline.figures import FigureTable, TaskFigures, Value, columns, v
 from hepfpga.pipeline.html import figure
 from hepfpga.pipeline.run import MODELS, SCORES_FILE
 from hepfpga.pipeline.run_report import RunReport
-from hepfpga.pipeline.summary import RunSummary, draw_panels, save_panels
+from hepfpga.pipeline.summary import RunSummary, curve_model, draw_panels, save_panels
 from hepfpga.pipeline.task import RunTask, register_run_task
 from hepfpga.train.evaluate import plot_roc
 from hepfpga.train.roc_plot import draw_roc
@@ -47,7 +47,7 @@ def _scores(folder: Path) -> tuple[str, np.ndarray, np.ndarray, list[str]] | Non
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
-        model = next((m for m in ("hls", "qkeras", "float") if m in data.files), None)
+        model = curve_model(data.files)
         if model is None or "class_names" not in data.files:
             return None
         return model, data[model], data["labels"], [str(c) for c in data["class_names"]]
