@@ -12,13 +12,13 @@ import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 import numpy as np
 import yaml
 
 from hepfpga import __version__
+from hepfpga.artifacts import check_destination
 from hepfpga.cli import compare as cli_compare
 from hepfpga.cli import deploy as cli_deploy
 from hepfpga.cli import emulate as cli_emulate
@@ -27,7 +27,15 @@ from hepfpga.cli import hardware as cli_hardware
 from hepfpga.cli import report as cli_report
 from hepfpga.cli import tune as cli_tune
 from hepfpga.cli.params import FiniteFloat
+from hepfpga.deploy.onnx_export import export_checked_onnx, random_inputs
 from hepfpga.errors import HepfpgaError
+from hepfpga.pipeline.config import config_to_dict, load_config
+from hepfpga.pipeline.run import MODELS
+from hepfpga.pipeline.run_report import RunReport
+from hepfpga.pipeline.runner import run_pipeline
+from hepfpga.quantize.model_io import load_keras_model
+from hepfpga.train.generate import generate_sample
+from hepfpga.train.io import builtin_sample_path, load_sample, save_sample
 
 # Before TensorFlow is first imported: its C++ start-up messages (CUDA plugin registration,
 # CPU instruction sets) are noise for a command-line user; -vv shows them.
@@ -108,10 +116,6 @@ def run(
     Exit status: 0 when every check passes (bit-exact HLS logits, ONNX parity, accuracy drop),
     1 when a check fails (the run folder is still written), 2 for bad input.
     """
-
-    from hepfpga.pipeline.config import load_config
-    from hepfpga.pipeline.runner import run_pipeline
-
     config = load_config(config_file)
     if name is not None:
         config = replace(config, name=name)
@@ -120,31 +124,31 @@ def run(
     if max_jets is not None:
         config = replace(config, data=replace(config.data, max_jets=max_jets))
     result = run_pipeline(config, config_path=config_file, overwrite=overwrite)
-    _print_summary(result.report, result.run_dir)
+    _print_summary(RunReport.from_content(result.report), result.run_dir)
     if not result.passed:
         raise click.exceptions.Exit(1)
 
 
-def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
-    cmp = report.get("hls_vs_qkeras")
+def _print_summary(report: RunReport, run_dir: Path) -> None:
+    cmp = report.section("hls_vs_qkeras")
+    tests = report.test_figures()
     accuracy = "accuracy: " + "  ".join(
-        f"{label} {report[key]['test']['accuracy']:.4f}"
-        for key, label in (("float", "float"), ("qkeras", "QKeras"), ("hls", "HLS"))
-        if "accuracy" in report.get(key, {}).get("test", {})
+        f"{MODELS[m]} {test['accuracy']:.4f}" for m, test in tests.items() if "accuracy" in test
     )
+    split = report.data.get("split", {})
     lines = [
         f"run folder: {run_dir}",
-        f"architecture: {report['architecture']['name']} ({report['data']['representation']})",
-        f"test jets: {report['data']['split']['test']}",
-        *report.get("summary", [accuracy]),
+        f"architecture: {report.architecture} ({report.representation})",
+        f"test jets: {split['test']}",
+        *(report.summary if report.summary is not None else [accuracy]),
     ]
-    if cmp is not None and "summary" in report:
+    if cmp and report.summary is not None:
         lines.append(
             "HLS vs QKeras output: {:.2%} bit-exact, max |diff| {:.3g}".format(
                 cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
             )
         )
-    elif cmp is not None:
+    elif cmp:
         lines += [
             "HLS vs QKeras logits: {:.2%} bit-exact, max |diff| {:.3g}".format(
                 cmp["logits_fraction_bit_exact"], cmp["logits_max_abs_diff"]
@@ -158,17 +162,16 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
                 else "",
             ),
         ]
-    lines += [f"not available: {item}" for item in report.get("not_available", [])]
+    lines += [f"not available: {item}" for item in report.not_available]
+    onnx = report.section("onnx_vs_qkeras")
     lines += [
-        "ONNX vs QKeras: max |diff| {:.3g} ({})".format(
-            report["onnx_vs_qkeras"]["max_abs_diff"], report["onnx_vs_qkeras"]["provider"]
-        ),
+        "ONNX vs QKeras: max |diff| {:.3g} ({})".format(onnx["max_abs_diff"], onnx["provider"]),
         "checks: "
         + ", ".join(
-            f"{k} {({True: 'ok', False: 'FAILED', None: 'not measured'})[v['passed']]}"
-            for k, v in report["checks"].items()
+            f"{k} {({True: 'ok', False: 'FAILED', None: 'not measured'})[check.passed]}"
+            for k, check in report.checks.items()
         ),
-        f"status: {report['status']} ({report['timings_s']['total']:.0f} s)",
+        f"status: {report.status} ({report.seconds:.0f} s)",
     ]
     click.echo("\n".join(lines))
 
@@ -225,10 +228,6 @@ def data_generate(
     matched to the truth parton/boson/top; the 16 hls4ml jet features and the leading
     constituents of each jet.
     """
-    from hepfpga.artifacts import check_destination
-    from hepfpga.train.generate import generate_sample
-    from hepfpga.train.io import save_sample
-
     if out.suffix not in (".npz", ".h5", ".hdf5"):
         raise click.BadParameter(
             f"unknown suffix '{out.suffix}'; accepted: .npz, .h5, .hdf5", param_hint="--out"
@@ -245,9 +244,6 @@ def data_generate(
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 def data_info(path: Path | None) -> None:
     """Describe a jet sample file (default: the built-in sample)."""
-
-    from hepfpga.train.io import builtin_sample_path, load_sample
-
     path = path or builtin_sample_path()
     sample = load_sample(path)
     click.echo(
@@ -275,9 +271,6 @@ def config_group() -> None:
 @click.argument("config_file", type=click.Path(path_type=Path))
 def config_check(config_file: Path) -> None:
     """Validate CONFIG_FILE and print it with every default filled in."""
-
-    from hepfpga.pipeline.config import config_to_dict, load_config
-
     config = load_config(config_file)
     click.echo(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
@@ -327,10 +320,6 @@ def export_onnx_cmd(
     random inputs, every output) before it is renamed into place: a model that fails is not
     written. Exit status 2 for bad input, 1 when onnxruntime differs by more than --tolerance.
     """
-    from hepfpga.artifacts import check_destination
-    from hepfpga.deploy.onnx_export import export_checked_onnx, random_inputs
-    from hepfpga.quantize.model_io import load_keras_model
-
     check_destination(out, kind="file", overwrite=overwrite, option="--out")
     model = load_keras_model(model_file, weights=weights)
     x = random_inputs(model, check_events)

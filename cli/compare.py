@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from hepfpga.artifacts import atomic_file, check_destination, write_json_atomic
+from hepfpga.pipeline.compare import draw_overlay, format_table, load_run, overlay_paths
+
 __all__ = ["register"]
 
 
@@ -34,9 +37,6 @@ def compare(run_dirs: tuple[Path, ...], plot: Path, json_out: Path | None, overw
     A folder that is not a finished run (no report.json, e.g. a partial run) is an error
     naming the folder.
     """
-    from hepfpga.artifacts import atomic_file, check_destination, write_json_atomic
-    from hepfpga.pipeline.compare import OVERLAYS, format_table, load_run, overlay_paths
-
     runs = [load_run(d) for d in sorted(set(run_dirs))]
     paths = overlay_paths(runs, plot)
     for path in paths.values():
@@ -47,7 +47,9 @@ def compare(run_dirs: tuple[Path, ...], plot: Path, json_out: Path | None, overw
     for task, path in paths.items():
         group = [r for r in runs if r.task == task]
         with atomic_file(path) as tmp:
-            drawn = OVERLAYS[task](group, tmp.with_suffix(".png") if tmp.suffix != ".png" else tmp)
+            drawn = draw_overlay(
+                task, group, tmp.with_suffix(".png") if tmp.suffix != ".png" else tmp
+            )
         missing = [r.name for r in group if r.name not in drawn]
         click.echo(
             f"\n{task} ROC overlay: {path}"

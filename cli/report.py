@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from hepfpga.pipeline.report_html import write_report_html
+
 
 def register(cli: click.Group, export: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
@@ -22,7 +24,5 @@ def report(run_dir: Path) -> None:
     float / QKeras / HLS / BDT, confusion matrices, DNN vs BDT, saliency, per-layer types,
     firmware exactness, hardware figures when present, timings and versions.
     """
-    from hepfpga.pipeline.report_html import write_report_html
-
     out = write_report_html(run_dir)
     click.echo(f"wrote {out}")

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from hepfpga.pipeline.tune import load_tune_config, run_tune
+
 
 def register(cli: click.Group, export: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
@@ -48,9 +50,6 @@ def tune(
     Writes <output_dir>/<study>/: results.csv, best_config.yaml, tune_report.json,
     objective.png, importances.png (and study.db).
     """
-
-    from hepfpga.pipeline.tune import load_tune_config, run_tune
-
     config, base = load_tune_config(tune_file)
     changes: dict[str, Any] = {
         "trials": trials,

@@ -1,8 +1,8 @@
 """The run stages that serve the person reading the report: the BDT next to the DNN, and the
 analysis (overtraining check, saliency, per-layer types against profiled ranges).
 
-Both are stages of :data:`hepfpga.pipeline.runner.STAGES` (after ``evaluation``) composing library
-functions of :mod:`hepfpga.train` (bdt, curves, saliency) and
+Both are stages of :data:`hepfpga.pipeline.stage_list.STAGES` (after ``evaluation``)
+composing library functions of :mod:`hepfpga.train` (bdt, curves, saliency) and
 :func:`hepfpga.firmware.precision.profile_ranges`. They add to ``scores.npz`` (written by the
 evaluation stage) what ``report.html`` plots: ``bdt`` (the BDT's test probabilities),
 ``train_labels``, ``train_float`` and ``train_qkeras`` (training-set outputs, for the
@@ -19,16 +19,18 @@ import numpy as np
 
 from hepfpga._schema import to_plain
 from hepfpga.errors import ConversionError, MissingDependencyError
+from hepfpga.firmware.precision import profile_ranges
+from hepfpga.pipeline.run import SCORES_FILE, Check, Run, StageResult
 from hepfpga.pipeline.stages import (
-    SCORES_FILE,
-    Check,
     DataResult,
     FirmwareResult,
     FloatModelResult,
     QuantizedModelResult,
-    Run,
-    StageResult,
 )
+from hepfpga.train.bdt import convert_bdt, quantize_features, train_bdt, verify_bdt
+from hepfpga.train.curves import score_compatibility
+from hepfpga.train.evaluate import evaluate_classifier
+from hepfpga.train.saliency import input_saliency
 
 __all__ = ["AnalysisResult", "BdtResult", "analysis_stage", "bdt_stage", "layer_type_table"]
 
@@ -72,9 +74,6 @@ class BdtResult(StageResult):
 def bdt_stage(run: Run) -> BdtResult | None:
     """With ``bdt.enabled``: gradient-boosted trees on the run's (feature) inputs, converted
     with conifer into ``bdt_firmware/`` and verified against scikit-learn on the test jets."""
-    from hepfpga.train.bdt import convert_bdt, quantize_features, train_bdt, verify_bdt
-    from hepfpga.train.evaluate import evaluate_classifier
-
     settings = run.config.bdt
     if not settings.enabled:
         return None
@@ -120,8 +119,6 @@ def bdt_stage(run: Run) -> BdtResult | None:
 def layer_type_table(project: Any, x: np.ndarray) -> list[dict[str, Any]]:
     """Per firmware layer: the chosen types (:class:`~hepfpga.firmware.precision.LayerPrecision`)
     and the range of the layer's output on the events ``x`` (the model's inputs)."""
-    from hepfpga.firmware.precision import profile_ranges
-
     ranges = profile_ranges(project.keras_model, x)
     rows = []
     for name, types in project.precision.items():
@@ -151,9 +148,6 @@ class AnalysisResult(StageResult):
 def analysis_stage(run: Run) -> AnalysisResult:
     """KS compatibility of training and test scores per class, input saliency of the float
     model on the test jets, and the firmware's layer types against the profiled ranges."""
-    from hepfpga.train.curves import score_compatibility
-    from hepfpga.train.saliency import input_saliency
-
     data = run.get(DataResult)
     models = {"float": run.get(FloatModelResult), "qkeras": run.get(QuantizedModelResult)}
     train_probs = {

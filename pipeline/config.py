@@ -1,7 +1,7 @@
 """The run configuration: the stage sections composed into one validated, typed tree.
 
-This module is the top of the layering (beside :mod:`hepfpga.pipeline.runner` and the CLI): every
-stage owns its own section and its defaults (``data``/``training`` in
+This module belongs to the run layer (``pipeline/``), above every stage: each stage owns its
+own section and its defaults (``data``/``training`` in
 :mod:`hepfpga.train.config`, ``model`` in :mod:`hepfpga.train.architectures`,
 ``quantization`` in :mod:`hepfpga.quantize.config`, ``onnx`` in :mod:`hepfpga.deploy.config`,
 ``firmware`` in :mod:`hepfpga.firmware.options`) and this module only composes them, adding
@@ -139,7 +139,7 @@ class PipelineConfig:
                 path="schema_version",
             )
         check_task_fits(self.task, self.model)
-        if self.bdt.enabled and self.task.name != "classification":
+        if self.bdt.enabled and not isinstance(self.task, ClassificationConfig):
             raise ConfigError(
                 f"the BDT comparison is a classification stage; task '{self.task.name}' has no "
                 "BDT: remove bdt.enabled",

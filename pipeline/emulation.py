@@ -11,7 +11,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from hepfpga.pipeline.stages import Check, DataResult, FirmwareResult, Run, StageResult
+from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
+from hepfpga.pipeline.run import Check, Run, StageResult
+from hepfpga.pipeline.stages import DataResult, FirmwareResult
 
 __all__ = ["EmulationStageResult", "emulation_stage"]
 
@@ -49,8 +51,6 @@ class EmulationStageResult(StageResult):
 
 def emulation_stage(run: Run) -> EmulationStageResult | None:
     """Prove the emulator of the compiled project on the test jets (no project: skipped)."""
-    from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
-
     firmware = run.find(FirmwareResult)
     if firmware is None or firmware.project is None:
         return None

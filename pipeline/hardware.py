@@ -11,15 +11,12 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from hepfpga.artifacts import write_json_atomic
+from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
+from hepfpga.firmware.rtl.flow import build_hardware
 from hepfpga.firmware.rtl.report import HardwareReport
-from hepfpga.pipeline.stages import (
-    Check,
-    DataResult,
-    FirmwareResult,
-    QuantizedModelResult,
-    Run,
-    StageResult,
-)
+from hepfpga.pipeline.run import Check, Run, StageResult
+from hepfpga.pipeline.stages import DataResult, FirmwareResult, QuantizedModelResult
 
 __all__ = ["HardwareResult", "hardware_stage"]
 
@@ -39,10 +36,6 @@ class HardwareResult(StageResult):
 
 def hardware_stage(run: Run) -> HardwareResult | None:
     """Build, simulate and synthesize the RTL when ``hardware.enabled``."""
-    from hepfpga.artifacts import write_json_atomic
-    from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
-    from hepfpga.firmware.rtl.flow import build_hardware
-
     config = run.config.hardware
     if not config.enabled:
         return None

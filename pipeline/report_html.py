@@ -20,44 +20,29 @@ so in one line instead of disappearing."""
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hepfpga.artifacts import write_text_atomic
 from hepfpga.errors import DataError
+from hepfpga.pipeline.html import Raw, escape, figure, mark, note, number, table
+from hepfpga.pipeline.run import MODELS, SCORES_FILE
+from hepfpga.pipeline.run_report import RunReport
+from hepfpga.pipeline.tasks import RUN_TASKS, run_task_for
+from hepfpga.train.curves import plot_learning_curves, plot_score_compatibility
+from hepfpga.train.saliency import Saliency, plot_saliency
 
 __all__ = ["SCORES_FILE", "SECTIONS", "render_report_html", "write_report_html"]
 
-SCORES_FILE = "scores.npz"
 REPORT_FILE = "report.html"
 
-#: (id, title) of every section, in page order
-SECTIONS: tuple[tuple[str, str], ...] = (
-    ("summary", "Summary and checks"),
-    ("data", "Data"),
-    ("learning-curves", "Learning curves"),
-    ("overtraining", "Overtraining: train vs test scores"),
-    ("roc", "ROC curves"),
-    ("task-plots", "Task plots"),
-    ("confusion", "Confusion matrices"),
-    ("bdt", "DNN vs BDT"),
-    ("saliency", "Saliency"),
-    ("layer-types", "Per-layer types"),
-    ("firmware", "Firmware exactness"),
-    ("hardware", "Hardware figures"),
-    ("timings", "Timings"),
-    ("versions", "Versions"),
-)
-
 #: display names of the models in ``scores.npz``, in plot order
-MODEL_LABELS = {"float": "float", "qkeras": "QKeras", "hls": "HLS", "bdt": "BDT"}
+MODEL_LABELS = {**MODELS, "bdt": "BDT"}
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:0 1.5em 3em;
@@ -80,147 +65,90 @@ window.addEventListener('load', function () {
 """
 
 
-class _Raw(str):
-    """Already-escaped HTML (a table cell keeps it as it is)."""
-
-
-def _e(value: Any) -> _Raw:
-    return _Raw(html.escape(str(value)))
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if isinstance(value, bool) or value is None:
-        return _e(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if not np.isfinite(value):
-            return _e(value)
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-            return f"{value:.3g}"
-        return f"{value:.{digits}f}"
-    return _e(value)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1) -> str:
-    head = "".join(
-        f"<th{' class=l' if i < left else ''}>{_e(h)}</th>" for i, h in enumerate(header)
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td{' class=l' if i < left else ''}>{v if isinstance(v, _Raw) else _num(v)}</td>"
-            for i, v in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _mark(passed: bool) -> _Raw:
-    return _Raw('<span class="ok">ok</span>' if passed else '<span class="bad">FAILED</span>')
-
-
-def _figure(draw: Callable[[io.BytesIO], None], alt: str) -> str:
-    buffer = io.BytesIO()
-    draw(buffer)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{_e(text)}</p>'
-
-
 # -- sections -----------------------------------------------------------------------------------
 
 
-def _summary(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    from hepfpga.pipeline.figures import MODELS, figures_for
-
-    status = report.get("status", "unknown")
+def _summary(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
+    status = report.status or "unknown"
     rows = [
-        [name, _num(check.get("value")), _e(check.get("required")), _mark(bool(check["passed"]))]
-        for name, check in report.get("checks", {}).items()
+        [name, number(check.value), escape(check.required), mark(bool(check.passed))]
+        for name, check in report.checks.items()
     ]
     parts = [
-        f"<p>Status: {_mark(status == 'passed')} ({_e(status)})</p>",
-        _table(["check", "value", "required", "result"], rows),
+        f"<p>Status: {mark(status == 'passed')} ({escape(status)})</p>",
+        table(["check", "value", "required", "result"], rows),
     ]
-    try:
-        figures = figures_for(report)
-        headline = figures.headline(report)
-        tables = figures.tables(report)
-    except (DataError, KeyError, TypeError, AttributeError) as exc:
-        return "".join(parts) + _note(f"no test figures in report.json ({exc})")
-    parts.append(f"<p>Task: {_e(figures.task)}.</p>")
-    parts.append(
-        _table(["model", figures.headline_name], [[MODELS[m], v] for m, v in headline.items()])
-    )
-    for table in tables:
-        if all(v is None for row in table.rows.values() for v in row.values()):
-            parts.append(_note(f"{table.title}: not measured (e.g. below one test jet)"))
-            continue
-        parts.append(f"<h3>{_e(table.title)}</h3>")
+    left_out = report.section("stages_left_out")
+    if left_out:
         parts.append(
-            _table(
-                ["", *table.columns],
+            table(["stage left out", "why"], [[k, escape(v)] for k, v in left_out.items()])
+        )
+    try:
+        task = run_task_for(report)
+        headline = task.figures.headline(report)
+        tables = task.figures.tables(report)
+    except (DataError, KeyError, TypeError, AttributeError) as exc:
+        return "".join(parts) + note(f"no test figures in report.json ({exc})")
+    parts.append(f"<p>Task: {escape(task.name)}.</p>")
+    parts.append(
+        table(["model", task.figures.headline_name], [[MODELS[m], v] for m, v in headline.items()])
+    )
+    for figure_table in tables:
+        if all(v is None for row in figure_table.rows.values() for v in row.values()):
+            parts.append(note(f"{figure_table.title}: not measured (e.g. below one test jet)"))
+            continue
+        parts.append(f"<h3>{escape(figure_table.title)}</h3>")
+        parts.append(
+            table(
+                ["", *figure_table.columns],
                 [
-                    [label, *(row.get(c) for c in table.columns)]
-                    for label, row in table.rows.items()
+                    [label, *(row.get(c) for c in figure_table.columns)]
+                    for label, row in figure_table.rows.items()
                 ],
             )
         )
     return "".join(parts)
 
 
-#: task-specific entries of report.json's ``data`` section, with their labels
-_TASK_DATA = {
-    "background_classes": "background classes",
-    "signal_classes": "signal classes (anomalies)",
-    "trained_on": "trained on",
-    "target_class": "generated class",
-    "latent_vectors": "latent vectors (test)",
-}
-
-
-def _data(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    data = report.get("data")
+def _data(report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]) -> str:
+    data = report.data
     if not data:
-        return _note("no data description in report.json")
+        return note("no data description in report.json")
     split = data.get("split", {})
-    rows = [
-        ["file", _e(data.get("path"))],
+    rows: list[list[Any]] = [
+        ["file", escape(data.get("path"))],
         ["jets", data.get("n_jets")],
-        ["train / validation / test", _e(" / ".join(str(split.get(k)) for k in split))],
-        ["scaling", _e(data.get("scaling"))],
-        ["features", _e(", ".join(data.get("features", [])))],
+        ["train / validation / test", escape(" / ".join(str(split.get(k)) for k in split))],
+        ["scaling", escape(data.get("scaling"))],
+        ["features", escape(", ".join(data.get("features", [])))],
     ]
-    for key, label in _TASK_DATA.items():
+    task = RUN_TASKS.get(report.task)
+    for key, label in (task.data_rows if task is not None else {}).items():
         if key in data:
             value = data[key]
             rows.append(
-                [label, _e(", ".join(map(str, value)) if isinstance(value, list) else value)]
+                [label, escape(", ".join(map(str, value)) if isinstance(value, list) else value)]
             )
     per_class = data.get("test_jets_per_class", {})
-    return _table(["", "value"], rows) + (
-        _table(["class", "test jets"], list(per_class.items())) if per_class else ""
+    return table(["", "value"], rows) + (
+        table(["class", "test jets"], list(per_class.items())) if per_class else ""
     )
 
 
-def _learning_curves(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    from hepfpga.train.curves import plot_learning_curves
-
+def _learning_curves(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
     histories, best = {}, {}
     for key in ("float", "qkeras"):
-        fit = report.get(key, {}).get("fit", {})
+        fit = report.section(key).get("fit", {})
         if fit.get("history"):
             histories[MODEL_LABELS[key]] = fit["history"]
             best[MODEL_LABELS[key]] = fit.get("best_epoch")
     if not histories:
-        return _note("this run recorded no per-epoch history")
-    img = _figure(
+        return note("this run recorded no per-epoch history")
+    img = figure(
         lambda b: plot_learning_curves(histories, b, best_epochs=best, fmt="png"),
         "learning curves",
     )
@@ -230,27 +158,27 @@ def _learning_curves(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]
     )
 
 
-def _overtraining(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    from hepfpga.train.curves import plot_score_compatibility
-
-    results = report.get("overtraining")
+def _overtraining(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
+    results = report.section("overtraining")
     if not results:
-        return _note("no train-vs-test comparison in this run")
+        return note("no train-vs-test comparison in this run")
     parts = [
         "<p>Two-sample Kolmogorov-Smirnov test of each class's score, training vs test jets "
         f"(signal: jets of the class; background: the others); p &lt; "
-        f"{_num(next(iter(results.values())).get('threshold', 0.01), 2)} flags overtraining.</p>"
+        f"{number(next(iter(results.values())).get('threshold', 0.01), 2)} flags overtraining.</p>"
     ]
-    classes = report.get("data", {}).get("classes", [])
+    classes = list(report.classes)
     for model, result in results.items():
         rows = [
             [c, v["signal_statistic"], v["signal_p_value"], v["background_statistic"],
-             v["background_p_value"], _mark(min(v["signal_p_value"], v["background_p_value"])
+             v["background_p_value"], mark(min(v["signal_p_value"], v["background_p_value"])
                                             >= result.get("threshold", 0.01))]
             for c, v in result["classes"].items()
         ]  # fmt: skip
-        parts.append(f"<h3>{_e(MODEL_LABELS.get(model, model))}</h3>")
-        parts.append(_table(["class", "KS sig", "p sig", "KS bkg", "p bkg", "compatible"], rows))
+        parts.append(f"<h3>{escape(MODEL_LABELS.get(model, model))}</h3>")
+        parts.append(table(["class", "KS sig", "p sig", "KS bkg", "p bkg", "compatible"], rows))
         train = scores.get(f"train_{model}")
         if train is not None and model in scores and classes:
 
@@ -259,68 +187,29 @@ def _overtraining(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -
                     t, scores["train_labels"], scores[m], scores["labels"], classes, b, fmt="png"
                 )
 
-            parts.append(_figure(draw, f"score distributions {model}"))
+            parts.append(figure(draw, f"score distributions {model}"))
     return "".join(parts)
 
 
-def _roc(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    from hepfpga.pipeline.figures import task_of
-
-    draw = _ROC_BY_TASK.get(task_of(report))
-    if draw is None:
-        return _note(f"a {task_of(report)} run has no ROC curves")
+def _roc(report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]) -> str:
+    task = RUN_TASKS.get(report.task)
+    if task is None or task.roc is None:
+        return note(f"a {report.task} run has no ROC curves")
     models = {MODEL_LABELS[m]: scores[m] for m in MODEL_LABELS if m in scores}
     if not models or "labels" not in scores:
-        return _note(f"no {SCORES_FILE} in the run folder: no curves to draw")
-    return draw(report, models, scores["labels"])
+        return note(f"no {SCORES_FILE} in the run folder: no curves to draw")
+    return task.roc(report, models, scores["labels"])
 
 
-def _classification_roc(
-    report: Mapping[str, Any], models: Mapping[str, np.ndarray], labels: np.ndarray
+def _confusion(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
 ) -> str:
-    from hepfpga.train.evaluate import plot_roc
-
-    classes = report.get("data", {}).get("classes", [])
-    return _figure(lambda b: plot_roc(models, labels, classes, b), "ROC curves")
-
-
-def _anomaly_roc(
-    report: Mapping[str, Any], models: Mapping[str, np.ndarray], labels: np.ndarray
-) -> str:
-
-    from hepfpga.train.tasks.anomaly import plot_anomaly_roc
-
-    data = report.get("data", {})
-    classes = list(data.get("classes", []))
-    background = [classes.index(c) for c in data.get("background_classes", []) if c in classes]
-    signals = [classes.index(c) for c in data.get("signal_classes", []) if c in classes]
-    if not background or not signals:
-        return _note("report.json names no background and signal classes: no curves to draw")
-
-    def draw(buffer: io.BytesIO) -> None:
-        with tempfile.TemporaryDirectory(prefix="hepfpga-report-") as tmp:
-            path = Path(tmp) / "roc.png"
-            plot_anomaly_roc(models, labels, classes, background, signals, path)
-            buffer.write(path.read_bytes())
-
-    return (
-        "<p>Background acceptance against signal efficiency, background classes against each "
-        "signal class, one line style per model.</p>" + _figure(draw, "anomaly ROC curves")
-    )
-
-
-#: the ROC section of each task that has curves
-_ROC_BY_TASK: dict[str, Callable[[Mapping[str, Any], Mapping[str, np.ndarray], np.ndarray], str]]
-_ROC_BY_TASK = {"classification": _classification_roc, "anomaly_detection": _anomaly_roc}
-
-
-def _confusion(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    classes = report.get("data", {}).get("classes", [])
+    classes = list(report.classes)
     models = [m for m in MODEL_LABELS if m in scores]
     if not models or "labels" not in scores:
-        return _note(f"no {SCORES_FILE} in the run folder")
+        return note(f"no {SCORES_FILE} in the run folder")
     if any(np.ndim(scores[m]) != 2 for m in models):
-        return _note("the models give one score per jet, not a class: no confusion matrix")
+        return note("the models give one score per jet, not a class: no confusion matrix")
     parts = ["<p>Rows: true class; columns: predicted class (argmax); fraction of the row.</p>"]
     labels = scores["labels"]
     for model in models:
@@ -328,9 +217,9 @@ def _confusion(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> s
         matrix = np.zeros((len(classes), len(classes)))
         np.add.at(matrix, (labels, predicted), 1)
         matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-        parts.append(f"<h3>{_e(MODEL_LABELS[model])}</h3>")
+        parts.append(f"<h3>{escape(MODEL_LABELS[model])}</h3>")
         parts.append(
-            _table(
+            table(
                 ["true \\ predicted", *classes],
                 [[c, *row] for c, row in zip(classes, matrix.tolist(), strict=True)],
             )
@@ -338,28 +227,28 @@ def _confusion(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> s
     return "".join(parts)
 
 
-def _bdt(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    bdt = report.get("bdt")
+def _bdt(report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]) -> str:
+    bdt = report.section("bdt")
     if not bdt:
-        return _note("no BDT in this run (bdt.enabled: false)")
+        return note("no BDT in this run (bdt.enabled: false)")
     if bdt.get("status") == "not available":
-        return _note(f"no BDT: {bdt.get('reason')}")
-    classes = report.get("data", {}).get("classes", [])
+        return note(f"no BDT: {bdt.get('reason')}")
+    classes = list(report.classes)
     rows = [
         [
             MODEL_LABELS[m],
-            report[m]["test"]["accuracy"],
-            *[report[m]["test"]["auc"][c] for c in classes],
+            report.section(m)["test"]["accuracy"],
+            *[report.section(m)["test"]["auc"][c] for c in classes],
         ]
         for m in ("float", "qkeras", "bdt")
-        if "test" in report.get(m, {})
+        if "test" in report.section(m)
     ]
     settings = bdt.get("config", {})
     return (
-        _table(["model", "accuracy", *[f"AUC {c}" for c in classes]], rows)
+        table(["model", "accuracy", *[f"AUC {c}" for c in classes]], rows)
         + "<p>Gradient-boosted trees (scikit-learn): "
-        + _e(", ".join(f"{k} {v}" for k, v in settings.items() if k != "enabled"))
-        + f"; fitted in {_num(bdt.get('fit_seconds'), 1)} s.</p>"
+        + escape(", ".join(f"{k} {v}" for k, v in settings.items() if k != "enabled"))
+        + f"; fitted in {number(bdt.get('fit_seconds'), 1)} s.</p>"
         + _bdt_firmware(bdt)
     )
 
@@ -367,26 +256,26 @@ def _bdt(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
 def _bdt_firmware(bdt: Mapping[str, Any]) -> str:
     emulation = bdt.get("emulation", {})
     if emulation.get("status") == "not available":
-        return _note(f"no conifer firmware: {emulation.get('reason')}")
+        return note(f"no conifer firmware: {emulation.get('reason')}")
     v = bdt["verification"]
-    return f"<p>HLS project: <code>{_e(bdt.get('hls_project'))}</code>.</p>" + _table(
+    return f"<p>HLS project: <code>{escape(bdt.get('hls_project'))}</code>.</p>" + table(
         ["conifer C++ emulation vs scikit-learn", "value"],
         [
             ["test jets", v["n_events"]],
             ["identical decisions", v["fraction_identical_decisions"]],
             ["max |score difference|", v["max_abs_score_diff"]],
             ["bound from the score type", v["score_diff_bound"]],
-            ["verified", _mark(bool(v.get("passed")))],
+            ["verified", mark(bool(v.get("passed")))],
         ],
     )
 
 
-def _saliency(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    from hepfpga.train.saliency import Saliency, plot_saliency
-
-    data = report.get("saliency")
+def _saliency(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
+    data = report.section("saliency")
     if not data:
-        return _note("no saliency in this run")
+        return note("no saliency in this run")
     parts = ["<p>Mean |d score<sub>c</sub> / d input| over the test jets of class c.</p>"]
     for model, per_class in data.items():
         classes = tuple(per_class)
@@ -397,35 +286,37 @@ def _saliency(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> st
         else:
             names, values = None, np.array([per_class[c] for c in classes])
         saliency = Saliency(values, classes, tuple(0 for _ in classes), names)
-        parts.append(f"<h3>{_e(MODEL_LABELS.get(model, model))}</h3>")
+        parts.append(f"<h3>{escape(MODEL_LABELS.get(model, model))}</h3>")
 
         def draw(b: io.BytesIO, s: Saliency = saliency) -> None:
             plot_saliency(s, b, fmt="png")
 
-        parts.append(_figure(draw, "saliency"))
+        parts.append(figure(draw, "saliency"))
         if names is not None:
-            top = [[c, _e(", ".join(n for n, _ in saliency.ranking(c)[:4]))] for c in classes]
-            parts.append(_table(["class", "most important features"], top, left=2))
+            top = [[c, escape(", ".join(n for n, _ in saliency.ranking(c)[:4]))] for c in classes]
+            parts.append(table(["class", "most important features"], top, left=2))
     return "".join(parts)
 
 
-def _layer_types(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    layers = report.get("firmware", {}).get("layer_types")
+def _layer_types(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
+    layers = report.section("firmware").get("layer_types")
     if not layers:
-        return _note("no per-layer types recorded")
+        return note("no per-layer types recorded")
     rows = []
     for item in layers:
         lo, hi = item.get("profiled_min"), item.get("profiled_max")
         fits = lo is None or (item["type_min"] <= lo and hi <= item["type_max"])
         rows.append(
-            [item["layer"], _e(item.get("class", "")), _e(item.get("result", "")),
-             _e(item.get("accum", "")), item.get("type_min"), item.get("type_max"), lo, hi,
-             _mark(fits)]
+            [item["layer"], escape(item.get("class", "")), escape(item.get("result", "")),
+             escape(item.get("accum", "")), item.get("type_min"), item.get("type_max"), lo, hi,
+             mark(fits)]
         )  # fmt: skip
     return (
         "<p>The type of each layer's output (and accumulator) in the firmware, the range "
         "it can hold, and the range the layer's output took on the test jets.</p>"
-        + _table(
+        + table(
             ["layer", "class", "result type", "accumulator", "type min", "type max",
              "profiled min", "profiled max", "covers"],
             rows, left=4,
@@ -433,22 +324,24 @@ def _layer_types(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) ->
     )  # fmt: skip
 
 
-def _firmware(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    cmp = report.get("hls_vs_qkeras")
+def _firmware(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
+    cmp = report.section("hls_vs_qkeras")
     if not cmp:
-        return _note("no HLS comparison in this run")
+        return note("no HLS comparison in this run")
     rows = [[k.replace("_", " "), v] for k, v in cmp.items() if not isinstance(v, dict | list)]
-    onnx = report.get("onnx_vs_qkeras", {})
+    onnx = report.section("onnx_vs_qkeras")
     rows += [[f"ONNX vs QKeras {k.replace('_', ' ')}", v] for k, v in onnx.items()
              if not isinstance(v, dict | list)]  # fmt: skip
     # the bulk emulator (hepfpga emulate) of this firmware: its engine and its proof
-    emulation = report.get("emulation") or {}
+    emulation = report.section("emulation")
     rows += [[f"emulator {k.replace('_', ' ')}", v] for k, v in emulation.items() if v is not None]
-    options = report.get("firmware", {}).get("options", {})
-    return _table(["HLS C simulation vs QKeras", "value"], rows) + (
-        _table(
+    options = report.section("firmware").get("options", {})
+    return table(["HLS C simulation vs QKeras", "value"], rows) + (
+        table(
             ["firmware option", "value"],
-            [[k, _e(v)] for k, v in options.items() if not isinstance(v, dict | list)],
+            [[k, escape(v)] for k, v in options.items() if not isinstance(v, dict | list)],
         )
         if options
         else ""
@@ -461,106 +354,119 @@ def _flat(prefix: str, value: Any) -> list[list[Any]]:
         for k, v in value.items():
             rows += _flat(f"{prefix}.{k}" if prefix else str(k), v)
         return rows
-    return [[prefix, value if isinstance(value, int | float) else _Raw(_e(value))]]
+    return [[prefix, value if isinstance(value, int | float) else Raw(escape(value))]]
 
 
-def _hardware(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    hardware = report.get("hardware")
+def _hardware(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
+    hardware = report.section("hardware")
     if not hardware:
-        return _note("no hardware figures in this run")
-    return _table(["figure", "value"], _flat("", hardware))
+        return note("no hardware figures in this run")
+    return table(["figure", "value"], _flat("", hardware))
 
 
 def _task_plots(
-    report: Mapping[str, Any], scores: Mapping[str, np.ndarray], *, plots: Mapping[str, bytes]
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
 ) -> str:
     names = _plot_names(report)
     if not names:
-        return _note("this run's task names no further plots")
+        return note("this run's task names no further plots")
     parts = []
     for name in names:
         content = plots.get(name)
         if content is None:
-            parts.append(_note(f"{name}: not in the run folder"))
+            parts.append(note(f"{name}: not in the run folder"))
             continue
         data = base64.b64encode(content).decode("ascii")
         parts.append(
-            f'<h3>{_e(name)}</h3><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
+            f'<h3>{escape(name)}</h3><img alt="{escape(name)}" src="data:image/png;base64,{data}">'
         )
     return "".join(parts)
 
 
-def _plot_names(report: Mapping[str, Any]) -> list[str]:
-    from hepfpga.pipeline.figures import TASK_FIGURES, task_of
-
-    figures = TASK_FIGURES.get(task_of(report))
-    return figures.plots(report) if figures is not None else []
+def _plot_names(report: RunReport) -> list[str]:
+    task = RUN_TASKS.get(report.task)
+    return task.figures.plots(report) if task is not None else []
 
 
-def _timings(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    return _table(["stage", "seconds"], list(report.get("timings_s", {}).items()))
+def _timings(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
+    return table(["stage", "seconds"], list(report.section("timings_s").items()))
 
 
-def _versions(report: Mapping[str, Any], scores: Mapping[str, np.ndarray]) -> str:
-    return _table(
-        ["tool", "version"], [[k, _Raw(_e(v))] for k, v in report.get("versions", {}).items()]
+def _versions(
+    report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]
+) -> str:
+    return table(
+        ["tool", "version"], [[k, Raw(escape(v))] for k, v in report.section("versions").items()]
     )
 
 
-_RENDERERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, np.ndarray]], str]] = {
-    "summary": _summary,
-    "data": _data,
-    "learning-curves": _learning_curves,
-    "overtraining": _overtraining,
-    "roc": _roc,
-    "confusion": _confusion,
-    "bdt": _bdt,
-    "saliency": _saliency,
-    "layer-types": _layer_types,
-    "firmware": _firmware,
-    "hardware": _hardware,
-    "timings": _timings,
-    "versions": _versions,
-}
+#: a section of the page: (report, scores.npz's arrays, the task's PNG files) -> HTML
+Renderer = Callable[[RunReport, Mapping[str, np.ndarray], Mapping[str, bytes]], str]
+
+#: every section of the page, in page order: (id, title, renderer)
+_PAGE: tuple[tuple[str, str, Renderer], ...] = (
+    ("summary", "Summary and checks", _summary),
+    ("data", "Data", _data),
+    ("learning-curves", "Learning curves", _learning_curves),
+    ("overtraining", "Overtraining: train vs test scores", _overtraining),
+    ("roc", "ROC curves", _roc),
+    ("task-plots", "Task plots", _task_plots),
+    ("confusion", "Confusion matrices", _confusion),
+    ("bdt", "DNN vs BDT", _bdt),
+    ("saliency", "Saliency", _saliency),
+    ("layer-types", "Per-layer types", _layer_types),
+    ("firmware", "Firmware exactness", _firmware),
+    ("hardware", "Hardware figures", _hardware),
+    ("timings", "Timings", _timings),
+    ("versions", "Versions", _versions),
+)
+
+#: (id, title) of every section, in page order
+SECTIONS: tuple[tuple[str, str], ...] = tuple((sid, title) for sid, title, _ in _PAGE)
 
 
 def render_report_html(
-    report: Mapping[str, Any],
+    report: RunReport | Mapping[str, Any],
     scores: Mapping[str, np.ndarray],
     plots: Mapping[str, bytes] | None = None,
 ) -> str:
-    """The page for ``report`` (report.json's content), ``scores`` (scores.npz's arrays;
+    """The page for ``report`` (report.json's content or read), ``scores`` (scores.npz's arrays;
     may be empty) and ``plots`` (PNG file name -> content: the run folder's plots its task
     names, see :attr:`~hepfpga.pipeline.figures.TaskFigures.plots`)."""
-    name = report.get("name", "run")
-    renderers = dict(_RENDERERS, **{"task-plots": partial(_task_plots, plots=plots or {})})
-    nav = "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title in SECTIONS)
+    if not isinstance(report, RunReport):
+        report = RunReport.from_content(report, strict=False)
+    name = report.name or "run"
+    nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title in SECTIONS)
     body = "".join(
-        f'<section id="{sid}"><h2>{_e(title)}</h2>{renderers[sid](report, scores)}</section>'
-        for sid, title in SECTIONS
+        f'<section id="{sid}"><h2>{escape(title)}</h2>'
+        f"{render(report, scores, plots or {})}</section>"
+        for sid, title, render in _PAGE
     )
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>hepfpga run {_e(name)}</title>"
+        f"<title>hepfpga run {escape(name)}</title>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>"
-        f"<h1>hepfpga run <code>{_e(name)}</code></h1><nav>{nav}</nav>{body}</body></html>\n"
+        f"<h1>hepfpga run <code>{escape(name)}</code></h1><nav>{nav}</nav>{body}</body></html>\n"
     )
 
 
 def write_report_html(run_dir: Path) -> Path:
     """(Re)build ``run_dir/report.html`` from ``report.json`` and ``scores.npz`` there; the
     page is written atomically. Returns its path."""
-    from hepfpga.artifacts import write_text_atomic
-
     run_dir = Path(run_dir)
     report_path = run_dir / "report.json"
     if not report_path.is_file():
         raise DataError(f"{run_dir} is not a run folder: it has no report.json")
     try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
+        content = json.loads(report_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{report_path} is not valid JSON: {exc}") from exc
+    report = RunReport.from_content(content, str(report_path), strict=False)
     scores: dict[str, np.ndarray] = {}
     scores_path = run_dir / SCORES_FILE
     if scores_path.is_file():

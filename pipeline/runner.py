@@ -1,9 +1,12 @@
 """The end-to-end run: data -> float model -> QKeras QAT -> ONNX + hls4ml firmware ->
 verification -> evaluation -> report.
 
-:func:`run_pipeline` runs the stages of :data:`STAGES` in order (each a function of
-:mod:`hepfpga.pipeline.stages` returning a typed result; each can be called alone) and
-composes the report from their results. A new stage is one :func:`register_stage` call.
+:func:`run_pipeline` runs the stage list of the config's task in order
+(:meth:`hepfpga.pipeline.task.RunTask.stages`: the base list
+:data:`hepfpga.pipeline.stage_list.STAGES` with the task's replacements and removals; each
+stage a function returning a typed result that can be called alone) and composes the report
+from their results. A new stage is one :func:`~hepfpga.pipeline.stage_list.register_stage`
+call; a stage a task leaves out is listed with the reason under ``stages_left_out``.
 Everything is written into a temporary folder renamed to ``<output_dir>/<name>/`` when
 complete:
 
@@ -34,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,83 +48,15 @@ from hepfpga.artifacts import (
     write_json_atomic,
     write_manifest,
 )
-from hepfpga.pipeline.analysis import analysis_stage, bdt_stage
 from hepfpga.pipeline.config import PipelineConfig, config_to_dict
 from hepfpga.pipeline.report_html import write_report_html
-from hepfpga.pipeline.stages import (
-    DataResult,
-    Run,
-    StageResult,
-    data_stage,
-    evaluation_stage,
-    firmware_stage,
-    float_training_stage,
-    onnx_stage,
-    preflight_stage,
-    qat_stage,
-    verification_stage,
-)
+from hepfpga.pipeline.run import Run
+from hepfpga.pipeline.stages import DataResult
+from hepfpga.pipeline.tasks import RUN_TASKS, RunTask
 
-__all__ = [
-    "STAGES",
-    "TASK_STAGES",
-    "RunResult",
-    "Stage",
-    "register_stage",
-    "register_task_stages",
-    "run_pipeline",
-]
+__all__ = ["RunResult", "run_pipeline"]
 
 log = logging.getLogger("hepfpga")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of a run: ``run(run) -> result`` (None: nothing to add), timed as ``name``."""
-
-    name: str
-    message: str
-    run: Callable[[Run], StageResult | None]
-
-
-#: The stages of a run, in order.
-STAGES: list[Stage] = [
-    Stage("data", "loading and splitting the jets", data_stage),
-    Stage("preflight", "checking the model against the firmware options", preflight_stage),
-    Stage("float_training", "training the float model", float_training_stage),
-    Stage("qat", "quantization-aware training (QKeras)", qat_stage),
-    Stage("onnx", "exporting to ONNX and checking with onnxruntime", onnx_stage),
-    Stage("firmware", "hls4ml conversion and C simulation build", firmware_stage),
-    Stage("csim", "verifying the C simulation against QKeras", verification_stage),
-    Stage("evaluation", "evaluating accuracies, ROC curves and AUCs", evaluation_stage),
-    Stage("bdt", "DNN vs BDT: boosted trees, conifer emulation and HLS project", bdt_stage),
-    Stage("analysis", "overtraining check, saliency, layer types", analysis_stage),
-]
-
-
-def register_stage(stage: Stage, *, after: str | None = None) -> Stage:
-    """Add ``stage`` to :data:`STAGES` after the stage named ``after`` (default: at the end)."""
-    names = [s.name for s in STAGES]
-    if stage.name in names:
-        raise ValueError(f"a stage named {stage.name!r} is already registered")
-    if after is None:
-        STAGES.append(stage)
-    elif after not in names:
-        raise ValueError(f"no stage named {after!r}; stages: {', '.join(names)}")
-    else:
-        STAGES.insert(names.index(after) + 1, stage)
-    return stage
-
-
-#: The stage list of each task (``task.name``); classification runs :data:`STAGES`.
-TASK_STAGES: dict[str, Callable[[], list[Stage]]] = {"classification": lambda: STAGES}
-
-
-def register_task_stages(task: str, stages: Callable[[], list[Stage]]) -> None:
-    """Run ``stages()`` for configs whose ``task.name`` is ``task``."""
-    if task in TASK_STAGES:
-        raise ValueError(f"the stages of task {task!r} are already registered")
-    TASK_STAGES[task] = stages
 
 
 @dataclass
@@ -144,7 +78,7 @@ def _merge(target: dict[str, Any], items: dict[str, Any]) -> None:
 
 
 def _report(
-    run: Run, seconds: dict[str, float], total: float
+    run: Run, task: RunTask, seconds: dict[str, float], total: float
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     checks: dict[str, Any] = {}
     report: dict[str, Any] = {"name": run.config.name, "status": "", "checks": checks}
@@ -161,6 +95,8 @@ def _report(
     report["status"] = "failed" if failed else "incomplete" if missing else "passed"
     if missing:
         report["not_available"] = missing
+    if task.remove:
+        report["stages_left_out"] = dict(task.remove)
     report["timings_s"] = {**seconds, "total": round(total, 2)}
     report["versions"] = tool_versions()
     report["config"] = config_to_dict(run.config)
@@ -170,7 +106,7 @@ def _report(
 def run_pipeline(
     config: PipelineConfig, *, config_path: Path | None = None, overwrite: bool = False
 ) -> RunResult:
-    """Run every stage of :data:`STAGES` for ``config`` and return the finished run folder
+    """Run every stage of ``config``'s task for ``config`` and return the finished run folder
     and report.
 
     ``report["status"]`` is ``passed`` (every check held), ``failed`` (a check did not hold;
@@ -184,7 +120,8 @@ def run_pipeline(
     seconds: dict[str, float] = {}
     with atomic_directory(destination, overwrite=overwrite) as run_dir:
         run = Run(config=config, run_dir=run_dir, config_path=config_path)
-        for stage in TASK_STAGES[config.task.name]():
+        task = RUN_TASKS.lookup(config.task.name, "task.name")
+        for stage in task.stages():
             log.info("%s ...", stage.message)
             start = time.perf_counter()
             result = stage.run(run)
@@ -192,7 +129,7 @@ def run_pipeline(
                 run.results[stage.name] = result
             seconds[stage.name] = round(time.perf_counter() - start, 2)
             log.info("%s done in %.1f s", stage.message, seconds[stage.name])
-        report, failed, _ = _report(run, seconds, time.perf_counter() - total_start)
+        report, failed, _ = _report(run, task, seconds, time.perf_counter() - total_start)
         write_json_atomic(run_dir / "report.json", report)
         write_report_html(run_dir)
         write_manifest(
@@ -202,25 +139,3 @@ def run_pipeline(
             extra={"status": report["status"]},
         )
     return RunResult(run_dir=destination, report=report, passed=not failed, failed_checks=failed)
-
-
-from hepfpga.pipeline.hardware import hardware_stage  # noqa: E402
-from hepfpga.pipeline.tasks.anomaly import anomaly_stages  # noqa: E402
-
-register_stage(
-    Stage("hardware", "RTL, RTL simulation and yosys figures (hardware.enabled)", hardware_stage),
-    after="csim",
-)
-
-from hepfpga.pipeline.emulation import emulation_stage  # noqa: E402
-
-register_stage(
-    Stage("emulation", "proving the bulk emulator against the C simulation", emulation_stage),
-    after="csim",
-)
-
-register_task_stages("anomaly_detection", anomaly_stages)
-
-from hepfpga.pipeline.tasks.generation import generation_stages  # noqa: E402
-
-register_task_stages("generation", generation_stages)

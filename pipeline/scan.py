@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from hepfpga.errors import ConfigError
+from hepfpga.firmware.rtl.codegen import write_rtl
+from hepfpga.firmware.rtl.synth import synthesize as yosys
+from hepfpga.firmware.rtl.trace import trace_model
+from hepfpga.firmware.verify import keras_outputs_with_logits
 from hepfpga.pipeline.config import PipelineConfig
+from hepfpga.pipeline.run import Run
+from hepfpga.pipeline.stages import data_stage, float_training_stage
+from hepfpga.quantize.qat import quantize_model
+from hepfpga.train.evaluate import evaluate_classifier
+from hepfpga.train.fit import fit_classifier
 
 __all__ = ["REFERENCE", "ScanPoint", "ScanResult", "run_scan"]
 
@@ -89,15 +98,6 @@ def run_scan(
     tolerance: float = 0.01,
 ) -> ScanResult:
     """Scan weight/activation bit widths ``bits`` for ``config`` (see the module notes)."""
-    from hepfpga.firmware.rtl.codegen import write_rtl
-    from hepfpga.firmware.rtl.synth import synthesize as yosys
-    from hepfpga.firmware.rtl.trace import trace_model
-    from hepfpga.firmware.verify import keras_outputs_with_logits
-    from hepfpga.pipeline.stages import Run, data_stage, float_training_stage
-    from hepfpga.quantize.qat import quantize_model
-    from hepfpga.train.evaluate import evaluate_classifier
-    from hepfpga.train.fit import fit_classifier
-
     if not bits or any(b < 2 or b > 16 for b in bits):
         raise ConfigError(f"expected bit widths from 2 to 16, got {bits}", path="scan.bits")
     points: list[ScanPoint] = []

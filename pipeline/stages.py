@@ -1,46 +1,56 @@
-"""The stages of a run, each a function ``stage(run) -> typed result``.
-
-A stage reads what it needs from the :class:`Run` (the config, the run folder and the results
-of earlier stages, by type) and returns its own result. A result may contribute to the report
-(:meth:`report_items`) and to the checks that decide the exit status (:meth:`checks`); the
-report stage collects them from every result, so a new stage (a BDT, a hardware build) is one
-function and one :func:`~hepfpga.pipeline.runner.register_stage` call, with no edit of the others.
+"""The stages every task shares or starts from, each a function ``stage(run) -> typed
+result`` (:mod:`hepfpga.pipeline.run`): data, float training, QKeras QAT, ONNX, firmware, its
+C-simulation verification and the classification evaluation. The base stage list
+(:data:`hepfpga.pipeline.stage_list.STAGES`) composes them with the pre-flight, emulation,
+hardware, BDT and analysis stages; a task replaces or removes stages of it by name.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from hepfpga.errors import ConfigError, ConversionError
-from hepfpga.pipeline.config import PipelineConfig, config_to_dict
+from hepfpga.artifacts import write_json_atomic
+from hepfpga.deploy.onnx_export import check_onnx, export_onnx
+from hepfpga.errors import ConversionError
+from hepfpga.firmware import compile_project, record_verification, verify_model, write_project
+from hepfpga.firmware.csim import predict
+from hepfpga.firmware.hls_config import hls4ml_ready_model
+from hepfpga.firmware.precision import check_supported
+from hepfpga.firmware.verify import keras_outputs_with_logits
+from hepfpga.pipeline.config import config_to_dict
+from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check, Run, StageResult
+from hepfpga.quantize.model_io import save_keras_model
+from hepfpga.quantize.qat import quantize_model
+from hepfpga.train.architectures import build_model, get_architecture
+from hepfpga.train.dataset import Split, split_sample, stratified_subsample
+from hepfpga.train.evaluate import evaluate_classifier, plot_roc
+from hepfpga.train.fit import fit_classifier
+from hepfpga.train.io import builtin_sample_path, load_sample
 
 if TYPE_CHECKING:
     from hepfpga.deploy.onnx_export import OnnxExport, OnnxParity
     from hepfpga.firmware.project import FirmwareProject
     from hepfpga.firmware.verify import VerificationReport
     from hepfpga.train.architectures import Architecture, FirmwareForm
-    from hepfpga.train.dataset import Split
     from hepfpga.train.evaluate import ClassifierMetrics
     from hepfpga.train.fit import FitResult
     from hepfpga.train.jets import JetSample
     from hepfpga.train.representations import PreparedInputs
 
 __all__ = [
-    "SCORES_FILE",
-    "Check",
     "DataResult",
     "EvaluationResult",
     "FirmwareResult",
+    "FloatModelResult",
     "ModelResult",
     "OnnxResult",
-    "PreflightResult",
+    "QuantizedModelResult",
     "Run",
-    "StageResult",
     "VerificationResult",
     "build_data_result",
     "data_stage",
@@ -49,80 +59,16 @@ __all__ = [
     "float_training_stage",
     "load_run_sample",
     "onnx_stage",
-    "preflight_stage",
     "prepare_run_inputs",
     "qat_stage",
-    "section_as",
     "split_run_sample",
     "verification_stage",
 ]
 
+# ``Run`` is :mod:`hepfpga.pipeline.run`'s, named here for the callers that compose these stages
+# alone (``hepfpga hardware --scan``)
 log = logging.getLogger("hepfpga")
-R = TypeVar("R")
-S = TypeVar("S")
 DataResultT = TypeVar("DataResultT", bound="DataResult")
-
-
-def section_as(section: object, kind: type[S], path: str) -> S:
-    """The config ``section`` as the registered class ``kind`` a task's stages work with (the
-    ``task`` or ``model`` section of that task); a :class:`ConfigError` at ``path`` otherwise."""
-    if not isinstance(section, kind):
-        raise ConfigError(
-            f"these stages need a {kind.__name__} section, not a {type(section).__name__}",
-            path=path,
-        )
-    return section
-
-
-@dataclass(frozen=True)
-class Check:
-    """One requirement of the run: the measured ``value``, what was ``required`` (None: only
-    reported) and whether it held (None: could not be measured, e.g. no firmware)."""
-
-    value: Any
-    required: Any
-    passed: bool | None
-    reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"value": self.value, "required": self.required, "passed": self.passed}
-        if self.reason is not None:
-            out["reason"] = self.reason
-        return out
-
-
-class StageResult:
-    """Base of stage results: what a result adds to ``report.json`` and to the checks."""
-
-    def report_items(self, run: Run) -> dict[str, Any]:
-        return {}
-
-    def checks(self, run: Run) -> dict[str, Check]:
-        return {}
-
-
-@dataclass
-class Run:
-    """A run in progress: its config, its (temporary) folder and the stage results so far."""
-
-    config: PipelineConfig
-    run_dir: Path
-    config_path: Path | None = None
-    results: dict[str, StageResult] = field(default_factory=dict)
-
-    def get(self, kind: type[R]) -> R:
-        """The result of type ``kind`` of an earlier stage."""
-        for result in self.results.values():
-            if isinstance(result, kind):
-                return result
-        raise LookupError(f"no {kind.__name__} yet; stages run: {', '.join(self.results)}")
-
-    def find(self, kind: type[R]) -> R | None:
-        """Like :meth:`get`, or None when no stage produced one."""
-        try:
-            return self.get(kind)
-        except LookupError:
-            return None
 
 
 # --- data -------------------------------------------------------------------------------
@@ -187,8 +133,6 @@ class DataResult(StageResult):
 
 def load_run_sample(run: Run) -> tuple[Path, JetSample]:
     """The run's jet sample (``data.path``, or the built-in one) and its path."""
-    from hepfpga.train.io import builtin_sample_path, load_sample
-
     data = run.config.data
     path = data.path if data.path is not None else builtin_sample_path()
     return path, load_sample(path)
@@ -197,8 +141,6 @@ def load_run_sample(run: Run) -> tuple[Path, JetSample]:
 def split_run_sample(run: Run, sample: JetSample) -> Split:
     """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
     stratified split for every task with the same seed)."""
-    from hepfpga.train.dataset import split_sample, stratified_subsample
-
     config = run.config
     if config.data.max_jets is not None:
         sample = stratified_subsample(sample, config.data.max_jets, config.seed)
@@ -210,8 +152,6 @@ def prepare_run_inputs(run: Run, split: Split) -> PreparedInputs:
     """The network inputs of the architecture's representation of ``split`` (scaling fitted on
     ``split.train``), its preprocessing saved in the run folder: ``scaler.json`` for scaled
     features, ``inputs.json`` otherwise."""
-    from hepfpga.artifacts import write_json_atomic
-
     config = run.config
     inputs = config.model.input_representation(config.data).prepare(split)
     if inputs.scaler is not None:
@@ -232,8 +172,6 @@ def build_data_result(
     """A ``result`` (:class:`DataResult` or a subclass, with the ``extra`` fields) for the jets of
     ``split``: the architecture's inputs prepared by :func:`prepare_run_inputs` (scaling fitted
     on ``split.train``), the labels of the three parts, the test inputs."""
-    from hepfpga.train.architectures import get_architecture
-
     inputs = prepare_run_inputs(run, split)
     return result(
         sample=sample,
@@ -251,8 +189,6 @@ def build_data_result(
 def data_stage(run: Run) -> DataResult:
     """Load the jets, subsample, split, and build the architecture's inputs (preprocessing
     fitted on the training jets only)."""
-    from hepfpga.train.dataset import Split, stratified_subsample
-
     config = run.config
     path, sample = load_run_sample(run)
     split = split_run_sample(run, sample)
@@ -296,10 +232,6 @@ class QuantizedModelResult(ModelResult):
 
 def float_training_stage(run: Run) -> FloatModelResult:
     """Build the architecture's float model and fit it (early stopping on validation)."""
-    from hepfpga.quantize.model_io import save_keras_model
-    from hepfpga.train.architectures import build_model
-    from hepfpga.train.fit import fit_classifier
-
     data = run.get(DataResult)
     config = run.config
     inputs = data.inputs
@@ -320,11 +252,6 @@ def float_training_stage(run: Run) -> FloatModelResult:
 
 def qat_stage(run: Run) -> QuantizedModelResult:
     """The QKeras counterpart of the float model, fine-tuned (quantization-aware)."""
-    from hepfpga.firmware.verify import keras_outputs_with_logits
-    from hepfpga.quantize.model_io import save_keras_model
-    from hepfpga.quantize.qat import quantize_model
-    from hepfpga.train.fit import fit_classifier
-
     data = run.get(DataResult)
     float_model = run.get(FloatModelResult).model
     config = run.config
@@ -366,8 +293,6 @@ class OnnxResult(StageResult):
 
 def onnx_stage(run: Run) -> OnnxResult:
     """Export the QKeras model with tf2onnx and check it with onnxruntime on the test set."""
-    from hepfpga.deploy.onnx_export import check_onnx, export_onnx
-
     data = run.get(DataResult)
     qmodel = run.get(QuantizedModelResult).model
     export = export_onnx(
@@ -437,9 +362,6 @@ def firmware_inputs(form: FirmwareForm | None, x: Any) -> Any:
 
 def firmware_unavailable_reason(qmodel: Any) -> str | None:
     """Why the firmware stage cannot convert ``qmodel`` (None: it can)."""
-    from hepfpga.firmware.hls_config import hls4ml_ready_model
-    from hepfpga.firmware.precision import check_supported
-
     try:
         check_supported(hls4ml_ready_model(qmodel))
     except ConversionError as exc:
@@ -450,8 +372,6 @@ def firmware_unavailable_reason(qmodel: Any) -> str | None:
 def firmware_stage(run: Run) -> FirmwareResult:
     """Write the hls4ml project of the QKeras model (test bench from the test set) and compile
     its C simulation."""
-    from hepfpga.firmware import compile_project, write_project
-
     data = run.get(DataResult)
     q = run.get(QuantizedModelResult)
     n_tb = min(run.config.verification.testbench_events, len(data.x_test))
@@ -534,11 +454,8 @@ class VerificationResult(StageResult):
 def verification_stage(run: Run) -> VerificationResult | None:
     """Verify the compiled project with :func:`~hepfpga.firmware.verify.verify_model` (the
     path of ``hepfpga verify``) and record the comparison in the project folder."""
-    from hepfpga.firmware import record_verification, verify_model
-    from hepfpga.firmware.csim import predict
-
-    firmware = run.get(FirmwareResult)
-    if firmware.project is None:
+    firmware = run.find(FirmwareResult)
+    if firmware is None or firmware.project is None:  # no firmware stage, or no project
         return None
     data = run.get(DataResult)
     qmodel = run.get(QuantizedModelResult).model
@@ -551,11 +468,6 @@ def verification_stage(run: Run) -> VerificationResult | None:
 
 
 # --- evaluation -------------------------------------------------------------------------
-
-
-#: test-set labels and class scores of every model (``float``, ``qkeras``, ``hls``), for
-#: ``hepfpga compare``'s ROC overlay
-SCORES_FILE = "scores.npz"
 
 
 @dataclass
@@ -588,8 +500,6 @@ class EvaluationResult(StageResult):
 
 def evaluation_stage(run: Run) -> EvaluationResult:
     """Accuracy, ROC curves and AUCs of the float, QKeras and (if built) HLS models."""
-    from hepfpga.train.evaluate import evaluate_classifier, plot_roc
-
     data = run.get(DataResult)
     scores = {
         "float": run.get(FloatModelResult).probs,
@@ -599,10 +509,9 @@ def evaluation_stage(run: Run) -> EvaluationResult:
     if verification is not None:
         scores["hls"] = verification.hls_probs
     metrics = {k: evaluate_classifier(v, data.y_test, data.classes) for k, v in scores.items()}
-    labels = {"float": "float", "qkeras": "QKeras", "hls": "HLS"}
     roc = run.run_dir / "roc.png"
     plot_roc(
-        {labels[k]: v for k, v in scores.items()},
+        {MODELS[k]: v for k, v in scores.items()},
         data.y_test,
         data.classes,
         roc,
@@ -615,86 +524,3 @@ def evaluation_stage(run: Run) -> EvaluationResult:
         **{name: np.asarray(v, dtype=np.float32) for name, v in scores.items()},
     )
     return EvaluationResult(metrics, roc)
-
-
-# --- pre-flight: what can be refused before any training ---------------------------------
-
-#: loops HLS unrolls completely in the Latency strategy must stay at or below this many
-#: multiplications (Vivado/Vitis HLS refuse to unroll beyond it; hls4ml's documented limit)
-UNROLL_LIMIT = 4096
-
-
-@dataclass
-class PreflightResult(StageResult):
-    """The untrained float model's size, after the checks that need no training."""
-
-    parameters: int
-
-    def report_items(self, run: Run) -> dict[str, Any]:
-        return {"parameters": self.parameters}
-
-
-def _unrolled_multiplications(layer: Any) -> int | None:
-    kind = type(layer).__name__
-    if kind == "Dense":
-        return int(layer.input_shape[-1]) * int(layer.units)
-    if kind in ("Conv1D", "Conv2D"):
-        kernel = int(np.prod(layer.kernel_size)) * int(layer.input_shape[-1]) * layer.filters
-        return kernel * int(np.prod(layer.output_shape[1:-1]))
-    return None
-
-
-def firmware_fit_problem(model: Any, options: Any) -> ConfigError | None:
-    """A :class:`ConfigError` naming the firmware option that cannot hold ``model``, or None.
-
-    With the ``Latency`` strategy HLS unrolls each layer's multiplications: a Dense layer's
-    ``n_in * n_out``, and with ``io_parallel`` a convolution's over the whole image (with
-    ``io_stream`` a convolution computes one pixel at a time, ``kernel * channels * filters``).
-    More than :data:`UNROLL_LIMIT` cannot be built.
-    """
-    from hepfpga.firmware.options import IOType, Strategy
-
-    if options.strategy is not Strategy.LATENCY:
-        return None
-    for layer in model.layers:
-        n = _unrolled_multiplications(layer)
-        if n is None:
-            continue
-        conv = type(layer).__name__.startswith("Conv")
-        if conv and options.io_type is IOType.STREAM:
-            n //= int(np.prod(layer.output_shape[1:-1]))
-        if n > UNROLL_LIMIT:
-            where, fix = (
-                (
-                    "firmware.io_type",
-                    "use io_type: io_stream (one pixel at a time) or a smaller image",
-                )
-                if conv and options.io_type is IOType.PARALLEL
-                else ("firmware.strategy", "use strategy: Resource, or fewer inputs/units")
-            )
-            return ConfigError(
-                f"layer '{layer.name}' ({type(layer).__name__}, output "
-                f"{tuple(layer.output_shape[1:])}) needs {n} multiplications unrolled, more "
-                f"than the {UNROLL_LIMIT} HLS unrolls with {options.io_type.value} and the "
-                f"Latency strategy; {fix}",
-                path=where,
-            )
-    return None
-
-
-def preflight_stage(run: Run) -> PreflightResult:
-    """Refuse, before any training, what the config cannot do: per-layer bit widths naming no
-    layer of the model, a model the firmware cannot unroll. Builds the untrained model."""
-    from hepfpga.train.architectures import build_model
-
-    data = run.get(DataResult)
-    config = run.config
-    model = build_model(data.inputs.input_shape, len(data.classes), config.model, seed=config.seed)
-    try:
-        config.quantization.check_layer_names(model)
-    except ConfigError as exc:
-        raise ConfigError(exc.message, path=f"quantization.{exc.path}") from exc
-    problem = firmware_fit_problem(model, config.firmware)
-    if problem is not None:
-        raise problem
-    return PreflightResult(int(model.count_params()))

@@ -48,8 +48,21 @@ from typing import Any
 import numpy as np
 import yaml
 
+from hepfpga._optional import require
 from hepfpga._schema import build, closest, to_plain
+from hepfpga.artifacts import write_json_atomic, write_text_atomic
 from hepfpga.errors import ConfigError, HepfpgaError
+from hepfpga.firmware.rtl.codegen import write_rtl
+from hepfpga.firmware.rtl.trace import trace_model
+from hepfpga.pipeline.config import config_to_dict, load_config, parse_config
+from hepfpga.quantize.qat import quantize_model
+from hepfpga.registry import Registry
+from hepfpga.train.architectures import build_model
+from hepfpga.train.dataset import split_sample, stratified_subsample
+from hepfpga.train.fit import fit_classifier
+from hepfpga.train.io import builtin_sample_path, load_sample
+from hepfpga.train.progress import progress_bar
+from hepfpga.yaml_io import load_yaml
 
 __all__ = [
     "OBJECTIVES",
@@ -168,21 +181,19 @@ def _random(seed: int) -> Any:
 
 
 #: search strategies by name
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        # the grid's points are queued by the driver; the sampler only fills nothing
-        Strategy("grid", _random, exhaustive=True),
-        Strategy("random", _random),
-        Strategy("bayesian", _tpe),
-    )
-}
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+for _strategy in (
+    # the grid's points are queued by the driver; the sampler only fills nothing
+    Strategy("grid", _random, exhaustive=True),
+    Strategy("random", _random),
+    Strategy("bayesian", _tpe),
+):
+    STRATEGIES.register(_strategy.name, _strategy)
 
 
 def _queue_grid(study: Any, space: Mapping[str, Dimension]) -> int:
     """Queue every grid point no finished or queued trial has; returns the grid's size."""
     # deferred, optional: optuna (hepfpga[tune])
-
     import optuna
 
     names = list(space)
@@ -213,7 +224,7 @@ def _no_pruning() -> Any:
 
 
 #: pruners by name
-PRUNERS: dict[str, Callable[[], Any]] = {"median": _median, "none": _no_pruning}
+PRUNERS: Registry[Callable[[], Any]] = Registry("pruner", {"median": _median, "none": _no_pruning})
 
 
 @dataclass(frozen=True)
@@ -229,31 +240,22 @@ class Objective:
     hardware_cost: bool = False
 
 
-OBJECTIVES: dict[str, Objective] = {
-    o.name: o
-    for o in (
-        Objective("float_accuracy", False, "validation accuracy of the float model"),
-        Objective("qkeras_accuracy", True, "validation accuracy of the QKeras model after QAT"),
-        Objective(
-            "qkeras_accuracy_lut",
-            True,
-            "QKeras validation accuracy - lut_weight x (da4ml LUT estimate / 10,000)",
-            hardware_cost=True,
-        ),
-    )
-}
+#: objectives by name
+OBJECTIVES: Registry[Objective] = Registry("objective")
+for _objective in (
+    Objective("float_accuracy", False, "validation accuracy of the float model"),
+    Objective("qkeras_accuracy", True, "validation accuracy of the QKeras model after QAT"),
+    Objective(
+        "qkeras_accuracy_lut",
+        True,
+        "QKeras validation accuracy - lut_weight x (da4ml LUT estimate / 10,000)",
+        hardware_cost=True,
+    ),
+):
+    OBJECTIVES.register(_objective.name, _objective)
 
 #: LUTs per unit of ``lut_weight`` in the ``qkeras_accuracy_lut`` objective
 LUT_UNIT = 10_000
-
-
-def _check_choice(value: str, registry: Mapping[str, Any], path: str) -> None:
-    if value not in registry:
-        hint = closest(value, registry)
-        suggestion = f" (did you mean '{hint}'?)" if hint else ""
-        raise ConfigError(
-            f"invalid value {value!r}{suggestion}; accepted: {', '.join(registry)}", path=path
-        )
 
 
 @dataclass(frozen=True)
@@ -277,11 +279,11 @@ class TuneConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_choice(self.objective, OBJECTIVES, "objective")
+        OBJECTIVES.lookup(self.objective, "objective")
         if self.lut_weight < 0:
             raise ConfigError(f"expected a number >= 0, got {self.lut_weight!r}", path="lut_weight")
-        _check_choice(self.strategy, STRATEGIES, "strategy")
-        _check_choice(self.pruner, PRUNERS, "pruner")
+        STRATEGIES.lookup(self.strategy, "strategy")
+        PRUNERS.lookup(self.pruner, "pruner")
         if not self.space:
             raise ConfigError("expected at least one searched value", path="space")
         for name in ("trials", "workers"):
@@ -296,9 +298,6 @@ class TuneConfig:
 def load_tune_config(path: str | Path) -> tuple[TuneConfig, dict[str, Any]]:
     """Read a tune file; returns it and the base run config (overrides applied) as plain data,
     both validated: every searched path must exist in the run config."""
-    from hepfpga.pipeline.config import config_to_dict, load_config, parse_config
-    from hepfpga.yaml_io import load_yaml
-
     path = Path(path)
     tune = build(TuneConfig, load_yaml(path, what="tune file"), source=str(path))
     base_path = tune.config if tune.config.is_absolute() else path.parent / tune.config
@@ -413,11 +412,6 @@ def _pruning_callback(trial: Any, offset: int) -> Any:
 
 
 def _evaluate(trial: Any, task: _TrialTask) -> float:
-    from hepfpga.pipeline.config import parse_config
-    from hepfpga.train.architectures import build_model
-    from hepfpga.train.dataset import split_sample, stratified_subsample
-    from hepfpga.train.fit import fit_classifier
-    from hepfpga.train.io import builtin_sample_path, load_sample
 
     plain = copy.deepcopy(task.base)
     for dotted, dim in task.space.items():
@@ -445,8 +439,6 @@ def _evaluate(trial: Any, task: _TrialTask) -> float:
     trial.set_user_attr("float_accuracy", value)
     trial.set_user_attr("float_epochs", fit.epochs_run)
     if OBJECTIVES[task.objective].needs_qat:
-        from hepfpga.quantize.qat import quantize_model
-
         qmodel = quantize_model(model, config.quantization)
         fit_classifier(
             qmodel, x_train, y_train, x_val, y_val, config.quantization, seed=config.seed,
@@ -464,10 +456,6 @@ def _evaluate(trial: Any, task: _TrialTask) -> float:
 def estimated_luts(qmodel: Any, clock_period_ns: float) -> int:
     """da4ml's LUT estimate of ``qmodel``'s RTL (traced as ``hepfpga hardware`` does, pipelined
     at ``clock_period_ns``; written to a temporary folder, no simulation or synthesis)."""
-
-    from hepfpga.firmware.rtl.codegen import write_rtl
-    from hepfpga.firmware.rtl.trace import trace_model
-
     net = trace_model(qmodel)
     with tempfile.TemporaryDirectory(prefix="hepfpga-tune-rtl-") as folder:
         project = write_rtl(net, Path(folder) / "rtl", clock_period_ns=clock_period_ns)
@@ -496,7 +484,6 @@ class TuneResult:
 
 
 def _progress(total: int, quiet: bool) -> Any:
-    from hepfpga.train.progress import progress_bar
 
     return progress_bar(total, "trials", "trial", quiet=quiet)
 
@@ -515,7 +502,6 @@ def _finished(study: Any) -> list[Any]:
 
 
 def _client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
-    from hepfpga._optional import require
 
     distributed = require("distributed", "tune", "parallel trials")
     if scheduler:
@@ -544,8 +530,6 @@ def run_tune(
     """Run (or resume) the search; writes ``<output_dir>/<study>/`` (results.csv,
     best_config.yaml, tune_report.json, objective.png, importances.png, and study.db with the
     default storage)."""
-    from hepfpga._optional import require
-
     optuna = require("optuna", "tune", "hyper-parameter search")
     if OBJECTIVES[tune.objective].hardware_cost:
         require("da4ml", "hardware", f"the objective '{tune.objective}' (da4ml LUT estimates)")
@@ -658,8 +642,6 @@ def _results(study: Any, folder: Path, url: str, seconds: float) -> TuneResult:
 
 
 def _write_outputs(result: TuneResult, study: Any, tune: TuneConfig, base: dict[str, Any]) -> None:
-
-    from hepfpga.artifacts import write_json_atomic, write_text_atomic
 
     folder = result.folder
     fixed = ("number", "state", "value", "default", "seconds")

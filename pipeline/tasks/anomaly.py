@@ -1,4 +1,5 @@
-"""The stages of an ``anomaly_detection`` run (:mod:`hepfpga.train.tasks.anomaly`).
+"""The ``anomaly_detection`` task of a run (:mod:`hepfpga.train.tasks.anomaly`): its stages,
+figures, ROC section and compare overlay.
 
 The data stage keeps only background jets for training and validation (the feature scaling
 is fitted on them) and the background and signal classes for the test; the float and QAT
@@ -14,43 +15,69 @@ Run folder, besides the classification run's files: ``float_<part>.h5`` and
 ``qkeras_model.h5`` (the score models, what ``model.onnx`` and ``firmware/`` hold),
 ``roc.png`` (background acceptance vs signal efficiency), ``score_distributions.png``,
 ``scores.npz`` (test labels and the scores of every model).
+
+Stage list: the base list with the task's data, float training, QAT and evaluation stages; the
+shared ONNX, firmware, C-simulation, emulation and hardware stages act on the score model. It
+leaves out the BDT and the analysis stages (see :data:`ANOMALY_DETECTION`).
+
+Figures: the AUC of the background classes against each signal class (the headline: its mean
+over the signal classes), and the signal efficiency at each background acceptance the run
+measured (None where the acceptance is below one background jet). ``hepfpga compare`` overlays
+background acceptance (log) against signal efficiency, one panel per signal class.
 """
 
 from __future__ import annotations
 
+import io
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from hepfpga.errors import DataError
+from hepfpga.pipeline.figures import FigureTable, TaskFigures, Value, columns, mean, value
+from hepfpga.pipeline.html import figure, note
+from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check, Run, StageResult, section_as
+from hepfpga.pipeline.run_report import RunReport
+from hepfpga.pipeline.stage_list import Stage
 from hepfpga.pipeline.stages import (
-    Check,
     DataResult,
     FloatModelResult,
     QuantizedModelResult,
-    Run,
-    StageResult,
     VerificationResult,
     build_data_result,
     load_run_sample,
-    section_as,
     split_run_sample,
 )
-
-if TYPE_CHECKING:
-    from hepfpga.train.tasks.anomaly import AnomalyDetectionConfig
+from hepfpga.pipeline.summary import RunSummary, curve_model, draw_panels, save_panels
+from hepfpga.pipeline.task import RunTask, register_run_task
+from hepfpga.quantize.model_io import save_keras_model
+from hepfpga.quantize.qat import quantize_model
+from hepfpga.train.dataset import Split, stratified_subsample
+from hepfpga.train.roc_plot import draw_roc
+from hepfpga.train.tasks.anomaly import (
+    AnomalyDetectionConfig,
+    anomaly_model,
+    class_indices,
+    evaluate_anomaly,
+    plot_anomaly_roc,
+    plot_score_distributions,
+    trigger_threshold,
+)
 
 __all__ = [
+    "ANOMALY_DETECTION",
     "AnomalyDataResult",
     "AnomalyEvaluationResult",
     "anomaly_data_stage",
     "anomaly_evaluation_stage",
     "anomaly_float_stage",
     "anomaly_qat_stage",
+    "plot_anomaly_overlay",
 ]
-
-_LABELS = {"float": "float", "qkeras": "QKeras", "hls": "HLS"}
 
 
 @dataclass
@@ -73,7 +100,7 @@ class AnomalyDataResult(DataResult):
         ``class_names``."""
         metadata = super().onnx_metadata(run)
         del metadata["class_names"]
-        metadata["task"] = "anomaly_detection"
+        metadata["task"] = run.config.task.name
         metadata["outputs"] = f"anomaly score, larger is more anomalous: {_score_text(run)}"
         metadata["background_classes"] = [self.classes[i] for i in self.background]
         metadata["signal_classes"] = [self.classes[i] for i in self.signals]
@@ -81,8 +108,6 @@ class AnomalyDataResult(DataResult):
 
 
 def _anomaly_task(run: Run) -> AnomalyDetectionConfig:
-    from hepfpga.train.tasks.anomaly import AnomalyDetectionConfig
-
     return section_as(run.config.task, AnomalyDetectionConfig, "task")
 
 
@@ -90,9 +115,6 @@ def anomaly_data_stage(run: Run) -> AnomalyDataResult:
     """Load and split the jets (stratified, as for classification), keep background jets in
     training and validation, background and signal jets in the test, and build the inputs
     (scaling fitted on the background training jets)."""
-    from hepfpga.train.dataset import Split, stratified_subsample
-    from hepfpga.train.tasks.anomaly import class_indices
-
     config = run.config
     path, sample = load_run_sample(run)
     background, signals = class_indices(_anomaly_task(run), sample.class_names)
@@ -116,7 +138,6 @@ def _predict(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _save_parts(run: Run, parts: dict[str, Any], prefix: str) -> None:
-    from hepfpga.quantize.model_io import save_keras_model
 
     for name, model in parts.items():
         save_keras_model(model, run.run_dir / f"{prefix}_{name}.h5")
@@ -142,9 +163,6 @@ class AnomalyQuantizedResult(QuantizedModelResult):
 def anomaly_float_stage(run: Run) -> AnomalyFloatResult:
     """Build and fit the architecture's float parts on background jets; the float score
     model gives the test and validation scores."""
-    from hepfpga.quantize.model_io import save_keras_model
-    from hepfpga.train.tasks.anomaly import anomaly_model
-
     config = run.config
     data = run.get(DataResult)
     hooks = anomaly_model(config.model)
@@ -173,10 +191,6 @@ def anomaly_float_stage(run: Run) -> AnomalyFloatResult:
 def anomaly_qat_stage(run: Run) -> AnomalyQuantizedResult:
     """Map every float part to QKeras (:func:`~hepfpga.quantize.quantize_model`), fine-tune
     them together, and build the QKeras score model (the deployed model)."""
-    from hepfpga.quantize.model_io import save_keras_model
-    from hepfpga.quantize.qat import quantize_model
-    from hepfpga.train.tasks.anomaly import anomaly_model
-
     config = run.config
     data = run.get(DataResult)
     hooks = anomaly_model(config.model)
@@ -260,7 +274,6 @@ class AnomalyEvaluationResult(StageResult):
 
 
 def _score_text(run: Run) -> str:
-    from hepfpga.train.tasks.anomaly import anomaly_model
 
     return anomaly_model(run.config.model).score
 
@@ -274,10 +287,10 @@ def _summary(result: AnomalyEvaluationResult, signals: list[str]) -> list[str]:
             f"{s} {m.efficiency[s][first]:.3f}" if m.efficiency[s][first] is not None else f"{s} -"
             for s in signals
         )
-        lines.append(f"{_LABELS[name]:>6}: AUC {aucs} | signal efficiency at {first}: {eff}")
+        lines.append(f"{MODELS[name]:>6}: AUC {aucs} | signal efficiency at {first}: {eff}")
     lines.append(
         f"trigger threshold {result.threshold:.6g}; accepted test fraction "
-        + "  ".join(f"{_LABELS[k]} {v:.4f}" for k, v in result.accepted.items())
+        + "  ".join(f"{MODELS[k]} {v:.4f}" for k, v in result.accepted.items())
     )
     if result.identical_decisions is not None:
         lines.append(f"identical trigger decisions QKeras vs HLS: {result.identical_decisions:.2%}")
@@ -288,13 +301,6 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
     """Metrics of the float, QKeras and (if built) HLS scores on the test jets; the trigger
     threshold from the QKeras validation scores, and the fraction of test jets with the same
     decision in QKeras and HLS; ROC and score-distribution plots."""
-    from hepfpga.train.tasks.anomaly import (
-        evaluate_anomaly,
-        plot_anomaly_roc,
-        plot_score_distributions,
-        trigger_threshold,
-    )
-
     config = run.config
     task = _anomaly_task(run)
     data = run.get(AnomalyDataResult)
@@ -325,7 +331,7 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
         else None
     )
     title = f"{config.name} ({data.architecture.name}): {len(data.y_test)} test jets"
-    labelled = {_LABELS[k]: v for k, v in flat.items()}
+    labelled = {MODELS[k]: v for k, v in flat.items()}
     roc = run.run_dir / "roc.png"
     plot_anomaly_roc(
         labelled, data.y_test, data.classes, data.background, data.signals, roc, title=title
@@ -338,28 +344,135 @@ def anomaly_evaluation_stage(run: Run) -> AnomalyEvaluationResult:
     return AnomalyEvaluationResult(metrics, threshold, accepted, identical, [roc, dist])
 
 
-def optional_shared_stages() -> list[Any]:
-    """Stages registered after the C simulation that act on any deployed model (the RTL
-    hardware build when ``hardware.enabled``)."""
-    from hepfpga.pipeline.runner import STAGES
-
-    return [stage for stage in STAGES if stage.name in ("hardware",)]
+# --- reading the report back --------------------------------------------------------------
 
 
-def anomaly_stages() -> list[Any]:
-    """The stage list of an anomaly-detection run (the classification run's ONNX, firmware
-    and C-simulation stages act on the score model)."""
-    from hepfpga.pipeline.runner import STAGES, Stage
+def _headline(report: RunReport) -> dict[str, Value]:
+    return {
+        m: mean([value(v) for v in test.get("auc", {}).values()])
+        for m, test in report.test_figures().items()
+    }
 
-    shared = {stage.name: stage for stage in STAGES}
-    return [
-        Stage("data", "loading the jets; background only for training", anomaly_data_stage),
-        shared["preflight"],
-        Stage("float_training", "training the float model on background", anomaly_float_stage),
-        Stage("qat", "quantization-aware training (QKeras)", anomaly_qat_stage),
-        shared["onnx"],
-        shared["firmware"],
-        shared["csim"],
-        *optional_shared_stages(),
-        Stage("evaluation", "anomaly metrics, trigger decisions, plots", anomaly_evaluation_stage),
-    ]
+
+def _tables(report: RunReport) -> list[FigureTable]:
+    tests = report.test_figures()
+    tables = []
+    signals = columns(test.get("auc", {}) for test in tests.values())
+    if signals:
+        rows = {
+            MODELS[m]: {s: value(test["auc"].get(s)) for s in signals}
+            for m, test in tests.items()
+            if "auc" in test
+        }
+        tables.append(FigureTable("AUC (background vs each signal class)", signals, rows))
+    efficiencies = {m: test["signal_efficiency"] for m, test in tests.items()}
+    efficiencies = {m: e for m, e in efficiencies.items() if isinstance(e, Mapping)}
+    signals = columns(efficiencies.values())
+    acceptances = columns(per_signal for e in efficiencies.values() for per_signal in e.values())
+    for acceptance in sorted(acceptances, key=float, reverse=True):
+        rows = {
+            MODELS[m]: {s: value(e.get(s, {}).get(acceptance)) for s in signals}
+            for m, e in efficiencies.items()
+        }
+        tables.append(
+            FigureTable(f"signal efficiency at background acceptance {acceptance}", signals, rows)
+        )
+    return tables
+
+
+def _plots(report: RunReport) -> list[str]:
+    plots = report.section("anomaly").get("plots", [])
+    return [str(p) for p in plots if p != "roc.png"]
+
+
+def _roc_section(report: RunReport, models: Mapping[str, np.ndarray], labels: np.ndarray) -> str:
+    classes = list(report.classes)
+    data = report.data
+    background = [classes.index(c) for c in data.get("background_classes", []) if c in classes]
+    signals = [classes.index(c) for c in data.get("signal_classes", []) if c in classes]
+    if not background or not signals:
+        return note("report.json names no background and signal classes: no curves to draw")
+
+    def draw(buffer: io.BytesIO) -> None:
+        with tempfile.TemporaryDirectory(prefix="hepfpga-report-") as tmp:
+            path = Path(tmp) / "roc.png"
+            plot_anomaly_roc(models, labels, classes, background, signals, path)
+            buffer.write(path.read_bytes())
+
+    return (
+        "<p>Background acceptance against signal efficiency, background classes against each "
+        "signal class, one line style per model.</p>" + figure(draw, "anomaly ROC curves")
+    )
+
+
+def _anomaly_scores(run: RunSummary) -> tuple[str, np.ndarray, np.ndarray, list[str]] | None:
+    """(model, one score per jet, labels, class names) of an anomaly run's ``scores.npz``."""
+    path = run.folder / SCORES_FILE
+    classes = list(run.classes)
+    if not path.is_file() or not classes:
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        model = curve_model(data.files)
+        if model is None:
+            return None
+        return model, np.asarray(data[model]).reshape(-1), data["labels"], classes
+
+
+def plot_anomaly_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
+    """One panel per signal class of the anomaly-detection runs: background acceptance (log)
+    against signal efficiency, a curve per run (its background classes against the signal
+    class), AUC in the legend; returns the names of the runs drawn."""
+    loaded = [(r, s) for r in runs if (s := _anomaly_scores(r)) is not None]
+    if not loaded:
+        raise DataError("no anomaly-detection run has scores.npz (written by hepfpga run)")
+    signals = list(dict.fromkeys(s for r, _ in loaded for s in r.signal_classes))
+    panels = [f"{s} vs background" for s in signals]
+    fig, axes = draw_panels(panels)
+    for c, signal in enumerate(signals):
+        for run, (model, scores, labels, classes) in loaded:
+            if signal not in run.signal_classes or signal not in classes:
+                continue
+            background = np.isin(labels, [classes.index(b) for b in run.background_classes])
+            positive = labels == classes.index(signal)
+            if not positive.any() or not background.any():
+                continue
+            truth = np.concatenate([np.zeros(int(background.sum())), np.ones(int(positive.sum()))])
+            label = f"{run.name} {run.architecture} {MODELS[model]}"
+            draw_roc(
+                axes[0, c], truth, np.concatenate([scores[background], scores[positive]]), label
+            )
+    save_panels(fig, axes, panels, path, "background acceptance")
+    return [run.name for run, _ in loaded]
+
+
+ANOMALY_DETECTION = register_run_task(
+    RunTask(
+        AnomalyDetectionConfig,
+        TaskFigures("mean signal AUC", _headline, _tables, _plots),
+        replace={
+            "data": Stage(
+                "data", "loading the jets; background only for training", anomaly_data_stage
+            ),
+            "float_training": Stage(
+                "float_training", "training the float model on background", anomaly_float_stage
+            ),
+            "qat": Stage("qat", "quantization-aware training (QKeras)", anomaly_qat_stage),
+            "evaluation": Stage(
+                "evaluation", "anomaly metrics, trigger decisions, plots", anomaly_evaluation_stage
+            ),
+        },
+        remove={
+            "bdt": "the BDT comparison is a classifier trained on every class; an anomaly "
+            "detector sees background jets only",
+            "analysis": "the overtraining check and the saliency are per class of a classifier; "
+            "an anomaly score is one value per jet",
+        },
+        roc=_roc_section,
+        overlay=plot_anomaly_overlay,
+        data_rows={
+            "background_classes": "background classes",
+            "signal_classes": "signal classes (anomalies)",
+            "trained_on": "trained on",
+        },
+    )
+)

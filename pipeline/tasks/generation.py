@@ -1,4 +1,5 @@
-"""The stages of a ``generation`` run (:mod:`hepfpga.train.tasks.generation`).
+"""The ``generation`` task of a run (:mod:`hepfpga.train.tasks.generation`): its stages and
+figures (no ROC curves).
 
 The data stage keeps the jets of ``task.target_class`` (the feature scaling is fitted on its
 training jets) and draws the latent vectors the generators are evaluated on (``N(0, 1)``,
@@ -10,37 +11,56 @@ test jets, beside the real-vs-real baseline, and draws the overlay histograms.
 Run folder, besides the shared files: ``float_model.h5``/``qkeras_model.h5`` (the
 generators), ``float_discriminator.h5``, ``feature_overlays.png``, ``generated.npz`` (the
 latent vectors, the real halves and every generated sample, scaled features).
+
+Stage list: the base list with the task's data, float training (the GAN), QAT, ONNX and
+evaluation stages; the shared firmware, C-simulation, emulation and hardware stages act on the
+generator. It leaves out the BDT and the analysis stages (see :data:`GENERATION`).
+
+Figures: the fidelity of each sample against the real test jets of the class: mean
+Wasserstein-1 distance and mean Kolmogorov-Smirnov statistic over the (scaled) features and
+the AUC of a classifier telling generated from real jets (0.5: indistinguishable); the
+headline is that AUC. The real half-sample baseline is a row of its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from hepfpga.deploy.onnx_export import check_onnx, export_onnx
+from hepfpga.pipeline.figures import FigureTable, TaskFigures, Value, value
+from hepfpga.pipeline.run import MODELS, Check, Run, StageResult, section_as
+from hepfpga.pipeline.run_report import RunReport
+from hepfpga.pipeline.stage_list import Stage
 from hepfpga.pipeline.stages import (
-    Check,
     DataResult,
     FloatModelResult,
     OnnxResult,
     QuantizedModelResult,
-    Run,
-    StageResult,
     VerificationResult,
     load_run_sample,
     prepare_run_inputs,
-    section_as,
     split_run_sample,
 )
-from hepfpga.pipeline.tasks.anomaly import optional_shared_stages
-
-if TYPE_CHECKING:
-    from hepfpga.train.architectures.gan import GANConfig
-    from hepfpga.train.tasks.generation import GenerationConfig
+from hepfpga.pipeline.task import RunTask, register_run_task
+from hepfpga.quantize.model_io import save_keras_model
+from hepfpga.quantize.qat import quantize_model
+from hepfpga.train.architectures import get_architecture
+from hepfpga.train.architectures.gan import GANConfig, build_gan, fit_gan
+from hepfpga.train.dataset import Split
+from hepfpga.train.tasks.generation import (
+    GenerationConfig,
+    compare_samples,
+    plot_feature_overlays,
+    target_index,
+)
 
 __all__ = [
+    "GENERATION",
     "GenerationDataResult",
     "GenerationEvaluationResult",
     "generation_data_stage",
@@ -48,10 +68,10 @@ __all__ = [
     "generation_float_stage",
     "generation_onnx_stage",
     "generation_qat_stage",
-    "generation_stages",
 ]
 
-_LABELS = {"float": "float", "qkeras": "QKeras", "hls": "HLS"}
+#: the rows of the quality table that are the models' samples
+GENERATED = {m: f"{label} generated" for m, label in MODELS.items()}
 
 
 @dataclass
@@ -72,24 +92,16 @@ class GenerationDataResult(DataResult):
 
 
 def _generation_task(run: Run) -> GenerationConfig:
-    from hepfpga.train.tasks.generation import GenerationConfig
-
     return section_as(run.config.task, GenerationConfig, "task")
 
 
 def _gan_config(run: Run) -> GANConfig:
-    from hepfpga.train.architectures.gan import GANConfig
-
     return section_as(run.config.model, GANConfig, "model")
 
 
 def generation_data_stage(run: Run) -> GenerationDataResult:
     """The target class's jets, split as for classification, scaled with the scaling fitted
     on its training jets; fixed latent vectors as test inputs."""
-    from hepfpga.train.architectures import get_architecture
-    from hepfpga.train.dataset import Split
-    from hepfpga.train.tasks.generation import target_index
-
     config = run.config
     path, sample = load_run_sample(run)
     target = target_index(_generation_task(run), sample.class_names)
@@ -132,9 +144,6 @@ class GeneratorFloatResult(FloatModelResult):
 
 def generation_float_stage(run: Run) -> GeneratorFloatResult:
     """Train the GAN on the class's training jets; generate from the fixed latent vectors."""
-    from hepfpga.quantize.model_io import save_keras_model
-    from hepfpga.train.architectures.gan import build_gan, fit_gan
-
     config = run.config
     data = run.get(GenerationDataResult)
     parts = build_gan(_gan_config(run), data.inputs.input_shape, config.seed)
@@ -156,10 +165,6 @@ def generation_float_stage(run: Run) -> GeneratorFloatResult:
 
 def generation_qat_stage(run: Run) -> QuantizedModelResult:
     """Map the generator to QKeras and fine-tune it against the discriminator."""
-    from hepfpga.quantize.model_io import save_keras_model
-    from hepfpga.quantize.qat import quantize_model
-    from hepfpga.train.architectures.gan import fit_gan
-
     config = run.config
     data = run.get(GenerationDataResult)
     floats = run.get(GeneratorFloatResult)
@@ -180,13 +185,11 @@ def generation_qat_stage(run: Run) -> QuantizedModelResult:
 def generation_onnx_stage(run: Run) -> OnnxResult:
     """Export the QKeras generator (input: latent vectors; output: scaled features, the
     scaler in the metadata) and check it with onnxruntime on the test latent vectors."""
-    from hepfpga.deploy.onnx_export import check_onnx, export_onnx
-
     data = run.get(GenerationDataResult)
     qgen = run.get(QuantizedModelResult).model
     assert data.inputs.scaler is not None
     metadata = {
-        "task": "generation",
+        "task": run.config.task.name,
         "target_class": data.classes[data.target],
         "inputs": f"latent vectors, {data.x_test.shape[1]} values drawn from N(0, 1)",
         "outputs": "scaled features of one jet; features = outputs * scale + offset (scaler)",
@@ -222,13 +225,13 @@ class GenerationEvaluationResult(StageResult):
 
     def checks(self, run: Run) -> dict[str, Check]:
         task = _generation_task(run)
-        increase = self.rows["QKeras generated"].mean_ks - self.rows["float generated"].mean_ks
+        increase = self.rows[GENERATED["qkeras"]].mean_ks - self.rows[GENERATED["float"]].mean_ks
         limit = task.max_mean_ks_increase
         checks = {
             "qkeras_mean_ks_increase": Check(increase, f"<= {limit}", bool(increase <= limit))
         }
         required = task.max_classifier_auc
-        auc = self.rows["QKeras generated"].classifier_auc
+        auc = self.rows[GENERATED["qkeras"]].classifier_auc
         checks["qkeras_classifier_auc"] = Check(
             auc,
             None if required is None else f"<= {required}",
@@ -240,8 +243,6 @@ class GenerationEvaluationResult(StageResult):
 def generation_evaluation_stage(run: Run) -> GenerationEvaluationResult:
     """Wasserstein-1, KS and classifier AUC of the real baseline and every generator
     against the real test half B; overlay histograms in physical units."""
-    from hepfpga.train.tasks.generation import compare_samples, plot_feature_overlays
-
     data = run.get(GenerationDataResult)
     names = list(data.sample.feature_names)
     seed = run.config.seed
@@ -255,11 +256,11 @@ def generation_evaluation_stage(run: Run) -> GenerationEvaluationResult:
     samples = {k: np.asarray(v, dtype=np.float64).reshape(len(v), -1) for k, v in samples.items()}
     rows = {"real (half A), baseline": compare_samples(data.real_a, data.real_b, names, seed=seed)}
     for key, values in samples.items():
-        rows[f"{_LABELS[key]} generated"] = compare_samples(values, data.real_b, names, seed=seed)
+        rows[GENERATED[key]] = compare_samples(values, data.real_b, names, seed=seed)
     scaler = data.inputs.scaler
     assert scaler is not None
     physical = {"real": np.concatenate([data.real_a, data.real_b])} | {
-        f"{_LABELS[k]} generated": v for k, v in samples.items()
+        GENERATED[k]: v for k, v in samples.items()
     }
     physical = {
         k: v * np.asarray(scaler.scale) + np.asarray(scaler.offset) for k, v in physical.items()
@@ -281,23 +282,77 @@ def generation_evaluation_stage(run: Run) -> GenerationEvaluationResult:
     return GenerationEvaluationResult(rows, plot)
 
 
-def generation_stages() -> list[Any]:
-    """The stage list of a generation run."""
-    from hepfpga.pipeline.runner import STAGES, Stage
+# --- reading the report back --------------------------------------------------------------
 
-    shared = {stage.name: stage for stage in STAGES}
-    return [
-        Stage("data", "loading the jets of the target class", generation_data_stage),
-        shared["preflight"],
-        Stage("float_training", "training the GAN", generation_float_stage),
-        Stage("qat", "quantization-aware fine-tuning of the generator", generation_qat_stage),
-        Stage("onnx", "exporting the generator to ONNX and checking it", generation_onnx_stage),
-        shared["firmware"],
-        shared["csim"],
-        *optional_shared_stages(),
-        Stage(
-            "evaluation",
-            "generated vs real jets: distances, classifier, plots",
-            generation_evaluation_stage,
-        ),
-    ]
+#: the columns of the fidelity table: report key -> display name
+_FIDELITY = {
+    "mean_wasserstein": "mean W1",
+    "mean_ks": "mean KS",
+    "classifier_auc": "classifier AUC",
+}
+
+
+def _quality(report: RunReport) -> Mapping[str, Mapping[str, Any]]:
+    quality = report.section("generation").get("quality")
+    if not isinstance(quality, Mapping):
+        raise KeyError("generation.quality")
+    return quality
+
+
+def _headline(report: RunReport) -> dict[str, Value]:
+    quality = _quality(report)
+    return {
+        m: value(quality[row].get("classifier_auc"))
+        for m, row in GENERATED.items()
+        if row in quality
+    }
+
+
+def _tables(report: RunReport) -> list[FigureTable]:
+    quality = _quality(report)
+    columns = tuple(
+        label for key, label in _FIDELITY.items() if any(key in q for q in quality.values())
+    )
+    rows = {
+        sample: {label: value(q.get(key)) for key, label in _FIDELITY.items() if label in columns}
+        for sample, q in quality.items()
+    }
+    return [FigureTable("fidelity against the real test jets of the class", columns, rows)]
+
+
+def _plots(report: RunReport) -> list[str]:
+    plot = report.section("generation").get("plot")
+    return [str(plot)] if plot else []
+
+
+GENERATION = register_run_task(
+    RunTask(
+        GenerationConfig,
+        TaskFigures("classifier AUC", _headline, _tables, _plots),
+        replace={
+            "data": Stage("data", "loading the jets of the target class", generation_data_stage),
+            "float_training": Stage("float_training", "training the GAN", generation_float_stage),
+            "qat": Stage(
+                "qat", "quantization-aware fine-tuning of the generator", generation_qat_stage
+            ),
+            "onnx": Stage(
+                "onnx", "exporting the generator to ONNX and checking it", generation_onnx_stage
+            ),
+            "evaluation": Stage(
+                "evaluation",
+                "generated vs real jets: distances, classifier, plots",
+                generation_evaluation_stage,
+            ),
+        },
+        remove={
+            "bdt": "the BDT comparison is a classifier trained on every class; a generator "
+            "learns the jets of one class",
+            "analysis": "the overtraining check and the saliency are per class of a classifier; "
+            "a generator's outputs are jet features",
+        },
+        data_rows={
+            "target_class": "generated class",
+            "latent_vectors": "latent vectors (test)",
+        },
+    )
+)

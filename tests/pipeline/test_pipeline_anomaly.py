@@ -68,6 +68,10 @@ def test_anomaly_run_folder_and_report(ae_run) -> None:
     assert report["onnx_vs_qkeras"]["max_abs_diff"] <= 1e-5
     trigger = report["anomaly"]["trigger"]
     assert trigger["acceptance"] == 0.01 and trigger["threshold"] > 0
+    # the shared emulation stage reaches the task: the bulk emulator is proven on the score
+    assert report["emulation"]["fraction_identical_to_csim"] == 1.0
+    assert report["checks"]["emulator_engine"]["passed"] is True
+    assert set(report["stages_left_out"]) == {"bdt", "analysis"}
     scores = np.load(run_dir / "scores.npz")
     assert scores["qkeras"].shape == scores["labels"].shape
 

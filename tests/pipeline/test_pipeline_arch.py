@@ -11,8 +11,10 @@ import pytest
 
 from hepfpga.errors import ConfigError
 from hepfpga.pipeline.config import parse_config
-from hepfpga.pipeline.runner import STAGES, Stage, register_stage, run_pipeline
-from hepfpga.pipeline.stages import Check, DataResult, Run, StageResult
+from hepfpga.pipeline.run import Check, Run, StageResult
+from hepfpga.pipeline.runner import run_pipeline
+from hepfpga.pipeline.stage_list import STAGES, Stage, register_stage
+from hepfpga.pipeline.stages import DataResult
 from hepfpga.train.io import save_sample
 
 
@@ -129,7 +131,7 @@ class _CountResult(StageResult):
 def test_a_registered_stage_reports_and_checks_without_editing_the_others(
     tmp_path: Path, jets_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("hepfpga.pipeline.runner.STAGES", [STAGES[0]])
+    monkeypatch.setattr("hepfpga.pipeline.stage_list.STAGES", [STAGES[0]])
     register_stage(
         Stage("count", "counting", lambda run: _CountResult(len(run.get(DataResult).sample))),
         after="data",

@@ -283,10 +283,10 @@ def test_what_is_not_a_run_is_named(tmp_path: Path, capsys, make, message: str) 
 
 
 def test_every_registered_task_has_figures() -> None:
-    from hepfpga.pipeline.figures import TASK_FIGURES
+    from hepfpga.pipeline.tasks import RUN_TASKS
     from hepfpga.train.tasks import TASKS
 
-    assert set(TASK_FIGURES) == set(TASKS)
+    assert set(RUN_TASKS) == set(TASKS)
 
 
 @pytest.mark.parametrize("kind", ["anomaly", "generation"])

@@ -63,6 +63,9 @@ def test_gan_run(tmp_path, make_jets) -> None:
     # the generator is a chain of QDense/QActivation: the firmware generates the same jets
     assert report["hls_vs_qkeras"]["logits_fraction_bit_exact"] == 1.0
     assert quality["HLS generated"] == quality["QKeras generated"]
+    # the shared emulation stage reaches the task: the bulk emulator is proven on the generator
+    assert report["emulation"]["fraction_identical_to_csim"] == 1.0
+    assert set(report["stages_left_out"]) == {"bdt", "analysis"}
     assert report["onnx_vs_qkeras"]["max_abs_diff"] <= 1e-5
     assert result.passed and report["status"] == "passed"
     # compared and reported as a generation run: its fidelity, no ROC curves
