@@ -17,7 +17,7 @@ import click
 import numpy as np
 import yaml
 
-from hepfpga import __version__
+from hepfpga._version import __version__
 from hepfpga.artifacts import check_destination
 from hepfpga.cli import compare as cli_compare
 from hepfpga.cli import deploy as cli_deploy
