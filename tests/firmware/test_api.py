@@ -44,8 +44,13 @@ def test_public_api() -> None:
         "options",
         "precision",
         "project",
+        "pruning",
+        "softmax",
         "testing",
         "verify",
+        "verify_plan",
+        "verify_report",
+        "verify_run",
     }
 
 
