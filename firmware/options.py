@@ -73,10 +73,6 @@ class Strategy(enum.Enum):
     RESOURCE = "Resource"
 
 
-#: keys of a per-layer type override (``firmware.layer_types``)
-_TYPE_KEYS = ("result", "accum", "weight", "bias", "scale")
-
-
 @dataclass(frozen=True)
 class LayerTypes:
     """Hand-chosen types of one layer, overriding the derived ones (``None``: derived)."""
@@ -89,6 +85,10 @@ class LayerTypes:
 
     def items(self) -> list[tuple[str, FixedType]]:
         return [(k, getattr(self, k)) for k in _TYPE_KEYS if getattr(self, k) is not None]
+
+
+#: keys of a per-layer type override (``firmware.layer_types``): the fields of LayerTypes
+_TYPE_KEYS = tuple(f.name for f in fields(LayerTypes))
 
 
 def _layer_types(value: Any) -> dict[str, LayerTypes]:

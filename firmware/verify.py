@@ -30,7 +30,6 @@ from hepfpga.firmware.verify_plan import (
     FLOAT_TOLERANCE,
     check_events,
     check_input_ranges,
-    passes,
     plan_for_events,
     requirement,
 )
@@ -107,7 +106,6 @@ def verify_model(
     :data:`~hepfpga.firmware.hls_config.LARGE_UNROLLED` multiplications in io_parallel is
     logged with the advice to use io_stream / Resource.
     """
-
     options = options if options is not None else FirmwareOptions()
     start = time.perf_counter()
     plan, events = plan_for_events(model, x, options, profile_events=profile_events)
@@ -122,18 +120,13 @@ def verify_model(
         progress=progress,
     )
     seconds.update(run.seconds)
-    start = time.perf_counter()
     found = _compare(plan, events, run, options.softmax)
     seconds["keras"] = found.keras_seconds
-    exact_outputs = not found.has_softmax or options.softmax.info.exact
-    stated, bound, tolerance = requirement(
-        plan, tolerance, exact_outputs=exact_outputs, on_grid=found.on_grid
-    )
-    passed = passes(
-        list(found.model_outputs.values()),
-        bound=bound,
-        tolerance=tolerance,
-        exact_outputs=exact_outputs,
+    required = requirement(
+        plan,
+        tolerance,
+        exact_outputs=not found.has_softmax or options.softmax.info.exact,
+        on_grid=found.on_grid,
     )
     diagnosis = diagnose(
         plan.model,
@@ -142,14 +135,14 @@ def verify_model(
         run.traces,
         x=found.diagnosed_events,
         input_type=found.input_precision[0].result,
-        tolerance=None if plan.quantized else tolerance,
+        tolerance=None if plan.quantized else required.tolerance,
     )
     return VerificationReport(
         model=str(getattr(model, "name", "model")),
         quantized=plan.quantized,
         n_events=found.n_events,
-        requirement=stated,
-        passed=bool(passed),
+        requirement=required.text,
+        passed=required.met_by(found.model_outputs.values()),
         outputs=next(iter(found.model_outputs.values())),
         per_output=found.per_output,
         layers=found.layers,
@@ -166,7 +159,7 @@ def verify_model(
         input_type_source=", ".join(sorted({t.source for t in found.input_precision})),
         input_rounding=found.input_rounding,
         model_outputs=found.model_outputs if len(found.model_outputs) > 1 else {},
-        bound=bound,
+        bound=required.bound,
     )
 
 

@@ -4,6 +4,8 @@ what the firmware must reproduce (:func:`requirement`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from hepfpga.errors import DataError
@@ -17,11 +19,11 @@ from hepfpga.firmware.verify_report import Comparison
 
 __all__ = [
     "FLOAT_TOLERANCE",
+    "Requirement",
     "approximate_bound",
     "bound_reason",
     "check_events",
     "check_input_ranges",
-    "passes",
     "plan_for_events",
     "requirement",
 ]
@@ -98,15 +100,34 @@ def bound_reason(model: Any) -> str:
     return f"{', '.join(names)} not bit-exact by design ({'; '.join(reasons)})"
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """What the firmware must reproduce: :attr:`text` in words, checked by :meth:`met_by`."""
+
+    text: str
+    #: the logits within this bound (layers never bit-exact by design); None: not this rule
+    bound: float | None = None
+    #: the logits within this tolerance (float models, or a given tolerance); None: exact
+    tolerance: float | None = None
+    #: the outputs must be exact too (no softmax, or an exact softmax choice)
+    exact_outputs: bool = False
+
+    def met_by(self, comparisons: Iterable[Comparison]) -> bool:
+        """Whether every output's comparison meets the requirement."""
+        if self.bound is not None:
+            return all(c.logits_max_abs_diff <= self.bound for c in comparisons)
+        if self.tolerance is not None:
+            return all(c.logits_max_abs_diff <= self.tolerance for c in comparisons)
+        return all(
+            c.logits_bit_exact and (not self.exact_outputs or c.probs_max_abs_diff == 0.0)
+            for c in comparisons
+        )
+
+
 def requirement(
-    plan: ConversionPlan,
-    tolerance: float | None,
-    *,
-    exact_outputs: bool,
-    on_grid: bool,
-) -> tuple[str, float | None, float | None]:
-    """``(requirement, bound, tolerance)``: what the firmware of ``plan`` must reproduce, in
-    words, and the numbers :func:`passes` checks it with.
+    plan: ConversionPlan, tolerance: float | None, *, exact_outputs: bool, on_grid: bool
+) -> Requirement:
+    """What the firmware of ``plan`` must reproduce.
 
     QKeras models need bit-exact logits (and outputs, when ``exact_outputs``) unless
     ``tolerance`` is given or a layer is never bit-exact by design (then the logits within
@@ -116,28 +137,10 @@ def requirement(
     bound = approximate_bound(plan.model) if tolerance is None and plan.quantized else None
     if bound is not None:
         # layers that are never bit-exact (tables inside): the stated bound, not bit-exact
-        reason = bound_reason(plan.model)
-        return f"logits within {bound:g} (max |diff|){where}: {reason}", bound, None
+        text = f"logits within {bound:g} (max |diff|){where}: {bound_reason(plan.model)}"
+        return Requirement(text, bound=bound)
     if tolerance is None and plan.quantized:
         outputs = " and outputs" if exact_outputs else ""
-        return f"bit-exact logits{outputs}{where}", None, None
+        return Requirement(f"bit-exact logits{outputs}{where}", exact_outputs=exact_outputs)
     tolerance = FLOAT_TOLERANCE if tolerance is None else float(tolerance)
-    return f"logits within {tolerance:g} (max |diff|){where}", None, tolerance
-
-
-def passes(
-    comparisons: list[Comparison],
-    *,
-    bound: float | None,
-    tolerance: float | None,
-    exact_outputs: bool,
-) -> bool:
-    """Whether every output's comparison meets the :func:`requirement`."""
-    if bound is not None:
-        return all(c.logits_max_abs_diff <= bound for c in comparisons)
-    if tolerance is None:
-        return all(
-            c.logits_bit_exact and (not exact_outputs or c.probs_max_abs_diff == 0.0)
-            for c in comparisons
-        )
-    return all(c.logits_max_abs_diff <= tolerance for c in comparisons)
+    return Requirement(f"logits within {tolerance:g} (max |diff|){where}", tolerance=tolerance)
