@@ -8,6 +8,14 @@ from pathlib import Path
 
 import click
 
+from hepfpga.artifacts import check_destination, write_json_atomic
+from hepfpga.datafiles import ArrayWriter, check_input_path, open_array
+from hepfpga.errors import ConfigError
+from hepfpga.firmware import FirmwareOptions, compile_project, write_project
+from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
+from hepfpga.firmware.precision import is_quantized
+from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
+
 
 def register(cli: click.Group, export: click.Group) -> None:
     """Attach this module's commands to the top-level group and the ``export`` group."""
@@ -106,13 +114,6 @@ def emulate(
     or for layers it does not reproduce, the C simulation itself runs, with a warning.
     DATA: .npz, .h5/.hdf5, .parquet or .root.
     """
-    from hepfpga.artifacts import check_destination, write_json_atomic
-    from hepfpga.datafiles import ArrayWriter, check_input_path, open_array
-    from hepfpga.errors import ConfigError
-    from hepfpga.firmware import FirmwareOptions, compile_project, write_project
-    from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
-    from hepfpga.firmware.precision import is_quantized
-    from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
 
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     keys = _input_keys(key)
@@ -175,7 +176,6 @@ def emulate(
 
 def _input_keys(key: str | None) -> str | dict[str, str] | None:
     """``--key``: one name, or ``INPUT=ARRAY`` pairs (several inputs) as a mapping."""
-    from hepfpga.errors import ConfigError
 
     if key is None or "=" not in key:
         return key

@@ -15,12 +15,21 @@ from typing import Any
 import click
 import numpy as np
 
+from hepfpga.artifacts import check_destination, write_json_atomic
 from hepfpga.cli.params import FiniteFloat
-from hepfpga.errors import VerificationError
+from hepfpga.errors import ConfigError, VerificationError
+from hepfpga.firmware import FirmwareOptions, plan_conversion, verify_model, write_project
 from hepfpga.firmware.backends import BACKENDS
-
-_BACKENDS = tuple(BACKENDS)  # the registered hls4ml backends
-_SOFTMAX = ("stable", "tuned", "latency", "argmax", "logits")
+from hepfpga.firmware.cache import cache_dir as cache_folder
+from hepfpga.firmware.data import load_events, random_events
+from hepfpga.firmware.hls_config import hls4ml_ready_model
+from hepfpga.firmware.layers.graph import input_names
+from hepfpga.firmware.options import IOType, Strategy
+from hepfpga.firmware.precision import check_supported
+from hepfpga.firmware.softmax import SOFTMAX_MODES
+from hepfpga.firmware.verify import plan_for_events
+from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
+from hepfpga.yaml_io import load_yaml
 
 
 def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -40,17 +49,17 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--backend",
-            type=click.Choice(_BACKENDS, case_sensitive=False),
+            type=click.Choice(BACKENDS.names(), case_sensitive=False),
             help="hls4ml backend [default: Vitis].",
         ),
         click.option(
             "--io-type",
-            type=click.Choice(("io_parallel", "io_stream")),
+            type=click.Choice([io.value for io in IOType]),
             help="Layer interface [default: io_parallel].",
         ),
         click.option(
             "--strategy",
-            type=click.Choice(("latency", "resource"), case_sensitive=False),
+            type=click.Choice([s.value.lower() for s in Strategy], case_sensitive=False),
             help="hls4ml strategy [default: latency].",
         ),
         click.option("--reuse-factor", type=click.IntRange(min=1), help="[default: 1]"),
@@ -62,7 +71,7 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--softmax",
-            type=click.Choice(_SOFTMAX, case_sensitive=False),
+            type=click.Choice(SOFTMAX_MODES, case_sensitive=False),
             help="Final softmax: table (stable, tuned, latency), argmax, or none (logits) "
             "[default: stable]; see docs/firmware.md.",
         ),
@@ -97,10 +106,6 @@ def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _build_options(options_file: Path | None, **flags: Any) -> Any:
-    from hepfpga.errors import ConfigError
-    from hepfpga.firmware import FirmwareOptions
-    from hepfpga.yaml_io import load_yaml
-
     values: dict[str, Any] = {}
     if options_file is not None:
         loaded = load_yaml(options_file, what="firmware options file")
@@ -123,10 +128,6 @@ def _events(
     n_random: int | None,
     max_events: int | None,
 ) -> Any:
-    from hepfpga.errors import ConfigError
-    from hepfpga.firmware.data import load_events, random_events
-    from hepfpga.firmware.layers.graph import input_names
-
     if data_file is not None and n_random is not None:
         raise ConfigError("give either --data or --random, not both")
     events: Any
@@ -149,7 +150,6 @@ def _events(
 def _input_arrays(key: str | None, names: list[str]) -> dict[str, str]:
     """``--key`` for a model with several inputs: input name -> array of the data file, from
     ``INPUT=ARRAY`` pairs separated by commas (default: each input's own name)."""
-    from hepfpga.errors import ConfigError
 
     if key is None:
         return {name: name for name in names}
@@ -219,13 +219,6 @@ def register(cli: click.Group, export: click.Group) -> None:
         models need events (--data or --random) to profile their ranges. Events given
         become the project's test bench (at most 1000).
         """
-
-        from hepfpga.artifacts import check_destination
-        from hepfpga.firmware import plan_conversion, write_project
-        from hepfpga.firmware.hls_config import hls4ml_ready_model
-        from hepfpga.firmware.precision import check_supported
-        from hepfpga.firmware.verify import plan_for_events
-        from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
 
         check_destination(out, overwrite=overwrite, option="--out")
         options = _build_options(options_file, **_flags(**kwargs))
@@ -316,10 +309,6 @@ def register(cli: click.Group, export: click.Group) -> None:
         logits for QKeras models, --tolerance for float models), 1 when it does not, 2 for
         bad input.
         """
-        from hepfpga.artifacts import check_destination, write_json_atomic
-        from hepfpga.firmware import verify_model
-        from hepfpga.firmware.cache import cache_dir as cache_folder
-        from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
 
         if report is not None:
             check_destination(report, kind="file", overwrite=overwrite, option="--report")

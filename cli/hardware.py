@@ -6,13 +6,25 @@ import json
 import shutil
 import tempfile
 import warnings
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from hepfpga.errors import ConfigError
+from hepfpga._schema import to_plain
+from hepfpga.artifacts import atomic_directory, check_destination, write_json_atomic
+from hepfpga.errors import ConfigError, VerificationError
+from hepfpga.firmware import FirmwareOptions, compile_project, write_project
+from hepfpga.firmware.backends import build_project
+from hepfpga.firmware.data import load_events, random_events
+from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
+from hepfpga.firmware.rtl.flow import build_hardware
+from hepfpga.firmware.vendor import BuildSteps, read_reports
+from hepfpga.pipeline.config import load_config, parse_config
+from hepfpga.pipeline.scan import plot_scan, run_scan
+from hepfpga.pipeline.stages import Run, data_stage
+from hepfpga.quantize.model_io import load_keras_model
 
 
 def register(cli: click.Group, export: click.Group) -> None:
@@ -51,15 +63,11 @@ def scan(
     """Accuracy, AUC, latency and LUT/FF of CONFIG's model over weight/activation bit
     widths; writes OUT/scan.json and OUT/pareto.png and names the smallest design within
     --tolerance of the float accuracy, next to the hls4ml tutorial reference."""
-    from hepfpga.artifacts import atomic_directory, check_destination, write_json_atomic
-    from hepfpga.pipeline.config import load_config
-    from hepfpga.pipeline.scan import plot_scan, run_scan
 
     widths = _bit_list(bits)
     check_destination(out, overwrite=overwrite)
     config = load_config(config_file)
     result = run_scan(config, widths, synthesize=synth, tolerance=tolerance)
-    from hepfpga._schema import to_plain
 
     with atomic_directory(out, overwrite=overwrite) as folder:
         write_json_atomic(folder / "scan.json", to_plain(result))
@@ -85,13 +93,11 @@ def scan(
     click.echo(f"wrote {out}/scan.json and {out}/pareto.png")
 
 
-_STEPS = ("csim", "synth", "cosim", "export", "vsynth")
+_STEPS = tuple(step.name for step in fields(BuildSteps))
 
 
 def _vendor(project: Path, steps: str | None, out: Path | None, overwrite: bool) -> None:
     """Read (after building, if asked) the vendor reports of an hls4ml project."""
-    from hepfpga.artifacts import check_destination, write_json_atomic
-    from hepfpga.firmware.vendor import BuildSteps, build_project, read_reports
 
     destination = out or project / "hardware_report.json"
     check_destination(destination, overwrite=overwrite)
@@ -113,8 +119,6 @@ def _vendor(project: Path, steps: str | None, out: Path | None, overwrite: bool)
 def _run_test_set(run_dir: Path, report: dict[str, Any]) -> Any:
     """The run's test inputs, made again by the pipeline's own data stage from the run's
     config (same seed, same split, same preprocessing fitted on the training jets)."""
-    from hepfpga.pipeline.config import parse_config
-    from hepfpga.pipeline.stages import Run, data_stage
 
     config = parse_config(report.get("config") or {}, source=str(run_dir / "report.json"))
     with tempfile.TemporaryDirectory(prefix="hepfpga-data-") as folder:
@@ -123,9 +127,6 @@ def _run_test_set(run_dir: Path, report: dict[str, Any]) -> Any:
 
 def _emulator_logits(model: Any, events: Any, firmware: dict[str, Any], folder: Path) -> Any:
     """Logits of the ``hepfpga emulate`` engine (proven against the C simulation)."""
-
-    from hepfpga.firmware import FirmwareOptions, compile_project, write_project
-    from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
 
     keys = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
     options = FirmwareOptions.from_dict({k: firmware[k] for k in keys if k in firmware})
@@ -211,11 +212,6 @@ def hardware(
     script) and prints the figures. Resources are yosys figures, not Vivado P&R.
     Exit status 1 if the RTL outputs differ from QKeras on any event.
     """
-    from hepfpga.artifacts import check_destination, write_json_atomic
-    from hepfpga.errors import VerificationError
-    from hepfpga.firmware.data import load_events, random_events
-    from hepfpga.firmware.rtl.flow import build_hardware
-    from hepfpga.quantize.model_io import load_keras_model
 
     if (target / "build_prj.tcl").is_file():
         _vendor(target, vendor_steps, out, overwrite)

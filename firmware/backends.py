@@ -3,30 +3,37 @@
 An :class:`HLSBackend` carries what hepfpga does differently per backend: the name hls4ml
 registers it under, the vendor tools that build its projects (and how they take the build
 steps), the default part, the softmax modes whose C simulation compiles, the softmax type
-overrides it needs, and the reader of its build reports. :class:`~hepfpga.firmware.options.Backend`
-(the validated ``firmware.backend`` choice) maps to :data:`BACKENDS` through ``Backend.info``.
-A new backend is one :func:`register_backend` call; nothing else branches on the name.
+overrides it needs, whether it uses hls4ml's Vivado templates, and the reader of its build
+reports. :class:`~hepfpga.firmware.options.Backend` (the validated ``firmware.backend``
+choice) is derived from :data:`BACKENDS`, one member per registered backend, and maps back
+through ``Backend.info``. A new backend is one :func:`register_backend` call; nothing else
+branches on the name.
+
+Only backends whose C simulation compiles with g++ alone are registered (checked with hls4ml
+1.3): Vitis and Vivado (``ap_fixed``), Catapult and Quartus (``ac_fixed``, headers shipped
+with hls4ml). oneAPI needs Intel's ``icpx`` and Libero SmartHLS's ``shls`` even for C
+simulation, so they are not offered. Catapult compiles only without a softmax
+(``softmax: logits``); Quartus' table softmax is coarser (see ``docs/firmware.md``).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hepfpga import registry
 from hepfpga.errors import ConfigError, ConversionError, MissingDependencyError
+from hepfpga.firmware.rtl.report import HardwareReport
+from hepfpga.firmware.softmax import SOFTMAX_MODES
+from hepfpga.firmware.vendor import BuildSteps, read_reports
+from hepfpga.quantize.fixed import FixedType
+from hepfpga.registry import Registry
 
-if TYPE_CHECKING:
-    from hepfpga.firmware.rtl.report import HardwareReport
-    from hepfpga.firmware.vendor import BuildSteps
-
-__all__ = ["BACKENDS", "HLSBackend", "VendorTool", "register_backend"]
-
-ALL_SOFTMAX_MODES = ("stable", "tuned", "latency", "argmax", "logits")
+__all__ = ["BACKENDS", "HLSBackend", "VendorTool", "build_project", "register_backend"]
 
 
 @dataclass(frozen=True)
@@ -49,19 +56,11 @@ def _signed_types(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _signed_types(item) for key, item in value.items()}
     if isinstance(value, str) and value.startswith("ap_ufixed<"):
-        from hepfpga.quantize.fixed import FixedType
-
         fixed = FixedType.parse(value)
         return FixedType(
             fixed.width + 1, fixed.integer + 1, True, fixed.rounding, fixed.saturation
         ).to_hls()
     return value
-
-
-def _vivado_reports(folder: Path) -> HardwareReport:
-    from hepfpga.firmware.vendor import read_reports
-
-    return read_reports(folder)
 
 
 @dataclass(frozen=True)
@@ -75,11 +74,14 @@ class HLSBackend:
     #: FPGA part used when ``FirmwareOptions.part`` is not set
     default_part: str = "xcvu13p-flga2577-2-e"
     #: values of ``firmware.softmax`` whose C simulation compiles for this backend
-    softmax_modes: tuple[str, ...] = ALL_SOFTMAX_MODES
+    softmax_modes: tuple[str, ...] = SOFTMAX_MODES
     #: rewrites the softmax layer settings for this backend (None: used as they are)
     softmax_override: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     #: reads a built project's reports (None: not parsed yet)
     report_reader: Callable[[Path], HardwareReport] | None = None
+    #: its projects use hls4ml's Vivado templates (``nnet_utils``: the activations, recurrent
+    #: layers and GarNet that the emulator reproduces); Quartus and Catapult have their own
+    vivado_templates: bool = False
 
     @property
     def tools(self) -> tuple[str, ...]:
@@ -135,12 +137,36 @@ class HLSBackend:
 
 
 #: hls4ml backend name -> backend
-BACKENDS: dict[str, HLSBackend] = {}
+BACKENDS = Registry[HLSBackend]("backend")
 
 
 def register_backend(backend: HLSBackend) -> HLSBackend:
     """Add ``backend`` to :data:`BACKENDS` under its hls4ml name."""
-    return registry.add(BACKENDS, backend.hls4ml_name, backend, "backend")
+    return BACKENDS.register(backend.hls4ml_name, backend)
+
+
+def _backend_of(project: Path) -> str:
+    config = project / "hls4ml_config.yml"
+    if config.is_file():
+        match = re.search(r"^Backend:\s*(\w+)", config.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1)
+    if (project / "build_opt.tcl").is_file():
+        return "Vitis"
+    return "Vivado"
+
+
+def build_project(project: str | Path, steps: BuildSteps | None = None) -> HardwareReport:
+    """Run the vendor HLS flow of the hls4ml project folder ``project`` with its backend's
+    registered tools and read its reports (:mod:`hepfpga.firmware.vendor`). The tool's
+    output goes to ``build_stdout.log`` in the project folder."""
+    folder = Path(project)
+    if not (folder / "build_prj.tcl").is_file():
+        raise ConfigError(f"{folder} is not an hls4ml project (no build_prj.tcl)")
+    name = _backend_of(folder)
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; registered: {', '.join(BACKENDS)}")
+    return BACKENDS[name].build(folder, steps or BuildSteps())
 
 
 register_backend(
@@ -160,7 +186,8 @@ register_backend(
                 "AMD Vitis HLS, source <Vitis_HLS>/settings64.sh",
             ),
         ),
-        report_reader=_vivado_reports,
+        report_reader=read_reports,
+        vivado_templates=True,
     )
 )
 register_backend(
@@ -174,7 +201,8 @@ register_backend(
                 "Xilinx Vivado HLS 2020.1 or older, source <Vivado>/settings64.sh",
             ),
         ),
-        report_reader=_vivado_reports,
+        report_reader=read_reports,
+        vivado_templates=True,
     )
 )
 register_backend(

@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.datafiles import open_array
 from hepfpga.errors import DataError
+from hepfpga.firmware.layers.graph import input_names
+from hepfpga.firmware.precision import count_inputs
 
 __all__ = ["load_events", "random_events", "validate_events"]
 
@@ -20,8 +23,6 @@ def load_events(path: str | Path, key: str | None = None) -> np.ndarray:
     ``x_test``, ``X_test``; errors (:class:`~hepfpga.errors.DataError`) name the arrays the
     file holds.
     """
-    from hepfpga.datafiles import open_array
-
     return open_array(path, key=key).read(flat=False)
 
 
@@ -32,8 +33,6 @@ def random_events(model: Any, n: int, seed: int = 0) -> Any:
     largest their layer takes."""
     if n < 1:
         raise DataError(f"expected a positive number of random events. Received: {n}")
-    from hepfpga.firmware.layers.graph import input_names
-    from hepfpga.firmware.precision import count_inputs
 
     rng = np.random.default_rng(seed)
     counts = count_inputs(model)

@@ -39,10 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.firmware.layers import handler_for
 from hepfpga.firmware.layers._base import traced_name
+from hepfpga.firmware.layers.activation import is_table
 from hepfpga.firmware.layers.graph import SPLIT_OUTPUT_SUFFIXES, model_graph
 from hepfpga.firmware.precision import exact_layer
-from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
 
 __all__ = ["CAUSES", "Diagnosis", "LayerComparison", "compare_layers", "diagnose", "hls_type"]
 
@@ -132,8 +134,6 @@ def _activation(layer: Any) -> str:
 
 
 def _is_table_layer(layer: Any) -> bool:
-    from hepfpga.firmware.layers.activation import is_table
-
     return is_table(layer)
 
 
@@ -221,8 +221,6 @@ def diagnose(
     bit-exact by design (``LayerHandler.bound``: recurrent gates from tables) inherit its
     difference, so no later layer is named as the cause.
     """
-    from hepfpga.firmware.layers import handler_for
-
     first = None
     for comparison in layers:
         if comparison.exact_expected and not comparison.bit_exact:
@@ -307,8 +305,6 @@ def diagnose(
             f"{share}",
         )
     if kind == "QActivation":
-        from hepfpga.quantize.fixed import from_quantizer
-
         quantizer = layer.get_config()["activation"]
         name = _activation(layer)
         if name in ("binary", "ternary"):

@@ -2,6 +2,9 @@
 
 Every field has its default here and nowhere else. Invalid values raise
 :class:`~hepfpga.errors.ConfigError` with the path ``firmware.<field>`` and the accepted values.
+A ``firmware:`` mapping (YAML, command line) is read by the config schema
+(:func:`hepfpga._schema.build`, as in a run config); the checks of values across fields are
+:meth:`FirmwareOptions.__post_init__`'s.
 """
 
 from __future__ import annotations
@@ -9,11 +12,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from difflib import get_close_matches
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hepfpga._schema import build
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.backends import BACKENDS, HLSBackend
+from hepfpga.firmware.softmax import SoftmaxInfo, SoftmaxMode
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = [
@@ -27,25 +31,32 @@ __all__ = [
 ]
 
 
-class Backend(enum.Enum):
-    """hls4ml backends hepfpga writes projects for.
-
-    Only backends whose C simulation compiles with g++ alone are listed (checked with hls4ml
-    1.3): Vitis and Vivado (``ap_fixed``), Catapult and Quartus (``ac_fixed``, headers shipped
-    with hls4ml). oneAPI needs Intel's ``icpx`` and Libero SmartHLS's ``shls`` even for C
-    simulation, so they are not offered. Catapult compiles only without a softmax
-    (``softmax: logits``); Quartus' table softmax is coarser (see ``docs/firmware.md``).
-    """
-
-    VITIS = "Vitis"
-    VIVADO = "Vivado"
-    CATAPULT = "Catapult"
-    QUARTUS = "Quartus"
+class _RegisteredBackend(enum.Enum):
+    """A backend of :data:`~hepfpga.firmware.backends.BACKENDS` as a choice: its value is the
+    hls4ml name, ``info`` the registered object (with the behaviour)."""
 
     @property
     def info(self) -> HLSBackend:
         """The registered backend (:data:`hepfpga.firmware.backends.BACKENDS`)."""
         return BACKENDS[self.value]
+
+
+if TYPE_CHECKING:
+    Backend = _RegisteredBackend
+else:
+    # one member per registered backend (``Backend.VITIS``: "Vitis"), derived from the registry
+    Backend = _RegisteredBackend(
+        "Backend",
+        [(name.upper(), name) for name in BACKENDS.names()],
+        module=__name__,
+        qualname="Backend",
+    )
+    Backend.__doc__ = """hls4ml backends hepfpga writes projects for (``firmware.backend``):
+    one member per backend of :data:`~hepfpga.firmware.backends.BACKENDS`."""
+
+
+#: the backend of ``FirmwareOptions()``
+_DEFAULT_BACKEND = Backend("Vitis")
 
 
 class IOType(enum.Enum):
@@ -63,54 +74,6 @@ class Strategy(enum.Enum):
 
 
 @dataclass(frozen=True)
-class SoftmaxInfo:
-    """What a :class:`SoftmaxMode` writes into the firmware and what it promises."""
-
-    #: hls4ml's ``Implementation`` of the softmax layer (None: no softmax layer in firmware)
-    implementation: str | None
-    #: what the firmware outputs are
-    outputs: str
-
-
-class SoftmaxMode(enum.Enum):
-    """How the final softmax is built (``firmware.softmax``); see ``docs/firmware.md``.
-
-    * ``stable``: hls4ml's max-subtracted table softmax with hepfpga's table types (the
-      ``softmax_*`` options): every table index is one value of the rounded difference, about
-      ``2**-8`` from the float softmax with the default 1024-entry tables.
-    * ``tuned``: the same, with the difference table addressed at the logits' own resolution
-      (no rounding of ``max - logit``) and wider tables: ~1e-5 of the float softmax, at the cost
-      of larger tables (sizes chosen from the logits type, up to 2**15 entries).
-    * ``latency``: hls4ml's ``latency`` tables with hls4ml's default types (no max subtraction;
-      shown for comparison, off by up to ~0.2 on the jet tagger).
-    * ``argmax``: one-hot of the largest logit, exact (first index wins ties, as numpy).
-    * ``logits``: no softmax in firmware; the outputs are the logits, bit-exact.
-    """
-
-    STABLE = "stable"
-    TUNED = "tuned"
-    LATENCY = "latency"
-    ARGMAX = "argmax"
-    LOGITS = "logits"
-
-    @property
-    def info(self) -> SoftmaxInfo:
-        return _SOFTMAX[self]
-
-
-_SOFTMAX: dict[SoftmaxMode, SoftmaxInfo] = {
-    SoftmaxMode.STABLE: SoftmaxInfo("stable", "probabilities, table based (~2**-8)"),
-    SoftmaxMode.TUNED: SoftmaxInfo("stable", "probabilities, exact-index tables (~1e-5)"),
-    SoftmaxMode.LATENCY: SoftmaxInfo("latency", "probabilities, hls4ml's default tables"),
-    SoftmaxMode.ARGMAX: SoftmaxInfo("argmax", "one-hot of the largest logit (exact)"),
-    SoftmaxMode.LOGITS: SoftmaxInfo(None, "the logits (exact)"),
-}
-
-#: keys of a per-layer type override (``firmware.layer_types``)
-_TYPE_KEYS = ("result", "accum", "weight", "bias", "scale")
-
-
-@dataclass(frozen=True)
 class LayerTypes:
     """Hand-chosen types of one layer, overriding the derived ones (``None``: derived)."""
 
@@ -122,6 +85,10 @@ class LayerTypes:
 
     def items(self) -> list[tuple[str, FixedType]]:
         return [(k, getattr(self, k)) for k in _TYPE_KEYS if getattr(self, k) is not None]
+
+
+#: keys of a per-layer type override (``firmware.layer_types``): the fields of LayerTypes
+_TYPE_KEYS = tuple(f.name for f in fields(LayerTypes))
 
 
 def _layer_types(value: Any) -> dict[str, LayerTypes]:
@@ -205,7 +172,7 @@ class FirmwareOptions:
     overrides them per layer (e.g. ``{"dense_1": {"result": "ap_fixed<16,6>"}}``).
     """
 
-    backend: Backend = Backend.VITIS
+    backend: Backend = _DEFAULT_BACKEND
     io_type: IOType = IOType.PARALLEL
     strategy: Strategy = Strategy.LATENCY
     #: FPGA part; None takes the backend's default (``xcvu13p-flga2577-2-e`` for AMD/Xilinx)
@@ -312,18 +279,10 @@ class FirmwareOptions:
     def from_dict(cls, values: Mapping[str, Any]) -> FirmwareOptions:
         """Build from a mapping (e.g. the ``firmware:`` section of a YAML config).
 
-        Unknown keys are errors that name the closest valid key.
+        Read by the config schema, as the ``firmware:`` section of a run config: unknown keys
+        are errors that name the closest valid key.
         """
-        known = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in known:
-                close = get_close_matches(str(key), known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ConfigError(
-                    f"unknown key '{key}'{hint} Accepted: {', '.join(known)}",
-                    path=f"firmware.{key}",
-                )
-        return cls(**dict(values))
+        return build(cls, dict(values), "firmware")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (strings for enums and types), the inverse of :meth:`from_dict`."""

@@ -45,6 +45,9 @@ from hepfpga.firmware.layers import (
 from hepfpga.firmware.layers._base import check_backend, check_width, count_type, int_bits
 from hepfpga.firmware.layers.graph import input_names, layer_outputs
 from hepfpga.firmware.options import FirmwareOptions, LayerTypes
+from hepfpga.firmware.pruning import (
+    strip_pruning,  # still imported from here by layers.graph, rtl.trace
+)
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
 
 __all__ = [
@@ -69,22 +72,6 @@ _Q_LAYERS = frozenset(name for name in SUPPORTED_LAYERS if name.startswith("Q"))
 DEFAULT_INPUT_WIDTH = 16
 #: its integer bits when no events are given (hls4ml's own default, ``ap_fixed<16,6>``)
 DEFAULT_INPUT_INTEGER = 6
-
-
-def strip_pruning(model: Any) -> Any:
-    """``model`` without tfmot pruning wrappers (the pruned weights, masks applied)."""
-    if not any(type(layer).__name__ == "PruneLowMagnitude" for layer in model.layers):
-        return model
-    # deferred: TensorFlow loads slowly
-    import tensorflow_model_optimization as tfmot
-    from tensorflow import keras
-
-    stripped = tfmot.sparsity.keras.strip_pruning(model)
-    # strip_pruning reuses the unwrapped layers, which then belong to two graphs; a fresh
-    # clone gives each layer one inbound node again
-    clone = keras.models.clone_model(stripped)
-    clone.set_weights(stripped.get_weights())
-    return clone
 
 
 def is_quantized(model: Any) -> bool:

@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -36,12 +36,11 @@ from hepfpga.errors import (
 )
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
+from hepfpga.firmware.layers import handler_for
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
-
-if TYPE_CHECKING:
-    from hepfpga.firmware.rtl.report import HardwareReport
-    from hepfpga.firmware.vendor import BuildSteps
+from hepfpga.firmware.rtl.report import HardwareReport
+from hepfpga.firmware.vendor import BuildSteps
 
 __all__ = ["FirmwareProject", "compile_project", "synthesize", "write_project"]
 
@@ -372,8 +371,6 @@ def patch_sources(folder: Path, model: Any) -> None:
     """Apply the layer handlers' edits of the sources hls4ml wrote into ``folder`` for the
     layers of ``model`` (``LayerHandler.patch_sources``; hls4ml rewrites them on every
     ``write()``, so this follows each one)."""
-    from hepfpga.firmware.layers import handler_for
-
     patches = []
     for layer in model.layers:
         patch = handler_for(layer).patch_sources
@@ -467,6 +464,4 @@ def synthesize(project: FirmwareProject, steps: BuildSteps | None = None) -> Har
     :class:`~hepfpga.errors.MissingDependencyError` names them. Logs go to
     ``build_stdout.log`` in the project folder.
     """
-    from hepfpga.firmware.vendor import BuildSteps
-
     return project.backend.info.build(project.path, steps or BuildSteps())

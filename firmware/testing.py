@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.verify import VerificationReport, verify_model
+
 __all__ = ["assert_bit_exact"]
 
 
@@ -27,7 +30,7 @@ def assert_bit_exact(
     cache: bool = True,
     cache_directory: Any = None,
     **options: Any,
-) -> Any:
+) -> VerificationReport:
     """Assert that the hls4ml firmware of ``model`` reproduces it on the events ``x``.
 
     ``options`` are :class:`hepfpga.firmware.FirmwareOptions` fields (``backend="Vivado"``,
@@ -41,8 +44,6 @@ def assert_bit_exact(
     agreement and the first diverging layer with its likely cause. Returns the
     :class:`hepfpga.firmware.VerificationReport` when the assertion holds.
     """
-    from hepfpga.firmware import FirmwareOptions, verify_model
-
     report = verify_model(
         model,
         x,

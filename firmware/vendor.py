@@ -1,11 +1,13 @@
-"""Vendor builds of an hls4ml project (Vitis HLS / Vivado HLS) and their reports, read into
-the same :class:`~hepfpga.firmware.rtl.report.HardwareReport` as the open-tool flow.
+"""Vendor builds of an hls4ml project (Vitis HLS / Vivado HLS): their steps and their reports,
+read into the same :class:`~hepfpga.firmware.rtl.report.HardwareReport` as the open-tool flow.
 
-:func:`build_project` runs the backend's tool in the project folder with the chosen steps
-(C simulation, C synthesis, co-simulation, IP export, Vivado logic synthesis) when the tool is
-on PATH; otherwise it raises :class:`~hepfpga.errors.MissingDependencyError` naming the tool
-and the settings script to source. :func:`read_reports` parses what a build left (our own
-parser of the files hls4ml's ``parse_vivado_report`` reads, so the figures are typed):
+:class:`BuildSteps` says which steps a build runs (C simulation, C synthesis, co-simulation,
+IP export, Vivado logic synthesis); the backend's tool runs them
+(:func:`hepfpga.firmware.backends.build_project`, or
+:meth:`~hepfpga.firmware.backends.HLSBackend.build`) when it is on PATH, and otherwise
+raises :class:`~hepfpga.errors.MissingDependencyError` naming the tool and the settings
+script to source. :func:`read_reports` parses what a build left (our own parser of the files
+hls4ml's ``parse_vivado_report`` reads, so the figures are typed):
 
 * ``<project>_prj/<solution>/syn/report/<top>_csynth.xml`` (the C synthesis estimate):
   latency best/worst case in cycles, interval, target and estimated clock, LUT/FF/DSP/
@@ -25,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hepfpga.errors import ConfigError, ConversionError
+from hepfpga.firmware.rtl.parts import PartCapacity
 from hepfpga.firmware.rtl.report import HardwareReport, Latency, Resources, Timing
-from hepfpga.firmware.rtl.synth import PartCapacity
 
-__all__ = ["BuildSteps", "build_project", "read_reports"]
+__all__ = ["BuildSteps", "read_reports"]
 
 
 @dataclass(frozen=True)
@@ -53,32 +55,6 @@ class BuildSteps:
             "vsynth": int(self.vsynth),
             "fifo_opt": 0,
         }
-
-
-def _backend_of(project: Path) -> str:
-    config = project / "hls4ml_config.yml"
-    if config.is_file():
-        match = re.search(r"^Backend:\s*(\w+)", config.read_text(), re.MULTILINE)
-        if match:
-            return match.group(1)
-    if (project / "build_opt.tcl").is_file():
-        return "Vitis"
-    return "Vivado"
-
-
-def build_project(project: str | Path, steps: BuildSteps = BuildSteps()) -> HardwareReport:
-    """Run the vendor HLS flow of the hls4ml project folder ``project`` with its backend's
-    registered tools (:mod:`hepfpga.firmware.backends`) and read its reports. The tool's
-    output goes to ``build_stdout.log`` in the project folder."""
-    folder = Path(project)
-    if not (folder / "build_prj.tcl").is_file():
-        raise ConfigError(f"{folder} is not an hls4ml project (no build_prj.tcl)")
-    from hepfpga.firmware.backends import BACKENDS
-
-    name = _backend_of(folder)
-    if name not in BACKENDS:
-        raise ConfigError(f"unknown backend {name!r}; registered: {', '.join(BACKENDS)}")
-    return BACKENDS[name].build(folder, steps)
 
 
 # -- reports -----------------------------------------------------------------------------------

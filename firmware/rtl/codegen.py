@@ -25,16 +25,32 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga._schema import to_plain
 from hepfpga.artifacts import dumps_strict
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.rtl.trace import TracedNetwork
+from hepfpga.registry import Registry
 
-__all__ = ["DEFAULT_LATENCY_CUTOFF", "FLAVORS", "RTLProject", "write_rtl"]
+__all__ = ["DEFAULT_LATENCY_CUTOFF", "FLAVORS", "HDLFlavor", "RTLProject", "write_rtl"]
 
 #: da4ml delay units per pipeline stage (its converter's default at a 5 ns clock)
 DEFAULT_LATENCY_CUTOFF = 5.0
-#: HDL flavours da4ml writes -> file suffix
-FLAVORS = {"verilog": "v", "vhdl": "vhd"}
+
+
+@dataclass(frozen=True)
+class HDLFlavor:
+    """An HDL da4ml writes: the suffix of its files and da4ml's writer
+    (a class of ``da4ml.codegen``)."""
+
+    suffix: str
+    writer: str
+
+
+#: HDL flavours da4ml writes (``hardware.flavor``)
+FLAVORS = Registry[HDLFlavor](
+    "HDL flavor",
+    {"verilog": HDLFlavor("v", "VerilogModel"), "vhdl": HDLFlavor("vhd", "VHDLModel")},
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +96,7 @@ class RTLProject:
     @property
     def sources(self) -> list[Path]:
         """HDL files of the design (without the wrapper), primitives first."""
-        suffix = FLAVORS[self.flavor]
+        suffix = FLAVORS[self.flavor].suffix
         src = self.path / "src"
         files = sorted((src / "static").glob(f"*.{suffix}"))
         if not any((src / "memfiles").glob("*")):  # no tables: the table primitive is unused
@@ -90,7 +106,7 @@ class RTLProject:
 
     @property
     def wrapper(self) -> Path:
-        return self.path / "src" / f"{self.top}_wrapper.{FLAVORS[self.flavor]}"
+        return self.path / "src" / f"{self.top}_wrapper.{FLAVORS[self.flavor].suffix}"
 
 
 def _layout(qints: list[Any]) -> PortLayout:
@@ -114,13 +130,10 @@ def write_rtl(
 ) -> RTLProject:
     """Pipeline ``net`` and write its RTL project into the folder ``path`` (created)."""
     # deferred, optional: da4ml (hepfpga[hardware])
-    from da4ml.codegen import VerilogModel, VHDLModel
+    import da4ml.codegen
     from da4ml.trace import to_pipeline
 
-    if flavor not in FLAVORS:
-        raise ConfigError(
-            f"unknown HDL flavor '{flavor}'; accepted: {', '.join(FLAVORS)}", path="hardware.flavor"
-        )
+    writer = getattr(da4ml.codegen, FLAVORS.lookup(flavor, "hardware.flavor").writer)
     if not latency_cutoff > 0:
         raise ConfigError(
             f"latency_cutoff must be > 0. Received: {latency_cutoff}",
@@ -129,9 +142,8 @@ def write_rtl(
     if not top.isidentifier():
         raise ConfigError(f"top module name '{top}' is not an identifier", path="hardware.top")
     pipe = to_pipeline(net.comb, latency_cutoff, verbose=False)
-    model_cls = VerilogModel if flavor == "verilog" else VHDLModel
     folder = Path(path)
-    model = model_cls(
+    model = writer(
         pipe,
         top,
         folder,
@@ -154,8 +166,6 @@ def write_rtl(
         estimated_luts=float(pipe.cost),
         estimated_ffs=int(pipe.reg_bits),
     )
-    from hepfpga._schema import to_plain
-
     plain = to_plain(project)
     plain["path"] = "."  # the folder may move (written in a temporary folder, then renamed)
     (folder / "hepfpga_rtl.json").write_text(dumps_strict(plain, indent=2) + "\n")

@@ -21,10 +21,11 @@ import numpy as np
 
 from hepfpga.errors import DataError
 from hepfpga.firmware.rtl.codegen import DEFAULT_LATENCY_CUTOFF, RTLProject, write_rtl
-from hepfpga.firmware.rtl.report import HardwareReport, Latency, Resources, Timing
-from hepfpga.firmware.rtl.sim import RTLCheck, build_simulator, check_rtl, measured_latency
+from hepfpga.firmware.rtl.report import HardwareReport, Latency, Resources, RTLCheck, Timing
+from hepfpga.firmware.rtl.sim import build_simulator, check_rtl, measured_latency
 from hepfpga.firmware.rtl.synth import synthesize
 from hepfpga.firmware.rtl.trace import TracedNetwork, trace_model
+from hepfpga.firmware.verify import keras_outputs_with_logits
 
 __all__ = ["HardwareBuild", "build_hardware", "stress_events"]
 
@@ -69,7 +70,6 @@ def build_hardware(
     """RTL of ``model`` in ``out_dir`` (created), simulated on ``events`` (float inputs as the
     model takes them, ``n x input_shape``), compared with QKeras' logits (and with
     ``emulator_logits`` if given), synthesized with yosys unless ``synth`` is False."""
-    from hepfpga.firmware.verify import keras_outputs_with_logits
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hepfpga.firmware.rtl.sim import RTLCheck
-from hepfpga.firmware.rtl.synth import PartCapacity, part_capacity
+from hepfpga._schema import to_plain
+from hepfpga.firmware.rtl.parts import PartCapacity, part_capacity
 
-__all__ = ["HardwareReport", "Latency", "Resources", "Timing", "lut_equivalent"]
+__all__ = ["HardwareReport", "Latency", "RTLCheck", "Resources", "Timing", "lut_equivalent"]
 
 #: DSP -> LUT conversion of the HGQ paper's "LUT equivalent" (LUT + 55 x DSP)
 LUTS_PER_DSP = 55
@@ -25,6 +25,27 @@ LUTS_PER_DSP = 55
 def lut_equivalent(lut: float, dsp: float) -> float:
     """``LUT + 55 x DSP``, the HGQ paper's single resource figure."""
     return lut + LUTS_PER_DSP * dsp
+
+
+@dataclass(frozen=True)
+class RTLCheck:
+    """RTL simulation outputs compared bit for bit with reference outputs."""
+
+    #: what the outputs were compared with (e.g. "QKeras logits")
+    reference: str
+    n_events: int
+    #: events whose every output is identical to the reference, at the measured latency
+    n_identical: int
+    #: largest absolute difference of any output
+    max_abs_diff: float
+
+    @property
+    def fraction_identical(self) -> float:
+        return self.n_identical / self.n_events if self.n_events else 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.n_events > 0 and self.n_identical == self.n_events
 
 
 @dataclass(frozen=True)
@@ -105,8 +126,6 @@ class HardwareReport:
         return all(check.exact for check in self.exactness)
 
     def to_dict(self) -> dict[str, Any]:
-        from hepfpga._schema import to_plain
-
         plain = to_plain(self)
         plain["exact"] = self.exact
         for check, item in zip(self.exactness, plain["exactness"], strict=True):

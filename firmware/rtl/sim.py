@@ -32,9 +32,9 @@ import numpy as np
 
 from hepfpga.errors import DataError, HepfpgaError, MissingDependencyError
 from hepfpga.firmware.rtl.codegen import RTLProject
+from hepfpga.firmware.rtl.report import RTLCheck
 
 __all__ = [
-    "RTLCheck",
     "Simulator",
     "build_simulator",
     "check_rtl",
@@ -138,27 +138,6 @@ class Simulator:
                 )
             raw = np.fromfile(out, dtype=np.int32).reshape(cycles, self.project.outputs.count)
         return self.project.outputs.decode(raw), seconds
-
-
-@dataclass(frozen=True)
-class RTLCheck:
-    """RTL simulation outputs compared bit for bit with reference outputs."""
-
-    #: what the outputs were compared with (e.g. "QKeras logits")
-    reference: str
-    n_events: int
-    #: events whose every output is identical to the reference, at the measured latency
-    n_identical: int
-    #: largest absolute difference of any output
-    max_abs_diff: float
-
-    @property
-    def fraction_identical(self) -> float:
-        return self.n_identical / self.n_events if self.n_events else 0.0
-
-    @property
-    def exact(self) -> bool:
-        return self.n_events > 0 and self.n_identical == self.n_events
 
 
 def measured_latency(trace: np.ndarray, reference: np.ndarray) -> int | None:

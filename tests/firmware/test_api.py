@@ -44,8 +44,13 @@ def test_public_api() -> None:
         "options",
         "precision",
         "project",
+        "pruning",
+        "softmax",
         "testing",
         "verify",
+        "verify_plan",
+        "verify_report",
+        "verify_run",
     }
 
 
@@ -62,3 +67,20 @@ def test_argmax_flips_report_the_reference_gap() -> None:
     assert cmp.argmax_flip_max_gap == 0.6 - 0.3
     same = compare_outputs(logits, logits, ref, ref)
     assert same.argmax_agreement == 1.0 and same.argmax_flip_max_gap == 0.0
+
+
+def test_a_requirement_is_checked_on_every_output() -> None:
+    from hepfpga.firmware.verify_plan import Requirement
+    from hepfpga.firmware.verify_report import Comparison
+
+    exact = Comparison(10, 1.0, 0.0, 0.0, 1.0)
+    exact_logits = Comparison(10, 1.0, 0.0, 2**-9, 1.0)
+    close = Comparison(10, 0.5, 2**-6, 2**-6, 1.0)
+    assert Requirement("bit-exact logits").met_by([exact, exact_logits])
+    assert not Requirement("bit-exact logits").met_by([exact, close])
+    both = Requirement("bit-exact logits and outputs", exact_outputs=True)
+    assert both.met_by([exact]) and not both.met_by([exact, exact_logits])
+    assert Requirement("within", tolerance=0.02).met_by([exact, close])
+    assert not Requirement("within", tolerance=0.01).met_by([close])
+    assert Requirement("bound", bound=2**-6).met_by([close, exact])
+    assert not Requirement("bound", bound=2**-7).met_by([close])

@@ -260,3 +260,19 @@ def test_measured_latency_is_the_shift_that_repeats_the_answers(shift):
     assert measured_latency(trace, reference) == shift
     assert check_rtl(trace[shift : shift + 10], reference, "r").exact
     assert measured_latency(trace, np.zeros((10, 2))) is None
+
+
+def test_parts_and_hdl_flavors_are_registries(tmp_path):
+    from hepfpga.errors import ConfigError
+    from hepfpga.firmware.rtl.codegen import FLAVORS, write_rtl
+    from hepfpga.firmware.rtl.parts import PARTS, part_capacity
+    from hepfpga.firmware.rtl.trace import trace_model
+
+    assert part_capacity("xcvu13p-flga2577-2-e") is PARTS["xcvu13p"]
+    assert part_capacity("XCKU115-flvb2104-2-e") is PARTS["xcku115"]
+    assert part_capacity("Arria10") is None
+    assert {name: f.suffix for name, f in FLAVORS.items()} == {"verilog": "v", "vhdl": "vhd"}
+    with pytest.raises(ConfigError, match=r"flavor 'vhld' \(did you mean 'vhdl'") as info:
+        write_rtl(trace_model(_tiny()), tmp_path / "rtl", flavor="vhld")
+    assert info.value.path == "hardware.flavor"
+    assert not (tmp_path / "rtl").exists()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from hepfpga.errors import ConfigError, MissingDependencyError
-from hepfpga.firmware.vendor import BuildSteps, build_project, read_reports
+from hepfpga.firmware.backends import build_project
+from hepfpga.firmware.vendor import BuildSteps, read_reports
 
 REPORTS = Path(__file__).parent.parent / "data" / "hls_reports"
 

@@ -138,3 +138,43 @@ def test_every_backend_compiles_without_vendor_tools_and_names_its_tools() -> No
         assert len(backend.info.tools) == len(backend.info.build_commands)
         assert "logits" in backend.info.softmax_modes
     assert Backend.CATAPULT.info.softmax_modes == ("logits",)
+
+
+def test_backend_choice_is_derived_from_the_registry() -> None:
+    from hepfpga.firmware.backends import BACKENDS
+
+    assert [b.value for b in Backend] == list(BACKENDS.names())
+    for name, backend in BACKENDS.items():
+        assert FirmwareOptions(backend=name.lower()).backend.info is backend
+    # the backends whose projects use hls4ml's Vivado templates (what the emulator reproduces)
+    assert [n for n, b in BACKENDS.items() if b.vivado_templates] == ["Vitis", "Vivado"]
+
+
+def test_softmax_choice_exists_once_with_its_behaviour() -> None:
+    import numpy as np
+
+    from hepfpga.firmware.softmax import SOFTMAX_MODES
+
+    assert tuple(mode.value for mode in SoftmaxMode) == SOFTMAX_MODES
+    assert [m.value for m in SoftmaxMode if m.info.exact] == ["argmax", "logits"]
+    logits = np.array([[1.0, 3.0, 3.0], [-1.0, -2.0, 0.5]])
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert SoftmaxMode.STABLE.info.expected(logits, probs) is probs
+    assert SoftmaxMode.LOGITS.info.expected(logits, probs) is logits
+    one_hot = SoftmaxMode.ARGMAX.info.expected(logits, probs)
+    assert one_hot.tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]  # first index wins ties
+
+
+def test_from_dict_reads_the_section_as_a_run_config_does() -> None:
+    from hepfpga._schema import build
+
+    for values in ({"reuse_factor": "2"}, {"softmax": "exact"}, {"layer_types": {"d": 1}}):
+        with pytest.raises(ConfigError) as from_dict:
+            FirmwareOptions.from_dict(values)
+        with pytest.raises(ConfigError) as schema:
+            build(FirmwareOptions, values, "firmware")
+        assert (from_dict.value.path, str(from_dict.value)) == (
+            schema.value.path,
+            str(schema.value),
+        )
+        assert from_dict.value.path.startswith("firmware.")
