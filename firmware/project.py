@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga._version import __version__
 from hepfpga.artifacts import (
     check_destination,
     dumps_strict,
@@ -95,8 +96,6 @@ def _readme(
 ) -> str:
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
-
-    from hepfpga import __version__
 
     rows = []
     for layer in hls_model.get_layers():
