@@ -22,8 +22,9 @@ from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
 from hepfpga.firmware.rtl.flow import build_hardware
 from hepfpga.firmware.vendor import BuildSteps, read_reports
 from hepfpga.pipeline.config import load_config, parse_config
+from hepfpga.pipeline.run import Run
 from hepfpga.pipeline.scan import plot_scan, run_scan
-from hepfpga.pipeline.stages import Run, data_stage
+from hepfpga.pipeline.stages import data_stage
 from hepfpga.quantize.model_io import load_keras_model
 
 

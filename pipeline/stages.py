@@ -50,7 +50,6 @@ __all__ = [
     "ModelResult",
     "OnnxResult",
     "QuantizedModelResult",
-    "Run",
     "VerificationResult",
     "build_data_result",
     "data_stage",
@@ -65,8 +64,6 @@ __all__ = [
     "verification_stage",
 ]
 
-# ``Run`` is :mod:`hepfpga.pipeline.run`'s, named here for the callers that compose these stages
-# alone (``hepfpga hardware --scan``)
 log = logging.getLogger("hepfpga")
 DataResultT = TypeVar("DataResultT", bound="DataResult")
 
