@@ -29,8 +29,10 @@ from typing import Any
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     register,
 )
 from hepfpga.firmware.layers.recurrent import (
@@ -101,7 +103,10 @@ def _handler(classes: tuple[str, ...], **rewrite: Any) -> LayerHandler:
         exactness="Quartus only (hls4ml 1.3 has no Vivado/Vitis SimpleRNN): state and output "
         "in the input's type, weights covering their values (QSimpleRNN: the quantized values, "
         "exact types), 4096-entry tanh table: approximate (measured)",
-        emulator="C simulation (the Quartus SimpleRNN is not in the engine)",
+        emulation=Emulation(
+            "C simulation (the Quartus SimpleRNN is not in the engine)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=lambda layer: False,
         rewrite=rewrite.get("rewrite"),
         rewrite_weights=rewrite.get("rewrite_weights"),

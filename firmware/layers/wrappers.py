@@ -36,8 +36,10 @@ from typing import Any
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     handler_for,
     register,
 )
@@ -140,7 +142,10 @@ register(
         exactness="the wrapped Dense/QDense's types on every time step: QKeras bit-exact "
         "(exact sums), float profiled over the output sequence; a built-in activation of the "
         "wrapped layer is split off as '<name>_<activation>'",
-        emulator="C simulation (hls4ml's time-step loop is not in the engine)",
+        emulation=Emulation(
+            "C simulation (hls4ml's time-step loop is not in the engine)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=_time_distributed_exact,
         multiplications=_time_distributed_multiplications,
         hls_entries=_time_distributed_entries,
@@ -276,7 +281,10 @@ register(
         "with their quantized weights, exact weight types); state and output in the input's "
         "type, gate tables sized to the state's lsb: approximate (measured); merge_mode 'concat', "
         "io_parallel only",
-        emulator="C simulation (the engine steps LSTM/GRU, not hls4ml's Bidirectional layer)",
+        emulation=Emulation(
+            "C simulation (the engine steps LSTM/GRU, not hls4ml's Bidirectional layer)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=lambda layer: False,
         rewrite=_bidirectional_twin,
         rewrite_weights=_bidirectional_weights,

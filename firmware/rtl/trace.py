@@ -46,7 +46,10 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type
+from hepfpga.firmware.layers.graph import strip_pruning
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
+from hepfpga.registry import Registry
 
 __all__ = [
     "LAYER_TRACERS",
@@ -317,18 +320,21 @@ def _trace_activation(layer: Any, x: Any) -> Any:
 
 
 #: Keras/QKeras layer class name -> tracer ``(layer, FixedVariableArray) -> FixedVariableArray``
-LAYER_TRACERS: dict[str, Callable[[Any, Any], Any]] = {
-    "QDense": _trace_dense,
-    "QConv1D": _trace_conv,
-    "QConv2D": _trace_conv,
-    "MaxPooling1D": _trace_maxpool,
-    "MaxPooling2D": _trace_maxpool,
-    "Flatten": _trace_flatten,
-    "Reshape": _trace_reshape,
-    "QActivation": _trace_qactivation,
-    "Activation": _trace_activation,
-    "Dropout": lambda layer, x: x,
-}
+LAYER_TRACERS: Registry[Callable[[Any, Any], Any]] = Registry(
+    "RTL tracer",
+    {
+        "QDense": _trace_dense,
+        "QConv1D": _trace_conv,
+        "QConv2D": _trace_conv,
+        "MaxPooling1D": _trace_maxpool,
+        "MaxPooling2D": _trace_maxpool,
+        "Flatten": _trace_flatten,
+        "Reshape": _trace_reshape,
+        "QActivation": _trace_qactivation,
+        "Activation": _trace_activation,
+        "Dropout": lambda layer, x: x,
+    },
+)
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -370,9 +376,6 @@ def trace_model(
     input codes to the logits (see the module notes for the exact semantics)."""
     # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
-
-    from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type
-    from hepfpga.firmware.precision import strip_pruning
 
     model = strip_pruning(model)
     input_type = input_fixed_type(hls4ml_ready_model(model))
