@@ -15,6 +15,7 @@ A *layer handler* (:class:`LayerHandler`) owns one family of Keras/QKeras layer 
   that reproduce the layer (by hls4ml class, io_parallel and io_stream, and by activation
   name), or says why none does (the emulator then falls back to the C simulation); the
   engine's dispatch tables are derived from the registered handlers;
+* ``rtl`` names the RTL tracer of each class :mod:`hepfpga.firmware.rtl.trace` replays;
 * ``qkeras`` (:class:`QKerasMapping`) names the float classes of the family that
   :func:`hepfpga.quantize.qat.quantize_model` maps (``LAYER_MAPPINGS``, defined in
   ``quantize``, which never imports ``firmware``), or why the others have none.
@@ -37,6 +38,7 @@ import numpy as np
 
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.emulate_engine.types import StepBuilder
+from hepfpga.firmware.layers.tracers import Tracer
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 from hepfpga.quantize.qat import LAYER_MAPPINGS, LayerMapping
@@ -215,6 +217,9 @@ class LayerHandler:
     emulation: Emulation
     #: the family's place in QAT (its QKeras mappings)
     qkeras: QKerasMapping = field(default_factory=QKerasMapping)
+    #: Keras/QKeras class -> its RTL tracer (:mod:`~hepfpga.firmware.layers.tracers`), for
+    #: the classes :func:`hepfpga.firmware.rtl.trace.trace_model` replays
+    rtl: Mapping[str, Tracer] = field(default_factory=dict)
     #: whether the firmware reproduces the layer bit for bit in a QKeras model (a callable
     #: for families where it depends on the layer's settings)
     exact: Callable[[Any], bool] = field(default=lambda layer: True)
@@ -287,6 +292,9 @@ def register(handler: LayerHandler) -> LayerHandler:
     for name in handler.classes:
         if name in HANDLERS:
             raise ValueError(f"layer class {name} has two handlers")
+    stray = [name for name in handler.rtl if name not in handler.classes]
+    if stray:
+        raise ValueError(f"layer family {handler.family}: RTL tracers of {stray}, not its classes")
     missing = [name for name in handler.qkeras.classes if name not in LAYER_MAPPINGS]
     if missing:
         raise ValueError(f"layer family {handler.family}: no QKeras mapping of {missing}")

@@ -42,6 +42,7 @@ from hepfpga.firmware.layers._base import (
     QKerasMapping,
     register,
 )
+from hepfpga.firmware.layers.tracers import trace_activation
 from hepfpga.quantize.fixed import FixedType, from_quantizer
 
 EXACT_ACTIVATIONS = ("linear", "relu")
@@ -182,6 +183,7 @@ register(
             "ReLU, Softmax and ELU layers have no QAT counterpart yet (Activation has, for "
             "relu, softmax and linear)",
         ),
+        rtl={"Activation": trace_activation},
         exact=lambda layer: not is_table(layer),
         rewrite=_softmax_as_activation,
     )
@@ -204,6 +206,7 @@ register(
             "conversion step",
         ),
         qkeras=QKerasMapping(reason="a QKeras layer itself (QAT makes it of Activation('relu'))"),
+        rtl={"QActivation": trace_activation},
     )
 )
 

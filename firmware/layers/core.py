@@ -20,6 +20,7 @@ from hepfpga.firmware.layers._base import (
     QKerasMapping,
     register,
 )
+from hepfpga.firmware.layers.tracers import trace_flatten, trace_identity, trace_reshape
 from hepfpga.quantize.fixed import FixedType
 
 
@@ -91,5 +92,6 @@ register(
             ("Dropout", "Flatten", "Reshape", "UpSampling1D", "UpSampling2D"),
             "Permute, padding and cropping have no QAT counterpart yet",
         ),
+        rtl={"Dropout": trace_identity, "Flatten": trace_flatten, "Reshape": trace_reshape},
     )
 )

@@ -32,6 +32,7 @@ from hepfpga.firmware.layers._base import (
     register,
     sum_type,
 )
+from hepfpga.firmware.layers.tracers import trace_conv, trace_dense
 from hepfpga.quantize.fixed import FixedType, from_quantizer
 
 
@@ -149,6 +150,7 @@ register(
         qkeras=QKerasMapping(
             ("Dense", "Conv1D", "Conv2D"), "QDense, QConv1D, QConv2D are QKeras layers themselves"
         ),
+        rtl={"QDense": trace_dense, "QConv1D": trace_conv, "QConv2D": trace_conv},
         multiplications=multiplications,
     )
 )

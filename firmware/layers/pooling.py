@@ -25,6 +25,7 @@ from hepfpga.firmware.layers._base import (
     QKerasMapping,
     register,
 )
+from hepfpga.firmware.layers.tracers import trace_maxpool
 from hepfpga.quantize.fixed import FixedType
 
 
@@ -58,6 +59,7 @@ register(
         qkeras=QKerasMapping(
             ("MaxPooling1D", "MaxPooling2D"), "global max pooling has no QAT counterpart yet"
         ),
+        rtl={"MaxPooling1D": trace_maxpool, "MaxPooling2D": trace_maxpool},
     )
 )
 

@@ -7,12 +7,13 @@ it takes is here, and no other file is edited:
   a C++ header), as any custom layer needs in hls4ml;
 * hepfpga's side, one :class:`~hepfpga.firmware.layers.LayerHandler`: its types (the input's:
   values only move), its exactness, its emulator step (:class:`ReverseStep`, found by the
-  engine through the handler) and why it has no QKeras mapping.
+  engine through the handler), its RTL tracer and why it has no QKeras mapping.
 
-The model is converted, its emulation plan built and run (fast), then verified against the C
-simulation and emulated with the engine proving itself against it (slow: g++).
+The model is converted, its emulation plan built and run, and it is traced into da4ml's adder
+graph (fast), then verified against the C simulation and emulated with the engine proving
+itself against it (slow: g++).
 
-The module also holds the handlers' contract with the engine and with QAT: the engine's
+The module also holds the handlers' contract with the engine, the RTL trace and QAT: their
 tables are derived from the registered handlers, and every handled class has a QKeras
 mapping or its handler says why not.
 """
@@ -178,6 +179,7 @@ REVERSE = LayerHandler(
     exactness="moves values only, in the input type: exact",
     emulation=Emulation("reverse step", steps={"HReverse": ReverseStep}),
     qkeras=QKerasMapping(reason="a custom layer of the user's: QAT keeps it as it is"),
+    rtl={"Reverse": lambda layer, x, rounding: x[::-1]},
 )
 
 
@@ -231,6 +233,20 @@ def test_the_engine_finds_the_family_through_its_handler(reverse_family: LayerHa
         register(reverse_family)
 
 
+def test_the_family_is_traced_into_rtl(reverse_model: Any) -> None:
+    pytest.importorskip("da4ml")
+    from hepfpga.firmware.rtl.trace import trace_model
+    from hepfpga.firmware.verify import keras_outputs_with_logits
+
+    net = trace_model(reverse_model)
+    assert "reverse" in net.layers
+    x = _events(400)
+    codes = net.input_codes(x)
+    rtl = net.comb.predict(np.ldexp(codes.astype(np.float64), -net.input_type.fractional))
+    logits = np.asarray(keras_outputs_with_logits(reverse_model, x)[1], dtype=np.float64)
+    assert np.array_equal(rtl, logits)
+
+
 @pytest.mark.slow
 def test_the_family_is_verified_and_emulated_against_the_c_simulation(
     reverse_model: Any, tmp_path: Path
@@ -261,6 +277,11 @@ ENGINE_STEPS = {
 }  # fmt: skip
 ENGINE_ACTIVATIONS = {"elu", "linear", "relu", "selu", "sigmoid", "softplus", "softsign", "tanh"}
 ENGINE_PARAMETRISED = {"elu", "leakyrelu", "thresholdedrelu"}
+#: the RTL tracer's table as it stood in rtl/trace.py
+RTL_TRACED = {
+    "Activation", "Dropout", "Flatten", "MaxPooling1D", "MaxPooling2D", "QActivation", "QConv1D",
+    "QConv2D", "QDense", "Reshape",
+}  # fmt: skip
 
 
 def test_the_engine_tables_are_derived_from_the_handlers() -> None:
@@ -274,6 +295,12 @@ def test_the_engine_tables_are_derived_from_the_handlers() -> None:
         for name in (*handler.emulation.steps, *handler.emulation.stream_steps)
     }
     assert set(tables.steps) - {"Clone"} == named
+
+
+def test_the_rtl_tracers_are_derived_from_the_handlers() -> None:
+    from hepfpga.firmware.rtl.trace import layer_tracers
+
+    assert set(layer_tracers()) - {"Reverse"} == RTL_TRACED
 
 
 def test_every_handled_class_has_its_qkeras_mapping_or_a_reason() -> None:
