@@ -49,11 +49,13 @@ __all__ = [
     "MAX_INTEGER_BITS",
     "MAX_WIDTH",
     "REFUSED",
+    "BackendSupport",
     "DeriveContext",
     "Emulation",
     "LayerHandler",
     "LayerPrecision",
     "QKerasMapping",
+    "Rewrite",
     "add_type",
     "check_backend",
     "count_type",
@@ -203,6 +205,28 @@ class QKerasMapping:
 
 
 @dataclass(frozen=True)
+class Rewrite:
+    """An equivalent layer (same name, same function) hls4ml converts better, applied by
+    :func:`~hepfpga.firmware.layers.graph.ready_model`."""
+
+    #: ``layer -> replacement``, or None to keep that layer
+    layer: Callable[[Any], Any]
+    #: the weights of the replacement (None: the original layer's weights), e.g. the
+    #: QKeras-quantized weights a float twin must hold
+    weights: Callable[[Any], list[Any]] | None = None
+
+
+@dataclass(frozen=True)
+class BackendSupport:
+    """The ``firmware.backend`` values whose hls4ml 1.3 templates implement a family; the
+    others are refused naming these (:func:`check_backend`)."""
+
+    names: tuple[str, ...]
+    #: what to use instead on the other backends (ends the refusal)
+    hint: str = ""
+
+
+@dataclass(frozen=True)
 class LayerHandler:
     """Types, exactness and emulation of one family of Keras/QKeras layer classes."""
 
@@ -223,12 +247,8 @@ class LayerHandler:
     #: whether the firmware reproduces the layer bit for bit in a QKeras model (a callable
     #: for families where it depends on the layer's settings)
     exact: Callable[[Any], bool] = field(default=lambda layer: True)
-    #: an equivalent layer (same name, same function) hls4ml converts better, or None to keep
-    #: the layer; applied by :func:`~hepfpga.firmware.layers.graph.ready_model`
-    rewrite: Callable[[Any], Any] | None = None
-    #: the weights of the rewritten layer (default: the original layer's weights), e.g. the
-    #: QKeras-quantized weights a float twin must hold
-    rewrite_weights: Callable[[Any], list[Any]] | None = None
+    #: the equivalent layer hls4ml converts better (None: the layer is kept)
+    rewrite: Rewrite | None = None
     #: further hls4ml settings of the layer's ``LayerName`` entry (e.g. ``TableSize``)
     settings: Callable[[Any], dict[str, Any]] | None = None
     #: the bound on the logits (max |difference|) that verification requires of a QKeras
@@ -259,25 +279,24 @@ class LayerHandler:
     #: indices for an Embedding), called with the (min, max) of every model input before
     #: Keras runs on them; None: any finite events
     check_inputs: Callable[[Any, Mapping[str, tuple[float, float]]], None] | None = None
-    #: the ``firmware.backend`` values whose hls4ml 1.3 templates implement the layer (None:
-    #: every offered backend); others are refused naming these
-    backends: tuple[str, ...] | None = None
-    #: what to use instead on the other backends (ends the refusal)
-    backends_hint: str = ""
+    #: the backends whose hls4ml 1.3 templates implement the layer (None: every offered
+    #: backend)
+    backends: BackendSupport | None = None
 
 
 def check_backend(layer: Any, handler: LayerHandler, options: FirmwareOptions) -> None:
     """Refuse ``layer`` when ``options.backend`` has no hls4ml template for it, naming the
     backends that do (``LayerHandler.backends``)."""
     backend = options.backend.value
-    if handler.backends is None or backend in handler.backends:
+    support = handler.backends
+    if support is None or backend in support.names:
         return
     kind = type(layer).__name__
     raise ConversionError(
         f"layer '{layer.name}' ({kind}): hls4ml 1.3 implements {kind} in the "
-        f"{', '.join(handler.backends)} backend{'s' if len(handler.backends) > 1 else ''} only, "
-        f"not {backend}; use --backend {handler.backends[0]}"
-        + (f", or {handler.backends_hint}" if handler.backends_hint else "")
+        f"{', '.join(support.names)} backend{'s' if len(support.names) > 1 else ''} only, "
+        f"not {backend}; use --backend {support.names[0]}"
+        + (f", or {support.hint}" if support.hint else "")
     )
 
 

@@ -40,6 +40,7 @@ from hepfpga.firmware.layers._base import (
     LayerHandler,
     LayerPrecision,
     QKerasMapping,
+    Rewrite,
     register,
 )
 from hepfpga.firmware.layers.tracers import trace_activation
@@ -185,7 +186,7 @@ register(
         ),
         rtl={"Activation": trace_activation},
         exact=lambda layer: not is_table(layer),
-        rewrite=_softmax_as_activation,
+        rewrite=Rewrite(_softmax_as_activation),
     )
 )
 

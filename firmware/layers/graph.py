@@ -202,11 +202,12 @@ def ready_model(model: Any) -> Any:
     rewritten_weights = {}
     for node in nodes:
         handler = handler_for(node.layer)  # an unsupported layer is refused here, named
-        replacement = handler.rewrite(node.layer) if handler.rewrite is not None else None
-        if replacement is not None:
+        rewrite = handler.rewrite
+        replacement = rewrite.layer(node.layer) if rewrite is not None else None
+        if rewrite is not None and replacement is not None:
             rewrites[node.name] = replacement
-            if handler.rewrite_weights is not None:
-                rewritten_weights[node.name] = handler.rewrite_weights(node.layer)
+            if rewrite.weights is not None:
+                rewritten_weights[node.name] = rewrite.weights(node.layer)
     needs_split = [node.name for node in nodes if _split_activation(node.layer) is not None]
     renamed = any(node.name in _RESERVED_NAMES for node in nodes)
     if type(model).__name__ != "Sequential" and not needs_split and not renamed and not rewrites:

@@ -43,6 +43,7 @@ import numpy as np
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
     RND_SAT,
+    BackendSupport,
     DeriveContext,
     Emulation,
     LayerHandler,
@@ -175,6 +176,6 @@ register(
         bound=LAYERNORM_BOUND,
         bound_reason="table-based 1/sqrt of the variance",
         multiplications=_multiplications,
-        backends=("Vitis", "Vivado"),
+        backends=BackendSupport(("Vitis", "Vivado")),
     )
 )

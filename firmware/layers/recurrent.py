@@ -58,6 +58,7 @@ from hepfpga.firmware.layers._base import (
     LayerHandler,
     LayerPrecision,
     QKerasMapping,
+    Rewrite,
     covering_type,
     register,
 )
@@ -311,8 +312,7 @@ register(
         ),
         qkeras=QKerasMapping(reason="QKeras layers themselves"),
         exact=lambda layer: False,
-        rewrite=_float_twin,
-        rewrite_weights=_quantized_weights,
+        rewrite=Rewrite(_float_twin, _quantized_weights),
         bound=QKERAS_BOUND,
         multiplications=_multiplications,
     )

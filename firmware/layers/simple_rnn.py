@@ -28,11 +28,13 @@ from typing import Any
 
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
+    BackendSupport,
     DeriveContext,
     Emulation,
     LayerHandler,
     LayerPrecision,
     QKerasMapping,
+    Rewrite,
     register,
 )
 from hepfpga.firmware.layers.recurrent import (
@@ -95,7 +97,7 @@ def _simple_rnn(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Laye
     return replace(_recurrent(layer, ctx, inputs), settings=(("TableSize", TABLE_SIZE),))
 
 
-def _handler(classes: tuple[str, ...], **rewrite: Any) -> LayerHandler:
+def _handler(classes: tuple[str, ...], rewrite: Rewrite | None = None) -> LayerHandler:
     return LayerHandler(
         family="recurrent",
         classes=classes,
@@ -108,15 +110,13 @@ def _handler(classes: tuple[str, ...], **rewrite: Any) -> LayerHandler:
         ),
         qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=lambda layer: False,
-        rewrite=rewrite.get("rewrite"),
-        rewrite_weights=rewrite.get("rewrite_weights"),
+        rewrite=rewrite,
         bound=QKERAS_BOUND,
         bound_reason="table-based tanh",
         multiplications=_multiplications,
-        backends=("Quartus",),
-        backends_hint=_HINT,
+        backends=BackendSupport(("Quartus",), _HINT),
     )
 
 
 register(_handler(("SimpleRNN",)))
-register(_handler(("QSimpleRNN",), rewrite=_float_twin, rewrite_weights=_quantized_weights))
+register(_handler(("QSimpleRNN",), Rewrite(_float_twin, _quantized_weights)))

@@ -35,11 +35,13 @@ from typing import Any
 
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
+    BackendSupport,
     DeriveContext,
     Emulation,
     LayerHandler,
     LayerPrecision,
     QKerasMapping,
+    Rewrite,
     handler_for,
     register,
 )
@@ -150,7 +152,7 @@ register(
         multiplications=_time_distributed_multiplications,
         hls_entries=_time_distributed_entries,
         traced_as=lambda layer: f"{layer.name}_end",
-        backends=("Vitis", "Vivado"),
+        backends=BackendSupport(("Vitis", "Vivado")),
     )
 )
 
@@ -286,11 +288,9 @@ register(
         ),
         qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=lambda layer: False,
-        rewrite=_bidirectional_twin,
-        rewrite_weights=_bidirectional_weights,
+        rewrite=Rewrite(_bidirectional_twin, _bidirectional_weights),
         bound=QKERAS_BOUND,
         multiplications=_bidirectional_multiplications,
-        backends=("Vitis", "Vivado"),
-        backends_hint="a single-direction LSTM/GRU",
+        backends=BackendSupport(("Vitis", "Vivado"), "a single-direction LSTM/GRU"),
     )
 )
