@@ -21,6 +21,7 @@ mapping or its handler says why not.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,16 @@ def test_the_rtl_tracers_are_derived_from_the_handlers() -> None:
     from hepfpga.firmware.rtl.trace import layer_tracers
 
     assert set(layer_tracers()) - {"Reverse"} == RTL_TRACED
+
+
+def test_a_handler_names_only_what_it_handles_and_what_qat_maps() -> None:
+    stray_tracer = replace(REVERSE, classes=("Toy",), rtl={"Reverse": REVERSE.rtl["Reverse"]})
+    with pytest.raises(ValueError, match=r"RTL tracers of \['Reverse'\], not its classes"):
+        register(stray_tracer)
+    unmapped = replace(REVERSE, classes=("Toy",), rtl={}, qkeras=QKerasMapping(("Toy",)))
+    with pytest.raises(ValueError, match=r"no QKeras mapping of \['Toy'\]"):
+        register(unmapped)
+    assert "Toy" not in registered_handlers()
 
 
 def test_every_handled_class_has_its_qkeras_mapping_or_a_reason() -> None:
