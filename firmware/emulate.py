@@ -32,9 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga._optional import require
+from hepfpga.datafiles import ArrayWriter, open_array
 from hepfpga.errors import ConversionError, DataError
+from hepfpga.firmware.csim import predict_logits, predict_outputs, predict_with_logits
 from hepfpga.firmware.data import validate_events as _validate
-from hepfpga.firmware.emulate_engine import Plan, UnsupportedLayerError, build_plan
+from hepfpga.firmware.emulate_engine.plan import Plan, UnsupportedLayerError, build_plan
 from hepfpga.firmware.project import FirmwareProject
 
 __all__ = [
@@ -405,8 +408,6 @@ class Emulator:
     def _csim(
         self, events: list[np.ndarray], logits: str | None
     ) -> tuple[list[np.ndarray], np.ndarray | None]:
-        from hepfpga.firmware.csim import predict_logits, predict_outputs, predict_with_logits
-
         assert self._project is not None
         x = self._unwrap(events)
         if len(self.outputs) == 1:
@@ -515,8 +516,6 @@ def _open_sources(
     """One reader per model input: ``key``/``columns`` for a single-input model; for several
     inputs, the arrays (npz) or datasets (HDF5) named in ``key`` (input name -> array; default:
     the input names), each checked against its input's size."""
-    from hepfpga.datafiles import open_array
-
     if len(inputs) == 1:
         if isinstance(key, Mapping):
             key = key.get(inputs[0][0], next(iter(key.values()), None))
@@ -610,8 +609,6 @@ def emulate_file(
     output, ``outputs_<layer>``, for a model with several) and ``logits`` when asked, and is
     written through a temporary file renamed into place.
     """
-    from hepfpga.datafiles import ArrayWriter
-
     start_time = time.perf_counter()
     if isinstance(emulator_or_project, Emulator):
         inputs = emulator_or_project.inputs
@@ -670,8 +667,6 @@ def _run_on_dask(
 ) -> tuple[float, float]:
     """Emulate ``spans`` on dask, writing in order; returns when the workers were ready and
     when the last chunk was written."""
-    from hepfpga._optional import require
-
     distributed = require("distributed", "emulate", "chunked emulation on dask")
     cluster = None
     quiet = logging.getLogger("distributed")

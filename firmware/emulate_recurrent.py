@@ -29,27 +29,26 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.firmware.emulate_engine import (
+from hepfpga.firmware.emulate_engine.steps import product_kind
+from hepfpga.firmware.emulate_engine.types import (
     Context,
     Convert,
     Interval,
     Step,
     UnsupportedLayerError,
-    _input_of,
-    _layer_type,
-    _out_shape,
-    _product_kind,
-    _result_type,
+    input_of,
+    layer_type,
+    out_shape,
     plan_convert,
     quantize_to_raw,
     raw_range,
-    register_step,
+    result_type,
     written_weights,
 )
 from hepfpga.firmware.emulate_tables import LookupTable, lookup_table
 from hepfpga.quantize.fixed import FixedType, Saturation
 
-__all__ = ["RecurrentStep"]
+__all__ = ["RecurrentStep", "recurrent_step"]
 
 #: largest raw magnitude of any intermediate value (float64 holds integers exactly below 2**53)
 _LIMIT = 2.0**50
@@ -153,7 +152,7 @@ class _Activation:
         self.table: LookupTable | None = None
         if name in ("sigmoid", "tanh"):
             size = int(layer.get_attr("table_size", 1024))
-            self.table = lookup_table(name, size, _layer_type(layer, "table_t"), where)
+            self.table = lookup_table(name, size, layer_type(layer, "table_t"), where)
             self.table.check_input(data_t, where)
             entries = self.table.entries
             convert, _, _ = plan_convert(
@@ -192,10 +191,10 @@ class RecurrentStep(Step):
         backend = str(layer.model.config.backend.name)
         if backend not in _BACKENDS:
             raise UnsupportedLayerError(f"{where}: {backend}'s recurrent layers")
-        source, in_type, interval, in_shape = _input_of(layer, ctx)
+        source, in_type, interval, in_shape = input_of(layer, ctx)
         self.inputs = (source,)
         self.output = layer.outputs[0]
-        self.shape = _out_shape(layer)
+        self.shape = out_shape(layer)
         self.kind = layer.class_name
         if layer.get_attr("direction", "forward") != "forward" or layer.get_attr("return_state"):
             raise UnsupportedLayerError(f"{where}: backward or state-returning recurrence")
@@ -203,14 +202,14 @@ class RecurrentStep(Step):
             raise UnsupportedLayerError(f"{where}: PyTorch gate order")
         if self.kind == "GRU" and layer.get_attr("apply_reset_gate", "after") != "after":
             raise UnsupportedLayerError(f"{where}: GRU with reset_after=False")
-        if _product_kind(layer) != "mult":
+        if product_kind(layer) != "mult":
             raise UnsupportedLayerError(f"{where}: non-multiplying weight product")
         if len(in_shape) != 2:
             raise UnsupportedLayerError(f"{where}: input of shape {in_shape}")
         self.n_steps, n_in = in_shape
         self.return_sequences = bool(layer.get_attr("return_sequences", False))
-        accum_t = _layer_type(layer, "accum_t")
-        res_t = _result_type(layer)
+        accum_t = layer_type(layer, "accum_t")
+        res_t = result_type(layer)
         self.out_type = res_t
         self.accum_t, self.res_t = accum_t, res_t
         gates = 4 if self.kind == "LSTM" else 3
@@ -225,9 +224,9 @@ class RecurrentStep(Step):
             in_type,
             interval,
             kernel,
-            _layer_type(layer, "weight_t"),
+            layer_type(layer, "weight_t"),
             written_weights(layer, "bias"),
-            _layer_type(layer, "bias_t"),
+            layer_type(layer, "bias_t"),
             accum_t,
             latency,
         )
@@ -236,9 +235,9 @@ class RecurrentStep(Step):
             res_t,
             Interval(*raw_range(res_t)),
             recurrent,
-            _layer_type(layer, "recurrent_weight_t"),
+            layer_type(layer, "recurrent_weight_t"),
             written_weights(layer, "recurrent_bias"),
-            _layer_type(layer, "recurrent_bias_t"),
+            layer_type(layer, "recurrent_bias_t"),
             accum_t,
             latency,
         )
@@ -308,9 +307,5 @@ class RecurrentStep(Step):
         return self.to_res(mixed), s
 
 
-def _recurrent(layer: Any, ctx: Context) -> Step:
+def recurrent_step(layer: Any, ctx: Context) -> Step:
     return RecurrentStep(layer, ctx)
-
-
-register_step("LSTM", _recurrent)
-register_step("GRU", _recurrent)

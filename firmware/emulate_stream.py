@@ -1,9 +1,9 @@
 """Engine steps for hls4ml's ``io_stream`` graphs and for depthwise/separable convolutions.
 
-Imported by :mod:`hepfpga.firmware.emulate_engine`, whose step registry (``STEP_BUILDERS``)
-these builders join; numbers travel as raw integer codes there, and every step below is an
-exact rewrite of what hls4ml 1.3's C++ computes (the emulator still proves each model against
-the C simulation before it is used).
+The layer families name these builders on their handlers (``LayerHandler.emulation``), from
+which :mod:`hepfpga.firmware.emulate_engine.plan` derives its tables; numbers travel as raw
+integer codes there, and every step below is an exact rewrite of what hls4ml 1.3's C++
+computes (the emulator still proves each model against the C simulation before it is used).
 
 **What io_stream changes** (``hls4ml/backends/{fpga,vivado}/passes``,
 ``templates/vivado/nnet_utils/*_stream.h``), and how the engine follows it:
@@ -50,29 +50,40 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.firmware.emulate_engine import (
-    Context,
+from hepfpga.firmware.emulate_engine.steps import (
     GlobalPoolStep,
-    Interval,
     MaxPoolStep,
-    Step,
-    UnsupportedLayerError,
-    _input_of,
-    _layer_type,
-    _out_shape,
-    _reshape_step,
-    _result_type,
-    _shifted,
     check_unpadded_pooling,
     conv_matmul,
+    shifted,
+)
+from hepfpga.firmware.emulate_engine.types import (
+    Context,
+    Interval,
+    Step,
+    UnsupportedLayerError,
     fixed_type,
+    input_of,
+    layer_type,
+    out_shape,
     plan_convert,
     raw_range,
-    register_step,
+    result_type,
     written_weights,
 )
 
-__all__ = ["STREAM_STEPS", "AvgPoolStep", "CopyStep"]
+__all__ = [
+    "AvgPoolStep",
+    "CopyStep",
+    "clone_steps",
+    "depthwise_1d_step",
+    "depthwise_2d_step",
+    "global_pooling_step",
+    "pointwise_1d_step",
+    "pointwise_2d_step",
+    "pooling_1d_step",
+    "pooling_2d_step",
+]
 
 
 class CopyStep(Step):
@@ -80,7 +91,7 @@ class CopyStep(Step):
 
     def __init__(self, layer: Any, ctx: Context, output: str) -> None:
         self.name = layer.name
-        source, in_type, interval, in_shape = _input_of(layer, ctx)
+        source, in_type, interval, in_shape = input_of(layer, ctx)
         self.inputs = (source,)
         self.output = output
         self.shape = in_shape
@@ -96,7 +107,7 @@ class CopyStep(Step):
         return out.reshape(out.shape[0], *self.shape)
 
 
-def _clone_steps(layer: Any, ctx: Context) -> list[Step]:
+def clone_steps(layer: Any, ctx: Context) -> list[Step]:
     return [CopyStep(layer, ctx, output) for output in layer.outputs]
 
 
@@ -111,10 +122,10 @@ class AvgPoolStep(Step):
 
     def __init__(self, layer: Any, ctx: Context, dims: int, whole: bool = False) -> None:
         self.name = layer.name
-        source, in_type, interval, in_shape = _input_of(layer, ctx)
+        source, in_type, interval, in_shape = input_of(layer, ctx)
         self.inputs = (source,)
         self.output = layer.outputs[0]
-        self.shape = _out_shape(layer)
+        self.shape = out_shape(layer)
         self.in_shape = in_shape
         self.out_spatial = self.shape[:-1]
         check_unpadded_pooling(layer, "padded average pooling")
@@ -133,7 +144,7 @@ class AvgPoolStep(Step):
                 int(layer.get_attr("stride_height")),
                 int(layer.get_attr("stride_width")),
             )
-        accum_t = _layer_type(layer, "accum_t")
+        accum_t = layer_type(layer, "accum_t")
         if accum_t.fractional < in_type.fractional:
             raise UnsupportedLayerError(
                 f"layer '{layer.name}': accum_t {accum_t} has fewer fractional bits than the "
@@ -150,7 +161,7 @@ class AvgPoolStep(Step):
                 f"layer '{layer.name}': accum_t {accum_t} may overflow within a window sum"
             )
         # trunc(sum / n) of sums in [n lo, n hi] lies in [trunc(lo), trunc(hi)] = [lo, hi]
-        self.out_type = _result_type(layer)
+        self.out_type = result_type(layer)
         self.result, self.out_interval, big = plan_convert(
             accum_t.fractional, Interval(lo, hi), self.out_type
         )
@@ -161,7 +172,7 @@ class AvgPoolStep(Step):
         x = x.reshape(n, *self.in_shape)
         total: np.ndarray | None = None
         for offset in itertools.product(*(range(p) for p in self.pool)):
-            view = x[_shifted(offset, self.stride, self.out_spatial)]
+            view = x[shifted(offset, self.stride, self.out_spatial)]
             total = view.copy() if total is None else np.add(total, view, out=total)
         if total is None:  # pragma: no cover - a pool has at least one position
             raise UnsupportedLayerError(f"layer '{self.name}': empty pool")
@@ -183,9 +194,9 @@ def _pooling_step(dims: int) -> Callable[[Any, Context], Step]:
     return build
 
 
-def _global_pooling_step(layer: Any, ctx: Context) -> Step:
+def global_pooling_step(layer: Any, ctx: Context) -> Step:
     if str(layer.get_attr("pool_op", "Max")) == "Average":
-        return AvgPoolStep(layer, ctx, len(_input_of(layer, ctx)[3]) - 1, whole=True)
+        return AvgPoolStep(layer, ctx, len(input_of(layer, ctx)[3]) - 1, whole=True)
     return GlobalPoolStep(layer, ctx)
 
 
@@ -221,24 +232,11 @@ def _pointwise_step(dims: int) -> Callable[[Any, Context], Step]:
     return build
 
 
-#: hls4ml layer class -> step builder, registered into ``emulate_engine.STEP_BUILDERS``
-#: (pointwise convolutions: also hls4ml's Dense on a sequence or image)
-STREAM_STEPS: dict[str, Callable[[Any, Context], Step | list[Step]]] = {
-    "Clone": _clone_steps,
-    "Repack": _reshape_step,
-    "Pooling1D": _pooling_step(1),
-    "Pooling2D": _pooling_step(2),
-    "MaxPooling1D": _pooling_step(1),
-    "MaxPooling2D": _pooling_step(2),
-    "AveragePooling1D": _pooling_step(1),
-    "AveragePooling2D": _pooling_step(2),
-    "GlobalPooling1D": _global_pooling_step,
-    "GlobalPooling2D": _global_pooling_step,
-    "DepthwiseConv1D": _depthwise_step(1),
-    "DepthwiseConv2D": _depthwise_step(2),
-    "PointwiseConv1D": _pointwise_step(1),
-    "PointwiseConv2D": _pointwise_step(2),
-}
-
-for _class, _builder in STREAM_STEPS.items():
-    register_step(_class, _builder)
+#: the builders the layer families name on their handlers (``LayerHandler.emulation``)
+pooling_1d_step = _pooling_step(1)
+pooling_2d_step = _pooling_step(2)
+depthwise_1d_step = _depthwise_step(1)
+depthwise_2d_step = _depthwise_step(2)
+#: pointwise convolutions: also hls4ml's Dense on a sequence or image
+pointwise_1d_step = _pointwise_step(1)
+pointwise_2d_step = _pointwise_step(2)

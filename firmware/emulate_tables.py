@@ -32,28 +32,37 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from hepfpga.firmware.emulate_engine import (
+from hepfpga.firmware.emulate_engine.types import (
     Context,
     Interval,
     Step,
     UnsupportedLayerError,
-    _input_of,
-    _layer_type,
-    _out_shape,
-    _result_type,
     fixed_type,
+    input_of,
+    layer_type,
+    out_shape,
     plan_convert,
     quantize_to_raw,
-    register_activation,
-    register_step,
+    result_type,
 )
 from hepfpga.quantize.fixed import FixedType
+from hepfpga.registry import Registry
 
-__all__ = ["LookupTable", "TableActivationStep", "lookup_table"]
+__all__ = [
+    "TABLE_KINDS",
+    "TABLE_STEPS",
+    "HardStep",
+    "LookupTable",
+    "SlopeStep",
+    "TableActivationStep",
+    "ThresholdStep",
+    "lookup_table",
+    "parametrised_step",
+]
 
 #: backends whose activations are ``nnet_activation.h`` (Quartus, Catapult have their own)
 _BACKENDS = ("Vivado", "Vitis")
@@ -125,16 +134,23 @@ class _Kind:
     function: Callable[[np.ndarray], np.ndarray]
     #: ``x * N / divisor`` gives the offset from the table's centre (negative: ELU's tables)
     divisor: int
+    #: whether the function's values are bounded (then its result type need not grow with
+    #: the input's: :mod:`hepfpga.firmware.layers.activation`)
+    bounded: bool
 
 
-_KINDS = {
-    "sigmoid": _Kind(_sigmoid, 16),
-    "softplus": _Kind(_softplus, 16),
-    "softsign": _Kind(_softsign, 16),
-    "tanh": _Kind(_tanh, 8),
-    "elu": _Kind(_elu, -8),
-    "selu": _Kind(_selu, -8),
-}
+#: the table activations hls4ml's ``nnet_activation.h`` computes, by name: the one list of them
+TABLE_KINDS: Registry[_Kind] = Registry(
+    "table activation",
+    {
+        "sigmoid": _Kind(_sigmoid, 16, bounded=True),
+        "tanh": _Kind(_tanh, 8, bounded=True),
+        "softsign": _Kind(_softsign, 16, bounded=True),
+        "softplus": _Kind(_softplus, 16, bounded=False),
+        "elu": _Kind(_elu, -8, bounded=False),
+        "selu": _Kind(_selu, -8, bounded=False),
+    },
+)
 
 
 @dataclass
@@ -151,7 +167,7 @@ class LookupTable:
     entries: np.ndarray
 
     def address(self, raw: np.ndarray, frac: int) -> np.ndarray:
-        divisor = _KINDS[self.kind].divisor
+        divisor = TABLE_KINDS[self.kind].divisor
         # raw * size is exact in float64 (check_input), the division by 2**frac * |divisor|
         # is a power-of-two scaling for hls4ml's divisors 16 and 8, then truncation to zero
         quotient = np.trunc(raw.astype(np.float64) * float(self.size) * (2.0**-frac / abs(divisor)))
@@ -171,7 +187,7 @@ class LookupTable:
 
 def lookup_table(kind: str, size: int, table_t: FixedType, where: str) -> LookupTable:
     """hls4ml's ``init_<kind>_table`` for ``size`` entries of ``table_t``."""
-    if kind not in _KINDS:
+    if kind not in TABLE_KINDS:
         raise UnsupportedLayerError(f"{where}: table activation '{kind}' is not reproduced")
     if size < 1:
         raise UnsupportedLayerError(f"{where}: table of {size} entries")
@@ -183,13 +199,13 @@ def lookup_table(kind: str, size: int, table_t: FixedType, where: str) -> Lookup
 @cache
 def _table_entries(kind: str, size: int, table_t: FixedType) -> np.ndarray:
     i = np.arange(size, dtype=np.float64)
-    if _KINDS[kind].divisor > 0:
-        half_span = _KINDS[kind].divisor / 2.0
+    if TABLE_KINDS[kind].divisor > 0:
+        half_span = TABLE_KINDS[kind].divisor / 2.0
         # 2 * 8.0 * (ii - float(N_TABLE) / 2.0) / float(N_TABLE), in double, then float
         x = ((2.0 * half_span) * (i - size / 2.0) / float(size)).astype(np.float32)
     else:
         x = (-8.0 * i / float(size)).astype(np.float32)  # -8.0 * ii / float(N_TABLE)
-    values = _KINDS[kind].function(x)
+    values = TABLE_KINDS[kind].function(x)
     if not np.all(np.isfinite(values)):
         raise UnsupportedLayerError(f"the {kind} table holds values ap_fixed cannot take")
     entries = quantize_to_raw(values.astype(np.float64), table_t)
@@ -208,7 +224,7 @@ def _check_backend(layer: Any) -> None:
 
 def _param(layer: Any, value: Any) -> tuple[float, FixedType]:
     """``(param_t) value``: the raw code of a parameter passed as a C++ literal, and its type."""
-    param_t = _layer_type(layer, "param_t")
+    param_t = layer_type(layer, "param_t")
     raw = float(quantize_to_raw(np.array([float(value)]), param_t)[0])
     return raw, param_t
 
@@ -219,11 +235,11 @@ class _OneInputStep(Step):
     def _bind(self, layer: Any, ctx: Context) -> tuple[FixedType, Interval]:
         _check_backend(layer)
         self.name = layer.name
-        source, in_type, interval, _ = _input_of(layer, ctx)
+        source, in_type, interval, _ = input_of(layer, ctx)
         self.inputs = (source,)
         self.output = layer.outputs[0]
-        self.shape = _out_shape(layer)
-        self.out_type = _result_type(layer)
+        self.shape = out_shape(layer)
+        self.out_type = result_type(layer)
         self.in_type = in_type
         return in_type, interval
 
@@ -236,7 +252,7 @@ class TableActivationStep(_OneInputStep):
         in_type, interval = self._bind(layer, ctx)
         where = f"layer '{layer.name}'"
         size = int(layer.get_attr("table_size", 1024))
-        self.table = lookup_table(kind, size, _layer_type(layer, "table_t"), where)
+        self.table = lookup_table(kind, size, layer_type(layer, "table_t"), where)
         self.table.check_input(in_type, where)
         entries = self.table.entries
         frac = self.table.table_t.fractional
@@ -343,8 +359,8 @@ class HardStep(_OneInputStep):
 
     def __init__(self, layer: Any, ctx: Context) -> None:
         in_type, interval = self._bind(layer, ctx)
-        slope_t = _layer_type(layer, "slope_t")
-        shift_t = _layer_type(layer, "shift_t")
+        slope_t = layer_type(layer, "slope_t")
+        shift_t = layer_type(layer, "shift_t")
         slope = float(quantize_to_raw(np.array([layer.get_attr("slope", 0.2)]), slope_t)[0])
         shift = float(quantize_to_raw(np.array([layer.get_attr("shift", 0.5)]), shift_t)[0])
         self.frac = max(in_type.fractional + slope_t.fractional, shift_t.fractional)
@@ -375,28 +391,20 @@ def _table_builder(kind: str) -> Callable[[Any, Context], Step]:
     return build
 
 
-#: hls4ml's ``ParametrizedActivation`` layers by their ``activation`` attribute
-_PARAMETRISED: dict[str, Callable[[Any, Context], Step]] = {
-    "elu": _table_builder("elu"),
-    "leakyrelu": SlopeStep,
-    "thresholdedrelu": ThresholdStep,
-}
-
-
-def _parametrised(layer: Any, ctx: Context) -> Step:
+def parametrised_step(layer: Any, ctx: Context) -> Step:
+    """The step of an hls4ml parametrised activation, by its ``activation``
+    (``Context.parametrised``)."""
     activation = str(layer.get_attr("activation", "")).lower()
-    builder = _PARAMETRISED.get(activation)
+    builder = ctx.parametrised.get(activation)
     if builder is None:
         raise UnsupportedLayerError(
             f"layer '{layer.name}': parametrised activation '{activation}'; reproduced: "
-            f"{', '.join(sorted(_PARAMETRISED))}"
+            f"{', '.join(sorted(ctx.parametrised))}"
         )
-    return builder(layer, ctx)
+    return cast(Step, builder(layer, ctx))
 
 
-for _kind in ("sigmoid", "tanh", "softplus", "softsign", "selu", "elu"):
-    register_activation(_kind, _table_builder(_kind))
-for _class in ("ParametrizedActivation", "ELU", "LeakyReLU", "ThresholdedReLU"):
-    register_step(_class, _parametrised)
-register_step("PReLU", SlopeStep)
-register_step("HardActivation", HardStep)
+#: the step of each table activation (``Activation(kind)``), by name
+TABLE_STEPS: Registry[Callable[[Any, Context], Step]] = Registry(
+    "table activation step", {kind: _table_builder(kind) for kind in TABLE_KINDS}
+)

@@ -70,6 +70,7 @@ from hepfpga.firmware.layers.graph import model_graph, output_names
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
 from hepfpga.firmware.precision import (
     LayerPrecision,
+    _input_quantizer_type,
     check_supported,
     derive_precision,
     is_quantized,
@@ -105,8 +106,6 @@ def input_fixed_type(model: Any) -> FixedType:
     no such quantizer (:func:`hepfpga.firmware.precision.input_types` then chooses the
     documented default).
     """
-    from hepfpga.firmware.precision import _input_quantizer_type
-
     if len(model.inputs) != 1:
         raise ConversionError(f"expected a model with one input, got {len(model.inputs)}")
     name = model.inputs[0].node.layer.name

@@ -55,7 +55,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from hepfpga._schema import closest
 from hepfpga.errors import ConfigError, ConversionError
+from hepfpga.quantize.garnet import garnet_classes
+from hepfpga.registry import Registry
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -194,8 +197,6 @@ class QuantizationSpec:
         names = [layer.name for layer in model.layers]
         for name in self.layers:
             if name not in names:
-                from hepfpga._schema import closest
-
                 hint = closest(name, names)
                 suggestion = f"; did you mean '{hint}'?" if hint else ""
                 raise ConfigError(
@@ -255,7 +256,7 @@ class LayerMapping:
 
 
 #: Layer mappings by float Keras class name.
-LAYER_MAPPINGS: dict[str, LayerMapping] = {}
+LAYER_MAPPINGS: Registry[LayerMapping] = Registry("layer mapping")
 
 
 def register_layer_mapping(
@@ -265,9 +266,7 @@ def register_layer_mapping(
 
     def decorator(convert: Converter) -> Converter:
         for name in class_names:
-            if name in LAYER_MAPPINGS:
-                raise ValueError(f"a layer mapping for {name!r} is already registered")
-            LAYER_MAPPINGS[name] = LayerMapping(kind, convert, copies_weights)
+            LAYER_MAPPINGS.register(name, LayerMapping(kind, convert, copies_weights))
         return convert
 
     return decorator
@@ -342,8 +341,6 @@ def _recurrent(layer: Any, bits: Bits) -> Any:
 
 @register_layer_mapping("GarNet", kind="graph", copies_weights=True)
 def _garnet(layer: Any, bits: Bits) -> Any:
-    from hepfpga.quantize.garnet import garnet_classes
-
     # hepfpga's GarNet class: its saved config keeps total_bits/int_bits, so it reloads
     garnet = garnet_classes()["GarNet"]
     cfg = layer.get_config()
@@ -362,11 +359,15 @@ def _garnet(layer: Any, bits: Bits) -> Any:
     )
 
 
-_ACTIVATIONS: dict[str, Callable[[Any, Bits], Any]] = {
-    "relu": lambda layer, bits: _qactivation(bits.activation_quantizer(), layer.name),
-    "softmax": lambda layer, bits: _activation("softmax", layer.name),
-    "linear": lambda layer, bits: None,
-}
+#: the float activations QAT maps (``Activation(name)``), by name
+_ACTIVATIONS: Registry[Callable[[Any, Bits], Any]] = Registry(
+    "activation",
+    {
+        "relu": lambda layer, bits: _qactivation(bits.activation_quantizer(), layer.name),
+        "softmax": lambda layer, bits: _activation("softmax", layer.name),
+        "linear": lambda layer, bits: None,
+    },
+)
 
 
 def _qactivation(quantizer: Any, name: str) -> Any:

@@ -11,11 +11,19 @@ A *layer handler* (:class:`LayerHandler`) owns one family of Keras/QKeras layer 
   design);
 * ``exactness`` states, in words, what the firmware computes and how close it is; these
   sentences make the layer table of ``docs/firmware.md``;
-* ``emulator`` names the step of :mod:`hepfpga.firmware.emulate_engine` that reproduces the
-  layer, or why none does (the emulator then falls back to the C simulation).
+* ``emulation`` (:class:`Emulation`) holds the steps of :mod:`hepfpga.firmware.emulate_engine`
+  that reproduce the layer (by hls4ml class, io_parallel and io_stream, and by activation
+  name), or says why none does (the emulator then falls back to the C simulation); the
+  engine's dispatch tables are derived from the registered handlers;
+* ``rtl`` names the RTL tracer of each class :mod:`hepfpga.firmware.rtl.trace` replays;
+* ``qkeras`` (:class:`QKerasMapping`) names the float classes of the family that
+  :func:`hepfpga.quantize.qat.quantize_model` maps (``LAYER_MAPPINGS``, defined in
+  ``quantize``, which never imports ``firmware``), or why the others have none.
 
-:func:`register` adds a handler; :func:`handler_for` finds the one of a layer class or raises
-the specific :class:`~hepfpga.errors.ConversionError` of that class.
+A family is one module: its handler, and the step builders it names (from the engine's step
+modules, or its own). :func:`register` adds a handler to :data:`HANDLERS`; :func:`handler_for`
+finds the one of a layer class or raises the specific :class:`~hepfpga.errors.ConversionError`
+of that class.
 """
 
 from __future__ import annotations
@@ -29,15 +37,25 @@ from typing import Any, TypedDict
 import numpy as np
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_engine.types import StepBuilder
+from hepfpga.firmware.layers.tracers import Tracer
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+from hepfpga.quantize.qat import LAYER_MAPPINGS, LayerMapping
+from hepfpga.registry import Registry
 
 __all__ = [
+    "HANDLERS",
     "MAX_INTEGER_BITS",
     "MAX_WIDTH",
+    "REFUSED",
+    "BackendSupport",
     "DeriveContext",
+    "Emulation",
     "LayerHandler",
     "LayerPrecision",
+    "QKerasMapping",
+    "Rewrite",
     "add_type",
     "check_backend",
     "count_type",
@@ -51,6 +69,7 @@ __all__ = [
     "sum_type",
     "traced_name",
     "union_type",
+    "unregister",
 ]
 
 #: integer bits (sign included) a profiled type may have: values up to 2**31 in magnitude.
@@ -147,6 +166,67 @@ class DeriveContext:
 
 
 @dataclass(frozen=True)
+class Emulation:
+    """How the fixed-point engine (:mod:`hepfpga.firmware.emulate_engine`) reproduces a family.
+
+    The engine dispatches on tables derived from every registered handler's ``Emulation``;
+    two families may name the same builder for an hls4ml class (both pooling families make
+    ``Pooling2D``), never two different ones.
+    """
+
+    #: the steps in words, or why the emulator falls back to the C simulation
+    summary: str
+    #: hls4ml layer class -> step builder, of the hls4ml layers the family becomes
+    steps: Mapping[str, StepBuilder] = field(default_factory=dict)
+    #: hls4ml layer class -> step builder, of the layers only io_stream makes of the family
+    #: (a ``Reshape`` becomes ``Repack``)
+    stream_steps: Mapping[str, StepBuilder] = field(default_factory=dict)
+    #: activation name (lower case) of an hls4ml ``Activation`` layer -> step builder
+    activations: Mapping[str, StepBuilder] = field(default_factory=dict)
+    #: activation name of an hls4ml ``ParametrizedActivation`` layer (whose ``param_t``
+    #: parameter, e.g. LeakyReLU's alpha, the step reads) -> step builder
+    parametrised: Mapping[str, StepBuilder] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QKerasMapping:
+    """The family's float classes that QAT maps to QKeras (:data:`LAYER_MAPPINGS`, defined in
+    :mod:`hepfpga.quantize.qat`), and why its other classes have no mapping."""
+
+    #: float Keras class names, keys of ``LAYER_MAPPINGS``
+    classes: tuple[str, ...] = ()
+    #: why the family's other classes have none (they are QKeras layers themselves, QAT has no
+    #: counterpart for them yet, ...); required when some class is not in ``classes``
+    reason: str = ""
+
+    def mappings(self) -> dict[str, LayerMapping]:
+        """Float class name -> its :class:`~hepfpga.quantize.qat.LayerMapping`."""
+        return {name: LAYER_MAPPINGS[name] for name in self.classes}
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """An equivalent layer (same name, same function) hls4ml converts better, applied by
+    :func:`~hepfpga.firmware.layers.graph.ready_model`."""
+
+    #: ``layer -> replacement``, or None to keep that layer
+    layer: Callable[[Any], Any]
+    #: the weights of the replacement (None: the original layer's weights), e.g. the
+    #: QKeras-quantized weights a float twin must hold
+    weights: Callable[[Any], list[Any]] | None = None
+
+
+@dataclass(frozen=True)
+class BackendSupport:
+    """The ``firmware.backend`` values whose hls4ml 1.3 templates implement a family; the
+    others are refused naming these (:func:`check_backend`)."""
+
+    names: tuple[str, ...]
+    #: what to use instead on the other backends (ends the refusal)
+    hint: str = ""
+
+
+@dataclass(frozen=True)
 class LayerHandler:
     """Types, exactness and emulation of one family of Keras/QKeras layer classes."""
 
@@ -157,17 +237,18 @@ class LayerHandler:
     derive: Callable[[Any, DeriveContext, list[FixedType]], LayerPrecision]
     #: what the firmware computes and how exactly, in words
     exactness: str
-    #: the emulator step (``emulate_engine``) or why the emulator falls back
-    emulator: str
+    #: the engine's steps of the family, or why the emulator falls back
+    emulation: Emulation
+    #: the family's place in QAT (its QKeras mappings)
+    qkeras: QKerasMapping = field(default_factory=QKerasMapping)
+    #: Keras/QKeras class -> its RTL tracer (:mod:`~hepfpga.firmware.layers.tracers`), for
+    #: the classes :func:`hepfpga.firmware.rtl.trace.trace_model` replays
+    rtl: Mapping[str, Tracer] = field(default_factory=dict)
     #: whether the firmware reproduces the layer bit for bit in a QKeras model (a callable
     #: for families where it depends on the layer's settings)
     exact: Callable[[Any], bool] = field(default=lambda layer: True)
-    #: an equivalent layer (same name, same function) hls4ml converts better, or None to keep
-    #: the layer; applied by :func:`~hepfpga.firmware.layers.graph.ready_model`
-    rewrite: Callable[[Any], Any] | None = None
-    #: the weights of the rewritten layer (default: the original layer's weights), e.g. the
-    #: QKeras-quantized weights a float twin must hold
-    rewrite_weights: Callable[[Any], list[Any]] | None = None
+    #: the equivalent layer hls4ml converts better (None: the layer is kept)
+    rewrite: Rewrite | None = None
     #: further hls4ml settings of the layer's ``LayerName`` entry (e.g. ``TableSize``)
     settings: Callable[[Any], dict[str, Any]] | None = None
     #: the bound on the logits (max |difference|) that verification requires of a QKeras
@@ -198,45 +279,60 @@ class LayerHandler:
     #: indices for an Embedding), called with the (min, max) of every model input before
     #: Keras runs on them; None: any finite events
     check_inputs: Callable[[Any, Mapping[str, tuple[float, float]]], None] | None = None
-    #: the ``firmware.backend`` values whose hls4ml 1.3 templates implement the layer (None:
-    #: every offered backend); others are refused naming these
-    backends: tuple[str, ...] | None = None
-    #: what to use instead on the other backends (ends the refusal)
-    backends_hint: str = ""
+    #: the backends whose hls4ml 1.3 templates implement the layer (None: every offered
+    #: backend)
+    backends: BackendSupport | None = None
 
 
 def check_backend(layer: Any, handler: LayerHandler, options: FirmwareOptions) -> None:
     """Refuse ``layer`` when ``options.backend`` has no hls4ml template for it, naming the
     backends that do (``LayerHandler.backends``)."""
     backend = options.backend.value
-    if handler.backends is None or backend in handler.backends:
+    support = handler.backends
+    if support is None or backend in support.names:
         return
     kind = type(layer).__name__
     raise ConversionError(
         f"layer '{layer.name}' ({kind}): hls4ml 1.3 implements {kind} in the "
-        f"{', '.join(handler.backends)} backend{'s' if len(handler.backends) > 1 else ''} only, "
-        f"not {backend}; use --backend {handler.backends[0]}"
-        + (f", or {handler.backends_hint}" if handler.backends_hint else "")
+        f"{', '.join(support.names)} backend{'s' if len(support.names) > 1 else ''} only, "
+        f"not {backend}; use --backend {support.names[0]}"
+        + (f", or {support.hint}" if support.hint else "")
     )
 
 
-_HANDLERS: dict[str, LayerHandler] = {}
+#: Keras/QKeras layer class -> its family's handler
+HANDLERS: Registry[LayerHandler] = Registry("layer class")
 #: layer class -> why it is refused and what to use instead
-_REFUSED: dict[str, str] = {}
+REFUSED: Registry[str] = Registry("refused layer class")
 
 
 def register(handler: LayerHandler) -> LayerHandler:
-    """Add ``handler`` to the registry (one handler per class name)."""
+    """Add ``handler`` to :data:`HANDLERS` (one handler per class name)."""
     for name in handler.classes:
-        if name in _HANDLERS:
+        if name in HANDLERS:
             raise ValueError(f"layer class {name} has two handlers")
-        _HANDLERS[name] = handler
+    stray = [name for name in handler.rtl if name not in handler.classes]
+    if stray:
+        raise ValueError(f"layer family {handler.family}: RTL tracers of {stray}, not its classes")
+    missing = [name for name in handler.qkeras.classes if name not in LAYER_MAPPINGS]
+    if missing:
+        raise ValueError(f"layer family {handler.family}: no QKeras mapping of {missing}")
+    for name in handler.classes:
+        HANDLERS.register(name, handler)
     return handler
+
+
+def unregister(handler: LayerHandler) -> None:
+    """Remove ``handler`` from :data:`HANDLERS` (a family registered for a while, e.g. by a
+    test module)."""
+    for name in handler.classes:
+        if HANDLERS.get(name) is handler:
+            del HANDLERS[name]
 
 
 def traced_name(layer: Any) -> str:
     """The hls4ml layer whose traced output is ``layer``'s output (``LayerHandler.traced_as``)."""
-    handler = _HANDLERS.get(type(layer).__name__)
+    handler = HANDLERS.get(type(layer).__name__)
     if handler is None or handler.traced_as is None:
         return str(layer.name)
     return handler.traced_as(layer)
@@ -244,30 +340,30 @@ def traced_name(layer: Any) -> str:
 
 def refuse(class_name: str, reason: str) -> None:
     """Record that ``class_name`` is refused, with ``reason`` (what to use instead)."""
-    _REFUSED[class_name] = reason
+    REFUSED.register(class_name, reason)
 
 
 def registered_handlers() -> dict[str, LayerHandler]:
     """Class name -> handler, for every supported class."""
-    return dict(_HANDLERS)
+    return dict(HANDLERS)
 
 
 def refused_classes() -> dict[str, str]:
     """Class name -> the reason it is refused."""
-    return dict(_REFUSED)
+    return dict(REFUSED)
 
 
 def handler_for(layer: Any) -> LayerHandler:
     """The handler of ``layer``'s class, or a :class:`ConversionError` naming the layer."""
     kind = type(layer).__name__
-    handler = _HANDLERS.get(kind)
+    handler = HANDLERS.get(kind)
     if handler is not None:
         return handler
-    if kind in _REFUSED:
-        raise ConversionError(f"layer '{layer.name}' ({kind}): {_REFUSED[kind]}")
+    if kind in REFUSED:
+        raise ConversionError(f"layer '{layer.name}' ({kind}): {REFUSED[kind]}")
     raise ConversionError(
         f"layer '{layer.name}' ({kind}) is not supported; supported: "
-        f"{', '.join(sorted(_HANDLERS))} (tfmot pruning wrappers are stripped)"
+        f"{', '.join(sorted(HANDLERS))} (tfmot pruning wrappers are stripped)"
     )
 
 

@@ -23,20 +23,37 @@ from __future__ import annotations
 from typing import Any
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_engine.softmax import softmax_step
+from hepfpga.firmware.emulate_engine.steps import activation_step, linear_step, relu_step
+from hepfpga.firmware.emulate_tables import (
+    TABLE_KINDS,
+    TABLE_STEPS,
+    HardStep,
+    SlopeStep,
+    ThresholdStep,
+    parametrised_step,
+)
 from hepfpga.firmware.layers._base import (
     RND_SAT,
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
+    Rewrite,
     register,
 )
+from hepfpga.firmware.layers.tracers import trace_activation
 from hepfpga.quantize.fixed import FixedType, from_quantizer
 
 EXACT_ACTIVATIONS = ("linear", "relu")
 #: bounded table activations: result in (-1, 1) or (0, 1)
-BOUNDED_TABLE_ACTIVATIONS = ("sigmoid", "tanh", "softsign", "hard_sigmoid")
+BOUNDED_TABLE_ACTIVATIONS = (
+    *(name for name, kind in TABLE_KINDS.items() if kind.bounded),
+    "hard_sigmoid",
+)
 #: unbounded table activations: the result follows the input's range
-UNBOUNDED_TABLE_ACTIVATIONS = ("softplus", "elu", "selu")
+UNBOUNDED_TABLE_ACTIVATIONS = tuple(name for name, kind in TABLE_KINDS.items() if not kind.bounded)
 TABLE_ACTIVATIONS = (*BOUNDED_TABLE_ACTIVATIONS, *UNBOUNDED_TABLE_ACTIVATIONS, "softmax")
 #: width of the lookup tables hepfpga sets for table activations
 TABLE_WIDTH = 18
@@ -149,10 +166,27 @@ register(
         derive=_activation,
         exactness="linear, relu: exact. sigmoid, tanh, softsign, hard_sigmoid, softplus, elu, "
         "selu: 1024-entry tables (approximate, measured). softmax: firmware.softmax",
-        emulator="relu/linear conversion step; softmax tables (stable, latency, argmax); "
-        "sigmoid/tanh/softplus/softsign/elu/selu tables and hard_sigmoid (emulate_tables)",
+        emulation=Emulation(
+            "relu/linear conversion step; softmax tables (stable, latency, argmax); "
+            "sigmoid/tanh/softplus/softsign/elu/selu tables and hard_sigmoid (emulate_tables)",
+            steps={
+                "Activation": activation_step,
+                "ReLU": activation_step,
+                "Softmax": softmax_step,
+                "ELU": parametrised_step,
+                "HardActivation": HardStep,
+            },
+            activations={"relu": relu_step, "linear": linear_step, **TABLE_STEPS},
+            parametrised={"elu": TABLE_STEPS["elu"]},
+        ),
+        qkeras=QKerasMapping(
+            ("Activation",),
+            "ReLU, Softmax and ELU layers have no QAT counterpart yet (Activation has, for "
+            "relu, softmax and linear)",
+        ),
+        rtl={"Activation": trace_activation},
         exact=lambda layer: not is_table(layer),
-        rewrite=_softmax_as_activation,
+        rewrite=Rewrite(_softmax_as_activation),
     )
 )
 
@@ -169,7 +203,11 @@ register(
         classes=("QActivation",),
         derive=_qactivation,
         exactness="the ap_fixed twin of the quantizer (rounds half to even, saturates): exact",
-        emulator="conversion step",
+        emulation=Emulation(
+            "conversion step",
+        ),
+        qkeras=QKerasMapping(reason="a QKeras layer itself (QAT makes it of Activation('relu'))"),
+        rtl={"QActivation": trace_activation},
     )
 )
 
@@ -205,7 +243,17 @@ register(
         derive=_parametrised,
         exactness="LeakyReLU, PReLU: alpha in hls4ml's parameter type, 8 more fractional bits "
         "(approximate, measured). ThresholdedReLU: comparison with theta (input type)",
-        emulator="LeakyReLU/PReLU slope step, ThresholdedReLU comparison step (emulate_tables)",
+        emulation=Emulation(
+            "LeakyReLU/PReLU slope step, ThresholdedReLU comparison step (emulate_tables)",
+            steps={
+                "ParametrizedActivation": parametrised_step,
+                "LeakyReLU": parametrised_step,
+                "ThresholdedReLU": parametrised_step,
+                "PReLU": SlopeStep,
+            },
+            parametrised={"leakyrelu": SlopeStep, "thresholdedrelu": ThresholdStep},
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=lambda layer: False,
     )
 )

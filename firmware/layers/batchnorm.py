@@ -16,10 +16,13 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_engine.steps import batchnorm_step
 from hepfpga.firmware.layers._base import (
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     add_type,
     covering_type,
     register,
@@ -85,7 +88,14 @@ register(
         derive=_batchnorm,
         exactness="x * scale + bias computed exactly with float32's 24 significant bits of "
         "scale and bias; Keras rounds to float32: equal up to float32 rounding",
-        emulator="scale-and-shift step",
+        emulation=Emulation(
+            "scale-and-shift step",
+            steps={"BatchNormalization": batchnorm_step},
+        ),
+        qkeras=QKerasMapping(
+            reason="no QAT counterpart of BatchNormalization yet; QBatchNormalization is a "
+            "QKeras layer itself"
+        ),
         exact=lambda layer: False,
     )
 )

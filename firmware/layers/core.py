@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_engine.steps import MoveStep, reshape_step
 from hepfpga.firmware.layers._base import (
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     register,
 )
+from hepfpga.firmware.layers.tracers import trace_flatten, trace_identity, trace_reshape
 from hepfpga.quantize.fixed import FixedType
 
 
@@ -35,7 +39,10 @@ register(
         exactness="the input type: from the QActivation(quantized_bits) after the input, from "
         "firmware.input_type, or (float models) profiled; QKeras models without an input "
         "quantizer get the documented default (see docs/firmware.md)",
-        emulator="input conversion",
+        emulation=Emulation(
+            "input conversion",
+        ),
+        qkeras=QKerasMapping(reason="quantize_model adds the input quantizer itself"),
     )
 )
 
@@ -69,6 +76,22 @@ register(
         derive=_same_type,
         exactness="moves values only (padding inserts exact zeros, up-sampling repeats): the "
         "input type, exact",
-        emulator="Reshape/Flatten in io_parallel; the others fall back to the C simulation",
+        emulation=Emulation(
+            "Reshape/Flatten in io_parallel; the others fall back to the C simulation",
+            steps={
+                "Reshape": reshape_step,
+                "ZeroPadding1D": MoveStep,
+                "ZeroPadding2D": MoveStep,
+                "Cropping1D": MoveStep,
+                "Cropping2D": MoveStep,
+                "Resize": MoveStep,
+            },
+            stream_steps={"Repack": reshape_step},
+        ),
+        qkeras=QKerasMapping(
+            ("Dropout", "Flatten", "Reshape", "UpSampling1D", "UpSampling2D"),
+            "Permute, padding and cropping have no QAT counterpart yet",
+        ),
+        rtl={"Dropout": trace_identity, "Flatten": trace_flatten, "Reshape": trace_reshape},
     )
 )

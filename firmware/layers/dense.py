@@ -20,14 +20,19 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_engine.steps import conv_step, dense_step
+from hepfpga.firmware.emulate_stream import pointwise_1d_step, pointwise_2d_step
 from hepfpga.firmware.layers._base import (
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     covering_type,
     register,
     sum_type,
 )
+from hepfpga.firmware.layers.tracers import trace_conv, trace_dense
 from hepfpga.quantize.fixed import FixedType, from_quantizer
 
 
@@ -132,7 +137,20 @@ register(
         exactness="QKeras: weights in their quantizers' types, exact sums (any padding): "
         "bit-exact. Float: profiled result, approximate. A built-in activation is split into "
         "'<name>_<activation>' (judged as that activation)",
-        emulator="matrix product (im2col for convolutions; io_parallel)",
+        emulation=Emulation(
+            "matrix product (im2col for convolutions; io_parallel)",
+            steps={
+                "Dense": dense_step,
+                "Conv1D": conv_step(1),
+                "Conv2D": conv_step(2),
+                "PointwiseConv1D": pointwise_1d_step,
+                "PointwiseConv2D": pointwise_2d_step,
+            },
+        ),
+        qkeras=QKerasMapping(
+            ("Dense", "Conv1D", "Conv2D"), "QDense, QConv1D, QConv2D are QKeras layers themselves"
+        ),
+        rtl={"QDense": trace_dense, "QConv1D": trace_conv, "QConv2D": trace_conv},
         multiplications=multiplications,
     )
 )

@@ -32,10 +32,13 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_stream import depthwise_1d_step, depthwise_2d_step
 from hepfpga.firmware.layers._base import (
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     covering_type,
     register,
     sum_type,
@@ -195,8 +198,12 @@ register(
         exactness="QKeras: depthwise kernel and bias in their quantizers' types, exact sums "
         "over the window: bit-exact. Float: profiled result, approximate. depth_multiplier 1 "
         "only (hls4ml 1.3)",
-        emulator="the per-channel kernel spread over all channels, run as a convolution "
-        "(emulate_stream; io_parallel and io_stream)",
+        emulation=Emulation(
+            "the per-channel kernel spread over all channels, run as a convolution "
+            "(emulate_stream; io_parallel and io_stream)",
+            steps={"DepthwiseConv1D": depthwise_1d_step, "DepthwiseConv2D": depthwise_2d_step},
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         multiplications=_multiplications,
     )
 )
@@ -208,7 +215,10 @@ register(
         exactness="hls4ml splits it into '<name>_depthwise' and '<name>_pointwise' (1x1 conv). "
         "QKeras: both phases exact sums: bit-exact. Float: depthwise phase bounded from the "
         "input type, result profiled: approximate",
-        emulator="depthwise step then pointwise (1x1 convolution) step (emulate_stream)",
+        emulation=Emulation(
+            "depthwise step then pointwise (1x1 convolution) step (emulate_stream)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         multiplications=_multiplications,
     )
 )

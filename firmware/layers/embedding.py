@@ -29,8 +29,10 @@ import numpy as np
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     covering_type,
     register,
     significant_type,
@@ -116,7 +118,10 @@ register(
         exactness="a lookup of the stored row: QKeras models store the embeddings exactly "
         "(bit-exact); float models in a float_width-bit type covering them (rounded). Inputs "
         "must be integer indices in [0, input_dim)",
-        emulator="C simulation (the lookup is not in the engine)",
+        emulation=Emulation(
+            "C simulation (the lookup is not in the engine)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=_exact,
         check_inputs=_check_range,
         # the indices: an exact unsigned integer input type, random events draw integers

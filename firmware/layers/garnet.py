@@ -49,13 +49,17 @@ from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
     RND_SAT,
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
+    Rewrite,
     covering_type,
     int_bits,
     register,
 )
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+from hepfpga.quantize.garnet import garnet_classes
 
 __all__ = [
     "ACCEPTED",
@@ -204,8 +208,6 @@ def quantized_weights(layer: Any) -> list[np.ndarray]:
 
 @functools.cache
 def _twin_classes() -> dict[str, Any]:
-    from hepfpga.quantize.garnet import garnet_classes
-
     twins: dict[str, Any] = {}
     for name, base in garnet_classes().items():
 
@@ -416,10 +418,12 @@ register(
         "addressed by a 12-bit distance (rounded by hepfpga, truncated by hls4ml), weights "
         "stored with 10 fractional bits: "
         "approximate (measured); quantized transforms written as the QKeras-quantized weights",
-        emulator="C simulation (GarNet's exp table and truncated distances are not in the engine)",
+        emulation=Emulation(
+            "C simulation (GarNet's exp table and truncated distances are not in the engine)",
+        ),
+        qkeras=QKerasMapping(("GarNet",), "GarNetStack has no QAT counterpart yet"),
         exact=lambda layer: False,
-        rewrite=firmware_twin,
-        rewrite_weights=quantized_weights,
+        rewrite=Rewrite(firmware_twin, quantized_weights),
         bound=QKERAS_BOUND,
         bound_reason="edge weights exp(-d^2) from a lookup table",
         counts=vertex_count,

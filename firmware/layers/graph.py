@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.layers._base import handler_for
+from hepfpga.quantize.qat import qkeras_custom_objects
 
 __all__ = [
     "SPLIT_OUTPUT_SUFFIXES",
@@ -33,6 +35,7 @@ __all__ = [
     "model_graph",
     "ready_model",
     "split_activation_name",
+    "strip_pruning",
 ]
 
 #: hls4ml's names for the part of a split layer that writes the layer's output:
@@ -161,6 +164,22 @@ def _input_name(name: str, taken: set[str]) -> str:
     return new
 
 
+def strip_pruning(model: Any) -> Any:
+    """``model`` without tfmot pruning wrappers (the pruned weights, masks applied)."""
+    if not any(type(layer).__name__ == "PruneLowMagnitude" for layer in model.layers):
+        return model
+    # deferred: TensorFlow loads slowly
+    import tensorflow_model_optimization as tfmot
+    from tensorflow import keras
+
+    stripped = tfmot.sparsity.keras.strip_pruning(model)
+    # strip_pruning reuses the unwrapped layers, which then belong to two graphs; a fresh
+    # clone gives each layer one inbound node again
+    clone = keras.models.clone_model(stripped)
+    clone.set_weights(stripped.get_weights())
+    return clone
+
+
 def ready_model(model: Any) -> Any:
     """The model hls4ml converts: functional, built-in activations split, names hls4ml accepts.
 
@@ -171,8 +190,6 @@ def ready_model(model: Any) -> Any:
     # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
-    from hepfpga.firmware.precision import strip_pruning
-
     model = strip_pruning(model)
     nodes = model_graph(model)
     taken = {node.name for node in nodes}
@@ -181,17 +198,16 @@ def ready_model(model: Any) -> Any:
             raise ConversionError(
                 f"layer name '{node.name}' is reserved by hls4ml; rename the layer"
             )
-    from hepfpga.firmware.layers._base import handler_for
-
     rewrites = {}
     rewritten_weights = {}
     for node in nodes:
         handler = handler_for(node.layer)  # an unsupported layer is refused here, named
-        replacement = handler.rewrite(node.layer) if handler.rewrite is not None else None
-        if replacement is not None:
+        rewrite = handler.rewrite
+        replacement = rewrite.layer(node.layer) if rewrite is not None else None
+        if rewrite is not None and replacement is not None:
             rewrites[node.name] = replacement
-            if handler.rewrite_weights is not None:
-                rewritten_weights[node.name] = handler.rewrite_weights(node.layer)
+            if rewrite.weights is not None:
+                rewritten_weights[node.name] = rewrite.weights(node.layer)
     needs_split = [node.name for node in nodes if _split_activation(node.layer) is not None]
     renamed = any(node.name in _RESERVED_NAMES for node in nodes)
     if type(model).__name__ != "Sequential" and not needs_split and not renamed and not rewrites:
@@ -250,8 +266,6 @@ def _from_config(layer: Any, config: dict[str, Any]) -> Any:
         return type(layer).from_config(config)
     # deferred: TensorFlow loads slowly
     from tensorflow import keras
-
-    from hepfpga.quantize.qat import qkeras_custom_objects
 
     with keras.utils.custom_object_scope(qkeras_custom_objects()):
         return type(layer).from_config(config)

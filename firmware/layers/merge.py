@@ -19,10 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_engine.steps import MergeStep
 from hepfpga.firmware.layers._base import (
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     add_type,
     product_type,
     register,
@@ -105,6 +108,10 @@ register(
         derive=_merge,
         exactness="two inputs; exact result types (sum, product, average, union, dot): "
         "bit-exact in QKeras models; float models: profiled (Concatenate/Maximum/Minimum exact)",
-        emulator="C simulation (merge layers are not in the engine)",
+        emulation=Emulation(
+            "C simulation (merge layers are not in the engine)",
+            steps={"Merge": MergeStep, "Concatenate": MergeStep, "Dot": MergeStep},
+        ),
+        qkeras=QKerasMapping(reason="quantize_model maps single chains (no merges)"),
     )
 )

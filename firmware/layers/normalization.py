@@ -43,9 +43,12 @@ import numpy as np
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
     RND_SAT,
+    BackendSupport,
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
     covering_type,
     int_bits,
     register,
@@ -164,12 +167,15 @@ register(
         exactness="exact mean and variance in a wide accumulator; 1/sqrt(variance + epsilon) "
         "from hls4ml's 4096-entry table over [0, 2**-p) (p from the input type's range; "
         "variances of 1 or more saturate): approximate, measured",
-        emulator="C simulation (the 1/sqrt table is not in the engine)",
+        emulation=Emulation(
+            "C simulation (the 1/sqrt table is not in the engine)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=lambda layer: False,
         hls_entries=_entries,
         bound=LAYERNORM_BOUND,
         bound_reason="table-based 1/sqrt of the variance",
         multiplications=_multiplications,
-        backends=("Vitis", "Vivado"),
+        backends=BackendSupport(("Vitis", "Vivado")),
     )
 )

@@ -12,7 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.firmware.layers._base import DeriveContext, LayerHandler, LayerPrecision, register
+from hepfpga.firmware.emulate_stream import (
+    global_pooling_step,
+    pooling_1d_step,
+    pooling_2d_step,
+)
+from hepfpga.firmware.layers._base import (
+    DeriveContext,
+    Emulation,
+    LayerHandler,
+    LayerPrecision,
+    QKerasMapping,
+    register,
+)
+from hepfpga.firmware.layers.tracers import trace_maxpool
 from hepfpga.quantize.fixed import FixedType
 
 
@@ -32,7 +45,21 @@ register(
         ),
         derive=_max_pool,
         exactness="the largest input value, in the input type: exact",
-        emulator="max-pool step (unpadded windows) and global max step; io_parallel and io_stream",
+        emulation=Emulation(
+            "max-pool step (unpadded windows) and global max step; io_parallel and io_stream",
+            steps={
+                "Pooling1D": pooling_1d_step,
+                "Pooling2D": pooling_2d_step,
+                "MaxPooling1D": pooling_1d_step,
+                "MaxPooling2D": pooling_2d_step,
+                "GlobalPooling1D": global_pooling_step,
+                "GlobalPooling2D": global_pooling_step,
+            },
+        ),
+        qkeras=QKerasMapping(
+            ("MaxPooling1D", "MaxPooling2D"), "global max pooling has no QAT counterpart yet"
+        ),
+        rtl={"MaxPooling1D": trace_maxpool, "MaxPooling2D": trace_maxpool},
     )
 )
 
@@ -72,9 +99,20 @@ register(
         derive=_average_pool,
         exactness="sum in a wider accumulator, divided into log2(n) more fractional bits: "
         "exact for power-of-two windows, else rounded (measured)",
-        emulator="average step, (result_t) trunc(sum / n) as hls4ml divides, when accum_t "
-        "holds every partial sum exactly (emulate_stream; windows and global, io_parallel and "
-        "io_stream); otherwise C simulation",
+        emulation=Emulation(
+            "average step, (result_t) trunc(sum / n) as hls4ml divides, when accum_t "
+            "holds every partial sum exactly (emulate_stream; windows and global, io_parallel and "
+            "io_stream); otherwise C simulation",
+            steps={
+                "Pooling1D": pooling_1d_step,
+                "Pooling2D": pooling_2d_step,
+                "AveragePooling1D": pooling_1d_step,
+                "AveragePooling2D": pooling_2d_step,
+                "GlobalPooling1D": global_pooling_step,
+                "GlobalPooling2D": global_pooling_step,
+            },
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=_average_exact,
     )
 )

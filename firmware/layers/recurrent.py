@@ -50,11 +50,15 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_recurrent import recurrent_step
 from hepfpga.firmware.layers._base import (
     RND_SAT,
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
+    Rewrite,
     covering_type,
     register,
 )
@@ -282,7 +286,11 @@ register(
         derive=_recurrent,
         exactness="float models: profiled result, covering weight types; state in the input's "
         "type, gates from sigmoid/tanh tables sized to its lsb: approximate (measured)",
-        emulator="recurrent step (emulate_recurrent: gate tables, state in res_T)",
+        emulation=Emulation(
+            "recurrent step (emulate_recurrent: gate tables, state in res_T)",
+            steps={"LSTM": recurrent_step, "GRU": recurrent_step},
+        ),
+        qkeras=QKerasMapping(("LSTM", "GRU")),
         exact=lambda layer: False,
         bound=QKERAS_BOUND,
         multiplications=_multiplications,
@@ -298,10 +306,13 @@ register(
         "types); state and output in the input's type, gates from sigmoid/tanh tables "
         "sized to its lsb: approximate (measured); state_quantizer, quantized_tanh/hard_sigmoid "
         "activations and QGRU reset_after=False are refused",
-        emulator="recurrent step (emulate_recurrent: gate tables, state in res_T)",
+        emulation=Emulation(
+            "recurrent step (emulate_recurrent: gate tables, state in res_T)",
+            steps={"LSTM": recurrent_step, "GRU": recurrent_step},
+        ),
+        qkeras=QKerasMapping(reason="QKeras layers themselves"),
         exact=lambda layer: False,
-        rewrite=_float_twin,
-        rewrite_weights=_quantized_weights,
+        rewrite=Rewrite(_float_twin, _quantized_weights),
         bound=QKERAS_BOUND,
         multiplications=_multiplications,
     )

@@ -28,9 +28,13 @@ from typing import Any
 
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
+    BackendSupport,
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
+    Rewrite,
     register,
 )
 from hepfpga.firmware.layers.recurrent import (
@@ -93,7 +97,7 @@ def _simple_rnn(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Laye
     return replace(_recurrent(layer, ctx, inputs), settings=(("TableSize", TABLE_SIZE),))
 
 
-def _handler(classes: tuple[str, ...], **rewrite: Any) -> LayerHandler:
+def _handler(classes: tuple[str, ...], rewrite: Rewrite | None = None) -> LayerHandler:
     return LayerHandler(
         family="recurrent",
         classes=classes,
@@ -101,17 +105,18 @@ def _handler(classes: tuple[str, ...], **rewrite: Any) -> LayerHandler:
         exactness="Quartus only (hls4ml 1.3 has no Vivado/Vitis SimpleRNN): state and output "
         "in the input's type, weights covering their values (QSimpleRNN: the quantized values, "
         "exact types), 4096-entry tanh table: approximate (measured)",
-        emulator="C simulation (the Quartus SimpleRNN is not in the engine)",
+        emulation=Emulation(
+            "C simulation (the Quartus SimpleRNN is not in the engine)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=lambda layer: False,
-        rewrite=rewrite.get("rewrite"),
-        rewrite_weights=rewrite.get("rewrite_weights"),
+        rewrite=rewrite,
         bound=QKERAS_BOUND,
         bound_reason="table-based tanh",
         multiplications=_multiplications,
-        backends=("Quartus",),
-        backends_hint=_HINT,
+        backends=BackendSupport(("Quartus",), _HINT),
     )
 
 
 register(_handler(("SimpleRNN",)))
-register(_handler(("QSimpleRNN",), rewrite=_float_twin, rewrite_weights=_quantized_weights))
+register(_handler(("QSimpleRNN",), Rewrite(_float_twin, _quantized_weights)))

@@ -35,9 +35,13 @@ from typing import Any
 
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import (
+    BackendSupport,
     DeriveContext,
+    Emulation,
     LayerHandler,
     LayerPrecision,
+    QKerasMapping,
+    Rewrite,
     handler_for,
     register,
 )
@@ -140,12 +144,15 @@ register(
         exactness="the wrapped Dense/QDense's types on every time step: QKeras bit-exact "
         "(exact sums), float profiled over the output sequence; a built-in activation of the "
         "wrapped layer is split off as '<name>_<activation>'",
-        emulator="C simulation (hls4ml's time-step loop is not in the engine)",
+        emulation=Emulation(
+            "C simulation (hls4ml's time-step loop is not in the engine)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=_time_distributed_exact,
         multiplications=_time_distributed_multiplications,
         hls_entries=_time_distributed_entries,
         traced_as=lambda layer: f"{layer.name}_end",
-        backends=("Vitis", "Vivado"),
+        backends=BackendSupport(("Vitis", "Vivado")),
     )
 )
 
@@ -276,13 +283,14 @@ register(
         "with their quantized weights, exact weight types); state and output in the input's "
         "type, gate tables sized to the state's lsb: approximate (measured); merge_mode 'concat', "
         "io_parallel only",
-        emulator="C simulation (the engine steps LSTM/GRU, not hls4ml's Bidirectional layer)",
+        emulation=Emulation(
+            "C simulation (the engine steps LSTM/GRU, not hls4ml's Bidirectional layer)",
+        ),
+        qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=lambda layer: False,
-        rewrite=_bidirectional_twin,
-        rewrite_weights=_bidirectional_weights,
+        rewrite=Rewrite(_bidirectional_twin, _bidirectional_weights),
         bound=QKERAS_BOUND,
         multiplications=_bidirectional_multiplications,
-        backends=("Vitis", "Vivado"),
-        backends_hint="a single-direction LSTM/GRU",
+        backends=BackendSupport(("Vitis", "Vivado"), "a single-direction LSTM/GRU"),
     )
 )

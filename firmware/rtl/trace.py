@@ -33,24 +33,29 @@ into a graph of shifts and adders (no multiplier) and writes it as pipelined Ver
   softmax), which are exact.
 
 Anything else raises :class:`~hepfpga.errors.ConversionError` naming the layer and the
-supported layers (:data:`LAYER_TRACERS`).
+supported layers (:func:`layer_tracers`: each layer family names its tracers on its handler,
+``LayerHandler.rtl``; they are in :mod:`hepfpga.firmware.layers.tracers`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hepfpga.errors import ConversionError
-from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
+from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type
+from hepfpga.firmware.layers import registered_handlers
+from hepfpga.firmware.layers.graph import strip_pruning
+from hepfpga.firmware.layers.tracers import Tracer, apply_elementwise
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+from hepfpga.registry import Registry
 
 __all__ = [
-    "LAYER_TRACERS",
     "TracedNetwork",
+    "layer_tracers",
     "round_half_even",
     "trace_model",
 ]
@@ -120,215 +125,18 @@ def _quantize_const_or_trn(x: Any, k: int, i: int, f: int, mode: str, target: Fi
     return x.quantize(k, i, f, mode, "TRN")
 
 
-def _apply_elementwise(arr: Any, fn: Callable[[Any], Any]) -> Any:
-    # deferred, optional: da4ml (hepfpga[hardware])
-    from da4ml.trace import FixedVariableArray
-
-    flat = arr._vars.ravel()
-    out = np.empty(flat.size, dtype=object)
-    for n, v in enumerate(flat):
-        out[n] = fn(v)
-    return FixedVariableArray(out.reshape(arr.shape), arr.solver_options)
+#: the tracers' helper, under its former name here
+_apply_elementwise = apply_elementwise
 
 
-# -- layer tracers -----------------------------------------------------------------------------
-def _quantizer_of(layer: Any, key: str) -> Any:
-    # deferred: TensorFlow loads slowly
-    from qkeras.quantizers import get_quantizer
-
-    config = layer.get_config().get(key)
-    return None if config is None else get_quantizer(config)
-
-
-def _on_grid(values: np.ndarray, quantizer: Any, what: str) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    t = from_quantizer(quantizer)
-    if not t.can_represent(values):
-        raise ConversionError(f"{what}: the quantized values are not on the grid of {t}")
-    return values
-
-
-def _quantized(layer: Any, key: str, weights: Any) -> np.ndarray:
-    quantizer = _quantizer_of(layer, f"{key}_quantizer")
-    what = f"layer '{layer.name}' {key}"
-    if quantizer is None:
-        raise ConversionError(f"{what} has no quantizer; the RTL needs quantized weights")
-    return _on_grid(np.asarray(quantizer(weights)), quantizer, what)
-
-
-def _quantized_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """The weights QKeras multiplies with: each quantizer applied to the float weights."""
-    kernel = _quantized(layer, "kernel", layer.kernel)
-    bias = _quantized(layer, "bias", layer.bias) if layer.use_bias else None
-    return kernel, bias
-
-
-def _layer_activation(layer: Any, y: Any) -> Any:
-    """The ``activation=`` of a QDense/QConv (linear, or a quantizer)."""
-    activation = layer.get_config().get("activation", "linear")
-    if activation in (None, "linear"):
-        return y
-    return _activation(layer, activation, y)
-
-
-def _activation(layer: Any, activation: Any, y: Any) -> Any:
-    # deferred: TensorFlow loads slowly
-    from qkeras.quantizers import get_quantizer
-
-    if activation in ("linear", None):
-        return y
-    if activation == "relu":
-        return _apply_elementwise(y, lambda v: v.relu())
-    try:
-        quantizer = get_quantizer(activation)
-    except Exception as exc:
-        raise ConversionError(
-            f"layer '{layer.name}': activation {activation!r} is not supported in the RTL; "
-            "supported: linear, relu, quantized_relu, quantized_bits"
-        ) from exc
-    target = from_quantizer(quantizer)
-    if type(quantizer).__name__ not in ("quantized_relu", "quantized_bits"):
-        raise ConversionError(
-            f"layer '{layer.name}': {quantizer} is not supported in the RTL; "
-            "supported: quantized_relu, quantized_bits"
-        )
-    return _apply_elementwise(y, lambda v: round_half_even(v, target))
-
-
-def _trace_dense(layer: Any, x: Any) -> Any:
-    kernel, bias = _quantized_weights(layer)
-    if x.ndim != 1:
-        raise ConversionError(f"layer '{layer.name}': QDense on a {x.ndim}-d input")
-    y = x @ kernel
-    if bias is not None:
-        y = y + bias
-    return _layer_activation(layer, y)
-
-
-def _windows(
-    in_shape: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...]
-) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
-    """Output spatial shape and the top-left corner of every window of a 'valid' scan."""
-    out = tuple((n - k) // s + 1 for n, k, s in zip(in_shape, kernel, strides, strict=True))
-    corners = [
-        tuple(o * s for o, s in zip(index, strides, strict=True)) for index in np.ndindex(*out)
-    ]
-    return out, corners
-
-
-def _same_padding(x: Any, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Any:
-    """``x`` padded with exact zeros as Keras' ``padding='same'`` does (extra row/column at
-    the end when the total is odd)."""
-    # deferred, optional: da4ml (hepfpga[hardware])
-    from da4ml.trace import FixedVariable, FixedVariableArray
-
-    pads = []
-    for n, k, s in zip(x.shape[:-1], kernel, strides, strict=True):
-        total = max((math.ceil(n / s) - 1) * s + k - n, 0)
-        pads.append((total // 2, total - total // 2))
-    zero = FixedVariable.from_const(0.0, hwconf=x._vars.ravel()[0].hwconf)
-    shape = tuple(n + a + b for n, (a, b) in zip(x.shape[:-1], pads, strict=True))
-    padded = np.full((*shape, x.shape[-1]), zero, dtype=object)
-    inner = tuple(slice(a, a + n) for n, (a, _) in zip(x.shape[:-1], pads, strict=True))
-    padded[inner] = x._vars
-    return FixedVariableArray(padded, x.solver_options)
-
-
-def _trace_conv(layer: Any, x: Any) -> Any:
-    # deferred, optional: da4ml (hepfpga[hardware])
-    from da4ml.trace import FixedVariableArray
-
-    config = layer.get_config()
-    if config.get("data_format", "channels_last") != "channels_last":
-        raise ConversionError(f"layer '{layer.name}': only channels_last is supported")
-    if any(d != 1 for d in np.ravel(config.get("dilation_rate", 1))):
-        raise ConversionError(f"layer '{layer.name}': dilation is not supported")
-    kernel, bias = _quantized_weights(layer)
-    ksize = kernel.shape[:-2]
-    strides = tuple(int(s) for s in np.broadcast_to(config["strides"], (len(ksize),)))
-    padding = config["padding"]
-    if padding == "same":
-        x = _same_padding(x, ksize, strides)
-    elif padding != "valid":
-        raise ConversionError(
-            f"layer '{layer.name}': padding='{padding}' is not supported; use 'valid' or 'same'"
-        )
-    out_shape, corners = _windows(x.shape[:-1], ksize, strides)
-    matrix = kernel.reshape(-1, kernel.shape[-1])
-    columns = []
-    for corner in corners:
-        window = tuple(slice(c, c + k) for c, k in zip(corner, ksize, strict=True))
-        patch = FixedVariableArray(x._vars[window].ravel(), x.solver_options)
-        y = patch @ matrix
-        if bias is not None:
-            y = y + bias
-        columns.append(y._vars)
-    y = FixedVariableArray(np.stack(columns).reshape(*out_shape, -1), x.solver_options)
-    return _layer_activation(layer, y)
-
-
-def _trace_maxpool(layer: Any, x: Any) -> Any:
-    # deferred, optional: da4ml (hepfpga[hardware])
-    from da4ml.trace import FixedVariableArray
-
-    config = layer.get_config()
-    if config.get("data_format", "channels_last") != "channels_last":
-        raise ConversionError(f"layer '{layer.name}': only channels_last is supported")
-    pool = tuple(int(p) for p in np.ravel(config["pool_size"]))
-    strides = tuple(int(s) for s in np.ravel(config["strides"] or pool))
-    if config["padding"] != "valid":
-        raise ConversionError(
-            f"layer '{layer.name}': padding='{config['padding']}' is not supported; use 'valid'"
-        )
-    out_shape, corners = _windows(x.shape[:-1], pool, strides)
-    cells = []
-    for corner in corners:
-        window = tuple(slice(c, c + k) for c, k in zip(corner, pool, strict=True))
-        block = x._vars[window].reshape(-1, x.shape[-1])
-        cells.append([_max_of_all(block[:, ch]) for ch in range(x.shape[-1])])
-    return FixedVariableArray(
-        np.array(cells, dtype=object).reshape(*out_shape, -1), x.solver_options
-    )
-
-
-def _max_of_all(values: np.ndarray) -> Any:
-    """Balanced tree of maxima (exact)."""
-    items = list(values)
-    while len(items) > 1:
-        pairs = [items[n].max_of(items[n + 1]) for n in range(0, len(items) - 1, 2)]
-        items = pairs + ([items[-1]] if len(items) % 2 else [])
-    return items[0]
-
-
-def _trace_flatten(layer: Any, x: Any) -> Any:
-    return x.ravel()
-
-
-def _trace_reshape(layer: Any, x: Any) -> Any:
-    return x.reshape(tuple(layer.get_config()["target_shape"]))
-
-
-def _trace_qactivation(layer: Any, x: Any) -> Any:
-    return _activation(layer, layer.get_config()["activation"], x)
-
-
-def _trace_activation(layer: Any, x: Any) -> Any:
-    return _activation(layer, layer.get_config()["activation"], x)
-
-
-#: Keras/QKeras layer class name -> tracer ``(layer, FixedVariableArray) -> FixedVariableArray``
-LAYER_TRACERS: dict[str, Callable[[Any, Any], Any]] = {
-    "QDense": _trace_dense,
-    "QConv1D": _trace_conv,
-    "QConv2D": _trace_conv,
-    "MaxPooling1D": _trace_maxpool,
-    "MaxPooling2D": _trace_maxpool,
-    "Flatten": _trace_flatten,
-    "Reshape": _trace_reshape,
-    "QActivation": _trace_qactivation,
-    "Activation": _trace_activation,
-    "Dropout": lambda layer, x: x,
-}
+def layer_tracers() -> Registry[Tracer]:
+    """Keras/QKeras layer class -> tracer, from the registered layer handlers
+    (``LayerHandler.rtl``)."""
+    tracers: Registry[Tracer] = Registry("RTL tracer")
+    for name, handler in registered_handlers().items():
+        if name in handler.rtl:
+            tracers.register(name, handler.rtl[name])
+    return tracers
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -371,9 +179,6 @@ def trace_model(
     # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
-    from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type
-    from hepfpga.firmware.precision import strip_pruning
-
     model = strip_pruning(model)
     input_type = input_fixed_type(hls4ml_ready_model(model))
     shape = tuple(int(n) for n in model.inputs[0].shape[1:])
@@ -387,6 +192,7 @@ def trace_model(
         solver_options=options,
     )
     layers = _sequential_layers(model)
+    tracers = layer_tracers()
     x = x_in
     traced: list[str] = []
     output_layer = model.inputs[0].node.layer.name
@@ -394,13 +200,14 @@ def trace_model(
         kind = type(layer).__name__
         if _is_final_softmax(layer, n == len(layers) - 1):
             break
-        tracer = LAYER_TRACERS.get(kind)
+        tracer = tracers.get(kind)
         if tracer is None:
             raise ConversionError(
                 f"layer '{layer.name}' ({kind}) is not supported by the RTL tracer; "
-                f"supported: {', '.join(sorted(LAYER_TRACERS))} and a final softmax"
+                f"supported: {', '.join(sorted(tracers))} and a final softmax"
             )
-        x = tracer(layer, x)
+        # the module's round_half_even, looked up now (a test replaces it)
+        x = tracer(layer, x, round_half_even)
         traced.append(layer.name)
         output_layer = layer.name
     outputs = x.ravel()

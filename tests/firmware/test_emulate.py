@@ -259,9 +259,9 @@ def test_cnn_engine_is_identical(
     cnn_project: tuple[Any, FirmwareProject], form: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if form == "im2col":  # small convolutions run as one dense matrix unless told otherwise
-        from hepfpga.firmware import emulate_engine
+        from hepfpga.firmware.emulate_engine import steps
 
-        monkeypatch.setattr(emulate_engine, "TOEPLITZ_MAX_ENTRIES", 0)
+        monkeypatch.setattr(steps, "TOEPLITZ_MAX_ENTRIES", 0)
     model, project = cnn_project
     shape = tuple(model.inputs[0].shape[1:])
     emulator = Emulator.from_project(project, cnn_inputs(shape, 500), stress_events=500)
@@ -306,7 +306,7 @@ def test_batch_norm_is_reproduced(tmp_path: Path, inputs_factory: Any) -> None:
 # -- fallback --------------------------------------------------------------------------------
 def test_io_stream_is_planned(tmp_path: Path, small_tagger: Any) -> None:
     # io_stream graphs are reproduced too (tests/firmware/test_emulate_stream.py proves them)
-    from hepfpga.firmware.emulate_engine import build_plan
+    from hepfpga.firmware.emulate_engine.plan import build_plan
 
     project = write_project(small_tagger, FirmwareOptions(io_type="io_stream"), tmp_path / "fw")
     plan = build_plan(project.hls_model)
@@ -363,7 +363,7 @@ def test_a_failed_proof_falls_back(
 ) -> None:
     """Any difference in the check sample means the engine is not trusted."""
     from hepfpga.firmware import emulate as emulate_module
-    from hepfpga.firmware.emulate_engine import build_plan
+    from hepfpga.firmware.emulate_engine.plan import build_plan
 
     def off_by_one_lsb(hls_model: Any) -> Any:
         plan = build_plan(hls_model)

@@ -174,7 +174,7 @@ def test_unreproducible_stream_pooling_is_named(
     """What the engine cannot prove is refused with the layer and the reason (the emulator
     turns it into a fallback to the C simulation); no compilation needed to find it."""
     from hepfpga.firmware import write_project
-    from hepfpga.firmware.emulate_engine import UnsupportedLayerError, build_plan
+    from hepfpga.firmware.emulate_engine.plan import UnsupportedLayerError, build_plan
 
     options = FirmwareOptions(io_type="io_stream", layer_types=override)
     project = write_project(qcnn2d_same_pools(), options, tmp_path / "fw")

@@ -1,0 +1,241 @@
+"""RTL tracers of the layer families: a QKeras layer replayed on da4ml's symbolic fixed-point
+variables, bit for bit what QKeras computes (the numeric semantics are in
+:mod:`hepfpga.firmware.rtl.trace`, which drives them).
+
+A :data:`Tracer` is ``(layer, FixedVariableArray, rounding) -> FixedVariableArray``;
+``rounding(variable, type)`` is the trace's ``(type) x`` (round half to even, then saturate:
+:func:`hepfpga.firmware.rtl.trace.round_half_even`). A family names its tracers on its
+handler (``LayerHandler.rtl``, by Keras class), and the trace finds them there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hepfpga.errors import ConversionError
+from hepfpga.quantize.fixed import FixedType, from_quantizer
+
+__all__ = [
+    "Rounder",
+    "Tracer",
+    "apply_elementwise",
+    "trace_activation",
+    "trace_conv",
+    "trace_dense",
+    "trace_flatten",
+    "trace_identity",
+    "trace_maxpool",
+    "trace_reshape",
+]
+
+#: ``(variable, type) -> (type) variable``: the trace's conversion of one value
+Rounder = Callable[[Any, FixedType], Any]
+#: ``(layer, FixedVariableArray, rounding) -> FixedVariableArray``
+Tracer = Callable[[Any, Any, Rounder], Any]
+
+
+def apply_elementwise(arr: Any, fn: Callable[[Any], Any]) -> Any:
+    # deferred, optional: da4ml (hepfpga[hardware])
+    from da4ml.trace import FixedVariableArray
+
+    flat = arr._vars.ravel()
+    out = np.empty(flat.size, dtype=object)
+    for n, v in enumerate(flat):
+        out[n] = fn(v)
+    return FixedVariableArray(out.reshape(arr.shape), arr.solver_options)
+
+
+def _quantizer_of(layer: Any, key: str) -> Any:
+    # deferred: TensorFlow loads slowly
+    from qkeras.quantizers import get_quantizer
+
+    config = layer.get_config().get(key)
+    return None if config is None else get_quantizer(config)
+
+
+def _on_grid(values: np.ndarray, quantizer: Any, what: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    t = from_quantizer(quantizer)
+    if not t.can_represent(values):
+        raise ConversionError(f"{what}: the quantized values are not on the grid of {t}")
+    return values
+
+
+def _quantized(layer: Any, key: str, weights: Any) -> np.ndarray:
+    quantizer = _quantizer_of(layer, f"{key}_quantizer")
+    what = f"layer '{layer.name}' {key}"
+    if quantizer is None:
+        raise ConversionError(f"{what} has no quantizer; the RTL needs quantized weights")
+    return _on_grid(np.asarray(quantizer(weights)), quantizer, what)
+
+
+def _quantized_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The weights QKeras multiplies with: each quantizer applied to the float weights."""
+    kernel = _quantized(layer, "kernel", layer.kernel)
+    bias = _quantized(layer, "bias", layer.bias) if layer.use_bias else None
+    return kernel, bias
+
+
+def _layer_activation(layer: Any, y: Any, rounding: Rounder) -> Any:
+    """The ``activation=`` of a QDense/QConv (linear, or a quantizer)."""
+    activation = layer.get_config().get("activation", "linear")
+    if activation in (None, "linear"):
+        return y
+    return _activation(layer, activation, y, rounding)
+
+
+def _activation(layer: Any, activation: Any, y: Any, rounding: Rounder) -> Any:
+    # deferred: TensorFlow loads slowly
+    from qkeras.quantizers import get_quantizer
+
+    if activation in ("linear", None):
+        return y
+    if activation == "relu":
+        return apply_elementwise(y, lambda v: v.relu())
+    try:
+        quantizer = get_quantizer(activation)
+    except Exception as exc:
+        raise ConversionError(
+            f"layer '{layer.name}': activation {activation!r} is not supported in the RTL; "
+            "supported: linear, relu, quantized_relu, quantized_bits"
+        ) from exc
+    target = from_quantizer(quantizer)
+    if type(quantizer).__name__ not in ("quantized_relu", "quantized_bits"):
+        raise ConversionError(
+            f"layer '{layer.name}': {quantizer} is not supported in the RTL; "
+            "supported: quantized_relu, quantized_bits"
+        )
+    return apply_elementwise(y, lambda v: rounding(v, target))
+
+
+def trace_dense(layer: Any, x: Any, rounding: Rounder) -> Any:
+    """QDense: ``x @ kernel + bias`` (exact), then its activation."""
+    kernel, bias = _quantized_weights(layer)
+    if x.ndim != 1:
+        raise ConversionError(f"layer '{layer.name}': QDense on a {x.ndim}-d input")
+    y = x @ kernel
+    if bias is not None:
+        y = y + bias
+    return _layer_activation(layer, y, rounding)
+
+
+def _windows(
+    in_shape: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...]
+) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """Output spatial shape and the top-left corner of every window of a 'valid' scan."""
+    out = tuple((n - k) // s + 1 for n, k, s in zip(in_shape, kernel, strides, strict=True))
+    corners = [
+        tuple(o * s for o, s in zip(index, strides, strict=True)) for index in np.ndindex(*out)
+    ]
+    return out, corners
+
+
+def _same_padding(x: Any, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+    """``x`` padded with exact zeros as Keras' ``padding='same'`` does (extra row/column at
+    the end when the total is odd)."""
+    # deferred, optional: da4ml (hepfpga[hardware])
+    from da4ml.trace import FixedVariable, FixedVariableArray
+
+    pads = []
+    for n, k, s in zip(x.shape[:-1], kernel, strides, strict=True):
+        total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    zero = FixedVariable.from_const(0.0, hwconf=x._vars.ravel()[0].hwconf)
+    shape = tuple(n + a + b for n, (a, b) in zip(x.shape[:-1], pads, strict=True))
+    padded = np.full((*shape, x.shape[-1]), zero, dtype=object)
+    inner = tuple(slice(a, a + n) for n, (a, _) in zip(x.shape[:-1], pads, strict=True))
+    padded[inner] = x._vars
+    return FixedVariableArray(padded, x.solver_options)
+
+
+def trace_conv(layer: Any, x: Any, rounding: Rounder) -> Any:
+    """QConv1D/QConv2D: one exact product per window ('valid' or 'same'), then its
+    activation."""
+    # deferred, optional: da4ml (hepfpga[hardware])
+    from da4ml.trace import FixedVariableArray
+
+    config = layer.get_config()
+    if config.get("data_format", "channels_last") != "channels_last":
+        raise ConversionError(f"layer '{layer.name}': only channels_last is supported")
+    if any(d != 1 for d in np.ravel(config.get("dilation_rate", 1))):
+        raise ConversionError(f"layer '{layer.name}': dilation is not supported")
+    kernel, bias = _quantized_weights(layer)
+    ksize = kernel.shape[:-2]
+    strides = tuple(int(s) for s in np.broadcast_to(config["strides"], (len(ksize),)))
+    padding = config["padding"]
+    if padding == "same":
+        x = _same_padding(x, ksize, strides)
+    elif padding != "valid":
+        raise ConversionError(
+            f"layer '{layer.name}': padding='{padding}' is not supported; use 'valid' or 'same'"
+        )
+    out_shape, corners = _windows(x.shape[:-1], ksize, strides)
+    matrix = kernel.reshape(-1, kernel.shape[-1])
+    columns = []
+    for corner in corners:
+        window = tuple(slice(c, c + k) for c, k in zip(corner, ksize, strict=True))
+        patch = FixedVariableArray(x._vars[window].ravel(), x.solver_options)
+        y = patch @ matrix
+        if bias is not None:
+            y = y + bias
+        columns.append(y._vars)
+    y = FixedVariableArray(np.stack(columns).reshape(*out_shape, -1), x.solver_options)
+    return _layer_activation(layer, y, rounding)
+
+
+def trace_maxpool(layer: Any, x: Any, rounding: Rounder) -> Any:
+    """MaxPooling1D/2D ('valid'): the exact maximum of every window."""
+    # deferred, optional: da4ml (hepfpga[hardware])
+    from da4ml.trace import FixedVariableArray
+
+    config = layer.get_config()
+    if config.get("data_format", "channels_last") != "channels_last":
+        raise ConversionError(f"layer '{layer.name}': only channels_last is supported")
+    pool = tuple(int(p) for p in np.ravel(config["pool_size"]))
+    strides = tuple(int(s) for s in np.ravel(config["strides"] or pool))
+    if config["padding"] != "valid":
+        raise ConversionError(
+            f"layer '{layer.name}': padding='{config['padding']}' is not supported; use 'valid'"
+        )
+    out_shape, corners = _windows(x.shape[:-1], pool, strides)
+    cells = []
+    for corner in corners:
+        window = tuple(slice(c, c + k) for c, k in zip(corner, pool, strict=True))
+        block = x._vars[window].reshape(-1, x.shape[-1])
+        cells.append([_max_of_all(block[:, ch]) for ch in range(x.shape[-1])])
+    return FixedVariableArray(
+        np.array(cells, dtype=object).reshape(*out_shape, -1), x.solver_options
+    )
+
+
+def trace_flatten(layer: Any, x: Any, rounding: Rounder) -> Any:
+    """Flatten: the same values, one axis."""
+    return x.ravel()
+
+
+def trace_reshape(layer: Any, x: Any, rounding: Rounder) -> Any:
+    """Reshape: the same values, in the target shape."""
+    return x.reshape(tuple(layer.get_config()["target_shape"]))
+
+
+def trace_activation(layer: Any, x: Any, rounding: Rounder) -> Any:
+    """Activation / QActivation: relu, or the quantizer's ``(type) x``."""
+    return _activation(layer, layer.get_config()["activation"], x, rounding)
+
+
+def trace_identity(layer: Any, x: Any, rounding: Rounder) -> Any:
+    """Dropout: the identity at inference."""
+    return x
+
+
+def _max_of_all(values: np.ndarray) -> Any:
+    """Balanced tree of maxima (exact)."""
+    items = list(values)
+    while len(items) > 1:
+        pairs = [items[n].max_of(items[n + 1]) for n in range(0, len(items) - 1, 2)]
+        items = pairs + ([items[-1]] if len(items) % 2 else [])
+    return items[0]
