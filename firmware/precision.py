@@ -45,9 +45,6 @@ from hepfpga.firmware.layers import (
 from hepfpga.firmware.layers._base import check_backend, check_width, count_type, int_bits
 from hepfpga.firmware.layers.graph import input_names, layer_outputs
 from hepfpga.firmware.options import FirmwareOptions, LayerTypes
-from hepfpga.firmware.pruning import (
-    strip_pruning,  # still imported from here by layers.graph, rtl.trace
-)
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
 
 __all__ = [
@@ -61,7 +58,6 @@ __all__ = [
     "input_types",
     "is_quantized",
     "profile_ranges",
-    "strip_pruning",
 ]
 
 #: Keras/QKeras layer classes hepfpga converts (pruning wrappers are stripped first)

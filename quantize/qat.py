@@ -57,8 +57,8 @@ from typing import TYPE_CHECKING, Any
 
 from hepfpga._schema import closest
 from hepfpga.errors import ConfigError, ConversionError
-from hepfpga.quantize.garnet import garnet_classes
 from hepfpga.registry import Registry
+from hepfpga.train.garnet_layers import garnet_classes
 
 if TYPE_CHECKING:
     from tensorflow import keras

@@ -59,7 +59,7 @@ from hepfpga.firmware.layers._base import (
     register,
 )
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
-from hepfpga.quantize.garnet import garnet_classes
+from hepfpga.train.garnet_layers import garnet_classes
 
 __all__ = [
     "ACCEPTED",

@@ -27,6 +27,7 @@ import numpy as np
 
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.layers._base import handler_for
+from hepfpga.firmware.pruning import strip_pruning
 from hepfpga.quantize.qat import qkeras_custom_objects
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "model_graph",
     "ready_model",
     "split_activation_name",
-    "strip_pruning",
 ]
 
 #: hls4ml's names for the part of a split layer that writes the layer's output:
@@ -162,22 +162,6 @@ def _input_name(name: str, taken: set[str]) -> str:
         new = f"{name}_layer_{k}"
     taken.add(new)
     return new
-
-
-def strip_pruning(model: Any) -> Any:
-    """``model`` without tfmot pruning wrappers (the pruned weights, masks applied)."""
-    if not any(type(layer).__name__ == "PruneLowMagnitude" for layer in model.layers):
-        return model
-    # deferred: TensorFlow loads slowly
-    import tensorflow_model_optimization as tfmot
-    from tensorflow import keras
-
-    stripped = tfmot.sparsity.keras.strip_pruning(model)
-    # strip_pruning reuses the unwrapped layers, which then belong to two graphs; a fresh
-    # clone gives each layer one inbound node again
-    clone = keras.models.clone_model(stripped)
-    clone.set_weights(stripped.get_weights())
-    return clone
 
 
 def ready_model(model: Any) -> Any:

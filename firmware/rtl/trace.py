@@ -48,8 +48,8 @@ import numpy as np
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type
 from hepfpga.firmware.layers import registered_handlers
-from hepfpga.firmware.layers.graph import strip_pruning
 from hepfpga.firmware.layers.tracers import Tracer, apply_elementwise
+from hepfpga.firmware.pruning import strip_pruning
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 from hepfpga.registry import Registry
 

@@ -21,7 +21,7 @@ from hepfpga.firmware import FirmwareOptions, VerificationReport, plan_conversio
 from hepfpga.firmware.data import random_events
 from hepfpga.firmware.hls_config import hls4ml_ready_model
 from hepfpga.firmware.layers.garnet import ACCEPTED, QKERAS_BOUND, quantized_weights
-from hepfpga.quantize.garnet import garnet_classes
+from hepfpga.train.garnet_layers import garnet_classes
 
 VERTICES, FEATURES = 16, 4
 N_EVENTS = 300
