@@ -9,7 +9,7 @@ import click
 from hepfpga.artifacts import atomic_file, check_destination, write_json_atomic
 from hepfpga.pipeline.compare import draw_overlay, format_table, load_run, overlay_paths
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 
 @click.command("compare")
@@ -61,5 +61,4 @@ def compare(run_dirs: tuple[Path, ...], plot: Path, json_out: Path | None, overw
         write_json_atomic(json_out, [r.to_dict() for r in runs])
 
 
-def register(cli: click.Group, export: click.Group) -> None:
-    cli.add_command(compare)
+COMMANDS = (compare,)

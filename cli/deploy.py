@@ -1,5 +1,5 @@
 """CLI commands of the deploy area (serving, Triton model repositories), attached to the main
-group by :func:`register`."""
+group by :mod:`hepfpga.cli.app` (``COMMANDS``, ``EXPORT_COMMANDS``)."""
 
 from __future__ import annotations
 
@@ -235,7 +235,6 @@ def export_triton_cmd(
     )
 
 
-def register(cli: click.Group, export: click.Group) -> None:
-    """Attach this module's commands to the top-level group and the ``export`` group."""
-    cli.add_command(serve_cmd)
-    export.add_command(export_triton_cmd)
+COMMANDS = (serve_cmd,)
+#: subcommands of ``hepfpga export``
+EXPORT_COMMANDS = (export_triton_cmd,)

@@ -1,4 +1,5 @@
-"""CLI commands of bulk emulation, attached to the main group by :func:`register`."""
+"""CLI commands of bulk emulation, attached to the main group by
+:mod:`hepfpga.cli.app` (``COMMANDS``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,6 @@ from hepfpga.firmware import FirmwareOptions, compile_project, write_project
 from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
 from hepfpga.firmware.precision import is_quantized
 from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
-
-
-def register(cli: click.Group, export: click.Group) -> None:
-    """Attach this module's commands to the top-level group and the ``export`` group."""
-    cli.add_command(emulate)
 
 
 @click.command()
@@ -189,3 +185,6 @@ def _input_keys(key: str | None) -> str | dict[str, str] | None:
             )
         pairs[name] = array
     return pairs
+
+
+COMMANDS = (emulate,)

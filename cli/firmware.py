@@ -1,5 +1,5 @@
 """CLI commands of the firmware area (bring-your-own-model conversion, verification),
-attached to the main group by :func:`register`.
+attached to the main group by :mod:`hepfpga.cli.app` (``COMMANDS``).
 
 ``hepfpga firmware MODEL --out DIR`` writes an hls4ml project; ``hepfpga verify MODEL`` converts,
 compiles (or reuses the cached C simulation) and compares every layer with Keras. Both are thin
@@ -184,159 +184,158 @@ def _flags(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-def register(cli: click.Group, export: click.Group) -> None:
-    """Attach this module's commands to the top-level group and the ``export`` group."""
+@click.command("firmware")
+@click.argument("model_file", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="New project folder.")
+@_firmware_options
+@click.option(
+    "--compile", "compile_", is_flag=True, help="Also build the C-simulation library (g++)."
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing --out once the new one is complete."
+)
+def firmware_cmd(
+    model_file: Path,
+    out: Path,
+    overwrite: bool,
+    weights: Path | None,
+    options_file: Path | None,
+    data_file: Path | None,
+    key: str | None,
+    n_random: int | None,
+    max_events: int | None,
+    compile_: bool,
+    **kwargs: Any,
+) -> None:
+    """Write the hls4ml project of a Keras/QKeras MODEL into --out (atomically).
 
-    @cli.command("firmware")
-    @click.argument("model_file", type=click.Path(path_type=Path))
-    @click.option(
-        "--out", type=click.Path(path_type=Path), required=True, help="New project folder."
-    )
-    @_firmware_options
-    @click.option(
-        "--compile", "compile_", is_flag=True, help="Also build the C-simulation library (g++)."
-    )
-    @click.option(
-        "--overwrite", is_flag=True, help="Replace an existing --out once the new one is complete."
-    )
-    def firmware_cmd(
-        model_file: Path,
-        out: Path,
-        overwrite: bool,
-        weights: Path | None,
-        options_file: Path | None,
-        data_file: Path | None,
-        key: str | None,
-        n_random: int | None,
-        max_events: int | None,
-        compile_: bool,
-        **kwargs: Any,
-    ) -> None:
-        """Write the hls4ml project of a Keras/QKeras MODEL into --out (atomically).
+    MODEL is a full .h5/.keras file, a JSON architecture with --weights, or a SavedModel
+    folder. QKeras models get every type from their quantizers (exact logits); float
+    models need events (--data or --random) to profile their ranges. Events given
+    become the project's test bench (at most 1000).
+    """
 
-        MODEL is a full .h5/.keras file, a JSON architecture with --weights, or a SavedModel
-        folder. QKeras models get every type from their quantizers (exact logits); float
-        models need events (--data or --random) to profile their ranges. Events given
-        become the project's test bench (at most 1000).
-        """
-
-        check_destination(out, overwrite=overwrite, option="--out")
-        options = _build_options(options_file, **_flags(**kwargs))
-        loaded = load_keras_model(model_file, weights=weights)
-        check_model_inputs(loaded)
-        model = hls4ml_ready_model(loaded)
-        check_supported(model)
-        events = _events(model, data_file, key, n_random, max_events)
-        tb_in = tb_out = None
-        if events is None:
-            plan = plan_conversion(model, options)
-        else:
-            plan, events = plan_for_events(model, events, options)
-            if len(model.outputs) == 1:
-                # hls4ml's test bench reads one output array (and the inputs one after the
-                # other on each line)
-                tb_in = [e[:1000] for e in events] if isinstance(events, list) else events[:1000]
-                tb_out = np.asarray(model.predict(tb_in, verbose=0))
-        advice = plan.size_advice(options)
-        if advice is not None:
-            click.echo(f"warning: {advice}", err=True)
-        if compile_:
-            click.echo(
-                f"building the C simulation of {plan.multiplications:,} multiplications per "
-                "event with g++ (seconds for small models, minutes for large ones)",
-                err=True,
-            )
-        project = write_project(
-            plan.model,
-            options,
-            out,
-            testbench_inputs=tb_in,
-            testbench_outputs=tb_out,
-            plan=plan,
-            compile=compile_,
-            overwrite=overwrite,
-        )
-        kind = "QKeras: types from the quantizers" if project.quantized else "float: profiled"
+    check_destination(out, overwrite=overwrite, option="--out")
+    options = _build_options(options_file, **_flags(**kwargs))
+    loaded = load_keras_model(model_file, weights=weights)
+    check_model_inputs(loaded)
+    model = hls4ml_ready_model(loaded)
+    check_supported(model)
+    events = _events(model, data_file, key, n_random, max_events)
+    tb_in = tb_out = None
+    if events is None:
+        plan = plan_conversion(model, options)
+    else:
+        plan, events = plan_for_events(model, events, options)
+        if len(model.outputs) == 1:
+            # hls4ml's test bench reads one output array (and the inputs one after the
+            # other on each line)
+            tb_in = [e[:1000] for e in events] if isinstance(events, list) else events[:1000]
+            tb_out = np.asarray(model.predict(tb_in, verbose=0))
+    advice = plan.size_advice(options)
+    if advice is not None:
+        click.echo(f"warning: {advice}", err=True)
+    if compile_:
         click.echo(
-            f"wrote {project.path} ({options.backend.value}, {options.io_type.value}, "
-            f"{options.strategy.value}, part {options.effective_part}; {kind})"
+            f"building the C simulation of {plan.multiplications:,} multiplications per "
+            "event with g++ (seconds for small models, minutes for large ones)",
+            err=True,
         )
-        for name, types in project.precision.items():
-            click.echo(f"  {name:<24} {types.result.to_hls():<36} {types.source}")
-        if compile_:  # built in the temporary folder, before the rename
-            click.echo(f"compiled the C simulation in {project.compile_seconds:.1f} s")
-
-    @cli.command("verify")
-    @click.argument("model_file", type=click.Path(path_type=Path))
-    @_firmware_options
-    @click.option(
-        "--tolerance",
-        type=FiniteFloat(min=0),
-        help="Pass when the logits differ by at most this (default: bit-exact for QKeras "
-        "models, 0.01 for float models).",
+    project = write_project(
+        plan.model,
+        options,
+        out,
+        testbench_inputs=tb_in,
+        testbench_outputs=tb_out,
+        plan=plan,
+        compile=compile_,
+        overwrite=overwrite,
     )
-    @click.option(
-        "--report", type=click.Path(path_type=Path), help="Also write the report as JSON here."
+    kind = "QKeras: types from the quantizers" if project.quantized else "float: profiled"
+    click.echo(
+        f"wrote {project.path} ({options.backend.value}, {options.io_type.value}, "
+        f"{options.strategy.value}, part {options.effective_part}; {kind})"
     )
-    @click.option("--overwrite", is_flag=True, help="Replace an existing --report file.")
-    @click.option("--no-cache", is_flag=True, help="Compile afresh; do not use the cache.")
-    @click.option(
-        "--cache-dir",
-        type=click.Path(path_type=Path),
-        help="Cache of compiled simulations [default: $HEPFPGA_CACHE or ~/.cache/hepfpga].",
-    )
-    def verify_cmd(
-        model_file: Path,
-        weights: Path | None,
-        options_file: Path | None,
-        data_file: Path | None,
-        key: str | None,
-        n_random: int | None,
-        max_events: int | None,
-        tolerance: float | None,
-        report: Path | None,
-        overwrite: bool,
-        no_cache: bool,
-        cache_dir: Path | None,
-        **kwargs: Any,
-    ) -> None:
-        """Check that the firmware of MODEL computes what Keras/QKeras computes.
+    for name, types in project.precision.items():
+        click.echo(f"  {name:<24} {types.result.to_hls():<36} {types.source}")
+    if compile_:  # built in the temporary folder, before the rename
+        click.echo(f"compiled the C simulation in {project.compile_seconds:.1f} s")
 
-        Converts MODEL, compiles its C simulation (cached), runs both on the events (--data
-        FILE or --random N; default --random 1000) and compares every layer: fraction
-        bit-exact, largest difference in LSBs of the layer's type, and the first layer where
-        they part with the likely cause. Exit status 0 when the requirement holds (bit-exact
-        logits for QKeras models, --tolerance for float models), 1 when it does not, 2 for
-        bad input.
-        """
 
-        if report is not None:
-            check_destination(report, kind="file", overwrite=overwrite, option="--report")
-        if not no_cache:
-            check_destination(
-                cache_folder(cache_dir),
-                exist_ok=True,
-                option="the cache ($HEPFPGA_CACHE, --cache-dir)",
-            )
-        options = _build_options(options_file, **_flags(**kwargs))
-        model = load_keras_model(model_file, weights=weights)
-        check_model_inputs(model)
-        if data_file is None and n_random is None:
-            n_random = 1000
-        events = _events(model, data_file, key, n_random, max_events)
-        result = verify_model(
-            model,
-            events,
-            options,
-            tolerance=tolerance,
-            cache=not no_cache,
-            cache_directory=cache_dir,
-            progress=lambda line: click.echo(line, err=True),
+@click.command("verify")
+@click.argument("model_file", type=click.Path(path_type=Path))
+@_firmware_options
+@click.option(
+    "--tolerance",
+    type=FiniteFloat(min=0),
+    help="Pass when the logits differ by at most this (default: bit-exact for QKeras "
+    "models, 0.01 for float models).",
+)
+@click.option(
+    "--report", type=click.Path(path_type=Path), help="Also write the report as JSON here."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --report file.")
+@click.option("--no-cache", is_flag=True, help="Compile afresh; do not use the cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    help="Cache of compiled simulations [default: $HEPFPGA_CACHE or ~/.cache/hepfpga].",
+)
+def verify_cmd(
+    model_file: Path,
+    weights: Path | None,
+    options_file: Path | None,
+    data_file: Path | None,
+    key: str | None,
+    n_random: int | None,
+    max_events: int | None,
+    tolerance: float | None,
+    report: Path | None,
+    overwrite: bool,
+    no_cache: bool,
+    cache_dir: Path | None,
+    **kwargs: Any,
+) -> None:
+    """Check that the firmware of MODEL computes what Keras/QKeras computes.
+
+    Converts MODEL, compiles its C simulation (cached), runs both on the events (--data
+    FILE or --random N; default --random 1000) and compares every layer: fraction
+    bit-exact, largest difference in LSBs of the layer's type, and the first layer where
+    they part with the likely cause. Exit status 0 when the requirement holds (bit-exact
+    logits for QKeras models, --tolerance for float models), 1 when it does not, 2 for
+    bad input.
+    """
+
+    if report is not None:
+        check_destination(report, kind="file", overwrite=overwrite, option="--report")
+    if not no_cache:
+        check_destination(
+            cache_folder(cache_dir),
+            exist_ok=True,
+            option="the cache ($HEPFPGA_CACHE, --cache-dir)",
         )
-        click.echo(result.summary())
-        if report is not None:
-            write_json_atomic(report, result.to_dict())
-            click.echo(f"report: {report}")
-        if not result.passed:
-            reason = str(result.diagnosis) if result.diagnosis else result.requirement
-            raise VerificationError(f"verification failed: {reason}")
+    options = _build_options(options_file, **_flags(**kwargs))
+    model = load_keras_model(model_file, weights=weights)
+    check_model_inputs(model)
+    if data_file is None and n_random is None:
+        n_random = 1000
+    events = _events(model, data_file, key, n_random, max_events)
+    result = verify_model(
+        model,
+        events,
+        options,
+        tolerance=tolerance,
+        cache=not no_cache,
+        cache_directory=cache_dir,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    click.echo(result.summary())
+    if report is not None:
+        write_json_atomic(report, result.to_dict())
+        click.echo(f"report: {report}")
+    if not result.passed:
+        reason = str(result.diagnosis) if result.diagnosis else result.requirement
+        raise VerificationError(f"verification failed: {reason}")
+
+
+COMMANDS = (firmware_cmd, verify_cmd)

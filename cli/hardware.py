@@ -28,12 +28,6 @@ from hepfpga.pipeline.stages import data_stage
 from hepfpga.quantize.model_io import load_keras_model
 
 
-def register(cli: click.Group, export: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
-    cli.add_command(hardware)
-    cli.add_command(scan)
-
-
 def _bit_list(text: str) -> list[int]:
     """``"3-10"`` or ``"4,6,8"`` -> the bit widths."""
     try:
@@ -278,3 +272,9 @@ def hardware(
     click.echo(f"wrote {destination}/report.json and the RTL in {destination}/rtl")
     if not report.exact:
         raise VerificationError("the RTL outputs differ from the reference on some events")
+
+
+COMMANDS = (
+    hardware,
+    scan,
+)

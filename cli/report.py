@@ -9,11 +9,6 @@ import click
 from hepfpga.pipeline.report_html import write_report_html
 
 
-def register(cli: click.Group, export: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
-    cli.add_command(report)
-
-
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
@@ -26,3 +21,6 @@ def report(run_dir: Path) -> None:
     """
     out = write_report_html(run_dir)
     click.echo(f"wrote {out}")
+
+
+COMMANDS = (report,)

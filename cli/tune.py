@@ -12,11 +12,6 @@ import click
 from hepfpga.pipeline.tune import load_tune_config, run_tune
 
 
-def register(cli: click.Group, export: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
-    cli.add_command(tune)
-
-
 @click.command()
 @click.argument("tune_file", type=click.Path(path_type=Path))
 @click.option(
@@ -71,3 +66,6 @@ def tune(
         lines.append(f"default config: {result.default_value:.4f}")
     lines.append(f"results: {result.folder}")
     click.echo("\n".join(lines))
+
+
+COMMANDS = (tune,)
