@@ -32,6 +32,22 @@ def test_the_version_is_the_projects_and_lives_in_the_core() -> None:
     assert __version__ == declared.group(1) == hepfpga.__version__
 
 
+def test_every_package_folder_is_listed_for_the_wheel() -> None:
+    # setuptools puts only the listed packages in a wheel (an editable install finds the
+    # others, so only a plain install would miss them)
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]
+    found = set()
+    for package, folder in setuptools["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join([package, *parts]))
+    assert found == set(setuptools["packages"])
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_resolves_to_its_top_level_folder(stage: str) -> None:
     module = __import__(f"hepfpga.{stage}", fromlist=["_"])
