@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from hepfpga.errors import ConfigError
-from hepfpga.registry import Registry, lookup
+from hepfpga.registry import Registry
 
 if TYPE_CHECKING:
     from hepfpga.deploy.service import InferenceService
@@ -105,7 +105,8 @@ def front_end_names() -> list[str]:
 def front_end(name: str) -> FrontEndFactory:
     """The front end registered as ``name``; a :class:`ConfigError` at ``front_ends`` naming
     the closest and every registered one otherwise."""
-    return lookup(dict(sorted(FRONT_ENDS.items())), name, "front end", "front_ends")
+    # the accepted names listed sorted, as front_end_names() gives them
+    return Registry(FRONT_ENDS.what, dict(sorted(FRONT_ENDS.items()))).lookup(name, "front_ends")
 
 
 def bind_error(what: str, host: str, port: int | None, reason: str) -> ConfigError:

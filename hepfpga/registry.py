@@ -14,19 +14,18 @@ each object is added once, by the module that defines it.
   ``Literal`` check: a choice exists once, here, and everything else derives from it.
 
 A :class:`Registry` is a ``dict``, so ``name in registry``, ``registry[name]`` and iteration
-work as on the plain dicts it replaces. :func:`add` and :func:`lookup` are the same operations
-for a plain mapping.
+work as on the plain dicts it replaced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from hepfpga._schema import closest
 from hepfpga.errors import ConfigError
 
-__all__ = ["Registry", "add", "lookup"]
+__all__ = ["Registry"]
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -52,7 +51,10 @@ class Registry(dict[str, T]):
 
     def register(self, name: str, item: T) -> T:
         """Add ``item`` as ``name`` and return it; ``ValueError`` if ``name`` is taken."""
-        return add(self, name, item, self.what)
+        if name in self:
+            raise ValueError(f"{self.what} {name!r} is already registered")
+        self[name] = item
+        return item
 
     def decorator(self, name: str) -> Callable[[V], V]:
         """``@REGISTRY.decorator("name")`` registers the decorated function or class."""
@@ -66,7 +68,13 @@ class Registry(dict[str, T]):
     def lookup(self, name: str, path: str) -> T:
         """``self[name]``; a :class:`ConfigError` at ``path`` naming the closest name and
         every accepted one otherwise."""
-        return lookup(self, name, self.what, path)
+        if name in self:
+            return self[name]
+        hint = closest(name, self)
+        suggestion = f" (did you mean '{hint}'?)" if hint else ""
+        raise ConfigError(
+            f"unknown {self.what} {name!r}{suggestion}; accepted: {', '.join(self)}", path=path
+        )
 
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""
@@ -74,24 +82,3 @@ class Registry(dict[str, T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.what!r}, {list(self)!r})"
-
-
-def add(registry: MutableMapping[str, T], name: str, item: T, what: str) -> T:
-    """Register ``item`` as ``name`` in ``registry`` and return it; a ``ValueError`` naming the
-    ``what`` (``"optimizer"``, ...) if ``name`` is already registered."""
-    if name in registry:
-        raise ValueError(f"{what} {name!r} is already registered")
-    registry[name] = item
-    return item
-
-
-def lookup(registry: Mapping[str, T], name: str, what: str, path: str) -> T:
-    """``registry[name]``; a :class:`ConfigError` at ``path`` otherwise: ``unknown <what>
-    'name' (did you mean '...'?); accepted: <every name>``."""
-    if name in registry:
-        return registry[name]
-    hint = closest(name, registry)
-    suggestion = f" (did you mean '{hint}'?)" if hint else ""
-    raise ConfigError(
-        f"unknown {what} {name!r}{suggestion}; accepted: {', '.join(registry)}", path=path
-    )

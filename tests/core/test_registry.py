@@ -2,56 +2,89 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from hepfpga import registry
 from hepfpga.errors import ConfigError
 
+#: every name table of hepfpga: (module, attribute); each is one Registry
+REGISTRIES = [
+    ("hepfpga.datafiles", "READ_FORMATS"),
+    ("hepfpga.datafiles", "WRITE_FORMATS"),
+    ("hepfpga.train.optim", "OPTIMIZERS"),
+    ("hepfpga.train.optim", "SCHEDULES"),
+    ("hepfpga.train.tasks", "TASKS"),
+    ("hepfpga.train.tasks", "METRICS"),
+    ("hepfpga.train.tasks.anomaly", "ANOMALY_MODELS"),
+    ("hepfpga.train.config", "MODEL_SECTIONS"),
+    ("hepfpga.train.architectures", "ARCHITECTURES"),
+    ("hepfpga.train.representations", "REPRESENTATIONS"),
+    ("hepfpga.quantize.qat", "LAYER_MAPPINGS"),
+    ("hepfpga.deploy.model_spec", "DATATYPES"),
+    ("hepfpga.deploy.frontends", "FRONT_ENDS"),
+    ("hepfpga.firmware.backends", "BACKENDS"),
+    ("hepfpga.firmware.rtl.parts", "PARTS"),
+    ("hepfpga.firmware.rtl.codegen", "FLAVORS"),
+    ("hepfpga.firmware.layers._base", "HANDLERS"),
+    ("hepfpga.firmware.layers._base", "REFUSED"),
+    ("hepfpga.firmware.emulate_engine.plan", "GRAPH_STEPS"),
+    ("hepfpga.firmware.emulate_tables", "TABLE_KINDS"),
+    ("hepfpga.firmware.emulate_tables", "TABLE_STEPS"),
+    ("hepfpga.pipeline.tune", "STRATEGIES"),
+    ("hepfpga.pipeline.tune", "PRUNERS"),
+    ("hepfpga.pipeline.tune", "OBJECTIVES"),
+    ("hepfpga.pipeline.task", "RUN_TASKS"),
+]
 
-def _registries() -> list[tuple[str, dict, str, str]]:
-    from hepfpga.firmware.backends import BACKENDS
-    from hepfpga.train.architectures import ARCHITECTURES
-    from hepfpga.train.optim import OPTIMIZERS, SCHEDULES
-    from hepfpga.train.representations import REPRESENTATIONS
-    from hepfpga.train.tasks import METRICS, TASKS
 
-    return [
-        ("optimizer", OPTIMIZERS, "training.optimizer", "adam"),
-        ("schedule", SCHEDULES, "training.schedule.name", "cosine"),
-        ("task", TASKS, "task.name", "anomaly_detection"),
-        ("metric", METRICS, "task.metrics", next(iter(METRICS))),
-        ("architecture", ARCHITECTURES, "model.architecture", "cnn"),
-        ("representation", REPRESENTATIONS, "representation", next(iter(REPRESENTATIONS))),
-        ("backend", BACKENDS, "firmware.backend", "Vitis"),
-    ]
+#: the package whose import registers a registry's built-in entries, where it is not the
+#: registry's own package
+BUILT_INS = {"RUN_TASKS": "hepfpga.pipeline.tasks"}
 
 
-@pytest.mark.parametrize("index", range(7))
-def test_lookup_finds_names_and_refuses_misspelt_ones(index: int) -> None:
-    what, table, path, name = _registries()[index]
-    assert registry.lookup(table, name, what, path) is table[name]
+def _registry(module: str, attribute: str) -> registry.Registry:
+    # the packages register their built-in entries when imported
+    importlib.import_module(BUILT_INS.get(attribute, module.rsplit(".", 1)[0]))
+    table = getattr(importlib.import_module(module), attribute)
+    assert isinstance(table, registry.Registry)
+    assert table, f"{module}.{attribute} is empty"
+    return table
+
+
+@pytest.mark.parametrize(("module", "attribute"), REGISTRIES)
+def test_lookup_finds_names_and_refuses_misspelt_ones(module: str, attribute: str) -> None:
+    table = _registry(module, attribute)
+    name = next(iter(table))
+    assert table.lookup(name, "some.path") is table[name]
+    wrong = name[:-1] + ("x" if name[-1] != "x" else "y")
+    if wrong in table:
+        pytest.skip(f"{wrong!r} is registered too")
     with pytest.raises(ConfigError) as info:
-        registry.lookup(table, name[:-1] + "x", what, path)
+        table.lookup(wrong, "some.path")
     message = str(info.value)
-    assert info.value.path == path
-    assert f"unknown {what} '{name[:-1]}x'" in message
-    assert f"did you mean '{name}'?" in message
+    assert info.value.path == "some.path"
+    assert f"unknown {table.what} {wrong!r}" in message
     assert message.endswith("; accepted: " + ", ".join(table))
+    assert table.names() == tuple(table)
 
 
-@pytest.mark.parametrize("index", range(7))
-def test_a_name_is_registered_once(index: int) -> None:
-    what, table, _, name = _registries()[index]
+@pytest.mark.parametrize(("module", "attribute"), REGISTRIES)
+def test_a_name_is_registered_once(module: str, attribute: str) -> None:
+    table = _registry(module, attribute)
+    name = next(iter(table))
     before = dict(table)
-    with pytest.raises(ValueError, match=f"{what} '{name}' is already registered"):
-        registry.add(table, name, table[name], what)
+    with pytest.raises(ValueError, match=f"{table.what} '{name}' is already registered"):
+        table.register(name, table[name])
     assert table == before
 
 
-def test_add_returns_the_item_it_registers() -> None:
-    table: dict[str, int] = {}
-    assert registry.add(table, "one", 1, "number") == 1
-    assert table == {"one": 1}
+def test_a_misspelt_name_gets_the_closest_one() -> None:
+    from hepfpga.train.optim import OPTIMIZERS
+
+    with pytest.raises(ConfigError, match="did you mean 'adam'"):
+        OPTIMIZERS.lookup("adma", "training.optimizer")
 
 
 def test_a_registry_object_registers_looks_up_and_lists_its_names() -> None:
