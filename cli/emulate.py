@@ -15,7 +15,8 @@ from hepfpga.errors import ConfigError
 from hepfpga.firmware import FirmwareOptions, compile_project, write_project
 from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
 from hepfpga.firmware.precision import is_quantized
-from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
+from hepfpga.quantize.model_io import load_keras_model
+from hepfpga.train.model_checks import check_model_inputs
 
 
 @click.command()

@@ -28,7 +28,8 @@ from hepfpga.firmware.options import IOType, Strategy
 from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.softmax import SOFTMAX_MODES
 from hepfpga.firmware.verify import plan_for_events
-from hepfpga.quantize.model_io import check_model_inputs, load_keras_model
+from hepfpga.quantize.model_io import load_keras_model
+from hepfpga.train.model_checks import check_model_inputs
 from hepfpga.yaml_io import load_yaml
 
 

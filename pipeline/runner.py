@@ -79,7 +79,7 @@ def _merge(target: dict[str, Any], items: dict[str, Any]) -> None:
 
 def _report(
     run: Run, task: RunTask, seconds: dict[str, float], total: float
-) -> tuple[dict[str, Any], list[str], list[str]]:
+) -> tuple[dict[str, Any], list[str]]:
     checks: dict[str, Any] = {}
     report: dict[str, Any] = {"name": run.config.name, "status": "", "checks": checks}
     for result in run.results.values():
@@ -100,7 +100,7 @@ def _report(
     report["timings_s"] = {**seconds, "total": round(total, 2)}
     report["versions"] = tool_versions()
     report["config"] = config_to_dict(run.config)
-    return report, failed, missing
+    return report, failed
 
 
 def run_pipeline(
@@ -129,13 +129,13 @@ def run_pipeline(
                 run.results[stage.name] = result
             seconds[stage.name] = round(time.perf_counter() - start, 2)
             log.info("%s done in %.1f s", stage.message, seconds[stage.name])
-        report, failed, _ = _report(run, task, seconds, time.perf_counter() - total_start)
+        report, failed = _report(run, task, seconds, time.perf_counter() - total_start)
         write_json_atomic(run_dir / "report.json", report)
         write_report_html(run_dir)
         write_manifest(
             run_dir,
             inputs={"config": config_path, "data": run.get(DataResult).path},
-            config=config_to_dict(config),
+            config=report["config"],
             extra={"status": report["status"]},
         )
     return RunResult(run_dir=destination, report=report, passed=not failed, failed_checks=failed)

@@ -23,14 +23,11 @@ from hepfpga.artifacts import atomic_file
 from hepfpga.errors import ModelFileError
 from hepfpga.quantize.qat import qkeras_custom_objects
 from hepfpga.train.garnet_layers import garnet_custom_objects
-from hepfpga.train.model_checks import check_model_inputs, check_single_input
 
 if TYPE_CHECKING:
     from tensorflow import keras
 
 __all__ = [
-    "check_model_inputs",
-    "check_single_input",
     "load_keras_model",
     "save_keras_model",
 ]

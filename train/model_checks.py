@@ -2,8 +2,7 @@
 emulation), each refusing with one sentence as :class:`~hepfpga.errors.ModelFileError`.
 
 Shape checks only, on any Keras or QKeras model: they live in the training stage, the lowest
-that handles models, so that every later stage may use them;
-:mod:`hepfpga.quantize.model_io` re-exports them beside the model loader.
+that handles models, so that every later stage may use them.
 """
 
 from __future__ import annotations

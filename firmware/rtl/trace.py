@@ -48,7 +48,7 @@ import numpy as np
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type
 from hepfpga.firmware.layers import registered_handlers
-from hepfpga.firmware.layers.tracers import Tracer, apply_elementwise
+from hepfpga.firmware.layers.tracers import Tracer
 from hepfpga.firmware.pruning import strip_pruning
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 from hepfpga.registry import Registry
@@ -123,10 +123,6 @@ def _quantize_const_or_trn(x: Any, k: int, i: int, f: int, mode: str, target: Fi
         value = float(target.quantize(float(x.low)))
         return type(x).from_const(value, hwconf=x.hwconf)
     return x.quantize(k, i, f, mode, "TRN")
-
-
-#: the tracers' helper, under its former name here
-_apply_elementwise = apply_elementwise
 
 
 def layer_tracers() -> Registry[Tracer]:

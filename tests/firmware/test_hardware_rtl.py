@@ -61,11 +61,12 @@ def _qkeras_logits(model, x):
 def test_round_half_even_matches_ap_fixed_on_every_code(source, target):
     from da4ml.trace import FixedVariableArray, comb_trace
 
-    from hepfpga.firmware.rtl.trace import _apply_elementwise, round_half_even
+    from hepfpga.firmware.layers.tracers import apply_elementwise
+    from hepfpga.firmware.rtl.trace import round_half_even
 
     k, i, f = source
     x = FixedVariableArray.from_kif(np.array([k]), np.array([i]), np.array([f]))
-    y = _apply_elementwise(x, lambda v: round_half_even(v, target))
+    y = apply_elementwise(x, lambda v: round_half_even(v, target))
     comb = comb_trace(x.ravel(), y.ravel())
     step = 2.0**-f
     values = np.arange(-(2.0**i) * k, 2.0**i, step)[:, None]
