@@ -1,7 +1,12 @@
 """The ``hepfpga`` command line: a thin layer over the library functions.
 
 Errors raised on purpose (:class:`hepfpga.errors.HepfpgaError`) print one line, ``error: ...``,
-and exit with status 2 for bad input or 1 for a failed check; no traceback.
+and exit with status 2 for bad input or 1 for a failed check; no traceback. :func:`main` is
+the one boundary for the rest: an interrupt (Ctrl-C, even one that surfaced inside an import as
+another exception) exits 130; failures of the operating system (a full disk, permissions) and
+of the third-party libraries hepfpga drives (:data:`hepfpga.errors.EXTERNAL_FAMILIES`) that no
+code nearer to them translated become one line and status 2; anything else is a bug in
+hepfpga: one ``internal error`` line and status 1, with the traceback under ``-v``.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 import warnings
 
 import click
@@ -27,11 +33,15 @@ from hepfpga.cli import (
     tune,
 )
 from hepfpga.cli import run as run_area
-from hepfpga.errors import HepfpgaError
+from hepfpga.errors import HepfpgaError, external_error, interrupted
 
 # Before TensorFlow is first imported: its C++ start-up messages (CUDA plugin registration,
 # CPU instruction sets) are noise for a command-line user; -vv shows them.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+#: the verbosity of the command being run (``-v`` count; -1 with ``-q``), for :func:`main`
+_verbosity = {"level": 0}
 
 
 def _setup_logging(verbose: int) -> None:
@@ -75,6 +85,7 @@ def cli(verbose: int, quiet: bool) -> None:
     which writes runs/jet_tagging/ with the models, model.onnx, the firmware project and
     report.json.
     """
+    _verbosity["level"] = -1 if quiet else verbose
     _setup_logging(-1 if quiet else verbose)
 
 
@@ -100,26 +111,46 @@ for _command in deploy.EXPORT_COMMANDS:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status."""
+    """Console entry point; returns the exit status (0 ok, 1 a failed check or an internal
+    error, 2 bad input or a failure outside hepfpga, 130 interrupted)."""
+    _verbosity["level"] = 0
     try:
         # without standalone mode click *returns* the status of ``raise Exit(n)`` / ctx.exit(n)
         # instead of raising it; a command that returns normally gives None (status 0)
         status = cli.main(args=argv, prog_name="hepfpga", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
-    except HepfpgaError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
+    except BaseException as exc:  # noqa: BLE001 - the one boundary; see the module notes
+        return _report_failure(exc)
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+def _report_failure(exc: BaseException) -> int:
+    if interrupted(exc):
         click.echo("interrupted", err=True)
         return 130
-    return status if isinstance(status, int) and not isinstance(status, bool) else 0
+    if isinstance(exc, SystemExit | GeneratorExit):
+        raise exc
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    error = external_error(exc)
+    if error is not None:
+        click.echo(f"error: {error}", err=True)
+        if _verbosity["level"] >= 2 and error is not exc:
+            traceback.print_exception(exc, file=sys.stderr)
+        return error.exit_code
+    if _verbosity["level"] >= 1:
+        raise exc
+    click.echo(
+        f"error: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+        "(a bug in hepfpga: run the command again with -v to see where, and report it)",
+        err=True,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
