@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from hepfpga.errors import VerificationError
 from hepfpga.pipeline.tune import load_tune_config, run_tune
 
 
@@ -43,7 +44,9 @@ def tune(
     database, so running the same command again after an interruption (even kill -9)
     resumes without repeating finished trials; raising --trials extends a finished search.
     Writes <output_dir>/<study>/: results.csv, best_config.yaml, tune_report.json,
-    objective.png, importances.png (and study.db).
+    objective.png, importances.png (and study.db). Every value the space can take is checked
+    against the run config schema before the first trial. Exit status: 0 when at least one
+    trial completed, 1 when every trial failed, 2 for bad input.
     """
     config, base = load_tune_config(tune_file)
     changes: dict[str, Any] = {
@@ -66,6 +69,12 @@ def tune(
         lines.append(f"default config: {result.default_value:.4f}")
     lines.append(f"results: {result.folder}")
     click.echo("\n".join(lines))
+    if result.n_complete == 0 and result.n_failed:
+        number, reason = min(result.failures.items())
+        raise VerificationError(
+            f"every trial of the study '{result.study}' failed ({result.n_failed}); trial "
+            f"{number}: {reason}"
+        )
 
 
 COMMANDS = (tune,)

@@ -31,6 +31,7 @@ epoch is below the median of the earlier trials at that epoch (after 5 trials an
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -38,9 +39,10 @@ import itertools
 import json
 import logging
 import math
+import socket
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,19 @@ import yaml
 
 from hepfpga._optional import require
 from hepfpga._schema import build, closest, to_plain
-from hepfpga.artifacts import write_json_atomic, write_text_atomic
-from hepfpga.errors import ConfigError, HepfpgaError
+from hepfpga.artifacts import (
+    atomic_file,
+    check_destination,
+    remove_empty_parents,
+    write_json_atomic,
+    write_text_atomic,
+)
+from hepfpga.errors import (
+    ConfigError,
+    HepfpgaError,
+    disk_full,
+    file_system_error,
+)
 from hepfpga.firmware.rtl.codegen import write_rtl
 from hepfpga.firmware.rtl.trace import trace_model
 from hepfpga.pipeline.config import config_to_dict, load_config, parse_config
@@ -61,6 +74,7 @@ from hepfpga.train.architectures import build_model
 from hepfpga.train.dataset import split_sample, stratified_subsample
 from hepfpga.train.fit import fit_classifier
 from hepfpga.train.io import builtin_sample_path, load_sample
+from hepfpga.train.tasks import ClassificationConfig
 from hepfpga.train.progress import progress_bar
 from hepfpga.yaml_io import load_yaml
 
@@ -120,19 +134,40 @@ class Dimension:
             return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
         return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
 
+    def size(self, path: str) -> int:
+        """How many values the grid strategy visits (counted, not listed)."""
+        if self.choices is not None:
+            return len(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.integer:
+            return len(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is None:
+            raise ConfigError(
+                "the grid strategy needs choices or a step for a float range", path=path
+            )
+        return math.floor((self.high - self.low) / self.step + 1e-9) + 1
+
     def grid(self, path: str) -> list[Any]:
-        """Every value of this dimension (grid search)."""
+        """Every value of this dimension (grid search); :func:`load_tune_config` has bounded
+        the grid's size (:data:`MAX_GRID_POINTS`) before this lists it."""
+        n = self.size(path)
         if self.choices is not None:
             return [_enc(c) for c in self.choices]
         assert self.low is not None and self.high is not None
         if self.integer:
             return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
-        if self.step is None:
-            raise ConfigError(
-                "the grid strategy needs choices or a step for a float range", path=path
-            )
-        n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
+        assert self.step is not None  # size() refused a float range without one
         return [float(self.low + i * self.step) for i in range(n)]
+
+    def extremes(self) -> list[tuple[str, Any]]:
+        """The values that stand for every value this dimension can take when checked
+        against the config schema: each choice, or a range's two bounds (as the integers or
+        floats a trial gets), labelled for messages."""
+        if self.choices is not None:
+            return [(f"choice {i + 1}", c) for i, c in enumerate(self.choices)]
+        assert self.low is not None and self.high is not None
+        kind = int if self.integer else float
+        return [("low", kind(self.low)), ("high", kind(self.high))]
 
     def parameter(self, value: Any) -> Any | None:
         """The optuna parameter that stands for the config ``value``, or None if the value
@@ -189,6 +224,27 @@ for _strategy in (
     Strategy("bayesian", _tpe),
 ):
     STRATEGIES.register(_strategy.name, _strategy)
+
+
+#: the most points a grid search may have (each one a trial that trains a model; the points are
+#: queued in the study database before the first runs)
+MAX_GRID_POINTS = 10_000
+
+
+def grid_size(space: Mapping[str, Dimension], *, limit: int = MAX_GRID_POINTS) -> int:
+    """The number of points of the grid over ``space``, counted without listing them; a
+    :class:`ConfigError` past ``limit``."""
+    total = 1
+    for dotted, dim in space.items():
+        total *= dim.size(f"space.{dotted}")
+        if total > limit:
+            sizes = ", ".join(f"{p}: {d.size(p):,}" for p, d in space.items())
+            raise ConfigError(
+                f"the grid has more than {limit:,} points ({sizes} values); narrow the ranges, "
+                "raise their step, or use strategy random or bayesian",
+                path="space",
+            )
+    return total
 
 
 def _queue_grid(study: Any, space: Mapping[str, Dimension]) -> int:
@@ -306,11 +362,45 @@ def load_tune_config(path: str | Path) -> tuple[TuneConfig, dict[str, Any]]:
         _set(base, dotted, value, source=str(path), section="overrides")
     for dotted in tune.space:
         _get(base, dotted, source=str(path), section="space")
-    parse_config(base, source=f"{path} (overrides)")
+    config = parse_config(base, source=f"{path} (overrides)")
+    if not isinstance(config.task, ClassificationConfig):
+        raise ConfigError(
+            f"tune searches classifiers; the run config's task is '{config.task.name}' "
+            "(accepted: classification)",
+            path="task",
+            source=str(base_path),
+        )
     if STRATEGIES[tune.strategy].exhaustive:
-        for dotted, dim in tune.space.items():
-            dim.grid(f"space.{dotted}")
+        grid_size(tune.space)
+    check_space(tune.space, base, source=str(path))
     return tune, base
+
+
+def check_space(space: Mapping[str, Dimension], base: dict[str, Any], *, source: str) -> None:
+    """Check every value ``space`` can take against the run config schema before any trial
+    runs: each choice, and both bounds of each range (the schema's checks are bounds and
+    types, so a range whose bounds pass holds no value that fails), each with the other
+    values at the base config's. A :class:`ConfigError` names the searched path, which value
+    and what the schema says."""
+    for dotted, dim in space.items():
+        for label, value in dim.extremes():
+            plain = copy.deepcopy(base)
+            _set(plain, dotted, value)
+            try:
+                parse_config(plain)
+            except ConfigError as exc:
+                hint = (
+                    "; make it an integer range (integer: true)"
+                    if dim.choices is None and not dim.integer and "integer" in exc.message
+                    else ""
+                )
+                raise ConfigError(
+                    f"{label} = {_enc(value)[:200]} is not a valid run config value: "
+                    f"{exc.message}{hint}"
+                    + (f" (at '{exc.path}')" if exc.path != dotted else ""),
+                    path=f"space.{dotted}",
+                    source=source,
+                ) from exc
 
 
 def _walk(plain: dict[str, Any], dotted: str, source: str, section: str) -> tuple[dict, str]:
@@ -366,7 +456,9 @@ def run_trial(task: _TrialTask) -> int:
     import optuna
 
     _one_thread_tensorflow()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a failed trial's reason is kept on the trial (user attribute 'error') and logged once by
+    # the driver; optuna's own warning would add a traceback per trial
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(
         study_name=task.study,
         storage=task.storage,
@@ -377,7 +469,11 @@ def run_trial(task: _TrialTask) -> int:
 
     def objective(trial: Any) -> float:
         numbers.append(trial.number)
-        return _evaluate(trial, task)
+        try:
+            return _evaluate(trial, task)
+        except HepfpgaError as exc:
+            trial.set_user_attr("error", str(exc)[:1000])
+            raise
 
     study.optimize(objective, n_trials=1, catch=(HepfpgaError,))
     return numbers[0] if numbers else -1
@@ -481,6 +577,9 @@ class TuneResult:
     seconds: float
     #: one row per trial: number, state, value, params, seconds
     table: list[dict[str, Any]] = field(default_factory=list)
+    #: why each failed trial failed (its error's message; 'interrupted' for a trial a killed
+    #: search left running), by trial number
+    failures: dict[int, str] = field(default_factory=dict)
 
 
 def _progress(total: int, quiet: bool) -> Any:
@@ -505,7 +604,7 @@ def _client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
 
     distributed = require("distributed", "tune", "parallel trials")
     if scheduler:
-        return distributed.Client(scheduler, set_as_default=False), None
+        return _connect(scheduler), None
     logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = distributed.LocalCluster(
         n_workers=workers,
@@ -529,19 +628,64 @@ def run_tune(
 ) -> TuneResult:
     """Run (or resume) the search; writes ``<output_dir>/<study>/`` (results.csv,
     best_config.yaml, tune_report.json, objective.png, importances.png, and study.db with the
-    default storage)."""
+    default storage).
+
+    Before any trial: the study folder must be a folder this process can write, the storage
+    a database that opens (a :class:`ConfigError` naming it otherwise), ``scheduler``
+    reachable, and a study resumed under the same name must have been made with the same
+    space. A failure of the disk or the database during the search is one
+    :class:`~hepfpga.errors.FileSystemError` / :class:`~hepfpga.errors.ExternalError`."""
     optuna = require("optuna", "tune", "hyper-parameter search")
     if OBJECTIVES[tune.objective].hardware_cost:
         require("da4ml", "hardware", f"the objective '{tune.objective}' (da4ml LUT estimates)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_name = tune.study or name
     folder = Path(tune.output_dir) / study_name
-    folder.mkdir(parents=True, exist_ok=True)
-    url = tune.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
-    storage = optuna.storages.RDBStorage(url)
-    study = optuna.create_study(
-        storage=storage, study_name=study_name, direction="maximize", load_if_exists=True
-    )
+    check_destination(folder, exist_ok=True, option="output_dir")
+    client = _connect(scheduler) if scheduler else None
+    try:
+        created = [p for p in (folder, *folder.absolute().parents) if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        url = tune.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+        try:
+            storage, study = _open_study(url, study_name, tune.space)
+        except BaseException:
+            if tune.storage is None:
+                (folder / "study.db").unlink(missing_ok=True)
+            remove_empty_parents(created)
+            raise
+        with _database_errors(url, study_name):
+            total = _prepare(study, storage, tune, base)
+            remaining = max(total - len(_finished(study)), 0)
+        start = time.perf_counter()
+        if remaining:
+            log.info(
+                "%d trial(s) to run (%d done) on %d worker(s)",
+                remaining,
+                total - remaining,
+                tune.workers,
+            )
+            _run_remaining(study, tune, base, url, study_name, remaining, client, quiet)
+        with _database_errors(url, study_name):
+            result = _results(study, folder, url, time.perf_counter() - start)
+        try:
+            _write_outputs(result, study, tune, base)
+        except OSError as exc:
+            raise file_system_error(
+                exc, doing=f"writing the results of study '{study_name}' in", path=folder
+            ) from exc
+    finally:
+        if client is not None:
+            client.close()
+    return result
+
+
+def _prepare(study: Any, storage: Any, tune: TuneConfig, base: dict[str, Any]) -> int:
+    """Mark the trials a killed search left running as failed, queue the grid or the default
+    trial; returns the number of finished trials the search is to have."""
+    # deferred, optional: optuna (hepfpga[tune])
+    import optuna
+
     # a killed search leaves its running trials RUNNING forever: mark them failed, replace them
     for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
         storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
@@ -556,29 +700,116 @@ def run_tune(
         else:
             outside = [p for p, v in params.items() if v is None]
             log.warning("the base config lies outside the space at %s: no default trial", outside)
-    remaining = max(total - len(_finished(study)), 0)
-    start = time.perf_counter()
-    if remaining:
-        log.info(
-            "%d trial(s) to run (%d done) on %d worker(s)",
-            remaining,
-            total - remaining,
-            tune.workers,
+    return total
+
+
+#: the study's user attribute that binds its name to the space it was made with
+_SPACE_ATTR = "hepfpga_space"
+
+
+def _space_text(space: Mapping[str, Dimension]) -> str:
+    return json.dumps({p: to_plain(d) for p, d in sorted(space.items())}, sort_keys=True)
+
+
+def _open_study(url: str, name: str, space: Mapping[str, Dimension]) -> tuple[Any, Any]:
+    """Open (or create) the study ``name`` in the database ``url``, bound to ``space``: a
+    study made with another space is refused, naming both."""
+    # deferred, optional: optuna (hepfpga[tune])
+    import optuna
+
+    if url.startswith("sqlite") and url.split("?")[0] in ("sqlite://", "sqlite:///:memory:"):
+        raise ConfigError(
+            f"the storage {url!r} is an in-memory database, which the worker processes cannot "
+            "share; give a file (sqlite:///path/study.db) or a database server URL",
+            path="storage",
         )
-        _run_remaining(study, tune, base, url, study_name, remaining, scheduler, quiet)
-    result = _results(study, folder, url, time.perf_counter() - start)
-    _write_outputs(result, study, tune, base)
-    return result
+    with _database_errors(url, name, opening=True):
+        storage = optuna.storages.RDBStorage(url)
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", load_if_exists=True
+        )
+        text = _space_text(space)
+        stored = study.user_attrs.get(_SPACE_ATTR)
+        if stored is None:
+            # a new study, or one made before studies were bound to their space: its trials'
+            # parameters must then all be searched paths of this space
+            used = {p for t in study.get_trials(deepcopy=False) for p in t.params}
+            if used - set(space):
+                stored = json.dumps({p: "?" for p in sorted(used)})
+            else:
+                study.set_user_attr(_SPACE_ATTR, text)
+                stored = text
+    if stored != text:
+        raise ConfigError(
+            f"the study '{name}' in {url} was made with another search space ({stored[:300]}); "
+            f"this tune file's space is {text[:300]}. Give the new search its own name "
+            "(study: NAME in the tune file) or another output_dir",
+            path="study",
+        )
+    return storage, study
+
+
+@contextlib.contextmanager
+def _database_errors(url: str, name: str, *, opening: bool = False) -> Iterator[None]:
+    """Translate the failures of the study database (SQLAlchemy, sqlite, the disk under it)
+    into one error naming the storage and what to do."""
+    try:
+        yield
+    except HepfpgaError:
+        raise
+    except Exception as exc:
+        family = type(exc).__module__.split(".")[0]
+        if disk_full(exc) or (isinstance(exc, OSError) and exc.errno):
+            raise file_system_error(
+                exc, doing=f"writing the study database of '{name}' at", path=url
+            ) from exc
+        if family not in ("sqlalchemy", "optuna") and not (
+            opening and isinstance(exc, ImportError | ValueError)
+        ):
+            raise
+        detail = " ".join(str(exc).split("(Background on this error")[0].split())[:300]
+        what = "cannot be opened" if opening else "failed"
+        raise ConfigError(
+            f"the study database {url} {what}: {type(exc).__name__}: {detail}. Accepted: a "
+            "SQLAlchemy URL whose driver is installed (sqlite:///path/study.db, "
+            "postgresql://..., mysql://...), a file this process can write that is empty or a "
+            "study database",
+            path="storage",
+        ) from exc
+
+
+def _connect(address: str) -> Any:
+    """A dask.distributed client of the scheduler at ``address``, or a :class:`ConfigError`
+    naming it (wrong form, unreachable, no answer within dask's connect timeout,
+    ``distributed.comm.timeouts.connect``)."""
+    distributed = require("distributed", "tune", "parallel trials")
+    try:
+        scheme, location = distributed.comm.parse_address(address)
+        if scheme == "tcp":
+            host, port = distributed.comm.parse_host_port(location)
+            with socket.create_connection((host, port), timeout=10):
+                pass  # refused or unknown hosts fail here at once, not after the timeout
+        return distributed.Client(address, set_as_default=False)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"cannot reach the dask scheduler at {address!r}: "
+            f"{' '.join(str(exc).split()) or type(exc).__name__}. Accepted: the address a "
+            "running scheduler prints (tcp://HOST:PORT); leave --scheduler out to start "
+            "local workers",
+            path="--scheduler",
+        ) from exc
 
 
 def _run_remaining(
     study: Any, tune: TuneConfig, base: dict[str, Any], url: str, name: str,
-    remaining: int, scheduler: str | None, quiet: bool,
+    remaining: int, client: Any | None, quiet: bool,
 ) -> None:  # fmt: skip
     # deferred, optional: distributed (hepfpga[emulate/tune])
     from distributed import as_completed
 
-    client, cluster = _client(tune.workers, scheduler)
+    cluster = None
+    if client is None:
+        client, cluster = _client(tune.workers, None)
     offset = len(study.get_trials(deepcopy=False))
     tasks = (
         _TrialTask(url, name, tune.strategy, tune.pruner, tune.objective, tune.seed + offset + i,
@@ -595,15 +826,25 @@ def _run_remaining(
                 ]
             )
             for future in pending:
-                future.result()
+                with _database_errors(url, name):
+                    number = future.result()
+                _report_failure(study, number)
                 bar.update(1)
                 task = next(tasks, None)
                 if task is not None:
                     pending.add(client.submit(run_trial, task, pure=False))
     finally:
-        client.close()
         if cluster is not None:
+            client.close()
             cluster.close()
+
+
+def _report_failure(study: Any, number: int) -> None:
+    """Log the one-line reason of trial ``number`` if it failed (the workers keep optuna's
+    own report, with its traceback, to themselves)."""
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number == number and trial.user_attrs.get("error"):
+            log.warning("trial %d failed: %s", number, trial.user_attrs["error"])
 
 
 def _results(study: Any, folder: Path, url: str, seconds: float) -> TuneResult:
@@ -638,6 +879,14 @@ def _results(study: Any, folder: Path, url: str, seconds: float) -> TuneResult:
         default_value=default[0].value if default else None,
         seconds=seconds,
         table=table,
+        failures={
+            t.number: str(
+                t.user_attrs.get("error")
+                or ("interrupted" if t.user_attrs.get("interrupted") else "no reason recorded")
+            )
+            for t in study.get_trials(deepcopy=False)
+            if t.state == states.FAIL
+        },
     )
 
 
@@ -685,7 +934,8 @@ def _plot_objective(result: TuneResult, path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -708,5 +958,6 @@ def _plot_importances(study: Any, path: Path) -> None:
     ax.barh(names, [importances[n] for n in names])
     ax.set_xlabel("importance (fANOVA)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
