@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from hepfpga._schema import to_plain
+from hepfpga.cli.params import FiniteFloat
 from hepfpga.artifacts import atomic_directory, check_destination, write_json_atomic
 from hepfpga.errors import ConfigError, VerificationError
 from hepfpga.firmware import FirmwareOptions, compile_project, write_project
@@ -23,20 +24,9 @@ from hepfpga.firmware.rtl.flow import build_hardware
 from hepfpga.firmware.vendor import BuildSteps, read_reports
 from hepfpga.pipeline.config import load_config, parse_config
 from hepfpga.pipeline.run import Run
-from hepfpga.pipeline.scan import plot_scan, run_scan
+from hepfpga.pipeline.scan import parse_bits, plot_scan, run_scan
 from hepfpga.pipeline.stages import data_stage
 from hepfpga.quantize.model_io import load_keras_model
-
-
-def _bit_list(text: str) -> list[int]:
-    """``"3-10"`` or ``"4,6,8"`` -> the bit widths."""
-    try:
-        if "-" in text:
-            low, high = (int(v) for v in text.split("-", 1))
-            return list(range(low, high + 1))
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"--bits: expected e.g. '3-10' or '4,6,8', got {text!r}") from exc
 
 
 @click.command()
@@ -46,7 +36,7 @@ def _bit_list(text: str) -> list[int]:
 @click.option("--synth", is_flag=True, help="yosys counts per point (else da4ml estimates).")
 @click.option(
     "--tolerance",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.01,
     show_default=True,
     help="Accuracy below the float model's allowed for the smallest design (0.01 = 1 point).",
@@ -59,7 +49,7 @@ def scan(
     widths; writes OUT/scan.json and OUT/pareto.png and names the smallest design within
     --tolerance of the float accuracy, next to the hls4ml tutorial reference."""
 
-    widths = _bit_list(bits)
+    widths = parse_bits(bits)
     check_destination(out, overwrite=overwrite)
     config = load_config(config_file)
     result = run_scan(config, widths, synthesize=synth, tolerance=tolerance)

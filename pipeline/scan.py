@@ -34,8 +34,9 @@ from hepfpga.pipeline.stages import data_stage, float_training_stage
 from hepfpga.quantize.qat import quantize_model
 from hepfpga.train.evaluate import evaluate_classifier
 from hepfpga.train.fit import fit_classifier
+from hepfpga.train.tasks import ClassificationConfig
 
-__all__ = ["REFERENCE", "ScanPoint", "ScanResult", "run_scan"]
+__all__ = ["MAX_BITS", "MIN_BITS", "REFERENCE", "ScanPoint", "ScanResult", "parse_bits", "run_scan"]
 
 log = logging.getLogger("hepfpga.pipeline.scan")
 
@@ -49,6 +50,33 @@ REFERENCE = {
     "accuracy": 0.761,
     "lut_equivalent": 42_160 + 55 * 34,
 }
+
+
+#: the bit widths a scan accepts (weights and activations; the smallest a quantized_bits with
+#: a sign bit and one value bit, the largest where the fine-tuned QKeras model stops changing)
+MIN_BITS, MAX_BITS = 2, 16
+
+
+def parse_bits(text: str, *, option: str = "--bits") -> list[int]:
+    """``"3-10"`` (a range, both ends included) or ``"4,6,8"`` -> the bit widths, each from
+    :data:`MIN_BITS` to :data:`MAX_BITS`, checked before a range is listed (``3-10**11`` is
+    refused, not expanded)."""
+    accepted = f"expected e.g. '3-10' or '4,6,8' with widths from {MIN_BITS} to {MAX_BITS}"
+    try:
+        if "-" in text.strip().lstrip("-"):
+            low, high = (int(v) for v in text.split("-", 1))
+            ends = [low, high]
+        else:
+            ends = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {accepted}, got {text[:100]!r}") from exc
+    if not ends or any(not MIN_BITS <= b <= MAX_BITS for b in ends):
+        raise ConfigError(f"{option}: {accepted}, got {text[:100]!r}")
+    if "-" in text.strip().lstrip("-"):
+        if ends[0] > ends[1]:
+            raise ConfigError(f"{option}: the range {text!r} is empty; {accepted}")
+        return list(range(ends[0], ends[1] + 1))
+    return ends
 
 
 @dataclass(frozen=True)
@@ -97,9 +125,18 @@ def run_scan(
     synthesize: bool = False,
     tolerance: float = 0.01,
 ) -> ScanResult:
-    """Scan weight/activation bit widths ``bits`` for ``config`` (see the module notes)."""
-    if not bits or any(b < 2 or b > 16 for b in bits):
-        raise ConfigError(f"expected bit widths from 2 to 16, got {bits}", path="scan.bits")
+    """Scan weight/activation bit widths ``bits`` for ``config`` (see the module notes); a
+    classification config only (the scan's figures are accuracy and AUC of a classifier)."""
+    if not bits or any(b < MIN_BITS or b > MAX_BITS for b in bits):
+        raise ConfigError(
+            f"expected bit widths from {MIN_BITS} to {MAX_BITS}, got {bits[:20]}", path="scan.bits"
+        )
+    if not isinstance(config.task, ClassificationConfig):
+        raise ConfigError(
+            f"scan measures classifiers (accuracy, AUC); this config's task is "
+            f"'{config.task.name}' (accepted: classification)",
+            path="task",
+        )
     points: list[ScanPoint] = []
     with tempfile.TemporaryDirectory(prefix="hepfpga-scan-") as folder:
         run = Run(config=config, run_dir=Path(folder))
