@@ -65,7 +65,11 @@ def split_sample(sample: JetSample, fractions: tuple[float, float, float], seed:
     """Stratified split into train, validation and test with the given fractions.
 
     Each class is shuffled with ``numpy.random.default_rng(seed)`` and cut at the cumulative
-    fractions, so the split is the same for the same sample, fractions and seed.
+    fractions, so the split is the same for the same sample, fractions and seed. Every class
+    the sample names must have jets in the training and the test split (a
+    :class:`~hepfpga.errors.DataError` naming the class otherwise): a class without training
+    jets cannot be learnt (an anomaly detector without background jets has nothing to learn
+    from), one without test jets has no AUC (NaN).
     """
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise DataError(f"split fractions must add up to 1, got {fractions}")
@@ -86,7 +90,25 @@ def split_sample(sample: JetSample, fractions: tuple[float, float, float], seed:
                 f"for fractions {fractions}"
             )
         subsets.append(sample.subset(index))
+    _check_every_class(sample, parts, fractions)
     return Split(*subsets)
+
+
+def _check_every_class(
+    sample: JetSample, parts: list[list[np.ndarray]], fractions: tuple[float, float, float]
+) -> None:
+    for c, name in enumerate(sample.class_names):
+        empty = [split for split, part in (("training", 0), ("test", 2)) if not parts[part][c].size]
+        if empty:
+            counts = ", ".join(
+                f"{n} {int(np.sum(sample.labels == i))}" for i, n in enumerate(sample.class_names)
+            )
+            raise DataError(
+                f"class '{name}' has no jets in the {' and '.join(empty)} split: the "
+                f"{len(sample)} selected jets hold {int(np.sum(sample.labels == c))} of it "
+                f"({counts}; split {fractions}). Every class of the sample needs training and "
+                "test jets: select more jets (data.max_jets) or use a file that holds each class"
+            )
 
 
 @dataclass(frozen=True)

@@ -303,7 +303,7 @@ CASES += [
     Case(
         "run:one-class-sample",
         lambda ctx: [*_run(ctx), ctx.config(f"data:\n  path: {ctx.files.one_class}\n")],
-        ("label [0]", "at least two classes"),
+        ("class 'g'", "no jets in the training and test split", "q 60, g 0"),
     ),
     Case(
         "run:data-path-is-a-folder",
