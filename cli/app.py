@@ -33,7 +33,7 @@ from hepfpga.cli import (
     tune,
 )
 from hepfpga.cli import run as run_area
-from hepfpga.errors import HepfpgaError, external_error, interrupted
+from hepfpga.errors import external_error, interrupted
 
 # Before TensorFlow is first imported: its C++ start-up messages (CUDA plugin registration,
 # CPU instruction sets) are noise for a command-line user; -vv shows them.
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
-    except BaseException as exc:  # noqa: BLE001 - the one boundary; see the module notes
+    except BaseException as exc:
         return _report_failure(exc)
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
 

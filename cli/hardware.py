@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from hepfpga._schema import to_plain
-from hepfpga.cli.params import FiniteFloat
 from hepfpga.artifacts import atomic_directory, check_destination, write_json_atomic
+from hepfpga.cli.params import FiniteFloat
 from hepfpga.errors import ConfigError, VerificationError
 from hepfpga.firmware import FirmwareOptions, compile_project, write_project
 from hepfpga.firmware.backends import build_project

@@ -13,6 +13,7 @@ path into it.
 from __future__ import annotations
 
 import ctypes
+import errno
 import shutil
 import subprocess
 import time
@@ -34,6 +35,8 @@ from hepfpga.errors import (
     ConversionError,
     DataError,
     HepfpgaError,
+    disk_full,
+    file_system_error,
 )
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
@@ -237,6 +240,10 @@ def write_project(
         except HepfpgaError:
             raise
         except Exception as exc:  # hls4ml raises bare Exception
+            if isinstance(exc, OSError) or disk_full(exc):  # the disk, not the model
+                raise file_system_error(
+                    exc, doing="writing the firmware project", path=out_dir
+                ) from exc
             raise ConversionError(f"hls4ml could not convert the model: {exc}") from exc
 
         _write_metadata(tmp, options, hls_config, hls_model, logits, plan.precision)
@@ -247,9 +254,13 @@ def write_project(
             compile_seconds = _build_library(tmp)
         check_destination(out_dir, overwrite=overwrite)  # again: it may have appeared meanwhile
         move_into_place(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         remove_empty_parents(created)
+        if isinstance(exc, OSError):
+            raise file_system_error(
+                exc, doing="writing the firmware project", path=out_dir
+            ) from exc
         raise
 
     hls_model.config.config["OutputDir"] = str(out_dir)
@@ -338,6 +349,12 @@ def _build_library(folder: Path) -> float | None:
         )
     finally:
         build.unlink(missing_ok=True)
+    if result.returncode != 0 and disk_full(result.stdout):
+        raise file_system_error(
+            OSError(errno.ENOSPC, "the compiler could not write its output"),
+            doing="compiling the C simulation in",
+            path=folder.parent,
+        )
     if result.returncode != 0:
         lines = result.stdout.strip().splitlines()
         # the compiler's first errors say what is wrong; its last lines are often warnings
@@ -447,6 +464,10 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
     except HepfpgaError:
         raise
     except Exception as exc:
+        if isinstance(exc, OSError) or disk_full(exc):  # the disk, not the model
+            raise file_system_error(
+                exc, doing="compiling the C simulation in", path=project.path
+            ) from exc
         raise ConversionError(
             f"compiling the C simulation of {project.path} failed: {exc}. "
             "Run ./build_lib.sh in that folder to see the compiler output."

@@ -74,8 +74,8 @@ from hepfpga.train.architectures import build_model
 from hepfpga.train.dataset import split_sample, stratified_subsample
 from hepfpga.train.fit import fit_classifier
 from hepfpga.train.io import builtin_sample_path, load_sample
-from hepfpga.train.tasks import ClassificationConfig
 from hepfpga.train.progress import progress_bar
+from hepfpga.train.tasks import ClassificationConfig
 from hepfpga.yaml_io import load_yaml
 
 __all__ = [
@@ -396,8 +396,7 @@ def check_space(space: Mapping[str, Dimension], base: dict[str, Any], *, source:
                 )
                 raise ConfigError(
                     f"{label} = {_enc(value)[:200]} is not a valid run config value: "
-                    f"{exc.message}{hint}"
-                    + (f" (at '{exc.path}')" if exc.path != dotted else ""),
+                    f"{exc.message}{hint}" + (f" (at '{exc.path}')" if exc.path != dotted else ""),
                     path=f"space.{dotted}",
                     source=source,
                 ) from exc
