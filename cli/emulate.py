@@ -11,7 +11,7 @@ import click
 
 from hepfpga.artifacts import check_destination, write_json_atomic
 from hepfpga.datafiles import ArrayWriter, check_input_path, open_array
-from hepfpga.errors import ConfigError
+from hepfpga.errors import ConfigError, disk_full_as_error
 from hepfpga.firmware import FirmwareOptions, compile_project, write_project
 from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
 from hepfpga.firmware.precision import is_quantized
@@ -141,19 +141,20 @@ def emulate(
         # the fallback is logged and summed up below; Python's own warning line would repeat it
         warnings.simplefilter("ignore", EmulationFallbackWarning)
         project = compile_project(write_project(model, options, Path(folder) / "firmware"))
-        result = emulate_file(
-            project,
-            data,
-            out,
-            key=keys,
-            columns=names,
-            logits=logits,
-            chunk_size=chunk_size,
-            scheduler=scheduler,
-            n_workers=workers,
-            processes=processes,
-            check_events=check_events,
-        )
+        with disk_full_as_error("writing the emulated outputs", out):
+            result = emulate_file(
+                project,
+                data,
+                out,
+                key=keys,
+                columns=names,
+                logits=logits,
+                chunk_size=chunk_size,
+                scheduler=scheduler,
+                n_workers=workers,
+                processes=processes,
+                check_events=check_events,
+            )
     if report is not None:
         write_json_atomic(report, result.to_dict())
     check = result.check

@@ -10,6 +10,7 @@ import click
 from hepfpga.artifacts import check_destination
 from hepfpga.cli.params import FiniteFloat
 from hepfpga.deploy.onnx_export import export_checked_onnx, random_inputs
+from hepfpga.errors import disk_full_as_error
 from hepfpga.quantize.model_io import load_keras_model
 
 __all__ = ["COMMANDS", "export"]
@@ -63,9 +64,10 @@ def export_onnx_cmd(
     check_destination(out, kind="file", overwrite=overwrite, option="--out")
     model = load_keras_model(model_file, weights=weights)
     x = random_inputs(model, check_events)
-    _, parity = export_checked_onnx(
-        model, out, x, opset=opset, tolerance=tolerance, overwrite=overwrite
-    )
+    with disk_full_as_error("writing the ONNX model", out):
+        _, parity = export_checked_onnx(
+            model, out, x, opset=opset, tolerance=tolerance, overwrite=overwrite
+        )
     click.echo(
         f"wrote {out}; onnxruntime ({parity.provider}) vs Keras on {check_events} random inputs: "
         f"max |diff| {parity.max_abs_diff:.3g}"

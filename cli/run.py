@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from hepfpga.errors import disk_full_as_error
 from hepfpga.pipeline.config import load_config
 from hepfpga.pipeline.run import MODELS
 from hepfpga.pipeline.run_report import RunReport
@@ -52,7 +53,8 @@ def run(
         config = replace(config, output_dir=output_dir)
     if max_jets is not None:
         config = replace(config, data=replace(config.data, max_jets=max_jets))
-    result = run_pipeline(config, config_path=config_file, overwrite=overwrite)
+    with disk_full_as_error("writing the run folder", Path(config.output_dir) / config.name):
+        result = run_pipeline(config, config_path=config_file, overwrite=overwrite)
     _print_summary(RunReport.from_content(result.report), result.run_dir)
     if not result.passed:
         raise click.exceptions.Exit(1)

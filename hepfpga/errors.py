@@ -7,6 +7,7 @@ exit status 2 (bad input) or 1 (a check that failed), never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ __all__ = [
     "VerificationError",
     "causes",
     "disk_full",
+    "disk_full_as_error",
     "file_system_error",
     "interrupted",
 ]
@@ -101,12 +103,14 @@ class ExternalError(HepfpgaError):
 DISK_FULL_ERRNOS = frozenset(
     e for e in (_errno.ENOSPC, getattr(_errno, "EDQUOT", None), _errno.EFBIG) if e is not None
 )
-#: what libraries print when the disk fills under them (g++/as/ld, SQLite, HDF5)
+#: what libraries print when the disk fills under them (g++/as/ld, SQLite, HDF5); SQLite
+#: reports a write refused by a file-size limit as a "disk I/O error"
 _DISK_FULL_TEXTS = (
     "no space left on device",
     "file too large",
     "disk quota exceeded",
     "database or disk is full",
+    "disk i/o error",
 )
 
 
@@ -188,6 +192,22 @@ def file_system_error(
     return FileSystemError(
         message, errno=number, path=os.fspath(where) if where is not None else None
     )
+
+
+@contextlib.contextmanager
+def disk_full_as_error(doing: str, path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a full disk (or a file-size limit) met inside the block, in whatever exception a
+    library wraps it, into the :func:`file_system_error` naming ``path`` (the destination the
+    user chose, e.g. ``--out``; the temporary twin the writer used is gone by then). Other
+    exceptions pass unchanged."""
+    try:
+        yield
+    except HepfpgaError:
+        raise
+    except Exception as exc:
+        if disk_full(exc):
+            raise file_system_error(exc, doing=doing, path=path) from exc
+        raise
 
 
 #: third-party families the CLI translates as a last resort: the top-level module of the

@@ -13,6 +13,7 @@ first.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 import zipfile
@@ -207,6 +208,15 @@ def load_keras_model(path: str | Path, *, weights: str | Path | None = None) -> 
 def save_keras_model(model: keras.Model, path: Path) -> None:
     """Save a full model (architecture, weights) as HDF5 through a temporary file."""
 
-    with atomic_file(Path(path)) as tmp, warnings.catch_warnings():
+    # deferred: h5py loads slowly
+    import h5py
+
+    # HDF5 ends the process (SIGSEGV in H5Fflush) when a write fails, e.g. on a full disk: the
+    # file is built in memory and its bytes written by Python, whose failure is an OSError
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras' "HDF5 is legacy" and QKeras serialisation notes
-        model.save(tmp, save_format="h5", include_optimizer=False)
+        with h5py.File(buffer, "w") as h5:
+            model.save(h5, save_format="h5", include_optimizer=False)
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_bytes(buffer.getvalue())
