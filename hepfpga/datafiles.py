@@ -473,11 +473,14 @@ class ArrayWriter:
                             member.write(block)
                 spill.unlink()
         finally:
-            archive.close()
-            for stream_and_spill in state["buffers"].values():
-                if stream_and_spill:
-                    stream_and_spill[0].close()
-                    stream_and_spill[1].unlink(missing_ok=True)
+            try:
+                archive.close()
+            finally:  # on a full disk the closes fail too: the spills are removed all the same
+                for stream_and_spill in state["buffers"].values():
+                    if stream_and_spill:
+                        with contextlib.suppress(OSError):
+                            stream_and_spill[0].close()
+                        stream_and_spill[1].unlink(missing_ok=True)
 
     def _open_hdf5(self, arrays: dict[str, np.ndarray]) -> Any:
         # deferred: h5py loads slowly
