@@ -169,7 +169,8 @@ def file_system_error(
     number = os_error.errno if os_error is not None else None
     where = path if path is not None else getattr(os_error, "filename", None)
     at = f" {os.fspath(where)}" if where is not None else ""
-    reason = (os_error.strerror if os_error is not None else None) or str(exc) or type(exc).__name__
+    reason = (os_error.strerror if os_error is not None else None) or _first_line(exc)
+    reason = reason.split("(Background on this error")[0].strip()  # SQLAlchemy's link
     if number in DISK_FULL_ERRNOS or (number is None and disk_full(exc)):
         if number == _errno.EFBIG:
             reason = "a file-size limit was reached (ulimit -f), as on a full disk"
@@ -236,6 +237,7 @@ EXTERNAL_FAMILIES: dict[str, tuple[str, str]] = {
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.split(" (Background on this error")[0]  # SQLAlchemy's link to its docs
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

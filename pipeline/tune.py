@@ -646,10 +646,11 @@ def run_tune(
         created = [p for p in (folder, *folder.absolute().parents) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         url = tune.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+        new_database = tune.storage is None and not (folder / "study.db").exists()
         try:
             storage, study = _open_study(url, study_name, tune.space)
         except BaseException:
-            if tune.storage is None:
+            if new_database:  # only what this call created; an existing study is kept
                 (folder / "study.db").unlink(missing_ok=True)
             remove_empty_parents(created)
             raise
