@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         status = cli.main(args=argv, prog_name="hepfpga", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C in a command into Abort (after an empty line)
+        click.echo("interrupted" if interrupted(exc) else "aborted", err=True)
         return 130
     except BaseException as exc:
         return _report_failure(exc)
