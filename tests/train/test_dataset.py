@@ -31,6 +31,24 @@ def test_too_few_jets_for_a_split(make_jets) -> None:
         split_sample(make_jets(3), (0.98, 0.01, 0.01), seed=0)
 
 
+@pytest.mark.parametrize(
+    ("keep", "fractions", "message"),
+    [
+        # no W jets at all: a classifier's W output has no AUC, an anomaly run no W signal
+        (lambda labels: labels != 2, (0.6, 0.2, 0.2), "class 'W' has no jets in the training and test"),  # noqa: E501
+        # one t jet: it goes to training and the test split has none
+        (lambda labels: (labels != 4) | (np.cumsum(labels == 4) == 1), (0.6, 0.2, 0.2), "class 't' has no jets in the test split"),  # noqa: E501
+    ],
+    ids=["class-absent", "class-only-in-training"],
+)  # fmt: skip
+def test_every_class_needs_training_and_test_jets(make_jets, keep, fractions, message) -> None:
+    sample = make_jets(500)
+    sample = sample.subset(np.flatnonzero(keep(sample.labels)))
+    with pytest.raises(DataError, match=message) as info:
+        split_sample(sample, fractions, seed=0)
+    assert "data.max_jets" in str(info.value)
+
+
 def test_subsample_keeps_class_fractions(make_jets) -> None:
     sample = make_jets(1000)
     small = stratified_subsample(sample, 200, seed=0)
