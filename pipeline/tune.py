@@ -932,7 +932,8 @@ def _plot_objective(result: TuneResult, path: Path) -> None:
     ax.set_xlabel("trial")
     ax.set_ylabel("objective (validation)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    if rows:  # no complete trial: nothing to label
+        ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=110)

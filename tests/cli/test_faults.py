@@ -198,7 +198,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(
     errors = [line for line in err.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, err
     line = errors[0].lower()
-    assert "the disk is full" in line and "ulimit -f" in line, errors[0]
+    assert "the disk is full" in line, errors[0]
     for needle in writer.needles:
         assert needle.lower() in line, f"{needle!r} not in {errors[0]!r}"
     assert result["code"] == 2, err

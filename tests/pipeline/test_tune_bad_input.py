@@ -317,7 +317,7 @@ def test_a_search_whose_every_trial_fails_exits_1(
 
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err, err
-    assert "trials: 0 complete, 0 pruned, 2 failed" in out
+    assert "trials: 0 complete, 0 pruned, 2 failed" in out, out + err
     errors = [line for line in err.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "every trial of the study 'search' failed (2)" in errors[0], err
     assert "jets.npz" in errors[0]
