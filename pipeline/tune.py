@@ -21,8 +21,13 @@ resumes where it stopped: finished trials are kept and never rerun, trials that 
 are marked failed (``interrupted``) and replaced. Trials run in parallel on dask.distributed
 (a LocalCluster of ``workers`` processes, or ``--scheduler ADDRESS``), each one a fresh
 ``study.optimize(n_trials=1)`` against the shared storage, so the sampler sees every
-finished trial. The first trial is the base config itself (``include_default``) when its
-values lie in the space: the results compare the best trial with it.
+finished trial. A study is bound to the space it was made with: resuming it with another
+space is an error naming both (give the new search its own ``study`` name). Before the first
+trial every value the space can take is checked against the run config schema (each choice,
+both ends of each range) and a grid is counted, not listed (at most ``MAX_GRID_POINTS``).
+A search in which every trial failed exits with status 1. The first trial is the base config
+itself (``include_default``) when its values lie in the space: the results compare the best
+trial with it.
 
 Objectives are measured on the *validation* jets (the test jets stay untouched for the run's
 report). Pruning (``pruner: median``) stops a trial whose validation accuracy after an
@@ -378,9 +383,9 @@ def load_tune_config(path: str | Path) -> tuple[TuneConfig, dict[str, Any]]:
 
 def check_space(space: Mapping[str, Dimension], base: dict[str, Any], *, source: str) -> None:
     """Check every value ``space`` can take against the run config schema before any trial
-    runs: each choice, and both bounds of each range (the schema's checks are bounds and
-    types, so a range whose bounds pass holds no value that fails), each with the other
-    values at the base config's. A :class:`ConfigError` names the searched path, which value
+    runs: each choice, and both bounds of each range (the schema's checks on a number are
+    its type and bounds, which a range's two ends stand for), each with the other values at
+    the base config's. A :class:`ConfigError` names the searched path, which value
     and what the schema says."""
     for dotted, dim in space.items():
         for label, value in dim.extremes():
