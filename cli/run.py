@@ -30,7 +30,9 @@ __all__ = ["COMMANDS", "run"]
     help="Replace an existing run folder of the same name once the new run is complete.",
 )
 @click.option(
-    "--max-jets", type=int, help="Use at most this many jets (stratified), for a quick run."
+    "--max-jets",
+    type=click.IntRange(min=1),
+    help="Use at most this many jets (stratified), for a quick run.",
 )
 def run(
     config_file: Path,

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from hepfpga.errors import VerificationError
-from hepfpga.pipeline.tune import load_tune_config, run_tune
+from hepfpga.pipeline.tune import MAX_TRIALS, MAX_WORKERS, load_tune_config, run_tune
 
 
 @click.command()
@@ -21,8 +21,16 @@ from hepfpga.pipeline.tune import load_tune_config, run_tune
     help="dask.distributed scheduler to run the trials on (default: a LocalCluster of the "
     "tune file's `workers` processes).",
 )
-@click.option("--trials", type=click.IntRange(min=1), help="Overrides the tune file's `trials`.")
-@click.option("--workers", type=click.IntRange(min=1), help="Overrides the tune file's `workers`.")
+@click.option(
+    "--trials",
+    type=click.IntRange(1, MAX_TRIALS),
+    help="Overrides the tune file's `trials`.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    help="Overrides the tune file's `workers` (local worker processes).",
+)
 @click.option("--storage", help="SQLAlchemy URL of the study database (default: SQLite file).")
 @click.option(
     "--output-dir",

@@ -315,6 +315,10 @@ for _objective in (
 ):
     OBJECTIVES.register(_objective.name, _objective)
 
+#: the most trials a search may ask for, and the most worker processes it may start (each
+#: trains a model; a larger cluster is given with --scheduler)
+MAX_TRIALS, MAX_WORKERS = 100_000, 256
+
 #: LUTs per unit of ``lut_weight`` in the ``qkeras_accuracy_lut`` objective
 LUT_UNIT = 10_000
 
@@ -347,10 +351,11 @@ class TuneConfig:
         PRUNERS.lookup(self.pruner, "pruner")
         if not self.space:
             raise ConfigError("expected at least one searched value", path="space")
-        for name in ("trials", "workers"):
-            if getattr(self, name) < 1:
+        for name, most in (("trials", MAX_TRIALS), ("workers", MAX_WORKERS)):
+            if not 1 <= getattr(self, name) <= most:
                 raise ConfigError(
-                    f"expected a positive integer, got {getattr(self, name)}", path=name
+                    f"expected an integer from 1 to {most:,}, got {getattr(self, name)}",
+                    path=name,
                 )
         if self.study is not None and not self.study.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"invalid study name {self.study!r}", path="study")

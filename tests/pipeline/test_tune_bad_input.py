@@ -179,6 +179,13 @@ CASES = [
         {"config": "anomaly.yaml"},
         needles=("task", "anomaly_detection", "classification"),
     ),
+    Case(
+        "workers-a-million",
+        args=lambda d: ["--workers", "1000000"],
+        needles=("--workers", "1<=x<=256"),
+    ),
+    Case("tune-file-workers-a-million", {"workers": 10**6}, needles=("workers", "1 to 256")),
+    Case("tune-file-trials-0", {"trials": 0}, needles=("trials", "1 to 100,000")),
     # --- scan ------------------------------------------------------------------------------------
     Case(
         "scan-bits-10**11",
@@ -214,6 +221,11 @@ CASES = [
         "scan-tolerance-inf",
         argv=_scan("base.yaml", "--tolerance", "inf"),
         needles=("--tolerance",),
+    ),
+    Case(
+        "run-max-jets-negative",
+        argv=lambda d: ["run", str(d / "base.yaml"), "--max-jets", "-5"],
+        needles=("--max-jets", "x>=1"),
     ),
     # --- data without a class ----------------------------------------------------------------
     Case(
