@@ -499,12 +499,39 @@ class HDF5File:
             )
         if item.shape is None:
             raise DataError(f"{self.path}: dataset '{name}' holds no data (a null dataspace)")
+        self._check_written(name, item)
         if item.dtype.hasobject and self._h5py.check_string_dtype(item.dtype) is None:
             raise DataError(
                 f"{self.path}: dataset '{name}' holds {item.dtype} (references or other "
                 "objects); expected numbers or strings"
             )
         return item
+
+    def _check_written(self, name: str, dataset: Any) -> None:
+        """Refuse a dataset whose declared shape was never written: HDF5 reads unwritten
+        storage as fill values, so a few kB can declare 10^10 events of zeros."""
+        h5d = self._h5py.h5d
+        shape = tuple(int(d) for d in dataset.shape)
+        declared = _nbytes(shape, dataset.dtype)
+        if not declared or dataset.dtype.hasobject:
+            return
+        layout = dataset.id.get_create_plist().get_layout()
+        if layout == h5d.CHUNKED:
+            chunks = tuple(int(c) for c in dataset.chunks)
+            needed = math.prod(-(-s // c) for s, c in zip(shape, chunks, strict=True))
+            written = dataset.id.get_num_chunks()
+            if written < needed:
+                raise DataError(
+                    f"{self.path}: dataset '{name}' declares shape {shape} "
+                    f"({_size(declared)}) but only {written:,} of its {needed:,} chunks were "
+                    "written: the rest holds no data (a truncated or forged file)"
+                )
+        elif layout == h5d.CONTIGUOUS and dataset.id.get_storage_size() < declared:
+            raise DataError(
+                f"{self.path}: dataset '{name}' declares shape {shape} ({_size(declared)}) "
+                f"but only {_size(dataset.id.get_storage_size())} were written (a truncated "
+                "or forged file)"
+            )
 
     def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Events ``[start, stop)`` of dataset ``name`` (a scalar dataset whole)."""
