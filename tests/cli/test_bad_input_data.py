@@ -180,6 +180,27 @@ def test_bad_hardware_input_is_refused_up_front(
     _refused(argv + rest, tmp_path, capsys, needles)
 
 
+@pytest.mark.parametrize(
+    ("tool", "synthesize"), [("verilator", "false"), ("yosys", "true")], ids=["verilator", "yosys"]
+)
+def test_a_run_with_the_hardware_stage_needs_its_tools_before_training(
+    tool: str,
+    synthesize: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "name: hw\ndata: {max_jets: 300}\nmodel: {hidden_units: [4]}\n"
+        f"hardware: {{enabled: true, synthesize: {synthesize}}}\n"
+    )
+    monkeypatch.setenv("PATH", _path_without(tmp_path, tool))
+    runs = tmp_path / "runs"
+    _refused(["run", str(config), "--output-dir", str(runs)], tmp_path, capsys, (tool,))
+    assert not runs.exists() or not any(runs.iterdir())
+
+
 def test_hardware_names_the_missing_input_quantizer_without_other_commands_options(
     files: Files, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
