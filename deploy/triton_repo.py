@@ -499,7 +499,13 @@ def _model_versions(model_dir: Path) -> list[ModelVersion]:
         if spec is not None and spec.label_filename:
             labels = model_dir / spec.label_filename
             if labels.is_file():
-                class_names = tuple(labels.read_text(encoding="utf-8").split())
+                try:
+                    class_names = tuple(labels.read_text(encoding="utf-8").split())
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ModelFileError(
+                        f"cannot read the labels of model '{model_dir.name}' from {labels}: "
+                        f"{exc}; accepted: a UTF-8 text file, one class name a line"
+                    ) from None
         out.append(ModelVersion(final, version, path, class_names))
     return out
 
