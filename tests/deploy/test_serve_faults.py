@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from pathlib import Path
 
@@ -119,6 +120,13 @@ def _serves_pair(server, protocol: str) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_two_input_model_is_served_by_input_name(server, protocol: str) -> None:  # type: ignore[no-untyped-def]
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    config = text_format.Parse(
+        (server.path / "pair" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+    )
+    assert [(t.name, list(t.dims)) for t in config.input] == [("a", [3]), ("b", [2])]
     meta = _client(server, protocol).get_model_metadata("pair")
     inputs = meta["inputs"] if protocol == "http" else [{"name": t.name} for t in meta.inputs]
     assert [t["name"] for t in inputs] == ["a", "b"]
@@ -143,6 +151,21 @@ def test_onnxruntime_failure_is_one_line_and_the_model_keeps_serving(  # type: i
     x = np.ones((2, 4), np.float32)
     answer = client.infer("varK", [_tensor(protocol, "x", x)])
     np.testing.assert_allclose(answer.as_numpy("y"), x @ W)
+
+
+def test_a_failure_nobody_waits_for_leaves_no_traceback(server) -> None:  # type: ignore[no-untyped-def]
+    """The client sends a request the model fails on and goes away before the answer: the
+    failure must not end in asyncio's "exception was never retrieved" (a traceback)."""
+    body = b'{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}'
+    request = b"POST /v2/models/varK/infer HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as sock:
+            sock.sendall(request)
+    assert _client(server, "http").is_model_ready("varK")
+    assert "never retrieved" not in "".join(server.output)
 
 
 @pytest.mark.parametrize(("protocol", "status"), [("http", "400"), ("grpc", "INVALID_ARGUMENT")])
