@@ -173,7 +173,10 @@ class SharedMemoryRegistry:
         with self._lock:
             region, start = self._slice(ref, what)
             buffer = bytearray(ref.byte_size)  # after the check: at most the region's size
-            got = os.preadv(region.fd, [buffer], start) if ref.byte_size else 0
+            try:
+                got = os.preadv(region.fd, [buffer], start) if ref.byte_size else 0
+            except OSError as exc:
+                raise _io_error(region, what, exc) from None
             if got != ref.byte_size:  # shrunk between the size check and the read
                 self._check_size(region, what, start + got)
         return buffer
@@ -191,8 +194,18 @@ class SharedMemoryRegistry:
         with self._lock:
             region, start = self._slice(ref, what)
             while view:  # pwrite may write less than asked; it never faults past the end
-                written = os.pwrite(region.fd, view, start)
+                try:
+                    written = os.pwrite(region.fd, view, start)
+                except OSError as exc:  # e.g. /dev/shm full when a shrunk object grows back
+                    raise _io_error(region, what, exc) from None
                 view, start = view[written:], start + written
 
     def close(self) -> None:
         self.unregister()
+
+
+def _io_error(region: Region, what: str, exc: OSError) -> RequestError:
+    return RequestError(
+        ErrorCode.INTERNAL,
+        f"{what}: shared memory region '{region.name}' ('{region.key}'): {exc.strerror}",
+    )
