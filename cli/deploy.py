@@ -10,16 +10,11 @@ from typing import Any
 import click
 
 from hepfpga.cli.params import FiniteFloat
+from hepfpga.deploy.frontends import MAX_REQUEST_BYTES, MAX_TIMEOUT_S
 from hepfpga.deploy.model_spec import KINDS
 from hepfpga.deploy.serve import parse_cpu_list, serve
 from hepfpga.deploy.service import MODEL_CONTROL_MODES
 from hepfpga.deploy.triton_repo import export_triton_repository
-
-
-#: gRPC takes its message size and idle time (in ms) as 32-bit signed integers: the largest
-#: request size and timeouts accepted here are what it can hold.
-_GRPC_INT_MAX = 2**31 - 1
-_MAX_TIMEOUT_S = _GRPC_INT_MAX // 1000
 
 
 def _port(value: int) -> int | None:
@@ -45,28 +40,28 @@ def _port(value: int) -> int | None:
 )
 @click.option(
     "--max-request-size",
-    type=click.IntRange(min=1024, max=_GRPC_INT_MAX),
+    type=click.IntRange(min=1024, max=MAX_REQUEST_BYTES),
     default=64 * 1024 * 1024,
     show_default=True,
     help="Largest HTTP request body / gRPC message in bytes.",
 )
 @click.option(
     "--drain-timeout",
-    type=FiniteFloat(min=0, max=_MAX_TIMEOUT_S),
+    type=FiniteFloat(min=0, max=MAX_TIMEOUT_S),
     default=30.0,
     show_default=True,
     help="Seconds to finish requests in flight after SIGTERM.",
 )
 @click.option(
     "--header-timeout",
-    type=FiniteFloat(min=0, min_open=True, max=_MAX_TIMEOUT_S),
+    type=FiniteFloat(min=0, min_open=True, max=MAX_TIMEOUT_S),
     default=30.0,
     show_default=True,
     help="Seconds from a request's first byte to the end of its HTTP headers (then 408).",
 )
 @click.option(
     "--idle-timeout",
-    type=FiniteFloat(min=0, min_open=True, max=_MAX_TIMEOUT_S),
+    type=FiniteFloat(min=0, min_open=True, max=MAX_TIMEOUT_S),
     default=300.0,
     show_default=True,
     help="Seconds a connection may send nothing while no answer is owed to it (then closed).",

@@ -301,3 +301,21 @@ def test_serve_options_outside_what_the_libraries_take(  # type: ignore[no-untyp
     assert code == 2
     assert "Traceback" not in out + err
     assert message in err and option in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("idle_timeout_s", float("nan")),
+        ("header_timeout_s", float("inf")),
+        ("header_timeout_s", 0.0),
+        ("idle_timeout_s", 3e6),
+        ("max_request_bytes", 2**31),
+    ],
+)
+def test_front_end_options_are_checked_for_library_users(option: str, value: float) -> None:
+    from hepfpga.deploy.frontends import FrontEndOptions
+    from hepfpga.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"at '{option}': {option} is"):
+        FrontEndOptions(**{option: value})  # type: ignore[arg-type]
