@@ -122,9 +122,9 @@ class TriggerRateResult(StageResult):
         }
 
 
-def _background_sample(run: Run, settings: TriggerRateConfig, data: DataResult) -> tuple[
-    JetSample, str
-]:
+def _background_sample(
+    run: Run, settings: TriggerRateConfig, data: DataResult
+) -> tuple[JetSample, str]:
     if settings.background is not None:
         jets, where = load_sample(settings.background), str(settings.background)
     else:
@@ -234,6 +234,15 @@ def trigger_rate_stage(run: Run) -> TriggerRateResult | None:
     return TriggerRateResult(rates, seconds=time.perf_counter() - start)
 
 
+def _pick(cells: dict[str, Any], key: str, index: int | None = None) -> dict[str, float | None]:
+    """``cells[signal][key]`` (its ``index``-th bound for an interval) per signal."""
+    out = {}
+    for signal, cell in cells.items():
+        item = cell.get(key)
+        out[signal] = value(item if index is None or item is None else item[index])
+    return out
+
+
 def trigger_rate_tables(report: RunReport) -> list[FigureTable]:
     """One table per acceptance of the report's ``trigger_rates`` section: rows efficiency,
     its Clopper-Pearson bounds and its range from the threshold's uncertainty, a column per
@@ -253,20 +262,13 @@ def trigger_rate_tables(report: RunReport) -> list[FigureTable]:
         if reasons - {None}:
             title += f": {'; '.join(sorted(r for r in reasons if r))}"
 
-        def pick(key: str, index: int | None = None) -> dict[str, Any]:
-            out = {}
-            for s, cell in cells.items():
-                item = cell.get(key)
-                out[s] = value(item if index is None or item is None else item[index])
-            return out
-
         rows = {
-            "efficiency": pick("efficiency"),
-            f"{level} low (Clopper-Pearson)": pick("efficiency_interval", 0),
-            f"{level} high (Clopper-Pearson)": pick("efficiency_interval", 1),
-            "threshold uncertainty low": pick("threshold_interval_efficiency", 0),
-            "threshold uncertainty high": pick("threshold_interval_efficiency", 1),
-            "realised background acceptance": pick("background_acceptance"),
+            "efficiency": _pick(cells, "efficiency"),
+            f"{level} low (Clopper-Pearson)": _pick(cells, "efficiency_interval", 0),
+            f"{level} high (Clopper-Pearson)": _pick(cells, "efficiency_interval", 1),
+            "threshold uncertainty low": _pick(cells, "threshold_interval_efficiency", 0),
+            "threshold uncertainty high": _pick(cells, "threshold_interval_efficiency", 1),
+            "realised background acceptance": _pick(cells, "background_acceptance"),
         }
         tables.append(FigureTable(title, signals, rows))
     return tables

@@ -60,12 +60,13 @@ class TriggerRateConfig:
     ``acceptances``: background acceptances at which the signal efficiency is reported;
     ``background``: a jet file (any layout ``data.path`` takes; a relative path is resolved
     against the config file's folder and must exist when the config is read) whose jets are
-    the background sample (null: the run's held-out test jets, all of them); ``background_classes``: the
-    classes of that file that count as background (empty: the task's background, for a
-    classifier every class but the signal one); ``max_background_jets``: read at most this
-    many (null: all); ``min_background_passing``: background jets that must pass a threshold
-    for its acceptance to count as resolved; ``confidence``: the central confidence level of
-    every interval; ``enabled``: false skips the stage."""
+    the background sample (null: the run's held-out test jets, all of them);
+    ``background_classes``: the classes of that file that count as background (empty: the
+    task's background, for a classifier every class but the signal one);
+    ``max_background_jets``: read at most this many (null: all);
+    ``min_background_passing``: background jets that must pass a threshold for its
+    acceptance to count as resolved; ``confidence``: the central confidence level of every
+    interval; ``enabled``: false skips the stage."""
 
     enabled: bool = True
     acceptances: tuple[float, ...] = (1e-3, 1e-4, 1e-5)
@@ -100,9 +101,9 @@ class TriggerRateConfig:
             )
 
 
-def clopper_pearson(passed: int, total: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[
-    float, float
-]:
+def clopper_pearson(
+    passed: int, total: int, confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[float, float]:
     """The Clopper-Pearson central interval of a binomial fraction ``passed / total``."""
     # deferred: SciPy loads slowly
     from scipy.stats import beta

@@ -60,8 +60,14 @@ def case() -> tuple[Any, np.ndarray, VerificationReport]:
             weights_layer.set_weights([weights[0], rng.normal(0, 0.3, weights[1].shape)])
     qmodel = quantize_model(
         model,
-        QuantizationSpec(weight_bits=8, weight_integer=0, activation_bits=8,
-                         activation_integer=2, input_bits=12, input_integer=3),
+        QuantizationSpec(
+            weight_bits=8,
+            weight_integer=0,
+            activation_bits=8,
+            activation_integer=2,
+            input_bits=12,
+            input_integer=3,
+        ),
     )
     x = _events(300)
     return qmodel, x, verify_model(qmodel, x, FirmwareOptions())

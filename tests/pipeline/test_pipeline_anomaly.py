@@ -115,7 +115,7 @@ def test_trigger_rates_are_the_firmwares_on_the_background_sample(ae_run) -> Non
     scores = np.load(ae_run.run_dir / "scores.npz")
     t_index = report["data"]["classes"].index("t")
     hls_t = scores["hls"][scores["labels"] == t_index]  # the C simulation's test scores
-    for signal, per_acceptance in rates["efficiencies"].items():
+    for per_acceptance in rates["efficiencies"].values():
         resolved = per_acceptance["0.01"]
         low, high = resolved["efficiency_interval"]
         assert low <= resolved["efficiency"] <= high

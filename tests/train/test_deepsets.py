@@ -23,8 +23,11 @@ def _constituents(n_jets: int, n: int, seed: int = 0) -> np.ndarray:
     """Jets like the sample's: pT fractions in [0, 1), angles within +-0.8, the tail padded."""
     rng = np.random.default_rng(seed)
     x = np.stack(
-        [rng.uniform(0, 1, (n_jets, n)), rng.uniform(-0.8, 0.8, (n_jets, n)),
-         rng.uniform(-0.8, 0.8, (n_jets, n))],
+        [
+            rng.uniform(0, 1, (n_jets, n)),
+            rng.uniform(-0.8, 0.8, (n_jets, n)),
+            rng.uniform(-0.8, 0.8, (n_jets, n)),
+        ],
         axis=-1,
     ).astype(np.float32)
     x[::2, n // 2 :] = 0.0
@@ -70,8 +73,9 @@ def test_bad_sections_name_their_path(model: dict[str, Any], path: str, fragment
 
 
 def test_max_pooling_takes_any_number_of_constituents() -> None:
-    config = parse_config({"model": {"architecture": "deepsets", "n_constituents": 20,
-                                     "pooling": "max"}})
+    config = parse_config(
+        {"model": {"architecture": "deepsets", "n_constituents": 20, "pooling": "max"}}
+    )
     assert config.model.n_constituents == 20
 
 
@@ -82,8 +86,13 @@ def models() -> dict[str, Any]:
     out = {}
     for layer in ("dense", "conv1d"):
         for pooling in ("average", "max"):
-            config = DeepSetsConfig(n_constituents=8, phi_units=(6, 5), particle_layer=layer,
-                                    pooling=pooling, dense_units=(4,))
+            config = DeepSetsConfig(
+                n_constituents=8,
+                phi_units=(6, 5),
+                particle_layer=layer,
+                pooling=pooling,
+                dense_units=(4,),
+            )
             out[f"{layer}-{pooling}"] = build_model((8, 3), 5, config, seed=3)
     for pooling in ("average", "max"):  # the Conv1D twins take the Dense kernels
         dense, conv = out[f"dense-{pooling}"], out[f"conv1d-{pooling}"]
@@ -98,8 +107,18 @@ def models() -> dict[str, Any]:
 def test_float_model_layers_and_shapes(models: dict[str, Any]) -> None:
     model = models["dense-average"]
     names = [layer.name for layer in model.layers]
-    assert names == ["input", "phi_1", "relu_phi_1", "phi_2", "relu_phi_2", "pool",
-                     "dense_1", "relu_1", "logits", "softmax"]
+    assert names == [
+        "input",
+        "phi_1",
+        "relu_phi_1",
+        "phi_2",
+        "relu_phi_2",
+        "pool",
+        "dense_1",
+        "relu_1",
+        "logits",
+        "softmax",
+    ]
     assert type(model.get_layer("pool")).__name__ == "GlobalAveragePooling1D"
     assert type(models["conv1d-max"].get_layer("phi_1")).__name__ == "Conv1D"
     assert type(models["conv1d-max"].get_layer("pool")).__name__ == "GlobalMaxPooling1D"
@@ -113,10 +132,10 @@ def test_the_output_ignores_the_order_and_the_layer_kind(
     x = _constituents(64, 8)
     permuted = x[:, np.random.default_rng(1).permutation(8), :]
     dense = models[f"dense-{pooling}"].predict(x, verbose=0)
-    np.testing.assert_allclose(models[f"dense-{pooling}"].predict(permuted, verbose=0), dense,
-                               atol=1e-6)
-    np.testing.assert_allclose(models[f"conv1d-{pooling}"].predict(x, verbose=0), dense,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        models[f"dense-{pooling}"].predict(permuted, verbose=0), dense, atol=1e-6
+    )
+    np.testing.assert_allclose(models[f"conv1d-{pooling}"].predict(x, verbose=0), dense, atol=1e-6)
     # and it is not a constant: different jets, different outputs
     assert np.ptp(dense, axis=0).max() > 1e-3
 
@@ -133,8 +152,9 @@ def test_qkeras_counterpart_keeps_the_pooling_exact(models: dict[str, Any], laye
     assert kinds["relu_phi_2"] == "QActivation"
     assert kinds["pool"] == "GlobalAveragePooling1D"
     x = _constituents(64, 8, seed=2)
-    probe = keras.Model(qmodel.inputs, [qmodel.get_layer("relu_phi_2").output,
-                                        qmodel.get_layer("pool").output])
+    probe = keras.Model(
+        qmodel.inputs, [qmodel.get_layer("relu_phi_2").output, qmodel.get_layer("pool").output]
+    )
     relu, pooled = probe.predict(x, verbose=0)
     # the ReLU outputs are on their grid and their average over 8 (a shift) is exact
     exact = relu.astype(np.float64).sum(axis=1) / 8

@@ -140,8 +140,7 @@ register_architecture(
         name="deepsets",
         config_class=DeepSetsConfig,
         build=build_deepsets,
-        description="Deep Sets on the constituents (per-constituent dense, global pooling, "
-        "dense)",
+        description="Deep Sets on the constituents (per-constituent dense, global pooling, dense)",
         exactness="bit-exact logits: per-constituent fixed-point products, exact max "
         "pooling or a power-of-two average (a shift), fixed-point dense head",
     )
