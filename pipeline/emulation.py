@@ -12,6 +12,7 @@ and reports the signal efficiency at fixed background acceptances with its uncer
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ def emulation_stage(run: Run) -> EmulationStageResult | None:
 
 # --- trigger rates through the emulator ---------------------------------------------------
 
+log = logging.getLogger("hepfpga")
+
 #: background jets prepared and emulated at a time (bounds the memory of a large sample)
 CHUNK_JETS = 200_000
 
@@ -189,12 +192,18 @@ def trigger_rate_stage(run: Run) -> TriggerRateResult | None:
     start = time.perf_counter()
     data = run.get(DataResult)
     classes = data.classes
-    jets, where = _background_sample(run, settings, data)
-    if tuple(jets.class_names) != classes:
-        raise DataError(
-            f"task.trigger_rates.background: its classes {', '.join(jets.class_names)} are not "
-            f"the run's ({', '.join(classes)})"
-        )
+    try:
+        jets, where = _background_sample(run, settings, data)
+        if tuple(jets.class_names) != classes:
+            raise DataError(
+                f"its classes {', '.join(jets.class_names)} are not the run's "
+                f"({', '.join(classes)})"
+            )
+    except DataError as exc:
+        # the run's models stand without it: the report says why there are no trigger rates
+        reason = f"task.trigger_rates.background {settings.background}: {exc}"
+        log.warning("no trigger rates: %s", reason)
+        return TriggerRateResult(None, reason)
     emulator = emulation.emulator
     background_scores = _emulated_scores(run, data, emulator, firmware, jets)
     test_scores = np.asarray(
