@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from hepfpga.cli.params import FiniteFloat
+from hepfpga.deploy.frontends import MAX_REQUEST_BYTES, MAX_TIMEOUT_S
 from hepfpga.deploy.model_spec import KINDS
 from hepfpga.deploy.serve import parse_cpu_list, serve
 from hepfpga.deploy.service import MODEL_CONTROL_MODES
@@ -38,28 +40,28 @@ def _port(value: int) -> int | None:
 )
 @click.option(
     "--max-request-size",
-    type=click.IntRange(min=1024),
+    type=click.IntRange(min=1024, max=MAX_REQUEST_BYTES),
     default=64 * 1024 * 1024,
     show_default=True,
     help="Largest HTTP request body / gRPC message in bytes.",
 )
 @click.option(
     "--drain-timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=MAX_TIMEOUT_S),
     default=30.0,
     show_default=True,
     help="Seconds to finish requests in flight after SIGTERM.",
 )
 @click.option(
     "--header-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True, max=MAX_TIMEOUT_S),
     default=30.0,
     show_default=True,
     help="Seconds from a request's first byte to the end of its HTTP headers (then 408).",
 )
 @click.option(
     "--idle-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True, max=MAX_TIMEOUT_S),
     default=300.0,
     show_default=True,
     help="Seconds a connection may send nothing while no answer is owed to it (then closed).",
@@ -86,7 +88,7 @@ def _port(value: int) -> int | None:
 )
 @click.option(
     "--inline-max-us",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=0.0,
     show_default=True,
     help="A lone HTTP request whose model call took at most this many microseconds at load "

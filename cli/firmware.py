@@ -136,9 +136,9 @@ def _events(
         names = input_names(model)
         if len(names) > 1:  # one array per input
             arrays = _input_arrays(key, names)
-            events = [load_events(data_file, arrays[name]) for name in names]
+            events = [load_events(data_file, arrays[name], max_events) for name in names]
         else:
-            events = load_events(data_file, key)
+            events = load_events(data_file, key, max_events)
     elif n_random is not None:
         events = random_events(model, n_random)
     else:

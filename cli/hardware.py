@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,22 @@ import click
 from hepfpga._schema import to_plain
 from hepfpga.artifacts import atomic_directory, check_destination, write_json_atomic
 from hepfpga.cli.params import FiniteFloat
-from hepfpga.errors import ConfigError, VerificationError
+from hepfpga.errors import ConfigError, DataError, VerificationError
 from hepfpga.firmware import FirmwareOptions, compile_project, write_project
 from hepfpga.firmware.backends import build_project
-from hepfpga.firmware.data import load_events, random_events
+from hepfpga.firmware.data import load_events, random_events, validate_events
 from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
 from hepfpga.firmware.rtl.flow import build_hardware
+from hepfpga.firmware.rtl.sim import find_verilator
+from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.firmware.vendor import BuildSteps, read_reports
 from hepfpga.pipeline.config import load_config, parse_config
 from hepfpga.pipeline.run import Run
+from hepfpga.pipeline.run_report import RunReport
 from hepfpga.pipeline.scan import parse_bits, plot_scan, run_scan
 from hepfpga.pipeline.stages import data_stage
 from hepfpga.quantize.model_io import load_keras_model
+from hepfpga.train.model_checks import check_model_inputs
 
 
 @click.command()
@@ -101,16 +104,20 @@ def _vendor(project: Path, steps: str | None, out: Path | None, overwrite: bool)
     click.echo(f"wrote {destination}")
 
 
-def _run_test_set(run_dir: Path, report: dict[str, Any]) -> Any:
+def _run_test_set(run_dir: Path, report: RunReport, scratch: Path) -> Any:
     """The run's test inputs, made again by the pipeline's own data stage from the run's
-    config (same seed, same split, same preprocessing fitted on the training jets)."""
+    config (same seed, same split, same preprocessing fitted on the training jets), in the
+    folder ``scratch`` (removed afterwards)."""
 
-    config = parse_config(report.get("config") or {}, source=str(run_dir / "report.json"))
-    with tempfile.TemporaryDirectory(prefix="hepfpga-data-") as folder:
-        return data_stage(Run(config=config, run_dir=Path(folder))).x_test
+    config = parse_config(dict(report.section("config")), source=str(run_dir / "report.json"))
+    scratch.mkdir()
+    try:
+        return data_stage(Run(config=config, run_dir=scratch)).x_test
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _emulator_logits(model: Any, events: Any, firmware: dict[str, Any], folder: Path) -> Any:
+def _emulator_logits(model: Any, events: Any, firmware: Mapping[str, Any], folder: Path) -> Any:
     """Logits of the ``hepfpga emulate`` engine (proven against the C simulation)."""
 
     keys = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
@@ -142,13 +149,13 @@ def _emulator_logits(model: Any, events: Any, firmware: dict[str, Any], folder: 
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option(
     "--clock-period",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Clock period in ns [default: the run's firmware.clock_period, else 5].",
 )
 @click.option("--part", help="FPGA part for the shares [default: the run's, else xcvu13p].")
 @click.option(
     "--latency-cutoff",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=5.0,
     show_default=True,
     help="da4ml adder delays per pipeline stage.",
@@ -203,7 +210,8 @@ def hardware(
         return
     if vendor_steps is not None:
         raise ConfigError(f"--vendor needs an hls4ml project folder; {target} is not one")
-    firmware: dict[str, Any] = {}
+    firmware: Mapping[str, Any] = {}
+    run_report: RunReport | None = None
     if target.is_dir():
         model_file = target / "qkeras_model.h5"
         report_file = target / "report.json"
@@ -212,34 +220,41 @@ def hardware(
                 f"{target} is not a run folder (expected qkeras_model.h5 and report.json); "
                 "give a run folder of `hepfpga run` or a QKeras model file"
             )
-        run_report = json.loads(report_file.read_text())
-        firmware = (run_report.get("config") or {}).get("firmware") or {}
+        run_report = RunReport.read(report_file)
+        firmware = _firmware_section(run_report, report_file)
         destination = out or target / "hardware"
     elif target.is_file():
         model_file = target
-        run_report = None
         destination = out or target.parent / "hardware"
     else:
         raise ConfigError(f"{target} does not exist; give a run folder or a model file")
-    check_destination(destination, overwrite=overwrite)
-    model = load_keras_model(model_file)
+    # everything that can be refused is, before any work: the destination, the tools, the data
+    check_destination(destination, overwrite=overwrite, option="--out" if out else None)
+    find_verilator()
+    if synth:
+        find_yosys()
     if data_file is not None:
-        events = load_events(data_file, key)
-    elif run_report is not None:
-        events = _run_test_set(target, run_report)
-    else:
+        events: Any = load_events(data_file, key, max_events)  # NaN/inf refused here
+    model = load_keras_model(model_file)
+    check_model_inputs(model)
+    if data_file is not None:
+        shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+        events = validate_events(events, shape, name=f"{data_file} events")
+    elif run_report is None:
         events = random_events(model, 2000)
-    if max_events is not None:
-        events = events[:max_events]
     clock = clock_period or float(firmware.get("clock_period") or 5.0)
     part_name = part or str(firmware.get("part") or "xcvu13p-flga2577-2-e")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
-    try:
+    # the work folder is the destination's .partial twin: a killed run leaves it to the next
+    # one, which removes it (hepfpga.artifacts.clean_stale_partials)
+    with atomic_directory(destination, overwrite=overwrite) as work:
+        if data_file is None and run_report is not None:
+            events = _run_test_set(target, run_report, work / "data")
+        if max_events is not None:
+            events = events[:max_events]
         emulator_logits = None
         if emulate:
-            emulator_logits = _emulator_logits(model, events, firmware, Path(work))
-            shutil.rmtree(Path(work) / "hls4ml", ignore_errors=True)
+            emulator_logits = _emulator_logits(model, events, firmware, work)
+            shutil.rmtree(work / "hls4ml", ignore_errors=True)
         build = build_hardware(
             model,
             events,
@@ -251,17 +266,23 @@ def hardware(
             synth=synth,
         )
         write_json_atomic(work / "report.json", build.report.to_dict())
-        if destination.exists():
-            shutil.rmtree(destination)
-        work.replace(destination)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     report = replace(build.report)
     click.echo(report.summary())
     click.echo(f"wrote {destination}/report.json and the RTL in {destination}/rtl")
     if not report.exact:
         raise VerificationError("the RTL outputs differ from the reference on some events")
+
+
+def _firmware_section(report: RunReport, where: Path) -> Mapping[str, Any]:
+    """The run's ``config.firmware`` section (empty when absent), checked to be a mapping."""
+    config = report.section("config")
+    firmware = config.get("firmware") or {}
+    if not isinstance(firmware, Mapping):
+        raise DataError(
+            f"{where}: not a hepfpga run report ('config.firmware' is a "
+            f"{type(firmware).__name__}, not an object)"
+        )
+    return firmware
 
 
 COMMANDS = (

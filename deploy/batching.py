@@ -29,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
+import re
 import threading
 import time
 from collections import deque
@@ -40,7 +42,23 @@ import numpy as np
 from hepfpga.deploy.metrics import ModelStats
 from hepfpga.deploy.model_spec import DynamicBatching
 
-__all__ = ["InferenceRequest", "Runner", "Scheduler"]
+__all__ = ["InferenceRequest", "Runner", "Scheduler", "onnxruntime_reason"]
+
+log = logging.getLogger("hepfpga.serve")
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : ")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_MAX_REASON = 400
+
+
+def onnxruntime_reason(exc: BaseException) -> str:
+    """An onnxruntime (or numpy) error as one line for a client or a log: its code name and
+    message without the ``[ONNXRuntimeError] : N :`` prefix, whitespace and colour codes
+    collapsed, at most 400 characters."""
+    text = " ".join(_ANSI.sub("", str(exc)).split()) or type(exc).__name__
+    text = _ORT_PREFIX.sub("", text).replace(" : ", ": ", 1)
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
 
 #: Runs a model on a list of input arrays (in the model's input order) and returns its outputs.
 Runner = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -90,6 +108,7 @@ class Scheduler:
         self._max_batch = max(max_batch_size, 1)
         self._batching = dynamic_batching if max_batch_size > 0 else None
         self._stats = stats
+        self._name = name
         self._runners = list(runners)
         self._busy = 0  # instances running a batch (an on-loop run holds one too)
         delay = self._batching.max_queue_delay_us if self._batching is not None else 0
@@ -276,6 +295,13 @@ class Scheduler:
                     offset = end
             end_ns = time.perf_counter_ns()
         except Exception as exc:  # onnxruntime errors are reported to every request
+            if len(batch) > 1:
+                # one request whose values or variable dimensions the model refuses (or that
+                # do not join the others) fails alone: run each request of the batch alone
+                for r in batch:
+                    self._execute(runner, [r], on_loop)
+                return
+            log.warning("%s: onnxruntime failed: %s", self._name, onnxruntime_reason(exc))
             now = time.perf_counter_ns()
             for r in batch:
                 self._stats.record_failure("BACKEND", now - r.received_ns, queued=True)

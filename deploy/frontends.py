@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRONT_ENDS",
+    "MAX_REQUEST_BYTES",
+    "MAX_TIMEOUT_S",
     "FrontEnd",
     "FrontEndOptions",
     "ListenerBase",
@@ -52,13 +54,38 @@ DEFAULT_HEADER_TIMEOUT_S = 30.0
 DEFAULT_IDLE_TIMEOUT_S = 300.0
 
 
+#: gRPC holds its message sizes and its idle time (in milliseconds) as 32-bit signed
+#: integers: the largest request size and timeout (s) a front end accepts.
+MAX_REQUEST_BYTES = 2**31 - 1
+MAX_TIMEOUT_S = MAX_REQUEST_BYTES // 1000
+
+
 @dataclass(frozen=True)
 class FrontEndOptions:
-    """Limits every front end applies to its connections."""
+    """Limits every front end applies to its connections: a request size of 1 to
+    :data:`MAX_REQUEST_BYTES` bytes, finite timeouts over 0 and up to :data:`MAX_TIMEOUT_S`
+    seconds (a :class:`ConfigError` naming the option otherwise)."""
 
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_request_bytes <= MAX_REQUEST_BYTES:
+            raise ConfigError(
+                f"max_request_bytes is {self.max_request_bytes}; accepted: 1 to "
+                f"{MAX_REQUEST_BYTES} (gRPC's 32-bit limit)",
+                path="max_request_bytes",
+            )
+        for name in ("header_timeout_s", "idle_timeout_s"):
+            value = getattr(self, name)
+            # "not <=" also refuses NaN, which compares false with every bound
+            if not 0 < value <= MAX_TIMEOUT_S:
+                raise ConfigError(
+                    f"{name} is {value}; accepted: a finite number of seconds over 0 and up "
+                    f"to {MAX_TIMEOUT_S} (gRPC's 32-bit milliseconds)",
+                    path=name,
+                )
 
 
 class FrontEnd(Protocol):

@@ -71,7 +71,7 @@ class TensorInput:
     name: str
     datatype: str
     shape: list[int]
-    data: bytes | memoryview | list[object] | None
+    data: bytes | bytearray | memoryview | list[object] | None
     region: RegionRef | None = None
 
 

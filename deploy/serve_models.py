@@ -15,11 +15,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from hepfpga.deploy.batching import InferenceRequest, Scheduler
+from hepfpga.deploy.batching import InferenceRequest, Scheduler, onnxruntime_reason
 from hepfpga.deploy.metrics import ModelStats
 from hepfpga.deploy.model_spec import ModelSpec, ModelVersion
 from hepfpga.deploy.protocol import ErrorCode, OutputRequest, RegionRef, RequestError, TensorInput
-from hepfpga.errors import ConfigError
+from hepfpga.errors import ConfigError, ModelFileError
 
 __all__ = [
     "LoadedModel",
@@ -29,6 +29,7 @@ __all__ = [
     "load_models",
     "make_session",
     "measure_inline_batch",
+    "onnxruntime_reason",
 ]
 
 log = logging.getLogger("hepfpga.serve")
@@ -54,7 +55,9 @@ def make_session(path: object, kind: str, intra_op_threads: int) -> tuple[object
 
     ``KIND_AUTO`` asks for CUDA when onnxruntime offers it and falls back to CPU;
     ``KIND_GPU`` refuses to run on CPU. onnxruntime-gpu silently drops a CUDA provider that
-    cannot load, so the provider is read back from ``get_providers()``.
+    cannot load, so the provider is read back from ``get_providers()``. A model onnxruntime
+    refuses (an unknown operator, an invalid graph, an unreadable file) is a
+    :class:`ModelFileError` naming the file and onnxruntime's reason in one line.
     """
     # deferred: onnxruntime loads slowly
     import onnxruntime as ort
@@ -66,14 +69,21 @@ def make_session(path: object, kind: str, intra_op_threads: int) -> tuple[object
         )
     wanted = [CPU] if kind == "KIND_CPU" or CUDA not in available else [CUDA, CPU]
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    # fatal only: errors reach the client and the log as one line each (onnxruntime_reason)
+    options.log_severity_level = 4
     # Several requests are in flight at once: one thread per session keeps the instance
     # threads, the event loop and onnxruntime's pool from fighting over the cores.
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     if intra_op_threads != 0:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    except Exception as exc:  # onnxruntime's own exception classes derive from Exception only
+        raise ModelFileError(
+            f"onnxruntime cannot load {path}: {onnxruntime_reason(exc)}; accepted: a model "
+            "onnxruntime runs (check it with onnx.checker and onnxruntime.InferenceSession)"
+        ) from None
     used = session.get_providers()[0]
     if kind == "KIND_GPU" and used != CUDA:
         raise ConfigError(f"{CUDA} did not load for {path} (onnxruntime fell back to {used})")

@@ -41,6 +41,7 @@ from hepfpga.deploy.serve_models import (
     LoadedModel,
     ModelRegistry,
     load_models,
+    onnxruntime_reason,
 )
 from hepfpga.deploy.shm import SharedMemoryRegistry
 from hepfpga.deploy.triton_repo import repository_model, repository_model_names
@@ -95,7 +96,9 @@ class Inference:
         exc = future.exception()
         if exc is not None:
             raise RequestError(
-                ErrorCode.INTERNAL, f"onnxruntime failed on model '{self.model.spec.name}': {exc}"
+                ErrorCode.INTERNAL,
+                f"onnxruntime failed on model '{self.model.spec.name}' version "
+                f"{self.model.version}: {onnxruntime_reason(exc)}",
             )
         arrays = future.result()
         specs = self.model.spec.outputs
@@ -200,8 +203,12 @@ class InferenceService:
         future.add_done_callback(self._finished)
         return Inference(model, selected, future, self.shm)
 
-    def _finished(self, _: object) -> None:
+    def _finished(self, future: asyncio.Future[list[np.ndarray]]) -> None:
         self.in_flight -= 1
+        if not future.cancelled():
+            # marks a model failure as seen: a client that went away before its answer
+            # would otherwise leave asyncio to log "exception was never retrieved"
+            future.exception()
 
     def _check_output_regions(
         self, model: LoadedModel, selected: list[tuple[int, RegionRef | None]], batch: int
@@ -273,9 +280,11 @@ class InferenceService:
                         repository_model(repository, name), self.registry.inline_max_us
                     ),
                 )
-            except HepfpgaError as exc:
+            except (HepfpgaError, OSError) as exc:
+                # the model is refused; the versions already served stay as they were
+                reason = exc if isinstance(exc, HepfpgaError) else f"{exc.strerror}: {exc.filename}"
                 raise RequestError(
-                    ErrorCode.INVALID_ARGUMENT, f"failed to load '{name}': {exc}"
+                    ErrorCode.INVALID_ARGUMENT, f"failed to load '{name}': {reason}"
                 ) from None
             old = self.registry.replace(name, loaded)
             await self._drain(old)

@@ -4,8 +4,15 @@ A client on the same host creates a POSIX shared memory object (``shm_open``; e.
 ``tritonclient.utils.shared_memory``), writes its inputs there, and registers it under a name
 with its key (``/name``), an offset and a byte size. Requests then name the region, a byte
 size and an offset instead of carrying tensor bytes; outputs may be written to a region too.
-Inputs are read in place (no copy before onnxruntime unless dynamic batching concatenates
-them); outputs are copied into the region once.
+
+The object is read and written through its file descriptor (``pread`` / ``pwrite``), never
+mapped: its owner may shrink it at any moment (``ftruncate``), and touching a mapped page past
+the new end kills the whole server with SIGBUS. Each use checks the object's current size
+against the region (``fstat``; a region that no longer fits is refused with
+``INVALID_ARGUMENT`` naming it), and a ``pread`` that comes back short (a shrink between the
+check and the read) is refused the same way; a ``pwrite`` past a new end grows the object
+again instead of faulting. Inputs are copied once into the request's buffer (what onnxruntime
+reads, while the client may change the region), outputs once into the region.
 
 The key must be a POSIX shared memory name (``/`` followed by a name without ``/``): the
 object is opened under ``/dev/shm``, never elsewhere.
@@ -13,8 +20,6 @@ object is opened under ``/dev/shm``, never elsewhere.
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import re
 import threading
@@ -40,7 +45,7 @@ class Region:
     key: str
     offset: int
     byte_size: int
-    memory: mmap.mmap
+    fd: int  #: the object, open read-write; closed when the region is unregistered
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -98,10 +103,10 @@ class SharedMemoryRegistry:
                         f"shared memory region '{name}': offset {offset} + byte_size "
                         f"{byte_size} is outside the {size} bytes of '{key}'",
                     )
-                memory = mmap.mmap(fd, offset + byte_size)
-            finally:
+            except BaseException:
                 os.close(fd)
-            self._regions[name] = Region(name, key, offset, byte_size, memory)
+                raise
+            self._regions[name] = Region(name, key, offset, byte_size, fd)
 
     def unregister(self, name: str = "") -> None:
         """Forget region ``name``, or every region when ``name`` is empty (as Triton; an
@@ -111,9 +116,8 @@ class SharedMemoryRegistry:
             for n in names:
                 region = self._regions.pop(n, None)
                 if region is not None:
-                    # arrays still viewing the memory keep it mapped until they go
-                    with contextlib.suppress(BufferError):
-                        region.memory.close()
+                    # every read and write holds the lock: none is using the descriptor
+                    os.close(region.fd)
 
     def status(self, name: str = "") -> list[dict[str, object]]:
         with self._lock:
@@ -140,20 +144,45 @@ class SharedMemoryRegistry:
                 f"{what}: offset {ref.offset} + byte size {ref.byte_size} is outside the "
                 f"{region.byte_size} bytes of shared memory region '{ref.region}'",
             )
+        self._check_size(region, what)
         return region, region.offset + ref.offset
 
-    def check(self, ref: RegionRef, what: str) -> None:
-        """Raise :class:`RequestError` unless ``ref`` lies inside a registered region."""
-        self._slice(ref, what)
+    @staticmethod
+    def _check_size(region: Region, what: str, size: int | None = None) -> None:
+        """Refuse a region whose object has shrunk below it since it was registered."""
+        if size is None:
+            size = os.fstat(region.fd).st_size
+        end = region.offset + region.byte_size
+        if size < end:
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{what}: shared memory region '{region.name}' needs bytes {region.offset} to "
+                f"{end} of '{region.key}', which now has {size} bytes (it shrank after the "
+                "region was registered); accepted: unregister the region and register it again "
+                "once the object holds it",
+            )
 
-    def read(self, ref: RegionRef, what: str) -> memoryview:
-        """The bytes ``ref`` names, in place (no copy)."""
-        region, start = self._slice(ref, what)
-        return memoryview(region.memory)[start : start + ref.byte_size]
+    def check(self, ref: RegionRef, what: str) -> None:
+        """Raise :class:`RequestError` unless ``ref`` lies inside a registered region whose
+        object still holds it."""
+        with self._lock:
+            self._slice(ref, what)
+
+    def read(self, ref: RegionRef, what: str) -> bytearray:
+        """A copy of the bytes ``ref`` names (one ``pread``)."""
+        with self._lock:
+            region, start = self._slice(ref, what)
+            buffer = bytearray(ref.byte_size)  # after the check: at most the region's size
+            try:
+                got = os.preadv(region.fd, [buffer], start) if ref.byte_size else 0
+            except OSError as exc:
+                raise _io_error(region, what, exc) from None
+            if got != ref.byte_size:  # shrunk between the size check and the read
+                self._check_size(region, what, start + got)
+        return buffer
 
     def write(self, ref: RegionRef, array: np.ndarray, what: str) -> None:
-        """Copy ``array`` to the start of the bytes ``ref`` names."""
-        region, start = self._slice(ref, what)
+        """Copy ``array`` to the start of the bytes ``ref`` names (one ``pwrite``)."""
         data = np.ascontiguousarray(array)
         if data.nbytes > ref.byte_size:
             raise RequestError(
@@ -161,7 +190,22 @@ class SharedMemoryRegistry:
                 f"shared memory size specified with the request for {what} ({ref.byte_size} "
                 f"bytes) should be at least {data.nbytes} bytes to hold the results",
             )
-        region.memory[start : start + data.nbytes] = memoryview(data).cast("B")  # type: ignore[arg-type]
+        view = memoryview(data).cast("B")  # type: ignore[arg-type]
+        with self._lock:
+            region, start = self._slice(ref, what)
+            while view:  # pwrite may write less than asked; it never faults past the end
+                try:
+                    written = os.pwrite(region.fd, view, start)
+                except OSError as exc:  # e.g. /dev/shm full when a shrunk object grows back
+                    raise _io_error(region, what, exc) from None
+                view, start = view[written:], start + written
 
     def close(self) -> None:
         self.unregister()
+
+
+def _io_error(region: Region, what: str, exc: OSError) -> RequestError:
+    return RequestError(
+        ErrorCode.INTERNAL,
+        f"{what}: shared memory region '{region.name}' ('{region.key}'): {exc.strerror}",
+    )

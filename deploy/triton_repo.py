@@ -34,7 +34,7 @@ from hepfpga.deploy.model_spec import (
     ModelVersion,
     TensorSpec,
 )
-from hepfpga.errors import ConfigError, ModelFileError
+from hepfpga.errors import ConfigError, HepfpgaError, ModelFileError
 
 __all__ = [
     "DATATYPES",
@@ -44,10 +44,12 @@ __all__ = [
     "ModelVersion",
     "TensorSpec",
     "TritonExport",
+    "check_model_name",
     "config_pbtxt",
     "discover_models",
     "export_triton_repository",
     "parse_config",
+    "pbtxt_string",
     "repository_model",
     "repository_model_names",
     "spec_from_onnx",
@@ -86,20 +88,71 @@ class TritonExport:
     spec: ModelSpec
 
 
+def pbtxt_string(text: str) -> str:
+    """``text`` as a quoted string of protobuf's text format: backslash, both quotes and
+    control characters escaped (``\\n`` ``\\t`` ``\\r`` or three octal digits), other
+    characters (UTF-8) as they are; ``text_format.Parse`` reads back exactly ``text``."""
+    out = []
+    for ch in text:
+        if ch in _PBTXT_ESCAPES:
+            out.append(_PBTXT_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):03o}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+_PBTXT_ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def check_model_name(name: str, what: str = "model name") -> str:
+    """A model name as Triton serves it: the name of its folder in the repository and a
+    segment of the v2 URLs. Accepted: 1 to 255 bytes of UTF-8 without ``/``, NUL or other
+    control characters, not starting with ``.`` (hidden folders are not models). Quotes,
+    backslashes, spaces and non-ASCII letters are accepted and escaped in ``config.pbtxt``.
+    Raises :class:`ConfigError` naming the name and the rule."""
+    bad = next((c for c in name if ord(c) < 0x20 or ord(c) == 0x7F or c == "/"), None)
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:  # a folder name of undecodable bytes (surrogate escapes)
+        size = -1
+    if not name or name.startswith(".") or bad is not None or not 0 < size <= 255:
+        reason = (
+            "it is empty"
+            if not name
+            else "it starts with '.'"
+            if name.startswith(".")
+            else f"it contains {bad!r}"
+            if bad is not None
+            else "it is not valid UTF-8"
+            if size < 0
+            else f"it is {size} bytes long"
+        )
+        raise ConfigError(
+            f"invalid {what} {name!r}: {reason}; accepted: 1 to 255 bytes without '/' or "
+            "control characters, not starting with '.' (a folder name of the model repository)",
+            path="name",
+        )
+    return name
+
+
 def config_pbtxt(spec: ModelSpec) -> str:
-    """The ``config.pbtxt`` text of ``spec`` (protobuf text format of ``inference.ModelConfig``)."""
+    """The ``config.pbtxt`` text of ``spec`` (protobuf text format of ``inference.ModelConfig``);
+    every string escaped (:func:`pbtxt_string`)."""
+    q = pbtxt_string
 
     def tensor(t: TensorSpec, label: bool) -> str:
-        dims = ", ".join(str(d) for d in t.dims)
-        extra = f'\n    label_filename: "{spec.label_filename}"' if label else ""
+        dims = ", ".join(str(int(d)) for d in t.dims)
+        extra = f"\n    label_filename: {q(spec.label_filename or '')}" if label else ""
         return (
-            f'  {{\n    name: "{t.name}"\n    data_type: TYPE_{t.datatype}\n'
+            f"  {{\n    name: {q(t.name)}\n    data_type: TYPE_{t.datatype}\n"
             f"    dims: [ {dims} ]{extra}\n  }}"
         )
 
     lines = [
-        f'name: "{spec.name}"',
-        f'platform: "{spec.platform}"',
+        f"name: {q(spec.name)}",
+        f"platform: {q(spec.platform)}",
         f"max_batch_size: {spec.max_batch_size}",
     ]
     if spec.version_policy == "all":
@@ -130,7 +183,7 @@ def config_pbtxt(spec: ModelSpec) -> str:
     )
     params = {"intra_op_thread_count": str(spec.intra_op_threads), **spec.parameters}
     for key, value in params.items():
-        lines.append(f'parameters {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}')
+        lines.append(f"parameters {{\n  key: {q(key)}\n  value: {{ string_value: {q(value)} }}\n}}")
     return "\n".join(lines) + "\n"
 
 
@@ -187,6 +240,12 @@ def spec_from_onnx(
             dims = [
                 d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim
             ]
+            shape = v.type.tensor_type.shape.dim
+            if any(d.HasField("dim_value") and d.dim_value < 0 for d in shape):
+                raise ModelFileError(
+                    f"{path}: tensor '{v.name}' has the shape {dims}; accepted: sizes of 0 or "
+                    "more, or a named (dynamic) dimension"
+                )
             out.append((v.name, _ONNX_TYPES[elem], dims))
         return out
 
@@ -227,6 +286,97 @@ def _source_onnx(source: Path) -> tuple[Path, str]:
     raise ModelFileError(f"{source}: expected a run folder (with model.onnx) or an .onnx file")
 
 
+def _existing_config(
+    model_dir: Path, spec: ModelSpec, class_names: tuple[str, ...], max_batch_size: int | None
+) -> ModelSpec | None:
+    """The spec of ``model_dir/config.pbtxt`` when there is one and the new version fits it
+    (then it is kept as it is: it is the config of every version), None when there is none.
+    A config that cannot be read, a model that does not fit it, or options that would change
+    it are a :class:`ConfigError` naming the clash."""
+    config_path = model_dir / "config.pbtxt"
+    if not config_path.exists():
+        return None
+    clash = f"{model_dir.name!r} in {model_dir.parent} already has {config_path.name}"
+    advice = "export under another --name, or into another --repo"
+    try:
+        existing, _ = parse_config(config_path, expected_name=model_dir.name)
+    except HepfpgaError as exc:
+        raise ConfigError(f"model {clash}, which cannot be read ({exc}); {advice}") from None
+    if max_batch_size is not None and max_batch_size != existing.max_batch_size:
+        raise ConfigError(
+            f"model {clash} with max_batch_size {existing.max_batch_size}, which every version "
+            f"is served with; accepted: max_batch_size {existing.max_batch_size} (or leave it "
+            f"out), or {advice}"
+        )
+    # options given other than their defaults must agree with the config they would change
+    for option, given, default, there in (
+        ("instances", spec.instance_count, 1, existing.instance_count),
+        ("kind", spec.instance_kind, "KIND_AUTO", existing.instance_kind),
+        ("dynamic batching", spec.dynamic_batching, _NO_DELAY, existing.dynamic_batching),
+    ):
+        if given != default and given != there:
+            raise ConfigError(
+                f"model {clash} with {option} {there}, which every version is served with; "
+                f"accepted: the same {option} (or leave it out), or {advice}"
+            )
+    try:
+        # the new graph's dims as the existing batching reads them
+        _check_against_onnx(existing, _respec(spec, existing.max_batch_size), config_path)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"the new model does not fit the config of model {clash}: {exc.message}; {advice}"
+        ) from None
+    if existing.label_filename and class_names:
+        labels = model_dir / existing.label_filename
+        try:
+            old = tuple(labels.read_text(encoding="utf-8").split()) if labels.is_file() else ()
+        except (OSError, UnicodeDecodeError):
+            old = ()
+        if old and old != class_names:
+            raise ConfigError(
+                f"the new model's classes {list(class_names)} differ from {labels} "
+                f"({list(old)}), which every version of {model_dir.name!r} is labelled with; "
+                f"{advice}"
+            )
+    return existing
+
+
+def _respec(spec: ModelSpec, max_batch_size: int) -> ModelSpec:
+    """``spec``'s tensors as the graph gives them under another ``max_batch_size``: with
+    batching the first dimension is dropped, without it the graph's full shape is kept."""
+
+    def dims(t: TensorSpec) -> TensorSpec:
+        full = (-1, *t.dims) if spec.max_batch_size > 0 else t.dims
+        return replace(t, dims=full[1:] if max_batch_size > 0 else full)
+
+    return replace(
+        spec,
+        max_batch_size=max_batch_size,
+        inputs=tuple(dims(t) for t in spec.inputs),
+        outputs=tuple(dims(t) for t in spec.outputs),
+    )
+
+
+def _check_other_versions(model_dir: Path, version: int, spec: ModelSpec) -> None:
+    """A model folder without config.pbtxt: every other version already there must fit the
+    config about to be written, or it would no longer be served."""
+    if not model_dir.is_dir():
+        return
+    for other in sorted(model_dir.iterdir()):
+        path = other / spec.default_model_filename
+        if not other.name.isdigit() or int(other.name) == version or not path.is_file():
+            continue
+        onnx_spec, _ = spec_from_onnx(path, model_dir.name, max_batch_size=None)
+        try:
+            _check_against_onnx(spec, _respec(onnx_spec, spec.max_batch_size), path)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"version {other.name} of model {model_dir.name!r} in {model_dir.parent} does "
+                f"not fit the config the new version needs: {exc.message}; export under "
+                "another --name, or into another --repo"
+            ) from None
+
+
 def export_triton_repository(
     source: Path,
     repo: Path,
@@ -249,9 +399,7 @@ def export_triton_repository(
     through a temporary file or folder and a rename.
     """
     onnx_path, default_name = _source_onnx(source)
-    name = name or default_name
-    if not name or "/" in name or name.startswith("."):
-        raise ConfigError(f"invalid model name '{name}': a folder name without '/' is expected")
+    name = check_model_name(name or default_name)
     if version < 1:
         raise ConfigError(f"expected a positive integer. Received: version={version}")
     if instance_count < 1:
@@ -284,12 +432,20 @@ def export_triton_repository(
         spec = replace(spec, label_filename="labels.txt")
     model_dir = Path(repo) / name
     check_destination(model_dir / str(version), overwrite=overwrite)  # before any folder is made
+    existing = _existing_config(model_dir, spec, class_names, max_batch_size)
+    if existing is None:
+        _check_other_versions(model_dir, version, spec)
     model_dir.mkdir(parents=True, exist_ok=True)
+    # the new version is written beside the others (a temporary folder renamed into place);
+    # no other version's folder is ever opened for writing
     with atomic_directory(model_dir / str(version), overwrite=overwrite) as tmp:
         shutil.copyfile(onnx_path, tmp / spec.default_model_filename)
-    if spec.label_filename:
-        write_text_atomic(model_dir / spec.label_filename, "\n".join(class_names) + "\n")
-    write_text_atomic(model_dir / "config.pbtxt", config_pbtxt(spec))
+    if existing is not None:
+        spec = existing  # the config every version is served with stays as it was
+    else:
+        if spec.label_filename:
+            write_text_atomic(model_dir / spec.label_filename, "\n".join(class_names) + "\n")
+        write_text_atomic(model_dir / "config.pbtxt", config_pbtxt(spec))
     return TritonExport(
         repo=Path(repo),
         model_dir=model_dir,
@@ -499,7 +655,13 @@ def _model_versions(model_dir: Path) -> list[ModelVersion]:
         if spec is not None and spec.label_filename:
             labels = model_dir / spec.label_filename
             if labels.is_file():
-                class_names = tuple(labels.read_text(encoding="utf-8").split())
+                try:
+                    class_names = tuple(labels.read_text(encoding="utf-8").split())
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ModelFileError(
+                        f"cannot read the labels of model '{model_dir.name}' from {labels}: "
+                        f"{exc}; accepted: a UTF-8 text file, one class name a line"
+                    ) from None
         out.append(ModelVersion(final, version, path, class_names))
     return out
 

@@ -15,15 +15,19 @@ from hepfpga.firmware.precision import count_inputs
 __all__ = ["load_events", "random_events", "validate_events"]
 
 
-def load_events(path: str | Path, key: str | None = None) -> np.ndarray:
-    """The event array ``key`` of a data file, in its stored per-event shape.
+def load_events(
+    path: str | Path, key: str | None = None, max_events: int | None = None
+) -> np.ndarray:
+    """The event array ``key`` of a data file, in its stored per-event shape: its first
+    ``max_events`` events (all by default), and only those are read and decompressed.
 
-    Any format of :mod:`hepfpga.datafiles` (npz, HDF5, parquet, ROOT). Without ``key`` a
-    file's only array is taken, or the first of ``x``, ``X``, ``inputs``, ``features``,
-    ``x_test``, ``X_test``; errors (:class:`~hepfpga.errors.DataError`) name the arrays the
-    file holds.
+    Any format of :mod:`hepfpga.datafiles` (npz, npy, HDF5, parquet, ROOT), read by its safe
+    reader: declared shapes and dtypes checked before reading, NaN and infinities refused.
+    Without ``key`` a file's only array is taken, or the first of ``x``, ``X``, ``inputs``,
+    ``features``, ``x_test``, ``X_test``; errors (:class:`~hepfpga.errors.DataError`) name
+    the arrays the file holds.
     """
-    return open_array(path, key=key).read(flat=False)
+    return open_array(path, key=key).read(0, max_events, flat=False)
 
 
 def random_events(model: Any, n: int, seed: int = 0) -> Any:

@@ -136,8 +136,9 @@ def read_reports(project: str | Path) -> HardwareReport:
     csynth = solution / "syn" / "report" / f"{top}_csynth.xml"
     if not csynth.is_file():
         raise ConfigError(
-            f"no C synthesis report at {csynth}; build the project first "
-            "(`hepfpga firmware build PROJECT`)"
+            f"no C synthesis report at {csynth}; build the project first (`hepfpga "
+            "hardware PROJECT --vendor csim,synth` runs the vendor tool, which must be "
+            "installed)"
         )
     root = ET.parse(csynth).getroot()
     version = root.findtext("ReportVersion/Version", default="?").strip()

@@ -35,6 +35,10 @@ def _add_source_checkout_stages() -> None:
 _add_source_checkout_stages()
 
 from hepfpga._version import __version__  # noqa: E402
+from hepfpga.reproducibility import pin_numerics as _pin_numerics  # noqa: E402
+
+# before any TensorFlow product: the same bits on every x86-64 machine (see reproducibility)
+_pin_numerics()
 from hepfpga.errors import (  # noqa: E402
     ConfigError,
     ConversionError,

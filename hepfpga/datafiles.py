@@ -1,4 +1,5 @@
-"""Event arrays in files: npz, HDF5, parquet and ROOT readers, npz/HDF5/parquet writers.
+"""Event arrays in files: the one safe reader (npz, npy, HDF5, parquet, ROOT) and the npz/HDF5/
+parquet writers.
 
 Readers are opened with :func:`open_array` and read **by event range**, so a file larger than
 memory is processed chunk by chunk (and each chunk can be read on a dask worker: a reader
@@ -9,6 +10,7 @@ format     ``key``                                      ``columns``
 ========== ============================================ =====================================
 ``.npz``   the array (default: the only one, or ``x``,  field names of a structured array
            ``X``, ``features``, ``inputs``)
+``.npy``   -- (the file is one array)                   field names of a structured array
 ``.h5``    the dataset path (same default rule)         field names of a compound dataset
 ``.parquet`` --                                         column names (default: every numeric
                                                         column)
@@ -21,13 +23,33 @@ flattened in C order. Writers (:class:`ArrayWriter`) take named 2-D arrays chunk
 event order and rename the finished file into place; parquet gets columns ``<name>_<i>``.
 Errors are :class:`~hepfpga.errors.DataError` naming the file, the key or column and what
 is accepted.
+
+What a file may make hepfpga do is bounded **before** anything is read:
+
+* the shape and dtype an array *declares* are checked first: it must be numbers (no Python
+  objects, strings or complex values as inputs; in a structured array, each field taken as a
+  column), and what it declares must fit in what the file holds (a forged or truncated
+  header is refused, not read into a ``MemoryError``);
+* one read allocates and decompresses at most :attr:`ReadLimits.max_bytes` (default: half of
+  this machine's memory, or ``HEPFPGA_MAX_READ_BYTES``), and only the events asked for are
+  decompressed: the first ten events of a deflate bomb inflate about ten events' worth of
+  bytes (each reader counts them in ``inflated_bytes``);
+* HDF5 files whose values live elsewhere are refused as a whole, with one line: external
+  links, external (raw) storage, virtual datasets and user-defined links
+  (:func:`open_hdf5` is the one way hepfpga opens an HDF5 data file);
+* values read as event inputs must be finite: NaN and infinities are refused with their count
+  and first place, before any work is done on them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +65,28 @@ __all__ = [
     "WRITE_FORMATS",
     "ArrayReader",
     "ArrayWriter",
+    "HDF5File",
+    "NpzArchive",
+    "ReadLimits",
+    "check_finite",
     "check_input_path",
     "open_array",
+    "open_hdf5",
+    "open_npz",
     "read_array",
 ]
 
 #: file suffix -> the format read / written (an unknown suffix is a DataError listing them)
 READ_FORMATS: Registry[str] = Registry(
     "input format",
-    {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".parquet": "parquet", ".root": "root"},
+    {
+        ".npz": "npz",
+        ".npy": "npy",
+        ".h5": "hdf5",
+        ".hdf5": "hdf5",
+        ".parquet": "parquet",
+        ".root": "root",
+    },
 )
 WRITE_FORMATS: Registry[str] = Registry(
     "output format", {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".parquet": "parquet"}
@@ -59,6 +94,55 @@ WRITE_FORMATS: Registry[str] = Registry(
 _DEFAULT_KEYS = ("x", "X", "inputs", "features", "x_test", "X_test")
 #: ROOT classes read as event tables (uproot reads both the same way)
 _ROOT_TREES = ("TTree", "ROOT::RNTuple")
+#: bytes decompressed per step while skipping to the first event asked for
+_SKIP_BLOCK = 1 << 20
+_MAX_BYTES_VARIABLE = "HEPFPGA_MAX_READ_BYTES"
+
+
+def _default_max_bytes() -> int:
+    """``HEPFPGA_MAX_READ_BYTES`` if set, else half of this machine's physical memory."""
+    text = os.environ.get(_MAX_BYTES_VARIABLE, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise DataError(f"{_MAX_BYTES_VARIABLE}={text!r}: expected a positive number of bytes")
+        return value
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        memory = 8 << 30
+    return max(memory // 2, 1 << 28)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one read of a data file may cost.
+
+    ``max_bytes``: the most bytes one read may allocate for the values asked for, and the most
+    it may decompress to reach them (default: :func:`_default_max_bytes`, half this machine's
+    memory or ``HEPFPGA_MAX_READ_BYTES``).
+    """
+
+    max_bytes: int = field(default_factory=_default_max_bytes)
+
+    def check(self, where: str, what: str, n_bytes: int, hint: str) -> None:
+        """Refuse ``n_bytes`` over :attr:`max_bytes`, naming ``where`` and ``what``."""
+        if n_bytes > self.max_bytes:
+            raise DataError(
+                f"{where}: {what} {_size(n_bytes)}, more than the {_size(self.max_bytes)} one "
+                f"read may take ({_MAX_BYTES_VARIABLE}, default half of this machine's "
+                f"memory); {hint}"
+            )
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} bytes"
 
 
 def _format(path: Path, table: dict[str, str], what: str) -> str:
@@ -86,8 +170,436 @@ def _pick_key(path: Path, keys: Sequence[str], key: str | None, what: str) -> st
     )
 
 
+def check_finite(values: np.ndarray, where: str, first_event: int = 0) -> None:
+    """Refuse NaN and infinities in the ``(n_events, ...)`` array ``values`` with their count
+    and first places (event numbers start at ``first_event``); integers always pass."""
+    if not np.issubdtype(values.dtype, np.inexact) or values.size == 0:
+        return
+    bad = ~np.isfinite(values.reshape(len(values), -1))
+    if not bad.any():
+        return
+    rows, cols = np.nonzero(bad)
+    places = ", ".join(
+        f"event {first_event + r} input {c}" for r, c in zip(rows[:5], cols[:5], strict=True)
+    )
+    raise DataError(
+        f"{where}: inputs contain {int(bad.sum())} NaN or infinite values in "
+        f"{len(np.unique(rows))} events (first: {places}); only finite numbers are accepted: "
+        "remove or replace them first"
+    )
+
+
+def _numeric_dtype(dtype: np.dtype) -> bool:
+    """Real numbers (bool, integers, floats): what may become an input column."""
+    return dtype.kind in "biuf"
+
+
+def _nbytes(shape: Sequence[int], dtype: np.dtype) -> int:
+    return math.prod(int(d) for d in shape) * dtype.itemsize
+
+
+# -- .npy streams (a .npy file, or a member of a .npz) --------------------------------------
+@dataclass(frozen=True)
+class _NpyLayout:
+    """What a .npy header declares, checked against what the stream holds."""
+
+    shape: tuple[int, ...]
+    fortran: bool
+    dtype: np.dtype
+    data_offset: int  # bytes of magic + header before the values
+
+    @property
+    def row_bytes(self) -> int:
+        return _nbytes(self.shape[1:], self.dtype)
+
+
+def _npy_header(handle: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the .npy stream ``handle``, left at its data."""
+    version = np.lib.format.read_magic(handle)
+    # the one reader of every header version (1.0, 2.0 and 3.0); numpy's stubs omit it
+    read_header = np.lib.format._read_array_header  # type: ignore[attr-defined]
+    return read_header(handle, version)
+
+
+def _npy_layout(handle: Any, where: str, available: int) -> _NpyLayout:
+    """The checked header of the .npy stream ``handle`` holding ``available`` bytes in all.
+
+    Refused: Python objects (a pickle, never loaded), negative dimensions, and a declared size
+    larger than the stream (a forged or truncated header)."""
+    start = handle.tell()
+    try:
+        shape, fortran, dtype = _npy_header(handle)
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise DataError(f"{where}: not a valid .npy array header ({exc})") from exc
+    if dtype.hasobject:
+        raise DataError(
+            f"{where}: holds Python objects (dtype {dtype}), which would be unpickled; "
+            "hepfpga reads only arrays of numbers (and strings): save plain numbers"
+        )
+    if any(int(d) < 0 for d in shape):
+        raise DataError(f"{where}: declares the impossible shape {shape}")
+    offset = handle.tell() - start
+    declared = _nbytes(shape, dtype)
+    if offset + declared > available:
+        raise DataError(
+            f"{where}: declares shape {tuple(shape)} of {dtype} ({_size(declared)}) but holds "
+            f"only {_size(max(available - offset, 0))}: the file is truncated or its header "
+            "forged"
+        )
+    return _NpyLayout(tuple(int(d) for d in shape), bool(fortran), dtype, offset)
+
+
+def _read_values(
+    handle: Any, shape: tuple[int, ...], dtype: np.dtype, where: str, fortran: bool = False
+) -> np.ndarray:
+    """A new (writable) array of ``shape`` filled from the next bytes of ``handle``; a stream
+    that ends early is a DataError (truncated)."""
+    if fortran:
+        return _read_values(handle, shape[::-1], dtype, where).T
+    array = np.empty(shape, dtype=dtype)
+    if not array.nbytes:
+        return array
+    buffer = array.reshape(-1).view(np.uint8)
+    filled = 0
+    while filled < len(buffer):
+        n = handle.readinto(buffer[filled:])
+        if not n:
+            raise DataError(
+                f"{where}: ended after {_size(filled)} of the {_size(len(buffer))} its header "
+                "declares: the file is truncated or corrupt"
+            )
+        filled += n
+    return array
+
+
+def _npy_rows(
+    handle: Any,
+    layout: _NpyLayout,
+    start: int,
+    stop: int,
+    *,
+    seekable: bool,
+    where: str,
+    limits: ReadLimits,
+) -> tuple[np.ndarray, int]:
+    """Rows ``[start, stop)`` of the array whose values begin at ``handle``'s position, and
+    the bytes pulled through ``handle`` (decompressed, when it is a compressed member).
+
+    Only the rows asked for are read; a compressed stream is decompressed up to ``stop`` in
+    blocks of :data:`_SKIP_BLOCK` bytes (never the rest of it). A Fortran-ordered array is
+    read whole (its rows are not contiguous), within the same limits."""
+    if not layout.shape or (layout.fortran and len(layout.shape) > 1):
+        size = _nbytes(layout.shape, layout.dtype)
+        limits.check(where, "reading it whole takes", size, "save it in C order")
+        array = _read_values(handle, layout.shape, layout.dtype, where, layout.fortran)
+        return (array if not layout.shape else array[start:stop]), (0 if seekable else size)
+    row = layout.row_bytes
+    want = (stop - start) * row
+    limits.check(
+        where,
+        f"events {start}..{stop - 1} take",
+        want,
+        "read fewer events at a time (--max-events, --chunk-size)",
+    )
+    pulled = 0
+    if seekable:
+        handle.seek(handle.tell() + start * row)
+    else:
+        skip = start * row
+        limits.check(
+            where, f"reaching event {start} decompresses", skip + want, "read earlier events"
+        )
+        while skip:
+            block = handle.read(min(skip, _SKIP_BLOCK))
+            if not block:
+                break
+            skip -= len(block)
+            pulled += len(block)
+    array = _read_values(handle, (stop - start, *layout.shape[1:]), layout.dtype, where)
+    pulled += want
+    return array, (0 if seekable else pulled)
+
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
+
+
+class NpzArchive:
+    """The arrays of a ``.npz`` file, read by event range within :class:`ReadLimits`.
+
+    Use as a context manager (:func:`open_npz`). Each member's header is checked before its
+    values are read (:func:`_npy_layout`); stored members are read in place, compressed ones
+    decompressed only up to the last event asked for. ``inflated_bytes`` counts the bytes
+    decompressed so far.
+    """
+
+    def __init__(self, path: str | Path, limits: ReadLimits | None = None) -> None:
+        self.path = Path(path)
+        self.limits = limits or ReadLimits()
+        self.inflated_bytes = 0
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except _ZIP_ERRORS as exc:
+            raise DataError(f"{self.path}: cannot be read as npz (a zip archive): {exc}") from exc
+        self.keys: tuple[str, ...] = tuple(
+            n[: -len(".npy")] for n in self._zip.namelist() if n.endswith(".npy")
+        )
+        self._size = self.path.stat().st_size
+
+    def __enter__(self) -> NpzArchive:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def _where(self, key: str) -> str:
+        return f"{self.path} '{key}'"
+
+    def _info(self, key: str) -> zipfile.ZipInfo:
+        if key not in self.keys:
+            raise DataError(
+                f"{self.path}: no array '{key}'; found: {', '.join(self.keys) or 'none'}"
+            )
+        info = self._zip.getinfo(f"{key}.npy")
+        if info.compress_size > self._size:
+            raise DataError(
+                f"{self._where(key)}: the archive says it takes {_size(info.compress_size)}, "
+                f"more than the whole file ({_size(self._size)}): truncated or corrupt"
+            )
+        return info
+
+    @contextlib.contextmanager
+    def _member(self, key: str) -> Iterator[tuple[Any, _NpyLayout, bool]]:
+        info = self._info(key)
+        where = self._where(key)
+        offset = _stored_offset(self.path, info)
+        try:
+            if offset is not None:  # np.savez: an uncompressed member, read in place
+                if offset + info.file_size > self._size:
+                    raise DataError(f"{where}: the member ends past the end of the file: truncated")
+                with self.path.open("rb") as handle:
+                    handle.seek(offset)
+                    layout = _npy_layout(handle, where, info.file_size)
+                    yield handle, layout, True
+            else:
+                with self._zip.open(info) as member:
+                    layout = _npy_layout(member, where, info.file_size)
+                    yield member, layout, False
+        except DataError:
+            raise
+        except _ZIP_ERRORS as exc:
+            raise DataError(f"{where}: cannot be read, the archive is corrupt: {exc}") from exc
+
+    def layout(self, key: str) -> _NpyLayout:
+        """The checked declared shape and dtype of array ``key`` (nothing else read)."""
+        with self._member(key) as (_, layout, _seekable):
+            return layout
+
+    def read(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Events ``[start, stop)`` of array ``key`` (a 0-d array whole)."""
+        with self._member(key) as (handle, layout, seekable):
+            n = layout.shape[0] if layout.shape else 0
+            stop = n if stop is None else min(stop, n)
+            start = min(max(0, start), stop)
+            array, inflated = _npy_rows(
+                handle,
+                layout,
+                start,
+                stop,
+                seekable=seekable,
+                where=self._where(key),
+                limits=self.limits,
+            )
+        self.inflated_bytes += inflated
+        return array
+
+
+def open_npz(path: str | Path, limits: ReadLimits | None = None) -> NpzArchive:
+    """The one way hepfpga opens a ``.npz`` file: :class:`NpzArchive` (a context manager)."""
+    return NpzArchive(path, limits)
+
+
+# -- HDF5 ---------------------------------------------------------------------------------------
+class HDF5File:
+    """A read-only HDF5 file whose every link and dataset was checked on opening.
+
+    Refused as a whole (:class:`DataError`, one line naming the object): external links,
+    user-defined links, datasets with external (raw) storage and virtual datasets: each would
+    make hepfpga read another file of this machine. Soft links stay inside the file and are
+    followed. :meth:`read` reads events by range within :class:`ReadLimits`, counting the
+    bytes of the compressed chunks it touches in ``inflated_bytes``.
+    """
+
+    def __init__(self, path: Path, handle: Any, limits: ReadLimits) -> None:
+        # deferred: h5py loads slowly
+        import h5py
+
+        self.path = path
+        self.handle = handle
+        self.limits = limits
+        self.inflated_bytes = 0
+        self._h5py = h5py
+        refused: list[str] = []
+
+        def on_link(name: str, link: Any) -> None:
+            if isinstance(link, h5py.ExternalLink):
+                refused.append(f"'{name}' is an external link to {link.filename}:{link.path}")
+            elif not isinstance(link, (h5py.HardLink, h5py.SoftLink)):
+                refused.append(f"'{name}' is a user-defined link ({type(link).__name__})")
+
+        datasets: list[str] = []
+
+        def on_object(name: str, obj: Any) -> None:
+            if not isinstance(obj, h5py.Dataset):
+                return
+            if obj.is_virtual:
+                refused.append(f"'{name}' is a virtual dataset (its values live in other files)")
+            elif obj.id.get_create_plist().get_external_count():
+                refused.append(f"'{name}' keeps its values in external files")
+            else:
+                datasets.append(name)
+
+        handle.visititems_links(on_link)
+        handle.visititems(on_object)
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise DataError(
+                f"{path}: refused: {refused[0]}{more}; hepfpga reads only HDF5 files that "
+                "hold their own values: copy the data into the file (e.g. h5py's "
+                "`f2.create_dataset(name, data=f1[name][()])`) and retry"
+            )
+        self.datasets: tuple[str, ...] = tuple(datasets)
+
+    @property
+    def attrs(self) -> Any:
+        """The root group's attributes (stored in the file itself)."""
+        return self.handle.attrs
+
+    def members(self, group: str = "/") -> tuple[str, ...]:
+        """The names of the links directly in ``group``."""
+        item = self.handle.get(group)
+        if not isinstance(item, self._h5py.Group):
+            raise DataError(f"{self.path}: '{group}' is not a group")
+        return tuple(item.keys())
+
+    def dataset(self, name: str) -> Any:
+        """The dataset ``name`` (an ``h5py.Dataset``, read-only), or a DataError naming what
+        is there instead and the datasets the file holds."""
+        item = self.handle.get(name)
+        if item is None:
+            raise DataError(
+                f"{self.path}: no dataset '{name}'; found: {', '.join(self.datasets) or 'none'}"
+            )
+        if not isinstance(item, self._h5py.Dataset):
+            raise DataError(
+                f"{self.path}: '{name}' is an HDF5 {type(item).__name__.lower()}, expected a "
+                "dataset (an array)"
+            )
+        if item.shape is None:
+            raise DataError(f"{self.path}: dataset '{name}' holds no data (a null dataspace)")
+        self._check_written(name, item)
+        if item.dtype.hasobject and self._h5py.check_string_dtype(item.dtype) is None:
+            raise DataError(
+                f"{self.path}: dataset '{name}' holds {item.dtype} (references or other "
+                "objects); expected numbers or strings"
+            )
+        return item
+
+    def _check_written(self, name: str, dataset: Any) -> None:
+        """Refuse a dataset whose declared shape was never written: HDF5 reads unwritten
+        storage as fill values, so a few kB can declare 10^10 events of zeros."""
+        h5d = self._h5py.h5d
+        shape = tuple(int(d) for d in dataset.shape)
+        declared = _nbytes(shape, dataset.dtype)
+        if not declared or dataset.dtype.hasobject:
+            return
+        layout = dataset.id.get_create_plist().get_layout()
+        if layout == h5d.CHUNKED:
+            chunks = tuple(int(c) for c in dataset.chunks)
+            needed = math.prod(-(-s // c) for s, c in zip(shape, chunks, strict=True))
+            written = dataset.id.get_num_chunks()
+            if written < needed:
+                raise DataError(
+                    f"{self.path}: dataset '{name}' declares shape {shape} "
+                    f"({_size(declared)}) but only {written:,} of its {needed:,} chunks were "
+                    "written: the rest holds no data (a truncated or forged file)"
+                )
+        elif layout == h5d.CONTIGUOUS and dataset.id.get_storage_size() < declared:
+            raise DataError(
+                f"{self.path}: dataset '{name}' declares shape {shape} ({_size(declared)}) "
+                f"but only {_size(dataset.id.get_storage_size())} were written (a truncated "
+                "or forged file)"
+            )
+
+    def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Events ``[start, stop)`` of dataset ``name`` (a scalar dataset whole)."""
+        dataset = self.dataset(name)
+        where = f"{self.path} '{name}'"
+        shape = tuple(int(d) for d in dataset.shape)
+        if not shape:
+            self.limits.check(where, "it takes", dataset.dtype.itemsize, "")
+            return np.asarray(dataset[()])
+        stop = shape[0] if stop is None else min(stop, shape[0])
+        start = min(max(0, start), stop)
+        self.limits.check(
+            where,
+            f"events {start}..{stop - 1} take",
+            (stop - start) * _nbytes(shape[1:], dataset.dtype),
+            "read fewer events at a time (--max-events, --chunk-size)",
+        )
+        if dataset.chunks is not None and stop > start:
+            chunks = tuple(int(c) for c in dataset.chunks)
+            rows = -(-stop // chunks[0]) - start // chunks[0]
+            grid = math.prod(-(-s // c) for s, c in zip(shape[1:], chunks[1:], strict=True))
+            inflated = rows * grid * _nbytes(chunks, dataset.dtype)
+            self.limits.check(
+                where,
+                f"events {start}..{stop - 1} lie in chunks that decompress to",
+                inflated,
+                "store it with smaller chunks",
+            )
+            self.inflated_bytes += inflated
+        try:
+            return np.asarray(dataset[start:stop])
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{where}: cannot be read: {exc}") from exc
+
+
+@contextlib.contextmanager
+def open_hdf5(path: str | Path, limits: ReadLimits | None = None) -> Iterator[HDF5File]:
+    """The one way hepfpga opens an HDF5 data file: read-only, checked (:class:`HDF5File`).
+
+    Errors (a missing, corrupt or hostile file) are :class:`DataError` naming the file."""
+    # deferred: h5py loads slowly
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        handle = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as HDF5: {exc}") from exc
+    try:
+        try:
+            checked = HDF5File(path, handle, limits or ReadLimits())
+        except (OSError, ValueError, KeyError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"{path}: cannot be read as HDF5: {exc}") from exc
+        yield checked
+    finally:
+        handle.close()
+
+
+# -- event arrays ---------------------------------------------------------------------------
 class ArrayReader:
-    """Events ``[start, stop)`` of one array in a file, as ``(n, n_features)`` numbers."""
+    """Events ``[start, stop)`` of one array in a file, as ``(n, n_features)`` numbers.
+
+    ``inflated_bytes``: the bytes decompressed by this reader's reads so far (its own
+    accounting of :class:`ReadLimits`)."""
 
     def __init__(
         self,
@@ -97,6 +609,7 @@ class ArrayReader:
         columns: tuple[str, ...] | None,
         n_events: int,
         n_features: int,
+        limits: ReadLimits | None = None,
     ) -> None:
         self.path = path
         self.format = fmt
@@ -104,6 +617,8 @@ class ArrayReader:
         self.columns = columns
         self.n_events = n_events
         self.n_features = n_features
+        self.limits = limits or ReadLimits()
+        self.inflated_bytes = 0
 
     def describe(self) -> str:
         where = f" '{self.key}'" if self.key else ""
@@ -111,72 +626,91 @@ class ArrayReader:
 
     def read(self, start: int = 0, stop: int | None = None, *, flat: bool = True) -> np.ndarray:
         """Events ``[start, stop)``; ``flat``: as ``(n, n_features)``, else in the stored
-        per-event shape (images stay images)."""
+        per-event shape (images stay images). NaN and infinities are refused
+        (:func:`check_finite`) before the values are returned."""
         stop = self.n_events if stop is None else min(stop, self.n_events)
         start = max(0, start)
         if stop <= start:
             return np.empty((0, self.n_features))
         reader = getattr(self, f"_read_{self.format}")
-        values = np.asarray(reader(start, stop))
+        try:
+            values = np.asarray(reader(start, stop))
+        except DataError:
+            raise
+        except (*_ZIP_ERRORS, ValueError, KeyError) as exc:
+            raise DataError(f"{self.describe()}: cannot be read: {exc}") from exc
+        check_finite(values, self.describe(), first_event=start)
         return values.reshape(stop - start, -1) if flat else values
 
     # -- per format --------------------------------------------------------------------------
     def _read_npz(self, start: int, stop: int) -> np.ndarray:
-        with zipfile.ZipFile(self.path) as archive:
-            info = archive.getinfo(f"{self.key}.npy")
-            offset = _stored_offset(self.path, info)
-            if offset is not None:  # np.savez: an uncompressed member, read in place
-                with self.path.open("rb") as handle:
-                    handle.seek(offset)
-                    return self._rows(handle, start, stop)
-            with archive.open(info) as member:  # compressed: seeking decompresses
-                return self._rows(member, start, stop)
+        with open_npz(self.path, self.limits) as archive:
+            data = archive.read(str(self.key), start, stop)
+            self.inflated_bytes += archive.inflated_bytes
+        return _select_fields(data, self.columns)
 
-    def _rows(self, handle: Any, start: int, stop: int) -> np.ndarray:
-        shape, fortran, dtype = _npy_header(handle)
-        if fortran or dtype.hasobject:
-            return np.load(self.path)[self.key][start:stop]
-        row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-        handle.seek(handle.tell() + start * row)
-        data = np.frombuffer(handle.read((stop - start) * row), dtype=dtype)
-        return _select_fields(data.reshape(stop - start, *shape[1:]), self.columns)
+    def _read_npy(self, start: int, stop: int) -> np.ndarray:
+        with self.path.open("rb") as handle:
+            layout = _npy_layout(handle, str(self.path), self.path.stat().st_size)
+            data, _ = _npy_rows(
+                handle,
+                layout,
+                start,
+                stop,
+                seekable=True,
+                where=str(self.path),
+                limits=self.limits,
+            )
+        return _select_fields(data, self.columns)
 
     def _read_hdf5(self, start: int, stop: int) -> np.ndarray:
-        # deferred: h5py loads slowly
-        import h5py
-
-        with h5py.File(self.path, "r") as handle:
-            return _select_fields(handle[self.key][start:stop], self.columns)
+        with open_hdf5(self.path, self.limits) as handle:
+            data = handle.read(str(self.key), start, stop)
+            self.inflated_bytes += handle.inflated_bytes
+        return _select_fields(data, self.columns)
 
     def _read_parquet(self, start: int, stop: int) -> np.ndarray:
         pq = require("pyarrow.parquet", "emulate", "reading parquet files")
         handle = pq.ParquetFile(self.path)
-        groups, first, offset = [], None, 0
-        for i in range(handle.metadata.num_row_groups):
-            rows = handle.metadata.row_group(i).num_rows
+        metadata = handle.metadata
+        wanted = set(self.columns or ())
+        groups, first, offset, inflated = [], None, 0, 0
+        for i in range(metadata.num_row_groups):
+            group = metadata.row_group(i)
+            rows = group.num_rows
             if offset + rows > start and offset < stop:
                 groups.append(i)
                 first = offset if first is None else first
+                inflated += sum(
+                    group.column(c).total_uncompressed_size
+                    for c in range(group.num_columns)
+                    if group.column(c).path_in_schema in wanted
+                )
             offset += rows
+        self.limits.check(
+            self.describe(),
+            f"the row groups holding events {start}..{stop - 1} decompress to",
+            inflated,
+            "write it with smaller row groups",
+        )
+        self.inflated_bytes += inflated
         table = handle.read_row_groups(groups, columns=list(self.columns or ()))
         table = table.slice(start - (first or 0), stop - start)
         return np.column_stack([table.column(c).to_numpy() for c in self.columns or ()])
 
     def _read_root(self, start: int, stop: int) -> np.ndarray:
         uproot = require("uproot", "emulate", "reading ROOT files")
+        self.limits.check(
+            self.describe(),
+            f"events {start}..{stop - 1} take",
+            (stop - start) * self.n_features * 8,
+            "read fewer events at a time (--max-events, --chunk-size)",
+        )
         with uproot.open(self.path) as handle:
             arrays = handle[self.key].arrays(
                 list(self.columns or ()), library="np", entry_start=start, entry_stop=stop
             )
         return np.column_stack([np.asarray(arrays[c]) for c in self.columns or ()])
-
-
-def _npy_header(handle: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """``(shape, fortran_order, dtype)`` of the .npy stream ``handle``, left at its data."""
-    version = np.lib.format.read_magic(handle)
-    # the one reader of every header version (1.0, 2.0 and 3.0); numpy's stubs omit it
-    read_header = np.lib.format._read_array_header  # type: ignore[attr-defined]
-    return read_header(handle, version)
 
 
 def _stored_offset(path: Path, info: zipfile.ZipInfo) -> int | None:
@@ -203,19 +737,30 @@ def _select_fields(data: np.ndarray, columns: tuple[str, ...] | None) -> np.ndar
 def _check_fields(
     path: Path, dtype: np.dtype, columns: Sequence[str] | None, shape: tuple
 ) -> tuple[tuple[str, ...] | None, int]:
-    per_event = int(np.prod(shape[1:], dtype=np.int64))
+    """The columns taken from an array of ``dtype`` and the numbers per event, checked:
+    plain arrays must hold real numbers; of a structured array, every field taken as a column
+    must (a field of objects, strings or complex numbers is never an input)."""
+    per_event = math.prod(int(d) for d in shape[1:])
     if dtype.names is None:
         if columns:
             raise DataError(
                 f"{path}: --columns needs named columns (a parquet/ROOT file or a structured "
                 f"array); this array is plain {dtype} of shape {shape}"
             )
-        if not np.issubdtype(dtype, np.number):
-            raise DataError(f"{path}: expected numbers, got dtype {dtype}")
+        if not _numeric_dtype(dtype) or dtype.kind == "b":
+            raise DataError(f"{path}: expected real numbers, got dtype {dtype}")
         return None, per_event
     names = tuple(columns) if columns else dtype.names
     _check_columns(path, names, dtype.names)
-    width = sum(int(np.prod(dtype[name].shape, dtype=np.int64)) for name in names)
+    numeric = [n for n in dtype.names if dtype[n].base.kind in "iuf"]
+    bad = [n for n in names if n not in numeric]
+    if bad:
+        raise DataError(
+            f"{path}: field(s) {', '.join(f'{n!r} ({dtype[n]})' for n in bad)} do not hold real "
+            f"numbers and cannot be inputs; numeric fields: {', '.join(numeric) or 'none'} "
+            "(choose them with --columns)"
+        )
+    width = sum(math.prod(dtype[name].shape) for name in names)
     return names, width * per_event
 
 
@@ -239,17 +784,24 @@ def check_input_path(path: str | Path) -> str:
 
 
 def open_array(
-    path: str | Path, *, key: str | None = None, columns: Sequence[str] | None = None
+    path: str | Path,
+    *,
+    key: str | None = None,
+    columns: Sequence[str] | None = None,
+    limits: ReadLimits | None = None,
 ) -> ArrayReader:
-    """Open the event array of ``path`` for reading by range (see the module docstring)."""
+    """Open the event array of ``path`` for reading by range (see the module docstring).
+
+    Only headers and metadata are read here: the declared shape, dtype and columns are
+    checked, nothing is decompressed."""
     path = Path(path)
-    fmt = _format(path, READ_FORMATS, "input")
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    fmt = check_input_path(path)
     columns = tuple(columns) if columns else None
+    limits = limits or ReadLimits()
     try:
         opener = {
             "npz": _open_npz,
+            "npy": _open_npy,
             "hdf5": _open_hdf5,
             "parquet": _open_parquet,
             "root": _open_root,
@@ -257,48 +809,62 @@ def open_array(
         reader = opener(path, key, columns)
     except (DataError, ConfigError):
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (*_ZIP_ERRORS, ValueError, KeyError) as exc:
         raise DataError(f"{path}: cannot read it as {fmt}: {exc}") from exc
+    reader.limits = limits
     if reader.n_events == 0:
         raise DataError(f"{reader.describe()}: no events")
     return reader
 
 
 def read_array(
-    path: str | Path, *, key: str | None = None, columns: Sequence[str] | None = None
+    path: str | Path,
+    *,
+    key: str | None = None,
+    columns: Sequence[str] | None = None,
+    limits: ReadLimits | None = None,
 ) -> np.ndarray:
     """All events of ``path`` as one ``(n_events, n_features)`` array."""
-    return open_array(path, key=key, columns=columns).read()
+    return open_array(path, key=key, columns=columns, limits=limits).read()
+
+
+def _events_reader(
+    path: Path,
+    fmt: str,
+    key: str | None,
+    columns: tuple[str, ...] | None,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+) -> ArrayReader:
+    where = f"{path} '{key}'" if key else str(path)
+    if len(shape) < 1:
+        raise DataError(f"{where}: a scalar is not a set of events")
+    names, width = _check_fields(path, dtype, columns, shape)
+    return ArrayReader(path, fmt, key, names, int(shape[0]), width)
 
 
 def _open_npz(path: Path, key: str | None, columns: tuple[str, ...] | None) -> ArrayReader:
-    with zipfile.ZipFile(path) as archive:
-        keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
-        key = _pick_key(path, keys, key, "array")
-        with archive.open(f"{key}.npy") as member:
-            shape, _, dtype = _npy_header(member)
-    if len(shape) < 1:
-        raise DataError(f"{path} '{key}': a scalar is not a set of events")
-    names, width = _check_fields(path, dtype, columns, shape)
-    return ArrayReader(path, "npz", key, names, int(shape[0]), width)
+    with open_npz(path) as archive:
+        key = _pick_key(path, archive.keys, key, "array")
+        layout = archive.layout(key)
+    return _events_reader(path, "npz", key, columns, layout.shape, layout.dtype)
+
+
+def _open_npy(path: Path, key: str | None, columns: tuple[str, ...] | None) -> ArrayReader:
+    if key is not None:
+        raise DataError(f"{path}: a .npy file is one array and has no keys; leave out --key")
+    with path.open("rb") as handle:
+        layout = _npy_layout(handle, str(path), path.stat().st_size)
+    return _events_reader(path, "npy", None, columns, layout.shape, layout.dtype)
 
 
 def _open_hdf5(path: Path, key: str | None, columns: tuple[str, ...] | None) -> ArrayReader:
-    # deferred: h5py loads slowly
-    import h5py
-
-    with h5py.File(path, "r") as handle:
-        keys: list[str] = []
-        handle.visititems(
-            lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None
-        )
-        key = _pick_key(path, keys, key, "dataset")
-        dataset = handle[key]
-        shape, dtype = dataset.shape, dataset.dtype
-    if len(shape) < 1:
-        raise DataError(f"{path} '{key}': a scalar is not a set of events")
-    names, width = _check_fields(path, dtype, columns, shape)
-    return ArrayReader(path, "hdf5", key, names, int(shape[0]), width)
+    with open_hdf5(path) as handle:
+        # a named key may be reached through a soft link (which stays inside the file)
+        key = key if key is not None else _pick_key(path, handle.datasets, key, "dataset")
+        dataset = handle.dataset(key)
+        shape, dtype = tuple(int(d) for d in dataset.shape), dataset.dtype
+    return _events_reader(path, "hdf5", key, columns, shape, dtype)
 
 
 def _open_parquet(path: Path, key: str | None, columns: tuple[str, ...] | None) -> ArrayReader:

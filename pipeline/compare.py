@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hepfpga.errors import DataError
 from hepfpga.pipeline.run import MODELS
-from hepfpga.pipeline.run_report import REPORT_FILE, RunReport
+from hepfpga.pipeline.run_report import REPORT_FILE, RunReport, RunScores
 from hepfpga.pipeline.summary import RunSummary
 from hepfpga.pipeline.tasks import RUN_TASKS, run_task_for
 from hepfpga.train.tasks import TASKS
@@ -46,7 +46,8 @@ def _firmware_exactness(report: RunReport) -> str:
 
 def load_run(folder: str | Path) -> RunSummary:
     """The summary of the run in ``folder``; a :class:`DataError` naming the folder if it is
-    not a directory, holds no ``report.json``, or that file is not a hepfpga run report."""
+    not a directory, holds no ``report.json``, or that file is not a hepfpga run report, or
+    its ``scores.npz`` does not follow the schema (:class:`RunScores`)."""
     folder = Path(folder)
     path = folder / REPORT_FILE
     if not folder.is_dir():
@@ -61,6 +62,7 @@ def load_run(folder: str | Path) -> RunSummary:
         )
     report = RunReport.read(path)
     task = run_task_for(report, str(path))
+    RunScores.read(folder, report)  # the overlays read it again: checked here, first
     try:
         headline = task.figures.headline(report)
         tables = tuple(task.figures.tables(report))

@@ -157,7 +157,29 @@ def parse_config(
     config = build(PipelineConfig, data, source=source)
     if base_dir is not None and config.data.path is not None and not config.data.path.is_absolute():
         config = replace(config, data=replace(config.data, path=base_dir / config.data.path))
-    return config
+    return _resolve_trigger_background(config, source, base_dir)
+
+
+def _resolve_trigger_background(
+    config: PipelineConfig, source: str | None, base_dir: Path | None
+) -> PipelineConfig:
+    """``task.trigger_rates.background`` resolved like ``data.path``, and refused when it names
+    nothing (before any training)."""
+    rates = getattr(config.task, "trigger_rates", None)
+    if rates is None or rates.background is None:
+        return config
+    path = rates.background
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    if not path.exists():
+        raise ConfigError(
+            f"no such file or folder: {path}; expected a jet file (the formats data.path "
+            "reads) holding the background sample, or null for the run's test jets",
+            path="task.trigger_rates.background",
+            source=source,
+        )
+    task: Any = config.task  # a task section with trigger_rates (classification, anomaly)
+    return replace(config, task=replace(task, trigger_rates=replace(rates, background=path)))
 
 
 def load_config(path: str | Path) -> PipelineConfig:

@@ -2,7 +2,8 @@
 
 Per-layer bit widths naming no layer of the model, and a model the firmware cannot unroll
 (:func:`firmware_fit_problem`), are :class:`~hepfpga.errors.ConfigError` s at their config path
-from the untrained model the architecture builds.
+from the untrained model the architecture builds. With ``hardware.enabled``, the RTL flow's
+tools (Verilator, and yosys with ``hardware.synthesize``) must be installed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 
 from hepfpga.errors import ConfigError
 from hepfpga.firmware.options import IOType, Strategy
+from hepfpga.firmware.rtl.sim import find_verilator
+from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.pipeline.run import Run, StageResult
 from hepfpga.pipeline.stages import DataResult
 from hepfpga.train.architectures import build_model
@@ -84,7 +87,8 @@ def firmware_fit_problem(model: Any, options: Any) -> ConfigError | None:
 
 def preflight_stage(run: Run) -> PreflightResult:
     """Refuse, before any training, what the config cannot do: per-layer bit widths naming no
-    layer of the model, a model the firmware cannot unroll. Builds the untrained model."""
+    layer of the model, a model the firmware cannot unroll, a hardware stage without its
+    tools. Builds the untrained model."""
     data = run.get(DataResult)
     config = run.config
     model = build_model(data.inputs.input_shape, len(data.classes), config.model, seed=config.seed)
@@ -95,4 +99,8 @@ def preflight_stage(run: Run) -> PreflightResult:
     problem = firmware_fit_problem(model, config.firmware)
     if problem is not None:
         raise problem
+    if config.hardware.enabled:  # found now, not after training (the hardware stage)
+        find_verilator()
+        if config.hardware.synthesize:
+            find_yosys()
     return PreflightResult(int(model.count_params()))

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.artifacts import write_text_atomic
+from hepfpga.artifacts import check_destination, write_text_atomic
 from hepfpga.errors import DataError
 from hepfpga.pipeline.html import Raw, escape, figure, mark, note, number, table
 from hepfpga.pipeline.run import MODELS, SCORES_FILE
-from hepfpga.pipeline.run_report import RunReport
+from hepfpga.pipeline.run_report import RunReport, RunScores
 from hepfpga.pipeline.tasks import RUN_TASKS, run_task_for
 from hepfpga.train.curves import plot_learning_curves, plot_score_compatibility
 from hepfpga.train.saliency import Saliency, plot_saliency
@@ -456,27 +456,27 @@ def render_report_html(
 
 
 def write_report_html(run_dir: Path) -> Path:
-    """(Re)build ``run_dir/report.html`` from ``report.json`` and ``scores.npz`` there; the
-    page is written atomically. Returns its path."""
+    """(Re)build ``run_dir/report.html`` from ``report.json`` and ``scores.npz`` there (both
+    read by their typed readers, :class:`RunReport` and :class:`RunScores`); the page's
+    destination is checked before anything is read and the page written atomically. Returns
+    its path."""
     run_dir = Path(run_dir)
     report_path = run_dir / "report.json"
     if not report_path.is_file():
         raise DataError(f"{run_dir} is not a run folder: it has no report.json")
+    out = run_dir / REPORT_FILE
+    check_destination(out, kind="file", overwrite=True)
     try:
         content = json.loads(report_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{report_path} is not valid JSON: {exc}") from exc
     report = RunReport.from_content(content, str(report_path), strict=False)
-    scores: dict[str, np.ndarray] = {}
-    scores_path = run_dir / SCORES_FILE
-    if scores_path.is_file():
-        with np.load(scores_path, allow_pickle=False) as data:
-            scores = {k: data[k] for k in data.files}
+    loaded = RunScores.read(run_dir, report)
+    scores = dict(loaded.arrays) if loaded is not None else {}
     plots = {
         name: (run_dir / name).read_bytes()
         for name in _plot_names(report)
         if Path(name).name == name and (run_dir / name).is_file()
     }
-    out = run_dir / REPORT_FILE
     write_text_atomic(out, render_report_html(report, scores, plots))
     return out

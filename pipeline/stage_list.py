@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hepfpga.pipeline.analysis import analysis_stage, bdt_stage
-from hepfpga.pipeline.emulation import emulation_stage
+from hepfpga.pipeline.emulation import emulation_stage, trigger_rate_stage
 from hepfpga.pipeline.hardware import hardware_stage
 from hepfpga.pipeline.preflight import preflight_stage
 from hepfpga.pipeline.run import Run, StageResult
@@ -49,6 +49,11 @@ STAGES: list[Stage] = [
     Stage("firmware", "hls4ml conversion and C simulation build", firmware_stage),
     Stage("csim", "verifying the C simulation against QKeras", verification_stage),
     Stage("emulation", "proving the bulk emulator against the C simulation", emulation_stage),
+    Stage(
+        "trigger_rates",
+        "signal efficiency at fixed background acceptance (bulk emulator)",
+        trigger_rate_stage,
+    ),
     Stage("hardware", "RTL, RTL simulation and yosys figures (hardware.enabled)", hardware_stage),
     Stage("evaluation", "evaluating accuracies, ROC curves and AUCs", evaluation_stage),
     Stage("bdt", "DNN vs BDT: boosted trees, conifer emulation and HLS project", bdt_stage),

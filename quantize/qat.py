@@ -402,6 +402,8 @@ def _activation_layer(layer: Any, bits: Bits) -> Any:
     "Reshape",
     "UpSampling1D",
     "UpSampling2D",
+    "GlobalMaxPooling1D",
+    "GlobalAveragePooling1D",
     kind="structural",
 )
 def _same_layer(layer: Any, bits: Bits) -> Any:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hepfpga.errors import DataError
+from hepfpga.reproducibility import seed_everything
 from hepfpga.train.config import FitConfig
 from hepfpga.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, schedule_callbacks
 from hepfpga.train.progress import epoch_progress
@@ -67,7 +68,6 @@ def fit_classifier(
     :mod:`hepfpga.train.progress`).
     """
     # deferred: TensorFlow loads slowly
-    import tensorflow as tf
     from tensorflow import keras
 
     classes = np.unique(np.asarray(y_train))
@@ -77,10 +77,8 @@ def fit_classifier(
             f"all {len(y_train)} training jets have the label {classes.tolist() or '(none)'}; "
             "a classifier needs jets of at least two classes"
         )
-    keras.utils.set_random_seed(seed)
-    # Same seed, same data -> same weights: without this, multi-threaded reductions make
-    # each run (and so each report) slightly different.
-    tf.config.experimental.enable_op_determinism()
+    # Same seed, same data -> same weights (random state, op determinism: one helper)
+    seed_everything(seed)
     model.compile(
         optimizer=build_optimizer(settings),
         loss=keras.losses.SparseCategoricalCrossentropy(),

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hepfpga.artifacts import atomic_file, check_destination, dumps_strict
+from hepfpga.datafiles import open_hdf5, open_npz
 from hepfpga.errors import DataError
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES, JetSample
 
@@ -202,11 +203,12 @@ def _decode(value: Any) -> str:
 
 
 def _read_npz(path: Path) -> JetSample:
+    # the safe reader: headers checked before reading, no pickles, bounded inflation
     try:
-        with np.load(path, allow_pickle=False) as data:
-            keys = set(data.files)
-            metadata = str(data["metadata"]) if "metadata" in keys else ""
-            return _from_mapping(lambda key: data[key], keys, str(path), metadata)
+        with open_npz(path) as archive:
+            keys = set(archive.keys)
+            metadata = str(archive.read("metadata")) if "metadata" in keys else ""
+            return _from_mapping(archive.read, keys, str(path), metadata)
     except DataError:
         raise
     except (OSError, ValueError) as exc:
@@ -214,24 +216,12 @@ def _read_npz(path: Path) -> JetSample:
 
 
 def _read_hdf5(path: Path) -> JetSample:
-    # deferred: h5py loads slowly
-    import h5py
-
+    # the safe reader: no external links, external storage or virtual datasets; bounded reads
     try:
-        with h5py.File(path, "r") as h5:
-            keys = set(h5.keys())
+        with open_hdf5(path) as h5:
+            keys = set(h5.members())
             metadata = h5.attrs.get("metadata", "")
-
-            def get(key: str) -> Any:
-                item = h5[key]
-                if not isinstance(item, h5py.Dataset):
-                    raise DataError(
-                        f"{path}: '{key}' is an HDF5 {type(item).__name__.lower()}, "
-                        "expected a dataset (an array)"
-                    )
-                return item[()]
-
-            return _from_mapping(get, keys, str(path), _decode(metadata))
+            return _from_mapping(h5.read, keys, str(path), _decode(metadata))
     except DataError:
         raise
     except (OSError, ValueError) as exc:

@@ -21,15 +21,18 @@ PyPI build's precompiled-header flag, which g++ here rejects.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hepfpga.artifacts import make_partial_directory
 from hepfpga.errors import DataError, HepfpgaError, MissingDependencyError
 from hepfpga.firmware.rtl.codegen import RTLProject
 from hepfpga.firmware.rtl.report import RTLCheck
@@ -40,6 +43,7 @@ __all__ = [
     "check_rtl",
     "find_verilator",
     "measured_latency",
+    "scratch_folder",
 ]
 
 #: extra clock edges simulated after the last event (room to find a longer real latency)
@@ -79,6 +83,19 @@ int main(int argc, char **argv) {{
     return std::fclose(fo) == 0 ? 0 : 5;
 }}
 """
+
+
+@contextlib.contextmanager
+def scratch_folder(name: str) -> Iterator[Path]:
+    """A fresh folder in the system's temporary folder, removed afterwards. It is named as a
+    ``.partial`` twin of ``TMP/name`` (:func:`hepfpga.artifacts.make_partial_directory`), so
+    one that a killed process (kill -9) leaves behind is removed by the next one made
+    (:func:`hepfpga.artifacts.clean_stale_partials`), not kept forever."""
+    folder, _ = make_partial_directory(Path(tempfile.gettempdir()) / name)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def find_verilator() -> list[str]:
@@ -121,8 +138,8 @@ class Simulator:
                 f"got {codes.shape}"
             )
         cycles = n + self.project.n_stages + LATENCY_MARGIN
-        with tempfile.TemporaryDirectory(prefix="hepfpga-rtl-") as tmp:
-            inp, out = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
+        with scratch_folder("hepfpga-rtl") as tmp:
+            inp, out = tmp / "in.bin", tmp / "out.bin"
             codes.tofile(inp)
             start = time.perf_counter()
             done = subprocess.run(
@@ -188,8 +205,7 @@ def build_simulator(project: RTLProject, *, jobs: int = 2) -> Simulator:
     start = time.perf_counter()
     # Verilator's makefiles break on spaces in paths: build in a fresh temporary folder
     # (sources copied in), keep only the executable
-    with tempfile.TemporaryDirectory(prefix="hepfpga-verilator-") as tmp:
-        work = Path(tmp)
+    with scratch_folder("hepfpga-verilator") as work:
         shutil.copytree(project.path / "src", work / "src")
         shutil.copy(tb, work / "tb.cpp")
         sources = [work / p.relative_to(project.path) for p in project.sources]

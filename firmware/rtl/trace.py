@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.errors import ConversionError
+from hepfpga.errors import ConfigError, ConversionError
 from hepfpga.firmware.hls_config import hls4ml_ready_model, input_fixed_type
 from hepfpga.firmware.layers import registered_handlers
 from hepfpga.firmware.layers.tracers import Tracer
@@ -176,7 +176,15 @@ def trace_model(
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
     model = strip_pruning(model)
-    input_type = input_fixed_type(hls4ml_ready_model(model))
+    try:
+        input_type = input_fixed_type(hls4ml_ready_model(model))
+    except ConfigError as exc:  # its advice (firmware.input_type) is not an option here
+        name = model.inputs[0].node.layer.name
+        raise ConfigError(
+            f"the RTL needs the input type from the model: the input '{name}' is not followed "
+            "by QActivation(quantized_bits(...)); add one to the model (the RTL flow takes "
+            "every type from the quantizers and has no input-type option)"
+        ) from exc
     shape = tuple(int(n) for n in model.inputs[0].shape[1:])
     k, i, f = _kif(input_type)
     options = dict(DEFAULT_SOLVER_OPTIONS if solver_options is None else solver_options)

@@ -22,7 +22,11 @@ leaves out the BDT and the analysis stages (see :data:`ANOMALY_DETECTION`).
 
 Figures: the AUC of the background classes against each signal class (the headline: its mean
 over the signal classes), and the signal efficiency at each background acceptance the run
-measured (None where the acceptance is below one background jet). ``hepfpga compare`` overlays
+measured on the test jets (None where the acceptance is below one background jet), then the
+firmware's signal efficiencies at ``task.trigger_rates.acceptances`` of a large background
+sample with their uncertainties (the ``trigger_rates`` stage of
+:mod:`hepfpga.pipeline.emulation`; None with the reason where the sample cannot resolve the
+acceptance). ``hepfpga compare`` overlays
 background acceptance (log) against signal efficiency, one panel per signal class.
 """
 
@@ -38,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import DataError
+from hepfpga.pipeline.emulation import trigger_rate_tables
 from hepfpga.pipeline.figures import FigureTable, TaskFigures, Value, columns, mean, value
 from hepfpga.pipeline.html import figure, note
 from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check, Run, StageResult, section_as
@@ -377,7 +382,7 @@ def _tables(report: RunReport) -> list[FigureTable]:
         tables.append(
             FigureTable(f"signal efficiency at background acceptance {acceptance}", signals, rows)
         )
-    return tables
+    return tables + trigger_rate_tables(report)
 
 
 def _plots(report: RunReport) -> list[str]:

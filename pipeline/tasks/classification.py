@@ -1,6 +1,8 @@
 """The ``classification`` task of a run: the base stage list as it is
 (:data:`hepfpga.pipeline.stage_list.STAGES`), its figures (accuracy of the float, QKeras and
-HLS models, the headline; one-vs-rest AUC of every class), its ROC section in
+HLS models, the headline; one-vs-rest AUC of every class; the firmware's efficiency of each
+class at fixed acceptances of the others, the ``trigger_rates`` stage of
+:mod:`hepfpga.pipeline.emulation`), its ROC section in
 ``report.html`` and its ROC overlay in ``hepfpga compare`` (one panel per class, one curve per
 run: the HLS scores when the run has firmware, else QKeras)."""
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hepfpga.errors import DataError
+from hepfpga.pipeline.emulation import trigger_rate_tables
 from hepfpga.pipeline.figures import FigureTable, TaskFigures, Value, columns, value
 from hepfpga.pipeline.html import figure
 from hepfpga.pipeline.run import MODELS, SCORES_FILE
@@ -33,7 +36,10 @@ def _tables(report: RunReport) -> list[FigureTable]:
     tests = report.test_figures()
     classes = columns(test["auc"] for test in tests.values())
     rows = {MODELS[m]: {c: value(test["auc"].get(c)) for c in classes} for m, test in tests.items()}
-    return [FigureTable("AUC (one class vs the rest, test jets)", classes, rows)]
+    return [
+        FigureTable("AUC (one class vs the rest, test jets)", classes, rows),
+        *trigger_rate_tables(report),
+    ]
 
 
 def _roc_section(report: RunReport, models: Mapping[str, np.ndarray], labels: np.ndarray) -> str:

@@ -256,3 +256,134 @@ def test_cli_export_triton(run_dir: Path, tmp_path: Path, capsys: pytest.Capture
     config = read_config(tmp_path / "tagger" / "config.pbtxt")
     assert list(config.dynamic_batching.preferred_batch_size) == [16, 32]
     assert main(["export", "triton", str(tmp_path / "nothing"), "--repo", str(tmp_path)]) == 2
+
+
+# -- names and existing repositories (issue 19) ----------------------------------------------
+
+
+def _tree(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder``: its bytes and modification time (ns)."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _graph_with_names(path: Path, input_name: str, output_name: str, width: int = 3) -> Path:
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    x = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", width])
+    y = helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", 2])
+    w = numpy_helper.from_array(np.ones((width, 2), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", [input_name, "w"], [output_name])], "g", [x], [y], [w]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name", ['quoted "name"', "back\\slash", "it's", "jet tagger v2", "étiqueteur"]
+)
+def test_names_are_escaped_in_config_pbtxt(tmp_path: Path, name: str) -> None:
+    """Names with quotes, backslashes, spaces and non-ASCII letters are written escaped: Triton's
+    parser reads back the same names, and the repository serves under them."""
+    source = _graph_with_names(tmp_path / "m.onnx", f"in {name}\n\t", f'out "{name}"')
+    result = export_triton_repository(source, tmp_path / "repo", name=name)
+    config = read_config(result.config_path)
+    assert config.name == name
+    assert [t.name for t in config.input] == [f"in {name}\n\t"]
+    assert [t.name for t in config.output] == [f'out "{name}"']
+    (served,) = discover_models(tmp_path / "repo")
+    assert served.spec.name == name and served.spec.inputs[0].name == f"in {name}\n\t"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        (".hidden", "starts with '.'"),
+        ("a/b", "contains '/'"),
+        ("two\nlines", r"contains '\n'"),
+        ("nul\x00", r"contains '\x00'"),
+        ("x" * 256, "256 bytes long"),
+    ],
+    ids=["hidden", "slash", "newline", "nul", "too-long"],
+)
+def test_invalid_names_are_refused_in_one_line(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, name: str, reason: str
+) -> None:
+    code = main(["export", "triton", str(run_dir), "--repo", str(tmp_path / "r"), "--name", name])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "invalid model name" in lines[0] and reason in lines[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_negative_onnx_dims_are_refused(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, save
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", -4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", -4])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    save(helper.make_model(graph), tmp_path / "m.onnx")
+    with pytest.raises(ModelFileError, match=r"has the shape \[-1, -4\]"):
+        export_triton_repository(tmp_path / "m.onnx", tmp_path / "repo")
+
+
+def test_a_new_version_never_touches_the_others(run_dir: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    export_triton_repository(run_dir, repo, name="jets", max_batch_size=8)
+    before = _tree(repo / "jets")
+    export_triton_repository(run_dir, repo, name="jets", version=2)
+    after = _tree(repo / "jets")
+    assert {k: v for k, v in after.items() if not k.startswith("2/")} == before
+    assert after["2/model.onnx"][0] == (run_dir / "model.onnx").read_bytes()
+    assert read_config(repo / "jets" / "config.pbtxt").max_batch_size == 8  # kept as written
+    assert [m.version for m in discover_models(repo)] == [2]  # latest policy: served
+    spec, _ = parse_config(repo / "jets" / "config.pbtxt")
+    assert spec.max_batch_size == 8
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_batch_size": 16}, "max_batch_size 8, which every version is served with"),
+        ({"instance_count": 3}, "instances 1"),
+        ({"dynamic_batching": False}, "dynamic batching"),
+        ({"other_model": True}, "does not fit the config of model 'jets'"),
+        ({"version": 1}, "already exists"),
+    ],
+    ids=["max-batch-size", "instances", "batching", "other-inputs", "same-version"],
+)
+def test_clashes_with_an_existing_model_are_refused(
+    run_dir: Path, tmp_path: Path, kwargs: dict, message: str
+) -> None:
+    repo = tmp_path / "repo"
+    export_triton_repository(run_dir, repo, name="jets", max_batch_size=8)
+    before = _tree(repo)
+    source = run_dir
+    if kwargs.pop("other_model", False):
+        source = _graph_with_names(tmp_path / "other.onnx", "input", "softmax", width=7)
+    kwargs.setdefault("version", 2)
+    with pytest.raises(ConfigError, match=message):
+        export_triton_repository(source, repo, name="jets", **kwargs)
+    assert _tree(repo) == before
+    assert [m.version for m in discover_models(repo)] == [1]
+
+
+def test_a_config_is_not_written_over_versions_it_does_not_fit(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """A model folder without config.pbtxt: the versions already there must fit the one the
+    new version brings, or they would stop being served."""
+    repo = tmp_path / "repo"
+    (repo / "jets" / "1").mkdir(parents=True)
+    _graph_with_names(repo / "jets" / "1" / "model.onnx", "input", "softmax", width=7)
+    before = _tree(repo)
+    with pytest.raises(ConfigError, match="version 1 of model 'jets'"):
+        export_triton_repository(run_dir, repo, name="jets", version=2)
+    assert _tree(repo) == before

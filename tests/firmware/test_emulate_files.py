@@ -102,7 +102,7 @@ def test_unknown_missing_and_corrupt_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         open_array(tmp_path / "x.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="cannot read it as npz"):
+    with pytest.raises(DataError, match="cannot be read as npz"):
         open_array(tmp_path / "bad.npz")
 
 

@@ -76,6 +76,20 @@ def test_hls_logits_are_bit_exact_and_onnx_matches(small_run) -> None:
         assert set(report[model]["test"]["auc"]) == {"q", "g", "W", "Z", "t"}
 
 
+def test_trigger_rates_say_why_the_test_jets_cannot_resolve_them(small_run) -> None:
+    _, result = small_run
+    report = json.loads((result.run_dir / "report.json").read_text())
+    rates = report["trigger_rates"]
+    assert rates["status"] == "measured" and rates["background"].startswith("the run's test")
+    assert rates["background_classes"]["q"] == ["g", "W", "Z", "t"]
+    n = rates["n_background"]["q"]
+    assert n < 1000  # 300 test jets
+    for acceptance in ("0.001", "0.0001", "1e-05"):
+        cell = rates["efficiencies"]["q"][acceptance]
+        assert cell["efficiency"] is None and cell["n_background"] == n
+        assert cell["reason"].startswith(f"not resolved: {float(acceptance):g} x {n:,}")
+
+
 def test_existing_run_is_refused_before_any_work(small_run) -> None:
     config, result = small_run
     before = sorted(p.name for p in result.run_dir.iterdir())

@@ -20,12 +20,21 @@ def ae_run(tmp_path_factory: pytest.TempPathFactory, make_jets_module):
     base = tmp_path_factory.mktemp("anomaly")
     data = base / "jets.npz"
     save_sample(make_jets_module(1000, seed=5), data)
+    # a larger background sample for the trigger rates (~4,800 q and g jets of 12,000)
+    save_sample(make_jets_module(12_000, seed=6), base / "background.npz")
     config = parse_config(
         {
             "name": "ae_small",
             "output_dir": str(base / "runs"),
             "seed": 4,
-            "task": {"name": "anomaly_detection", "background_acceptances": [0.1, 0.01, 1e-4]},
+            "task": {
+                "name": "anomaly_detection",
+                "background_acceptances": [0.1, 0.01, 1e-4],
+                "trigger_rates": {
+                    "background": str(base / "background.npz"),
+                    "acceptances": [1e-2, 1e-3, 1e-5],
+                },
+            },
             "data": {"path": str(data)},
             "model": {"architecture": "ae", "encoder_units": [8], "latent_dim": 2},
             "training": {"epochs": 6, "batch_size": 64},
@@ -90,6 +99,40 @@ def test_anomaly_score_on_chip(ae_run) -> None:
         assert "Subtract" in report["firmware"]["reason"]
         assert report["status"] == "incomplete" and ae_run.passed
         assert report["checks"]["identical_trigger_decisions"]["passed"] is None
+
+
+def test_trigger_rates_are_the_firmwares_on_the_background_sample(ae_run) -> None:
+    report = ae_run.report
+    rates = report["trigger_rates"]
+    if report["firmware"]["status"] != "built":
+        assert rates["status"] == "not available" and "no firmware" in rates["reason"]
+        return
+    assert rates["status"] == "measured"
+    assert rates["background"].endswith("background.npz")
+    assert rates["background_classes"]["t"] == ["q", "g"]
+    n_background = rates["n_background"]["t"]
+    assert 4400 < n_background < 5200  # the q and g jets of the 12,000
+    scores = np.load(ae_run.run_dir / "scores.npz")
+    t_index = report["data"]["classes"].index("t")
+    hls_t = scores["hls"][scores["labels"] == t_index]  # the C simulation's test scores
+    for per_acceptance in rates["efficiencies"].values():
+        resolved = per_acceptance["0.01"]
+        low, high = resolved["efficiency_interval"]
+        assert low <= resolved["efficiency"] <= high
+        t_low, t_high = resolved["threshold_interval_efficiency"]
+        assert t_low <= resolved["efficiency"] <= t_high
+        assert resolved["n_background_passing"] <= 0.01 * n_background
+        # 0.001 x ~4,800 = ~4.8 jets expected above it: fewer than 10
+        for acceptance, needs in (("0.001", "10,000"), ("1e-05", "1,000,000")):
+            unresolved = per_acceptance[acceptance]
+            assert unresolved["efficiency"] is None
+            assert f"needs >= {needs} background jets" in unresolved["reason"]
+    # the emulator's threshold applied to the C simulation's own scores gives its efficiency
+    t = rates["efficiencies"]["t"]["0.01"]
+    assert float(np.mean(hls_t > t["threshold"])) == t["efficiency"]
+    page = (ae_run.run_dir / "report.html").read_text()
+    assert "trigger: signal efficiency at background acceptance 0.01 (firmware)" in page
+    assert "needs &gt;= 1,000,000 background jets" in page or "needs >= 1,000,000" in page
 
 
 def test_triton_repository_serves_the_score(ae_run, tmp_path) -> None:

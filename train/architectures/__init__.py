@@ -29,6 +29,7 @@ from hepfpga.train.architectures import (  # noqa: F401  (registered on import)
     ae,
     cnn,
     conv_ae,
+    deepsets,
     gan,
     garnet,
     mlp,

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hepfpga.errors import ConfigError
+from hepfpga.reproducibility import seed_everything
 from hepfpga.train.architectures._base import Architecture, register_architecture
 from hepfpga.train.config import DataConfig, ModelConfig, check_widths, positive
 from hepfpga.train.fit import FitResult
@@ -291,11 +292,9 @@ def fit_reconstruction(
     (module docstring). Deterministic for a given ``seed``."""
     # deferred: TensorFlow loads slowly
     import tensorflow as tf
-    from tensorflow import keras
 
     model = parts["autoencoder"]
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_everything(seed)
     model.compile(optimizer=build_optimizer(settings), loss="mse")
     noise = float(getattr(config, "noise_std", 0.0))
     x_train = np.ascontiguousarray(x_train, dtype=np.float32)

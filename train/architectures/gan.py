@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hepfpga.errors import ConfigError
+from hepfpga.reproducibility import seed_everything
 from hepfpga.train.architectures._base import Architecture, register_architecture
 from hepfpga.train.architectures._tracked import fit_tracked, tracked_model
 from hepfpga.train.config import DataConfig, ModelConfig, check_widths
@@ -174,14 +175,9 @@ def fit_gan(
     """Train generator and discriminator adversarially for ``settings.epochs`` epochs (module
     docstring). The result's ``best_epoch`` is the last one and ``best_val_loss`` the
     generator's loss on the validation jets then (no early stopping for a GAN)."""
-    # deferred: TensorFlow loads slowly
-    import tensorflow as tf
-    from tensorflow import keras
-
     if settings.optimizer == "adam" and settings.beta_1 is None:
         settings = replace(settings, beta_1=0.5)  # the usual GAN setting
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_everything(seed)
     trainer = _trainer(parts, config, build_optimizer(settings))
     trainer.compile(optimizer=build_optimizer(settings))
     h, seconds = fit_tracked(

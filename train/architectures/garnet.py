@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from hepfpga.errors import ConfigError
+from hepfpga.reproducibility import seed_everything
 from hepfpga.train.architectures._base import Architecture, FirmwareForm, register_architecture
 from hepfpga.train.architectures.mlp import dense_head, kernel_regularizer
 from hepfpga.train.config import DataConfig, ModelConfig, check_regularization, check_widths
@@ -88,7 +89,7 @@ def build_garnet(
     # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     inputs = keras.Input(input_shape, name="input")
     x = garnet_classes()["GarNet"](
         config.aggregators,

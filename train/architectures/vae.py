@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from hepfpga.reproducibility import seed_everything
 from hepfpga.train.architectures._base import Architecture, register_architecture
 from hepfpga.train.architectures._tracked import fit_tracked, tracked_model
 from hepfpga.train.architectures.ae import (
@@ -163,12 +164,7 @@ def fit_vae(
 ) -> FitResult:
     """Fit encoder and decoder together on the loss of the module docstring (early stopping
     on the validation loss, evaluated with ``z = mu``). Deterministic for a given ``seed``."""
-    # deferred: TensorFlow loads slowly
-    import tensorflow as tf
-    from tensorflow import keras
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_everything(seed)
     trainer = _trainer(parts["encoder"], parts["decoder"], config.latent_dim, config.kl_weight)
     trainer.compile(optimizer=build_optimizer(settings))
     callbacks = [*schedule_callbacks(settings, settings.epochs), _early_stopping(settings)]

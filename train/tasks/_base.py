@@ -6,12 +6,13 @@ metrics; the package imports the built-in tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hepfpga._schema import build
 from hepfpga.errors import ConfigError
 from hepfpga.registry import Registry
+from hepfpga.train.trigger_rates import TriggerRateConfig
 
 __all__ = [
     "METRICS",
@@ -88,9 +89,12 @@ class TaskConfig:
 @dataclass(frozen=True)
 class ClassificationConfig(TaskConfig):
     """``classification``: every class of the sample, cross-entropy, accuracy and
-    one-vs-rest AUC per class (the checks are in the ``verification`` section)."""
+    one-vs-rest AUC per class (the checks are in the ``verification`` section);
+    ``trigger_rates``: each class's efficiency at fixed acceptances of the others
+    (:mod:`hepfpga.train.trigger_rates`)."""
 
     name: str = "classification"
+    trigger_rates: TriggerRateConfig = field(default_factory=TriggerRateConfig)
 
 
 @dataclass(frozen=True)

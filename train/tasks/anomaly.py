@@ -21,7 +21,7 @@ when its score is strictly above it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from hepfpga.errors import ConfigError, DataError
 from hepfpga.registry import Registry
 from hepfpga.train.roc_plot import ROC_LINE_STYLES, draw_roc, finish_roc_axes
 from hepfpga.train.tasks._base import Metric, Task, TaskConfig, register_metric, register_task
+from hepfpga.train.trigger_rates import TriggerRateConfig
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -62,7 +63,9 @@ class AnomalyDetectionConfig(TaskConfig):
     the background fraction the trigger threshold keeps (set on the validation background);
     ``min_identical_decisions``: required fraction of test jets whose trigger decision is the
     same in QKeras and in the firmware (None: only reported); ``max_auc_drop``: float minus
-    QKeras AUC allowed for every signal class.
+    QKeras AUC allowed for every signal class; ``trigger_rates``: the signal efficiencies at
+    fixed acceptances of a (large) background sample through the firmware's bulk emulator
+    (:mod:`hepfpga.train.trigger_rates`).
     """
 
     name: str = "anomaly_detection"
@@ -72,6 +75,7 @@ class AnomalyDetectionConfig(TaskConfig):
     trigger_acceptance: float = 1e-2
     min_identical_decisions: float | None = 1.0
     max_auc_drop: float = 0.05
+    trigger_rates: TriggerRateConfig = field(default_factory=TriggerRateConfig)
 
     def __post_init__(self) -> None:
         TaskConfig.__post_init__(self)
