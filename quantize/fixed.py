@@ -13,10 +13,23 @@ import numpy as np
 from hepfpga.errors import ConversionError
 from hepfpga.fixed_point import MAX_WIDTH, FixedType, Rounding, Saturation
 
-__all__ = ["MAX_WIDTH", "FixedType", "Rounding", "Saturation", "from_quantizer"]
+__all__ = [
+    "LEARNED_SCALES",
+    "MAX_WIDTH",
+    "FixedType",
+    "Rounding",
+    "Saturation",
+    "from_quantizer",
+    "learned_scale",
+    "learned_scale_values",
+]
 
 
 _SUPPORTED_QUANTIZERS = ("quantized_bits", "quantized_relu", "binary", "ternary")
+#: ``alpha`` values of a learned per-channel scale (QKeras computes it from the weights)
+LEARNED_SCALES = ("auto", "auto_po2")
+#: the weight quantizers a learned scale is accepted on (factored out of the weights)
+_SCALED_QUANTIZERS = ("quantized_bits", "binary", "ternary")
 
 
 def _as_number(value: Any) -> Any:
@@ -39,7 +52,52 @@ def _unit_alpha(alpha: Any) -> bool:
     return bool(np.all(np.asarray(alpha, dtype=np.float64) == 1.0))
 
 
-def from_quantizer(quantizer: Any) -> FixedType:
+def _quantizer_object(quantizer: Any) -> Any:
+    from qkeras.quantizers import get_quantizer  # heavy (TensorFlow), so imported late
+
+    try:
+        return get_quantizer(quantizer)
+    except Exception as exc:  # QKeras raises bare ValueError/KeyError for unknown names
+        raise ConversionError(
+            f"{quantizer!r} is not a QKeras quantizer; "
+            f"supported: {', '.join(_SUPPORTED_QUANTIZERS)}"
+        ) from exc
+
+
+def learned_scale(quantizer: Any) -> str | None:
+    """``'auto'`` or ``'auto_po2'`` when ``quantizer`` learns a per-channel scale from the
+    values it quantizes (``alpha='auto'``/``'auto_po2'``), else None.
+
+    QKeras turns the plain strings ``'binary'`` and ``'ternary'`` into such quantizers
+    (``binary(alpha='auto_po2')``, ``ternary(alpha='auto_po2')``), so a layer written with
+    ``kernel_quantizer='binary'`` has a learned scale.
+    """
+    alpha = getattr(_quantizer_object(quantizer), "alpha", None)
+    return alpha if isinstance(alpha, str) and alpha in LEARNED_SCALES else None
+
+
+def learned_scale_values(quantizer: Any, weights: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(unscaled, scale)`` of a learned-scale weight quantizer applied to ``weights``:
+    QKeras multiplies with ``scale * unscaled``, ``scale`` one float32 per output channel (the
+    last axis; a power of two for ``auto_po2``) and ``unscaled`` on the grid of
+    ``from_quantizer(quantizer, unscaled=True)``. hls4ml's ``qkeras_factorize_alpha`` pass
+    makes the same split (the weights of the layer hold ``unscaled``, an ``ApplyAlpha`` layer
+    multiplies by ``scale`` and adds the bias). A fresh quantizer is built from the
+    quantizer's config, so the layer's own one is not touched.
+    """
+    import tensorflow as tf  # heavy, so imported late
+
+    obj = _quantizer_object(quantizer)
+    fresh = type(obj).from_config(obj.get_config())
+    values = np.asarray(fresh(tf.convert_to_tensor(np.asarray(weights, dtype=np.float32))))
+    scale = np.asarray(getattr(fresh.scale, "numpy", lambda: fresh.scale)(), dtype=np.float32)
+    channel = np.broadcast_to(scale.reshape(-1), (values.shape[-1],)).astype(np.float64)
+    # alpha='auto': scale * z was rounded to float32; the codes are back on the grid here
+    unscaled = from_quantizer(obj, unscaled=True).quantize(values.astype(np.float64) / channel)
+    return unscaled, channel
+
+
+def from_quantizer(quantizer: Any, *, unscaled: bool = False) -> FixedType:
     """The :class:`FixedType` a QKeras quantizer's outputs are exactly the values of.
 
     ``quantizer`` is a QKeras quantizer object, its config dict (``{"class_name": ...,
@@ -68,21 +126,22 @@ def from_quantizer(quantizer: Any) -> FixedType:
     for ``quantized_bits(6, 0)`` up to about ``|x| < 2**19``. Beyond that QKeras' output is not
     even on the grid, while ``ap_fixed`` saturates; bit-exactness is promised inside that bound.
 
+    ``unscaled=True`` (weights of a Dense/Conv): a *learned scale* (``alpha='auto'`` or
+    ``'auto_po2'``, see :func:`learned_scale`) is accepted on ``quantized_bits``, ``binary``
+    and ``ternary``, and the type returned is that of the *unscaled* values (QKeras' integer
+    codes ``z`` times ``2**(integer-bits+1)``, i.e. the ``alpha=1`` type above; -1/+1 and
+    -1/0/+1 for binary/ternary). The per-channel scale is applied as a step of its own
+    (:func:`learned_scale_values`): for ``auto_po2`` a power of two, exact; for ``auto`` a
+    float32 number, which the firmware holds exactly (24 significant bits) while QKeras rounds
+    each ``scale * z`` product and sum to float32.
+
     Refused with :class:`~hepfpga.errors.ConversionError`: ``alpha`` other than ``None``/1
     (``'auto'``, ``'auto_po2'`` and per-channel scales multiply by a learned factor that is no
-    fixed-point type), stochastic rounding, ``qnoise_factor != 1``, ``quantized_bits`` with a
+    fixed-point type; only weights, with ``unscaled=True``, factor it out), stochastic rounding, ``qnoise_factor != 1``, ``quantized_bits`` with a
     single bit (a sign function), ``quantized_relu`` with ``use_sigmoid``, a negative slope or a
     ``relu_upper_bound`` below its quantized maximum, and every other quantizer class.
     """
-    from qkeras.quantizers import get_quantizer  # heavy (TensorFlow), so imported late
-
-    try:
-        quantizer_obj = get_quantizer(quantizer)
-    except Exception as exc:  # QKeras raises bare ValueError/KeyError for unknown names
-        raise ConversionError(
-            f"{quantizer!r} is not a QKeras quantizer; "
-            f"supported: {', '.join(_SUPPORTED_QUANTIZERS)}"
-        ) from exc
+    quantizer_obj = _quantizer_object(quantizer)
     name = type(quantizer_obj).__name__ if hasattr(quantizer_obj, "get_config") else ""
     if not name:
         name = getattr(quantizer_obj, "__name__", repr(quantizer_obj))
@@ -97,10 +156,20 @@ def from_quantizer(quantizer: Any) -> FixedType:
         raise refuse("stochastic rounding has no hardware equivalent")
     if _as_number(getattr(quantizer_obj, "qnoise_factor", 1.0)) != 1.0:
         raise refuse("qnoise_factor != 1 mixes unquantized values into the output")
-    if not _unit_alpha(getattr(quantizer_obj, "alpha", None)):
+    alpha = getattr(quantizer_obj, "alpha", None)
+    scaled = isinstance(alpha, str) and alpha in LEARNED_SCALES
+    if scaled and unscaled and name in _SCALED_QUANTIZERS:
+        if name == "quantized_bits" and not quantizer_obj.symmetric:
+            raise refuse("QKeras computes a learned scale for symmetric quantizers only")
+    elif not _unit_alpha(alpha):
+        where = (
+            "; a weight quantizer (kernel_quantizer) may learn alpha='auto' or 'auto_po2'"
+            if scaled and not unscaled
+            else ""
+        )
         raise refuse(
             f"alpha={quantizer_obj.alpha!r} scales the values by a learned factor; "
-            "only alpha=None or alpha=1 map to a fixed-point type (use alpha=1)"
+            f"only alpha=None or alpha=1 map to a fixed-point type (use alpha=1){where}"
         )
 
     saturating = (Rounding.RND_CONV, Saturation.SAT)

@@ -131,10 +131,11 @@ class MatmulStep(Step):
         self.output = layer.outputs[0]
         self.patches = patches
         self.shape = out_shape(layer)
-        if product_kind(layer) != "mult":
+        # weight_ternary returns 0, -x or x (decltype(-x): exact), i.e. x * w for w in -1/0/1
+        if product_kind(layer) not in ("mult", "weight_ternary"):
             raise UnsupportedLayerError(
                 f"layer '{layer.name}': hls4ml uses its '{product_kind(layer)}' product "
-                "(binary, ternary or power-of-two weights), which the engine does not reproduce"
+                "(binary or power-of-two weights), which the engine does not reproduce"
             )
         weight_t = layer_type(layer, "weight_t")
         accum_t = layer_type(layer, "accum_t")

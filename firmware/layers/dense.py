@@ -9,6 +9,26 @@ bias and as many fractional bits as the finer of product and bias; ``n_ops`` is 
 layer had a built-in activation, which :mod:`~hepfpga.firmware.layers.graph` splits off) is
 exact. ``padding='same'`` adds zeros, which changes no sum.
 
+*Learned scales* (``kernel_quantizer`` with ``alpha='auto_po2'`` or ``'auto'``; QKeras makes
+every kernel quantizer given without ``alpha`` one, and the strings ``'binary'``/``'ternary'``
+too): QKeras multiplies with ``scale_j * u_ij``, ``u`` on the quantizer's own grid and one
+``scale_j`` per output channel (:func:`hepfpga.quantize.fixed.learned_scale_values`).
+
+* ``auto_po2`` (``scale_j = 2**e_j``): the scaled weights are themselves fixed-point numbers,
+  so the layer is rewritten (:func:`fold_po2_scale`) into the same layer with
+  ``quantized_bits(W, I-1, alpha=1)`` weights holding ``scale_j * u_ij`` exactly: ``I`` =
+  the unscaled type's integer bits + ``max e``, ``W`` = its width + ``max e - min e``. Then
+  the sums are exact as above: **bit-exact**, emulated and traced to RTL like any QDense.
+  (hls4ml's own ``ApplyAlpha`` step stores the exponent in ``max|e| + 1`` bits through
+  ``quantized_po2``, which clips ``2**1`` and ``2**2`` to smaller powers: wrong results.)
+* ``auto`` (a float32 ``scale_j``): the layer sums ``x * u`` exactly in the unscaled type,
+  without the bias, and hls4ml's ``ApplyAlpha`` step (``<name>_alpha``) computes
+  ``acc * scale + bias`` exactly, ``scale`` held with its 24 significant bits. QKeras rounds
+  each ``x * (scale * u)`` product and sum to float32, so the two agree **up to float32
+  rounding** (relative ``~n * 2**-24``): a following quantizer sees a different value only at
+  a rounding tie. The emulator reproduces the firmware (scale-and-shift step); the RTL trace
+  refuses it (a float32 product is not fixed-point arithmetic).
+
 *Float*: weights and biases get ``float_width``-bit types covering their values, the
 accumulator the exact sum of those, the result the profiled range (approximate).
 """
@@ -22,24 +42,37 @@ import numpy as np
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.emulate_engine.steps import conv_step, dense_step
 from hepfpga.firmware.emulate_stream import pointwise_1d_step, pointwise_2d_step
+from hepfpga.firmware.emulate_engine.steps import batchnorm_step
 from hepfpga.firmware.layers._base import (
     DeriveContext,
     Emulation,
     LayerHandler,
     LayerPrecision,
     QKerasMapping,
+    Rewrite,
+    add_type,
     covering_type,
+    product_type,
     register,
+    significant_type,
     sum_type,
 )
-from hepfpga.firmware.layers.tracers import trace_conv, trace_dense
-from hepfpga.quantize.fixed import FixedType, from_quantizer
+from hepfpga.firmware.layers.tracers import po2_folded_type, trace_conv, trace_dense
+from hepfpga.quantize.fixed import FixedType, from_quantizer, learned_scale, learned_scale_values
+
+#: significant bits a float32 learned scale (alpha='auto') is held with
+SCALE_SIGNIFICANT_BITS = 24
 
 
 def weight_types(
-    layer: Any, keys: tuple[str, str] = ("kernel_quantizer", "bias_quantizer")
+    layer: Any,
+    keys: tuple[str, str] = ("kernel_quantizer", "bias_quantizer"),
+    *,
+    scaled: bool = False,
 ) -> tuple[FixedType, FixedType | None]:
-    """The types of a QKeras layer's weights and bias, from its quantizers."""
+    """The types of a QKeras layer's weights and bias, from its quantizers; ``scaled``: the
+    weights may have a learned scale (the type is then that of the unscaled values, see the
+    module doc)."""
     config = layer.get_config()
     types: list[FixedType | None] = []
     for key in keys:
@@ -52,7 +85,7 @@ def weight_types(
                 f"layer '{layer.name}' has no {key}; in a QKeras model every weight must be "
                 "quantized for bit-exact firmware"
             )
-        fixed = from_quantizer(quantizer)
+        fixed = from_quantizer(quantizer, unscaled=scaled and key == keys[0])
         if not fixed.signed and fixed.width > 1:
             # hls4ml 1.3 stores weights in the quantizer's own hls_type, which ignores
             # keep_negative=False and so drops the least significant bit
@@ -80,6 +113,97 @@ def n_ops(layer: Any) -> int:
     return int(np.prod(kernel.shape[:-1]))
 
 
+def kernel_scale(layer: Any) -> str | None:
+    """``'auto'``/``'auto_po2'`` when ``layer``'s kernel quantizer learns a per-channel scale."""
+    quantizer = layer.get_config().get("kernel_quantizer")
+    return None if quantizer is None else learned_scale(quantizer)
+
+
+def fold_po2_scale(layer: Any) -> Any:
+    """The rewrite of a QDense/QConv whose kernel quantizer has ``alpha='auto_po2'``: the same
+    layer with ``quantized_bits(W, I-1, alpha=1)`` weights that hold ``2**e_j * u_ij`` exactly
+    (see the module doc); None for any other layer. Its weights: :func:`folded_weights`."""
+    if kernel_scale(layer) != "auto_po2":
+        return None
+    folded, fixed = _folded(layer)
+    config = layer.get_config()
+    config["kernel_quantizer"] = {
+        "class_name": "quantized_bits",
+        "config": {"bits": fixed.width, "integer": fixed.integer - 1, "alpha": 1},
+    }
+    if config.get("activation") not in (None, "linear"):
+        config["activation"] = "linear"  # ready_model splits it off into a layer of its own
+    replacement = type(layer).from_config(config)
+    check = from_quantizer(config["kernel_quantizer"])
+    if not np.array_equal(check.quantize(folded), folded):  # pragma: no cover - by design
+        raise ConversionError(f"layer '{layer.name}': the folded weights are not on {check}")
+    return replacement
+
+
+def folded_weights(layer: Any) -> list[Any]:
+    """The weights of :func:`fold_po2_scale`'s layer: the folded kernel, the others as they
+    are."""
+    weights = layer.get_weights()
+    weights[0] = _folded(layer)[0].astype(np.float32)
+    return weights
+
+
+def _folded(layer: Any) -> tuple[np.ndarray, FixedType]:
+    quantizer = layer.get_config()["kernel_quantizer"]
+    unscaled, scale = learned_scale_values(quantizer, layer.get_weights()[0])
+    utype = weight_types(layer, scaled=True)[0]
+    fixed = po2_folded_type(utype, scale, f"layer '{layer.name}' kernel")
+    return unscaled * scale, fixed
+
+
+def _scaled(layer: Any, x: FixedType) -> LayerPrecision:
+    """The types of a layer whose kernel has a float learned scale (``alpha='auto'``): the
+    unscaled exact sum, then hls4ml's ``ApplyAlpha`` (``acc * scale + bias``, exact)."""
+    weight, bias = weight_types(layer, scaled=True)
+    acc = sum_type(x, weight, None, n_ops(layer))
+    _, scale_values = learned_scale_values(
+        layer.get_config()["kernel_quantizer"], layer.get_weights()[0]
+    )
+    scale = significant_type(scale_values, SCALE_SIGNIFICANT_BITS)
+    product = product_type(acc, scale)
+    result = add_type(product, bias) if bias is not None else product
+    return LayerPrecision(
+        layer.name,
+        type(layer).__name__,
+        result,
+        accum=acc,
+        weight=weight,
+        bias=bias,
+        scale=scale,
+        source="exact sum, then learned scale (alpha='auto', float32 scale) and bias",
+    )
+
+
+def _alpha_entries(
+    layer: Any, types: LayerPrecision, inputs: list[FixedType]
+) -> dict[str, dict[str, Any]]:
+    """hls4ml's entries of a layer with a float learned scale: the layer itself sums without
+    the bias, ``<name>_alpha`` (inserted by hls4ml) scales and adds the bias."""
+    if kernel_scale(layer) != "auto" or types.accum is None or types.scale is None:
+        return {}
+    acc = types.accum.to_hls()
+    own: dict[str, str] = {"result": acc, "accum": acc}
+    if types.weight is not None:
+        own["weight"] = types.weight.to_hls()
+    bias = types.bias if types.bias is not None else FixedType(2, 2, True)
+    own["bias"] = bias.to_hls()
+    alpha = {
+        "result": types.result.to_hls(),
+        "scale": types.scale.to_hls(),
+        "bias": bias.to_hls(),
+    }
+    return {layer.name: {"Precision": own}, f"{layer.name}_alpha": {"Precision": alpha}}
+
+
+def _traced_as(layer: Any) -> str:
+    return f"{layer.name}_alpha" if kernel_scale(layer) == "auto" else str(layer.name)
+
+
 def _dense(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
     (x,) = inputs
     kind = type(layer).__name__
@@ -91,6 +215,8 @@ def _dense(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrec
             f"layer '{name}' still has its built-in activation {config['activation']!r}; "
             "convert hepfpga.firmware.hls_config.hls4ml_ready_model(model)"
         )
+    if kind.startswith("Q") and kernel_scale(layer) == "auto":
+        return _scaled(layer, x)
     if kind.startswith("Q"):
         weight, bias = weight_types(layer)
         result = sum_type(x, weight, bias, n_ops(layer))
@@ -135,11 +261,17 @@ register(
         classes=("Dense", "QDense", "Conv1D", "Conv2D", "QConv1D", "QConv2D"),
         derive=_dense,
         exactness="QKeras: weights in their quantizers' types, exact sums (any padding): "
-        "bit-exact. Float: profiled result, approximate. A built-in activation is split into "
-        "'<name>_<activation>' (judged as that activation)",
+        "bit-exact. Learned scale alpha='auto_po2' (also kernel quantizers without alpha, "
+        "'binary', 'ternary'): folded into weights of an ap_fixed wide enough for "
+        "2**e * u: bit-exact. alpha='auto' (float32 scale): exact sum, then "
+        "'<name>_alpha' = acc * scale + bias exactly, scale with 24 significant bits: equal "
+        "to QKeras up to float32 rounding. Float: profiled result, approximate. A built-in "
+        "activation is split into '<name>_<activation>' (judged as that activation)",
         emulation=Emulation(
-            "matrix product (im2col for convolutions; io_parallel)",
+            "matrix product (im2col for convolutions; io_parallel); a float learned scale: "
+            "scale-and-shift step",
             steps={
+                "ApplyAlpha": batchnorm_step,
                 "Dense": dense_step,
                 "Conv1D": conv_step(1),
                 "Conv2D": conv_step(2),
@@ -151,6 +283,10 @@ register(
             ("Dense", "Conv1D", "Conv2D"), "QDense, QConv1D, QConv2D are QKeras layers themselves"
         ),
         rtl={"QDense": trace_dense, "QConv1D": trace_conv, "QConv2D": trace_conv},
+        exact=lambda layer: kernel_scale(layer) != "auto",
+        rewrite=Rewrite(fold_po2_scale, folded_weights),
+        hls_entries=_alpha_entries,
+        traced_as=_traced_as,
         multiplications=multiplications,
     )
 )

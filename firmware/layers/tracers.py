@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
-from hepfpga.quantize.fixed import FixedType, from_quantizer
+from hepfpga.quantize.fixed import (
+    FixedType,
+    Rounding,
+    Saturation,
+    from_quantizer,
+    learned_scale,
+    learned_scale_values,
+)
 
 __all__ = [
     "Rounder",
@@ -29,6 +36,7 @@ __all__ = [
     "trace_flatten",
     "trace_identity",
     "trace_maxpool",
+    "po2_folded_type",
     "trace_reshape",
 ]
 
@@ -65,11 +73,43 @@ def _on_grid(values: np.ndarray, quantizer: Any, what: str) -> np.ndarray:
     return values
 
 
+def po2_folded_type(unscaled: FixedType, scale: np.ndarray, what: str) -> FixedType:
+    """The exact type of ``scale_j * u`` for ``u`` of type ``unscaled`` and power-of-two
+    ``scale_j`` (a learned ``alpha='auto_po2'`` scale): ``max e`` more integer bits and
+    ``-min e`` more fractional bits, ``ap_fixed<W + max e - min e, I + max e, AP_RND_CONV,
+    AP_SAT>``."""
+    exponents = np.log2(np.asarray(scale, dtype=np.float64))
+    if not np.all(exponents == np.round(exponents)):
+        raise ConversionError(f"{what}: the learned scale {scale} is not a power of two")
+    top, bottom = int(exponents.max()), int(exponents.min())
+    return FixedType(
+        unscaled.width + top - bottom,
+        unscaled.integer + top,
+        True,
+        Rounding.RND_CONV,
+        Saturation.SAT,
+    )
+
+
 def _quantized(layer: Any, key: str, weights: Any) -> np.ndarray:
     quantizer = _quantizer_of(layer, f"{key}_quantizer")
     what = f"layer '{layer.name}' {key}"
     if quantizer is None:
         raise ConversionError(f"{what} has no quantizer; the RTL needs quantized weights")
+    scale = learned_scale(quantizer) if key == "kernel" else None
+    if scale == "auto":
+        raise ConversionError(
+            f"{what}: {quantizer} learns a float32 scale (alpha='auto'), which QKeras applies "
+            "in float32 arithmetic, not fixed-point; the RTL trace needs alpha='auto_po2' or "
+            "alpha=1"
+        )
+    if scale == "auto_po2":
+        unscaled, channel = learned_scale_values(quantizer, weights)
+        values = unscaled * channel
+        folded = po2_folded_type(from_quantizer(quantizer, unscaled=True), channel, what)
+        if not folded.can_represent(values):
+            raise ConversionError(f"{what}: the scaled weights are not on the grid of {folded}")
+        return values
     return _on_grid(np.asarray(quantizer(weights)), quantizer, what)
 
 

@@ -1,0 +1,202 @@
+"""QKeras quantizer coverage (issue 20): the quantizers hls4ml 1.3 converts, each converted,
+verified with its stated exactness and emulated, in hls4ml's test style (test_qkeras.py).
+
+Compile time is shared: every quantizer of a kind is one branch of one small model, compiled
+once per module (``quantizer_project``); the per-quantizer tests read that one verification.
+The unit tests (no g++) check the mappings, the rewrites (same outputs before and after, as
+qonnx's transformation tests do) and the refusals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hepfpga.errors import ConversionError
+from hepfpga.firmware import FirmwareOptions, VerificationReport, verify_model
+from hepfpga.firmware.emulate import ENGINE_FIXED, Emulator
+from hepfpga.firmware.project import compile_project, write_project
+from hepfpga.quantize.fixed import from_quantizer, learned_scale, learned_scale_values
+
+#: kernel quantizers with a learned scale -> whether the firmware is bit-exact for them
+LEARNED_SCALES: dict[str, tuple[Any, bool]] = {
+    "bits_auto_po2": ("quantized_bits(4,0,alpha='auto_po2')", True),
+    # QKeras gives a kernel quantizer without alpha a learned power-of-two scale
+    "bits_no_alpha": ("quantized_bits(5,1)", True),
+    "binary_string": ("binary", True),
+    "ternary_string": ("ternary", True),
+    "binary_auto_po2": ("binary(alpha='auto_po2')", True),
+    "ternary_auto": ("ternary(alpha='auto')", False),
+    "bits_auto": ("quantized_bits(6,2,alpha='auto')", False),
+}
+N_EVENTS = 300
+
+
+def _kernel_quantizer(text: str) -> Any:
+    from qkeras import quantized_bits
+
+    return quantized_bits(5, 1) if text == "quantized_bits(5,1)" else text
+
+
+def branches_model(kernels: dict[str, str], seed: int = 0) -> Any:
+    """One QDense branch per kernel quantizer (``d_<name>``, then ``r_<name>`` =
+    quantized_relu), concatenated two at a time, then QDense logits."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    x = keras.Input((6,), name="features")
+    h = QActivation(quantized_bits(8, 2, alpha=1), name="input_quant")(x)
+    outs = []
+    for name, kernel in kernels.items():
+        d = QDense(
+            3,
+            kernel_quantizer=_kernel_quantizer(kernel),
+            bias_quantizer=quantized_bits(8, 3, alpha=1),
+            name=f"d_{name}",
+        )(h)
+        outs.append(QActivation(quantized_relu(8, 3), name=f"r_{name}")(d))
+    merged = outs[0]
+    for k, out in enumerate(outs[1:]):
+        merged = keras.layers.Concatenate(name=f"cat_{k}")([merged, out])
+    logits = QDense(
+        3,
+        kernel_quantizer=quantized_bits(6, 0, alpha=1),
+        bias_quantizer=quantized_bits(6, 0, alpha=1),
+        name="logits",
+    )(merged)
+    return keras.Model(x, logits)
+
+
+def _events(shape: tuple[int, ...], n: int = N_EVENTS, seed: int = 3) -> np.ndarray:
+    return (np.random.default_rng(seed).normal(size=(n, *shape)) * 2).astype(np.float32)
+
+
+# -- unit tests: mappings, rewrites, refusals (no g++) -----------------------------------------
+@pytest.mark.parametrize(
+    ("text", "alpha", "unscaled"),
+    [
+        ("quantized_bits(4,0,alpha='auto_po2')", "auto_po2", "ap_fixed<4,1,AP_RND_CONV,AP_SAT_SYM>"),
+        ("quantized_bits(6,2,alpha='auto')", "auto", "ap_fixed<6,3,AP_RND_CONV,AP_SAT_SYM>"),
+        ("binary(alpha='auto_po2')", "auto_po2", "ap_fixed<2,2>"),
+        ("ternary(alpha='auto')", "auto", "ap_fixed<2,2>"),
+        ("quantized_bits(4,0,alpha=1)", None, "ap_fixed<4,1,AP_RND_CONV,AP_SAT>"),
+    ],
+)
+def test_learned_scale_maps_to_its_unscaled_grid(text: str, alpha: str | None, unscaled: str) -> None:
+    from qkeras.quantizers import get_quantizer
+
+    quantizer = get_quantizer(text)
+    assert learned_scale(quantizer) == alpha
+    fixed = from_quantizer(quantizer, unscaled=True)
+    assert fixed.to_hls() == unscaled
+    weights = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    if alpha is None:
+        return
+    codes, scale = learned_scale_values(quantizer, weights)
+    assert scale.shape == (4,)
+    assert fixed.can_represent(codes)
+    reference = np.asarray(get_quantizer(text)(weights), dtype=np.float64)
+    if alpha == "auto_po2":
+        assert np.all(np.log2(scale) == np.round(np.log2(scale)))
+        assert np.array_equal(codes * scale, reference)  # exact: powers of two
+    else:
+        assert np.allclose(codes * scale, reference, rtol=2**-23, atol=0)
+
+
+@pytest.mark.parametrize("text", ["quantized_bits(4,0,alpha='auto_po2')", "ternary(alpha='auto')"])
+def test_learned_scale_is_refused_where_no_step_applies_it(text: str) -> None:
+    with pytest.raises(ConversionError, match="a weight quantizer .* may learn alpha"):
+        from_quantizer(text)
+
+
+@pytest.fixture(scope="module")
+def scales_model() -> Any:
+    """Every learned-scale kernel quantizer, one branch each."""
+    return branches_model({name: text for name, (text, _) in LEARNED_SCALES.items()})
+
+
+def test_po2_scale_folds_into_exact_weights(scales_model: Any) -> None:
+    """Before/after: each rewritten layer (alpha=1, wider weights) holds what QKeras
+    multiplies with, and the model computes the same outputs bit for bit."""
+    from hepfpga.firmware.hls_config import hls4ml_ready_model
+
+    ready = hls4ml_ready_model(scales_model)
+    for name, (_, exact) in LEARNED_SCALES.items():
+        config = ready.get_layer(f"d_{name}").get_config()["kernel_quantizer"]
+        if not exact:  # alpha='auto' stays: hls4ml's ApplyAlpha step applies the scale
+            assert learned_scale(config) == "auto"
+            continue
+        assert learned_scale(config) is None
+        assert from_quantizer(config).can_represent(ready.get_layer(f"d_{name}").get_weights()[0])
+    x = _events((6,))
+    assert np.array_equal(scales_model.predict(x, verbose=0), ready.predict(x, verbose=0))
+
+
+def test_float_scale_is_refused_by_the_rtl_trace() -> None:
+    pytest.importorskip("da4ml")
+    from hepfpga.firmware.rtl.trace import trace_model
+
+    model = branches_model({"bits_auto": LEARNED_SCALES["bits_auto"][0]})
+    with pytest.raises(ConversionError, match="float32 scale .* alpha='auto_po2' or alpha=1"):
+        trace_model(model)
+
+
+def test_po2_scale_is_traced_to_rtl_exactly() -> None:
+    pytest.importorskip("da4ml")
+    from hepfpga.firmware.rtl.trace import trace_model
+
+    model = branches_model({"binary_string": "binary"})
+    traced = trace_model(model)
+    assert "d_binary_string" in traced.layers
+
+
+# -- one compiled project for every learned scale ----------------------------------------------
+@pytest.fixture(scope="module")
+def learned_scale_run(
+    tmp_path_factory: pytest.TempPathFactory, scales_model: Any
+) -> tuple[VerificationReport, Any]:
+    model = scales_model
+    options = FirmwareOptions()
+    project = write_project(model, options, tmp_path_factory.mktemp("scales") / "fw")
+    compile_project(project)
+    x = _events((6,))
+    report = verify_model(model, x, options, project=project)
+    return report, (project, x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(LEARNED_SCALES))
+def test_learned_scale_verifies_as_stated(
+    name: str, learned_scale_run: tuple[VerificationReport, Any]
+) -> None:
+    report, _ = learned_scale_run
+    assert report.passed, report.summary()
+    assert report.outputs.logits_fraction_bit_exact == 1.0
+    layers = {layer.name: layer for layer in report.layers}
+    dense, relu = layers[f"d_{name}"], layers[f"r_{name}"]
+    assert dense.exact_expected is LEARNED_SCALES[name][1]
+    if dense.exact_expected:
+        assert dense.fraction_bit_exact == 1.0 and dense.max_diff_lsb == 0.0
+    else:
+        # up to float32 rounding: a relative difference of a few float32 ulps
+        magnitude = max(abs(dense.reference_min), abs(dense.reference_max))
+        assert 0 < dense.max_abs_diff <= 2**-20 * magnitude
+    assert relu.fraction_bit_exact == 1.0  # the quantizer after it sees the same values
+
+
+@pytest.mark.slow
+def test_learned_scales_are_emulated_exactly(
+    learned_scale_run: tuple[VerificationReport, Any],
+) -> None:
+    from hepfpga.firmware.csim import predict
+
+    _, (project, x) = learned_scale_run
+    emulator = Emulator.from_project(project, x)
+    assert emulator.engine == ENGINE_FIXED, emulator.fallback_reason
+    assert np.array_equal(emulator.predict(x), predict(project, x))
+
