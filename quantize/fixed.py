@@ -25,7 +25,15 @@ __all__ = [
 ]
 
 
-_SUPPORTED_QUANTIZERS = ("quantized_bits", "quantized_relu", "binary", "ternary")
+_SUPPORTED_QUANTIZERS = (
+    "quantized_bits",
+    "quantized_relu",
+    "binary",
+    "ternary",
+    "quantized_tanh",
+    "quantized_sigmoid",
+    "binary_tanh",
+)
 #: ``alpha`` values of a learned per-channel scale (QKeras computes it from the weights)
 LEARNED_SCALES = ("auto", "auto_po2")
 #: the weight quantizers a learned scale is accepted on (factored out of the weights)
@@ -121,6 +129,23 @@ def from_quantizer(quantizer: Any, *, unscaled: bool = False) -> FixedType:
       the *storage* type of the results: the sign/threshold function itself is not a
       fixed-point conversion and :meth:`FixedType.quantize` does not emulate it.
 
+    * ``quantized_tanh(bits, symmetric=s)`` (QKeras' hard tanh ``clip(x, -1, 1)``, rounded
+      half to even to ``2**(1-bits)`` and clipped to ``[-1 + s * lsb, 1 - lsb]``) is exactly
+      ``ap_fixed<bits, 1, AP_RND_CONV, AP_SAT>`` (``AP_SAT_SYM`` when symmetric) of ``x``: the
+      clip to +-1 commutes with rounding and saturating, so it is this type's conversion.
+    * ``quantized_sigmoid(bits)`` (QKeras' hard sigmoid ``clip(0.5 x + 0.5, 0, 1)``, rounded
+      half to even to ``2**-bits``, clipped to ``1 - 2**-bits``) -> ``ap_ufixed<bits, 0,
+      AP_RND_CONV, AP_SAT>`` of ``0.5 x + 0.5`` (hls4ml's ``hard_sigmoid``, slope and shift
+      exact): the type holds the results; the affine step comes first.
+    * ``binary_tanh`` (``x > 0 ? 1 : -1``, -1 at 0: QKeras rounds the hard sigmoid 0.5 half to
+      even) -> ``ap_int<2>`` storage, like ``binary()``.
+    * leaky ``quantized_relu(bits, integer, negative_slope=a)`` -> ``ap_fixed<bits, integer+1,
+      AP_RND_CONV, AP_SAT>``: QKeras keeps a sign bit, rounds ``x`` (``x >= 0``, saturating at
+      ``2**integer - lsb``) or ``a * x`` (``x < 0``) half to even to ``lsb = 2**(integer+1-bits)``
+      and clips the negative side at ``-a * 2**integer``; the type saturates at ``-2**integer``,
+      so the two agree for inputs ``x >= -2**integer`` (with ``a`` a power of two; other
+      slopes are rounded to float32 by QKeras before its rounding).
+
     QKeras returns ``x + stop_gradient(xq - x)`` in float32 (its straight-through estimator),
     which equals ``xq`` only while ``|x| * 2**F < 2**24`` (``F`` fractional bits of the type):
     for ``quantized_bits(6, 0)`` up to about ``|x| < 2**19``. Beyond that QKeras' output is not
@@ -137,9 +162,15 @@ def from_quantizer(quantizer: Any, *, unscaled: bool = False) -> FixedType:
 
     Refused with :class:`~hepfpga.errors.ConversionError`: ``alpha`` other than ``None``/1
     (``'auto'``, ``'auto_po2'`` and per-channel scales multiply by a learned factor that is no
-    fixed-point type; only weights, with ``unscaled=True``, factor it out), stochastic rounding, ``qnoise_factor != 1``, ``quantized_bits`` with a
-    single bit (a sign function), ``quantized_relu`` with ``use_sigmoid``, a negative slope or a
-    ``relu_upper_bound`` below its quantized maximum, and every other quantizer class.
+    fixed-point type; only weights, with ``unscaled=True``, factor it out), stochastic
+    rounding, ``qnoise_factor != 1``, ``quantized_bits`` with a single bit (a sign function),
+    ``quantized_relu`` with ``use_sigmoid`` or a ``relu_upper_bound`` below its quantized
+    maximum, ``quantized_tanh``/``quantized_sigmoid`` with ``use_real_tanh``/
+    ``use_real_sigmoid`` (a real tanh/sigmoid, which only a table approximates) or a
+    symmetric ``quantized_sigmoid``, the power-of-two quantizers ``quantized_po2``/
+    ``quantized_relu_po2`` (a logarithmic grid, no ``ap_fixed``; as weights hepfpga folds their
+    values into an exact ``ap_fixed``, see :mod:`hepfpga.firmware.layers.dense`), and every
+    other quantizer class.
     """
     quantizer_obj = _quantizer_object(quantizer)
     name = type(quantizer_obj).__name__ if hasattr(quantizer_obj, "get_config") else ""
@@ -150,8 +181,17 @@ def from_quantizer(quantizer: Any, *, unscaled: bool = False) -> FixedType:
     def refuse(reason: str) -> ConversionError:
         return ConversionError(f"cannot map the QKeras quantizer {text} to ap_fixed: {reason}")
 
+    if name in ("quantized_po2", "quantized_relu_po2"):
+        raise refuse(
+            "it rounds to powers of two (a logarithmic grid), which no ap_fixed type is and "
+            "hls4ml 1.3 cannot convert as an activation; as a QDense/QConv kernel or bias "
+            "quantizer hepfpga converts it exactly, as an activation use quantized_relu(bits, "
+            "integer) or quantized_bits(bits, integer)"
+        )
     if name not in _SUPPORTED_QUANTIZERS:
         raise refuse(f"unsupported quantizer class; supported: {', '.join(_SUPPORTED_QUANTIZERS)}")
+    if name == "binary_tanh":
+        return FixedType(2, 2, signed=True)
     if getattr(quantizer_obj, "use_stochastic_rounding", False):
         raise refuse("stochastic rounding has no hardware equivalent")
     if _as_number(getattr(quantizer_obj, "qnoise_factor", 1.0)) != 1.0:
@@ -188,12 +228,28 @@ def from_quantizer(quantizer: Any, *, unscaled: bool = False) -> FixedType:
         if quantizer_obj.use_sigmoid:
             raise refuse("use_sigmoid applies a sigmoid before quantizing")
         if quantizer_obj.negative_slope:
-            raise refuse("a leaky quantized_relu (negative_slope != 0) is not supported")
+            if quantizer_obj.relu_upper_bound is not None and not quantizer_obj.is_quantized_clip:
+                raise refuse("a leaky quantized_relu with relu_upper_bound is not supported")
+            return FixedType(bits, integer + 1, True, *saturating)
         result = FixedType(bits, integer, False, *saturating)
         bound = quantizer_obj.relu_upper_bound
         if not quantizer_obj.is_quantized_clip and bound is not None and bound < result.max_value:
             raise refuse(f"relu_upper_bound={bound} clips below the type's maximum")
         return result
+    if name in ("quantized_tanh", "quantized_sigmoid"):
+        bits = int(_as_number(quantizer_obj.bits))
+        kind = name.split("_")[1]
+        if getattr(quantizer_obj, f"use_real_{kind}"):
+            raise refuse(
+                f"use_real_{kind}=True computes a real {kind}, which hls4ml approximates with a "
+                f"table (not exact); use the default hard {kind} (exact) or Activation('{kind}')"
+            )
+        if name == "quantized_tanh":
+            saturation = Saturation.SAT_SYM if quantizer_obj.symmetric else Saturation.SAT
+            return FixedType(bits, 1, True, Rounding.RND_CONV, saturation)
+        if quantizer_obj.symmetric:
+            raise refuse("a symmetric quantized_sigmoid clips at 2**-bits, no ap_ufixed does")
+        return FixedType(bits, 0, False, *saturating)
     if name == "binary":
         if quantizer_obj.use_01:
             return FixedType(1, 1, signed=False)

@@ -29,6 +29,13 @@ too): QKeras multiplies with ``scale_j * u_ij``, ``u`` on the quantizer's own gr
   a rounding tie. The emulator reproduces the firmware (scale-and-shift step); the RTL trace
   refuses it (a float32 product is not fixed-point arithmetic).
 
+*QConv2DBatchnorm* (QKeras' deployment layer, batch normalization folded into the kernel):
+rewritten into the ``QConv2D`` it is at inference, holding the float32 folded kernel
+``gamma * rsqrt(moving_variance + eps) * kernel`` and bias ``gamma * rsqrt(...) * (bias -
+moving_mean) + beta`` computed with TensorFlow's own ops, which its quantizers then quantize
+exactly as QKeras does: bit-exact like any QConv2D (a learned power-of-two scale folded as
+above). hls4ml's own converter keeps the unfolded batch normalization.
+
 *Float*: weights and biases get ``float_width``-bit types covering their values, the
 accumulator the exact sum of those, the result the profiled range (approximate).
 """
@@ -40,9 +47,8 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
-from hepfpga.firmware.emulate_engine.steps import conv_step, dense_step
+from hepfpga.firmware.emulate_engine.steps import batchnorm_step, conv_step, dense_step
 from hepfpga.firmware.emulate_stream import pointwise_1d_step, pointwise_2d_step
-from hepfpga.firmware.emulate_engine.steps import batchnorm_step
 from hepfpga.firmware.layers._base import (
     DeriveContext,
     Emulation,
@@ -57,7 +63,15 @@ from hepfpga.firmware.layers._base import (
     significant_type,
     sum_type,
 )
-from hepfpga.firmware.layers.tracers import po2_folded_type, trace_conv, trace_dense
+from hepfpga.firmware.layers.tracers import (
+    PO2_QUANTIZERS,
+    folded_batchnorm,
+    po2_folded_type,
+    po2_values_type,
+    quantizer_name,
+    trace_conv,
+    trace_dense,
+)
 from hepfpga.quantize.fixed import FixedType, from_quantizer, learned_scale, learned_scale_values
 
 #: significant bits a float32 learned scale (alpha='auto') is held with
@@ -120,40 +134,113 @@ def kernel_scale(layer: Any) -> str | None:
 
 
 def fold_po2_scale(layer: Any) -> Any:
-    """The rewrite of a QDense/QConv whose kernel quantizer has ``alpha='auto_po2'``: the same
-    layer with ``quantized_bits(W, I-1, alpha=1)`` weights that hold ``2**e_j * u_ij`` exactly
-    (see the module doc); None for any other layer. Its weights: :func:`folded_weights`."""
-    if kernel_scale(layer) != "auto_po2":
+    """The rewrite of a QDense/QConv whose weights are powers of two times a fixed-point grid
+    (a kernel quantizer with ``alpha='auto_po2'``, or ``quantized_po2``/``quantized_relu_po2``
+    kernel or bias quantizers): the same layer with ``quantized_bits(W, I-1, alpha=1)``
+    quantizers whose ``ap_fixed<W, I>`` holds exactly the values QKeras multiplies with (see
+    the module doc); None for any other layer. Its weights: :func:`folded_weights`."""
+    folds = _folds(layer)
+    if not folds:
         return None
-    folded, fixed = _folded(layer)
     config = layer.get_config()
-    config["kernel_quantizer"] = {
-        "class_name": "quantized_bits",
-        "config": {"bits": fixed.width, "integer": fixed.integer - 1, "alpha": 1},
-    }
+    for key, (values, fixed) in folds.items():
+        if fixed.integer < 1:  # QKeras' quantized_bits takes integer >= 0
+            fixed = FixedType(fixed.width + 1 - fixed.integer, 1, True)
+        config[key] = {
+            "class_name": "quantized_bits",
+            "config": {"bits": fixed.width, "integer": fixed.integer - 1, "alpha": 1},
+        }
+        check = from_quantizer(config[key])
+        if not np.array_equal(check.quantize(values), values):  # pragma: no cover - by design
+            raise ConversionError(
+                f"layer '{layer.name}': the folded {key} values are not on {check}"
+            )
     if config.get("activation") not in (None, "linear"):
         config["activation"] = "linear"  # ready_model splits it off into a layer of its own
-    replacement = type(layer).from_config(config)
-    check = from_quantizer(config["kernel_quantizer"])
-    if not np.array_equal(check.quantize(folded), folded):  # pragma: no cover - by design
-        raise ConversionError(f"layer '{layer.name}': the folded weights are not on {check}")
-    return replacement
+    return type(layer).from_config(config)
 
 
 def folded_weights(layer: Any) -> list[Any]:
-    """The weights of :func:`fold_po2_scale`'s layer: the folded kernel, the others as they
-    are."""
+    """The weights of :func:`fold_po2_scale`'s layer: the folded kernel and bias, as QKeras
+    quantizes them, the others as they are."""
     weights = layer.get_weights()
-    weights[0] = _folded(layer)[0].astype(np.float32)
+    for key, (values, _) in _folds(layer).items():
+        weights[_WEIGHT_INDEX[key]] = values.astype(np.float32)
     return weights
 
 
-def _folded(layer: Any) -> tuple[np.ndarray, FixedType]:
-    quantizer = layer.get_config()["kernel_quantizer"]
-    unscaled, scale = learned_scale_values(quantizer, layer.get_weights()[0])
-    utype = weight_types(layer, scaled=True)[0]
-    fixed = po2_folded_type(utype, scale, f"layer '{layer.name}' kernel")
-    return unscaled * scale, fixed
+def _conv_of_batchnorm(layer: Any) -> tuple[Any, list[Any]]:
+    """``QConv2DBatchnorm`` as the ``QConv2D`` it is at inference: same quantizers, holding
+    the folded float32 kernel and bias (:func:`~hepfpga.firmware.layers.tracers.
+    folded_batchnorm`), which the quantizers then quantize as QKeras does; a learned
+    power-of-two scale is folded too (:func:`fold_po2_scale`)."""
+    # deferred: TensorFlow loads slowly
+    from qkeras import QConv2D
+
+    accepted = set(QConv2D(1, 1).get_config())
+    config = {key: value for key, value in layer.get_config().items() if key in accepted}
+    config["use_bias"] = True
+    if config.get("activation") not in (None, "linear"):
+        config["activation"] = "linear"  # ready_model splits it off into a layer of its own
+    conv = QConv2D.from_config(config)
+    conv.build(layer.input_shape)
+    kernel, bias = folded_batchnorm(layer)
+    conv.set_weights([kernel, bias])
+    replacement = fold_po2_scale(conv)
+    if replacement is None:
+        return conv, [kernel, bias]
+    return replacement, folded_weights(conv)
+
+
+def _rewrite(layer: Any) -> Any:
+    if type(layer).__name__ == "QConv2DBatchnorm":
+        replacement, weights = _conv_of_batchnorm(layer)
+        _REWRITTEN_WEIGHTS[id(layer)] = weights
+        return replacement
+    return fold_po2_scale(layer)
+
+
+def _rewritten_weights(layer: Any) -> list[Any]:
+    weights = _REWRITTEN_WEIGHTS.pop(id(layer), None)
+    if weights is not None:
+        return weights
+    if type(layer).__name__ == "QConv2DBatchnorm":
+        return _conv_of_batchnorm(layer)[1]
+    return folded_weights(layer)
+
+
+#: id(layer) -> the weights of its rewrite, computed with the rewrite (ready_model asks for
+#: them right after)
+_REWRITTEN_WEIGHTS: dict[int, list[Any]] = {}
+
+
+_WEIGHT_INDEX = {"kernel_quantizer": 0, "bias_quantizer": 1}
+
+
+def _folds(layer: Any) -> dict[str, tuple[np.ndarray, FixedType]]:
+    """Quantizer key -> (the values QKeras multiplies with, the exact ap_fixed holding them),
+    of the quantizers :func:`fold_po2_scale` replaces."""
+    # deferred: TensorFlow loads slowly
+    from qkeras.quantizers import get_quantizer
+
+    if not type(layer).__name__.startswith("Q"):
+        return {}
+    config = layer.get_config()
+    weights = layer.get_weights()
+    out: dict[str, tuple[np.ndarray, FixedType]] = {}
+    for key, index in _WEIGHT_INDEX.items():
+        quantizer = config.get(key)
+        if quantizer is None or index >= len(weights):
+            continue
+        what = f"layer '{layer.name}' {key.split('_')[0]}"
+        if key == "kernel_quantizer" and learned_scale(quantizer) == "auto_po2":
+            unscaled, scale = learned_scale_values(quantizer, weights[index])
+            utype = from_quantizer(quantizer, unscaled=True)
+            out[key] = (unscaled * scale, po2_folded_type(utype, scale, what))
+        elif quantizer_name(quantizer) in PO2_QUANTIZERS:
+            values = np.asarray(get_quantizer(quantizer)(weights[index]), dtype=np.float64)
+            out[key] = (values, po2_values_type(values, what))
+    return out
 
 
 def _scaled(layer: Any, x: FixedType) -> LayerPrecision:
@@ -258,7 +345,7 @@ def multiplications(layer: Any) -> int:
 register(
     LayerHandler(
         family="dense/conv",
-        classes=("Dense", "QDense", "Conv1D", "Conv2D", "QConv1D", "QConv2D"),
+        classes=("Dense", "QDense", "Conv1D", "Conv2D", "QConv1D", "QConv2D", "QConv2DBatchnorm"),
         derive=_dense,
         exactness="QKeras: weights in their quantizers' types, exact sums (any padding): "
         "bit-exact. Learned scale alpha='auto_po2' (also kernel quantizers without alpha, "
@@ -280,11 +367,17 @@ register(
             },
         ),
         qkeras=QKerasMapping(
-            ("Dense", "Conv1D", "Conv2D"), "QDense, QConv1D, QConv2D are QKeras layers themselves"
+            ("Dense", "Conv1D", "Conv2D"),
+            "QDense, QConv1D, QConv2D, QConv2DBatchnorm are QKeras layers themselves",
         ),
-        rtl={"QDense": trace_dense, "QConv1D": trace_conv, "QConv2D": trace_conv},
+        rtl={
+            "QDense": trace_dense,
+            "QConv1D": trace_conv,
+            "QConv2D": trace_conv,
+            "QConv2DBatchnorm": trace_conv,
+        },
         exact=lambda layer: kernel_scale(layer) != "auto",
-        rewrite=Rewrite(fold_po2_scale, folded_weights),
+        rewrite=Rewrite(_rewrite, _rewritten_weights),
         hls_entries=_alpha_entries,
         traced_as=_traced_as,
         multiplications=multiplications,

@@ -9,7 +9,6 @@ qonnx's transformation tests do) and the refusals.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,25 @@ LEARNED_SCALES: dict[str, tuple[Any, bool]] = {
     "binary_auto_po2": ("binary(alpha='auto_po2')", True),
     "ternary_auto": ("ternary(alpha='auto')", False),
     "bits_auto": ("quantized_bits(6,2,alpha='auto')", False),
+    # power-of-two weights (hls4ml's exponent product is off by millions here)
+    "po2_weights": ("quantized_po2(4)", True),
+    "po2_both": ("quantized_po2(5, 2)", True),
+}
+#: activation quantizers (after a QDense whose outputs lie in [-25, 25]) -> bit-exact
+ACTIVATIONS: dict[str, tuple[str, bool]] = {
+    "tanh": ("quantized_tanh(6)", True),
+    "tanh_symmetric": ("quantized_tanh(5, symmetric=True)", True),
+    "sigmoid": ("quantized_sigmoid(6)", True),
+    "binary_tanh": ("binary_tanh", True),
+    # inputs >= -2**5: the leaky relu is exact there (see from_quantizer)
+    "leaky_relu": ("quantized_relu(8, 5, negative_slope=0.5)", True),
+    "leaky_relu_quarter": ("quantized_relu(6, 5, negative_slope=0.25)", True),
+}
+#: folded batch-normalization layers (QKeras' deployment form) -> their kernel quantizer
+FOLDED: dict[str, Any] = {
+    "conv_bn": "quantized_bits(6,0,alpha=1)",
+    # no alpha: QKeras learns a power-of-two scale of the folded kernel
+    "conv_bn_po2": "quantized_bits(6,0)",
 }
 N_EVENTS = 300
 
@@ -38,28 +56,56 @@ N_EVENTS = 300
 def _kernel_quantizer(text: str) -> Any:
     from qkeras import quantized_bits
 
-    return quantized_bits(5, 1) if text == "quantized_bits(5,1)" else text
+    # QKeras reads a string's default alpha as 1; the object's default (None) is learned
+    plain = {"quantized_bits(5,1)": quantized_bits(5, 1), "quantized_bits(6,0)": quantized_bits(6, 0)}
+    return plain.get(text, text)
 
 
-def branches_model(kernels: dict[str, str], seed: int = 0) -> Any:
+def branches_model(
+    kernels: dict[str, str],
+    activations: dict[str, str] | None = None,
+    folded: dict[str, str] | None = None,
+    seed: int = 0,
+) -> Any:
     """One QDense branch per kernel quantizer (``d_<name>``, then ``r_<name>`` =
-    quantized_relu), concatenated two at a time, then QDense logits."""
+    quantized_relu), per activation quantizer (``d_<name>`` with 6-bit weights, then
+    ``r_<name>`` = the quantizer) and per folded QConv2DBatchnorm (the input as a 3x2 image,
+    ``d_<name>``, flattened, ``r_<name>`` = quantized_relu), concatenated two at a time, then
+    QDense logits."""
     import tensorflow as tf
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from qkeras import QActivation, QConv2DBatchnorm, QDense, quantized_bits, quantized_relu
     from tensorflow import keras
 
     tf.keras.utils.set_random_seed(seed)
     x = keras.Input((6,), name="features")
     h = QActivation(quantized_bits(8, 2, alpha=1), name="input_quant")(x)
+    plan = [(name, _kernel_quantizer(kernel), None) for name, kernel in kernels.items()]
+    plan += [
+        (name, quantized_bits(6, 0, alpha=1), act) for name, act in (activations or {}).items()
+    ]
     outs = []
-    for name, kernel in kernels.items():
+    for name, kernel, activation in plan:
+        bias = "quantized_po2(5, 2)" if name == "po2_both" else None
+        six_bits = quantized_bits(6, 0, alpha=1)
         d = QDense(
             3,
+            kernel_quantizer=kernel,
+            bias_quantizer=bias or (six_bits if activation else quantized_bits(8, 3, alpha=1)),
+            name=f"d_{name}",
+        )(h)
+        act = activation if activation is not None else quantized_relu(8, 3)
+        outs.append(QActivation(act, name=f"r_{name}")(d))
+    for name, kernel in (folded or {}).items():
+        image = keras.layers.Reshape((3, 2, 1), name=f"image_{name}")(h)
+        d = QConv2DBatchnorm(
+            2,
+            (2, 1),
             kernel_quantizer=_kernel_quantizer(kernel),
             bias_quantizer=quantized_bits(8, 3, alpha=1),
             name=f"d_{name}",
-        )(h)
-        outs.append(QActivation(quantized_relu(8, 3), name=f"r_{name}")(d))
+        )(image)
+        flat = keras.layers.Flatten(name=f"flat_{name}")(d)
+        outs.append(QActivation(quantized_relu(8, 3), name=f"r_{name}")(flat))
     merged = outs[0]
     for k, out in enumerate(outs[1:]):
         merged = keras.layers.Concatenate(name=f"cat_{k}")([merged, out])
@@ -69,7 +115,16 @@ def branches_model(kernels: dict[str, str], seed: int = 0) -> Any:
         bias_quantizer=quantized_bits(6, 0, alpha=1),
         name="logits",
     )(merged)
-    return keras.Model(x, logits)
+    model = keras.Model(x, logits)
+    rng = np.random.default_rng(seed)
+    for name in folded or {}:
+        bn = model.get_layer(f"d_{name}").batchnorm
+        n = bn.gamma.shape
+        bn.gamma.assign(rng.uniform(0.5, 2.0, n))
+        bn.beta.assign(rng.normal(0, 0.3, n))
+        bn.moving_mean.assign(rng.normal(0, 0.5, n))
+        bn.moving_variance.assign(rng.uniform(0.3, 3.0, n))
+    return model
 
 
 def _events(shape: tuple[int, ...], n: int = N_EVENTS, seed: int = 3) -> np.ndarray:
@@ -80,14 +135,20 @@ def _events(shape: tuple[int, ...], n: int = N_EVENTS, seed: int = 3) -> np.ndar
 @pytest.mark.parametrize(
     ("text", "alpha", "unscaled"),
     [
-        ("quantized_bits(4,0,alpha='auto_po2')", "auto_po2", "ap_fixed<4,1,AP_RND_CONV,AP_SAT_SYM>"),
+        (
+            "quantized_bits(4,0,alpha='auto_po2')",
+            "auto_po2",
+            "ap_fixed<4,1,AP_RND_CONV,AP_SAT_SYM>",
+        ),
         ("quantized_bits(6,2,alpha='auto')", "auto", "ap_fixed<6,3,AP_RND_CONV,AP_SAT_SYM>"),
         ("binary(alpha='auto_po2')", "auto_po2", "ap_fixed<2,2>"),
         ("ternary(alpha='auto')", "auto", "ap_fixed<2,2>"),
         ("quantized_bits(4,0,alpha=1)", None, "ap_fixed<4,1,AP_RND_CONV,AP_SAT>"),
     ],
 )
-def test_learned_scale_maps_to_its_unscaled_grid(text: str, alpha: str | None, unscaled: str) -> None:
+def test_learned_scale_maps_to_its_unscaled_grid(
+    text: str, alpha: str | None, unscaled: str
+) -> None:
     from qkeras.quantizers import get_quantizer
 
     quantizer = get_quantizer(text)
@@ -110,14 +171,18 @@ def test_learned_scale_maps_to_its_unscaled_grid(text: str, alpha: str | None, u
 
 @pytest.mark.parametrize("text", ["quantized_bits(4,0,alpha='auto_po2')", "ternary(alpha='auto')"])
 def test_learned_scale_is_refused_where_no_step_applies_it(text: str) -> None:
-    with pytest.raises(ConversionError, match="a weight quantizer .* may learn alpha"):
+    with pytest.raises(ConversionError, match=r"a weight quantizer .* may learn alpha"):
         from_quantizer(text)
 
 
 @pytest.fixture(scope="module")
 def scales_model() -> Any:
     """Every learned-scale kernel quantizer, one branch each."""
-    return branches_model({name: text for name, (text, _) in LEARNED_SCALES.items()})
+    return branches_model(
+        {name: text for name, (text, _) in LEARNED_SCALES.items()},
+        {name: text for name, (text, _) in ACTIVATIONS.items()},
+        FOLDED,
+    )
 
 
 def test_po2_scale_folds_into_exact_weights(scales_model: Any) -> None:
@@ -132,6 +197,7 @@ def test_po2_scale_folds_into_exact_weights(scales_model: Any) -> None:
             assert learned_scale(config) == "auto"
             continue
         assert learned_scale(config) is None
+        assert config["class_name"] == "quantized_bits"
         assert from_quantizer(config).can_represent(ready.get_layer(f"d_{name}").get_weights()[0])
     x = _events((6,))
     assert np.array_equal(scales_model.predict(x, verbose=0), ready.predict(x, verbose=0))
@@ -142,7 +208,7 @@ def test_float_scale_is_refused_by_the_rtl_trace() -> None:
     from hepfpga.firmware.rtl.trace import trace_model
 
     model = branches_model({"bits_auto": LEARNED_SCALES["bits_auto"][0]})
-    with pytest.raises(ConversionError, match="float32 scale .* alpha='auto_po2' or alpha=1"):
+    with pytest.raises(ConversionError, match=r"float32 scale .* alpha=.auto_po2. or alpha=1"):
         trace_model(model)
 
 
@@ -190,6 +256,47 @@ def test_learned_scale_verifies_as_stated(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_quantizer_verifies_as_stated(
+    name: str, learned_scale_run: tuple[VerificationReport, Any]
+) -> None:
+    report, _ = learned_scale_run
+    layers = {layer.name: layer for layer in report.layers}
+    activation = layers[f"r_{name}"]
+    assert activation.exact_expected is ACTIVATIONS[name][1]
+    assert activation.fraction_bit_exact == 1.0 and activation.max_diff_lsb == 0.0, report.summary()
+
+
+def test_folded_batchnorm_becomes_its_inference_conv(scales_model: Any) -> None:
+    """Before/after: QConv2DBatchnorm rewritten into a QConv2D holding QKeras' folded,
+    quantized weights computes the same outputs bit for bit."""
+    from hepfpga.firmware.hls_config import hls4ml_ready_model
+
+    ready = hls4ml_ready_model(scales_model)
+    x = _events((6,))
+    for name in FOLDED:
+        assert type(ready.get_layer(f"d_{name}")).__name__ == "QConv2D"
+        probe = [scales_model.get_layer(f"r_{name}").output]
+        original = __import__("tensorflow").keras.Model(scales_model.inputs, probe)
+        rewritten = __import__("tensorflow").keras.Model(
+            ready.inputs, [ready.get_layer(f"r_{name}").output]
+        )
+        assert np.array_equal(original.predict(x, verbose=0), rewritten.predict(x, verbose=0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(FOLDED))
+def test_folded_batchnorm_verifies_bit_exact(
+    name: str, learned_scale_run: tuple[VerificationReport, Any]
+) -> None:
+    report, _ = learned_scale_run
+    layers = {layer.name: layer for layer in report.layers}
+    for layer in (layers[f"d_{name}"], layers[f"r_{name}"]):
+        assert layer.exact_expected
+        assert layer.fraction_bit_exact == 1.0 and layer.max_diff_lsb == 0.0, report.summary()
+
+
+@pytest.mark.slow
 def test_learned_scales_are_emulated_exactly(
     learned_scale_run: tuple[VerificationReport, Any],
 ) -> None:
@@ -199,4 +306,3 @@ def test_learned_scales_are_emulated_exactly(
     emulator = Emulator.from_project(project, x)
     assert emulator.engine == ENGINE_FIXED, emulator.fallback_reason
     assert np.array_equal(emulator.predict(x), predict(project, x))
-
