@@ -138,7 +138,8 @@ def from_quantizer(quantizer: Any, *, unscaled: bool = False) -> FixedType:
       AP_RND_CONV, AP_SAT>`` of ``0.5 x + 0.5`` (hls4ml's ``hard_sigmoid``, slope and shift
       exact): the type holds the results; the affine step comes first.
     * ``binary_tanh`` (``x > 0 ? 1 : -1``, -1 at 0: QKeras rounds the hard sigmoid 0.5 half to
-      even) -> ``ap_int<2>`` storage, like ``binary()``.
+      even) -> ``ap_int<2>`` storage, like ``binary()``; hls4ml's ``binary_tanh`` computes
+      ``x >= 0 ? 1 : -1``, so the two differ at ``x == 0`` exactly.
     * leaky ``quantized_relu(bits, integer, negative_slope=a)`` -> ``ap_fixed<bits, integer+1,
       AP_RND_CONV, AP_SAT>``: QKeras keeps a sign bit, rounds ``x`` (``x >= 0``, saturating at
       ``2**integer - lsb``) or ``a * x`` (``x < 0``) half to even to ``lsb = 2**(integer+1-bits)``

@@ -223,8 +223,8 @@ class MatmulStep(Step):
 
 
 class SignStep(Step):
-    """hls4ml's ``binary_tanh``: ``(res_T)(x > 0 ? 1 : -1)`` (-1 at 0, as QKeras'
-    ``binary_tanh``)."""
+    """hls4ml's ``binary_tanh``: ``(res_T)(x >= 0 ? 1 : -1)`` (+1 at 0, where QKeras'
+    ``binary_tanh`` gives -1)."""
 
     def __init__(self, layer: Any, ctx: Context) -> None:
         self.name = layer.name
@@ -243,7 +243,7 @@ class SignStep(Step):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
-        out = np.where(x.reshape(n, -1) > 0, self.one, -self.one).astype(x.dtype)
+        out = np.where(x.reshape(n, -1) >= 0, self.one, -self.one).astype(x.dtype)
         return out.reshape(n, *self.shape)
 
 

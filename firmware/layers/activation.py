@@ -236,6 +236,19 @@ def _qactivation(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Lay
     return LayerPrecision(layer.name, type(layer).__name__, result, source="quantizer")
 
 
+def _qactivation_exact(layer: Any) -> bool:
+    """Bit-exact unless binary_tanh (hls4ml maps 0 to +1, QKeras to -1) or a leaky relu whose
+    slope is no power of two (QKeras rounds ``a * x`` to float32 first)."""
+    try:
+        name = type(_quantizer(layer)).__name__
+    except Exception:  # QKeras raises bare ValueError/KeyError; derive names the problem
+        return True
+    if name == "function":
+        name = getattr(_quantizer(layer), "__name__", "")
+    slope = _slope(layer)
+    return name != "binary_tanh" and (slope == 0 or math.log2(abs(slope)).is_integer())
+
+
 def _tanh_as_bits(layer: Any) -> Any:
     """``QActivation(quantized_tanh(bits, symmetric))`` as the same conversion written
     ``QActivation(quantized_bits(bits, 0, symmetric, alpha=1))`` (QKeras' hard tanh rounded
@@ -262,7 +275,8 @@ register(
         exactness="the ap_fixed twin of the quantizer (rounds half to even, saturates): exact. "
         "quantized_tanh: the same conversion as quantized_bits(bits, 0): exact. "
         "quantized_sigmoid: hls4ml's hard_sigmoid (0.5 x + 0.5, exact) into "
-        "ap_ufixed<bits,0,AP_RND_CONV,AP_SAT>: exact. binary_tanh: x > 0 ? 1 : -1: exact. "
+        "ap_ufixed<bits,0,AP_RND_CONV,AP_SAT>: exact. binary_tanh: hls4ml's x >= 0 ? 1 : -1, "
+        "exact except at x == 0 (QKeras: -1, hls4ml: +1). "
         "Leaky quantized_relu(bits, integer, negative_slope=a): hls4ml's LeakyReLU (a held "
         "exactly) into ap_fixed<bits,integer+1,AP_RND_CONV,AP_SAT>: exact for inputs >= "
         "-2**integer with a power-of-two slope (QKeras clips the negative side at "
@@ -275,7 +289,7 @@ register(
         ),
         qkeras=QKerasMapping(reason="a QKeras layer itself (QAT makes it of Activation('relu'))"),
         rtl={"QActivation": trace_activation},
-        exact=lambda layer: _slope(layer) == 0 or math.log2(abs(_slope(layer))).is_integer(),
+        exact=_qactivation_exact,
         rewrite=Rewrite(_tanh_as_bits),
     )
 )

@@ -27,27 +27,24 @@ LEARNED_SCALES: dict[str, tuple[Any, bool]] = {
     "bits_no_alpha": ("quantized_bits(5,1)", True),
     "binary_string": ("binary", True),
     "ternary_string": ("ternary", True),
-    "binary_auto_po2": ("binary(alpha='auto_po2')", True),
     "ternary_auto": ("ternary(alpha='auto')", False),
     "bits_auto": ("quantized_bits(6,2,alpha='auto')", False),
-    # power-of-two weights (hls4ml's exponent product is off by millions here)
-    "po2_weights": ("quantized_po2(4)", True),
+    # power-of-two weights and biases (hls4ml's exponent product is off by millions here)
     "po2_both": ("quantized_po2(5, 2)", True),
 }
 #: activation quantizers (after a QDense whose outputs lie in [-25, 25]) -> bit-exact
 ACTIVATIONS: dict[str, tuple[str, bool]] = {
     "tanh": ("quantized_tanh(6)", True),
-    "tanh_symmetric": ("quantized_tanh(5, symmetric=True)", True),
     "sigmoid": ("quantized_sigmoid(6)", True),
-    "binary_tanh": ("binary_tanh", True),
+    # hls4ml gives +1 at an input of exactly 0, QKeras -1 (none among these events)
+    "binary_tanh": ("binary_tanh", False),
     # inputs >= -2**5: the leaky relu is exact there (see from_quantizer)
     "leaky_relu": ("quantized_relu(8, 5, negative_slope=0.5)", True),
-    "leaky_relu_quarter": ("quantized_relu(6, 5, negative_slope=0.25)", True),
 }
 #: folded batch-normalization layers (QKeras' deployment form) -> their kernel quantizer
 FOLDED: dict[str, Any] = {
-    "conv_bn": "quantized_bits(6,0,alpha=1)",
-    # no alpha: QKeras learns a power-of-two scale of the folded kernel
+    # no alpha: QKeras learns a power-of-two scale of the folded kernel (the RTL test folds
+    # one with alpha=1 too)
     "conv_bn_po2": "quantized_bits(6,0)",
 }
 N_EVENTS = 300
@@ -57,7 +54,10 @@ def _kernel_quantizer(text: str) -> Any:
     from qkeras import quantized_bits
 
     # QKeras reads a string's default alpha as 1; the object's default (None) is learned
-    plain = {"quantized_bits(5,1)": quantized_bits(5, 1), "quantized_bits(6,0)": quantized_bits(6, 0)}
+    plain = {
+        "quantized_bits(5,1)": quantized_bits(5, 1),
+        "quantized_bits(6,0)": quantized_bits(6, 0),
+    }
     return plain.get(text, text)
 
 
@@ -212,13 +212,54 @@ def test_float_scale_is_refused_by_the_rtl_trace() -> None:
         trace_model(model)
 
 
-def test_po2_scale_is_traced_to_rtl_exactly() -> None:
+#: single-branch models the RTL trace replays: (kernels, activations, folded)
+RTL_CASES: dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]] = {
+    "binary_string": ({"binary_string": "binary"}, {}, {}),
+    "bits_auto_po2": ({"bits_auto_po2": LEARNED_SCALES["bits_auto_po2"][0]}, {}, {}),
+    "po2_weights": ({"po2_weights": "quantized_po2(4)"}, {}, {}),
+    "tanh": ({}, {"tanh": ACTIVATIONS["tanh"][0]}, {}),
+    "sigmoid": ({}, {"sigmoid": ACTIVATIONS["sigmoid"][0]}, {}),
+    "conv_bn": ({}, {}, {"conv_bn": "quantized_bits(6,0,alpha=1)"}),
+    "conv_bn_po2": ({}, {}, {"conv_bn_po2": "quantized_bits(6,0)"}),
+}
+
+
+@pytest.mark.parametrize("case", list(RTL_CASES))
+def test_rtl_trace_equals_qkeras(case: str) -> None:
+    """da4ml's trace of the model computes QKeras' logits bit for bit (stress events on and
+    beyond the input grid)."""
+    pytest.importorskip("da4ml")
+    from hepfpga.firmware.rtl.flow import stress_events
+    from hepfpga.firmware.rtl.trace import trace_model
+    from hepfpga.firmware.verify import keras_outputs_with_logits
+
+    model = branches_model(*RTL_CASES[case])
+    net = trace_model(model)
+    x = np.concatenate([stress_events(net, 1000), _events((6,), 200)])
+    codes = net.input_codes(x)
+    traced = net.comb.predict(np.ldexp(codes.astype(np.float64), -net.input_type.fractional))
+    reference = np.asarray(keras_outputs_with_logits(model, x)[1], dtype=np.float64)
+    assert np.array_equal(traced, reference)
+
+
+@pytest.mark.parametrize(
+    ("activations", "message"),
+    [
+        ({"binary_tanh": "binary_tanh"}, "binary_tanh is not traced to RTL .* comparison"),
+        (
+            {"leaky_relu": ACTIVATIONS["leaky_relu"][0]},
+            "a leaky quantized_relu is not traced to RTL",
+        ),
+    ],
+)
+def test_rtl_trace_refuses_what_da4ml_cannot_express(
+    activations: dict[str, str], message: str
+) -> None:
     pytest.importorskip("da4ml")
     from hepfpga.firmware.rtl.trace import trace_model
 
-    model = branches_model({"binary_string": "binary"})
-    traced = trace_model(model)
-    assert "d_binary_string" in traced.layers
+    with pytest.raises(ConversionError, match=message):
+        trace_model(branches_model({}, activations))
 
 
 # -- one compiled project for every learned scale ----------------------------------------------
