@@ -220,7 +220,10 @@ def _slope(layer: Any) -> float:
 
 def _qactivation(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
     quantizer = layer.get_config()["activation"]
-    result = from_quantizer(quantizer)
+    try:
+        result = from_quantizer(quantizer)
+    except ConversionError as exc:
+        raise ConversionError(f"layer '{layer.name}' (QActivation): {exc}") from exc
     slope = _slope(layer)
     if slope:
         # hls4ml's LeakyReLU multiplies by its param_t: hold the slope exactly (float32's 24
