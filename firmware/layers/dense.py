@@ -36,6 +36,12 @@ moving_mean) + beta`` computed with TensorFlow's own ops, which its quantizers t
 exactly as QKeras does: bit-exact like any QConv2D (a learned power-of-two scale folded as
 above). hls4ml's own converter keeps the unfolded batch normalization.
 
+*A QDense/QConv without kernel or bias quantizer* (hls4ml's quantizer-parsing test: the
+quantized activation after it is what the user quantized): its float32 weights are held
+exactly (24 significant bits, :func:`~hepfpga.firmware.layers._base.significant_type`) and
+summed exactly; QKeras sums the same products in float32, so the layer agrees **up to float32
+rounding** and the quantizer after it differs only at a rounding tie.
+
 *Float*: weights and biases get ``float_width``-bit types covering their values, the
 accumulator the exact sum of those, the result the profiled range (approximate).
 """
@@ -83,17 +89,22 @@ def weight_types(
     keys: tuple[str, str] = ("kernel_quantizer", "bias_quantizer"),
     *,
     scaled: bool = False,
+    float_weights: bool = False,
 ) -> tuple[FixedType, FixedType | None]:
     """The types of a QKeras layer's weights and bias, from its quantizers; ``scaled``: the
     weights may have a learned scale (the type is then that of the unscaled values, see the
-    module doc)."""
+    module doc); ``float_weights``: a weight without quantizer is held exactly (float32's 24
+    significant bits) instead of refused."""
     config = layer.get_config()
     types: list[FixedType | None] = []
-    for key in keys:
+    for index, key in enumerate(keys):
         quantizer = config.get(key)
         if quantizer is None:
             if key == keys[1] and not config.get("use_bias", True):
                 types.append(None)
+                continue
+            if float_weights:
+                types.append(_float_weight_type(layer, index, key))
                 continue
             raise ConversionError(
                 f"layer '{layer.name}' has no {key}; in a QKeras model every weight must be "
@@ -125,6 +136,27 @@ def n_ops(layer: Any) -> int:
     if type(layer).__name__.lstrip("Q").startswith("Depthwise"):
         return int(np.prod(kernel.shape[:-2]))  # each channel on its own
     return int(np.prod(kernel.shape[:-1]))
+
+
+def _float_weight_type(layer: Any, index: int, key: str) -> FixedType:
+    values = layer.get_weights()[index]
+    fixed = significant_type(values, SCALE_SIGNIFICANT_BITS)
+    if not fixed.can_represent(np.asarray(values, dtype=np.float64)):
+        raise ConversionError(
+            f"layer '{layer.name}' has no {key} and its float32 values span more than 48 bits; "
+            "give it a quantizer (quantized_bits) for firmware"
+        )
+    return fixed
+
+
+def has_float_weights(layer: Any) -> bool:
+    """A QDense/QConv with no kernel quantizer or no bias quantizer (and a bias): its float32
+    weights are held exactly, its sums agree with QKeras up to float32 rounding."""
+    if not type(layer).__name__.startswith("Q"):
+        return False
+    config = layer.get_config()
+    no_bias = config.get("use_bias", True) and config.get("bias_quantizer") is None
+    return config.get("kernel_quantizer") is None or bool(no_bias)
 
 
 def kernel_scale(layer: Any) -> str | None:
@@ -305,10 +337,13 @@ def _dense(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrec
     if kind.startswith("Q") and kernel_scale(layer) == "auto":
         return _scaled(layer, x)
     if kind.startswith("Q"):
-        weight, bias = weight_types(layer)
+        weight, bias = weight_types(layer, float_weights=True)
         result = sum_type(x, weight, bias, n_ops(layer))
+        source = "exact sum" + (
+            " of float32 weights held exactly (no quantizer)" if has_float_weights(layer) else ""
+        )
         return LayerPrecision(
-            name, kind, result, accum=result, weight=weight, bias=bias, source="exact sum"
+            name, kind, result, accum=result, weight=weight, bias=bias, source=source
         )
     if ctx.quantized:
         raise ConversionError(
@@ -352,7 +387,8 @@ register(
         "'binary', 'ternary'): folded into weights of an ap_fixed wide enough for "
         "2**e * u: bit-exact. alpha='auto' (float32 scale): exact sum, then "
         "'<name>_alpha' = acc * scale + bias exactly, scale with 24 significant bits: equal "
-        "to QKeras up to float32 rounding. Float: profiled result, approximate. A built-in "
+        "to QKeras up to float32 rounding. No kernel/bias quantizer: float32 weights held exactly, "
+        "exact sum: up to float32 rounding. Float: profiled result, approximate. A built-in "
         "activation is split into '<name>_<activation>' (judged as that activation)",
         emulation=Emulation(
             "matrix product (im2col for convolutions; io_parallel); a float learned scale: "
@@ -376,7 +412,7 @@ register(
             "QConv2D": trace_conv,
             "QConv2DBatchnorm": trace_conv,
         },
-        exact=lambda layer: kernel_scale(layer) != "auto",
+        exact=lambda layer: kernel_scale(layer) != "auto" and not has_float_weights(layer),
         rewrite=Rewrite(_rewrite, _rewritten_weights),
         hls_entries=_alpha_entries,
         traced_as=_traced_as,

@@ -29,6 +29,9 @@ LEARNED_SCALES: dict[str, tuple[Any, bool]] = {
     "ternary_string": ("ternary", True),
     "ternary_auto": ("ternary(alpha='auto')", False),
     "bits_auto": ("quantized_bits(6,2,alpha='auto')", False),
+    # no kernel/bias quantizer, a quantized activation after it (hls4ml's parsing test): the
+    # float32 weights held exactly, equal up to float32 rounding
+    "no_quantizers": (None, False),
     # power-of-two weights and biases (hls4ml's exponent product is off by millions here)
     "po2_both": ("quantized_po2(5, 2)", True),
 }
@@ -50,7 +53,7 @@ FOLDED: dict[str, Any] = {
 N_EVENTS = 300
 
 
-def _kernel_quantizer(text: str) -> Any:
+def _kernel_quantizer(text: str | None) -> Any:
     from qkeras import quantized_bits
 
     # QKeras reads a string's default alpha as 1; the object's default (None) is learned
@@ -58,11 +61,11 @@ def _kernel_quantizer(text: str) -> Any:
         "quantized_bits(5,1)": quantized_bits(5, 1),
         "quantized_bits(6,0)": quantized_bits(6, 0),
     }
-    return plain.get(text, text)
+    return plain.get(text, text) if text is not None else None
 
 
 def branches_model(
-    kernels: dict[str, str],
+    kernels: dict[str, str | None],
     activations: dict[str, str] | None = None,
     folded: dict[str, str] | None = None,
     seed: int = 0,
@@ -87,12 +90,9 @@ def branches_model(
     for name, kernel, activation in plan:
         bias = "quantized_po2(5, 2)" if name == "po2_both" else None
         six_bits = quantized_bits(6, 0, alpha=1)
-        d = QDense(
-            3,
-            kernel_quantizer=kernel,
-            bias_quantizer=bias or (six_bits if activation else quantized_bits(8, 3, alpha=1)),
-            name=f"d_{name}",
-        )(h)
+        if kernel is not None:
+            bias = bias or (six_bits if activation else quantized_bits(8, 3, alpha=1))
+        d = QDense(3, kernel_quantizer=kernel, bias_quantizer=bias, name=f"d_{name}")(h)
         act = activation if activation is not None else quantized_relu(8, 3)
         outs.append(QActivation(act, name=f"r_{name}")(d))
     for name, kernel in (folded or {}).items():
@@ -191,8 +191,10 @@ def test_po2_scale_folds_into_exact_weights(scales_model: Any) -> None:
     from hepfpga.firmware.hls_config import hls4ml_ready_model
 
     ready = hls4ml_ready_model(scales_model)
-    for name, (_, exact) in LEARNED_SCALES.items():
+    for name, (text, exact) in LEARNED_SCALES.items():
         config = ready.get_layer(f"d_{name}").get_config()["kernel_quantizer"]
+        if text is None:
+            continue
         if not exact:  # alpha='auto' stays: hls4ml's ApplyAlpha step applies the scale
             assert learned_scale(config) == "auto"
             continue
