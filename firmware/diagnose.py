@@ -307,7 +307,7 @@ def diagnose(
     if kind == "QActivation":
         quantizer = layer.get_config()["activation"]
         name = _activation(layer)
-        if name in ("binary", "ternary"):
+        if name in ("binary", "ternary", "binary_tanh"):
             return Diagnosis(
                 first.name,
                 "sign_at_zero",

@@ -61,12 +61,23 @@ def _refuse_lambda(config: Any, path: Path) -> None:
             "load; hepfpga refuses it. Replace it with a standard layer."
         )
     unknown = sorted(_layer_classes(config) - _known_classes())
+    newer = [name for name in unknown if name in _NEWER_QKERAS]
+    if newer:
+        raise ModelFileError(f"{path}: the model uses {newer[0]}, {_NEWER_QKERAS[newer[0]]}")
     if unknown:
         raise ModelFileError(
             f"{path}: the model uses custom layer classes ({', '.join(unknown)}), whose code "
             "hepfpga neither has nor runs; only Keras, QKeras and tfmot pruning layers are "
             "accepted"
         )
+
+
+#: layers of QKeras releases newer than the pinned one -> what to use instead
+_NEWER_QKERAS = {
+    "QDenseBatchnorm": "a layer of QKeras releases newer than the installed 0.9.0 (which "
+    "hls4ml 1.3 pins); save the model with QDense followed by BatchNormalization (hepfpga "
+    "keeps the batch normalization as its own exact step), or use QConv2DBatchnorm",
+}
 
 
 def _layer_classes(config: Any) -> set[str]:

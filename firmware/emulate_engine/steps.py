@@ -41,6 +41,7 @@ __all__ = [
     "MaxPoolStep",
     "MergeStep",
     "MoveStep",
+    "SignStep",
     "activation_step",
     "batchnorm_step",
     "check_unpadded_pooling",
@@ -131,10 +132,11 @@ class MatmulStep(Step):
         self.output = layer.outputs[0]
         self.patches = patches
         self.shape = out_shape(layer)
-        if product_kind(layer) != "mult":
+        # weight_ternary returns 0, -x or x (decltype(-x): exact), i.e. x * w for w in -1/0/1
+        if product_kind(layer) not in ("mult", "weight_ternary"):
             raise UnsupportedLayerError(
                 f"layer '{layer.name}': hls4ml uses its '{product_kind(layer)}' product "
-                "(binary, ternary or power-of-two weights), which the engine does not reproduce"
+                "(binary or power-of-two weights), which the engine does not reproduce"
             )
         weight_t = layer_type(layer, "weight_t")
         accum_t = layer_type(layer, "accum_t")
@@ -218,6 +220,31 @@ class MatmulStep(Step):
         if self.accum_wrap is not None:
             acc = self.accum_wrap(acc)
         return self.result(acc).reshape(n, *self.shape)
+
+
+class SignStep(Step):
+    """hls4ml's ``binary_tanh``: ``(res_T)(x >= 0 ? 1 : -1)`` (+1 at 0, where QKeras'
+    ``binary_tanh`` gives -1)."""
+
+    def __init__(self, layer: Any, ctx: Context) -> None:
+        self.name = layer.name
+        source, _, interval, _ = input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.shape = out_shape(layer)
+        self.out_type = result_type(layer)
+        if not self.out_type.signed or self.out_type.integer < 2:
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': binary_tanh into {self.out_type}, which cannot hold +-1"
+            )
+        self.one = 2.0**self.out_type.fractional
+        self.out_interval = Interval(-self.one, self.one)
+        self.max_magnitude = max(interval.magnitude, self.one)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        out = np.where(x.reshape(n, -1) >= 0, self.one, -self.one).astype(x.dtype)
+        return out.reshape(n, *self.shape)
 
 
 class BatchNormStep(Step):

@@ -5,7 +5,11 @@ softmax, elu, ...) and parametrised ones (LeakyReLU, PReLU, ThresholdedReLU).
   ``ReLU`` layer as plain relu, so ``ReLU(max_value=..)``, ``threshold`` or ``negative_slope``
   are refused (use ``QActivation(quantized_relu(..))``, ``ThresholdedReLU`` or ``LeakyReLU``).
 * ``QActivation``: the ``ap_fixed`` twin of its quantizer (rounding half to even and saturating
-  like QKeras); exact.
+  like QKeras); exact. ``quantized_tanh`` is written as the ``quantized_bits(bits, 0)``
+  conversion it equals, ``quantized_sigmoid`` as hls4ml's ``hard_sigmoid``, ``binary_tanh`` as
+  hls4ml's sign, a leaky ``quantized_relu`` as hls4ml's ``LeakyReLU`` with the slope held
+  exactly (bit-exact for inputs ``>= -2**integer``; see
+  :func:`hepfpga.quantize.fixed.from_quantizer`).
 * *Table based* (``sigmoid``, ``tanh``, ``softplus``, ``softsign``, ``elu``/``ELU``, ``selu``,
   ``hard_sigmoid``): hls4ml looks the value up in a table of 1024 entries addressed by the
   input's top bits, so the result approximates Keras; the measured difference is what
@@ -20,11 +24,17 @@ softmax, elu, ...) and parametrised ones (LeakyReLU, PReLU, ThresholdedReLU).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.emulate_engine.softmax import softmax_step
-from hepfpga.firmware.emulate_engine.steps import activation_step, linear_step, relu_step
+from hepfpga.firmware.emulate_engine.steps import (
+    SignStep,
+    activation_step,
+    linear_step,
+    relu_step,
+)
 from hepfpga.firmware.emulate_tables import (
     TABLE_KINDS,
     TABLE_STEPS,
@@ -42,6 +52,7 @@ from hepfpga.firmware.layers._base import (
     QKerasMapping,
     Rewrite,
     register,
+    significant_type,
 )
 from hepfpga.firmware.layers.tracers import trace_activation
 from hepfpga.quantize.fixed import FixedType, from_quantizer
@@ -191,10 +202,72 @@ register(
 )
 
 
+def _quantizer(layer: Any) -> Any:
+    # deferred: TensorFlow loads slowly
+    from qkeras.quantizers import get_quantizer
+
+    return get_quantizer(layer.get_config()["activation"])
+
+
+def _slope(layer: Any) -> float:
+    """The negative slope of a leaky ``quantized_relu`` (0: none)."""
+    try:
+        quantizer = _quantizer(layer)
+    except Exception:  # QKeras raises bare ValueError/KeyError; derive names the problem
+        return 0.0
+    return float(getattr(quantizer, "negative_slope", 0.0) or 0.0)
+
+
 def _qactivation(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> LayerPrecision:
     quantizer = layer.get_config()["activation"]
-    result = from_quantizer(quantizer)
+    try:
+        result = from_quantizer(quantizer)
+    except ConversionError as exc:
+        raise ConversionError(f"layer '{layer.name}' (QActivation): {exc}") from exc
+    slope = _slope(layer)
+    if slope:
+        # hls4ml's LeakyReLU multiplies by its param_t: hold the slope exactly (float32's 24
+        # significant bits, what QKeras multiplies with)
+        param = significant_type([slope], 24)
+        return LayerPrecision(
+            layer.name,
+            type(layer).__name__,
+            result,
+            source="quantizer (leaky: slope * x for x < 0)",
+            extra=(("param", param),),
+        )
     return LayerPrecision(layer.name, type(layer).__name__, result, source="quantizer")
+
+
+def _qactivation_exact(layer: Any) -> bool:
+    """Bit-exact unless binary_tanh (hls4ml maps 0 to +1, QKeras to -1) or a leaky relu whose
+    slope is no power of two (QKeras rounds ``a * x`` to float32 first)."""
+    try:
+        name = type(_quantizer(layer)).__name__
+    except Exception:  # QKeras raises bare ValueError/KeyError; derive names the problem
+        return True
+    if name == "function":
+        name = getattr(_quantizer(layer), "__name__", "")
+    slope = _slope(layer)
+    return name != "binary_tanh" and (slope == 0 or math.log2(abs(slope)).is_integer())
+
+
+def _tanh_as_bits(layer: Any) -> Any:
+    """``QActivation(quantized_tanh(bits, symmetric))`` as the same conversion written
+    ``QActivation(quantized_bits(bits, 0, symmetric, alpha=1))`` (QKeras' hard tanh rounded
+    and clipped is exactly that type's conversion, see
+    :func:`hepfpga.quantize.fixed.from_quantizer`): hls4ml then writes a plain conversion,
+    which the emulator and the RTL trace reproduce."""
+    if type(layer).__name__ != "QActivation":
+        return None
+    quantizer = _quantizer(layer)
+    if type(quantizer).__name__ != "quantized_tanh" or quantizer.use_real_tanh:
+        return None
+    # deferred: TensorFlow loads slowly
+    from qkeras import QActivation, quantized_bits
+
+    bits = quantized_bits(int(quantizer.bits), 0, symmetric=int(quantizer.symmetric), alpha=1)
+    return QActivation(bits, name=layer.name)
 
 
 register(
@@ -202,12 +275,25 @@ register(
         family="quantized activation",
         classes=("QActivation",),
         derive=_qactivation,
-        exactness="the ap_fixed twin of the quantizer (rounds half to even, saturates): exact",
+        exactness="the ap_fixed twin of the quantizer (rounds half to even, saturates): exact. "
+        "quantized_tanh: the same conversion as quantized_bits(bits, 0): exact. "
+        "quantized_sigmoid: hls4ml's hard_sigmoid (0.5 x + 0.5, exact) into "
+        "ap_ufixed<bits,0,AP_RND_CONV,AP_SAT>: exact. binary_tanh: hls4ml's x >= 0 ? 1 : -1, "
+        "exact except at x == 0 (QKeras: -1, hls4ml: +1). "
+        "Leaky quantized_relu(bits, integer, negative_slope=a): hls4ml's LeakyReLU (a held "
+        "exactly) into ap_fixed<bits,integer+1,AP_RND_CONV,AP_SAT>: exact for inputs >= "
+        "-2**integer with a power-of-two slope (QKeras clips the negative side at "
+        "-a * 2**integer)",
         emulation=Emulation(
-            "conversion step",
+            "conversion step; hard_sigmoid step (quantized_sigmoid), sign step (binary_tanh), "
+            "slope step (leaky quantized_relu)",
+            activations={"binary_tanh": SignStep},
+            parametrised={"leaky_relu": SlopeStep},
         ),
         qkeras=QKerasMapping(reason="a QKeras layer itself (QAT makes it of Activation('relu'))"),
         rtl={"QActivation": trace_activation},
+        exact=_qactivation_exact,
+        rewrite=Rewrite(_tanh_as_bits),
     )
 )
 

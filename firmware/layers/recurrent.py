@@ -31,11 +31,12 @@ converted as the float LSTM/GRU holding the QKeras-quantized weights (hls4ml 1.3
 stored float weights and ignores the quantizers, so hepfpga writes the quantized values
 itself); their weight types are the exact grid of those values (``ap_fixed<I+F, I>`` with
 ``F`` the finest fractional bit used), so the firmware stores exactly what QKeras multiplies
-with. Refused, with the reason: a ``state_quantizer`` (QKeras rounds the state every step;
-hls4ml 1.3 maps it to the accumulator, which must equal the result type, and one wider than
-the output breaks the g++ build in ``nnet_recurrent.h``; measured, a QKeras state quantizer
-equal to the firmware's state type does not bring the two closer: the products and gates
-dominate), activations other than ``tanh`` / ``sigmoid`` (the Vivado/Vitis recurrent
+with. A ``state_quantizer`` (QKeras rounds the state every step) is accepted when its type is
+the firmware's state type, the layer's input type (then both round the state the same way;
+measured, this does not bring the two closer: the products and gates dominate); any other is
+refused naming both types (hls4ml 1.3 maps it to the accumulator, which its templates need
+equal to the result type, and a different one breaks the g++ build in ``nnet_recurrent.h``).
+Refused, with the reason: activations other than ``tanh`` / ``sigmoid`` (the Vivado/Vitis recurrent
 templates reject ``quantized_tanh`` and ``hard_sigmoid``; QKeras's default
 ``recurrent_activation='hard_sigmoid'`` included), a QGRU with ``reset_after=False``
 (QKeras's default; hls4ml implements ``reset_after=True``). SimpleRNN has no Vivado/Vitis
@@ -62,7 +63,7 @@ from hepfpga.firmware.layers._base import (
     covering_type,
     register,
 )
-from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation, from_quantizer
 
 #: the activations hls4ml 1.3's Vivado/Vitis recurrent templates compute (as tables)
 _ACTIVATIONS = {"activation": ("tanh",), "recurrent_activation": ("sigmoid",)}
@@ -140,20 +141,20 @@ def _check_forward(layer: Any) -> None:
         )
 
 
-def _check_qkeras(layer: Any) -> None:
-    """Refuse QLSTM/QGRU settings the pinned hls4ml cannot reproduce (specific reasons)."""
+def _check_qkeras(layer: Any, *, state_allowed: bool = False) -> None:
+    """Refuse QLSTM/QGRU settings the pinned hls4ml cannot reproduce (specific reasons);
+    ``state_allowed``: a ``state_quantizer`` is checked later, against the state type (a
+    layer of its own; inside a wrapper it is refused here)."""
     kind = type(layer).__name__
     name = layer.name
     config = layer.get_config()
     _check_forward(layer)
-    if config.get("state_quantizer") is not None:
+    if config.get("state_quantizer") is not None and not state_allowed:
         raise ConversionError(
             f"layer '{name}' ({kind}) has state_quantizer "
             f"{_activation_name(config['state_quantizer'])}; hepfpga converts QLSTM/QGRU with "
-            "state_quantizer=None only: hls4ml 1.3 maps it to the accumulator type, which its "
-            "recurrent templates need equal to the result type, and a state quantizer wider "
-            "than the layer output breaks the g++ build (nnet_recurrent.h). Remove it (the "
-            "firmware state then has the layer's result type)"
+            "state_quantizer=None only inside Bidirectional (a QLSTM/QGRU of its own takes a "
+            "state_quantizer of its input's type, the firmware's state type)"
         )
     for key, accepted in _ACTIVATIONS.items():
         value = _activation_name(config.get(key))
@@ -187,18 +188,18 @@ def _quantized_weights(layer: Any) -> list[np.ndarray]:
     ]
 
 
-def _float_twin(layer: Any) -> Any:
+def _float_twin(layer: Any, *, state_allowed: bool = False) -> Any:
     """QLSTM/QGRU -> the Keras LSTM/GRU of the same name and settings (weights: see
     :func:`_quantized_weights`); a QLSTM with float activations and no state quantizer
     computes exactly this."""
     # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
-    _check_qkeras(layer)
+    _check_qkeras(layer, state_allowed=state_allowed)
     config = layer.get_config()
     kind = type(layer).__name__[1:]
     extra = {"reset_after": config["reset_after"]} if kind == "GRU" else {}
-    return getattr(keras.layers, kind)(
+    twin = getattr(keras.layers, kind)(
         config["units"],
         activation=_activation_name(config["activation"]),
         recurrent_activation=_activation_name(config["recurrent_activation"]),
@@ -210,6 +211,30 @@ def _float_twin(layer: Any) -> Any:
         name=layer.name,
         **extra,
     )
+    state = config.get("state_quantizer")
+    if state is not None:
+        # checked against the layer's state type (its input's) when the types are derived
+        twin._hepfpga_state_quantizer = (str(_activation_name(state)), from_quantizer(state))
+    return twin
+
+
+def _check_state_quantizer(layer: Any, state: FixedType) -> str:
+    """The words on a QLSTM/QGRU ``state_quantizer`` ('' without one), or the refusal when the
+    firmware cannot hold the state in its type."""
+    given = getattr(layer, "_hepfpga_state_quantizer", None)
+    if given is None:
+        return ""
+    text, fixed = given
+    same = (fixed.width, fixed.integer, fixed.signed) == (state.width, state.integer, state.signed)
+    if not same or fixed.rounding != state.rounding or fixed.saturation != state.saturation:
+        raise ConversionError(
+            f"layer '{layer.name}' (Q{type(layer).__name__}): state_quantizer {text} is "
+            f"{fixed.to_hls()}, but hls4ml 1.3's recurrent templates hold the state in the "
+            f"layer's one type, its input's {state.to_hls()} (a state type of its own breaks "
+            "the g++ build in nnet_recurrent.h); give the state_quantizer that type, or "
+            "state_quantizer=None"
+        )
+    return f"; state_quantizer {text} = the state type"
 
 
 def grid_type(values: Any) -> FixedType | None:
@@ -258,7 +283,7 @@ def _recurrent(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Layer
         ("recurrent_weight", _weight_type(recurrent, ctx, f"{where} weights")),
         ("recurrent_bias", _weight_type(bias, ctx, f"{where} bias")),
     )
-    source = recurrent_source(ctx.quantized)
+    source = recurrent_source(ctx.quantized) + _check_state_quantizer(layer, result)
     return LayerPrecision(
         name,
         kind,
@@ -304,15 +329,16 @@ register(
         derive=_recurrent,
         exactness="converted as LSTM/GRU holding the QKeras-quantized weights (exact weight "
         "types); state and output in the input's type, gates from sigmoid/tanh tables "
-        "sized to its lsb: approximate (measured); state_quantizer, quantized_tanh/hard_sigmoid "
-        "activations and QGRU reset_after=False are refused",
+        "sized to its lsb: approximate (measured); a state_quantizer only of the input's type "
+        "(the state's); quantized_tanh/hard_sigmoid activations and QGRU reset_after=False "
+        "are refused",
         emulation=Emulation(
             "recurrent step (emulate_recurrent: gate tables, state in res_T)",
             steps={"LSTM": recurrent_step, "GRU": recurrent_step},
         ),
         qkeras=QKerasMapping(reason="QKeras layers themselves"),
         exact=lambda layer: False,
-        rewrite=Rewrite(_float_twin, _quantized_weights),
+        rewrite=Rewrite(lambda layer: _float_twin(layer, state_allowed=True), _quantized_weights),
         bound=QKERAS_BOUND,
         multiplications=_multiplications,
     )

@@ -28,3 +28,14 @@ for _name in ("BinaryDense", "TernaryDense"):
         "a custom layer class (not Keras or QKeras), whose code hepfpga neither has nor runs; "
         "use QDense with kernel_quantizer=binary() or ternary() (bit-exact in firmware)",
     )
+refuse(
+    "QDepthwiseConv2DBatchnorm",
+    "hls4ml 1.3 has no converter for QKeras' folded depthwise layer; use QDepthwiseConv2D "
+    "followed by BatchNormalization (or fold the batch normalization into its weights); "
+    "QConv2DBatchnorm is converted (folded as QKeras does at inference)",
+)
+refuse(
+    "QDenseBatchnorm",
+    "not a layer of the installed QKeras (0.9.0); use QDense followed by BatchNormalization, "
+    "or QConv2DBatchnorm for convolutions (folded as QKeras does at inference)",
+)

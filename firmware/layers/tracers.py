@@ -17,12 +17,24 @@ from typing import Any
 import numpy as np
 
 from hepfpga.errors import ConversionError
-from hepfpga.quantize.fixed import FixedType, from_quantizer
+from hepfpga.quantize.fixed import (
+    FixedType,
+    Rounding,
+    Saturation,
+    from_quantizer,
+    learned_scale,
+    learned_scale_values,
+)
 
 __all__ = [
+    "PO2_QUANTIZERS",
     "Rounder",
     "Tracer",
     "apply_elementwise",
+    "folded_batchnorm",
+    "po2_folded_type",
+    "po2_values_type",
+    "quantizer_name",
     "trace_activation",
     "trace_conv",
     "trace_dense",
@@ -65,16 +77,106 @@ def _on_grid(values: np.ndarray, quantizer: Any, what: str) -> np.ndarray:
     return values
 
 
+#: weight quantizers whose values are signed powers of two (a logarithmic grid)
+PO2_QUANTIZERS = ("quantized_po2", "quantized_relu_po2")
+
+
+def quantizer_name(quantizer: Any) -> str:
+    """The class (or function) name of a QKeras quantizer, its config or string form."""
+    # deferred: TensorFlow loads slowly
+    from qkeras.quantizers import get_quantizer
+
+    try:
+        obj = get_quantizer(quantizer)
+    except Exception:  # QKeras raises bare ValueError/KeyError for unknown names
+        return str(quantizer)
+    return type(obj).__name__ if hasattr(obj, "get_config") else getattr(obj, "__name__", "")
+
+
+def po2_values_type(values: np.ndarray, what: str) -> FixedType:
+    """The narrowest ``ap_fixed<W, I, AP_RND_CONV, AP_SAT>`` holding every value of
+    ``values`` (``quantized_po2`` outputs: 0 and signed powers of two) exactly: ``I`` from the
+    largest power, ``W - I`` fractional bits down to the smallest."""
+    magnitudes = np.abs(np.asarray(values, dtype=np.float64)).ravel()
+    nonzero = magnitudes[magnitudes > 0]
+    if not nonzero.size:
+        return FixedType(2, 2, True, Rounding.RND_CONV, Saturation.SAT)
+    exponents = np.log2(nonzero)
+    if not np.all(exponents == np.round(exponents)):
+        raise ConversionError(f"{what}: the quantized values are not all powers of two")
+    top, bottom = int(exponents.max()), int(exponents.min())
+    # the sign bit and one bit so that +2**top fits: I = top + 2
+    return FixedType(top - bottom + 2, top + 2, True, Rounding.RND_CONV, Saturation.SAT)
+
+
+def po2_folded_type(unscaled: FixedType, scale: np.ndarray, what: str) -> FixedType:
+    """The exact type of ``scale_j * u`` for ``u`` of type ``unscaled`` and power-of-two
+    ``scale_j`` (a learned ``alpha='auto_po2'`` scale): ``max e`` more integer bits and
+    ``-min e`` more fractional bits, ``ap_fixed<W + max e - min e, I + max e, AP_RND_CONV,
+    AP_SAT>``."""
+    exponents = np.log2(np.asarray(scale, dtype=np.float64))
+    if not np.all(exponents == np.round(exponents)):
+        raise ConversionError(f"{what}: the learned scale {scale} is not a power of two")
+    top, bottom = int(exponents.max()), int(exponents.min())
+    return FixedType(
+        unscaled.width + top - bottom,
+        unscaled.integer + top,
+        True,
+        Rounding.RND_CONV,
+        Saturation.SAT,
+    )
+
+
 def _quantized(layer: Any, key: str, weights: Any) -> np.ndarray:
     quantizer = _quantizer_of(layer, f"{key}_quantizer")
     what = f"layer '{layer.name}' {key}"
     if quantizer is None:
         raise ConversionError(f"{what} has no quantizer; the RTL needs quantized weights")
+    scale = learned_scale(quantizer) if key == "kernel" else None
+    if scale == "auto":
+        raise ConversionError(
+            f"{what}: {quantizer} learns a float32 scale (alpha='auto'), which QKeras applies "
+            "in float32 arithmetic, not fixed-point; the RTL trace needs alpha='auto_po2' or "
+            "alpha=1"
+        )
+    if scale == "auto_po2":
+        unscaled, channel = learned_scale_values(quantizer, weights)
+        values = unscaled * channel
+        folded = po2_folded_type(from_quantizer(quantizer, unscaled=True), channel, what)
+        if not folded.can_represent(values):
+            raise ConversionError(f"{what}: the scaled weights are not on the grid of {folded}")
+        return values
+    if quantizer_name(quantizer) in PO2_QUANTIZERS:
+        values = np.asarray(quantizer(weights), dtype=np.float64)
+        po2_values_type(values, what)  # refuses values off the power-of-two grid
+        return values
     return _on_grid(np.asarray(quantizer(weights)), quantizer, what)
 
 
+def folded_batchnorm(layer: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel and bias a ``QConv2DBatchnorm`` quantizes at inference, in float32 exactly
+    as QKeras computes them: ``inv = gamma * rsqrt(moving_variance + eps)``, kernel
+    ``inv * kernel``, bias ``inv * (bias - moving_mean) + beta``."""
+    # deferred: TensorFlow loads slowly
+    import tensorflow as tf
+
+    bn = layer.batchnorm
+    inv = tf.math.rsqrt(bn.moving_variance + bn.epsilon)
+    if bn.gamma is not None:
+        inv *= bn.gamma
+    bias = layer.bias if layer.use_bias else 0.0
+    folded_bias = inv * (bias - bn.moving_mean)
+    if bn.beta is not None:
+        folded_bias = folded_bias + bn.beta
+    return np.asarray(inv * layer.kernel), np.asarray(folded_bias)
+
+
 def _quantized_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """The weights QKeras multiplies with: each quantizer applied to the float weights."""
+    """The weights QKeras multiplies with: each quantizer applied to the float weights (the
+    folded ones of a ``QConv2DBatchnorm``)."""
+    if hasattr(layer, "batchnorm"):
+        kernel, bias = folded_batchnorm(layer)
+        return _quantized(layer, "kernel", kernel), _quantized(layer, "bias", bias)
     kernel = _quantized(layer, "kernel", layer.kernel)
     bias = _quantized(layer, "bias", layer.bias) if layer.use_bias else None
     return kernel, bias
@@ -103,13 +205,38 @@ def _activation(layer: Any, activation: Any, y: Any, rounding: Rounder) -> Any:
             f"layer '{layer.name}': activation {activation!r} is not supported in the RTL; "
             "supported: linear, relu, quantized_relu, quantized_bits"
         ) from exc
+    name = quantizer_name(quantizer)
+    if name in _NOT_TRACED:
+        raise ConversionError(
+            f"layer '{layer.name}': {name} is not traced to RTL ({_NOT_TRACED[name]}); "
+            f"supported: {', '.join(_TRACED)}"
+        )
     target = from_quantizer(quantizer)
-    if type(quantizer).__name__ not in ("quantized_relu", "quantized_bits"):
+    if name not in _TRACED:
         raise ConversionError(
             f"layer '{layer.name}': {quantizer} is not supported in the RTL; "
-            "supported: quantized_relu, quantized_bits"
+            f"supported: {', '.join(_TRACED)}"
+        )
+    if name == "quantized_sigmoid":
+        # clip(0.5 x + 0.5, 0, 1), rounded and saturated: the saturation is the clip
+        return apply_elementwise(y, lambda v: rounding(v * 0.5 + 0.5, target))
+    if name == "quantized_relu" and getattr(quantizer, "negative_slope", 0):
+        raise ConversionError(
+            f"layer '{layer.name}': a leaky quantized_relu is not traced to RTL (da4ml's "
+            "trace has no select between x and a * x); use quantized_relu without a slope"
         )
     return apply_elementwise(y, lambda v: rounding(v, target))
+
+
+#: the activation quantizers the RTL trace reproduces (quantized_tanh becomes quantized_bits)
+_TRACED = ("quantized_bits", "quantized_relu", "quantized_sigmoid", "quantized_tanh")
+#: why the others are not traced
+_NOT_TRACED = {
+    "binary_tanh": "a sign function, which da4ml's trace has no comparison for; use "
+    "quantized_bits(2, 1)",
+    "binary": "a sign function, which da4ml's trace has no comparison for",
+    "ternary": "a threshold function, which da4ml's trace has no comparison for",
+}
 
 
 def trace_dense(layer: Any, x: Any, rounding: Rounder) -> Any:

@@ -229,8 +229,6 @@ def test_hls4ml_keras_layers_are_handled_or_listed() -> None:
     from hls4ml.converters.keras_v2_to_hls import get_supported_keras_layers
 
     still_to_do = {
-        "QConv2DBatchnorm",
-        "QDepthwiseConv2DBatchnorm",
         "FixedPointQuantizer",
         "HGQ>FixedPointQuantizer",
         "UnaryLUT",

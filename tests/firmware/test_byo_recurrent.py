@@ -129,10 +129,11 @@ REFUSALS = {
     "state_quantizer": (
         "QLSTM",
         {"state_quantizer": "quantized_bits(16, 4, alpha=1)"},
-        "layer 'rnn' (QLSTM) has state_quantizer quantized_bits; hepfpga converts QLSTM/QGRU "
-        "with state_quantizer=None only: hls4ml 1.3 maps it to the accumulator type, which its "
-        "recurrent templates need equal to the result type, and a state quantizer wider than "
-        "the layer output breaks the g++ build (nnet_recurrent.h)",
+        "layer 'rnn' (QLSTM): state_quantizer quantized_bits is ap_fixed<16,5,AP_RND_CONV,AP_SAT>, "
+        "but hls4ml 1.3's recurrent templates hold the state in the layer's one type, its "
+        "input's ap_fixed<12,4,AP_RND_CONV,AP_SAT> (a state type of its own breaks the g++ "
+        "build in nnet_recurrent.h); give the state_quantizer that type, or "
+        "state_quantizer=None",
     ),
     "quantized_tanh": (
         "QLSTM",
@@ -160,6 +161,17 @@ REFUSALS = {
         "kernel, recurrent kernel and bias are all quantized",
     ),
 }
+
+
+@pytest.mark.parametrize("kind", ["QLSTM", "QGRU"])
+def test_state_quantizer_of_the_state_type_converts(kind: str) -> None:
+    """hls4ml's own QKeras RNN tests set a state_quantizer: one of the firmware's state type
+    (the input's, quantized_bits(12, 3) here) converts, and the plan says so."""
+    model = qrecurrent(kind, state_quantizer="quantized_bits(12, 3, alpha=1)")
+    plan = plan_conversion(model)
+    types = plan.precision["rnn"]
+    assert types.result == plan.precision["input_quant"].result
+    assert "state_quantizer quantized_bits = the state type" in types.source
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))

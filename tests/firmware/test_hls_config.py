@@ -144,7 +144,7 @@ def test_missing_input_quantizer_gets_the_documented_default() -> None:
     [
         ("auto_alpha", "alpha='auto'"),
         ("repeat", r"\(RepeatVector\) is not supported; supported: Activation, Add"),
-        ("sigmoid_quantizer", "quantized_sigmoid"),
+        ("sigmoid_quantizer", "use_real_sigmoid=True computes a real sigmoid"),
         ("unquantized_dense", "float layer in a QKeras model; use QDense"),
         ("unsigned_weights", "keep_negative=False"),
     ],
@@ -162,9 +162,10 @@ def test_unsupported_models_are_refused(case: str, message: str) -> None:
         keras.layers.Activation("softmax"),
     ]
     middle = {
-        "auto_alpha": [QDense(8, kernel_quantizer=q("auto"), bias_quantizer=q())],
+        # a learned scale is accepted on weights only (tests/firmware/test_byo_quantizers.py)
+        "auto_alpha": [QActivation(q("auto"))],
         "repeat": [keras.layers.RepeatVector(2)],
-        "sigmoid_quantizer": [QActivation("quantized_sigmoid(6)")],
+        "sigmoid_quantizer": [QActivation("quantized_sigmoid(6, use_real_sigmoid=True)")],
         "unquantized_dense": [keras.layers.Dense(8)],
         "unsigned_weights": [
             QDense(8, kernel_quantizer=quantized_bits(6, 0, keep_negative=False, alpha=1))

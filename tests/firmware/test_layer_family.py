@@ -270,18 +270,20 @@ def test_the_family_is_verified_and_emulated_against_the_c_simulation(
 ENGINE_STEPS = {
     "Activation", "AveragePooling1D", "AveragePooling2D", "BatchNormalization", "Clone",
     "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense", "DepthwiseConv1D",
-    "DepthwiseConv2D", "Dot", "ELU", "GRU", "GlobalPooling1D", "GlobalPooling2D",
+    "ApplyAlpha", "DepthwiseConv2D", "Dot", "ELU", "GRU", "GlobalPooling1D", "GlobalPooling2D",
     "HardActivation", "LSTM", "LeakyReLU", "MaxPooling1D", "MaxPooling2D", "Merge", "PReLU",
     "ParametrizedActivation", "PointwiseConv1D", "PointwiseConv2D", "Pooling1D", "Pooling2D",
     "ReLU", "Repack", "Reshape", "Resize", "Softmax", "ThresholdedReLU", "ZeroPadding1D",
     "ZeroPadding2D",
 }  # fmt: skip
-ENGINE_ACTIVATIONS = {"elu", "linear", "relu", "selu", "sigmoid", "softplus", "softsign", "tanh"}
-ENGINE_PARAMETRISED = {"elu", "leakyrelu", "thresholdedrelu"}
+ENGINE_ACTIVATIONS = {
+    "binary_tanh", "elu", "linear", "relu", "selu", "sigmoid", "softplus", "softsign", "tanh"
+}  # fmt: skip
+ENGINE_PARAMETRISED = {"elu", "leaky_relu", "leakyrelu", "thresholdedrelu"}
 #: the RTL tracer's table as it stood in rtl/trace.py
 RTL_TRACED = {
     "Activation", "Dropout", "Flatten", "MaxPooling1D", "MaxPooling2D", "QActivation", "QConv1D",
-    "QConv2D", "QDense", "Reshape",
+    "QConv2D", "QConv2DBatchnorm", "QDense", "Reshape",
 }  # fmt: skip
 
 

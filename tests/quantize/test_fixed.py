@@ -151,6 +151,47 @@ def test_binary_and_ternary_map_to_storage_types(text: str, expected: str) -> No
     assert fixed.can_represent(outputs)
 
 
+#: activation quantizers whose outputs are the conversion of QKeras' hard function (tanh:
+#: of x itself; sigmoid: of 0.5 x + 0.5, hls4ml's hard_sigmoid), checked value by value
+HARD_ACTIVATIONS = [
+    ("quantized_tanh(6)", "ap_fixed<6,1,AP_RND_CONV,AP_SAT>", 1.0, 0.0),
+    ("quantized_tanh(5, symmetric=True)", "ap_fixed<5,1,AP_RND_CONV,AP_SAT_SYM>", 1.0, 0.0),
+    ("quantized_sigmoid(6)", "ap_ufixed<6,0,AP_RND_CONV,AP_SAT>", 0.5, 0.5),
+    ("quantized_relu(8, 3, negative_slope=0.5)", "ap_fixed<8,4,AP_RND_CONV,AP_SAT>", 1.0, 0.0),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "slope", "shift"), HARD_ACTIVATIONS)
+def test_hard_activations_are_their_types_conversion(
+    text: str, expected: str, slope: float, shift: float
+) -> None:
+    from qkeras.quantizers import get_quantizer
+
+    quantizer = get_quantizer(text)
+    fixed = from_quantizer(quantizer)
+    assert fixed.to_hls() == expected
+    # grid points, ties and values beyond the range (a leaky relu: inputs >= -2**integer)
+    low = -8.0 if "negative_slope" in text else -4.0
+    x = np.concatenate(
+        [np.arange(low, 4.0, fixed.lsb / 4), np.random.default_rng(0).uniform(low, 4.0, 3000)]
+    ).astype(np.float32)
+    reference = _qkeras(quantizer, x)
+    if "negative_slope" in text:
+        ours = np.where(x >= 0, fixed.quantize(x.astype(np.float64)), fixed.quantize(0.5 * x))
+    else:
+        ours = fixed.quantize(slope * x.astype(np.float64) + shift)
+    assert np.array_equal(ours, reference)
+
+
+def test_binary_tanh_is_a_sign_with_minus_one_at_zero() -> None:
+    from qkeras.quantizers import get_quantizer
+
+    quantizer = get_quantizer("binary_tanh")
+    assert from_quantizer(quantizer).to_hls() == "ap_fixed<2,2>"
+    x = np.array([-2.0, -1e-6, 0.0, 1e-6, 3.0], dtype=np.float32)
+    assert _qkeras(quantizer, x).tolist() == [-1.0, -1.0, -1.0, 1.0, 1.0]
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -160,9 +201,11 @@ def test_binary_and_ternary_map_to_storage_types(text: str, expected: str) -> No
         ("quantized_bits(6, 0, use_stochastic_rounding=True)", "stochastic"),
         ("quantized_bits(1, 0)", "sign"),
         ("quantized_relu(6, 0, use_sigmoid=1)", "sigmoid"),
-        ("quantized_relu(6, 0, negative_slope=0.25)", "leaky"),
-        ("quantized_tanh(6)", "unsupported quantizer class"),
-        ("quantized_po2(4)", "unsupported quantizer class"),
+        ("quantized_relu(6, 0, negative_slope=0.25, use_sigmoid=1)", "sigmoid"),
+        ("quantized_tanh(6, use_real_tanh=True)", "use_real_tanh=True computes a real tanh"),
+        ("quantized_sigmoid(6, symmetric=True)", "symmetric quantized_sigmoid"),
+        ("quantized_po2(4)", "powers of two .* as a QDense/QConv kernel or bias quantizer"),
+        ("quantized_relu_po2(4)", "powers of two"),
         ("binary(alpha='auto')", "alpha"),
     ],
 )

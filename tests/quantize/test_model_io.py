@@ -116,3 +116,19 @@ def test_pruned_model_file_loads(tmp_path: Path) -> None:
     save_keras_model(pruned, tmp_path / "pruned.h5")
     loaded = load_keras_model(tmp_path / "pruned.h5")
     assert any(type(layer).__name__ == "PruneLowMagnitude" for layer in loaded.layers)
+
+
+def test_a_newer_qkeras_layer_is_refused_naming_what_works(tmp_path: Path) -> None:
+    """QDenseBatchnorm (QKeras releases after the pinned 0.9.0) is named with the layers that
+    convert, not as an unknown custom class."""
+    from tensorflow import keras
+
+    class QDenseBatchnorm(keras.layers.Dense):  # stands in for the newer QKeras class
+        pass
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, QDenseBatchnorm(2, name="folded")(inputs))
+    path = tmp_path / "newer.h5"
+    model.save(path)
+    with pytest.raises(ModelFileError, match=r"uses QDenseBatchnorm, a layer of QKeras releases"):
+        load_keras_model(path)
