@@ -36,6 +36,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from hepfpga._optional import require
 from hepfpga.artifacts import dumps_strict, write_json_atomic
 from hepfpga.cluster import dask_client
 from hepfpga.errors import DataError
@@ -180,6 +181,9 @@ def generate_shards(
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
         raise DataError(f"expected a positive integer or None. Received: workers={workers!r}")
+    require("pythia8mc", "datagen", "Generating jets")
+    require("fastjet", "datagen", "Clustering jets")
+    require("distributed", "datagen", "Generating jets on dask")
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: exists and is not a folder; shards go into a folder")
