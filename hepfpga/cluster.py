@@ -63,10 +63,12 @@ def dask_client(
                 n_workers=n_workers,
                 threads_per_worker=1,
                 processes=processes,
-                dashboard_address=None,
+                # ':0': a free port for the scheduler's HTTP server (8787 may be taken)
+                dashboard_address=":0",
                 worker_dashboard_address=None,
                 scheduler_kwargs={"dashboard": False},
-                silence_logs=logging.WARNING,
+                # workers busy with a task when the cluster closes are killed: not news
+                silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster, set_as_default=False)
         else:
