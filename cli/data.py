@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
 import numpy as np
 
 from hepfpga.artifacts import check_destination
-from hepfpga.train.generate import generate_sample
-from hepfpga.train.io import builtin_sample_path, load_sample, save_sample
+from hepfpga.cluster import check_scheduler_address
+from hepfpga.train.generate import BUILTIN_PHYSICS, DEFAULT_PHYSICS, PHYSICS_SETTINGS
+from hepfpga.train.generate_shards import ShardRun, generate_shards, merge_shards
+from hepfpga.train.io import WRITE_SUFFIXES, builtin_sample_path, load_sample, save_sample
 
 __all__ = ["COMMANDS", "data"]
 
@@ -21,7 +24,12 @@ def data() -> None:
 
 @data.command("generate")
 @click.option(
-    "--out", "out", type=click.Path(path_type=Path), required=True, help="Output file: .npz or .h5."
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A folder (no suffix): one HDF5 shard per chunk plus manifest.json, resumable; or one "
+    "file (.npz, .h5, .hdf5): the shards merged into it.",
 )
 @click.option(
     "--per-class",
@@ -38,6 +46,14 @@ def data() -> None:
     help="Pythia random seed (Pythia's range).",
 )
 @click.option(
+    "--physics",
+    type=click.Choice(PHYSICS_SETTINGS.names()),
+    default=DEFAULT_PHYSICS,
+    show_default=True,
+    help=f"Where the W and Z jets come from: a 2.1 TeV W' decaying to longitudinal W Z "
+    f"(heavy-resonance), or ffbar -> WW/ZZ ({BUILTIN_PHYSICS}, the built-in sample's).",
+)
+@click.option(
     "--constituents",
     type=click.IntRange(min=1),
     default=30,
@@ -47,7 +63,13 @@ def data() -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Worker processes (default: one per CPU); the jets do not depend on it.",
+    help="Worker processes of the local dask cluster (default: one per CPU); the jets do not "
+    "depend on it.",
+)
+@click.option(
+    "--scheduler",
+    help="dask.distributed scheduler to run the chunks on (e.g. tcp://host:8786; its workers "
+    "must see --out); default: a local cluster of --workers processes.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
@@ -55,27 +77,64 @@ def data_generate(
     out: Path,
     per_class: int,
     seed: int,
+    physics: str,
     constituents: int,
     workers: int | None,
+    scheduler: str | None,
     no_progress: bool,
     overwrite: bool,
 ) -> None:
-    """Generate q/g/W/Z/t jets with Pythia 8 and fastjet (needs: pip install 'hepfpga[datagen]').
+    """Generate q/g/W/Z/t jets with Pythia 8 and fastjet on dask (needs: pip install
+    'hepfpga[datagen]').
 
-    pp at 13 TeV, pTHat 1000-1100 GeV, anti-kT R=0.8 jets with pT > 800 GeV and |eta| < 2.5
-    matched to the truth parton/boson/top; the 16 hls4ml jet features and the leading
-    constituents of each jet.
+    pp at 13 TeV, pTHat 1000-1100 GeV (q, g, t), anti-kT R=0.8 jets with pT > 800 GeV and
+    |eta| < 2.5 matched to the truth parton/boson/top; the 16 hls4ml jet features and the
+    leading constituents of each jet. Every chunk of 250 jets is one dask task writing one
+    shard (named by its seed); run the same command again after an interruption and only the
+    missing shards are made, bit-identical to an uninterrupted run.
     """
-    if out.suffix not in (".npz", ".h5", ".hdf5"):
-        raise click.BadParameter(
-            f"unknown suffix '{out.suffix}'; accepted: .npz, .h5, .hdf5", param_hint="--out"
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
+        if workers is not None:
+            raise click.UsageError(
+                "--workers sets the size of the local cluster; with --scheduler the cluster's "
+                "own workers run the chunks: give one of the two"
+            )
+
+    def run_into(folder: Path) -> ShardRun:
+        return generate_shards(
+            folder,
+            per_class,
+            seed=seed,
+            n_constituents=constituents,
+            physics=physics,
+            scheduler=scheduler,
+            workers=workers,
+            progress=not no_progress,
         )
-    check_destination(out, kind="file", overwrite=overwrite, option="--out")
-    sample = generate_sample(
-        per_class, seed=seed, n_constituents=constituents, progress=not no_progress, workers=workers
-    )
-    save_sample(sample, out)
-    click.echo(f"wrote {len(sample)} jets to {out}")
+
+    if out.suffix.lower() in WRITE_SUFFIXES:
+        check_destination(out, kind="file", overwrite=overwrite, option="--out")
+        shards = out.with_name(out.name + ".shards")
+        run = run_into(shards)
+        save_sample(merge_shards(shards), out)
+        shutil.rmtree(shards)  # made by this command (or an interrupted run of it)
+        click.echo(f"wrote {run.summary()}; merged into {out}")
+        return
+    if out.suffix:
+        raise click.BadParameter(
+            f"unknown suffix '{out.suffix}'; accepted: a folder name without a suffix (shards) "
+            f"or a file {', '.join(WRITE_SUFFIXES)}",
+            param_hint="--out",
+        )
+    if overwrite:
+        raise click.BadParameter(
+            "--overwrite replaces a file; a shard folder is resumed (its missing shards are "
+            "made) or, for other settings, refused: remove it yourself to start again",
+            param_hint="--out",
+        )
+    run = run_into(out)
+    click.echo(f"wrote {run.summary()}")
 
 
 @data.command("info")

@@ -1,15 +1,21 @@
 """Generate labelled jets with Pythia 8 and fastjet (the optional ``datagen`` extra).
 
-Physics settings (one set of hard processes per class, each class generated on its own):
+Physics settings (one set of hard processes per class, each class generated on its own), with
+the W and Z jets from one of two :data:`PHYSICS_SETTINGS`:
 
 =====  ===============================================  =========================================
 class  Pythia hard processes                            truth object a jet is matched to
 =====  ===============================================  =========================================
 q      ``HardQCD:qq2qq``, ``HardQCD:qqbar2qqbarNew``    outgoing hard parton (status -23), u/d/s
 g      ``HardQCD:gg2gg``, ``HardQCD:qqbar2gg``          outgoing hard gluon (status -23)
-W      ``WeakDoubleBoson:ffbar2WW``, W -> q q'          W boson, last copy before its decay
-Z      ``WeakDoubleBoson:ffbar2gmZgmZ`` (Z part only,   Z boson, last copy before its decay
-       ``WeakZ0:gmZmode = 2``), Z -> q qbar
+W, Z   ``"heavy-resonance"`` (default): ``NewGauge      W (or Z) boson, last copy before its
+       Boson:ffbar2Wprime``, m(W') = 2.1 TeV, W' -> W   decay
+       Z only, with the decay angles of longitudinal
+       bosons (``Wprime:anglesWZ = 1``), W, Z -> quarks
+W      ``"sm-diboson"`` (the built-in ``jets.npz``):    W boson, last copy before its decay
+       ``WeakDoubleBoson:ffbar2WW``, W -> q q'
+Z      ``"sm-diboson"``: ``WeakDoubleBoson:ffbar2gm     Z boson, last copy before its decay
+       ZgmZ`` (Z part only, ``WeakZ0:gmZmode = 2``)
 t      ``Top:gg2ttbar``, ``Top:qqbar2ttbar``, W -> q q'  top quark, last copy before its decay
 =====  ===============================================  =========================================
 
@@ -23,8 +29,10 @@ kept, each truth object claiming the nearest such jet. Features: :mod:`hepfpga.t
 
 Reproducibility: the jets are made in chunks of :data:`CHUNK_JETS` jets; chunk ``k`` of class
 ``c`` runs Pythia with ``Random:seed = 1 + SeedSequence([seed, c, k]).generate_state(1)[0]
-% 900_000_000``. The result depends only on ``seed`` and ``n_per_class``, not on the number of
-worker processes. Jets are ordered by class, then chunk, then event.
+% 900_000_000``. The result depends only on ``seed``, ``n_per_class`` and ``physics`` (and
+``n_constituents``), not on the number of worker processes, nor on how they are run
+(:func:`generate_sample`'s process pool or :mod:`hepfpga.train.generate_shards` on dask).
+Jets are ordered by class, then chunk, then event.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from tqdm.auto import tqdm
 
 from hepfpga._optional import require
 from hepfpga.errors import DataError
+from hepfpga.registry import Registry
 from hepfpga.train.features import (
     MMDT_BETA,
     MMDT_R0,
@@ -54,13 +63,22 @@ from hepfpga.train.features import (
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES, N_CONSTITUENTS, JetSample
 
 __all__ = [
+    "BUILTIN_PHYSICS",
     "CHUNK_JETS",
+    "DEFAULT_PHYSICS",
     "JET_ETA_MAX",
     "JET_PT_MIN",
     "JET_R",
     "MATCH_DR",
+    "PHYSICS_SETTINGS",
     "PROCESS_SETTINGS",
+    "WPRIME_MASS",
+    "check_arguments",
+    "chunk_sample",
+    "concatenate_samples",
     "generate_sample",
+    "plan_tasks",
+    "settings_metadata",
 ]
 
 JET_R = 0.8
@@ -88,14 +106,55 @@ _COMMON_SETTINGS: tuple[str, ...] = (
 _HADRONIC_W = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
 _HADRONIC_Z = ("23:onMode = off", "23:onIfAny = 1 2 3 4 5")
 
-#: Pythia settings per class, added to the common ones above.
-PROCESS_SETTINGS: dict[str, tuple[str, ...]] = {
-    "q": ("HardQCD:qq2qq = on", "HardQCD:qqbar2qqbarNew = on"),
-    "g": ("HardQCD:gg2gg = on", "HardQCD:qqbar2gg = on"),
-    "W": ("WeakDoubleBoson:ffbar2WW = on", *_HADRONIC_W),
-    "Z": ("WeakDoubleBoson:ffbar2gmZgmZ = on", "WeakZ0:gmZmode = 2", *_HADRONIC_Z),
-    "t": ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_HADRONIC_W),
-}
+#: Mass of the W' that gives the W and Z jets of the ``"heavy-resonance"`` physics [GeV]: its
+#: decay bosons have pT up to m/2 (Jacobian peak at 1050 GeV, the middle of the QCD classes'
+#: pTHat window).
+WPRIME_MASS = 2100.0
+# W' -> W Z with the decay angles of H+ -> W+ Z (longitudinal bosons, ``anglesWZ = 1``); the
+# W class keeps the W jets of these events, the Z class the Z jets.
+_WPRIME_WZ = (
+    "NewGaugeBoson:ffbar2Wprime = on",
+    f"34:m0 = {WPRIME_MASS:.1f}",
+    "34:onMode = off",
+    "34:onIfAll = 23 24",
+    "Wprime:coup2WZ = 1.",
+    "Wprime:anglesWZ = 1.",
+    *_HADRONIC_W,
+    *_HADRONIC_Z,
+)
+
+#: Pythia settings per class, added to the common ones above, for each physics choice.
+#: ``"heavy-resonance"`` (the default for new samples): W and Z bosons from a 2.1 TeV W'
+#: decaying to longitudinally polarised W Z, like the boosted two-pronged W/Z jets of the
+#: public hls4ml LHC jet data set. ``"sm-diboson"``: W and Z from
+#: the Standard-Model processes ``ffbar -> WW / ZZ``, mostly transversely polarised (the
+#: built-in ``jets.npz`` was made with these; a quarter of its W/Z jets lose a prong to mMDT).
+#: q, g and t are the same in both.
+PHYSICS_SETTINGS: Registry[dict[str, tuple[str, ...]]] = Registry(
+    "physics",
+    {
+        "heavy-resonance": {
+            "q": ("HardQCD:qq2qq = on", "HardQCD:qqbar2qqbarNew = on"),
+            "g": ("HardQCD:gg2gg = on", "HardQCD:qqbar2gg = on"),
+            "W": _WPRIME_WZ,
+            "Z": _WPRIME_WZ,
+            "t": ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_HADRONIC_W),
+        },
+        "sm-diboson": {
+            "q": ("HardQCD:qq2qq = on", "HardQCD:qqbar2qqbarNew = on"),
+            "g": ("HardQCD:gg2gg = on", "HardQCD:qqbar2gg = on"),
+            "W": ("WeakDoubleBoson:ffbar2WW = on", *_HADRONIC_W),
+            "Z": ("WeakDoubleBoson:ffbar2gmZgmZ = on", "WeakZ0:gmZmode = 2", *_HADRONIC_Z),
+            "t": ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_HADRONIC_W),
+        },
+    },
+)
+#: The physics of new samples; the built-in sample keeps ``"sm-diboson"``.
+DEFAULT_PHYSICS = "heavy-resonance"
+#: The physics of the built-in ``jets.npz`` (its metadata predates the ``physics`` key).
+BUILTIN_PHYSICS = "sm-diboson"
+#: The settings of the default physics (kept under its old name for callers).
+PROCESS_SETTINGS: dict[str, tuple[str, ...]] = PHYSICS_SETTINGS[DEFAULT_PHYSICS]
 
 # Truth objects per class: the PDG ids (absolute values) and whether they are hard partons
 # (status -23) or the last copy of a resonance before its decay.
@@ -108,6 +167,7 @@ _TRUTH_IDS: dict[str, tuple[frozenset[int], bool]] = {
 }
 _NEUTRINOS = (12, 14, 16)
 _EVENTS_PER_BATCH = 50
+_MIN_EVENTS_PER_BATCH = 4
 # A chunk gives up (DataError) after this many events per requested jet: a class whose
 # efficiency is that low has a settings problem, not bad luck.
 _MAX_EVENTS_PER_JET = 50
@@ -120,6 +180,7 @@ class _Task:
     n_jets: int
     pythia_seed: int
     n_constituents: int
+    physics: str = DEFAULT_PHYSICS
 
 
 @dataclass
@@ -140,10 +201,11 @@ def _pythia_seed(seed: int, class_index: int, chunk_index: int) -> int:
     return 1 + int(state) % 900_000_000
 
 
-def _make_pythia(class_name: str, pythia_seed: int) -> Any:
+def _make_pythia(class_name: str, pythia_seed: int, physics: str) -> Any:
     pythia8 = require("pythia8mc", "datagen", "Generating jets")
     pythia = pythia8.Pythia("", False)
-    for line in (*_COMMON_SETTINGS, f"Random:seed = {pythia_seed}", *PROCESS_SETTINGS[class_name]):
+    settings = PHYSICS_SETTINGS[physics][class_name]
+    for line in (*_COMMON_SETTINGS, f"Random:seed = {pythia_seed}", *settings):
         if not pythia.readString(line):
             raise DataError(f"Pythia rejected the setting {line!r} for class {class_name!r}")
     if not pythia.init():
@@ -233,7 +295,7 @@ def _run_chunk(task: _Task) -> _ChunkResult:
     fastjet = require("fastjet", "datagen", "Clustering jets")
     start = time.perf_counter()
     class_name = CLASS_NAMES[task.class_index]
-    pythia = _make_pythia(class_name, task.pythia_seed)
+    pythia = _make_pythia(class_name, task.pythia_seed, task.physics)
     jet_definition = fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R)
 
     features: list[np.ndarray] = []
@@ -247,7 +309,11 @@ def _run_chunk(task: _Task) -> _ChunkResult:
                 f"class {class_name!r}: only {len(features)} of {task.n_jets} jets passed the "
                 f"selection in {n_events} events; check the Pythia settings"
             )
-        batch = pythia.nextBatch(_EVENTS_PER_BATCH)
+        # the batch size changes only how many surplus events are made: the jets are taken
+        # in event order, the same for any batch size
+        batch = pythia.nextBatch(
+            min(_EVENTS_PER_BATCH, max(_MIN_EVENTS_PER_BATCH, 2 * (task.n_jets - len(features))))
+        )
         n_events += len(batch)
         prt = batch.prt
         abs_id = abs(prt.id)
@@ -343,6 +409,101 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def check_arguments(
+    n_per_class: object,
+    seed: object,
+    n_constituents: object,
+    physics: object,
+    chunk_jets: object = CHUNK_JETS,
+) -> None:
+    """Refuse bad generation arguments with a :class:`~hepfpga.errors.DataError` (a
+    :class:`~hepfpga.errors.ConfigError` at ``physics`` for an unknown physics)."""
+    if not _is_int(n_per_class) or n_per_class < 1:  # type: ignore[operator]
+        raise DataError(f"expected a positive integer. Received: n_per_class={n_per_class!r}")
+    if not _is_int(n_constituents) or n_constituents < 0:  # type: ignore[operator]
+        raise DataError(
+            f"expected a non-negative integer. Received: n_constituents={n_constituents!r}"
+        )
+    if not _is_int(seed) or seed < 0:  # type: ignore[operator]
+        raise DataError(f"expected a non-negative integer. Received: seed={seed!r}")
+    if not _is_int(chunk_jets) or chunk_jets < 1:  # type: ignore[operator]
+        raise DataError(f"expected a positive integer. Received: chunk_jets={chunk_jets!r}")
+    if not isinstance(physics, str):
+        raise DataError(
+            f"expected one of {', '.join(PHYSICS_SETTINGS)}. Received: physics={physics!r}"
+        )
+    PHYSICS_SETTINGS.lookup(physics, "physics")
+
+
+def plan_tasks(
+    n_per_class: int,
+    seed: int,
+    n_constituents: int,
+    physics: str,
+    chunk_jets: int = CHUNK_JETS,
+) -> list[_Task]:
+    """The chunks of a sample, in the sample's order (class, then chunk); see the module
+    docstring for the seeding. ``chunk_jets`` other than :data:`CHUNK_JETS` gives other jets."""
+    return [
+        _Task(
+            class_index=class_index,
+            chunk_index=chunk_index,
+            n_jets=min(chunk_jets, n_per_class - first),
+            pythia_seed=_pythia_seed(seed, class_index, chunk_index),
+            n_constituents=n_constituents,
+            physics=physics,
+        )
+        for class_index in range(len(CLASS_NAMES))
+        for chunk_index, first in enumerate(range(0, n_per_class, chunk_jets))
+    ]
+
+
+def settings_metadata(
+    seed: int, n_per_class: int, n_constituents: int, physics: str, chunk_jets: int = CHUNK_JETS
+) -> dict[str, Any]:
+    """What a sample's jets depend on (the ``metadata`` keys that are not results)."""
+    return {
+        "source": "hepfpga.train.generate",
+        "seed": seed,
+        "n_per_class": n_per_class,
+        "n_constituents": n_constituents,
+        "physics": physics,
+        "chunk_jets": chunk_jets,
+        "pythia_settings_common": list(_COMMON_SETTINGS),
+        "pythia_settings_per_class": {k: list(v) for k, v in PHYSICS_SETTINGS[physics].items()},
+        "jet_definition": f"anti-kT R={JET_R}, visible final state (no neutrinos)",
+        "selection": f"pT > {JET_PT_MIN} GeV, |eta| < {JET_ETA_MAX}, truth dR < {MATCH_DR}",
+        "grooming": f"mMDT: SoftDrop beta={MMDT_BETA}, zcut={MMDT_ZCUT}, R0={MMDT_R0}",
+        "versions": _versions(),
+    }
+
+
+def chunk_sample(task: _Task, result: _ChunkResult) -> JetSample:
+    """The jets of one chunk as a sample (labels all ``task.class_index``)."""
+    return JetSample(
+        features=result.features,
+        constituents=result.constituents,
+        labels=np.full(result.jet_pt.shape[0], task.class_index, np.int64),
+        jet_pt=result.jet_pt,
+        jet_eta=result.jet_eta,
+        jet_mass=result.jet_mass,
+    )
+
+
+def concatenate_samples(parts: list[JetSample], metadata: dict[str, Any]) -> JetSample:
+    """The jets of ``parts`` one after the other, with ``metadata``."""
+    json.dumps(metadata)  # fail here, not at save time, if something is not serialisable
+    return JetSample(
+        features=np.concatenate([p.features for p in parts]),
+        constituents=np.concatenate([p.constituents for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        jet_pt=np.concatenate([p.jet_pt for p in parts]),
+        jet_eta=np.concatenate([p.jet_eta for p in parts]),
+        jet_mass=np.concatenate([p.jet_mass for p in parts]),
+        metadata=metadata,
+    )
+
+
 def generate_sample(
     n_per_class: int,
     *,
@@ -350,38 +511,24 @@ def generate_sample(
     n_constituents: int = N_CONSTITUENTS,
     progress: bool = True,
     workers: int | None = None,
+    physics: str = DEFAULT_PHYSICS,
 ) -> JetSample:
     """Generate ``n_per_class`` jets of each class in :data:`CLASS_NAMES` (see module docstring).
 
-    ``workers`` is the number of processes (default: the CPU count, at most the number of
-    chunks); ``1`` runs in this process. The result does not depend on ``workers``.
+    ``physics`` picks the hard processes (:data:`PHYSICS_SETTINGS`; the built-in sample was
+    made with ``"sm-diboson"``). ``workers`` is the number of processes (default: the CPU
+    count, at most the number of chunks); ``1`` runs in this process. The result does not
+    depend on ``workers``. The same jets, in the same order, come out of
+    :func:`hepfpga.train.generate_shards.generate_shards` with the same arguments.
     Raises :class:`~hepfpga.errors.MissingDependencyError` without the ``datagen`` extra.
     """
-    if not _is_int(n_per_class) or n_per_class < 1:
-        raise DataError(f"expected a positive integer. Received: n_per_class={n_per_class!r}")
-    if not _is_int(n_constituents) or n_constituents < 0:
-        raise DataError(
-            f"expected a non-negative integer. Received: n_constituents={n_constituents!r}"
-        )
-    if not _is_int(seed) or seed < 0:
-        raise DataError(f"expected a non-negative integer. Received: seed={seed!r}")
+    check_arguments(n_per_class, seed, n_constituents, physics)
     if workers is not None and (not _is_int(workers) or workers < 1):
         raise DataError(f"expected a positive integer or None. Received: workers={workers!r}")
     require("pythia8mc", "datagen", "Generating jets")
     require("fastjet", "datagen", "Clustering jets")
 
-    tasks = []
-    for class_index in range(len(CLASS_NAMES)):
-        for chunk_index, first in enumerate(range(0, n_per_class, CHUNK_JETS)):
-            tasks.append(
-                _Task(
-                    class_index=class_index,
-                    chunk_index=chunk_index,
-                    n_jets=min(CHUNK_JETS, n_per_class - first),
-                    pythia_seed=_pythia_seed(seed, class_index, chunk_index),
-                    n_constituents=n_constituents,
-                )
-            )
+    tasks = plan_tasks(n_per_class, seed, n_constituents, physics)
     n_workers = min(workers or os.cpu_count() or 1, len(tasks))
 
     start = time.perf_counter()
@@ -403,45 +550,27 @@ def generate_sample(
                     bar.update(task.n_jets)
     wall = time.perf_counter() - start
 
-    labels = np.concatenate(
-        [
-            np.full(r.jet_pt.shape[0], t.class_index, np.int64)
-            for t, r in zip(tasks, results, strict=True)
-        ]
-    )
+    n_jets = sum(r.jet_pt.shape[0] for r in results)
     worker_seconds = sum(r.seconds for r in results)
-    metadata: dict[str, Any] = {
-        "source": "hepfpga.train.generate.generate_sample",
-        "seed": seed,
-        "n_per_class": n_per_class,
-        "n_constituents": n_constituents,
-        "chunk_jets": CHUNK_JETS,
-        "pythia_settings_common": list(_COMMON_SETTINGS),
-        "pythia_settings_per_class": {k: list(v) for k, v in PROCESS_SETTINGS.items()},
-        "jet_definition": f"anti-kT R={JET_R}, visible final state (no neutrinos)",
-        "selection": f"pT > {JET_PT_MIN} GeV, |eta| < {JET_ETA_MAX}, truth dR < {MATCH_DR}",
-        "grooming": f"mMDT: SoftDrop beta={MMDT_BETA}, zcut={MMDT_ZCUT}, R0={MMDT_R0}",
-        "n_events": {
-            name: sum(r.n_events for t, r in zip(tasks, results, strict=True) if t.class_index == i)
-            for i, name in enumerate(CLASS_NAMES)
-        },
-        "n_undefined_ratios": sum(r.n_undefined for r in results),
-        "n_groomed_le2": sum(r.n_groomed_le2 for r in results),
-        # per worker process, Pythia initialisation included
-        "jets_per_worker_second": (
-            round(labels.size / worker_seconds, 1) if worker_seconds else None
-        ),
-        "wall_seconds": round(wall, 1),
-        "workers": n_workers,
-        "versions": _versions(),
-    }
-    json.dumps(metadata)  # fail here, not at save time, if something is not serialisable
-    return JetSample(
-        features=np.concatenate([r.features for r in results]),
-        constituents=np.concatenate([r.constituents for r in results]),
-        labels=labels,
-        jet_pt=np.concatenate([r.jet_pt for r in results]),
-        jet_eta=np.concatenate([r.jet_eta for r in results]),
-        jet_mass=np.concatenate([r.jet_mass for r in results]),
-        metadata=metadata,
+    metadata = settings_metadata(seed, n_per_class, n_constituents, physics)
+    metadata.update(
+        {
+            "n_events": {
+                name: sum(
+                    r.n_events for t, r in zip(tasks, results, strict=True) if t.class_index == i
+                )
+                for i, name in enumerate(CLASS_NAMES)
+            },
+            "n_undefined_ratios": sum(r.n_undefined for r in results),
+            "n_groomed_le2": sum(r.n_groomed_le2 for r in results),
+            # per worker process, Pythia initialisation included
+            "jets_per_worker_second": (
+                round(n_jets / worker_seconds, 1) if worker_seconds else None
+            ),
+            "wall_seconds": round(wall, 1),
+            "workers": n_workers,
+        }
+    )
+    return concatenate_samples(
+        [chunk_sample(t, r) for t, r in zip(tasks, results, strict=True)], metadata
     )
