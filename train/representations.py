@@ -103,6 +103,7 @@ class Features:
     scaling: ScalingKind = "standard"
 
     def prepare(self, split: Split) -> PreparedInputs:
+        _require(split.train, "features", self.name, _CONSTITUENT_REPRESENTATIONS)
         scaler = FeatureScaler.fit(split.train.features, self.scaling, split.train.feature_names)
         train, val, test = _per_split(split, lambda s: scaler.transform(s.features))
         return PreparedInputs(
@@ -110,7 +111,25 @@ class Features:
         )
 
 
-def _constituents(sample: JetSample, n: int) -> np.ndarray:
+def _require(sample: JetSample, part: str, representation: str, instead: str) -> None:
+    """Refuse a representation whose input ``part`` (``features``, ``constituents``) the
+    sample's file does not hold (``metadata[part] == "absent"``, see
+    :mod:`hepfpga.train.layouts`), naming what is missing and what could be used instead."""
+    if sample.metadata.get(part) != "absent":
+        return
+    source = sample.metadata.get("source", "the sample")
+    why = sample.metadata.get("missing", {}).get(part, f"{source} holds no {part}")
+    raise DataError(
+        f"the {representation} representation needs the jets' {part}, which {source} does not "
+        f"hold ({why}); use {instead} with this sample"
+    )
+
+
+_CONSTITUENT_REPRESENTATIONS = "constituent_sequence, constituent_cloud or jet_image"
+
+
+def _constituents(sample: JetSample, n: int, representation: str) -> np.ndarray:
+    _require(sample, "constituents", representation, "the features representation")
     stored = sample.constituents.shape[1]
     if n > stored:
         raise DataError(f"{n} constituents per jet requested, the sample stores {stored}")
@@ -127,7 +146,7 @@ class ConstituentSequence:
     n_constituents: int = 30
 
     def prepare(self, split: Split) -> PreparedInputs:
-        arrays = _per_split(split, lambda s: _constituents(s, self.n_constituents))
+        arrays = _per_split(split, lambda s: _constituents(s, self.n_constituents, self.name))
         return PreparedInputs(
             *arrays,
             {
@@ -152,7 +171,7 @@ class ConstituentCloud:
 
     def prepare(self, split: Split) -> PreparedInputs:
         def cloud(sample: JetSample) -> np.ndarray:
-            c = _constituents(sample, self.n_constituents)
+            c = _constituents(sample, self.n_constituents, self.name)
             present = (c[..., :1] != 0).astype(c.dtype)
             return np.concatenate([c, present], axis=-1)
 
@@ -181,6 +200,7 @@ class JetImage:
     extent: float = 0.8
 
     def prepare(self, split: Split) -> PreparedInputs:
+        _require(split.train, "constituents", self.name, "the features representation")
         arrays = _per_split(split, lambda s: jet_images(s.constituents, self.pixels, self.extent))
         return PreparedInputs(
             *arrays,
