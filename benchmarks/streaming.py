@@ -1,0 +1,189 @@
+"""Peak memory and time of streamed training (HDF5 shards through ``tf.data``) against
+in-memory training, on the same sample in one run.
+
+    nice -n 10 python benchmarks/streaming.py --work /work/wt/data/stream-bench \\
+        [--data FOLDER_OR_GLOB] [--jets 100000] [--shards 10] [--architectures mlp cnn] \\
+        [--epochs 2]
+
+``--data``: a sample of HDF5 shards (``hepfpga data generate`` output, the hls4ml LHC jet
+files, JetNet...). Without it, ``--jets`` jets are drawn (with replacement, seeded) from the
+built-in sample and written as ``--shards`` hepfpga shards under ``--work`` (kept for
+reruns): repeated jets, so the accuracies say nothing about physics, but memory and time do
+not depend on which jets they are.
+
+For each architecture (its own representation: ``mlp`` the 16 scaled features, ``cnn`` 16x16
+jet images, ...), three child processes, so each peak RSS (``getrusage``'s ``ru_maxrss``) is
+its own:
+
+* ``baseline``: TensorFlow, the model and a fit on 512 random inputs: what any fit costs;
+* ``memory``: :func:`~hepfpga.train.io.load_sample` of the whole sample, the stratified split,
+  the representation's arrays, :func:`~hepfpga.train.fit.fit_classifier`;
+* ``stream``: :class:`~hepfpga.train.stream.ShardedSample`, the same split from the labels,
+  the scaler on a streamed pass, :func:`~hepfpga.train.stream.fit_streamed` (shuffled).
+
+It prints, per architecture and mode: peak RSS, peak RSS above the baseline, the time of the
+fit per epoch, the test accuracy, and the ratios stream / memory from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+FRACTIONS = (0.6, 0.2, 0.2)
+SEED = 0
+
+
+def write_shards(folder: Path, n_jets: int, n_shards: int) -> Path:
+    """``n_jets`` jets drawn from the built-in sample into ``n_shards`` hepfpga shards."""
+    from hepfpga.train.io import load_builtin_sample, save_sample
+
+    if folder.is_dir() and len(list(folder.glob("shard-*.h5"))) == n_shards:
+        return folder
+    builtin = load_builtin_sample()
+    rng = np.random.default_rng(SEED)
+    bounds = np.linspace(0, n_jets, n_shards + 1).astype(int)
+    for i, (low, high) in enumerate(itertools.pairwise(bounds)):
+        shard = builtin.subset(np.sort(rng.integers(0, len(builtin), size=high - low)))
+        shard.metadata = {"source": f"benchmark shard {i} drawn from the built-in sample"}
+        save_sample(shard, folder / f"shard-{i:04d}.h5")
+    return folder
+
+
+def child(mode: str, architecture: str, data: str, epochs: int, batch_size: int) -> dict[str, Any]:
+    """One measurement in this process (see the module docstring)."""
+    import hepfpga.train.architectures  # noqa: F401  (registers the model sections)
+    from hepfpga.train.config import (
+        MODEL_SECTIONS,
+        DataConfig,
+        EarlyStoppingConfig,
+        TrainingConfig,
+    )
+    from hepfpga.train.fit import fit_classifier, peak_rss_mb
+    from hepfpga.train.models import build_model
+
+    section = MODEL_SECTIONS[architecture]()
+    representation = section.input_representation(DataConfig())
+    settings = TrainingConfig(
+        batch_size=batch_size, epochs=epochs, early_stopping=EarlyStoppingConfig(patience=epochs)
+    )
+    start = time.perf_counter()
+    if mode == "memory":
+        from hepfpga.train.dataset import split_sample
+        from hepfpga.train.io import load_sample
+
+        split = split_sample(load_sample(data), FRACTIONS, SEED)
+        inputs = representation.prepare(split)
+        shape, n_train = inputs.input_shape, len(split.train)
+        model = build_model(shape, 5, section, seed=SEED)
+        fit = fit_classifier(
+            model, inputs.train, split.train.labels, inputs.validation,
+            split.validation.labels, settings, seed=SEED, progress=False,
+        )  # fmt: skip
+        accuracy = model.evaluate(inputs.test, split.test.labels, batch_size=4096, verbose=0)[1]
+    elif mode == "stream":
+        from hepfpga.train.stream import ShardedSample, fit_streamed, split_stream, stream_inputs
+
+        sample = ShardedSample.open(data)
+        parts = split_stream(sample, FRACTIONS, SEED)
+        streamed = stream_inputs(sample, parts, representation, batch_size=batch_size, seed=SEED)
+        shape, n_train = streamed.input_shape, len(parts.train)
+        model = build_model(shape, 5, section, seed=SEED)
+        fit = fit_streamed(model, streamed, settings, seed=SEED, progress=False)
+        accuracy = model.evaluate(streamed.dataset("test"), verbose=0)[1]
+    else:  # baseline
+        from hepfpga.train.stream import ShardedSample, split_stream, stream_inputs
+
+        sample = ShardedSample.open(data)
+        parts = split_stream(sample, FRACTIONS, SEED, max_jets=1000)
+        shape = stream_inputs(
+            sample, parts, representation, batch_size=batch_size, seed=SEED
+        ).input_shape
+        rng = np.random.default_rng(SEED)
+        x = rng.normal(size=(512, *shape)).astype(np.float32)
+        y = rng.integers(0, 5, size=512)
+        model = build_model(shape, 5, section, seed=SEED)
+        fit = fit_classifier(model, x, y, x, y, settings, seed=SEED, progress=False)
+        accuracy, n_train = float("nan"), 512
+    return {
+        "peak_rss_mb": peak_rss_mb(),
+        "seconds_per_epoch": fit.seconds / fit.epochs_run,
+        "total_seconds": time.perf_counter() - start,
+        "test_accuracy": float(accuracy),
+        "n_train": n_train,
+        "input_shape": list(shape),
+    }
+
+
+def measure(
+    mode: str, architecture: str, data: str, epochs: int, batch_size: int
+) -> dict[str, Any]:
+    command = [
+        sys.executable, __file__, "--child", mode, architecture, data, str(epochs), str(batch_size)
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"error: the {mode} run of {architecture} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--data", help="a folder or glob of HDF5 shards")
+    parser.add_argument("--work", type=Path, help="where drawn shards are written (no --data)")
+    parser.add_argument("--jets", type=int, default=100_000)
+    parser.add_argument("--shards", type=int, default=10)
+    parser.add_argument("--architectures", nargs="+", default=["mlp", "cnn"])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    if args.child:
+        mode, architecture, data, epochs, batch_size = args.child
+        print(json.dumps(child(mode, architecture, data, int(epochs), int(batch_size))))
+        return 0
+    if args.data is None:
+        if args.work is None:
+            parser.error("give --data (a sample of shards) or --work (where to draw one)")
+        args.data = str(write_shards(args.work, args.jets, args.shards))
+    print(f"sample: {args.data}; epochs {args.epochs}, batch size {args.batch_size}")
+    header = f"{'architecture':<12} {'mode':<9} {'peak RSS MiB':>12} {'above base':>10} "
+    header += f"{'s/epoch':>8} {'test acc':>8} {'train jets':>10}"
+    print(header)
+    for architecture in args.architectures:
+        results = {
+            mode: measure(mode, architecture, args.data, args.epochs, args.batch_size)
+            for mode in ("baseline", "memory", "stream")
+        }
+        base = results["baseline"]["peak_rss_mb"]
+        for mode, r in results.items():
+            print(
+                f"{architecture:<12} {mode:<9} {r['peak_rss_mb']:12.0f} "
+                f"{r['peak_rss_mb'] - base:10.0f} {r['seconds_per_epoch']:8.1f} "
+                f"{r['test_accuracy']:8.3f} {r['n_train']:10d}"
+            )
+        memory, stream = results["memory"], results["stream"]
+        above_memory = max(memory["peak_rss_mb"] - base, 1e-9)
+        rss = stream["peak_rss_mb"] / memory["peak_rss_mb"]
+        print(
+            f"{architecture:<12} stream/memory: peak RSS {rss:.2f}, "
+            f"above baseline {(stream['peak_rss_mb'] - base) / above_memory:.2f}, "
+            f"time per epoch {stream['seconds_per_epoch'] / memory['seconds_per_epoch']:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
