@@ -2,14 +2,16 @@
 in-memory training, on the same sample in one run.
 
     nice -n 10 python benchmarks/streaming.py --work /work/wt/data/stream-bench \\
-        [--data FOLDER_OR_GLOB] [--jets 100000] [--shards 10] [--architectures mlp cnn] \\
-        [--epochs 2]
+        [--data FOLDER_OR_GLOB] [--jets 100000 300000] [--shards 10] \\
+        [--architectures mlp cnn] [--epochs 2]
 
 ``--data``: a sample of HDF5 shards (``hepfpga data generate`` output, the hls4ml LHC jet
-files, JetNet...). Without it, ``--jets`` jets are drawn (with replacement, seeded) from the
-built-in sample and written as ``--shards`` hepfpga shards under ``--work`` (kept for
-reruns): repeated jets, so the accuracies say nothing about physics, but memory and time do
-not depend on which jets they are.
+files, JetNet...). Without it, for each of the ``--jets`` sizes, that many jets are drawn
+(with replacement, seeded) from the built-in sample and written as ``--shards`` hepfpga shards
+under ``--work/<n>-jets`` (kept for reruns): repeated jets, so the accuracies say nothing about
+physics, but memory and time do not depend on which jets they are. With two sizes or more,
+the last line per architecture is the growth of the peak RSS per 100k jets of each mode: the
+in-memory path grows with the sample, the streamed one should not.
 
 For each architecture (its own representation: ``mlp`` the 16 scaled features, ``cnn`` 16x16
 jet images, ...), three child processes, so each peak RSS (``getrusage``'s ``ru_maxrss``) is
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--data", help="a folder or glob of HDF5 shards")
     parser.add_argument("--work", type=Path, help="where drawn shards are written (no --data)")
-    parser.add_argument("--jets", type=int, default=100_000)
+    parser.add_argument("--jets", type=int, nargs="+", default=[100_000, 300_000])
     parser.add_argument("--shards", type=int, default=10)
     parser.add_argument("--architectures", nargs="+", default=["mlp", "cnn"])
     parser.add_argument("--epochs", type=int, default=2)
@@ -154,34 +156,50 @@ def main(argv: list[str] | None = None) -> int:
         mode, architecture, data, epochs, batch_size = args.child
         print(json.dumps(child(mode, architecture, data, int(epochs), int(batch_size))))
         return 0
-    if args.data is None:
-        if args.work is None:
-            parser.error("give --data (a sample of shards) or --work (where to draw one)")
-        args.data = str(write_shards(args.work, args.jets, args.shards))
-    print(f"sample: {args.data}; epochs {args.epochs}, batch size {args.batch_size}")
-    header = f"{'architecture':<12} {'mode':<9} {'peak RSS MiB':>12} {'above base':>10} "
-    header += f"{'s/epoch':>8} {'test acc':>8} {'train jets':>10}"
-    print(header)
+    if args.data is not None:
+        samples = {0: args.data}
+    elif args.work is None:
+        parser.error("give --data (a sample of shards) or --work (where to draw samples)")
+    else:
+        samples = {n: str(write_shards(args.work / f"{n}-jets", n, args.shards)) for n in args.jets}
+    print(f"epochs {args.epochs}, batch size {args.batch_size}; samples: {samples}")
+    header = f"{'architecture':<12} {'jets':>8} {'mode':<9} {'peak RSS MiB':>12} "
+    header += f"{'above base':>10} {'s/epoch':>8} {'test acc':>8} {'train jets':>10}"
+    print(header, flush=True)
     for architecture in args.architectures:
-        results = {
-            mode: measure(mode, architecture, args.data, args.epochs, args.batch_size)
-            for mode in ("baseline", "memory", "stream")
-        }
-        base = results["baseline"]["peak_rss_mb"]
-        for mode, r in results.items():
+        above: dict[str, list[tuple[int, float]]] = {"memory": [], "stream": []}
+        for n, data in samples.items():
+            results = {
+                mode: measure(mode, architecture, data, args.epochs, args.batch_size)
+                for mode in ("baseline", "memory", "stream")
+            }
+            base = results["baseline"]["peak_rss_mb"]
+            for mode, r in results.items():
+                print(
+                    f"{architecture:<12} {n:8d} {mode:<9} {r['peak_rss_mb']:12.0f} "
+                    f"{r['peak_rss_mb'] - base:10.0f} {r['seconds_per_epoch']:8.1f} "
+                    f"{r['test_accuracy']:8.3f} {r['n_train']:10d}",
+                    flush=True,
+                )
+            memory, stream = results["memory"], results["stream"]
+            for mode in above:
+                above[mode].append((n, results[mode]["peak_rss_mb"] - base))
+            rss = stream["peak_rss_mb"] / memory["peak_rss_mb"]
+            epoch = stream["seconds_per_epoch"] / memory["seconds_per_epoch"]
             print(
-                f"{architecture:<12} {mode:<9} {r['peak_rss_mb']:12.0f} "
-                f"{r['peak_rss_mb'] - base:10.0f} {r['seconds_per_epoch']:8.1f} "
-                f"{r['test_accuracy']:8.3f} {r['n_train']:10d}"
+                f"{architecture:<12} {n:8d} stream/memory: peak RSS {rss:.2f}, "
+                f"time per epoch {epoch:.2f}",
+                flush=True,
             )
-        memory, stream = results["memory"], results["stream"]
-        above_memory = max(memory["peak_rss_mb"] - base, 1e-9)
-        rss = stream["peak_rss_mb"] / memory["peak_rss_mb"]
-        print(
-            f"{architecture:<12} stream/memory: peak RSS {rss:.2f}, "
-            f"above baseline {(stream['peak_rss_mb'] - base) / above_memory:.2f}, "
-            f"time per epoch {stream['seconds_per_epoch'] / memory['seconds_per_epoch']:.2f}"
-        )
+        if len(samples) > 1:
+            (n0, m0), (n1, m1) = above["memory"][0], above["memory"][-1]
+            (_, s0), (_, s1) = above["stream"][0], above["stream"][-1]
+            per = 100_000 / (n1 - n0)
+            print(
+                f"{architecture:<12} growth of the peak RSS per 100k jets ({n0} -> {n1}): "
+                f"memory {(m1 - m0) * per:.0f} MiB, stream {(s1 - s0) * per:.0f} MiB",
+                flush=True,
+            )
     return 0
 
 
