@@ -439,9 +439,11 @@ def _hls4ml_constituents(
             f"'jetConstituentList' of {path} has no column(s) {', '.join(absent)}"
         )
         return None
-    picked = np.asarray(particles[part], dtype=np.float64)[
-        ..., [int(c) for c in columns if c is not None]
-    ]
+    wanted = [int(c) for c in columns if c is not None]
+    # only the three columns are read (a 150-particle file has 16): h5py wants them increasing
+    increasing = sorted(set(wanted))
+    read = np.asarray(particles[part, :, increasing], dtype=np.float64)
+    picked = read[..., [increasing.index(c) for c in wanted]]
     _finite(picked, path, "jetConstituentList", list(_HLS4ML_PARTICLES))
     if picked.shape[0] != n:  # pragma: no cover - guarded by the shape check above
         raise DataError(f"{path}: 'jetConstituentList' and 'jets' differ in length")
