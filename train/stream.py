@@ -15,11 +15,12 @@ name order, as :func:`hepfpga.train.io.load_sample` concatenates them, so:
   jets chunk by chunk (:meth:`~hepfpga.train.representations.Features.encode`...);
 * :meth:`StreamedInputs.dataset` is a ``tf.data.Dataset`` of ``(inputs, labels)`` batches.
   For training it is shuffled per epoch from the seed alone: the part is cut into blocks of
-  ``chunk_jets`` consecutive jets, the blocks are permuted, ``shuffle_blocks`` blocks at a time
-  are read and their jets permuted (``numpy.random.default_rng((seed, epoch))``), so every
-  jet is seen once per epoch, a rerun sees the same batches, and memory holds one shuffle
-  buffer (``chunk_jets * shuffle_blocks`` jets) whatever the size of the sample (besides the
-  labels and the split's jet numbers: about 17 bytes per jet, 17 MB for a million). With
+  ``block_jets`` consecutive jets, the blocks are permuted, ``buffer_jets`` jets' worth of
+  blocks at a time are read and their jets permuted (``numpy.random.default_rng((seed,
+  epoch))``), so every jet is seen once per epoch, a rerun sees the same batches, and memory
+  holds one shuffle buffer whatever the size of the sample (besides the labels and the
+  split's jet numbers: about 17 bytes per jet, 17 MB for a million). Small blocks from many
+  places of the sample mix the classes even where a file stores its jets class by class. With
   ``shuffle=False`` (validation, test) the batches follow the jet numbers: exactly the
   batches Keras makes from the in-memory arrays without shuffling.
 
@@ -119,14 +120,19 @@ class ShardedSample:
         self, index: np.ndarray, chunk_jets: int = DEFAULT_CHUNK_JETS
     ) -> Iterator[JetSample]:
         """The jets numbered by ``index`` (sorted), in that order, at most ``chunk_jets`` per
-        chunk; each chunk is read from one shard as one row range, checked like a loaded
-        sample (shapes, names, labels, finiteness)."""
+        chunk; each chunk is read from one shard as one row range of at most
+        ``4 * chunk_jets`` rows (a sparse index is read in several ranges, never one range
+        across a gap), checked like a loaded sample (shapes, names, labels, finiteness)."""
         starts = np.array([s.first for s in self.shards])
         owner = np.searchsorted(starts, index, side="right") - 1
         for s, shard in enumerate(self.shards):
             rows = index[owner == s] - shard.first
-            for begin in range(0, len(rows), chunk_jets):
-                wanted = rows[begin : begin + chunk_jets]
+            begin = 0
+            while begin < len(rows):
+                span_end = int(np.searchsorted(rows, rows[begin] + 4 * chunk_jets))
+                end = min(begin + chunk_jets, span_end)
+                wanted = rows[begin:end]
+                begin = end
                 low, high = int(wanted[0]), int(wanted[-1]) + 1
                 block = shard.layout.read(shard.path, slice(low, high))
                 chunk = block.subset(wanted - low) if len(wanted) < high - low else block
@@ -178,7 +184,8 @@ class StreamedInputs:
     batch_size: int
     seed: int
     chunk_jets: int = DEFAULT_CHUNK_JETS
-    shuffle_blocks: int = 8
+    block_jets: int = 512
+    buffer_jets: int = 32768
     _epochs: dict[Part, itertools.count[int]] = field(default_factory=dict, repr=False)
 
     def labels(self, part: Part) -> np.ndarray:
@@ -198,11 +205,12 @@ class StreamedInputs:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The ``(inputs, labels)`` batches of one epoch (see the module docstring)."""
         index = self.split.part(part)
-        blocks = [index[i : i + self.chunk_jets] for i in range(0, len(index), self.chunk_jets)]
+        size = self.block_jets if shuffle else self.chunk_jets
+        blocks = [index[i : i + size] for i in range(0, len(index), size)]
         rng = np.random.default_rng((self.seed, epoch))
         if shuffle:
             blocks = [blocks[i] for i in rng.permutation(len(blocks))]
-        group = self.shuffle_blocks if shuffle else 1
+        group = max(1, self.buffer_jets // self.block_jets) if shuffle else 1
         carry_x: list[np.ndarray] = []
         carry_y: list[np.ndarray] = []
         for g in range(0, len(blocks), group):

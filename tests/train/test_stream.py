@@ -114,7 +114,7 @@ def test_streamed_shuffle_is_a_seeded_permutation_per_epoch(shards: Path) -> Non
         """One epoch's batches as rows of (inputs..., label): a jet with its own label."""
         inputs = stream_inputs(sample, parts, ConstituentCloud(n_constituents=2), batch_size=20,
                                seed=seed, chunk_jets=30)  # fmt: skip
-        inputs.shuffle_blocks = 2
+        inputs.block_jets, inputs.buffer_jets = 30, 60
         batches = list(inputs.batches("train", shuffle=True, epoch=number))
         assert [len(y) for _, y in batches] == [20] * 14 + [19]  # 299 jets
         return np.concatenate([np.c_[x.reshape(len(x), -1), y] for x, y in batches])
@@ -136,6 +136,10 @@ def test_chunks_are_bounded_and_read_by_row_range(shards: Path) -> None:
     index = np.arange(100, 420, 3)
     chunks = list(sample.chunks(index, chunk_jets=25))
     assert max(len(c) for c in chunks) <= 25
+    # shards of 170, 120, 210 jets; a range spans at most 4 * 10 rows, never a wider gap
+    sparse = np.array([3, 4, 150, 151, 152, 169, 171, 290, 480])
+    spans = [len(c) for c in sample.chunks(sparse, chunk_jets=10)]
+    assert spans == [2, 4, 1, 1, 1]  # shard 0: 3-4, 150-169; shard 1: 1; shard 2: 0, 190
     whole = load_sample(shards)
     np.testing.assert_array_equal(
         np.concatenate([c.features for c in chunks]), whole.features[index]
