@@ -200,10 +200,11 @@ class StreamedInputs:
     def _encode(self, chunk: JetSample) -> np.ndarray:
         return np.ascontiguousarray(self.representation.encode(chunk, self.scaler), np.float32)
 
-    def batches(
+    def buffers(
         self, part: Part, *, shuffle: bool, epoch: int = 0
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The ``(inputs, labels)`` batches of one epoch (see the module docstring)."""
+        """The ``(inputs, labels)`` of one epoch, one shuffle buffer at a time, each a whole
+        number of batches but the last (see the module docstring)."""
         index = self.split.part(part)
         size = self.block_jets if shuffle else self.chunk_jets
         blocks = [index[i : i + size] for i in range(0, len(index), size)]
@@ -219,26 +220,38 @@ class StreamedInputs:
             chunks = list(self.sample.chunks(wanted, self.chunk_jets))
             x = np.concatenate([*carry_x, *(self._encode(c) for c in chunks)])
             y = np.concatenate([*carry_y, *(c.labels for c in chunks)])
+            del chunks
             if shuffle:
                 order = rng.permutation(len(y))
                 x, y = x[order], y[order]
             full = len(y) - len(y) % self.batch_size
-            for b in range(0, full, self.batch_size):
-                yield x[b : b + self.batch_size], y[b : b + self.batch_size]
+            if full:
+                yield x[:full], y[:full]
             carry_x, carry_y = [x[full:]], [y[full:]]
         if carry_y and len(carry_y[0]):
             yield carry_x[0], carry_y[0]
 
+    def batches(
+        self, part: Part, *, shuffle: bool, epoch: int = 0
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The ``(inputs, labels)`` batches of one epoch: :meth:`buffers` cut in batches."""
+        for x, y in self.buffers(part, shuffle=shuffle, epoch=epoch):
+            for b in range(0, len(y), self.batch_size):
+                yield x[b : b + self.batch_size], y[b : b + self.batch_size]
+
     def dataset(self, part: Part, *, shuffle: bool = False) -> tf.data.Dataset:
-        """A ``tf.data.Dataset`` of the part's ``(inputs, labels)`` batches; each iteration
-        (a Keras epoch) is the next epoch's order."""
+        """A ``tf.data.Dataset`` of the part's ``(inputs, labels)`` batches (those of
+        :meth:`batches`); each iteration (a Keras epoch) is the next epoch's order. Python
+        hands TensorFlow one shuffle buffer at a time, which ``tf.data`` cuts in batches: a
+        call into Python per batch costs time, and memory in the allocator's per-thread
+        arenas that grew with the number of batches."""
         # deferred: TensorFlow loads slowly
         import tensorflow as tf
 
         epochs = self._epochs.setdefault(part, itertools.count())
 
         def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            yield from self.batches(part, shuffle=shuffle, epoch=next(epochs))
+            yield from self.buffers(part, shuffle=shuffle, epoch=next(epochs))
 
         signature = (
             tf.TensorSpec((None, *self.input_shape), tf.float32),
@@ -247,7 +260,9 @@ class StreamedInputs:
         # the number of batches, stated: Keras runs a dataset of unknown length differently
         # from the second epoch on (not the in-memory batches then)
         n_batches = -(-len(self.split.part(part)) // self.batch_size)
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).flat_map(
+            lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(self.batch_size)
+        )
         return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
 
 
