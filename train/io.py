@@ -195,7 +195,10 @@ def _load_file(path: Path) -> JetSample:
 
 
 def _read_layout(path: Path) -> JetSample:
-    return detect_layout(path).read(path, None)
+    layout = detect_layout(path)
+    # hepfpga's own files, whole: the reader above (the one that checks names and metadata
+    # as for .npz); the public layouts and row ranges: hepfpga.train.layouts
+    return _read_hdf5(path) if layout.name == "hepfpga" else layout.read(path, None)
 
 
 def builtin_sample_path() -> Path:
