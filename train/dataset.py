@@ -103,9 +103,7 @@ def split_sample(sample: JetSample, fractions: tuple[float, float, float], seed:
     fractions, so the split is the same for the same sample, fractions and seed
     (:func:`split_indices`).
     """
-    train, validation, test = split_indices(
-        sample.labels, len(sample.class_names), fractions, seed
-    )
+    train, validation, test = split_indices(sample.labels, len(sample.class_names), fractions, seed)
     return Split(sample.subset(train), sample.subset(validation), sample.subset(test))
 
 
