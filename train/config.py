@@ -81,7 +81,9 @@ class DataConfig:
     """Where the jets come from and how the inputs are scaled.
 
     ``path``: None for the built-in Pythia sample shipped with hepfpga, else an ``.npz``/``.h5``
-    file written by ``hepfpga data generate`` or the OpenML ``hls4ml_lhc_jets_hlf`` CSV/ARFF.
+    file written by ``hepfpga data generate``, the OpenML ``hls4ml_lhc_jets_hlf`` CSV/ARFF, an
+    HDF5 file of the public hls4ml LHC jet or JetNet data sets, or a folder or glob (``*``,
+    ``?``, ``[...]``) of such files, read in name order (:mod:`hepfpga.train.layouts`).
     Relative paths are resolved against the config file's folder.
     ``scaling``: ``standard`` (x - mean) / std fitted on the training jets only, saved with the
     model and applied identically for ONNX serving and firmware test benches (used by the

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,21 +19,31 @@ from hepfpga.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, schedule
 from hepfpga.train.progress import epoch_progress
 
 if TYPE_CHECKING:
+    import tensorflow as tf
     from tensorflow import keras
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "fit_classifier"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "fit_classifier", "peak_rss_mb"]
+
+
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far, in MiB (``getrusage``'s
+    ``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 @dataclass
 class FitResult:
-    """What a fit did: epochs run, the best epoch (1-based) and its validation loss, time, and
-    the per-epoch history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr``)."""
+    """What a fit did: epochs run, the best epoch (1-based) and its validation loss, time, the
+    per-epoch history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr``) and the
+    process's peak resident memory at the end of the fit (MiB, :func:`peak_rss_mb`)."""
 
     epochs_run: int
     best_epoch: int
     best_val_loss: float
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
+    peak_rss_mb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,15 +51,16 @@ class FitResult:
             "best_epoch": self.best_epoch,
             "best_val_loss": self.best_val_loss,
             "seconds": round(self.seconds, 2),
+            "peak_rss_mb": None if self.peak_rss_mb is None else round(self.peak_rss_mb, 1),
             "history": {k: list(v) for k, v in self.history.items()},
         }
 
 
 def fit_classifier(
     model: keras.Model,
-    x_train: np.ndarray,
+    x_train: np.ndarray | tf.data.Dataset,
     y_train: np.ndarray,
-    x_val: np.ndarray,
+    x_val: np.ndarray | tf.data.Dataset,
     y_val: np.ndarray,
     settings: FitConfig,
     *,
@@ -55,6 +68,7 @@ def fit_classifier(
     verbose: int = 0,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
+    shuffle: bool = True,
 ) -> FitResult:
     """Compile ``model`` with categorical cross-entropy and fit it with early stopping.
 
@@ -66,6 +80,11 @@ def fit_classifier(
     ``callbacks`` (pruning...) run after the schedule and the early stopping. ``progress``: a
     bar per epoch on a terminal (quiet under ``hepfpga -q`` and in CI, see
     :mod:`hepfpga.train.progress`).
+
+    ``x_train`` and ``x_val`` are arrays (batched by ``settings.batch_size``, the training
+    jets reshuffled each epoch unless ``shuffle`` is False), or ``tf.data`` datasets of
+    ``(inputs, labels)`` batches (:mod:`hepfpga.train.stream`: a sample larger than memory),
+    with ``y_train`` / ``y_val`` then the labels of the jets they hold.
     """
     # deferred: TensorFlow loads slowly
     from tensorflow import keras
@@ -91,11 +110,19 @@ def fit_classifier(
         restore_best_weights=True,
     )
     start = time.perf_counter()
+    data: dict[str, Any] = (
+        {"x": x_train, "validation_data": x_val}
+        if isinstance(x_train, tf.data.Dataset)
+        else {
+            "x": x_train,
+            "y": y_train,
+            "validation_data": (x_val, y_val),
+            "batch_size": settings.batch_size,
+            "shuffle": shuffle,
+        }
+    )
     history = model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        batch_size=settings.batch_size,
+        **data,
         epochs=settings.epochs,
         callbacks=[
             *schedule_callbacks(settings, settings.epochs),
@@ -103,7 +130,6 @@ def fit_classifier(
             *([epoch_progress(settings.epochs)] if progress else []),
             *callbacks,
         ],
-        shuffle=True,
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
@@ -115,4 +141,5 @@ def fit_classifier(
         best_val_loss=val_loss[best],
         seconds=seconds,
         history={k: [float(x) for x in v] for k, v in history.history.items()},
+        peak_rss_mb=peak_rss_mb(),
     )

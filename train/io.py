@@ -7,6 +7,10 @@ Formats, chosen by the file suffix:
   (string arrays, checked against :data:`FEATURE_NAMES` / :data:`CLASS_NAMES` on load) and
   ``metadata`` (a JSON string). Constituents may be stored as float16 to save space; they
   are returned as float32.
+* ``.h5`` / ``.hdf5`` in the public layouts (the hls4ml LHC jet files, JetNet), told apart by
+  their datasets and read by :mod:`hepfpga.train.layouts`, which also reads hepfpga's own
+  HDF5 files by row range for streaming (:mod:`hepfpga.train.stream`).
+* a folder or a glob of such files (shards): read in name order and concatenated.
 * ``.csv`` / ``.arff``: the public OpenML data set ``hls4ml_lhc_jets_hlf`` (read only), with
   the 16 feature columns by name and a ``class`` column of ``g, q, t, w, z`` (any case),
   mapped to our class order ``q, g, W, Z, t``. That layout has no constituents and no jet
@@ -33,15 +37,18 @@ from hepfpga.artifacts import atomic_file, check_destination, dumps_strict
 from hepfpga.datafiles import open_hdf5, open_npz
 from hepfpga.errors import DataError
 from hepfpga.train.jets import CLASS_NAMES, FEATURE_NAMES, JetSample
+from hepfpga.train.layouts import detect_layout, sample_files
 
 __all__ = [
     "ARRAY_KEYS",
     "READ_SUFFIXES",
     "WRITE_SUFFIXES",
     "builtin_sample_path",
+    "concatenate_samples",
     "load_builtin_sample",
     "load_sample",
     "save_sample",
+    "validate_sample",
 ]
 
 #: Array keys of ``.npz`` and HDF5 sample files, in the order of the :class:`JetSample` fields.
@@ -57,6 +64,8 @@ WRITE_SUFFIXES: tuple[str, ...] = (".npz", ".h5", ".hdf5")
 READ_SUFFIXES: tuple[str, ...] = (*WRITE_SUFFIXES, ".csv", ".arff")
 
 _OPENML_CLASSES = {"q": 0, "g": 1, "w": 2, "z": 3, "t": 4}
+#: the parts of a jet a file may lack (``metadata[part] == "absent"``)
+_PARTS = ("features", "constituents", "jet_kinematics")
 _BUILTIN_NAME = "jets.npz"
 
 
@@ -76,7 +85,7 @@ def save_sample(sample: JetSample, path: str | os.PathLike[str]) -> Path:
             f"{path}: cannot write a jet sample with suffix {path.suffix!r}; "
             f"accepted: {', '.join(WRITE_SUFFIXES)}"
         )
-    _validate(sample, str(path))
+    validate_sample(sample, str(path))
     check_destination(path, kind="file", overwrite=True)  # missing folders are created
     arrays = _to_arrays(sample)
     with atomic_file(path) as temporary, temporary.open("w+b") as handle:
@@ -124,13 +133,50 @@ def _write_hdf5(handle: Any, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_sample(path: str | os.PathLike[str]) -> JetSample:
-    """Read a jet sample from ``.npz``, ``.h5``/``.hdf5``, or OpenML ``.csv``/``.arff``."""
-    path = Path(path)
+    """Read a jet sample into memory: one file (``.npz``; ``.h5``/``.hdf5`` in any layout of
+    :data:`hepfpga.train.layouts.SAMPLE_LAYOUTS`: hepfpga's own, the hls4ml LHC jet files,
+    JetNet; OpenML ``.csv``/``.arff``), or a folder or glob of such files, read in name order
+    and concatenated (the jets keep that order, so the split of the concatenation is the same
+    as the streamed split of :mod:`hepfpga.train.stream`)."""
+    files = sample_files(path)
+    if len(files) == 1 and files[0] == Path(path):
+        return _load_file(files[0])
+    return concatenate_samples([_load_file(file) for file in files], str(path))
+
+
+def concatenate_samples(samples: list[JetSample], where: str) -> JetSample:
+    """The jets of ``samples`` in order, as one sample; the files must agree on what they
+    hold (constituents per jet, absent parts). ``metadata["files"]`` lists their sources."""
+    first = samples[0]
+    for sample in samples[1:]:
+        if sample.constituents.shape[1] != first.constituents.shape[1]:
+            raise DataError(
+                f"{where}: the files store {first.constituents.shape[1]} and "
+                f"{sample.constituents.shape[1]} constituents per jet; accepted: files of one "
+                "sample, with the same number of constituents"
+            )
+        absent = [
+            k
+            for k in _PARTS
+            if (sample.metadata.get(k) == "absent") != (first.metadata.get(k) == "absent")
+        ]
+        if absent:
+            raise DataError(
+                f"{where}: some files hold {', '.join(absent)} and others do not; accepted: "
+                "files of one layout"
+            )
+    metadata = {k: v for k, v in first.metadata.items() if k in (*_PARTS, "missing", "layout")}
+    metadata["files"] = [s.metadata.get("source", s.metadata.get("seed")) for s in samples]
+    arrays = {key: np.concatenate([getattr(s, key) for s in samples]) for key in ARRAY_KEYS}
+    return JetSample(**arrays, metadata=metadata)
+
+
+def _load_file(path: Path) -> JetSample:
     suffix = path.suffix.lower()
     readers: dict[str, Callable[[Path], JetSample]] = {
         ".npz": _read_npz,
-        ".h5": _read_hdf5,
-        ".hdf5": _read_hdf5,
+        ".h5": _read_layout,
+        ".hdf5": _read_layout,
         ".csv": _read_openml_csv,
         ".arff": _read_openml_arff,
     }
@@ -145,8 +191,15 @@ def load_sample(path: str | os.PathLike[str]) -> JetSample:
             f"{', '.join(READ_SUFFIXES)} was expected)"
         )
     sample = readers[suffix](path)
-    _validate(sample, str(path))
+    validate_sample(sample, str(path))
     return sample
+
+
+def _read_layout(path: Path) -> JetSample:
+    layout = detect_layout(path)
+    # hepfpga's own files, whole: the reader above (the one that checks names and metadata
+    # as for .npz); the public layouts and row ranges: hepfpga.train.layouts
+    return _read_hdf5(path) if layout.name == "hepfpga" else layout.read(path, None)
 
 
 def builtin_sample_path() -> Path:
@@ -359,7 +412,7 @@ def _read_openml_arff(path: Path) -> JetSample:
 # validation
 
 
-def _validate(sample: JetSample, where: str) -> None:
+def validate_sample(sample: JetSample, where: str) -> None:
     """Shapes, names, label range and finiteness; raises DataError naming ``where``."""
     n = len(sample.labels) if np.ndim(sample.labels) == 1 else -1
     if n < 0:
@@ -398,7 +451,8 @@ def _validate(sample: JetSample, where: str) -> None:
             f"{where}: {int(bad.sum())} label(s) outside 0..{len(CLASS_NAMES) - 1} "
             f"(first: {int(labels[bad][0])})"
         )
-    _check_finite(np.asarray(sample.features), where, "features", FEATURE_NAMES)
+    if sample.metadata.get("features") != "absent":
+        _check_finite(np.asarray(sample.features), where, "features", FEATURE_NAMES)
     _check_finite(np.asarray(sample.constituents), where, "constituents", ("pt", "eta", "phi"))
     if sample.metadata.get("jet_kinematics") != "absent":
         for key in ("jet_pt", "jet_eta", "jet_mass"):

@@ -1,0 +1,324 @@
+"""Training on samples larger than memory: HDF5 shards streamed through ``tf.data``.
+
+A :class:`ShardedSample` opens a data path (one HDF5 file, a folder or a glob of shards, in
+any layout of :data:`~hepfpga.train.layouts.SAMPLE_LAYOUTS`) and holds only each shard's
+length and the class labels of all jets (one byte per jet: 1 MB for a million jets); the jets
+themselves are read by row range when they are needed. Jets are numbered across the shards in
+name order, as :func:`hepfpga.train.io.load_sample` concatenates them, so:
+
+* :func:`split_stream` cuts the same stratified train / validation / test parts (and the same
+  ``max_jets`` subsample) as the in-memory :func:`~hepfpga.train.dataset.split_sample`, from
+  the labels alone (:func:`~hepfpga.train.dataset.split_indices`): a part is a sorted list of
+  jet numbers, i.e. (shard, row) pairs;
+* :func:`stream_inputs` fits the representation's preprocessing on a streamed pass over the
+  training jets (:meth:`~hepfpga.train.dataset.FeatureScaler.fit_streamed`) and encodes the
+  jets chunk by chunk (:meth:`~hepfpga.train.representations.Features.encode`...);
+* :meth:`StreamedInputs.dataset` is a ``tf.data.Dataset`` of ``(inputs, labels)`` batches.
+  For training it is shuffled per epoch from the seed alone: the part is cut into blocks of
+  ``block_jets`` consecutive jets, the blocks are permuted, ``buffer_jets`` jets' worth of
+  blocks at a time are read and their jets permuted (``numpy.random.default_rng((seed,
+  epoch))``), so every jet is seen once per epoch, a rerun sees the same batches, and memory
+  holds one shuffle buffer whatever the size of the sample (besides the labels and the
+  split's jet numbers: about 17 bytes per jet, 17 MB for a million). Small blocks from many
+  places of the sample mix the classes even where a file stores its jets class by class. With
+  ``shuffle=False`` (validation, test) the batches follow the jet numbers: exactly the
+  batches Keras makes from the in-memory arrays without shuffling.
+
+Peak memory is reported by :func:`hepfpga.train.fit.peak_rss_mb` in each
+:class:`~hepfpga.train.fit.FitResult`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from hepfpga.errors import DataError
+from hepfpga.train.config import FitConfig
+from hepfpga.train.dataset import FeatureScaler, split_indices, subsample_indices
+from hepfpga.train.fit import FitResult, fit_classifier
+from hepfpga.train.io import validate_sample
+from hepfpga.train.jets import CLASS_NAMES, JetSample
+from hepfpga.train.layouts import HDF5_SUFFIXES, SampleLayout, detect_layout, sample_files
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+    from tensorflow import keras
+
+    from hepfpga.train.representations import Representation
+
+__all__ = [
+    "Shard",
+    "ShardedSample",
+    "StreamSplit",
+    "StreamedInputs",
+    "fit_streamed",
+    "split_stream",
+    "stream_inputs",
+]
+
+Part = Literal["train", "validation", "test"]
+#: jets read (and encoded) at a time
+DEFAULT_CHUNK_JETS = 4096
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One HDF5 file of a sample: its layout, its number of jets, the number of its first
+    jet in the whole sample."""
+
+    path: Path
+    layout: SampleLayout
+    n_jets: int
+    first: int
+
+
+@dataclass(frozen=True)
+class ShardedSample:
+    """The shards of a data path and the labels of all their jets (see the module docstring)."""
+
+    path: str
+    shards: tuple[Shard, ...]
+    labels: np.ndarray
+    class_names: tuple[str, ...] = CLASS_NAMES
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> ShardedSample:
+        shards: list[Shard] = []
+        labels: list[np.ndarray] = []
+        first = 0
+        for file in sample_files(path):
+            if file.suffix.lower() not in HDF5_SUFFIXES:
+                raise DataError(
+                    f"{file}: only HDF5 files are streamed (read by row range); accepted: "
+                    f"{', '.join(HDF5_SUFFIXES)}, or load the sample into memory"
+                )
+            if not file.is_file():
+                raise DataError(f"{file}: no such file (an HDF5 jet sample was expected)")
+            layout = detect_layout(file)
+            shard_labels = layout.labels(file)
+            bad = (shard_labels < 0) | (shard_labels >= len(CLASS_NAMES))
+            if bad.any():
+                raise DataError(
+                    f"{file}: {int(bad.sum())} label(s) outside 0..{len(CLASS_NAMES) - 1}"
+                )
+            shards.append(Shard(file, layout, len(shard_labels), first))
+            labels.append(shard_labels.astype(np.int8))
+            first += len(shard_labels)
+        return cls(str(path), tuple(shards), np.concatenate(labels))
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def chunks(
+        self, index: np.ndarray, chunk_jets: int = DEFAULT_CHUNK_JETS
+    ) -> Iterator[JetSample]:
+        """The jets numbered by ``index`` (sorted), in that order, at most ``chunk_jets`` per
+        chunk; each chunk is read from one shard as one row range of at most
+        ``4 * chunk_jets`` rows (a sparse index is read in several ranges, never one range
+        across a gap), checked like a loaded sample (shapes, names, labels, finiteness)."""
+        starts = np.array([s.first for s in self.shards])
+        owner = np.searchsorted(starts, index, side="right") - 1
+        for s, shard in enumerate(self.shards):
+            rows = index[owner == s] - shard.first
+            begin = 0
+            while begin < len(rows):
+                span_end = int(np.searchsorted(rows, rows[begin] + 4 * chunk_jets))
+                end = min(begin + chunk_jets, span_end)
+                wanted = rows[begin:end]
+                begin = end
+                low, high = int(wanted[0]), int(wanted[-1]) + 1
+                block = shard.layout.read(shard.path, slice(low, high))
+                chunk = block.subset(wanted - low) if len(wanted) < high - low else block
+                validate_sample(chunk, f"{shard.path} (rows {low}..{high - 1})")
+                yield chunk
+
+
+@dataclass(frozen=True)
+class StreamSplit:
+    """Sorted jet numbers of the three parts of a :class:`ShardedSample`."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    def part(self, name: Part) -> np.ndarray:
+        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+
+
+def split_stream(
+    sample: ShardedSample,
+    fractions: tuple[float, float, float],
+    seed: int,
+    max_jets: int | None = None,
+) -> StreamSplit:
+    """The stratified split of :func:`hepfpga.train.dataset.split_sample` (after
+    :func:`~hepfpga.train.dataset.stratified_subsample` to ``max_jets``, as a run does), made
+    from the labels alone: the same jets as in memory, as jet numbers."""
+    labels = sample.labels.astype(np.int64)
+    n_classes = len(sample.class_names)
+    keep = np.arange(len(labels))
+    if max_jets is not None and max_jets < len(labels):
+        keep = subsample_indices(labels, n_classes, max_jets, seed)
+    parts = split_indices(labels[keep], n_classes, fractions, seed)
+    return StreamSplit(*(keep[p] for p in parts))
+
+
+@dataclass
+class StreamedInputs:
+    """A representation's inputs of a streamed sample: the fitted preprocessing, the input
+    shape, and batches of each part as a ``tf.data.Dataset`` (:meth:`dataset`)."""
+
+    sample: ShardedSample
+    split: StreamSplit
+    representation: Representation
+    scaler: FeatureScaler | None
+    preprocessing: dict[str, Any]
+    input_shape: tuple[int, ...]
+    batch_size: int
+    seed: int
+    chunk_jets: int = DEFAULT_CHUNK_JETS
+    block_jets: int = 512
+    buffer_jets: int = 32768
+    _epochs: dict[Part, itertools.count[int]] = field(default_factory=dict, repr=False)
+
+    def labels(self, part: Part) -> np.ndarray:
+        return self.sample.labels[self.split.part(part)].astype(np.int64)
+
+    def arrays(self, part: Part) -> np.ndarray:
+        """The whole part's inputs in memory (the test part of a run, a small sample)."""
+        return np.concatenate(
+            [self._encode(c) for c in self.sample.chunks(self.split.part(part), self.chunk_jets)]
+        )
+
+    def _encode(self, chunk: JetSample) -> np.ndarray:
+        return np.ascontiguousarray(self.representation.encode(chunk, self.scaler), np.float32)
+
+    def buffers(
+        self, part: Part, *, shuffle: bool, epoch: int = 0
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The ``(inputs, labels)`` of one epoch, one shuffle buffer at a time, each a whole
+        number of batches but the last (see the module docstring)."""
+        index = self.split.part(part)
+        size = self.block_jets if shuffle else self.chunk_jets
+        blocks = [index[i : i + size] for i in range(0, len(index), size)]
+        rng = np.random.default_rng((self.seed, epoch))
+        if shuffle:
+            blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+        group = max(1, self.buffer_jets // self.block_jets) if shuffle else 1
+        carry_x: list[np.ndarray] = []
+        carry_y: list[np.ndarray] = []
+        for g in range(0, len(blocks), group):
+            # one buffer: a few blocks, each sorted so a shard is read in row ranges
+            wanted = np.sort(np.concatenate(blocks[g : g + group]))
+            chunks = list(self.sample.chunks(wanted, self.chunk_jets))
+            x = np.concatenate([*carry_x, *(self._encode(c) for c in chunks)])
+            y = np.concatenate([*carry_y, *(c.labels for c in chunks)])
+            del chunks
+            if shuffle:
+                order = rng.permutation(len(y))
+                x, y = x[order], y[order]
+            full = len(y) - len(y) % self.batch_size
+            if full:
+                yield x[:full], y[:full]
+            carry_x, carry_y = [x[full:]], [y[full:]]
+        if carry_y and len(carry_y[0]):
+            yield carry_x[0], carry_y[0]
+
+    def batches(
+        self, part: Part, *, shuffle: bool, epoch: int = 0
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The ``(inputs, labels)`` batches of one epoch: :meth:`buffers` cut in batches."""
+        for x, y in self.buffers(part, shuffle=shuffle, epoch=epoch):
+            for b in range(0, len(y), self.batch_size):
+                yield x[b : b + self.batch_size], y[b : b + self.batch_size]
+
+    def dataset(self, part: Part, *, shuffle: bool = False) -> tf.data.Dataset:
+        """A ``tf.data.Dataset`` of the part's ``(inputs, labels)`` batches (those of
+        :meth:`batches`); each iteration (a Keras epoch) is the next epoch's order. Python
+        hands TensorFlow one shuffle buffer at a time, which ``tf.data`` cuts in batches: a
+        call into Python per batch costs time, and memory in the allocator's per-thread
+        arenas that grew with the number of batches."""
+        # deferred: TensorFlow loads slowly
+        import tensorflow as tf
+
+        epochs = self._epochs.setdefault(part, itertools.count())
+
+        def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            yield from self.buffers(part, shuffle=shuffle, epoch=next(epochs))
+
+        signature = (
+            tf.TensorSpec((None, *self.input_shape), tf.float32),
+            tf.TensorSpec((None,), tf.int64),
+        )
+        # the number of batches, stated: Keras runs a dataset of unknown length differently
+        # from the second epoch on (not the in-memory batches then)
+        n_batches = -(-len(self.split.part(part)) // self.batch_size)
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).flat_map(
+            lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(self.batch_size)
+        )
+        return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
+
+
+def stream_inputs(
+    sample: ShardedSample,
+    split: StreamSplit,
+    representation: Representation,
+    *,
+    batch_size: int,
+    seed: int,
+    chunk_jets: int = DEFAULT_CHUNK_JETS,
+) -> StreamedInputs:
+    """Fit ``representation``'s preprocessing on a streamed pass over the training jets and
+    return the streamed inputs (nothing else is read until batches are drawn)."""
+    if chunk_jets < 1:
+        raise DataError(f"expected a positive integer. Received: chunk_jets={chunk_jets}")
+    scaler = representation.fit_streamed(sample.chunks(split.train, chunk_jets))
+    first = next(sample.chunks(split.train[:1], 1))
+    shape = tuple(int(n) for n in representation.encode(first, scaler).shape[1:])
+    return StreamedInputs(
+        sample,
+        split,
+        representation,
+        scaler,
+        representation.preprocessing(scaler),
+        shape,
+        batch_size,
+        seed,
+        chunk_jets,
+    )
+
+
+def fit_streamed(
+    model: keras.Model,
+    inputs: StreamedInputs,
+    settings: FitConfig,
+    *,
+    seed: int = 0,
+    shuffle: bool = True,
+    progress: bool = True,
+) -> FitResult:
+    """:func:`~hepfpga.train.fit.fit_classifier` on the streamed training batches (shuffled
+    per epoch from ``inputs.seed`` unless ``shuffle`` is False), early stopping on the
+    streamed validation batches. ``inputs.batch_size`` is the batch size."""
+    if inputs.batch_size != settings.batch_size:
+        raise DataError(
+            f"the streamed batches hold {inputs.batch_size} jets, the fit settings say "
+            f"batch_size {settings.batch_size}; build the inputs with the same batch size"
+        )
+    return fit_classifier(
+        model,
+        inputs.dataset("train", shuffle=shuffle),
+        inputs.labels("train"),
+        inputs.dataset("validation"),
+        inputs.labels("validation"),
+        settings,
+        seed=seed,
+        progress=progress,
+    )
