@@ -87,6 +87,7 @@ def fit_classifier(
     with ``y_train`` / ``y_val`` then the labels of the jets they hold.
     """
     # deferred: TensorFlow loads slowly
+    import tensorflow as tf
     from tensorflow import keras
 
     classes = np.unique(np.asarray(y_train))
