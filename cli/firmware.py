@@ -128,6 +128,7 @@ def _events(
     key: str | None,
     n_random: int | None,
     max_events: int | None,
+    options: FirmwareOptions | None = None,
 ) -> Any:
     if data_file is not None and n_random is not None:
         raise ConfigError("give either --data or --random, not both")
@@ -140,7 +141,7 @@ def _events(
         else:
             events = load_events(data_file, key, max_events)
     elif n_random is not None:
-        events = random_events(model, n_random)
+        events = random_events(model, n_random, options=options)
     else:
         return None
     if max_events is None:
@@ -222,7 +223,7 @@ def firmware_cmd(
     check_model_inputs(loaded)
     model = hls4ml_ready_model(loaded)
     check_supported(model)
-    events = _events(model, data_file, key, n_random, max_events)
+    events = _events(model, data_file, key, n_random, max_events, options)
     tb_in = tb_out = None
     if events is None:
         plan = plan_conversion(model, options)
@@ -320,7 +321,7 @@ def verify_cmd(
     check_model_inputs(model)
     if data_file is None and n_random is None:
         n_random = 1000
-    events = _events(model, data_file, key, n_random, max_events)
+    events = _events(model, data_file, key, n_random, max_events, options)
     result = verify_model(
         model,
         events,

@@ -2,7 +2,9 @@
 
 A QKeras model is exported as the float graph its quantizers compute in TensorFlow (the
 quantize/dequantize arithmetic appears as ordinary float ops: ``Round``, ``Clip``, ``Mul``),
-so onnxruntime reproduces the QKeras outputs to float32 rounding.
+so onnxruntime reproduces the QKeras outputs to float32 rounding. A model with one input
+has the ONNX input ``input``; a model with several has one ONNX input per Keras input, named
+as the Keras input layer (``OnnxExport.input_names``, in the model's input order).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from hepfpga.artifacts import atomic_file, dumps_strict
 from hepfpga.errors import ExportError, ModelFileError, VerificationError
-from hepfpga.train.model_checks import check_single_input
+from hepfpga.train.model_checks import check_model_inputs
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -39,6 +41,7 @@ class OnnxExport:
     """An exported ONNX file and its input/output tensor names."""
 
     path: Path
+    #: the first input (the only one of most models)
     input_name: str
     #: the first output (the only one of a classifier)
     output_name: str
@@ -46,6 +49,8 @@ class OnnxExport:
     seconds: float
     #: every output, in the Keras model's order (e.g. a VAE encoder's ``mu``, ``log_var``)
     output_names: tuple[str, ...] = ()
+    #: every input, in the Keras model's order
+    input_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,21 +82,34 @@ class OnnxParity:
 
 
 def check_exportable(model: keras.Model) -> None:
-    """Refuse, with one sentence, a model this module cannot export: one input tensor of at
-    least one value per event (the features) and at least one output
-    (:func:`hepfpga.train.model_checks.check_single_input`), as
+    """Refuse, with one sentence, a model this module cannot export: input tensors of fixed
+    size, each at least one value per event, and at least one output
+    (:func:`hepfpga.train.model_checks.check_model_inputs`), as
     :class:`~hepfpga.errors.ExportError`."""
     try:
-        check_single_input(model)
+        check_model_inputs(model)
     except ModelFileError as exc:
         raise ExportError(str(exc)) from None
 
 
-def random_inputs(model: keras.Model, n_events: int, seed: int = 0) -> np.ndarray:
-    """``n_events`` standard-normal float32 events shaped like ``model``'s single input."""
+def onnx_input_names(model: keras.Model) -> tuple[str, ...]:
+    """The ONNX input names of ``model``: ``input`` for one input, else the Keras input
+    layers' names."""
+    if len(model.inputs) == 1:
+        return ("input",)
+    return tuple(tensor.node.layer.name for tensor in model.inputs)
+
+
+def random_inputs(model: keras.Model, n_events: int, seed: int = 0) -> Any:
+    """``n_events`` standard-normal float32 events shaped like ``model``'s input (a list of
+    arrays, one per input, for a model with several inputs)."""
     check_exportable(model)
-    shape = tuple(model.inputs[0].shape[1:])
-    return np.random.default_rng(seed).normal(size=(n_events, *shape)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    arrays = [
+        rng.normal(size=(n_events, *tuple(tensor.shape[1:]))).astype(np.float32)
+        for tensor in model.inputs
+    ]
+    return arrays if len(arrays) > 1 else arrays[0]
 
 
 def export_onnx(
@@ -118,8 +136,10 @@ def export_onnx(
 
     path = Path(path)
     check_exportable(model)
-    input_name = "input"
-    spec = (tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name=input_name),)
+    spec = tuple(
+        tf.TensorSpec((None, *tensor.shape[1:]), tf.float32, name=name)
+        for name, tensor in zip(onnx_input_names(model), model.inputs, strict=True)
+    )
     start = time.perf_counter()
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
@@ -137,6 +157,7 @@ def export_onnx(
         return OnnxExport(
             path=at,
             input_name=proto.graph.input[0].name,
+            input_names=tuple(i.name for i in proto.graph.input),
             output_name=outputs[0],
             opset=opset,
             seconds=time.perf_counter() - start,
@@ -161,7 +182,7 @@ def export_onnx(
 def export_checked_onnx(
     model: keras.Model,
     path: Path,
-    x: np.ndarray,
+    x: Any,
     *,
     tolerance: float,
     opset: int = 13,
@@ -169,7 +190,8 @@ def export_checked_onnx(
     overwrite: bool = True,
 ) -> tuple[OnnxExport, OnnxParity]:
     """:func:`export_onnx`, writing ``path`` only if onnxruntime reproduces every output of
-    ``model`` on ``x``: the largest absolute difference must be at most ``tolerance`` times
+    ``model`` on ``x`` (a list of arrays, one per input, for a model with several inputs):
+    the largest absolute difference must be at most ``tolerance`` times
     ``max(1, largest |Keras output|)`` (float32 rounding grows with the outputs' size).
     Raises :class:`~hepfpga.errors.VerificationError` (exit status 1) otherwise."""
     results: list[OnnxParity] = []
@@ -217,17 +239,35 @@ def _as_rows(values: Any) -> np.ndarray:
 
 
 def check_onnx(
-    export: OnnxExport, model: keras.Model, x: np.ndarray, *, batch_size: int = 4096
+    export: OnnxExport, model: keras.Model, x: Any, *, batch_size: int = 4096
 ) -> OnnxParity:
-    """Run the ONNX model and the Keras model on ``x`` and compare every output."""
+    """Run the ONNX model and the Keras model on ``x`` and compare every output (``x``: one
+    array per input, in the model's input order, for a model with several inputs)."""
     session = onnx_session(export.path)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if len(x) == 0:
-        raise ExportError("no events to compare onnxruntime with Keras on")
-    batches = [
-        session.run(None, {export.input_name: x[i : i + batch_size]})
-        for i in range(0, len(x), batch_size)
+    arrays = [
+        np.ascontiguousarray(a, dtype=np.float32)
+        for a in (x if isinstance(x, list | tuple) else [x])
     ]
+    names = export.input_names or (export.input_name,)
+    if len(arrays) != len(names):
+        raise ExportError(
+            f"the ONNX model takes {len(names)} inputs ({', '.join(names)}); "
+            f"got {len(arrays)} arrays"
+        )
+    n_events = len(arrays[0])
+    if n_events == 0:
+        raise ExportError("no events to compare onnxruntime with Keras on")
+    if any(len(a) != n_events for a in arrays):
+        raise ExportError(
+            f"the input arrays hold different numbers of events: {[len(a) for a in arrays]}"
+        )
+    batches = [
+        session.run(
+            None, {name: a[i : i + batch_size] for name, a in zip(names, arrays, strict=True)}
+        )
+        for i in range(0, n_events, batch_size)
+    ]
+    x = arrays if len(arrays) > 1 else arrays[0]
     onnx_outs = [np.concatenate([batch[k] for batch in batches]) for k in range(len(batches[0]))]
     keras_outs = model.predict(x, batch_size=batch_size, verbose=0)
     if not isinstance(keras_outs, list | tuple):
@@ -251,7 +291,7 @@ def check_onnx(
         else None
     )
     return OnnxParity(
-        n_events=len(x),
+        n_events=n_events,
         max_abs_diff=max(diffs),
         argmax_agreement=agreement,
         provider=session.get_providers()[0],

@@ -14,7 +14,9 @@ a successful compilation. A hit converts the model again with hls4ml (a fraction
 no file is written) and loads the existing library instead of running g++. A folder without
 ``complete.json`` (an interrupted build) is removed and rebuilt. Each entry is built under an
 exclusive ``flock`` on ``csim/<key>.lock``, so concurrent processes (pytest-xdist workers)
-build it once. Remove the cache folder at any time to reclaim the space.
+build it once. A build that g++ refuses leaves no entry; its project (with the compiler's
+whole output, ``build_lib.log``) is moved to ``csim/failed/<key>/``, the folder the error
+names. Remove the cache folder at any time to reclaim the space.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from hepfpga.firmware.project import FirmwareProject, compile_project, write_pro
 __all__ = ["cache_dir", "cache_key", "cached_project"]
 
 _MARKER = "complete.json"
+#: where the project of a failed build is kept (``csim/failed/<key>``), named by the error
+FAILED_DIR = "failed"
 _VERSIONED = ("hepfpga", "hls4ml", "tensorflow", "qkeras", "numpy")
 
 
@@ -175,7 +179,32 @@ def _lookup_or_build(
                 "options": options.to_dict(),
             },
         )
+    except ConversionError as exc:
+        kept = _keep_failed(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        if kept is None:
+            raise
+        raise ConversionError(
+            str(exc).replace(str(folder / "project"), str(kept)) + f" (project kept in {kept})"
+        ) from exc
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return project
+
+
+def _keep_failed(folder: Path) -> Path | None:
+    """Move the project of a failed cache entry to ``<cache>/csim/failed/<key>`` (replacing
+    an older failure of the same key), so that the error can name a folder that exists; the
+    entry itself is removed. None when there is no project to keep."""
+    project = folder / "project"
+    if not project.is_dir():
+        return None
+    kept = folder.parent / FAILED_DIR / folder.name
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        project.rename(kept)
+    except OSError:
+        return None
+    return kept

@@ -10,7 +10,9 @@ import numpy as np
 from hepfpga.datafiles import open_array
 from hepfpga.errors import DataError
 from hepfpga.firmware.layers.graph import input_names
-from hepfpga.firmware.precision import count_inputs
+from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.precision import count_inputs, input_types, is_quantized
+from hepfpga.quantize.fixed import FixedType
 
 __all__ = ["load_events", "random_events", "validate_events"]
 
@@ -30,24 +32,54 @@ def load_events(
     return open_array(path, key=key).read(0, max_events, flat=False)
 
 
-def random_events(model: Any, n: int, seed: int = 0) -> Any:
-    """``n`` events of standard-normal inputs shaped like ``model``'s input (a list of arrays,
-    one per input, for a model with several inputs). Inputs that are counts (GarNet's vertex
-    count, :func:`~hepfpga.firmware.precision.count_inputs`) get integers from 0 to the
-    largest their layer takes."""
+#: where the hardware type of an input comes from when random events are drawn on its grid
+GRID_SOURCES = ("firmware.input_type", "input quantizer")
+
+
+def random_events(model: Any, n: int, seed: int = 0, options: FirmwareOptions | None = None) -> Any:
+    """``n`` events of random inputs shaped like ``model``'s input (a list of arrays, one per
+    input, for a model with several inputs).
+
+    Inputs that are counts (GarNet's vertex count,
+    :func:`~hepfpga.firmware.precision.count_inputs`) get integers from 0 to the largest
+    their layer takes. An input whose hardware type the model or ``options`` fixes (a
+    declared ``firmware.input_type``, or the ``QActivation(quantized_bits)`` right after it,
+    :func:`~hepfpga.firmware.precision.input_types`) gets events the firmware reads as they
+    are: normal with sigma ``min(1, max|value| / 2)`` of that type, then rounded and
+    saturated to it (:meth:`~hepfpga.fixed_point.FixedType.quantize`), so on its grid and
+    within its range (saturated values included). Other inputs are standard normal.
+    """
     if n < 1:
         raise DataError(f"expected a positive number of random events. Received: {n}")
 
     rng = np.random.default_rng(seed)
     counts = count_inputs(model)
+    grid = _grid_types(model, options)
     arrays = []
     for name, tensor in zip(input_names(model), model.inputs, strict=True):
         shape = (n, *(int(d) for d in tensor.shape[1:]))
         if name in counts:  # a count (GarNet's vertex count): integers the type holds
             arrays.append(rng.integers(0, counts[name] + 1, size=shape).astype(np.float32))
+        elif name in grid:
+            fixed = grid[name]
+            sigma = min(1.0, max(abs(fixed.min_value), abs(fixed.max_value)) / 2)
+            values = fixed.quantize(rng.normal(scale=sigma, size=shape))
+            arrays.append(values.astype(np.float32))
         else:
             arrays.append(rng.normal(size=shape).astype(np.float32))
     return arrays if len(arrays) > 1 else arrays[0]
+
+
+def _grid_types(model: Any, options: FirmwareOptions | None) -> dict[str, FixedType]:
+    """The inputs whose hardware type is fixed before any event is seen (see GRID_SOURCES)."""
+    options = options if options is not None else FirmwareOptions()
+    if options.input_type is None and not is_quantized(model):
+        return {}  # a float model's input type is profiled from the events themselves
+    return {
+        name: types.result
+        for name, types in input_types(model, options).items()
+        if types.source in GRID_SOURCES
+    }
 
 
 def validate_events(

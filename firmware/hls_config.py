@@ -75,7 +75,7 @@ from hepfpga.firmware.precision import (
     derive_precision,
     is_quantized,
 )
-from hepfpga.quantize.fixed import FixedType
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = [
     "ConversionPlan",
@@ -311,7 +311,9 @@ def plan_conversion(
         types = precision[layer.name]
         if is_softmax(layer):
             feeding = graph[layer.name].inputs[0]
-            n_classes = int(ready.get_layer(feeding).output_shape[-1])
+            # the softmax's own (single) shape: the feeding layer may be an InputLayer, whose
+            # output_shape is a list of shapes
+            n_classes = int(layer.output_shape[-1])
             final = layer.name in outputs
             # only the final softmax follows firmware.softmax; others are tables
             layer_options = options if final else replace(options, softmax=SoftmaxMode.STABLE)
@@ -347,6 +349,19 @@ def plan_conversion(
         if key in layers:
             layers[key].setdefault("Precision", {})["result"] = types.result.to_hls()
             layers[key]["Trace"] = True
+    for name in _outputs_passing_input_through(graph, outputs, precision):
+        # hls4ml removes a linear activation (a quantizer) whose type equals its input's; an
+        # output that the input reaches through such layers would become the input variable
+        # itself, declared twice in the top function (g++: "redefinition of 'result_t*
+        # <input>'"). The output keeps its width but other rounding/overflow modes, so hls4ml
+        # keeps it as a cast; every value of its input is representable, so the cast is exact.
+        exact = precision[name].result
+        kept = (
+            replace(exact, rounding=Rounding.RND_CONV, saturation=Saturation.SAT)
+            if (exact.rounding, exact.saturation) == (Rounding.TRN, Saturation.WRAP)
+            else replace(exact, rounding=Rounding.TRN, saturation=Saturation.WRAP)
+        )
+        layers[name].setdefault("Precision", {})["result"] = kept.to_hls()
     multiplications = sum(
         handler_for(node.layer).multiplications(node.layer) for node in model_graph(ready)
     )
@@ -359,6 +374,30 @@ def plan_conversion(
         quantized=quantized,
         multiplications=multiplications,
     )
+
+
+#: layers hls4ml may remove as an identity (a linear activation, a quantizer whose type
+#: equals its input's)
+_PASS_THROUGH = frozenset({"Activation", "QActivation"})
+
+
+def _outputs_passing_input_through(
+    graph: dict[str, Any], outputs: list[str], precision: dict[str, Any]
+) -> list[str]:
+    """The model outputs that hls4ml would turn into a model input: reached from an input
+    through activations only, with the input's type."""
+    found = []
+    for name in outputs:
+        node = graph[name]
+        while node.class_name in _PASS_THROUGH and len(node.inputs) == 1:
+            node = graph[node.inputs[0]]
+        if (
+            node.name != name
+            and node.class_name == "InputLayer"
+            and precision[name].result == precision[node.name].result
+        ):
+            found.append(name)
+    return found
 
 
 def build_hls_config(

@@ -235,6 +235,7 @@ def write_project(
             # Model.TraceOutput is ignored): compile the trace code of the layers marked Trace
             # (the logits), which is C-simulation only (#ifndef __SYNTHESIS__)
             hls_model.config.trace_output = True
+            _unshare_result_type(hls_model)
             hls_model.write()
             patch_sources(tmp, ready)
         except HepfpgaError:
@@ -284,6 +285,33 @@ def write_project(
     return project
 
 
+def _unshare_result_type(hls_model: Any) -> None:
+    """Give ``result_t`` back to the model output alone.
+
+    hls4ml names the type of the model's (single) output variable ``result_t`` when the
+    layer writing it is created; an optimizer that then inserts layers after that layer (the
+    TimeDistributed expansion: a wrapped layer and an end marker after the start marker)
+    leaves two variables of different precisions under that one name, and g++ fails with
+    "cannot convert 'layer4_t*' to 'ap_fixed<...>*'". A variable that is no model output gets
+    hls4ml's usual name ``layer<index>_t`` back; precisions are unchanged.
+    """
+    outputs = set(hls_model.outputs)
+    renamed = False
+    for node in hls_model.get_layers():
+        for name in node.outputs:
+            variable = node.get_output_variable(output_name=name)
+            if variable is not None and name not in outputs and variable.type.name == "result_t":
+                variable.type.name = f"layer{node.index}_t"
+                renamed = True
+    if renamed:
+        # the layers' C++ calls were formatted with the old name: format them again
+        backend = hls_model.config.backend.name.lower()
+        hls_model.apply_flow(f"{backend}:apply_templates", reapply="single")
+
+
+#: the compiler's output of a failed C-simulation build, in the project folder
+BUILD_LOG = "build_lib.log"
+
 #: written into ``firmware/`` of a project hepfpga builds: the C simulation reads its weights
 #: at run time (``nnet::load_weights_from_txt``, C simulation only) from ``WEIGHTS_DIR``, which
 #: hls4ml's ``build_lib.sh`` sets to the absolute path of the folder it was built in; a
@@ -324,7 +352,24 @@ def _relocatable_script(folder: Path) -> str | None:
     lines[index[0]] = (
         f'WEIGHTS_DIR="hepfpga_weights_dir()"\nCFLAGS+=" -include firmware/{WEIGHTS_DIR_HEADER}"'
     )
-    return "\n".join(lines)
+    return "\n".join(_parallel_units(lines))
+
+
+def _parallel_units(lines: list[str]) -> list[str]:
+    """The script's two translation units (the model, the ctypes bridge) compiled at once.
+
+    The same commands and flags (the same object code), the model's in the background; with
+    ``set -e`` a failure of either stops the script (``wait`` returns the job's status).
+    Unchanged when the script is not hls4ml's template (one ``-c`` line for each unit).
+    """
+    model = [i for i, line in enumerate(lines) if "-c firmware/${PROJECT}.cpp" in line]
+    bridge = [i for i, line in enumerate(lines) if "-c ${PROJECT}_bridge.cpp" in line]
+    if len(model) != 1 or len(bridge) != 1 or bridge[0] < model[0] or "set -e" not in lines:
+        return lines
+    out = list(lines)
+    out[bridge[0]] = f"{lines[bridge[0]]}\nwait $HEPFPGA_MODEL_UNIT"
+    out[model[0]] = f"{lines[model[0]]} &\nHEPFPGA_MODEL_UNIT=$!"
+    return out
 
 
 def _build_library(folder: Path) -> float | None:
@@ -356,12 +401,15 @@ def _build_library(folder: Path) -> float | None:
             path=folder.parent,
         )
     if result.returncode != 0:
+        # the whole compiler output, for whoever opens the project
+        (folder / BUILD_LOG).write_text(result.stdout, encoding="utf-8")
         lines = result.stdout.strip().splitlines()
         # the compiler's first errors say what is wrong; its last lines are often warnings
         errors = [line for line in lines if " error: " in line][:3]
         tail = " | ".join(errors or lines[-8:])
         raise ConversionError(
-            f"compiling the C simulation in {folder} failed (status {result.returncode}): {tail}"
+            f"compiling the C simulation in {folder} failed (status {result.returncode}; "
+            f"compiler output in {BUILD_LOG}): {tail}"
         )
     return time.perf_counter() - start
 

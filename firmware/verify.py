@@ -203,7 +203,14 @@ def _compare(plan: ConversionPlan, events: Any, run: Simulation, mode: SoftmaxMo
     grid_events = (grid if len(grid) > 1 else grid[0]) if defaulted else events
     references = _references(ready, grid_events)
     keras_seconds = time.perf_counter() - start
-    traces = run.traces
+    # an input is no traced layer: what the firmware holds there is the events as it read
+    # them, rounded and saturated to the input type (a softmax applied to the input has the
+    # input as its logits)
+    logits_names = logits_layer_names(ready)
+    traces = dict(run.traces)
+    for name, t, e in zip(input_names(ready), input_precision, per_input, strict=True):
+        if name in logits_names.values():
+            traces[name] = t.result.quantize(np.asarray(e, dtype=np.float64)).reshape(len(e), -1)
 
     def compare(refs: dict[str, np.ndarray], index: int, output: str, logits: str) -> Comparison:
         hls_outputs = run.outputs[index]
@@ -214,7 +221,6 @@ def _compare(plan: ConversionPlan, events: Any, run: Simulation, mode: SoftmaxMo
             hls_outputs,
         )
 
-    logits_names = logits_layer_names(ready)
     model_outputs = {
         output: compare(references, i, output, logits)
         for i, (output, logits) in enumerate(logits_names.items())

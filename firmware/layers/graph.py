@@ -11,7 +11,9 @@ comparison is made with); it computes the same function, with the same weights:
   a QKeras quantizer) named ``<name>_<activation>`` (hls4ml's own name for the split layer).
   The pre-activation output is then a layer output of its own, traced in C simulation and
   judged exactly; Keras computes ``activation(x @ w + b)`` in the same two float32 steps;
-* an input named ``input`` (reserved by hls4ml) becomes ``input_layer``.
+* an input named ``input`` (reserved by hls4ml) becomes ``input_layer``;
+* a nested model (a model used as a layer) is replaced by its layers, as hls4ml 1.3 expands
+  it (:func:`flatten_nested`).
 
 :func:`model_graph` lists the layers in topological order with the names of the layers that
 feed each one (from the model's own config, the inbound nodes), so multi-input layers (merge
@@ -105,13 +107,119 @@ def _functional(model: Any) -> tuple[Any, dict[str, Any]]:
     if type(model).__name__ == "Sequential" or not getattr(model, "_is_graph_network", True):
         model = keras.Model(model.inputs, model.outputs, name=model.name)
     config = model.get_config()
-    for entry in config["layers"]:
-        if entry["class_name"] in ("Functional", "Sequential", "Model"):
-            raise ConversionError(
-                f"layer '{entry['config'].get('name')}' is a nested model; hls4ml converts flat "
-                "graphs only: build the model from the inner model's layers directly"
-            )
+    if any(entry["class_name"] in _MODEL_CLASSES for entry in config["layers"]):
+        model = flatten_nested(model)
+        config = model.get_config()
     return model, config
+
+
+#: Keras classes of a model used as a layer
+_MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+
+
+def flatten_nested(model: Any) -> Any:
+    """``model`` with every nested model (a model used as a layer) replaced by its layers, as
+    hls4ml 1.3 expands it (``LayerGroup`` -> ``expand_layer_group``): copies of the layers,
+    with their names and weights, so the flat model computes the same function. An inner
+    layer whose name is taken already is called ``<inner model>_<layer>``.
+    """
+    # deferred: TensorFlow loads slowly
+    from tensorflow import keras
+
+    if type(model).__name__ == "Sequential" or not getattr(model, "_is_graph_network", True):
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
+    taken: set[str] = set()
+    inputs = []
+    tensors: dict[str, Any] = {}
+
+    def call(layer: Any, args: list[Any], owner: str) -> Any:
+        # a copy (same config and weights): the flat model's layers are its own, so each
+        # layer's .output is its output in the flat graph
+        config = layer.get_config()
+        if layer.name in taken:
+            config["name"] = _free_name(f"{owner}_{layer.name}", taken)
+        taken.add(config["name"])
+        copy_ = _from_config(layer, config)
+        out = copy_(args if len(args) > 1 else args[0])
+        copy_.set_weights(layer.get_weights())
+        return out
+
+    def apply(inner: Any, args: list[Any]) -> list[Any]:
+        """The outputs of the nested model ``inner`` applied to ``args``, layer by layer."""
+        if type(inner).__name__ == "Sequential" or not getattr(inner, "_is_graph_network", 1):
+            inner = keras.Model(inner.inputs, inner.outputs, name=inner.name)
+        local = dict(zip(input_names(inner), args, strict=True))
+        for entry in inner.get_config()["layers"]:
+            name = entry["config"]["name"]
+            if entry["class_name"] == "InputLayer":
+                continue
+            inbound = entry.get("inbound_nodes") or []
+            feeding = [_pick(local, item) for item in inbound[0]] if inbound else []
+            layer = inner.get_layer(name)
+            if entry["class_name"] in _MODEL_CLASSES:
+                outs = apply(layer, feeding)
+                local[name] = outs[0] if len(outs) == 1 else outs
+                continue
+            local[name] = call(layer, feeding, inner.name)
+        return [_pick(local, _history(tensor)) for tensor in inner.outputs]
+
+    for entry in model.get_config()["layers"]:
+        name = entry["config"]["name"]
+        inbound = entry.get("inbound_nodes") or []
+        if entry["class_name"] == "InputLayer":
+            config = model.get_layer(name).get_config()
+            tensor = keras.Input(
+                batch_shape=tuple(config["batch_input_shape"]),
+                dtype=config.get("dtype", "float32"),
+                name=name,
+            )
+            taken.add(name)
+            inputs.append(tensor)
+            tensors[name] = tensor
+            continue
+        if len(inbound) > 1:
+            raise ConversionError(
+                f"layer '{name}' is called {len(inbound)} times (a shared layer); hls4ml "
+                "converts each layer once: use a separate layer per call"
+            )
+        feeding = [_pick(tensors, item) for item in inbound[0]] if inbound else []
+        layer = model.get_layer(name)
+        if entry["class_name"] in _MODEL_CLASSES:
+            outs = apply(layer, feeding)
+            tensors[name] = outs[0] if len(outs) == 1 else outs
+            continue
+        tensors[name] = call(layer, feeding, model.name)
+    outputs = [_pick(tensors, _history(tensor)) for tensor in model.outputs]
+    return keras.Model(
+        inputs if len(inputs) > 1 else inputs[0],
+        outputs if len(outputs) > 1 else outputs[0],
+        name=model.name,
+    )
+
+
+def _has_nested(model: Any) -> bool:
+    return any(type(layer).__name__ in _MODEL_CLASSES for layer in model.layers)
+
+
+def _history(tensor: Any) -> tuple[str, int, int]:
+    """(layer name, node index, tensor index) of a Keras tensor, as in inbound nodes."""
+    layer, node_index, tensor_index = tensor._keras_history
+    return layer.name, node_index, tensor_index
+
+
+def _pick(tensors: dict[str, Any], item: Any) -> Any:
+    """The tensor an inbound-node item ``[name, node index, tensor index, ...]`` names."""
+    value = tensors[item[0]]
+    return value[item[2]] if isinstance(value, list) else value
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    new, k = name, 0
+    while new in taken:
+        k += 1
+        new = f"{name}_{k}"
+    taken.add(new)
+    return new
 
 
 def model_graph(model: Any) -> list[GraphNode]:
@@ -175,6 +283,8 @@ def ready_model(model: Any) -> Any:
     from tensorflow import keras
 
     model = strip_pruning(model)
+    if _has_nested(model):
+        model = flatten_nested(model)
     nodes = model_graph(model)
     taken = {node.name for node in nodes}
     for node in nodes:
@@ -273,13 +383,17 @@ def layer_outputs(
     The one probe-model helper: a Keras model with the same inputs whose outputs are the
     requested layers' outputs, run once. ``x`` is the model's input array (or a list, one
     array per input). Input layers map to the events themselves. Values are float32 numpy
-    arrays in each layer's own shape.
+    arrays in each layer's own shape. A model with nested models is probed flat (the names of
+    :func:`flatten_nested`).
     """
     # deferred: TensorFlow loads slowly
     from tensorflow import keras
 
     inputs = x if isinstance(x, (list, tuple)) else [x]
     arrays = [np.asarray(a, dtype=np.float32) for a in inputs]
+    if _has_nested(model):
+        # the layers of the flat model (a nested model's .output is that of its own graph)
+        model = flatten_nested(model)
     wanted = names if names is not None else [layer.name for layer in model.layers]
     by_input = dict(zip(input_names(model), arrays, strict=True))
     computed = [name for name in wanted if name not in by_input]

@@ -279,8 +279,15 @@ def _recurrent(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Layer
         )
     result = accum = x
     where = f"layer '{name}'"
+    weight = _weight_type(kernel, ctx, f"{where} weights")
+    recurrent_weight = _weight_type(recurrent, ctx, f"{where} weights")
+    if ctx.options.backend.info.hls4ml_name == "Quartus":
+        # the Quartus GRU/SimpleRNN templates declare kernel and recurrent kernel with the one
+        # CONFIG_T::weight_t: one type covering both (on both grids when quantized)
+        both = np.concatenate([np.ravel(kernel), np.ravel(recurrent)])
+        weight = recurrent_weight = _weight_type(both, ctx, f"{where} weights")
     extra = (
-        ("recurrent_weight", _weight_type(recurrent, ctx, f"{where} weights")),
+        ("recurrent_weight", recurrent_weight),
         ("recurrent_bias", _weight_type(bias, ctx, f"{where} bias")),
     )
     source = recurrent_source(ctx.quantized) + _check_state_quantizer(layer, result)
@@ -289,7 +296,7 @@ def _recurrent(layer: Any, ctx: DeriveContext, inputs: list[FixedType]) -> Layer
         kind,
         result,
         accum=accum,
-        weight=_weight_type(kernel, ctx, f"{where} weights"),
+        weight=weight,
         bias=_weight_type(bias, ctx, f"{where} bias"),
         source=source,
         profiled=ctx.profile(name),

@@ -363,7 +363,6 @@ def _new_onnx(ctx: Ctx) -> str:
 
 
 CASES += [
-    Case("onnx:two-inputs", _onnx(lambda f: f.two_inputs, _new_onnx), ("2 input tensors",)),
     Case(
         "onnx:zero-input-features",
         _onnx(lambda f: f.zero_inputs, _new_onnx),
@@ -644,8 +643,7 @@ CASES += [
 ]
 
 # --- models of shapes no command takes: one case per command -------------------------------
-# (firmware, verify and emulate take several inputs, one array per input: only ONNX export
-# refuses a two-input model, above)
+# (export onnx, firmware, verify and emulate take several inputs, one array per input)
 _SHAPES = {
     "zero-input-features": (lambda f: f.zero_inputs, ("zero values per event",)),
 }

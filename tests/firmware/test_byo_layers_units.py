@@ -122,9 +122,6 @@ def _refused(case: str) -> Any:
         x = keras.Input((4,), name="features")
         dense = layers.Dense(4, name="shared")
         return keras.Model(x, layers.Add(name="add")([dense(x), dense(layers.ReLU()(x))]))
-    if case == "nested_model":
-        inner = _functional(layers.Dense(4, name="inner_dense"))
-        return _functional(inner)
     if case == "unknown":
         return _functional(layers.RepeatVector(2, name="repeat"))
     raise KeyError(case)
@@ -158,8 +155,6 @@ REFUSALS = {
     "two-input Add layers instead",
     "shared_layer": "layer 'shared' is called 2 times (a shared layer); hls4ml converts each "
     "layer once: use a separate layer per call",
-    "nested_model": "is a nested model; hls4ml converts flat graphs only: build the model "
-    "from the inner model's layers directly",
     "unknown": "layer 'repeat' (RepeatVector) is not supported; supported: Activation, Add",
 }
 
@@ -167,8 +162,8 @@ REFUSALS = {
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_refusals_name_the_layer_and_what_to_use(case: str) -> None:
     model = _refused(case)
-    # a nested model cannot be profiled either; the others are float models that need ranges
-    ranges = None if case == "nested_model" else profile_ranges(model, _x(model, 8))
+    # float models: they need ranges
+    ranges = profile_ranges(model, _x(model, 8))
     with pytest.raises(ConversionError) as info:
         plan_conversion(model, ranges=ranges)
     assert REFUSALS[case] in str(info.value)
