@@ -130,7 +130,7 @@ def write_events_file(path: Path, inputs: np.ndarray, expected: np.ndarray) -> N
     header = _HEADER.pack(
         EVENTS_MAGIC, EVENTS_VERSION, code, len(inputs), inputs.shape[1], expected.shape[1]
     )
-    with open(path, "wb") as handle:
+    with Path(path).open("wb") as handle:
         handle.write(header)
         handle.write(inputs.astype(_DTYPES[code], copy=False).tobytes())
         handle.write(expected.tobytes())
@@ -386,7 +386,8 @@ or a malformed events file.
 Load the model once (in the constructor of the producer), not per event.
 """
 
-_TEST_CPP = r"""// Test program of hepfpga's emulator libraries: run_events LIB.so EVENTS.bin [LIB EVENTS ...]
+_TEST_CPP = r"""// Test program of hepfpga's emulator libraries:
+//     run_events LIB.so EVENTS.bin [LIB.so EVENTS.bin ...]
 // Loads every library once into this process (dlopen + create_model), runs all events of its
 // events file and compares each output bit for bit with the expected ones. Exit status: 0 when
 // every output is identical, 1 on a difference, 2 on bad input (one line on stderr).
@@ -723,13 +724,20 @@ def run_package_test(runner: Path, pairs: list[tuple[Path, Path]]) -> PackageRun
     return PackageRun(result.returncode, result.stdout, time.perf_counter() - start)
 
 
-def check_package(package: Path, build_dir: Path | None = None) -> PackageRun:
-    """Build ``package`` and run its test program on its own ``events.bin``; raises
-    :class:`VerificationError` with the program's output when an output differs."""
+def check_package(
+    package: Path, build_dir: Path | None = None, *, build: bool = True
+) -> PackageRun:
+    """Build ``package`` (into ``build_dir``, default ``package/build``; ``build=False``: use
+    the library and test program already there) and run its test program on its own
+    ``events.bin``; raises :class:`VerificationError` with the program's output when an
+    output differs or the events file is malformed."""
     record = json.loads((Path(package) / PACKAGE_FILE).read_text())
-    build = build_package(package, build_dir)
+    if build:
+        build_dir = build_package(package, build_dir)
+    elif build_dir is None:
+        build_dir = Path(package) / "build"
     run = run_package_test(
-        build / "run_events", [(build / record["library"], Path(package) / EVENTS_FILE)]
+        build_dir / "run_events", [(build_dir / record["library"], Path(package) / EVENTS_FILE)]
     )
     if not run.passed:
         raise VerificationError(f"the emulator library {package} failed: {run.output.strip()}")

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from hepfpga.cli import main
-from hepfpga.errors import DataError
+from hepfpga.errors import DataError, VerificationError
 from hepfpga.firmware.emulator_lib import (
     EVENTS_FILE,
     build_package,
+    check_package,
     read_events_file,
     run_package_test,
     write_emulator_package,
@@ -134,6 +135,26 @@ def test_bad_events_file_gives_one_line(
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
     with pytest.raises(DataError):
         read_events_file(bad)
+
+
+@pytest.mark.slow
+@needs_tools
+def test_check_package_fails_on_one_changed_bit(
+    packages: list[tuple[Any, Path, Path]], tmp_path: Path
+) -> None:
+    """What hepfpga.firmware.testing.assert_emulator_library_exact runs: the package's own
+    build folder is reused (no recompilation), and one expected output one ulp away fails."""
+    package, library, events_file = packages[0]
+    run = check_package(package.path, library.parent)
+    assert run.passed and "identical" in run.output
+    x, y = read_events_file(events_file)
+    y = y.copy()
+    y[-1, -1] = np.nextafter(y[-1, -1], np.inf)
+    copy = tmp_path / "pkg"
+    shutil.copytree(package.path, copy, ignore=shutil.ignore_patterns("build"))
+    write_events_file(copy / EVENTS_FILE, x, y)
+    with pytest.raises(VerificationError, match=r"1 of \d+ outputs DIFFER"):
+        check_package(copy, library.parent, build=False)
 
 
 def test_events_file_round_trip(tmp_path: Path) -> None:
