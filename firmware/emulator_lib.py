@@ -63,7 +63,9 @@ from hepfpga.artifacts import (
     remove_empty_parents,
 )
 from hepfpga.errors import ConfigError, ConversionError, DataError, VerificationError
+from hepfpga.firmware.emulate import Emulator
 from hepfpga.firmware.options import FirmwareOptions
+from hepfpga.firmware.project import compile_project, patch_sources, write_project
 
 __all__ = [
     "EVENTS_MAGIC",
@@ -78,7 +80,7 @@ __all__ = [
 EVENTS_MAGIC = b"HFPGAEV1"
 EVENTS_VERSION = 1
 _HEADER = struct.Struct("<8sIIQII")
-_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
+_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 EVENTS_FILE = "events.bin"
 PACKAGE_FILE = "package.json"
 _PLACEHOLDER = "HEPFPGA_EMULIB_NAMESPACE"
@@ -575,9 +577,6 @@ def write_emulator_package(
     """
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
-
-    from hepfpga.firmware.emulate import Emulator
-    from hepfpga.firmware.project import compile_project, patch_sources, write_project
 
     options = options if options is not None else FirmwareOptions()
     if options.io_type.value != "io_parallel":
