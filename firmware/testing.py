@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from hepfpga.errors import VerificationError
+from hepfpga.firmware.emulator_lib import PackageRun, check_package, write_emulator_package
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.verify import VerificationReport, verify_model
 
-__all__ = ["assert_bit_exact"]
+__all__ = ["assert_bit_exact", "assert_emulator_library_exact"]
 
 
 def assert_bit_exact(
@@ -58,3 +60,37 @@ def assert_bit_exact(
             f"({report.requirement} required)\n{report.summary()}"
         )
     return report
+
+
+def assert_emulator_library_exact(
+    model: Any,
+    x: Any,
+    out_dir: Any,
+    *,
+    name: str | None = None,
+    version: str = "v1",
+    **options: Any,
+) -> PackageRun:
+    """Assert that the C++ trigger emulator library of ``model`` reproduces ``hepfpga
+    emulate`` bit for bit on the events ``x`` (events x inputs).
+
+    Writes the package (:func:`hepfpga.firmware.emulator_lib.write_emulator_package`) to
+    ``out_dir`` (which must not exist; e.g. under pytest's ``tmp_path``), builds it with CMake
+    and g++ and runs its test program, which loads the library with ``dlopen`` and compares
+    every output of every event. ``options`` are :class:`hepfpga.firmware.FirmwareOptions`
+    fields, validated like the CLI's. Raises ``AssertionError`` with the test program's output
+    when an output differs; returns its :class:`~hepfpga.firmware.emulator_lib.PackageRun`
+    (output with events/s and load/unload times) otherwise.
+
+    .. code-block:: python
+
+        def test_my_trigger_library(tmp_path):
+            assert_emulator_library_exact(load_my_model(), my_events, tmp_path / "lib")
+    """
+    package = write_emulator_package(
+        model, x, out_dir, name=name, version=version, options=FirmwareOptions.from_dict(options)
+    )
+    try:
+        return check_package(package.path)
+    except VerificationError as exc:
+        raise AssertionError(str(exc)) from None

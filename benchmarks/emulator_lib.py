@@ -1,0 +1,141 @@
+"""Throughput of the C++ trigger emulator library against hls4ml ``predict()`` and ``hepfpga
+emulate``, in one run, and its load + unload time.
+
+    python benchmarks/emulator_lib.py [--run runs/jet_tagging] [--events 200000]
+                                      [--csim-events 20000]
+
+The model is the QKeras model of ``--run`` (a folder written by ``hepfpga run``), or else the
+jet MLP of ``benchmarks/emulation.py`` with seeded random weights (speed does not depend on
+training). On the same events it measures (best of three, one thread each):
+
+* hls4ml ``ModelGraph.predict()`` (the C simulation through ctypes) on ``--csim-events``;
+* :meth:`hepfpga.firmware.emulate.Emulator.predict` (numpy, one BLAS thread) on ``--events``;
+* the package of :func:`hepfpga.firmware.emulator_lib.write_emulator_package`, built with
+  CMake and g++ -O3, run by its test program ``run_events``: two libraries of the model
+  (versions v1 and v2, two namespaces) loaded into one process, each event through
+  ``prepare_input(double*)`` / ``predict()`` / ``read_result(double*)``, every output compared
+  bit for bit with ``Emulator.predict``; the program reports events/s and the load
+  (``dlopen`` + ``create_model``) and unload (``destroy_model`` + ``dlclose``) times.
+
+Ratios are against hls4ml ``predict()`` measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+# the sibling benchmark's model and events
+from emulation import REPEATS, events, jet_mlp
+
+
+def best_rate(n: int, call: Any) -> float:
+    timings = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - start)
+    return n / min(timings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, help="run folder (qkeras_model.h5, firmware/)")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--csim-events", type=int, default=20_000)
+    args = parser.parse_args(argv)
+
+    import hls4ml
+
+    from hepfpga.cli.emulator_lib import RUN_MODEL, RUN_OPTIONS
+    from hepfpga.firmware import FirmwareOptions, compile_project, write_project
+    from hepfpga.firmware.emulate import Emulator
+    from hepfpga.firmware.emulator_lib import (
+        EVENTS_FILE,
+        build_package,
+        run_package_test,
+        write_emulator_package,
+    )
+    from hepfpga.quantize.model_io import load_keras_model
+
+    if args.run is not None:
+        import json
+
+        model = load_keras_model(args.run / RUN_MODEL)
+        options = FirmwareOptions.from_dict(
+            json.loads((args.run / RUN_OPTIONS).read_text())["options"]
+        )
+        label = f"{args.run.name} (trained)"
+    else:
+        model, options, label = jet_mlp(), FirmwareOptions(), "jet MLP (seeded weights)"
+    width = int(np.prod(model.inputs[0].shape[1:]))
+    x = events(args.events, width, seed=2)
+    x_csim = x[: args.csim_events]
+    print(f"hls4ml {hls4ml.__version__}, {os.cpu_count()} cores, model: {label}")
+
+    with tempfile.TemporaryDirectory(prefix="hepfpga-bench-emulib-") as tmp:
+        project = compile_project(write_project(model, options, Path(tmp) / "project"))
+        csim = best_rate(len(x_csim), lambda: project.hls_model.predict(x_csim.astype(np.float64)))
+        emulator = Emulator.from_project(project, x[:10_000])
+        emulate = best_rate(len(x), lambda: emulator.predict(x))  # one BLAS thread inside
+
+        packages = []
+        for version in ("v1", "v2"):
+            start = time.perf_counter()
+            package = write_emulator_package(
+                model, x, Path(tmp) / version, name="bench", version=version, options=options
+            )
+            written = time.perf_counter() - start
+            start = time.perf_counter()
+            build = build_package(package.path)
+            packages.append((build / package.library_name, package.path / EVENTS_FILE))
+            print(
+                f"package {version}: written in {written:.1f} s (conversion, C simulation, "
+                f"expected outputs), built in {time.perf_counter() - start:.1f} s"
+            )
+        runner = packages[0][0].parent / "run_events"
+        rates: dict[str, list[float]] = {"v1": [], "v2": []}
+        loads: list[float] = []
+        unloads: list[float] = []
+        for _ in range(REPEATS):
+            run = run_package_test(runner, packages)
+            if not run.passed:
+                print(run.output, file=sys.stderr)
+                return 1
+            for version in rates:
+                line = next(s for s in run.output.splitlines() if f"bench_{version}.so:" in s)
+                if "events/s" in line:
+                    rates[version].append(float(re.search(r"([\d.]+) events/s", line)[1]))
+                    loads.append(float(re.search(r"load ([\d.]+) s", line)[1]))
+            unloads += [float(v) for v in re.findall(r"unload ([\d.]+) s", run.output)]
+        print(run.output.strip())
+
+    cpp = max(max(rates["v1"]), max(rates["v2"]))
+    print()
+    print(
+        "| model | hls4ml predict() ev/s | hepfpga emulate ev/s | ratio | C++ library v1 ev/s "
+        "| C++ library v2 ev/s | ratio (best) | load (dlopen+create) | unload | identical |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        f"| {label} | {csim:,.0f} | {emulate:,.0f} | {emulate / csim:.0f}x | "
+        f"{max(rates['v1']):,.0f} | {max(rates['v2']):,.0f} | {cpp / csim:.0f}x | "
+        f"{1e3 * min(loads):.2f} ms | {1e3 * min(unloads):.2f} ms | "
+        f"all {len(x):,} events, both libraries |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
