@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,10 @@ __all__ = ["SCHEDULER_FORM", "check_scheduler_address", "dask_client"]
 
 #: What ``--scheduler`` accepts, in words.
 SCHEDULER_FORM = "an address like tcp://HOST:PORT (or HOST:PORT, tls://HOST:PORT)"
-_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]*[A-Za-z0-9\]]:\d{1,5}$")
+_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
+_ADDRESS = re.compile(
+    rf"^(?:(?:{'|'.join(_SCHEMES)})://)?[A-Za-z0-9_.\-\[\]:]*[A-Za-z0-9\]]:\d{{1,5}}$"
+)
 
 
 def check_scheduler_address(address: str, option: str = "--scheduler") -> str:
@@ -27,10 +31,44 @@ def check_scheduler_address(address: str, option: str = "--scheduler") -> str:
     :class:`~hepfpga.errors.DataError` naming ``option`` and the accepted form."""
     port = address.rsplit(":", 1)[-1]
     if not _ADDRESS.match(address) or not 0 < int(port or 0) < 65536:
+        scheme = address.split("://", 1)[0] if "://" in address else None
+        why = (
+            f" (unknown scheme {scheme!r}; accepted: {', '.join(_SCHEMES)})"
+            if scheme is not None and scheme not in _SCHEMES
+            else ""
+        )
         raise DataError(
-            f"{option}: {address!r} is not a scheduler address; expected {SCHEDULER_FORM}"
+            f"{option}: {address!r} is not a scheduler address{why}; expected {SCHEDULER_FORM}"
         )
     return address
+
+
+def _connect(distributed: Any, address: str, timeout: float, option: str) -> Any:
+    """A client of the scheduler at ``address`` (checked with
+    :func:`check_scheduler_address`), or a one-line :class:`DataError`: a tcp address whose
+    port refuses (or whose host is unknown) fails at once, a scheduler that does not answer
+    after ``timeout`` seconds."""
+    check_scheduler_address(address, option)
+    unreachable = (
+        f"{option}: cannot reach the dask scheduler at {address!r}: {{}}; expected the address "
+        f"a running scheduler prints, {SCHEDULER_FORM}, or leave {option} out to start local "
+        "workers"
+    )
+    try:
+        scheme, location = distributed.comm.parse_address(address)
+        if scheme == "tcp":
+            host, port = distributed.comm.parse_host_port(location)
+            with socket.create_connection((host, port), timeout=timeout):
+                pass  # refused or unknown hosts fail here at once, not after the timeout
+    except (OSError, ValueError, TypeError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(unreachable.format(reason)) from exc
+    try:
+        return distributed.Client(address, set_as_default=False, timeout=timeout)
+    except OSError as exc:
+        raise DataError(
+            unreachable.format(f"no answer within {timeout:g} s ({type(exc).__name__})")
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -42,14 +80,19 @@ def dask_client(
     purpose: str,
     processes: bool = True,
     connect_timeout: float = 20.0,
+    option: str = "--scheduler",
 ) -> Iterator[Any]:
     """A ``distributed.Client`` for the block: on the scheduler at ``scheduler``, or on a
     LocalCluster of ``n_workers`` single-threaded workers (default: one per CPU; worker
-    processes unless ``processes=False``) that is closed after the block.
+    processes unless ``processes=False``) that is closed after the block. The client is
+    connected (and the cluster started) on entering the block, so a caller that must know
+    the scheduler answers before any work enters it first and keeps it open throughout.
 
-    An unreachable scheduler is a :class:`~hepfpga.errors.DataError` after
-    ``connect_timeout`` seconds; without dask, a
-    :class:`~hepfpga.errors.MissingDependencyError` naming ``extra``.
+    A scheduler address of the wrong form, a port that refuses, an unknown host or a
+    scheduler that does not answer within ``connect_timeout`` seconds is a one-line
+    :class:`~hepfpga.errors.DataError` naming ``option`` (the command-line option the address
+    came from); without dask, a :class:`~hepfpga.errors.MissingDependencyError` naming
+    ``extra``.
     """
     distributed = require("distributed", extra, purpose)
     cluster = None
@@ -72,16 +115,7 @@ def dask_client(
             )
             client = distributed.Client(cluster, set_as_default=False)
         else:
-            check_scheduler_address(scheduler)
-            try:
-                client = distributed.Client(
-                    scheduler, set_as_default=False, timeout=connect_timeout
-                )
-            except OSError as exc:
-                raise DataError(
-                    f"--scheduler: no dask scheduler answered at {scheduler!r} within "
-                    f"{connect_timeout:g} s ({exc.__class__.__name__})"
-                ) from exc
+            client = _connect(distributed, scheduler, connect_timeout, option)
         try:
             yield client
         finally:

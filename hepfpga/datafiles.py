@@ -65,6 +65,7 @@ __all__ = [
     "WRITE_FORMATS",
     "ArrayReader",
     "ArrayWriter",
+    "HDF5Dataset",
     "HDF5File",
     "NpzArchive",
     "ReadLimits",
@@ -422,14 +423,34 @@ def open_npz(path: str | Path, limits: ReadLimits | None = None) -> NpzArchive:
 
 
 # -- HDF5 ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HDF5Dataset:
+    """What a checked dataset of an :class:`HDF5File` declares: its path in the file, its
+    shape (events first) and its dtype. Its values are read through :meth:`HDF5File.read`."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
 class HDF5File:
     """A read-only HDF5 file whose every link and dataset was checked on opening.
 
     Refused as a whole (:class:`DataError`, one line naming the object): external links,
     user-defined links, datasets with external (raw) storage and virtual datasets: each would
     make hepfpga read another file of this machine. Soft links stay inside the file and are
-    followed. :meth:`read` reads events by range within :class:`ReadLimits`, counting the
-    bytes of the compressed chunks it touches in ``inflated_bytes``.
+    followed. Each dataset is checked again when it is looked up (:meth:`dataset`,
+    :meth:`get`): a declared shape that was never written, a null dataspace and references
+    are refused. :meth:`read` reads events by range (optionally some columns of the last
+    axis) within :class:`ReadLimits`, counting the bytes of the compressed chunks it touches
+    in ``inflated_bytes``.
+
+    The file's root group reads like a mapping of names: :meth:`keys`, ``name in file``,
+    :meth:`get` (the :class:`HDF5Dataset` or None) and :meth:`kind`.
     """
 
     def __init__(self, path: Path, handle: Any, limits: ReadLimits) -> None:
@@ -476,6 +497,28 @@ class HDF5File:
     def attrs(self) -> Any:
         """The root group's attributes (stored in the file itself)."""
         return self.handle.attrs
+
+    def keys(self) -> tuple[str, ...]:
+        """The names of the links in the root group (:meth:`members` of ``/``)."""
+        return self.members()
+
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` (a path in the file) leads to an object."""
+        return isinstance(name, str) and self.handle.get(name) is not None
+
+    def kind(self, name: str) -> str | None:
+        """What ``name`` leads to: ``"dataset"``, ``"group"``, ``"datatype"``, or None if
+        nothing is there."""
+        item = self.handle.get(name)
+        return None if item is None else type(item).__name__.lower()
+
+    def get(self, name: str) -> HDF5Dataset | None:
+        """The checked :class:`HDF5Dataset` ``name`` (see :meth:`dataset`), or None where the
+        file has no dataset of that name (nothing, or a group: :meth:`kind` tells which)."""
+        if not isinstance(self.handle.get(name), self._h5py.Dataset):
+            return None
+        item = self.dataset(name)
+        return HDF5Dataset(name, tuple(int(d) for d in item.shape), item.dtype)
 
     def members(self, group: str = "/") -> tuple[str, ...]:
         """The names of the links directly in ``group``."""
@@ -533,27 +576,44 @@ class HDF5File:
                 "or forged file)"
             )
 
-    def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Events ``[start, stop)`` of dataset ``name`` (a scalar dataset whole)."""
+    def read(
+        self,
+        name: str,
+        start: int = 0,
+        stop: int | None = None,
+        columns: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Events ``[start, stop)`` of dataset ``name`` (a scalar dataset whole).
+
+        ``columns``: indices on the dataset's last axis to read, in the order given (repeats
+        allowed); only those are read and counted against :class:`ReadLimits`, and only the
+        chunks holding them are decompressed (and counted in ``inflated_bytes``)."""
         dataset = self.dataset(name)
         where = f"{self.path} '{name}'"
         shape = tuple(int(d) for d in dataset.shape)
         if not shape:
+            if columns is not None:
+                raise DataError(f"{where}: a scalar dataset has no columns to choose")
             self.limits.check(where, "it takes", dataset.dtype.itemsize, "")
             return np.asarray(dataset[()])
+        picked = self._columns(where, shape, columns)
         stop = shape[0] if stop is None else min(stop, shape[0])
         start = min(max(0, start), stop)
+        # the shape of one event as read: every column, or the distinct ones asked for
+        event = shape[1:] if picked is None else (*shape[1:-1], len(picked))
         self.limits.check(
             where,
             f"events {start}..{stop - 1} take",
-            (stop - start) * _nbytes(shape[1:], dataset.dtype),
+            (stop - start) * _nbytes(event, dataset.dtype),
             "read fewer events at a time (--max-events, --chunk-size)",
         )
         if dataset.chunks is not None and stop > start:
             chunks = tuple(int(c) for c in dataset.chunks)
             rows = -(-stop // chunks[0]) - start // chunks[0]
-            grid = math.prod(-(-s // c) for s, c in zip(shape[1:], chunks[1:], strict=True))
-            inflated = rows * grid * _nbytes(chunks, dataset.dtype)
+            grid = [-(-s // c) for s, c in zip(shape[1:], chunks[1:], strict=True)]
+            if picked is not None:
+                grid[-1] = len({c // chunks[-1] for c in picked})
+            inflated = rows * math.prod(grid) * _nbytes(chunks, dataset.dtype)
             self.limits.check(
                 where,
                 f"events {start}..{stop - 1} lie in chunks that decompress to",
@@ -562,9 +622,32 @@ class HDF5File:
             )
             self.inflated_bytes += inflated
         try:
-            return np.asarray(dataset[start:stop])
-        except (OSError, ValueError) as exc:
+            if picked is None:
+                return np.asarray(dataset[start:stop])
+            # h5py reads a list of columns only increasing and without repeats
+            middle = (slice(None),) * (len(shape) - 2)
+            values = np.asarray(dataset[(slice(start, stop), *middle, picked)])
+        except (OSError, ValueError, TypeError) as exc:
             raise DataError(f"{where}: cannot be read: {exc}") from exc
+        return values[..., [picked.index(int(c)) for c in columns or ()]]
+
+    @staticmethod
+    def _columns(
+        where: str, shape: tuple[int, ...], columns: Sequence[int] | None
+    ) -> list[int] | None:
+        """The distinct ``columns`` of the last axis, increasing (checked in range)."""
+        if columns is None:
+            return None
+        if len(shape) < 2:
+            raise DataError(f"{where}: a dataset of shape {shape} has no columns to choose")
+        width = shape[-1]
+        bad = [int(c) for c in columns if not 0 <= int(c) < width]
+        if bad or not len(columns):
+            raise DataError(
+                f"{where}: column(s) {bad or 'none'} asked for; accepted: 0..{width - 1}, at "
+                "least one"
+            )
+        return sorted({int(c) for c in columns})
 
 
 @contextlib.contextmanager
@@ -581,14 +664,14 @@ def open_hdf5(path: str | Path, limits: ReadLimits | None = None) -> Iterator[HD
     try:
         handle = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be read as HDF5: {exc}") from exc
+        raise DataError(f"{path}: cannot be read as an HDF5 file: {exc}") from exc
     try:
         try:
             checked = HDF5File(path, handle, limits or ReadLimits())
         except (OSError, ValueError, KeyError) as exc:
             if isinstance(exc, DataError):
                 raise
-            raise DataError(f"{path}: cannot be read as HDF5: {exc}") from exc
+            raise DataError(f"{path}: cannot be read as an HDF5 file: {exc}") from exc
         yield checked
     finally:
         handle.close()

@@ -44,7 +44,6 @@ import itertools
 import json
 import logging
 import math
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -64,6 +63,7 @@ from hepfpga.artifacts import (
     write_json_atomic,
     write_text_atomic,
 )
+from hepfpga.cluster import dask_client
 from hepfpga.errors import (
     ConfigError,
     HepfpgaError,
@@ -609,24 +609,6 @@ def _finished(study: Any) -> list[Any]:
     ]
 
 
-def _client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
-
-    distributed = require("distributed", "tune", "parallel trials")
-    if scheduler:
-        return _connect(scheduler), None
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    cluster = distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        worker_dashboard_address=None,
-        scheduler_kwargs={"dashboard": False},
-        silence_logs=logging.WARNING,
-    )
-    return distributed.Client(cluster, set_as_default=False), cluster
-
-
 def run_tune(
     tune: TuneConfig,
     base: dict[str, Any],
@@ -641,9 +623,11 @@ def run_tune(
 
     Before any trial: the study folder must be a folder this process can write, the storage
     a database that opens (a :class:`ConfigError` naming it otherwise), ``scheduler``
-    reachable, and a study resumed under the same name must have been made with the same
-    space. A failure of the disk or the database during the search is one
-    :class:`~hepfpga.errors.FileSystemError` / :class:`~hepfpga.errors.ExternalError`."""
+    reachable (a :class:`~hepfpga.errors.DataError` naming ``--scheduler`` otherwise, before
+    anything is written; its client is kept for the whole study), and a study resumed under
+    the same name must have been made with the same space. A failure of the disk or the
+    database during the search is one :class:`~hepfpga.errors.FileSystemError` /
+    :class:`~hepfpga.errors.ExternalError`."""
     optuna = require("optuna", "tune", "hyper-parameter search")
     if OBJECTIVES[tune.objective].hardware_cost:
         require("da4ml", "hardware", f"the objective '{tune.objective}' (da4ml LUT estimates)")
@@ -651,8 +635,8 @@ def run_tune(
     study_name = tune.study or name
     folder = Path(tune.output_dir) / study_name
     check_destination(folder, exist_ok=True, option="output_dir")
-    client = _connect(scheduler) if scheduler else None
-    try:
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(_dask_client(scheduler, tune.workers)) if scheduler else None
         created = [p for p in (folder, *folder.absolute().parents) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         url = tune.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
@@ -684,10 +668,16 @@ def run_tune(
             raise file_system_error(
                 exc, doing=f"writing the results of study '{study_name}' in", path=folder
             ) from exc
-    finally:
-        if client is not None:
-            client.close()
     return result
+
+
+def _dask_client(scheduler: str | None, workers: int) -> contextlib.AbstractContextManager[Any]:
+    """The trials' dask client (:func:`hepfpga.cluster.dask_client`): on the scheduler at
+    ``scheduler``, or on a LocalCluster of ``workers`` single-threaded worker processes (each
+    trial builds and fits its own TensorFlow model)."""
+    return dask_client(
+        scheduler, None if scheduler else workers, extra="tune", purpose="parallel trials"
+    )
 
 
 def _prepare(study: Any, storage: Any, tune: TuneConfig, base: dict[str, Any]) -> int:
@@ -788,28 +778,6 @@ def _database_errors(url: str, name: str, *, opening: bool = False) -> Iterator[
         ) from exc
 
 
-def _connect(address: str) -> Any:
-    """A dask.distributed client of the scheduler at ``address``, or a :class:`ConfigError`
-    naming it (wrong form, unreachable, no answer within dask's connect timeout,
-    ``distributed.comm.timeouts.connect``)."""
-    distributed = require("distributed", "tune", "parallel trials")
-    try:
-        scheme, location = distributed.comm.parse_address(address)
-        if scheme == "tcp":
-            host, port = distributed.comm.parse_host_port(location)
-            with socket.create_connection((host, port), timeout=10):
-                pass  # refused or unknown hosts fail here at once, not after the timeout
-        return distributed.Client(address, set_as_default=False)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"cannot reach the dask scheduler at {address!r}: "
-            f"{' '.join(str(exc).split()) or type(exc).__name__}. Accepted: the address a "
-            "running scheduler prints (tcp://HOST:PORT); leave --scheduler out to start "
-            "local workers",
-            path="--scheduler",
-        ) from exc
-
-
 def _run_remaining(
     study: Any, tune: TuneConfig, base: dict[str, Any], url: str, name: str,
     remaining: int, client: Any | None, quiet: bool,
@@ -817,16 +785,15 @@ def _run_remaining(
     # deferred, optional: distributed (hepfpga[emulate/tune])
     from distributed import as_completed
 
-    cluster = None
-    if client is None:
-        client, cluster = _client(tune.workers, None)
     offset = len(study.get_trials(deepcopy=False))
     tasks = (
         _TrialTask(url, name, tune.strategy, tune.pruner, tune.objective, tune.seed + offset + i,
                    tune.space, base, tune.lut_weight)
         for i in range(remaining)
     )  # fmt: skip
-    try:
+    with contextlib.ExitStack() as stack:
+        if client is None:  # no --scheduler: local workers for these trials only
+            client = stack.enter_context(_dask_client(None, tune.workers))
         n_slots = max(len(client.scheduler_info().get("workers", {})), 1)
         with client.as_current(), _progress(remaining, quiet) as bar:
             pending = as_completed(
@@ -843,10 +810,6 @@ def _run_remaining(
                 task = next(tasks, None)
                 if task is not None:
                     pending.add(client.submit(run_trial, task, pure=False))
-    finally:
-        if cluster is not None:
-            client.close()
-            cluster.close()
 
 
 def _report_failure(study: Any, number: int) -> None:

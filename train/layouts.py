@@ -36,9 +36,12 @@ is not recorded in the files, and hepfpga bins every image from the constituents
 
 Each reader reads a range of rows (``rows``), so a large file is streamed chunk by chunk
 (:mod:`hepfpga.train.stream`), and its labels alone (:meth:`SampleLayout.labels`) for the
-stratified split. Shapes, dtypes (floating point; names as strings) and finiteness are checked
-on every read; a problem is a :class:`~hepfpga.errors.DataError` naming the file, the dataset
-and what is accepted.
+stratified split. Every file is opened through :func:`hepfpga.datafiles.open_hdf5`, the one
+safe HDF5 reader: external links, user-defined links, external storage, virtual datasets and
+datasets declaring more rows than were written are refused before anything is read, and every
+read stays within :class:`~hepfpga.datafiles.ReadLimits`. Shapes, dtypes (floating point;
+names as strings) and finiteness are checked on every read; a problem is a
+:class:`~hepfpga.errors.DataError` naming the file, the dataset and what is accepted.
 """
 
 from __future__ import annotations
@@ -47,14 +50,13 @@ import glob
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from hepfpga.datafiles import HDF5Dataset, HDF5File, open_hdf5
 from hepfpga.errors import DataError
 from hepfpga.registry import Registry
 from hepfpga.train.jets import FEATURE_NAMES, JetSample
@@ -73,21 +75,6 @@ SAMPLE_SUFFIXES: tuple[str, ...] = (".npz", *HDF5_SUFFIXES)
 
 # ---------------------------------------------------------------------------------------------
 # files
-
-
-@contextmanager
-def _open_h5(path: Path) -> Iterator[Any]:
-    """The one place this module opens an HDF5 file (read only); a file HDF5 cannot open is a
-    DataError naming it."""
-    # deferred: h5py loads slowly
-    import h5py
-
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read as an HDF5 file ({exc})") from exc
-    with handle:
-        yield handle
 
 
 def sample_files(path: str | os.PathLike[str]) -> list[Path]:
@@ -120,15 +107,13 @@ def sample_files(path: str | os.PathLike[str]) -> list[Path]:
 # checks
 
 
-def _dataset(h5: Any, path: Path, key: str, ndim: int, accepted: str) -> Any:
+def _dataset(h5: HDF5File, path: Path, key: str, ndim: int, accepted: str) -> HDF5Dataset:
     """The dataset ``key`` of ``h5``, checked to be a floating-point array of ``ndim``
     dimensions."""
-    # deferred: h5py loads slowly
-    import h5py
-
     item = h5.get(key)
-    if not isinstance(item, h5py.Dataset):
-        found = "missing" if item is None else f"an HDF5 {type(item).__name__.lower()}"
+    if item is None:
+        kind = h5.kind(key)
+        found = "missing" if kind is None else f"an HDF5 {kind}"
         raise DataError(f"{path}: dataset '{key}' is {found}; expected {accepted}")
     if len(item.shape) != ndim or not np.issubdtype(item.dtype, np.floating):
         raise DataError(
@@ -138,9 +123,8 @@ def _dataset(h5: Any, path: Path, key: str, ndim: int, accepted: str) -> Any:
     return item
 
 
-def _names(h5: Any, path: Path, key: str) -> list[str]:
-    item = h5.get(key)
-    values = np.asarray(item[()]) if item is not None and hasattr(item, "shape") else None
+def _names(h5: HDF5File, path: Path, key: str) -> list[str]:
+    values = np.asarray(h5.read(key)) if h5.get(key) is not None else None
     if values is None or values.ndim != 1 or values.dtype.kind not in "SUO":
         raise DataError(f"{path}: '{key}' is missing or not a 1-d array of names (strings)")
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values.tolist()]
@@ -155,6 +139,11 @@ def _finite(array: np.ndarray, path: Path, key: str, columns: list[str]) -> None
             f"{path}: dataset '{key}' has {int(bad.sum())} NaN/Inf value(s) (per column: "
             f"{', '.join(worst)}); only finite values are accepted"
         )
+
+
+def _read(h5: HDF5File, key: str, part: slice, columns: list[int] | None = None) -> np.ndarray:
+    """Rows ``part`` of dataset ``key`` (``columns`` of its last axis only, when given)."""
+    return h5.read(key, part.start, part.stop, columns)
 
 
 def _rows(n: int, rows: slice | None) -> slice:
@@ -177,7 +166,7 @@ def _sample(
     constituents: np.ndarray | None,
     labels: np.ndarray,
     kinematics: tuple[np.ndarray, np.ndarray, np.ndarray],
-    metadata: dict[str, Any],
+    metadata: dict[str, object],
     missing: dict[str, str],
 ) -> JetSample:
     for part in missing:
@@ -230,7 +219,7 @@ SAMPLE_LAYOUTS: Registry[SampleLayout] = Registry("jet sample layout")
 
 def detect_layout(path: Path) -> SampleLayout:
     """The registered layout whose signature datasets ``path`` holds."""
-    with _open_h5(path) as h5:
+    with open_hdf5(path) as h5:
         keys = set(h5.keys())
     for layout in SAMPLE_LAYOUTS.values():
         if layout.claims(keys):
@@ -248,7 +237,7 @@ def detect_layout(path: Path) -> SampleLayout:
 
 
 def _hepfpga_read(path: Path, rows: slice | None) -> JetSample:
-    with _open_h5(path) as h5:
+    with open_hdf5(path) as h5:
         labels_item = h5.get("labels")
         if labels_item is None or len(labels_item.shape) != 1:
             raise DataError(f"{path}: dataset 'labels' is missing or not 1-d; expected (N,)")
@@ -261,10 +250,10 @@ def _hepfpga_read(path: Path, rows: slice | None) -> JetSample:
             "jet_eta": (1, "(N,) float"),
             "jet_mass": (1, "(N,) float"),
         }
-        arrays = {
-            key: _dataset(h5, path, key, nd, text)[part] for key, (nd, text) in accepted.items()
-        }
-        labels = np.asarray(labels_item[part])
+        for key, (nd, text) in accepted.items():
+            _dataset(h5, path, key, nd, text)
+        arrays = {key: _read(h5, key, part) for key in accepted}
+        labels = np.asarray(_read(h5, "labels", part))
         if not np.issubdtype(labels.dtype, np.integer):
             raise DataError(f"{path}: dataset 'labels' has dtype {labels.dtype}; expected integers")
         names = {key: tuple(_names(h5, path, key)) for key in ("feature_names", "class_names")}
@@ -288,13 +277,18 @@ def _hepfpga_read(path: Path, rows: slice | None) -> JetSample:
 
 
 def _hepfpga_count(path: Path) -> int:
-    with _open_h5(path) as h5:
-        return int(h5["labels"].shape[0])
+    with open_hdf5(path) as h5:
+        labels = h5.get("labels")
+        if labels is None or labels.ndim != 1:
+            raise DataError(f"{path}: dataset 'labels' is missing or not 1-d; expected (N,)")
+        return labels.shape[0]
 
 
 def _hepfpga_labels(path: Path) -> np.ndarray:
-    with _open_h5(path) as h5:
-        labels = np.asarray(h5["labels"][()])
+    with open_hdf5(path) as h5:
+        if h5.get("labels") is None:
+            raise DataError(f"{path}: dataset 'labels' is missing; expected (N,) integers")
+        labels = np.asarray(h5.read("labels"))
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(
             f"{path}: dataset 'labels' has shape {labels.shape}, dtype {labels.dtype}; "
@@ -331,7 +325,7 @@ def _column(names: list[str], wanted: str) -> int | None:
     return None
 
 
-def _hls4ml_jets_table(h5: Any, path: Path) -> tuple[Any, list[str], list[int]]:
+def _hls4ml_jets_table(h5: HDF5File, path: Path) -> tuple[HDF5Dataset, list[str], list[int]]:
     jets = _dataset(h5, path, "jets", 2, "the (N, F) jet table")
     names = _names(h5, path, "jetFeatureNames")
     if len(names) != jets.shape[1]:
@@ -367,10 +361,10 @@ def _hls4ml_one_hot(
 
 def _hls4ml_read(path: Path, rows: slice | None) -> JetSample:
     missing: dict[str, str] = {}
-    with _open_h5(path) as h5:
+    with open_hdf5(path) as h5:
         jets, names, label_columns = _hls4ml_jets_table(h5, path)
         part = _rows(jets.shape[0], rows)
-        table = np.asarray(jets[part], dtype=np.float64)
+        table = np.asarray(_read(h5, "jets", part), dtype=np.float64)
         undef = _column(names, "j_undef")
         labels = _hls4ml_one_hot(
             path,
@@ -402,7 +396,7 @@ def _hls4ml_read(path: Path, rows: slice | None) -> JetSample:
         if "jetConstituentList" not in h5:
             missing["constituents"] = f"{path} has no dataset 'jetConstituentList'"
         else:
-            constituents = _hls4ml_constituents(h5, path, part, n, missing)
+            constituents = _hls4ml_constituents(h5, path, jets, part, n, missing)
     return _sample(
         n,
         features=features,
@@ -415,13 +409,13 @@ def _hls4ml_read(path: Path, rows: slice | None) -> JetSample:
 
 
 def _hls4ml_constituents(
-    h5: Any, path: Path, part: slice, n: int, missing: dict[str, str]
+    h5: HDF5File, path: Path, jets: HDF5Dataset, part: slice, n: int, missing: dict[str, str]
 ) -> np.ndarray | None:
     particles = _dataset(h5, path, "jetConstituentList", 3, "(N, C, P) particle features")
-    if particles.shape[0] != h5["jets"].shape[0]:
+    if particles.shape[0] != jets.shape[0]:
         raise DataError(
             f"{path}: 'jetConstituentList' holds {particles.shape[0]} jets, 'jets' "
-            f"{h5['jets'].shape[0]}; expected the same jets in both"
+            f"{jets.shape[0]}; expected the same jets in both"
         )
     names = _names(h5, path, "particleFeatureNames")
     width = particles.shape[2]
@@ -440,10 +434,8 @@ def _hls4ml_constituents(
         )
         return None
     wanted = [int(c) for c in columns if c is not None]
-    # only the three columns are read (a 150-particle file has 16): h5py wants them increasing
-    increasing = sorted(set(wanted))
-    read = np.asarray(particles[part, :, increasing], dtype=np.float64)
-    picked = read[..., [increasing.index(c) for c in wanted]]
+    # only the three columns are read (a 150-particle file has 16)
+    picked = np.asarray(_read(h5, "jetConstituentList", part, wanted), dtype=np.float64)
     _finite(picked, path, "jetConstituentList", list(_HLS4ML_PARTICLES))
     if picked.shape[0] != n:  # pragma: no cover - guarded by the shape check above
         raise DataError(f"{path}: 'jetConstituentList' and 'jets' differ in length")
@@ -451,17 +443,17 @@ def _hls4ml_constituents(
 
 
 def _hls4ml_count(path: Path) -> int:
-    with _open_h5(path) as h5:
+    with open_hdf5(path) as h5:
         return int(_hls4ml_jets_table(h5, path)[0].shape[0])
 
 
 def _hls4ml_labels(path: Path) -> np.ndarray:
-    with _open_h5(path) as h5:
+    with open_hdf5(path) as h5:
         jets, names, label_columns = _hls4ml_jets_table(h5, path)
         undef = _column(names, "j_undef")
         labels = []
         for start in range(0, jets.shape[0], 65536):  # bounded memory: the table is 59 wide
-            table = np.asarray(jets[start : start + 65536], dtype=np.float64)
+            table = np.asarray(h5.read("jets", start, start + 65536), dtype=np.float64)
             labels.append(
                 _hls4ml_one_hot(
                     path,
@@ -504,7 +496,7 @@ def _jetnet_class(path: Path) -> int:
     return _JETNET_CLASSES[match.group(1).lower()]
 
 
-def _jetnet_datasets(h5: Any, path: Path) -> tuple[Any, Any]:
+def _jetnet_datasets(h5: HDF5File, path: Path) -> tuple[HDF5Dataset, HDF5Dataset]:
     particles = _dataset(h5, path, "particle_features", 3, "(N, C, 4): etarel, phirel, ptrel, mask")
     jets = _dataset(h5, path, "jet_features", 2, "(N, 4): pt, eta, mass, num_particles")
     if particles.shape[2] != 4 or jets.shape[1] != 4 or particles.shape[0] != jets.shape[0]:
@@ -518,11 +510,11 @@ def _jetnet_datasets(h5: Any, path: Path) -> tuple[Any, Any]:
 
 def _jetnet_read(path: Path, rows: slice | None) -> JetSample:
     label = _jetnet_class(path)
-    with _open_h5(path) as h5:
+    with open_hdf5(path) as h5:
         particles, jets = _jetnet_datasets(h5, path)
         part = _rows(jets.shape[0], rows)
-        p = np.asarray(particles[part], dtype=np.float64)
-        j = np.asarray(jets[part], dtype=np.float64)
+        p = np.asarray(_read(h5, particles.name, part), dtype=np.float64)
+        j = np.asarray(_read(h5, jets.name, part), dtype=np.float64)
     _finite(p, path, "particle_features", _JETNET_PARTICLES)
     _finite(j, path, "jet_features", _JETNET_JETS)
     mask = p[..., 3]
@@ -551,7 +543,7 @@ def _jetnet_read(path: Path, rows: slice | None) -> JetSample:
 
 def _jetnet_count(path: Path) -> int:
     _jetnet_class(path)
-    with _open_h5(path) as h5:
+    with open_hdf5(path) as h5:
         return int(_jetnet_datasets(h5, path)[1].shape[0])
 
 

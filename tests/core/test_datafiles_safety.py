@@ -172,3 +172,43 @@ def test_jet_samples_go_through_the_same_reader(
             handle.create_dataset("jet_pt", shape=(10,), dtype="f4", external=[(str(raw), 0, 40)])
     with pytest.raises(DataError, match=f"jets.h5: refused: {needle}"):
         load_sample(path)
+
+
+def test_hdf5_columns_of_the_last_axis_are_read_in_the_order_asked_within_the_limits(
+    tmp_path: Path,
+) -> None:
+    """`HDF5File.read(..., columns=)` (what the hls4ml layout reads 3 of 16 particle columns
+    with): the values are h5py's, in the order asked (repeats allowed); only the chunks
+    holding those columns count as decompressed, and the limit sees only their bytes."""
+    import h5py
+
+    values = np.random.default_rng(2).normal(size=(40, 5, 16))
+    path = tmp_path / "particles.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("p", data=values, chunks=(10, 5, 4), compression="gzip")
+        handle["names"] = np.array([b"a", b"b"])
+    with open_hdf5(path) as h5:
+        assert h5.keys() == ("names", "p") and "p" in h5 and "q" not in h5
+        info = h5.get("p")
+        assert info is not None and (info.shape, info.dtype, info.ndim) == (
+            (40, 5, 16),
+            np.dtype("f8"),
+            3,
+        )
+        assert h5.get("missing") is None and h5.kind("missing") is None
+        picked = h5.read("p", 12, 25, columns=[11, 6, 8, 6])
+        np.testing.assert_array_equal(picked, values[12:25][..., [11, 6, 8, 6]])
+        # rows 12..24 lie in 2 row chunks; columns 6, 8, 11 in 2 of the 4 column chunks
+        assert h5.inflated_bytes == 2 * 2 * 10 * 5 * 4 * 8
+        np.testing.assert_array_equal(h5.read("names"), [b"a", b"b"])
+        with pytest.raises(DataError, match=r"'p': column\(s\) \[16\] asked for; accepted: 0..15"):
+            h5.read("p", columns=[16])
+        with pytest.raises(DataError, match="'names': a dataset of shape \\(2,\\) has no columns"):
+            h5.read("names", columns=[0])
+    # events 0..9, columns 0..2: 1200 bytes read from one chunk of 1600 decompressed, within
+    # a 1700-byte limit; all 16 columns (6400 bytes) are not
+    with open_hdf5(path, ReadLimits(max_bytes=1700)) as h5:
+        assert h5.read("p", 0, 10, columns=[0, 1, 2]).shape == (10, 5, 3)
+        assert h5.inflated_bytes == 1600
+        with pytest.raises(DataError, match=r"events 0\.\.9 take 6\.4 kB, more than the 1\.7 kB"):
+            h5.read("p", 0, 10)

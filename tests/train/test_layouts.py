@@ -4,8 +4,10 @@ what the file holds or refused naming what is missing; malformed files refused i
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -293,3 +295,40 @@ def test_bad_paths_exit_2_with_one_line(
     assert code == 2 and len(lines) == 1 and "Traceback" not in out + err, err
     for needle in needles:
         assert needle.lower() in lines[0].lower(), lines[0]
+
+
+def _hostile_builders() -> Any:
+    """tests/hostile_files.py, loaded by path (as tests/core/test_datafiles_safety.py does)."""
+    path = Path(__file__).parents[1] / "hostile_files.py"
+    spec = importlib.util.spec_from_file_location("hepfpga_test_hostile_files", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_HOSTILE = _hostile_builders()
+_HOSTILE_HDF5 = [name for name in _HOSTILE.HOSTILE if name.startswith("hdf5-")]
+
+
+@pytest.mark.parametrize("kind", _HOSTILE_HDF5)
+def test_hostile_hdf5_in_the_hls4ml_layout_is_refused_in_one_line(
+    tmp_path: Path, kind: str
+) -> None:
+    """Each hostile HDF5 kind, dressed as an hls4ml LHC jet file (its 'jets' table a soft link
+    to the hostile dataset, the other datasets real), is refused by `load_sample` in one line
+    that names the file, without a value of the other file it points into."""
+    build, needles = _HOSTILE.HOSTILE[kind]
+    path = build(tmp_path)
+    arrays = write_hls4ml(tmp_path / "donor.h5", n=10)
+    with h5py.File(path, "a") as h5:
+        for key in ("jetFeatureNames", "jetConstituentList", "particleFeatureNames"):
+            h5.create_dataset(key, data=arrays[key])
+        h5["jets"] = h5py.SoftLink("/x")
+    with pytest.raises(DataError) as error:
+        load_sample(path)
+    message = str(error.value)
+    assert "\n" not in message and path.name in message, message
+    for needle in needles:
+        assert needle in message.lower(), message
+    assert str(_HOSTILE.SECRET[0, 0]) not in message
