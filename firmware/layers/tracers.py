@@ -178,8 +178,7 @@ def _quantized_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
         kernel, bias = folded_batchnorm(layer)
         return _quantized(layer, "kernel", kernel), _quantized(layer, "bias", bias)
     kernel = _quantized(layer, "kernel", layer.kernel)
-    bias = _quantized(layer, "bias", layer.bias) if layer.use_bias else None
-    return kernel, bias
+    return kernel, (_quantized(layer, "bias", layer.bias) if layer.use_bias else None)
 
 
 def _layer_activation(layer: Any, y: Any, rounding: Rounder) -> Any:
@@ -220,7 +219,8 @@ def _activation(layer: Any, activation: Any, y: Any, rounding: Rounder) -> Any:
     if name == "quantized_sigmoid":
         # clip(0.5 x + 0.5, 0, 1), rounded and saturated: the saturation is the clip
         return apply_elementwise(y, lambda v: rounding(v * 0.5 + 0.5, target))
-    if name == "quantized_relu" and getattr(quantizer, "negative_slope", 0):
+    slope: Any = getattr(quantizer, "negative_slope", None)
+    if name == "quantized_relu" and slope:
         raise ConversionError(
             f"layer '{layer.name}': a leaky quantized_relu is not traced to RTL (da4ml's "
             "trace has no select between x and a * x); use quantized_relu without a slope"
