@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga._optional import require
+from hepfpga.cluster import dask_client
 from hepfpga.datafiles import ArrayWriter, open_array
 from hepfpga.errors import ConversionError, DataError
 from hepfpga.firmware.csim import predict_logits, predict_outputs, predict_with_logits
@@ -667,24 +667,13 @@ def _run_on_dask(
 ) -> tuple[float, float]:
     """Emulate ``spans`` on dask, writing in order; returns when the workers were ready and
     when the last chunk was written."""
-    distributed = require("distributed", "emulate", "chunked emulation on dask")
-    cluster = None
-    quiet = logging.getLogger("distributed")
-    level = quiet.level
-    if scheduler is None:
-        # a cluster for this call only: no dashboard, and its start/stop chatter kept out
-        quiet.setLevel(logging.WARNING)
-        cluster = distributed.LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=None,
-            worker_dashboard_address=None,
-            scheduler_kwargs={"dashboard": False},
-            silence_logs=logging.WARNING,
-        )
-    client = distributed.Client(scheduler or cluster, set_as_default=False)
-    try:
+    with dask_client(
+        scheduler,
+        n_workers,
+        extra="emulate",
+        purpose="chunked emulation on dask",
+        processes=processes,
+    ) as client:
         n_slots = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
         remote_emulator = client.scatter(emulator, broadcast=True)
         # import the engine on every worker before timing: start-up, not streaming
@@ -706,9 +695,4 @@ def _run_on_dask(
                 writer.write(spans[next_write][0], done.pop(next_write))
                 next_write += 1
         finished = time.perf_counter()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        quiet.setLevel(level)
     return ready, finished

@@ -130,9 +130,7 @@ def _check_every_class(
     for c, name in enumerate(class_names):
         empty = [split for split, part in (("training", 0), ("test", 2)) if not parts[part][c].size]
         if empty:
-            counts = ", ".join(
-                f"{n} {int(np.sum(labels == i))}" for i, n in enumerate(class_names)
-            )
+            counts = ", ".join(f"{n} {int(np.sum(labels == i))}" for i, n in enumerate(class_names))
             raise DataError(
                 f"class '{name}' has no jets in the {' and '.join(empty)} split: the "
                 f"{len(labels)} selected jets hold {int(np.sum(labels == c))} of it "
