@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.datafiles import open_array
+from hepfpga.datafiles import check_finite, open_array
 from hepfpga.errors import DataError
 from hepfpga.firmware.layers.graph import input_names
 from hepfpga.firmware.options import FirmwareOptions
@@ -129,15 +129,5 @@ def validate_events(
         raise DataError(f"{name} holds no events")
     with np.errstate(over="ignore", invalid="ignore"):
         events = array.astype(np.float32)
-    bad = ~np.isfinite(events.reshape(len(events), -1))
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        where = ", ".join(
-            f"event {first_event + r} input {c}" for r, c in zip(rows[:5], cols[:5], strict=True)
-        )
-        raise DataError(
-            f"{name} contain {int(bad.sum())} NaN or infinite values (or beyond float32's "
-            f"range) in {len(np.unique(rows))} events (first: {where}); only finite numbers "
-            "are accepted: remove or replace them first"
-        )
+    check_finite(events, name, first_event, cast_to="float32's")
     return events.reshape(len(events), -1) if flat else events

@@ -171,9 +171,14 @@ def _pick_key(path: Path, keys: Sequence[str], key: str | None, what: str) -> st
     )
 
 
-def check_finite(values: np.ndarray, where: str, first_event: int = 0) -> None:
+def check_finite(
+    values: np.ndarray, where: str, first_event: int = 0, *, cast_to: str | None = None
+) -> None:
     """Refuse NaN and infinities in the ``(n_events, ...)`` array ``values`` with their count
-    and first places (event numbers start at ``first_event``); integers always pass."""
+    and first places (event numbers start at ``first_event``); integers always pass.
+    ``where``: the subject of the message (``"x.npz 'x': inputs"``, ``"inputs"``).
+    ``cast_to``: the type ``values`` were cast to (e.g. ``"float32"``), named in the message
+    because a finite value beyond its range became infinite there."""
     if not np.issubdtype(values.dtype, np.inexact) or values.size == 0:
         return
     bad = ~np.isfinite(values.reshape(len(values), -1))
@@ -184,7 +189,8 @@ def check_finite(values: np.ndarray, where: str, first_event: int = 0) -> None:
         f"event {first_event + r} input {c}" for r, c in zip(rows[:5], cols[:5], strict=True)
     )
     raise DataError(
-        f"{where}: inputs contain {int(bad.sum())} NaN or infinite values in "
+        f"{where} contain {int(bad.sum())} NaN or infinite values"
+        f"{f' (or beyond {cast_to} range)' if cast_to else ''} in "
         f"{len(np.unique(rows))} events (first: {places}); only finite numbers are accepted: "
         "remove or replace them first"
     )
@@ -722,7 +728,7 @@ class ArrayReader:
             raise
         except (*_ZIP_ERRORS, ValueError, KeyError) as exc:
             raise DataError(f"{self.describe()}: cannot be read: {exc}") from exc
-        check_finite(values, self.describe(), first_event=start)
+        check_finite(values, f"{self.describe()}: inputs", first_event=start)
         return values.reshape(stop - start, -1) if flat else values
 
     # -- per format --------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def test_firmware_writes_the_project(files: Path, capsys: pytest.CaptureFixture[
         (
             "tagger.h5",
             ["--data", "nan.npz"],
-            "1 NaN or infinite values (or beyond float32's range) in 1 events "
+            "1 NaN or infinite values in 1 events "
             "(first: event 3 input 2)",
         ),
         ("tagger.h5", ["--data", "events.npz", "--random", "5"], "either --data or --random"),
