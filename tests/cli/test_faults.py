@@ -210,7 +210,9 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(
 # --- Ctrl-C ------------------------------------------------------------------------------------
 
 
-def _interrupt(argv: list[str], tmp: Path, when: Callable[[], bool]) -> subprocess.CompletedProcess:
+def _interrupt(
+    argv: list[str], tmp: Path, when: Callable[[subprocess.Popen], bool]
+) -> subprocess.CompletedProcess:
     process = subprocess.Popen(
         [sys.executable, "-m", "hepfpga", *argv],
         cwd=tmp,
@@ -220,7 +222,7 @@ def _interrupt(argv: list[str], tmp: Path, when: Callable[[], bool]) -> subproce
         text=True,
         start_new_session=True,
     )
-    while process.poll() is None and not when():
+    while process.poll() is None and not when(process):
         time.sleep(0.02)
     assert process.poll() is None, "the command ended before the moment of the interrupt"
     os.killpg(process.pid, signal.SIGINT)
@@ -228,13 +230,17 @@ def _interrupt(argv: list[str], tmp: Path, when: Callable[[], bool]) -> subproce
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-def _after(seconds: float) -> Callable[[], bool]:
-    start = time.monotonic()
-    return lambda: time.monotonic() - start > seconds
+def _loading_numpy(process: subprocess.Popen) -> bool:
+    """True once the command has NumPy's extension mapped: it is loading the commands (NumPy
+    comes with them), past the interpreter's own start-up, whatever the machine's load."""
+    try:
+        return "_multiarray_umath" in Path(f"/proc/{process.pid}/maps").read_text()
+    except OSError:
+        return False
 
 
-def _twin_of(folder: Path, name: str) -> Callable[[], bool]:
-    return lambda: any(p.name.startswith(f".{name}.") for p in folder.iterdir())
+def _twin_of(folder: Path, name: str) -> Callable[[subprocess.Popen], bool]:
+    return lambda _process: any(p.name.startswith(f".{name}.") for p in folder.iterdir())
 
 
 @pytest.mark.slow
@@ -242,7 +248,7 @@ def _twin_of(folder: Path, name: str) -> Callable[[], bool]:
 def test_ctrl_c_exits_130_and_leaves_nothing(moment: str, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    when = _after(0.5) if moment == "while-the-commands-load" else _twin_of(out, "m.onnx")
+    when = _loading_numpy if moment == "while-the-commands-load" else _twin_of(out, "m.onnx")
     argv = ["export", "onnx", str(inputs / "tagger.h5"), "--out", str(out / "m.onnx")]
 
     result = _interrupt(argv, tmp_path, when)
