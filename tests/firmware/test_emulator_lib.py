@@ -234,7 +234,8 @@ def test_io_stream_image_model_is_bit_exact(
     build = build_package(package.path)
     (_, lib_a, ev_a) = packages[0]
     run = run_package_test(
-        build / "run_events", [(lib_a, ev_a), (build / package.library_name, package.path / EVENTS_FILE)]
+        build / "run_events",
+        [(lib_a, ev_a), (build / package.library_name, package.path / EVENTS_FILE)],
     )
     assert run.passed, run.output
     assert run.output.count("outputs identical") == 2
