@@ -29,7 +29,9 @@ library is built with ``-fvisibility=hidden`` and a version script that exports 
 never exported.
 
 Numeric semantics: exactly those of the firmware's C simulation. ``prepare_input`` takes a
-pointer to ``input_t`` (the CICADA convention), or to ``float``/``double`` values, which are
+pointer to ``input_t`` (the CICADA convention; for io_stream firmware to its element type
+``input_t::value_type``, the values flattened in Keras order and packed into the input stream as
+hls4ml's C-simulation bridge packs them), or to ``float``/``double`` values, which are
 converted to ``input_t`` as the C simulation converts them (the input type's rounding, e.g.
 ``AP_RND_CONV``, and saturation, ``AP_SAT``). ``read_result`` writes ``result_t`` values, or
 ``double`` values (exact: every ``result_t`` of at most 53 bits is a double).
@@ -261,14 +263,17 @@ namespace {ns} {{
 
 class {cls} : public hls4mlEmulator::Model {{
 private:
-    {input_t} input_[{n_in}];
-    {result_t} result_[{n_out}];
+    // one value per input/output, flattened in the Keras (row-major, channels-last) order
+    using in_elem_t = {in_elem};
+    using out_elem_t = {out_elem};
+    in_elem_t input_[{n_in}];
+    out_elem_t result_[{n_out}];
 
 public:
-    // input_t* (the CICADA convention), or float* / double* (converted to input_t with the
+    // {in_elem}* (the CICADA convention), or float* / double* (converted to input_t with the
     // input type's rounding and saturation, as the C simulation converts them)
     void prepare_input(std::any input) override {{
-        if (auto p = std::any_cast<{input_t}*>(&input)) {{
+        if (auto p = std::any_cast<in_elem_t*>(&input)) {{
             for (int i = 0; i < {n_in}; ++i) input_[i] = (*p)[i];
         }} else if (auto p = std::any_cast<double*>(&input)) {{
             for (int i = 0; i < {n_in}; ++i) input_[i] = (*p)[i];
@@ -278,21 +283,20 @@ public:
             for (int i = 0; i < {n_in}; ++i) input_[i] = (*p)[i];
         }} else {{
             throw std::invalid_argument(
-                "{name}_{version}: prepare_input takes {input_t}*, float* or double*");
+                "{name}_{version}: prepare_input takes {in_elem}*, float* or double*");
         }}
     }}
 
-    void predict() override {{ {top}(input_, result_); }}
-
-    // result_t* or double* (exact), {n_out} values
+{predict}
+    // {out_elem}* or double* (exact), {n_out} values
     void read_result(std::any result) override {{
-        if (auto p = std::any_cast<{result_t}*>(&result)) {{
+        if (auto p = std::any_cast<out_elem_t*>(&result)) {{
             for (int i = 0; i < {n_out}; ++i) (*p)[i] = result_[i];
         }} else if (auto p = std::any_cast<double*>(&result)) {{
             for (int i = 0; i < {n_out}; ++i) (*p)[i] = result_[i].to_double();
         }} else {{
             throw std::invalid_argument(
-                "{name}_{version}: read_result takes {result_t}* or double*");
+                "{name}_{version}: read_result takes {out_elem}* or double*");
         }}
     }}
 }};
@@ -306,6 +310,31 @@ extern "C" __attribute__((visibility("default"))) hls4mlEmulator::Model* create_
 extern "C" __attribute__((visibility("default"))) void destroy_model(hls4mlEmulator::Model* m) {{
     delete m;
 }}
+"""
+
+_PREDICT_PARALLEL = """\
+    void predict() override {{ {top}(input_, result_); }}
+"""
+
+# io_stream: the top function reads hls::stream<input_t> of nnet::array packs (one pixel's
+# channels, one sequence step's features...) and writes hls::stream<result_t>; the packs are
+# filled and emptied in the order of hls4ml's own C-simulation bridge (nnet::convert_data)
+_PREDICT_STREAM = """\
+    void predict() override {{
+        hls::stream<{input_t}> in("input");
+        hls::stream<{result_t}> out("result");
+        constexpr int in_pack = {input_t}::size, out_pack = {result_t}::size;
+        for (int i = 0; i < {n_in} / in_pack; ++i) {{
+            {input_t} pack;
+            for (int j = 0; j < in_pack; ++j) pack[j] = input_[i * in_pack + j];
+            in.write(pack);
+        }}
+        {top}(in, out);
+        for (int i = 0; i < {n_out} / out_pack; ++i) {{
+            {result_t} pack = out.read();
+            for (int j = 0; j < out_pack; ++j) result_[i * out_pack + j] = pack[j];
+        }}
+    }}
 """
 
 _EXPORTS = "{\n  global: create_model; destroy_model;\n  local: *;\n};\n"
@@ -356,9 +385,9 @@ The firmware of `{source}` as a C++ shared library for a trigger emulator (CMSSW
   (top function `{top}`, weights, hls4ml's `nnet` templates as `{ns}_nnet`) is inside it;
 - exported symbols: `create_model` and `destroy_model` only (`-fvisibility=hidden` and the
   linker version script `exports.map`), so any number of models load into one process;
-- input: {n_in} values, `prepare_input(std::any)` with `input_t*` ({input_prec}), or
+- input: {n_in} values, `prepare_input(std::any)` with `{in_elem}*` ({input_prec}), or
   `float*`/`double*` converted with the input type's rounding and saturation;
-- output: {n_out} values, `read_result(std::any)` with `result_t*` ({result_prec}) or
+- output: {n_out} values, `read_result(std::any)` with `{out_elem}*` ({result_prec}) or
   `double*` (exact).
 
 ## Build (g++ and CMake 3.13+)
@@ -381,7 +410,7 @@ or a malformed events file.
     hls4mlEmulator::ModelLoader loader("lib{name}_{version}");   // dlopen once per job
     std::shared_ptr<hls4mlEmulator::Model> model = loader.load_model();
     double in[{n_in}], out[{n_out}];
-    model->prepare_input(in);  // or input_t*
+    model->prepare_input(in);  // or {in_elem}*
     model->predict();
     model->read_result(out);
 
@@ -572,18 +601,13 @@ def write_emulator_package(
     :class:`hepfpga.firmware.emulate.Emulator` gives for them (the fast engine once proven
     identical to the C simulation, else the C simulation). ``name`` (default: the Keras model's
     name) and ``version`` name the library, ``lib<name>_<version>.so``. ``options`` are the
-    firmware options the project was written with (io_parallel only). ``out_dir`` follows
+    firmware options the project was written with (io_parallel or io_stream). ``out_dir`` follows
     :func:`hepfpga.artifacts.check_destination`; nothing appears there unless complete.
     """
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
     options = options if options is not None else FirmwareOptions()
-    if options.io_type.value != "io_parallel":
-        raise ConfigError(
-            f"firmware io_type {options.io_type.value!r}: the emulator library packs "
-            "io_parallel projects (the interface passes arrays); accepted: io_parallel"
-        )
     name = _identifier(name or str(model.name), "model name")
     version = _identifier(version, "version")
     out_dir = Path(out_dir).absolute()
@@ -596,6 +620,7 @@ def write_emulator_package(
     with tempfile.TemporaryDirectory(prefix="hepfpga-emulib-") as work:
         project = compile_project(write_project(model, options, Path(work) / "project"))
         top, input_t, n_in, result_t, n_out = _top_signature(project.hls_model)
+        parallel = options.io_type.value == "io_parallel"
         if events.shape[1] != n_in:
             raise DataError(
                 f"the test events have {events.shape[1]} values each; the model takes {n_in}"
@@ -628,6 +653,8 @@ def write_emulator_package(
                 "top": top,
                 "cls": f"{name}_{version}",
                 "input_t": input_t,
+                "in_elem": input_t if parallel else f"{input_t}::value_type",
+                "out_elem": result_t if parallel else f"{result_t}::value_type",
                 "result_t": result_t,
                 "n_in": n_in,
                 "n_out": n_out,
@@ -642,6 +669,9 @@ def write_emulator_package(
             (tmp / "include" / "hls4ml").mkdir(parents=True)
             (tmp / "include" / "hls4ml" / "emulator.h").write_text(_INTERFACE)
             (tmp / "src").mkdir()
+            fields["predict"] = (_PREDICT_PARALLEL if parallel else _PREDICT_STREAM).format(
+                **fields
+            )
             (tmp / "src" / f"{name}_{version}.cpp").write_text(_MODEL_CPP.format(**fields))
             (tmp / "test").mkdir()
             (tmp / "test" / "run_events.cpp").write_text(_TEST_CPP)

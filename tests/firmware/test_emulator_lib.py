@@ -186,3 +186,56 @@ def test_cli_bad_input_one_line_exit_2(
     assert status == 2
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def tiny_cnn() -> Any:
+    """A QKeras 6x6x2 image -> conv 3x3 (3 filters) -> maxpool 2 -> dense 3 tagger."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(3)
+
+    def bits() -> Any:
+        return quantized_bits(6, 0, alpha=1)
+
+    x = keras.Input((6, 6, 2), name="image")
+    h = QActivation(quantized_bits(12, 4, alpha=1), name="input_quant")(x)
+    h = QConv2D(3, 3, kernel_quantizer=bits(), bias_quantizer=bits(), name="conv")(h)
+    h = QActivation(quantized_relu(6), name="relu")(h)
+    h = keras.layers.MaxPooling2D(2, name="pool")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    h = QDense(3, kernel_quantizer=bits(), bias_quantizer=bits(), name="logits")(h)
+    out = keras.layers.Activation("softmax", name="softmax")(h)
+    return keras.Model(x, out, name="cnn")
+
+
+@pytest.mark.slow
+@needs_tools
+def test_io_stream_image_model_is_bit_exact(
+    packages: list[tuple[Any, Path, Path]], tmp_path: Path
+) -> None:
+    """An io_stream CNN on multi-dimensional inputs (the jet CNN's firmware): the packs of the
+    input stream are filled in the C-simulation bridge's order; loaded beside an io_parallel
+    library in one process, every output is identical to ``hepfpga emulate``."""
+    from hepfpga.firmware import FirmwareOptions
+
+    x = np.random.default_rng(5).normal(size=(200, 6, 6, 2)).astype(np.float32)
+    x[::10] *= 40.0
+    package = write_emulator_package(
+        tiny_cnn(),
+        x,
+        tmp_path / "cnn",
+        options=FirmwareOptions.from_dict({"io_type": "io_stream"}),
+    )
+    assert (package.n_inputs, package.n_outputs) == (72, 3)
+    source = (package.path / "src" / "cnn_v1.cpp").read_text()
+    assert "hls::stream<input_t>" in source
+    build = build_package(package.path)
+    (_, lib_a, ev_a) = packages[0]
+    run = run_package_test(
+        build / "run_events",
+        [(lib_a, ev_a), (build / package.library_name, package.path / EVENTS_FILE)],
+    )
+    assert run.passed, run.output
+    assert run.output.count("outputs identical") == 2
