@@ -12,7 +12,6 @@ leaves only ``.partial`` twins, which the next run removes.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -21,24 +20,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import hostile_files  # tests/hostile_files.py (pytest pythonpath)
 import numpy as np
 import pytest
 
 from hepfpga.cli import main
 
-
-def _builders() -> Any:
-    path = Path(__file__).parents[1] / "hostile_files.py"
-    spec = importlib.util.spec_from_file_location("hepfpga_test_hostile_files", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _builders()
+H = hostile_files
 
 
 @dataclass(frozen=True)

@@ -8,29 +8,18 @@ and h5py read them.
 
 from __future__ import annotations
 
-import importlib.util
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+import hostile_files  # tests/hostile_files.py (pytest pythonpath)
 import numpy as np
 import pytest
 
 from hepfpga.datafiles import ReadLimits, open_array, open_hdf5, open_npz
 from hepfpga.errors import DataError
 
-
-def _builders() -> Any:
-    path = Path(__file__).parents[1] / "hostile_files.py"
-    spec = importlib.util.spec_from_file_location("hepfpga_test_hostile_files", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _builders()
+H = hostile_files
 SECRET = H.SECRET
 HOSTILE = H.HOSTILE
 string_field, deflate_bomb, _other_files = H.string_field, H.deflate_bomb, H._other_files

@@ -4,12 +4,11 @@ what the file holds or refused naming what is missing; malformed files refused i
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import h5py
+import hostile_files  # tests/hostile_files.py (pytest pythonpath)
 import numpy as np
 import pytest
 
@@ -297,17 +296,7 @@ def test_bad_paths_exit_2_with_one_line(
         assert needle.lower() in lines[0].lower(), lines[0]
 
 
-def _hostile_builders() -> Any:
-    """tests/hostile_files.py, loaded by path (as tests/core/test_datafiles_safety.py does)."""
-    path = Path(__file__).parents[1] / "hostile_files.py"
-    spec = importlib.util.spec_from_file_location("hepfpga_test_hostile_files", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_HOSTILE = _hostile_builders()
+_HOSTILE = hostile_files
 _HOSTILE_HDF5 = [name for name in _HOSTILE.HOSTILE if name.startswith("hdf5-")]
 
 
