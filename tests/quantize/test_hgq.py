@@ -1,0 +1,173 @@
+"""HGQ models (the ``hgq`` extra): a user's HGQ model through ``verify``/``emulate``/``firmware``
+(the proxy model's firmware bit-exact in C simulation), and the refusals of models mixing
+HGQ with QKeras or holding an HGQ layer hls4ml cannot convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hepfpga.cli import main
+from hepfpga.errors import ConversionError
+
+pytest.importorskip("HGQ")
+
+N_INPUTS = 6
+
+
+def _events(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, N_INPUTS)).astype(np.float32)
+
+
+def _hgq_model(beta: float = 1e-5, extra: Any = None) -> Any:
+    from HGQ import HDense, HQuantize
+    from tensorflow import keras
+
+    layers = [
+        HQuantize(beta=beta, input_shape=(N_INPUTS,), name="inputs_q"),
+        HDense(8, activation="relu", beta=beta, name="hidden"),
+    ]
+    if extra is not None:
+        layers.append(extra)
+    layers.append(HDense(3, beta=beta, name="logits"))
+    return keras.Sequential(layers, name="hgq_tagger")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny HGQ model trained two epochs with HGQ's EBOPs regulariser, saved as .h5, and
+    an event file."""
+    from HGQ import FreeBOPs, ResetMinMax
+    from tensorflow import keras
+
+    from hepfpga.quantize.hgq import ebops
+    from hepfpga.quantize.model_io import save_keras_model
+
+    folder = tmp_path_factory.mktemp("hgq")
+    x = _events(400)
+    y = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
+    model = _hgq_model()
+    model.compile(
+        keras.optimizers.Adam(1e-2),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    keras.utils.set_random_seed(0)
+    model.fit(x, y, epochs=2, batch_size=50, verbose=0, callbacks=[ResetMinMax(), FreeBOPs()])
+    assert ebops(model) > 0  # the bit-width bookkeeping ran
+    save_keras_model(model, folder / "hgq.h5")
+    np.savez(folder / "events.npz", x=_events(300, seed=1))
+    return folder / "hgq.h5", folder / "events.npz"
+
+
+@pytest.mark.slow
+def test_verify_hgq_model_is_bit_exact(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, events = trained
+    report = tmp_path / "report.json"
+    code = main(
+        ["verify", str(model), "--data", str(events), "--key", "x", "--report", str(report)]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "PASS" in out and "bit-exact with the proxy model on 300 of 300 events" in out
+    import json
+
+    record = json.loads(report.read_text())
+    assert record["quantization"] == "hgq" and record["passed"] and record["ebops"] > 0
+
+
+@pytest.mark.slow
+def test_emulate_hgq_model_matches_proxy_model(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hepfpga.quantize.hgq import proxy_model
+    from hepfpga.quantize.model_io import load_keras_model
+
+    model, events = trained
+    out_file = tmp_path / "out.npz"
+    code = main(
+        [
+            "emulate",
+            str(model),
+            str(events),
+            "--key",
+            "x",
+            "--out",
+            str(out_file),
+            "--check-events",
+            "300",
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    x = np.load(events)["x"]
+    # the proxy model calibrated on the same events is the firmware's reference
+    proxy = proxy_model(load_keras_model(model), x)
+    expected = proxy.predict(x, verbose=0)
+    np.testing.assert_array_equal(np.load(out_file)["outputs"], expected)
+
+
+def _mixed_qkeras() -> Any:
+    from qkeras import QDense, quantized_bits
+
+    return QDense(4, kernel_quantizer=quantized_bits(6, 0, alpha=1), name="qkeras_dense")
+
+
+def _attention() -> Any:
+    from tensorflow import keras
+
+    return keras.layers.Dense(4, name="float_dense")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (_mixed_qkeras, ["qkeras_dense", "QDense", "QKeras layer in an HGQ model"]),
+        (_attention, ["float_dense", "Dense", "no fixed-point type"]),
+    ],
+    ids=["qkeras-layer", "float-layer-with-weights"],
+)
+def test_mixed_models_are_refused_naming_the_layer(
+    extra: Any, needles: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hepfpga.quantize.hgq import check_hgq_model
+    from hepfpga.quantize.model_io import save_keras_model
+
+    model = _hgq_model(extra=extra())
+    with pytest.raises(ConversionError) as info:
+        check_hgq_model(model)
+    for needle in needles:
+        assert needle in str(info.value)
+    path = tmp_path / "mixed.h5"
+    save_keras_model(model, path)
+    code = main(["-q", "verify", str(path), "--random", "20"])
+    _, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if "error" in line.lower()]
+    assert code == 2 and len(lines) == 1, err
+    assert needles[0] in lines[0] and "Traceback" not in err
+
+
+def test_hgq_layer_hls4ml_cannot_convert_is_refused() -> None:
+    from HGQ.layers.experimental.attn import HMultiHeadAttention
+    from tensorflow import keras
+
+    from hepfpga.quantize.hgq import check_hgq_model
+
+    inputs = keras.Input((4, N_INPUTS), batch_size=2)  # the layer needs a fixed batch
+    outputs = HMultiHeadAttention(num_heads=1, key_dim=2, name="attention")(inputs, inputs, inputs)
+    model = keras.Model(inputs, outputs)
+    with pytest.raises(ConversionError, match=r"layer 'attention' \(HMultiHeadAttention\)"):
+        check_hgq_model(model)
+
+
+def test_hgq_layers_load_from_file(trained: tuple[Path, Path]) -> None:
+    from hepfpga.quantize.hgq import is_hgq_model
+    from hepfpga.quantize.model_io import load_keras_model
+
+    model = load_keras_model(trained[0])
+    assert is_hgq_model(model)
+    assert [type(layer).__name__ for layer in model.layers] == ["HQuantize", "HDense", "HDense"]
