@@ -38,26 +38,52 @@ def _hgq_model(beta: float = 1e-5, extra: Any = None) -> Any:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny HGQ model trained two epochs with HGQ's EBOPs regulariser, saved as .h5, and
-    an event file."""
-    from HGQ import FreeBOPs, ResetMinMax
+    """A tiny float MLP mapped to HGQ through ``quantization.method: hgq``'s registry entry
+    (float weights copied), trained three epochs with the beta schedule and HGQ's EBOPs
+    bookkeeping; its logits model saved as .h5 (what a user brings), and an event file."""
     from tensorflow import keras
 
-    from hepfpga.quantize.hgq import ebops
+    from hepfpga.quantize.config import QuantizationConfig
+    from hepfpga.quantize.hgq import HGQSettings, ebops, logits_model
+    from hepfpga.quantize.methods import QUANTIZATION_METHODS
     from hepfpga.quantize.model_io import save_keras_model
+    from hepfpga.train.fit import fit_classifier
 
     folder = tmp_path_factory.mktemp("hgq")
     x = _events(400)
     y = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
-    model = _hgq_model()
-    model.compile(
-        keras.optimizers.Adam(1e-2),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
     keras.utils.set_random_seed(0)
-    model.fit(x, y, epochs=2, batch_size=50, verbose=0, callbacks=[ResetMinMax(), FreeBOPs()])
-    assert ebops(model) > 0  # the bit-width bookkeeping ran
-    save_keras_model(model, folder / "hgq.h5")
+    inputs = keras.Input((N_INPUTS,), name="inputs")
+    h = keras.layers.Dense(8, name="dense_1")(inputs)
+    h = keras.layers.Activation("relu", name="relu_1")(h)
+    h = keras.layers.Dropout(0.1, name="dropout_1")(h)
+    h = keras.layers.Dense(3, name="logits")(h)
+    float_model = keras.Model(inputs, keras.layers.Activation("softmax", name="softmax")(h))
+    config = QuantizationConfig(
+        method="hgq", epochs=3, batch_size=50, learning_rate=1e-2, hgq=HGQSettings(ramp_epochs=2)
+    )
+    method = QUANTIZATION_METHODS[config.method]
+    model = method.counterpart(float_model, config)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["InputLayer", "HQuantize", "HDense", "HActivation", "HDense", "Activation"]
+    np.testing.assert_array_equal(
+        model.get_layer("dense_1").kernel.numpy(), float_model.get_layer("dense_1").kernel.numpy()
+    )
+    fit = fit_classifier(
+        model,
+        x[:300],
+        y[:300],
+        x[300:],
+        y[300:],
+        config,
+        seed=0,
+        callbacks=method.callbacks(config),
+        progress=False,
+    )
+    history = fit.to_dict()["history"]
+    assert history["beta"] == [config.hgq.beta_initial, config.hgq.beta, config.hgq.beta]
+    assert ebops(model) > 0 and history["bops"][-1] > 0  # the bit-width bookkeeping ran
+    save_keras_model(logits_model(model), folder / "hgq.h5")
     np.savez(folder / "events.npz", x=_events(300, seed=1))
     return folder / "hgq.h5", folder / "events.npz"
 
@@ -170,4 +196,61 @@ def test_hgq_layers_load_from_file(trained: tuple[Path, Path]) -> None:
 
     model = load_keras_model(trained[0])
     assert is_hgq_model(model)
-    assert [type(layer).__name__ for layer in model.layers] == ["HQuantize", "HDense", "HDense"]
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer",
+        "HQuantize",
+        "HDense",
+        "HActivation",
+        "HDense",
+    ]
+
+
+def test_beta_schedule_ramps_log_linearly() -> None:
+    from hepfpga.quantize.hgq import HGQSettings
+
+    settings = HGQSettings(beta=1e-4, beta_initial=1e-6, ramp_epochs=3)
+    assert [settings.beta_at(e) for e in range(4)] == pytest.approx([1e-6, 1e-5, 1e-4, 1e-4])
+
+
+@pytest.mark.parametrize(
+    ("quantization", "needles"),
+    [
+        ({"method": "hqg"}, ["quantization.method", "did you mean 'hgq'", "qkeras, hgq"]),
+        ({"hgq": {"beta": -1}}, ["quantization.hgq.beta", ">= 0"]),
+        ({"hgq": {"beta": 1e-6, "beta_initial": 1e-5}}, ["beta_initial", "must not exceed"]),
+    ],
+    ids=["unknown-method", "negative-beta", "ramp-downwards"],
+)
+def test_bad_hgq_config_names_the_key(quantization: dict[str, Any], needles: list[str]) -> None:
+    from hepfpga.errors import ConfigError
+    from hepfpga.pipeline.config import parse_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"quantization": quantization})
+    for needle in needles:
+        assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("architecture", ["cnn", "lstm", "garnet"])
+def test_hgq_refuses_architectures_it_does_not_cover(architecture: str) -> None:
+    from hepfpga.errors import ConfigError
+    from hepfpga.quantize.methods import check_method_architecture
+
+    check_method_architecture("hgq", "mlp")
+    check_method_architecture("qkeras", architecture)
+    with pytest.raises(ConfigError, match=f"not '{architecture}'") as info:
+        check_method_architecture("hgq", architecture)
+    assert info.value.path == "quantization.method"
+
+
+def test_hgq_counterpart_refuses_unmapped_layers_naming_them() -> None:
+    from tensorflow import keras
+
+    from hepfpga.quantize.hgq import HGQSettings, hgq_counterpart
+
+    inputs = keras.Input((N_INPUTS,))
+    h = keras.layers.Dense(4, name="dense_1")(inputs)
+    h = keras.layers.Activation("tanh", name="tanh_1")(h)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(h))
+    with pytest.raises(ConversionError, match=r"layer 'tanh_1' \(Activation\('tanh'\)\)"):
+        hgq_counterpart(model, HGQSettings())
