@@ -254,3 +254,25 @@ def test_hgq_counterpart_refuses_unmapped_layers_naming_them() -> None:
     model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(h))
     with pytest.raises(ConversionError, match=r"layer 'tanh_1' \(Activation\('tanh'\)\)"):
         hgq_counterpart(model, HGQSettings())
+
+
+def test_firmware_of_hgq_model_needs_events_and_writes_the_proxy_project(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    model, _ = trained
+    out = tmp_path / "fw"
+    code = main(["-q", "firmware", str(model), "--out", str(out)])
+    _, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if "error" in line.lower()]
+    assert code == 2 and len(lines) == 1 and "--data FILE or --random N" in lines[0], err
+    assert not out.exists()
+
+    code = main(["firmware", str(model), "--out", str(out), "--random", "50"])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "HGQ proxy model" in stdout
+    record = json.loads((out / "hepfpga_hls_config.json").read_text())
+    assert record["quantization"] == "hgq (proxy model)" and record["ebops"] > 0
+    assert (out / "firmware" / "myproject.cpp").is_file()
