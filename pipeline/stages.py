@@ -275,7 +275,7 @@ def qat_stage(run: Run) -> QuantizedModelResult:
         data.y_train,
         inputs.validation,
         data.y_val,
-        config.quantization,
+        method.fit_settings(config.quantization) if method.fit_settings else config.quantization,
         seed=config.seed,
         callbacks=method.callbacks(config.quantization),
     )

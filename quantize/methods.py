@@ -11,13 +11,14 @@ covers (with the reason for the others).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hepfpga.errors import ConfigError
 from hepfpga.quantize.hgq import hgq_callbacks, hgq_counterpart
 from hepfpga.quantize.qat import quantize_model
 from hepfpga.registry import Registry
+from hepfpga.train.config import EarlyStoppingConfig
 
 __all__ = ["QUANTIZATION_METHODS", "QuantizationMethod", "check_method_architecture"]
 
@@ -38,6 +39,15 @@ class QuantizationMethod:
     architectures: tuple[str, ...] | None = None
     #: why the others are not
     refusal: str = ""
+    #: ``quantization config -> the fit settings QAT uses`` (None: the config as it is)
+    fit_settings: Callable[[Any], Any] | None = None
+
+
+def _hgq_fit_settings(config: Any) -> Any:
+    """HGQ's loss adds beta x EBOPs, and beta ramps up: the validation loss is lowest at an
+    epoch of small beta, so early stopping on it would stop there and restore wide bit
+    widths. HGQ trains every epoch (patience = epochs: never stops, never restores)."""
+    return replace(config, early_stopping=EarlyStoppingConfig(patience=max(config.epochs, 1)))
 
 
 QUANTIZATION_METHODS: Registry[QuantizationMethod] = Registry("quantization method")
@@ -61,6 +71,7 @@ QUANTIZATION_METHODS.register(
         callbacks=lambda config: hgq_callbacks(config.hgq),
         model_file="hgq_model.h5",
         architectures=("mlp",),
+        fit_settings=_hgq_fit_settings,
         refusal=(
             "hepfpga maps Dense/relu networks to HGQ's layers so far; HGQ 0.2.6 has no "
             "recurrent, graph or generative layers, and its convolution counterparts are not "

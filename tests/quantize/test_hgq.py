@@ -69,17 +69,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     np.testing.assert_array_equal(
         model.get_layer("dense_1").kernel.numpy(), float_model.get_layer("dense_1").kernel.numpy()
     )
+    assert method.fit_settings is not None
+    settings = method.fit_settings(config)
+    assert settings.early_stopping.patience >= config.epochs  # no early stop on beta's loss
     fit = fit_classifier(
         model,
         x[:300],
         y[:300],
         x[300:],
         y[300:],
-        config,
+        settings,
         seed=0,
         callbacks=method.callbacks(config),
         progress=False,
     )
+    assert fit.epochs_run == config.epochs
     history = fit.to_dict()["history"]
     assert history["beta"] == [config.hgq.beta_initial, config.hgq.beta, config.hgq.beta]
     assert ebops(model) > 0 and history["bops"][-1] > 0  # the bit-width bookkeeping ran
