@@ -14,7 +14,9 @@ from hepfpga.datafiles import ArrayWriter, check_input_path, open_array
 from hepfpga.errors import ConfigError, disk_full_as_error
 from hepfpga.firmware import FirmwareOptions, compile_project, write_project
 from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
+from hepfpga.firmware.hgq import write_hgq_project
 from hepfpga.firmware.precision import is_quantized
+from hepfpga.quantize.hgq import check_hgq_model, is_hgq_model
 from hepfpga.quantize.model_io import load_keras_model
 from hepfpga.train.model_checks import check_model_inputs
 
@@ -127,7 +129,10 @@ def emulate(
     check_model_inputs(model)
     if len(model.inputs) == 1:
         open_array(data, key=keys if not isinstance(keys, dict) else None, columns=names)
-    if not is_quantized(model):
+    hgq = is_hgq_model(model)
+    if hgq:
+        check_hgq_model(model)
+    elif not is_quantized(model):
         raise ConfigError(
             f"{model_file} is a float (non-QKeras) model; emulate reproduces the firmware of "
             "QKeras models, whose types come from their quantizers. Quantize it with QKeras, "
@@ -140,7 +145,16 @@ def emulate(
     ):
         # the fallback is logged and summed up below; Python's own warning line would repeat it
         warnings.simplefilter("ignore", EmulationFallbackWarning)
-        project = compile_project(write_project(model, options, Path(folder) / "firmware"))
+        if hgq:  # the proxy model's firmware, its activation ranges traced on DATA's start
+            reader = open_array(
+                data, key=keys if not isinstance(keys, dict) else None, columns=names
+            )
+            calibration = reader.read(0, min(check_events, reader.n_events))
+            project = write_hgq_project(
+                model, options, Path(folder) / "firmware", calibration=calibration, compile=True
+            )
+        else:
+            project = compile_project(write_project(model, options, Path(folder) / "firmware"))
         with disk_full_as_error("writing the emulated outputs", out):
             result = emulate_file(
                 project,

@@ -8,6 +8,7 @@ layers over :func:`hepfpga.firmware.write_project` and :func:`hepfpga.firmware.v
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,14 @@ from hepfpga.firmware import FirmwareOptions, plan_conversion, verify_model, wri
 from hepfpga.firmware.backends import BACKENDS
 from hepfpga.firmware.cache import cache_dir as cache_folder
 from hepfpga.firmware.data import load_events, random_events
+from hepfpga.firmware.hgq import verify_hgq_model, write_hgq_project
 from hepfpga.firmware.hls_config import hls4ml_ready_model
 from hepfpga.firmware.layers.graph import input_names
 from hepfpga.firmware.options import IOType, Strategy
 from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.softmax import SOFTMAX_MODES
 from hepfpga.firmware.verify import plan_for_events
+from hepfpga.quantize.hgq import check_hgq_model, is_hgq_model
 from hepfpga.quantize.model_io import load_keras_model
 from hepfpga.train.model_checks import check_model_inputs
 from hepfpga.yaml_io import load_yaml
@@ -221,6 +224,22 @@ def firmware_cmd(
     options = _build_options(options_file, **_flags(**kwargs))
     loaded = load_keras_model(model_file, weights=weights)
     check_model_inputs(loaded)
+    if is_hgq_model(loaded):
+        check_hgq_model(loaded)
+        events = _events(loaded, data_file, key, n_random, max_events, options)
+        if events is None:
+            raise ConfigError(
+                f"{model_file} is an HGQ model: give events (--data FILE or --random N) to "
+                "trace its activation ranges, which set the integer bits of its types"
+            )
+        project = write_hgq_project(
+            loaded, options, out, calibration=events, compile=compile_, overwrite=overwrite
+        )
+        click.echo(
+            f"wrote {project.path} ({options.backend.value}; HGQ proxy model: types "
+            "from its FixedPointQuantizer layers)"
+        )
+        return
     model = hls4ml_ready_model(loaded)
     check_supported(model)
     events = _events(model, data_file, key, n_random, max_events, options)
@@ -322,6 +341,10 @@ def verify_cmd(
     if data_file is None and n_random is None:
         n_random = 1000
     events = _events(model, data_file, key, n_random, max_events, options)
+    if is_hgq_model(model):
+        check_hgq_model(model)
+        _verify_hgq(model, events, options, report)
+        return
     result = verify_model(
         model,
         events,
@@ -338,6 +361,22 @@ def verify_cmd(
     if not result.passed:
         reason = str(result.diagnosis) if result.diagnosis else result.requirement
         raise VerificationError(f"verification failed: {reason}")
+
+
+def _verify_hgq(model: Any, events: Any, options: Any, report: Path | None) -> None:
+    """``verify`` of an HGQ model: its proxy model's firmware, calibrated on the events,
+    compiled in a temporary folder and compared bit for bit (:mod:`hepfpga.firmware.hgq`)."""
+    if isinstance(events, list):
+        raise ConfigError("HGQ models with several inputs are not supported yet")
+    click.echo("building the C simulation of the HGQ proxy model with g++", err=True)
+    with tempfile.TemporaryDirectory(prefix="hepfpga-hgq-") as folder:
+        result = verify_hgq_model(model, events, options, out_dir=Path(folder) / "firmware")
+    click.echo(result.summary())
+    if report is not None:
+        write_json_atomic(report, result.to_dict())
+        click.echo(f"report: {report}")
+    if not result.passed:
+        raise VerificationError(f"verification failed: {result.summary()}")
 
 
 COMMANDS = (firmware_cmd, verify_cmd)

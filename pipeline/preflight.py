@@ -19,6 +19,7 @@ from hepfpga.firmware.rtl.sim import find_verilator
 from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.pipeline.run import Run, StageResult
 from hepfpga.pipeline.stages import DataResult
+from hepfpga.quantize.methods import check_method_architecture
 from hepfpga.train.architectures import build_model
 
 __all__ = ["UNROLL_LIMIT", "PreflightResult", "firmware_fit_problem", "preflight_stage"]
@@ -92,6 +93,7 @@ def preflight_stage(run: Run) -> PreflightResult:
     data = run.get(DataResult)
     config = run.config
     model = build_model(data.inputs.input_shape, len(data.classes), config.model, seed=config.seed)
+    check_method_architecture(config.quantization.method, config.model.architecture)
     try:
         config.quantization.check_layer_names(model)
     except ConfigError as exc:

@@ -12,7 +12,9 @@ complete:
 
 ===========================  ===========================================================
 ``float_model.h5``           trained float Keras model (inputs: scaled features)
-``qkeras_model.h5``          quantization-aware trained QKeras model
+``qkeras_model.h5``          quantization-aware trained QKeras model (``method: hgq``:
+                             ``hgq_model.h5``, and ``hgq_proxy_model.h5``, the proxy
+                             model of its logits the firmware is built from; no ONNX)
 ``scaler.json``              the feature scaling fitted on the training jets (``features``
                              representation; else ``inputs.json`` describes the inputs)
 ``model.onnx``               the QKeras model exported with tf2onnx (scaler and classes in

@@ -7,6 +7,7 @@ hardware, BDT and analysis stages; a task replaces or removes stages of it by na
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,15 @@ from hepfpga.deploy.onnx_export import check_onnx, export_onnx
 from hepfpga.errors import ConversionError
 from hepfpga.firmware import compile_project, record_verification, verify_model, write_project
 from hepfpga.firmware.csim import predict
+from hepfpga.firmware.hgq import HGQVerification, verify_hgq_model, write_hgq_project
 from hepfpga.firmware.hls_config import hls4ml_ready_model
 from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.verify import keras_outputs_with_logits
 from hepfpga.pipeline.config import config_to_dict
 from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check, Run, StageResult
+from hepfpga.quantize.hgq import ebops, is_hgq_model, logits_model, proxy_model
+from hepfpga.quantize.methods import QUANTIZATION_METHODS
 from hepfpga.quantize.model_io import save_keras_model
-from hepfpga.quantize.qat import quantize_model
 from hepfpga.train.architectures import build_model, get_architecture
 from hepfpga.train.dataset import Split, split_sample, stratified_subsample
 from hepfpga.train.evaluate import evaluate_classifier, plot_roc
@@ -218,13 +221,21 @@ class FloatModelResult(ModelResult):
 
 @dataclass
 class QuantizedModelResult(ModelResult):
+    #: the method's name (``quantization.method``)
+    method: str = "qkeras"
+    #: HGQ: the proxy model of the logits, which the firmware is built from (else None)
+    proxy: Any = None
+    #: HGQ: EBOPs of the trained model (its resource estimate; else None)
+    ebops: float | None = None
+
     def report_items(self, run: Run) -> dict[str, Any]:
-        return {
-            "qkeras": {
-                "quantization": config_to_dict(run.config)["quantization"],
-                "fit": self.fit.to_dict(),
-            }
+        item: dict[str, Any] = {
+            "quantization": config_to_dict(run.config)["quantization"],
+            "fit": self.fit.to_dict(),
         }
+        if self.ebops is not None:
+            item["ebops"] = self.ebops
+        return {"qkeras": item}
 
 
 def float_training_stage(run: Run) -> FloatModelResult:
@@ -248,11 +259,15 @@ def float_training_stage(run: Run) -> FloatModelResult:
 
 
 def qat_stage(run: Run) -> QuantizedModelResult:
-    """The QKeras counterpart of the float model, fine-tuned (quantization-aware)."""
+    """The quantized counterpart of the float model (``quantization.method``'s entry of
+    :data:`~hepfpga.quantize.methods.QUANTIZATION_METHODS`), fine-tuned (quantization-aware);
+    for HGQ also its proxy model (``hgq_proxy_model.h5``, activation ranges traced on the
+    training set), which the firmware is built from."""
     data = run.get(DataResult)
     float_model = run.get(FloatModelResult).model
     config = run.config
-    qmodel = quantize_model(float_model, config.quantization)
+    method = QUANTIZATION_METHODS[config.quantization.method]
+    qmodel = method.counterpart(float_model, config.quantization)
     inputs = data.inputs
     fit = fit_classifier(
         qmodel,
@@ -260,12 +275,20 @@ def qat_stage(run: Run) -> QuantizedModelResult:
         data.y_train,
         inputs.validation,
         data.y_val,
-        config.quantization,
+        method.fit_settings(config.quantization) if method.fit_settings else config.quantization,
         seed=config.seed,
+        callbacks=method.callbacks(config.quantization),
     )
-    save_keras_model(qmodel, run.run_dir / "qkeras_model.h5")
+    save_keras_model(qmodel, run.run_dir / method.model_file)
+    proxy = cost = None
+    if is_hgq_model(qmodel):
+        proxy = proxy_model(logits_model(qmodel), inputs.train)
+        cost = ebops(qmodel)
+        save_keras_model(proxy, run.run_dir / "hgq_proxy_model.h5")
     probs, logits = keras_outputs_with_logits(qmodel, data.x_test)
-    return QuantizedModelResult("qkeras", qmodel, fit, probs, logits)
+    return QuantizedModelResult(
+        "qkeras", qmodel, fit, probs, logits, method=method.name, proxy=proxy, ebops=cost
+    )
 
 
 # --- ONNX -------------------------------------------------------------------------------
@@ -288,10 +311,22 @@ class OnnxResult(StageResult):
         }
 
 
-def onnx_stage(run: Run) -> OnnxResult:
-    """Export the QKeras model with tf2onnx and check it with onnxruntime on the test set."""
+#: why an HGQ run has no ONNX model (tf2onnx 1.16 and HGQ 0.2.6)
+HGQ_NO_ONNX = (
+    "tf2onnx cannot convert HGQ's layers (HGQ's quantizers become StatefulPartitionedCall "
+    "nodes, which ONNX has no operator for); the run's HGQ model has no ONNX export"
+)
+
+
+def onnx_stage(run: Run) -> OnnxResult | None:
+    """Export the QKeras model with tf2onnx and check it with onnxruntime on the test set
+    (None, logged, for an HGQ model: :data:`HGQ_NO_ONNX`)."""
     data = run.get(DataResult)
-    qmodel = run.get(QuantizedModelResult).model
+    quantized = run.get(QuantizedModelResult)
+    if quantized.proxy is not None:
+        log.warning("no ONNX model: %s", HGQ_NO_ONNX)
+        return None
+    qmodel = quantized.model
     export = export_onnx(
         qmodel,
         run.run_dir / "model.onnx",
@@ -371,6 +406,11 @@ def firmware_stage(run: Run) -> FirmwareResult:
     its C simulation."""
     data = run.get(DataResult)
     q = run.get(QuantizedModelResult)
+    if q.proxy is not None:  # HGQ: the proxy model carries every type
+        project = write_hgq_project(
+            q.proxy, run.config.firmware, run.run_dir / "firmware", compile=True
+        )
+        return FirmwareResult(project, 0)
     n_tb = min(run.config.verification.testbench_events, len(data.x_test))
     make_form = data.architecture.firmware_form
     form = make_form(q.model) if make_form is not None else None
@@ -448,6 +488,27 @@ class VerificationResult(StageResult):
         }
 
 
+@dataclass
+class HGQVerificationResult(VerificationResult):
+    """HLS (C simulation) against the HGQ proxy model's logits on the test jets
+    (:func:`hepfpga.firmware.hgq.verify_hgq_model`); ``hls_probs``: the softmax of the
+    firmware's logits (in float64)."""
+
+    report: HGQVerification  # type: ignore[assignment]
+
+    def report_items(self, run: Run) -> dict[str, Any]:
+        return {"verification": self.report.to_dict()}
+
+    def checks(self, run: Run) -> dict[str, Check]:
+        fraction = self.report.n_exact / max(self.report.n_events, 1)
+        required = run.config.verification.require_bit_exact
+        return {
+            "hls_logits_bit_exact": Check(
+                fraction, 1.0 if required else None, fraction == 1.0 or not required
+            )
+        }
+
+
 def verification_stage(run: Run) -> VerificationResult | None:
     """Verify the compiled project with :func:`~hepfpga.firmware.verify.verify_model` (the
     path of ``hepfpga verify``) and record the comparison in the project folder."""
@@ -455,7 +516,16 @@ def verification_stage(run: Run) -> VerificationResult | None:
     if firmware is None or firmware.project is None:  # no firmware stage, or no project
         return None
     data = run.get(DataResult)
-    qmodel = run.get(QuantizedModelResult).model
+    quantized = run.get(QuantizedModelResult)
+    if quantized.proxy is not None:  # HGQ: the C simulation against the proxy model
+        check = verify_hgq_model(
+            quantized.proxy, data.x_test, out_dir=firmware.project.path, project=firmware.project
+        )
+        check = dataclasses.replace(check, ebops=quantized.ebops or 0.0)
+        logits = predict(firmware.project, data.x_test)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return HGQVerificationResult(check, shifted / shifted.sum(axis=1, keepdims=True), True)
+    qmodel = quantized.model
     model = qmodel if firmware.form is None else firmware.form.model
     x_test = firmware.firmware_inputs(data.x_test)
     report = verify_model(model, x_test, run.config.firmware, project=firmware.project)

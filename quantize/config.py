@@ -1,10 +1,13 @@
-"""The quantization stage's config section (``quantization``): QKeras bit widths and the
-quantization-aware fine-tuning settings."""
+"""The quantization stage's config section (``quantization``): the method (``qkeras``, the
+default, or ``hgq``), QKeras bit widths, HGQ's settings and the quantization-aware
+fine-tuning settings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from hepfpga.quantize.hgq import HGQSettings
+from hepfpga.quantize.methods import QUANTIZATION_METHODS
 from hepfpga.quantize.qat import QuantizationSpec
 from hepfpga.train.config import FitConfig
 
@@ -16,11 +19,17 @@ class QuantizationConfig(FitConfig, QuantizationSpec):
     """Quantization-aware training with QKeras, starting from the float weights: the bit
     widths of :class:`~hepfpga.quantize.qat.QuantizationSpec` (whose docstring gives the
     ap_fixed type of each) and the fine-tuning settings of
-    :class:`~hepfpga.train.config.FitConfig`."""
+    :class:`~hepfpga.train.config.FitConfig`. ``method`` picks the quantization family
+    (:data:`~hepfpga.quantize.methods.QUANTIZATION_METHODS`); ``hgq`` holds HGQ's settings
+    (:class:`~hepfpga.quantize.hgq.HGQSettings`), used with ``method: hgq``, whose bit widths
+    are trained rather than the ``*_bits`` given here."""
 
     epochs: int = 60
     learning_rate: float = 5.0e-4
+    method: str = "qkeras"
+    hgq: HGQSettings = field(default_factory=HGQSettings)
 
     def __post_init__(self) -> None:
+        QUANTIZATION_METHODS.lookup(self.method, "method")
         QuantizationSpec.__post_init__(self)
         FitConfig.__post_init__(self)

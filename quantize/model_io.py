@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hepfpga.artifacts import atomic_file
 from hepfpga.errors import ModelFileError
+from hepfpga.quantize.hgq import hgq_custom_objects
 from hepfpga.quantize.qat import qkeras_custom_objects
 from hepfpga.train.garnet_layers import garnet_custom_objects
 
@@ -42,6 +43,7 @@ _ACCEPTED = (
 def _custom_objects() -> dict[str, Any]:
     objects = dict(qkeras_custom_objects())
     objects.update(garnet_custom_objects())  # hls4ml.contrib's GarNet layers, reloadable
+    objects.update(hgq_custom_objects())  # HGQ's layers (the hgq extra), when installed
     try:  # models saved during pruning-aware training keep tfmot's wrapper
         # deferred: TensorFlow loads slowly
         from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (

@@ -1,0 +1,93 @@
+"""Quantization methods (``quantization.method``), one registry entry each.
+
+``qkeras`` (the default): one bit width per layer kind/layer, QKeras quantizers
+(:mod:`hepfpga.quantize.qat`). ``hgq``: a bit width per weight and per activation trained
+against HGQ's resource estimate (:mod:`hepfpga.quantize.hgq`); its firmware is built from the
+proxy model. Each entry says how to make the quantized counterpart of a float model, which
+extra training callbacks it needs, the file the run writes it to, and the architectures it
+covers (with the reason for the others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hepfpga.errors import ConfigError
+from hepfpga.quantize.hgq import hgq_callbacks, hgq_counterpart
+from hepfpga.quantize.qat import quantize_model
+from hepfpga.registry import Registry
+from hepfpga.train.config import EarlyStoppingConfig
+
+__all__ = ["QUANTIZATION_METHODS", "QuantizationMethod", "check_method_architecture"]
+
+
+@dataclass(frozen=True)
+class QuantizationMethod:
+    """One quantization family."""
+
+    name: str
+    description: str
+    #: ``(float model, quantization config) -> quantized counterpart`` (float weights in)
+    counterpart: Callable[[Any, Any], Any]
+    #: ``quantization config -> extra Keras callbacks of quantization-aware training``
+    callbacks: Callable[[Any], list[Any]]
+    #: the file of the run folder the trained counterpart is saved to
+    model_file: str
+    #: the architectures (``model.architecture``) covered; None: every one
+    architectures: tuple[str, ...] | None = None
+    #: why the others are not
+    refusal: str = ""
+    #: ``quantization config -> the fit settings QAT uses`` (None: the config as it is)
+    fit_settings: Callable[[Any], Any] | None = None
+
+
+def _hgq_fit_settings(config: Any) -> Any:
+    """HGQ's loss adds beta x EBOPs, and beta ramps up: the validation loss is lowest at an
+    epoch of small beta, so early stopping on it would stop there and restore wide bit
+    widths. HGQ trains every epoch (patience = epochs: never stops, never restores)."""
+    return replace(config, early_stopping=EarlyStoppingConfig(patience=max(config.epochs, 1)))
+
+
+QUANTIZATION_METHODS: Registry[QuantizationMethod] = Registry("quantization method")
+
+QUANTIZATION_METHODS.register(
+    "qkeras",
+    QuantizationMethod(
+        "qkeras",
+        "QKeras quantizers, one bit width per layer kind or layer",
+        counterpart=quantize_model,
+        callbacks=lambda config: [],
+        model_file="qkeras_model.h5",
+    ),
+)
+QUANTIZATION_METHODS.register(
+    "hgq",
+    QuantizationMethod(
+        "hgq",
+        "HGQ 0.2.6: a bit width per weight and per activation, trained against EBOPs",
+        counterpart=lambda model, config: hgq_counterpart(model, config.hgq),
+        callbacks=lambda config: hgq_callbacks(config.hgq),
+        model_file="hgq_model.h5",
+        architectures=("mlp",),
+        fit_settings=_hgq_fit_settings,
+        refusal=(
+            "hepfpga maps Dense/relu networks to HGQ's layers so far; HGQ 0.2.6 has no "
+            "recurrent, graph or generative layers, and its convolution counterparts are not "
+            "mapped yet"
+        ),
+    ),
+)
+
+
+def check_method_architecture(method: str, architecture: str) -> None:
+    """A :class:`ConfigError` at ``quantization.method`` when ``method`` does not cover
+    ``architecture``, with the reason."""
+    entry = QUANTIZATION_METHODS[method]
+    if entry.architectures is not None and architecture not in entry.architectures:
+        raise ConfigError(
+            f"quantization method '{method}' covers the architectures "
+            f"{', '.join(entry.architectures)}, not '{architecture}': {entry.refusal}",
+            path="quantization.method",
+        )
