@@ -221,6 +221,9 @@ def _interrupt(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # a shell that starts pytest in the background (`pytest &`) ignores SIGINT, and an
+        # ignored signal stays ignored across exec: give the command Ctrl-C's default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     while process.poll() is None and not when(process):
         time.sleep(0.02)
