@@ -184,7 +184,7 @@ def test_data_files(tmp_path: Path, small_tagger: Any) -> None:
     with pytest.raises(DataError, match="no dataset 'z'; found: group/x, y"):
         load_events(tmp_path / "d.h5", "z")
     (tmp_path / "bad.h5").write_text("not hdf5")
-    with pytest.raises(DataError, match="cannot read it as hdf5"):
+    with pytest.raises(DataError, match="cannot be read as an HDF5 file"):
         load_events(tmp_path / "bad.h5")
     (tmp_path / "x.csv").write_text("1,2\n")
     with pytest.raises(DataError, match=r"unknown input format '\.csv'"):
