@@ -11,6 +11,7 @@ from hepfpga.pipeline.config import parse_config
 from hepfpga.pipeline.emulation import trigger_rate_stage
 from hepfpga.pipeline.run import Run
 from hepfpga.pipeline.stage_list import STAGES
+from hepfpga.pipeline.stages import FirmwareResult
 
 
 def test_the_stage_follows_the_emulation_it_uses() -> None:
@@ -20,6 +21,10 @@ def test_the_stage_follows_the_emulation_it_uses() -> None:
 
 def test_without_firmware_the_section_says_why(tmp_path: Path) -> None:
     run = Run(parse_config({}), tmp_path)
+    # the task leaves the firmware stage out: nothing to measure, no missing result
+    assert trigger_rate_stage(run) is None
+    # the firmware stage ran but has no project for this model: the section says why
+    run.results["firmware"] = FirmwareResult(None, 0, not_available="a layer without firmware")
     result = trigger_rate_stage(run)
     assert result is not None
     section = result.report_items(run)["trigger_rates"]
