@@ -99,8 +99,7 @@ def test_firmware_writes_the_project(files: Path, capsys: pytest.CaptureFixture[
         (
             "tagger.h5",
             ["--data", "nan.npz"],
-            "1 NaN or infinite values in 1 events "
-            "(first: event 3 input 2)",
+            "1 NaN or infinite values in 1 events (first: event 3 input 2)",
         ),
         ("tagger.h5", ["--data", "events.npz", "--random", "5"], "either --data or --random"),
         ("tagger.h5", ["--input-type", "ap_fixed<16>"], "template arguments"),
