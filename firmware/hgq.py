@@ -30,6 +30,7 @@ from hepfpga.artifacts import (
 )
 from hepfpga.errors import ConversionError, HepfpgaError, disk_full, file_system_error
 from hepfpga.firmware import csim
+from hepfpga.firmware.hls_config import parsed_hls_config
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import CONFIG_FILE, FirmwareProject
 from hepfpga.quantize.hgq import ebops, proxy_model
@@ -41,19 +42,7 @@ def hgq_hls_config(proxy: Any, options: FirmwareOptions) -> dict[str, Any]:
     """hls4ml's ``hls_config`` of a proxy model: its own (types ``auto``, set from the
     ``FixedPointQuantizer`` layers), every layer traced (C simulation only), the strategy
     and reuse factor of ``options``."""
-    # deferred: hls4ml loads slowly
-    import hls4ml
-
-    try:
-        config = hls4ml.utils.config_from_keras_model(
-            proxy,
-            granularity="name",
-            backend=options.backend.info.hls4ml_name,
-            default_reuse_factor=options.reuse_factor,
-        )
-    except Exception as exc:  # hls4ml raises bare Exception for unsupported models
-        raise ConversionError(f"hls4ml could not parse the HGQ proxy model: {exc}") from exc
-    config["Model"]["Strategy"] = options.strategy.value
+    config = parsed_hls_config(proxy, options, "the HGQ proxy model")
     for entry in config["LayerName"].values():
         entry["Trace"] = True
     return config

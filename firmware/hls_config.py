@@ -274,9 +274,6 @@ def plan_conversion(
     needed for float models. Raises :class:`~hepfpga.errors.ConversionError` for layers or
     quantizers whose firmware would not reproduce QKeras, listing what is supported.
     """
-    # deferred: hls4ml and TensorFlow load slowly
-    import hls4ml
-
     options = options if options is not None else FirmwareOptions()
     ready = hls4ml_ready_model(model)
     check_supported(ready)
@@ -291,17 +288,7 @@ def plan_conversion(
             path="firmware.softmax",
         )
     precision = derive_precision(ready, options, ranges=ranges)
-    try:
-        config = hls4ml.utils.config_from_keras_model(
-            ready,
-            granularity="name",
-            backend=options.backend.info.hls4ml_name,
-            default_reuse_factor=options.reuse_factor,
-        )
-    except Exception as exc:  # hls4ml raises bare Exception for unsupported models
-        raise ConversionError(f"hls4ml could not parse the model: {exc}") from exc
-    config = copy.deepcopy(config)
-    config["Model"]["Strategy"] = options.strategy.value
+    config = parsed_hls_config(ready, options)
     # keep batch normalization a layer of its own, so each Keras layer has a traced twin
     config["SkipOptimizers"] = ["fuse_batch_normalization"]
     layers: dict[str, dict[str, Any]] = config["LayerName"]
@@ -398,6 +385,27 @@ def _outputs_passing_input_through(
         ):
             found.append(name)
     return found
+
+
+def parsed_hls_config(model: Any, options: FirmwareOptions, what: str = "the model") -> dict:
+    """hls4ml's own per-layer ``hls_config`` of ``model`` (``granularity='name'``) for the
+    backend and reuse factor of ``options``, with their strategy: the start of every config
+    hepfpga hands to hls4ml; a model hls4ml cannot parse is a :class:`ConversionError`."""
+    # deferred: hls4ml loads slowly
+    import hls4ml
+
+    try:
+        config = hls4ml.utils.config_from_keras_model(
+            model,
+            granularity="name",
+            backend=options.backend.info.hls4ml_name,
+            default_reuse_factor=options.reuse_factor,
+        )
+    except Exception as exc:  # hls4ml raises bare Exception for unsupported models
+        raise ConversionError(f"hls4ml could not parse {what}: {exc}") from exc
+    config = copy.deepcopy(config)
+    config["Model"]["Strategy"] = options.strategy.value
+    return config
 
 
 def build_hls_config(
