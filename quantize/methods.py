@@ -15,12 +15,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hepfpga.errors import ConfigError
-from hepfpga.quantize.hgq import hgq_callbacks, hgq_counterpart
+from hepfpga.quantize.hgq import check_hgq_model, hgq_callbacks, hgq_counterpart, is_hgq_model
 from hepfpga.quantize.qat import quantize_model
 from hepfpga.registry import Registry
 from hepfpga.train.config import EarlyStoppingConfig
 
-__all__ = ["QUANTIZATION_METHODS", "QuantizationMethod", "check_method_architecture"]
+__all__ = [
+    "QUANTIZATION_METHODS",
+    "QuantizationMethod",
+    "check_method_architecture",
+    "method_of_model",
+]
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,14 @@ def check_method_architecture(method: str, architecture: str) -> None:
             f"{', '.join(entry.architectures)}, not '{architecture}': {entry.refusal}",
             path="quantization.method",
         )
+
+
+def method_of_model(model: Any) -> str:
+    """The quantization method (a name of :data:`QUANTIZATION_METHODS`) of a quantized Keras
+    model: ``hgq`` when it holds an HGQ layer (checked: no QKeras layer, every HGQ layer
+    convertible, else a :class:`~hepfpga.errors.ConversionError` naming the layer), else
+    ``qkeras``."""
+    if is_hgq_model(model):
+        check_hgq_model(model)
+        return "hgq"
+    return "qkeras"

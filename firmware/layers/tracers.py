@@ -31,6 +31,7 @@ __all__ = [
     "Rounder",
     "Tracer",
     "apply_elementwise",
+    "conv_product",
     "folded_batchnorm",
     "po2_folded_type",
     "po2_values_type",
@@ -282,6 +283,14 @@ def _same_padding(x: Any, kernel: tuple[int, ...], strides: tuple[int, ...]) -> 
 def trace_conv(layer: Any, x: Any, rounding: Rounder) -> Any:
     """QConv1D/QConv2D: one exact product per window ('valid' or 'same'), then its
     activation."""
+    kernel, bias = _quantized_weights(layer)
+    return _layer_activation(layer, conv_product(layer, x, kernel, bias), rounding)
+
+
+def conv_product(layer: Any, x: Any, kernel: np.ndarray, bias: np.ndarray | None) -> Any:
+    """The exact ``sum(window * kernel) + bias`` of a Keras Conv1D/Conv2D ``layer`` (its
+    strides and 'valid'/'same' padding, channels last, no dilation) for the given weights,
+    one constant matrix product per window; no activation."""
     # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import FixedVariableArray
 
@@ -290,7 +299,6 @@ def trace_conv(layer: Any, x: Any, rounding: Rounder) -> Any:
         raise ConversionError(f"layer '{layer.name}': only channels_last is supported")
     if any(d != 1 for d in np.ravel(config.get("dilation_rate", 1))):
         raise ConversionError(f"layer '{layer.name}': dilation is not supported")
-    kernel, bias = _quantized_weights(layer)
     ksize = kernel.shape[:-2]
     strides = tuple(int(s) for s in np.broadcast_to(config["strides"], (len(ksize),)))
     padding = config["padding"]
@@ -310,8 +318,7 @@ def trace_conv(layer: Any, x: Any, rounding: Rounder) -> Any:
         if bias is not None:
             y = y + bias
         columns.append(y._vars)
-    y = FixedVariableArray(np.stack(columns).reshape(*out_shape, -1), x.solver_options)
-    return _layer_activation(layer, y, rounding)
+    return FixedVariableArray(np.stack(columns).reshape(*out_shape, -1), x.solver_options)
 
 
 def trace_maxpool(layer: Any, x: Any, rounding: Rounder) -> Any:

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,14 @@ from hepfpga.firmware.rtl.codegen import DEFAULT_LATENCY_CUTOFF, RTLProject, wri
 from hepfpga.firmware.rtl.report import HardwareReport, Latency, Resources, RTLCheck, Timing
 from hepfpga.firmware.rtl.sim import build_simulator, check_rtl, measured_latency
 from hepfpga.firmware.rtl.synth import synthesize
+from hepfpga.firmware.rtl.hgq import trace_hgq_model
 from hepfpga.firmware.rtl.trace import TracedNetwork, trace_model
 from hepfpga.firmware.verify import keras_outputs_with_logits
+from hepfpga.quantize.hgq import ebops, proxy_model
+from hepfpga.quantize.methods import method_of_model
+from hepfpga.registry import Registry
 
-__all__ = ["HardwareBuild", "build_hardware", "stress_events"]
+__all__ = ["RTL_METHODS", "HardwareBuild", "RTLMethod", "build_hardware", "stress_events"]
 
 log = logging.getLogger("hepfpga.firmware.rtl")
 
@@ -41,6 +46,42 @@ class HardwareBuild:
     project: RTLProject
     #: RTL outputs (logits) of the simulated events, aligned with them
     outputs: np.ndarray
+
+
+@dataclass(frozen=True)
+class RTLMethod:
+    """How the RTL flow handles the models of one quantization method."""
+
+    #: ``(model, calibration events) -> the model the RTL reproduces`` (its reference)
+    reference: Callable[[Any, Any], Any]
+    #: ``reference model -> TracedNetwork``
+    trace: Callable[[Any], TracedNetwork]
+    #: what the RTL outputs are compared with, for the report
+    label: str
+    #: ``(model, reference) -> the method's own resource estimate`` (None: it has none)
+    estimate: Callable[[Any, Any], float | None] = lambda model, reference: None
+
+
+def _hgq_estimate(model: Any, reference: Any) -> float | None:
+    cost = ebops(model)  # after proxy_model's trace_minmax; 0 for a loaded proxy model
+    return cost if cost > 0 else None
+
+
+#: quantization method (:data:`hepfpga.quantize.methods.QUANTIZATION_METHODS`) -> its RTL
+#: handling: QKeras models are traced as they are; HGQ models through their proxy model,
+#: its activation ranges traced on the simulated events (a loaded proxy model as it is)
+RTL_METHODS = Registry[RTLMethod](
+    "quantization method",
+    {
+        "qkeras": RTLMethod(lambda model, events: model, trace_model, "QKeras logits"),
+        "hgq": RTLMethod(
+            lambda model, events: proxy_model(model, np.asarray(events, dtype=np.float32)),
+            trace_hgq_model,
+            "HGQ proxy model logits",
+            _hgq_estimate,
+        ),
+    },
+)
 
 
 def stress_events(net: TracedNetwork, n: int, seed: int = 0) -> np.ndarray:
@@ -66,15 +107,23 @@ def build_hardware(
     synth: bool = True,
     family: str = "xcup",
     top: str = "hepfpga_model",
+    ebops: float | None = None,
 ) -> HardwareBuild:
     """RTL of ``model`` in ``out_dir`` (created), simulated on ``events`` (float inputs as the
     model takes them, ``n x input_shape``), compared with QKeras' logits (and with
-    ``emulator_logits`` if given), synthesized with yosys unless ``synth`` is False."""
+    ``emulator_logits`` if given), synthesized with yosys unless ``synth`` is False.
+
+    An HGQ model is traced through its proxy model (:data:`RTL_METHODS`; a model that is not
+    a proxy yet gets its activation ranges traced on ``events``), compared with the proxy
+    model's logits, and its EBOPs (``ebops``, else HGQ's figure after that calibration) are
+    reported beside the yosys LUT count."""
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    net = trace_model(model)
+    method = RTL_METHODS[method_of_model(model)]
     x = np.asarray(events, dtype=np.float64)
+    reference = method.reference(model, x) if x.ndim >= 2 and x.shape[0] else model
+    net = method.trace(reference)
     if x.ndim < 2 or tuple(x.shape[1:]) != net.input_shape or x.shape[0] == 0:
         raise DataError(
             f"expected events of shape (n>0, {', '.join(map(str, net.input_shape))}), got {x.shape}"
@@ -95,16 +144,16 @@ def build_hardware(
     start = time.perf_counter()
     simulator = build_simulator(project)
     seconds["simulation_build"] = round(time.perf_counter() - start, 2)
-    codes = np.ldexp(net.input_type.quantize(x), project.inputs.fractional)
+    codes = np.ldexp(net.quantize_inputs(x), project.inputs.fractional)
     trace, seconds["simulation"] = simulator.run(codes.reshape(len(x), -1).astype(np.int64))
     seconds["simulation"] = round(seconds["simulation"], 3)
 
-    _, qkeras_logits = keras_outputs_with_logits(model, x)
-    qkeras_logits = np.asarray(qkeras_logits, dtype=np.float64).reshape(len(x), -1)
-    latency_cycles = measured_latency(trace, qkeras_logits)
+    _, logits = keras_outputs_with_logits(reference, x)
+    logits = np.asarray(logits, dtype=np.float64).reshape(len(x), -1)
+    latency_cycles = measured_latency(trace, logits)
     shift = project.n_stages if latency_cycles is None else latency_cycles
     outputs = trace[shift : shift + len(x)]
-    checks: list[RTLCheck] = [check_rtl(outputs, qkeras_logits, "QKeras logits")]
+    checks: list[RTLCheck] = [check_rtl(outputs, logits, method.label)]
     if emulator_logits is not None:
         checks.append(check_rtl(outputs, emulator_logits, "hepfpga emulate (hls4ml) logits"))
     notes = [
@@ -145,6 +194,7 @@ def build_hardware(
             "no timing analysis here",
         ),
         exactness=tuple(checks),
+        ebops=ebops if ebops is not None else method.estimate(model, reference),
         seconds=seconds,
         notes=tuple(notes),
     )

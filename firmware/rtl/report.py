@@ -114,6 +114,9 @@ class HardwareReport:
     timing: Timing | None
     #: RTL simulation vs references (QKeras logits, the ``hepfpga emulate`` engine)
     exactness: tuple[RTLCheck, ...] = ()
+    #: HGQ models: HGQ's effective bit operations (its own resource estimate, which its
+    #: training minimises), shown beside the counted LUTs; None for other models
+    ebops: float | None = None
     #: wall time of each step, seconds
     seconds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -160,6 +163,16 @@ class HardwareReport:
                 f"{share('ff')}, DSP {res.dsp:,}{share('dsp')}, BRAM36 {res.bram:g}"
                 f"{share('bram')}{carry}; LUT + 55 x DSP = {res.lut_equivalent:,.0f}  "
                 f"[{res.source}]"
+            )
+        if self.ebops is not None:
+            counted = f"{self.resources.lut:,} LUT" if self.resources is not None else "no LUT count"
+            ratio = (
+                f" ({self.resources.lut / self.ebops:.3g} LUT per EBOP)"
+                if self.resources is not None and self.ebops > 0
+                else ""
+            )
+            lines.append(
+                f"HGQ estimate: {self.ebops:,.0f} EBOPs vs {counted} counted{ratio}"
             )
         if self.timing is not None:
             est = (

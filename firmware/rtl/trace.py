@@ -40,6 +40,7 @@ supported layers (:func:`layer_tracers`: each layer family names its tracers on 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,11 +82,23 @@ class TracedNetwork:
     n_outputs: int
     #: the layers traced, in order
     layers: tuple[str, ...]
+    #: float events -> their values on the RTL input's grid, when not ``input_type.quantize``
+    #: (an HGQ proxy model: its first ``FixedPointQuantizer``, a type per input feature)
+    input_quantizer: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def quantize_inputs(self, x: Any) -> np.ndarray:
+        """Float events -> the values the RTL input receives (float64, on the input grid):
+        rounded and saturated (or wrapped) by the model's own input quantizer, before the
+        RTL, as the model and the hls4ml test bench do."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.input_quantizer is not None:
+            return np.asarray(self.input_quantizer(x), dtype=np.float64).reshape(x.shape)
+        return np.asarray(self.input_type.quantize(x), dtype=np.float64)
 
     def input_codes(self, x: Any) -> np.ndarray:
         """Float events -> the input type's raw codes (int64), rounded and saturated as QKeras
         and the hls4ml test bench do, one row per event."""
-        values = self.input_type.quantize(np.asarray(x, dtype=np.float64))
+        values = self.quantize_inputs(x)
         flat = values.reshape(values.shape[0], -1)
         return np.ldexp(flat, self.input_type.fractional).astype(np.int64)
 
