@@ -38,7 +38,7 @@ def main(output_dir: str, betas: list[float]) -> None:
         start = time.time()
         result = run_pipeline(parse_config(config))
         report = json.loads((result.run_dir / "report.json").read_text())
-        quantized = report["qkeras"]
+        quantized = report[config["quantization"].get("method", "qkeras")]
         line = {
             "name": name,
             "float_accuracy": report["float"]["test"]["accuracy"],

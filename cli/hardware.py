@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from hepfpga._schema import to_plain
 from hepfpga.artifacts import atomic_directory, check_destination, write_json_atomic
@@ -19,6 +20,7 @@ from hepfpga.firmware import FirmwareOptions, compile_project, write_project
 from hepfpga.firmware.backends import build_project
 from hepfpga.firmware.data import load_events, random_events, validate_events
 from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
+from hepfpga.firmware.hgq import write_hgq_project
 from hepfpga.firmware.rtl.flow import build_hardware
 from hepfpga.firmware.rtl.sim import find_verilator
 from hepfpga.firmware.rtl.synth import find_yosys
@@ -28,7 +30,9 @@ from hepfpga.pipeline.run import Run
 from hepfpga.pipeline.run_report import RunReport
 from hepfpga.pipeline.scan import parse_bits, plot_scan, run_scan
 from hepfpga.pipeline.stages import data_stage
+from hepfpga.quantize.methods import QUANTIZATION_METHODS, method_of_model
 from hepfpga.quantize.model_io import load_keras_model
+from hepfpga.registry import Registry
 from hepfpga.train.model_checks import check_model_inputs
 
 
@@ -117,12 +121,29 @@ def _run_test_set(run_dir: Path, report: RunReport, scratch: Path) -> Any:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+#: quantization method -> ``(model, options, folder, events) -> compiled hls4ml project``:
+#: QKeras models as they are, HGQ models from their proxy model (ranges traced on the
+#: events, as the RTL reference is)
+_PROJECT_WRITERS = Registry[Callable[[Any, FirmwareOptions, Path, Any], Any]](
+    "quantization method",
+    {
+        "qkeras": lambda model, options, folder, events: compile_project(
+            write_project(model, options, folder)
+        ),
+        "hgq": lambda model, options, folder, events: write_hgq_project(
+            model, options, folder, calibration=np.asarray(events, np.float32), compile=True
+        ),
+    },
+)
+
+
 def _emulator_logits(model: Any, events: Any, firmware: Mapping[str, Any], folder: Path) -> Any:
     """Logits of the ``hepfpga emulate`` engine (proven against the C simulation)."""
 
     keys = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
     options = FirmwareOptions.from_dict({k: firmware[k] for k in keys if k in firmware})
-    project = compile_project(write_project(model, options, folder / "hls4ml"))
+    writer = _PROJECT_WRITERS[method_of_model(model)]
+    project = writer(model, options, folder / "hls4ml", events)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmulationFallbackWarning)
         emulator = Emulator.from_project(project, events)
@@ -193,16 +214,19 @@ def hardware(
     emulate: bool,
     vendor_steps: str | None,
 ) -> None:
-    """RTL of a QKeras model, simulated bit-exact, with latency and yosys resources.
+    """RTL of a QKeras or HGQ model, simulated bit-exact, with latency and yosys resources.
 
     \b
-    TARGET is a run folder (from `hepfpga run`: its QKeras model and test jets), a
-    QKeras model file (.h5/.keras; events from --data, else 2,000 random ones), or an
+    TARGET is a run folder (from `hepfpga run`: its quantized model and test jets), a
+    QKeras or HGQ model file (.h5/.keras; events from --data, else 2,000 random ones), or an
     hls4ml project folder: then the vendor reports (Vitis/Vivado HLS, after a build or
     with --vendor STEPS to build it now) are read into the same report.
     Writes OUT/report.json (the HardwareReport), OUT/rtl/ (Verilog, test bench, yosys
     script) and prints the figures. Resources are yosys figures, not Vivado P&R.
-    Exit status 1 if the RTL outputs differ from QKeras on any event.
+    HGQ models are traced through their proxy model (a model file: its activation ranges
+    traced on the events; a run: the proxy model it wrote), their EBOPs printed beside the
+    LUT count.
+    Exit status 1 if the RTL outputs differ from the model on any event.
     """
 
     if (target / "build_prj.tcl").is_file():
@@ -212,16 +236,24 @@ def hardware(
         raise ConfigError(f"--vendor needs an hls4ml project folder; {target} is not one")
     firmware: Mapping[str, Any] = {}
     run_report: RunReport | None = None
+    ebops: float | None = None
     if target.is_dir():
-        model_file = target / "qkeras_model.h5"
         report_file = target / "report.json"
-        if not model_file.is_file() or not report_file.is_file():
+        run_report = RunReport.read(report_file) if report_file.is_file() else None
+        method = QUANTIZATION_METHODS.get(
+            run_report.quantization_method if run_report is not None else "qkeras"
+        )
+        # the model the firmware is built from (HGQ: the proxy model the run wrote)
+        name = method.firmware_model_file if method is not None else "qkeras_model.h5"
+        model_file = target / name
+        if run_report is None or not model_file.is_file():
             raise ConfigError(
-                f"{target} is not a run folder (expected qkeras_model.h5 and report.json); "
-                "give a run folder of `hepfpga run` or a QKeras model file"
+                f"{target} is not a run folder (expected {name} and report.json); "
+                "give a run folder of `hepfpga run` or a quantized model file"
             )
-        run_report = RunReport.read(report_file)
         firmware = _firmware_section(run_report, report_file)
+        estimate = run_report.section("qkeras").get("ebops")
+        ebops = float(estimate) if isinstance(estimate, (int, float)) else None
         destination = out or target / "hardware"
     elif target.is_file():
         model_file = target
@@ -264,6 +296,7 @@ def hardware(
             part=part_name,
             latency_cutoff=latency_cutoff,
             synth=synth,
+            ebops=ebops,
         )
         write_json_atomic(work / "report.json", build.report.to_dict())
     report = replace(build.report)

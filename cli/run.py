@@ -9,7 +9,6 @@ import click
 
 from hepfpga.errors import disk_full_as_error
 from hepfpga.pipeline.config import load_config
-from hepfpga.pipeline.run import MODELS
 from hepfpga.pipeline.run_report import RunReport
 from hepfpga.pipeline.runner import run_pipeline
 
@@ -66,7 +65,9 @@ def _print_summary(report: RunReport, run_dir: Path) -> None:
     cmp = report.section("hls_vs_qkeras")
     tests = report.test_figures()
     accuracy = "accuracy: " + "  ".join(
-        f"{MODELS[m]} {test['accuracy']:.4f}" for m, test in tests.items() if "accuracy" in test
+        f"{report.model_label(m)} {test['accuracy']:.4f}"
+        for m, test in tests.items()
+        if "accuracy" in test
     )
     split = report.data.get("split", {})
     lines = [
@@ -98,7 +99,9 @@ def _print_summary(report: RunReport, run_dir: Path) -> None:
     lines += [f"not available: {item}" for item in report.not_available]
     onnx = report.section("onnx_vs_qkeras")
     lines += [
-        "ONNX vs QKeras: max |diff| {:.3g} ({})".format(onnx["max_abs_diff"], onnx["provider"]),
+        "ONNX vs {}: max |diff| {:.3g} ({})".format(
+            report.model_label("qkeras"), onnx["max_abs_diff"], onnx["provider"]
+        ),
         "checks: "
         + ", ".join(
             f"{k} {({True: 'ok', False: 'FAILED', None: 'not measured'})[check.passed]}"

@@ -1,9 +1,9 @@
-"""The ``hardware`` stage of ``hepfpga run`` (``hardware.enabled: true``): RTL of the QKeras
-model with da4ml, Verilator simulation of the test jets compared bit for bit with the QKeras
-logits and the ``hepfpga emulate`` engine, latency, yosys resources
-(:func:`hepfpga.firmware.rtl.flow.build_hardware`). Writes ``hardware/report.json`` and
-``hardware/rtl/`` into the run folder, a ``hardware`` section into ``report.json`` and the
-figures into the firmware README."""
+"""The ``hardware`` stage of ``hepfpga run`` (``hardware.enabled: true``): RTL of the quantized
+model with da4ml (an HGQ run: of its proxy model, its EBOPs beside the LUT count), Verilator
+simulation of the test jets compared bit for bit with the model's logits and the ``hepfpga
+emulate`` engine, latency, yosys resources (:func:`hepfpga.firmware.rtl.flow.build_hardware`).
+Writes ``hardware/report.json`` and ``hardware/rtl/`` into the run folder, a ``hardware``
+section into ``report.json`` and the figures into the firmware README."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def hardware_stage(run: Run) -> HardwareResult | None:
     if not config.enabled:
         return None
     data = run.get(DataResult)
-    qmodel = run.get(QuantizedModelResult).model
+    quantized = run.get(QuantizedModelResult)
+    # HGQ: the proxy model the firmware is built from (ranges traced on the training set)
+    qmodel = quantized.proxy if quantized.proxy is not None else quantized.model
     x = data.x_test if config.max_events is None else data.x_test[: config.max_events]
     emulator_logits = None
     firmware = run.find(FirmwareResult)
@@ -59,6 +61,7 @@ def hardware_stage(run: Run) -> HardwareResult | None:
         latency_cutoff=config.latency_cutoff,
         synth=config.synthesize,
         family=config.family,
+        ebops=quantized.ebops,
     )
     write_json_atomic(run.run_dir / "hardware" / "report.json", build.report.to_dict())
     if firmware is not None and firmware.project is not None:

@@ -57,7 +57,8 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 class RunReport:
     """The content of one ``report.json``."""
 
-    #: the file's content, as written
+    #: the file's content, as written (with the ``qkeras`` aliases of a run of another
+    #: quantization method's sections, :func:`_with_method_aliases`)
     content: Mapping[str, Any]
     name: str
     #: ``passed``, ``failed``, ``incomplete`` (None when the file does not say)
@@ -76,6 +77,9 @@ class RunReport:
     parameters: int | None = None
     #: the run's wall time in seconds
     seconds: float | None = None
+    #: the quantization method of the run's quantized model (``quantization.method``; runs
+    #: written before HGQ existed are ``qkeras``)
+    quantization_method: str = "qkeras"
 
     @classmethod
     def from_content(
@@ -87,6 +91,7 @@ class RunReport:
         try:
             if not isinstance(content, Mapping):
                 raise TypeError(f"a JSON {type(content).__name__}, not an object")
+            content = _with_method_aliases(content)
             data = content["data"] if strict else content.get("data", {})
             if not isinstance(data, Mapping):
                 raise TypeError(f"its 'data' is a JSON {type(data).__name__}, not an object")
@@ -109,6 +114,10 @@ class RunReport:
                 summary=None if summary is None else tuple(str(line) for line in summary),
                 parameters=content.get("parameters"),
                 seconds=_mapping(content.get("timings_s")).get("total"),
+                quantization_method=str(
+                    _mapping(_mapping(content.get("config")).get("quantization")).get("method")
+                    or "qkeras"
+                ),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{where}: not a hepfpga run report ({_reason(exc)})") from exc
@@ -140,6 +149,13 @@ class RunReport:
             for m in MODELS
             if isinstance(self.section(m).get("test"), Mapping)
         }
+
+    def model_label(self, model: str) -> str:
+        """How to name ``model`` (``float``, ``qkeras``, ``hls``) in text: the quantized
+        model's slot ``qkeras`` by the run's method (``QKeras``, ``HGQ``)."""
+        if model == "qkeras" and self.quantization_method != "qkeras":
+            return self.quantization_method.upper()
+        return MODELS.get(model, model)
 
     @property
     def failed_checks(self) -> list[str]:
@@ -213,6 +229,27 @@ def _check_types(content: Mapping[str, Any]) -> None:
 
 
 _ABSENT = object()
+
+
+def _with_method_aliases(content: Any) -> Any:
+    """``content`` with the quantized model's sections also under their ``qkeras`` names.
+
+    A run names the quantized model's sections after its ``quantization.method``
+    (``hgq``, ``onnx_vs_hgq``; checks ``hgq_accuracy_drop``...); every reader knows them as
+    ``qkeras``, ``onnx_vs_qkeras``, ``hls_vs_qkeras``, which stay readable: each such
+    section is added as an alias of the method's (a ``qkeras`` run's are the same)."""
+    if not isinstance(content, Mapping):
+        return content
+    config = content.get("config")
+    quantization = config.get("quantization") if isinstance(config, Mapping) else None
+    method = quantization.get("method") if isinstance(quantization, Mapping) else None
+    if not isinstance(method, str) or method == "qkeras":
+        return content
+    aliased = dict(content)
+    for prefix in ("", "onnx_vs_", "hls_vs_"):
+        if f"{prefix}{method}" in content and f"{prefix}qkeras" not in content:
+            aliased[f"{prefix}qkeras"] = content[f"{prefix}{method}"]
+    return aliased
 
 
 def _json_name(value: Any) -> str:

@@ -26,7 +26,14 @@ from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.verify import keras_outputs_with_logits
 from hepfpga.pipeline.config import config_to_dict
 from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check, Run, StageResult
-from hepfpga.quantize.hgq import ebops, is_hgq_model, logits_model, proxy_model
+from hepfpga.quantize.hgq import (
+    ebops,
+    is_hgq_model,
+    logits_model,
+    onnx_ready_proxy,
+    proxy_model,
+    with_softmax,
+)
 from hepfpga.quantize.methods import QUANTIZATION_METHODS
 from hepfpga.quantize.model_io import save_keras_model
 from hepfpga.train.architectures import build_model, get_architecture
@@ -235,7 +242,9 @@ class QuantizedModelResult(ModelResult):
         }
         if self.ebops is not None:
             item["ebops"] = self.ebops
-        return {"qkeras": item}
+        # the section is named after the method (``qkeras``, ``hgq``); RunReport reads an
+        # ``hgq`` section as the quantized model too
+        return {self.method: item}
 
 
 def float_training_stage(run: Run) -> FloatModelResult:
@@ -284,7 +293,7 @@ def qat_stage(run: Run) -> QuantizedModelResult:
     if is_hgq_model(qmodel):
         proxy = proxy_model(logits_model(qmodel), inputs.train)
         cost = ebops(qmodel)
-        save_keras_model(proxy, run.run_dir / "hgq_proxy_model.h5")
+        save_keras_model(proxy, run.run_dir / method.firmware_model_file)
     probs, logits = keras_outputs_with_logits(qmodel, data.x_test)
     return QuantizedModelResult(
         "qkeras", qmodel, fit, probs, logits, method=method.name, proxy=proxy, ebops=cost
@@ -298,34 +307,37 @@ def qat_stage(run: Run) -> QuantizedModelResult:
 class OnnxResult(StageResult):
     export: OnnxExport
     parity: OnnxParity
+    #: the quantization method of the model the ONNX file stands for (names the keys)
+    method: str = "qkeras"
 
     def report_items(self, run: Run) -> dict[str, Any]:
-        return {"onnx_vs_qkeras": self.parity.to_dict()}
+        return {f"onnx_vs_{self.method}": self.parity.to_dict()}
 
     def checks(self, run: Run) -> dict[str, Check]:
         tolerance = run.config.onnx.tolerance
         return {
-            "onnx_vs_qkeras_max_abs_diff": Check(
+            f"onnx_vs_{self.method}_max_abs_diff": Check(
                 self.parity.max_abs_diff, f"<= {tolerance}", self.parity.max_abs_diff <= tolerance
             )
         }
 
 
-#: why an HGQ run has no ONNX model (tf2onnx 1.16 and HGQ 0.2.6)
-HGQ_NO_ONNX = (
-    "tf2onnx cannot convert HGQ's layers (HGQ's quantizers become StatefulPartitionedCall "
-    "nodes, which ONNX has no operator for); the run's HGQ model has no ONNX export"
-)
-
-
 def onnx_stage(run: Run) -> OnnxResult | None:
-    """Export the QKeras model with tf2onnx and check it with onnxruntime on the test set
-    (None, logged, for an HGQ model: :data:`HGQ_NO_ONNX`)."""
+    """Export the quantized model with tf2onnx and check it with onnxruntime on the test set.
+    An HGQ run exports its proxy model (the firmware's reference, followed by the softmax)
+    in the plain-operation form tf2onnx converts
+    (:func:`hepfpga.quantize.hgq.onnx_ready_proxy`), checked against that proxy model."""
     data = run.get(DataResult)
     quantized = run.get(QuantizedModelResult)
     if quantized.proxy is not None:
-        log.warning("no ONNX model: %s", HGQ_NO_ONNX)
-        return None
+        reference = with_softmax(quantized.proxy)
+        export = export_onnx(
+            onnx_ready_proxy(reference),
+            run.run_dir / "model.onnx",
+            opset=run.config.onnx.opset,
+            metadata=data.onnx_metadata(run),
+        )
+        return OnnxResult(export, check_onnx(export, reference, data.x_test), quantized.method)
     qmodel = quantized.model
     export = export_onnx(
         qmodel,
@@ -545,15 +557,18 @@ class EvaluationResult(StageResult):
     roc_path: Path
 
     def report_items(self, run: Run) -> dict[str, Any]:
+        # the quantized model's section is named after its method (``qkeras``, ``hgq``)
+        method = run.get(QuantizedModelResult).method
         items: dict[str, Any] = {}
         for name, metrics in self.metrics.items():
-            items[name] = {"test": metrics.to_dict()}
+            items[method if name == "qkeras" else name] = {"test": metrics.to_dict()}
         return items
 
     def checks(self, run: Run) -> dict[str, Check]:
+        method = run.get(QuantizedModelResult).method
         drop = self.metrics["float"].accuracy - self.metrics["qkeras"].accuracy
         limit = run.config.verification.max_accuracy_drop
-        checks = {"qkeras_accuracy_drop": Check(drop, f"<= {limit}", drop <= limit)}
+        checks = {f"{method}_accuracy_drop": Check(drop, f"<= {limit}", drop <= limit)}
         architecture = run.get(DataResult).architecture
         if "hls" in self.metrics and not architecture.bit_exact:
             # not bit-exact by design (table-based sigmoid/tanh): the firmware must keep the

@@ -37,6 +37,7 @@ __all__ = [
     "hgq_custom_objects",
     "is_hgq_model",
     "logits_model",
+    "onnx_ready_proxy",
     "proxy_model",
     "with_softmax",
 ]
@@ -351,3 +352,85 @@ def with_softmax(logits: keras.Model) -> keras.Model:
 
     probs = keras.layers.Activation("softmax", name="softmax")(logits.output)
     return keras.Model(logits.inputs, probs, name=f"{logits.name}_softmax")
+
+
+def onnx_ready_proxy(proxy: keras.Model) -> keras.Model:
+    """The proxy model (a chain of layers) with every ``FixedPointQuantizer`` replaced by the
+    same arithmetic in plain TensorFlow operations, which tf2onnx converts (HGQ's quantizer is
+    an XLA-compiled ``tf.function``, a ``StatefulPartitionedCall`` ONNX has no operator for).
+
+    Per element, in float32 as HGQ computes it: ``y = x * 2**f``; ``RND``: ``floor(y + 1/2)``,
+    ``TRN``: ``floor(y)``; ``WRAP``: ``(y - low) - floor((y - low) / n) * n + low`` with
+    ``n = 2**(bits - keep_negative)`` (HGQ's ``floormod``; every step exact: ``n`` is a power
+    of two and the integers are below 2**24), ``SAT``/``SAT_SYM``: clipped to
+    ``[low, high]``; then ``y * 2**-f``, and 0 where ``bits == 0`` (every division is a
+    multiplication by a power of two: exact). The other layers are the
+    proxy model's own (shared weights). Its outputs equal the proxy model's bit for bit.
+    """
+    # deferred: TensorFlow loads slowly
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow import keras
+
+    class GridQuantizer(keras.layers.Layer):  # type: ignore[misc]
+        def __init__(self, source: Any) -> None:
+            super().__init__(name=f"{source.name}_onnx", trainable=False)
+            keep = np.asarray(source.keep_negative.numpy(), dtype=np.float32)
+            bits = np.asarray(source.bits.numpy(), dtype=np.float32)
+            integers = np.asarray(source.integers.numpy(), dtype=np.float32)
+            self.rounding, self.overflow = str(source.RND), str(source.SAT)
+            if self.rounding not in ("RND", "TRN") or self.overflow not in (
+                "WRAP",
+                "SAT",
+                "SAT_SYM",
+            ):
+                raise ConversionError(
+                    f"layer '{source.name}' (FixedPointQuantizer): {self.rounding}/"
+                    f"{self.overflow} has no ONNX form here; supported: RND or TRN with WRAP, "
+                    "SAT or SAT_SYM"
+                )
+            self.scale = np.exp2(bits - integers).astype(np.float32)
+            high = np.exp2(bits - keep) - 1
+            self.high = high.astype(np.float32)
+            low = -high * keep if self.overflow == "SAT_SYM" else -(high + 1) * keep
+            self.low = low.astype(np.float32)
+            span = (high + 1) * (1 + keep)  # 2**bits: the wrap-around period
+            # multiplications by powers of two only: exact, where TensorFlow's float32
+            # division on CPU is not (it returns 0.74999994 for 3 / 4 in a graph)
+            self.inverse_span = (1 / span).astype(np.float32)
+            self.span = span.astype(np.float32)
+            self.inverse_scale = (self.mask_of(bits) / self.scale).astype(np.float32)
+
+        @staticmethod
+        def mask_of(bits: Any) -> Any:
+            return (bits != 0).astype(np.float32)
+
+        def call(self, x: Any) -> Any:
+            y = x * self.scale
+            y = tf.floor(y + 0.5) if self.rounding == "RND" else tf.floor(y)
+            if self.overflow == "WRAP":
+                shifted = y - self.low
+                y = shifted - tf.floor(shifted * self.inverse_span) * self.span + self.low
+            else:
+                y = tf.minimum(tf.maximum(y, self.low), self.high)
+            return y * self.inverse_scale
+
+    layers = [layer for layer in proxy.layers if type(layer).__name__ != "InputLayer"]
+    inputs = keras.Input(proxy.inputs[0].shape[1:], name=proxy.inputs[0].node.layer.name)
+    x = inputs
+    previous = proxy.inputs[0].node.layer
+    for layer in layers:
+        inbound = [node.inbound_layers for node in layer.inbound_nodes]
+        if inbound != [previous]:
+            raise ConversionError(
+                f"layer '{layer.name}' does not follow '{previous.name}': the ONNX form of an "
+                "HGQ proxy model handles a chain of layers (no branches or merges)"
+            )
+        kind = type(layer).__name__
+        if kind == "UnaryLUT":
+            raise ConversionError(
+                f"layer '{layer.name}' (UnaryLUT): HGQ's activation tables have no ONNX form here"
+            )
+        x = GridQuantizer(layer)(x) if kind == "FixedPointQuantizer" else layer(x)
+        previous = layer
+    return keras.Model(inputs, x, name=f"{proxy.name}_onnx")

@@ -46,6 +46,14 @@ class QuantizationMethod:
     refusal: str = ""
     #: ``quantization config -> the fit settings QAT uses`` (None: the config as it is)
     fit_settings: Callable[[Any], Any] | None = None
+    #: the file of the run folder holding the model the firmware is built from (None: the
+    #: trained counterpart, ``model_file``)
+    proxy_file: str | None = None
+
+    @property
+    def firmware_model_file(self) -> str:
+        """The run folder's file of the model the firmware and the RTL reproduce."""
+        return self.proxy_file or self.model_file
 
 
 def _hgq_fit_settings(config: Any) -> Any:
@@ -75,6 +83,7 @@ QUANTIZATION_METHODS.register(
         counterpart=lambda model, config: hgq_counterpart(model, config.hgq),
         callbacks=lambda config: hgq_callbacks(config.hgq),
         model_file="hgq_model.h5",
+        proxy_file="hgq_proxy_model.h5",
         architectures=("mlp",),
         fit_settings=_hgq_fit_settings,
         refusal=(

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from hepfpga.errors import DataError
 from hepfpga.firmware.rtl.codegen import DEFAULT_LATENCY_CUTOFF, RTLProject, write_rtl
+from hepfpga.firmware.rtl.hgq import trace_hgq_model
 from hepfpga.firmware.rtl.report import HardwareReport, Latency, Resources, RTLCheck, Timing
 from hepfpga.firmware.rtl.sim import build_simulator, check_rtl, measured_latency
 from hepfpga.firmware.rtl.synth import synthesize
-from hepfpga.firmware.rtl.hgq import trace_hgq_model
 from hepfpga.firmware.rtl.trace import TracedNetwork, trace_model
 from hepfpga.firmware.verify import keras_outputs_with_logits
 from hepfpga.quantize.hgq import ebops, proxy_model

@@ -141,8 +141,10 @@ def trace_relu(layer: Any, x: Any) -> Any:
     """ReLU (no cap, slope or threshold) and ``Activation('relu'/'linear')``: exact."""
     config = layer.get_config()
     if type(layer).__name__ == "ReLU":
-        if config.get("max_value") is not None or config.get("negative_slope") or config.get(
-            "threshold"
+        if (
+            config.get("max_value") is not None
+            or config.get("negative_slope")
+            or config.get("threshold")
         ):
             raise ConversionError(
                 f"layer '{layer.name}' (ReLU): a capped, leaky or shifted ReLU is not traced "
@@ -213,9 +215,7 @@ def trace_hgq_model(
     shape = tuple(int(n) for n in proxy.inputs[0].shape[1:])
     k, i, f = quantizer_kif(first, shape)
     options = dict(DEFAULT_SOLVER_OPTIONS if solver_options is None else solver_options)
-    x_in = FixedVariableArray.from_kif(
-        k, i, f, hwconf=HWConfig(1, -1, -1), solver_options=options
-    )
+    x_in = FixedVariableArray.from_kif(k, i, f, hwconf=HWConfig(1, -1, -1), solver_options=options)
     x = x_in
     traced: list[str] = []
     output_layer = proxy.inputs[0].node.layer.name

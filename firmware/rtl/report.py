@@ -165,15 +165,14 @@ class HardwareReport:
                 f"[{res.source}]"
             )
         if self.ebops is not None:
-            counted = f"{self.resources.lut:,} LUT" if self.resources is not None else "no LUT count"
+            res = self.resources
+            counted = f"{res.lut:,} LUT" if res is not None else "no LUT count"
             ratio = (
                 f" ({self.resources.lut / self.ebops:.3g} LUT per EBOP)"
                 if self.resources is not None and self.ebops > 0
                 else ""
             )
-            lines.append(
-                f"HGQ estimate: {self.ebops:,.0f} EBOPs vs {counted} counted{ratio}"
-            )
+            lines.append(f"HGQ estimate: {self.ebops:,.0f} EBOPs vs {counted} counted{ratio}")
         if self.timing is not None:
             est = (
                 f", estimated {self.timing.estimated_ns:g} ns"
