@@ -231,19 +231,30 @@ class HGQSettings:
         return float(self.beta_initial * (self.beta / self.beta_initial) ** fraction)
 
 
-#: float Keras layer class -> how hgq_counterpart maps it
-SUPPORTED_FLOAT_LAYERS = ("InputLayer", "Dense", "Activation", "ReLU", "Dropout")
+#: float Keras layer classes hgq_counterpart maps
+SUPPORTED_FLOAT_LAYERS = (
+    "InputLayer",
+    "Dense",
+    "Conv2D",
+    "MaxPooling2D",
+    "Flatten",
+    "Activation",
+    "ReLU",
+    "Dropout",
+)
 
 
 def hgq_counterpart(model: keras.Model, settings: HGQSettings) -> keras.Model:
-    """The HGQ counterpart of a float MLP (``Dense``, ``relu`` activations, ``Dropout``, a
-    final ``softmax``), with the float weights copied in.
+    """The HGQ counterpart of a float MLP or CNN (a chain of ``Dense``, ``Conv2D``,
+    ``MaxPooling2D``, ``Flatten``, relu activations, ``Dropout``, a final ``softmax``), with
+    the float weights copied in.
 
-    ``Input`` -> ``HQuantize`` (``input_quant``); ``Dense`` -> ``HDense`` (same name);
-    ``Activation('relu')``/``ReLU`` -> ``HActivation('relu')``; ``Dropout`` -> removed; the
-    final ``Activation('softmax')`` stays a float Keras layer (the firmware's outputs are
-    the logits, exact). Another layer or activation raises a :class:`ConversionError` naming
-    it.
+    ``Input`` -> ``HQuantize`` (``input_quant``); ``Dense`` -> ``HDense``, ``Conv2D`` ->
+    ``HConv2D`` (same names, sizes, strides, padding); ``MaxPooling2D`` -> ``PMaxPooling2D``;
+    ``Flatten`` -> ``PFlatten``; ``Activation('relu')``/``ReLU`` -> ``HActivation('relu')``;
+    ``Dropout`` -> removed; the final ``Activation('softmax')`` stays a float Keras layer
+    (the firmware's outputs are the logits, exact). Another layer or activation raises a
+    :class:`ConversionError` naming it.
     """
     if _hgq() is None:
         raise ConversionError(
@@ -251,7 +262,14 @@ def hgq_counterpart(model: keras.Model, settings: HGQSettings) -> keras.Model:
         )
     # deferred: HGQ and TensorFlow load slowly
     from HGQ import get_default_kq_conf, get_default_paq_conf
-    from HGQ.layers import HActivation, HDense, HQuantize
+    from HGQ.layers import (
+        HActivation,
+        HConv2D,
+        HDense,
+        HQuantize,
+        PFlatten,
+        PMaxPooling2D,
+    )
     from tensorflow import keras
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -268,24 +286,47 @@ def hgq_counterpart(model: keras.Model, settings: HGQSettings) -> keras.Model:
     last = model.layers[-1]
     for layer in model.layers[1:]:
         kind = type(layer).__name__
+        config = layer.get_config()
         activation = getattr(layer, "activation", None)
         name = getattr(activation, "__name__", None) if kind == "Activation" else None
-        if kind == "Dense":
-            if layer.get_config().get("activation") not in ("linear", None):
+        if kind in ("Dense", "Conv2D"):
+            if config.get("activation") not in ("linear", None):
                 raise ConversionError(
-                    f"layer '{layer.name}' (Dense) has a fused activation; the HGQ counterpart "
-                    "needs it as a separate Activation layer"
+                    f"layer '{layer.name}' ({kind}) has a fused activation; the HGQ "
+                    "counterpart needs it as a separate Activation layer"
                 )
-            hlayer = HDense(
-                layer.units,
-                beta=beta,
-                kq_conf=weight_conf,
-                paq_conf=activation_conf,
-                use_bias=layer.use_bias,
-                name=layer.name,
-            )
+            common = {
+                "beta": beta,
+                "kq_conf": weight_conf,
+                "paq_conf": activation_conf,
+                "use_bias": layer.use_bias,
+                "name": layer.name,
+            }
+            if kind == "Dense":
+                hlayer = HDense(layer.units, **common)
+            else:
+                if config.get("data_format", "channels_last") != "channels_last" or any(
+                    d != 1 for d in config.get("dilation_rate", (1, 1))
+                ):
+                    raise ConversionError(
+                        f"layer '{layer.name}' (Conv2D): the HGQ counterpart handles "
+                        "channels_last convolutions without dilation"
+                    )
+                hlayer = HConv2D(
+                    layer.filters,
+                    layer.kernel_size,
+                    strides=layer.strides,
+                    padding=layer.padding,
+                    **common,
+                )
             x = hlayer(x)
             copies.append((hlayer, layer))
+        elif kind == "MaxPooling2D":
+            x = PMaxPooling2D(
+                layer.pool_size, strides=layer.strides, padding=layer.padding, name=layer.name
+            )(x)
+        elif kind == "Flatten":
+            x = PFlatten(name=layer.name)(x)
         elif kind == "ReLU" or (kind == "Activation" and name == "relu"):
             x = HActivation("relu", beta=beta, paq_conf=activation_conf, name=layer.name)(x)
         elif kind == "Activation" and name == "softmax" and layer is last:
@@ -296,7 +337,8 @@ def hgq_counterpart(model: keras.Model, settings: HGQSettings) -> keras.Model:
             what = f"{kind}('{name}')" if kind == "Activation" else kind
             raise ConversionError(
                 f"layer '{layer.name}' ({what}) has no HGQ counterpart in hepfpga; supported: "
-                "Dense, relu activations, Dropout and a final softmax"
+                "Dense, Conv2D, MaxPooling2D, Flatten, relu activations, Dropout and a final "
+                "softmax"
             )
     hmodel = keras.Model(inputs, x, name=f"{model.name}_hgq")
     for hlayer, layer in copies:

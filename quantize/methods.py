@@ -10,8 +10,8 @@ covers (with the reason for the others).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hepfpga.errors import ConfigError
@@ -44,6 +44,8 @@ class QuantizationMethod:
     architectures: tuple[str, ...] | None = None
     #: why the others are not
     refusal: str = ""
+    #: architecture -> why it is not covered (naming the layer); others: ``refusal``
+    refusals: Mapping[str, str] = field(default_factory=dict)
     #: ``quantization config -> the fit settings QAT uses`` (None: the config as it is)
     fit_settings: Callable[[Any], Any] | None = None
     #: the file of the run folder holding the model the firmware is built from (None: the
@@ -84,13 +86,20 @@ QUANTIZATION_METHODS.register(
         callbacks=lambda config: hgq_callbacks(config.hgq),
         model_file="hgq_model.h5",
         proxy_file="hgq_proxy_model.h5",
-        architectures=("mlp",),
+        architectures=("mlp", "cnn"),
         fit_settings=_hgq_fit_settings,
         refusal=(
-            "hepfpga maps Dense/relu networks to HGQ's layers so far; HGQ 0.2.6 has no "
-            "recurrent, graph or generative layers, and its convolution counterparts are not "
-            "mapped yet"
+            "hepfpga maps the mlp and cnn classifiers' layers to HGQ (Dense, Conv2D, "
+            "MaxPooling2D, Flatten, relu); this architecture's are not mapped"
         ),
+        refusals={
+            "lstm": "its LSTM layer has no HGQ 0.2.6 counterpart (HGQ has no recurrent layers)",
+            "gru": "its GRU layer has no HGQ 0.2.6 counterpart (HGQ has no recurrent layers)",
+            "garnet": "its GarNet layer has no HGQ 0.2.6 counterpart",
+            "deepsets": "its layer 'pool' (a global pooling over the particles) has no HGQ "
+            "0.2.6 counterpart (HGQ has no global pooling layers)",
+            "conv_ae": "its UpSampling2D layers have no HGQ 0.2.6 counterpart",
+        },
     ),
 )
 
@@ -100,9 +109,10 @@ def check_method_architecture(method: str, architecture: str) -> None:
     ``architecture``, with the reason."""
     entry = QUANTIZATION_METHODS[method]
     if entry.architectures is not None and architecture not in entry.architectures:
+        reason = entry.refusals.get(architecture, entry.refusal)
         raise ConfigError(
             f"quantization method '{method}' covers the architectures "
-            f"{', '.join(entry.architectures)}, not '{architecture}': {entry.refusal}",
+            f"{', '.join(entry.architectures)}, not '{architecture}': {reason}",
             path="quantization.method",
         )
 

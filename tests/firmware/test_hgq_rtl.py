@@ -95,9 +95,7 @@ def test_traced_proxy_model_is_bit_exact(name: str, proxies: dict[str, Any]) -> 
     assert len(np.unique(hidden)) > 1  # heterogeneous: a type per activation
 
 
-def test_onnx_form_of_the_proxy_model_is_exact(
-    proxies: dict[str, Any], tmp_path: Path
-) -> None:
+def test_onnx_form_of_the_proxy_model_is_exact(proxies: dict[str, Any], tmp_path: Path) -> None:
     """The plain-operation form (what tf2onnx converts) in Keras and in onnxruntime gives
     the proxy model's logits exactly, wrap-around included."""
     from hepfpga.deploy.onnx_export import check_onnx, export_onnx

@@ -235,16 +235,50 @@ def test_bad_hgq_config_names_the_key(quantization: dict[str, Any], needles: lis
         assert needle in str(info.value)
 
 
-@pytest.mark.parametrize("architecture", ["cnn", "lstm", "garnet"])
-def test_hgq_refuses_architectures_it_does_not_cover(architecture: str) -> None:
+@pytest.mark.parametrize(
+    ("architecture", "layer"),
+    [("lstm", "LSTM layer"), ("garnet", "GarNet layer"), ("deepsets", "layer 'pool'")],
+)
+def test_hgq_refuses_architectures_it_does_not_cover(architecture: str, layer: str) -> None:
     from hepfpga.errors import ConfigError
     from hepfpga.quantize.methods import check_method_architecture
 
     check_method_architecture("hgq", "mlp")
+    check_method_architecture("hgq", "cnn")
     check_method_architecture("qkeras", architecture)
     with pytest.raises(ConfigError, match=f"not '{architecture}'") as info:
         check_method_architecture("hgq", architecture)
     assert info.value.path == "quantization.method"
+    assert layer in str(info.value) and "\n" not in str(info.value)
+
+
+def test_hgq_counterpart_of_a_cnn_copies_the_weights() -> None:
+    from tensorflow import keras
+
+    from hepfpga.quantize.hgq import HGQSettings, hgq_counterpart
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 1), name="input")
+    h = keras.layers.Conv2D(2, (3, 3), padding="same", name="conv_1")(inputs)
+    h = keras.layers.Activation("relu", name="relu_conv_1")(h)
+    h = keras.layers.MaxPooling2D((2, 2), name="pool_1")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    h = keras.layers.Dense(3, name="logits")(h)
+    model = keras.Model(inputs, keras.layers.Activation("softmax", name="softmax")(h))
+    hmodel = hgq_counterpart(model, HGQSettings())
+    assert [type(layer).__name__ for layer in hmodel.layers] == [
+        "InputLayer",
+        "HQuantize",
+        "HConv2D",
+        "HActivation",
+        "PMaxPooling2D",
+        "PFlatten",
+        "HDense",
+        "Activation",
+    ]
+    conv = hmodel.get_layer("conv_1")
+    assert conv.padding == "same" and conv.kernel_size == (3, 3)
+    np.testing.assert_array_equal(conv.kernel.numpy(), model.get_layer("conv_1").kernel.numpy())
 
 
 def test_hgq_counterpart_refuses_unmapped_layers_naming_them() -> None:
