@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,8 +18,9 @@ from hepfpga.firmware import FirmwareOptions, compile_project, write_project
 from hepfpga.firmware.emulate import EmulationFallbackWarning, emulate_file
 from hepfpga.firmware.hgq import write_hgq_project
 from hepfpga.firmware.precision import is_quantized
-from hepfpga.quantize.hgq import check_hgq_model, is_hgq_model
+from hepfpga.quantize.methods import method_of_model
 from hepfpga.quantize.model_io import load_keras_model
+from hepfpga.registry import Registry
 from hepfpga.train.model_checks import check_model_inputs
 
 
@@ -129,32 +132,22 @@ def emulate(
     check_model_inputs(model)
     if len(model.inputs) == 1:
         open_array(data, key=keys if not isinstance(keys, dict) else None, columns=names)
-    hgq = is_hgq_model(model)
-    if hgq:
-        check_hgq_model(model)
-    elif not is_quantized(model):
-        raise ConfigError(
-            f"{model_file} is a float (non-QKeras) model; emulate reproduces the firmware of "
-            "QKeras models, whose types come from their quantizers. Quantize it with QKeras, "
-            "or write and check a float model's profiled firmware with 'hepfpga firmware "
-            "MODEL --data FILE' and 'hepfpga verify MODEL --data FILE'"
-        )
+    build = _PROJECT_BUILDERS[method_of_model(model)]
+    build(model, options, None, None, model_file)  # refuses what it cannot emulate, early
     with (
         tempfile.TemporaryDirectory(prefix="hepfpga-emulate-") as folder,
         warnings.catch_warnings(),
     ):
         # the fallback is logged and summed up below; Python's own warning line would repeat it
         warnings.simplefilter("ignore", EmulationFallbackWarning)
-        if hgq:  # the proxy model's firmware, its activation ranges traced on DATA's start
+
+        def calibration() -> Any:  # the start of DATA (read only by the methods that need it)
             reader = open_array(
                 data, key=keys if not isinstance(keys, dict) else None, columns=names
             )
-            calibration = reader.read(0, min(check_events, reader.n_events))
-            project = write_hgq_project(
-                model, options, Path(folder) / "firmware", calibration=calibration, compile=True
-            )
-        else:
-            project = compile_project(write_project(model, options, Path(folder) / "firmware"))
+            return reader.read(0, min(check_events, reader.n_events))
+
+        project = build(model, options, Path(folder) / "firmware", calibration, model_file)
         with disk_full_as_error("writing the emulated outputs", out):
             result = emulate_file(
                 project,
@@ -204,3 +197,37 @@ def _input_keys(key: str | None) -> str | dict[str, str] | None:
 
 
 COMMANDS = (emulate,)
+
+
+def _qkeras_project(
+    model: Any, options: FirmwareOptions, folder: Path | None, calibration: Any, source: Path
+) -> Any:
+    """The compiled project of a QKeras model (``folder`` None: only check that it is one)."""
+    if not is_quantized(model):
+        raise ConfigError(
+            f"{source} is a float (non-QKeras) model; emulate reproduces the firmware of "
+            "QKeras models, whose types come from their quantizers. Quantize it with QKeras, "
+            "or write and check a float model's profiled firmware with 'hepfpga firmware "
+            "MODEL --data FILE' and 'hepfpga verify MODEL --data FILE'"
+        )
+    if folder is None:
+        return None
+    return compile_project(write_project(model, options, folder))
+
+
+def _hgq_project(
+    model: Any, options: FirmwareOptions, folder: Path | None, calibration: Any, source: Path
+) -> Any:
+    """The compiled project of an HGQ model's proxy model, its activation ranges traced on
+    the start of DATA (``calibration()``: those events)."""
+    if folder is None:
+        return None
+    return write_hgq_project(model, options, folder, calibration=calibration(), compile=True)
+
+
+#: quantization method (:func:`hepfpga.quantize.methods.method_of_model`) -> ``(model,
+#: options, folder, calibration, source) -> compiled project`` (folder None: the model's
+#: checks only)
+_PROJECT_BUILDERS = Registry[Callable[..., Any]](
+    "quantization method", {"qkeras": _qkeras_project, "hgq": _hgq_project}
+)

@@ -30,8 +30,9 @@ from hepfpga.firmware.options import IOType, Strategy
 from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.softmax import SOFTMAX_MODES
 from hepfpga.firmware.verify import plan_for_events
-from hepfpga.quantize.hgq import check_hgq_model, is_hgq_model
+from hepfpga.quantize.methods import method_of_model
 from hepfpga.quantize.model_io import load_keras_model
+from hepfpga.registry import Registry
 from hepfpga.train.model_checks import check_model_inputs
 from hepfpga.yaml_io import load_yaml
 
@@ -224,25 +225,60 @@ def firmware_cmd(
     options = _build_options(options_file, **_flags(**kwargs))
     loaded = load_keras_model(model_file, weights=weights)
     check_model_inputs(loaded)
-    if is_hgq_model(loaded):
-        check_hgq_model(loaded)
-        events = _events(loaded, data_file, key, n_random, max_events, options)
-        if events is None:
-            raise ConfigError(
-                f"{model_file} is an HGQ model: give events (--data FILE or --random N) to "
-                "trace its activation ranges, which set the integer bits of its types"
-            )
-        project = write_hgq_project(
-            loaded, options, out, calibration=events, compile=compile_, overwrite=overwrite
+    writer = _PROJECT_WRITERS[method_of_model(loaded)]
+    writer(
+        loaded,
+        options,
+        out,
+        lambda model: _events(model, data_file, key, n_random, max_events, options),
+        compile_=compile_,
+        overwrite=overwrite,
+        model_file=model_file,
+    )
+
+
+def _write_hgq_project(
+    loaded: Any,
+    options: FirmwareOptions,
+    out: Path,
+    events_of: Callable[[Any], Any],
+    *,
+    compile_: bool,
+    overwrite: bool,
+    model_file: Path,
+) -> None:
+    """``firmware`` of an HGQ model: its proxy model's project (types from its
+    FixedPointQuantizer layers, activation ranges traced on the events)."""
+    events = events_of(loaded)
+    if events is None:
+        raise ConfigError(
+            f"{model_file} is an HGQ model: give events (--data FILE or --random N) to "
+            "trace its activation ranges, which set the integer bits of its types"
         )
-        click.echo(
-            f"wrote {project.path} ({options.backend.value}; HGQ proxy model: types "
-            "from its FixedPointQuantizer layers)"
-        )
-        return
+    project = write_hgq_project(
+        loaded, options, out, calibration=events, compile=compile_, overwrite=overwrite
+    )
+    click.echo(
+        f"wrote {project.path} ({options.backend.value}; HGQ proxy model: types "
+        "from its FixedPointQuantizer layers)"
+    )
+
+
+def _write_general_project(
+    loaded: Any,
+    options: FirmwareOptions,
+    out: Path,
+    events_of: Callable[[Any], Any],
+    *,
+    compile_: bool,
+    overwrite: bool,
+    model_file: Path,
+) -> None:
+    """``firmware`` of a QKeras model (types from its quantizers) or a float model (types
+    profiled on the events)."""
     model = hls4ml_ready_model(loaded)
     check_supported(model)
-    events = _events(model, data_file, key, n_random, max_events, options)
+    events = events_of(model)
     tb_in = tb_out = None
     if events is None:
         plan = plan_conversion(model, options)
@@ -341,10 +377,24 @@ def verify_cmd(
     if data_file is None and n_random is None:
         n_random = 1000
     events = _events(model, data_file, key, n_random, max_events, options)
-    if is_hgq_model(model):
-        check_hgq_model(model)
-        _verify_hgq(model, events, options, report)
-        return
+    verifier = _VERIFIERS[method_of_model(model)]
+    verifier(
+        model, events, options, report, tolerance=tolerance, no_cache=no_cache, cache_dir=cache_dir
+    )
+
+
+def _verify_general(
+    model: Any,
+    events: Any,
+    options: Any,
+    report: Path | None,
+    *,
+    tolerance: float | None,
+    no_cache: bool,
+    cache_dir: Path | None,
+) -> None:
+    """``verify`` of a QKeras or float model: every layer of the C simulation against Keras
+    (:func:`hepfpga.firmware.verify_model`)."""
     result = verify_model(
         model,
         events,
@@ -363,9 +413,10 @@ def verify_cmd(
         raise VerificationError(f"verification failed: {reason}")
 
 
-def _verify_hgq(model: Any, events: Any, options: Any, report: Path | None) -> None:
+def _verify_hgq(model: Any, events: Any, options: Any, report: Path | None, **general: Any) -> None:
     """``verify`` of an HGQ model: its proxy model's firmware, calibrated on the events,
-    compiled in a temporary folder and compared bit for bit (:mod:`hepfpga.firmware.hgq`)."""
+    compiled in a temporary folder and compared bit for bit (:mod:`hepfpga.firmware.hgq`;
+    bit-exact is the requirement: ``--tolerance`` and the cache options do not apply)."""
     if isinstance(events, list):
         raise ConfigError("HGQ models with several inputs are not supported yet")
     click.echo("building the C simulation of the HGQ proxy model with g++", err=True)
@@ -378,5 +429,15 @@ def _verify_hgq(model: Any, events: Any, options: Any, report: Path | None) -> N
     if not result.passed:
         raise VerificationError(f"verification failed: {result.summary()}")
 
+
+#: quantization method of the model (:func:`hepfpga.quantize.methods.method_of_model`;
+#: float models are ``qkeras``: hls4ml's general path) -> how ``firmware`` writes its project
+_PROJECT_WRITERS = Registry[Callable[..., None]](
+    "quantization method", {"qkeras": _write_general_project, "hgq": _write_hgq_project}
+)
+#: quantization method of the model -> how ``verify`` checks its firmware
+_VERIFIERS = Registry[Callable[..., None]](
+    "quantization method", {"qkeras": _verify_general, "hgq": _verify_hgq}
+)
 
 COMMANDS = (firmware_cmd, verify_cmd)
