@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from hepfpga.errors import ConfigError, ConversionError
 
 if TYPE_CHECKING:
@@ -410,7 +412,6 @@ def onnx_ready_proxy(proxy: keras.Model) -> keras.Model:
     proxy model's own (shared weights). Its outputs equal the proxy model's bit for bit.
     """
     # deferred: TensorFlow loads slowly
-    import numpy as np
     import tensorflow as tf
     from tensorflow import keras
 

@@ -165,13 +165,11 @@ class HardwareReport:
                 f"[{res.source}]"
             )
         if self.ebops is not None:
-            res = self.resources
-            counted = f"{res.lut:,} LUT" if res is not None else "no LUT count"
-            ratio = (
-                f" ({self.resources.lut / self.ebops:.3g} LUT per EBOP)"
-                if self.resources is not None and self.ebops > 0
-                else ""
-            )
+            counted, ratio = "no LUT count", ""
+            if self.resources is not None:
+                counted = f"{self.resources.lut:,} LUT"
+                if self.ebops > 0:
+                    ratio = f" ({self.resources.lut / self.ebops:.3g} LUT per EBOP)"
             lines.append(f"HGQ estimate: {self.ebops:,.0f} EBOPs vs {counted} counted{ratio}")
         if self.timing is not None:
             est = (
