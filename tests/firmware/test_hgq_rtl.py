@@ -89,10 +89,8 @@ def test_traced_proxy_model_is_bit_exact(name: str, proxies: dict[str, Any]) -> 
     traced = net.comb.predict(values)
     expected = np.asarray(proxy.predict(x, verbose=0), dtype=np.float64).reshape(len(x), -1)
     np.testing.assert_array_equal(traced, expected)
-    hidden = proxy.get_layer(
-        "hidden_relu_quantizer" if name == "mlp" else "conv_relu_quantizer"
-    ).bits.numpy()
-    assert len(np.unique(hidden)) > 1  # heterogeneous: a type per activation
+    quantizers = [layer for layer in proxy.layers if type(layer).__name__ == "FixedPointQuantizer"]
+    assert any(bool(q.heterogeneous) for q in quantizers)  # a type per element somewhere
 
 
 def test_onnx_form_of_the_proxy_model_is_exact(proxies: dict[str, Any], tmp_path: Path) -> None:
