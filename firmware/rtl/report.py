@@ -165,12 +165,11 @@ class HardwareReport:
                 f"[{res.source}]"
             )
         if self.ebops is not None:
-            counted, ratio = "no LUT count", ""
+            beside = " (no resource count to set beside it: synthesis not run)"
             if self.resources is not None:
-                counted = f"{self.resources.lut:,} LUT"
-                if self.ebops > 0:
-                    ratio = f" ({self.resources.lut / self.ebops:.3g} LUT per EBOP)"
-            lines.append(f"HGQ estimate: {self.ebops:,.0f} EBOPs vs {counted} counted{ratio}")
+                ratio = self.resources.lut / self.ebops if self.ebops > 0 else float("nan")
+                beside = f" vs {self.resources.lut:,} LUT counted ({ratio:.3g} LUT per EBOP)"
+            lines.append(f"HGQ estimate: {self.ebops:,.0f} EBOPs{beside}")
         if self.timing is not None:
             est = (
                 f", estimated {self.timing.estimated_ns:g} ns"
