@@ -201,15 +201,21 @@ def load_run_sample(run: Run) -> tuple[Path, JetSample]:
 def split_run_sample(run: Run, sample: JetSample) -> Split:
     """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
     stratified split for every task with the same seed). A streamed run's ``sample`` is its
-    test jets alone (:class:`DataResult`), which cannot be split again: a
-    :class:`~hepfpga.errors.DataError` says so."""
-    if sample.metadata.get("streamed_part") == "test":
-        raise DataError(
-            f"the run streamed its {run.config.data.path} (data.loading) and holds only its "
-            f"{len(sample)} test jets; name a background file (task.trigger_rates.background) "
-            "or set data.loading: memory"
-        )
+    test jets alone (:class:`DataResult`): they are the split's test part (training and
+    validation parts empty) when they are all the test jets; when ``verification.max_events``
+    capped them, a :class:`~hepfpga.errors.DataError` says the whole test part is not held."""
     config = run.config
+    if sample.metadata.get("streamed_part") == "test":
+        cap = sample.metadata.get("capped_at")
+        if cap is not None:
+            raise DataError(
+                f"the run streamed {config.data.path} (data.loading) and holds only {len(sample)} "
+                f"of its test jets (verification.max_events: {cap}); name a background file "
+                "(task.trigger_rates.background), or set verification.max_events: null or "
+                "data.loading: memory"
+            )
+        none = sample.subset(np.arange(0))
+        return Split(none, none, sample)
     if config.data.max_jets is not None:
         sample = stratified_subsample(sample, config.data.max_jets, config.seed)
     s = config.data.split
@@ -266,10 +272,10 @@ def streamed_data_result(run: Run, path: Path, plan: LoadingPlan) -> DataResult:
     split = split_stream(
         sample, (s.train, s.validation, s.test), config.seed, max_jets=config.data.max_jets
     )
-    if config.verification.max_events is not None:
-        split = split.capped_test(
-            sample.labels, len(sample.class_names), config.verification.max_events, config.seed
-        )
+    cap = config.verification.max_events
+    full_test = len(split.test)
+    if cap is not None:
+        split = split.capped_test(sample.labels, len(sample.class_names), cap, config.seed)
     representation = config.model.input_representation(config.data)
     inputs = stream_inputs(
         sample, split, representation, batch_size=config.training.batch_size, seed=config.seed
@@ -280,6 +286,7 @@ def streamed_data_result(run: Run, path: Path, plan: LoadingPlan) -> DataResult:
         write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
     test_jets = inputs.jets("test")
     test_jets.metadata["streamed_part"] = "test"
+    test_jets.metadata["capped_at"] = cap if len(split.test) < full_test else None
     return DataResult(
         sample=test_jets,
         path=path,

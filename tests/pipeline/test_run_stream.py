@@ -44,7 +44,9 @@ def shards(tmp_path_factory: pytest.TempPathFactory, make_jets_module) -> Path:
     return folder
 
 
-def _config(shards: Path, out: Path, loading: str, **data: Any) -> Any:
+def _config(
+    shards: Path, out: Path, loading: str, max_events: int | None = TEST_CAP, **data: Any
+) -> Any:
     return parse_config(
         {
             "name": f"stream-{loading}",
@@ -54,15 +56,17 @@ def _config(shards: Path, out: Path, loading: str, **data: Any) -> Any:
             "model": {"hidden_units": [8]},
             "training": {"epochs": 2, "batch_size": 32},
             "quantization": {"epochs": 1, "batch_size": 64},
-            "verification": {"max_events": TEST_CAP, "testbench_events": 20},
+            "verification": {"max_events": max_events, "testbench_events": 20},
         }
     )
 
 
-def _data(shards: Path, tmp_path: Path, loading: str, **data: Any) -> tuple[Run, DataResult]:
-    run_dir = tmp_path / loading
+def _data(
+    shards: Path, tmp_path: Path, loading: str, max_events: int | None = TEST_CAP, **data: Any
+) -> tuple[Run, DataResult]:
+    run_dir = tmp_path / f"{loading}-{max_events}"
     run_dir.mkdir()
-    run = Run(config=_config(shards, tmp_path, loading, **data), run_dir=run_dir)
+    run = Run(config=_config(shards, tmp_path, loading, max_events, **data), run_dir=run_dir)
     run.results["data"] = data_stage(run)
     return run, run.get(DataResult)
 
@@ -99,9 +103,16 @@ def test_streamed_run_splits_and_scales_as_in_memory(shards: Path, tmp_path: Pat
     assert loaded["loading"] == {"streamed": False, "reason": "data.loading: memory"}
     assert streamed["n_jets"] == loaded["n_jets"] == 500
     assert streamed["split"] == loaded["split"]
-    # the streamed run holds its test jets only: splitting them again is refused
-    with pytest.raises(DataError, match="holds only its"):
+    # the streamed run holds its test jets only: the trigger rates' background is the whole
+    # test part, which the run holds when verification.max_events did not cap it
+    with pytest.raises(DataError, match=r"holds only \d+ of its test jets"):
         split_run_sample(stream_run, stream.sample)
+    uncapped_run, uncapped = _data(shards, tmp_path, "stream", max_events=None, **extra)
+    test = split_run_sample(memory_run, memory.sample).test
+    again = split_run_sample(uncapped_run, uncapped.sample)
+    assert len(again.train) == len(again.validation) == 0
+    np.testing.assert_array_equal(again.test.features, test.features)
+    np.testing.assert_array_equal(again.test.labels, test.labels)
 
 
 def test_streamed_run_trains_float_and_qkeras_and_reports(shards: Path, tmp_path: Path) -> None:
