@@ -17,6 +17,7 @@ from hepfpga.cli import main
 from hepfpga.errors import DataError
 from hepfpga.pipeline.config import parse_config
 from hepfpga.pipeline.run import Run
+from hepfpga.pipeline.run_report import RunReport
 from hepfpga.pipeline.stages import (
     DataResult,
     FloatModelResult,
@@ -131,6 +132,15 @@ def test_streamed_run_trains_float_and_qkeras_and_reports(shards: Path, tmp_path
     resources = json.loads(json.dumps(data.report_items(run)["resources"]))
     assert resources["peak_rss_mib"] >= float_model.fit.peak_rss_mb - 0.1
     assert "ru_maxrss" in resources["peak_rss_source"] and "MiB" in resources["peak_rss_source"]
+    # read back by the one reader of report.json
+    content = json.loads(json.dumps(data.report_items(run), default=str))
+    report = RunReport.from_content(content)
+    assert report.streamed is True and report.peak_rss_mib == resources["peak_rss_mib"]
+    content["data"]["loading"]["streamed"] = "yes"
+    with pytest.raises(
+        DataError, match=r"'data\.loading\.streamed' is a string; expected a boolean"
+    ):
+        RunReport.from_content(content)
 
 
 def test_auto_streams_above_the_threshold(shards: Path, tmp_path: Path, make_jets) -> None:
