@@ -15,12 +15,17 @@ name order, as :func:`hepfpga.train.io.load_sample` concatenates them, so:
   jets chunk by chunk (:meth:`~hepfpga.train.representations.Features.encode`...);
 * :meth:`StreamedInputs.dataset` is a ``tf.data.Dataset`` of ``(inputs, labels)`` batches.
   For training it is shuffled per epoch from the seed alone: the part is cut into blocks of
-  ``block_jets`` consecutive jets, the blocks are permuted, ``buffer_jets`` jets' worth of
-  blocks at a time are read and their jets permuted (``numpy.random.default_rng((seed,
-  epoch))``), so every jet is seen once per epoch, a rerun sees the same batches, and memory
-  holds one shuffle buffer whatever the size of the sample (besides the labels and the
-  split's jet numbers: about 17 bytes per jet, 17 MB for a million). Small blocks from many
-  places of the sample mix the classes even where a file stores its jets class by class. With
+  ``block_jets`` consecutive jets, the blocks are permuted and dealt into shuffle buffers of
+  about ``buffer_jets`` jets, each buffer is read and its jets permuted
+  (``numpy.random.default_rng((seed, epoch))``), so every jet is seen once per epoch, a rerun
+  sees the same batches, and memory holds one shuffle buffer whatever the size of the sample
+  (besides the labels and the split's jet numbers: about 17 bytes per jet, 17 MB for a
+  million). Where a file stores its jets class by class (``hepfpga data generate`` writes one
+  class per shard) a block holds one class: the blocks are dealt round-robin by their
+  majority class, so every buffer holds each class's share of the part (to a block), and the
+  model does not drift towards the class mix of the last buffer of an epoch (with buffers of
+  64 randomly drawn one-class blocks, measured on a 100k-jet sample: a validation loss that
+  jumped between epochs and an early stop 2 points of accuracy lower). With
   ``shuffle=False`` (validation, test) the batches follow the jet numbers: exactly the
   batches Keras makes from the in-memory arrays without shuffling.
 
@@ -271,14 +276,23 @@ class StreamedInputs:
         size = self.block_jets if shuffle else self.chunk_jets
         blocks = [index[i : i + size] for i in range(0, len(index), size)]
         rng = np.random.default_rng((self.seed, epoch))
+        groups = [[b] for b in blocks]
         if shuffle:
             blocks = [blocks[i] for i in rng.permutation(len(blocks))]
-        group = max(1, self.buffer_jets // self.block_jets) if shuffle else 1
+            n_groups = -(-len(blocks) // max(1, self.buffer_jets // self.block_jets))
+            # dealt round-robin in the order of their majority class (stable: the permuted
+            # order within a class), so each buffer holds every class's share
+            n_classes = len(self.sample.class_names)
+            majority = [
+                np.bincount(self.sample.labels[b], minlength=n_classes).argmax() for b in blocks
+            ]
+            order = np.argsort(majority, kind="stable")
+            groups = [[blocks[i] for i in order[g::n_groups]] for g in range(n_groups)]
         carry_x: list[np.ndarray] = []
         carry_y: list[np.ndarray] = []
-        for g in range(0, len(blocks), group):
+        for group in groups:
             # one buffer: a few blocks, each sorted so a shard is read in row ranges
-            wanted = np.sort(np.concatenate(blocks[g : g + group]))
+            wanted = np.sort(np.concatenate(group))
             chunks = list(self.sample.chunks(wanted, self.chunk_jets, self.parts))
             x = np.concatenate([*carry_x, *(self._encode(c) for c in chunks)])
             y = np.concatenate([*carry_y, *(c.labels for c in chunks)])

@@ -218,3 +218,23 @@ def test_streams_read_only_the_datasets_the_representation_uses(
     inputs = stream_inputs(sample, split, representation, batch_size=8, seed=0, chunk_jets=16)
     assert np.isfinite(inputs.arrays("train")).all()
     assert inputs.jets("test").metadata[part] == "absent"
+
+
+def test_shuffle_buffers_hold_every_class_of_one_class_shards(tmp_path: Path, make_jets) -> None:
+    """Shards of one class each (as ``hepfpga data generate`` writes them): every shuffle
+    buffer holds each class's share of the training jets to within a block per class."""
+    jets = make_jets(1000, seed=6, n_constituents=4)
+    for c in range(5):
+        save_sample(jets.subset(np.flatnonzero(jets.labels == c)), tmp_path / f"shard-c{c}.h5")
+    sample = ShardedSample.open(tmp_path)
+    inputs = stream_inputs(sample, split_stream(sample, FRACTIONS, seed=2), Features(),
+                           batch_size=1, seed=2)  # fmt: skip
+    inputs.block_jets, inputs.buffer_jets = 8, 120  # about 5 buffers of 15 one-class blocks
+    share = np.bincount(inputs.labels("train"), minlength=5) / len(inputs.labels("train"))
+    for epoch in range(3):
+        buffers = [y for _, y in inputs.buffers("train", shuffle=True, epoch=epoch)]
+        assert len(buffers) >= 4
+        assert sum(len(y) for y in buffers) == len(inputs.labels("train"))
+        for y in buffers:
+            counts = np.bincount(y, minlength=5)
+            assert np.all(np.abs(counts - share * len(y)) <= inputs.block_jets + 1), counts
