@@ -435,7 +435,9 @@ def loading_plan(data: DataConfig, path: str | os.PathLike[str], *, builtin: boo
     if data.loading == "memory":
         return LoadingPlan(False, "data.loading: memory")
     files = (
-        "the built-in sample is an .npz file, loaded into memory" if builtin else _streamable(path)
+        "the built-in sample is an .npz file (only HDF5 files are streamed)"
+        if builtin
+        else _streamable(path)
     )
     if data.loading == "stream":
         if isinstance(files, str):
