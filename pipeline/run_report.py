@@ -76,6 +76,11 @@ class RunReport:
     parameters: int | None = None
     #: the run's wall time in seconds
     seconds: float | None = None
+    #: the run's peak resident memory in MiB (``resources.peak_rss_mib``: ``getrusage``'s
+    #: ``ru_maxrss`` when the report was written; None for runs written before it was recorded)
+    peak_rss_mib: float | None = None
+    #: whether the run streamed its jets (``data.loading.streamed``; None: not recorded)
+    streamed: bool | None = None
 
     @classmethod
     def from_content(
@@ -109,6 +114,8 @@ class RunReport:
                 summary=None if summary is None else tuple(str(line) for line in summary),
                 parameters=content.get("parameters"),
                 seconds=_mapping(content.get("timings_s")).get("total"),
+                peak_rss_mib=_mapping(content.get("resources")).get("peak_rss_mib"),
+                streamed=_streamed(_mapping(data.get("loading")).get("streamed")),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{where}: not a hepfpga run report ({_reason(exc)})") from exc
@@ -163,6 +170,9 @@ _REPORT_TYPES: dict[str, tuple[type, ...]] = {
     "parameters": (int, *_NONE),
     "timings_s": _OBJECT,
     "timings_s.total": _NUMBER + _NONE,
+    "resources": _OBJECT,
+    "resources.peak_rss_mib": _NUMBER + _NONE,
+    "data.loading": _OBJECT,
     "hls_vs_qkeras": _OBJECT,
     **{f"{model}": _OBJECT for model in MODELS},
     **{f"{model}.test": _OBJECT for model in MODELS},
@@ -213,6 +223,12 @@ def _check_types(content: Mapping[str, Any]) -> None:
 
 
 _ABSENT = object()
+
+
+def _streamed(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise TypeError(f"'data.loading.streamed' is {_json_name(value)}; expected a boolean")
 
 
 def _json_name(value: Any) -> str:
