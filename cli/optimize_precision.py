@@ -59,8 +59,12 @@ from hepfpga.quantize.model_io import load_keras_model
     help="Pareto points built as RTL (the chosen one first).",
 )
 @click.option("--synth/--no-synth", default=True, show_default=True, help="yosys counts.")
-@click.option("--csim/--no-csim", default=True, show_default=True,
-              help="Prove the chosen configuration with one hls4ml C simulation.")
+@click.option(
+    "--csim/--no-csim",
+    default=True,
+    show_default=True,
+    help="Prove the chosen configuration with one hls4ml C simulation.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 def optimize_precision_command(
     target: Path,

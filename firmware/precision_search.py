@@ -72,8 +72,9 @@ from hepfpga.firmware.emulate_engine.plan import Plan, build_plan
 from hepfpga.firmware.emulate_engine.steps import ConvertStep, MatmulStep
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.layers.graph import model_graph
+from hepfpga.firmware.layers.tracers import apply_elementwise
 from hepfpga.firmware.options import FirmwareOptions, LayerTypes
-from hepfpga.firmware.rtl.trace import TracedNetwork, round_half_even
+from hepfpga.firmware.rtl.trace import DEFAULT_SOLVER_OPTIONS, TracedNetwork, round_half_even
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = [
@@ -159,7 +160,12 @@ def search_space(plan: ConversionPlan) -> list[Knob]:
     t_in = plan.precision[chain[0]].result
     knobs.append(Knob(chain[0], "input_integer", 1, t_in.integer))
     knobs.append(
-        Knob(chain[0], "input_fractional", max(0, t_in.fractional - MAX_DROPPED_BITS), t_in.fractional)
+        Knob(
+            chain[0],
+            "input_fractional",
+            max(0, t_in.fractional - MAX_DROPPED_BITS),
+            t_in.fractional,
+        )
     )
     nodes = model_graph(plan.model)
     for node in nodes:
@@ -173,7 +179,12 @@ def search_space(plan: ConversionPlan) -> list[Knob]:
             r = types.result
             knobs.append(Knob(node.name, "integer", 1, r.integer))
             knobs.append(
-                Knob(node.name, "result_fractional", max(0, r.fractional - MAX_DROPPED_BITS), r.fractional)
+                Knob(
+                    node.name,
+                    "result_fractional",
+                    max(0, r.fractional - MAX_DROPPED_BITS),
+                    r.fractional,
+                )
             )
         elif kind == "QActivation":
             r = types.result
@@ -218,10 +229,11 @@ def candidate_types(plan: ConversionPlan, values: Mapping[str, int]) -> dict[str
         if _is_dense(base):
             i = values.get(f"{node.name}.integer", base.result.integer)
             f_r = values.get(f"{node.name}.result_fractional", base.result.fractional)
-            wrap = {"rounding": Rounding.TRN, "saturation": Saturation.WRAP}
+            assert base.weight is not None and base.accum is not None  # _is_dense
             f_acc = incoming + base.weight.fractional  # every product exact
-            accum = FixedType(i + f_acc, i, base.accum.signed, **wrap)
-            result = FixedType(i + min(f_r, f_acc), i, base.result.signed, **wrap)
+            trn, wrap = Rounding.TRN, Saturation.WRAP
+            accum = FixedType(i + f_acc, i, base.accum.signed, trn, wrap)
+            result = FixedType(i + min(f_r, f_acc), i, base.result.signed, trn, wrap)
             if (result, accum) != (base.result, base.accum):
                 types[node.name] = LayerTypes(result=result, accum=accum)
             frac[node.name] = result.fractional
@@ -251,6 +263,8 @@ def _accum_fractional(step: MatmulStep) -> int:
 def _accum_type(step: MatmulStep) -> FixedType:
     """The accumulator type a wrapping sum is reduced to (``AP_TRN, AP_WRAP``)."""
     wrap = step.accum_wrap
+    if wrap is None:
+        raise ConversionError(f"layer '{step.name}': its sum never wraps")
     frac = _accum_fractional(step)
     return FixedType(wrap.width, wrap.width - frac, wrap.lo < 0, Rounding.TRN, Saturation.WRAP)
 
@@ -272,22 +286,21 @@ def _variables(t: FixedType, n: int, options: dict[str, Any]) -> Any:
 
     k, i, f = _kif(t)
     return FixedVariableArray.from_kif(
-        np.full(n, k), np.full(n, i), np.full(n, f), hwconf=HWConfig(1, -1, -1), solver_options=options
+        np.full(n, k),
+        np.full(n, i),
+        np.full(n, f),
+        hwconf=HWConfig(1, -1, -1),
+        solver_options=options,
     )
 
 
 def _convert(x: Any, to: FixedType) -> Any:
     """``(to) x`` on da4ml variables: ``AP_TRN``/``AP_RND_CONV`` with ``AP_SAT``/``AP_WRAP``."""
-    # deferred, optional: da4ml (hepfpga[hardware])
-    from hepfpga.firmware.layers.tracers import apply_elementwise
-
     return apply_elementwise(x, lambda v: round_half_even(v, to))
 
 
 def _trace_step(step: Any, x: Any, in_type: FixedType) -> Any:
     """One engine step on da4ml variables, the same arithmetic as the step's numpy code."""
-    from hepfpga.firmware.layers.tracers import apply_elementwise
-
     if isinstance(step, MatmulStep):
         if step.patches is not None or step.per_product is not None:
             raise ConversionError(
@@ -321,13 +334,13 @@ def _traced_steps(plan: Plan, until: str) -> list[Any]:
     raise ConversionError(f"the tensor '{until}' is not computed by the engine plan")
 
 
-def trace_plan(plan: Plan, logits_tensor: str, options: dict[str, Any] | None = None) -> TracedNetwork:
+def trace_plan(
+    plan: Plan, logits_tensor: str, options: dict[str, Any] | None = None
+) -> TracedNetwork:
     """The whole candidate, from its input codes to its logits, as one da4ml network (for
     the RTL of the final points; the search itself costs layer by layer, :class:`_LayerCosts`)."""
     # deferred, optional: da4ml (hepfpga[hardware])
     from da4ml.trace import comb_trace
-
-    from hepfpga.firmware.rtl.trace import DEFAULT_SOLVER_OPTIONS
 
     spec = plan.inputs[0]
     n_in = int(math.prod(spec.shape))
@@ -355,8 +368,6 @@ class _LayerCosts:
     """da4ml's LUT estimate and adder depth per engine step, cached on what determines them."""
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        from hepfpga.firmware.rtl.trace import DEFAULT_SOLVER_OPTIONS
-
         self.options = dict(options or DEFAULT_SOLVER_OPTIONS)
         self.cache: dict[str, tuple[float, float]] = {}
         self.solves = 0
@@ -464,7 +475,9 @@ class PrecisionSearch:
         self.model = model
         self.events = np.asarray(events, dtype=np.float32)
         if self.events.ndim != 2 or not len(self.events):
-            raise DataError(f"expected events as a non-empty 2-d array, got shape {self.events.shape}")
+            raise DataError(
+                f"expected events as a non-empty 2-d array, got shape {self.events.shape}"
+            )
         self.labels = None if labels is None else np.asarray(labels)
         if self.labels is not None and len(self.labels) != len(self.events):
             raise DataError(
@@ -559,8 +572,8 @@ class PrecisionSearch:
                 if tensor not in raw:
                     continue
                 t = plan.type_of(tensor) if tensor != plan.inputs[0].tensor else plan.inputs[0].type
-                values = np.ldexp(np.asarray(raw[tensor], dtype=np.float64), -t.fractional)
-                lo, hi = float(values.min()), float(values.max())
+                real = np.ldexp(np.asarray(raw[tensor], dtype=np.float64), -t.fractional)
+                lo, hi = float(real.min()), float(real.max())
                 ranges[name] = max(ranges.get(name, 0.0), -lo, hi + 2.0**-t.fractional)
         values: dict[str, int] = {}
         x = np.asarray(self.events, dtype=np.float64)

@@ -109,9 +109,7 @@ def run_inputs(run_dir: Path, scratch: Path) -> tuple[Any, np.ndarray, np.ndarra
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     firmware = report.section("config").get("firmware") or {}
-    options = FirmwareOptions.from_dict(
-        {k: firmware[k] for k in _RUN_OPTION_KEYS if k in firmware}
-    )
+    options = FirmwareOptions.from_dict({k: firmware[k] for k in _RUN_OPTION_KEYS if k in firmware})
     return load_keras_model(model_file), data.x_test, data.y_test, options
 
 
@@ -175,24 +173,54 @@ def plot_pareto(result: OptimizeResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     bad = [t for t in s.trials if not t.feasible]
     good = [t for t in s.trials if t.feasible]
-    ax.scatter([t.lut_estimate for t in bad], [t.adder_depth for t in bad], color="0.75",
-               s=12, label=f"violates {s.constraint.value}")
-    ax.scatter([t.lut_estimate for t in good], [t.adder_depth for t in good], color="C0",
-               s=16, label="feasible")
-    ax.plot([t.lut_estimate for t in s.pareto], [t.adder_depth for t in s.pareto], color="C1",
-            marker="o", label="Pareto front")
-    ax.scatter([s.baseline.lut_estimate], [s.baseline.adder_depth], marker="*", s=140,
-               color="k", label="quantizer-derived types", zorder=5)
+    ax.scatter(
+        [t.lut_estimate for t in bad],
+        [t.adder_depth for t in bad],
+        color="0.75",
+        s=12,
+        label=f"violates {s.constraint.value}",
+    )
+    ax.scatter(
+        [t.lut_estimate for t in good],
+        [t.adder_depth for t in good],
+        color="C0",
+        s=16,
+        label="feasible",
+    )
+    ax.plot(
+        [t.lut_estimate for t in s.pareto],
+        [t.adder_depth for t in s.pareto],
+        color="C1",
+        marker="o",
+        label="Pareto front",
+    )
+    ax.scatter(
+        [s.baseline.lut_estimate],
+        [s.baseline.adder_depth],
+        marker="*",
+        s=140,
+        color="k",
+        label="quantizer-derived types",
+        zorder=5,
+    )
     for p in result.final:
         if p.yosys_lut is not None:
             depth = next(t.adder_depth for t in s.trials if t.number == p.trial)
             ax.scatter([p.yosys_lut], [depth], marker="x", color="C3", zorder=6)
-            ax.annotate(f"yosys {p.yosys_lut:,}", (p.yosys_lut, depth), textcoords="offset points",
-                        xytext=(4, -10), fontsize=7)
+            ax.annotate(
+                f"yosys {p.yosys_lut:,}",
+                (p.yosys_lut, depth),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+            )
     ax.set_xlabel("LUT (da4ml estimate; x: yosys)")
     ax.set_ylabel("adder depth (da4ml delay units)")
-    ax.set_title(f"precision search, {s.constraint.value}"
-                 + (f" (epsilon {s.epsilon:g})" if s.epsilon is not None else ""), fontsize=9)
+    ax.set_title(
+        f"precision search, {s.constraint.value}"
+        + (f" (epsilon {s.epsilon:g})" if s.epsilon is not None else ""),
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -245,8 +273,7 @@ def optimize_precision(
             if synth and points:
                 points.append(result.baseline)
             final = [
-                _final_point(search, p, work / "rtl" / f"trial_{p.number}", synth)
-                for p in points
+                _final_point(search, p, work / "rtl" / f"trial_{p.number}", synth) for p in points
             ]
             shutil.rmtree(work / "rtl", ignore_errors=True)  # RTL can be made again; kept small
             ratio, error = _calibration(final)

@@ -35,11 +35,19 @@ def build_tiny_mlp(seed: int = 0) -> Any:
     tf.keras.utils.set_random_seed(seed)
     x = keras.Input((6,), name="input")
     h = QActivation(quantized_bits(12, 3, alpha=1), name="input_quant")(x)
-    h = QDense(8, kernel_quantizer=quantized_bits(6, 0, alpha=1),
-               bias_quantizer=quantized_bits(6, 0, alpha=1), name="dense_1")(h)
+    h = QDense(
+        8,
+        kernel_quantizer=quantized_bits(6, 0, alpha=1),
+        bias_quantizer=quantized_bits(6, 0, alpha=1),
+        name="dense_1",
+    )(h)
     h = QActivation(quantized_relu(6), name="relu_1")(h)
-    h = QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1),
-               bias_quantizer=quantized_bits(6, 0, alpha=1), name="logits")(h)
+    h = QDense(
+        3,
+        kernel_quantizer=quantized_bits(6, 0, alpha=1),
+        bias_quantizer=quantized_bits(6, 0, alpha=1),
+        name="logits",
+    )(h)
     out = keras.layers.Activation("softmax", name="softmax")(h)
     return keras.Model(x, out)
 
@@ -118,8 +126,13 @@ def test_accuracy_constraint_holds_and_the_search_is_seeded(
     model, x, labels = tiny
     epsilon = 0.03
     result = search_precision(
-        model, x, constraint=Constraint.ACCURACY, labels=labels, epsilon=epsilon,
-        n_trials=TRIALS, seed=1,
+        model,
+        x,
+        constraint=Constraint.ACCURACY,
+        labels=labels,
+        epsilon=epsilon,
+        n_trials=TRIALS,
+        seed=1,
     )
     base = result.baseline.accuracy
     assert base is not None
@@ -142,7 +155,11 @@ def test_accuracy_constraint_holds_and_the_search_is_seeded(
     ("kwargs", "error", "needle"),
     [
         ({"constraint": Constraint.ACCURACY, "epsilon": 0.01}, DataError, "labels"),
-        ({"constraint": Constraint.ACCURACY, "labels": "y", "epsilon": 1.5}, ConfigError, "epsilon"),
+        (
+            {"constraint": Constraint.ACCURACY, "labels": "y", "epsilon": 1.5},
+            ConfigError,
+            "epsilon",
+        ),
         ({"constraint": Constraint.BIT_EXACT, "epsilon": 0.01}, ConfigError, "epsilon"),
         ({"n_trials": 1}, ConfigError, "n_trials"),
     ],
