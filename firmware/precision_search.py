@@ -84,6 +84,7 @@ __all__ = [
     "PrecisionSearch",
     "PrecisionSearchResult",
     "candidate_types",
+    "cost_of",
     "search_precision",
     "search_space",
     "trace_plan",
@@ -419,10 +420,11 @@ class CandidateResult:
     #: fraction of events whose logits equal the unconstrained firmware's
     fraction_identical: float
     accuracy: float | None
-    #: da4ml's LUT estimate, summed over the layers
-    lut_estimate: float
+    #: da4ml's LUT estimate, summed over the layers (None: not costed, the candidate breaks
+    #: the constraint)
+    lut_estimate: float | None
     #: da4ml's adder depth (delay units of one carry-chain adder), summed over the layers
-    adder_depth: float
+    adder_depth: float | None
     feasible: bool
     seconds: float
 
@@ -546,7 +548,9 @@ class PrecisionSearch:
             self.reference_logits = logits
         same = float(np.mean(np.all(logits == self.reference_logits, axis=1)))
         accuracy = self.accuracy(logits)
-        lut, depth = self.costs.plan_cost(plan, tensor)
+        ok = feasible(same, accuracy)
+        # da4ml is the expensive part: a candidate that breaks the constraint is not costed
+        lut, depth = self.costs.plan_cost(plan, tensor) if ok else (None, None)
         return CandidateResult(
             number=number,
             layer_types=dict(layer_types),
@@ -554,7 +558,7 @@ class PrecisionSearch:
             accuracy=accuracy,
             lut_estimate=lut,
             adder_depth=depth,
-            feasible=feasible(same, accuracy),
+            feasible=ok,
             seconds=time.perf_counter() - start,
         )
 
@@ -588,10 +592,17 @@ class PrecisionSearch:
         return values
 
 
+def cost_of(candidate: CandidateResult) -> tuple[float, float]:
+    """(LUT estimate, adder depth) of a costed (feasible) candidate."""
+    if candidate.lut_estimate is None or candidate.adder_depth is None:
+        raise ValueError(f"trial {candidate.number} was not costed (it breaks the constraint)")
+    return candidate.lut_estimate, candidate.adder_depth
+
+
 def _pareto(points: Sequence[CandidateResult]) -> list[CandidateResult]:
     front: list[CandidateResult] = []
-    for p in sorted(points, key=lambda c: (c.lut_estimate, c.adder_depth)):
-        if not front or p.adder_depth < front[-1].adder_depth:
+    for p in sorted(points, key=cost_of):
+        if not front or cost_of(p)[1] < cost_of(front[-1])[1]:
             front.append(p)
     return front
 
@@ -639,7 +650,7 @@ def search_precision(
             assert accuracy is not None and base is not None and epsilon is not None
             return base - accuracy <= epsilon
 
-        baseline = search.evaluate({}, 0, feasible)
+        baseline = search.evaluate({}, -1, feasible)
         baseline_holder.append(baseline)
         trials: list[CandidateResult] = []
         by_knob = {k.name: k for k in search.knobs}
@@ -659,7 +670,8 @@ def search_precision(
                 else (baseline.accuracy or 0.0) - (result.accuracy or 0.0) - (epsilon or 0.0)
             )
             trial.set_constraint(constraint.value, violation)
-            return result.lut_estimate, result.adder_depth
+            # not costed: the baseline's cost (the constraint ranks it below feasible ones)
+            return cost_of(result) if result.feasible else cost_of(baseline)
 
         sampler = optuna.samplers.TPESampler(
             seed=seed,
@@ -673,7 +685,7 @@ def search_precision(
     finally:
         search.close()
     feasible_trials = [t for t in trials if t.feasible]
-    best = min(feasible_trials, key=lambda t: (t.lut_estimate, t.adder_depth, t.number))
+    best = min(feasible_trials, key=lambda t: (*cost_of(t), t.number))
     return PrecisionSearchResult(
         constraint=constraint,
         epsilon=epsilon,

@@ -39,6 +39,7 @@ from hepfpga.firmware.precision_search import (
     Constraint,
     PrecisionSearch,
     PrecisionSearchResult,
+    cost_of,
     search_precision,
     trace_plan,
 )
@@ -64,7 +65,7 @@ class FinalPoint:
     """A Pareto point built as RTL: da4ml's estimate of the whole network, yosys' count."""
 
     trial: int
-    lut_estimate: float
+    lut_estimate: float | None
     #: da4ml's estimate of the whole network traced at once (the search sums layers)
     lut_estimate_whole: float
     pipeline_stages: int
@@ -171,25 +172,19 @@ def plot_pareto(result: OptimizeResult, path: Path) -> None:
 
     s = result.search
     fig, ax = plt.subplots(figsize=(6, 4))
-    bad = [t for t in s.trials if not t.feasible]
-    good = [t for t in s.trials if t.feasible]
+    n_bad = sum(1 for t in s.trials if not t.feasible)
+    good = [cost_of(t) for t in s.trials if t.feasible]
+    front = [cost_of(t) for t in s.pareto]
     ax.scatter(
-        [t.lut_estimate for t in bad],
-        [t.adder_depth for t in bad],
-        color="0.75",
-        s=12,
-        label=f"violates {s.constraint.value}",
-    )
-    ax.scatter(
-        [t.lut_estimate for t in good],
-        [t.adder_depth for t in good],
+        [c[0] for c in good],
+        [c[1] for c in good],
         color="C0",
         s=16,
-        label="feasible",
+        label=f"feasible ({n_bad} of {len(s.trials)} trials break {s.constraint.value})",
     )
     ax.plot(
-        [t.lut_estimate for t in s.pareto],
-        [t.adder_depth for t in s.pareto],
+        [c[0] for c in front],
+        [c[1] for c in front],
         color="C1",
         marker="o",
         label="Pareto front",
@@ -205,7 +200,7 @@ def plot_pareto(result: OptimizeResult, path: Path) -> None:
     )
     for p in result.final:
         if p.yosys_lut is not None:
-            depth = next(t.adder_depth for t in s.trials if t.number == p.trial)
+            depth = next(cost_of(t)[1] for t in [s.baseline, *s.trials] if t.number == p.trial)
             ax.scatter([p.yosys_lut], [depth], marker="x", color="C3", zorder=6)
             ax.annotate(
                 f"yosys {p.yosys_lut:,}",
