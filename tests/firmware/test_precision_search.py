@@ -173,3 +173,12 @@ def test_bad_arguments_are_refused(
         kwargs = {**kwargs, "labels": labels}
     with pytest.raises(error, match=needle):
         search_precision(model, x, **kwargs)
+
+
+def test_the_same_seed_gives_the_same_trials(tiny: tuple[Any, np.ndarray, np.ndarray]) -> None:
+    model, x, _ = tiny
+    first, second = (search_precision(model, x[:200], n_trials=3, seed=5) for _ in range(2))
+    assert [t.layer_types for t in first.trials] == [t.layer_types for t in second.trials]
+    assert [t.fraction_identical for t in first.trials] == [
+        t.fraction_identical for t in second.trials
+    ]
