@@ -56,7 +56,7 @@ from hepfpga.quantize.model_io import load_keras_model
     type=click.IntRange(min=0),
     default=2,
     show_default=True,
-    help="Pareto points built as RTL (the chosen one first).",
+    help="Pareto points built as RTL (the chosen one first), with the quantizer-derived types.",
 )
 @click.option("--synth/--no-synth", default=True, show_default=True, help="yosys counts.")
 @click.option(
@@ -144,8 +144,9 @@ def optimize_precision_command(
     )
     for p in result.final:
         yosys = f", yosys {p.yosys_lut:,} LUT {p.yosys_ff:,} FF" if p.yosys_lut else ""
+        name = "quantizer-derived types" if p.trial == s.baseline.number else f"trial {p.trial}"
         click.echo(
-            f"  trial {p.trial}: estimate {p.lut_estimate_whole:,.0f} LUT, "
+            f"  {name}: estimate {p.lut_estimate_whole:,.0f} LUT, "
             f"{p.pipeline_stages} stages{yosys}, RTL = engine: {p.rtl_matches_engine}"
         )
     if result.calibration_ratio is not None:

@@ -239,8 +239,9 @@ def optimize_precision(
     overwrite: bool = False,
 ) -> OptimizeResult:
     """Search, build the final points, prove the chosen one and write ``out_dir`` (see the
-    module notes). ``synth_points``: Pareto points (the chosen one first) traced into RTL;
-    with ``synth``, yosys counts them and the unconstrained firmware (the calibration)."""
+    module notes). ``synth_points``: Pareto points (the chosen one first) traced into RTL with
+    the unconstrained firmware (trial -1); with ``synth``, yosys counts them all (the
+    calibration)."""
     if synth_points < 0:
         raise ConfigError(f"synth_points must be >= 0. Received: {synth_points}")
     events = np.asarray(events, dtype=np.float32)
@@ -265,7 +266,7 @@ def optimize_precision(
         with atomic_directory(out_dir, overwrite=overwrite) as work:
             points = [result.best] + [p for p in result.pareto if p is not result.best]
             points = points[:synth_points]
-            if synth and points:
+            if points:  # the unconstrained firmware: the reference (and a calibration point)
                 points.append(result.baseline)
             final = [
                 _final_point(search, p, work / "rtl" / f"trial_{p.number}", synth) for p in points
