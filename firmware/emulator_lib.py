@@ -385,7 +385,8 @@ public:
     // with its rounding and saturation, as hepfpga emulate and the C simulation convert them)
     void prepare_input(std::any input) override {{
         if (auto p = std::any_cast<in_elem_t*>(&input)) {{
-            for (int i = 0; i < gen::n_inputs; ++i) input_[i] = gen::input_code((*p)[i].to_double());
+            for (int i = 0; i < gen::n_inputs; ++i)
+                input_[i] = gen::input_code((*p)[i].to_double());
         }} else if (auto p = std::any_cast<double*>(&input)) {{
             for (int i = 0; i < gen::n_inputs; ++i) input_[i] = gen::input_code((*p)[i]);
         }} else if (auto p = std::any_cast<const double*>(&input)) {{
@@ -717,9 +718,7 @@ def write_emulator_package(
     import hls4ml
 
     if arithmetic not in ARITHMETICS:
-        raise ConfigError(
-            f"arithmetic {arithmetic!r} is not one of {', '.join(ARITHMETICS)}"
-        )
+        raise ConfigError(f"arithmetic {arithmetic!r} is not one of {', '.join(ARITHMETICS)}")
     options = options if options is not None else FirmwareOptions()
     name = _identifier(name or str(model.name), "model name")
     version = _identifier(version, "version")

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -50,7 +50,15 @@ from hepfpga.firmware.emulate_engine.types import Convert, Step, raw_range
 from hepfpga.firmware.emulate_stream import CopyStep
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
-__all__ = ["CPP_STEPS", "CppModel", "CppUnsupportedError", "generate_cpp"]
+__all__ = [
+    "CPP_HELPERS",
+    "CPP_STEPS",
+    "CppModel",
+    "CppUnsupportedError",
+    "convert_expr",
+    "generate_cpp",
+    "input_function",
+]
 
 #: the step kinds the generator writes C++ for (anything else: CppUnsupportedError)
 CPP_STEPS = ("ConvertStep", "CopyStep", "MatmulStep", "MaxPoolStep", "SoftmaxStep")
@@ -98,7 +106,8 @@ class CppModel:
     steps: tuple[tuple[str, str], ...]
 
 
-_HELPERS = """\
+#: the C++ helpers :func:`convert_expr`'s expressions call (rounding, overflow, table address)
+CPP_HELPERS = """\
 // raw-code helpers: x is a raw code (value * 2^fractional); k > 0 bits are dropped
 static inline int64_t rnd_trn(int64_t x, int k) { return x >> k; }
 static inline int64_t rnd_rnd(int64_t x, int k) { return (x + (int64_t(1) << (k - 1))) >> k; }
@@ -125,12 +134,14 @@ static inline int64_t sat_zero(int64_t x, int64_t lo, int64_t hi) {
     return (x < lo || x > hi) ? 0 : x;
 }
 static inline int64_t wrap(int64_t x, int64_t lo, int width) {
-    return static_cast<int64_t>((static_cast<uint64_t>(x - lo) & ((uint64_t(1) << width) - 1))) + lo;
+    const uint64_t mask = (uint64_t(1) << width) - 1;
+    return static_cast<int64_t>(static_cast<uint64_t>(x - lo) & mask) + lo;
 }
 // the top n_bits of a raw code of `width` bits (two's complement when signed), hls4ml's
 // softmax_idx_from_real_val
 static inline int64_t top_bits(int64_t x, bool is_signed, int width, int n_bits) {
-    if (is_signed) x = static_cast<int64_t>(static_cast<uint64_t>(x) & ((uint64_t(1) << width) - 1));
+    const uint64_t mask = (uint64_t(1) << width) - 1;
+    if (is_signed) x = static_cast<int64_t>(static_cast<uint64_t>(x) & mask);
     return width > n_bits ? (x >> (width - n_bits)) : x;
 }
 """
@@ -143,8 +154,9 @@ def _c_int(value: float) -> str:
     return f"INT64_C({v})"
 
 
-def _convert_expr(conv: Convert, expr: str, extra_scale: float = 1.0) -> str:
-    """C++ expression of ``conv`` (its scale times ``extra_scale``) applied to ``expr``."""
+def convert_expr(conv: Convert, expr: str, extra_scale: float = 1.0) -> str:
+    """C++ ``int64_t`` expression of ``conv`` (its scale times ``extra_scale``) applied to the
+    integer expression ``expr``, using :data:`CPP_HELPERS`."""
     scale = conv.scale * extra_scale
     shift = math.log2(scale)
     if shift != int(shift):
@@ -245,7 +257,7 @@ class _Writer:
         value = f"{src}[i]"
         if getattr(step, "relu", False):
             value = f"({src}[i] > 0 ? {src}[i] : 0)"
-        expr = _convert_expr(step.convert, value, scale)
+        expr = convert_expr(step.convert, value, scale)
         self.body.append(f"    for (int i = 0; i < {size}; ++i) {ident}[i] = {ctype}({expr});")
 
     def matmul(self, step: MatmulStep, ident: str) -> None:
@@ -276,7 +288,7 @@ class _Writer:
         if step.per_product is None:
             term = "xi * w[j]"
         else:
-            term = f"{acc_t}({_convert_expr(step.per_product, 'xi * w[j]')})"
+            term = f"{acc_t}({convert_expr(step.per_product, 'xi * w[j]')})"
         if lengths.sum() < _PACKED_SHARE * w.size:
             # each row holds only its columns first[i]..last[i] (convolutions: mostly zeros)
             offsets = np.concatenate([[0], np.cumsum(lengths)])[:-1]
@@ -298,8 +310,8 @@ class _Writer:
             )
         result = "acc[j]"
         if step.accum_wrap is not None:
-            result = _convert_expr(step.accum_wrap, result)
-        result = _convert_expr(step.result, result)
+            result = convert_expr(step.accum_wrap, result)
+        result = convert_expr(step.result, result)
         self.body.append(
             "    {\n"
             f"        {acc_t} acc[{n_out}];\n"
@@ -325,34 +337,22 @@ class _Writer:
         (h_in, w_in, ch), (h_out, w_out, _) = in_shape, shape
         value = "m"
         if step.to_accum is not None:
-            value = _convert_expr(step.to_accum, value)
-        value = _convert_expr(step.result, value)
+            value = convert_expr(step.to_accum, value)
+        value = convert_expr(step.result, value)
         self.body.append(
-            "    for (int oy = 0; oy < {h_out}; ++oy)\n"
-            "        for (int ox = 0; ox < {w_out}; ++ox)\n"
-            "            for (int c = 0; c < {ch}; ++c) {{\n"
-            "                int64_t m = {src}[((oy * {sy}) * {w_in} + ox * {sx}) * {ch} + c];\n"
-            "                for (int py = 0; py < {py}; ++py)\n"
-            "                    for (int px = 0; px < {px}; ++px) {{\n"
-            "                        const int64_t v = {src}[((oy * {sy} + py) * {w_in} + "
-            "ox * {sx} + px) * {ch} + c];\n"
+            f"    for (int oy = 0; oy < {h_out}; ++oy)\n"
+            f"        for (int ox = 0; ox < {w_out}; ++ox)\n"
+            f"            for (int c = 0; c < {ch}; ++c) {{\n"
+            f"                int64_t m = {src}[((oy * {stride[0]}) * {w_in} + "
+            f"ox * {stride[1]}) * {ch} + c];\n"
+            f"                for (int py = 0; py < {pool[0]}; ++py)\n"
+            f"                    for (int px = 0; px < {pool[1]}; ++px) {{\n"
+            f"                        const int64_t v = {src}[((oy * {stride[0]} + py) * {w_in} + "
+            f"ox * {stride[1]} + px) * {ch} + c];\n"
             "                        m = v > m ? v : m;\n"
-            "                    }}\n"
-            "                {ident}[(oy * {w_out} + ox) * {ch} + c] = {ctype}({value});\n"
-            "            }}".format(
-                h_out=h_out,
-                w_out=w_out,
-                ch=ch,
-                src=src,
-                sy=stride[0],
-                sx=stride[1],
-                w_in=w_in,
-                py=pool[0],
-                px=pool[1],
-                ident=ident,
-                ctype=ctype,
-                value=value,
-            )
+            "                    }\n"
+            f"                {ident}[(oy * {w_out} + ox) * {ch} + c] = {ctype}({value});\n"
+            "            }"
         )
         del h_in
 
@@ -382,7 +382,7 @@ class _Writer:
                 f"    {body}}};\n"
             )
         if step.implementation == "stable":
-            address = _convert_expr(step.norm, "xmax - int64_t(" + src + "[i])")
+            address = convert_expr(step.norm, "xmax - int64_t(" + src + "[i])")
             a_t = step.address_t
         else:
             address = f"int64_t({src}[i])"
@@ -391,28 +391,31 @@ class _Writer:
         lines = ["    {"]
         if step.implementation == "stable":
             lines.append(f"        int64_t xmax = {src}[0];")
-            lines.append(f"        for (int i = 1; i < {n}; ++i) if ({src}[i] > xmax) xmax = {src}[i];")
+            lines.append(
+                f"        for (int i = 1; i < {n}; ++i) if ({src}[i] > xmax) xmax = {src}[i];"
+            )
         lines += [
             f"        int64_t e[{n}];",
             f"        for (int i = 0; i < {n}; ++i) {{",
             f"            const int64_t v = {ident}_exp[{address}];",
             f"            if (v == {_NAN_SENTINEL}) throw std::domain_error("
             f'"{step.name}: the exp table entry addressed has no defined value");',
-            f"            e[i] = {_convert_expr(step.to_accum, 'v')};",
+            f"            e[i] = {convert_expr(step.to_accum, 'v')};",
             "        }",
         ]
         temps: list[str] = []
 
         def add(a: str, b: str) -> str:
             name = f"sum{len(temps)}"
-            temps.append(f"        const int64_t {name} = {_convert_expr(step.add, f'{a} + {b}')};")
+            temps.append(f"        const int64_t {name} = {convert_expr(step.add, f'{a} + {b}')};")
             return name
 
-        total = _balanced_sum([f"e[{i}]" for i in range(n)], add)
+        # hls4ml's adder tree, the engine's own partition (on names of C++ temporaries)
+        total = cast(str, _balanced_sum(cast(Any, [f"e[{i}]" for i in range(n)]), cast(Any, add)))
         lines += temps
         inv_t = step.inv_inp_t
         inv_address = (
-            f"top_bits({_convert_expr(step.to_inv_inp, total)}, {str(inv_t.signed).lower()}, "
+            f"top_bits({convert_expr(step.to_inv_inp, total)}, {str(inv_t.signed).lower()}, "
             f"{inv_t.width}, {step.inv_bits})"
         )
         lines += [
@@ -420,13 +423,15 @@ class _Writer:
             f"        if (inv == {_NAN_SENTINEL}) throw std::domain_error("
             f'"{step.name}: the sum addressed the undefined table entry 1/0");',
             f"        for (int i = 0; i < {n}; ++i) "
-            f"{ident}[i] = {ctype}({_convert_expr(step.to_result, 'e[i] * inv')});",
+            f"{ident}[i] = {ctype}({convert_expr(step.to_result, 'e[i] * inv')});",
             "    }",
         ]
         self.body.append("\n".join(lines))
 
 
-def _input_function(t: FixedType) -> str:
+def input_function(t: FixedType) -> str:
+    """C++ ``input_code(double)``: the raw code of ``t`` that :meth:`Plan.run` gives a double
+    (needs ``<cmath>``, ``<cstdint>``, ``<stdexcept>``)."""
     lo, hi = raw_range(t)
     scale = float(2.0**t.fractional)
     saturation = {
@@ -496,7 +501,9 @@ def generate_cpp(plan: Plan, namespace: str) -> CppModel:
     n_out = writer.sizes[output]
     if writer.scales.get(output, 1.0) != 1.0:
         raise CppUnsupportedError("the output is scaled")
-    writer.body.append(f"    for (int i = 0; i < {n_out}; ++i) out[i] = {writer.tensor(output)}[i];")
+    writer.body.append(
+        f"    for (int i = 0; i < {n_out}; ++i) out[i] = {writer.tensor(output)}[i];"
+    )
     source = (
         "// Generated by hepfpga from its fixed-point engine's plan: the firmware's arithmetic on\n"
         "// raw integer codes (value * 2^fractional), bit for bit (see README.md).\n"
@@ -505,7 +512,7 @@ def generate_cpp(plan: Plan, namespace: str) -> CppModel:
         f"constexpr int n_inputs = {n_in};\nconstexpr int n_outputs = {n_out};\n"
         f"constexpr int input_fractional = {spec.type.fractional};\n"
         f"constexpr int output_fractional = {out_type.fractional};\n\n"
-        f"{_HELPERS}\n{_input_function(spec.type)}\n"
+        f"{CPP_HELPERS}\n{input_function(spec.type)}\n"
         + "\n".join(writer.constants)
         + "\n// one event: raw input codes -> raw output codes\n"
         "static inline void run(const int64_t* in, int64_t* out) {\n"
