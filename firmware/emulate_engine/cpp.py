@@ -63,6 +63,7 @@ __all__ = [
 #: the step kinds the generator writes C++ for (anything else: CppUnsupportedError)
 CPP_STEPS = ("ConvertStep", "CopyStep", "MatmulStep", "MaxPoolStep", "SoftmaxStep")
 _INT32_LIMIT = 2.0**31 - 1
+_INT16_LIMIT = 2.0**15 - 1
 #: a row-sparse (per-row column range) weight layout is used below this share of the dense one
 _PACKED_SHARE = 0.75
 _NAN_SENTINEL = "INT64_MIN"
@@ -214,6 +215,7 @@ class _Writer:
         self.names: dict[str, str] = {}
         self.ctypes: dict[str, str] = {}
         self.sizes: dict[str, int] = {}
+        self.magnitudes: dict[str, float] = {}  # tensor -> largest raw magnitude
         self.scales: dict[str, float] = {}  # tensor -> the plan's output_scale of its producer
         self.kinds: list[tuple[str, str]] = []
 
@@ -242,6 +244,7 @@ class _Writer:
         ctype = _int_type(max(abs(lo), abs(hi)))
         self.names[step.output] = ident
         self.ctypes[step.output] = ctype
+        self.magnitudes[step.output] = max(abs(lo), abs(hi))
         self.sizes[step.output] = size
         self.scales[step.output] = 1.0
         self.body.append(f"    {ctype} {ident}[{size}];")
@@ -275,6 +278,15 @@ class _Writer:
         n_out = w.shape[1]
         magnitude = max(step.max_magnitude, float(np.abs(w).max(initial=0)))
         acc_t = _int_type(magnitude)
+        # 16-bit inputs and weights into a 32-bit sum: the widening multiply vectorises
+        in_magnitude = self.magnitudes[step.inputs[0]]
+        narrow = (
+            acc_t == "int32_t"
+            and step.per_product is None
+            and in_magnitude <= _INT16_LIMIT
+            and float(np.abs(w).max(initial=0)) <= _INT16_LIMIT
+        )
+        w_t = x_t = "int16_t" if narrow else acc_t
         ctype, size = self.declare(step, ident)
         # the plan's next conversion expects codes times output_scale: it applies the factor
         self.scales[step.output] = factor
@@ -286,26 +298,26 @@ class _Writer:
         lengths = last - first
         self.constants.append(_array(f"{ident}_b", acc_t, b))
         if step.per_product is None:
-            term = "xi * w[j]"
+            term = f"{acc_t}(xi) * {acc_t}(w[j])"
         else:
             term = f"{acc_t}({convert_expr(step.per_product, 'xi * w[j]')})"
         if lengths.sum() < _PACKED_SHARE * w.size:
             # each row holds only its columns first[i]..last[i] (convolutions: mostly zeros)
             offsets = np.concatenate([[0], np.cumsum(lengths)])[:-1]
             packed = np.concatenate([w[i, first[i] : last[i]] for i in range(n_in)] + [[]])
-            self.constants.append(_array(f"{ident}_w", acc_t, packed))
+            self.constants.append(_array(f"{ident}_w", w_t, packed))
             self.constants.append(_array(f"{ident}_off", "int32_t", offsets))
             self.constants.append(_array(f"{ident}_first", "int32_t", first))
             self.constants.append(_array(f"{ident}_len", "int32_t", lengths))
             loop = (
-                f"            const {acc_t}* w = {ident}_w + {ident}_off[i] - {ident}_first[i];\n"
+                f"            const {w_t}* w = {ident}_w + {ident}_off[i] - {ident}_first[i];\n"
                 f"            for (int j = {ident}_first[i], e = j + {ident}_len[i]; j < e; ++j)\n"
                 f"                acc[j] += {term};\n"
             )
         else:
-            self.constants.append(_array(f"{ident}_w", acc_t, w.reshape(-1)))
+            self.constants.append(_array(f"{ident}_w", w_t, w.reshape(-1)))
             loop = (
-                f"            const {acc_t}* w = {ident}_w + i * {n_out};\n"
+                f"            const {w_t}* w = {ident}_w + i * {n_out};\n"
                 f"            for (int j = 0; j < {n_out}; ++j) acc[j] += {term};\n"
             )
         result = "acc[j]"
@@ -317,7 +329,7 @@ class _Writer:
             f"        {acc_t} acc[{n_out}];\n"
             f"        for (int j = 0; j < {n_out}; ++j) acc[j] = {ident}_b[j];\n"
             f"        for (int i = 0; i < {n_in}; ++i) {{\n"
-            f"            const {acc_t} xi = {acc_t}({src}[i]);\n"
+            f"            const {x_t} xi = {x_t}({src}[i]);\n"
             "            if (xi == 0) continue;  // a zero input adds nothing (relu outputs)\n"
             f"{loop}"
             "        }\n"
@@ -476,6 +488,7 @@ def generate_cpp(plan: Plan, namespace: str) -> CppModel:
     in_ctype = _int_type(max(abs(lo), abs(hi)))
     writer.names[spec.tensor] = "x"
     writer.ctypes[spec.tensor] = in_ctype
+    writer.magnitudes[spec.tensor] = max(abs(lo), abs(hi))
     writer.sizes[spec.tensor] = n_in
     writer.body.append(f"    {in_ctype} x[{n_in}];")
     writer.body.append(f"    for (int i = 0; i < {n_in}; ++i) x[i] = {in_ctype}(in[i]);")
