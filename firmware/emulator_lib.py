@@ -799,8 +799,8 @@ def write_emulator_package(
                 fields.update(
                     in_elem=generated.input_type.to_hls(),
                     out_elem=generated.output_type.to_hls(),
-                    input_prec=generated.input_type.to_hls(),
-                    result_prec=generated.output_type.to_hls(),
+                    input_prec="the firmware's input type",
+                    result_prec="the firmware's output type",
                     extra_sources="",
                     ns_content="the generated arithmetic `gen::run`, its weights and tables",
                     arithmetic_text=_README_GENERATED.format(
