@@ -58,6 +58,7 @@ __all__ = [
     "convert_expr",
     "generate_cpp",
     "input_function",
+    "work_type",
 ]
 
 #: the step kinds the generator writes C++ for (anything else: CppUnsupportedError)
@@ -109,34 +110,38 @@ class CppModel:
 
 #: the C++ helpers :func:`convert_expr`'s expressions call (rounding, overflow, table address)
 CPP_HELPERS = """\
-// raw-code helpers: x is a raw code (value * 2^fractional); k > 0 bits are dropped
-static inline int64_t rnd_trn(int64_t x, int k) { return x >> k; }
-static inline int64_t rnd_rnd(int64_t x, int k) { return (x + (int64_t(1) << (k - 1))) >> k; }
-static inline int64_t rnd_conv(int64_t x, int k) {
-    const int64_t q = x >> k, rem = x & ((int64_t(1) << k) - 1), half = int64_t(1) << (k - 1);
-    return q + ((rem > half || (rem == half && (q & 1))) ? 1 : 0);
+// raw-code helpers on int32_t or int64_t: x is a raw code (value * 2^fractional); k > 0 bits
+// are dropped; branch-free where it matters, so that loops of them vectorise
+template <typename T> static inline T rnd_trn(T x, int k) { return x >> k; }
+template <typename T> static inline T rnd_rnd(T x, int k) { return (x + (T(1) << (k - 1))) >> k; }
+template <typename T> static inline T rnd_conv(T x, int k) {
+    // ties to even: round up when the dropped bits exceed half, or equal it with q odd
+    const T q = x >> k, rem = x & ((T(1) << k) - 1), half = T(1) << (k - 1);
+    return q + T((rem + (q & 1)) > half);
 }
-static inline int64_t rnd_trn_zero(int64_t x, int k) { return x >= 0 ? x >> k : -((-x) >> k); }
-static inline int64_t rnd_min_inf(int64_t x, int k) {
-    return -((-x + (int64_t(1) << (k - 1))) >> k);
+template <typename T> static inline T rnd_trn_zero(T x, int k) {
+    return x >= 0 ? x >> k : -((-x) >> k);
 }
-static inline int64_t rnd_inf(int64_t x, int k) {
-    const int64_t half = int64_t(1) << (k - 1);
+template <typename T> static inline T rnd_min_inf(T x, int k) {
+    return -((-x + (T(1) << (k - 1))) >> k);
+}
+template <typename T> static inline T rnd_inf(T x, int k) {
+    const T half = T(1) << (k - 1);
     return x >= 0 ? (x + half) >> k : -((-x + half) >> k);
 }
-static inline int64_t rnd_zero(int64_t x, int k) {
-    const int64_t h = (int64_t(1) << (k - 1)) - 1;
+template <typename T> static inline T rnd_zero(T x, int k) {
+    const T h = (T(1) << (k - 1)) - 1;
     return x >= 0 ? (x + h) >> k : -((-x + h) >> k);
 }
-static inline int64_t sat(int64_t x, int64_t lo, int64_t hi) {
+template <typename T> static inline T sat(T x, T lo, T hi) {
     return x < lo ? lo : (x > hi ? hi : x);
 }
-static inline int64_t sat_zero(int64_t x, int64_t lo, int64_t hi) {
-    return (x < lo || x > hi) ? 0 : x;
+template <typename T> static inline T sat_zero(T x, T lo, T hi) {
+    return (x < lo || x > hi) ? T(0) : x;
 }
-static inline int64_t wrap(int64_t x, int64_t lo, int width) {
+template <typename T> static inline T wrap(T x, T lo, int width) {
     const uint64_t mask = (uint64_t(1) << width) - 1;
-    return static_cast<int64_t>(static_cast<uint64_t>(x - lo) & mask) + lo;
+    return static_cast<T>(static_cast<int64_t>(static_cast<uint64_t>(int64_t(x) - lo) & mask)) + lo;
 }
 // the top n_bits of a raw code of `width` bits (two's complement when signed), hls4ml's
 // softmax_idx_from_real_val
@@ -155,19 +160,24 @@ def _c_int(value: float) -> str:
     return f"INT64_C({v})"
 
 
-def convert_expr(conv: Convert, expr: str, extra_scale: float = 1.0) -> str:
-    """C++ ``int64_t`` expression of ``conv`` (its scale times ``extra_scale``) applied to the
-    integer expression ``expr``, using :data:`CPP_HELPERS`."""
+def convert_expr(conv: Convert, expr: str, extra_scale: float = 1.0, ctype: str = "int64_t") -> str:
+    """C++ expression of ``conv`` (its scale times ``extra_scale``) applied to the integer
+    expression ``expr``, computed in ``ctype`` (``int64_t``, or ``int32_t`` where the caller
+    proved every intermediate value below ``2**30``), using :data:`CPP_HELPERS`."""
     scale = conv.scale * extra_scale
     shift = math.log2(scale)
     if shift != int(shift):
         raise CppUnsupportedError(f"a conversion scales by {scale}, not a power of two")
     shift = int(shift)
-    out = f"int64_t({expr})"
+
+    def lit(value: float) -> str:
+        return _c_int(value) if ctype == "int64_t" else f"{ctype}({int(value)})"
+
+    out = f"{ctype}({expr})"
     if shift > 0:
         if shift > 62:
             raise CppUnsupportedError(f"a conversion shifts by {shift} bits")
-        out = f"({out} * INT64_C({2**shift}))"
+        out = f"({out} * {lit(2**shift)})"
     elif shift < 0:
         if -shift > 62:
             raise CppUnsupportedError(f"a conversion shifts by {-shift} bits")
@@ -179,10 +189,18 @@ def convert_expr(conv: Convert, expr: str, extra_scale: float = 1.0) -> str:
     if conv.saturation is Saturation.WRAP:
         if conv.width > 62:
             raise CppUnsupportedError(f"a wrapping conversion to {conv.width} bits")
-        return f"wrap({out}, {_c_int(conv.lo)}, {conv.width})"
+        return f"wrap({out}, {lit(conv.lo)}, {conv.width})"
     if conv.saturation is Saturation.SAT_ZERO:
-        return f"sat_zero({out}, {_c_int(conv.lo)}, {_c_int(conv.hi)})"
-    return f"sat({out}, {_c_int(conv.lo)}, {_c_int(conv.hi)})"
+        return f"sat_zero({out}, {lit(conv.lo)}, {lit(conv.hi)})"
+    return f"sat({out}, {lit(conv.lo)}, {lit(conv.hi)})"
+
+
+def work_type(magnitude: float, conv: Convert, extra_scale: float = 1.0) -> str:
+    """``int32_t`` when a conversion of values up to ``magnitude`` stays below ``2**30`` on
+    the way (scaled, plus the rounding's half), else ``int64_t``."""
+    up = max(conv.scale * extra_scale, 1.0)
+    bound = max(magnitude * up + magnitude, abs(conv.lo), abs(conv.hi), 2.0**conv.width)
+    return "int32_t" if bound < 2.0**30 else "int64_t"
 
 
 def _int_type(magnitude: float) -> str:
@@ -260,7 +278,8 @@ class _Writer:
         value = f"{src}[i]"
         if getattr(step, "relu", False):
             value = f"({src}[i] > 0 ? {src}[i] : 0)"
-        expr = convert_expr(step.convert, value, scale)
+        work = work_type(self.magnitudes[step.inputs[0]], step.convert, scale)
+        expr = convert_expr(step.convert, value, scale, work)
         self.body.append(f"    for (int i = 0; i < {size}; ++i) {ident}[i] = {ctype}({expr});")
 
     def matmul(self, step: MatmulStep, ident: str) -> None:

@@ -79,8 +79,8 @@ def cpp_results(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
     for k, t in enumerate(_INPUT_TYPES):
         lines.append(f"namespace in{k} {{\n{input_function(t)}}}")
     lines.append("int main() {")
-    for frac, to in _CASES:
-        expr = convert_expr(_engine_convert(frac, to), "v")
+    for ctype, (frac, to) in itertools.product(("int64_t", "int32_t"), _CASES):
+        expr = convert_expr(_engine_convert(frac, to), "v", ctype=ctype)
         lines.append(
             f'    for (int64_t v : codes) std::printf("%lld ", (long long)({expr}));'
             ' std::printf("\\n");'
@@ -100,13 +100,16 @@ def cpp_results(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
 
 
 @needs_gxx
+@pytest.mark.parametrize("ctype", ["int64_t", "int32_t"])
 @pytest.mark.parametrize(
     "case", range(len(_CASES)), ids=lambda k: f"{_CASES[k][0]}->{_CASES[k][1]}"
 )
-def test_conversions_match_the_engine(cpp_results: list[np.ndarray], case: int) -> None:
+def test_conversions_match_the_engine(cpp_results: list[np.ndarray], case: int, ctype: str) -> None:
+    """In 64-bit and in 32-bit arithmetic (used where every value stays below 2**30)."""
     frac, to = _CASES[case]
     expected = _engine_convert(frac, to)(_CODES.copy())
-    assert np.array_equal(cpp_results[case], expected.astype(np.int64)), (frac, to)
+    row = case + (len(_CASES) if ctype == "int32_t" else 0)
+    assert np.array_equal(cpp_results[row], expected.astype(np.int64)), (frac, to, ctype)
 
 
 @needs_gxx
@@ -114,7 +117,7 @@ def test_conversions_match_the_engine(cpp_results: list[np.ndarray], case: int) 
 def test_input_conversion_matches_plan_run(cpp_results: list[np.ndarray], k: int) -> None:
     t = _INPUT_TYPES[k]
     expected = _engine_input(t, _DOUBLES.copy()).astype(np.int64)
-    assert np.array_equal(cpp_results[len(_CASES) + k], expected), t
+    assert np.array_equal(cpp_results[2 * len(_CASES) + k], expected), t
 
 
 class _OddStep(Step):
