@@ -7,8 +7,10 @@ Every tensor is an array of raw codes (value times ``2**fractional`` of its type
 computation on those integers, so the results are the engine's (and, the engine being proven
 against it, the hls4ml C simulation's) bit for bit:
 
-* a conversion ``(to_type) x`` is a multiplication by ``2**k`` (``k >= 0``) or an arithmetic
-  right shift by ``k`` with the target's rounding applied to the dropped bits (``AP_TRN``:
+* a conversion ``(to_type) x`` (in ``int32_t`` where every value on the way stays below
+  ``2**30``, branch-free so that loops of it vectorise, else ``int64_t``) is a multiplication
+  by ``2**k`` (``k >= 0``) or an arithmetic right shift by ``k`` with the target's rounding
+  applied to the dropped bits (``AP_TRN``:
   floor; ``AP_RND``: add half, floor; ``AP_RND_CONV``: ties to even; ``AP_TRN_ZERO``,
   ``AP_RND_ZERO``, ``AP_RND_INF``, ``AP_RND_MIN_INF`` on the magnitude or with the sign as
   ``ap_fixed`` defines them), then the overflow mode on the raw range (``AP_SAT``/``AP_SAT_SYM``:
