@@ -189,9 +189,10 @@ def plot_pareto(result: OptimizeResult, path: Path) -> None:
         marker="o",
         label="Pareto front",
     )
+    base_lut, base_depth = cost_of(s.baseline)  # the quantizer-derived types are costed
     ax.scatter(
-        [s.baseline.lut_estimate],
-        [s.baseline.adder_depth],
+        [base_lut],
+        [base_depth],
         marker="*",
         s=140,
         color="k",
