@@ -143,6 +143,97 @@ def test_time_distributed_output_builds_bit_exact(time_distributed_report: Any) 
     assert report.outputs.logits_fraction_bit_exact == 1.0
 
 
+def time_distributed_frames(bits: int = 6) -> Any:
+    """hls4ml's TimeDistributed tests around 2D layers and a whole sub-model, in one build:
+    3 frames of 6x6x2 -> input quantizer -> TimeDistributed(QConv2D) -> TimeDistributed(
+    MaxPooling2D) -> TimeDistributed(Sequential[QConv2D, quantized_relu, AveragePooling2D,
+    Flatten]) -> Flatten -> QDense logits."""
+    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    _seed(6)
+    q = quantized_bits(bits, 0, alpha=1)
+    layers = keras.layers
+    x = keras.Input((3, 6, 6, 2), name="frames")
+    h = QActivation(quantized_bits(8, 2, alpha=1), name="input_quant")(x)
+    conv = QConv2D(3, 2, kernel_quantizer=q, bias_quantizer=q, name="conv")
+    h = layers.TimeDistributed(conv, name="td_conv")(h)
+    h = layers.TimeDistributed(layers.MaxPooling2D(1, name="pool"), name="td_pool")(h)
+    frame = keras.Sequential(
+        [
+            QConv2D(4, 2, kernel_quantizer=q, bias_quantizer=q, input_shape=(5, 5, 3), name="c2"),
+            QActivation(quantized_relu(bits, 2), name="relu"),
+            layers.AveragePooling2D(2, name="avg"),
+            layers.Flatten(name="frame_flat"),
+        ],
+        name="frame_model",
+    )
+    h = layers.TimeDistributed(frame, name="td_frame")(h)
+    h = layers.Flatten(name="flatten")(h)
+    return keras.Model(x, QDense(3, kernel_quantizer=q, bias_quantizer=q, name="logits")(h))
+
+
+def test_time_distributed_model_becomes_per_step_layers() -> None:
+    """TimeDistributed(model) -> one layer per step: the wrapped layers, the quantizer on the
+    sequence, Flatten as Reshape to (steps, features); the same function, and each wrapped
+    layer typed by its own rule (the sub-model's QConv2D sum exact)."""
+    from hepfpga.firmware.layers import ready_model
+    from hepfpga.firmware.layers.graph import model_graph
+
+    model = time_distributed_frames()
+    ready = ready_model(model)
+    kinds = {node.name: node.class_name for node in model_graph(ready)}
+    assert kinds["td_frame_c2"] == "TimeDistributed"
+    assert kinds["relu"] == "QActivation"
+    assert kinds["td_frame_avg"] == "TimeDistributed"
+    assert kinds["frame_flat"] == "Reshape"
+    x = np.random.default_rng(7).normal(0, 1.5, size=(32, 3, 6, 6, 2)).astype(np.float32)
+    assert np.array_equal(ready.predict(x, verbose=0), model.predict(x, verbose=0))
+    plan = plan_conversion(model)
+    assert {"td_conv", "conv", "td_conv_end", "c2", "td_frame_c2_end"} <= set(
+        plan.hls_config["LayerName"]
+    )
+
+
+@pytest.fixture(scope="session")
+def time_distributed_frames_report(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    x = np.random.default_rng(8).normal(0, 1.5, size=(200, 3, 6, 6, 2)).astype(np.float32)
+    return verify_model(
+        time_distributed_frames(), x, cache_directory=tmp_path_factory.mktemp("td_frames")
+    )
+
+
+@pytest.mark.slow
+def test_time_distributed_conv_pool_and_model_bit_exact(
+    time_distributed_frames_report: Any,
+) -> None:
+    """TimeDistributed around QConv2D, MaxPooling2D and a whole QKeras sub-model: every
+    layer's output bit-exact (hls4ml 1.3's default types were 0.018-0.031 off here)."""
+    report = time_distributed_frames_report
+    assert report.passed, report.requirement
+    assert report.outputs.logits_fraction_bit_exact == 1.0
+    assert all(layer.fraction_bit_exact == 1.0 for layer in report.layers), [
+        (layer.name, layer.max_abs_diff) for layer in report.layers
+    ]
+
+
+def test_time_distributed_nested_wrapper_is_refused() -> None:
+    from tensorflow import keras
+
+    from hepfpga.errors import ConversionError
+
+    inner = keras.Sequential(
+        [keras.layers.TimeDistributed(keras.layers.Dense(2), input_shape=(3, 4), name="td_in")],
+        name="steps",
+    )
+    x = keras.Input((5, 3, 4), name="x")
+    model = keras.Model(x, keras.layers.TimeDistributed(inner, name="td_out")(x))
+    from hepfpga.firmware.layers import ready_model
+
+    with pytest.raises(ConversionError, match="inside TimeDistributed 'td_out'; hls4ml 1.3 does"):
+        ready_model(model)
+
+
 def nested(case: str) -> Any:
     """Models used as layers: a Sequential inside a functional model whose layer names clash
     with the outer ones, a functional model inside a Sequential, two levels deep."""
