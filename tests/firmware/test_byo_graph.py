@@ -230,7 +230,7 @@ def test_time_distributed_nested_wrapper_is_refused() -> None:
     model = keras.Model(x, keras.layers.TimeDistributed(inner, name="td_out")(x))
     from hepfpga.firmware.layers import ready_model
 
-    with pytest.raises(ConversionError, match="inside TimeDistributed 'td_out'; hls4ml 1.3 does"):
+    with pytest.raises(ConversionError, match=r"inside TimeDistributed 'td_out'; hls4ml 1\.3 does"):
         ready_model(model)
 
 
