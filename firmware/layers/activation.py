@@ -94,13 +94,22 @@ def is_table(layer: Any) -> bool:
     )
 
 
+def table_integer_bits(kind: str) -> int:
+    """Integer bits of the table of activation ``kind``: 2 (entries in (-2, 2): sigmoid, tanh,
+    softsign, the negative halves of elu (times alpha later) and selu), 5 for softplus (up to
+    8.0003 over the table's [-8, 8); 2 would saturate its entries at 2)."""
+    return 5 if kind == "softplus" else 2
+
+
 def table_type(layer: Any) -> FixedType | None:
-    """The type of the lookup table of a table activation (None for other layers)."""
+    """The type of the lookup table of a table activation (None for other layers):
+    ``TABLE_WIDTH - 2`` fractional bits, integer bits holding every entry."""
     name = activation_name(layer).lower()
     if not is_table(layer) or name == "softmax":
         return None
     signed = name != "sigmoid" and name != "hard_sigmoid"
-    return FixedType(TABLE_WIDTH, 2, signed=signed, **RND_SAT)
+    integer = table_integer_bits(name)
+    return FixedType(TABLE_WIDTH + integer - 2, integer, signed=signed, **RND_SAT)
 
 
 def _table_result(layer: Any, ctx: DeriveContext, x: FixedType) -> LayerPrecision:
