@@ -126,11 +126,10 @@ def levels(projects: list[Path], levels_: list[str], events: int, repeat: int) -
                 shutil.copytree(project, folder)
                 for built in (folder / "firmware").glob("*.so"):
                     built.unlink()
-                script = _relocatable_script(folder)
-                if script is None or 'CFLAGS="-O3 -fPIC"' not in script:
+                script = _relocatable_script(folder, level)
+                if script is None or f'CFLAGS="-{level} -fPIC"' not in script:
                     raise SystemExit(f"{project}: not hls4ml's Vivado/Vitis build_lib.sh")
                 (folder / "firmware" / WEIGHTS_DIR_HEADER).write_text(_WEIGHTS_DIR_CODE)
-                script = script.replace('CFLAGS="-O3 -fPIC"', f'CFLAGS="-{level} -fPIC"')
                 (folder / "hepfpga_build_lib.sh").write_text(script)
                 seconds = _time(["bash", "hepfpga_build_lib.sh"], folder, repeat)
                 start = time.perf_counter()
@@ -176,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         hepfpga_dir = Path(tmp) / "hepfpga"
         shutil.copytree(base, hls4ml_dir)
         shutil.copytree(base, hepfpga_dir)
-        script = _relocatable_script(hepfpga_dir)
+        # hls4ml's -O3 on both sides: this comparison is of the units compiled at once
+        script = _relocatable_script(hepfpga_dir, "O3")
         if script is None:
             raise SystemExit("the project's build_lib.sh is not hls4ml's Vivado/Vitis template")
         (hepfpga_dir / "firmware" / WEIGHTS_DIR_HEADER).write_text(_WEIGHTS_DIR_CODE)

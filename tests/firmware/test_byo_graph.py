@@ -355,6 +355,27 @@ def test_failed_build_names_a_folder_that_exists(tmp_path: Any) -> None:
     assert (kept / BUILD_LOG).is_file() and not (entry / "project").exists()
 
 
+def test_build_script_compiles_at_hepfpgas_level(tmp_path: Any) -> None:
+    """hls4ml's build_lib.sh as hepfpga runs it: -O3 replaced by BUILD_OPT_LEVEL (the same
+    values, measured in benchmarks/build_time.py), weights found at run time, both units at
+    once."""
+    from pathlib import Path
+
+    import hls4ml
+
+    from hepfpga.firmware.project import BUILD_OPT_LEVEL, _relocatable_script
+
+    # the script hls4ml 1.3 writes into every Vivado/Vitis project
+    template = Path(hls4ml.__file__).parent / "templates" / "vivado" / "build_lib.sh"
+    (tmp_path / "build_lib.sh").write_text(template.read_text())
+    assert 'CFLAGS="-O3 -fPIC"' in template.read_text()
+    script = _relocatable_script(tmp_path)
+    assert script is not None
+    assert f'CFLAGS="-{BUILD_OPT_LEVEL} -fPIC"' in script and "-O3" not in script
+    assert "HEPFPGA_MODEL_UNIT=$!" in script and "hepfpga_weights_dir()" in script
+    assert 'CFLAGS="-O3 -fPIC"' in (_relocatable_script(tmp_path, "O3") or "")
+
+
 # -- random events on the input grid (issue 20) ----------------------------------------------
 def _on_grid(values: np.ndarray, fixed: Any) -> bool:
     return bool(np.array_equal(fixed.quantize(values), values))
