@@ -6,16 +6,17 @@ optimisation levels.
     python benchmarks/build_time.py [--steps 32] [--filters 16] [--repeat 2]
     python benchmarks/build_time.py --project RUN/firmware [--project ...] \
         [--levels O3 O2 O1 O0] [--events 2000]
+    python benchmarks/build_time.py --levels O3 O1 [--steps 32] [--filters 16]
 
-*Levels* (``--project``): each project (a run folder's ``firmware/``) is copied once per
-``-O`` level, its ``build_lib.sh`` flags changed from hls4ml's ``-O3`` to that level, and built
-with hepfpga's script (units at once); each library then runs the same ``--events`` random
-events (normal, sigma 2, as float64 through the bridge's ``<project>_double``) and its outputs
-are compared bit for bit with the first level's. Identical outputs on the events mean
-``hepfpga verify`` gives the same verdict with either library. Seconds are wall time of one
-build (best of ``--repeat``) and of running the events through the library (the C
-simulation's own speed, which ``verify`` and ``emulate --engine csim`` pay per event), ratios
-against the first level from the same run.
+*Levels* (``--project``, or ``--levels`` alone for the Conv1D tagger below): each project (a
+run folder's ``firmware/``) is copied once per ``-O`` level, its ``build_lib.sh`` flags
+changed from hls4ml's ``-O3`` to that level, and built with hepfpga's script (units at once);
+each library then runs the same ``--events`` random events (normal, sigma 2, as float64
+through the bridge's ``<project>_double``) and its outputs are compared bit for bit with the
+first level's. Identical outputs on the events mean ``hepfpga verify`` gives the same verdict
+with either library. Seconds are wall time of one build (best of ``--repeat``) and of running
+the events through the library (the C simulation's own speed, which ``verify`` and ``emulate
+--engine csim`` pay per event), ratios against the first level from the same run.
 
 The model is a representative io_parallel QKeras Conv1D tagger (input ``quantized_bits(12,3)``
 over ``--steps`` constituents x 8 features, QConv1D ``--filters`` x 3 with
@@ -138,7 +139,7 @@ def levels(projects: list[Path], levels_: list[str], events: int, repeat: int) -
                 if first is None:
                     first = (seconds, out, run)
                 same = "identical" if np.array_equal(out, first[1]) else "DIFFERENT"
-                name = str(project.resolve().parent.name or project)
+                name = project.resolve().parent.name if project.name == "firmware" else project.name
                 print(
                     f"{name:<28} {level:>5} {seconds:>8.1f} {seconds / first[0]:>6.2f} "
                     f"{run:>7.2f} {run / first[2]:>6.2f}  {same} ({events} events, "
@@ -153,12 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--project", type=Path, action="append", default=[])
-    parser.add_argument("--levels", nargs="+", default=["O3", "O2", "O1", "O0"])
+    parser.add_argument("--levels", nargs="+", default=None)
     parser.add_argument("--events", type=int, default=2000)
     args = parser.parse_args(argv)
-    if args.project:
-        levels(args.project, args.levels, args.events, args.repeat)
-        return 0
 
     from hepfpga.firmware import FirmwareOptions
     from hepfpga.firmware.project import (
@@ -167,6 +165,18 @@ def main(argv: list[str] | None = None) -> int:
         _relocatable_script,
         write_project,
     )
+
+    if args.project or args.levels:
+        chosen = args.levels or ["O3", "O2", "O1", "O0"]
+        if args.project:
+            levels(args.project, chosen, args.events, args.repeat)
+            return 0
+        # the Conv1D tagger's project at each level
+        with tempfile.TemporaryDirectory(prefix="hepfpga-build-") as tmp:
+            model = conv1d_tagger(args.steps, args.filters)
+            written = write_project(model, FirmwareOptions(), Path(tmp) / "conv1d_tagger")
+            levels([written.path], chosen, args.events, args.repeat)
+        return 0
 
     model = conv1d_tagger(args.steps, args.filters)
     with tempfile.TemporaryDirectory(prefix="hepfpga-build-") as tmp:
