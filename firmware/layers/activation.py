@@ -13,8 +13,11 @@ softmax, elu, ...) and parametrised ones (LeakyReLU, PReLU, ThresholdedReLU).
 * *Table based* (``sigmoid``, ``tanh``, ``softplus``, ``softsign``, ``elu``/``ELU``, ``selu``,
   ``hard_sigmoid``): hls4ml looks the value up in a table of 1024 entries addressed by the
   input's top bits, so the result approximates Keras; the measured difference is what
-  ``hepfpga verify`` reports per layer. Results are ``ap_fixed<W, 2>`` for bounded ones
-  (``W = float_width``) and wide enough for the input range otherwise, with 18-bit tables.
+  ``hepfpga verify`` reports per layer, and the largest difference the table allows is
+  derived from its size and types (:mod:`hepfpga.firmware.verify_bounds`). Results are
+  ``ap_fixed<W, 2>`` for bounded ones (``W = float_width``) and wide enough for the input
+  range otherwise; tables of 16 fractional bits (:func:`table_type`), written as the
+  layer-level ``table_t`` hls4ml reads.
 * ``softmax`` (``Activation`` or ``Softmax()``): see :mod:`hepfpga.firmware.hls_config`
   (``firmware.softmax``).
 * ``LeakyReLU``/``PReLU``: ``alpha * x`` for negative inputs with ``alpha`` stored in hls4ml's
