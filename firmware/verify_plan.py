@@ -213,9 +213,10 @@ def requirement(
     QKeras models need bit-exact logits (and outputs, when ``exact_outputs``) unless
     ``tolerance`` is given or a layer is never bit-exact by design (then the logits within
     that ``bound``); float models need logits within ``tolerance`` (default
-    :data:`FLOAT_TOLERANCE`). An output computed by a table activation of a model input
-    (hls4ml's activation tests) is judged by the table's derived bound instead
-    (:func:`table_bounds`, stated with its derivation) unless ``tolerance`` is given.
+    :data:`FLOAT_TOLERANCE`). An output computed by a table activation (of a QKeras model,
+    whose layers before it are exact, or of a float model's input: hls4ml's activation tests)
+    is judged by the table's derived bound instead (:func:`table_bounds`, stated with its
+    derivation) unless ``tolerance`` is given.
     ``on_grid``: the events were rounded to the input grid; ``ranges``: each layer's (min,
     max) over the events (:func:`table_bounds`)."""
     base = _requirement(plan, tolerance, exact_outputs=exact_outputs, on_grid=on_grid)
@@ -227,7 +228,9 @@ def requirement(
     judged = {
         output: bounds[name]
         for output, name in logits.items()
-        if output == name and name in bounds and name in fed
+        # a QKeras model's layers before the table are exact (so its input agrees); a float
+        # model's are profiled, so only a table reading a model input has a bound of its own
+        if output == name and name in bounds and (plan.quantized or name in fed)
     }
     if not judged:
         return base

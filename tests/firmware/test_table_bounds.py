@@ -136,3 +136,42 @@ def test_verify_states_and_meets_the_derived_bounds(activations_report: Any) -> 
         assert f"{kind}: 1024-entry table" in report.requirement
     measured = {name: c.logits_max_abs_diff for name, c in report.model_outputs.items()}
     assert measured["act_softsign"] > 0.01 and measured["act_selu"] > 0.01
+
+
+def _dense_then_sigmoid(quantized: bool) -> Any:
+    from qkeras import QActivation, QDense, quantized_bits
+    from tensorflow import keras
+
+    x = keras.Input((4,), name="x")
+    if quantized:
+        q = quantized_bits(6, 0, alpha=1)
+        h = QActivation(quantized_bits(8, 2, alpha=1), name="q")(x)
+        h = QDense(3, kernel_quantizer=q, bias_quantizer=q, name="d")(h)
+    else:
+        h = keras.layers.Dense(3, name="d")(x)
+    return keras.Model(x, keras.layers.Activation("sigmoid", name="s")(h))
+
+
+@pytest.mark.parametrize("quantized", [True, False])
+def test_which_table_outputs_are_judged_by_their_bound(quantized: bool) -> None:
+    """A QKeras model's table output is judged by its bound (the layers before it are exact:
+    bit-exact logits cannot hold for a table); a float model's only when the table reads a
+    model input (its Dense is profiled, so 0.01 stays)."""
+    from hepfpga.firmware import plan_conversion
+    from hepfpga.firmware.layers import ready_model
+    from hepfpga.firmware.precision import profile_ranges
+    from hepfpga.firmware.verify_plan import FLOAT_TOLERANCE, requirement
+
+    model = ready_model(_dense_then_sigmoid(quantized))
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    plan = plan_conversion(model, ranges=None if quantized else profile_ranges(model, x))
+    required = requirement(plan, None, exact_outputs=True, on_grid=False)
+    if quantized:
+        assert set(required.output_bounds) == {"s"}
+        assert 2**-8 <= required.output_bounds["s"] < 0.004
+        assert "'s' (sigmoid: 1024-entry table" in required.text
+        # a given tolerance replaces the derived bound
+        given = requirement(plan, 0.05, exact_outputs=True, on_grid=False)
+        assert not given.output_bounds and given.tolerance == 0.05
+    else:
+        assert not required.output_bounds and required.tolerance == FLOAT_TOLERANCE
