@@ -82,7 +82,10 @@ class Row:
     total_seconds: float | None = None
     peak_rss_mib: float | None = None
     wall_seconds: float | None = None
+    #: the ``hepfpga run`` command of this row's run
     command: str = ""
+    #: the benchmark invocation that ran it
+    invocation: str = ""
 
 
 def _get(report: dict, *keys: str):
@@ -203,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-jets", type=int, help="data.max_jets")
     parser.add_argument("--table-only", action="store_true", help="only rebuild the table")
     args = parser.parse_args(argv)
+    invocation = shlex.join(["python", "benchmarks/architectures.py", *(argv or sys.argv[1:])])
 
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     unknown = [a for a in archs if a not in CONFIGS]
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{arch}] {command}", flush=True)
             status, rss, wall = run_one(config_file, runs, out / f"{arch}.log")
             measured = Row(arch=arch, status="", exit_status=status, peak_rss_mib=rss,
-                           wall_seconds=wall)  # fmt: skip
+                           wall_seconds=wall, invocation=invocation)  # fmt: skip
         report_file = runs / arch / "report.json"
         if report_file.exists() and (measured is None or measured.exit_status in (0, 1)):
             row = row_from_report(arch, json.loads(report_file.read_text()))
@@ -243,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             row.exit_status = measured.exit_status
             row.peak_rss_mib = measured.peak_rss_mib
             row.wall_seconds = measured.wall_seconds
+            row.invocation = measured.invocation
         row.command = command
         rows[arch] = row
         table_json.write_text(json.dumps({"data": args.data,
@@ -252,10 +257,12 @@ def main(argv: list[str] | None = None) -> int:
 
     ordered = [rows[a] for a in CONFIGS if a in rows]
     table = markdown(ordered)
-    commands = "\n".join(f"    {r.command}" for r in ordered)
+    commands = "\n".join(
+        f"    {r.invocation or '(no invocation recorded)'}\n        # {r.command}" for r in ordered
+    )
     (out / "table.md").write_text(
-        f"Sample: `{args.data}`\n\n{table}\nCommands (configs under `{out / 'configs'}`):\n\n"
-        f"{commands}\n"
+        f"Sample: `{args.data}`\n\n{table}\nCommands (nice -n 10; each writes the config "
+        f"under `{out / 'configs'}` and runs the `hepfpga run` after #):\n\n{commands}\n"
     )
     print(table)
     return 0 if all(r.status == "passed" for r in ordered) else 1
