@@ -2,7 +2,7 @@
 emulate``, in one run, and its load + unload time.
 
     python benchmarks/emulator_lib.py [--run runs/jet_tagging] [--events 200000]
-                                      [--csim-events 20000]
+                                      [--csim-events 20000] [--arithmetic generated|hls4ml]
 
 The model is the QKeras model of ``--run`` (a folder written by ``hepfpga run``), or else the
 jet MLP of ``benchmarks/emulation.py`` with seeded random weights (speed does not depend on
@@ -10,8 +10,11 @@ training). On the same events it measures (best of three, one thread each):
 
 * hls4ml ``ModelGraph.predict()`` (the C simulation through ctypes) on ``--csim-events``;
 * :meth:`hepfpga.firmware.emulate.Emulator.predict` (numpy, one BLAS thread) on ``--events``;
-* the package of :func:`hepfpga.firmware.emulator_lib.write_emulator_package`, built with
-  CMake and g++ -O3, run by its test program ``run_events``: two libraries of the model
+* the package of :func:`hepfpga.firmware.emulator_lib.write_emulator_package` (``--arithmetic``:
+  ``generated``, the integer C++ generated from the engine's plan, falling back to the hls4ml
+  sources where not covered, reported; or ``hls4ml``, the C-simulation sources), built with
+  CMake and g++ (flags: ``CXX_FLAGS``, printed), run by its test program ``run_events``: two
+  libraries of the model
   (versions v1 and v2, two namespaces) loaded into one process, each event through
   ``prepare_input(double*)`` / ``predict()`` / ``read_result(double*)``, every output compared
   bit for bit with ``Emulator.predict``; the program reports events/s and the load
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, help="run folder (qkeras_model.h5, firmware/)")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--csim-events", type=int, default=20_000)
+    parser.add_argument("--arithmetic", default="generated", choices=("generated", "hls4ml"))
     args = parser.parse_args(argv)
 
     import hls4ml
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from hepfpga.firmware import FirmwareOptions, compile_project, write_project
     from hepfpga.firmware.emulate import Emulator
     from hepfpga.firmware.emulator_lib import (
+        CXX_FLAGS,
         EVENTS_FILE,
         build_package,
         run_package_test,
@@ -82,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     width = int(np.prod(model.inputs[0].shape[1:]))
     x = events(args.events, width, seed=2)
     x_csim = x[: args.csim_events]
+    import subprocess
+
+    gxx = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout
     print(f"hls4ml {hls4ml.__version__}, {os.cpu_count()} cores, model: {label}")
+    print(f"library compiled by {gxx.splitlines()[0]} with {CXX_FLAGS} (CMake Release)")
 
     with tempfile.TemporaryDirectory(prefix="hepfpga-bench-emulib-") as tmp:
         project = compile_project(write_project(model, options, Path(tmp) / "project"))
@@ -94,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         for version in ("v1", "v2"):
             start = time.perf_counter()
             package = write_emulator_package(
-                model, x, Path(tmp) / version, name="bench", version=version, options=options
+                model,
+                x,
+                Path(tmp) / version,
+                name="bench",
+                version=version,
+                options=options,
+                arithmetic=args.arithmetic,
             )
             written = time.perf_counter() - start
             start = time.perf_counter()
@@ -102,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             packages.append((build / package.library_name, package.path / EVENTS_FILE))
             print(
                 f"package {version}: written in {written:.1f} s (conversion, C simulation, "
-                f"expected outputs), built in {time.perf_counter() - start:.1f} s"
+                f"expected outputs), built in {time.perf_counter() - start:.1f} s; "
+                f"arithmetic: {package.arithmetic}"
+                + (f" (fallback: {package.fallback_reason})" if package.fallback_reason else "")
             )
+            arithmetic = package.arithmetic
         runner = packages[0][0].parent / "run_events"
         rates: dict[str, list[float]] = {"v1": [], "v2": []}
         loads: list[float] = []
@@ -124,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     cpp = max(max(rates["v1"]), max(rates["v2"]))
     print()
     print(
-        "| model | hls4ml predict() ev/s | hepfpga emulate ev/s | ratio | C++ library v1 ev/s "
-        "| C++ library v2 ev/s | ratio (best) | load (dlopen+create) | unload | identical |"
+        "| model | arithmetic | hls4ml predict() ev/s | hepfpga emulate ev/s | ratio | C++ "
+        "library v1 ev/s | C++ library v2 ev/s | ratio (best) | load (dlopen+create) | unload "
+        "| identical |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {label} | {csim:,.0f} | {emulate:,.0f} | {emulate / csim:.0f}x | "
+        f"| {label} | {arithmetic} | {csim:,.0f} | {emulate:,.0f} | {emulate / csim:.0f}x | "
         f"{max(rates['v1']):,.0f} | {max(rates['v2']):,.0f} | {cpp / csim:.0f}x | "
         f"{1e3 * min(loads):.2f} ms | {1e3 * min(unloads):.2f} ms | "
         f"all {len(x):,} events, both libraries |"

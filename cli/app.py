@@ -30,6 +30,7 @@ from hepfpga.cli import (
     export,
     firmware,
     hardware,
+    optimize_precision,
     report,
     tune,
 )
@@ -103,6 +104,7 @@ for _area in (
     deploy,
     compare,
     hardware,
+    optimize_precision,
     report,
     tune,
 ):

@@ -143,20 +143,30 @@ def data_info(path: Path | None) -> None:
     """Describe a jet sample file (default: the built-in sample)."""
     path = path or builtin_sample_path()
     sample = load_sample(path)
-    click.echo(
-        f"{path}: {len(sample)} jets, {sample.features.shape[1]} features, "
-        f"constituents {sample.constituents.shape[1:]}"
+    missing = sample.metadata.get("missing", {})
+    missing = missing if isinstance(missing, dict) else {}
+    features = (
+        "no substructure features"
+        if "features" in missing
+        else f"{sample.features.shape[1]} features"
     )
+    constituents = (
+        "no constituents"
+        if "constituents" in missing
+        else f"constituents {sample.constituents.shape[1:]}"
+    )
+    click.echo(f"{path}: {len(sample)} jets, {features}, {constituents}")
+    for reason in missing.values():
+        click.echo(f"  ({reason})")
+    # the groomed (mMDT) mass where the file has the 16 features, else the ungroomed jet mass
+    if "features" in missing:
+        label, column = "mean jet mass", sample.jet_mass
+    else:
+        label = "mean mass_mmdt"
+        column = sample.features[:, list(sample.feature_names).index("mass_mmdt")]
     for i, name in enumerate(sample.class_names):
         sel = sample.labels == i
-        mass = (
-            sample.features[sel, list(sample.feature_names).index("mass_mmdt")]
-            if sel.any()
-            else np.array([np.nan])
-        )
-        click.echo(
-            f"  {name}: {int(sel.sum()):6d} jets, mean mass_mmdt {float(np.mean(mass)):7.1f} GeV"
-        )
-
+        mean = float(np.mean(column[sel])) if sel.any() else float("nan")
+        click.echo(f"  {name}: {int(sel.sum()):6d} jets, {label} {mean:7.1f} GeV")
 
 COMMANDS = (data,)

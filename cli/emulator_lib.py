@@ -12,7 +12,12 @@ from hepfpga.artifacts import check_destination
 from hepfpga.datafiles import check_input_path, open_array
 from hepfpga.errors import ConfigError
 from hepfpga.firmware import FirmwareOptions
-from hepfpga.firmware.emulator_lib import check_package, write_emulator_package
+from hepfpga.firmware.emulator_lib import (
+    ARITHMETIC_GENERATED,
+    ARITHMETICS,
+    check_package,
+    write_emulator_package,
+)
 from hepfpga.firmware.precision import is_quantized
 from hepfpga.quantize.model_io import load_keras_model
 
@@ -41,6 +46,15 @@ RUN_EVENTS = "firmware/tb_data/tb_input_features.npy"
     show_default=True,
     help="Test events written to events.bin.",
 )
+@click.option(
+    "--arithmetic",
+    type=click.Choice(ARITHMETICS),
+    default=ARITHMETIC_GENERATED,
+    show_default=True,
+    help="generated: integer C++ generated from hepfpga's fixed-point engine (falls back to "
+    "the hls4ml sources, with a warning, for steps it does not cover); hls4ml: the hls4ml "
+    "C-simulation sources.",
+)
 @click.option("--name", help="Model name (C++ identifier); default: the Keras model's name.")
 @click.option("--version", "version", default="v1", show_default=True, help="Model version.")
 @click.option(
@@ -55,14 +69,16 @@ def emulator_lib(
     max_events: int,
     name: str | None,
     version: str,
+    arithmetic: str,
     check: bool,
     overwrite: bool,
 ) -> None:
     """Write the firmware of SOURCE (a run folder or a QKeras model file) as a C++ trigger
-    emulator library: the hls4ml C simulation behind the hls4mlEmulator::Model interface
-    (CMSSW), every symbol in a namespace of its own, only create_model/destroy_model
-    exported, with a CMake build, a BuildFile.xml and a test program that compares every
-    output with `hepfpga emulate` bit for bit.
+    emulator library: the firmware's arithmetic (integer C++ generated from hepfpga's
+    fixed-point engine, or the hls4ml C simulation where the generator does not cover a
+    layer) behind the hls4mlEmulator::Model interface (CMSSW), every symbol in a namespace of
+    its own, only create_model/destroy_model exported, with a CMake build, a BuildFile.xml and
+    a test program that compares every output with `hepfpga emulate` bit for bit.
     """
     check_destination(out, overwrite=overwrite, option="--out")
     if source.is_dir():
@@ -106,11 +122,25 @@ def emulator_lib(
         options=options,
         source=str(source),
         overwrite=overwrite,
+        arithmetic=arithmetic,
     )
     click.echo(
         f"wrote {out}: lib{package.name}_{package.version}.so in namespace {package.namespace}, "
         f"{package.n_events} test events"
     )
+    if package.fallback_reason is not None:
+        click.echo(
+            "warning: the package holds the hls4ml C-simulation sources (much slower), not "
+            f"generated code: {package.fallback_reason}",
+            err=True,
+        )
+    else:
+        what = (
+            "generated integer C++"
+            if package.arithmetic == ARITHMETIC_GENERATED
+            else "the hls4ml C-simulation sources"
+        )
+        click.echo(f"arithmetic: {what}")
     if check:
         run = check_package(out)
         click.echo(run.output.strip())

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 import struct
@@ -66,10 +67,14 @@ from hepfpga.artifacts import (
 )
 from hepfpga.errors import ConfigError, ConversionError, DataError, VerificationError
 from hepfpga.firmware.emulate import Emulator
+from hepfpga.firmware.emulate_engine.cpp import CppModel, CppUnsupportedError, generate_cpp
+from hepfpga.firmware.emulate_engine.plan import UnsupportedLayerError, build_plan
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import compile_project, patch_sources, write_project
 
 __all__ = [
+    "ARITHMETICS",
+    "CXX_FLAGS",
     "EVENTS_MAGIC",
     "EmulatorPackage",
     "build_package",
@@ -86,7 +91,16 @@ _DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 EVENTS_FILE = "events.bin"
 PACKAGE_FILE = "package.json"
 _PLACEHOLDER = "HEPFPGA_EMULIB_NAMESPACE"
+ARITHMETIC_GENERATED = "generated"
+ARITHMETIC_HLS4ML = "hls4ml"
+#: the package's arithmetic: integer C++ generated from the fixed-point engine's plan (falling
+#: back to the C-simulation sources where the generator or the engine does not cover the
+#: model), or hls4ml's C-simulation sources
+ARITHMETICS = (ARITHMETIC_GENERATED, ARITHMETIC_HLS4ML)
+#: optimisation flags of the library (CMake and BuildFile.xml); portable: no -march
+CXX_FLAGS = "-O3"
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+log = logging.getLogger("hepfpga.firmware.emulator_lib")
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,11 @@ class EmulatorPackage:
     n_inputs: int
     n_outputs: int
     n_events: int
+    #: ``"generated"`` (integer C++ from the engine's plan) or ``"hls4ml"`` (C-simulation
+    #: sources); see :data:`ARITHMETICS`
+    arithmetic: str = "hls4ml"
+    #: why the C-simulation sources were packaged although generated code was asked for
+    fallback_reason: str | None = None
 
     @property
     def library_name(self) -> str:
@@ -337,6 +356,77 @@ _PREDICT_STREAM = """\
     }}
 """
 
+_MODEL_GEN_CPP = """\
+// {name} {version}: hls4mlEmulator::Model of the firmware written by hepfpga {hepfpga}.
+// The arithmetic is generated integer C++ (NN/model.h, from hepfpga's fixed-point engine),
+// bit for bit the firmware's C simulation; see README.md.
+#include <any>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+
+#include "ap_fixed.h"
+#include "emulator.h"
+#include "model.h"
+
+namespace {ns} {{
+
+class {cls} : public hls4mlEmulator::Model {{
+private:
+    // one value per input/output, flattened in the Keras (row-major, channels-last) order,
+    // held as raw codes (value * 2^fractional of the type)
+    using in_elem_t = {in_elem};
+    using out_elem_t = {out_elem};
+    int64_t input_[gen::n_inputs];
+    int64_t result_[gen::n_outputs];
+
+public:
+    // {in_elem}* (the CICADA convention), or float* / double* (converted to the input type
+    // with its rounding and saturation, as hepfpga emulate and the C simulation convert them)
+    void prepare_input(std::any input) override {{
+        if (auto p = std::any_cast<in_elem_t*>(&input)) {{
+            for (int i = 0; i < gen::n_inputs; ++i)
+                input_[i] = gen::input_code((*p)[i].to_double());
+        }} else if (auto p = std::any_cast<double*>(&input)) {{
+            for (int i = 0; i < gen::n_inputs; ++i) input_[i] = gen::input_code((*p)[i]);
+        }} else if (auto p = std::any_cast<const double*>(&input)) {{
+            for (int i = 0; i < gen::n_inputs; ++i) input_[i] = gen::input_code((*p)[i]);
+        }} else if (auto p = std::any_cast<float*>(&input)) {{
+            for (int i = 0; i < gen::n_inputs; ++i) input_[i] = gen::input_code((*p)[i]);
+        }} else {{
+            throw std::invalid_argument(
+                "{name}_{version}: prepare_input takes {in_elem}*, float* or double*");
+        }}
+    }}
+
+    void predict() override {{ gen::run(input_, result_); }}
+
+    // {out_elem}* or double* (exact), {n_out} values
+    void read_result(std::any result) override {{
+        if (auto p = std::any_cast<out_elem_t*>(&result)) {{
+            for (int i = 0; i < gen::n_outputs; ++i)
+                (*p)[i] = out_elem_t(std::ldexp(double(result_[i]), -gen::output_fractional));
+        }} else if (auto p = std::any_cast<double*>(&result)) {{
+            for (int i = 0; i < gen::n_outputs; ++i)
+                (*p)[i] = std::ldexp(double(result_[i]), -gen::output_fractional);
+        }} else {{
+            throw std::invalid_argument(
+                "{name}_{version}: read_result takes {out_elem}* or double*");
+        }}
+    }}
+}};
+
+}}  // namespace {ns}
+
+extern "C" __attribute__((visibility("default"))) hls4mlEmulator::Model* create_model() {{
+    return new {ns}::{cls};
+}}
+
+extern "C" __attribute__((visibility("default"))) void destroy_model(hls4mlEmulator::Model* m) {{
+    delete m;
+}}
+"""
+
 _EXPORTS = "{\n  global: create_model; destroy_model;\n  local: *;\n};\n"
 
 _CMAKE = """\
@@ -350,9 +440,9 @@ if(NOT CMAKE_BUILD_TYPE)
 endif()
 
 # the model: only create_model/destroy_model are exported (hidden visibility + version script)
-add_library({name}_{version} SHARED src/{name}_{version}.cpp NN/{top}.cpp)
+add_library({name}_{version} SHARED src/{name}_{version}.cpp{extra_sources})
 target_include_directories({name}_{version} PRIVATE include/hls4ml NN NN/ap_types)
-target_compile_options({name}_{version} PRIVATE -O3 -fvisibility=hidden
+target_compile_options({name}_{version} PRIVATE {cxx_flags} -fvisibility=hidden
   -fvisibility-inlines-hidden -Wno-unused-label -Wno-unknown-pragmas)
 target_link_options({name}_{version} PRIVATE
   -Wl,--version-script=${{CMAKE_CURRENT_SOURCE_DIR}}/exports.map -Wl,--no-undefined)
@@ -367,22 +457,34 @@ _BUILDFILE = """\
 <!-- CMSSW: place this package as a scram tool or an external; the library is loaded at run
      time by hls4mlEmulator::ModelLoader("lib{name}_{version}"), never linked. -->
 <use name="hls4mlEmulatorExtras"/>
-<flags CXXFLAGS="-O3 -fvisibility=hidden -fvisibility-inlines-hidden -INN -INN/ap_types"/>
+<flags CXXFLAGS="{cxx_flags} -fvisibility=hidden -fvisibility-inlines-hidden -INN -INN/ap_types"/>
 <flags LDFLAGS="-Wl,--version-script=exports.map"/>
 <export>
   <lib name="{name}_{version}"/>
 </export>
 """
 
+_README_GENERATED = """\
+**Arithmetic: generated integer C++** (`NN/model.h`), written from hepfpga's fixed-point
+engine, which `hepfpga emulate` proves bit-exact against the hls4ml C simulation: raw integer
+codes, dot products with integer weights, conversions as shifts with the types' rounding and
+overflow modes, the softmax tables as constant arrays. Steps: {steps}."""
+
+_README_CSIM = """\
+**Arithmetic: the hls4ml C-simulation sources** (`NN/`, `ap_fixed`), bit for bit the
+firmware's, about 100x slower than generated code. Generated code was not used: {reason}."""
+
 _README = """\
 # {name} {version}: trigger emulator library written by hepfpga {hepfpga}
 
 The firmware of `{source}` as a C++ shared library for a trigger emulator (CMSSW's
 `hls4mlEmulator::Model` interface). Written with hls4ml {hls4ml}; backend {backend},
-{io_type}. The arithmetic is the hls4ml C simulation's, bit for bit.
+{io_type}.
+
+{arithmetic_text}
 
 - namespace `{ns}` (model name, version, SHA-256 of the sources): every symbol of `NN/`
-  (top function `{top}`, weights, hls4ml's `nnet` templates as `{ns}_nnet`) is inside it;
+  ({ns_content}) is inside it;
 - exported symbols: `create_model` and `destroy_model` only (`-fvisibility=hidden` and the
   linker version script `exports.map`), so any number of models load into one process;
 - input: {n_in} values, `prepare_input(std::any)` with `{in_elem}*` ({input_prec}), or
@@ -594,6 +696,7 @@ def write_emulator_package(
     options: FirmwareOptions | None = None,
     source: str = "",
     overwrite: bool = False,
+    arithmetic: str = ARITHMETIC_GENERATED,
 ) -> EmulatorPackage:
     """Write the emulator package of the QKeras ``model`` to ``out_dir`` atomically.
 
@@ -603,10 +706,19 @@ def write_emulator_package(
     name) and ``version`` name the library, ``lib<name>_<version>.so``. ``options`` are the
     firmware options the project was written with (io_parallel or io_stream). ``out_dir`` follows
     :func:`hepfpga.artifacts.check_destination`; nothing appears there unless complete.
+
+    ``arithmetic`` (one of :data:`ARITHMETICS`): ``"generated"`` writes integer C++ generated
+    from the fixed-point engine's plan (:mod:`hepfpga.firmware.emulate_engine.cpp`) when the
+    engine is proven exact for the model and the generator covers every step; otherwise it
+    falls back to the hls4ml C-simulation sources, logs a warning with the reason and records
+    it (:attr:`EmulatorPackage.fallback_reason`, ``package.json``, ``README.md``).
+    ``"hls4ml"`` packages the C-simulation sources directly.
     """
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
+    if arithmetic not in ARITHMETICS:
+        raise ConfigError(f"arithmetic {arithmetic!r} is not one of {', '.join(ARITHMETICS)}")
     options = options if options is not None else FirmwareOptions()
     name = _identifier(name or str(model.name), "model name")
     version = _identifier(version, "version")
@@ -629,20 +741,36 @@ def write_emulator_package(
         expected = np.asarray(emulator.predict(events), dtype=np.float64).reshape(len(events), -1)
         input_prec = _precision(project.hls_model, "in")
         result_prec = _precision(project.hls_model, "out")
-        # the same sources, with weights inline (no .txt read at run time), no trace code and
-        # hls4ml's own namespace for the top function and the weights
-        config = project.hls_model.config
-        config.writer_config = dict(
-            config.writer_config, Namespace=_PLACEHOLDER, WriteWeightsTxt=False
-        )
-        config.trace_output = False
-        project.hls_model.write()
-        patch_sources(project.path, project.keras_model)
+        generated: CppModel | None = None
+        fallback: str | None = None
+        if arithmetic == ARITHMETIC_GENERATED:
+            generated, fallback = _generate(project.hls_model, emulator)
+            if fallback is not None:
+                log.warning(
+                    "emulator library of %s: hls4ml C-simulation sources packaged (much slower "
+                    "than generated code): %s",
+                    name,
+                    fallback,
+                )
+        if generated is None:
+            # the same sources, with weights inline (no .txt read at run time), no trace code
+            # and hls4ml's own namespace for the top function and the weights
+            config = project.hls_model.config
+            config.writer_config = dict(
+                config.writer_config, Namespace=_PLACEHOLDER, WriteWeightsTxt=False
+            )
+            config.trace_output = False
+            project.hls_model.write()
+            patch_sources(project.path, project.keras_model)
 
         tmp, created = make_partial_directory(out_dir)
         try:
             nn = tmp / "NN"
-            _copy_sources(project.path / "firmware", nn)
+            if generated is None:
+                _copy_sources(project.path / "firmware", nn)
+            else:
+                shutil.copytree(project.path / "firmware" / "ap_types", nn / "ap_types")
+                (nn / "model.h").write_text(generated.source)
             digest = _source_hash(nn)
             namespace = f"{name}_{version}_{digest[:12]}"
             _set_namespace(nn, namespace)
@@ -665,14 +793,40 @@ def write_emulator_package(
                 "io_type": options.io_type.value,
                 "input_prec": input_prec,
                 "result_prec": result_prec,
+                "cxx_flags": CXX_FLAGS,
             }
+            if generated is not None:
+                fields.update(
+                    in_elem=generated.input_type.to_hls(),
+                    out_elem=generated.output_type.to_hls(),
+                    input_prec="the firmware's input type",
+                    result_prec="the firmware's output type",
+                    extra_sources="",
+                    ns_content="the generated arithmetic `gen::run`, its weights and tables",
+                    arithmetic_text=_README_GENERATED.format(
+                        steps=", ".join(f"`{n}` ({k})" for n, k in generated.steps)
+                    ),
+                )
+            else:
+                fields.update(
+                    extra_sources=f" NN/{top}.cpp",
+                    ns_content=f"top function `{top}`, weights, hls4ml's `nnet` templates "
+                    f"as `{namespace}_nnet`",
+                    arithmetic_text=_README_CSIM.format(
+                        reason=fallback or "requested (--arithmetic hls4ml)"
+                    ),
+                )
             (tmp / "include" / "hls4ml").mkdir(parents=True)
             (tmp / "include" / "hls4ml" / "emulator.h").write_text(_INTERFACE)
             (tmp / "src").mkdir()
-            fields["predict"] = (_PREDICT_PARALLEL if parallel else _PREDICT_STREAM).format(
-                **fields
-            )
-            (tmp / "src" / f"{name}_{version}.cpp").write_text(_MODEL_CPP.format(**fields))
+            if generated is not None:
+                model_cpp = _MODEL_GEN_CPP.format(**fields)
+            else:
+                fields["predict"] = (_PREDICT_PARALLEL if parallel else _PREDICT_STREAM).format(
+                    **fields
+                )
+                model_cpp = _MODEL_CPP.format(**fields)
+            (tmp / "src" / f"{name}_{version}.cpp").write_text(model_cpp)
             (tmp / "test").mkdir()
             (tmp / "test" / "run_events.cpp").write_text(_TEST_CPP)
             (tmp / "exports.map").write_text(_EXPORTS)
@@ -680,6 +834,7 @@ def write_emulator_package(
             (tmp / "BuildFile.xml").write_text(_BUILDFILE.format(**fields))
             (tmp / "README.md").write_text(_README.format(**fields))
             write_events_file(tmp / EVENTS_FILE, events, expected)
+            used = ARITHMETIC_GENERATED if generated is not None else ARITHMETIC_HLS4ML
             record = {
                 "name": name,
                 "version": version,
@@ -690,6 +845,10 @@ def write_emulator_package(
                 "n_outputs": n_out,
                 "n_events": len(events),
                 "expected_from": f"hepfpga emulate ({emulator.engine} engine)",
+                "arithmetic": used,
+                "fallback_reason": fallback,
+                "generated_steps": [list(s) for s in generated.steps] if generated else None,
+                "cxx_flags": CXX_FLAGS,
                 "hepfpga_version": __version__,
                 "hls4ml_version": hls4ml.__version__,
                 "options": options.to_dict(),
@@ -701,7 +860,22 @@ def write_emulator_package(
             shutil.rmtree(tmp, ignore_errors=True)
             remove_empty_parents(created)
             raise
-    return EmulatorPackage(out_dir, name, version, namespace, n_in, n_out, len(events))
+    return EmulatorPackage(
+        out_dir, name, version, namespace, n_in, n_out, len(events), used, fallback
+    )
+
+
+def _generate(hls_model: Any, emulator: Emulator) -> tuple[CppModel | None, str | None]:
+    """The generated C++ of the model, or None and why not (the fallback reason)."""
+    if not emulator.exact_engine:
+        return None, (
+            "hepfpga emulate runs the C simulation for this model "
+            f"({emulator.fallback_reason}), so there is no proven plan to generate C++ from"
+        )
+    try:
+        return generate_cpp(build_plan(hls_model), _PLACEHOLDER), None
+    except (CppUnsupportedError, UnsupportedLayerError) as exc:
+        return None, f"no C++ generator: {exc}"
 
 
 # -- building and running ---------------------------------------------------------------------

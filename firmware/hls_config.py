@@ -317,10 +317,12 @@ def plan_conversion(
         # recurrent layers keep hls4ml's keys for their internal types ('auto', the tables)
         entry_precision: dict[str, str] = dict(entry.get("Precision", {})) if types.extra else {}
         entry_precision.update({key: value.to_hls() for key, value in types.hls_types().items()})
+        entry["Precision"] = entry_precision
         table = table_type(layer)
         if table is not None:
-            entry_precision["table"] = table.to_hls()
-        entry["Precision"] = entry_precision
+            # a layer-level '<name>_t' key: hls4ml 1.3 sets an activation's table_t from it
+            # (a Precision 'table' entry is never read: the table stayed ap_fixed<18,8>)
+            entry["table_t"] = table.to_hls()
         entry["Trace"] = True
         handler = handler_for(layer)
         if handler.settings is not None:

@@ -339,9 +339,20 @@ static inline std::string hepfpga_weights_dir() {
 """
 
 
-def _relocatable_script(folder: Path) -> str | None:
-    """``folder``'s ``build_lib.sh`` with ``WEIGHTS_DIR`` found at run time, or None when the
-    script is not hls4ml's Vivado/Vitis template (one ``WEIGHTS_DIR=`` line)."""
+#: the optimisation level of the C-simulation build (hls4ml's script: ``-O3``). The library
+#: computes with ``ap_fixed`` integer arithmetic and IEEE float/double table set-up (no
+#: ``-ffast-math``, ISO C++: no contraction), which every level compiles to the same values;
+#: the level only trades g++ time against the simulation's speed. Measured on the example
+#: runs' projects with ``benchmarks/build_time.py --project`` (same run, outputs bit for bit
+#: identical at every level): see docs/firmware.md, "Build time".
+BUILD_OPT_LEVEL = "O1"
+_HLS4ML_CFLAGS = 'CFLAGS="-O3 -fPIC"'
+
+
+def _relocatable_script(folder: Path, level: str = BUILD_OPT_LEVEL) -> str | None:
+    """``folder``'s ``build_lib.sh`` with ``WEIGHTS_DIR`` found at run time and ``-<level>``
+    for hls4ml's ``-O3``, or None when the script is not hls4ml's Vivado/Vitis template (one
+    ``WEIGHTS_DIR=`` line)."""
     script = folder / "build_lib.sh"
     if not script.is_file():
         return None
@@ -352,6 +363,7 @@ def _relocatable_script(folder: Path) -> str | None:
     lines[index[0]] = (
         f'WEIGHTS_DIR="hepfpga_weights_dir()"\nCFLAGS+=" -include firmware/{WEIGHTS_DIR_HEADER}"'
     )
+    lines = [f'CFLAGS="-{level} -fPIC"' if line == _HLS4ML_CFLAGS else line for line in lines]
     return "\n".join(_parallel_units(lines))
 
 

@@ -127,6 +127,11 @@ def verify_model(
         tolerance,
         exact_outputs=not found.has_softmax or options.softmax.info.exact,
         on_grid=found.on_grid,
+        ranges={
+            name: (float(values.min()), float(values.max()))
+            for name, values in found.references.items()
+            if values.size
+        },
     )
     diagnosis = diagnose(
         plan.model,
@@ -142,7 +147,7 @@ def verify_model(
         quantized=plan.quantized,
         n_events=found.n_events,
         requirement=required.text,
-        passed=required.met_by(found.model_outputs.values()),
+        passed=required.met_by(found.model_outputs),
         outputs=next(iter(found.model_outputs.values())),
         per_output=found.per_output,
         layers=found.layers,

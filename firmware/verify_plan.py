@@ -4,18 +4,27 @@ what the firmware must reproduce (:func:`requirement`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hepfpga.errors import DataError
 from hepfpga.firmware.data import validate_events
-from hepfpga.firmware.hls_config import ConversionPlan, hls4ml_ready_model, plan_conversion
+from hepfpga.firmware.emulate_tables import TABLE_KINDS
+from hepfpga.firmware.hls_config import (
+    ConversionPlan,
+    hls4ml_ready_model,
+    logits_layer_names,
+    plan_conversion,
+)
 from hepfpga.firmware.layers import handler_for, model_graph
+from hepfpga.firmware.layers.activation import activation_name, is_softmax, is_table
 from hepfpga.firmware.layers.graph import input_names
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
+from hepfpga.firmware.verify_bounds import DEFAULT_TABLE_SIZE, TableBound, table_bound
 from hepfpga.firmware.verify_report import Comparison
+from hepfpga.fixed_point import FixedType
 
 __all__ = [
     "FLOAT_TOLERANCE",
@@ -26,6 +35,7 @@ __all__ = [
     "check_input_ranges",
     "plan_for_events",
     "requirement",
+    "table_bounds",
 ]
 
 #: default tolerance on the logits of float (non-QKeras) models, in absolute units
@@ -100,6 +110,59 @@ def bound_reason(model: Any) -> str:
     return f"{', '.join(names)} not bit-exact by design ({'; '.join(reasons)})"
 
 
+def _param_type(plan: ConversionPlan, entry: dict[str, Any]) -> FixedType:
+    """The layer's ``param_t``: its own precision entry, else the model's default type."""
+    text = (
+        entry.get("Precision", {}).get("param") or plan.hls_config["Model"]["Precision"]["default"]
+    )
+    return FixedType.parse(text if text.startswith("ap_") else f"ap_{text}")
+
+
+def table_bounds(
+    plan: ConversionPlan,
+    *,
+    on_grid: bool,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, TableBound]:
+    """For every table activation of ``plan`` (sigmoid, tanh, softsign, softplus, elu, selu;
+    softmax has its own statement, ``firmware.softmax``): the largest difference from the
+    function the firmware can have for the layer's own input
+    (:func:`~hepfpga.firmware.verify_bounds.table_bound`), from the table's size and types as
+    written in the configuration. A layer reading a model input that Keras sees unrounded
+    (``on_grid`` false) includes the input's rounding. ``ranges``: each layer's (min, max)
+    over the checked events (the bound then covers the inputs of that range; else the input
+    type's whole range)."""
+    model = plan.model
+    inputs = set(input_names(model))
+    bounds = {}
+    for node in model_graph(model):
+        layer = node.layer
+        kind = activation_name(layer).lower()
+        if not is_table(layer) or is_softmax(layer) or kind not in TABLE_KINDS:
+            continue
+        entry = plan.hls_config["LayerName"][node.name]
+        (feeding,) = node.inputs
+        alpha = float(layer.get_config().get("alpha", 1.0)) if kind == "elu" else 1.0
+        bounds[node.name] = table_bound(
+            kind,
+            int(entry.get("TableSize", DEFAULT_TABLE_SIZE)),
+            FixedType.parse(entry["table_t"]),
+            plan.precision[node.name].result,
+            plan.precision[feeding].result,
+            alpha=alpha,
+            param_t=_param_type(plan, entry) if kind == "elu" else None,
+            input_rounded=feeding in inputs and not on_grid,
+            input_range=(ranges or {}).get(feeding),
+        )
+    return bounds
+
+
+def _input_fed(model: Any) -> set[str]:
+    """Layers reading a model input directly."""
+    inputs = set(input_names(model))
+    return {node.name for node in model_graph(model) if set(node.inputs) & inputs}
+
+
 @dataclass(frozen=True)
 class Requirement:
     """What the firmware must reproduce: :attr:`text` in words, checked by :meth:`met_by`."""
@@ -111,9 +174,22 @@ class Requirement:
     tolerance: float | None = None
     #: the outputs must be exact too (no softmax, or an exact softmax choice)
     exact_outputs: bool = False
+    #: output name -> the derived bound of the table activation that computes it (judged by
+    #: that bound instead of the rule above; see :func:`table_bounds`)
+    output_bounds: dict[str, float] = field(default_factory=dict)
 
-    def met_by(self, comparisons: Iterable[Comparison]) -> bool:
-        """Whether every output's comparison meets the requirement."""
+    def met_by(self, comparisons: Iterable[Comparison] | Mapping[str, Comparison]) -> bool:
+        """Whether every output's comparison meets the requirement (``comparisons`` by
+        output name for :attr:`output_bounds` to apply)."""
+        if isinstance(comparisons, Mapping):
+            bounded = {k: c for k, c in comparisons.items() if k in self.output_bounds}
+            if not all(c.logits_max_abs_diff <= self.output_bounds[k] for k, c in bounded.items()):
+                return False
+            rest = [c for k, c in comparisons.items() if k not in bounded]
+            return not rest or self._rule(rest)
+        return self._rule(list(comparisons))
+
+    def _rule(self, comparisons: list[Comparison]) -> bool:
         if self.bound is not None:
             return all(c.logits_max_abs_diff <= self.bound for c in comparisons)
         if self.tolerance is not None:
@@ -125,14 +201,49 @@ class Requirement:
 
 
 def requirement(
-    plan: ConversionPlan, tolerance: float | None, *, exact_outputs: bool, on_grid: bool
+    plan: ConversionPlan,
+    tolerance: float | None,
+    *,
+    exact_outputs: bool,
+    on_grid: bool,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> Requirement:
     """What the firmware of ``plan`` must reproduce.
 
     QKeras models need bit-exact logits (and outputs, when ``exact_outputs``) unless
     ``tolerance`` is given or a layer is never bit-exact by design (then the logits within
     that ``bound``); float models need logits within ``tolerance`` (default
-    :data:`FLOAT_TOLERANCE`). ``on_grid``: the events were rounded to the input grid."""
+    :data:`FLOAT_TOLERANCE`). An output computed by a table activation (of a QKeras model,
+    whose layers before it are exact, or of a float model's input: hls4ml's activation tests)
+    is judged by the table's derived bound instead (:func:`table_bounds`, stated with its
+    derivation) unless ``tolerance`` is given.
+    ``on_grid``: the events were rounded to the input grid; ``ranges``: each layer's (min,
+    max) over the events (:func:`table_bounds`)."""
+    base = _requirement(plan, tolerance, exact_outputs=exact_outputs, on_grid=on_grid)
+    if tolerance is not None:
+        return base
+    bounds = table_bounds(plan, on_grid=on_grid, ranges=ranges)
+    fed = _input_fed(plan.model)
+    logits = logits_layer_names(plan.model)
+    judged = {
+        output: bounds[name]
+        for output, name in logits.items()
+        # a QKeras model's layers before the table are exact (so its input agrees); a float
+        # model's are profiled, so only a table reading a model input has a bound of its own
+        if output == name and name in bounds and (plan.quantized or name in fed)
+    }
+    if not judged:
+        return base
+    stated = "; ".join(f"'{name}' ({b.how})" for name, b in judged.items())
+    text = f"each output within its table's derived bound: {stated}"
+    if len(judged) < len(logits):
+        text = f"{base.text} (other outputs); {text}"
+    return replace(base, text=text, output_bounds={k: b.bound for k, b in judged.items()})
+
+
+def _requirement(
+    plan: ConversionPlan, tolerance: float | None, *, exact_outputs: bool, on_grid: bool
+) -> Requirement:
     where = " on the input grid" if on_grid else ""
     bound = approximate_bound(plan.model) if tolerance is None and plan.quantized else None
     if bound is not None:

@@ -80,6 +80,11 @@ class RunReport:
     #: the quantization method of the run's quantized model (``quantization.method``; runs
     #: written before HGQ existed are ``qkeras``)
     quantization_method: str = "qkeras"
+    #: the run's peak resident memory in MiB (``resources.peak_rss_mib``: ``getrusage``'s
+    #: ``ru_maxrss`` when the report was written; None for runs written before it was recorded)
+    peak_rss_mib: float | None = None
+    #: whether the run streamed its jets (``data.loading.streamed``; None: not recorded)
+    streamed: bool | None = None
 
     @classmethod
     def from_content(
@@ -118,6 +123,8 @@ class RunReport:
                     _mapping(_mapping(content.get("config")).get("quantization")).get("method")
                     or "qkeras"
                 ),
+                peak_rss_mib=_mapping(content.get("resources")).get("peak_rss_mib"),
+                streamed=_streamed(_mapping(data.get("loading")).get("streamed")),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{where}: not a hepfpga run report ({_reason(exc)})") from exc
@@ -179,6 +186,9 @@ _REPORT_TYPES: dict[str, tuple[type, ...]] = {
     "parameters": (int, *_NONE),
     "timings_s": _OBJECT,
     "timings_s.total": _NUMBER + _NONE,
+    "resources": _OBJECT,
+    "resources.peak_rss_mib": _NUMBER + _NONE,
+    "data.loading": _OBJECT,
     "hls_vs_qkeras": _OBJECT,
     **{f"{model}": _OBJECT for model in MODELS},
     **{f"{model}.test": _OBJECT for model in MODELS},
@@ -250,6 +260,12 @@ def _with_method_aliases(content: Any) -> Any:
         if f"{prefix}{method}" in content and f"{prefix}qkeras" not in content:
             aliased[f"{prefix}qkeras"] = content[f"{prefix}{method}"]
     return aliased
+
+
+def _streamed(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise TypeError(f"'data.loading.streamed' is {_json_name(value)}; expected a boolean")
 
 
 def _json_name(value: Any) -> str:

@@ -55,10 +55,22 @@ from hepfpga.pipeline.report_html import write_report_html
 from hepfpga.pipeline.run import Run
 from hepfpga.pipeline.stages import DataResult
 from hepfpga.pipeline.tasks import RUN_TASKS, RunTask
+from hepfpga.train.layouts import sample_files
 
 __all__ = ["RunResult", "run_pipeline"]
 
 log = logging.getLogger("hepfpga")
+
+
+def _data_inputs(path: Path | None) -> dict[str, Path | None]:
+    """The manifest's data inputs: ``data`` for one file; ``data/<name>`` for each file of a
+    folder of shards or a glob (each hashed: a folder has no hash of its own)."""
+    if path is None:
+        return {"data": None}
+    files = sample_files(path)
+    if files == [Path(path)]:
+        return {"data": Path(path)}
+    return {f"data/{p.name}": p for p in files}
 
 
 @dataclass
@@ -136,7 +148,7 @@ def run_pipeline(
         write_report_html(run_dir)
         write_manifest(
             run_dir,
-            inputs={"config": config_path, "data": run.get(DataResult).path},
+            inputs={"config": config_path, **_data_inputs(run.get(DataResult).path)},
             config=report["config"],
             extra={"status": report["status"]},
         )

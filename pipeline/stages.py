@@ -17,7 +17,7 @@ import numpy as np
 
 from hepfpga.artifacts import write_json_atomic
 from hepfpga.deploy.onnx_export import check_onnx, export_onnx
-from hepfpga.errors import ConversionError
+from hepfpga.errors import ConversionError, DataError
 from hepfpga.firmware import compile_project, record_verification, verify_model, write_project
 from hepfpga.firmware.csim import predict
 from hepfpga.firmware.hgq import HGQVerification, verify_hgq_model, write_hgq_project
@@ -39,8 +39,17 @@ from hepfpga.quantize.model_io import save_keras_model
 from hepfpga.train.architectures import build_model, get_architecture
 from hepfpga.train.dataset import Split, split_sample, stratified_subsample
 from hepfpga.train.evaluate import evaluate_classifier, plot_roc
-from hepfpga.train.fit import fit_classifier
+from hepfpga.train.fit import fit_classifier, peak_rss_mb
 from hepfpga.train.io import builtin_sample_path, load_sample
+from hepfpga.train.stream import (
+    LoadingPlan,
+    ShardedSample,
+    StreamedInputs,
+    fit_streamed,
+    loading_plan,
+    split_stream,
+    stream_inputs,
+)
 
 if TYPE_CHECKING:
     from hepfpga.deploy.onnx_export import OnnxExport, OnnxParity
@@ -68,6 +77,7 @@ __all__ = [
     "float_training_stage",
     "load_run_sample",
     "onnx_stage",
+    "peak_rss_section",
     "prepare_run_inputs",
     "qat_stage",
     "split_run_sample",
@@ -83,16 +93,29 @@ DataResultT = TypeVar("DataResultT", bound="DataResult")
 
 @dataclass
 class DataResult(StageResult):
-    """The jets, their split, the network inputs of the architecture's representation."""
+    """The jets, their split, the network inputs of the architecture's representation.
+
+    A streamed run (``data.loading``, :func:`streamed_data_result`) holds no whole sample:
+    ``sample`` is then its test jets (what ``x_test`` is made of, only the representation's
+    parts read), ``inputs`` a :class:`~hepfpga.train.stream.StreamedInputs` (the training and
+    validation inputs drawn in batches), ``n_jets`` the jets of the whole sample and
+    ``loading`` why it streamed."""
 
     sample: JetSample
     path: Path | None
     architecture: Architecture
-    inputs: PreparedInputs
+    inputs: PreparedInputs | StreamedInputs
     y_train: np.ndarray
     y_val: np.ndarray
     y_test: np.ndarray
     x_test: np.ndarray
+    n_jets: int | None = None
+    loading: LoadingPlan | None = None
+
+    @property
+    def streamed(self) -> StreamedInputs | None:
+        """The streamed inputs of a streamed run (None: the run holds its jets in memory)."""
+        return self.inputs if isinstance(self.inputs, StreamedInputs) else None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -111,10 +134,23 @@ class DataResult(StageResult):
 
     def report_items(self, run: Run) -> dict[str, Any]:
         classes = self.classes
+        loading: dict[str, Any] = {
+            "streamed": self.streamed is not None,
+            "reason": self.loading.reason if self.loading else "in memory",
+        }
+        if self.streamed is not None:
+            cap = run.config.verification.max_events
+            loading["held_in_memory"] = (
+                f"the {len(self.y_test)} test jets (inputs and the representation's parts of "
+                f"the jets; verification.max_events: {cap}), the labels of all jets and the "
+                "split's jet numbers; training and validation inputs are streamed in batches "
+                "unless a later stage asks for them whole (bdt, analysis)"
+            )
         return {
             "data": {
                 "path": str(self.path),
-                "n_jets": len(self.sample),
+                "n_jets": len(self.sample) if self.n_jets is None else self.n_jets,
+                "loading": loading,
                 "classes": list(classes),
                 "features": list(self.sample.feature_names),
                 "split": {
@@ -135,20 +171,58 @@ class DataResult(StageResult):
                 "task": self.architecture.task,
                 "firmware_exactness": self.architecture.exactness,
             },
+            # report_items run when the report is written, after the last stage
+            "resources": peak_rss_section(),
         }
 
 
+def peak_rss_section() -> dict[str, Any]:
+    """The run's peak resident memory for ``report.json`` (``resources``): ``getrusage(
+    RUSAGE_SELF).ru_maxrss`` when the report is written (KiB on Linux, bytes on macOS),
+    in MiB (2**20 bytes). It is the process's peak, which includes whatever the process
+    did before the run (one ``hepfpga run`` command: the run alone)."""
+    return {
+        "peak_rss_mib": round(peak_rss_mb(), 1),
+        "peak_rss_source": (
+            "getrusage(RUSAGE_SELF).ru_maxrss of the hepfpga process when the report was "
+            "written, in MiB (2**20 bytes)"
+        ),
+    }
+
+
 def load_run_sample(run: Run) -> tuple[Path, JetSample]:
-    """The run's jet sample (``data.path``, or the built-in one) and its path."""
+    """The run's jet sample (``data.path``, or the built-in one) and its path, loaded into
+    memory (the data stages of the tasks that do not stream; ``data.loading: stream`` is
+    refused there with one line)."""
     data = run.config.data
+    if data.loading == "stream":
+        raise DataError(
+            f"data.loading: stream: the {run.config.task.name} task loads its jets into "
+            "memory (streamed training serves the classification task); accepted here: "
+            "auto, memory"
+        )
     path = data.path if data.path is not None else builtin_sample_path()
     return path, load_sample(path)
 
 
 def split_run_sample(run: Run, sample: JetSample) -> Split:
     """``sample`` cut to ``data.max_jets`` (stratified) and split as configured (the same
-    stratified split for every task with the same seed)."""
+    stratified split for every task with the same seed). A streamed run's ``sample`` is its
+    test jets alone (:class:`DataResult`): they are the split's test part (training and
+    validation parts empty) when they are all the test jets; when ``verification.max_events``
+    capped them, a :class:`~hepfpga.errors.DataError` says the whole test part is not held."""
     config = run.config
+    if sample.metadata.get("streamed_part") == "test":
+        cap = sample.metadata.get("capped_at")
+        if cap is not None:
+            raise DataError(
+                f"the run streamed {config.data.path} (data.loading) and holds only {len(sample)} "
+                f"of its test jets (verification.max_events: {cap}); name a background file "
+                "(task.trigger_rates.background), or set verification.max_events: null or "
+                "data.loading: memory"
+            )
+        none = sample.subset(np.arange(0))
+        return Split(none, none, sample)
     if config.data.max_jets is not None:
         sample = stratified_subsample(sample, config.data.max_jets, config.seed)
     s = config.data.split
@@ -193,17 +267,67 @@ def build_data_result(
     )
 
 
+def streamed_data_result(run: Run, path: Path, plan: LoadingPlan) -> DataResult:
+    """The :class:`DataResult` of a streamed run: the split cut from the labels alone
+    (:func:`~hepfpga.train.stream.split_stream`: the jets :func:`split_run_sample` gives in
+    memory), the preprocessing fitted on a streamed pass over the training jets and saved as
+    :func:`prepare_run_inputs` saves it, and only the test jets read into memory (at most
+    ``verification.max_events`` of them, the stratified subset the in-memory run keeps)."""
+    config = run.config
+    sample = ShardedSample.open(path)
+    s = config.data.split
+    split = split_stream(
+        sample, (s.train, s.validation, s.test), config.seed, max_jets=config.data.max_jets
+    )
+    cap = config.verification.max_events
+    full_test = len(split.test)
+    if cap is not None:
+        split = split.capped_test(sample.labels, len(sample.class_names), cap, config.seed)
+    representation = config.model.input_representation(config.data)
+    inputs = stream_inputs(
+        sample, split, representation, batch_size=config.training.batch_size, seed=config.seed
+    )
+    if inputs.scaler is not None:
+        inputs.scaler.save(run.run_dir / "scaler.json")
+    else:
+        write_json_atomic(run.run_dir / "inputs.json", inputs.preprocessing)
+    test_jets = inputs.jets("test")
+    test_jets.metadata["streamed_part"] = "test"
+    test_jets.metadata["capped_at"] = cap if len(split.test) < full_test else None
+    return DataResult(
+        sample=test_jets,
+        path=path,
+        architecture=get_architecture(config.model.architecture),
+        inputs=inputs,
+        y_train=inputs.labels("train"),
+        y_val=inputs.labels("validation"),
+        y_test=inputs.labels("test"),
+        x_test=inputs.held("test"),
+        n_jets=len(sample),
+        loading=plan,
+    )
+
+
 def data_stage(run: Run) -> DataResult:
     """Load the jets, subsample, split, and build the architecture's inputs (preprocessing
-    fitted on the training jets only)."""
+    fitted on the training jets only); or, when ``data.loading`` says so, stream them
+    (:func:`streamed_data_result`)."""
     config = run.config
+    data = config.data
+    path = data.path if data.path is not None else builtin_sample_path()
+    plan = loading_plan(data, path, builtin=data.path is None)
+    log.info("%s", plan.reason)
+    if plan.streamed:
+        return streamed_data_result(run, path, plan)
     path, sample = load_run_sample(run)
     split = split_run_sample(run, sample)
     if config.verification.max_events is not None:
         # the jets are stored class by class: a plain head of the test set would miss classes
         test = stratified_subsample(split.test, config.verification.max_events, config.seed)
         split = Split(split.train, split.validation, test)
-    return build_data_result(run, path, sample, split, DataResult)
+    result = build_data_result(run, path, sample, split, DataResult)
+    result.loading = plan
+    return result
 
 
 # --- models -----------------------------------------------------------------------------
@@ -253,15 +377,23 @@ def float_training_stage(run: Run) -> FloatModelResult:
     config = run.config
     inputs = data.inputs
     model = build_model(inputs.input_shape, len(data.classes), config.model, seed=config.seed)
-    fit = fit_classifier(
-        model,
-        inputs.train,
-        data.y_train,
-        inputs.validation,
-        data.y_val,
-        config.training,
-        seed=config.seed,
-    )
+    if data.streamed is not None:  # tf.data batches, shuffled per epoch from the seed
+        fit = fit_streamed(
+            model,
+            data.streamed.with_batch_size(config.training.batch_size),
+            config.training,
+            seed=config.seed,
+        )
+    else:
+        fit = fit_classifier(
+            model,
+            inputs.train,
+            data.y_train,
+            inputs.validation,
+            data.y_val,
+            config.training,
+            seed=config.seed,
+        )
     save_keras_model(model, run.run_dir / "float_model.h5")
     probs = model.predict(data.x_test, batch_size=4096, verbose=0)
     return FloatModelResult("float", model, fit, probs)
@@ -278,16 +410,28 @@ def qat_stage(run: Run) -> QuantizedModelResult:
     method = QUANTIZATION_METHODS[config.quantization.method]
     qmodel = method.counterpart(float_model, config.quantization)
     inputs = data.inputs
-    fit = fit_classifier(
-        qmodel,
-        inputs.train,
-        data.y_train,
-        inputs.validation,
-        data.y_val,
-        method.fit_settings(config.quantization) if method.fit_settings else config.quantization,
-        seed=config.seed,
-        callbacks=method.callbacks(config.quantization),
+    settings = (
+        method.fit_settings(config.quantization) if method.fit_settings else config.quantization
     )
+    if data.streamed is not None:  # tf.data batches, shuffled per epoch from the seed
+        fit = fit_streamed(
+            qmodel,
+            data.streamed.with_batch_size(settings.batch_size),
+            settings,
+            seed=config.seed,
+            callbacks=method.callbacks(config.quantization),
+        )
+    else:
+        fit = fit_classifier(
+            qmodel,
+            inputs.train,
+            data.y_train,
+            inputs.validation,
+            data.y_val,
+            settings,
+            seed=config.seed,
+            callbacks=method.callbacks(config.quantization),
+        )
     save_keras_model(qmodel, run.run_dir / method.model_file)
     proxy = cost = None
     if is_hgq_model(qmodel):

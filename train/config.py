@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from hepfpga.errors import ConfigError
 from hepfpga.registry import Registry
@@ -23,8 +23,11 @@ if TYPE_CHECKING:
     from hepfpga.train.representations import Representation
 
 __all__ = [
+    "DATA_LOADINGS",
     "MODEL_SECTIONS",
+    "STREAM_ABOVE_JETS",
     "DataConfig",
+    "DataLoading",
     "EarlyStoppingConfig",
     "FitConfig",
     "ModelConfig",
@@ -76,6 +79,20 @@ class SplitConfig:
             raise ConfigError(f"train + validation + test must be 1, got {total:g}")
 
 
+#: How a run holds its jets (``data.loading``): the one statement of the choice, see
+#: :class:`DataConfig`.
+DataLoading = Literal["auto", "memory", "stream"]
+DATA_LOADINGS: tuple[str, ...] = get_args(DataLoading)
+
+#: ``data.stream_above``'s default: ``loading: auto`` streams a sample of more jets than this.
+#: In memory a run holds every jet with its constituents and the representation's inputs of
+#: all three parts (measured: about 62 MiB of peak RSS per 100k jets for the features MLP,
+#: 231 MiB for the jet-image CNN, ``benchmarks/streaming.py``); at 200k jets that is still
+#: well under a GiB, above it the in-memory run grows without bound while a streamed one
+#: stays at its shuffle buffer and the test jets.
+STREAM_ABOVE_JETS = 200_000
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the jets come from and how the inputs are scaled.
@@ -89,16 +106,30 @@ class DataConfig:
     model and applied identically for ONNX serving and firmware test benches (used by the
     ``features`` representation; the constituent representations are not rescaled).
     ``max_jets``: keep at most this many jets (stratified), for quick runs.
+    ``loading``: how the run holds the jets while it trains (:data:`DATA_LOADINGS`).
+    ``memory`` loads the whole sample; ``stream`` reads HDF5 files (one file, a folder or a
+    glob of shards, in any layout of :data:`hepfpga.train.layouts.SAMPLE_LAYOUTS`) chunk by
+    chunk (:mod:`hepfpga.train.stream`): the stratified split is cut from the labels alone
+    (the same jets as in memory), the scaler is fitted on a streamed pass over the training
+    jets, the float and quantization-aware fits draw ``tf.data`` batches, and only the test
+    jets (at most ``verification.max_events``) are held in memory. ``auto`` (default) streams
+    when the path is such HDF5 data and the run uses more than ``stream_above`` jets (after
+    ``max_jets``; default :data:`STREAM_ABOVE_JETS`, 200,000), and loads the sample otherwise
+    (the built-in sample, ``.npz``, CSV/ARFF files are always loaded). Streaming serves the
+    classification task; the anomaly and generation tasks load their jets.
     """
 
     path: Path | None = None
     scaling: ScalingKind = "standard"
     split: SplitConfig = field(default_factory=SplitConfig)
     max_jets: int | None = None
+    loading: DataLoading = "auto"
+    stream_above: int = STREAM_ABOVE_JETS
 
     def __post_init__(self) -> None:
         if self.max_jets is not None and self.max_jets < 10:
             raise ConfigError(f"expected at least 10 jets, got {self.max_jets}", path="max_jets")
+        positive_int(self.stream_above, "stream_above")
 
 
 @dataclass(frozen=True)

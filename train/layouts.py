@@ -36,7 +36,12 @@ is not recorded in the files, and hepfpga bins every image from the constituents
 
 Each reader reads a range of rows (``rows``), so a large file is streamed chunk by chunk
 (:mod:`hepfpga.train.stream`), and its labels alone (:meth:`SampleLayout.labels`) for the
-stratified split. Every file is opened through :func:`hepfpga.datafiles.open_hdf5`, the one
+stratified split. A reader may be told which parts of the jets to read (``parts``, a subset of
+:data:`SAMPLE_PARTS`: what a representation uses, e.g. ``{"features"}`` for the feature MLP):
+the datasets of the other parts are then not read at all (a 150-constituent file's
+``jetConstituentList`` is 150 x 16 floats per jet), and the sample says so like a part the
+file lacks (``metadata[part] == "absent"``, ``metadata["missing"][part]`` = "not read ...").
+Every file is opened through :func:`hepfpga.datafiles.open_hdf5`, the one
 safe HDF5 reader: external links, user-defined links, external storage, virtual datasets and
 datasets declaring more rows than were written are refused before anything is read, and every
 read stays within :class:`~hepfpga.datafiles.ReadLimits`. Shapes, dtypes (floating point;
@@ -53,6 +58,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -64,6 +70,8 @@ from hepfpga.train.jets import FEATURE_NAMES, JetSample
 __all__ = [
     "HDF5_SUFFIXES",
     "SAMPLE_LAYOUTS",
+    "SAMPLE_PARTS",
+    "ReadRows",
     "SampleLayout",
     "detect_layout",
     "sample_files",
@@ -72,6 +80,18 @@ __all__ = [
 HDF5_SUFFIXES: tuple[str, ...] = (".h5", ".hdf5")
 #: the suffixes a folder or glob is expanded to
 SAMPLE_SUFFIXES: tuple[str, ...] = (".npz", *HDF5_SUFFIXES)
+#: the parts of a jet a reader can leave unread (``parts`` of :class:`ReadRows`); labels and
+#: the jet kinematics (pT, eta, mass) are always read
+SAMPLE_PARTS: tuple[str, ...] = ("features", "constituents")
+
+
+def _not_read(part: str) -> str:
+    return f"not read: the {part} were left out of this read (parts={{...}}), not missing"
+
+
+def _wants(parts: frozenset[str] | None, part: str) -> bool:
+    return parts is None or part in parts
+
 
 # ---------------------------------------------------------------------------------------------
 # files
@@ -196,16 +216,25 @@ def _sample(
 # the layouts
 
 
+class ReadRows(Protocol):
+    """A layout's reader: rows ``rows`` (None: all) of the file ``path``; ``parts`` (None:
+    all of :data:`SAMPLE_PARTS`) names the parts to read, the others are not read."""
+
+    def __call__(
+        self, path: Path, rows: slice | None, parts: frozenset[str] | None = None
+    ) -> JetSample: ...
+
+
 @dataclass(frozen=True)
 class SampleLayout:
     """One HDF5 layout: ``signature`` (datasets that identify it), a reader of a row range
-    (``read(path, rows)``), the number of jets and the labels alone (``labels(path)``,
-    cheap: for the stratified split of a streamed sample)."""
+    (``read(path, rows, parts)``, :class:`ReadRows`), the number of jets and the labels
+    alone (``labels(path)``, cheap: for the stratified split of a streamed sample)."""
 
     name: str
     description: str
     signature: tuple[str, ...]
-    read: Callable[[Path, slice | None], JetSample]
+    read: ReadRows
     count: Callable[[Path], int]
     labels: Callable[[Path], np.ndarray]
 
@@ -236,7 +265,7 @@ def detect_layout(path: Path) -> SampleLayout:
 # --- hepfpga's own files ---------------------------------------------------------------------
 
 
-def _hepfpga_read(path: Path, rows: slice | None) -> JetSample:
+def _hepfpga_read(path: Path, rows: slice | None, parts: frozenset[str] | None = None) -> JetSample:
     with open_hdf5(path) as h5:
         labels_item = h5.get("labels")
         if labels_item is None or len(labels_item.shape) != 1:
@@ -252,7 +281,13 @@ def _hepfpga_read(path: Path, rows: slice | None) -> JetSample:
         }
         for key, (nd, text) in accepted.items():
             _dataset(h5, path, key, nd, text)
-        arrays = {key: _read(h5, key, part) for key in accepted}
+        skipped = [p for p in SAMPLE_PARTS if not _wants(parts, p)]
+        arrays = {key: _read(h5, key, part) for key in accepted if key not in skipped}
+        n_rows = part.stop - part.start
+        if "features" in skipped:
+            arrays["features"] = np.full((n_rows, len(FEATURE_NAMES)), np.nan, np.float32)
+        if "constituents" in skipped:
+            arrays["constituents"] = np.zeros((n_rows, 0, 3), np.float32)
         labels = np.asarray(_read(h5, "labels", part))
         if not np.issubdtype(labels.dtype, np.integer):
             raise DataError(f"{path}: dataset 'labels' has dtype {labels.dtype}; expected integers")
@@ -263,6 +298,10 @@ def _hepfpga_read(path: Path, rows: slice | None) -> JetSample:
         metadata = json.loads(text) if text else {}
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: attribute 'metadata' is not valid JSON ({exc})") from exc
+    metadata = metadata if isinstance(metadata, dict) else {}
+    if skipped:
+        metadata = {**metadata, **dict.fromkeys(skipped, "absent")}
+        metadata["missing"] = {**metadata.get("missing", {}), **{p: _not_read(p) for p in skipped}}
     return JetSample(
         features=arrays["features"].astype(np.float32),
         constituents=arrays["constituents"].astype(np.float32),
@@ -272,7 +311,7 @@ def _hepfpga_read(path: Path, rows: slice | None) -> JetSample:
         jet_mass=arrays["jet_mass"].astype(np.float32),
         feature_names=names["feature_names"],
         class_names=names["class_names"],
-        metadata=metadata if isinstance(metadata, dict) else {},
+        metadata=metadata,
     )
 
 
@@ -359,7 +398,7 @@ def _hls4ml_one_hot(
     return np.argmax(flags, axis=1).astype(np.int64)
 
 
-def _hls4ml_read(path: Path, rows: slice | None) -> JetSample:
+def _hls4ml_read(path: Path, rows: slice | None, parts: frozenset[str] | None = None) -> JetSample:
     missing: dict[str, str] = {}
     with open_hdf5(path) as h5:
         jets, names, label_columns = _hls4ml_jets_table(h5, path)
@@ -376,7 +415,9 @@ def _hls4ml_read(path: Path, rows: slice | None) -> JetSample:
         used: list[int] = []
         feature_columns = [_column(names, f"j_{name}") for name in FEATURE_NAMES]
         features = None
-        if None in feature_columns:
+        if not _wants(parts, "features"):
+            missing["features"] = _not_read("features")
+        elif None in feature_columns:
             absent = [
                 f"j_{f}" for f, c in zip(FEATURE_NAMES, feature_columns, strict=True) if c is None
             ]
@@ -393,7 +434,9 @@ def _hls4ml_read(path: Path, rows: slice | None) -> JetSample:
             kinematics = tuple(table[:, int(c)] for c in kinematic_columns if c is not None)
         _finite(table[:, used], path, "jets", [names[c] for c in used])
         constituents = None
-        if "jetConstituentList" not in h5:
+        if not _wants(parts, "constituents"):
+            missing["constituents"] = _not_read("constituents")
+        elif "jetConstituentList" not in h5:
             missing["constituents"] = f"{path} has no dataset 'jetConstituentList'"
         else:
             constituents = _hls4ml_constituents(h5, path, jets, part, n, missing)
@@ -508,22 +551,31 @@ def _jetnet_datasets(h5: HDF5File, path: Path) -> tuple[HDF5Dataset, HDF5Dataset
     return particles, jets
 
 
-def _jetnet_read(path: Path, rows: slice | None) -> JetSample:
+def _jetnet_read(path: Path, rows: slice | None, parts: frozenset[str] | None = None) -> JetSample:
     label = _jetnet_class(path)
+    missing: dict[str, str] = {}
     with open_hdf5(path) as h5:
         particles, jets = _jetnet_datasets(h5, path)
         part = _rows(jets.shape[0], rows)
-        p = np.asarray(_read(h5, particles.name, part), dtype=np.float64)
         j = np.asarray(_read(h5, jets.name, part), dtype=np.float64)
-    _finite(p, path, "particle_features", _JETNET_PARTICLES)
-    _finite(j, path, "jet_features", _JETNET_JETS)
-    mask = p[..., 3]
-    if not np.isin(mask, (0.0, 1.0)).all():
-        raise DataError(
-            f"{path}: the mask channel of 'particle_features' holds values other "
-            "than 0 and 1; accepted: 1 for a particle, 0 for padding"
+        p = (
+            np.asarray(_read(h5, particles.name, part), dtype=np.float64)
+            if _wants(parts, "constituents")
+            else None
         )
-    constituents = np.stack([p[..., 2], p[..., 0], p[..., 1]], axis=-1) * mask[..., None]
+    _finite(j, path, "jet_features", _JETNET_JETS)
+    constituents = None
+    if p is None:
+        missing["constituents"] = _not_read("constituents")
+    else:
+        _finite(p, path, "particle_features", _JETNET_PARTICLES)
+        mask = p[..., 3]
+        if not np.isin(mask, (0.0, 1.0)).all():
+            raise DataError(
+                f"{path}: the mask channel of 'particle_features' holds values other "
+                "than 0 and 1; accepted: 1 for a particle, 0 for padding"
+            )
+        constituents = np.stack([p[..., 2], p[..., 0], p[..., 1]], axis=-1) * mask[..., None]
     n = j.shape[0]
     return _sample(
         n,
@@ -536,7 +588,8 @@ def _jetnet_read(path: Path, rows: slice | None) -> JetSample:
             "features": (
                 f"JetNet ({path.name}) holds no substructure features, only jet_features pt, "
                 "eta, mass, num_particles"
-            )
+            ),
+            **missing,
         },
     )
 

@@ -18,7 +18,10 @@ name                       array per jet                               preproces
 A representation is a small frozen dataclass registered in :data:`REPRESENTATIONS`; an
 architecture's config section builds the one it consumes (:meth:`prepare` gives the train,
 validation and test arrays as float32 and a description of the preprocessing, written into
-the run folder and the ONNX metadata so a server can rebuild the inputs).
+the run folder and the ONNX metadata so a server can rebuild the inputs). ``parts`` names the
+parts of a jet it is built from (``features``: the features; the others: the constituents), so
+a streamed sample reads only those datasets of its files (:data:`hepfpga.train.layouts.
+SAMPLE_PARTS`).
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class Representation(Protocol):
     :mod:`hepfpga.train.stream` does). Both give the same arrays for the same jets."""
 
     name: ClassVar[str]
+    #: the parts of a jet it reads (a subset of :data:`hepfpga.train.layouts.SAMPLE_PARTS`)
+    parts: ClassVar[frozenset[str]]
 
     def prepare(self, split: Split) -> PreparedInputs: ...
 
@@ -118,9 +123,11 @@ def _constituents(sample: JetSample, n: int, representation: str) -> np.ndarray:
 
 
 class _Unscaled:
-    """The representations without a fitted preprocessing: :meth:`prepare` encodes each part."""
+    """The representations without a fitted preprocessing: :meth:`prepare` encodes each part.
+    They are built from the constituents alone."""
 
     name: ClassVar[str]
+    parts: ClassVar[frozenset[str]] = frozenset({"constituents"})
 
     def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
         raise NotImplementedError
@@ -146,6 +153,7 @@ class Features:
     jets only (``scaling``: standard, minmax or none)."""
 
     name: ClassVar[str] = "features"
+    parts: ClassVar[frozenset[str]] = frozenset({"features"})
     scaling: ScalingKind = "standard"
 
     def prepare(self, split: Split) -> PreparedInputs:

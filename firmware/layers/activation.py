@@ -13,8 +13,11 @@ softmax, elu, ...) and parametrised ones (LeakyReLU, PReLU, ThresholdedReLU).
 * *Table based* (``sigmoid``, ``tanh``, ``softplus``, ``softsign``, ``elu``/``ELU``, ``selu``,
   ``hard_sigmoid``): hls4ml looks the value up in a table of 1024 entries addressed by the
   input's top bits, so the result approximates Keras; the measured difference is what
-  ``hepfpga verify`` reports per layer. Results are ``ap_fixed<W, 2>`` for bounded ones
-  (``W = float_width``) and wide enough for the input range otherwise, with 18-bit tables.
+  ``hepfpga verify`` reports per layer, and the largest difference the table allows is
+  derived from its size and types (:mod:`hepfpga.firmware.verify_bounds`). Results are
+  ``ap_fixed<W, 2>`` for bounded ones (``W = float_width``) and wide enough for the input
+  range otherwise; tables of 16 fractional bits (:func:`table_type`), written as the
+  layer-level ``table_t`` hls4ml reads.
 * ``softmax`` (``Activation`` or ``Softmax()``): see :mod:`hepfpga.firmware.hls_config`
   (``firmware.softmax``).
 * ``LeakyReLU``/``PReLU``: ``alpha * x`` for negative inputs with ``alpha`` stored in hls4ml's
@@ -94,13 +97,22 @@ def is_table(layer: Any) -> bool:
     )
 
 
+def table_integer_bits(kind: str) -> int:
+    """Integer bits of the table of activation ``kind``: 2 (entries in (-2, 2): sigmoid, tanh,
+    softsign, the negative halves of elu (times alpha later) and selu), 5 for softplus (up to
+    8.0003 over the table's [-8, 8); 2 would saturate its entries at 2)."""
+    return 5 if kind == "softplus" else 2
+
+
 def table_type(layer: Any) -> FixedType | None:
-    """The type of the lookup table of a table activation (None for other layers)."""
+    """The type of the lookup table of a table activation (None for other layers):
+    ``TABLE_WIDTH - 2`` fractional bits, integer bits holding every entry."""
     name = activation_name(layer).lower()
     if not is_table(layer) or name == "softmax":
         return None
     signed = name != "sigmoid" and name != "hard_sigmoid"
-    return FixedType(TABLE_WIDTH, 2, signed=signed, **RND_SAT)
+    integer = table_integer_bits(name)
+    return FixedType(TABLE_WIDTH + integer - 2, integer, signed=signed, **RND_SAT)
 
 
 def _table_result(layer: Any, ctx: DeriveContext, x: FixedType) -> LayerPrecision:

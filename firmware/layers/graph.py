@@ -13,7 +13,11 @@ comparison is made with); it computes the same function, with the same weights:
   judged exactly; Keras computes ``activation(x @ w + b)`` in the same two float32 steps;
 * an input named ``input`` (reserved by hls4ml) becomes ``input_layer``;
 * a nested model (a model used as a layer) is replaced by its layers, as hls4ml 1.3 expands
-  it (:func:`flatten_nested`).
+  it (:func:`flatten_nested`); a model wrapped in ``TimeDistributed`` is replaced by its
+  layers, each applied to every time step: ``TimeDistributed(layer)``, a per-element layer
+  (activation, quantizer, dropout) applied to the sequence itself, and ``Flatten`` as the
+  ``Reshape`` to ``(steps, features)`` (same values, same order). hls4ml would run the whole
+  sub-model inside one time-step loop; one loop per layer computes the same function.
 
 :func:`model_graph` lists the layers in topological order with the names of the layers that
 feed each one (from the model's own config, the inbound nodes), so multi-input layers (merge
@@ -115,6 +119,39 @@ def _functional(model: Any) -> tuple[Any, dict[str, Any]]:
 
 #: Keras classes of a model used as a layer
 _MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+#: layers that act on each value alone: the same function on a sequence as on each time step
+_PER_ELEMENT_CLASSES = frozenset(
+    {"Activation", "QActivation", "Dropout", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU"}
+)
+
+
+def _distributed_model(layer: Any) -> bool:
+    """Whether ``layer`` is a ``TimeDistributed`` around a whole model."""
+    return (
+        type(layer).__name__ == "TimeDistributed" and type(layer.layer).__name__ in _MODEL_CLASSES
+    )
+
+
+def _per_step(layer: Any, sequence: Any, wrapper: str, taken: set[str]) -> Any:
+    """``layer`` (of a model wrapped in TimeDistributed ``wrapper``) as a layer applied to
+    every time step of ``sequence``: itself for a per-element layer, a ``Reshape`` to
+    ``(steps, features)`` for ``Flatten``, else ``TimeDistributed(layer)`` named
+    ``<wrapper>_<layer>``."""
+    # deferred: TensorFlow loads slowly
+    from tensorflow import keras
+
+    kind = type(layer).__name__
+    if kind == "TimeDistributed":
+        raise ConversionError(
+            f"layer '{layer.name}' (TimeDistributed) is inside TimeDistributed '{wrapper}'; "
+            "hls4ml 1.3 does not convert nested TimeDistributed: wrap the inner model once"
+        )
+    if kind in _PER_ELEMENT_CLASSES:
+        return layer
+    if kind == "Flatten":
+        shape = [int(d) for d in sequence.shape[1:]]
+        return keras.layers.Reshape((shape[0], int(np.prod(shape[1:]))), name=layer.name)
+    return keras.layers.TimeDistributed(layer, name=_free_name(f"{wrapper}_{layer.name}", taken))
 
 
 def flatten_nested(model: Any) -> Any:
@@ -132,7 +169,7 @@ def flatten_nested(model: Any) -> Any:
     inputs = []
     tensors: dict[str, Any] = {}
 
-    def call(layer: Any, args: list[Any], owner: str) -> Any:
+    def call(layer: Any, args: list[Any], owner: str, wrapper: str | None = None) -> Any:
         # a copy (same config and weights): the flat model's layers are its own, so each
         # layer's .output is its output in the flat graph
         config = layer.get_config()
@@ -140,12 +177,14 @@ def flatten_nested(model: Any) -> Any:
             config["name"] = _free_name(f"{owner}_{layer.name}", taken)
         taken.add(config["name"])
         copy_ = _from_config(layer, config)
-        out = copy_(args if len(args) > 1 else args[0])
+        applied = copy_ if wrapper is None else _per_step(copy_, args[0], wrapper, taken)
+        out = applied(args if len(args) > 1 else args[0])
         copy_.set_weights(layer.get_weights())
         return out
 
-    def apply(inner: Any, args: list[Any]) -> list[Any]:
-        """The outputs of the nested model ``inner`` applied to ``args``, layer by layer."""
+    def apply(inner: Any, args: list[Any], wrapper: str | None = None) -> list[Any]:
+        """The outputs of the nested model ``inner`` applied to ``args``, layer by layer
+        (each on every time step when ``inner`` is wrapped in TimeDistributed ``wrapper``)."""
         if type(inner).__name__ == "Sequential" or not getattr(inner, "_is_graph_network", 1):
             inner = keras.Model(inner.inputs, inner.outputs, name=inner.name)
         local = dict(zip(input_names(inner), args, strict=True))
@@ -156,11 +195,20 @@ def flatten_nested(model: Any) -> Any:
             inbound = entry.get("inbound_nodes") or []
             feeding = [_pick(local, item) for item in inbound[0]] if inbound else []
             layer = inner.get_layer(name)
-            if entry["class_name"] in _MODEL_CLASSES:
-                outs = apply(layer, feeding)
+            if _distributed_model(layer) and wrapper is not None:
+                raise ConversionError(
+                    f"layer '{name}' (TimeDistributed) is inside TimeDistributed "
+                    f"'{wrapper}'; hls4ml 1.3 does not convert nested TimeDistributed: "
+                    "wrap the inner model once"
+                )
+            if _distributed_model(layer):
+                outs = apply(layer.layer, feeding, name)
+            elif entry["class_name"] in _MODEL_CLASSES:
+                outs = apply(layer, feeding, wrapper)
+            if entry["class_name"] in _MODEL_CLASSES or _distributed_model(layer):
                 local[name] = outs[0] if len(outs) == 1 else outs
                 continue
-            local[name] = call(layer, feeding, inner.name)
+            local[name] = call(layer, feeding, inner.name, wrapper)
         return [_pick(local, _history(tensor)) for tensor in inner.outputs]
 
     for entry in model.get_config()["layers"]:
@@ -188,6 +236,10 @@ def flatten_nested(model: Any) -> Any:
             outs = apply(layer, feeding)
             tensors[name] = outs[0] if len(outs) == 1 else outs
             continue
+        if _distributed_model(layer):
+            outs = apply(layer.layer, feeding, wrapper=name)
+            tensors[name] = outs[0] if len(outs) == 1 else outs
+            continue
         tensors[name] = call(layer, feeding, model.name)
     outputs = [_pick(tensors, _history(tensor)) for tensor in model.outputs]
     return keras.Model(
@@ -198,7 +250,10 @@ def flatten_nested(model: Any) -> Any:
 
 
 def _has_nested(model: Any) -> bool:
-    return any(type(layer).__name__ in _MODEL_CLASSES for layer in model.layers)
+    return any(
+        type(layer).__name__ in _MODEL_CLASSES or _distributed_model(layer)
+        for layer in model.layers
+    )
 
 
 def _history(tensor: Any) -> tuple[str, int, int]:

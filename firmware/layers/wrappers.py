@@ -1,18 +1,22 @@
-"""Wrappers: ``TimeDistributed`` (around Dense/QDense) and ``Bidirectional`` (around
-LSTM/GRU and QLSTM/QGRU).
+"""Wrappers: ``TimeDistributed`` (around Dense/Conv/pooling layers, or a whole model) and
+``Bidirectional`` (around LSTM/GRU and QLSTM/QGRU).
 
 *TimeDistributed*: hls4ml 1.3 expands ``TimeDistributed(layer)`` into a loop over the time
 steps: a start marker named like the wrapper (one time step of the input), the wrapped layer
 under its own name, and an end marker ``<name>_end`` that writes each step into the output
 sequence. The wrapped layer's types are derived by its own handler, per time step, so the
-output is what that layer gives on every step: ``TimeDistributed(QDense)`` has the exact sum
-types of :mod:`~hepfpga.firmware.layers.dense` and is **bit-exact**; ``TimeDistributed(Dense)``
-in a float model gets the profiled range of the whole output sequence (approximate). A
-built-in activation of the wrapped layer (which hls4ml 1.3 would drop silently) is split off
-the wrapper as ``<name>_<activation>`` by :func:`~hepfpga.firmware.layers.graph.ready_model`.
-The output is traced at the end marker. Only Dense/QDense over a sequence ``(steps,
-features)`` in io_parallel are accepted (what is tested); other wrapped layers and io_stream
-are refused.
+output is what that layer gives on every step: ``TimeDistributed(QDense/QConv1D/QConv2D)``
+has the exact sum types of :mod:`~hepfpga.firmware.layers.dense` and is **bit-exact**, a
+wrapped max/average pooling layer has the types of :mod:`~hepfpga.firmware.layers.pooling`
+(max: the input's type, exact); the float layers get the profiled range of the whole output
+sequence (approximate). A built-in activation of the wrapped layer (which hls4ml 1.3 would
+drop silently) is split off the wrapper as ``<name>_<activation>`` by
+:func:`~hepfpga.firmware.layers.graph.ready_model`. ``TimeDistributed(model)`` is replaced by
+its layers, each on every time step (:func:`~hepfpga.firmware.layers.graph.flatten_nested`),
+so its exactness is that of its layers. The output is traced at the end marker. Accepted:
+the classes of :data:`TIME_DISTRIBUTED_CLASSES` over time steps of 1 to 3 dimensions (the
+shapes of hls4ml's ``read_time_step_{2,3,4}d``), in io_parallel; other wrapped layers and
+io_stream are refused.
 
 *Bidirectional*: hls4ml 1.3's Vivado/Vitis ``Bidirectional`` runs the forward and backward
 recurrent layers of :mod:`~hepfpga.firmware.layers.recurrent` (same templates, same tables)
@@ -59,7 +63,18 @@ from hepfpga.quantize.fixed import FixedType
 
 #: classes hepfpga converts inside TimeDistributed (hls4ml's wrapper handles any layer; these
 #: are the ones measured exact/approximate as stated)
-TIME_DISTRIBUTED_CLASSES = ("Dense", "QDense")
+TIME_DISTRIBUTED_CLASSES = (
+    "Dense",
+    "QDense",
+    "Conv1D",
+    "QConv1D",
+    "Conv2D",
+    "QConv2D",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+)
 #: recurrent classes hls4ml 1.3's Vivado/Vitis Bidirectional implements
 BIDIRECTIONAL_CLASSES = ("LSTM", "GRU", "QLSTM", "QGRU")
 
@@ -72,14 +87,15 @@ def _wrapped(layer: Any) -> Any:
     if kind not in TIME_DISTRIBUTED_CLASSES:
         raise ConversionError(
             f"layer '{layer.name}' (TimeDistributed) wraps {kind} '{inner.name}'; hepfpga "
-            f"converts TimeDistributed around {' or '.join(TIME_DISTRIBUTED_CLASSES)} only. "
-            "Layers that act per element (Activation, QActivation, Dropout) act per time step "
-            "already: apply them to the sequence without the wrapper"
+            f"converts TimeDistributed around {', '.join(TIME_DISTRIBUTED_CLASSES)} or a "
+            "whole model only. Layers that act per element (Activation, QActivation, Dropout) "
+            "act per time step already: apply them to the sequence without the wrapper"
         )
-    if len(layer.input_shape) != 3:
+    if not 3 <= len(layer.input_shape) <= 5:
         raise ConversionError(
             f"layer '{layer.name}' (TimeDistributed): input of shape {layer.input_shape}; "
-            "hepfpga converts TimeDistributed over a sequence (steps, features) only"
+            "hls4ml 1.3 reads time steps of 1 to 3 dimensions (steps, [height,] [width,] "
+            "channels)"
         )
     return inner
 
@@ -132,8 +148,14 @@ def _time_distributed_exact(layer: Any) -> bool:
 
 
 def _time_distributed_multiplications(layer: Any) -> int:
-    # Dense/QDense: one kernel product per time step
-    return int(layer.input_shape[1]) * int(layer.layer.get_weights()[0].size)
+    """The wrapped layer's kernel products at every output position of every time step."""
+    weights = layer.layer.get_weights()
+    if not weights:
+        return 0
+    positions = 1
+    for size in layer.output_shape[1:-1]:  # time steps, then the wrapped layer's positions
+        positions *= int(size)
+    return positions * int(weights[0].size)
 
 
 register(
@@ -141,9 +163,10 @@ register(
         family="wrappers",
         classes=("TimeDistributed",),
         derive=_time_distributed,
-        exactness="the wrapped Dense/QDense's types on every time step: QKeras bit-exact "
-        "(exact sums), float profiled over the output sequence; a built-in activation of the "
-        "wrapped layer is split off as '<name>_<activation>'",
+        exactness="the wrapped Dense/Conv/pooling layer's types on every time step: QKeras "
+        "bit-exact (exact sums), float profiled over the output sequence; a built-in activation "
+        "of the wrapped layer is split off as '<name>_<activation>'; a wrapped model: its "
+        "layers, each on every time step",
         emulation=Emulation(
             "C simulation (hls4ml's time-step loop is not in the engine)",
         ),

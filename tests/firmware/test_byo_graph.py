@@ -100,47 +100,109 @@ def test_input_passthrough_outputs_build_and_verify(passthrough_report: Any) -> 
     assert quantizer.probs_max_abs_diff == 0.0
 
 
-# -- build failures (issue 20): TimeDistributed as the output, Quartus recurrent weights ------
-def time_distributed_output(bits: int = 6) -> Any:
-    """Input quantizer -> a nested Sequential (QDense, relu, TimeDistributed(QDense)) as the
-    model's only output: hls4ml's nested-model test and the shape of its LSTM ->
-    TimeDistributed(Dense) test (the wrapper ends the model) in one build."""
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+# -- TimeDistributed (issue 20): around 2D layers and sub-models, as the output; nested --------
+def time_distributed_frames(bits: int = 6) -> Any:
+    """hls4ml's TimeDistributed tests in one build: 3 frames of 7x7x2 -> input quantizer ->
+    TimeDistributed(QConv2D) -> TimeDistributed(MaxPooling2D) -> TimeDistributed(Sequential[
+    QConv2D, quantized_relu, AveragePooling2D, Flatten]) -> a nested Sequential (QDense,
+    relu, TimeDistributed(QDense)) as the model's only output: TimeDistributed around 2D
+    layers and a whole sub-model, hls4ml's nested-model test and the shape of its LSTM ->
+    TimeDistributed(Dense) test (the wrapper ends the model)."""
+    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
     from tensorflow import keras
 
-    _seed(0)
+    _seed(6)
     q = quantized_bits(bits, 0, alpha=1)
-    x = keras.Input((4, 3), name="sequence")
-    h = QActivation(quantized_bits(10, 2, alpha=1), name="input_quant")(x)
-    inner = keras.Sequential(
+    layers = keras.layers
+    x = keras.Input((3, 7, 7, 2), name="frames")
+    h = QActivation(quantized_bits(8, 2, alpha=1), name="input_quant")(x)
+    conv = QConv2D(3, 2, kernel_quantizer=q, bias_quantizer=q, name="conv")
+    h = layers.TimeDistributed(conv, name="td_conv")(h)
+    h = layers.TimeDistributed(layers.MaxPooling2D(2, name="pool"), name="td_pool")(h)
+    frame = keras.Sequential(
         [
-            QDense(5, kernel_quantizer=q, bias_quantizer=q, input_shape=(4, 3), name="dense"),
+            QConv2D(4, 2, kernel_quantizer=q, bias_quantizer=q, input_shape=(3, 3, 3), name="c2"),
             QActivation(quantized_relu(bits, 2), name="relu"),
-            keras.layers.TimeDistributed(
+            layers.AveragePooling2D(2, name="avg"),
+            layers.Flatten(name="frame_flat"),
+        ],
+        name="frame_model",
+    )
+    h = layers.TimeDistributed(frame, name="td_frame")(h)
+    block = keras.Sequential(
+        [
+            QDense(5, kernel_quantizer=q, bias_quantizer=q, input_shape=(3, 4), name="dense"),
+            QActivation(quantized_relu(bits, 2), name="relu_2"),
+            layers.TimeDistributed(
                 QDense(2, kernel_quantizer=q, bias_quantizer=q, name="per_step"), name="td"
             ),
         ],
         name="block",
     )
-    return keras.Model(x, inner(h))
+    return keras.Model(x, block(h))
+
+
+def test_time_distributed_model_becomes_per_step_layers() -> None:
+    """TimeDistributed(model) -> one layer per step: the wrapped layers, the quantizer on the
+    sequence, Flatten as Reshape to (steps, features); the same function, and each wrapped
+    layer typed by its own rule (the sub-model's QConv2D sum exact)."""
+    from hepfpga.firmware.layers import ready_model
+    from hepfpga.firmware.layers.graph import model_graph
+
+    model = time_distributed_frames()
+    ready = ready_model(model)
+    kinds = {node.name: node.class_name for node in model_graph(ready)}
+    assert kinds["td_frame_c2"] == "TimeDistributed"
+    assert kinds["relu"] == "QActivation"
+    assert kinds["td_frame_avg"] == "TimeDistributed"
+    assert kinds["frame_flat"] == "Reshape"
+    x = np.random.default_rng(7).normal(0, 1.5, size=(32, 3, 7, 7, 2)).astype(np.float32)
+    assert np.array_equal(ready.predict(x, verbose=0), model.predict(x, verbose=0))
+    plan = plan_conversion(model)
+    assert {"td_conv", "conv", "td_conv_end", "c2", "td_frame_c2_end"} <= set(
+        plan.hls_config["LayerName"]
+    )
 
 
 @pytest.fixture(scope="session")
-def time_distributed_report(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    x = np.random.default_rng(4).normal(0, 1.5, size=(300, 4, 3)).astype(np.float32)
+def time_distributed_frames_report(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    x = np.random.default_rng(8).normal(0, 1.5, size=(200, 3, 7, 7, 2)).astype(np.float32)
     return verify_model(
-        time_distributed_output(), x, cache_directory=tmp_path_factory.mktemp("td_cache")
+        time_distributed_frames(), x, cache_directory=tmp_path_factory.mktemp("td_frames")
     )
 
 
 @pytest.mark.slow
-def test_time_distributed_output_builds_bit_exact(time_distributed_report: Any) -> None:
-    """hls4ml names both the start marker's and the output's type result_t; the project gives
-    the start marker its own name back, so g++ builds it; the nested block is flattened; the
-    output is bit-exact."""
-    report = time_distributed_report
+def test_time_distributed_conv_pool_and_model_bit_exact(
+    time_distributed_frames_report: Any,
+) -> None:
+    """TimeDistributed around QConv2D, MaxPooling2D and a whole QKeras sub-model: every
+    layer's output bit-exact (hls4ml 1.3's default types were 0.018-0.031 off here). hls4ml
+    names both the start marker's and the output's type result_t; the project gives the start
+    marker its own name back, so g++ builds it; the nested block is flattened."""
+    report = time_distributed_frames_report
     assert report.passed, report.requirement
     assert report.outputs.logits_fraction_bit_exact == 1.0
+    assert all(layer.fraction_bit_exact == 1.0 for layer in report.layers), [
+        (layer.name, layer.max_abs_diff) for layer in report.layers
+    ]
+
+
+def test_time_distributed_nested_wrapper_is_refused() -> None:
+    from tensorflow import keras
+
+    from hepfpga.errors import ConversionError
+
+    inner = keras.Sequential(
+        [keras.layers.TimeDistributed(keras.layers.Dense(2), input_shape=(3, 4), name="td_in")],
+        name="steps",
+    )
+    x = keras.Input((5, 3, 4), name="x")
+    model = keras.Model(x, keras.layers.TimeDistributed(inner, name="td_out")(x))
+    from hepfpga.firmware.layers import ready_model
+
+    with pytest.raises(ConversionError, match=r"inside TimeDistributed 'td_out'; hls4ml 1\.3 does"):
+        ready_model(model)
 
 
 def nested(case: str) -> Any:
@@ -262,6 +324,27 @@ def test_failed_build_names_a_folder_that_exists(tmp_path: Any) -> None:
     kept = _keep_failed(entry)
     assert kept == tmp_path / "csim" / FAILED_DIR / "0123abcd"
     assert (kept / BUILD_LOG).is_file() and not (entry / "project").exists()
+
+
+def test_build_script_compiles_at_hepfpgas_level(tmp_path: Any) -> None:
+    """hls4ml's build_lib.sh as hepfpga runs it: -O3 replaced by BUILD_OPT_LEVEL (the same
+    values, measured in benchmarks/build_time.py), weights found at run time, both units at
+    once."""
+    from pathlib import Path
+
+    import hls4ml
+
+    from hepfpga.firmware.project import BUILD_OPT_LEVEL, _relocatable_script
+
+    # the script hls4ml 1.3 writes into every Vivado/Vitis project
+    template = Path(hls4ml.__file__).parent / "templates" / "vivado" / "build_lib.sh"
+    (tmp_path / "build_lib.sh").write_text(template.read_text())
+    assert 'CFLAGS="-O3 -fPIC"' in template.read_text()
+    script = _relocatable_script(tmp_path)
+    assert script is not None
+    assert f'CFLAGS="-{BUILD_OPT_LEVEL} -fPIC"' in script and "-O3" not in script
+    assert "HEPFPGA_MODEL_UNIT=$!" in script and "hepfpga_weights_dir()" in script
+    assert 'CFLAGS="-O3 -fPIC"' in (_relocatable_script(tmp_path, "O3") or "")
 
 
 # -- random events on the input grid (issue 20) ----------------------------------------------

@@ -185,6 +185,43 @@ def scales_model() -> Any:
     )
 
 
+@pytest.fixture(scope="module")
+def ready_scales(scales_model: Any) -> tuple[Any, Any]:
+    """The model as hls4ml gets it (rewritten once) and its Vitis io_parallel plan."""
+    from hepfpga.firmware import plan_conversion
+    from hepfpga.firmware.layers import ready_model
+
+    ready = ready_model(scales_model)
+    return ready, plan_conversion(ready, FirmwareOptions())
+
+
+@pytest.mark.parametrize(
+    ("backend", "io_type"),
+    [
+        (backend, io_type)
+        for backend in ("Vitis", "Vivado", "Quartus", "Catapult")
+        for io_type in ("io_parallel", "io_stream")
+        if (backend, io_type) != ("Vitis", "io_parallel")
+    ],
+)
+def test_other_backends_and_io_types_get_the_same_exact_types(
+    backend: str, io_type: str, ready_scales: tuple[Any, Any]
+) -> None:
+    """hls4ml's tests vary backend x io_type: every new quantizer converts on each backend and
+    io_type with the types of its exactness statement (those of Vitis io_parallel, which the
+    compiled tests verify); the po2 scales folded, the float scale applied by '<name>_alpha'.
+    (Configuration only: the C simulation of these is not built here.)"""
+    from hepfpga.firmware import plan_conversion
+
+    ready, reference_plan = ready_scales
+    plan = plan_conversion(ready, FirmwareOptions(backend=backend, io_type=io_type))
+    names = [f"{p}_{n}" for n in (*LEARNED_SCALES, *ACTIVATIONS, *FOLDED) for p in ("d", "r")]
+    for name in names:
+        assert plan.precision[name] == reference_plan.precision[name], name
+    layers = plan.hls_config["LayerName"]
+    assert "d_bits_auto_alpha" in layers and "d_bits_auto_po2_alpha" not in layers
+
+
 def test_po2_scale_folds_into_exact_weights(scales_model: Any) -> None:
     """Before/after: each rewritten layer (alpha=1, wider weights) holds what QKeras
     multiplies with, and the model computes the same outputs bit for bit."""

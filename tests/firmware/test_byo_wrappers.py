@@ -500,12 +500,12 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
 
     layers = keras.layers
     return {
-        "td_conv": (
+        "td_padding": (
             lambda: _functional(
-                layers.TimeDistributed(layers.Conv1D(2, 2), name="td"), shape=(6, 4, 3)
+                layers.TimeDistributed(layers.ZeroPadding1D(1), name="td"), shape=(6, 4, 3)
             ),
             {},
-            "layer 'td' (TimeDistributed) wraps Conv1D 'conv1d",
+            "layer 'td' (TimeDistributed) wraps ZeroPadding1D 'zero_padding1d",
         ),
         "td_quartus": (
             lambda: _functional(layers.TimeDistributed(layers.Dense(3), name="td")),
@@ -627,7 +627,7 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
 
 
 REFUSALS = [
-    "td_conv",
+    "td_padding",
     "td_quartus",
     "td_stream",
     "bi_merge_sum",

@@ -82,6 +82,10 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, Path, 
 def test_two_models_in_one_process_are_bit_exact(packages: list[tuple[Any, Path, Path]]) -> None:
     (a, lib_a, ev_a), (b, lib_b, ev_b) = packages
     assert a.namespace != b.namespace
+    # the arithmetic is the C++ generated from the engine's plan, not the hls4ml sources
+    assert (a.arithmetic, a.fallback_reason) == ("generated", None)
+    assert "generated integer C++" in (a.path / "README.md").read_text()
+    assert not (a.path / "NN" / "myproject.cpp").exists()
     # the two models differ, so a clash (one library running the other's weights) would show
     out_a = read_events_file(ev_a)[1]
     out_b = read_events_file(ev_b)[1]
@@ -215,9 +219,9 @@ def tiny_cnn() -> Any:
 def test_io_stream_image_model_is_bit_exact(
     packages: list[tuple[Any, Path, Path]], tmp_path: Path
 ) -> None:
-    """An io_stream CNN on multi-dimensional inputs (the jet CNN's firmware): the packs of the
-    input stream are filled in the C-simulation bridge's order; loaded beside an io_parallel
-    library in one process, every output is identical to ``hepfpga emulate``."""
+    """An io_stream CNN on multi-dimensional inputs (the jet CNN's firmware), generated from the
+    engine's plan (values in Keras order); loaded beside an io_parallel library in one
+    process, every output is identical to ``hepfpga emulate``."""
     from hepfpga.firmware import FirmwareOptions
 
     x = np.random.default_rng(5).normal(size=(200, 6, 6, 2)).astype(np.float32)
@@ -229,8 +233,11 @@ def test_io_stream_image_model_is_bit_exact(
         options=FirmwareOptions.from_dict({"io_type": "io_stream"}),
     )
     assert (package.n_inputs, package.n_outputs) == (72, 3)
-    source = (package.path / "src" / "cnn_v1.cpp").read_text()
-    assert "hls::stream<input_t>" in source
+    assert package.arithmetic == "generated"
+    # the convolution, its relu, the max pooling and the softmax are all generated
+    steps = (package.path / "NN" / "model.h").read_text()
+    for name in ("s0_conv", "relu", "pool", "softmax"):
+        assert name in steps
     build = build_package(package.path)
     (_, lib_a, ev_a) = packages[0]
     run = run_package_test(

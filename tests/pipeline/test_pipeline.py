@@ -99,3 +99,35 @@ def test_existing_run_is_refused_before_any_work(small_run) -> None:
     assert np.isfinite(
         json.loads((result.run_dir / "report.json").read_text())["float"]["test"]["accuracy"]
     )
+
+
+def test_architecture_table_reads_every_column_from_a_finished_run(small_run) -> None:
+    """benchmarks/architectures.py builds its rows from report.json: every column it reads
+    exists in a real run's report, with the run's values."""
+    import importlib.util  # the benchmark is a script, not a package
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "architectures.py"
+    spec = importlib.util.spec_from_file_location("bench_architectures", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(bench)
+    _, result = small_run
+    report = json.loads((result.run_dir / "report.json").read_text())
+    row = bench.row_from_report("mlp", report)
+    assert None not in (
+        row.parameters, row.train_jets, row.test_jets, row.float_epochs, row.qat_epochs,
+        row.float_seconds, row.qat_seconds, row.total_seconds,
+    )  # fmt: skip
+    split = report["data"]["split"]
+    assert (row.train_jets, row.test_jets) == (split["train"], split["test"])
+    assert sum(split.values()) == 1500 and abs(row.train_jets - 900) <= 2  # 0.6 / 0.2 / 0.2
+    assert row.status == "passed" and row.float_epochs <= 8 and row.qat_epochs <= 4
+    assert (row.float_accuracy, row.qkeras_accuracy, row.hls_accuracy) == tuple(
+        report[m]["test"]["accuracy"] for m in ("float", "qkeras", "hls")
+    )
+    line = bench.markdown([row]).splitlines()[-1]
+    assert line.startswith(f"| MLP | {split['train']} | {split['test']} |")
+    assert f"| {row.hls_accuracy:.3f} |" in line

@@ -321,3 +321,16 @@ def test_hostile_hdf5_in_the_hls4ml_layout_is_refused_in_one_line(
     for needle in needles:
         assert needle in message.lower(), message
     assert str(_HOSTILE.SECRET[0, 0]) not in message
+
+
+def test_data_info_on_jetnet_says_what_the_file_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arrays = write_jetnet(tmp_path / "w.hdf5")
+    assert main(["-q", "data", "info", str(tmp_path / "w.hdf5")]) == 0
+    out = capsys.readouterr().out
+    assert "no substructure features" in out and "16 features" not in out, out
+    # the W line: the ungroomed jet mass of the file (jet_features column 2), not NaN
+    line = next(line for line in out.splitlines() if line.strip().startswith("W:"))
+    mean = float(line.split("mean jet mass")[1].split()[0])
+    assert mean == pytest.approx(float(np.mean(arrays["jet_features"][:, 2])), abs=0.06)

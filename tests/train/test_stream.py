@@ -4,6 +4,7 @@ shuffle is a per-epoch permutation fixed by the seed; chunks stay within their b
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import h5py
@@ -156,3 +157,84 @@ def test_streaming_refuses_npz_and_bad_shards(tmp_path: Path, make_jets) -> None
     sample = ShardedSample.open(tmp_path / "b")
     with pytest.raises(DataError, match=r"shard-1\.h5 \(rows 0\.\.19\): 'features' has 1 NaN"):
         list(sample.chunks(np.arange(20)))
+
+
+def _layout_writers():
+    """tests/train/test_layouts.py's writers of the public layouts, loaded by path."""
+    spec = importlib.util.spec_from_file_location(
+        "_layout_writers", Path(__file__).with_name("test_layouts.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _poison(key: str):
+    def change(array: np.ndarray) -> np.ndarray:
+        array = np.array(array)
+        array[0, ...] = np.nan
+        return array
+
+    return {key: change}
+
+
+@pytest.mark.parametrize(
+    ("layout", "representation", "unused"),
+    [
+        ("hepfpga", Features(), "constituents"),
+        ("hepfpga", ConstituentCloud(n_constituents=4), "features"),
+        ("hls4ml", Features(), "jetConstituentList"),
+        ("jetnet", Features(), "particle_features"),
+    ],
+)
+def test_streams_read_only_the_datasets_the_representation_uses(
+    tmp_path: Path, make_jets, layout: str, representation, unused: str
+) -> None:
+    """A NaN in a dataset the representation does not use is never read (a full read refuses
+    it), and the jets say the part was not read rather than pretend it is there."""
+    if layout == "hepfpga":
+        path = save_sample(make_jets(30, seed=4, n_constituents=6), tmp_path / "shard-0.h5")
+        with h5py.File(path, "r+") as h5:
+            h5[unused][0, ...] = np.nan
+    elif layout == "hls4ml":
+        path = tmp_path / "jetImage_0_30p_0_10000.h5"
+        _layout_writers().write_hls4ml(path, n=30, **_poison(unused))
+    else:
+        path = tmp_path / "q.hdf5"
+        _layout_writers().write_jetnet(path, n=30, **_poison(unused))
+    sample = ShardedSample.open(path)
+    with pytest.raises(DataError, match="NaN"):
+        list(sample.chunks(np.arange(30)))
+    part = "features" if unused == "features" else "constituents"
+    (chunk,) = sample.chunks(np.arange(30), parts=representation.parts)
+    assert chunk.metadata[part] == "absent"
+    assert "not read" in chunk.metadata["missing"][part]
+    if layout == "jetnet":  # JetNet has no features: the representation refuses, naming why
+        with pytest.raises(DataError, match="holds no substructure features"):
+            representation.fit_streamed([chunk])
+        return
+    split = split_stream(sample, FRACTIONS, seed=0)
+    inputs = stream_inputs(sample, split, representation, batch_size=8, seed=0, chunk_jets=16)
+    assert np.isfinite(inputs.arrays("train")).all()
+    assert inputs.jets("test").metadata[part] == "absent"
+
+
+def test_shuffle_buffers_hold_every_class_of_one_class_shards(tmp_path: Path, make_jets) -> None:
+    """Shards of one class each (as ``hepfpga data generate`` writes them): every shuffle
+    buffer holds each class's share of the training jets to within a block per class."""
+    jets = make_jets(1000, seed=6, n_constituents=4)
+    for c in range(5):
+        save_sample(jets.subset(np.flatnonzero(jets.labels == c)), tmp_path / f"shard-c{c}.h5")
+    sample = ShardedSample.open(tmp_path)
+    inputs = stream_inputs(sample, split_stream(sample, FRACTIONS, seed=2), Features(),
+                           batch_size=1, seed=2)  # fmt: skip
+    inputs.block_jets, inputs.buffer_jets = 8, 120  # about 5 buffers of 15 one-class blocks
+    share = np.bincount(inputs.labels("train"), minlength=5) / len(inputs.labels("train"))
+    for epoch in range(3):
+        buffers = [y for _, y in inputs.buffers("train", shuffle=True, epoch=epoch)]
+        assert len(buffers) >= 4
+        assert sum(len(y) for y in buffers) == len(inputs.labels("train"))
+        for y in buffers:
+            counts = np.bincount(y, minlength=5)
+            assert np.all(np.abs(counts - share * len(y)) <= inputs.block_jets + 1), counts

@@ -1,0 +1,177 @@
+"""``hepfpga optimize-precision``: per-layer firmware types searched against da4ml/yosys
+figures under a bit-exact or an accuracy constraint (thin over
+:func:`hepfpga.pipeline.optimize_precision.optimize_precision`).
+
+A command of its own rather than a ``scan`` mode: ``scan`` sweeps one uniform bit width and
+retrains a model per point, this one keeps the trained model and searches many per-layer
+widths of its firmware, with its own constraint and outputs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from hepfpga.artifacts import check_destination
+from hepfpga.cli.params import FiniteFloat
+from hepfpga.errors import ConfigError, VerificationError
+from hepfpga.firmware.data import load_events
+from hepfpga.firmware.precision_search import Constraint
+from hepfpga.pipeline.optimize_precision import optimize_precision, run_inputs
+from hepfpga.quantize.model_io import load_keras_model
+
+
+@click.command("optimize-precision")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="New output folder.")
+@click.option(
+    "--constraint",
+    type=click.Choice([c.value for c in Constraint]),
+    default=Constraint.BIT_EXACT.value,
+    show_default=True,
+    help="bit-exact: logits identical to the quantizer-derived firmware on every event; "
+    "accuracy: accuracy drop at most --epsilon.",
+)
+@click.option(
+    "--epsilon",
+    type=FiniteFloat(0, 1),
+    help="Accuracy drop allowed with --constraint accuracy (0.01 = one point).",
+)
+@click.option("--trials", type=click.IntRange(min=2), default=40, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Optuna sampler seed.")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(path_type=Path),
+    help="Events (npz/HDF5) for a MODEL; a run uses its test jets.",
+)
+@click.option("--key", help="Array of the --data file holding the events.")
+@click.option("--labels-key", help="Array of the --data file holding the labels (accuracy).")
+@click.option("--max-events", type=click.IntRange(min=1), help="Use at most N events.")
+@click.option(
+    "--synth-points",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Pareto points built as RTL (the chosen one first), with the quantizer-derived types.",
+)
+@click.option("--synth/--no-synth", default=True, show_default=True, help="yosys counts.")
+@click.option(
+    "--csim/--no-csim",
+    default=True,
+    show_default=True,
+    help="Prove the chosen configuration with one hls4ml C simulation.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+def optimize_precision_command(
+    target: Path,
+    out: Path,
+    constraint: str,
+    epsilon: float | None,
+    trials: int,
+    seed: int,
+    data_file: Path | None,
+    key: str | None,
+    labels_key: str | None,
+    max_events: int | None,
+    synth_points: int,
+    synth: bool,
+    csim: bool,
+    overwrite: bool,
+) -> None:
+    """Per-layer result/accumulator/weight widths of TARGET's firmware (a run folder or a
+    QKeras model with --data), chosen by Optuna against da4ml's LUT estimate.
+
+    \b
+    Writes OUT/layer_types.yml (for `hepfpga firmware MODEL --options`), OUT/search.json
+    and OUT/pareto.png. Exit status 1 if the chosen configuration's C simulation breaks the
+    constraint.
+    """
+    chosen = Constraint(constraint)
+    if chosen is Constraint.ACCURACY and epsilon is None:
+        raise ConfigError("--constraint accuracy needs --epsilon (e.g. 0.01 for one point)")
+    if chosen is Constraint.BIT_EXACT and epsilon is not None:
+        raise ConfigError("--epsilon applies to --constraint accuracy only")
+    check_destination(out, overwrite=overwrite, option="--out")
+    labels = None
+    options = None
+    if target.is_dir():
+        scratch = Path(tempfile.mkdtemp(prefix="hepfpga-optimize-")) / "data"
+        try:
+            model, events, labels, options = run_inputs(target, scratch)
+        finally:
+            shutil.rmtree(scratch.parent, ignore_errors=True)
+    elif target.is_file():
+        if data_file is None:
+            raise ConfigError(f"{target} is a model file: give its events with --data")
+        model = load_keras_model(target)
+        events = load_events(data_file, key, None)
+        if labels_key is not None:
+            labels = load_events(data_file, labels_key, None)
+    else:
+        raise ConfigError(f"{target} does not exist; give a run folder or a QKeras model file")
+    if chosen is Constraint.ACCURACY and labels is None:
+        raise ConfigError("--constraint accuracy needs labels: a run folder, or --labels-key")
+    if max_events is not None:
+        events = events[:max_events]
+        labels = None if labels is None else labels[:max_events]
+    result = optimize_precision(
+        model,
+        events,
+        out,
+        labels=labels,
+        constraint=chosen,
+        epsilon=epsilon,
+        n_trials=trials,
+        seed=seed,
+        options=options,
+        synth_points=synth_points,
+        synth=synth,
+        csim=csim,
+        overwrite=overwrite,
+    )
+    s = result.search
+    click.echo(
+        f"{len(s.trials)} trials on {s.n_events} events ({s.da4ml_solves} da4ml layer solves, "
+        f"{s.seconds:.0f} s); constraint {s.constraint.value}"
+    )
+    click.echo(
+        f"quantizer-derived types: {s.baseline.lut_estimate:,.0f} LUT (da4ml estimate); chosen "
+        f"(trial {s.best.number}): {s.best.lut_estimate:,.0f} LUT"
+    )
+    for p in result.final:
+        yosys = f", yosys {p.yosys_lut:,} LUT {p.yosys_ff:,} FF" if p.yosys_lut else ""
+        name = "quantizer-derived types" if p.trial == s.baseline.number else f"trial {p.trial}"
+        click.echo(
+            f"  {name}: estimate {p.lut_estimate_whole:,.0f} LUT, "
+            f"{p.pipeline_stages} stages{yosys}, RTL = engine: {p.rtl_matches_engine}"
+        )
+    if result.calibration_ratio is not None:
+        click.echo(
+            f"calibration: yosys/da4ml = {result.calibration_ratio:.3f} "
+            f"(largest deviation {result.calibration_error:.1%})"
+        )
+    if result.csim_fraction_identical is not None:
+        click.echo(
+            f"C simulation of the chosen types: logits identical on "
+            f"{result.csim_fraction_identical:.2%} of events"
+            + (f", accuracy {result.csim_accuracy:.4f}" if result.csim_accuracy is not None else "")
+        )
+    click.echo(f"wrote {out}/layer_types.yml, search.json, pareto.png")
+    broken = result.csim_fraction_identical is not None and (
+        (chosen is Constraint.BIT_EXACT and result.csim_fraction_identical < 1.0)
+        or (
+            chosen is Constraint.ACCURACY
+            and result.csim_accuracy is not None
+            and s.baseline.accuracy is not None
+            and s.baseline.accuracy - result.csim_accuracy > (epsilon or 0.0)
+        )
+    )
+    if broken:
+        raise VerificationError("the chosen configuration's C simulation breaks the constraint")
+
+
+COMMANDS = (optimize_precision_command,)

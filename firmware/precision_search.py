@@ -1,0 +1,702 @@
+"""Per-layer types of an hls4ml firmware chosen automatically, without vendor tools.
+
+:func:`search_precision` searches the result/accumulator/weight widths of every layer of a
+QKeras model's firmware (hls4ml ``firmware.layer_types`` overrides, see
+:class:`~hepfpga.firmware.options.LayerTypes`) with Optuna, under one of two constraints
+(:class:`Constraint`):
+
+* ``bit-exact``: the logits of the candidate equal, bit for bit and on every event given,
+  those of the *unconstrained firmware* (the types derived from the quantizers,
+  :func:`hepfpga.firmware.hls_config.plan_conversion`);
+* ``accuracy``: the classification accuracy (argmax of the logits against the labels) drops
+  by at most ``epsilon`` from the unconstrained firmware's.
+
+A candidate costs about a second, with no compiler and no vendor tool:
+
+* its **outputs** come from hepfpga's bit-exact fixed-point engine
+  (:mod:`hepfpga.firmware.emulate_engine`), built from the candidate's hls4ml ``ModelGraph``
+  (converted, never written or compiled). The engine is proven against the C simulation
+  elsewhere; the *chosen* configuration is proven again by the caller with one real C
+  simulation (:mod:`hepfpga.pipeline.optimize_precision`).
+* its **cost** comes from da4ml (:func:`trace_plan`): the candidate's arithmetic, taken from
+  the very engine steps that computed its outputs, is traced into da4ml's adder graph; da4ml's
+  LUT estimate and adder depth are the objectives. Layers are traced one at a time and cached
+  on (layer, input type, weights, output types), so a search re-solves only the layers a
+  trial changes. The estimate is calibrated against yosys on the final Pareto points by the
+  caller (the ratio and its spread are reported).
+
+The knobs (:func:`search_space`; ``ap_fixed<W,I>`` notation, see
+:mod:`hepfpga.quantize.fixed`):
+
+* **input** (the input layer and the input quantizer after it, one type): integer bits ``I``
+  and fractional bits ``F``, rounding and saturation kept (``AP_RND_CONV, AP_SAT``: a float
+  feature beyond the range saturates, never wraps);
+* **Dense result and accumulator**: integer bits ``I`` shared by both, ``AP_TRN, AP_WRAP``.
+  The accumulator keeps every fractional bit of the products (``F_in + F_w``), so no product
+  is rounded; a sum beyond ``I`` bits **wraps** (modular arithmetic: the result equals the
+  wide sum wrapped once, whatever the summation order). The result may drop low fractional
+  bits (``AP_TRN``: truncation towards minus infinity);
+* **Dense weights and biases are not searched**: hls4ml 1.3.0 stores a QKeras layer's
+  weights in its quantizer's type whatever ``layer_types`` says (an override of ``weight``
+  leaves the products as wide as before, measured on the jet tagger), so their widths are
+  the quantizer's: train with narrower kernel quantizers (``hepfpga scan``) or with HGQ to
+  change them;
+* **quantized activations** (``quantized_relu``/``quantized_bits`` results): fractional bits
+  dropped, integer bits, rounding and saturation kept.
+
+Widths only shrink: the unconstrained firmware is always a candidate (trial 0), and so is the
+narrowest integer width that holds every value the events reach (trial 1), so the search
+starts from a feasible point. Bit-exactness is established **on the events given**: a
+narrowed integer width that wraps is exact for inputs whose sums stay in range, which the
+test set proves for the test set only; use the ``accuracy`` constraint, or keep the integer
+widths, where inputs beyond the events' range must behave as the unconstrained firmware.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from hepfpga.errors import ConfigError, ConversionError, DataError
+from hepfpga.firmware.emulate import Emulator
+from hepfpga.firmware.emulate_engine.plan import Plan, build_plan
+from hepfpga.firmware.emulate_engine.steps import ConvertStep, MatmulStep
+from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
+from hepfpga.firmware.layers.graph import model_graph
+from hepfpga.firmware.layers.tracers import apply_elementwise
+from hepfpga.firmware.options import FirmwareOptions, LayerTypes
+from hepfpga.firmware.rtl.trace import DEFAULT_SOLVER_OPTIONS, TracedNetwork, round_half_even
+from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
+
+__all__ = [
+    "CandidateResult",
+    "Constraint",
+    "Knob",
+    "PrecisionSearch",
+    "PrecisionSearchResult",
+    "candidate_types",
+    "cost_of",
+    "search_precision",
+    "search_space",
+    "trace_plan",
+]
+
+log = logging.getLogger("hepfpga.firmware.precision_search")
+
+
+class Constraint(enum.Enum):
+    """What a candidate must keep from the unconstrained firmware."""
+
+    #: the logits, bit for bit on every event
+    BIT_EXACT = "bit-exact"
+    #: the accuracy, within ``epsilon``
+    ACCURACY = "accuracy"
+
+
+#: how many fractional bits a knob may drop at most (a wider search gains nothing: the
+#: narrowest useful widths sit well within it on the networks tried)
+MAX_DROPPED_BITS = 8
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One searched integer: ``layer``'s ``what`` in ``[low, high]``; ``high`` is the
+    unconstrained firmware's value."""
+
+    layer: str
+    #: ``input_integer``, ``input_fractional``, ``integer`` (Dense result and accumulator),
+    #: ``result_fractional``, ``activation_fractional``
+    what: str
+    low: int
+    high: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}.{self.what}"
+
+
+# -- the search space --------------------------------------------------------------------------
+def _is_dense(types: Any) -> bool:
+    return types.weight is not None and types.accum is not None
+
+
+def _input_chain(plan: ConversionPlan) -> list[str]:
+    """The input layer and the pass-through quantizers after it that share its type (one
+    hardware type: hls4ml removes such a quantizer as a no-op cast)."""
+    nodes = model_graph(plan.model)
+    first = nodes[0]
+    chain = [first.name]
+    for node in nodes[1:]:
+        types = plan.precision[node.name]
+        if (
+            tuple(node.inputs) == (chain[-1],)
+            and not _is_dense(types)
+            and types.result == plan.precision[first.name].result
+        ):
+            chain.append(node.name)
+        else:
+            break
+    return chain
+
+
+def search_space(plan: ConversionPlan) -> list[Knob]:
+    """The knobs of the model of ``plan`` (see the module notes), for a chain of Dense
+    layers and quantized activations with a final softmax; other layers are refused."""
+    if not plan.quantized:
+        raise ConversionError(
+            "the precision search needs a QKeras model (the unconstrained types come from its "
+            "quantizers); this model has float layers"
+        )
+    knobs: list[Knob] = []
+    chain = _input_chain(plan)
+    t_in = plan.precision[chain[0]].result
+    knobs.append(Knob(chain[0], "input_integer", 1, t_in.integer))
+    knobs.append(
+        Knob(
+            chain[0],
+            "input_fractional",
+            max(0, t_in.fractional - MAX_DROPPED_BITS),
+            t_in.fractional,
+        )
+    )
+    nodes = model_graph(plan.model)
+    for node in nodes:
+        if node.name in chain:
+            continue
+        types = plan.precision[node.name]
+        kind = node.class_name
+        if _is_dense(types):
+            if types.scale is not None:
+                raise ConversionError(f"layer '{node.name}' has a scale type; not searched")
+            r = types.result
+            knobs.append(Knob(node.name, "integer", 1, r.integer))
+            knobs.append(
+                Knob(
+                    node.name,
+                    "result_fractional",
+                    max(0, r.fractional - MAX_DROPPED_BITS),
+                    r.fractional,
+                )
+            )
+        elif kind == "QActivation":
+            r = types.result
+            if r.fractional > 0:
+                knobs.append(
+                    Knob(
+                        node.name,
+                        "activation_fractional",
+                        max(1, r.fractional - MAX_DROPPED_BITS),
+                        r.fractional,
+                    )
+                )
+        elif node.name == nodes[-1].name and node.name != plan.logits_layer:
+            continue  # the final softmax: not searched (the logits are)
+        else:
+            raise ConversionError(
+                f"layer '{node.name}' ({kind}) is not searched by the precision optimiser; "
+                "it takes Dense/QDense layers, quantized activations and a final softmax"
+            )
+    return knobs
+
+
+def candidate_types(plan: ConversionPlan, values: Mapping[str, int]) -> dict[str, LayerTypes]:
+    """``firmware.layer_types`` of the candidate ``values`` (knob name -> value; a missing
+    knob keeps the unconstrained value). Only layers that differ are listed."""
+    types: dict[str, LayerTypes] = {}
+    chain = _input_chain(plan)
+    base_in = plan.precision[chain[0]].result
+    i_in = values.get(f"{chain[0]}.input_integer", base_in.integer)
+    f_in = values.get(f"{chain[0]}.input_fractional", base_in.fractional)
+    t_in = replace(base_in, width=i_in + f_in, integer=i_in)
+    if t_in != base_in:
+        for name in chain:
+            types[name] = LayerTypes(result=t_in)
+    # the fractional bits each layer's output carries, for the exact accumulators
+    frac: dict[str, int] = {name: t_in.fractional for name in chain}
+    for node in model_graph(plan.model):
+        if node.name in chain:
+            continue
+        base = plan.precision[node.name]
+        incoming = frac.get(node.inputs[0], 0) if node.inputs else 0
+        if _is_dense(base):
+            i = values.get(f"{node.name}.integer", base.result.integer)
+            f_r = values.get(f"{node.name}.result_fractional", base.result.fractional)
+            assert base.weight is not None and base.accum is not None  # _is_dense
+            f_acc = incoming + base.weight.fractional  # every product exact
+            trn, wrap = Rounding.TRN, Saturation.WRAP
+            accum = FixedType(i + f_acc, i, base.accum.signed, trn, wrap)
+            result = FixedType(i + min(f_r, f_acc), i, base.result.signed, trn, wrap)
+            if (result, accum) != (base.result, base.accum):
+                types[node.name] = LayerTypes(result=result, accum=accum)
+            frac[node.name] = result.fractional
+        elif f"{node.name}.activation_fractional" in values:
+            r = base.result
+            f_a = values[f"{node.name}.activation_fractional"]
+            result = replace(r, width=r.integer + f_a)
+            if result != r:
+                types[node.name] = LayerTypes(result=result)
+            frac[node.name] = result.fractional
+        else:
+            frac[node.name] = base.result.fractional
+    return types
+
+
+# -- the cost: da4ml on the engine's steps -----------------------------------------------------
+def _kif(t: FixedType) -> tuple[int, int, int]:
+    return int(t.signed), t.integer - int(t.signed), t.fractional
+
+
+def _accum_fractional(step: MatmulStep) -> int:
+    """Fractional bits of the step's accumulator: its result conversion scales raw codes by
+    ``2**(result fractional - accumulator fractional)``."""
+    return step.out_type.fractional - round(math.log2(step.result.scale))
+
+
+def _accum_type(step: MatmulStep) -> FixedType:
+    """The accumulator type a wrapping sum is reduced to (``AP_TRN, AP_WRAP``)."""
+    wrap = step.accum_wrap
+    if wrap is None:
+        raise ConversionError(f"layer '{step.name}': its sum never wraps")
+    frac = _accum_fractional(step)
+    return FixedType(wrap.width, wrap.width - frac, wrap.lo < 0, Rounding.TRN, Saturation.WRAP)
+
+
+def _step_real_weights(step: MatmulStep, in_type: FixedType) -> tuple[np.ndarray, np.ndarray]:
+    """The real-valued kernel and bias of a Dense step: its raw weights (scaled to the
+    accumulator's raw codes for raw inputs) back in real units."""
+    acc_frac = _accum_fractional(step)
+    # the engine may have folded the next conversion's power-of-two scale into the weights
+    unscale = 1.0 / step.output_scale
+    w = np.asarray(step.w, dtype=np.float64) * unscale * 2.0 ** (in_type.fractional - acc_frac)
+    b = np.asarray(step.b, dtype=np.float64) * unscale * 2.0**-acc_frac
+    return w, b
+
+
+def _variables(t: FixedType, n: int, options: dict[str, Any]) -> Any:
+    # deferred, optional: da4ml (hepfpga[hardware])
+    from da4ml.trace import FixedVariableArray, HWConfig
+
+    k, i, f = _kif(t)
+    return FixedVariableArray.from_kif(
+        np.full(n, k),
+        np.full(n, i),
+        np.full(n, f),
+        hwconf=HWConfig(1, -1, -1),
+        solver_options=options,
+    )
+
+
+def _convert(x: Any, to: FixedType) -> Any:
+    """``(to) x`` on da4ml variables: ``AP_TRN``/``AP_RND_CONV`` with ``AP_SAT``/``AP_WRAP``."""
+    return apply_elementwise(x, lambda v: round_half_even(v, to))
+
+
+def _trace_step(step: Any, x: Any, in_type: FixedType) -> Any:
+    """One engine step on da4ml variables, the same arithmetic as the step's numpy code."""
+    if isinstance(step, MatmulStep):
+        if step.patches is not None or step.per_product is not None:
+            raise ConversionError(
+                f"layer '{step.name}': convolutions and rounded products are not traced by "
+                "the precision search"
+            )
+        w, b = _step_real_weights(step, in_type)
+        y = x @ w
+        y = y + b
+        if step.accum_wrap is not None:
+            y = _convert(y, _accum_type(step))
+        return _convert(y, step.out_type)
+    if isinstance(step, ConvertStep):
+        if len(step.shape) != 1:
+            raise ConversionError(f"layer '{step.name}': a {len(step.shape)}-d conversion")
+        if step.relu:
+            x = apply_elementwise(x, lambda v: v.relu())
+        return _convert(x, step.out_type)
+    raise ConversionError(
+        f"layer '{step.name}' ({type(step).__name__}) is not traced by the precision search; "
+        "it takes Dense layers and activations"
+    )
+
+
+def _traced_steps(plan: Plan, until: str) -> list[Any]:
+    steps = []
+    for step in plan.steps:
+        steps.append(step)
+        if step.output == until:
+            return steps
+    raise ConversionError(f"the tensor '{until}' is not computed by the engine plan")
+
+
+def trace_plan(
+    plan: Plan, logits_tensor: str, options: dict[str, Any] | None = None
+) -> TracedNetwork:
+    """The whole candidate, from its input codes to its logits, as one da4ml network (for
+    the RTL of the final points; the search itself costs layer by layer, :class:`_LayerCosts`)."""
+    # deferred, optional: da4ml (hepfpga[hardware])
+    from da4ml.trace import comb_trace
+
+    spec = plan.inputs[0]
+    n_in = int(math.prod(spec.shape))
+    x_in = _variables(spec.type, n_in, dict(options or DEFAULT_SOLVER_OPTIONS))
+    x, t = x_in, spec.type
+    types = {spec.tensor: spec.type}
+    names = []
+    for step in _traced_steps(plan, logits_tensor):
+        t = types[step.inputs[0]]
+        x = _trace_step(step, x, t)
+        types[step.output] = step.out_type
+        names.append(step.name)
+    out = x.ravel()
+    return TracedNetwork(
+        comb=comb_trace(x_in.ravel(), out),
+        input_type=spec.type,
+        input_shape=tuple(spec.shape),
+        output_layer=names[-1],
+        n_outputs=int(out.size),
+        layers=tuple(names),
+    )
+
+
+class _LayerCosts:
+    """da4ml's LUT estimate and adder depth per engine step, cached on what determines them."""
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        self.options = dict(options or DEFAULT_SOLVER_OPTIONS)
+        self.cache: dict[str, tuple[float, float]] = {}
+        self.solves = 0
+
+    def _key(self, step: Any, in_type: FixedType) -> str:
+        h = hashlib.sha1()
+        h.update(f"{type(step).__name__}|{step.name}|{in_type}|{step.out_type}".encode())
+        if isinstance(step, MatmulStep):
+            wrapped = _accum_type(step) if step.accum_wrap is not None else None
+            h.update(f"{_accum_fractional(step)}|{wrapped}".encode())
+            h.update(np.ascontiguousarray(step.w, dtype=np.float64).tobytes())
+            h.update(np.ascontiguousarray(step.b, dtype=np.float64).tobytes())
+        else:
+            h.update(f"{step.relu}".encode())
+        return h.hexdigest()
+
+    def step_cost(self, step: Any, in_type: FixedType) -> tuple[float, float]:
+        key = self._key(step, in_type)
+        if key not in self.cache:
+            # deferred, optional: da4ml (hepfpga[hardware])
+            from da4ml.trace import comb_trace
+
+            n = int(math.prod(step.shape)) if isinstance(step, ConvertStep) else step.w.shape[0]
+            x = _variables(in_type, n, self.options)
+            y = _trace_step(step, x, in_type)
+            comb = comb_trace(x.ravel(), y.ravel())
+            self.cache[key] = (float(comb.cost), float(comb.latency[1]))
+            self.solves += 1
+        return self.cache[key]
+
+    def plan_cost(self, plan: Plan, logits_tensor: str) -> tuple[float, float]:
+        """(LUT estimate, adder depth) of the candidate: sums over its layers."""
+        types = {plan.inputs[0].tensor: plan.inputs[0].type}
+        luts = depth = 0.0
+        for step in _traced_steps(plan, logits_tensor):
+            lut, d = self.step_cost(step, types[step.inputs[0]])
+            luts, depth = luts + lut, depth + d
+            types[step.output] = step.out_type
+        return luts, depth
+
+
+# -- evaluating a candidate --------------------------------------------------------------------
+@dataclass
+class CandidateResult:
+    """One evaluated candidate."""
+
+    number: int
+    layer_types: dict[str, LayerTypes]
+    #: fraction of events whose logits equal the unconstrained firmware's
+    fraction_identical: float
+    accuracy: float | None
+    #: da4ml's LUT estimate, summed over the layers (None: not costed, the candidate breaks
+    #: the constraint)
+    lut_estimate: float | None
+    #: da4ml's adder depth (delay units of one carry-chain adder), summed over the layers
+    adder_depth: float | None
+    feasible: bool
+    seconds: float
+
+    def plain_types(self) -> dict[str, dict[str, str]]:
+        """``firmware.layer_types`` as a YAML/JSON mapping of hls4ml type strings."""
+        return {
+            layer: {key: t.to_hls() for key, t in types.items()}
+            for layer, types in self.layer_types.items()
+        }
+
+
+@dataclass
+class PrecisionSearchResult:
+    """What :func:`search_precision` found."""
+
+    constraint: Constraint
+    epsilon: float | None
+    n_events: int
+    baseline: CandidateResult
+    trials: list[CandidateResult]
+    #: the feasible candidate of lowest LUT estimate (ties: lower depth)
+    best: CandidateResult
+    #: feasible candidates on the (LUT estimate, adder depth) Pareto front, by LUT
+    pareto: list[CandidateResult]
+    knobs: list[Knob]
+    seed: int
+    #: layers traced by da4ml (the rest came from the cache)
+    da4ml_solves: int = 0
+    seconds: float = 0.0
+    baseline_accuracy: float | None = field(default=None)
+
+
+class PrecisionSearch:
+    """Evaluates candidates of one model on fixed events (see the module notes)."""
+
+    def __init__(
+        self,
+        model: Any,
+        events: np.ndarray,
+        labels: np.ndarray | None = None,
+        options: FirmwareOptions | None = None,
+    ) -> None:
+        self.options = options if options is not None else FirmwareOptions()
+        if self.options.io_type.value != "io_parallel":
+            raise ConfigError(
+                "the precision search emulates io_parallel firmware; got "
+                f"{self.options.io_type.value}",
+                path="firmware.io_type",
+            )
+        self.model = model
+        self.events = np.asarray(events, dtype=np.float32)
+        if self.events.ndim != 2 or not len(self.events):
+            raise DataError(
+                f"expected events as a non-empty 2-d array, got shape {self.events.shape}"
+            )
+        self.labels = None if labels is None else np.asarray(labels)
+        if self.labels is not None and len(self.labels) != len(self.events):
+            raise DataError(
+                f"{len(self.labels)} labels for {len(self.events)} events; give one per event"
+            )
+        self.base_plan = plan_conversion(model, replace(self.options, layer_types={}))
+        self.knobs = search_space(self.base_plan)
+        self.costs = _LayerCosts()
+        self._scratch = tempfile.TemporaryDirectory(prefix="hepfpga-precision-")
+        self.reference_logits: np.ndarray | None = None
+
+    def close(self) -> None:
+        self._scratch.cleanup()
+
+    def engine(self, layer_types: Mapping[str, LayerTypes]) -> tuple[Plan, str]:
+        """The engine plan of a candidate and the tensor of its logits."""
+        # deferred: hls4ml loads slowly
+        import hls4ml
+
+        options = replace(self.options, layer_types=dict(layer_types))
+        conversion = plan_conversion(self.model, options)
+        try:
+            graph = hls4ml.converters.convert_from_keras_model(
+                conversion.model,
+                hls_config=conversion.hls_config,
+                output_dir=self._scratch.name,
+                project_name=options.project_name,
+                backend=options.backend.info.hls4ml_name,
+                io_type=options.io_type.value,
+                part=options.effective_part,
+                clock_period=options.clock_period,
+            )
+        except Exception as exc:  # hls4ml raises bare Exception
+            raise ConversionError(f"hls4ml could not convert the candidate: {exc}") from exc
+        plan = build_plan(graph)
+        return plan, plan.layer_outputs[conversion.logits_layer]
+
+    def logits(self, plan: Plan, tensor: str) -> np.ndarray:
+        logits_layer = next(name for name, t in plan.layer_outputs.items() if t == tensor)
+        n_out = plan.width_of(plan.outputs[0])
+        emulator = Emulator(
+            plan,
+            project=None,
+            logits_layer=logits_layer,
+            n_inputs=self.events.shape[1],
+            n_outputs=n_out,
+        )
+        return emulator.predict_logits(self.events)
+
+    def accuracy(self, logits: np.ndarray) -> float | None:
+        if self.labels is None:
+            return None
+        truth = self.labels.argmax(axis=1) if self.labels.ndim == 2 else self.labels
+        return float(np.mean(logits.argmax(axis=1) == truth))
+
+    def evaluate(
+        self,
+        layer_types: Mapping[str, LayerTypes],
+        number: int,
+        feasible: Callable[[float, float | None], bool],
+    ) -> CandidateResult:
+        start = time.perf_counter()
+        plan, tensor = self.engine(layer_types)
+        logits = self.logits(plan, tensor)
+        if self.reference_logits is None:
+            self.reference_logits = logits
+        same = float(np.mean(np.all(logits == self.reference_logits, axis=1)))
+        accuracy = self.accuracy(logits)
+        ok = feasible(same, accuracy)
+        # da4ml is the expensive part: a candidate that breaks the constraint is not costed
+        lut, depth = self.costs.plan_cost(plan, tensor) if ok else (None, None)
+        return CandidateResult(
+            number=number,
+            layer_types=dict(layer_types),
+            fraction_identical=same,
+            accuracy=accuracy,
+            lut_estimate=lut,
+            adder_depth=depth,
+            feasible=ok,
+            seconds=time.perf_counter() - start,
+        )
+
+    def range_candidate(self) -> dict[str, int]:
+        """Knob values with each Dense integer width (and the input's) the narrowest that
+        holds every value the events reach in the unconstrained firmware; fractional bits
+        kept. Bit-exact on the events by construction (no value wraps or saturates)."""
+        plan, _ = self.engine({})
+        keep = tuple(name for name in plan.layer_outputs if name in self.base_plan.precision)
+        ranges: dict[str, float] = {}
+        for start in range(0, len(self.events), 4096):
+            raw = plan.run(self.events[start : start + 4096], keep=keep)
+            for name in keep:
+                tensor = plan.layer_outputs[name]
+                if tensor not in raw:
+                    continue
+                t = plan.type_of(tensor) if tensor != plan.inputs[0].tensor else plan.inputs[0].type
+                real = np.ldexp(np.asarray(raw[tensor], dtype=np.float64), -t.fractional)
+                lo, hi = float(real.min()), float(real.max())
+                ranges[name] = max(ranges.get(name, 0.0), -lo, hi + 2.0**-t.fractional)
+        values: dict[str, int] = {}
+        x = np.asarray(self.events, dtype=np.float64)
+        ranges.setdefault(_input_chain(self.base_plan)[0], float(np.abs(x).max()))
+        for knob in self.knobs:
+            if knob.what in ("integer", "input_integer") and knob.layer in ranges:
+                # signed: I bits hold [-2**(I-1), 2**(I-1)); the input keeps its saturation
+                need = max(1, math.ceil(math.log2(max(ranges[knob.layer], 2.0**-20))) + 1)
+                if knob.what == "input_integer":
+                    need = knob.high if ranges[knob.layer] >= 2.0 ** (knob.high - 1) else need
+                values[knob.name] = min(max(need, knob.low), knob.high)
+        return values
+
+
+def cost_of(candidate: CandidateResult) -> tuple[float, float]:
+    """(LUT estimate, adder depth) of a costed (feasible) candidate."""
+    if candidate.lut_estimate is None or candidate.adder_depth is None:
+        raise ValueError(f"trial {candidate.number} was not costed (it breaks the constraint)")
+    return candidate.lut_estimate, candidate.adder_depth
+
+
+def _pareto(points: Sequence[CandidateResult]) -> list[CandidateResult]:
+    front: list[CandidateResult] = []
+    for p in sorted(points, key=cost_of):
+        if not front or cost_of(p)[1] < cost_of(front[-1])[1]:
+            front.append(p)
+    return front
+
+
+def search_precision(
+    model: Any,
+    events: np.ndarray,
+    *,
+    constraint: Constraint = Constraint.BIT_EXACT,
+    labels: np.ndarray | None = None,
+    epsilon: float | None = None,
+    n_trials: int = 40,
+    seed: int = 0,
+    options: FirmwareOptions | None = None,
+) -> PrecisionSearchResult:
+    """Search per-layer types of ``model``'s firmware under ``constraint`` (see the module
+    notes); ``labels`` (one-hot or class indices) and ``epsilon`` (an accuracy fraction,
+    0.01 = one point) are needed for ``accuracy``. Optuna's TPE sampler is seeded with
+    ``seed``: the same model, events and arguments give the same trials."""
+    # deferred, optional: optuna (hepfpga[tune])
+    import optuna
+
+    constraint = Constraint(constraint)
+    if constraint is Constraint.ACCURACY:
+        if labels is None:
+            raise DataError("the accuracy constraint needs the events' labels")
+        if epsilon is None or not 0 <= epsilon < 1:
+            raise ConfigError(
+                f"epsilon must be an accuracy fraction in [0, 1). Received: {epsilon!r}",
+                path="epsilon",
+            )
+    elif epsilon is not None:
+        raise ConfigError("epsilon applies to the accuracy constraint only", path="epsilon")
+    if n_trials < 2:
+        raise ConfigError(f"n_trials must be at least 2. Received: {n_trials}", path="n_trials")
+    start = time.perf_counter()
+    search = PrecisionSearch(model, events, labels, options)
+    try:
+        baseline_holder: list[CandidateResult] = []
+
+        def feasible(same: float, accuracy: float | None) -> bool:
+            if constraint is Constraint.BIT_EXACT:
+                return same == 1.0
+            base = baseline_holder[0].accuracy if baseline_holder else accuracy
+            assert accuracy is not None and base is not None and epsilon is not None
+            return base - accuracy <= epsilon
+
+        baseline = search.evaluate({}, -1, feasible)
+        baseline_holder.append(baseline)
+        trials: list[CandidateResult] = []
+        by_knob = {k.name: k for k in search.knobs}
+
+        def objective(trial: Any) -> tuple[float, float]:
+            values = {
+                name: trial.suggest_int(name, knob.low, knob.high) for name, knob in by_knob.items()
+            }
+            result = search.evaluate(
+                candidate_types(search.base_plan, values), trial.number, feasible
+            )
+            trials.append(result)
+            # Optuna's constraint: <= 0 is feasible
+            violation = (
+                1.0 - result.fraction_identical
+                if constraint is Constraint.BIT_EXACT
+                else (baseline.accuracy or 0.0) - (result.accuracy or 0.0) - (epsilon or 0.0)
+            )
+            trial.set_constraint(constraint.value, violation)
+            # not costed: the baseline's cost (the constraint ranks it below feasible ones)
+            return cost_of(result) if result.feasible else cost_of(baseline)
+
+        sampler = optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=min(10, n_trials),
+        )
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+        study.enqueue_trial({k.name: k.high for k in search.knobs})
+        study.enqueue_trial({**{k.name: k.high for k in search.knobs}, **search.range_candidate()})
+        study.optimize(objective, n_trials=n_trials)
+    finally:
+        search.close()
+    feasible_trials = [t for t in trials if t.feasible]
+    best = min(feasible_trials, key=lambda t: (*cost_of(t), t.number))
+    return PrecisionSearchResult(
+        constraint=constraint,
+        epsilon=epsilon,
+        n_events=len(search.events),
+        baseline=baseline,
+        trials=trials,
+        best=best,
+        pareto=_pareto(feasible_trials),
+        knobs=search.knobs,
+        seed=seed,
+        da4ml_solves=search.costs.solves,
+        seconds=time.perf_counter() - start,
+        baseline_accuracy=baseline.accuracy,
+    )

@@ -1,0 +1,305 @@
+"""``hepfpga optimize-precision``: the precision search of a run or a model, its final points
+in RTL (yosys), its chosen configuration proven by one C simulation, a Pareto plot.
+
+:func:`optimize_precision` runs :func:`hepfpga.firmware.precision_search.search_precision`
+and then, for the chosen configuration and up to ``synth_points`` points of the Pareto front:
+
+* traces the whole candidate into da4ml RTL (:func:`~hepfpga.firmware.precision_search.trace_plan`),
+  checks with da4ml's interpreter that it computes the engine's logits bit for bit, and runs
+  yosys ``synth_xilinx`` on it (the **calibration**: yosys LUT / da4ml estimate per point,
+  reported with its spread; the search ranks candidates by the estimate alone);
+* writes the chosen hls4ml project, compiles its C simulation once and compares its logits
+  on every event with the unconstrained firmware's (bit-exact constraint) or its accuracy
+  (accuracy constraint).
+
+Outputs in ``out_dir`` (written atomically): ``layer_types.yml`` (``firmware: layer_types:``,
+loadable by ``hepfpga firmware --options``), ``search.json`` (every trial, the calibration, the
+C-simulation check) and ``pareto.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from hepfpga._schema import to_plain
+from hepfpga.artifacts import atomic_directory, write_json_atomic, write_text_atomic
+from hepfpga.errors import ConfigError, DataError
+from hepfpga.firmware import FirmwareOptions, write_project
+from hepfpga.firmware.csim import predict_logits
+from hepfpga.firmware.precision_search import (
+    CandidateResult,
+    Constraint,
+    PrecisionSearch,
+    PrecisionSearchResult,
+    cost_of,
+    search_precision,
+    trace_plan,
+)
+from hepfpga.firmware.rtl.codegen import write_rtl
+from hepfpga.firmware.rtl.synth import synthesize
+from hepfpga.pipeline.config import parse_config
+from hepfpga.pipeline.run import Run
+from hepfpga.pipeline.run_report import RunReport
+from hepfpga.pipeline.stages import data_stage
+from hepfpga.quantize.model_io import load_keras_model
+
+__all__ = ["FinalPoint", "OptimizeResult", "optimize_precision", "plot_pareto", "run_inputs"]
+
+log = logging.getLogger("hepfpga.pipeline.optimize_precision")
+
+#: firmware options of a run's config that the search keeps (the others do not change the
+#: logits of an io_parallel design)
+_RUN_OPTION_KEYS = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
+
+
+@dataclass
+class FinalPoint:
+    """A Pareto point built as RTL: da4ml's estimate of the whole network, yosys' count."""
+
+    trial: int
+    lut_estimate: float | None
+    #: da4ml's estimate of the whole network traced at once (the search sums layers)
+    lut_estimate_whole: float
+    pipeline_stages: int
+    #: da4ml's interpreter on the RTL network equals the engine's logits on every event
+    rtl_matches_engine: bool
+    yosys_lut: int | None = None
+    yosys_ff: int | None = None
+    yosys_seconds: float | None = None
+
+
+@dataclass
+class OptimizeResult:
+    """What :func:`optimize_precision` wrote."""
+
+    search: PrecisionSearchResult
+    final: list[FinalPoint]
+    #: yosys LUT / da4ml estimate: mean, and the largest relative deviation from the mean
+    calibration_ratio: float | None
+    calibration_error: float | None
+    #: the chosen configuration's C simulation on every event
+    csim_fraction_identical: float | None
+    csim_accuracy: float | None
+    out_dir: Path
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def run_inputs(run_dir: Path, scratch: Path) -> tuple[Any, np.ndarray, np.ndarray, FirmwareOptions]:
+    """A run's QKeras model, test inputs and labels (made again by the pipeline's data stage
+    from the run's config: same seed, split and preprocessing) and its firmware options."""
+    model_file, report_file = run_dir / "qkeras_model.h5", run_dir / "report.json"
+    if not model_file.is_file() or not report_file.is_file():
+        raise ConfigError(
+            f"{run_dir} is not a run folder (expected qkeras_model.h5 and report.json); give a "
+            "run folder of `hepfpga run` or a QKeras model file"
+        )
+    report = RunReport.read(report_file)
+    config = parse_config(dict(report.section("config")), source=str(report_file))
+    scratch.mkdir(parents=True)
+    try:
+        data = data_stage(Run(config=config, run_dir=scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    firmware = report.section("config").get("firmware") or {}
+    options = FirmwareOptions.from_dict({k: firmware[k] for k in _RUN_OPTION_KEYS if k in firmware})
+    return load_keras_model(model_file), data.x_test, data.y_test, options
+
+
+def _final_point(
+    search: PrecisionSearch, point: CandidateResult, folder: Path, synth: bool
+) -> FinalPoint:
+    plan, tensor = search.engine(point.layer_types)
+    net = trace_plan(plan, tensor)
+    values = net.input_type.quantize(np.asarray(search.events, dtype=np.float64))
+    rtl = np.asarray(net.comb.predict(values)).reshape(len(values), -1)
+    matches = bool(np.array_equal(rtl, search.logits(plan, tensor)))
+    project = write_rtl(net, folder)
+    final = FinalPoint(
+        trial=point.number,
+        lut_estimate=point.lut_estimate,
+        lut_estimate_whole=project.estimated_luts,
+        pipeline_stages=project.n_stages,
+        rtl_matches_engine=matches,
+    )
+    if synth:
+        result = synthesize(project)
+        final.yosys_lut, final.yosys_ff, final.yosys_seconds = result.lut, result.ff, result.seconds
+    return final
+
+
+def _calibration(final: list[FinalPoint]) -> tuple[float | None, float | None]:
+    ratios = [p.yosys_lut / p.lut_estimate for p in final if p.yosys_lut and p.lut_estimate]
+    if not ratios:
+        return None, None
+    mean = float(np.mean(ratios))
+    return mean, float(max(abs(r / mean - 1.0) for r in ratios))
+
+
+def _csim_check(
+    model: Any,
+    options: FirmwareOptions,
+    best: CandidateResult,
+    search: PrecisionSearch,
+    reference: np.ndarray,
+    folder: Path,
+) -> tuple[float, float | None]:
+    chosen = replace(options, layer_types=dict(best.layer_types))
+    project = write_project(model, chosen, folder, compile=True)
+    logits = predict_logits(project, search.events)
+    same = float(np.mean(np.all(logits == reference, axis=1)))
+    return same, search.accuracy(logits)
+
+
+def plot_pareto(result: OptimizeResult, path: Path) -> None:
+    """Every trial's da4ml LUT estimate against its adder depth (feasible or not), the
+    feasible Pareto front, the unconstrained firmware and the yosys counts of the final
+    points (scaled back by the calibration ratio)."""
+    # deferred: matplotlib loads slowly
+    import matplotlib
+
+    matplotlib.use("Agg")
+    # deferred: matplotlib loads slowly
+    import matplotlib.pyplot as plt
+
+    s = result.search
+    fig, ax = plt.subplots(figsize=(6, 4))
+    n_bad = sum(1 for t in s.trials if not t.feasible)
+    good = [cost_of(t) for t in s.trials if t.feasible]
+    front = [cost_of(t) for t in s.pareto]
+    ax.scatter(
+        [c[0] for c in good],
+        [c[1] for c in good],
+        color="C0",
+        s=16,
+        label=f"feasible ({n_bad} of {len(s.trials)} trials break {s.constraint.value})",
+    )
+    ax.plot(
+        [c[0] for c in front],
+        [c[1] for c in front],
+        color="C1",
+        marker="o",
+        label="Pareto front",
+    )
+    base_lut, base_depth = cost_of(s.baseline)  # the quantizer-derived types are costed
+    ax.scatter(
+        [base_lut],
+        [base_depth],
+        marker="*",
+        s=140,
+        color="k",
+        label="quantizer-derived types",
+        zorder=5,
+    )
+    for p in result.final:
+        if p.yosys_lut is not None:
+            depth = next(cost_of(t)[1] for t in [s.baseline, *s.trials] if t.number == p.trial)
+            ax.scatter([p.yosys_lut], [depth], marker="x", color="C3", zorder=6)
+            ax.annotate(
+                f"yosys {p.yosys_lut:,}",
+                (p.yosys_lut, depth),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+            )
+    ax.set_xlabel("LUT (da4ml estimate; x: yosys)")
+    ax.set_ylabel("adder depth (da4ml delay units)")
+    ax.set_title(
+        f"precision search, {s.constraint.value}"
+        + (f" (epsilon {s.epsilon:g})" if s.epsilon is not None else ""),
+        fontsize=9,
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def optimize_precision(
+    model: Any,
+    events: np.ndarray,
+    out_dir: Path,
+    *,
+    labels: np.ndarray | None = None,
+    constraint: Constraint = Constraint.BIT_EXACT,
+    epsilon: float | None = None,
+    n_trials: int = 40,
+    seed: int = 0,
+    options: FirmwareOptions | None = None,
+    synth_points: int = 2,
+    synth: bool = True,
+    csim: bool = True,
+    overwrite: bool = False,
+) -> OptimizeResult:
+    """Search, build the final points, prove the chosen one and write ``out_dir`` (see the
+    module notes). ``synth_points``: Pareto points (the chosen one first) traced into RTL with
+    the unconstrained firmware (trial -1); with ``synth``, yosys counts them all (the
+    calibration)."""
+    if synth_points < 0:
+        raise ConfigError(f"synth_points must be >= 0. Received: {synth_points}")
+    events = np.asarray(events, dtype=np.float32)
+    if events.ndim != 2:
+        raise DataError(f"expected events x features, got shape {events.shape}")
+    start = time.perf_counter()
+    options = options if options is not None else FirmwareOptions()
+    result = search_precision(
+        model,
+        events,
+        constraint=constraint,
+        labels=labels,
+        epsilon=epsilon,
+        n_trials=n_trials,
+        seed=seed,
+        options=options,
+    )
+    search = PrecisionSearch(model, events, labels, options)
+    try:
+        plan, tensor = search.engine({})
+        reference = search.logits(plan, tensor)
+        with atomic_directory(out_dir, overwrite=overwrite) as work:
+            points = [result.best] + [p for p in result.pareto if p is not result.best]
+            points = points[:synth_points]
+            if points:  # the unconstrained firmware: the reference (and a calibration point)
+                points.append(result.baseline)
+            final = [
+                _final_point(search, p, work / "rtl" / f"trial_{p.number}", synth) for p in points
+            ]
+            shutil.rmtree(work / "rtl", ignore_errors=True)  # RTL can be made again; kept small
+            ratio, error = _calibration(final)
+            same = accuracy = None
+            if csim:
+                same, accuracy = _csim_check(
+                    model, options, result.best, search, reference, work / "hls4ml"
+                )
+                shutil.rmtree(work / "hls4ml", ignore_errors=True)
+            out = OptimizeResult(
+                search=result,
+                final=final,
+                calibration_ratio=ratio,
+                calibration_error=error,
+                csim_fraction_identical=same,
+                csim_accuracy=accuracy,
+                out_dir=Path(out_dir),
+                seconds=time.perf_counter() - start,
+            )
+            layer_types = {"firmware": {"layer_types": result.best.plain_types()}}
+            header = (
+                f"# hepfpga optimize-precision: trial {result.best.number}, constraint "
+                f"{result.constraint.value}; use with: hepfpga firmware MODEL --options THIS\n"
+            )
+            write_text_atomic(
+                work / "layer_types.yml", header + yaml.safe_dump(layer_types, sort_keys=False)
+            )
+            write_json_atomic(work / "search.json", to_plain(out))
+            plot_pareto(out, work / "pareto.png")
+    finally:
+        search.close()
+    return out

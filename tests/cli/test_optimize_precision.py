@@ -1,0 +1,153 @@
+"""``hepfpga optimize-precision``: bad arguments refused with one line (exit 2, nothing
+written), and a small search end to end whose layer_types.yml ``hepfpga firmware`` reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hepfpga.cli import main
+
+pytest.importorskip("optuna")
+pytest.importorskip("da4ml")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(0)
+    x = keras.Input((4,), name="input")
+    h = QActivation(quantized_bits(10, 3, alpha=1), name="input_quant")(x)
+    h = QDense(
+        6,
+        kernel_quantizer=quantized_bits(5, 0, alpha=1),
+        bias_quantizer=quantized_bits(5, 0, alpha=1),
+        name="dense_1",
+    )(h)
+    h = QActivation(quantized_relu(5), name="relu_1")(h)
+    h = QDense(
+        3,
+        kernel_quantizer=quantized_bits(5, 0, alpha=1),
+        bias_quantizer=quantized_bits(5, 0, alpha=1),
+        name="logits",
+    )(h)
+    model = keras.Model(x, keras.layers.Activation("softmax", name="softmax")(h))
+    folder = tmp_path_factory.mktemp("optimize")
+    model.save(folder / "tiny.h5")
+    rng = np.random.default_rng(0)
+    events = rng.normal(size=(300, 4)).astype(np.float32)
+    np.savez(folder / "events.npz", x=events, y=rng.integers(0, 3, size=300))
+    (folder / "not_a_run").mkdir()
+    return {
+        "model": folder / "tiny.h5",
+        "events": folder / "events.npz",
+        "not_a_run": folder / "not_a_run",
+    }
+
+
+def _snapshot(folder: Path) -> set[Path]:
+    return set(folder.rglob("*"))
+
+
+CASES = {
+    "accuracy-without-epsilon": (
+        [
+            "MODEL",
+            "--data",
+            "EVENTS",
+            "--key",
+            "x",
+            "--labels-key",
+            "y",
+            "--constraint",
+            "accuracy",
+        ],
+        ("--epsilon",),
+    ),
+    "epsilon-with-bit-exact": (
+        ["MODEL", "--data", "EVENTS", "--key", "x", "--epsilon", "0.01"],
+        ("--epsilon", "accuracy"),
+    ),
+    "accuracy-without-labels": (
+        [
+            "MODEL",
+            "--data",
+            "EVENTS",
+            "--key",
+            "x",
+            "--constraint",
+            "accuracy",
+            "--epsilon",
+            "0.01",
+        ],
+        ("labels",),
+    ),
+    "model-without-data": (["MODEL"], ("--data",)),
+    "missing-target": (["TMP/nowhere.h5"], ("does not exist",)),
+    "not-a-run": (["NOT_A_RUN"], ("not a run folder",)),
+    "epsilon-2": (["MODEL", "--data", "EVENTS", "--epsilon", "2"], ("--epsilon",)),
+    "one-trial": (["MODEL", "--data", "EVENTS", "--trials", "1"], ("--trials",)),
+    "bad-constraint": (["MODEL", "--data", "EVENTS", "--constraint", "exact"], ("--constraint",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_arguments_give_one_line_and_exit_2(
+    case: str, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args, needles = CASES[case]
+    names = {"MODEL": files["model"], "EVENTS": files["events"], "NOT_A_RUN": files["not_a_run"]}
+    argv = [str(names.get(a, a)).replace("TMP", str(tmp_path)) for a in args]
+    before = _snapshot(tmp_path)
+    code = main(["-q", "optimize-precision", *argv, "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    lines = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), lines[0]
+    assert code == 2, err
+    assert _snapshot(tmp_path) == before
+
+
+def test_search_writes_types_that_hepfpga_firmware_reads(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hepfpga.cli.firmware import _build_options
+
+    out = tmp_path / "out"
+    code = main(
+        [
+            "-q",
+            "optimize-precision",
+            str(files["model"]),
+            "--data",
+            str(files["events"]),
+            "--key",
+            "x",
+            "--trials",
+            "3",
+            "--synth-points",
+            "0",
+            "--no-synth",
+            "--no-csim",
+            "--out",
+            str(out),
+        ]
+    )
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "constraint bit-exact" in stdout
+    assert {p.name for p in out.iterdir()} == {"layer_types.yml", "search.json", "pareto.png"}
+    options = _build_options(out / "layer_types.yml")
+    record = json.loads((out / "search.json").read_text())
+    best = record["search"]["best"]
+    assert best["feasible"] and best["fraction_identical"] == 1.0
+    assert {name for name in options.layer_types} == set(best["layer_types"])
+    assert best["lut_estimate"] <= record["search"]["baseline"]["lut_estimate"]
