@@ -21,7 +21,7 @@ from hepfpga.firmware.backends import build_project
 from hepfpga.firmware.data import load_events, random_events, validate_events
 from hepfpga.firmware.emulate import EmulationFallbackWarning, Emulator
 from hepfpga.firmware.hgq import write_hgq_project
-from hepfpga.firmware.rtl.flow import build_hardware
+from hepfpga.firmware.rtl.flow import DEFAULT_SYNTH_TIMEOUT_S, build_hardware
 from hepfpga.firmware.rtl.sim import find_verilator
 from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.firmware.vendor import BuildSteps, read_reports
@@ -188,6 +188,15 @@ def _emulator_logits(model: Any, events: Any, firmware: Mapping[str, Any], folde
     help="Run yosys synth_xilinx for resource counts.",
 )
 @click.option(
+    "--synth-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SYNTH_TIMEOUT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="yosys' time limit; past it the report keeps the RTL, its simulation and the "
+    "latency, and says the resource counts are missing.",
+)
+@click.option(
     "--emulate/--no-emulate",
     default=True,
     show_default=True,
@@ -211,6 +220,7 @@ def hardware(
     part: str | None,
     latency_cutoff: float,
     synth: bool,
+    synth_timeout: float,
     emulate: bool,
     vendor_steps: str | None,
 ) -> None:
@@ -297,6 +307,7 @@ def hardware(
             latency_cutoff=latency_cutoff,
             synth=synth,
             ebops=ebops,
+            synth_timeout_s=synth_timeout,
         )
         write_json_atomic(work / "report.json", build.report.to_dict())
     report = replace(build.report)

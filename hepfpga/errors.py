@@ -98,6 +98,17 @@ class ExternalError(HepfpgaError):
     and what to do."""
 
 
+class ToolTimeoutError(ExternalError):
+    """An external tool (yosys, Verilator, g++) ran past its time limit and was stopped;
+    ``tool`` names it, ``seconds`` is the limit. A stage that can do without the tool's
+    figures keeps what it has and says which figures are missing."""
+
+    def __init__(self, message: str, *, tool: str, seconds: float):
+        self.tool = tool
+        self.seconds = seconds
+        super().__init__(message)
+
+
 #: error numbers of a full disk: ENOSPC; EDQUOT (a quota); EFBIG (a file-size limit, e.g.
 #: ``ulimit -f``, which the CLI reports like a full disk)
 DISK_FULL_ERRNOS = frozenset(

@@ -62,6 +62,7 @@ def hardware_stage(run: Run) -> HardwareResult | None:
         synth=config.synthesize,
         family=config.family,
         ebops=quantized.ebops,
+        synth_timeout_s=config.synthesis_timeout_s,
     )
     write_json_atomic(run.run_dir / "hardware" / "report.json", build.report.to_dict())
     if firmware is not None and firmware.project is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.errors import DataError
+from hepfpga.errors import DataError, ToolTimeoutError
 from hepfpga.firmware.rtl.codegen import DEFAULT_LATENCY_CUTOFF, RTLProject, write_rtl
 from hepfpga.firmware.rtl.hgq import trace_hgq_model
 from hepfpga.firmware.rtl.report import HardwareReport, Latency, Resources, RTLCheck, Timing
@@ -32,7 +32,15 @@ from hepfpga.quantize.hgq import ebops, proxy_model
 from hepfpga.quantize.methods import method_of_model
 from hepfpga.registry import Registry
 
-__all__ = ["RTL_METHODS", "HardwareBuild", "RTLMethod", "build_hardware", "stress_events"]
+__all__ = [
+    "DEFAULT_SYNTH_TIMEOUT_S",
+    "RTL_METHODS",
+    "HardwareBuild",
+    "RTLMethod",
+    "build_hardware",
+    "stress_events",
+    "synthesized_resources",
+]
 
 log = logging.getLogger("hepfpga.firmware.rtl")
 
@@ -95,6 +103,45 @@ def stress_events(net: TracedNetwork, n: int, seed: int = 0) -> np.ndarray:
     )
 
 
+#: yosys' time limit in seconds (``hardware.synthesis_timeout_s``): a large network with the
+#: PyPI (WebAssembly) yosys on a loaded 2-core machine took 19 minutes
+DEFAULT_SYNTH_TIMEOUT_S = 1800.0
+
+
+def synthesized_resources(
+    project: RTLProject,
+    *,
+    family: str,
+    part: str,
+    timeout_s: float,
+    seconds: dict[str, float],
+    notes: list[str],
+) -> Resources | None:
+    """yosys' resource counts of ``project``, or None with a note in ``notes`` when yosys ran
+    past ``timeout_s`` (the figures are missing; nothing else of the build is lost)."""
+    try:
+        result = synthesize(project, family=family, timeout_s=timeout_s)
+    except ToolTimeoutError as exc:
+        seconds["synthesis"] = exc.seconds
+        notes.append(
+            f"no resource counts: {exc}; the RTL, its simulation and the latency are kept "
+            "(give yosys longer with hardware.synthesis_timeout_s / --synth-timeout, or run "
+            "it on a quieter machine)"
+        )
+        log.warning("%s: the hardware report has no resource counts", exc)
+        return None
+    seconds["synthesis"] = result.seconds
+    return Resources(
+        lut=result.lut,
+        ff=result.ff,
+        dsp=result.dsp,
+        bram=result.bram,
+        part=part,
+        carry=result.carry,
+        source=f"{result.tool} (yosys figures, not Vivado place-and-route)",
+    )
+
+
 def build_hardware(
     model: Any,
     events: Any,
@@ -108,6 +155,7 @@ def build_hardware(
     family: str = "xcup",
     top: str = "hepfpga_model",
     ebops: float | None = None,
+    synth_timeout_s: float = DEFAULT_SYNTH_TIMEOUT_S,
 ) -> HardwareBuild:
     """RTL of ``model`` in ``out_dir`` (created), simulated on ``events`` (float inputs as the
     model takes them, ``n x input_shape``), compared with QKeras' logits (and with
@@ -116,7 +164,9 @@ def build_hardware(
     An HGQ model is traced through its proxy model (:data:`RTL_METHODS`; a model that is not
     a proxy yet gets its activation ranges traced on ``events``), compared with the proxy
     model's logits, and its EBOPs (``ebops``, else HGQ's figure after that calibration) are
-    reported beside the yosys LUT count."""
+    reported beside the yosys LUT count. yosys running past ``synth_timeout_s`` leaves the
+    report without resource counts, with a note saying so (see
+    :func:`synthesized_resources`); the RTL, its simulation and the latency are kept."""
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -171,16 +221,13 @@ def build_hardware(
     )
     resources = None
     if synth:
-        result = synthesize(project, family=family)
-        seconds["synthesis"] = result.seconds
-        resources = Resources(
-            lut=result.lut,
-            ff=result.ff,
-            dsp=result.dsp,
-            bram=result.bram,
+        resources = synthesized_resources(
+            project,
+            family=family,
             part=part,
-            carry=result.carry,
-            source=f"{result.tool} (yosys figures, not Vivado place-and-route)",
+            timeout_s=synth_timeout_s,
+            seconds=seconds,
+            notes=notes,
         )
     report = HardwareReport(
         design=f"da4ml RTL (Verilog, {project.n_stages} pipeline stages, no DSP: "

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hepfpga.errors import ConfigError, HepfpgaError, MissingDependencyError
+from hepfpga.errors import ConfigError, HepfpgaError, MissingDependencyError, ToolTimeoutError
 from hepfpga.firmware.rtl.codegen import RTLProject
 
 __all__ = ["SynthesisResult", "find_yosys", "synthesize"]
@@ -121,7 +121,9 @@ def synthesize(
             cwd=project.path,
         )
     except subprocess.TimeoutExpired as exc:
-        raise HepfpgaError(f"yosys did not finish within {timeout_s:.0f} s") from exc
+        raise ToolTimeoutError(
+            f"yosys did not finish within {timeout_s:g} s", tool="yosys", seconds=timeout_s
+        ) from exc
     seconds = time.perf_counter() - start
     if done.returncode != 0 or not stat_file.exists():
         tail = (done.stdout + done.stderr)[-2000:]

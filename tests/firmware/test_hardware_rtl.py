@@ -277,3 +277,19 @@ def test_parts_and_hdl_flavors_are_registries(tmp_path):
         write_rtl(trace_model(_tiny()), tmp_path / "rtl", flavor="vhld")
     assert info.value.path == "hardware.flavor"
     assert not (tmp_path / "rtl").exists()
+
+
+@pytest.mark.slow
+def test_yosys_past_its_time_limit_leaves_a_note_instead_of_failing(tiny_hardware):
+    from hepfpga.firmware.rtl.flow import synthesized_resources
+
+    _, _, build = tiny_hardware
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    resources = synthesized_resources(
+        build.project, family="xcup", part="p", timeout_s=0.01, seconds=seconds, notes=notes
+    )
+    assert resources is None and seconds == {"synthesis": 0.01}
+    (note,) = notes
+    assert "no resource counts" in note and "yosys did not finish within 0.01 s" in note
+    assert "synthesis_timeout_s" in note
