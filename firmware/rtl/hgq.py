@@ -47,9 +47,9 @@ from hepfpga.firmware.layers.tracers import (
 from hepfpga.firmware.rtl.trace import (
     DEFAULT_SOLVER_OPTIONS,
     TracedNetwork,
-    _is_final_softmax,
     _sequential_layers,
     round_half_even,
+    trace_chain,
 )
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 from hepfpga.quantize.hgq import proxy_model
@@ -216,22 +216,9 @@ def trace_hgq_model(
     k, i, f = quantizer_kif(first, shape)
     options = dict(DEFAULT_SOLVER_OPTIONS if solver_options is None else solver_options)
     x_in = FixedVariableArray.from_kif(k, i, f, hwconf=HWConfig(1, -1, -1), solver_options=options)
-    x = x_in
-    traced: list[str] = []
-    output_layer = proxy.inputs[0].node.layer.name
-    for n, layer in enumerate(layers):
-        kind = type(layer).__name__
-        if _is_final_softmax(layer, n == len(layers) - 1):
-            break
-        tracer = PROXY_TRACERS.get(kind)
-        if tracer is None:
-            raise ConversionError(
-                f"layer '{layer.name}' ({kind}) of the HGQ proxy model is not supported by the "
-                f"RTL tracer; supported: {', '.join(sorted(PROXY_TRACERS))} and a final softmax"
-            )
-        x = tracer(layer, x)
-        traced.append(layer.name)
-        output_layer = layer.name
+    x, traced, output_layer = trace_chain(
+        proxy, x_in, PROXY_TRACERS, subject="of the HGQ proxy model "
+    )
     outputs = x.ravel()
     comb = comb_trace(x_in.ravel(), outputs)
     # the widest input type (what the wrapper's ports carry; the per-feature types are in

@@ -40,7 +40,7 @@ supported layers (:func:`layer_tracers`: each layer family names its tracers on 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ __all__ = [
     "TracedNetwork",
     "layer_tracers",
     "round_half_even",
+    "trace_chain",
     "trace_model",
 ]
 
@@ -177,6 +178,41 @@ def _is_final_softmax(layer: Any, is_last: bool) -> bool:
     )
 
 
+def trace_chain(
+    model: Any,
+    x: Any,
+    tracers: Mapping[str, Callable[[Any, Any], Any]],
+    *,
+    subject: str,
+) -> tuple[Any, list[str], str]:
+    """Trace the layers of the chain ``model`` one after the other from ``x`` (da4ml's
+    symbolic array of the input), each by its class name's tracer, stopping before a final
+    softmax (the logits are the output). Returns the output array, the traced layer names and
+    the name of the layer whose output it is. A layer without a tracer is refused naming it,
+    ``subject`` (e.g. ``"of the HGQ proxy model "``) and the supported kinds."""
+    layers = _sequential_layers(model)
+    traced: list[str] = []
+    output_layer = model.inputs[0].node.layer.name
+    for n, layer in enumerate(layers):
+        kind = type(layer).__name__
+        if _is_final_softmax(layer, n == len(layers) - 1):
+            break
+        tracer = tracers.get(kind)
+        if tracer is None:
+            raise ConversionError(
+                f"layer '{layer.name}' ({kind}) {subject}is not supported by the RTL tracer; "
+                f"supported: {', '.join(sorted(tracers))} and a final softmax"
+            )
+        x = tracer(layer, x)
+        traced.append(layer.name)
+        output_layer = layer.name
+    return x, traced, output_layer
+
+
+def _with_rounding(tracer: Tracer) -> Callable[[Any, Any], Any]:
+    return lambda layer, x: tracer(layer, x, round_half_even)
+
+
 def trace_model(
     model: Any,
     *,
@@ -208,25 +244,14 @@ def trace_model(
         hwconf=HWConfig(1, -1, -1),
         solver_options=options,
     )
-    layers = _sequential_layers(model)
     tracers = layer_tracers()
-    x = x_in
-    traced: list[str] = []
-    output_layer = model.inputs[0].node.layer.name
-    for n, layer in enumerate(layers):
-        kind = type(layer).__name__
-        if _is_final_softmax(layer, n == len(layers) - 1):
-            break
-        tracer = tracers.get(kind)
-        if tracer is None:
-            raise ConversionError(
-                f"layer '{layer.name}' ({kind}) is not supported by the RTL tracer; "
-                f"supported: {', '.join(sorted(tracers))} and a final softmax"
-            )
-        # the module's round_half_even, looked up now (a test replaces it)
-        x = tracer(layer, x, round_half_even)
-        traced.append(layer.name)
-        output_layer = layer.name
+    x, traced, output_layer = trace_chain(
+        model,
+        x_in,
+        # the module's round_half_even, looked up at each call (a test replaces it)
+        {kind: _with_rounding(tracer) for kind, tracer in tracers.items()},
+        subject="",
+    )
     outputs = x.ravel()
     comb = comb_trace(x_in.ravel(), outputs)
     return TracedNetwork(
