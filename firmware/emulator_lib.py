@@ -269,6 +269,20 @@ typedef void destroy_model_cls(Model*);
 #endif
 """
 
+# the end of every model source: the namespace closed, and the loader's two entry points
+# (exported: the version script hides everything else)
+_ENTRY_POINTS = """
+}}  // namespace {ns}
+
+extern "C" __attribute__((visibility("default"))) hls4mlEmulator::Model* create_model() {{
+    return new {ns}::{cls};
+}}
+
+extern "C" __attribute__((visibility("default"))) void destroy_model(hls4mlEmulator::Model* m) {{
+    delete m;
+}}
+"""
+
 _MODEL_CPP = """\
 // {name} {version}: hls4mlEmulator::Model of the firmware written by hepfpga {hepfpga}.
 // The arithmetic is the hls4ml C simulation's (ap_fixed), bit for bit; see README.md.
@@ -319,17 +333,7 @@ public:
         }}
     }}
 }};
-
-}}  // namespace {ns}
-
-extern "C" __attribute__((visibility("default"))) hls4mlEmulator::Model* create_model() {{
-    return new {ns}::{cls};
-}}
-
-extern "C" __attribute__((visibility("default"))) void destroy_model(hls4mlEmulator::Model* m) {{
-    delete m;
-}}
-"""
+""" + _ENTRY_POINTS
 
 _PREDICT_PARALLEL = """\
     void predict() override {{ {top}(input_, result_); }}
@@ -415,17 +419,7 @@ public:
         }}
     }}
 }};
-
-}}  // namespace {ns}
-
-extern "C" __attribute__((visibility("default"))) hls4mlEmulator::Model* create_model() {{
-    return new {ns}::{cls};
-}}
-
-extern "C" __attribute__((visibility("default"))) void destroy_model(hls4mlEmulator::Model* m) {{
-    delete m;
-}}
-"""
+""" + _ENTRY_POINTS
 
 _EXPORTS = "{\n  global: create_model; destroy_model;\n  local: *;\n};\n"
 
