@@ -366,6 +366,12 @@ class _ConstituentChannels:
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     scaling: ScalingKind = "none"
 
+    def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def preprocessing(self, scaler: FeatureScaler | None) -> dict[str, Any]:
+        raise NotImplementedError
+
     def _default(self) -> bool:
         return tuple(self.channels) == DEFAULT_CHANNELS and self.scaling == "none"
 
