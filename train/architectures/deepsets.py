@@ -44,7 +44,12 @@ from hepfpga.train.config import (
     check_widths,
     positive_int,
 )
-from hepfpga.train.representations import ConstituentSequence
+from hepfpga.train.dataset import ScalingKind
+from hepfpga.train.representations import (
+    DEFAULT_CHANNELS,
+    ConstituentSequence,
+    check_channels,
+)
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -60,7 +65,8 @@ class DeepSetsConfig(ModelConfig):
     """The ``deepsets`` section: ``n_constituents`` leading constituents (at most the stored
     ones; a power of two with ``pooling: average``), ``phi_units`` (the per-constituent
     layers, ``particle_layer`` ``dense`` or ``conv1d``: the same function), ``pooling``
-    (``average`` or ``max``) over the constituents, then ``dense_units`` (rho)."""
+    (``average`` or ``max``) over the constituents, then ``dense_units`` (rho). ``channels``
+    and ``channel_scaling``: the per-constituent inputs (:class:`ConstituentSequence`)."""
 
     architecture: str = "deepsets"
     representation: Literal["constituent_sequence"] = "constituent_sequence"
@@ -73,8 +79,11 @@ class DeepSetsConfig(ModelConfig):
     l1: float = 0.0
     l2: float = 1.0e-4
     dropout: float = 0.0
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    channel_scaling: ScalingKind = "none"
 
     def __post_init__(self) -> None:
+        check_channels(self.channels, "channels")
         positive_int(self.n_constituents, "n_constituents")
         if not self.phi_units:
             raise ConfigError(
@@ -96,7 +105,11 @@ class DeepSetsConfig(ModelConfig):
             )
 
     def input_representation(self, data: DataConfig) -> ConstituentSequence:
-        return ConstituentSequence(n_constituents=self.n_constituents)
+        return ConstituentSequence(
+            n_constituents=self.n_constituents,
+            channels=tuple(self.channels),
+            scaling=self.channel_scaling,
+        )
 
 
 def build_deepsets(

@@ -34,8 +34,14 @@ from hepfpga.reproducibility import seed_everything
 from hepfpga.train.architectures._base import Architecture, FirmwareForm, register_architecture
 from hepfpga.train.architectures.mlp import dense_head, kernel_regularizer
 from hepfpga.train.config import DataConfig, ModelConfig, check_regularization, check_widths
+from hepfpga.train.dataset import ScalingKind
 from hepfpga.train.garnet_layers import garnet_classes, is_garnet
-from hepfpga.train.representations import ConstituentCloud
+from hepfpga.train.representations import (
+    DEFAULT_CHANNELS,
+    PRESENT_CHANNEL,
+    ConstituentCloud,
+    check_channels,
+)
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -47,7 +53,9 @@ __all__ = ["GarNetConfig", "build_garnet", "firmware_form", "vertex_counts"]
 class GarNetConfig(ModelConfig):
     """The ``garnet`` section: ``aggregators`` (GarNet's ``n_aggregators``), ``propagate``
     (features carried to the aggregators, ``n_propagate``), ``filters`` (output features per
-    constituent, ``n_filters``), ``collapse`` over the constituents, then ``dense_units``."""
+    constituent, ``n_filters``), ``collapse`` over the constituents, then ``dense_units``.
+    ``channels`` (at least three: ``present`` is channel 3) and ``channel_scaling``: the
+    per-constituent inputs (:class:`ConstituentCloud`)."""
 
     architecture: str = "garnet"
     representation: Literal["constituent_cloud"] = "constituent_cloud"
@@ -61,8 +69,16 @@ class GarNetConfig(ModelConfig):
     l1: float = 0.0
     l2: float = 1.0e-4
     dropout: float = 0.0
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    channel_scaling: ScalingKind = "none"
 
     def __post_init__(self) -> None:
+        check_channels(
+            self.channels,
+            "channels",
+            minimum=PRESENT_CHANNEL,
+            why=" (GarNet reads its vertex mask, the cloud's present channel, at index 3)",
+        )
         for name in ("n_constituents", "aggregators", "propagate", "filters"):
             check_widths(getattr(self, name), name)
         n = self.n_constituents
@@ -78,7 +94,11 @@ class GarNetConfig(ModelConfig):
         check_regularization(self.l1, self.l2, self.dropout)
 
     def input_representation(self, data: DataConfig) -> ConstituentCloud:
-        return ConstituentCloud(n_constituents=self.n_constituents)
+        return ConstituentCloud(
+            n_constituents=self.n_constituents,
+            channels=tuple(self.channels),
+            scaling=self.channel_scaling,
+        )
 
 
 def build_garnet(

@@ -25,7 +25,12 @@ from hepfpga.train.config import (
     check_widths,
     positive_int,
 )
-from hepfpga.train.representations import ConstituentSequence
+from hepfpga.train.dataset import ScalingKind
+from hepfpga.train.representations import (
+    DEFAULT_CHANNELS,
+    ConstituentSequence,
+    check_channels,
+)
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -36,7 +41,8 @@ __all__ = ["GRUConfig", "LSTMConfig", "RecurrentConfig", "build_recurrent"]
 @dataclass(frozen=True)
 class RecurrentConfig(ModelConfig):
     """The ``lstm``/``gru`` section: ``n_constituents`` leading constituents (at most the 30
-    stored), one recurrent layer of ``units``, then ``dense_units``."""
+    stored), one recurrent layer of ``units``, then ``dense_units``. ``channels`` and
+    ``channel_scaling``: the per-constituent inputs (:class:`ConstituentSequence`)."""
 
     architecture: str = "lstm"
     representation: Literal["constituent_sequence"] = "constituent_sequence"
@@ -48,15 +54,22 @@ class RecurrentConfig(ModelConfig):
     l1: float = 0.0
     l2: float = 1.0e-4
     dropout: float = 0.0
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    channel_scaling: ScalingKind = "none"
 
     def __post_init__(self) -> None:
+        check_channels(self.channels, "channels")
         positive_int(self.n_constituents, "n_constituents")
         check_widths(self.units, "units")
         check_widths(self.dense_units, "dense_units")
         check_regularization(self.l1, self.l2, self.dropout)
 
     def input_representation(self, data: DataConfig) -> ConstituentSequence:
-        return ConstituentSequence(n_constituents=self.n_constituents)
+        return ConstituentSequence(
+            n_constituents=self.n_constituents,
+            channels=tuple(self.channels),
+            scaling=self.channel_scaling,
+        )
 
 
 @dataclass(frozen=True)
