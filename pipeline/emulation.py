@@ -27,7 +27,7 @@ from hepfpga.pipeline.figures import FigureTable, value
 from hepfpga.pipeline.run import Check, Run, StageResult
 from hepfpga.pipeline.run_report import RunReport
 from hepfpga.pipeline.stages import DataResult, FirmwareResult, split_run_sample
-from hepfpga.train.dataset import Split, stratified_subsample
+from hepfpga.train.dataset import stratified_subsample
 from hepfpga.train.io import load_sample
 from hepfpga.train.jets import JetSample
 from hepfpga.train.trigger_rates import TriggerRateConfig, TriggerRates, trigger_rates
@@ -142,11 +142,8 @@ def _network_inputs(run: Run, data: DataResult, jets: JetSample) -> np.ndarray:
     """The representation of ``jets`` as the run's network sees it: the scaler fitted on the
     run's training jets where the representation has one, else the representation itself
     (which then depends on each jet alone)."""
-    if data.inputs.scaler is not None:
-        return np.ascontiguousarray(data.inputs.scaler.transform(jets.features), np.float32)
     representation = run.config.model.input_representation(run.config.data)
-    one = jets.subset(np.arange(1))
-    return representation.prepare(Split(one, one, jets)).test
+    return np.ascontiguousarray(representation.encode(jets, data.inputs.scaler), np.float32)
 
 
 def _emulated_scores(

@@ -127,9 +127,7 @@ class DataResult(StageResult):
         metadata: dict[str, Any] = {"class_names": list(self.classes)}
         if self.inputs.scaler is not None:
             metadata["scaler"] = self.inputs.scaler.to_dict()
-            metadata["inputs"] = "scaled features, see scaler"
-        else:
-            metadata["inputs"] = self.inputs.preprocessing
+        metadata["inputs"] = self.inputs.preprocessing
         return metadata
 
     def report_items(self, run: Run) -> dict[str, Any]:
