@@ -25,11 +25,10 @@ from hepfpga.firmware.rtl.flow import DEFAULT_SYNTH_TIMEOUT_S, build_hardware
 from hepfpga.firmware.rtl.sim import find_verilator
 from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.firmware.vendor import BuildSteps, read_reports
-from hepfpga.pipeline.config import load_config, parse_config
-from hepfpga.pipeline.run import Run
+from hepfpga.pipeline.config import load_config
 from hepfpga.pipeline.run_report import RunReport
 from hepfpga.pipeline.scan import parse_bits, plot_scan, run_scan
-from hepfpga.pipeline.stages import data_stage
+from hepfpga.pipeline.stages import rebuild_run_data, run_firmware_options
 from hepfpga.quantize.methods import QUANTIZATION_METHODS, method_of_model
 from hepfpga.quantize.model_io import load_keras_model
 from hepfpga.registry import Registry
@@ -108,19 +107,6 @@ def _vendor(project: Path, steps: str | None, out: Path | None, overwrite: bool)
     click.echo(f"wrote {destination}")
 
 
-def _run_test_set(run_dir: Path, report: RunReport, scratch: Path) -> Any:
-    """The run's test inputs, made again by the pipeline's own data stage from the run's
-    config (same seed, same split, same preprocessing fitted on the training jets), in the
-    folder ``scratch`` (removed afterwards)."""
-
-    config = parse_config(dict(report.section("config")), source=str(run_dir / "report.json"))
-    scratch.mkdir()
-    try:
-        return data_stage(Run(config=config, run_dir=scratch)).x_test
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 #: quantization method -> ``(model, options, folder, events) -> compiled hls4ml project``:
 #: QKeras models as they are, HGQ models from their proxy model (ranges traced on the
 #: events, as the RTL reference is)
@@ -140,8 +126,7 @@ _PROJECT_WRITERS = Registry[Callable[[Any, FirmwareOptions, Path, Any], Any]](
 def _emulator_logits(model: Any, events: Any, firmware: Mapping[str, Any], folder: Path) -> Any:
     """Logits of the ``hepfpga emulate`` engine (proven against the C simulation)."""
 
-    keys = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
-    options = FirmwareOptions.from_dict({k: firmware[k] for k in keys if k in firmware})
+    options = run_firmware_options(firmware)
     writer = _PROJECT_WRITERS[method_of_model(model)]
     project = writer(model, options, folder / "hls4ml", events)
     with warnings.catch_warnings():
@@ -290,7 +275,11 @@ def hardware(
     # one, which removes it (hepfpga.artifacts.clean_stale_partials)
     with atomic_directory(destination, overwrite=overwrite) as work:
         if data_file is None and run_report is not None:
-            events = _run_test_set(target, run_report, work / "data")
+            events = rebuild_run_data(
+                run_report.section("config"),
+                source=str(target / "report.json"),
+                scratch=work / "data",
+            ).x_test
         if max_events is not None:
             events = events[:max_events]
         emulator_logits = None

@@ -45,21 +45,17 @@ from hepfpga.firmware.precision_search import (
 )
 from hepfpga.firmware.rtl.codegen import write_rtl
 from hepfpga.firmware.rtl.synth import synthesize
-from hepfpga.pipeline.config import parse_config
-from hepfpga.pipeline.run import Run
 from hepfpga.pipeline.run_report import RunReport
-from hepfpga.pipeline.stages import data_stage
+from hepfpga.pipeline.stages import rebuild_run_data, run_firmware_options
 from hepfpga.quantize.model_io import load_keras_model
 
 __all__ = ["FinalPoint", "OptimizeResult", "optimize_precision", "plot_pareto", "run_inputs"]
 
 log = logging.getLogger("hepfpga.pipeline.optimize_precision")
 
+
 #: firmware options of a run's config that the search keeps (the others do not change the
 #: logits of an io_parallel design)
-_RUN_OPTION_KEYS = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
-
-
 @dataclass
 class FinalPoint:
     """A Pareto point built as RTL: da4ml's estimate of the whole network, yosys' count."""
@@ -103,14 +99,9 @@ def run_inputs(run_dir: Path, scratch: Path) -> tuple[Any, np.ndarray, np.ndarra
             "run folder of `hepfpga run` or a QKeras model file"
         )
     report = RunReport.read(report_file)
-    config = parse_config(dict(report.section("config")), source=str(report_file))
-    scratch.mkdir(parents=True)
-    try:
-        data = data_stage(Run(config=config, run_dir=scratch))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    firmware = report.section("config").get("firmware") or {}
-    options = FirmwareOptions.from_dict({k: firmware[k] for k in _RUN_OPTION_KEYS if k in firmware})
+    config = report.section("config")
+    data = rebuild_run_data(config, source=str(report_file), scratch=scratch)
+    options = run_firmware_options(config.get("firmware") or {})
     return load_keras_model(model_file), data.x_test, data.y_test, options
 
 

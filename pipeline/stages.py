@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,13 +20,19 @@ import numpy as np
 from hepfpga.artifacts import write_json_atomic
 from hepfpga.deploy.onnx_export import check_onnx, export_onnx
 from hepfpga.errors import ConversionError, DataError
-from hepfpga.firmware import compile_project, record_verification, verify_model, write_project
+from hepfpga.firmware import (
+    FirmwareOptions,
+    compile_project,
+    record_verification,
+    verify_model,
+    write_project,
+)
 from hepfpga.firmware.csim import predict
 from hepfpga.firmware.hgq import HGQVerification, verify_hgq_model, write_hgq_project
 from hepfpga.firmware.hls_config import hls4ml_ready_model
 from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.verify import keras_outputs_with_logits
-from hepfpga.pipeline.config import config_to_dict
+from hepfpga.pipeline.config import config_to_dict, parse_config
 from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check, Run, StageResult
 from hepfpga.quantize.hgq import (
     ebops,
@@ -80,6 +88,8 @@ __all__ = [
     "peak_rss_section",
     "prepare_run_inputs",
     "qat_stage",
+    "rebuild_run_data",
+    "run_firmware_options",
     "split_run_sample",
     "verification_stage",
 ]
@@ -367,6 +377,28 @@ class QuantizedModelResult(ModelResult):
         # the section is named after the method (``qkeras``, ``hgq``); RunReport reads an
         # ``hgq`` section as the quantized model too
         return {self.method: item}
+
+
+def rebuild_run_data(config: Mapping[str, Any], *, source: str, scratch: Path) -> DataResult:
+    """The data stage of a finished run made again from its recorded ``config`` (the
+    ``config`` section of its report; ``source`` names it in errors): the same seed, split and
+    preprocessing fitted on the training jets. It runs in ``scratch`` (created, removed
+    afterwards)."""
+    run_config = parse_config(dict(config), source=source)
+    scratch.mkdir(parents=True)
+    try:
+        return data_stage(Run(config=run_config, run_dir=scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+#: the keys of a run's recorded ``firmware`` section that make its hls4ml project options
+RUN_FIRMWARE_KEYS = ("backend", "io_type", "strategy", "part", "clock_period", "reuse_factor")
+
+
+def run_firmware_options(firmware: Mapping[str, Any]) -> FirmwareOptions:
+    """The hls4ml project options of a run from its recorded ``firmware`` section."""
+    return FirmwareOptions.from_dict({k: firmware[k] for k in RUN_FIRMWARE_KEYS if k in firmware})
 
 
 def float_training_stage(run: Run) -> FloatModelResult:
