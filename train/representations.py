@@ -126,11 +126,21 @@ def _require(sample: JetSample, part: str, representation: str, instead: str) ->
 _CONSTITUENT_REPRESENTATIONS = "constituent_sequence, constituent_cloud or jet_image"
 
 
-def _constituents(sample: JetSample, n: int, representation: str) -> np.ndarray:
+def _constituents(
+    sample: JetSample, n: int, representation: str, *, pad: bool = False
+) -> np.ndarray:
+    """The ``n`` leading stored constituents of each jet; with ``pad``, a sample that stores
+    fewer than ``n`` gets zero constituents after its stored ones (the padding a jet with
+    fewer constituents already has), else it is refused."""
     _require(sample, "constituents", representation, "the features representation")
     stored = sample.constituents.shape[1]
     if n > stored:
-        raise DataError(f"{n} constituents per jet requested, the sample stores {stored}")
+        if not pad:
+            raise DataError(
+                f"{n} constituents per jet requested, the sample stores {stored}; accepted: "
+                f"at most {stored}, or model.pad_constituents: true to zero-pad to {n}"
+            )
+        return np.pad(sample.constituents, ((0, 0), (0, n - stored), (0, 0)))
     return sample.constituents[:, :n, :]
 
 
@@ -365,6 +375,12 @@ class _ConstituentChannels:
     n_constituents: int = 30
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     scaling: ScalingKind = "none"
+    pad: bool = False
+
+    def _leading(self, sample: JetSample) -> np.ndarray:
+        """The ``n_constituents`` leading constituents (zero-padded beyond the stored ones when
+        ``pad``; :func:`_constituents`)."""
+        return _constituents(sample, self.n_constituents, self.name, pad=self.pad)
 
     def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
         raise NotImplementedError
@@ -378,7 +394,7 @@ class _ConstituentChannels:
     def _channels(self, sample: JetSample) -> tuple[np.ndarray, np.ndarray]:
         """The unscaled channels (float64) and the present mask of ``sample``'s leading
         constituents."""
-        c = _constituents(sample, self.n_constituents, self.name)
+        c = self._leading(sample)
         return constituent_channels(c, sample, tuple(self.channels)), c[..., 0] != 0
 
     def _scaled(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
@@ -422,6 +438,17 @@ class _ConstituentChannels:
             "scaling": self.scaling,
             "scaler": scaler.to_dict() if scaler else None,
             "scaled": "present constituents only; padding is 0 in every channel",
+            **self._padding(),
+        }
+
+    def _padding(self) -> dict[str, Any]:
+        """The preprocessing's note on constituents beyond the stored ones (only when
+        ``pad``)."""
+        if not self.pad:
+            return {}
+        return {
+            "padding": f"constituents beyond a sample's stored ones are zero, up to "
+            f"{self.n_constituents}"
         }
 
 
@@ -436,7 +463,7 @@ class ConstituentSequence(_ConstituentChannels):
 
     def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
         if self._default():
-            return _constituents(sample, self.n_constituents, self.name)
+            return self._leading(sample)
         return self._scaled(sample, scaler)
 
     def preprocessing(self, scaler: FeatureScaler | None) -> dict[str, Any]:
@@ -446,6 +473,7 @@ class ConstituentSequence(_ConstituentChannels):
                 "n_constituents": self.n_constituents,
                 "channels": list(DEFAULT_CHANNELS),
                 "order": "decreasing pT, zero-padded",
+                **self._padding(),
             }
         return {
             **self._description(scaler),
@@ -469,13 +497,13 @@ class ConstituentCloud(_ConstituentChannels):
 
     def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
         if self._default():
-            c = _constituents(sample, self.n_constituents, self.name)
+            c = self._leading(sample)
             present = (c[..., :1] != 0).astype(c.dtype)
             return np.concatenate([c, present], axis=-1)
         if len(self.channels) < PRESENT_CHANNEL:  # pragma: no cover - refused by the config
             raise ValueError(f"a constituent cloud needs at least {PRESENT_CHANNEL} channels")
         x = self._scaled(sample, scaler)
-        present = _constituents(sample, self.n_constituents, self.name)[..., :1] != 0
+        present = self._leading(sample)[..., :1] != 0
         return np.concatenate(
             [x[..., :PRESENT_CHANNEL], present.astype(np.float32), x[..., PRESENT_CHANNEL:]],
             axis=-1,
@@ -492,6 +520,7 @@ class ConstituentCloud(_ConstituentChannels):
                 "n_constituents": self.n_constituents,
                 "channels": ["pt_fraction", "delta_eta", "delta_phi", "present"],
                 "order": "decreasing pT (not used), zero-padded",
+                **self._padding(),
             }
         return {
             **self._description(scaler),

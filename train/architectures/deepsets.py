@@ -66,7 +66,10 @@ class DeepSetsConfig(ModelConfig):
     ones; a power of two with ``pooling: average``), ``phi_units`` (the per-constituent
     layers, ``particle_layer`` ``dense`` or ``conv1d``: the same function), ``pooling``
     (``average`` or ``max``) over the constituents, then ``dense_units`` (rho). ``channels``
-    and ``channel_scaling``: the per-constituent inputs (:class:`ConstituentSequence`)."""
+    and ``channel_scaling``: the per-constituent inputs (:class:`ConstituentSequence`).
+    ``pad_constituents``: a sample storing fewer than ``n_constituents`` is zero-padded up to
+    it (e.g. 32 over the 30 that ``hepfpga data generate`` stores, so that a power-of-two
+    average sees every stored constituent), instead of refused."""
 
     architecture: str = "deepsets"
     representation: Literal["constituent_sequence"] = "constituent_sequence"
@@ -81,6 +84,7 @@ class DeepSetsConfig(ModelConfig):
     dropout: float = 0.0
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     channel_scaling: ScalingKind = "none"
+    pad_constituents: bool = False
 
     def __post_init__(self) -> None:
         check_channels(self.channels, "channels")
@@ -109,6 +113,7 @@ class DeepSetsConfig(ModelConfig):
             n_constituents=self.n_constituents,
             channels=tuple(self.channels),
             scaling=self.channel_scaling,
+            pad=self.pad_constituents,
         )
 
 

@@ -55,7 +55,8 @@ class GarNetConfig(ModelConfig):
     (features carried to the aggregators, ``n_propagate``), ``filters`` (output features per
     constituent, ``n_filters``), ``collapse`` over the constituents, then ``dense_units``.
     ``channels`` (at least three: ``present`` is channel 3) and ``channel_scaling``: the
-    per-constituent inputs (:class:`ConstituentCloud`)."""
+    per-constituent inputs (:class:`ConstituentCloud`); ``pad_constituents``: zero (absent)
+    constituents beyond the stored ones instead of a refusal (32 over 30 stored)."""
 
     architecture: str = "garnet"
     representation: Literal["constituent_cloud"] = "constituent_cloud"
@@ -71,6 +72,7 @@ class GarNetConfig(ModelConfig):
     dropout: float = 0.0
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     channel_scaling: ScalingKind = "none"
+    pad_constituents: bool = False
 
     def __post_init__(self) -> None:
         check_channels(
@@ -98,6 +100,7 @@ class GarNetConfig(ModelConfig):
             n_constituents=self.n_constituents,
             channels=tuple(self.channels),
             scaling=self.channel_scaling,
+            pad=self.pad_constituents,
         )
 
 

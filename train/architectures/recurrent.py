@@ -42,7 +42,8 @@ __all__ = ["GRUConfig", "LSTMConfig", "RecurrentConfig", "build_recurrent"]
 class RecurrentConfig(ModelConfig):
     """The ``lstm``/``gru`` section: ``n_constituents`` leading constituents (at most the 30
     stored), one recurrent layer of ``units``, then ``dense_units``. ``channels`` and
-    ``channel_scaling``: the per-constituent inputs (:class:`ConstituentSequence`)."""
+    ``channel_scaling``: the per-constituent inputs (:class:`ConstituentSequence`);
+    ``pad_constituents``: zero constituents beyond the stored ones instead of a refusal."""
 
     architecture: str = "lstm"
     representation: Literal["constituent_sequence"] = "constituent_sequence"
@@ -56,6 +57,7 @@ class RecurrentConfig(ModelConfig):
     dropout: float = 0.0
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     channel_scaling: ScalingKind = "none"
+    pad_constituents: bool = False
 
     def __post_init__(self) -> None:
         check_channels(self.channels, "channels")
@@ -69,6 +71,7 @@ class RecurrentConfig(ModelConfig):
             n_constituents=self.n_constituents,
             channels=tuple(self.channels),
             scaling=self.channel_scaling,
+            pad=self.pad_constituents,
         )
 
 
