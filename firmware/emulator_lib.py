@@ -19,6 +19,9 @@ patches), laid out like the cms-hls4ml model packages (CICADA, ...)::
       events.bin          test events and the outputs ``hepfpga emulate`` gives for them
       exports.map         the linker version script: only the two entry points are exported
       CMakeLists.txt, BuildFile.xml, README.md, package.json
+      BDT/, src/<name>_bdt_<version>.cpp, bdt_events.bin
+                          a run's BDT, conifer's C++ as a second library
+                          (:mod:`hepfpga.firmware.emulator_lib_bdt`)
 
 Two models never clash in one process: every symbol of the sources (the top function, the
 weights and hls4ml's ``nnet`` templates) lives in the namespace ``<name>_<version>_<hash>``,
