@@ -132,9 +132,9 @@ class Convert:
             # the low ``width`` bits: np.mod by a power of two is exact at any magnitude
             # (subtracting ``lo`` first is not once |r| passes 2**53, e.g. an input of 1e30)
             span = r.dtype.type(2.0**self.width)
-            r = np.mod(r, span)
+            r = np.mod(r, span, out=r)
             if self.lo < 0:
-                r = np.where(r > self.hi, r - span, r)
+                np.subtract(r, span, out=r, where=r > self.hi)
         elif self.saturation is Saturation.SAT_ZERO:
             r = np.where((r < self.lo) | (r > self.hi), r.dtype.type(0), r)
         else:
