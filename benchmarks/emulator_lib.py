@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                 bdt=bdt,
             )
             bdt_part = package.bdt
-            assert bdt_part is not None, package.bdt_reason
+            if bdt_part is None:
+                print(f"the run's BDT was not packaged: {package.bdt_reason}", file=sys.stderr)
+                return 1
             written = time.perf_counter() - start
             start = time.perf_counter()
             build = build_package(package.path)
