@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from hepfpga._schema import build
 from hepfpga.artifacts import check_destination
 from hepfpga.datafiles import check_input_path, open_array
 from hepfpga.errors import ConfigError
@@ -18,13 +19,39 @@ from hepfpga.firmware.emulator_lib import (
     check_package,
     write_emulator_package,
 )
+from hepfpga.firmware.emulator_lib_bdt import RunBdt
 from hepfpga.firmware.precision import is_quantized
 from hepfpga.quantize.model_io import load_keras_model
+from hepfpga.train.bdt import PROJECT, BdtConfig
 
 #: in a run folder: the QKeras model, the firmware options and the test-bench events
 RUN_MODEL = "qkeras_model.h5"
 RUN_OPTIONS = "firmware/hepfpga_hls_config.json"
 RUN_EVENTS = "firmware/tb_data/tb_input_features.npy"
+#: in a run folder: the conifer cpp-backend project of the BDT stage
+RUN_BDT = "bdt_firmware/emulation"
+
+
+def run_bdt(run_dir: Path) -> tuple[RunBdt | None, str | None]:
+    """The run's BDT to package, or None and why there is none (its config, its report)."""
+    manifest_file, report_file = run_dir / "manifest.json", run_dir / "report.json"
+    config = (
+        json.loads(manifest_file.read_text()).get("config", {}) if manifest_file.is_file() else {}
+    )
+    section = config.get("bdt") or {}
+    if not section.get("enabled"):
+        return None, "the run has no BDT (bdt.enabled is not set in its config)"
+    report = json.loads(report_file.read_text()).get("bdt", {}) if report_file.is_file() else {}
+    for part in (report, report.get("emulation", {})):
+        if part.get("status") == "not available":
+            return None, f"the run's BDT stage wrote no firmware: {part.get('reason')}"
+    emulation = run_dir / RUN_BDT
+    if not (emulation / f"{PROJECT}.json").is_file():
+        return None, (
+            f"the run's BDT stage wrote no conifer project ({RUN_BDT}/{PROJECT}.json): it "
+            "failed or did not finish"
+        )
+    return RunBdt(emulation, build(BdtConfig, section, path="bdt", source=str(manifest_file))), None
 
 
 @click.command("emulator-lib")
@@ -79,8 +106,14 @@ def emulator_lib(
     layer) behind the hls4mlEmulator::Model interface (CMSSW), every symbol in a namespace of
     its own, only create_model/destroy_model exported, with a CMake build, a BuildFile.xml and
     a test program that compares every output with `hepfpga emulate` bit for bit.
+
+    A run's BDT (conifer's C++ emulation) becomes a second library in the package,
+    lib<name>_bdt_<version>.so, checked against conifer's compiled emulation on the same
+    events; a run without one says why in the package's README and package.json.
     """
     check_destination(out, overwrite=overwrite, option="--out")
+    bdt: RunBdt | None = None
+    bdt_reason: str | None = None
     if source.is_dir():
         model_file = source / RUN_MODEL
         if not model_file.is_file():
@@ -96,6 +129,7 @@ def emulator_lib(
         )
         if events is None and (source / RUN_EVENTS).is_file():
             events = source / RUN_EVENTS
+        bdt, bdt_reason = run_bdt(source)
     elif source.exists():
         model_file, options = source, FirmwareOptions()
     else:
@@ -123,6 +157,8 @@ def emulator_lib(
         source=str(source),
         overwrite=overwrite,
         arithmetic=arithmetic,
+        bdt=bdt,
+        bdt_reason=bdt_reason,
     )
     click.echo(
         f"wrote {out}: lib{package.name}_{package.version}.so in namespace {package.namespace}, "
@@ -141,6 +177,14 @@ def emulator_lib(
             else "the hls4ml C-simulation sources"
         )
         click.echo(f"arithmetic: {what}")
+    if package.bdt is not None:
+        click.echo(
+            f"the run's BDT: {package.bdt.library_name} in namespace {package.bdt.namespace}"
+        )
+    elif bdt is not None:
+        click.echo(f"warning: no BDT library: {package.bdt_reason}", err=True)
+    elif package.bdt_reason is not None:
+        click.echo(f"no BDT library: {package.bdt_reason}")
     if check:
         run = check_package(out)
         click.echo(run.output.strip())

@@ -19,6 +19,9 @@ patches), laid out like the cms-hls4ml model packages (CICADA, ...)::
       events.bin          test events and the outputs ``hepfpga emulate`` gives for them
       exports.map         the linker version script: only the two entry points are exported
       CMakeLists.txt, BuildFile.xml, README.md, package.json
+      BDT/, src/<name>_bdt_<version>.cpp, bdt_events.bin
+                          a run's BDT, conifer's C++ as a second library
+                          (:mod:`hepfpga.firmware.emulator_lib_bdt`)
 
 Two models never clash in one process: every symbol of the sources (the top function, the
 weights and hls4ml's ``nnet`` templates) lives in the namespace ``<name>_<version>_<hash>``,
@@ -43,7 +46,6 @@ n_events x n_inputs inputs of that dtype, then n_events x n_outputs expected out
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -65,10 +67,31 @@ from hepfpga.artifacts import (
     move_into_place,
     remove_empty_parents,
 )
-from hepfpga.errors import ConfigError, ConversionError, DataError, VerificationError
+from hepfpga.errors import (
+    ConfigError,
+    ConversionError,
+    DataError,
+    MissingDependencyError,
+    VerificationError,
+)
 from hepfpga.firmware.emulate import Emulator
 from hepfpga.firmware.emulate_engine.cpp import CppModel, CppUnsupportedError, generate_cpp
 from hepfpga.firmware.emulate_engine.plan import UnsupportedLayerError, build_plan
+from hepfpga.firmware.emulator_lib_bdt import (
+    BDT_EVENTS_FILE,
+    BdtPart,
+    RunBdt,
+    cmake_section,
+    readme_section,
+    write_bdt_part,
+)
+from hepfpga.firmware.emulator_lib_names import (
+    ENTRY_POINTS,
+    PLACEHOLDER,
+    rename_namespace,
+    set_namespace,
+    source_hash,
+)
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import compile_project, patch_sources, write_project
 
@@ -90,7 +113,6 @@ _HEADER = struct.Struct("<8sIIQII")
 _DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 EVENTS_FILE = "events.bin"
 PACKAGE_FILE = "package.json"
-_PLACEHOLDER = "HEPFPGA_EMULIB_NAMESPACE"
 ARITHMETIC_GENERATED = "generated"
 ARITHMETIC_HLS4ML = "hls4ml"
 #: the package's arithmetic: integer C++ generated from the fixed-point engine's plan (falling
@@ -119,6 +141,10 @@ class EmulatorPackage:
     arithmetic: str = "hls4ml"
     #: why the C-simulation sources were packaged although generated code was asked for
     fallback_reason: str | None = None
+    #: the run's BDT library, when packaged (:mod:`hepfpga.firmware.emulator_lib_bdt`)
+    bdt: BdtPart | None = None
+    #: why a run's BDT is not in the package (None: it is, or the source is a model file)
+    bdt_reason: str | None = None
 
     @property
     def library_name(self) -> str:
@@ -182,14 +208,9 @@ def read_events_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- sources ----------------------------------------------------------------------------------
-_NNET = re.compile(r"\bnnet\b(?=\s*(::|\{))")
-_NNET_DECL = re.compile(r"\bnamespace\s+nnet\b")
-
-
 def _rename_nnet(text: str, namespace: str) -> str:
     """hls4ml's ``nnet`` namespace, as declared and as qualified, becomes ``<ns>_nnet``."""
-    text = _NNET_DECL.sub(f"namespace {namespace}_nnet", text)
-    return _NNET.sub(f"{namespace}_nnet", text)
+    return rename_namespace(text, "nnet", f"{namespace}_nnet")
 
 
 def _copy_sources(project_firmware: Path, dest: Path) -> None:
@@ -203,24 +224,7 @@ def _copy_sources(project_firmware: Path, dest: Path) -> None:
         if rel.parts[0] == "ap_types":
             shutil.copyfile(src, target)
         else:
-            target.write_text(_rename_nnet(src.read_text(encoding="utf-8"), _PLACEHOLDER))
-
-
-def _source_hash(nn: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in nn.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(nn)).encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _set_namespace(nn: Path, namespace: str) -> None:
-    for path in nn.rglob("*"):
-        if path.is_file() and path.parts[len(nn.parts)] != "ap_types":
-            text = path.read_text(encoding="utf-8")
-            if _PLACEHOLDER in text:
-                path.write_text(text.replace(_PLACEHOLDER, namespace))
+            target.write_text(_rename_nnet(src.read_text(encoding="utf-8"), PLACEHOLDER))
 
 
 def _top_signature(hls_model: Any) -> tuple[str, str, int, str, int]:
@@ -269,21 +273,8 @@ typedef void destroy_model_cls(Model*);
 #endif
 """
 
-# the end of every model source: the namespace closed, and the loader's two entry points
-# (exported: the version script hides everything else)
-_ENTRY_POINTS = """
-}}  // namespace {ns}
-
-extern "C" __attribute__((visibility("default"))) hls4mlEmulator::Model* create_model() {{
-    return new {ns}::{cls};
-}}
-
-extern "C" __attribute__((visibility("default"))) void destroy_model(hls4mlEmulator::Model* m) {{
-    delete m;
-}}
-"""
-
-_MODEL_CPP = """\
+_MODEL_CPP = (
+    """\
 // {name} {version}: hls4mlEmulator::Model of the firmware written by hepfpga {hepfpga}.
 // The arithmetic is the hls4ml C simulation's (ap_fixed), bit for bit; see README.md.
 #include <any>
@@ -333,7 +324,9 @@ public:
         }}
     }}
 }};
-""" + _ENTRY_POINTS
+"""
+    + ENTRY_POINTS
+)
 
 _PREDICT_PARALLEL = """\
     void predict() override {{ {top}(input_, result_); }}
@@ -360,7 +353,8 @@ _PREDICT_STREAM = """\
     }}
 """
 
-_MODEL_GEN_CPP = """\
+_MODEL_GEN_CPP = (
+    """\
 // {name} {version}: hls4mlEmulator::Model of the firmware written by hepfpga {hepfpga}.
 // The arithmetic is generated integer C++ (NN/model.h, from hepfpga's fixed-point engine),
 // bit for bit the firmware's C simulation; see README.md.
@@ -419,7 +413,9 @@ public:
         }}
     }}
 }};
-""" + _ENTRY_POINTS
+"""
+    + ENTRY_POINTS
+)
 
 _EXPORTS = "{\n  global: create_model; destroy_model;\n  local: *;\n};\n"
 
@@ -449,12 +445,13 @@ target_link_libraries(run_events PRIVATE ${{CMAKE_DL_LIBS}})
 
 _BUILDFILE = """\
 <!-- CMSSW: place this package as a scram tool or an external; the library is loaded at run
-     time by hls4mlEmulator::ModelLoader("lib{name}_{version}"), never linked. -->
+     time by hls4mlEmulator::ModelLoader("lib{name}_{version}"), never linked. -->{bdt_note}
 <use name="hls4mlEmulatorExtras"/>
-<flags CXXFLAGS="{cxx_flags} -fvisibility=hidden -fvisibility-inlines-hidden -INN -INN/ap_types"/>
+<flags CXXFLAGS="{cxx_flags} -fvisibility=hidden -fvisibility-inlines-hidden -INN -INN/ap_types\
+{bdt_include}"/>
 <flags LDFLAGS="-Wl,--version-script=exports.map"/>
 <export>
-  <lib name="{name}_{version}"/>
+  <lib name="{name}_{version}"/>{bdt_lib}
 </export>
 """
 
@@ -511,6 +508,12 @@ or a malformed events file.
     model->read_result(out);
 
 Load the model once (in the constructor of the producer), not per event.
+{bdt_text}"""
+
+_README_NO_BDT = """
+## The run's BDT
+
+Not packaged: {reason}.
 """
 
 _TEST_CPP = r"""// Test program of hepfpga's emulator libraries:
@@ -691,6 +694,8 @@ def write_emulator_package(
     source: str = "",
     overwrite: bool = False,
     arithmetic: str = ARITHMETIC_GENERATED,
+    bdt: RunBdt | None = None,
+    bdt_reason: str | None = None,
 ) -> EmulatorPackage:
     """Write the emulator package of the QKeras ``model`` to ``out_dir`` atomically.
 
@@ -707,6 +712,14 @@ def write_emulator_package(
     falls back to the hls4ml C-simulation sources, logs a warning with the reason and records
     it (:attr:`EmulatorPackage.fallback_reason`, ``package.json``, ``README.md``).
     ``"hls4ml"`` packages the C-simulation sources directly.
+
+    ``bdt``: a run's BDT (:class:`~hepfpga.firmware.emulator_lib_bdt.RunBdt`), packaged beside
+    the network as ``lib<name>_bdt_<version>.so`` with its own namespace, CMake target,
+    ``BuildFile.xml`` entry and ``bdt_events.bin`` (the same events, the scores of conifer's
+    compiled emulation; see :mod:`hepfpga.firmware.emulator_lib_bdt`). Where conifer or its
+    compilation is missing here, the network is packaged alone and the reason recorded, as
+    ``bdt_reason`` is (why a run has no BDT to package): in ``package.json`` (``bdt``) and
+    the README. A model file has neither (``package.json``: ``"bdt": null``).
     """
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
@@ -751,7 +764,7 @@ def write_emulator_package(
             # and hls4ml's own namespace for the top function and the weights
             config = project.hls_model.config
             config.writer_config = dict(
-                config.writer_config, Namespace=_PLACEHOLDER, WriteWeightsTxt=False
+                config.writer_config, Namespace=PLACEHOLDER, WriteWeightsTxt=False
             )
             config.trace_output = False
             project.hls_model.write()
@@ -759,15 +772,23 @@ def write_emulator_package(
 
         tmp, created = make_partial_directory(out_dir)
         try:
+            (tmp / "src").mkdir()
+            part: BdtPart | None = None
+            if bdt is not None:
+                try:
+                    part = write_bdt_part(tmp, bdt, events, name=f"{name}_bdt", version=version)
+                except (MissingDependencyError, ConversionError) as exc:
+                    bdt_reason = f"the run's BDT could not be packaged here: {exc}"
+                    log.warning("emulator library of %s: %s", name, bdt_reason)
             nn = tmp / "NN"
             if generated is None:
                 _copy_sources(project.path / "firmware", nn)
             else:
                 shutil.copytree(project.path / "firmware" / "ap_types", nn / "ap_types")
                 (nn / "model.h").write_text(generated.source)
-            digest = _source_hash(nn)
+            digest = source_hash(nn)
             namespace = f"{name}_{version}_{digest[:12]}"
-            _set_namespace(nn, namespace)
+            set_namespace(nn, namespace)
             fields = {
                 "name": name,
                 "version": version,
@@ -812,7 +833,6 @@ def write_emulator_package(
                 )
             (tmp / "include" / "hls4ml").mkdir(parents=True)
             (tmp / "include" / "hls4ml" / "emulator.h").write_text(_INTERFACE)
-            (tmp / "src").mkdir()
             if generated is not None:
                 model_cpp = _MODEL_GEN_CPP.format(**fields)
             else:
@@ -824,7 +844,21 @@ def write_emulator_package(
             (tmp / "test").mkdir()
             (tmp / "test" / "run_events.cpp").write_text(_TEST_CPP)
             (tmp / "exports.map").write_text(_EXPORTS)
-            (tmp / "CMakeLists.txt").write_text(_CMAKE.format(**fields))
+            fields.update(bdt_note="", bdt_include="", bdt_lib="", bdt_text="")
+            cmake = _CMAKE.format(**fields)
+            if part is not None:
+                fields.update(
+                    bdt_note=f"\n<!-- lib{part.name}_{part.version} (the run's BDT) needs the "
+                    "nlohmann JSON headers: add your release's tool for them. -->",
+                    bdt_include=" -IBDT",
+                    bdt_lib=f'\n  <lib name="{part.name}_{part.version}"/>',
+                    bdt_text=readme_section(part),
+                )
+                cmake += cmake_section(part, ap_types="NN/ap_types", cxx_flags=CXX_FLAGS)
+                write_events_file(tmp / BDT_EVENTS_FILE, events, part.expected)
+            elif bdt_reason is not None:
+                fields["bdt_text"] = _README_NO_BDT.format(reason=bdt_reason.rstrip("."))
+            (tmp / "CMakeLists.txt").write_text(cmake)
             (tmp / "BuildFile.xml").write_text(_BUILDFILE.format(**fields))
             (tmp / "README.md").write_text(_README.format(**fields))
             write_events_file(tmp / EVENTS_FILE, events, expected)
@@ -846,6 +880,11 @@ def write_emulator_package(
                 "hepfpga_version": __version__,
                 "hls4ml_version": hls4ml.__version__,
                 "options": options.to_dict(),
+                "bdt": (
+                    part.record()
+                    if part is not None
+                    else ({"packaged": False, "reason": bdt_reason} if bdt_reason else None)
+                ),
             }
             (tmp / PACKAGE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
             check_destination(out_dir, overwrite=overwrite, option="--out")
@@ -855,7 +894,17 @@ def write_emulator_package(
             remove_empty_parents(created)
             raise
     return EmulatorPackage(
-        out_dir, name, version, namespace, n_in, n_out, len(events), used, fallback
+        out_dir,
+        name,
+        version,
+        namespace,
+        n_in,
+        n_out,
+        len(events),
+        used,
+        fallback,
+        bdt=part,
+        bdt_reason=bdt_reason,
     )
 
 
@@ -867,7 +916,7 @@ def _generate(hls_model: Any, emulator: Emulator) -> tuple[CppModel | None, str 
             f"({emulator.fallback_reason}), so there is no proven plan to generate C++ from"
         )
     try:
-        return generate_cpp(build_plan(hls_model), _PLACEHOLDER), None
+        return generate_cpp(build_plan(hls_model), PLACEHOLDER), None
     except (CppUnsupportedError, UnsupportedLayerError) as exc:
         return None, f"no C++ generator: {exc}"
 
@@ -926,16 +975,19 @@ def check_package(
 ) -> PackageRun:
     """Build ``package`` (into ``build_dir``, default ``package/build``; ``build=False``: use
     the library and test program already there) and run its test program on its own
-    ``events.bin``; raises :class:`VerificationError` with the program's output when an
+    ``events.bin`` (and, with a run's BDT, ``bdt_events.bin`` through the BDT library, in the
+    same process); raises :class:`VerificationError` with the program's output when an
     output differs or the events file is malformed."""
     record = json.loads((Path(package) / PACKAGE_FILE).read_text())
     if build:
         build_dir = build_package(package, build_dir)
     elif build_dir is None:
         build_dir = Path(package) / "build"
-    run = run_package_test(
-        build_dir / "run_events", [(build_dir / record["library"], Path(package) / EVENTS_FILE)]
-    )
+    pairs = [(build_dir / record["library"], Path(package) / EVENTS_FILE)]
+    bdt = record.get("bdt") or {}
+    if bdt.get("library"):
+        pairs.append((build_dir / bdt["library"], Path(package) / bdt["events"]))
+    run = run_package_test(build_dir / "run_events", pairs)
     if not run.passed:
         raise VerificationError(f"the emulator library {package} failed: {run.output.strip()}")
     return run

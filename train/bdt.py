@@ -32,6 +32,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -52,6 +53,7 @@ __all__ = [
     "BdtEmulation",
     "BdtVerification",
     "convert_bdt",
+    "load_emulation",
     "quantize_features",
     "threshold_type",
     "train_bdt",
@@ -292,6 +294,43 @@ def convert_bdt(bdt: BdtModel, out_dir: Path) -> BdtEmulation:
         str(emu_dir / f"{PROJECT}.json")
     )
     return BdtEmulation(emulation, hls_dir, emu_dir, time.perf_counter() - start)
+
+
+class _BridgeRows:
+    """conifer's ``CPPModel.decision_function`` for a bridge loaded from a written project:
+    one call of the compiled ``BDT.decision_function`` per event (conifer's own loop, without
+    its change of working directory to the project's original path)."""
+
+    def __init__(self, bridge: Any) -> None:
+        self.bridge = bridge
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        return np.array([self.bridge.decision_function(row) for row in x])
+
+
+def load_emulation(emulation_dir: Path) -> BdtEmulation:
+    """conifer's compiled C++ emulation of a BDT that :func:`convert_bdt` wrote (a run's
+    ``bdt_firmware/emulation``: ``bridge.cpp`` and the trees in ``hepfpga_bdt.json``), the
+    same compiled bridge (from the cache, see :func:`_load_bridge`) on the same trees; the
+    numbers are the firmware's, as in the run."""
+    conifer = require("conifer", "bdt", "running the BDT's emulation")
+    _ap_include()
+    emu_dir = Path(emulation_dir)
+    trees = emu_dir / f"{PROJECT}.json"
+    bridge_cpp = emu_dir / "bridge.cpp"
+    if not trees.is_file() or not bridge_cpp.is_file():
+        raise DataError(
+            f"{emu_dir} holds no conifer cpp-backend project ({trees.name} and bridge.cpp, "
+            "as hepfpga's BDT stage writes them)"
+        )
+    stamp = re.search(r"PYBIND11_MODULE\(conifer_bridge_(\w+)", bridge_cpp.read_text())
+    if stamp is None:
+        raise DataError(f"{bridge_cpp} is not the bridge conifer's cpp backend writes")
+    start = time.perf_counter()
+    bridge = _load_bridge(conifer, emu_dir, stamp[1]).BDT(str(trees))
+    return BdtEmulation(
+        _BridgeRows(bridge), emu_dir.parent / "hls", emu_dir, time.perf_counter() - start
+    )
 
 
 @dataclass(frozen=True)

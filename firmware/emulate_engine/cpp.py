@@ -13,8 +13,9 @@ against it, the hls4ml C simulation's) bit for bit:
   applied to the dropped bits (``AP_TRN``:
   floor; ``AP_RND``: add half, floor; ``AP_RND_CONV``: ties to even; ``AP_TRN_ZERO``,
   ``AP_RND_ZERO``, ``AP_RND_INF``, ``AP_RND_MIN_INF`` on the magnitude or with the sign as
-  ``ap_fixed`` defines them), then the overflow mode on the raw range (``AP_SAT``/``AP_SAT_SYM``:
-  clamp; ``AP_SAT_ZERO``: zero; ``AP_WRAP``: keep the low ``width`` bits, two's complement);
+  ``ap_fixed`` defines them), then the overflow mode on the raw range (``AP_SAT``: clamp;
+  ``AP_SAT_SYM``: clamp to the symmetric range, the most negative code excluded;
+  ``AP_SAT_ZERO``: zero; ``AP_WRAP``: keep the low ``width`` bits, two's complement);
   conversions the plan proved to be no-ops are not emitted;
 * Dense and convolutions (the plan's dense-matrix form) are integer dot products with the
   plan's weights as integer constants (``accum_t`` alignment folded in, as in the plan),
@@ -48,7 +49,7 @@ import numpy as np
 from hepfpga.firmware.emulate_engine.plan import Plan
 from hepfpga.firmware.emulate_engine.softmax import SoftmaxStep, _balanced_sum
 from hepfpga.firmware.emulate_engine.steps import ConvertStep, MatmulStep, MaxPoolStep
-from hepfpga.firmware.emulate_engine.types import Convert, Step, raw_range
+from hepfpga.firmware.emulate_engine.types import Convert, Step, raw_range, saturation_range
 from hepfpga.firmware.emulate_stream import CopyStep
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
@@ -464,14 +465,18 @@ class _Writer:
 
 def input_function(t: FixedType) -> str:
     """C++ ``input_code(double)``: the raw code of ``t`` that :meth:`Plan.run` gives a double
-    (needs ``<cmath>``, ``<cstdint>``, ``<stdexcept>``)."""
-    lo, hi = raw_range(t)
+    (needs ``<cmath>``, ``<cstdint>``, ``<stdexcept>``); saturating types clamp to
+    :func:`~hepfpga.firmware.emulate_engine.types.saturation_range` (``AP_SAT_SYM``: minus the
+    maximum is the minimum)."""
+    lo, hi = saturation_range(t)
     scale = float(2.0**t.fractional)
     saturation = {
+        # the low width bits: fmod by a power of two is exact at any magnitude
         Saturation.WRAP: (
-            f"    {{ double m = std::fmod(s - ({lo!r}), {2.0**t.width!r});\n"
-            f"      if (m != 0 && m < 0) m += {2.0**t.width!r};\n"
-            f"      s = m + ({lo!r}); }}\n"
+            f"    {{ double m = std::fmod(s, {2.0**t.width!r});\n"
+            f"      if (m < ({lo!r})) m += {2.0**t.width!r};\n"
+            f"      else if (m > ({hi!r})) m -= {2.0**t.width!r};\n"
+            f"      s = m + 0.0; }}\n"
         ),
         Saturation.SAT_ZERO: f"    if (s < ({lo!r}) || s > ({hi!r})) s = 0.0;\n",
     }.get(t.saturation, f"    s = s < ({lo!r}) ? ({lo!r}) : (s > ({hi!r}) ? ({hi!r}) : s);\n")

@@ -25,6 +25,7 @@ from hepfpga.firmware.emulate_engine.types import (
     out_shape,
     raw_range,
     result_type,
+    saturation_range,
 )
 from hepfpga.firmware.emulate_stream import clone_steps
 from hepfpga.firmware.layers import registered_handlers
@@ -136,7 +137,8 @@ class Plan:
         for spec, array in zip(self.inputs, arrays, strict=True):
             t = spec.type
             raw = np.asarray(array, dtype=np.float64) * 2.0**t.fractional
-            lo, hi = raw_range(t)
+            # the input type's rounding, then its overflow mode (AP_SAT_SYM: symmetric range)
+            lo, hi = saturation_range(t)
             raw = Convert(1.0, t.rounding, t.saturation, lo, hi, t.width)(raw)
             tensors[spec.tensor] = raw.astype(self.dtype).reshape(len(raw), *spec.shape)
         wanted = {self.layer_outputs[name]: name for name in keep}

@@ -31,6 +31,7 @@ __all__ = [
     "quantize_to_raw",
     "raw_range",
     "result_type",
+    "saturation_range",
     "written_weights",
 ]
 
@@ -51,9 +52,24 @@ def fixed_type(precision: Any, where: str) -> FixedType:
 
 
 def raw_range(t: FixedType) -> tuple[float, float]:
+    """Every raw code of ``t``: ``[-2**(W-1), 2**(W-1) - 1]`` signed, ``[0, 2**W - 1]``
+    unsigned."""
     if t.signed:
         return -(2.0 ** (t.width - 1)), 2.0 ** (t.width - 1) - 1
     return 0.0, 2.0**t.width - 1
+
+
+def saturation_range(t: FixedType) -> tuple[float, float]:
+    """The raw codes a conversion to ``t`` saturates into: :func:`raw_range`, except for a
+    signed ``AP_SAT_SYM`` type, whose minimum is minus its maximum (``[-(2**(W-1) - 1),
+    2**(W-1) - 1]``). ``ap_fixed_base``'s conversions (from ``double`` and from another
+    ``ap_fixed``) flag an underflow for a negative result whose low ``W-1`` bits are all zero,
+    so the most negative code is never produced, not even for a value exactly equal to it
+    (``ap_fixed<8,3,AP_TRN,AP_SAT_SYM>(-4.0)`` is ``-4 + 2**-5``)."""
+    lo, hi = raw_range(t)
+    if t.saturation is Saturation.SAT_SYM and t.signed:
+        return -hi, hi
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -113,8 +129,12 @@ class Convert:
         if self.saturation is None:
             return r
         if self.saturation is Saturation.WRAP:
+            # the low ``width`` bits: np.mod by a power of two is exact at any magnitude
+            # (subtracting ``lo`` first is not once |r| passes 2**53, e.g. an input of 1e30)
             span = r.dtype.type(2.0**self.width)
-            r = np.mod(r - self.lo, span) + r.dtype.type(self.lo)
+            r = np.mod(r, span, out=r)
+            if self.lo < 0:
+                np.subtract(r, span, out=r, where=r > self.hi)
         elif self.saturation is Saturation.SAT_ZERO:
             r = np.where((r < self.lo) | (r > self.hi), r.dtype.type(0), r)
         else:
@@ -137,10 +157,8 @@ def plan_convert(
     if rounding is not None:
         lo, hi = _round_scalar(lo, rounding), _round_scalar(hi, rounding)
     biggest = max(abs(lo), abs(hi)) + 1.0
-    tlo, thi = raw_range(to)
+    tlo, thi = saturation_range(to)
     saturation: Saturation | None = to.saturation
-    if to.saturation is Saturation.SAT_SYM and to.signed:
-        tlo = -thi
     if tlo <= lo and hi <= thi:
         saturation = None
     elif to.saturation is Saturation.WRAP:

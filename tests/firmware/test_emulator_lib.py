@@ -9,6 +9,7 @@ one's code.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -86,6 +87,9 @@ def test_two_models_in_one_process_are_bit_exact(packages: list[tuple[Any, Path,
     assert (a.arithmetic, a.fallback_reason) == ("generated", None)
     assert "generated integer C++" in (a.path / "README.md").read_text()
     assert not (a.path / "NN" / "myproject.cpp").exists()
+    # a model file has no BDT: nothing of it in the package
+    assert json.loads((a.path / "package.json").read_text())["bdt"] is None
+    assert not (a.path / "BDT").exists() and "BDT" not in (a.path / "CMakeLists.txt").read_text()
     # the two models differ, so a clash (one library running the other's weights) would show
     out_a = read_events_file(ev_a)[1]
     out_b = read_events_file(ev_b)[1]

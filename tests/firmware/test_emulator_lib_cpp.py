@@ -2,10 +2,13 @@
 
 Its conversions must give the engine's raw codes for every rounding and overflow mode of
 ``ap_fixed`` (the tiny models of test_emulator_lib.py only use a few): one small program,
-compiled once with g++ (no ap_fixed headers, about a second), applies the generated
-expressions to codes around every rounding tie and overflow boundary and is compared with
+compiled once with g++, applies the generated expressions to codes around every rounding tie
+and overflow boundary and is compared with
 :class:`~hepfpga.firmware.emulate_engine.types.Convert` on the same codes. The input
-conversion (``double`` to the input type) is compared with :meth:`Plan.run`'s.
+conversion (``double`` to the input type) is compared with :meth:`Plan.run`'s, and both with
+the real ``ap_fixed`` headers (hls4ml's copy, what the C simulation compiles): every rounding
+and overflow mode on doubles at and between the ties, including a value exactly at the most
+negative code, which ``AP_SAT_SYM`` excludes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +29,7 @@ from hepfpga.firmware.emulate_engine.cpp import (
     input_function,
 )
 from hepfpga.firmware.emulate_engine.plan import Plan, PlanInput
-from hepfpga.firmware.emulate_engine.types import Convert, Interval, Step, plan_convert, raw_range
+from hepfpga.firmware.emulate_engine.types import Convert, Interval, Step, plan_convert
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
@@ -38,7 +42,15 @@ _CASES = [
     )
 ]
 _CODES = np.arange(-4200, 4201, dtype=np.float64)
-_DOUBLES = np.concatenate([np.arange(-40, 40.01, 1 / 64), [1e30, -1e30, 0.5 / 32, -0.5 / 32, -0.0]])
+# the input types below have 6 fractional bits and the range [-8, 8): a grid of 1/256 between
+# -9 and 9 puts values on every tie and quarter of an lsb, and exactly on the most negative code
+_DOUBLES = np.concatenate(
+    [
+        np.arange(-40, 40.01, 1 / 64),
+        np.arange(-9, 9, 1 / 256),
+        [1e30, -1e30, 0.5 / 32, -0.5 / 32, -0.0, -8.0, -8.0 - 2**-20, 7.984375, 7.9921875],
+    ]
+)
 _INPUT_TYPES = [
     FixedType(10, 4, signed, rounding, saturation)
     for signed, rounding, saturation in itertools.product(
@@ -54,9 +66,16 @@ def _engine_convert(frac: int, to: FixedType) -> Convert:
 
 
 def _engine_input(t: FixedType, x: np.ndarray) -> np.ndarray:
-    """What Plan.run does to the inputs (the same Convert, on doubles)."""
-    lo, hi = raw_range(t)
-    return Convert(1.0, t.rounding, t.saturation, lo, hi, t.width)(x * 2.0**t.fractional)
+    """What :meth:`Plan.run` does to the inputs: the raw codes of a plan with no step."""
+    plan = Plan(t, (len(x),), [], "__input__", np.float64, {})
+    return plan.run(x[None, :].astype(np.float64))["__input__"][0]
+
+
+def _ap_types() -> str:
+    # deferred: hls4ml loads slowly; its ap_types are the headers the C simulation compiles
+    import hls4ml
+
+    return str(Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types")
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +91,18 @@ def cpp_results(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
     )
     lines = [
         "#include <cmath>\n#include <cstdint>\n#include <cstdio>\n#include <stdexcept>",
+        '#include "ap_fixed.h"',
         CPP_HELPERS,
         f"static const int64_t codes[{len(_CODES)}] = {{{codes}}};",
         f"static const double doubles[{len(_DOUBLES)}] = {{{doubles}}};",
     ]
     for k, t in enumerate(_INPUT_TYPES):
         lines.append(f"namespace in{k} {{\n{input_function(t)}}}")
+        # the C simulation's conversion: ap_fixed's constructor from double, read back exactly
+        lines.append(
+            f"static long long ap{k}(double d) {{ {t.to_hls()} v = d; "
+            f"return std::llround(std::ldexp(v.to_double(), {t.fractional})); }}"
+        )
     lines.append("int main() {")
     for ctype, (frac, to) in itertools.product(("int64_t", "int32_t"), _CASES):
         expr = convert_expr(_engine_convert(frac, to), "v", ctype=ctype)
@@ -90,11 +115,20 @@ def cpp_results(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
             f'    for (double d : doubles) std::printf("%lld ", (long long)in{k}::input_code(d));'
             ' std::printf("\\n");'
         )
+    for k in range(len(_INPUT_TYPES)):
+        # ap_fixed leaves infinities undefined: the finite doubles only
+        lines.append(
+            f'    for (double d : doubles) if (std::isfinite(d)) std::printf("%lld ", ap{k}(d));'
+            ' std::printf("\\n");'
+        )
     lines.append("    return 0;\n}")
     source = root / "convert.cpp"
     source.write_text("\n".join(lines))
     binary = root / "convert"
-    subprocess.run(["g++", "-O0", "-std=c++17", str(source), "-o", str(binary)], check=True)
+    subprocess.run(
+        ["g++", "-O0", "-std=c++17", f"-I{_ap_types()}", str(source), "-o", str(binary)],
+        check=True,
+    )
     out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
     return [np.array(line.split(), dtype=np.int64) for line in out.splitlines()]
 
@@ -118,6 +152,27 @@ def test_input_conversion_matches_plan_run(cpp_results: list[np.ndarray], k: int
     t = _INPUT_TYPES[k]
     expected = _engine_input(t, _DOUBLES.copy()).astype(np.int64)
     assert np.array_equal(cpp_results[2 * len(_CASES) + k], expected), t
+
+
+@needs_gxx
+@pytest.mark.parametrize("k", range(len(_INPUT_TYPES)), ids=lambda k: str(_INPUT_TYPES[k]))
+def test_input_conversion_matches_the_ap_fixed_headers(
+    cpp_results: list[np.ndarray], k: int
+) -> None:
+    """Plan.run (hence ``hepfpga emulate`` and the generated C++, compared above) converts a
+    double as ``ap_fixed``'s own constructor does, for every rounding and overflow mode; for
+    ``AP_SAT_SYM`` -8.0 becomes -8 + 2**-6 (code -511), never -512."""
+    t = _INPUT_TYPES[k]
+    finite = _DOUBLES[np.isfinite(_DOUBLES)]
+    headers = cpp_results[2 * len(_CASES) + len(_INPUT_TYPES) + k]
+    engine = _engine_input(t, finite.copy()).astype(np.int64)
+    differ = np.flatnonzero(headers != engine)
+    assert differ.size == 0, (
+        f"{t}: {differ.size} doubles differ, first {finite[differ[0]]!r}: "
+        f"ap_fixed {headers[differ[0]]}, Plan.run {engine[differ[0]]}"
+    )
+    if t.signed and t.saturation is Saturation.SAT_SYM:
+        assert headers[np.flatnonzero(finite == -8.0)[0]] == -511
 
 
 class _OddStep(Step):
