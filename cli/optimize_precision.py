@@ -82,8 +82,9 @@ def optimize_precision_command(
     csim: bool,
     overwrite: bool,
 ) -> None:
-    """Per-layer result/accumulator/weight widths of TARGET's firmware (a run folder or a
-    QKeras model with --data), chosen by Optuna against da4ml's LUT estimate.
+    """Per-layer result/accumulator widths of TARGET's firmware (a run folder or a QKeras
+    model with --data): bit-exact, the widths proven for every input (no search); accuracy,
+    chosen by Optuna against da4ml's LUT estimate and checked on held-out events.
 
     \b
     Writes OUT/layer_types.yml (for `hepfpga firmware MODEL --options`), OUT/search.json
@@ -134,10 +135,19 @@ def optimize_precision_command(
         overwrite=overwrite,
     )
     s = result.search
-    click.echo(
-        f"{len(s.trials)} trials on {s.n_events} events ({s.da4ml_solves} da4ml layer solves, "
-        f"{s.seconds:.0f} s); constraint {s.constraint.value}"
-    )
+    if s.proven:
+        click.echo(
+            "bit-exact widths proven for every input the input type holds (interval "
+            "arithmetic over the quantized weights): no search needed, 0 of "
+            f"{s.trials_requested} trials spent; the former search space would have spent "
+            f"{s.trials_wasted_before:.0f} of them on candidates not proven exact. Checked on "
+            f"{s.n_events} events ({s.seconds:.0f} s)"
+        )
+    else:
+        click.echo(
+            f"{s.trials_spent} trials on {s.n_events} events ({s.da4ml_solves} da4ml layer "
+            f"solves, {s.seconds:.0f} s); constraint {s.constraint.value}"
+        )
     click.echo(
         f"quantizer-derived types: {s.baseline.lut_estimate:,.0f} LUT (da4ml estimate); chosen "
         f"(trial {s.best.number}): {s.best.lut_estimate:,.0f} LUT"
