@@ -19,7 +19,7 @@ from hepfpga.artifacts import check_destination
 from hepfpga.cli.params import FiniteFloat
 from hepfpga.errors import ConfigError, VerificationError
 from hepfpga.firmware.data import load_events
-from hepfpga.firmware.precision_search import Constraint
+from hepfpga.firmware.precision_search import DEFAULT_HOLDOUT, Constraint
 from hepfpga.pipeline.optimize_precision import optimize_precision, run_inputs
 from hepfpga.quantize.model_io import load_keras_model
 
@@ -40,7 +40,21 @@ from hepfpga.quantize.model_io import load_keras_model
     type=FiniteFloat(0, 1),
     help="Accuracy drop allowed with --constraint accuracy (0.01 = one point).",
 )
-@click.option("--trials", type=click.IntRange(min=2), default=40, show_default=True)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=2),
+    default=40,
+    show_default=True,
+    help="Optuna trials of --constraint accuracy (bit-exact needs none: its widths are proven).",
+)
+@click.option(
+    "--holdout",
+    type=FiniteFloat(0, 1, min_open=True, max_open=True),
+    default=DEFAULT_HOLDOUT,
+    show_default=True,
+    help="With --constraint accuracy: share of the events kept aside (never scored by the "
+    "search) on which the choice must keep --epsilon.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Optuna sampler seed.")
 @click.option(
     "--data",
@@ -72,6 +86,7 @@ def optimize_precision_command(
     constraint: str,
     epsilon: float | None,
     trials: int,
+    holdout: float,
     seed: int,
     data_file: Path | None,
     key: str | None,
@@ -133,6 +148,7 @@ def optimize_precision_command(
         synth=synth,
         csim=csim,
         overwrite=overwrite,
+        holdout=holdout,
     )
     s = result.search
     if s.proven:
@@ -164,11 +180,28 @@ def optimize_precision_command(
             f"calibration: yosys/da4ml = {result.calibration_ratio:.3f} "
             f"(largest deviation {result.calibration_error:.1%})"
         )
+    if s.constraint is Constraint.ACCURACY:
+        click.echo(
+            f"accuracy (emulated): unconstrained {s.baseline.accuracy:.4f} on the "
+            f"{s.n_events} search events, {s.heldout_baseline_accuracy:.4f} on the "
+            f"{s.n_heldout} held-out events; chosen {s.best.accuracy:.4f} and "
+            f"{s.best.heldout_accuracy:.4f}"
+        )
+        if s.rejected_on_heldout:
+            click.echo(
+                f"{len(s.rejected_on_heldout)} cheaper candidates kept --epsilon on the search "
+                "events but not on the held-out ones (trials "
+                + ", ".join(str(n) for n in s.rejected_on_heldout)
+                + ")"
+            )
     if result.csim_fraction_identical is not None:
+        accuracy = ""
+        if result.csim_accuracy is not None:
+            where = "on the held-out events" if s.constraint is Constraint.ACCURACY else ""
+            accuracy = f", accuracy {result.csim_accuracy:.4f} {where}".rstrip()
         click.echo(
             f"C simulation of the chosen types: logits identical on "
-            f"{result.csim_fraction_identical:.2%} of events"
-            + (f", accuracy {result.csim_accuracy:.4f}" if result.csim_accuracy is not None else "")
+            f"{result.csim_fraction_identical:.2%} of events{accuracy}"
         )
     click.echo(f"wrote {out}/layer_types.yml, search.json, pareto.png")
     broken = result.csim_fraction_identical is not None and (
@@ -176,8 +209,8 @@ def optimize_precision_command(
         or (
             chosen is Constraint.ACCURACY
             and result.csim_accuracy is not None
-            and s.baseline.accuracy is not None
-            and s.baseline.accuracy - result.csim_accuracy > (epsilon or 0.0)
+            and s.heldout_baseline_accuracy is not None
+            and s.heldout_baseline_accuracy - result.csim_accuracy > (epsilon or 0.0)
         )
     )
     if broken:

@@ -111,6 +111,7 @@ from hepfpga.firmware.rtl.trace import DEFAULT_SOLVER_OPTIONS, TracedNetwork, ro
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = [
+    "DEFAULT_HOLDOUT",
     "CandidateResult",
     "Constraint",
     "Knob",
@@ -123,6 +124,7 @@ __all__ = [
     "proven_values",
     "search_precision",
     "search_space",
+    "split_events",
     "trace_plan",
     "unproven_share",
 ]
@@ -138,6 +140,9 @@ class Constraint(enum.Enum):
     #: the accuracy, within ``epsilon``
     ACCURACY = "accuracy"
 
+
+#: share of the events the accuracy mode keeps aside to check its choice on
+DEFAULT_HOLDOUT = 0.5
 
 #: how many fractional bits a knob may drop at most (a wider search gains nothing: the
 #: narrowest useful widths sit well within it on the networks tried)
@@ -830,8 +835,9 @@ def _pareto(points: Sequence[CandidateResult]) -> list[CandidateResult]:
     return front
 
 
-def _split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the search events and of the held-out ones (a seeded permutation)."""
+def split_events(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (sorted) of the search events and of the held-out ones among ``n``: a share
+    ``holdout`` (rounded to the nearest event) drawn by a permutation seeded with ``seed``."""
     order = np.random.default_rng(seed).permutation(n)
     n_held = round(n * holdout)
     if n_held < 1 or n_held >= n:
@@ -852,7 +858,7 @@ def search_precision(
     n_trials: int = 40,
     seed: int = 0,
     options: FirmwareOptions | None = None,
-    holdout: float = 0.5,
+    holdout: float = DEFAULT_HOLDOUT,
 ) -> PrecisionSearchResult:
     """Per-layer types of ``model``'s firmware under ``constraint`` (see the module notes).
 
@@ -893,7 +899,7 @@ def search_precision(
         labels = np.asarray(labels)
         if len(labels) != len(events):
             raise DataError(f"{len(labels)} labels for {len(events)} events; give one per event")
-        pick, held = _split(len(events), holdout, seed)
+        pick, held = split_events(len(events), holdout, seed)
         search = PrecisionSearch(model, events[pick], labels[pick], options)
         check = PrecisionSearch(model, events[held], labels[held], options)
         try:

@@ -35,12 +35,14 @@ from hepfpga.errors import ConfigError, DataError
 from hepfpga.firmware import FirmwareOptions, write_project
 from hepfpga.firmware.csim import predict_logits
 from hepfpga.firmware.precision_search import (
+    DEFAULT_HOLDOUT,
     CandidateResult,
     Constraint,
     PrecisionSearch,
     PrecisionSearchResult,
     cost_of,
     search_precision,
+    split_events,
     trace_plan,
 )
 from hepfpga.firmware.rtl.codegen import write_rtl
@@ -81,10 +83,13 @@ class OptimizeResult:
     #: yosys LUT / da4ml estimate: mean, and the largest relative deviation from the mean
     calibration_ratio: float | None
     calibration_error: float | None
-    #: the chosen configuration's C simulation on every event
+    #: the chosen configuration's C simulation on every event: the share of events whose
+    #: logits equal the unconstrained firmware's, and its accuracy (accuracy mode: on the
+    #: held-out events, the constraint's judge, and on the search events)
     csim_fraction_identical: float | None
     csim_accuracy: float | None
     out_dir: Path
+    csim_search_accuracy: float | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -142,12 +147,22 @@ def _csim_check(
     search: PrecisionSearch,
     reference: np.ndarray,
     folder: Path,
-) -> tuple[float, float | None]:
+    split: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[float, float | None, float | None]:
+    """(share of events identical to ``reference``, accuracy, accuracy on the search
+    events): the accuracy on every event, or with ``split`` (search, held-out indices) on
+    the held-out events."""
     chosen = replace(options, layer_types=dict(best.layer_types))
     project = write_project(model, chosen, folder, compile=True)
     logits = predict_logits(project, search.events)
     same = float(np.mean(np.all(logits == reference, axis=1)))
-    return same, search.accuracy(logits)
+    if split is None:
+        return same, search.accuracy(logits), None
+    pick, held = split
+    assert search.labels is not None
+    truth = search.labels.argmax(axis=1) if search.labels.ndim == 2 else search.labels
+    correct = logits.argmax(axis=1) == truth
+    return same, float(np.mean(correct[held])), float(np.mean(correct[pick]))
 
 
 def plot_pareto(result: OptimizeResult, path: Path) -> None:
@@ -229,6 +244,7 @@ def optimize_precision(
     synth: bool = True,
     csim: bool = True,
     overwrite: bool = False,
+    holdout: float = DEFAULT_HOLDOUT,
 ) -> OptimizeResult:
     """Search, build the final points, prove the chosen one and write ``out_dir`` (see the
     module notes). ``synth_points``: Pareto points (the chosen one first) traced into RTL with
@@ -250,6 +266,7 @@ def optimize_precision(
         n_trials=n_trials,
         seed=seed,
         options=options,
+        holdout=holdout,
     )
     search = PrecisionSearch(model, events, labels, options)
     try:
@@ -265,10 +282,15 @@ def optimize_precision(
             ]
             shutil.rmtree(work / "rtl", ignore_errors=True)  # RTL can be made again; kept small
             ratio, error = _calibration(final)
-            same = accuracy = None
+            same = accuracy = search_accuracy = None
             if csim:
-                same, accuracy = _csim_check(
-                    model, options, result.best, search, reference, work / "hls4ml"
+                split = (
+                    split_events(len(events), holdout, seed)
+                    if result.constraint is Constraint.ACCURACY
+                    else None
+                )
+                same, accuracy, search_accuracy = _csim_check(
+                    model, options, result.best, search, reference, work / "hls4ml", split
                 )
                 shutil.rmtree(work / "hls4ml", ignore_errors=True)
             out = OptimizeResult(
@@ -278,6 +300,7 @@ def optimize_precision(
                 calibration_error=error,
                 csim_fraction_identical=same,
                 csim_accuracy=accuracy,
+                csim_search_accuracy=search_accuracy,
                 out_dir=Path(out_dir),
                 seconds=time.perf_counter() - start,
             )

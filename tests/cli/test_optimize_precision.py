@@ -94,6 +94,9 @@ CASES = {
     "epsilon-2": (["MODEL", "--data", "EVENTS", "--epsilon", "2"], ("--epsilon",)),
     "one-trial": (["MODEL", "--data", "EVENTS", "--trials", "1"], ("--trials",)),
     "bad-constraint": (["MODEL", "--data", "EVENTS", "--constraint", "exact"], ("--constraint",)),
+    "holdout-0": (["MODEL", "--data", "EVENTS", "--holdout", "0"], ("--holdout",)),
+    "holdout-1": (["MODEL", "--data", "EVENTS", "--holdout", "1"], ("--holdout",)),
+    "holdout-nan": (["MODEL", "--data", "EVENTS", "--holdout", "nan"], ("--holdout",)),
 }
 
 
@@ -151,3 +154,44 @@ def test_search_writes_types_that_hepfpga_firmware_reads(
     assert best["feasible"] and best["fraction_identical"] == 1.0
     assert {name for name in options.layer_types} == set(best["layer_types"])
     assert best["lut_estimate"] <= record["search"]["baseline"]["lut_estimate"]
+
+
+def test_accuracy_mode_reports_the_held_out_events(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "-q",
+            "optimize-precision",
+            str(files["model"]),
+            "--data",
+            str(files["events"]),
+            "--key",
+            "x",
+            "--labels-key",
+            "y",
+            "--constraint",
+            "accuracy",
+            "--epsilon",
+            "0.02",
+            "--holdout",
+            "0.4",
+            "--trials",
+            "2",
+            "--synth-points",
+            "0",
+            "--no-synth",
+            "--no-csim",
+            "--out",
+            str(out),
+        ]
+    )
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "on the 120 held-out events" in stdout and "180 search events" in stdout
+    search = json.loads((out / "search.json").read_text())["search"]
+    assert (search["n_events"], search["n_heldout"]) == (180, 120)
+    assert search["trials_spent"] == 2 and not search["proven"]
+    drop = search["heldout_baseline_accuracy"] - search["best"]["heldout_accuracy"]
+    assert drop <= 0.02
