@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -20,6 +21,8 @@ from hepfpga.cli.params import FiniteFloat
 from hepfpga.errors import ConfigError, VerificationError
 from hepfpga.firmware.data import load_events
 from hepfpga.firmware.precision_search import DEFAULT_HOLDOUT, Constraint
+from hepfpga.firmware.rtl.config import HardwareConfig
+from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.pipeline.optimize_precision import optimize_precision, run_inputs
 from hepfpga.quantize.model_io import load_keras_model
 
@@ -72,7 +75,20 @@ from hepfpga.quantize.model_io import load_keras_model
     show_default=True,
     help="Pareto points built as RTL (the chosen one first), with the quantizer-derived types.",
 )
-@click.option("--synth/--no-synth", default=True, show_default=True, help="yosys counts.")
+@click.option(
+    "--synth/--no-synth",
+    default=True,
+    show_default=True,
+    help="Count the final points (the chosen types and the quantizer-derived ones) with "
+    "yosys; without it the LUT figures are da4ml's estimate only.",
+)
+@click.option(
+    "--synth-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="yosys' time limit per point [default: the run's hardware.synthesis_timeout_s, "
+    "else 1800]; past it the point keeps its estimate and the output says so.",
+)
 @click.option(
     "--csim/--no-csim",
     default=True,
@@ -94,6 +110,7 @@ def optimize_precision_command(
     max_events: int | None,
     synth_points: int,
     synth: bool,
+    synth_timeout: float | None,
     csim: bool,
     overwrite: bool,
 ) -> None:
@@ -114,12 +131,15 @@ def optimize_precision_command(
     check_destination(out, overwrite=overwrite, option="--out")
     labels = None
     options = None
+    hardware = HardwareConfig()
     if target.is_dir():
         scratch = Path(tempfile.mkdtemp(prefix="hepfpga-optimize-")) / "data"
         try:
-            model, events, labels, options = run_inputs(target, scratch)
+            inputs = run_inputs(target, scratch)
         finally:
             shutil.rmtree(scratch.parent, ignore_errors=True)
+        model, events, labels = inputs.model, inputs.events, inputs.labels
+        options, hardware = inputs.options, inputs.hardware
     elif target.is_file():
         if data_file is None:
             raise ConfigError(f"{target} is a model file: give its events with --data")
@@ -134,6 +154,8 @@ def optimize_precision_command(
     if max_events is not None:
         events = events[:max_events]
         labels = None if labels is None else labels[:max_events]
+    if synth and synth_points > 0:
+        find_yosys()  # refused before the search when missing
     result = optimize_precision(
         model,
         events,
@@ -149,6 +171,11 @@ def optimize_precision_command(
         csim=csim,
         overwrite=overwrite,
         holdout=holdout,
+        hardware=(
+            hardware
+            if synth_timeout is None
+            else replace(hardware, synthesis_timeout_s=synth_timeout)
+        ),
     )
     s = result.search
     if s.proven:
@@ -165,21 +192,25 @@ def optimize_precision_command(
             f"solves, {s.seconds:.0f} s); constraint {s.constraint.value}"
         )
     click.echo(
-        f"quantizer-derived types: {s.baseline.lut_estimate:,.0f} LUT (da4ml estimate); chosen "
-        f"(trial {s.best.number}): {s.best.lut_estimate:,.0f} LUT"
+        f"quantizer-derived types: {s.baseline.lut_estimate:,.0f} LUT; chosen "
+        f"(trial {s.best.number}): {s.best.lut_estimate:,.0f} LUT. {result.lut_note()}"
     )
     for p in result.final:
         yosys = f", yosys {p.yosys_lut:,} LUT {p.yosys_ff:,} FF" if p.yosys_lut else ""
+        yosys = ", yosys timed out" if p.yosys_timed_out else yosys
         name = "quantizer-derived types" if p.trial == s.baseline.number else f"trial {p.trial}"
         click.echo(
             f"  {name}: estimate {p.lut_estimate_whole:,.0f} LUT, "
             f"{p.pipeline_stages} stages{yosys}, RTL = engine: {p.rtl_matches_engine}"
         )
-    if result.calibration_ratio is not None:
+    if result.yosys_chosen_lut is not None and result.yosys_baseline_lut is not None:
+        change = result.yosys_chosen_lut / result.yosys_baseline_lut - 1.0
         click.echo(
-            f"calibration: yosys/da4ml = {result.calibration_ratio:.3f} "
-            f"(largest deviation {result.calibration_error:.1%})"
+            f"yosys: chosen {result.yosys_chosen_lut:,} LUT vs quantizer-derived "
+            f"{result.yosys_baseline_lut:,} LUT ({change:+.1%})"
         )
+    for note in result.notes:
+        click.echo(f"note: {note}")
     if s.constraint is Constraint.ACCURACY:
         click.echo(
             f"accuracy (emulated): unconstrained {s.baseline.accuracy:.4f} on the "

@@ -195,3 +195,60 @@ def test_accuracy_mode_reports_the_held_out_events(
     assert search["trials_spent"] == 2 and not search["proven"]
     drop = search["heldout_baseline_accuracy"] - search["best"]["heldout_accuracy"]
     assert drop <= 0.02
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        pytest.param(None, id="counted", marks=pytest.mark.slow),  # two yosys runs
+        pytest.param("0.01", id="timed-out"),
+    ],
+)
+def test_synth_counts_the_chosen_and_the_quantizer_derived_types(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], timeout: str | None
+) -> None:
+    """The LUT figures are labelled as da4ml's estimate with a calibration spread; with
+    --synth yosys counts the chosen and the quantizer-derived designs (a tiny one), and a
+    yosys past --synth-timeout leaves the estimate with a note, not a failure."""
+    from hepfpga.errors import MissingDependencyError
+    from hepfpga.firmware.rtl.synth import find_yosys
+
+    try:
+        find_yosys()
+    except MissingDependencyError:
+        pytest.skip("yosys is not installed")
+    out = tmp_path / "out"
+    extra = [] if timeout is None else ["--synth-timeout", timeout]
+    code = main(
+        [
+            "-q",
+            "optimize-precision",
+            str(files["model"]),
+            "--data",
+            str(files["events"]),
+            "--key",
+            "x",
+            "--synth-points",
+            "1",
+            "--no-csim",
+            *extra,
+            "--out",
+            str(out),
+        ]
+    )
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    record = json.loads((out / "search.json").read_text())
+    assert "LUT figures are da4ml's estimate" in stdout
+    assert "da4ml's estimate" in (out / "layer_types.yml").read_text()
+    if timeout is None:
+        chosen, baseline = record["yosys_chosen_lut"], record["yosys_baseline_lut"]
+        assert chosen > 0 and baseline > 0
+        assert f"yosys: chosen {chosen:,} LUT vs quantizer-derived {baseline:,} LUT" in stdout
+        assert record["calibration"]["source"] == "this run's yosys points"
+        assert record["calibration"]["points"] == 2
+    else:
+        assert record["yosys_chosen_lut"] is None and record["yosys_baseline_lut"] is None
+        assert all(p["yosys_timed_out"] for p in record["final"])
+        assert "no resource counts" in stdout and "yosys timed out" in stdout
+        assert "measured on the built-in jet MLP" in stdout
