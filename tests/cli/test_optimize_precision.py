@@ -100,6 +100,23 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("what", ["missing", "not-an-output"])
+def test_scan_refuses_a_precision_folder_that_is_not_one_before_training(
+    what: str, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = Path(__file__).resolve().parents[2] / "examples" / "jet_tagging.yaml"
+    folder = tmp_path / "nowhere" if what == "missing" else files["not_a_run"]
+    code = main(
+        ["-q", "scan", str(config), "--bits", "4", "--precision", str(folder), "--out",
+         str(tmp_path / "scan")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error" in line.lower()]
+    assert code == 2 and len(lines) == 1, err
+    assert "--precision" in lines[0] and "search.json" in lines[0]
+    assert not (tmp_path / "scan").exists()
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_arguments_give_one_line_and_exit_2(
     case: str, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -195,6 +212,18 @@ def test_accuracy_mode_reports_the_held_out_events(
     assert search["trials_spent"] == 2 and not search["proven"]
     drop = search["heldout_baseline_accuracy"] - search["best"]["heldout_accuracy"]
     assert drop <= 0.02
+    # hepfpga scan --precision OUT draws these two designs on its Pareto plot
+    from hepfpga.pipeline.scan import ScanPoint, ScanResult, plot_scan, precision_points
+
+    base, chosen = precision_points(out)
+    assert (base.kind, chosen.kind) == ("quantizer-derived", "optimised")
+    assert base.accuracy == search["heldout_baseline_accuracy"]
+    assert chosen.accuracy == search["best"]["heldout_accuracy"]
+    assert chosen.lut == search["best"]["lut_estimate"]
+    point = ScanPoint(6, 0.5, 0.6, {"a": 0.6}, 3, 15.0, 900, 300, "da4ml estimate", 900, 1.0)
+    scan = ScanResult(0.55, 0.01, (point,), (6,), None, {})
+    plot_scan(scan, tmp_path / "pareto.png", (base, chosen))
+    assert (tmp_path / "pareto.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(
