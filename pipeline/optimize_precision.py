@@ -148,8 +148,13 @@ class OptimizeResult:
     yosys_baseline_lut: int | None = None
 
     def lut_note(self) -> str:
-        """What the LUT figures are: da4ml's estimate and its calibration against yosys."""
-        return f"LUT figures are da4ml's estimate ({self.calibration.describe()})"
+        """What the LUT figures are: da4ml's estimate and its calibration against yosys
+        (this run's, with the reference beside it: a few similar designs can show a spread
+        far below the estimate's error on designs that differ more)."""
+        note = f"LUT figures are da4ml's estimate ({self.calibration.describe()}"
+        if self.calibration is not REFERENCE_CALIBRATION:
+            note += f"; reference: {REFERENCE_CALIBRATION.describe()}"
+        return note + ")"
 
 
 @dataclass(frozen=True)

@@ -276,6 +276,7 @@ def test_synth_counts_the_chosen_and_the_quantizer_derived_types(
         assert f"yosys: chosen {chosen:,} LUT vs quantizer-derived {baseline:,} LUT" in stdout
         assert record["calibration"]["source"] == "this run's yosys points"
         assert record["calibration"]["points"] == 2
+        assert "reference: yosys/da4ml = 0.99, spread 7%" in stdout
     else:
         assert record["yosys_chosen_lut"] is None and record["yosys_baseline_lut"] is None
         assert all(p["yosys_timed_out"] for p in record["final"])
