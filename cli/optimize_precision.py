@@ -58,7 +58,13 @@ from hepfpga.quantize.model_io import load_keras_model
     help="With --constraint accuracy: share of the events kept aside (never scored by the "
     "search) on which the choice must keep --epsilon.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Optuna sampler seed.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the Optuna sampler and of the held-out split.",
+)
 @click.option(
     "--data",
     "data_file",
