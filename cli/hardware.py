@@ -27,7 +27,7 @@ from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.firmware.vendor import BuildSteps, read_reports
 from hepfpga.pipeline.config import load_config
 from hepfpga.pipeline.run_report import RunReport
-from hepfpga.pipeline.scan import parse_bits, plot_scan, run_scan
+from hepfpga.pipeline.scan import parse_bits, plot_scan, precision_points, run_scan
 from hepfpga.pipeline.stages import rebuild_run_data, run_firmware_options
 from hepfpga.quantize.methods import QUANTIZATION_METHODS, method_of_model
 from hepfpga.quantize.model_io import load_keras_model
@@ -48,21 +48,41 @@ from hepfpga.train.model_checks import check_model_inputs
     help="Accuracy below the float model's allowed for the smallest design (0.01 = 1 point).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option(
+    "--precision",
+    "precision_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="An output folder of `hepfpga optimize-precision` (repeatable): its quantizer-derived "
+    "and optimised types drawn on the Pareto plot.",
+)
 def scan(
-    config_file: Path, bits: str, out: Path, synth: bool, tolerance: float, overwrite: bool
+    config_file: Path,
+    bits: str,
+    out: Path,
+    synth: bool,
+    tolerance: float,
+    overwrite: bool,
+    precision_dirs: tuple[Path, ...],
 ) -> None:
     """Accuracy, AUC, latency and LUT/FF of CONFIG's model over weight/activation bit
     widths; writes OUT/scan.json and OUT/pareto.png and names the smallest design within
-    --tolerance of the float accuracy, next to the hls4ml tutorial reference."""
+    --tolerance of the float accuracy, next to the hls4ml tutorial reference. With
+    --precision, the optimiser's points are drawn on the same plot (HGQ points: not yet
+    part of the scan)."""
 
     widths = parse_bits(bits)
     check_destination(out, overwrite=overwrite)
+    overlays = tuple(p for folder in precision_dirs for p in precision_points(folder))
     config = load_config(config_file)
     result = run_scan(config, widths, synthesize=synth, tolerance=tolerance)
 
     with atomic_directory(out, overwrite=overwrite) as folder:
-        write_json_atomic(folder / "scan.json", to_plain(result))
-        plot_scan(result, folder / "pareto.png")
+        write_json_atomic(
+            folder / "scan.json", {**to_plain(result), "overlays": to_plain(list(overlays))}
+        )
+        plot_scan(result, folder / "pareto.png", overlays)
     click.echo(f"float accuracy {result.float_accuracy:.4f}")
     click.echo("| bits | accuracy | mean AUC | cycles | ns | LUT | FF |")
     click.echo("|---|---|---|---|---|---|---|")
@@ -81,6 +101,8 @@ def scan(
             f"{best.lut_equivalent:,} ({best.lut_source}; no DSP) vs {ref['lut_equivalent']:,} "
             f"({ref['source']}: {ref['lut']:,} LUT + 55 x {ref['dsp']} DSP)"
         )
+    for o in overlays:
+        click.echo(f"{o.label}: accuracy {o.accuracy:.4f}, {o.lut:,.0f} LUT (da4ml estimate)")
     click.echo(f"wrote {out}/scan.json and {out}/pareto.png")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -19,7 +20,9 @@ from hepfpga.artifacts import check_destination
 from hepfpga.cli.params import FiniteFloat
 from hepfpga.errors import ConfigError, VerificationError
 from hepfpga.firmware.data import load_events
-from hepfpga.firmware.precision_search import Constraint
+from hepfpga.firmware.precision_search import DEFAULT_HOLDOUT, Constraint
+from hepfpga.firmware.rtl.config import HardwareConfig
+from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.pipeline.optimize_precision import optimize_precision, run_inputs
 from hepfpga.quantize.model_io import load_keras_model
 
@@ -40,8 +43,28 @@ from hepfpga.quantize.model_io import load_keras_model
     type=FiniteFloat(0, 1),
     help="Accuracy drop allowed with --constraint accuracy (0.01 = one point).",
 )
-@click.option("--trials", type=click.IntRange(min=2), default=40, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Optuna sampler seed.")
+@click.option(
+    "--trials",
+    type=click.IntRange(min=2),
+    default=40,
+    show_default=True,
+    help="Optuna trials of --constraint accuracy (bit-exact needs none: its widths are proven).",
+)
+@click.option(
+    "--holdout",
+    type=FiniteFloat(0, 1, min_open=True, max_open=True),
+    default=DEFAULT_HOLDOUT,
+    show_default=True,
+    help="With --constraint accuracy: share of the events kept aside (never scored by the "
+    "search) on which the choice must keep --epsilon.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the Optuna sampler and of the held-out split.",
+)
 @click.option(
     "--data",
     "data_file",
@@ -58,7 +81,20 @@ from hepfpga.quantize.model_io import load_keras_model
     show_default=True,
     help="Pareto points built as RTL (the chosen one first), with the quantizer-derived types.",
 )
-@click.option("--synth/--no-synth", default=True, show_default=True, help="yosys counts.")
+@click.option(
+    "--synth/--no-synth",
+    default=True,
+    show_default=True,
+    help="Count the final points (the chosen types and the quantizer-derived ones) with "
+    "yosys; without it the LUT figures are da4ml's estimate only.",
+)
+@click.option(
+    "--synth-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="yosys' time limit per point [default: the run's hardware.synthesis_timeout_s, "
+    "else 1800]; past it the point keeps its estimate and the output says so.",
+)
 @click.option(
     "--csim/--no-csim",
     default=True,
@@ -72,6 +108,7 @@ def optimize_precision_command(
     constraint: str,
     epsilon: float | None,
     trials: int,
+    holdout: float,
     seed: int,
     data_file: Path | None,
     key: str | None,
@@ -79,11 +116,13 @@ def optimize_precision_command(
     max_events: int | None,
     synth_points: int,
     synth: bool,
+    synth_timeout: float | None,
     csim: bool,
     overwrite: bool,
 ) -> None:
-    """Per-layer result/accumulator/weight widths of TARGET's firmware (a run folder or a
-    QKeras model with --data), chosen by Optuna against da4ml's LUT estimate.
+    """Per-layer result/accumulator widths of TARGET's firmware (a run folder or a QKeras
+    model with --data): bit-exact, the widths proven for every input (no search); accuracy,
+    chosen by Optuna against da4ml's LUT estimate and checked on held-out events.
 
     \b
     Writes OUT/layer_types.yml (for `hepfpga firmware MODEL --options`), OUT/search.json
@@ -98,12 +137,15 @@ def optimize_precision_command(
     check_destination(out, overwrite=overwrite, option="--out")
     labels = None
     options = None
+    hardware = HardwareConfig()
     if target.is_dir():
         scratch = Path(tempfile.mkdtemp(prefix="hepfpga-optimize-")) / "data"
         try:
-            model, events, labels, options = run_inputs(target, scratch)
+            inputs = run_inputs(target, scratch)
         finally:
             shutil.rmtree(scratch.parent, ignore_errors=True)
+        model, events, labels = inputs.model, inputs.events, inputs.labels
+        options, hardware = inputs.options, inputs.hardware
     elif target.is_file():
         if data_file is None:
             raise ConfigError(f"{target} is a model file: give its events with --data")
@@ -118,6 +160,8 @@ def optimize_precision_command(
     if max_events is not None:
         events = events[:max_events]
         labels = None if labels is None else labels[:max_events]
+    if synth and synth_points > 0:
+        find_yosys()  # refused before the search when missing
     result = optimize_precision(
         model,
         events,
@@ -132,33 +176,69 @@ def optimize_precision_command(
         synth=synth,
         csim=csim,
         overwrite=overwrite,
+        holdout=holdout,
+        hardware=(
+            hardware
+            if synth_timeout is None
+            else replace(hardware, synthesis_timeout_s=synth_timeout)
+        ),
     )
     s = result.search
+    if s.proven:
+        click.echo(
+            "bit-exact widths proven for every input the input type holds (interval "
+            "arithmetic over the quantized weights): no search needed, 0 of "
+            f"{s.trials_requested} trials spent; the former search space would have spent "
+            f"{s.trials_wasted_before:.0f} of them on candidates not proven exact. Checked on "
+            f"{s.n_events} events ({s.seconds:.0f} s)"
+        )
+    else:
+        click.echo(
+            f"{s.trials_spent} trials on {s.n_events} events ({s.da4ml_solves} da4ml layer "
+            f"solves, {s.seconds:.0f} s); constraint {s.constraint.value}"
+        )
     click.echo(
-        f"{len(s.trials)} trials on {s.n_events} events ({s.da4ml_solves} da4ml layer solves, "
-        f"{s.seconds:.0f} s); constraint {s.constraint.value}"
-    )
-    click.echo(
-        f"quantizer-derived types: {s.baseline.lut_estimate:,.0f} LUT (da4ml estimate); chosen "
-        f"(trial {s.best.number}): {s.best.lut_estimate:,.0f} LUT"
+        f"quantizer-derived types: {s.baseline.lut_estimate:,.0f} LUT; chosen "
+        f"(trial {s.best.number}): {s.best.lut_estimate:,.0f} LUT. {result.lut_note()}"
     )
     for p in result.final:
         yosys = f", yosys {p.yosys_lut:,} LUT {p.yosys_ff:,} FF" if p.yosys_lut else ""
+        yosys = ", yosys timed out" if p.yosys_timed_out else yosys
         name = "quantizer-derived types" if p.trial == s.baseline.number else f"trial {p.trial}"
         click.echo(
             f"  {name}: estimate {p.lut_estimate_whole:,.0f} LUT, "
             f"{p.pipeline_stages} stages{yosys}, RTL = engine: {p.rtl_matches_engine}"
         )
-    if result.calibration_ratio is not None:
+    if result.yosys_chosen_lut is not None and result.yosys_baseline_lut is not None:
+        change = result.yosys_chosen_lut / result.yosys_baseline_lut - 1.0
         click.echo(
-            f"calibration: yosys/da4ml = {result.calibration_ratio:.3f} "
-            f"(largest deviation {result.calibration_error:.1%})"
+            f"yosys: chosen {result.yosys_chosen_lut:,} LUT vs quantizer-derived "
+            f"{result.yosys_baseline_lut:,} LUT ({change:+.1%})"
         )
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if s.constraint is Constraint.ACCURACY:
+        click.echo(
+            f"accuracy (emulated): unconstrained {s.baseline.accuracy:.4f} on the "
+            f"{s.n_events} search events, {s.heldout_baseline_accuracy:.4f} on the "
+            f"{s.n_heldout} held-out events; chosen {s.best.accuracy:.4f} and "
+            f"{s.best.heldout_accuracy:.4f}"
+        )
+        if s.rejected_on_heldout:
+            click.echo(
+                f"{len(s.rejected_on_heldout)} cheaper candidates kept --epsilon on the search "
+                "events but not on the held-out ones (trials "
+                + ", ".join(str(n) for n in s.rejected_on_heldout)
+                + ")"
+            )
     if result.csim_fraction_identical is not None:
+        accuracy = ""
+        if result.csim_accuracy is not None:
+            where = "on the held-out events" if s.constraint is Constraint.ACCURACY else ""
+            accuracy = f", accuracy {result.csim_accuracy:.4f} {where}".rstrip()
         click.echo(
             f"C simulation of the chosen types: logits identical on "
-            f"{result.csim_fraction_identical:.2%} of events"
-            + (f", accuracy {result.csim_accuracy:.4f}" if result.csim_accuracy is not None else "")
+            f"{result.csim_fraction_identical:.2%} of events{accuracy}"
         )
     click.echo(f"wrote {out}/layer_types.yml, search.json, pareto.png")
     broken = result.csim_fraction_identical is not None and (
@@ -166,8 +246,8 @@ def optimize_precision_command(
         or (
             chosen is Constraint.ACCURACY
             and result.csim_accuracy is not None
-            and s.baseline.accuracy is not None
-            and s.baseline.accuracy - result.csim_accuracy > (epsilon or 0.0)
+            and s.heldout_baseline_accuracy is not None
+            and s.heldout_baseline_accuracy - result.csim_accuracy > (epsilon or 0.0)
         )
     )
     if broken:

@@ -250,9 +250,36 @@ def derive_precision(
             types = inputs[node.name]
         override = options.layer_types.get(node.name)
         if override is not None:
+            _refuse_ignored_weight(node.layer, types, override)
             types = _overridden(types, override)
         out[node.name] = check_width(types)
     return out
+
+
+def _refuse_ignored_weight(layer: Any, types: LayerPrecision, override: LayerTypes) -> None:
+    """A ``weight`` override of a QKeras layer with a kernel quantizer, unless it is the
+    quantizer's own type (same width, integer bits, sign): hls4ml 1.3.0 stores such a layer's
+    weights in its quantizer's type whatever ``layer_types`` says (the products stay as wide;
+    measured on the jet MLP), so the override would be silently ignored."""
+    wanted, derived = override.weight, types.weight
+    if wanted is None or derived is None or type(layer).__name__ not in _Q_LAYERS:
+        return
+    if getattr(layer, "kernel_quantizer", None) is None:
+        return
+    if (wanted.width, wanted.integer, wanted.signed) == (
+        derived.width,
+        derived.integer,
+        derived.signed,
+    ):
+        return
+    raise ConfigError(
+        f"'{wanted.to_hls()}' for the weights of the QKeras layer '{layer.name}' would be "
+        "ignored: hls4ml stores them in its kernel quantizer's type "
+        f"({derived.to_hls()}) whatever layer_types says. Accepted: no weight override (or "
+        "that type); to change the weights, change the layer's kernel_quantizer (hepfpga "
+        "scan) or train with quantization.method: hgq",
+        path=f"firmware.layer_types.{layer.name}.weight",
+    )
 
 
 def _overridden(types: LayerPrecision, override: LayerTypes) -> LayerPrecision:

@@ -44,12 +44,45 @@ The knobs (:func:`search_space`; ``ap_fixed<W,I>`` notation, see
 * **quantized activations** (``quantized_relu``/``quantized_bits`` results): fractional bits
   dropped, integer bits, rounding and saturation kept.
 
-Widths only shrink: the unconstrained firmware is always a candidate (trial 0), and so is the
-narrowest integer width that holds every value the events reach (trial 1), so the search
-starts from a feasible point. Bit-exactness is established **on the events given**: a
-narrowed integer width that wraps is exact for inputs whose sums stay in range, which the
-test set proves for the test set only; use the ``accuracy`` constraint, or keep the integer
-widths, where inputs beyond the events' range must behave as the unconstrained firmware.
+**Bit-exact mode: proven widths, no trials** (:func:`proven_bounds`). The widths come from
+a proof that holds for *every* input the input type can hold, not from the events:
+
+* integer bits: interval arithmetic from the input type's range (``[min_value, max_value]``
+  of the input quantizer's type, which saturates) through each layer's quantized weights and
+  biases, neuron by neuron (``lo_j = b_j + sum_i min(w_ij lo_i, w_ij hi_i)``, ``hi_j``
+  alike), then through each activation's own conversion (monotone: relu, rounding and
+  saturation map the interval's ends). A Dense layer gets the fewest signed integer bits
+  ``I`` with ``-2**(I-1) <= lo`` and ``hi < 2**(I-1)``: its sums never wrap, so its values
+  equal the unconstrained firmware's for every input. The first layer's bound is attained
+  (each input feature reaches either end of its range independently); deeper bounds are
+  upper bounds (correlations between neurons are ignored), so they may keep a bit the
+  events never use. The events' own need (the calibration) is reported beside it
+  (:attr:`LayerBound.events_integer`) and is **not** used in this mode: narrower than the
+  proof, a sum can wrap on an input the events do not contain;
+* fractional bits: dropped only where they are provably zero for every input: a Dense
+  result keeps the bits of its product grid (``F_in + f_w`` with ``f_w`` the fewest
+  fractional bits that hold every quantized weight, and ``f_b`` likewise for the biases:
+  ``max(F_in + f_w, f_b)``), an activation whose input grid is coarser than its type and
+  that cannot saturate keeps its input's grid. The input's own type is kept (a float
+  feature uses every bit).
+
+With every knob fixed by the proof there is nothing left to search: the proven candidate is
+the answer, Optuna is not run, and the result says so (:attr:`PrecisionSearchResult.proven`);
+the candidate is still emulated on every event given and must match bit for bit (a mismatch
+is a bug of the proof, raised as :class:`~hepfpga.errors.VerificationError`).
+:attr:`PrecisionSearchResult.old_space_unproven_share` is the share of the former search
+space (integer bits down to 1, up to 8 fractional bits dropped per knob) that the proof does
+not cover: the expected fraction of uniformly drawn trials (how Optuna's TPE sampler draws
+its first ten) that could break exactness on some input.
+
+**Accuracy mode** (``epsilon``): Optuna searches the knobs (trial 0 is the unconstrained
+firmware, trial 1 the proven candidate) on the *search* events; a share ``holdout`` of the
+events given (drawn with the seed) is kept aside and never scored. The chosen candidate is
+the cheapest whose accuracy drop on the **held-out** events is at most ``epsilon``
+(candidates are checked in order of cost; those that fail are listed in
+:attr:`PrecisionSearchResult.rejected_on_heldout`; the unconstrained firmware always
+qualifies). Both accuracies are reported (:attr:`CandidateResult.accuracy` on the search
+events, :attr:`CandidateResult.heldout_accuracy`).
 """
 
 from __future__ import annotations
@@ -66,7 +99,7 @@ from typing import Any
 
 import numpy as np
 
-from hepfpga.errors import ConfigError, ConversionError, DataError
+from hepfpga.errors import ConfigError, ConversionError, DataError, VerificationError
 from hepfpga.firmware.emulate import Emulator
 from hepfpga.firmware.emulate_engine.plan import Plan, build_plan
 from hepfpga.firmware.emulate_engine.steps import ConvertStep, MatmulStep
@@ -78,16 +111,22 @@ from hepfpga.firmware.rtl.trace import DEFAULT_SOLVER_OPTIONS, TracedNetwork, ro
 from hepfpga.quantize.fixed import FixedType, Rounding, Saturation
 
 __all__ = [
+    "DEFAULT_HOLDOUT",
     "CandidateResult",
     "Constraint",
     "Knob",
+    "LayerBound",
     "PrecisionSearch",
     "PrecisionSearchResult",
     "candidate_types",
     "cost_of",
+    "proven_bounds",
+    "proven_values",
     "search_precision",
     "search_space",
+    "split_events",
     "trace_plan",
+    "unproven_share",
 ]
 
 log = logging.getLogger("hepfpga.firmware.precision_search")
@@ -101,6 +140,9 @@ class Constraint(enum.Enum):
     #: the accuracy, within ``epsilon``
     ACCURACY = "accuracy"
 
+
+#: share of the events the accuracy mode keeps aside to check its choice on
+DEFAULT_HOLDOUT = 0.5
 
 #: how many fractional bits a knob may drop at most (a wider search gains nothing: the
 #: narrowest useful widths sit well within it on the networks tried)
@@ -410,6 +452,171 @@ class _LayerCosts:
         return luts, depth
 
 
+# -- the proof of the bit-exact widths ---------------------------------------------------------
+@dataclass(frozen=True)
+class LayerBound:
+    """What every input of the input type's range can make a layer's result reach (see the
+    module notes, *Bit-exact mode*); real units."""
+
+    layer: str
+    #: the proven range of the layer's result over every input (the unconstrained firmware)
+    lo: float
+    hi: float
+    #: signed integer bits that hold ``[lo, hi]`` (Dense: result and accumulator; the input
+    #: and the activations keep their own type's)
+    integer: int
+    #: fractional bits that may be non-zero for some input (the rest are provably zero)
+    fractional: int
+    #: the unconstrained firmware's integer and fractional bits
+    base_integer: int
+    base_fractional: int
+    #: the integer bits the events given need (calibration; reported, not used by the proof)
+    events_integer: int | None = None
+
+
+def _grid(values: np.ndarray, limit: int) -> int:
+    """The fewest fractional bits (``<= limit``) that hold every value exactly."""
+    for f in range(limit + 1):
+        scaled = np.ldexp(np.asarray(values, dtype=np.float64), f)
+        if np.array_equal(scaled, np.floor(scaled)):
+            return f
+    return limit
+
+
+def _signed_integer_bits(lo: float, hi: float) -> int:
+    """The fewest signed integer bits ``I >= 1`` with ``-2**(I-1) <= lo`` and
+    ``hi < 2**(I-1)`` (the values are on the type's grid, so ``hi`` then fits)."""
+    bits = 1
+    while not (-(2.0 ** (bits - 1)) <= lo and hi < 2.0 ** (bits - 1)):
+        bits += 1
+    return bits
+
+
+def _convert_interval(lo: np.ndarray, hi: np.ndarray, to: FixedType) -> tuple[Any, Any]:
+    """``(to) x`` on an interval, element by element: rounding and saturation are monotone,
+    so the ends convert alone; a wrap is not, so a type that may wrap gives its whole range."""
+    if to.saturation is Saturation.WRAP:
+        top = to.max_value if to.rounding is Rounding.TRN else to.max_value - to.lsb
+        if np.any(lo < to.min_value) or np.any(hi > top):
+            return np.full_like(lo, to.min_value), np.full_like(hi, to.max_value)
+        to = replace(to, saturation=Saturation.SAT)
+    return to.quantize(lo), to.quantize(hi)
+
+
+def proven_bounds(plan: Plan, logits_tensor: str, base: ConversionPlan) -> dict[str, LayerBound]:
+    """Interval arithmetic over the unconstrained firmware's engine ``plan`` (its quantized
+    weights, its types), from the input type's whole range to the logits: per layer, the
+    range every input can reach and the fractional bits that can be non-zero (see the
+    module notes, *Bit-exact mode*). Dense layers and elementwise conversions only."""
+    spec = plan.inputs[0]
+    n_in = int(math.prod(spec.shape))
+    t_in = spec.type
+    lo = np.full(n_in, t_in.min_value)
+    hi = np.full(n_in, t_in.max_value)
+    chain = _input_chain(base)
+    bounds = {
+        chain[0]: LayerBound(
+            chain[0],
+            float(lo.min()),
+            float(hi.max()),
+            t_in.integer,
+            t_in.fractional,
+            t_in.integer,
+            t_in.fractional,
+        )
+    }
+    state: dict[str, tuple[np.ndarray, np.ndarray, int, FixedType]] = {
+        spec.tensor: (lo, hi, t_in.fractional, t_in)
+    }
+    for step in _traced_steps(plan, logits_tensor):
+        lo, hi, grid, in_type = state[step.inputs[0]]
+        out = step.out_type
+        if isinstance(step, MatmulStep):
+            if step.patches is not None or step.per_product is not None:
+                raise ConversionError(
+                    f"layer '{step.name}': convolutions and rounded products are not bounded "
+                    "by the precision search"
+                )
+            w, b = _step_real_weights(step, in_type)
+            acc_frac = _accum_fractional(step)
+            s_lo = b + np.minimum(w * lo[:, None], w * hi[:, None]).sum(axis=0)
+            s_hi = b + np.maximum(w * lo[:, None], w * hi[:, None]).sum(axis=0)
+            if step.accum_wrap is not None:
+                raise ConversionError(
+                    f"layer '{step.name}': the unconstrained firmware's sum may wrap; its "
+                    "widths cannot be proven"
+                )
+            # products on the grid of the input's grid plus the weights'; the bias on its own
+            grid = min(max(grid + _grid(w, acc_frac), _grid(b, acc_frac)), acc_frac)
+            integer = _signed_integer_bits(float(s_lo.min()), float(s_hi.max()))
+            new_lo, new_hi = _convert_interval(s_lo, s_hi, out)
+            grid = min(grid, out.fractional)
+            bounds[step.name] = LayerBound(
+                step.name,
+                float(s_lo.min()),
+                float(s_hi.max()),
+                integer,
+                grid,
+                out.integer,
+                out.fractional,
+            )
+        elif isinstance(step, ConvertStep):
+            if len(step.shape) != 1:
+                raise ConversionError(f"layer '{step.name}': a {len(step.shape)}-d conversion")
+            r_lo, r_hi = (np.maximum(lo, 0.0), np.maximum(hi, 0.0)) if step.relu else (lo, hi)
+            saturates = bool(np.any(r_lo < out.min_value) or np.any(r_hi > out.max_value))
+            new_lo, new_hi = _convert_interval(r_lo, r_hi, out)
+            grid = out.fractional if saturates or grid > out.fractional else grid
+            bounds[step.name] = LayerBound(
+                step.name,
+                float(new_lo.min()),
+                float(new_hi.max()),
+                out.integer,
+                grid,
+                out.integer,
+                out.fractional,
+            )
+        else:
+            raise ConversionError(
+                f"layer '{step.name}' ({type(step).__name__}) is not bounded by the precision "
+                "search; it takes Dense layers and activations"
+            )
+        state[step.output] = (np.asarray(new_lo), np.asarray(new_hi), grid, out)
+    return bounds
+
+
+def proven_values(knobs: Sequence[Knob], bounds: Mapping[str, LayerBound]) -> dict[str, int]:
+    """Knob values of the proven candidate: the input's type kept, each Dense layer's integer
+    bits and result fractional bits and each activation's fractional bits the proven ones."""
+    values: dict[str, int] = {}
+    for knob in knobs:
+        bound = bounds.get(knob.layer)
+        if knob.what in ("input_integer", "input_fractional") or bound is None:
+            values[knob.name] = knob.high
+        elif knob.what == "integer":
+            values[knob.name] = min(bound.integer, knob.high)
+        elif knob.what == "result_fractional":
+            values[knob.name] = min(bound.fractional, knob.high)
+        elif knob.what == "activation_fractional":
+            # ap_(u)fixed needs a width of at least one bit
+            values[knob.name] = min(max(bound.fractional, 1 - bound.base_integer), knob.high)
+        else:
+            values[knob.name] = knob.high
+    return values
+
+
+def unproven_share(knobs: Sequence[Knob], values: Mapping[str, int]) -> float:
+    """The share of the knob space (uniform over each knob's ``[low, high]``) outside the
+    proven region (each knob at least its proven value): candidates that may break
+    exactness on some input."""
+    inside = 1.0
+    for knob in knobs:
+        span = knob.high - knob.low + 1
+        safe = knob.high - max(values.get(knob.name, knob.high), knob.low) + 1
+        inside *= safe / span
+    return 1.0 - inside
+
+
 # -- evaluating a candidate --------------------------------------------------------------------
 @dataclass
 class CandidateResult:
@@ -427,6 +634,8 @@ class CandidateResult:
     adder_depth: float | None
     feasible: bool
     seconds: float
+    #: accuracy on the held-out events (accuracy mode: the events the search never scored)
+    heldout_accuracy: float | None = None
 
     def plain_types(self) -> dict[str, dict[str, str]]:
         """``firmware.layer_types`` as a YAML/JSON mapping of hls4ml type strings."""
@@ -455,6 +664,25 @@ class PrecisionSearchResult:
     da4ml_solves: int = 0
     seconds: float = 0.0
     baseline_accuracy: float | None = field(default=None)
+    #: the trials asked for, and those Optuna ran (bit-exact mode: 0, the proof decides)
+    trials_requested: int = 0
+    trials_spent: int = 0
+    #: bit-exact mode: the answer is the proven candidate (no search was needed)
+    proven: bool = False
+    #: per layer: the proven range and widths, and the events' integer bits
+    bounds: list[LayerBound] = field(default_factory=list)
+    #: bit-exact mode: share of the former search space the proof does not cover (the
+    #: expected share of uniformly drawn trials that could break exactness on some input)
+    old_space_unproven_share: float | None = None
+    #: accuracy mode: events held out of the search, their accuracy of the unconstrained
+    #: firmware, and the trials cheaper than the chosen one that broke epsilon on them
+    n_heldout: int = 0
+    heldout_baseline_accuracy: float | None = None
+    rejected_on_heldout: list[int] = field(default_factory=list)
+
+    #: ``trials_requested * old_space_unproven_share``: the trials the former search space
+    #: would have spent, in expectation, on candidates the proof does not cover
+    trials_wasted_before: float | None = None
 
 
 class PrecisionSearch:
@@ -607,6 +835,19 @@ def _pareto(points: Sequence[CandidateResult]) -> list[CandidateResult]:
     return front
 
 
+def split_events(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (sorted) of the search events and of the held-out ones among ``n``: a share
+    ``holdout`` (rounded to the nearest event) drawn by a permutation seeded with ``seed``."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_held = round(n * holdout)
+    if n_held < 1 or n_held >= n:
+        raise DataError(
+            f"{n} events cannot be split {1 - holdout:.0%} search / {holdout:.0%} held out; "
+            "give more events or another holdout share"
+        )
+    return np.sort(order[n_held:]), np.sort(order[:n_held])
+
+
 def search_precision(
     model: Any,
     events: np.ndarray,
@@ -617,14 +858,16 @@ def search_precision(
     n_trials: int = 40,
     seed: int = 0,
     options: FirmwareOptions | None = None,
+    holdout: float = DEFAULT_HOLDOUT,
 ) -> PrecisionSearchResult:
-    """Search per-layer types of ``model``'s firmware under ``constraint`` (see the module
-    notes); ``labels`` (one-hot or class indices) and ``epsilon`` (an accuracy fraction,
-    0.01 = one point) are needed for ``accuracy``. Optuna's TPE sampler is seeded with
-    ``seed``: the same model, events and arguments give the same trials."""
-    # deferred, optional: optuna (hepfpga[tune])
-    import optuna
+    """Per-layer types of ``model``'s firmware under ``constraint`` (see the module notes).
 
+    ``bit-exact``: the proven widths (:func:`proven_bounds`), no Optuna trial; emulated on
+    every event of ``events`` as a check. ``accuracy``: ``labels`` (one-hot or class
+    indices) and ``epsilon`` (an accuracy fraction, 0.01 = one point) are needed; Optuna's
+    TPE sampler (seeded with ``seed``: the same model, events and arguments give the same
+    trials) scores ``n_trials`` candidates on a share ``1 - holdout`` of the events and the
+    choice is checked on the other share (split drawn with ``seed``)."""
     constraint = Constraint(constraint)
     if constraint is Constraint.ACCURACY:
         if labels is None:
@@ -634,69 +877,171 @@ def search_precision(
                 f"epsilon must be an accuracy fraction in [0, 1). Received: {epsilon!r}",
                 path="epsilon",
             )
+        if not 0 < holdout < 1:
+            raise ConfigError(
+                f"holdout must be a share of the events in (0, 1). Received: {holdout!r}",
+                path="holdout",
+            )
     elif epsilon is not None:
         raise ConfigError("epsilon applies to the accuracy constraint only", path="epsilon")
     if n_trials < 2:
         raise ConfigError(f"n_trials must be at least 2. Received: {n_trials}", path="n_trials")
     start = time.perf_counter()
-    search = PrecisionSearch(model, events, labels, options)
-    try:
-        baseline_holder: list[CandidateResult] = []
+    events = np.asarray(events, dtype=np.float32)
+    if constraint is Constraint.BIT_EXACT:
+        search = PrecisionSearch(model, events, labels, options)
+        try:
+            result = _proven_search(search, n_trials, seed)
+        finally:
+            search.close()
+    else:
+        assert labels is not None and epsilon is not None
+        labels = np.asarray(labels)
+        if len(labels) != len(events):
+            raise DataError(f"{len(labels)} labels for {len(events)} events; give one per event")
+        pick, held = split_events(len(events), holdout, seed)
+        search = PrecisionSearch(model, events[pick], labels[pick], options)
+        check = PrecisionSearch(model, events[held], labels[held], options)
+        try:
+            result = _accuracy_search(search, check, epsilon, n_trials, seed)
+        finally:
+            search.close()
+            check.close()
+    result.seconds = time.perf_counter() - start
+    return result
 
-        def feasible(same: float, accuracy: float | None) -> bool:
-            if constraint is Constraint.BIT_EXACT:
-                return same == 1.0
-            base = baseline_holder[0].accuracy if baseline_holder else accuracy
-            assert accuracy is not None and base is not None and epsilon is not None
-            return base - accuracy <= epsilon
 
-        baseline = search.evaluate({}, -1, feasible)
-        baseline_holder.append(baseline)
-        trials: list[CandidateResult] = []
-        by_knob = {k.name: k for k in search.knobs}
+def _bounds_with_events(search: PrecisionSearch) -> dict[str, LayerBound]:
+    plan, tensor = search.engine({})
+    bounds = proven_bounds(plan, tensor, search.base_plan)
+    events = search.range_candidate()
+    return {
+        name: replace(b, events_integer=events.get(f"{name}.integer")) for name, b in bounds.items()
+    }
 
-        def objective(trial: Any) -> tuple[float, float]:
-            values = {
-                name: trial.suggest_int(name, knob.low, knob.high) for name, knob in by_knob.items()
-            }
-            result = search.evaluate(
-                candidate_types(search.base_plan, values), trial.number, feasible
-            )
-            trials.append(result)
-            # Optuna's constraint: <= 0 is feasible
-            violation = (
-                1.0 - result.fraction_identical
-                if constraint is Constraint.BIT_EXACT
-                else (baseline.accuracy or 0.0) - (result.accuracy or 0.0) - (epsilon or 0.0)
-            )
-            trial.set_constraint(constraint.value, violation)
-            # not costed: the baseline's cost (the constraint ranks it below feasible ones)
-            return cost_of(result) if result.feasible else cost_of(baseline)
 
-        sampler = optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=min(10, n_trials),
+def _proven_search(search: PrecisionSearch, n_trials: int, seed: int) -> PrecisionSearchResult:
+    """The bit-exact answer: the proven candidate, checked on every event, no Optuna."""
+
+    def exact(same: float, accuracy: float | None) -> bool:
+        return same == 1.0
+
+    baseline = search.evaluate({}, -1, exact)
+    bounds = _bounds_with_events(search)
+    values = proven_values(search.knobs, bounds)
+    chosen = search.evaluate(candidate_types(search.base_plan, values), 0, exact)
+    if not chosen.feasible:
+        raise VerificationError(
+            "the proven widths give logits that differ from the unconstrained firmware on "
+            f"{1 - chosen.fraction_identical:.2%} of the events: a bug of the precision "
+            "search's proof, please report it with the model"
         )
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
-        study.enqueue_trial({k.name: k.high for k in search.knobs})
-        study.enqueue_trial({**{k.name: k.high for k in search.knobs}, **search.range_candidate()})
-        study.optimize(objective, n_trials=n_trials)
-    finally:
-        search.close()
-    feasible_trials = [t for t in trials if t.feasible]
-    best = min(feasible_trials, key=lambda t: (*cost_of(t), t.number))
+    share = unproven_share(search.knobs, values)
+    log.info(
+        "bit-exact widths proven for every input: no search needed (%d trials asked for)",
+        n_trials,
+    )
     return PrecisionSearchResult(
-        constraint=constraint,
+        constraint=Constraint.BIT_EXACT,
+        epsilon=None,
+        n_events=len(search.events),
+        baseline=baseline,
+        trials=[chosen],
+        best=chosen,
+        pareto=_pareto([chosen]),
+        knobs=search.knobs,
+        seed=seed,
+        da4ml_solves=search.costs.solves,
+        baseline_accuracy=baseline.accuracy,
+        trials_requested=n_trials,
+        trials_spent=0,
+        proven=True,
+        bounds=list(bounds.values()),
+        old_space_unproven_share=share,
+        trials_wasted_before=n_trials * share,
+    )
+
+
+def _accuracy_search(
+    search: PrecisionSearch,
+    check: PrecisionSearch,
+    epsilon: float,
+    n_trials: int,
+    seed: int,
+) -> PrecisionSearchResult:
+    """Optuna on ``search``'s events; the choice checked on ``check``'s (held out)."""
+    # deferred, optional: optuna (hepfpga[tune])
+    import optuna
+
+    baseline_holder: list[CandidateResult] = []
+
+    def feasible(same: float, accuracy: float | None) -> bool:
+        base = baseline_holder[0].accuracy if baseline_holder else accuracy
+        assert accuracy is not None and base is not None
+        return base - accuracy <= epsilon
+
+    baseline = search.evaluate({}, -1, feasible)
+    baseline_holder.append(baseline)
+    bounds = _bounds_with_events(search)
+    trials: list[CandidateResult] = []
+    by_knob = {k.name: k for k in search.knobs}
+
+    def objective(trial: Any) -> tuple[float, float]:
+        values = {
+            name: trial.suggest_int(name, knob.low, knob.high) for name, knob in by_knob.items()
+        }
+        result = search.evaluate(candidate_types(search.base_plan, values), trial.number, feasible)
+        trials.append(result)
+        # Optuna's constraint: <= 0 is feasible
+        violation = (baseline.accuracy or 0.0) - (result.accuracy or 0.0) - epsilon
+        trial.set_constraint(Constraint.ACCURACY.value, violation)
+        # not costed: the baseline's cost (the constraint ranks it below feasible ones)
+        return cost_of(result) if result.feasible else cost_of(baseline)
+
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, n_trials))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.enqueue_trial({k.name: k.high for k in search.knobs})
+    proven = proven_values(search.knobs, bounds)
+    study.enqueue_trial(
+        {n: min(max(v, by_knob[n].low), by_knob[n].high) for n, v in proven.items()}
+    )
+    study.optimize(objective, n_trials=n_trials)
+
+    # the choice: the cheapest candidate that also keeps epsilon on the held-out events
+    base_check = check.evaluate({}, -1, lambda same, accuracy: True)
+    baseline.heldout_accuracy = base_check.accuracy
+    rejected: list[int] = []
+    best: CandidateResult | None = None
+    for candidate in sorted(
+        (t for t in trials if t.feasible), key=lambda t: (*cost_of(t), t.number)
+    ):
+        held = check.evaluate(candidate.layer_types, candidate.number, lambda s, a: True)
+        candidate.heldout_accuracy = held.accuracy
+        assert held.accuracy is not None and base_check.accuracy is not None
+        if base_check.accuracy - held.accuracy <= epsilon:
+            best = candidate
+            break
+        rejected.append(candidate.number)
+    if best is None:  # every candidate broke epsilon on the held-out events
+        best = baseline
+    accepted = [t for t in trials if t.feasible and t.number not in rejected]
+    return PrecisionSearchResult(
+        constraint=Constraint.ACCURACY,
         epsilon=epsilon,
         n_events=len(search.events),
         baseline=baseline,
         trials=trials,
         best=best,
-        pareto=_pareto(feasible_trials),
+        pareto=_pareto(accepted) if accepted else [],
         knobs=search.knobs,
         seed=seed,
         da4ml_solves=search.costs.solves,
-        seconds=time.perf_counter() - start,
         baseline_accuracy=baseline.accuracy,
+        trials_requested=n_trials,
+        trials_spent=len(trials),
+        bounds=list(bounds.values()),
+        n_heldout=len(check.events),
+        heldout_baseline_accuracy=base_check.accuracy,
+        rejected_on_heldout=rejected,
     )

@@ -20,7 +20,7 @@ import numpy as np
 from hepfpga._schema import to_plain
 from hepfpga.errors import ConversionError, MissingDependencyError
 from hepfpga.firmware.precision import profile_ranges
-from hepfpga.pipeline.run import SCORES_FILE, Check, Run, StageResult
+from hepfpga.pipeline.run import SCORES_FILE, Check, Run, StageResult, scores_with_method_key
 from hepfpga.pipeline.stages import (
     DataResult,
     FirmwareResult,
@@ -180,7 +180,10 @@ def analysis_stage(run: Run) -> AnalysisResult:
     )
     _add_scores(
         run,
-        {"train_labels": data.y_train}
-        | {f"train_{n}": p.astype(np.float32) for n, p in train_probs.items()},
+        scores_with_method_key(
+            {"train_labels": data.y_train}
+            | {f"train_{n}": p.astype(np.float32) for n, p in train_probs.items()},
+            run.config.quantization.method,
+        ),
     )
     return AnalysisResult(overtraining, {"float": saliency.to_dict()}, layers)

@@ -93,7 +93,10 @@ def _summary(
         return "".join(parts) + note(f"no test figures in report.json ({exc})")
     parts.append(f"<p>Task: {escape(task.name)}.</p>")
     parts.append(
-        table(["model", task.figures.headline_name], [[MODELS[m], v] for m, v in headline.items()])
+        table(
+            ["model", task.figures.headline_name],
+            [[report.model_label(m), v] for m, v in headline.items()],
+        )
     )
     for figure_table in tables:
         if all(v is None for row in figure_table.rows.values() for v in row.values()):
@@ -144,8 +147,8 @@ def _learning_curves(
     for key in ("float", "qkeras"):
         fit = report.section(key).get("fit", {})
         if fit.get("history"):
-            histories[MODEL_LABELS[key]] = fit["history"]
-            best[MODEL_LABELS[key]] = fit.get("best_epoch")
+            histories[_label(report, key)] = fit["history"]
+            best[_label(report, key)] = fit.get("best_epoch")
     if not histories:
         return note("this run recorded no per-epoch history")
     img = figure(
@@ -177,7 +180,7 @@ def _overtraining(
                                             >= result.get("threshold", 0.01))]
             for c, v in result["classes"].items()
         ]  # fmt: skip
-        parts.append(f"<h3>{escape(MODEL_LABELS.get(model, model))}</h3>")
+        parts.append(f"<h3>{escape(_label(report, model))}</h3>")
         parts.append(table(["class", "KS sig", "p sig", "KS bkg", "p bkg", "compatible"], rows))
         train = scores.get(f"train_{model}")
         if train is not None and model in scores and classes:
@@ -191,11 +194,17 @@ def _overtraining(
     return "".join(parts)
 
 
+def _label(report: RunReport, model: str) -> str:
+    """The display name of a model of ``scores.npz`` in ``report``'s run (``qkeras``: the
+    run's quantization method)."""
+    return report.model_label(model) if model in MODELS else MODEL_LABELS.get(model, model)
+
+
 def _roc(report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str, bytes]) -> str:
     task = RUN_TASKS.get(report.task)
     if task is None or task.roc is None:
         return note(f"a {report.task} run has no ROC curves")
-    models = {MODEL_LABELS[m]: scores[m] for m in MODEL_LABELS if m in scores}
+    models = {_label(report, m): scores[m] for m in MODEL_LABELS if m in scores}
     if not models or "labels" not in scores:
         return note(f"no {SCORES_FILE} in the run folder: no curves to draw")
     return task.roc(report, models, scores["labels"])
@@ -217,7 +226,7 @@ def _confusion(
         matrix = np.zeros((len(classes), len(classes)))
         np.add.at(matrix, (labels, predicted), 1)
         matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-        parts.append(f"<h3>{escape(MODEL_LABELS[model])}</h3>")
+        parts.append(f"<h3>{escape(_label(report, model))}</h3>")
         parts.append(
             table(
                 ["true \\ predicted", *classes],
@@ -236,7 +245,7 @@ def _bdt(report: RunReport, scores: Mapping[str, np.ndarray], plots: Mapping[str
     classes = list(report.classes)
     rows = [
         [
-            MODEL_LABELS[m],
+            _label(report, m),
             report.section(m)["test"]["accuracy"],
             *[report.section(m)["test"]["auc"][c] for c in classes],
         ]
@@ -286,7 +295,7 @@ def _saliency(
         else:
             names, values = None, np.array([per_class[c] for c in classes])
         saliency = Saliency(values, classes, tuple(0 for _ in classes), names)
-        parts.append(f"<h3>{escape(MODEL_LABELS.get(model, model))}</h3>")
+        parts.append(f"<h3>{escape(_label(report, model))}</h3>")
 
         def draw(b: io.BytesIO, s: Saliency = saliency) -> None:
             plot_saliency(s, b, fmt="png")

@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 from hepfpga.errors import ConfigError
 from hepfpga.pipeline.config import PipelineConfig
 
-__all__ = ["MODELS", "SCORES_FILE", "Check", "Run", "StageResult", "section_as"]
+__all__ = [
+    "MODELS",
+    "SCORES_FILE",
+    "Check",
+    "Run",
+    "StageResult",
+    "scores_with_method_key",
+    "section_as",
+]
 
 R = TypeVar("R")
 S = TypeVar("S")
@@ -30,6 +38,21 @@ MODELS = {"float": "float", "qkeras": "QKeras", "hls": "HLS"}
 #: test-set labels and class scores of every model (``float``, ``qkeras``, ``hls``), for
 #: ``hepfpga compare``'s ROC overlay and ``report.html``
 SCORES_FILE = "scores.npz"
+
+
+def scores_with_method_key(arrays: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The arrays of ``scores.npz`` with the quantized model's scores also under its
+    quantization method's own name (``hgq``, ``train_hgq``) when the method is not QKeras.
+
+    The ``qkeras`` (and ``train_qkeras``) arrays are kept as an alias: every reader (the
+    report page, ``hepfpga compare`` and its ROC overlays, :class:`RunScores`) reads the
+    quantized model's slot under that name, whatever the method."""
+    out = dict(arrays)
+    if method != "qkeras":
+        for prefix in ("", "train_"):
+            if f"{prefix}qkeras" in arrays:
+                out[f"{prefix}{method}"] = arrays[f"{prefix}qkeras"]
+    return out
 
 
 def section_as(section: object, kind: type[S], path: str) -> S:

@@ -23,6 +23,10 @@ array              what it must be
 ``hls``, ``bdt``   ``(n_jets, 1)``) for anomaly detection
 ``train_labels``,  the same for the training jets of the overtraining check
 ``train_<model>``
+``<method>``,      a run of another quantization method than QKeras (``hgq``): the quantized
+``train_<method>`` model's scores under the method's own name, the same arrays as
+                   ``qkeras``/``train_qkeras``, which stay as their alias (every reader
+                   reads the quantized model's slot as ``qkeras``)
 ================== =========================================================================
 
 A corrupt, truncated or foreign file, an array of Python objects, or arrays that disagree
@@ -43,6 +47,7 @@ import numpy as np
 from hepfpga.datafiles import open_npz
 from hepfpga.errors import DataError
 from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check
+from hepfpga.quantize.methods import QUANTIZATION_METHODS
 
 __all__ = ["REPORT_FILE", "RunReport", "RunScores"]
 
@@ -161,7 +166,8 @@ class RunReport:
         """How to name ``model`` (``float``, ``qkeras``, ``hls``) in text: the quantized
         model's slot ``qkeras`` by the run's method (``QKeras``, ``HGQ``)."""
         if model == "qkeras" and self.quantization_method != "qkeras":
-            return self.quantization_method.upper()
+            method = QUANTIZATION_METHODS.get(self.quantization_method)
+            return method.display_name if method else self.quantization_method.upper()
         return MODELS.get(model, model)
 
     @property

@@ -136,13 +136,14 @@ def run_pipeline(
         run = Run(config=config, run_dir=run_dir, config_path=config_path)
         task = RUN_TASKS.lookup(config.task.name, "task.name")
         for stage in task.stages():
-            log.info("%s ...", stage.message)
+            message = stage.describe(run)
+            log.info("%s ...", message)
             start = time.perf_counter()
             result = stage.run(run)
             if result is not None:
                 run.results[stage.name] = result
             seconds[stage.name] = round(time.perf_counter() - start, 2)
-            log.info("%s done in %.1f s", stage.message, seconds[stage.name])
+            log.info("%s done in %.1f s", message, seconds[stage.name])
         report, failed = _report(run, task, seconds, time.perf_counter() - total_start)
         write_json_atomic(run_dir / "report.json", report)
         write_report_html(run_dir)

@@ -16,6 +16,7 @@ LUT-equivalent 44,030).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tempfile
 import time
@@ -36,7 +37,18 @@ from hepfpga.train.evaluate import evaluate_classifier
 from hepfpga.train.fit import fit_classifier
 from hepfpga.train.tasks import ClassificationConfig
 
-__all__ = ["MAX_BITS", "MIN_BITS", "REFERENCE", "ScanPoint", "ScanResult", "parse_bits", "run_scan"]
+__all__ = [
+    "MAX_BITS",
+    "MIN_BITS",
+    "REFERENCE",
+    "OverlayPoint",
+    "ScanPoint",
+    "ScanResult",
+    "parse_bits",
+    "plot_scan",
+    "precision_points",
+    "run_scan",
+]
 
 log = logging.getLogger("hepfpga.pipeline.scan")
 
@@ -107,6 +119,52 @@ class ScanResult:
     #: smallest design (LUT) within ``tolerance`` of the float accuracy (None: none is)
     smallest_within_tolerance: int | None
     reference: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OverlayPoint:
+    """A design drawn over a scan's points: a model's firmware at other types (``hepfpga
+    optimize-precision``), with its accuracy and da4ml's LUT estimate of the whole network."""
+
+    label: str
+    accuracy: float
+    lut: float
+    #: ``quantizer-derived`` or ``optimised``
+    kind: str
+
+
+def precision_points(folder: Path) -> list[OverlayPoint]:
+    """The quantizer-derived and the chosen types of a ``hepfpga optimize-precision`` output
+    folder (its ``search.json``): accuracy (bit-exact: on every event; accuracy mode: on the
+    held-out events) and da4ml's whole-network LUT estimate (its final points; else the
+    search's sum over the layers)."""
+    path = Path(folder) / "search.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"--precision {folder}: not an output folder of hepfpga optimize-precision (no "
+            "search.json)"
+        )
+    try:
+        record = json.loads(path.read_text())
+        search = record["search"]
+        whole = {p["trial"]: p["lut_estimate_whole"] for p in record.get("final", [])}
+        accuracy_key = "heldout_accuracy" if search["constraint"] == "accuracy" else "accuracy"
+        points = []
+        for key, kind in (("baseline", "quantizer-derived"), ("best", "optimised")):
+            trial = search[key]
+            accuracy = trial.get(accuracy_key)
+            if accuracy is None:
+                raise ConfigError(
+                    f"--precision {folder}: search.json has no accuracy of the {kind} types "
+                    "(the search had no labels: a run folder, or --labels-key, gives them)"
+                )
+            lut = whole.get(trial["number"], trial["lut_estimate"])
+            points.append(OverlayPoint(f"{kind} ({search['constraint']})", accuracy, lut, kind))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"--precision {folder}: search.json does not hold optimize-precision's record ({exc})"
+        ) from exc
+    return points
 
 
 def _pareto(points: list[ScanPoint]) -> tuple[int, ...]:
@@ -205,9 +263,12 @@ def run_scan(
     )
 
 
-def plot_scan(result: ScanResult, path: Path) -> None:
+def plot_scan(result: ScanResult, path: Path, overlays: tuple[OverlayPoint, ...] = ()) -> None:
     """Accuracy against LUT per bit width, the Pareto front joined, the float accuracy and
-    its tolerance band drawn."""
+    its tolerance band drawn; ``overlays`` (other designs, e.g. :func:`precision_points`)
+    drawn with their own markers. Every LUT figure here is da4ml's estimate unless the scan
+    synthesized (then its points are yosys counts and the overlays stay estimates: the axis
+    label says which)."""
     # deferred: matplotlib loads slowly
     import matplotlib
 
@@ -223,10 +284,17 @@ def plot_scan(result: ScanResult, path: Path) -> None:
     ax.plot([p.lut for p in front], [p.accuracy for p in front], color="C1", label="Pareto front")
     ax.axhline(result.float_accuracy, color="k", linestyle="--", label="float")
     ax.axhspan(result.float_accuracy - result.tolerance, result.float_accuracy, color="0.9")
+    markers = {"quantizer-derived": ("s", "C2"), "optimised": ("*", "C3")}
+    for o in overlays:
+        marker, color = markers.get(o.kind, ("D", "C4"))
+        ax.scatter(o.lut, o.accuracy, marker=marker, color=color, s=70, label=o.label, zorder=5)
     ax.set_xscale("log")
-    ax.set_xlabel(f"LUT ({result.points[0].lut_source})")
+    source = result.points[0].lut_source
+    ax.set_xlabel(
+        f"LUT ({source})" + ("" if not overlays or "da4ml" in source else "; overlays: da4ml")
+    )
     ax.set_ylabel("test accuracy")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

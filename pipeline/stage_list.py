@@ -26,17 +26,26 @@ from hepfpga.pipeline.stages import (
     qat_stage,
     verification_stage,
 )
+from hepfpga.quantize.methods import QUANTIZATION_METHODS
 
 __all__ = ["STAGES", "Stage", "derive_stages", "register_stage"]
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of a run: ``run(run) -> result`` (None: nothing to add), timed as ``name``."""
+    """One step of a run: ``run(run) -> result`` (None: nothing to add), timed as ``name``.
+    ``message`` is logged when the stage starts and ends; ``{method}`` in it stands for the
+    run's quantization method (:meth:`describe`)."""
 
     name: str
     message: str
     run: Callable[[Run], StageResult | None]
+
+    def describe(self, run: Run) -> str:
+        """``message`` with ``{method}`` replaced by the display name of ``run``'s
+        quantization method (``QKeras``, ``HGQ``)."""
+        method = QUANTIZATION_METHODS[run.config.quantization.method].display_name
+        return self.message.replace("{method}", method)
 
 
 #: The stages of a run, in order.
@@ -44,10 +53,10 @@ STAGES: list[Stage] = [
     Stage("data", "loading and splitting the jets", data_stage),
     Stage("preflight", "checking the model against the firmware options", preflight_stage),
     Stage("float_training", "training the float model", float_training_stage),
-    Stage("qat", "quantization-aware training (QKeras)", qat_stage),
+    Stage("qat", "quantization-aware training ({method})", qat_stage),
     Stage("onnx", "exporting to ONNX and checking with onnxruntime", onnx_stage),
     Stage("firmware", "hls4ml conversion and C simulation build", firmware_stage),
-    Stage("csim", "verifying the C simulation against QKeras", verification_stage),
+    Stage("csim", "verifying the C simulation against {method}", verification_stage),
     Stage("emulation", "proving the bulk emulator against the C simulation", emulation_stage),
     Stage(
         "trigger_rates",

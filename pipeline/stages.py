@@ -33,7 +33,14 @@ from hepfpga.firmware.hls_config import hls4ml_ready_model
 from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.verify import keras_outputs_with_logits
 from hepfpga.pipeline.config import config_to_dict, parse_config
-from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check, Run, StageResult
+from hepfpga.pipeline.run import (
+    MODELS,
+    SCORES_FILE,
+    Check,
+    Run,
+    StageResult,
+    scores_with_method_key,
+)
 from hepfpga.quantize.hgq import (
     ebops,
     is_hgq_model,
@@ -755,7 +762,9 @@ class EvaluationResult(StageResult):
 
 
 def evaluation_stage(run: Run) -> EvaluationResult:
-    """Accuracy, ROC curves and AUCs of the float, QKeras and (if built) HLS models."""
+    """Accuracy, ROC curves and AUCs of the float, quantized (QKeras or HGQ) and (if built)
+    HLS models; ``scores.npz`` holds the quantized model's scores under ``qkeras`` and, for
+    another method, under its name too (:func:`~hepfpga.pipeline.run.scores_with_method_key`)."""
     data = run.get(DataResult)
     scores = {
         "float": run.get(FloatModelResult).probs,
@@ -766,8 +775,9 @@ def evaluation_stage(run: Run) -> EvaluationResult:
         scores["hls"] = verification.hls_probs
     metrics = {k: evaluate_classifier(v, data.y_test, data.classes) for k, v in scores.items()}
     roc = run.run_dir / "roc.png"
+    method = QUANTIZATION_METHODS[run.config.quantization.method]
     plot_roc(
-        {MODELS[k]: v for k, v in scores.items()},
+        {(method.display_name if k == "qkeras" else MODELS[k]): v for k, v in scores.items()},
         data.y_test,
         data.classes,
         roc,
@@ -777,6 +787,8 @@ def evaluation_stage(run: Run) -> EvaluationResult:
         run.run_dir / SCORES_FILE,
         labels=data.y_test,
         class_names=np.asarray(data.classes),
-        **{name: np.asarray(v, dtype=np.float32) for name, v in scores.items()},
+        **scores_with_method_key(
+            {name: np.asarray(v, dtype=np.float32) for name, v in scores.items()}, method.name
+        ),
     )
     return EvaluationResult(metrics, roc)

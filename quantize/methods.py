@@ -51,6 +51,12 @@ class QuantizationMethod:
     #: the file of the run folder holding the model the firmware is built from (None: the
     #: trained counterpart, ``model_file``)
     proxy_file: str | None = None
+    #: the name messages and labels show (``QKeras``, ``HGQ``); empty: ``name``
+    label: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
 
     @property
     def firmware_model_file(self) -> str:
@@ -75,6 +81,7 @@ QUANTIZATION_METHODS.register(
         counterpart=quantize_model,
         callbacks=lambda config: [],
         model_file="qkeras_model.h5",
+        label="QKeras",
     ),
 )
 QUANTIZATION_METHODS.register(
@@ -86,6 +93,7 @@ QUANTIZATION_METHODS.register(
         callbacks=lambda config: hgq_callbacks(config.hgq),
         model_file="hgq_model.h5",
         proxy_file="hgq_proxy_model.h5",
+        label="HGQ",
         architectures=("mlp", "cnn"),
         fit_settings=_hgq_fit_settings,
         refusal=(

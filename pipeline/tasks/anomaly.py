@@ -461,7 +461,7 @@ ANOMALY_DETECTION = register_run_task(
             "float_training": Stage(
                 "float_training", "training the float model on background", anomaly_float_stage
             ),
-            "qat": Stage("qat", "quantization-aware training (QKeras)", anomaly_qat_stage),
+            "qat": Stage("qat", "quantization-aware training ({method})", anomaly_qat_stage),
             "evaluation": Stage(
                 "evaluation", "anomaly metrics, trigger decisions, plots", anomaly_evaluation_stage
             ),

@@ -35,7 +35,10 @@ def _headline(report: RunReport) -> dict[str, Value]:
 def _tables(report: RunReport) -> list[FigureTable]:
     tests = report.test_figures()
     classes = columns(test["auc"] for test in tests.values())
-    rows = {MODELS[m]: {c: value(test["auc"].get(c)) for c in classes} for m, test in tests.items()}
+    rows = {
+        report.model_label(m): {c: value(test["auc"].get(c)) for c in classes}
+        for m, test in tests.items()
+    }
     return [
         FigureTable("AUC (one class vs the rest, test jets)", classes, rows),
         *trigger_rate_tables(report),

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from hepfpga.quantize.methods import QUANTIZATION_METHODS
+
 pytestmark = pytest.mark.slow
 
 TINY_RUN = """\
@@ -88,7 +90,8 @@ def test_run_killed_at_each_stage_leaves_no_run_folder_and_the_rerun_completes(
     runs = tmp_path / "runs"
     args = ["run", str(config), "--output-dir", str(runs)]
     for marker, delay in (
-        ("quantization-aware training (QKeras) ...", 0.5),
+        # the tiny run is a QKeras one: the stage names its method
+        (f"quantization-aware training ({QUANTIZATION_METHODS['qkeras'].display_name}) ...", 0.5),
         ("hls4ml conversion", 3.0),  # hls4ml writing or g++ compiling
     ):
         _kill_at_log_line(_start(args, tmp_path), marker, delay)

@@ -4,6 +4,7 @@ names by every reader (:class:`~hepfpga.pipeline.run_report.RunReport`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,3 +47,39 @@ def test_a_retyped_hgq_section_is_refused_naming_it() -> None:
     content["hgq"]["test"] = [0.66]
     with pytest.raises(DataError, match=r"\.test' is a list"):
         RunReport.from_content(content)
+
+
+@pytest.mark.parametrize("method", ["hgq", "qkeras"])
+def test_scores_hold_the_method_key_beside_the_qkeras_alias(method: str) -> None:
+    """scores.npz of an HGQ run: the quantized model's scores under ``hgq`` too; ``qkeras``
+    stays (the readers' slot), the schema reader accepts both, the page says HGQ."""
+    import numpy as np
+
+    from hepfpga.pipeline.report_html import render_report_html
+    from hepfpga.pipeline.run import scores_with_method_key
+    from hepfpga.pipeline.run_report import RunScores
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([1.0, 1.0], size=20).astype(np.float32)
+    arrays = scores_with_method_key(
+        {
+            "labels": rng.integers(0, 2, size=20),
+            "class_names": np.asarray(["q", "g"]),
+            "float": probs,
+            "qkeras": probs[::-1].copy(),
+            "train_labels": rng.integers(0, 2, size=20),
+            "train_qkeras": probs,
+        },
+        method,
+    )
+    if method == "hgq":
+        assert arrays["hgq"] is arrays["qkeras"] and arrays["train_hgq"] is arrays["train_qkeras"]
+    else:
+        assert "hgq" not in arrays and "train_hgq" not in arrays
+    report = RunReport.from_content({**_report(method), "task": "classification"})
+    checked = RunScores.check(Path("scores.npz"), arrays, report)
+    assert set(checked.arrays) == set(arrays)
+    page = render_report_html(report, arrays)
+    label = "HGQ" if method == "hgq" else "QKeras"
+    other = "QKeras" if method == "hgq" else "HGQ"
+    assert f"<td class=l>{label}</td>" in page and other not in page
