@@ -10,9 +10,16 @@ import numpy as np
 
 from hepfpga.artifacts import check_destination
 from hepfpga.cluster import check_scheduler_address
-from hepfpga.train.generate import BUILTIN_PHYSICS, DEFAULT_PHYSICS, PHYSICS_SETTINGS
+from hepfpga.errors import DataError
+from hepfpga.train.generate import (
+    BUILTIN_PHYSICS,
+    DEFAULT_PHYSICS,
+    PHYSICS_SETTINGS,
+    check_classes,
+)
 from hepfpga.train.generate_shards import ShardRun, generate_shards, merge_shards
 from hepfpga.train.io import WRITE_SUFFIXES, builtin_sample_path, load_sample, save_sample
+from hepfpga.train.jets import CLASS_NAMES
 
 __all__ = ["COMMANDS", "data"]
 
@@ -36,7 +43,17 @@ def data() -> None:
     type=click.IntRange(min=1),
     default=4000,
     show_default=True,
-    help="Jets per class (q, g, W, Z, t).",
+    help="Jets per class. A shard folder grows: run again with more and only the missing "
+    "chunks are made.",
+)
+@click.option(
+    "--classes",
+    default=",".join(CLASS_NAMES),
+    show_default=True,
+    help="The classes to generate, comma-separated. A shard is the same file (name, Pythia "
+    "seed, jets) whatever the classes: the q,g shards of an all-class folder and of a q,g "
+    "folder of the same --seed can be hard-linked between them; a folder keeps the classes "
+    "a run does not name.",
 )
 @click.option(
     "--seed",
@@ -76,6 +93,7 @@ def data() -> None:
 def data_generate(
     out: Path,
     per_class: int,
+    classes: str,
     seed: int,
     physics: str,
     constituents: int,
@@ -93,6 +111,11 @@ def data_generate(
     shard (named by its seed); run the same command again after an interruption and only the
     missing shards are made, bit-identical to an uninterrupted run.
     """
+    names = tuple(c.strip() for c in classes.split(","))
+    try:
+        names = check_classes(names)
+    except DataError as exc:
+        raise click.BadParameter(str(exc), param_hint="--classes") from exc
     if scheduler is not None:
         check_scheduler_address(scheduler)
         if workers is not None:
@@ -105,6 +128,7 @@ def data_generate(
         return generate_shards(
             folder,
             per_class,
+            classes=names,
             seed=seed,
             n_constituents=constituents,
             physics=physics,
@@ -168,5 +192,6 @@ def data_info(path: Path | None) -> None:
         sel = sample.labels == i
         mean = float(np.mean(column[sel])) if sel.any() else float("nan")
         click.echo(f"  {name}: {int(sel.sum()):6d} jets, {label} {mean:7.1f} GeV")
+
 
 COMMANDS = (data,)

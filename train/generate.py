@@ -74,6 +74,7 @@ __all__ = [
     "PROCESS_SETTINGS",
     "WPRIME_MASS",
     "check_arguments",
+    "check_classes",
     "chunk_sample",
     "concatenate_samples",
     "generate_sample",
@@ -435,15 +436,37 @@ def check_arguments(
     PHYSICS_SETTINGS.lookup(physics, "physics")
 
 
+def check_classes(classes: object) -> tuple[str, ...]:
+    """``classes`` (names of :data:`CLASS_NAMES`, in any order, each once; ``None``: all) in
+    the order of :data:`CLASS_NAMES`; anything else is a :class:`~hepfpga.errors.DataError`."""
+    if classes is None:
+        return CLASS_NAMES
+    accepted = ", ".join(CLASS_NAMES)
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+        raise DataError(f"expected class names among {accepted}. Received: classes={classes!r}")
+    names = [str(c) for c in classes]
+    unknown = [c for c in names if c not in CLASS_NAMES]
+    if unknown or not names or len(set(names)) != len(names):
+        what = f"unknown {unknown[0]!r}" if unknown else ("none" if not names else "repeated")
+        raise DataError(
+            f"classes {','.join(names)}: {what}; accepted: one or more of {accepted}, each once"
+        )
+    return tuple(c for c in CLASS_NAMES if c in names)
+
+
 def plan_tasks(
     n_per_class: int,
     seed: int,
     n_constituents: int,
     physics: str,
     chunk_jets: int = CHUNK_JETS,
+    classes: tuple[str, ...] | None = None,
 ) -> list[_Task]:
     """The chunks of a sample, in the sample's order (class, then chunk); see the module
-    docstring for the seeding. ``chunk_jets`` other than :data:`CHUNK_JETS` gives other jets."""
+    docstring for the seeding. ``chunk_jets`` other than :data:`CHUNK_JETS` gives other jets.
+    ``classes`` (default all) keeps the chunks of those classes only: their seeds (and so
+    their jets) are those of the same chunks in a sample of all classes."""
+    wanted = check_classes(classes)
     return [
         _Task(
             class_index=class_index,
@@ -454,6 +477,7 @@ def plan_tasks(
             physics=physics,
         )
         for class_index in range(len(CLASS_NAMES))
+        if CLASS_NAMES[class_index] in wanted
         for chunk_index, first in enumerate(range(0, n_per_class, chunk_jets))
     ]
 

@@ -13,13 +13,26 @@ The folder holds
 * ``shard-c<class index><class>-k<chunk:05d>-s<Pythia seed:09d>.h5``: the jets of one chunk
   in hepfpga's own HDF5 layout (:func:`hepfpga.train.io.save_sample`, every jet of one
   class); the names sort in the sample's order (class, then chunk). A shard's bytes depend
-  only on the settings, so a rerun (or a resumed run) gives bit-identical files. Its
-  ``metadata`` holds the settings, the chunk and its Pythia seed, event counts and versions,
-  and no timings;
-* ``manifest.json``: the settings, the planned shards (file, class, chunk, Pythia seed, jets)
-  and one entry per run (shards made and reused, wall time, jets per second in total and per
-  worker). The settings of a folder are fixed by its first run: a rerun with other settings
-  is refused.
+  only on the settings and its own jet count, so a rerun (or a resumed run) gives
+  bit-identical files, and the shard of a chunk is the same file in a folder of all five
+  classes and in one of some classes (``classes``) or of more jets per class: shards can be
+  hard-linked between folders of one seed. Its ``metadata`` holds the settings (not the
+  folder's classes nor its jets per class), the chunk and its Pythia seed, event counts and
+  versions, and no timings;
+* ``manifest.json`` (format version 2): the settings, ``classes`` and ``per_class`` (jets of
+  each class in the folder), the planned shards (file, class, chunk, Pythia seed, jets) and
+  one entry per run (classes and jets asked for, shards made and reused, wall time, jets per
+  second in total and per worker). Version 1 manifests (``n_per_class`` in the settings, all
+  five classes) are read as such.
+
+The settings of a folder (seed, physics, constituents, chunk size, Pythia settings) are fixed
+by its first run: a rerun with other settings is refused. The jets per class only grow: a run
+may name new classes, or more jets of a class (its missing chunks are made; its last chunk,
+if it was short, is made again with more jets), and the classes it does not name keep theirs;
+asking for fewer jets of a class than the folder holds is refused. Shards put in the folder by
+hand (hard links from another folder) are opened and checked against the settings, their
+class, chunk and Pythia seed before they are reused; a shard that none of the folder's
+classes and jets include is refused.
 
 :func:`merge_shards` reads the shards back as one sample, equal to ``generate_sample``'s.
 """
@@ -39,6 +52,7 @@ from tqdm.auto import tqdm
 from hepfpga._optional import require
 from hepfpga.artifacts import dumps_strict, write_json_atomic
 from hepfpga.cluster import dask_client
+from hepfpga.datafiles import open_hdf5
 from hepfpga.errors import DataError
 from hepfpga.train.generate import (
     CHUNK_JETS,
@@ -46,6 +60,7 @@ from hepfpga.train.generate import (
     _run_chunk,
     _Task,
     check_arguments,
+    check_classes,
     chunk_sample,
     concatenate_samples,
     plan_tasks,
@@ -58,7 +73,7 @@ __all__ = ["MANIFEST_NAME", "ShardRun", "generate_shards", "merge_shards", "shar
 
 MANIFEST_NAME = "manifest.json"
 _FORMAT = "hepfpga jet shards"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: classes and jets per class may vary
 
 
 def shard_name(task: _Task) -> str:
@@ -74,7 +89,9 @@ class ShardRun:
     folder: Path
     n_jets: int  # in the whole folder
     n_shards: int
+    per_class: dict[str, int] = field(default_factory=dict)  # jets per class in the folder
     made: list[str] = field(default_factory=list)  # shard files written by this call
+    remade: list[str] = field(default_factory=list)  # of them: last chunks grown
     reused: int = 0  # shards that were already there
     wall_seconds: float = 0.0
     jets_per_second: float | None = None  # jets made by this call / wall time
@@ -83,9 +100,10 @@ class ShardRun:
 
     def summary(self) -> str:
         """One line for the terminal."""
+        grown = f", {len(self.remade)} of them grown" if self.remade else ""
         text = (
-            f"{self.n_jets} jets in {self.n_shards} shards in {self.folder} "
-            f"({len(self.made)} shards made, {self.reused} reused)"
+            f"{self.n_jets} jets ({_per_class_text(self.per_class)}) in {self.n_shards} shards "
+            f"in {self.folder} ({len(self.made)} shards made{grown}, {self.reused} reused)"
         )
         if self.jets_per_second is not None:
             rates = ", ".join(f"{rate:.1f}" for rate in self.jets_per_worker_second.values())
@@ -125,33 +143,102 @@ def _make_shard(task: _Task, path: str, metadata: dict[str, Any]) -> dict[str, A
     }
 
 
-def _settings(
-    n_per_class: int, seed: int, n_constituents: int, physics: str, chunk_jets: int
-) -> dict[str, Any]:
-    settings = settings_metadata(seed, n_per_class, n_constituents, physics, chunk_jets)
+def _settings(seed: int, n_constituents: int, physics: str, chunk_jets: int) -> dict[str, Any]:
+    """What the jets of every shard depend on: the settings without the jet counts (a shard
+    is the same file whatever the folder's classes and jets per class)."""
+    settings = settings_metadata(seed, 1, n_constituents, physics, chunk_jets)
+    del settings["n_per_class"]
     settings["source"] = "hepfpga.train.generate_shards"
     return settings
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest at ``path``, with ``settings`` (no jet counts) and ``per_class`` (jets
+    per class in the folder); a manifest of format version 1 (one ``n_per_class`` for all five
+    classes, inside ``settings``) is read as such."""
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a readable shard manifest ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise DataError(f"{path}: not a hepfpga shard manifest (no 'format': {_FORMAT!r})")
+    settings = manifest.setdefault("settings", {})
+    if "per_class" not in manifest:  # version 1: every class, n_per_class of each
+        n_per_class = settings.pop("n_per_class", None)
+        if not isinstance(n_per_class, int):
+            raise DataError(f"{path}: no 'per_class' and no settings.n_per_class; not readable")
+        manifest["per_class"] = dict.fromkeys(CLASS_NAMES, n_per_class)
+    per_class = manifest["per_class"]
+    if not isinstance(per_class, dict) or any(
+        c not in CLASS_NAMES or not isinstance(n, int) or n < 1 for c, n in per_class.items()
+    ):
+        raise DataError(
+            f"{path}: 'per_class' is {per_class!r}; expected jets (>= 1) per class among "
+            f"{', '.join(CLASS_NAMES)}"
+        )
     return manifest
 
 
-def _check_same_settings(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
-    """The settings the jets depend on must match the folder's; versions may differ."""
+def _per_class_text(per_class: dict[str, int]) -> str:
+    return ", ".join(f"{c} {n}" for c, n in per_class.items())
+
+
+def _check_same_settings(where: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """The settings the jets depend on must match the folder's (or a shard's); versions and
+    the jet counts may differ."""
     for key in sorted(set(old) | set(new)):
-        if key == "versions":
+        if key in ("versions", "source", "n_per_class"):
             continue
         if old.get(key) != new.get(key):
             raise DataError(
-                f"{path.parent}: its shards were made with {key}={old.get(key)!r}, this run "
-                f"asks for {key}={new.get(key)!r}; use another folder or the same settings"
+                f"{where}: made with {key}={old.get(key)!r}, this run asks for "
+                f"{key}={new.get(key)!r}; use another folder or the same settings"
+            )
+
+
+def _check_growth(path: Path, old: dict[str, int], classes: tuple[str, ...], n: int) -> None:
+    """A folder only grows: this run may add classes and jets, never ask for fewer."""
+    for name in classes:
+        if name in old and old[name] > n:
+            raise DataError(
+                f"{path.parent}: holds {old[name]} jets of class {name}, this run asks for "
+                f"--per-class {n}; a shard folder only grows: ask for {old[name]} or more, or "
+                "use another folder (shards can be hard-linked between folders of one seed)"
+            )
+
+
+def _shard_info(path: Path) -> tuple[int, dict[str, Any]]:
+    """The number of jets and the metadata of the shard at ``path`` (nothing else is read)."""
+    with open_hdf5(path) as h5:
+        labels = h5.get("labels")
+        raw = h5.attrs.get("metadata", "")
+        if labels is None or len(labels.shape) != 1:
+            raise DataError(f"{path}: not a hepfpga jet shard (no 1-d 'labels' dataset)")
+        n_jets = int(labels.shape[0])
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    try:
+        metadata = json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: attribute 'metadata' is not valid JSON ({exc})") from exc
+    return n_jets, metadata if isinstance(metadata, dict) else {}
+
+
+def _check_shard(
+    path: Path, metadata: dict[str, Any], settings: dict[str, Any], task: _Task
+) -> None:
+    """A shard this folder's manifest does not vouch for (put there by hand, e.g. hard-linked
+    from another folder) must be the chunk its name says, made with this run's settings."""
+    _check_same_settings(path, {k: metadata.get(k) for k in settings}, settings)
+    expected = {
+        "class": CLASS_NAMES[task.class_index],
+        "chunk": task.chunk_index,
+        "pythia_seed": task.pythia_seed,
+    }
+    for key, value in expected.items():
+        if metadata.get(key) != value:
+            raise DataError(
+                f"{path}: holds {key}={metadata.get(key)!r}, its name says {key}={value!r}; "
+                "remove it (a shard is only reused under its own name)"
             )
 
 
@@ -159,6 +246,7 @@ def generate_shards(
     folder: str | os.PathLike[str],
     n_per_class: int,
     *,
+    classes: tuple[str, ...] | list[str] | None = None,
     seed: int = 1,
     n_constituents: int = N_CONSTITUENTS,
     physics: str = DEFAULT_PHYSICS,
@@ -170,11 +258,17 @@ def generate_shards(
     """Generate the jets of ``generate_sample(n_per_class, seed=..., ...)`` as shards in
     ``folder`` on dask (see the module docstring); shards already there are kept.
 
+    ``classes`` (names of :data:`CLASS_NAMES`, default all five): make the shards of those
+    classes only; each is the same file as in a folder of all classes with the same settings.
+    A folder grows: a run may add classes or ask for more jets per class than the folder
+    holds (its missing chunks are made, the last chunk of a class made again with more
+    jets); the classes it does not name keep their jets; asking for fewer jets is refused.
     ``workers``: processes of the LocalCluster (default one per CPU); not allowed with
     ``scheduler`` (the cluster has its own). ``chunk_jets`` other than :data:`CHUNK_JETS`
     gives other jets than ``generate_sample`` (the seeding is per chunk).
     """
     check_arguments(n_per_class, seed, n_constituents, physics, chunk_jets)
+    wanted = check_classes(classes)
     if workers is not None and scheduler is not None:
         raise DataError("--workers: the workers of --scheduler's cluster are its own; give one")
     if workers is not None and (
@@ -187,10 +281,50 @@ def generate_shards(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: exists and is not a folder; shards go into a folder")
-    tasks = plan_tasks(n_per_class, seed, n_constituents, physics, chunk_jets)
-    settings = _settings(n_per_class, seed, n_constituents, physics, chunk_jets)
+    settings = _settings(seed, n_constituents, physics, chunk_jets)
     manifest_path = folder / MANIFEST_NAME
-    planned = [
+    if manifest_path.exists():
+        manifest = _read_manifest(manifest_path)
+        _check_same_settings(manifest_path.parent, manifest["settings"], settings)
+        _check_growth(manifest_path, manifest["per_class"], wanted, n_per_class)
+        # the shards this folder made, with their jets: reused without being opened
+        vouched = {e["file"]: e["n_jets"] for e in manifest.get("shards", [])}
+    else:
+        manifest = {"format": _FORMAT, "version": _FORMAT_VERSION, "settings": settings, "runs": []}
+        manifest["per_class"] = {}
+        vouched = {}
+    per_class = {
+        name: n_per_class if name in wanted else manifest["per_class"][name]
+        for name in CLASS_NAMES
+        if name in wanted or name in manifest["per_class"]
+    }
+    tasks = [
+        task
+        for name, n in per_class.items()
+        for task in plan_tasks(n, seed, n_constituents, physics, chunk_jets, (name,))
+    ]
+    by_name = {shard_name(t): t for t in tasks}
+    present = {p.name for p in folder.glob("shard-*.h5")} if folder.is_dir() else set()
+    foreign = sorted(present - set(by_name))
+    if foreign:
+        raise DataError(
+            f"{folder / foreign[0]}: a shard that this folder's jets ({_per_class_text(per_class)}"
+            f" per class, seed {seed}) do not include ({len(foreign)} such); remove them or ask "
+            "for their classes and jets"
+        )
+    remake: set[str] = set()
+    for name in sorted(present):
+        task = by_name[name]
+        if vouched.get(name) == task.n_jets:
+            continue
+        n_jets, metadata = _shard_info(folder / name)
+        _check_shard(folder / name, metadata, settings, task)
+        if n_jets != task.n_jets:  # the last chunk of a class, made for fewer jets
+            remake.add(name)
+    manifest["version"] = _FORMAT_VERSION
+    manifest["classes"] = list(per_class)
+    manifest["per_class"] = per_class
+    manifest["shards"] = [
         {
             "file": shard_name(t),
             "class": CLASS_NAMES[t.class_index],
@@ -200,29 +334,24 @@ def generate_shards(
         }
         for t in tasks
     ]
-    if manifest_path.exists():
-        manifest = _read_manifest(manifest_path)
-        _check_same_settings(manifest_path, manifest.get("settings", {}), settings)
-    else:
-        if folder.exists() and any(folder.glob("shard-*.h5")):
-            raise DataError(f"{folder}: holds shards but no {MANIFEST_NAME}; use another folder")
-        manifest = {"format": _FORMAT, "version": _FORMAT_VERSION, "settings": settings, "runs": []}
-    manifest["shards"] = planned
     manifest["complete"] = False
     write_json_atomic(manifest_path, manifest)
 
     # chunk 0 of every class first, then chunk 1...: a run stopped early leaves every class
     # about equally far (the order of the tasks does not change any jet)
     missing = sorted(
-        (t for t in tasks if not (folder / shard_name(t)).is_file()),
+        (t for t in tasks if shard_name(t) not in present or shard_name(t) in remake),
         key=lambda t: (t.chunk_index, t.class_index),
     )
-    run = ShardRun(folder=folder, n_jets=n_per_class * len(CLASS_NAMES), n_shards=len(tasks))
+    run = ShardRun(
+        folder=folder, n_jets=sum(per_class.values()), n_shards=len(tasks), per_class=per_class
+    )
     run.reused = len(tasks) - len(missing)
+    run.remade = sorted(remake)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     if missing:
-        # shards hold no timings, so the worker-side metadata is the settings only
+        # shards hold no timings nor jet counts, so the worker-side metadata is the settings
         shard_metadata = json.loads(dumps_strict(settings))
         per_worker: dict[str, list[float]] = {}
         total = sum(t.n_jets for t in missing)
@@ -271,6 +400,8 @@ def generate_shards(
     manifest["runs"].append(
         {
             "started": started,
+            "classes": list(wanted),
+            "n_per_class": n_per_class,
             "shards_made": len(run.made),
             "shards_reused": run.reused,
             "wall_seconds": round(run.wall_seconds, 1),
@@ -279,7 +410,7 @@ def generate_shards(
             "scheduler": scheduler or "LocalCluster",
         }
     )
-    manifest["complete"] = True
+    manifest["complete"] = all((folder / shard_name(t)).is_file() for t in tasks)
     write_json_atomic(manifest_path, manifest)
     return run
 
@@ -302,8 +433,16 @@ def merge_shards(folder: str | os.PathLike[str]) -> JetSample:
         n_undefined += int(part.metadata.get("n_undefined_ratios", 0))
         n_le2 += int(part.metadata.get("n_groomed_le2", 0))
     metadata = dict(manifest["settings"])
+    per_class = manifest["per_class"]
+    counts = set(per_class.values())
     metadata.update(
-        {"n_events": n_events, "n_undefined_ratios": n_undefined, "n_groomed_le2": n_le2}
+        {
+            "classes": list(per_class),
+            "n_per_class": counts.pop() if len(counts) == 1 else dict(per_class),
+            "n_events": {name: n_events[name] for name in per_class},
+            "n_undefined_ratios": n_undefined,
+            "n_groomed_le2": n_le2,
+        }
     )
     if manifest.get("runs"):
         metadata["runs"] = manifest["runs"]
