@@ -21,7 +21,11 @@ its own:
 * ``memory``: :func:`~hepfpga.train.io.load_sample` of the whole sample, the stratified split,
   the representation's arrays, :func:`~hepfpga.train.fit.fit_classifier`;
 * ``stream``: :class:`~hepfpga.train.stream.ShardedSample`, the same split from the labels,
-  the scaler on a streamed pass, :func:`~hepfpga.train.stream.fit_streamed` (shuffled).
+  the scaler on a streamed pass, :func:`~hepfpga.train.stream.fit_streamed` (shuffled), the
+  shard files kept open across reads and epochs (``open_files``, the default);
+* ``reopen`` (with ``--reopen``): the same with ``open_files=0``, every read opening and
+  checking its shard again (what streaming did before files were held): the time per epoch
+  of ``stream`` against ``reopen`` is what holding the files saves.
 
 It prints, per architecture and mode: peak RSS, peak RSS above the baseline, the time of the
 fit per epoch, the test accuracy, and the ratios stream / memory from the same run. The
@@ -97,12 +101,15 @@ def child(mode: str, architecture: str, data: str, epochs: int, batch_size: int)
             split.validation.labels, settings, seed=SEED, progress=False,
         )  # fmt: skip
         accuracy = model.evaluate(inputs.test, split.test.labels, batch_size=4096, verbose=0)[1]
-    elif mode == "stream":
+    elif mode in ("stream", "reopen"):
         from hepfpga.train.stream import ShardedSample, fit_streamed, split_stream, stream_inputs
 
         sample = ShardedSample.open(data)
         parts = split_stream(sample, FRACTIONS, SEED)
-        streamed = stream_inputs(sample, parts, representation, batch_size=batch_size, seed=SEED)
+        streamed = stream_inputs(
+            sample, parts, representation, batch_size=batch_size, seed=SEED,
+            **({"open_files": 0} if mode == "reopen" else {}),
+        )  # fmt: skip
         shape, n_train = streamed.input_shape, len(parts.train)
         model = build_model(shape, 5, section, seed=SEED)
         fit = fit_streamed(model, streamed, settings, seed=SEED, progress=False)
@@ -154,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--architectures", nargs="+", default=["mlp", "cnn"])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--reopen", action="store_true", help="also stream with every read reopening its shard"
+    )
     args = parser.parse_args(argv)
     if args.child:
         mode, architecture, data, epochs, batch_size = args.child
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         for n, data in samples.items():
             results = {
                 mode: measure(mode, architecture, data, args.epochs, args.batch_size)
-                for mode in ("baseline", "memory", "stream")
+                for mode in ("baseline", "memory", "stream", *(["reopen"] if args.reopen else []))
             }
             base = results["baseline"]["peak_rss_mb"]
             for mode, r in results.items():
@@ -194,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"time per epoch {epoch:.2f}",
                 flush=True,
             )
+            if args.reopen:
+                reopen = results["reopen"]["seconds_per_epoch"] / memory["seconds_per_epoch"]
+                print(
+                    f"{architecture:<12} {n:8d} time per epoch over memory: stream (files "
+                    f"held) {epoch:.2f}, reopen (every read opens its shard) {reopen:.2f}",
+                    flush=True,
+                )
         if len(samples) > 1:
             (n0, m0), (n1, m1) = above["memory"][0], above["memory"][-1]
             (_, s0), (_, s1) = above["stream"][0], above["stream"][-1]

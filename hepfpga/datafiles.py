@@ -46,8 +46,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import zipfile
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,7 @@ from hepfpga.errors import ConfigError, DataError
 from hepfpga.registry import Registry
 
 __all__ = [
+    "DEFAULT_OPEN_FILES",
     "READ_FORMATS",
     "WRITE_FORMATS",
     "ArrayReader",
@@ -71,6 +74,8 @@ __all__ = [
     "ReadLimits",
     "check_finite",
     "check_input_path",
+    "held_hdf5_count",
+    "hold_hdf5_files",
     "open_array",
     "open_hdf5",
     "open_npz",
@@ -467,6 +472,8 @@ class HDF5File:
         self.handle = handle
         self.limits = limits
         self.inflated_bytes = 0
+        # datasets checked already (the names only: an open h5py dataset holds ~0.6 MB)
+        self._checked: set[str] = set()
         self._h5py = h5py
         refused: list[str] = []
 
@@ -535,8 +542,11 @@ class HDF5File:
 
     def dataset(self, name: str) -> Any:
         """The dataset ``name`` (an ``h5py.Dataset``, read-only), or a DataError naming what
-        is there instead and the datasets the file holds."""
+        is there instead and the datasets the file holds. Checked once per opening (the file
+        is read-only)."""
         item = self.handle.get(name)
+        if name in self._checked:
+            return item
         if item is None:
             raise DataError(
                 f"{self.path}: no dataset '{name}'; found: {', '.join(self.datasets) or 'none'}"
@@ -554,6 +564,7 @@ class HDF5File:
                 f"{self.path}: dataset '{name}' holds {item.dtype} (references or other "
                 "objects); expected numbers or strings"
             )
+        self._checked.add(name)
         return item
 
     def _check_written(self, name: str, dataset: Any) -> None:
@@ -656,15 +667,11 @@ class HDF5File:
         return sorted({int(c) for c in columns})
 
 
-@contextlib.contextmanager
-def open_hdf5(path: str | Path, limits: ReadLimits | None = None) -> Iterator[HDF5File]:
-    """The one way hepfpga opens an HDF5 data file: read-only, checked (:class:`HDF5File`).
-
-    Errors (a missing, corrupt or hostile file) are :class:`DataError` naming the file."""
+def _open_checked(path: Path, limits: ReadLimits) -> HDF5File:
+    """Open and check ``path`` (the caller closes ``.handle``)."""
     # deferred: h5py loads slowly
     import h5py
 
-    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -672,15 +679,164 @@ def open_hdf5(path: str | Path, limits: ReadLimits | None = None) -> Iterator[HD
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot be read as an HDF5 file: {exc}") from exc
     try:
+        return HDF5File(path, handle, limits)
+    except (OSError, ValueError, KeyError) as exc:
+        handle.close()
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: cannot be read as an HDF5 file: {exc}") from exc
+    except BaseException:
+        handle.close()
+        raise
+
+
+@contextlib.contextmanager
+def open_hdf5(path: str | Path, limits: ReadLimits | None = None) -> Iterator[HDF5File]:
+    """The one way hepfpga opens an HDF5 data file: read-only, checked (:class:`HDF5File`).
+
+    Inside :func:`hold_hdf5_files` the checked file is kept open for the next
+    ``open_hdf5`` of the same path (see there); otherwise it is closed on leaving the block.
+    Errors (a missing, corrupt or hostile file) are :class:`DataError` naming the file."""
+    path = Path(path)
+    limits = limits or ReadLimits()
+    held = _HELD.acquire(path, limits)
+    if held is not None:
         try:
-            checked = HDF5File(path, handle, limits or ReadLimits())
-        except (OSError, ValueError, KeyError) as exc:
-            if isinstance(exc, DataError):
-                raise
-            raise DataError(f"{path}: cannot be read as an HDF5 file: {exc}") from exc
+            yield held.file
+        finally:
+            _HELD.release(held)
+        return
+    checked = _open_checked(path, limits)
+    try:
         yield checked
     finally:
-        handle.close()
+        checked.handle.close()
+
+
+#: the most files a :func:`hold_hdf5_files` keeps open by default (and never more than a
+#: quarter of this process's limit on open files). An open, checked file costs about 0.7 MB
+#: (HDF5's per-file structures: 0.5 MB for a bare ``h5py.File``), so 256 held files ~ 180 MB.
+DEFAULT_OPEN_FILES = 256
+
+
+def _file_identity(path: Path) -> tuple[int, int, int, int]:
+    """What tells a file from the one that was at ``path`` before (replaced or rewritten)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise DataError(f"{path}: no such file") from exc
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _open_file_limit() -> int:
+    """This process's (soft) limit on open files; 256 where the platform does not say."""
+    try:
+        limit = os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        return 256
+    return limit if limit > 0 else 256
+
+
+@dataclass(eq=False)
+class _Held:
+    file: HDF5File
+    identity: tuple[int, int, int, int]
+    users: int = 0
+    evicted: bool = False
+
+
+class _HeldFiles:
+    """The checked HDF5 files kept open while at least one :func:`hold_hdf5_files` block is
+    active (in any thread): least recently used first out, never closed while in use."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # re-entered if a generator holding files is collected
+        self.bounds: list[int] = []  # max_open of each active hold
+        self.files: OrderedDict[tuple[str, ReadLimits], _Held] = OrderedDict()
+
+    def acquire(self, path: Path, limits: ReadLimits) -> _Held | None:
+        """The held checked file at ``path`` (opened and checked if it is not held, or if
+        the file there is not the one that was opened); None when no hold is active."""
+        if not self.bounds:
+            return None
+        identity = _file_identity(path)
+        key = (str(path.absolute()), limits)
+        with self.lock:
+            if not self.bounds:
+                return None
+            held = self.files.get(key)
+            if held is not None and held.identity != identity:
+                self._drop(key)  # replaced or rewritten since it was opened: check it anew
+                held = None
+            if held is None:
+                held = _Held(_open_checked(path, limits), identity)
+                self.files[key] = held
+            self.files.move_to_end(key)
+            held.users += 1
+            bound = min(max(self.bounds), max(1, _open_file_limit() // 4))
+            for old in [k for k, h in self.files.items() if h.users == 0][
+                : max(0, len(self.files) - bound)
+            ]:
+                self._drop(old)
+            return held
+
+    def release(self, held: _Held) -> None:
+        with self.lock:
+            held.users -= 1
+            if held.evicted and held.users == 0:
+                held.file.handle.close()
+
+    def _drop(self, key: tuple[str, ReadLimits]) -> None:
+        held = self.files.pop(key)
+        held.evicted = True
+        if held.users == 0:
+            held.file.handle.close()
+
+    def hold(self, max_open: int) -> None:
+        with self.lock:
+            self.bounds.append(max_open)
+
+    def unhold(self, max_open: int) -> None:
+        with self.lock:
+            self.bounds.remove(max_open)
+            if not self.bounds:
+                for key in list(self.files):
+                    self._drop(key)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+_HELD = _HeldFiles()
+
+
+@contextlib.contextmanager
+def hold_hdf5_files(max_open: int = DEFAULT_OPEN_FILES) -> Iterator[None]:
+    """Keep the HDF5 files :func:`open_hdf5` opens open between reads while this block runs:
+    a file read again (a shard read in several row ranges, or in every epoch) is not opened
+    and checked again. At most ``max_open`` files are held (the least recently used is closed
+    first; never more than a quarter of this process's open-file limit); all are closed when
+    the last active hold ends. Blocks may overlap, in any thread (a ``tf.data`` generator's
+    thread and the fit's); ``max_open`` 0 holds nothing (every read opens its file).
+
+    The checks of :class:`HDF5File` stay those of opening: a held file is used again only
+    while the path still names the same file (device, inode, size and modification time);
+    a file replaced or rewritten since is opened and checked anew."""
+    if max_open < 0:
+        raise DataError(f"expected a non-negative number of files. Received: {max_open}")
+    if max_open == 0:
+        yield
+        return
+    _HELD.hold(max_open)
+    try:
+        yield
+    finally:
+        _HELD.unhold(max_open)
+
+
+def held_hdf5_count() -> int:
+    """The number of HDF5 files held open now (see :func:`hold_hdf5_files`)."""
+    return len(_HELD)
 
 
 # -- event arrays ---------------------------------------------------------------------------

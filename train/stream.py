@@ -29,6 +29,14 @@ name order, as :func:`hepfpga.train.io.load_sample` concatenates them, so:
   ``shuffle=False`` (validation, test) the batches follow the jet numbers: exactly the
   batches Keras makes from the in-memory arrays without shuffling.
 
+Shard files stay open between reads (:func:`~hepfpga.datafiles.hold_hdf5_files`, at most
+:attr:`StreamedInputs.open_files` of them, 256 by default, about 0.7 MB each): during an
+epoch and across the epochs of :func:`fit_streamed`, since an epoch reads every shard of the
+training and the validation jets (the split is drawn from all of them) about once each. A held
+file is opened and checked once; one replaced on disk since is opened and checked anew. With
+more shards than ``open_files`` the least recently used are closed: a sample of many small
+shards gains less (an epoch visits the shards in a new order).
+
 Only the datasets the representation is built from are read (its ``parts``: the features
 for ``features``, the constituents for the others; :data:`~hepfpga.train.layouts.SAMPLE_PARTS`).
 :func:`loading_plan` decides, from ``data.loading``, whether a run streams.
@@ -49,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from hepfpga.datafiles import DEFAULT_OPEN_FILES, hold_hdf5_files
 from hepfpga.errors import DataError
 from hepfpga.train.config import DataConfig, FitConfig
 from hepfpga.train.dataset import FeatureScaler, split_indices, subsample_indices
@@ -214,8 +223,15 @@ class StreamedInputs:
     chunk_jets: int = DEFAULT_CHUNK_JETS
     block_jets: int = 512
     buffer_jets: int = 32768
+    #: shard files kept open between reads (:func:`~hepfpga.datafiles.hold_hdf5_files`):
+    #: during an epoch, and across the epochs of :func:`fit_streamed`; 0: every read opens
+    #: its file (and checks it) again
+    open_files: int = DEFAULT_OPEN_FILES
     _epochs: dict[Part, itertools.count[int]] = field(default_factory=dict, repr=False)
     _held: dict[Part, np.ndarray] = field(default_factory=dict, repr=False)
+    _sampled: dict[tuple[Part, int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def parts(self) -> frozenset[str]:
@@ -227,23 +243,43 @@ class StreamedInputs:
 
     def jets(self, part: Part) -> JetSample:
         """The whole part's jets in memory (only the representation's ``parts`` read)."""
-        chunks = list(self.sample.chunks(self.split.part(part), self.chunk_jets, self.parts))
+        with hold_hdf5_files(self.open_files):
+            index = self.split.part(part)
+            chunks = list(self.sample.chunks(index, self.chunk_jets, self.parts))
         return concatenate_samples(chunks, f"{self.sample.path} ({part} jets)")
 
     def arrays(self, part: Part) -> np.ndarray:
         """The whole part's inputs in memory (the test part of a run, a small sample)."""
         index = self.split.part(part)
-        return np.concatenate(
-            [self._encode(c) for c in self.sample.chunks(index, self.chunk_jets, self.parts)]
-        )
+        with hold_hdf5_files(self.open_files):
+            return np.concatenate(
+                [self._encode(c) for c in self.sample.chunks(index, self.chunk_jets, self.parts)]
+            )
 
     def held(self, part: Part) -> np.ndarray:
         """:meth:`arrays` of ``part``, read once and kept: for the stages that need a whole
-        part in memory (the test jets; the BDT and the overtraining check read the training
-        inputs, see :attr:`train`)."""
+        part in memory (the test jets; the BDT, the overtraining check and the HGQ proxy
+        tracing of a run take a bounded :meth:`subsample` of the training jets instead)."""
         if part not in self._held:
             self._held[part] = self.arrays(part)
         return self._held[part]
+
+    def subsample(self, part: Part, n_jets: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The inputs and labels of at most ``n_jets`` jets of ``part`` in memory: the
+        stratified subset :func:`~hepfpga.train.dataset.subsample_indices` draws with
+        ``seed`` (the whole part when it has ``n_jets`` or fewer), in jet order; read once and
+        kept (the stages that need training inputs at once share them)."""
+        key = (part, n_jets, seed)
+        if key not in self._sampled:
+            index = self.split.part(part)
+            if n_jets < len(index):
+                labels = self.sample.labels[index].astype(np.int64)
+                index = index[subsample_indices(labels, len(self.sample.class_names), n_jets, seed)]
+            with hold_hdf5_files(self.open_files):
+                chunks = self.sample.chunks(index, self.chunk_jets, self.parts)
+                x = np.concatenate([self._encode(c) for c in chunks])
+            self._sampled[key] = (x, self.sample.labels[index].astype(np.int64))
+        return self._sampled[key]
 
     # the attributes of PreparedInputs, so a stage written for in-memory inputs runs on a
     # streamed run too: each reads its whole part into memory once (what it asks for)
@@ -262,7 +298,9 @@ class StreamedInputs:
     def with_batch_size(self, batch_size: int) -> StreamedInputs:
         """The same inputs drawn in batches of ``batch_size`` (another fit's setting), each
         part's epochs counted from 0 again."""
-        return dataclasses.replace(self, batch_size=batch_size, _epochs={}, _held=self._held)
+        return dataclasses.replace(
+            self, batch_size=batch_size, _epochs={}, _held=self._held, _sampled=self._sampled
+        )
 
     def _encode(self, chunk: JetSample) -> np.ndarray:
         return np.ascontiguousarray(self.representation.encode(chunk, self.scaler), np.float32)
@@ -271,7 +309,14 @@ class StreamedInputs:
         self, part: Part, *, shuffle: bool, epoch: int = 0
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The ``(inputs, labels)`` of one epoch, one shuffle buffer at a time, each a whole
-        number of batches but the last (see the module docstring)."""
+        number of batches but the last (see the module docstring). The shard files stay open
+        for the epoch (:attr:`open_files` of them at most)."""
+        with hold_hdf5_files(self.open_files):
+            yield from self._buffers(part, shuffle=shuffle, epoch=epoch)
+
+    def _buffers(
+        self, part: Part, *, shuffle: bool, epoch: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         index = self.split.part(part)
         size = self.block_jets if shuffle else self.chunk_jets
         blocks = [index[i : i + size] for i in range(0, len(index), size)]
@@ -350,14 +395,17 @@ def stream_inputs(
     batch_size: int,
     seed: int,
     chunk_jets: int = DEFAULT_CHUNK_JETS,
+    open_files: int = DEFAULT_OPEN_FILES,
 ) -> StreamedInputs:
     """Fit ``representation``'s preprocessing on a streamed pass over the training jets and
-    return the streamed inputs (nothing else is read until batches are drawn)."""
+    return the streamed inputs (nothing else is read until batches are drawn).
+    ``open_files``: :attr:`StreamedInputs.open_files`."""
     if chunk_jets < 1:
         raise DataError(f"expected a positive integer. Received: chunk_jets={chunk_jets}")
     parts = representation.parts
-    scaler = representation.fit_streamed(sample.chunks(split.train, chunk_jets, parts))
-    first = next(sample.chunks(split.train[:1], 1, parts))
+    with hold_hdf5_files(open_files):
+        scaler = representation.fit_streamed(sample.chunks(split.train, chunk_jets, parts))
+        first = next(sample.chunks(split.train[:1], 1, parts))
     shape = tuple(int(n) for n in representation.encode(first, scaler).shape[1:])
     return StreamedInputs(
         sample,
@@ -369,6 +417,7 @@ def stream_inputs(
         batch_size,
         seed,
         chunk_jets,
+        open_files=open_files,
     )
 
 
@@ -385,23 +434,26 @@ def fit_streamed(
     """:func:`~hepfpga.train.fit.fit_classifier` on the streamed training batches (shuffled
     per epoch from ``inputs.seed`` unless ``shuffle`` is False), early stopping on the
     streamed validation batches, extra Keras ``callbacks`` (QAT's). ``inputs.batch_size``
-    is the batch size (:meth:`StreamedInputs.with_batch_size` for another)."""
+    is the batch size (:meth:`StreamedInputs.with_batch_size` for another). The shard files
+    stay open across the epochs (``inputs.open_files`` of them at most): each epoch reads
+    every shard of the training and validation jets, about once each."""
     if inputs.batch_size != settings.batch_size:
         raise DataError(
             f"the streamed batches hold {inputs.batch_size} jets, the fit settings say "
             f"batch_size {settings.batch_size}; build the inputs with the same batch size"
         )
-    return fit_classifier(
-        model,
-        inputs.dataset("train", shuffle=shuffle),
-        inputs.labels("train"),
-        inputs.dataset("validation"),
-        inputs.labels("validation"),
-        settings,
-        seed=seed,
-        progress=progress,
-        callbacks=callbacks,
-    )
+    with hold_hdf5_files(inputs.open_files):
+        return fit_classifier(
+            model,
+            inputs.dataset("train", shuffle=shuffle),
+            inputs.labels("train"),
+            inputs.dataset("validation"),
+            inputs.labels("validation"),
+            settings,
+            seed=seed,
+            progress=progress,
+            callbacks=callbacks,
+        )
 
 
 @dataclass(frozen=True)
