@@ -26,6 +26,7 @@ from hepfpga.pipeline.stages import (
     FirmwareResult,
     FloatModelResult,
     QuantizedModelResult,
+    held_training_inputs,
 )
 from hepfpga.train.bdt import convert_bdt, quantize_features, train_bdt, verify_bdt
 from hepfpga.train.curves import score_compatibility
@@ -72,28 +73,32 @@ class BdtResult(StageResult):
 
 
 def bdt_stage(run: Run) -> BdtResult | None:
-    """With ``bdt.enabled``: gradient-boosted trees on the run's (feature) inputs, converted
+    """With ``bdt.enabled``: gradient-boosted trees on the run's (feature) inputs (the
+    training jets of :func:`~hepfpga.pipeline.stages.held_training_inputs`), converted
     with conifer into ``bdt_firmware/`` and verified against scikit-learn on the test jets."""
     settings = run.config.bdt
     if not settings.enabled:
         return None
     data = run.get(DataResult)
-    x_train, x_test = data.inputs.train, data.x_test
-    if x_train.ndim != 2:
+    x_test = data.x_test
+    if x_test.ndim != 2:
         representation = data.inputs.preprocessing.get("representation")
         reason = (
             f"the BDT takes a flat feature vector; the {representation} representation gives "
-            f"inputs of shape {tuple(x_train.shape[1:])}"
+            f"inputs of shape {tuple(x_test.shape[1:])}"
         )
         log.warning("no BDT: %s", reason)
         return BdtResult({"status": "not available", "reason": reason})
-    bdt = train_bdt(x_train, data.y_train, settings, seed=run.config.seed)
+    # a streamed run: a bounded subsample of the training jets (data.held_train_jets)
+    x_train, y_train = held_training_inputs(run)
+    bdt = train_bdt(x_train, y_train, settings, seed=run.config.seed)
     probs = bdt.probabilities(quantize_features(x_test, settings))
     _add_scores(run, {"bdt": probs.astype(np.float32)})
     section: dict[str, Any] = {
         "status": "built",
         "config": to_plain(settings),
         "fit_seconds": round(bdt.seconds, 2),
+        "train_jets": len(y_train),
         "test": evaluate_classifier(probs, data.y_test, data.classes).to_dict(),
     }
     try:
@@ -146,18 +151,21 @@ class AnalysisResult(StageResult):
 
 
 def analysis_stage(run: Run) -> AnalysisResult:
-    """KS compatibility of training and test scores per class, input saliency of the float
+    """KS compatibility of training and test scores per class (the training jets of
+    :func:`~hepfpga.pipeline.stages.held_training_inputs`), input saliency of the float
     model on the test jets, and the firmware's layer types against the profiled ranges."""
     data = run.get(DataResult)
     models = {"float": run.get(FloatModelResult), "qkeras": run.get(QuantizedModelResult)}
+    # a streamed run: a bounded subsample of the training jets (data.held_train_jets)
+    x_train, y_train = held_training_inputs(run)
     train_probs = {
-        name: np.asarray(r.model.predict(data.inputs.train, batch_size=4096, verbose=0))
+        name: np.asarray(r.model.predict(x_train, batch_size=4096, verbose=0))
         for name, r in models.items()
     }
     overtraining = {}
     for name, result in models.items():
         ks = score_compatibility(
-            train_probs[name], data.y_train, result.probs, data.y_test, data.classes
+            train_probs[name], y_train, result.probs, data.y_test, data.classes
         )
         overtraining[name] = to_plain(ks) | {
             "compatible": ks.compatible,
@@ -181,7 +189,7 @@ def analysis_stage(run: Run) -> AnalysisResult:
     _add_scores(
         run,
         scores_with_method_key(
-            {"train_labels": data.y_train}
+            {"train_labels": y_train}
             | {f"train_{n}": p.astype(np.float32) for n, p in train_probs.items()},
             run.config.quantization.method,
         ),

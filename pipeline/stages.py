@@ -90,6 +90,7 @@ __all__ = [
     "evaluation_stage",
     "firmware_stage",
     "float_training_stage",
+    "held_training_inputs",
     "load_run_sample",
     "onnx_stage",
     "peak_rss_section",
@@ -345,6 +346,19 @@ def data_stage(run: Run) -> DataResult:
     return result
 
 
+def held_training_inputs(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """The training inputs and labels for the stages that need them in memory at once (the
+    BDT's fit, the overtraining check, the HGQ proxy's range tracing): all of them when the
+    run loads its jets; when it streams, the stratified subsample of at most
+    ``data.held_train_jets`` training jets drawn with ``seed``
+    (:meth:`~hepfpga.train.stream.StreamedInputs.subsample`: read once, shared by the
+    stages), so memory does not grow with the sample."""
+    data = run.get(DataResult)
+    if data.streamed is None:
+        return data.inputs.train, data.y_train
+    return data.streamed.subsample("train", run.config.data.held_train_jets, run.config.seed)
+
+
 # --- models -----------------------------------------------------------------------------
 
 
@@ -472,7 +486,7 @@ def qat_stage(run: Run) -> QuantizedModelResult:
     save_keras_model(qmodel, run.run_dir / method.model_file)
     proxy = cost = None
     if is_hgq_model(qmodel):
-        proxy = proxy_model(logits_model(qmodel), inputs.train)
+        proxy = proxy_model(logits_model(qmodel), held_training_inputs(run)[0])
         cost = ebops(qmodel)
         save_keras_model(proxy, run.run_dir / method.firmware_model_file)
     probs, logits = keras_outputs_with_logits(qmodel, data.x_test)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATA_LOADINGS",
+    "HELD_TRAIN_JETS",
     "MODEL_SECTIONS",
     "STREAM_ABOVE_JETS",
     "DataConfig",
@@ -91,6 +92,9 @@ DATA_LOADINGS: tuple[str, ...] = get_args(DataLoading)
 #: well under a GiB, above it the in-memory run grows without bound while a streamed one
 #: stays at its shuffle buffer and the test jets.
 STREAM_ABOVE_JETS = 200_000
+#: Default ``data.held_train_jets``: training jets a streamed run holds in memory for the
+#: stages that need them at once (BDT, overtraining check, HGQ proxy tracing).
+HELD_TRAIN_JETS = 200_000
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,12 @@ class DataConfig:
     ``max_jets``; default :data:`STREAM_ABOVE_JETS`, 200,000), and loads the sample otherwise
     (the built-in sample, ``.npz``, CSV/ARFF files are always loaded). Streaming serves the
     classification task; the anomaly and generation tasks load their jets.
+    ``held_train_jets``: when the run streams, the stages that need training inputs in memory
+    at once (the BDT's fit, the overtraining check's training scores, the HGQ proxy model's
+    range tracing) take a stratified subsample of at most this many training jets (default
+    :data:`HELD_TRAIN_JETS`, 200,000; drawn with ``seed``, the same jets for every stage,
+    read once) instead of the whole training part; a run that loads its jets uses all of
+    them.
     """
 
     path: Path | None = None
@@ -125,11 +135,16 @@ class DataConfig:
     max_jets: int | None = None
     loading: DataLoading = "auto"
     stream_above: int = STREAM_ABOVE_JETS
+    held_train_jets: int = HELD_TRAIN_JETS
 
     def __post_init__(self) -> None:
         if self.max_jets is not None and self.max_jets < 10:
             raise ConfigError(f"expected at least 10 jets, got {self.max_jets}", path="max_jets")
         positive_int(self.stream_above, "stream_above")
+        if self.held_train_jets < 10:
+            raise ConfigError(
+                f"expected at least 10 jets, got {self.held_train_jets}", path="held_train_jets"
+            )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pytest
 
 from hepfpga.cli import main
 from hepfpga.errors import DataError
+from hepfpga.pipeline.analysis import analysis_stage, bdt_stage
 from hepfpga.pipeline.config import parse_config
 from hepfpga.pipeline.run import Run
 from hepfpga.pipeline.run_report import RunReport
@@ -29,10 +30,12 @@ from hepfpga.pipeline.stages import (
 )
 from hepfpga.train.dataset import FeatureScaler, stratified_subsample
 from hepfpga.train.io import save_sample
-from hepfpga.train.stream import loading_plan
+from hepfpga.train.stream import ShardedSample, loading_plan
 
 #: test jets kept for the evaluation and the C simulation (verification.max_events)
 TEST_CAP = 60
+#: training jets a streamed run holds for the BDT and the overtraining check (of 300)
+HELD = 40
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +49,16 @@ def shards(tmp_path_factory: pytest.TempPathFactory, make_jets_module) -> Path:
 
 
 def _config(
-    shards: Path, out: Path, loading: str, max_events: int | None = TEST_CAP, **data: Any
+    shards: Path,
+    out: Path,
+    loading: str,
+    max_events: int | None = TEST_CAP,
+    sections: dict[str, Any] | None = None,
+    **data: Any,
 ) -> Any:
     return parse_config(
         {
+            **(sections or {}),
             "name": f"stream-{loading}",
             "output_dir": str(out),
             "seed": 5,
@@ -63,11 +72,17 @@ def _config(
 
 
 def _data(
-    shards: Path, tmp_path: Path, loading: str, max_events: int | None = TEST_CAP, **data: Any
+    shards: Path,
+    tmp_path: Path,
+    loading: str,
+    max_events: int | None = TEST_CAP,
+    sections: dict[str, Any] | None = None,
+    **data: Any,
 ) -> tuple[Run, DataResult]:
     run_dir = tmp_path / f"{loading}-{max_events}"
     run_dir.mkdir()
-    run = Run(config=_config(shards, tmp_path, loading, max_events, **data), run_dir=run_dir)
+    config = _config(shards, tmp_path, loading, max_events, sections, **data)
+    run = Run(config=config, run_dir=run_dir)
     run.results["data"] = data_stage(run)
     return run, run.get(DataResult)
 
@@ -116,10 +131,34 @@ def test_streamed_run_splits_and_scales_as_in_memory(shards: Path, tmp_path: Pat
     np.testing.assert_array_equal(again.test.labels, test.labels)
 
 
-def test_streamed_run_trains_float_and_qkeras_and_reports(shards: Path, tmp_path: Path) -> None:
-    run, data = _data(shards, tmp_path, "stream")
+def test_streamed_run_trains_float_and_qkeras_and_reports(
+    shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bdt = {"bdt": {"enabled": True, "n_estimators": 3, "max_depth": 2}}
+    run, data = _data(shards, tmp_path, "stream", sections=bdt, held_train_jets=HELD)
     run.results["float_training"] = float_training_stage(run)
     run.results["qat"] = qat_stage(run)
+    # from here on, count the jets the reader reads: the BDT and the overtraining check read
+    # the stratified subsample of data.held_train_jets training jets, not the training part
+    read: list[int] = []
+    real_chunks = ShardedSample.chunks
+
+    def counting_chunks(self: ShardedSample, index: np.ndarray, *args: Any, **kwargs: Any):
+        read.append(len(index))
+        yield from real_chunks(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(ShardedSample, "chunks", counting_chunks)
+    bdt_result = bdt_stage(run)
+    analysis = analysis_stage(run)
+    n_held = len(data.streamed.subsample("train", HELD, 5)[1])
+    assert HELD <= n_held <= HELD + 5 < len(data.y_train)  # rounding per class
+    assert read == [n_held]  # read once, shared by both stages
+    assert bdt_result is not None and bdt_result.section["train_jets"] == n_held
+    with np.load(run.run_dir / "scores.npz") as scores:
+        assert len(scores["train_labels"]) == len(scores["train_float"]) == n_held
+        assert np.bincount(scores["train_labels"], minlength=5).min() >= HELD // 5 - 1
+    assert set(analysis.overtraining) == {"float", "qkeras"}
+    assert "train" not in data.streamed._held  # the whole training part was never held
     float_model = run.get(FloatModelResult)
     quantized = run.get(QuantizedModelResult)
     assert float_model.fit.epochs_run == 2 and quantized.fit.epochs_run == 1
@@ -167,6 +206,7 @@ def test_auto_streams_above_the_threshold(shards: Path, tmp_path: Path, make_jet
         ({"loading": "streams"}, ["data.loading", "did you mean 'stream'"]),
         ({"stream_above": 0}, ["data.stream_above", "positive integer", "0"]),
         ({"stream_above": "many"}, ["data.stream_above", "many"]),
+        ({"held_train_jets": 5}, ["data.held_train_jets", "at least 10", "5"]),
     ],
 )
 def test_bad_loading_is_refused_with_one_line(
