@@ -27,6 +27,10 @@ its own:
   checking its shard again (what streaming did before files were held): the time per epoch
   of ``stream`` against ``reopen`` is what holding the files saves.
 
+``--read-rounds N`` measures the read path alone instead (no fit): N rounds of a process
+reading two streamed epochs with every read reopening its shard, then one with the files held
+(:func:`read_epochs`), alternated so that both see the same machine load.
+
 It prints, per architecture and mode: peak RSS, peak RSS above the baseline, the time of the
 fit per epoch, the test accuracy, and the ratios stream / memory from the same run. The
 streamed peak depends on glibc's per-thread malloc arenas (TensorFlow's threads): run with
@@ -37,6 +41,7 @@ between 300k and 600k jets, MLP).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -138,6 +143,62 @@ def child(mode: str, architecture: str, data: str, epochs: int, batch_size: int)
     }
 
 
+def read_epochs(mode: str, architecture: str, data: str, batch_size: int) -> dict[str, Any]:
+    """The read path alone (no fit), in this process: two epochs of training and validation
+    buffers (what ``fit_streamed`` draws), with every read reopening its shard (``reopen``:
+    ``open_files=0``) or with the files held across the epochs as ``fit_streamed`` holds
+    them (``held``). Held files are process-wide (any active hold serves every read), so each
+    mode runs in its own process."""
+    import hepfpga.train.architectures  # noqa: F401  (registers the model sections)
+    from hepfpga.datafiles import hold_hdf5_files
+    from hepfpga.train.config import MODEL_SECTIONS, DataConfig
+    from hepfpga.train.fit import peak_rss_mb
+    from hepfpga.train.stream import ShardedSample, split_stream, stream_inputs
+
+    representation = MODEL_SECTIONS[architecture]().input_representation(DataConfig())
+    sample = ShardedSample.open(data)
+    parts = split_stream(sample, FRACTIONS, SEED)
+    inputs = stream_inputs(sample, parts, representation, batch_size=batch_size, seed=SEED)
+    if mode == "reopen":
+        inputs = dataclasses.replace(inputs, open_files=0)
+    times = []
+    with hold_hdf5_files(inputs.open_files):
+        for n in range(2):
+            start = time.perf_counter()
+            for part, shuffle in (("train", True), ("validation", False)):
+                for _ in inputs.buffers(part, shuffle=shuffle, epoch=n):
+                    pass
+            times.append(time.perf_counter() - start)
+    return {"seconds": times, "peak_rss_mb": peak_rss_mb(), "n_shards": len(sample.shards)}
+
+
+def read_rounds(data: str, architecture: str, rounds: int, batch_size: int) -> None:
+    """``rounds`` times a ``reopen`` then a ``held`` process of :func:`read_epochs`,
+    alternated so both see the same machine load; prints the median of each mode's second
+    epoch (the held one reads every shard from an open file)."""
+    results: dict[str, list[dict[str, Any]]] = {"reopen": [], "held": []}
+    for _ in range(rounds):
+        for mode in results:
+            command = [sys.executable, __file__, "--read-child", mode, architecture, data,
+                       str(batch_size)]  # fmt: skip
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            if done.returncode != 0 or not lines:
+                raise SystemExit(f"error: the {mode} read run failed:\n{done.stderr[-3000:]}")
+            results[mode].append(json.loads(lines[-1]))
+    second = {m: [r["seconds"][1] for r in rs] for m, rs in results.items()}
+    median = {m: float(np.median(v)) for m, v in second.items()}
+    rss = {m: max(r["peak_rss_mb"] for r in rs) for m, rs in results.items()}
+    print(
+        f"{architecture}: {results['held'][0]['n_shards']} shards, {rounds} rounds; read path, "
+        f"s/epoch of the second epoch (median): reopen {median['reopen']:.2f}, held "
+        f"{median['held']:.2f}, reopen/held {median['reopen'] / median['held']:.2f}; all: "
+        + ", ".join(f"{m} {[round(x, 2) for x in v]}" for m, v in second.items())
+        + f"; peak RSS MiB: reopen {rss['reopen']:.0f}, held {rss['held']:.0f}",
+        flush=True,
+    )
+
+
 def measure(
     mode: str, architecture: str, data: str, epochs: int, batch_size: int
 ) -> dict[str, Any]:
@@ -154,6 +215,7 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--read-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--data", help="a folder or glob of HDF5 shards")
     parser.add_argument("--work", type=Path, help="where drawn shards are written (no --data)")
     parser.add_argument("--jets", type=int, nargs="+", default=[100_000, 300_000])
@@ -164,7 +226,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reopen", action="store_true", help="also stream with every read reopening its shard"
     )
+    parser.add_argument(
+        "--read-rounds",
+        type=int,
+        default=0,
+        help="instead of fits: this many rounds of the read path alone, reopen / held, "
+        "interleaved in one process (see read_epochs)",
+    )
     args = parser.parse_args(argv)
+    if args.read_child:
+        mode, architecture, data, batch_size = args.read_child
+        print(json.dumps(read_epochs(mode, architecture, data, int(batch_size))))
+        return 0
+    if args.read_rounds:
+        if args.data is None:
+            parser.error("--read-rounds needs --data")
+        for architecture in args.architectures:
+            read_rounds(args.data, architecture, args.read_rounds, args.batch_size)
+        return 0
     if args.child:
         mode, architecture, data, epochs, batch_size = args.child
         print(json.dumps(child(mode, architecture, data, int(epochs), int(batch_size))))

@@ -49,7 +49,6 @@ import os
 import threading
 import zipfile
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -474,6 +473,7 @@ class HDF5File:
         self.inflated_bytes = 0
         # datasets checked already (the names only: an open h5py dataset holds ~0.6 MB)
         self._checked: set[str] = set()
+        self._described: dict[str, HDF5Dataset] = {}  # what get() returned
         self._h5py = h5py
         refused: list[str] = []
 
@@ -527,11 +527,17 @@ class HDF5File:
 
     def get(self, name: str) -> HDF5Dataset | None:
         """The checked :class:`HDF5Dataset` ``name`` (see :meth:`dataset`), or None where the
-        file has no dataset of that name (nothing, or a group: :meth:`kind` tells which)."""
+        file has no dataset of that name (nothing, or a group: :meth:`kind` tells which).
+        Described once per opening (a file held open is read many times)."""
+        described = self._described.get(name)
+        if described is not None:
+            return described
         if not isinstance(self.handle.get(name), self._h5py.Dataset):
             return None
         item = self.dataset(name)
-        return HDF5Dataset(name, tuple(int(d) for d in item.shape), item.dtype)
+        described = HDF5Dataset(name, tuple(int(d) for d in item.shape), item.dtype)
+        self._described[name] = described
+        return described
 
     def members(self, group: str = "/") -> tuple[str, ...]:
         """The names of the links directly in ``group``."""
@@ -747,16 +753,20 @@ class _Held:
 
 class _HeldFiles:
     """The checked HDF5 files kept open while at least one :func:`hold_hdf5_files` block is
-    active (in any thread): least recently used first out, never closed while in use."""
+    active (in any thread): the first ones opened, up to the bound; never closed while in
+    use."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()  # re-entered if a generator holding files is collected
         self.bounds: list[int] = []  # max_open of each active hold
-        self.files: OrderedDict[tuple[str, ReadLimits], _Held] = OrderedDict()
+        self.files: dict[tuple[str, ReadLimits], _Held] = {}
 
     def acquire(self, path: Path, limits: ReadLimits) -> _Held | None:
         """The held checked file at ``path`` (opened and checked if it is not held, or if
-        the file there is not the one that was opened); None when no hold is active."""
+        the file there is not the one that was opened); None when no hold is active. When
+        the bound is reached, a file not held is opened for this read only (not admitted):
+        a streamed epoch visits every shard once in turn, and evicting the least recently
+        used file would evict each just before its next read (no file ever found open)."""
         if not self.bounds:
             return None
         identity = _file_identity(path)
@@ -770,14 +780,12 @@ class _HeldFiles:
                 held = None
             if held is None:
                 held = _Held(_open_checked(path, limits), identity)
-                self.files[key] = held
-            self.files.move_to_end(key)
+                bound = min(max(self.bounds), max(1, _open_file_limit() // 4))
+                if len(self.files) < bound:
+                    self.files[key] = held
+                else:
+                    held.evicted = True  # closed when this read releases it
             held.users += 1
-            bound = min(max(self.bounds), max(1, _open_file_limit() // 4))
-            for old in [k for k, h in self.files.items() if h.users == 0][
-                : max(0, len(self.files) - bound)
-            ]:
-                self._drop(old)
             return held
 
     def release(self, held: _Held) -> None:
@@ -814,10 +822,14 @@ _HELD = _HeldFiles()
 def hold_hdf5_files(max_open: int = DEFAULT_OPEN_FILES) -> Iterator[None]:
     """Keep the HDF5 files :func:`open_hdf5` opens open between reads while this block runs:
     a file read again (a shard read in several row ranges, or in every epoch) is not opened
-    and checked again. At most ``max_open`` files are held (the least recently used is closed
-    first; never more than a quarter of this process's open-file limit); all are closed when
-    the last active hold ends. Blocks may overlap, in any thread (a ``tf.data`` generator's
-    thread and the fit's); ``max_open`` 0 holds nothing (every read opens its file).
+    and checked again. At most ``max_open`` files are held, the first ones opened (never more
+    than a quarter of this process's open-file limit); past that, a file is opened for one
+    read and closed (with N files read in turn, ``max_open`` of them are found open: least
+    recently used eviction would find none). All are closed when the last active hold ends.
+    Blocks may overlap, in any thread (a ``tf.data`` generator's thread and the fit's): the
+    held files are this process's, and while any hold is active every ``open_hdf5`` goes
+    through them. ``max_open`` 0 adds no hold (reads open their file each time unless
+    another hold is active).
 
     The checks of :class:`HDF5File` stay those of opening: a held file is used again only
     while the path still names the same file (device, inode, size and modification time);

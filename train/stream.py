@@ -34,8 +34,8 @@ Shard files stay open between reads (:func:`~hepfpga.datafiles.hold_hdf5_files`,
 epoch and across the epochs of :func:`fit_streamed`, since an epoch reads every shard of the
 training and the validation jets (the split is drawn from all of them) about once each. A held
 file is opened and checked once; one replaced on disk since is opened and checked anew. With
-more shards than ``open_files`` the least recently used are closed: a sample of many small
-shards gains less (an epoch visits the shards in a new order).
+more shards than ``open_files``, the first ``open_files`` opened stay open and the others are
+opened for each read: a sample of many small shards gains in proportion.
 
 Only the datasets the representation is built from are read (its ``parts``: the features
 for ``features``, the constituents for the others; :data:`~hepfpga.train.layouts.SAMPLE_PARTS`).
@@ -224,8 +224,9 @@ class StreamedInputs:
     block_jets: int = 512
     buffer_jets: int = 32768
     #: shard files kept open between reads (:func:`~hepfpga.datafiles.hold_hdf5_files`):
-    #: during an epoch, and across the epochs of :func:`fit_streamed`; 0: every read opens
-    #: its file (and checks it) again
+    #: during an epoch, and across the epochs of :func:`fit_streamed`; 0: no hold, every
+    #: read opens its file (and checks it) again, unless another hold of this process is
+    #: active
     open_files: int = DEFAULT_OPEN_FILES
     _epochs: dict[Part, itertools.count[int]] = field(default_factory=dict, repr=False)
     _held: dict[Part, np.ndarray] = field(default_factory=dict, repr=False)
