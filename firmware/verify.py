@@ -127,6 +127,7 @@ def verify_model(
         tolerance,
         exact_outputs=not found.has_softmax or options.softmax.info.exact,
         on_grid=found.on_grid,
+        backend=options.backend.value,
         ranges={
             name: (float(values.min()), float(values.max()))
             for name, values in found.references.items()
@@ -147,7 +148,7 @@ def verify_model(
         quantized=plan.quantized,
         n_events=found.n_events,
         requirement=required.text,
-        passed=required.met_by(found.model_outputs),
+        passed=required.met_by(found.model_outputs, found.layers),
         outputs=next(iter(found.model_outputs.values())),
         per_output=found.per_output,
         layers=found.layers,
