@@ -507,6 +507,13 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
             {},
             "layer 'td' (TimeDistributed) wraps ZeroPadding1D 'zero_padding1d",
         ),
+        "td_conv1d": (
+            lambda: _functional(
+                layers.TimeDistributed(layers.Conv1D(2, 3), name="td"), shape=(6, 4, 3)
+            ),
+            {},
+            "layer 'td' (TimeDistributed) wraps Conv1D 'conv1d",
+        ),
         "td_quartus": (
             lambda: _functional(layers.TimeDistributed(layers.Dense(3), name="td")),
             {"backend": "Quartus"},
@@ -628,6 +635,7 @@ def _refusal_models() -> dict[str, tuple[Callable[[], Any], dict[str, Any], str]
 
 REFUSALS = [
     "td_padding",
+    "td_conv1d",
     "td_quartus",
     "td_stream",
     "bi_merge_sum",
