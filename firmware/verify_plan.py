@@ -413,7 +413,8 @@ def _with_softmax(
             ]
             if after:
                 said.append(
-                    f"output(s) {', '.join(after)} after it: bit-exact, which the softmax's "
+                    f"output(s) {', '.join(repr(a) for a in after)} after it: bit-exact, "
+                    "which the softmax's "
                     "table need not allow (no bound is carried through the layers after "
                     "it; give a tolerance to judge them by it)"
                 )

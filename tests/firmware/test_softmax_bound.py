@@ -191,7 +191,7 @@ def test_verify_judges_each_softmax_by_its_bound(two_softmaxes: Any) -> None:
     assert text.startswith("bit-exact logits")
     assert "softmax 'out' outputs within its derived bound (softmax over 5" in text
     assert "softmax 'inner' (inside the model): its traced output within" in text
-    assert "output(s) d2 after it: bit-exact, which the softmax's table need not allow" in text
+    assert "output(s) 'd2' after it: bit-exact, which the softmax's table need not allow" in text
     out = report.model_outputs["out"]
     assert out.logits_bit_exact
     assert 0 < out.probs_max_abs_diff <= required.softmax_output_bounds["out"]
