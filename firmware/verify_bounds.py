@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.firmware.emulate_engine.softmax import exp_table, inv_table
 from hepfpga.firmware.emulate_tables import TABLE_KINDS, lookup_table
 from hepfpga.fixed_point import FixedType, Rounding, Saturation
 
@@ -359,9 +360,6 @@ def softmax_bound(
 def _softmax_bound(
     tables: SoftmaxTables, logit_range: float, logit_error: float, logit_lsb: float | None
 ) -> TableBound:
-    # deferred: the emulator's tables (ctypes libm) are needed only here
-    from hepfpga.firmware.emulate_engine.softmax import exp_table, inv_table
-
     t = tables
     n = t.n
     exp_bits = t.exp_size.bit_length() - 1

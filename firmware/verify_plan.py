@@ -194,7 +194,7 @@ def tables_from_settings(
     if backend.lower() not in _STABLE_SOFTMAX_BACKENDS:
         return f"the {backend} backend's softmax templates are not analysed"
     precision = entry.get("Precision", {})
-    found = {
+    found: dict[str, Any] = {
         key: entry.get(key) for key in ("inp_norm_t", "exp_table_t", "inv_inp_t", "inv_table_t")
     }
     found.update(accum_t=precision.get("accum"), result_t=precision.get("result"))
@@ -202,15 +202,20 @@ def tables_from_settings(
     if missing:
         return f"the configuration leaves {', '.join(missing)} to hls4ml"
     types = {
-        key: FixedType.parse(value if value.startswith("ap_") else f"ap_{value}")
+        key: FixedType.parse(str(value) if str(value).startswith("ap_") else f"ap_{value}")
         for key, value in found.items()
     }
     size = int(entry.get("TableSize", DEFAULT_TABLE_SIZE))
     return SoftmaxTables(
         n=n,
+        inp_norm_t=types["inp_norm_t"],
         exp_size=int(entry.get("exp_table_size", size)),
+        exp_table_t=types["exp_table_t"],
+        accum_t=types["accum_t"],
+        inv_inp_t=types["inv_inp_t"],
         inv_size=int(entry.get("inv_table_size", size)),
-        **types,
+        inv_table_t=types["inv_table_t"],
+        result_t=types["result_t"],
     )
 
 
@@ -395,7 +400,9 @@ def _with_softmax(
         return base
     logits_of = logits_layer_names(plan.model)
     finals = {output for output, logits in logits_of.items() if output != logits}
-    outputs, layers, said = {}, {}, []
+    outputs: dict[str, float] = {}
+    layers: dict[str, float] = {}
+    said: list[str] = []
     for name, bound in found.items():
         final = name in finals
         if isinstance(bound, str):

@@ -189,7 +189,7 @@ class SoftmaxStep(Step):
             self.address_t,
             self.exp_bits,
             exp_table_t,
-            exp_scale,
+            float(exp_scale),
             negative=self.implementation == "stable",
         )
         self.exp_frac = exp_table_t.fractional
