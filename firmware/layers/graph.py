@@ -13,8 +13,8 @@ comparison is made with); it computes the same function, with the same weights:
   judged exactly; Keras computes ``activation(x @ w + b)`` in the same two float32 steps;
 * an input named ``input`` (reserved by hls4ml) becomes ``input_layer``;
 * a layer whose name hls4ml cannot use is renamed (:func:`hls_name`: not a C++ identifier,
-  a C++ keyword, or holding a substring hls4ml finds weights by, such as ``bias`` in
-  ``bias_layer``; a clash after renaming gets ``_2``); :func:`user_names` maps the new names
+  a C++ keyword, or holding one of its weights' names, which hls4ml finds by substring,
+  such as ``bias`` in ``bias_layer``; a clash after renaming gets ``_2``); :func:`user_names` maps the new names
   back, and reports show the user's names;
 * a nested model (a model used as a layer) is replaced by its layers, as hls4ml 1.3 expands
   it (:func:`flatten_nested`); a model wrapped in ``TimeDistributed`` is replaced by its
@@ -421,52 +421,46 @@ _CPP_KEYWORDS = frozenset(
         "xor_eq",
     ]
 )
-#: the substrings hls4ml 1.3 finds a layer's weights by, in the weights' names (which start
-#: with the layer's name: 'bias' finds the kernel 'bias_layer/kernel:0' of a layer
-#: 'bias_layer' first)
-_WEIGHT_KEYS = (
-    "kernel",
-    "bias",
-    "gamma",
-    "beta",
-    "moving_mean",
-    "moving_variance",
-    "embeddings",
-    "alpha",
-)
 #: the ready model -> {hls4ml name: the user's layer name} of the layers it renamed
 _USER_NAMES: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
-def hls_name(name: str) -> str:
+def hls_name(name: str, weights: tuple[str, ...] = ()) -> str:
     """``name`` as hls4ml can use it: a C++ identifier (other characters become ``_``, a
     leading digit gets ``layer_`` before it, a C++ keyword ``_layer`` after it) holding none
-    of the substrings hls4ml finds weights by (their first letter capitalised:
-    ``bias_layer`` -> ``Bias_layer``). Unchanged when already so."""
+    of the layer's own weight names (``weights``: ``kernel``, ``bias``, ``gamma``...), which
+    hls4ml 1.3 finds by substring in the weights' full names (``bias`` finds the kernel
+    ``bias_layer/kernel:0`` first): their first letter is capitalised (``bias_layer`` ->
+    ``Bias_layer``). Unchanged when already so."""
     safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
     if not safe or safe[0].isdigit():
         safe = f"layer_{safe}"
-    for key in _WEIGHT_KEYS:
+    for key in sorted(set(weights), key=len, reverse=True):
         safe = safe.replace(key, key[0].upper() + key[1:])
     if safe in _CPP_KEYWORDS:
         safe = f"{safe}_layer"
     return safe
 
 
-def _renames(names: list[str]) -> dict[str, str]:
+def _weight_names(layer: Any) -> tuple[str, ...]:
+    """The short names of a layer's weights (``kernel`` of ``dense/kernel:0``)."""
+    return tuple(str(w.name).rsplit("/", 1)[-1].split(":")[0] for w in layer.weights)
+
+
+def _renames(nodes: list[GraphNode]) -> dict[str, str]:
     """The user's layer name -> its hls4ml name, for the layers :func:`hls_name` changes;
     a name taken already (by another layer, or another renamed one) gets ``_2``, ``_3``..."""
-    taken = set(names)
+    taken = {node.name for node in nodes}
     renames = {}
-    for name in names:
-        new = hls_name(name)
-        if new == name:
+    for node in nodes:
+        new = hls_name(node.name, _weight_names(node.layer))
+        if new == node.name:
             continue
         candidate, k = new, 2
         while candidate in taken:
             candidate, k = f"{new}_{k}", k + 1
         taken.add(candidate)
-        renames[name] = candidate
+        renames[node.name] = candidate
     return renames
 
 
@@ -519,7 +513,7 @@ def ready_model(model: Any) -> Any:
                 rewritten_weights[node.name] = rewrite.weights(node.layer)
     needs_split = [node.name for node in nodes if _split_activation(node.layer) is not None]
     renamed = any(node.name in _RESERVED_NAMES for node in nodes)
-    renames = _renames([node.name for node in nodes])
+    renames = _renames(nodes)
     taken |= set(renames.values())
     if (
         type(model).__name__ != "Sequential"

@@ -22,22 +22,24 @@ NAMES = ("class", "dense-1", "dense_1", "1st", "int", "bias_layer", "kernel_dens
 
 
 @pytest.mark.parametrize(
-    "name, expected",
+    "name, weights, expected",
     [
-        ("dense_1", "dense_1"),
-        ("dense-1", "dense_1"),
-        ("my dense", "my_dense"),
-        ("1st", "layer_1st"),
-        ("class", "class_layer"),
-        ("int", "int_layer"),
-        ("bias_layer", "Bias_layer"),
-        ("kernel_dense", "Kernel_dense"),
-        ("beta.norm", "Beta_norm"),
-        ("moving_mean_x", "Moving_mean_x"),
+        ("dense_1", ("kernel", "bias"), "dense_1"),
+        ("dense-1", ("kernel", "bias"), "dense_1"),
+        ("my dense", ("kernel", "bias"), "my_dense"),
+        ("1st", (), "layer_1st"),
+        ("class", (), "class_layer"),
+        ("int", (), "int_layer"),
+        ("bias_layer", ("kernel", "bias"), "Bias_layer"),
+        ("kernel_dense", ("kernel", "bias"), "Kernel_dense"),
+        ("d_no_alpha", ("kernel", "bias"), "d_no_alpha"),  # a Dense looks up no 'alpha'
+        ("prelu_alpha", ("alpha",), "prelu_Alpha"),
+        ("beta.norm", ("gamma", "beta", "moving_mean", "moving_variance"), "Beta_norm"),
+        ("lstm_recurrent_kernel", ("kernel", "recurrent_kernel", "bias"), "lstm_Recurrent_Kernel"),
     ],
 )
-def test_hls_name(name: str, expected: str) -> None:
-    assert hls_name(name) == expected
+def test_hls_name(name: str, weights: tuple[str, ...], expected: str) -> None:
+    assert hls_name(name, weights) == expected
 
 
 def odd_names() -> Any:
@@ -82,7 +84,7 @@ def test_renamed_layers_verify_under_their_own_names(odd_report: Any, name: str)
     if name != "int":  # the input quantizer: the firmware's input type, no layer of its own
         assert name in rows, sorted(rows)
         assert rows[name].fraction_bit_exact == 1.0, report.summary()
-    hls = hls_name(name)
+    hls = hls_name(name, ("kernel", "bias"))
     if hls != name and hls not in NAMES:
         assert hls not in rows and hls not in report.precision
 
