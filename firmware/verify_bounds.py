@@ -209,27 +209,22 @@ class SoftmaxTables:
     exp_scale: float = 1.0
 
 
-def _code_interval(t: FixedType, first: int, last: int) -> tuple[float, float]:
-    """The real inputs a conversion to ``t`` maps to raw codes ``first..last`` (closed; the
-    type's largest code reaches up to infinity when ``t`` saturates)."""
-    if t.rounding in (Rounding.TRN, Rounding.TRN_ZERO):  # non-negative inputs: floor
-        lo, hi = float(first), float(last + 1)
-    else:  # to nearest, any tie rule
-        lo, hi = first - 0.5, last + 0.5
-    top = 2.0 ** (t.width - (1 if t.signed else 0)) - 1
-    if last >= top:
-        hi = math.inf
-    return lo * t.lsb, hi * t.lsb
-
-
 def _address_bins(t: FixedType, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """For each table index (the top ``n_bits`` of ``t``'s code, non-negative values only):
-    the closed interval of real values whose conversion to ``t`` reads it."""
+    the closed interval of real values whose conversion to ``t`` reads it (codes ``first..
+    last``: from ``first`` (floor) or ``first - 1/2`` (to nearest) to ``last + 1`` or
+    ``last + 1/2`` lsb; the type's largest code reaches up to infinity when ``t``
+    saturates)."""
     per = 2 ** (t.width - n_bits)
     count = 2**n_bits if not t.signed else 2 ** (n_bits - 1)
-    bins = [_code_interval(t, k * per, (k + 1) * per - 1) for k in range(count)]
-    lo, hi = (np.array(v, dtype=np.float64) for v in zip(*bins, strict=True))
-    return lo, hi
+    first = np.arange(count, dtype=np.float64) * per
+    last = first + per - 1
+    if t.rounding in (Rounding.TRN, Rounding.TRN_ZERO):  # non-negative inputs: floor
+        lo, hi = first, last + 1
+    else:  # to nearest, any tie rule
+        lo, hi = first - 0.5, last + 0.5
+    hi = np.where(last >= 2.0 ** (t.width - (1 if t.signed else 0)) - 1, math.inf, hi)
+    return lo * t.lsb, hi * t.lsb
 
 
 def _check_type(t: FixedType, largest: float, what: str) -> None:
@@ -371,6 +366,7 @@ def _softmax_bound(
         raise _NoBoundError("a table has more entries than its address type has codes")
     if t.inp_norm_t.signed:
         raise _NoBoundError(f"inp_norm_t {t.inp_norm_t.to_hls()} is signed")
+    _check_type(t.inp_norm_t, logit_range + 2 * logit_error, "inp_norm_t")
     # the exp table: entries, the inputs reading each, the points they were computed at
     entries = exp_table(t.inp_norm_t, exp_bits, t.exp_table_t, t.exp_scale) * t.exp_table_t.lsb
     d_lo, d_hi = _address_bins(t.inp_norm_t, exp_bits)
