@@ -5,7 +5,8 @@ With plain hls4ml 1.3 (``config_from_keras_model``, compile, predict) ``dense-1`
 ``dense_1`` fails the g++ build (hls4ml names C++ types after layers; ``-`` is no identifier
 character), and a layer named ``bias_layer`` reads its kernel as its bias (hls4ml finds a
 layer's weights by the substring ``bias`` in the weights' names, ``bias_layer/kernel:0``
-first). One QKeras model holds every such name (one g++ build).
+first). One QKeras model holds every such name (``byo_models.softmaxes_and_odd_names``; its g++
+build is shared with test_softmax_bound.py).
 """
 
 from __future__ import annotations
@@ -42,51 +43,23 @@ def test_hls_name(name: str, weights: tuple[str, ...], expected: str) -> None:
     assert hls_name(name, weights) == expected
 
 
-def odd_names() -> Any:
-    import tensorflow as tf
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-    from tensorflow import keras
-
-    tf.keras.utils.set_random_seed(11)
-
-    def q() -> Any:
-        return quantized_bits(6, 0, alpha=1)
-
-    def dense(n: int, name: str) -> Any:
-        return QDense(n, kernel_quantizer=q(), bias_quantizer=q(), name=name)
-
-    x = keras.Input((4,), name="class")
-    h = QActivation(quantized_bits(8, 3, alpha=1), name="int")(x)
-    h = dense(6, "dense-1")(h)
-    h = QActivation(quantized_relu(6, 2), name="1st")(h)
-    h = dense(6, "dense_1")(h)
-    h = dense(5, "bias_layer")(h)
-    return keras.Model(x, dense(3, "kernel_dense")(h), name="odd_names")
-
-
-@pytest.fixture(scope="module")
-def odd_report() -> Any:
-    from hepfpga.firmware import verify_model
-
-    x = np.random.default_rng(12).normal(scale=2.0, size=(300, 4)).astype(np.float32)
-    return verify_model(odd_names(), x)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES[1:])
-def test_renamed_layers_verify_under_their_own_names(odd_report: Any, name: str) -> None:
-    """The model verifies bit-exactly; each layer is reported under the user's name (its row
-    and its types), and the names hls4ml was given appear nowhere."""
-    report = odd_report
-    assert report.passed, report.summary()
+def test_renamed_layers_verify_under_their_own_names(softmax_names_case: Any, name: str) -> None:
+    """Every layer is reported under the user's name (its row and its types), bit-exact up
+    to the inner softmax (its table is judged by its bound, test_softmax_bound.py), and the
+    names hls4ml was given appear nowhere (one g++ build, shared)."""
+    _, _, report = softmax_names_case
     rows = {layer.name: layer for layer in report.layers}
     assert name in report.precision, sorted(report.precision)
     if name != "int":  # the input quantizer: the firmware's input type, no layer of its own
         assert name in rows, sorted(rows)
+    if name not in ("int", "bias_layer"):
         assert rows[name].fraction_bit_exact == 1.0, report.summary()
     hls = hls_name(name, ("kernel", "bias"))
     if hls != name and hls not in NAMES:
         assert hls not in rows and hls not in report.precision
+    assert report.model_outputs["out"].logits_bit_exact
 
 
 def test_hls4ml_reads_each_renamed_layers_weights() -> None:

@@ -136,41 +136,11 @@ def test_other_implementations_and_backends_are_not_analysed() -> None:
 
 
 # -- the requirement verify states ---------------------------------------------------------------
-def _two_softmaxes() -> Any:
-    """A QKeras model with a final softmax ('out', over exact logits) and one inside it
-    ('inner', read by a QDense whose output is the model's second output)."""
-    from qkeras import QActivation, QDense, quantized_bits
-    from tensorflow import keras
-
-    def q() -> Any:
-        return quantized_bits(6, 0, alpha=1)
-
-    x = keras.Input((4,), name="x")
-    h = QActivation(quantized_bits(8, 3, alpha=1), name="q")(x)
-    h = QDense(5, kernel_quantizer=q(), bias_quantizer=q(), name="d1")(h)
-    out = keras.layers.Activation("softmax", name="out")(h)
-    inner = keras.layers.Activation("softmax", name="inner")(h)
-    d2 = QDense(3, kernel_quantizer=q(), bias_quantizer=q(), name="d2")(inner)
-    return keras.Model(x, [out, d2], name="two_softmaxes")
-
-
-def _edge_events() -> np.ndarray:
-    """Random events, events at the input type's edges (the logits then spread far: the
-    exp table's address saturates) and all-zero events (logits = the biases)."""
-    rng = np.random.default_rng(5)
-    x = rng.normal(scale=2.0, size=(400, 4))
-    x[::5] = rng.choice([-16.0, 15.9375], size=(80, 4))
-    x[1::10] = 0.0
-    return x.astype(np.float32)
-
-
 @pytest.fixture(scope="module")
-def two_softmaxes() -> Any:
-    from hepfpga.firmware import verify_model
+def two_softmaxes(softmax_names_case: Any) -> Any:
     from hepfpga.firmware.verify_plan import plan_for_events, requirement
 
-    model, x = _two_softmaxes(), _edge_events()
-    report = verify_model(model, x)
+    model, x, report = softmax_names_case
     plan, _ = plan_for_events(model, x)
     required = requirement(plan, None, exact_outputs=False, on_grid=False)
     return report, required, model, x
@@ -178,10 +148,10 @@ def two_softmaxes() -> Any:
 
 @pytest.mark.slow
 def test_verify_judges_each_softmax_by_its_bound(two_softmaxes: Any) -> None:
-    """The C simulation (one g++ build): the final softmax's outputs and the inner
-    softmax's traced output are each within their derived bound (and not exact); the output
-    after the inner softmax is required bit-exact, which its table does not allow: the
-    verdict fails and says why; with a tolerance it passes."""
+    """The C simulation (one g++ build, shared with test_byo_names.py): the final softmax's
+    outputs and the inner softmax's traced output are each within their derived bound (and
+    not exact); the output after the inner softmax is required bit-exact, which its table
+    does not allow: the verdict fails and says why; with a tolerance it passes."""
     from hepfpga.firmware import verify_model
 
     report, required, model, x = two_softmaxes
@@ -191,13 +161,14 @@ def test_verify_judges_each_softmax_by_its_bound(two_softmaxes: Any) -> None:
     assert text.startswith("bit-exact logits")
     assert "softmax 'out' outputs within its derived bound (softmax over 5" in text
     assert "softmax 'inner' (inside the model): its traced output within" in text
-    assert "output(s) 'd2' after it: bit-exact, which the softmax's table need not allow" in text
+    after = "output(s) 'bias_layer' after it: bit-exact, which the softmax's table need not allow"
+    assert after in text
     out = report.model_outputs["out"]
     assert out.logits_bit_exact
     assert 0 < out.probs_max_abs_diff <= required.softmax_output_bounds["out"]
     inner = next(layer for layer in report.layers if layer.name == "inner")
     assert 0 < inner.max_abs_diff <= required.layer_bounds["inner"]
-    assert not report.model_outputs["d2"].logits_bit_exact
+    assert not report.model_outputs["bias_layer"].logits_bit_exact
     assert not report.passed and "FAILED" in report.summary()
     tolerated = verify_model(model, x, tolerance=0.05)
     assert tolerated.passed and tolerated.from_cache, tolerated.requirement
