@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from hepfpga.artifacts import write_json_atomic
 from hepfpga.firmware.csim import predict_with_logits
 from hepfpga.firmware.diagnose import LayerComparison, compare_layers, diagnose
 from hepfpga.firmware.hls_config import ConversionPlan, logits_layer_name, logits_layer_names
-from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_names
+from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_names, user_names
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
 from hepfpga.firmware.precision import LayerPrecision
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
@@ -127,6 +127,7 @@ def verify_model(
         tolerance,
         exact_outputs=not found.has_softmax or options.softmax.info.exact,
         on_grid=found.on_grid,
+        backend=options.backend.value,
         ranges={
             name: (float(values.min()), float(values.max()))
             for name, values in found.references.items()
@@ -142,12 +143,12 @@ def verify_model(
         input_type=found.input_precision[0].result,
         tolerance=None if plan.quantized else required.tolerance,
     )
-    return VerificationReport(
+    report = VerificationReport(
         model=str(getattr(model, "name", "model")),
         quantized=plan.quantized,
         n_events=found.n_events,
         requirement=required.text,
-        passed=required.met_by(found.model_outputs),
+        passed=required.met_by(found.model_outputs, found.layers),
         outputs=next(iter(found.model_outputs.values())),
         per_output=found.per_output,
         layers=found.layers,
@@ -165,6 +166,37 @@ def verify_model(
         input_rounding=found.input_rounding,
         model_outputs=found.model_outputs if len(found.model_outputs) > 1 else {},
         bound=required.bound,
+    )
+    return _in_user_names(report, user_names(plan.model))
+
+
+def _in_user_names(report: VerificationReport, names: dict[str, str]) -> VerificationReport:
+    """``report`` with the layers hepfpga renamed for hls4ml (``names``: hls4ml name -> the
+    user's name, :func:`~hepfpga.firmware.layers.graph.user_names`) under the user's names:
+    every layer row, type, output and the quoted names in the texts."""
+    if not names:
+        return report
+
+    def name(text: str) -> str:
+        return names.get(text, text)
+
+    def words(text: str) -> str:
+        for new, old in names.items():
+            text = text.replace(f"'{new}'", f"'{old}'")
+        return text
+
+    diagnosis = report.diagnosis
+    if diagnosis is not None:
+        diagnosis = replace(
+            diagnosis, layer=name(diagnosis.layer), explanation=words(diagnosis.explanation)
+        )
+    return replace(
+        report,
+        requirement=words(report.requirement),
+        layers=[replace(layer, name=name(layer.name)) for layer in report.layers],
+        diagnosis=diagnosis,
+        precision={name(k): v for k, v in report.precision.items()},
+        model_outputs={name(k): v for k, v in report.model_outputs.items()},
     )
 
 

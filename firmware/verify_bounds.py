@@ -33,10 +33,17 @@ from typing import Any
 
 import numpy as np
 
+from hepfpga.firmware.emulate_engine.softmax import exp_table, inv_table
 from hepfpga.firmware.emulate_tables import TABLE_KINDS, lookup_table
-from hepfpga.fixed_point import FixedType, Rounding
+from hepfpga.fixed_point import FixedType, Rounding, Saturation
 
-__all__ = ["DEFAULT_TABLE_SIZE", "TableBound", "table_bound"]
+__all__ = [
+    "DEFAULT_TABLE_SIZE",
+    "SoftmaxTables",
+    "TableBound",
+    "softmax_bound",
+    "table_bound",
+]
 
 #: hls4ml 1.3's table size when the configuration sets none
 DEFAULT_TABLE_SIZE = 1024
@@ -167,3 +174,273 @@ def table_bound(
     if rounding:
         how += f", + {rounding:.3g} for rounding the input"
     return TableBound(kind, bound, how + f" -> bound {bound:.3g}")
+
+
+# -- softmax ----------------------------------------------------------------------------------
+#: points per axis of the grid over which the softmax bound is maximised (see softmax_bound)
+_SOFTMAX_GRID = 1025
+#: Keras's float32 softmax: exp, sum and division, each within a few float32 ulps
+_KERAS_SOFTMAX = 8 * 2.0**-24
+
+
+class _NoBoundError(ValueError):
+    """No bound can be derived; the message says why (never leaves this module: the public
+    functions return the reason)."""
+
+
+@dataclass(frozen=True)
+class SoftmaxTables:
+    """The types and table sizes of one of hls4ml 1.3's ``stable`` softmax layers
+    (``nnet_activation.h``, ``softmax_stable``), as the configuration writes them."""
+
+    #: classes (``n_slice``)
+    n: int
+    #: ``x_max - x_i`` is converted to it; the exp table is addressed by its top bits
+    inp_norm_t: FixedType
+    exp_size: int
+    exp_table_t: FixedType
+    #: each looked-up exp and the sum of them (``exp_res``, ``reduce<accum_t>``)
+    accum_t: FixedType
+    #: the sum is converted to it; the 1/x table is addressed by its top bits
+    inv_inp_t: FixedType
+    inv_size: int
+    inv_table_t: FixedType
+    result_t: FixedType
+    exp_scale: float = 1.0
+
+
+def _address_bins(t: FixedType, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each table index (the top ``n_bits`` of ``t``'s code, non-negative values only):
+    the closed interval of real values whose conversion to ``t`` reads it (codes ``first..
+    last``: from ``first`` (floor) or ``first - 1/2`` (to nearest) to ``last + 1`` or
+    ``last + 1/2`` lsb; the type's largest code reaches up to infinity when ``t``
+    saturates)."""
+    per = 2 ** (t.width - n_bits)
+    count = 2**n_bits if not t.signed else 2 ** (n_bits - 1)
+    first = np.arange(count, dtype=np.float64) * per
+    last = first + per - 1
+    if t.rounding in (Rounding.TRN, Rounding.TRN_ZERO):  # non-negative inputs: floor
+        lo, hi = first, last + 1
+    else:  # to nearest, any tie rule
+        lo, hi = first - 0.5, last + 0.5
+    hi = np.where(last >= 2.0 ** (t.width - (1 if t.signed else 0)) - 1, math.inf, hi)
+    return lo * t.lsb, hi * t.lsb
+
+
+def _check_type(t: FixedType, largest: float, what: str) -> None:
+    if t.saturation is not Saturation.SAT and largest > t.max_value:
+        raise _NoBoundError(
+            f"{what} {t.to_hls()} wraps and can be exceeded ({largest:.4g} > {t.max_value:g})"
+        )
+
+
+def _range_reduce(values: np.ndarray, first: np.ndarray, last: np.ndarray, op: Any) -> np.ndarray:
+    """``op`` (np.minimum / np.maximum) of ``values[first:last + 1]`` for every pair of
+    indices (a sparse table: ``log2(len)`` levels of power-of-two spans)."""
+    levels = [values]
+    while 2 ** len(levels) <= len(values):
+        span = 2 ** (len(levels) - 1)
+        prev = levels[-1]
+        levels.append(op(prev[:-span], prev[span:]))
+    length = last - first + 1
+    level = np.floor(np.log2(length)).astype(np.intp)
+    out = np.empty(first.shape)
+    for k in np.unique(level):
+        at = level == k
+        table = levels[k]
+        out[at] = op(table[first[at]], table[last[at] - 2**k + 1])
+    return out
+
+
+def _softmax_error(
+    w: np.ndarray,
+    rho: np.ndarray,
+    n: int,
+    boxes: tuple[float, float, float, float],
+    exact_top: float | None,
+    top: bool,
+    sums: tuple[np.ndarray, np.ndarray],
+    g_bins: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """``max(high - p, p - low)`` on the grid ``w x rho`` (see :func:`softmax_bound`); ``top``:
+    ``w`` is the largest class (else one of the others, reading ``exact_top`` when given)."""
+    delta_lo, delta_hi, eps_lo, eps_hi = boxes
+    w, rho = w[:, None], rho[None, :]
+    if top and exact_top is not None:
+        e_lo = e_hi = np.full(w.shape, exact_top)
+    else:
+        e_lo = np.maximum(w * (1 + delta_lo) + eps_lo, 0.0)
+        e_hi = w * (1 + delta_hi) + eps_hi
+    if not top and exact_top is not None:
+        rest, others = rho - 1.0, n - 2
+        r_lo = exact_top + np.maximum(rest * (1 + delta_lo) + others * eps_lo, 0.0)
+        r_hi = exact_top + rest * (1 + delta_hi) + others * eps_hi
+    else:
+        r_lo = np.maximum(rho * (1 + delta_lo) + (n - 1) * eps_lo, 0.0)
+        r_hi = rho * (1 + delta_hi) + (n - 1) * eps_hi
+    shape = (w.shape[0], rho.shape[1])
+    e_lo, e_hi, r_lo, r_hi = (np.broadcast_to(v, shape) for v in (e_lo, e_hi, r_lo, r_hi))
+    # the sums a point and its grid neighbours reach, and S * I over the entries they read
+    s_min = _neighbour(e_lo + r_lo, np.minimum)
+    s_max = _neighbour(e_hi + r_hi, np.maximum)
+    bins_lo, bins_hi = sums
+    first = np.clip(np.searchsorted(bins_hi, s_min, side="left"), 0, len(bins_lo) - 1)
+    final = np.clip(np.searchsorted(bins_lo, s_max, side="right") - 1, 0, len(bins_lo) - 1)
+    first = np.minimum(first, final)
+    g_lo = _range_reduce(g_bins[0], first.ravel(), final.ravel(), np.minimum).reshape(s_min.shape)
+    g_hi = _range_reduce(g_bins[1], first.ravel(), final.ravel(), np.maximum).reshape(s_min.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(w + rho > 0, w / (w + rho), 0.0)
+        high = np.where(e_hi + r_lo > 0, e_hi / (e_hi + r_lo), 0.0) * g_hi
+        low = np.where(e_lo + r_hi > 0, e_lo / (e_lo + r_hi), 0.0) * g_lo
+    return np.maximum(high - p, p - low)
+
+
+def _neighbour(values: np.ndarray, op: Any) -> np.ndarray:
+    """``op`` of each grid point's value and its (up to 8) neighbours'."""
+    padded = np.pad(values, 1, mode="edge")
+    out = values.copy()
+    rows, cols = values.shape
+    for i in (0, 1, 2):
+        for j in (0, 1, 2):
+            out = op(out, padded[i : i + rows, j : j + cols])
+    return out
+
+
+def softmax_bound(
+    tables: SoftmaxTables,
+    logit_range: float,
+    *,
+    logit_error: float = 0.0,
+    logit_lsb: float | None = None,
+) -> TableBound | str:
+    """The largest ``|firmware - softmax(x)_i|`` of hls4ml's ``stable`` softmax for logits
+    ``x`` whose ``max - min`` is at most ``logit_range``, each read by the firmware within
+    ``logit_error`` of Keras's (0 when the logits are exact); ``logit_lsb``: exact logits lie
+    on this grid, so their differences do too (only those differences are considered in
+    each entry's interval: an exp table addressed at the logits' resolution has no rounding
+    of the difference at all).
+
+    The firmware (``softmax_stable``): ``d_i = x_max - x_i`` converted to ``inp_norm_t``;
+    ``E_i = exp_table[top bits of d_i]`` (entries ``(exp_table_t) expf(-c_k)``, reproduced
+    here as the emulator builds them); ``S = sum E_i`` in ``accum_t``; ``S`` converted to
+    ``inv_inp_t`` reads ``I = inv_table[top bits]`` (``(inv_table_t)(1/s_j)``); the result is
+    ``(result_t)(E_i * I)``.
+
+    Derivation: every exp entry ``k`` is read by an interval ``[lo_k, hi_k]`` of ``d`` (the
+    conversion's rounding and the index's truncation; the last entry up to infinity), so
+    ``E = exp(-d) (1 + delta) + eps`` with ``delta = exp(d - c_k) - 1`` over the interval and
+    ``eps = entry - exp(-c_k)`` (the table's rounding); over the reachable entries ``delta``
+    and ``eps`` lie in boxes (the saturated last entry puts its whole error in ``eps``).
+    Likewise every inverse entry ``j`` is read by an interval of sums, so ``S * I`` lies in
+    ``[G_lo, G_hi]`` over the reachable sums (those between the largest class's entry and
+    ``n`` times the largest entry). With ``w = exp(-d_i)`` and ``rho`` the others' sum
+    (``p = w / (w + rho)``), ``E_i / S`` is increasing in ``E_i`` and decreasing in the
+    others, so the firmware lies in ``[E_lo / (E_lo + R_hi) * G_lo, E_hi / (E_hi + R_lo) *
+    G_hi]``, each end from the boxes. The largest distance to ``p`` is taken over a grid of
+    ``w`` in ``[0, 1]`` and ``rho`` in ``[0, n - 1]`` (one class is the maximum: ``w = 1`` or
+    ``rho >= 1``; with exact logits that class reads the first entry exactly), plus the
+    largest change between neighbouring grid points (the grid's
+    margin), plus the result's rounding and Keras's float32 softmax (``8 * 2**-24``).
+
+    The accumulation must be exact (``accum_t`` holding the entries' fractional bits and
+    ``n`` times the largest entry) and the sum must never address the ``1/0`` entry; else
+    the reason, in words, is returned instead of a bound."""
+    try:
+        return _softmax_bound(tables, logit_range, logit_error, logit_lsb)
+    except _NoBoundError as exc:
+        return str(exc)
+
+
+def _softmax_bound(
+    tables: SoftmaxTables, logit_range: float, logit_error: float, logit_lsb: float | None
+) -> TableBound:
+    t = tables
+    n = t.n
+    exp_bits = t.exp_size.bit_length() - 1
+    inv_bits = t.inv_size.bit_length() - 1
+    for size, what in ((t.exp_size, "exp"), (t.inv_size, "inverse")):
+        if size & (size - 1):
+            raise _NoBoundError(f"the {what} table size {size} is not a power of two")
+    if t.inp_norm_t.width < exp_bits or t.inv_inp_t.width < inv_bits:
+        raise _NoBoundError("a table has more entries than its address type has codes")
+    if t.inp_norm_t.signed:
+        raise _NoBoundError(f"inp_norm_t {t.inp_norm_t.to_hls()} is signed")
+    _check_type(t.inp_norm_t, logit_range + 2 * logit_error, "inp_norm_t")
+    # the exp table: entries, the inputs reading each, the points they were computed at
+    entries = exp_table(t.inp_norm_t, exp_bits, t.exp_table_t, t.exp_scale) * t.exp_table_t.lsb
+    d_lo, d_hi = _address_bins(t.inp_norm_t, exp_bits)
+    centre = np.arange(len(d_lo)) * 2.0 ** (t.inp_norm_t.width - exp_bits) * t.inp_norm_t.lsb
+    centre = centre * t.exp_scale
+    d_lo, d_hi = d_lo - 2 * logit_error, d_hi + 2 * logit_error
+    if logit_lsb and not logit_error:  # the differences of exact logits lie on their grid
+        with np.errstate(invalid="ignore"):
+            d_lo = np.ceil(d_lo / logit_lsb) * logit_lsb
+            d_hi = np.where(np.isinf(d_hi), d_hi, np.floor(d_hi / logit_lsb) * logit_lsb)
+    reach = (d_hi >= 0) & (d_lo <= logit_range + 2 * logit_error) & (d_lo <= d_hi)
+    if np.isnan(entries[reach]).any():
+        raise _NoBoundError("a reachable exp table entry overflows")
+    d_lo = np.maximum(d_lo, 0.0)
+    last = np.isinf(d_hi)
+    body = reach & ~last
+    delta = [np.exp(d_lo[body] - centre[body]) - 1, np.exp(d_hi[body] - centre[body]) - 1]
+    eps = entries - np.exp(-centre)
+    delta_lo = float(min(0.0, np.min(delta[0]))) if body.any() else 0.0
+    delta_hi = float(max(0.0, np.max(delta[1]))) if body.any() else 0.0
+    eps_lo, eps_hi = float(np.min(eps[body], initial=0.0)), float(np.max(eps[body], initial=0.0))
+    if (reach & last).any():  # saturated d: exp(-d) anywhere in [0, exp(-lo)]
+        k = int(np.flatnonzero(last)[0])
+        eps_lo = min(eps_lo, entries[k] - math.exp(-d_lo[k]))
+        eps_hi = max(eps_hi, entries[k])
+    largest_entry = float(np.max(entries[reach]))
+    # the sum, exact in accum_t
+    if t.accum_t.fractional < t.exp_table_t.fractional:
+        raise _NoBoundError(
+            f"accum_t {t.accum_t.to_hls()} rounds the exp entries ({t.exp_table_t.to_hls()})"
+        )
+    if n * largest_entry > t.accum_t.max_value:
+        raise _NoBoundError(
+            f"accum_t {t.accum_t.to_hls()} cannot hold {n} times the largest exp "
+            f"{largest_entry:.4g}"
+        )
+    # the inverse: S * I over the reachable sums
+    s_min = float(entries[0])  # the largest class: d = 0 reads the first entry
+    s_max = n * largest_entry
+    _check_type(t.inv_inp_t, s_max, "inv_inp_t")
+    inverse = inv_table(t.inv_inp_t, inv_bits, t.inv_table_t) * t.inv_table_t.lsb
+    s_lo, s_hi = _address_bins(t.inv_inp_t, inv_bits)
+    s_lo, s_hi = np.maximum(s_lo, s_min), np.minimum(s_hi, s_max)
+    used = s_lo <= s_hi
+    if np.isnan(inverse[: len(used)][used]).any():
+        raise _NoBoundError("the sum can address the 1/0 entry of the inverse table")
+    inverse = inverse[: len(used)][used]
+    s_lo, s_hi = s_lo[used], s_hi[used]
+    g_bins = (s_lo * inverse, s_hi * inverse)
+    g_lo, g_hi = float(np.min(g_bins[0])), float(np.max(g_bins[1]))
+    # the grid over (w, rho): the largest class itself (w = 1), or another (rho >= 1)
+    exact_top = float(entries[0]) if not logit_error else None
+    boxes = (delta_lo, delta_hi, eps_lo, eps_hi)
+    worst, margin = 0.0, 0.0
+    cases = [(np.ones(1), np.linspace(0.0, n - 1.0, _SOFTMAX_GRID if n > 1 else 1), True)]
+    if n > 1:
+        cases.append(
+            (np.linspace(0.0, 1.0, _SOFTMAX_GRID), np.linspace(1.0, n - 1.0, _SOFTMAX_GRID), False)
+        )
+    for w_nodes, rho_nodes, top in cases:
+        error = _softmax_error(w_nodes, rho_nodes, n, boxes, exact_top, top, (s_lo, s_hi), g_bins)
+        worst = max(worst, float(np.max(error)))
+        for axis in (0, 1):
+            if error.shape[axis] > 1:
+                margin = max(margin, float(np.max(np.abs(np.diff(error, axis=axis)))))
+    result = _rounding_error(t.result_t) + max(0.0, 1.0 - t.result_t.max_value)
+    bound = worst + margin + result + _KERAS_SOFTMAX
+    how = (
+        f"softmax over {n}: max - x_i in {t.inp_norm_t.to_hls()} addressing a {t.exp_size}-entry "
+        f"exp table of {t.exp_table_t.to_hls()} (relative {delta_lo:+.2g}/{delta_hi:+.2g}, "
+        f"absolute {eps_lo:+.2g}/{eps_hi:+.2g}), the sum in {t.inv_inp_t.to_hls()} addressing "
+        f"a {t.inv_size}-entry 1/x table of {t.inv_table_t.to_hls()} (sum * 1/sum in "
+        f"[{g_lo:.6g}, {g_hi:.6g}]), result {t.result_t.to_hls()}"
+    )
+    if logit_error:
+        how += f", logits read within {logit_error:.3g}"
+    return TableBound("softmax", bound, how + f" -> bound {bound:.3g}")

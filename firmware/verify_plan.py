@@ -10,6 +10,7 @@ from typing import Any
 
 from hepfpga.errors import DataError
 from hepfpga.firmware.data import validate_events
+from hepfpga.firmware.diagnose import LayerComparison
 from hepfpga.firmware.emulate_tables import TABLE_KINDS
 from hepfpga.firmware.hls_config import (
     ConversionPlan,
@@ -22,9 +23,15 @@ from hepfpga.firmware.layers.activation import activation_name, is_softmax, is_t
 from hepfpga.firmware.layers.graph import input_names
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
-from hepfpga.firmware.verify_bounds import DEFAULT_TABLE_SIZE, TableBound, table_bound
+from hepfpga.firmware.verify_bounds import (
+    DEFAULT_TABLE_SIZE,
+    SoftmaxTables,
+    TableBound,
+    softmax_bound,
+    table_bound,
+)
 from hepfpga.firmware.verify_report import Comparison
-from hepfpga.fixed_point import FixedType
+from hepfpga.fixed_point import FixedType, Rounding
 
 __all__ = [
     "FLOAT_TOLERANCE",
@@ -35,7 +42,10 @@ __all__ = [
     "check_input_ranges",
     "plan_for_events",
     "requirement",
+    "softmax_bounds",
+    "softmax_tables",
     "table_bounds",
+    "tables_from_settings",
 ]
 
 #: default tolerance on the logits of float (non-QKeras) models, in absolute units
@@ -157,6 +167,119 @@ def table_bounds(
     return bounds
 
 
+#: the backends whose softmax is hls4ml's Vivado ``softmax_stable`` (nnet_activation.h)
+_STABLE_SOFTMAX_BACKENDS = ("vivado", "vitis")
+
+
+def softmax_tables(plan: ConversionPlan, name: str, backend: str = "vivado") -> SoftmaxTables | str:
+    """The types and table sizes of the softmax layer ``name`` as ``plan``'s configuration
+    writes them for hls4ml (layer keys ``inp_norm_t``, ``exp_table_t``, ``inv_inp_t``,
+    ``inv_table_t``, ``TableSize`` / ``exp_table_size`` / ``inv_table_size``; ``accum`` and
+    ``result`` in ``Precision``); for another implementation, backend or a key the
+    configuration leaves to hls4ml, why no bound is derived, in words."""
+    n = int(plan.model.get_layer(name).output_shape[-1])
+    return tables_from_settings(plan.hls_config["LayerName"][name], n, backend)
+
+
+def tables_from_settings(
+    entry: Mapping[str, Any], n: int, backend: str = "vivado"
+) -> SoftmaxTables | str:
+    """:func:`softmax_tables` from a softmax layer's ``LayerName`` entry (the settings of
+    :func:`~hepfpga.firmware.hls_config.softmax_settings`) over ``n`` classes."""
+    implementation = entry.get("Implementation", "stable")
+    if entry.get("Skip"):
+        return "the softmax is skipped (the outputs are the logits)"
+    if implementation != "stable":
+        return f"hls4ml's '{implementation}' softmax is not analysed (only 'stable' is)"
+    if backend.lower() not in _STABLE_SOFTMAX_BACKENDS:
+        return f"the {backend} backend's softmax templates are not analysed"
+    precision = entry.get("Precision", {})
+    found: dict[str, Any] = {
+        key: entry.get(key) for key in ("inp_norm_t", "exp_table_t", "inv_inp_t", "inv_table_t")
+    }
+    found.update(accum_t=precision.get("accum"), result_t=precision.get("result"))
+    missing = [key for key, value in found.items() if not isinstance(value, str)]
+    if missing:
+        return f"the configuration leaves {', '.join(missing)} to hls4ml"
+    types = {
+        key: FixedType.parse(str(value) if str(value).startswith("ap_") else f"ap_{value}")
+        for key, value in found.items()
+    }
+    size = int(entry.get("TableSize", DEFAULT_TABLE_SIZE))
+    return SoftmaxTables(
+        n=n,
+        inp_norm_t=types["inp_norm_t"],
+        exp_size=int(entry.get("exp_table_size", size)),
+        exp_table_t=types["exp_table_t"],
+        accum_t=types["accum_t"],
+        inv_inp_t=types["inv_inp_t"],
+        inv_size=int(entry.get("inv_table_size", size)),
+        inv_table_t=types["inv_table_t"],
+        result_t=types["result_t"],
+    )
+
+
+def _not_exact_before(model: Any, name: str) -> list[str]:
+    """The layers before ``name`` (not itself) that are never bit-exact by design (tables,
+    see ``LayerHandler.exact``)."""
+    graph = {node.name: node for node in model_graph(model)}
+    seen, todo, found = set(), list(graph[name].inputs), []
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        layer = graph[current].layer
+        if is_table(layer) or handler_for(layer).bound is not None:
+            found.append(current)
+        todo.extend(graph[current].inputs)
+    return sorted(found)
+
+
+def softmax_bounds(
+    plan: ConversionPlan, *, on_grid: bool, backend: str = "vivado"
+) -> dict[str, TableBound | str]:
+    """For every table softmax of ``plan``: its derived bound
+    (:func:`~hepfpga.firmware.verify_bounds.softmax_bound`, for logits spanning the feeding
+    layer's whole type), or in words why none is derived. A bound needs exact logits (a
+    QKeras model with no table before the softmax) or a model input as the logits (read
+    within the input type's rounding when the events are not on its grid)."""
+    model = plan.model
+    inputs = set(input_names(model))
+    found: dict[str, TableBound | str] = {}
+    for node in model_graph(model):
+        if not is_softmax(node.layer):
+            continue
+        entry = plan.hls_config["LayerName"].get(node.name, {})
+        if entry.get("Skip") or entry.get("Implementation") == "argmax":
+            continue  # no table: the logits, or the exact one-hot argmax
+        (feeding,) = node.inputs
+        logits_t = plan.precision[feeding].result
+        error = 0.0
+        before = _not_exact_before(model, node.name)
+        if feeding in inputs:
+            if not on_grid and not plan.quantized:
+                error = logits_t.lsb / 2 if logits_t.rounding is not Rounding.TRN else logits_t.lsb
+        elif not plan.quantized:
+            found[node.name] = "its logits are a float model's profiled layer, not exact"
+            continue
+        elif before:
+            found[node.name] = f"it reads the table layer(s) {', '.join(before)}"
+            continue
+        tables = softmax_tables(plan, node.name, backend)
+        found[node.name] = (
+            tables
+            if isinstance(tables, str)
+            else softmax_bound(
+                tables,
+                logits_t.max_value - logits_t.min_value,
+                logit_error=error,
+                logit_lsb=logits_t.lsb,
+            )
+        )
+    return found
+
+
 def _input_fed(model: Any) -> set[str]:
     """Layers reading a model input directly."""
     inputs = set(input_names(model))
@@ -177,11 +300,29 @@ class Requirement:
     #: output name -> the derived bound of the table activation that computes it (judged by
     #: that bound instead of the rule above; see :func:`table_bounds`)
     output_bounds: dict[str, float] = field(default_factory=dict)
+    #: output name -> the derived bound of its final table softmax: the outputs (not the
+    #: logits, which follow the rule above) within it (see :func:`softmax_bounds`)
+    softmax_output_bounds: dict[str, float] = field(default_factory=dict)
+    #: layer name -> the derived bound of a softmax inside the model: that layer's traced
+    #: output within it (the outputs after it follow the rule above)
+    layer_bounds: dict[str, float] = field(default_factory=dict)
 
-    def met_by(self, comparisons: Iterable[Comparison] | Mapping[str, Comparison]) -> bool:
+    def met_by(
+        self,
+        comparisons: Iterable[Comparison] | Mapping[str, Comparison],
+        layers: Iterable[LayerComparison] = (),
+    ) -> bool:
         """Whether every output's comparison meets the requirement (``comparisons`` by
-        output name for :attr:`output_bounds` to apply)."""
+        output name for :attr:`output_bounds` and :attr:`softmax_output_bounds` to apply;
+        ``layers``: the layer comparisons, for :attr:`layer_bounds`)."""
+        by_layer = {layer.name: layer for layer in layers}
+        for name, bound in self.layer_bounds.items():
+            if name not in by_layer or by_layer[name].max_abs_diff > bound:
+                return False
         if isinstance(comparisons, Mapping):
+            for name, bound in self.softmax_output_bounds.items():
+                if name in comparisons and comparisons[name].probs_max_abs_diff > bound:
+                    return False
             bounded = {k: c for k, c in comparisons.items() if k in self.output_bounds}
             if not all(c.logits_max_abs_diff <= self.output_bounds[k] for k, c in bounded.items()):
                 return False
@@ -207,6 +348,7 @@ def requirement(
     exact_outputs: bool,
     on_grid: bool,
     ranges: Mapping[str, tuple[float, float]] | None = None,
+    backend: str = "vivado",
 ) -> Requirement:
     """What the firmware of ``plan`` must reproduce.
 
@@ -218,10 +360,17 @@ def requirement(
     is judged by the table's derived bound instead (:func:`table_bounds`, stated with its
     derivation) unless ``tolerance`` is given.
     ``on_grid``: the events were rounded to the input grid; ``ranges``: each layer's (min,
-    max) over the events (:func:`table_bounds`)."""
+    max) over the events (:func:`table_bounds`).
+
+    A table softmax (``stable``) is judged by its derived bound (:func:`softmax_bounds`): a
+    final one's outputs (its logits by the rule above), one inside the model its own traced
+    output (the outputs after it by the rule above: bit-exact for a QKeras model, which the
+    table need not allow; the text says so). Where no bound is derived the text says why
+    and which outputs are then not judged."""
     base = _requirement(plan, tolerance, exact_outputs=exact_outputs, on_grid=on_grid)
     if tolerance is not None:
         return base
+    base = _with_softmax(base, plan, on_grid=on_grid, backend=backend)
     bounds = table_bounds(plan, on_grid=on_grid, ranges=ranges)
     fed = _input_fed(plan.model)
     logits = logits_layer_names(plan.model)
@@ -239,6 +388,49 @@ def requirement(
     if len(judged) < len(logits):
         text = f"{base.text} (other outputs); {text}"
     return replace(base, text=text, output_bounds={k: b.bound for k, b in judged.items()})
+
+
+def _with_softmax(
+    base: Requirement, plan: ConversionPlan, *, on_grid: bool, backend: str
+) -> Requirement:
+    """``base`` with every table softmax judged by its derived bound, or the reason there
+    is none, stated (see :func:`requirement`)."""
+    found = softmax_bounds(plan, on_grid=on_grid, backend=backend)
+    if not found:
+        return base
+    logits_of = logits_layer_names(plan.model)
+    finals = {output for output, logits in logits_of.items() if output != logits}
+    outputs: dict[str, float] = {}
+    layers: dict[str, float] = {}
+    said: list[str] = []
+    for name, bound in found.items():
+        final = name in finals
+        if isinstance(bound, str):
+            what = "outputs" if final else "traced output"
+            said.append(f"softmax '{name}' {what} not judged: no bound derived ({bound})")
+            continue
+        (outputs if final else layers)[name] = bound.bound
+        where = "outputs" if final else "(inside the model): its traced output"
+        said.append(f"softmax '{name}' {where} within its derived bound ({bound.how})")
+        if not final and plan.quantized and base.bound is None:
+            after = [
+                output
+                for output, logits in logits_of.items()
+                if name in _not_exact_before(plan.model, logits) or logits == name
+            ]
+            if after:
+                said.append(
+                    f"output(s) {', '.join(repr(a) for a in after)} after it: bit-exact, "
+                    "which the softmax's "
+                    "table need not allow (no bound is carried through the layers after "
+                    "it; give a tolerance to judge them by it)"
+                )
+    return replace(
+        base,
+        text=f"{base.text}; {'; '.join(said)}",
+        softmax_output_bounds=outputs,
+        layer_bounds=layers,
+    )
 
 
 def _requirement(

@@ -30,7 +30,7 @@ from hepfpga.firmware.emulate_engine.types import (
 )
 from hepfpga.quantize.fixed import FixedType
 
-__all__ = ["SoftmaxStep", "softmax_step"]
+__all__ = ["SoftmaxStep", "exp_table", "inv_table", "softmax_step"]
 
 
 def _libm_expf() -> Callable[[float], float]:
@@ -71,6 +71,41 @@ def _table_inputs(t: FixedType, n_bits: int) -> np.ndarray:
     if t.signed:
         codes = np.where(codes >= 2.0 ** (t.width - 1), codes - 2.0**t.width, codes)
     return np.ldexp(codes, -t.fractional).astype(np.float32)
+
+
+def exp_table(
+    address_t: FixedType,
+    n_bits: int,
+    table_t: FixedType,
+    scale: float = 1.0,
+    *,
+    negative: bool = True,
+) -> np.ndarray:
+    """hls4ml's ``init_exp_table``: entry ``i`` is ``(table_t) expf(-x)`` (``expf(x)`` unless
+    ``negative``) for ``x`` the float32 value of ``address_t`` with ``i`` in its top
+    ``n_bits``, times ``scale``; as raw codes of ``table_t`` (NaN: an exp that overflows to
+    inf, which has no defined ``ap_fixed`` value: looked up, it is reported)."""
+    expf = _libm_expf()
+    x = _table_inputs(address_t, n_bits) * np.float32(scale)
+    if negative:
+        x = -x
+    values = np.array([expf(float(v)) for v in x], dtype=np.float32)
+    table = np.full(len(values), np.nan)
+    finite = np.isfinite(values)
+    table[finite] = quantize_to_raw(values[finite].astype(np.float64), table_t)
+    return table
+
+
+def inv_table(address_t: FixedType, n_bits: int, table_t: FixedType) -> np.ndarray:
+    """hls4ml's ``init_invert_table``: entry ``i`` is ``(table_t)(1 / x)`` (float32) for ``x``
+    the value of ``address_t`` with ``i`` in its top ``n_bits``; raw codes of ``table_t``
+    (NaN: ``1/0``, which has no defined ``ap_fixed`` value)."""
+    with np.errstate(divide="ignore"):
+        values = np.float32(1) / _table_inputs(address_t, n_bits)
+    finite = np.isfinite(values)
+    table = np.full(2**n_bits, np.nan)
+    table[finite] = quantize_to_raw(values[finite].astype(np.float64), table_t)
+    return table
 
 
 def _balanced_sum(columns: list[np.ndarray], add: Callable[..., np.ndarray]) -> np.ndarray:
@@ -150,22 +185,15 @@ class SoftmaxStep(Step):
         if self.address_t.width < self.exp_bits or self.inv_inp_t.width < self.inv_bits:
             raise UnsupportedLayerError(f"layer '{layer.name}': table address wider than its type")
 
-        expf = _libm_expf()
-        x = _table_inputs(self.address_t, self.exp_bits) * exp_scale
-        if self.implementation == "stable":
-            x = -x
-        exp_values = np.array([expf(float(v)) for v in x], dtype=np.float32)
-        # an overflowing exp (inf) has no defined ap_fixed value: looked up, it is reported
-        self.exp_table = np.full(len(exp_values), np.nan)
-        finite = np.isfinite(exp_values)
-        self.exp_table[finite] = quantize_to_raw(exp_values[finite].astype(np.float64), exp_table_t)
+        self.exp_table = exp_table(
+            self.address_t,
+            self.exp_bits,
+            exp_table_t,
+            float(exp_scale),
+            negative=self.implementation == "stable",
+        )
         self.exp_frac = exp_table_t.fractional
-        with np.errstate(divide="ignore"):
-            inv_values = np.float32(1) / _table_inputs(self.inv_inp_t, self.inv_bits)
-        finite = np.isfinite(inv_values)
-        # 1/0 has no defined ap_fixed value; a lookup of such an entry is reported, not guessed
-        self.inv_table = np.full(inv_size, np.nan)
-        self.inv_table[finite] = quantize_to_raw(inv_values[finite].astype(np.float64), inv_table_t)
+        self.inv_table = inv_table(self.inv_inp_t, self.inv_bits, inv_table_t)
         self.inv_frac = inv_table_t.fractional
         self._plan_conversions(interval, in_shape)
 

@@ -42,6 +42,7 @@ __all__ = [
     "MergeStep",
     "MoveStep",
     "SignStep",
+    "TimeStepsStep",
     "activation_step",
     "batchnorm_step",
     "check_unpadded_pooling",
@@ -53,6 +54,7 @@ __all__ = [
     "relu_step",
     "reshape_step",
     "shifted",
+    "time_distributed_step",
 ]
 
 #: convolutions whose dense-matrix form has at most this many entries run as one product
@@ -656,3 +658,56 @@ class MergeStep(Step):
 
 
 _MERGE_OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot")
+
+
+class TimeStepsStep(Step):
+    """hls4ml's ``TimeDistributed`` block: its start ``<name>`` runs the wrapped layers once
+    per time step (``read_time_step_Nd`` copies step ``ts`` of the input, a pure copy), its
+    end marker ``<name>_end`` writes each step's result back (``write_time_step_Nd``, in the
+    wrapped layer's own type: the template takes one type for both arrays). The engine runs
+    every time step of every event as one row: the start reshapes ``(events, T, *step)`` to
+    ``(events * T, *step)``, the wrapped layers' steps run on those rows unchanged, the end
+    reshapes back. Raw codes are not touched, so the block is exact by construction."""
+
+    def __init__(self, layer: Any, ctx: Context) -> None:
+        self.name = layer.name
+        source, in_type, interval, in_shape = input_of(layer, ctx)
+        self.inputs = (source,)
+        self.output = layer.outputs[0]
+        self.shape = out_shape(layer)
+        self.steps_n = int(layer.get_attr("n_time_steps"))
+        wrapped = layer.get_attr("wrapped_layer")
+        self.end = (
+            type(wrapped).__name__.endswith("TimeDistributed")
+            and layer.name == f"{wrapped.name}_end"
+        )
+        step_shape = self.shape[1:] if self.end else self.shape
+        if self.end:
+            if self.shape[0] != self.steps_n or tuple(in_shape) != tuple(step_shape):
+                raise UnsupportedLayerError(
+                    f"layer '{layer.name}' (TimeDistributed end): {self.steps_n} steps of "
+                    f"{tuple(in_shape)} do not make its output {self.shape}"
+                )
+            out_type = result_type(layer)
+            if out_type != in_type:
+                raise UnsupportedLayerError(
+                    f"layer '{layer.name}' (TimeDistributed end) writes {in_type} values into "
+                    f"{out_type}; hls4ml's write_time_step takes one type for both"
+                )
+        elif tuple(in_shape) != (self.steps_n, *step_shape):
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}' (TimeDistributed): input {tuple(in_shape)} is not "
+                f"{self.steps_n} steps of {tuple(step_shape)}"
+            )
+        self.out_type = in_type
+        self.out_interval = interval
+        self.max_magnitude = interval.magnitude
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.end:
+            return x.reshape(x.shape[0] // self.steps_n, *self.shape)
+        return x.reshape(x.shape[0] * self.steps_n, *self.shape)
+
+
+def time_distributed_step(layer: Any, ctx: Context) -> Step:
+    return TimeStepsStep(layer, ctx)

@@ -12,6 +12,10 @@ comparison is made with); it computes the same function, with the same weights:
   The pre-activation output is then a layer output of its own, traced in C simulation and
   judged exactly; Keras computes ``activation(x @ w + b)`` in the same two float32 steps;
 * an input named ``input`` (reserved by hls4ml) becomes ``input_layer``;
+* a layer whose name hls4ml cannot use is renamed (:func:`hls_name`: not a C++ identifier,
+  a C++ keyword, or holding one of its weights' names, which hls4ml finds by substring,
+  such as ``bias`` in ``bias_layer``; a clash after renaming gets ``_2``); :func:`user_names` maps the new names
+  back, and reports show the user's names;
 * a nested model (a model used as a layer) is replaced by its layers, as hls4ml 1.3 expands
   it (:func:`flatten_nested`); a model wrapped in ``TimeDistributed`` is replaced by its
   layers, each applied to every time step: ``TimeDistributed(layer)``, a per-element layer
@@ -26,6 +30,8 @@ layers), multi-input and multi-output models are walked the same way as chains.
 
 from __future__ import annotations
 
+import re
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +45,11 @@ from hepfpga.quantize.qat import qkeras_custom_objects
 __all__ = [
     "SPLIT_OUTPUT_SUFFIXES",
     "GraphNode",
+    "hls_name",
     "model_graph",
     "ready_model",
     "split_activation_name",
+    "user_names",
 ]
 
 #: hls4ml's names for the part of a split layer that writes the layer's output:
@@ -316,6 +324,152 @@ def _linear_config(layer: Any) -> dict[str, Any]:
     return config
 
 
+#: C++ keywords: hls4ml names C++ variables (a model input's array) and type names after layers
+_CPP_KEYWORDS = frozenset(
+    [
+        "alignas",
+        "alignof",
+        "and",
+        "and_eq",
+        "asm",
+        "auto",
+        "bitand",
+        "bitor",
+        "bool",
+        "break",
+        "case",
+        "catch",
+        "char",
+        "char8_t",
+        "char16_t",
+        "char32_t",
+        "class",
+        "compl",
+        "concept",
+        "const",
+        "consteval",
+        "constexpr",
+        "constinit",
+        "const_cast",
+        "continue",
+        "co_await",
+        "co_return",
+        "co_yield",
+        "decltype",
+        "default",
+        "delete",
+        "do",
+        "double",
+        "dynamic_cast",
+        "else",
+        "enum",
+        "explicit",
+        "export",
+        "extern",
+        "false",
+        "float",
+        "for",
+        "friend",
+        "goto",
+        "if",
+        "inline",
+        "int",
+        "long",
+        "mutable",
+        "namespace",
+        "new",
+        "noexcept",
+        "not",
+        "not_eq",
+        "nullptr",
+        "operator",
+        "or",
+        "or_eq",
+        "private",
+        "protected",
+        "public",
+        "register",
+        "reinterpret_cast",
+        "requires",
+        "return",
+        "short",
+        "signed",
+        "sizeof",
+        "static",
+        "static_assert",
+        "static_cast",
+        "struct",
+        "switch",
+        "template",
+        "this",
+        "thread_local",
+        "throw",
+        "true",
+        "try",
+        "typedef",
+        "typeid",
+        "typename",
+        "union",
+        "unsigned",
+        "using",
+        "virtual",
+        "void",
+        "volatile",
+        "wchar_t",
+        "while",
+        "xor",
+        "xor_eq",
+    ]
+)
+#: the ready model -> {hls4ml name: the user's layer name} of the layers it renamed
+_USER_NAMES: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def hls_name(name: str, weights: tuple[str, ...] = ()) -> str:
+    """``name`` as hls4ml can use it: a C++ identifier (other characters become ``_``, a
+    leading digit gets ``layer_`` before it, a C++ keyword ``_layer`` after it) holding none
+    of the layer's own weight names (``weights``: ``kernel``, ``bias``, ``gamma``...), which
+    hls4ml 1.3 finds by substring in the weights' full names (``bias`` finds the kernel
+    ``bias_layer/kernel:0`` first): their first letter is capitalised (``bias_layer`` ->
+    ``Bias_layer``). Unchanged when already so."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not safe or safe[0].isdigit():
+        safe = f"layer_{safe}"
+    for key in sorted(set(weights), key=len, reverse=True):
+        safe = safe.replace(key, key[0].upper() + key[1:])
+    if safe in _CPP_KEYWORDS:
+        safe = f"{safe}_layer"
+    return safe
+
+
+def _weight_names(layer: Any) -> tuple[str, ...]:
+    """The short names of a layer's weights (``kernel`` of ``dense/kernel:0``)."""
+    return tuple(str(w.name).rsplit("/", 1)[-1].split(":")[0] for w in layer.weights)
+
+
+def _renames(nodes: list[GraphNode]) -> dict[str, str]:
+    """The user's layer name -> its hls4ml name, for the layers :func:`hls_name` changes;
+    a name taken already (by another layer, or another renamed one) gets ``_2``, ``_3``..."""
+    taken = {node.name for node in nodes}
+    renames = {}
+    for node in nodes:
+        new = hls_name(node.name, _weight_names(node.layer))
+        if new == node.name:
+            continue
+        candidate, k = new, 2
+        while candidate in taken:
+            candidate, k = f"{new}_{k}", k + 1
+        taken.add(candidate)
+        renames[node.name] = candidate
+    return renames
+
+
+def user_names(ready: Any) -> dict[str, str]:
+    """The layers :func:`ready_model` renamed for hls4ml: {hls4ml name: the user's name}
+    (empty when none was); reports map the names back with it."""
+    return dict(_USER_NAMES.get(ready, {}))
+
+
 def _input_name(name: str, taken: set[str]) -> str:
     if name not in _RESERVED_NAMES:
         return name
@@ -359,8 +513,17 @@ def ready_model(model: Any) -> Any:
                 rewritten_weights[node.name] = rewrite.weights(node.layer)
     needs_split = [node.name for node in nodes if _split_activation(node.layer) is not None]
     renamed = any(node.name in _RESERVED_NAMES for node in nodes)
-    if type(model).__name__ != "Sequential" and not needs_split and not renamed and not rewrites:
+    renames = _renames(nodes)
+    taken |= set(renames.values())
+    if (
+        type(model).__name__ != "Sequential"
+        and not needs_split
+        and not renamed
+        and not rewrites
+        and not renames
+    ):
         return model
+    originals: dict[str, str] = {new: old for old, new in renames.items()}
     tensors: dict[str, Any] = {}
     inputs = []
     for node in nodes:
@@ -370,7 +533,7 @@ def ready_model(model: Any) -> Any:
             tensor = keras.Input(
                 batch_shape=tuple(config["batch_input_shape"]),
                 dtype=config.get("dtype", "float32"),
-                name=_input_name(node.name, taken),
+                name=_input_name(renames.get(node.name, node.name), taken),
             )
             tensors[node.name] = tensor
             inputs.append(tensor)
@@ -378,12 +541,17 @@ def ready_model(model: Any) -> Any:
         activation = _split_activation(layer)
         config = _linear_config(layer) if activation is not None else layer.get_config()
         copy_ = rewrites.get(node.name) or _from_config(layer, config)
+        name = renames.get(node.name, node.name)
+        if name != node.name:
+            copy_._name = name  # before the layer is called: its weights are named after it
         args = [tensors[name] for name in node.inputs]
         out = copy_(args if len(args) > 1 else args[0])
         if copy_.weights:
             copy_.set_weights(rewritten_weights.get(node.name) or layer.get_weights())
         if activation is not None:
-            split = split_activation_name(node.name, activation)
+            split = split_activation_name(name, activation)
+            if name != node.name:
+                originals[split] = split_activation_name(node.name, activation)
             if split in taken:
                 raise ConversionError(
                     f"layer '{node.name}' has a built-in activation that hls4ml splits into a "
@@ -401,11 +569,14 @@ def ready_model(model: Any) -> Any:
                 out = keras.layers.Activation(activation, name=split)(out)
         tensors[node.name] = out
     outputs = [tensors[name] for name in output_names(model)]
-    return keras.Model(
+    ready = keras.Model(
         inputs if len(inputs) > 1 else inputs[0],
         outputs if len(outputs) > 1 else outputs[0],
         name=model.name,
     )
+    if originals:
+        _USER_NAMES[ready] = originals
+    return ready
 
 
 def _from_config(layer: Any, config: dict[str, Any]) -> Any:

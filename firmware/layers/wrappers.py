@@ -5,7 +5,7 @@
 steps: a start marker named like the wrapper (one time step of the input), the wrapped layer
 under its own name, and an end marker ``<name>_end`` that writes each step into the output
 sequence. The wrapped layer's types are derived by its own handler, per time step, so the
-output is what that layer gives on every step: ``TimeDistributed(QDense/QConv1D/QConv2D)``
+output is what that layer gives on every step: ``TimeDistributed(QDense/QConv2D)``
 has the exact sum types of :mod:`~hepfpga.firmware.layers.dense` and is **bit-exact**, a
 wrapped max/average pooling layer has the types of :mod:`~hepfpga.firmware.layers.pooling`
 (max: the input's type, exact); the float layers get the profiled range of the whole output
@@ -16,7 +16,9 @@ its layers, each on every time step (:func:`~hepfpga.firmware.layers.graph.flatt
 so its exactness is that of its layers. The output is traced at the end marker. Accepted:
 the classes of :data:`TIME_DISTRIBUTED_CLASSES` over time steps of 1 to 3 dimensions (the
 shapes of hls4ml's ``read_time_step_{2,3,4}d``), in io_parallel; other wrapped layers and
-io_stream are refused.
+io_stream are refused, and so are 1D convolutions and pooling (:data:`TIME_DISTRIBUTED_1D`:
+hls4ml 1.3 drops their block's time axis and its C++ writes past its arrays). The emulator
+runs the block as one row per time step (``emulate_engine.steps.TimeStepsStep``).
 
 *Bidirectional*: hls4ml 1.3's Vivado/Vitis ``Bidirectional`` runs the forward and backward
 recurrent layers of :mod:`~hepfpga.firmware.layers.recurrent` (same templates, same tables)
@@ -38,6 +40,7 @@ from dataclasses import replace
 from typing import Any
 
 from hepfpga.errors import ConversionError
+from hepfpga.firmware.emulate_engine.steps import time_distributed_step
 from hepfpga.firmware.layers._base import (
     BackendSupport,
     DeriveContext,
@@ -66,15 +69,16 @@ from hepfpga.quantize.fixed import FixedType
 TIME_DISTRIBUTED_CLASSES = (
     "Dense",
     "QDense",
-    "Conv1D",
-    "QConv1D",
     "Conv2D",
     "QConv2D",
-    "MaxPooling1D",
     "MaxPooling2D",
-    "AveragePooling1D",
     "AveragePooling2D",
 )
+#: 1D layers whose TimeDistributed block hls4ml 1.3 shapes wrongly: its wrapper replaces the
+#: sequence shape from the second axis on with the layer's per-step output (width, channels),
+#: dropping the time axis, so ``n_time_steps`` becomes the output width and the C++ loop
+#: reads and writes past its arrays
+TIME_DISTRIBUTED_1D = ("Conv1D", "QConv1D", "MaxPooling1D", "AveragePooling1D")
 #: recurrent classes hls4ml 1.3's Vivado/Vitis Bidirectional implements
 BIDIRECTIONAL_CLASSES = ("LSTM", "GRU", "QLSTM", "QGRU")
 
@@ -84,6 +88,14 @@ def _wrapped(layer: Any) -> Any:
     """The layer a TimeDistributed wraps, checked."""
     inner = layer.layer
     kind = type(inner).__name__
+    if kind in TIME_DISTRIBUTED_1D:
+        raise ConversionError(
+            f"layer '{layer.name}' (TimeDistributed) wraps {kind} '{inner.name}'; hls4ml 1.3 "
+            "shapes a TimeDistributed 1D convolution/pooling without its time axis (it loops "
+            "over the output width instead of the time steps and its C++ writes past its "
+            "arrays); reshape the sequence to (steps, 1, width, channels) and wrap the 2D "
+            "layer (e.g. Conv2D with a (1, k) kernel) instead"
+        )
     if kind not in TIME_DISTRIBUTED_CLASSES:
         raise ConversionError(
             f"layer '{layer.name}' (TimeDistributed) wraps {kind} '{inner.name}'; hepfpga "
@@ -168,7 +180,9 @@ register(
         "of the wrapped layer is split off as '<name>_<activation>'; a wrapped model: its "
         "layers, each on every time step",
         emulation=Emulation(
-            "C simulation (hls4ml's time-step loop is not in the engine)",
+            "time-step block: the wrapped layers' own steps on every time step as one row "
+            "each (raw codes reshaped, exact)",
+            steps={"TimeDistributed": time_distributed_step},
         ),
         qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         exact=_time_distributed_exact,

@@ -400,3 +400,41 @@ def qcnn_branches(bits: int = 4, seed: int = 1) -> Any:
     joined = layers.Concatenate(name="concat")([layers.Add(name="add")([a, b]), a])
     logits = QDense(3, kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="logits")(joined)
     return keras.Model(x, logits)
+
+
+def softmaxes_and_odd_names() -> Any:
+    """A QKeras model with a final table softmax ('out', over exact logits) and one inside it
+    ('inner', read by a QDense that is the second output), whose other layers carry names
+    hls4ml cannot use as given: the input 'class', the input quantizer 'int', 'dense-1' next
+    to 'dense_1', '1st', 'kernel_dense' and 'bias_layer' (hls4ml finds weights by substring).
+    One g++ build serves the softmax bound's and the renaming's tests."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(11)
+
+    def dense(n: int, name: str) -> Any:
+        q = quantized_bits(6, 0, alpha=1)
+        return QDense(n, kernel_quantizer=q, bias_quantizer=q, name=name)
+
+    x = keras.Input((4,), name="class")
+    h = QActivation(quantized_bits(8, 3, alpha=1), name="int")(x)
+    h = dense(6, "dense-1")(h)
+    h = QActivation(quantized_relu(6, 2), name="1st")(h)
+    h = dense(6, "kernel_dense")(h)
+    logits = dense(5, "dense_1")(h)
+    out = keras.layers.Activation("softmax", name="out")(logits)
+    inner = keras.layers.Activation("softmax", name="inner")(logits)
+    return keras.Model(x, [out, dense(3, "bias_layer")(inner)], name="softmaxes_and_odd_names")
+
+
+def softmax_edge_events(n: int = 400) -> np.ndarray:
+    """Events for :func:`softmaxes_and_odd_names`: random ones, ones at the input type's ends
+    (ap_fixed<8,4>: the logits then spread far, saturating the exp table's address) and
+    all-zero ones (logits = the biases)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(scale=2.0, size=(n, 4))
+    x[::5] = rng.choice([-8.0, 7.9375], size=x[::5].shape)
+    x[1::10] = 0.0
+    return x.astype(np.float32)

@@ -94,6 +94,16 @@ def byo_models() -> Any:
     return module
 
 
+@pytest.fixture(scope="session")
+def softmax_names_case(byo_models: Any) -> Any:
+    """``(model, events, report)``: :func:`byo_models.softmaxes_and_odd_names` verified on
+    its edge events (one g++ build, shared by the softmax-bound and layer-name tests)."""
+    from hepfpga.firmware import verify_model
+
+    model, x = byo_models.softmaxes_and_odd_names(), byo_models.softmax_edge_events()
+    return model, x, verify_model(model, x)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def csim_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Every firmware test caches compiled simulations in one session folder under tmp."""

@@ -273,8 +273,8 @@ ENGINE_STEPS = {
     "ApplyAlpha", "DepthwiseConv2D", "Dot", "ELU", "GRU", "GlobalPooling1D", "GlobalPooling2D",
     "HardActivation", "LSTM", "LeakyReLU", "MaxPooling1D", "MaxPooling2D", "Merge", "PReLU",
     "ParametrizedActivation", "PointwiseConv1D", "PointwiseConv2D", "Pooling1D", "Pooling2D",
-    "ReLU", "Repack", "Reshape", "Resize", "Softmax", "ThresholdedReLU", "ZeroPadding1D",
-    "ZeroPadding2D",
+    "ReLU", "Repack", "Reshape", "Resize", "Softmax", "ThresholdedReLU", "TimeDistributed",
+    "ZeroPadding1D", "ZeroPadding2D",
 }  # fmt: skip
 ENGINE_ACTIVATIONS = {
     "binary_tanh", "elu", "linear", "relu", "selu", "sigmoid", "softplus", "softsign", "tanh"
