@@ -14,8 +14,8 @@ comparison is made with); it computes the same function, with the same weights:
 * an input named ``input`` (reserved by hls4ml) becomes ``input_layer``;
 * a layer whose name hls4ml cannot use is renamed (:func:`hls_name`: not a C++ identifier,
   a C++ keyword, or holding one of its weights' names, which hls4ml finds by substring,
-  such as ``bias`` in ``bias_layer``; a clash after renaming gets ``_2``); :func:`user_names` maps the new names
-  back, and reports show the user's names;
+  such as ``bias`` in ``bias_layer``; a clash after renaming gets ``_2``);
+  :func:`user_names` maps the new names back, and reports show the user's names;
 * a nested model (a model used as a layer) is replaced by its layers, as hls4ml 1.3 expands
   it (:func:`flatten_nested`); a model wrapped in ``TimeDistributed`` is replaced by its
   layers, each applied to every time step: ``TimeDistributed(layer)``, a per-element layer
