@@ -177,15 +177,26 @@ def softmax_tables(plan: ConversionPlan, name: str, backend: str = "vivado") -> 
     ``inv_table_t``, ``TableSize`` / ``exp_table_size`` / ``inv_table_size``; ``accum`` and
     ``result`` in ``Precision``); for another implementation, backend or a key the
     configuration leaves to hls4ml, why no bound is derived, in words."""
-    n = int(plan.model.get_layer(name).output_shape[-1])
-    return tables_from_settings(plan.hls_config["LayerName"][name], n, backend)
+    layer = plan.model.get_layer(name)
+    n = int(layer.output_shape[-1])
+    inbound = layer._inbound_nodes[0].inbound_layers if layer._inbound_nodes else []
+    source = inbound[0] if isinstance(inbound, list) and inbound else inbound
+    entry = plan.precision.get(getattr(source, "name", ""))
+    width = entry.result.width if entry is not None and entry.result is not None else None
+    return tables_from_settings(plan.hls_config["LayerName"][name], n, backend, width)
 
 
 def tables_from_settings(
-    entry: Mapping[str, Any], n: int, backend: str = "vivado"
+    entry: Mapping[str, Any], n: int, backend: str = "vivado", input_width: int | None = None
 ) -> SoftmaxTables | str:
     """:func:`softmax_tables` from a softmax layer's ``LayerName`` entry (the settings of
-    :func:`~hepfpga.firmware.hls_config.softmax_settings`) over ``n`` classes."""
+    :func:`~hepfpga.firmware.hls_config.softmax_settings`) over ``n`` classes.
+
+    Table sizes as hls4ml 1.3 writes them: ``exp_table_size`` / ``inv_table_size`` when the
+    entry sets them, else ``TableSize`` cut by hls4ml's ``FixSoftmaxTableSize`` pass to
+    ``2**min(W_in, W_inv)`` (``W_in``: the width of the softmax's input type, ``input_width``;
+    ``W_inv``: ``inv_table_t``'s), e.g. 256 entries after an ``ap_fixed<8,3>`` input. Without
+    ``input_width`` that cut is unknown and no bound is derived."""
     implementation = entry.get("Implementation", "stable")
     if entry.get("Skip"):
         return "the softmax is skipped (the outputs are the logits)"
@@ -206,6 +217,13 @@ def tables_from_settings(
         for key, value in found.items()
     }
     size = int(entry.get("TableSize", DEFAULT_TABLE_SIZE))
+    if "inv_table_size" not in entry:
+        if input_width is None:
+            return (
+                "the input type of the softmax is unknown, so the table size hls4ml's "
+                "FixSoftmaxTableSize pass chooses is too"
+            )
+        size = min(size, 2 ** min(input_width, types["inv_table_t"].width))
     return SoftmaxTables(
         n=n,
         inp_norm_t=types["inp_norm_t"],

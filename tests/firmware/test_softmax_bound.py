@@ -25,7 +25,7 @@ LOGITS = FixedType.parse("ap_fixed<16,6>")
 
 def _tables(n: int, logits: FixedType = LOGITS, **options: Any) -> SoftmaxTables:
     settings = softmax_settings(FirmwareOptions(**options), n, logits)
-    tables = tables_from_settings(settings, n)
+    tables = tables_from_settings(settings, n, "vivado", logits.width)
     assert isinstance(tables, SoftmaxTables), tables
     return tables
 
@@ -237,3 +237,18 @@ def test_float_models_state_their_softmax(kind: str, mode: str, expected: str) -
         assert 2**-9 < on_grid.softmax_output_bounds["sm"] < 0.02
     else:
         assert not required.softmax_output_bounds
+
+
+@pytest.mark.parametrize(("width", "size"), [(8, 256), (10, 1024), (16, 1024), (None, None)])
+def test_table_size_is_cut_as_hls4ml_cuts_it(width: int | None, size: int | None) -> None:
+    """hls4ml 1.3's FixSoftmaxTableSize: without an explicit ``inv_table_size``, the table
+    has ``min(TableSize, 2**min(input width, inv_table_t width))`` entries (256 after an
+    ``ap_fixed<8,3>`` input, as in the softmax-of-the-input model); an unknown input width
+    gives no bound, said in words."""
+    settings = softmax_settings(FirmwareOptions(), 6, LOGITS)
+    tables = tables_from_settings(settings, 6, "vivado", width)
+    if size is None:
+        assert isinstance(tables, str) and "input type of the softmax is unknown" in tables
+    else:
+        assert not isinstance(tables, str)
+        assert tables.exp_size == tables.inv_size == size
