@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from emulator_lib_models import tiny_model
 
 from hepfpga._schema import to_plain
 from hepfpga.cli import main
@@ -41,22 +42,7 @@ TINY = BdtConfig(enabled=True, n_estimators=4, max_depth=2)
 
 def tiny_tagger() -> Any:
     """A QKeras 8 -> 8 -> 3 tagger (seeded weights)."""
-    import tensorflow as tf
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-    from tensorflow import keras
-
-    tf.keras.utils.set_random_seed(11)
-
-    def bits() -> Any:
-        return quantized_bits(6, 0, alpha=1)
-
-    x = keras.Input((8,), name="input")
-    h = QActivation(quantized_bits(12, 4, alpha=1), name="input_quant")(x)
-    h = QDense(8, kernel_quantizer=bits(), bias_quantizer=bits(), name="dense_1")(h)
-    h = QActivation(quantized_relu(6), name="relu_1")(h)
-    h = QDense(3, kernel_quantizer=bits(), bias_quantizer=bits(), name="logits")(h)
-    out = keras.layers.Activation("softmax", name="softmax")(h)
-    return keras.Model(x, out, name="tagger")
+    return tiny_model(11)
 
 
 def write_run(run: Path, *, bdt: bool = True) -> np.ndarray:

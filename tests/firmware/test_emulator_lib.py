@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from emulator_lib_models import tiny_model
 
 from hepfpga.cli import main
 from hepfpga.errors import DataError, VerificationError
@@ -33,26 +34,6 @@ from hepfpga.firmware.emulator_lib import (
 needs_tools = pytest.mark.skipif(
     shutil.which("cmake") is None or shutil.which("g++") is None, reason="needs cmake and g++"
 )
-
-
-def tiny_model(seed: int) -> Any:
-    """A QKeras 8 -> 8 -> 3 tagger; layer names fixed, weights from ``seed``."""
-    import tensorflow as tf
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-    from tensorflow import keras
-
-    tf.keras.utils.set_random_seed(seed)
-
-    def bits() -> Any:
-        return quantized_bits(6, 0, alpha=1)
-
-    x = keras.Input((8,), name="input")
-    h = QActivation(quantized_bits(12, 4, alpha=1), name="input_quant")(x)
-    h = QDense(8, kernel_quantizer=bits(), bias_quantizer=bits(), name="dense_1")(h)
-    h = QActivation(quantized_relu(6), name="relu_1")(h)
-    h = QDense(3, kernel_quantizer=bits(), bias_quantizer=bits(), name="logits")(h)
-    out = keras.layers.Activation("softmax", name="softmax")(h)
-    return keras.Model(x, out, name="tagger")
 
 
 def events(n: int, seed: int) -> np.ndarray:
