@@ -177,11 +177,9 @@ def softmax_tables(plan: ConversionPlan, name: str, backend: str = "vivado") -> 
     ``inv_table_t``, ``TableSize`` / ``exp_table_size`` / ``inv_table_size``; ``accum`` and
     ``result`` in ``Precision``); for another implementation, backend or a key the
     configuration leaves to hls4ml, why no bound is derived, in words."""
-    layer = plan.model.get_layer(name)
-    n = int(layer.output_shape[-1])
-    inbound = layer._inbound_nodes[0].inbound_layers if layer._inbound_nodes else []
-    source = inbound[0] if isinstance(inbound, list) and inbound else inbound
-    entry = plan.precision.get(getattr(source, "name", ""))
+    n = int(plan.model.get_layer(name).output_shape[-1])
+    sources = {node.name: node.inputs for node in model_graph(plan.model)}.get(name, ())
+    entry = plan.precision.get(sources[0]) if sources else None
     width = entry.result.width if entry is not None and entry.result is not None else None
     return tables_from_settings(plan.hls_config["LayerName"][name], n, backend, width)
 
