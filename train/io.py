@@ -120,6 +120,11 @@ def _write_hdf5(handle: Any, arrays: dict[str, np.ndarray]) -> None:
     with h5py.File(handle, "w") as h5:
         for key in ARRAY_KEYS:
             h5.create_dataset(key, data=arrays[key], compression="gzip", shuffle=True)
+            # write the chunk now: HDF5 places a chunk where the file ends when the dataset's
+            # chunk cache is flushed, which without this waits for the dataset's close (when
+            # Python lets go of it, at a moment that varies with the process's history); a
+            # shard's bytes would then vary between runs with identical jets
+            h5.flush()
         strings = h5py.string_dtype()
         h5.create_dataset(
             "feature_names", data=arrays["feature_names"].astype(object), dtype=strings
