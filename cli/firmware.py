@@ -25,7 +25,7 @@ from hepfpga.firmware.cache import cache_dir as cache_folder
 from hepfpga.firmware.data import load_events, random_events
 from hepfpga.firmware.hgq import verify_hgq_model, write_hgq_project
 from hepfpga.firmware.hls_config import hls4ml_ready_model
-from hepfpga.firmware.layers.graph import input_names
+from hepfpga.firmware.layers.graph import UserNames, input_names
 from hepfpga.firmware.options import IOType, Strategy
 from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.softmax import SOFTMAX_MODES
@@ -313,7 +313,8 @@ def _write_general_project(
         f"wrote {project.path} ({options.backend.value}, {options.io_type.value}, "
         f"{options.strategy.value}, part {options.effective_part}; {kind})"
     )
-    for name, types in project.precision.items():
+    names = UserNames.of(project.keras_model)
+    for name, types in names.keys(project.precision).items():
         click.echo(f"  {name:<24} {types.result.to_hls():<36} {types.source}")
     if compile_:  # built in the temporary folder, before the rename
         click.echo(f"compiled the C simulation in {project.compile_seconds:.1f} s")

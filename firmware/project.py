@@ -41,6 +41,7 @@ from hepfpga.errors import (
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.layers import handler_for
+from hepfpga.firmware.layers.graph import UserNames
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
 from hepfpga.firmware.rtl.report import HardwareReport
@@ -95,11 +96,17 @@ def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray
 
 
 def _readme(
-    project_name: str, options: FirmwareOptions, hls_model: Any, logits: str, inputs: str = ""
+    project_name: str,
+    options: FirmwareOptions,
+    hls_model: Any,
+    logits: str,
+    inputs: str = "",
+    names: UserNames | None = None,
 ) -> str:
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
+    names = names if names is not None else UserNames({})
     rows = []
     for layer in hls_model.get_layers():
         types = ", ".join(
@@ -107,7 +114,16 @@ def _readme(
             for name, t in layer.types.items()
             if name in ("result_t", "accum_t", "weight_t", "bias_t", "exp_table_t", "inv_table_t")
         )
-        rows.append(f"| {layer.name} | {layer.class_name} | {types} |")
+        own = names.name(layer.name)
+        label = own if own == layer.name else f"{own} (`{layer.name}` in the C++)"
+        rows.append(f"| {label} | {layer.class_name} | {types} |")
+    renamed = (
+        "\nLayers whose names hls4ml cannot use (C++ identifiers, weight names found by "
+        "substring) are renamed in the C++; the table names them as in the Keras model, "
+        f"and `{CONFIG_FILE}` maps them (`user_names`).\n"
+        if names
+        else ""
+    )
     info = options.backend.info
     build = "\n".join(info.build_commands)
     return f"""# {project_name}: hls4ml firmware written by hepfpga
@@ -141,7 +157,7 @@ Input type: {inputs}.
 
 The types are derived by hepfpga (`hepfpga.firmware.precision`, recorded per layer in
 `{CONFIG_FILE}`). For a QKeras model they make the C simulation reproduce the logits (the
-output of layer `{logits}`) bit for bit: the input type rounds half to even and saturates like
+output of layer `{names.name(logits)}`) bit for bit: the input type rounds half to even and saturates like
 the QKeras input quantizer, weights hold the QKeras-quantized values, sums are exact and the
 quantized activations round and saturate as in QKeras. A float model's types are proposed from
 profiled ranges and approximate it. Final softmax: `{options.softmax.value}`,
@@ -150,7 +166,7 @@ profiled ranges and approximate it. Final softmax: `{options.softmax.value}`,
 the first that parts; `record_verification` stores a comparison as `{VERIFICATION_FILE}` here.
 
 ## Types
-
+{renamed}
 | layer | class | types |
 |---|---|---|
 {chr(10).join(rows)}
@@ -247,7 +263,9 @@ def write_project(
                 ) from exc
             raise ConversionError(f"hls4ml could not convert the model: {exc}") from exc
 
-        _write_metadata(tmp, options, hls_config, hls_model, logits, plan.precision)
+        _write_metadata(
+            tmp, options, hls_config, hls_model, logits, plan.precision, UserNames.of(ready)
+        )
         yml = tmp / "hls4ml_config.yml"
         if yml.is_file():
             yml.write_text(yml.read_text(encoding="utf-8").replace(str(tmp), str(out_dir)))
@@ -476,6 +494,7 @@ def _write_metadata(
     hls_model: Any,
     logits: str,
     precision: dict[str, LayerPrecision],
+    names: UserNames,
 ) -> None:
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
@@ -486,15 +505,17 @@ def _write_metadata(
         "hls_config": hls_config,
         "logits_layer": logits,
         "precision": {name: types.to_dict() for name, types in precision.items()},
+        # hls4ml name -> the user's, for the layers renamed for hls4ml (UserNames)
+        "user_names": names.renamed,
     }
     (folder / CONFIG_FILE).write_text(dumps_strict(record, indent=2, sort_keys=True) + "\n")
     inputs = "; ".join(
-        f"`{name}` `{types.result.to_hls()}` ({types.source})"
+        f"`{names.name(name)}` `{types.result.to_hls()}` ({types.source})"
         for name, types in precision.items()
         if types.class_name == "InputLayer"
     )
     (folder / "README.md").write_text(
-        _readme(options.project_name, options, hls_model, logits, inputs)
+        _readme(options.project_name, options, hls_model, logits, inputs, names)
     )
 
 
