@@ -8,6 +8,7 @@ layers over :func:`hepfpga.firmware.write_project` and :func:`hepfpga.firmware.v
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,8 @@ from hepfpga.quantize.model_io import load_keras_model
 from hepfpga.registry import Registry
 from hepfpga.train.model_checks import check_model_inputs
 from hepfpga.yaml_io import load_yaml
+
+log = logging.getLogger("hepfpga.cli.firmware")
 
 
 def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -292,11 +295,11 @@ def _write_general_project(
     advice = plan.size_advice(options)
     if advice is not None:
         click.echo(f"warning: {advice}", err=True)
-    if compile_:
-        click.echo(
-            f"building the C simulation of {plan.multiplications:,} multiplications per "
-            "event with g++ (seconds for small models, minutes for large ones)",
-            err=True,
+    if compile_:  # progress: on stderr, quiet under -q
+        log.info(
+            "building the C simulation of %s multiplications per event with g++ (seconds for "
+            "small models, minutes for large ones)",
+            f"{plan.multiplications:,}",
         )
     project = write_project(
         plan.model,
@@ -403,7 +406,7 @@ def _verify_general(
         tolerance=tolerance,
         cache=not no_cache,
         cache_directory=cache_dir,
-        progress=lambda line: click.echo(line, err=True),
+        progress=lambda line: log.info("%s", line),  # on stderr, quiet under -q
     )
     click.echo(result.summary())
     if report is not None:

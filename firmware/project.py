@@ -12,11 +12,15 @@ path into it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import logging
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,11 @@ from hepfpga.firmware.rtl.report import HardwareReport
 from hepfpga.firmware.vendor import BuildSteps
 
 __all__ = ["FirmwareProject", "compile_project", "synthesize", "write_project"]
+
+log = logging.getLogger("hepfpga.firmware.project")
+
+#: seconds between two progress lines while g++ builds a C simulation
+BUILD_PROGRESS_SECONDS = 15.0
 
 #: the exact hls4ml configuration used, next to hls4ml's own files
 CONFIG_FILE = "hepfpga_hls_config.json"
@@ -157,10 +166,10 @@ Input type: {inputs}.
 
 The types are derived by hepfpga (`hepfpga.firmware.precision`, recorded per layer in
 `{CONFIG_FILE}`). For a QKeras model they make the C simulation reproduce the logits (the
-output of layer `{names.name(logits)}`) bit for bit: the input type rounds half to even and saturates like
-the QKeras input quantizer, weights hold the QKeras-quantized values, sums are exact and the
-quantized activations round and saturate as in QKeras. A float model's types are proposed from
-profiled ranges and approximate it. Final softmax: `{options.softmax.value}`,
+output of layer `{names.name(logits)}`) bit for bit: the input type rounds half to even and
+saturates like the QKeras input quantizer, weights hold the QKeras-quantized values, sums are
+exact and the quantized activations round and saturate as in QKeras. A float model's types are
+proposed from profiled ranges and approximate it. Final softmax: `{options.softmax.value}`,
 {options.softmax.info.outputs}. Every layer is traced in C simulation:
 `hepfpga verify MODEL` (or `hepfpga.firmware.verify_model`) compares each with Keras and names
 the first that parts; `record_verification` stores a comparison as `{VERIFICATION_FILE}` here.
@@ -402,6 +411,30 @@ def _parallel_units(lines: list[str]) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def build_progress(what: str) -> Iterator[None]:
+    """Log ``what`` (INFO, on stderr from the CLI; quiet under ``-q``), then the elapsed time
+    every :data:`BUILD_PROGRESS_SECONDS` until the block ends, then the time it took. A
+    thread that sleeps between the lines: the build itself is not touched."""
+    log.info("%s", what)
+    done = threading.Event()
+    start = time.perf_counter()
+    interval = BUILD_PROGRESS_SECONDS
+
+    def tick() -> None:
+        while not done.wait(interval):
+            log.info("... g++ still building (%.0f s)", time.perf_counter() - start)
+
+    thread = threading.Thread(target=tick, name="hepfpga-build-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+    log.info("g++ finished in %.1f s", time.perf_counter() - start)
+
+
 def _build_library(folder: Path) -> float | None:
     """Build the C-simulation library of the project in ``folder`` so that it works wherever
     the folder is moved afterwards; returns the seconds taken, or None if the project's build
@@ -414,14 +447,18 @@ def _build_library(folder: Path) -> float | None:
     build.write_text(script)
     start = time.perf_counter()
     try:
-        result = subprocess.run(
-            ["bash", build.name],
-            cwd=folder,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=False,
-        )
+        with build_progress(
+            f"g++ -{BUILD_OPT_LEVEL}: compiling the model and its ctypes bridge (two units at "
+            "once), then linking the C simulation"
+        ):
+            result = subprocess.run(
+                ["bash", build.name],
+                cwd=folder,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+            )
     finally:
         build.unlink(missing_ok=True)
     if result.returncode != 0 and disk_full(result.stdout):
@@ -539,7 +576,8 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
         patch_sources(project.path, project.keras_model)
         built = _build_library(project.path)
         if built is None:
-            project.hls_model.compile()
+            with build_progress(f"hls4ml builds the C simulation of {project.path.name} (g++)"):
+                project.hls_model.compile()
         else:
             _load_library(project)
     except HepfpgaError:

@@ -39,11 +39,10 @@ from hepfpga.firmware.verify_plan import (
     requirement,
 )
 from hepfpga.firmware.verify_report import Comparison, VerificationReport, compare_outputs
-from hepfpga.firmware.verify_run import HEARTBEAT_SECONDS, Simulation, simulate
+from hepfpga.firmware.verify_run import Simulation, simulate
 
 __all__ = [
     "FLOAT_TOLERANCE",
-    "HEARTBEAT_SECONDS",
     "Comparison",
     "VerificationReport",
     "check_events",
@@ -107,9 +106,9 @@ def verify_model(
     folder's ``firmware/``), compiled here if needed, used instead of the cache.
 
     ``progress`` (e.g. ``print``) gets a line before the C simulation is looked up or built
-    and one every :data:`HEARTBEAT_SECONDS` while g++ runs; a model that unrolls more than
-    :data:`~hepfpga.firmware.hls_config.LARGE_UNROLLED` multiplications in io_parallel is
-    logged with the advice to use io_stream / Resource.
+    (g++ then logs its own progress, :func:`hepfpga.firmware.project.build_progress`); a
+    model that unrolls more than :data:`~hepfpga.firmware.hls_config.LARGE_UNROLLED`
+    multiplications in io_parallel is logged with the advice to use io_stream / Resource.
     """
     options = options if options is not None else FirmwareOptions()
     start = time.perf_counter()
