@@ -213,8 +213,8 @@ class Emulator:
         try:
             plan = build_plan(project.hls_model)
         except UnsupportedLayerError as exc:
-            reason = names.text(f"not reproduced: {exc}")
-            return cls._fallback(project, logits, shape, reason, None)
+            unsupported = names.text(f"not reproduced: {exc}")
+            return cls._fallback(project, logits, shape, unsupported, None)
         if logits is not None and logits not in plan.layer_outputs:
             missing = f"the logits layer '{names.name(logits)}' is not in the converted graph"
             return cls._fallback(project, logits, shape, missing, None)

@@ -153,9 +153,11 @@ def test_build_progress_logs_what_ticks_and_the_end(
     import time
 
     monkeypatch.setattr(project_module, "BUILD_PROGRESS_SECONDS", 0.05)
-    with caplog.at_level(logging.INFO, logger="hepfpga.firmware.project"):
-        with project_module.build_progress("g++ -O1: compiling"):
-            time.sleep(0.3)
+    with (
+        caplog.at_level(logging.INFO, logger="hepfpga.firmware.project"),
+        project_module.build_progress("g++ -O1: compiling"),
+    ):
+        time.sleep(0.3)
     lines = [record.getMessage() for record in caplog.records]
     assert lines[0] == "g++ -O1: compiling" and lines[-1].startswith("g++ finished in ")
     assert any(line.startswith("... g++ still building (") for line in lines[1:-1]), lines
