@@ -8,6 +8,7 @@ layers over :func:`hepfpga.firmware.write_project` and :func:`hepfpga.firmware.v
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from hepfpga.firmware.cache import cache_dir as cache_folder
 from hepfpga.firmware.data import load_events, random_events
 from hepfpga.firmware.hgq import verify_hgq_model, write_hgq_project
 from hepfpga.firmware.hls_config import hls4ml_ready_model
-from hepfpga.firmware.layers.graph import input_names
+from hepfpga.firmware.layers.graph import UserNames, input_names
 from hepfpga.firmware.options import IOType, Strategy
 from hepfpga.firmware.precision import check_supported
 from hepfpga.firmware.softmax import SOFTMAX_MODES
@@ -35,6 +36,8 @@ from hepfpga.quantize.model_io import load_keras_model
 from hepfpga.registry import Registry
 from hepfpga.train.model_checks import check_model_inputs
 from hepfpga.yaml_io import load_yaml
+
+log = logging.getLogger("hepfpga.cli.firmware")
 
 
 def _firmware_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -292,11 +295,11 @@ def _write_general_project(
     advice = plan.size_advice(options)
     if advice is not None:
         click.echo(f"warning: {advice}", err=True)
-    if compile_:
-        click.echo(
-            f"building the C simulation of {plan.multiplications:,} multiplications per "
-            "event with g++ (seconds for small models, minutes for large ones)",
-            err=True,
+    if compile_:  # progress: on stderr, quiet under -q
+        log.info(
+            "building the C simulation of %s multiplications per event with g++ (seconds for "
+            "small models, minutes for large ones)",
+            f"{plan.multiplications:,}",
         )
     project = write_project(
         plan.model,
@@ -313,7 +316,8 @@ def _write_general_project(
         f"wrote {project.path} ({options.backend.value}, {options.io_type.value}, "
         f"{options.strategy.value}, part {options.effective_part}; {kind})"
     )
-    for name, types in project.precision.items():
+    names = UserNames.of(project.keras_model)
+    for name, types in names.keys(project.precision).items():
         click.echo(f"  {name:<24} {types.result.to_hls():<36} {types.source}")
     if compile_:  # built in the temporary folder, before the rename
         click.echo(f"compiled the C simulation in {project.compile_seconds:.1f} s")
@@ -402,7 +406,7 @@ def _verify_general(
         tolerance=tolerance,
         cache=not no_cache,
         cache_directory=cache_dir,
-        progress=lambda line: click.echo(line, err=True),
+        progress=lambda line: log.info("%s", line),  # on stderr, quiet under -q
     )
     click.echo(result.summary())
     if report is not None:

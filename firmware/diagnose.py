@@ -7,7 +7,8 @@ the largest difference in units of the least significant bit (LSB) of that layer
 result type, and the range of the Keras values against the type's range.
 
 The first layer that should agree exactly but does not (table activations such as softmax and
-sigmoid are approximate by design and never "first") is diagnosed by :func:`diagnose` from
+sigmoid are approximate by design and never "first"; when it reads such a table that differs,
+the table is named instead, see ``table_activation``) is diagnosed by :func:`diagnose` from
 the values, the types and the layer kind, in this order:
 
 ``input_grid``
@@ -27,7 +28,8 @@ the values, the types and the layer kind, in this order:
 ``sign_at_zero``
     a binary/ternary activation that maps an exact threshold value differently;
 ``table_activation``
-    a table-based activation (softmax, sigmoid, tanh);
+    a table-based activation (softmax, sigmoid, tanh): the table itself, also when the first
+    exact layer that differs is the one after it (which inherits the table's difference);
 ``unknown``
     none of the above: the message gives the numbers.
 """
@@ -200,6 +202,26 @@ def _consumer(model: Any, layer: Any) -> Any:
     return None
 
 
+def _differing_table_before(
+    model: Any, layer: Any, layers: list[LayerComparison]
+) -> LayerComparison | None:
+    """The table activation (softmax, sigmoid, tanh... tables) feeding ``layer`` whose traced
+    output differs from Keras, if any: ``layer`` then inherits its difference."""
+    compared = {comparison.name: comparison for comparison in layers}
+    for node in model_graph(model):
+        if node.name != layer.name:
+            continue
+        for name in node.inputs:
+            comparison = compared.get(name)
+            if (
+                comparison is not None
+                and not comparison.bit_exact
+                and _is_table_layer(model.get_layer(name))
+            ):
+                return comparison
+    return None
+
+
 def _pct(fraction: float) -> str:
     return f"{fraction:.1%}"
 
@@ -249,6 +271,19 @@ def diagnose(
     got = traces[first.name]
     wrong = ~np.all(ref == got, axis=1)
     share = f"{_pct(float(np.mean(wrong)))} of events differ, by up to {first.max_diff_lsb:.3g} LSB"
+
+    table = _differing_table_before(keras_model, layer, layers)
+    if table is not None:
+        return Diagnosis(
+            table.name,
+            "table_activation",
+            f"{_activation(keras_model.get_layer(table.name))} is computed from lookup tables "
+            "in firmware and approximates Keras by design "
+            f"({_pct(1 - table.fraction_bit_exact)} of events differ, by up to "
+            f"{table.max_abs_diff:.3g}); '{first.name}' after it is the first layer meant to be "
+            f"exact that differs ({share}): it inherits the table's difference, its own "
+            "arithmetic is not the cause",
+        )
 
     # the input of the layer: was it already different?
     source = _inbound(keras_model, layer)

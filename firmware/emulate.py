@@ -38,6 +38,7 @@ from hepfpga.errors import ConversionError, DataError
 from hepfpga.firmware.csim import predict_logits, predict_outputs, predict_with_logits
 from hepfpga.firmware.data import validate_events as _validate
 from hepfpga.firmware.emulate_engine.plan import Plan, UnsupportedLayerError, build_plan
+from hepfpga.firmware.layers.graph import UserNames
 from hepfpga.firmware.project import FirmwareProject
 
 __all__ = [
@@ -205,23 +206,17 @@ class Emulator:
             raise ConversionError(
                 f"the project {project.path} is not compiled; call compile_project(project) first"
             )
-        model = project.hls_model
-        shape = {
-            "inputs": tuple((str(v.name), int(v.size())) for v in model.get_input_variables()),
-            # named after the output layers (hls4ml's variables are "layer6_out")
-            "outputs": tuple(
-                (str(name), int(v.size()))
-                for name, v in zip(model.outputs, model.get_output_variables(), strict=True)
-            ),
-        }
+        names = UserNames.of(project.keras_model)
+        shape = {"inputs": _input_shapes(project), "outputs": _output_shapes(project)}
         n_in, n_out = shape["inputs"][0][1], shape["outputs"][0][1]
         logits = project.logits_layer or None
         try:
-            plan = build_plan(model)
+            plan = build_plan(project.hls_model)
         except UnsupportedLayerError as exc:
-            return cls._fallback(project, logits, shape, f"not reproduced: {exc}", None)
+            unsupported = names.text(f"not reproduced: {exc}")
+            return cls._fallback(project, logits, shape, unsupported, None)
         if logits is not None and logits not in plan.layer_outputs:
-            missing = f"the logits layer '{logits}' is not in the converted graph"
+            missing = f"the logits layer '{names.name(logits)}' is not in the converted graph"
             return cls._fallback(project, logits, shape, missing, None)
         emulator = cls(
             plan,
@@ -235,7 +230,7 @@ class Emulator:
         sample = emulator._check_sample(check_inputs, check_events, stress_events, seed)
         check, reason = emulator._prove(sample, n_stress=min(stress_events, len(sample[0])))
         if reason is not None:
-            return cls._fallback(project, logits, shape, reason, check)
+            return cls._fallback(project, logits, shape, names.text(reason), check)
         emulator.check = check
         log.info(
             "fixed-point engine identical to the C simulation on %d events (%d spread over "
@@ -454,6 +449,25 @@ class Emulator:
         return out[0], logits
 
 
+def _input_shapes(project: FirmwareProject) -> tuple[tuple[str, int], ...]:
+    """(name, numbers per event) of each input of ``project``'s model, under the user's
+    names (hls4ml's are those of the ready model, :class:`UserNames`)."""
+    names = UserNames.of(project.keras_model)
+    variables = project.hls_model.get_input_variables()
+    return tuple((names.name(str(v.name)), int(v.size())) for v in variables)
+
+
+def _output_shapes(project: FirmwareProject) -> tuple[tuple[str, int], ...]:
+    """(name, numbers per event) of each output of ``project``'s model, named after the
+    output layers as the user named them (hls4ml's variables are "layer6_out")."""
+    names = UserNames.of(project.keras_model)
+    model = project.hls_model
+    return tuple(
+        (names.name(str(name)), int(v.size()))
+        for name, v in zip(model.outputs, model.get_output_variables(), strict=True)
+    )
+
+
 def validate_inputs(
     x: Any, inputs: tuple[tuple[str, int], ...], first_event: int = 0
 ) -> list[np.ndarray]:
@@ -613,8 +627,7 @@ def emulate_file(
     if isinstance(emulator_or_project, Emulator):
         inputs = emulator_or_project.inputs
     else:
-        model = emulator_or_project.hls_model
-        inputs = tuple((str(v.name), int(v.size())) for v in model.get_input_variables())
+        inputs = _input_shapes(emulator_or_project)
     source = _open_sources(data, inputs, key, columns)
     out = Path(out)
     ArrayWriter.check_path(out)

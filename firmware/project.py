@@ -12,11 +12,15 @@ path into it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import logging
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +45,18 @@ from hepfpga.errors import (
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.hls_config import ConversionPlan, plan_conversion
 from hepfpga.firmware.layers import handler_for
+from hepfpga.firmware.layers.graph import UserNames
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
 from hepfpga.firmware.rtl.report import HardwareReport
 from hepfpga.firmware.vendor import BuildSteps
 
 __all__ = ["FirmwareProject", "compile_project", "synthesize", "write_project"]
+
+log = logging.getLogger("hepfpga.firmware.project")
+
+#: seconds between two progress lines while g++ builds a C simulation
+BUILD_PROGRESS_SECONDS = 15.0
 
 #: the exact hls4ml configuration used, next to hls4ml's own files
 CONFIG_FILE = "hepfpga_hls_config.json"
@@ -95,11 +105,17 @@ def _check_array(values: np.ndarray | None, name: str, width: int) -> np.ndarray
 
 
 def _readme(
-    project_name: str, options: FirmwareOptions, hls_model: Any, logits: str, inputs: str = ""
+    project_name: str,
+    options: FirmwareOptions,
+    hls_model: Any,
+    logits: str,
+    inputs: str = "",
+    names: UserNames | None = None,
 ) -> str:
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
 
+    names = names if names is not None else UserNames({})
     rows = []
     for layer in hls_model.get_layers():
         types = ", ".join(
@@ -107,7 +123,16 @@ def _readme(
             for name, t in layer.types.items()
             if name in ("result_t", "accum_t", "weight_t", "bias_t", "exp_table_t", "inv_table_t")
         )
-        rows.append(f"| {layer.name} | {layer.class_name} | {types} |")
+        own = names.name(layer.name)
+        label = own if own == layer.name else f"{own} (`{layer.name}` in the C++)"
+        rows.append(f"| {label} | {layer.class_name} | {types} |")
+    renamed = (
+        "\nLayers whose names hls4ml cannot use (C++ identifiers, weight names found by "
+        "substring) are renamed in the C++; the table names them as in the Keras model, "
+        f"and `{CONFIG_FILE}` maps them (`user_names`).\n"
+        if names
+        else ""
+    )
     info = options.backend.info
     build = "\n".join(info.build_commands)
     return f"""# {project_name}: hls4ml firmware written by hepfpga
@@ -141,16 +166,16 @@ Input type: {inputs}.
 
 The types are derived by hepfpga (`hepfpga.firmware.precision`, recorded per layer in
 `{CONFIG_FILE}`). For a QKeras model they make the C simulation reproduce the logits (the
-output of layer `{logits}`) bit for bit: the input type rounds half to even and saturates like
-the QKeras input quantizer, weights hold the QKeras-quantized values, sums are exact and the
-quantized activations round and saturate as in QKeras. A float model's types are proposed from
-profiled ranges and approximate it. Final softmax: `{options.softmax.value}`,
+output of layer `{names.name(logits)}`) bit for bit: the input type rounds half to even and
+saturates like the QKeras input quantizer, weights hold the QKeras-quantized values, sums are
+exact and the quantized activations round and saturate as in QKeras. A float model's types are
+proposed from profiled ranges and approximate it. Final softmax: `{options.softmax.value}`,
 {options.softmax.info.outputs}. Every layer is traced in C simulation:
 `hepfpga verify MODEL` (or `hepfpga.firmware.verify_model`) compares each with Keras and names
 the first that parts; `record_verification` stores a comparison as `{VERIFICATION_FILE}` here.
 
 ## Types
-
+{renamed}
 | layer | class | types |
 |---|---|---|
 {chr(10).join(rows)}
@@ -247,7 +272,9 @@ def write_project(
                 ) from exc
             raise ConversionError(f"hls4ml could not convert the model: {exc}") from exc
 
-        _write_metadata(tmp, options, hls_config, hls_model, logits, plan.precision)
+        _write_metadata(
+            tmp, options, hls_config, hls_model, logits, plan.precision, UserNames.of(ready)
+        )
         yml = tmp / "hls4ml_config.yml"
         if yml.is_file():
             yml.write_text(yml.read_text(encoding="utf-8").replace(str(tmp), str(out_dir)))
@@ -384,6 +411,30 @@ def _parallel_units(lines: list[str]) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def build_progress(what: str) -> Iterator[None]:
+    """Log ``what`` (INFO, on stderr from the CLI; quiet under ``-q``), then the elapsed time
+    every :data:`BUILD_PROGRESS_SECONDS` until the block ends, then the time it took. A
+    thread that sleeps between the lines: the build itself is not touched."""
+    log.info("%s", what)
+    done = threading.Event()
+    start = time.perf_counter()
+    interval = BUILD_PROGRESS_SECONDS
+
+    def tick() -> None:
+        while not done.wait(interval):
+            log.info("... g++ still building (%.0f s)", time.perf_counter() - start)
+
+    thread = threading.Thread(target=tick, name="hepfpga-build-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+    log.info("g++ finished in %.1f s", time.perf_counter() - start)
+
+
 def _build_library(folder: Path) -> float | None:
     """Build the C-simulation library of the project in ``folder`` so that it works wherever
     the folder is moved afterwards; returns the seconds taken, or None if the project's build
@@ -396,14 +447,18 @@ def _build_library(folder: Path) -> float | None:
     build.write_text(script)
     start = time.perf_counter()
     try:
-        result = subprocess.run(
-            ["bash", build.name],
-            cwd=folder,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=False,
-        )
+        with build_progress(
+            f"g++ -{BUILD_OPT_LEVEL}: compiling the model and its ctypes bridge (two units at "
+            "once), then linking the C simulation"
+        ):
+            result = subprocess.run(
+                ["bash", build.name],
+                cwd=folder,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+            )
     finally:
         build.unlink(missing_ok=True)
     if result.returncode != 0 and disk_full(result.stdout):
@@ -476,6 +531,7 @@ def _write_metadata(
     hls_model: Any,
     logits: str,
     precision: dict[str, LayerPrecision],
+    names: UserNames,
 ) -> None:
     # deferred: hls4ml and TensorFlow load slowly
     import hls4ml
@@ -486,15 +542,17 @@ def _write_metadata(
         "hls_config": hls_config,
         "logits_layer": logits,
         "precision": {name: types.to_dict() for name, types in precision.items()},
+        # hls4ml name -> the user's, for the layers renamed for hls4ml (UserNames)
+        "user_names": names.renamed,
     }
     (folder / CONFIG_FILE).write_text(dumps_strict(record, indent=2, sort_keys=True) + "\n")
     inputs = "; ".join(
-        f"`{name}` `{types.result.to_hls()}` ({types.source})"
+        f"`{names.name(name)}` `{types.result.to_hls()}` ({types.source})"
         for name, types in precision.items()
         if types.class_name == "InputLayer"
     )
     (folder / "README.md").write_text(
-        _readme(options.project_name, options, hls_model, logits, inputs)
+        _readme(options.project_name, options, hls_model, logits, inputs, names)
     )
 
 
@@ -518,7 +576,8 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
         patch_sources(project.path, project.keras_model)
         built = _build_library(project.path)
         if built is None:
-            project.hls_model.compile()
+            with build_progress(f"hls4ml builds the C simulation of {project.path.name} (g++)"):
+                project.hls_model.compile()
         else:
             _load_library(project)
     except HepfpgaError:

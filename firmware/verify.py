@@ -22,7 +22,12 @@ from hepfpga.artifacts import write_json_atomic
 from hepfpga.firmware.csim import predict_with_logits
 from hepfpga.firmware.diagnose import LayerComparison, compare_layers, diagnose
 from hepfpga.firmware.hls_config import ConversionPlan, logits_layer_name, logits_layer_names
-from hepfpga.firmware.layers.graph import input_names, layer_outputs, output_names, user_names
+from hepfpga.firmware.layers.graph import (
+    UserNames,
+    input_names,
+    layer_outputs,
+    output_names,
+)
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
 from hepfpga.firmware.precision import LayerPrecision
 from hepfpga.firmware.project import VERIFICATION_FILE, FirmwareProject
@@ -34,11 +39,10 @@ from hepfpga.firmware.verify_plan import (
     requirement,
 )
 from hepfpga.firmware.verify_report import Comparison, VerificationReport, compare_outputs
-from hepfpga.firmware.verify_run import HEARTBEAT_SECONDS, Simulation, simulate
+from hepfpga.firmware.verify_run import Simulation, simulate
 
 __all__ = [
     "FLOAT_TOLERANCE",
-    "HEARTBEAT_SECONDS",
     "Comparison",
     "VerificationReport",
     "check_events",
@@ -102,9 +106,9 @@ def verify_model(
     folder's ``firmware/``), compiled here if needed, used instead of the cache.
 
     ``progress`` (e.g. ``print``) gets a line before the C simulation is looked up or built
-    and one every :data:`HEARTBEAT_SECONDS` while g++ runs; a model that unrolls more than
-    :data:`~hepfpga.firmware.hls_config.LARGE_UNROLLED` multiplications in io_parallel is
-    logged with the advice to use io_stream / Resource.
+    (g++ then logs its own progress, :func:`hepfpga.firmware.project.build_progress`); a
+    model that unrolls more than :data:`~hepfpga.firmware.hls_config.LARGE_UNROLLED`
+    multiplications in io_parallel is logged with the advice to use io_stream / Resource.
     """
     options = options if options is not None else FirmwareOptions()
     start = time.perf_counter()
@@ -167,36 +171,29 @@ def verify_model(
         model_outputs=found.model_outputs if len(found.model_outputs) > 1 else {},
         bound=required.bound,
     )
-    return _in_user_names(report, user_names(plan.model))
+    return _in_user_names(report, UserNames.of(plan.model))
 
 
-def _in_user_names(report: VerificationReport, names: dict[str, str]) -> VerificationReport:
-    """``report`` with the layers hepfpga renamed for hls4ml (``names``: hls4ml name -> the
-    user's name, :func:`~hepfpga.firmware.layers.graph.user_names`) under the user's names:
-    every layer row, type, output and the quoted names in the texts."""
+def _in_user_names(report: VerificationReport, names: UserNames) -> VerificationReport:
+    """``report`` with the layers hepfpga renamed for hls4ml under the user's names
+    (:class:`~hepfpga.firmware.layers.graph.UserNames`): every layer row, type, output and
+    the quoted names in the texts."""
     if not names:
         return report
-
-    def name(text: str) -> str:
-        return names.get(text, text)
-
-    def words(text: str) -> str:
-        for new, old in names.items():
-            text = text.replace(f"'{new}'", f"'{old}'")
-        return text
-
     diagnosis = report.diagnosis
     if diagnosis is not None:
         diagnosis = replace(
-            diagnosis, layer=name(diagnosis.layer), explanation=words(diagnosis.explanation)
+            diagnosis,
+            layer=names.name(diagnosis.layer),
+            explanation=names.text(diagnosis.explanation),
         )
     return replace(
         report,
-        requirement=words(report.requirement),
-        layers=[replace(layer, name=name(layer.name)) for layer in report.layers],
+        requirement=names.text(report.requirement),
+        layers=[replace(layer, name=names.name(layer.name)) for layer in report.layers],
         diagnosis=diagnosis,
-        precision={name(k): v for k, v in report.precision.items()},
-        model_outputs={name(k): v for k, v in report.model_outputs.items()},
+        precision=names.keys(report.precision),
+        model_outputs=names.keys(report.model_outputs),
     )
 
 

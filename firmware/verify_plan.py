@@ -8,7 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hepfpga.errors import DataError
+import numpy as np
+
+from hepfpga.errors import ConversionError, DataError
 from hepfpga.firmware.data import validate_events
 from hepfpga.firmware.diagnose import LayerComparison
 from hepfpga.firmware.emulate_tables import TABLE_KINDS
@@ -21,6 +23,7 @@ from hepfpga.firmware.hls_config import (
 from hepfpga.firmware.layers import handler_for, model_graph
 from hepfpga.firmware.layers.activation import activation_name, is_softmax, is_table
 from hepfpga.firmware.layers.graph import input_names
+from hepfpga.firmware.layers.tracers import quantized_weights
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
 from hepfpga.firmware.verify_bounds import (
@@ -296,6 +299,70 @@ def softmax_bounds(
     return found
 
 
+#: Keras' unit roundoff: float32 rounds each product and sum to 24 significant bits
+_FLOAT32_UNIT = 2.0**-24
+#: the layers a softmax's bound is carried through (linear maps of its error)
+_CARRYING_CLASSES = ("Dense", "QDense")
+
+
+def carried_bound(
+    plan: ConversionPlan, softmax: str, bound: float, logits: str
+) -> tuple[float, str] | str:
+    """The bound on the layer ``logits`` (max |firmware - Keras| over its units) carried
+    from the softmax ``softmax`` inside the model, whose traced output is judged within
+    ``bound``; or in words why none is carried.
+
+    Carried through a chain of Dense/QDense layers only (each reads the one before; the
+    first reads the softmax). Such a layer computes ``y_i = sum_j W_ij x_j + b_i`` with the
+    QKeras-quantized weights, exactly in its derived ``ap_fixed`` sum type in firmware and in
+    float32 in Keras, so per unit
+
+        t_i = sum_j |W_ij| t_j + lsb + (n + 1) u / (1 - (n + 1) u) * (sum_j |W_ij| a + |b_i|)
+
+    where ``t_j`` is the bound on its input ``j`` (``bound`` for the softmax's outputs), the
+    ``lsb`` of its result type covers a truncation (``AP_TRN``) should the type not hold the
+    exact sum, the last term is float32's rounding of the ``n`` products and sums (``u =
+    2**-24``; ``a`` the largest input magnitude: 1 after the softmax, else the range of the
+    layer before's result type). The result is ``max_i t_i``. It holds on the events where the
+    softmax meets ``bound`` (which the same requirement checks) and the result types do not
+    overflow (hepfpga's derived sum types hold every sum of their input types). Any other
+    layer on the way (an activation or quantizer, a merge) carries no bound: the reason says
+    which."""
+    graph = {node.name: node for node in model_graph(plan.model)}
+    chain: list[str] = []
+    current = logits
+    while current != softmax:
+        node = graph[current]
+        if node.class_name not in _CARRYING_CLASSES or len(node.inputs) != 1:
+            return (
+                f"it passes through {node.class_name} '{current}'; a bound is carried through "
+                "Dense/QDense layers only (a linear map of the softmax's error)"
+            )
+        chain.append(current)
+        (current,) = node.inputs
+    t = np.full(int(np.prod(plan.model.get_layer(softmax).output_shape[1:])), bound)
+    largest = 1.0  # the softmax's outputs are in [0, 1]
+    for name in reversed(chain):
+        layer = graph[name].layer
+        try:
+            kernel, bias = quantized_weights(layer)
+        except ConversionError as exc:
+            return f"the weights of '{name}' are not quantized ({exc})"
+        w = np.abs(np.asarray(kernel, dtype=np.float64))
+        b = np.zeros(w.shape[1]) if bias is None else np.abs(np.asarray(bias, np.float64))
+        n = w.shape[0] + 1
+        gamma = n * _FLOAT32_UNIT / (1 - n * _FLOAT32_UNIT)
+        result = plan.precision[name].result
+        t = t @ w + result.lsb + gamma * (largest * w.sum(axis=0) + b)
+        largest = max(abs(result.min_value), abs(result.max_value))
+    through = ", ".join(f"'{name}'" for name in reversed(chain))
+    carried = float(t.max())
+    return carried, (
+        f"{carried:.3g}, the bound carried from softmax '{softmax}' through {through} "
+        f"(sum_j |W_ij| * bound + 1 lsb + float32 rounding, per unit)"
+    )
+
+
 def _input_fed(model: Any) -> set[str]:
     """Layers reading a model input directly."""
     inputs = set(input_names(model))
@@ -403,7 +470,11 @@ def requirement(
     text = f"each output within its table's derived bound: {stated}"
     if len(judged) < len(logits):
         text = f"{base.text} (other outputs); {text}"
-    return replace(base, text=text, output_bounds={k: b.bound for k, b in judged.items()})
+    return replace(
+        base,
+        text=text,
+        output_bounds={**base.output_bounds, **{k: b.bound for k, b in judged.items()}},
+    )
 
 
 def _with_softmax(
@@ -418,6 +489,7 @@ def _with_softmax(
     finals = {output for output, logits in logits_of.items() if output != logits}
     outputs: dict[str, float] = {}
     layers: dict[str, float] = {}
+    carried_bounds: dict[str, float] = {}
     said: list[str] = []
     for name, bound in found.items():
         final = name in finals
@@ -434,18 +506,23 @@ def _with_softmax(
                 for output, logits in logits_of.items()
                 if name in _not_exact_before(plan.model, logits) or logits == name
             ]
-            if after:
-                said.append(
-                    f"output(s) {', '.join(repr(a) for a in after)} after it: bit-exact, "
-                    "which the softmax's "
-                    "table need not allow (no bound is carried through the layers after "
-                    "it; give a tolerance to judge them by it)"
-                )
+            for output in after:
+                carried = carried_bound(plan, name, bound.bound, logits_of[output])
+                if isinstance(carried, str):
+                    said.append(
+                        f"output '{output}' after it: bit-exact, which the softmax's table "
+                        f"need not allow (no bound is carried: {carried}; give a tolerance "
+                        "to judge it by it)"
+                    )
+                    continue
+                carried_bounds[output] = carried[0]
+                said.append(f"output '{output}' after it: logits within {carried[1]}")
     return replace(
         base,
         text=f"{base.text}; {'; '.join(said)}",
         softmax_output_bounds=outputs,
         layer_bounds=layers,
+        output_bounds={**base.output_bounds, **carried_bounds},
     )
 
 

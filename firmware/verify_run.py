@@ -4,12 +4,10 @@ and compiled here) and its C simulation of the events, every traced layer includ
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,35 +24,7 @@ from hepfpga.firmware.project import FirmwareProject, compile_project, write_pro
 
 log = logging.getLogger("hepfpga.firmware.verify")
 
-__all__ = ["HEARTBEAT_SECONDS", "Simulation", "simulate"]
-
-
-#: seconds between two progress lines while the C simulation is built
-HEARTBEAT_SECONDS = 15.0
-
-
-@contextlib.contextmanager
-def _heartbeat(progress: Callable[[str], None] | None, what: str) -> Iterator[None]:
-    """Report ``what`` now and the elapsed time every :data:`HEARTBEAT_SECONDS` until done."""
-    if progress is None:
-        yield
-        return
-
-    progress(what)
-    done = threading.Event()
-    start = time.perf_counter()
-
-    def beat() -> None:
-        while not done.wait(HEARTBEAT_SECONDS):
-            progress(f"... still building the C simulation ({time.perf_counter() - start:.0f} s)")
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
+__all__ = ["Simulation", "simulate"]
 
 
 @dataclass
@@ -92,14 +62,13 @@ def simulate(
     advice = plan.size_advice(options)
     if advice is not None and given is None:
         log.warning("%s", advice)
-    with (
-        tempfile.TemporaryDirectory(prefix="hepfpga-verify-") as tmp,
-        _heartbeat(
-            progress if given is None else None,
+    if progress is not None and given is None:
+        # the build itself logs its progress (hepfpga.firmware.project.build_progress)
+        progress(
             f"C simulation of {plan.multiplications:,} multiplications per event: from the "
-            "cache or built with g++",
-        ),
-    ):
+            "cache or built with g++"
+        )
+    with tempfile.TemporaryDirectory(prefix="hepfpga-verify-") as tmp:
         if given is not None:  # the caller's project of this model (e.g. a run's firmware/)
             if not given.compiled:
                 compile_project(given)

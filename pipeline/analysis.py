@@ -19,6 +19,7 @@ import numpy as np
 
 from hepfpga._schema import to_plain
 from hepfpga.errors import ConversionError, MissingDependencyError
+from hepfpga.firmware.layers.graph import UserNames
 from hepfpga.firmware.precision import profile_ranges
 from hepfpga.pipeline.run import SCORES_FILE, Check, Run, StageResult, scores_with_method_key
 from hepfpga.pipeline.stages import (
@@ -123,11 +124,13 @@ def bdt_stage(run: Run) -> BdtResult | None:
 
 def layer_type_table(project: Any, x: np.ndarray) -> list[dict[str, Any]]:
     """Per firmware layer: the chosen types (:class:`~hepfpga.firmware.precision.LayerPrecision`)
-    and the range of the layer's output on the events ``x`` (the model's inputs)."""
+    and the range of the layer's output on the events ``x`` (the model's inputs); layers
+    under the user's names (:class:`~hepfpga.firmware.layers.graph.UserNames`)."""
     ranges = profile_ranges(project.keras_model, x)
+    names = UserNames.of(project.keras_model)
     rows = []
     for name, types in project.precision.items():
-        row = {"layer": name, **types.to_dict()}
+        row = {"layer": names.name(name), **types.to_dict()}
         row["type_min"], row["type_max"] = types.result.min_value, types.result.max_value
         if name in ranges:
             row["profiled_min"], row["profiled_max"] = ranges[name]

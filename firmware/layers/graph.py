@@ -14,8 +14,10 @@ comparison is made with); it computes the same function, with the same weights:
 * an input named ``input`` (reserved by hls4ml) becomes ``input_layer``;
 * a layer whose name hls4ml cannot use is renamed (:func:`hls_name`: not a C++ identifier,
   a C++ keyword, or holding one of its weights' names, which hls4ml finds by substring,
-  such as ``bias`` in ``bias_layer``; a clash after renaming gets ``_2``);
-  :func:`user_names` maps the new names back, and reports show the user's names;
+  such as ``bias`` in ``bias_layer``; a clash after renaming gets ``_2``), and so is a layer
+  inside ``TimeDistributed`` (hls4ml makes it a layer of its graph under its own name);
+  :func:`user_names` maps the new names back, and every report shows the user's names
+  (:class:`UserNames`, the one place that maps them);
 * a nested model (a model used as a layer) is replaced by its layers, as hls4ml 1.3 expands
   it (:func:`flatten_nested`); a model wrapped in ``TimeDistributed`` is replaced by its
   layers, each applied to every time step: ``TimeDistributed(layer)``, a per-element layer
@@ -45,6 +47,7 @@ from hepfpga.quantize.qat import qkeras_custom_objects
 __all__ = [
     "SPLIT_OUTPUT_SUFFIXES",
     "GraphNode",
+    "UserNames",
     "hls_name",
     "model_graph",
     "ready_model",
@@ -447,27 +450,75 @@ def _weight_names(layer: Any) -> tuple[str, ...]:
     return tuple(str(w.name).rsplit("/", 1)[-1].split(":")[0] for w in layer.weights)
 
 
-def _renames(nodes: list[GraphNode]) -> dict[str, str]:
-    """The user's layer name -> its hls4ml name, for the layers :func:`hls_name` changes;
-    a name taken already (by another layer, or another renamed one) gets ``_2``, ``_3``..."""
-    taken = {node.name for node in nodes}
-    renames = {}
-    for node in nodes:
-        new = hls_name(node.name, _weight_names(node.layer))
-        if new == node.name:
-            continue
+def _renames(nodes: list[GraphNode]) -> tuple[dict[str, str], dict[str, str]]:
+    """The user's layer name -> its hls4ml name, for the layers :func:`hls_name` changes,
+    and the same for the layers inside ``TimeDistributed`` (keyed by the wrapper's name: the
+    inner layer's new name); a name taken already (by another layer, inner layer, or renamed
+    one) gets ``_2``, ``_3``..."""
+    taken = {node.name for node in nodes} | {
+        node.layer.layer.name for node in nodes if node.class_name == "TimeDistributed"
+    }
+
+    def free(new: str) -> str:
         candidate, k = new, 2
         while candidate in taken:
             candidate, k = f"{new}_{k}", k + 1
         taken.add(candidate)
-        renames[node.name] = candidate
-    return renames
+        return candidate
+
+    renames, inner = {}, {}
+    for node in nodes:
+        new = hls_name(node.name, _weight_names(node.layer))
+        if new != node.name:
+            renames[node.name] = free(new)
+        if node.class_name == "TimeDistributed":
+            wrapped = node.layer.layer
+            new = hls_name(wrapped.name, _weight_names(wrapped))
+            if new != wrapped.name:
+                inner[node.name] = free(new)
+    return renames, inner
 
 
 def user_names(ready: Any) -> dict[str, str]:
     """The layers :func:`ready_model` renamed for hls4ml: {hls4ml name: the user's name}
-    (empty when none was); reports map the names back with it."""
-    return dict(_USER_NAMES.get(ready, {}))
+    (empty when none was, or for None); :class:`UserNames` maps reports back with it."""
+    return dict(_USER_NAMES.get(ready, {})) if ready is not None else {}
+
+
+@dataclass(frozen=True)
+class UserNames:
+    """The names hls4ml was given, mapped back to the user's (the one place that does it).
+
+    ``renamed`` is :func:`user_names` of the ready model: hls4ml name -> the user's name,
+    including the parts hls4ml derives from a renamed layer (``<name>_<activation>`` of a
+    split activation, ``<name>_end`` of a ``TimeDistributed`` block). Names not in it are
+    the user's already.
+    """
+
+    renamed: dict[str, str]
+
+    @classmethod
+    def of(cls, ready: Any) -> UserNames:
+        """The mapping of the ready model ``ready`` (:func:`ready_model`'s result)."""
+        return cls(user_names(ready))
+
+    def __bool__(self) -> bool:
+        return bool(self.renamed)
+
+    def name(self, name: str) -> str:
+        """The user's name of the hls4ml layer ``name``."""
+        return self.renamed.get(name, name)
+
+    def keys(self, mapping: dict[str, Any]) -> dict[str, Any]:
+        """``mapping`` (keyed by hls4ml layer names, in its order) keyed by the user's names."""
+        return {self.name(k): v for k, v in mapping.items()}
+
+    def text(self, text: str) -> str:
+        """``text`` with every quoted hls4ml name (``'name'``, as hepfpga's messages quote
+        layers, or ```name``` in Markdown) replaced by the user's name."""
+        for new, old in self.renamed.items():
+            text = text.replace(f"'{new}'", f"'{old}'").replace(f"`{new}`", f"`{old}`")
+        return text
 
 
 def _input_name(name: str, taken: set[str]) -> str:
@@ -513,14 +564,15 @@ def ready_model(model: Any) -> Any:
                 rewritten_weights[node.name] = rewrite.weights(node.layer)
     needs_split = [node.name for node in nodes if _split_activation(node.layer) is not None]
     renamed = any(node.name in _RESERVED_NAMES for node in nodes)
-    renames = _renames(nodes)
-    taken |= set(renames.values())
+    renames, inner_renames = _renames(nodes)
+    taken |= set(renames.values()) | set(inner_renames.values())
     if (
         type(model).__name__ != "Sequential"
         and not needs_split
         and not renamed
         and not rewrites
         and not renames
+        and not inner_renames
     ):
         return model
     originals: dict[str, str] = {new: old for old, new in renames.items()}
@@ -540,10 +592,17 @@ def ready_model(model: Any) -> Any:
             continue
         activation = _split_activation(layer)
         config = _linear_config(layer) if activation is not None else layer.get_config()
+        if node.name in inner_renames:
+            wrapped = config["layer"]["config"]
+            originals[inner_renames[node.name]] = wrapped["name"]
+            config["layer"] = {**config["layer"], "config": {**wrapped}}
+            config["layer"]["config"]["name"] = inner_renames[node.name]
         copy_ = rewrites.get(node.name) or _from_config(layer, config)
         name = renames.get(node.name, node.name)
         if name != node.name:
             copy_._name = name  # before the layer is called: its weights are named after it
+            if node.class_name == "TimeDistributed":  # hls4ml's end marker of the block
+                originals[f"{name}_end"] = f"{node.name}_end"
         args = [tensors[name] for name in node.inputs]
         out = copy_(args if len(args) > 1 else args[0])
         if copy_.weights:

@@ -35,6 +35,7 @@ __all__ = [
     "folded_batchnorm",
     "po2_folded_type",
     "po2_values_type",
+    "quantized_weights",
     "quantizer_name",
     "trace_activation",
     "trace_conv",
@@ -172,7 +173,7 @@ def folded_batchnorm(layer: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(inv * layer.kernel), np.asarray(folded_bias)
 
 
-def _quantized_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def quantized_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """The weights QKeras multiplies with: each quantizer applied to the float weights (the
     folded ones of a ``QConv2DBatchnorm``)."""
     if hasattr(layer, "batchnorm"):
@@ -242,7 +243,7 @@ _NOT_TRACED = {
 
 def trace_dense(layer: Any, x: Any, rounding: Rounder) -> Any:
     """QDense: ``x @ kernel + bias`` (exact), then its activation."""
-    kernel, bias = _quantized_weights(layer)
+    kernel, bias = quantized_weights(layer)
     if x.ndim != 1:
         raise ConversionError(f"layer '{layer.name}': QDense on a {x.ndim}-d input")
     y = x @ kernel
@@ -283,7 +284,7 @@ def _same_padding(x: Any, kernel: tuple[int, ...], strides: tuple[int, ...]) -> 
 def trace_conv(layer: Any, x: Any, rounding: Rounder) -> Any:
     """QConv1D/QConv2D: one exact product per window ('valid' or 'same'), then its
     activation."""
-    kernel, bias = _quantized_weights(layer)
+    kernel, bias = quantized_weights(layer)
     return _layer_activation(layer, conv_product(layer, x, kernel, bias), rounding)
 
 

@@ -179,6 +179,7 @@ def test_firmware_compile_killed_during_gcc_leaves_nothing_and_the_rerun_works(
 
     assert result.returncode == 0, result.stderr
     assert "compiled the C simulation" in result.stdout
+    assert "g++" not in result.stderr, result.stderr  # -q: no build progress
     assert _leftovers(out.parent, "project") == []
     (library,) = (out / "firmware").glob("myproject-*.so")
     first = _call_library(library, n_inputs=4, n_outputs=3)

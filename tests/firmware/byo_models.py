@@ -438,3 +438,47 @@ def softmax_edge_events(n: int = 400) -> np.ndarray:
     x[::5] = rng.choice([-8.0, 7.9375], size=x[::5].shape)
     x[1::10] = 0.0
     return x.astype(np.float32)
+
+
+def renamed_chain() -> Any:
+    """A QKeras chain (RTL-traceable) whose layer names hls4ml cannot use as given: the input
+    'jet-in', the input quantizer 'int' and the activation 'switch' (C++ keywords), 'dense-1'
+    next to 'dense_1', the final softmax 'soft-max'."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(3)
+
+    def dense(n: int, name: str) -> Any:
+        q = quantized_bits(6, 0, alpha=1)
+        return QDense(n, kernel_quantizer=q, bias_quantizer=q, name=name)
+
+    x = keras.Input((4,), name="jet-in")
+    h = QActivation(quantized_bits(8, 3, alpha=1), name="int")(x)
+    h = dense(6, "dense-1")(h)
+    h = QActivation(quantized_relu(6, 2), name="switch")(h)
+    h = dense(3, "dense_1")(h)
+    out = keras.layers.Activation("softmax", name="soft-max")(h)
+    return keras.Model(x, out, name="renamed_chain")
+
+
+def renamed_time_distributed() -> Any:
+    """TimeDistributed blocks whose inner layers carry names hls4ml cannot use: 'dense-1'
+    (next to the outer 'dense_1') and 'bias_d' (holding its weight name 'bias'), the second
+    wrapper named 'switch' with a built-in relu that hls4ml splits off."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(4)
+
+    def dense(n: int, name: str, **kw: Any) -> Any:
+        q = quantized_bits(6, 0, alpha=1)
+        return QDense(n, kernel_quantizer=q, bias_quantizer=q, name=name, **kw)
+
+    x = keras.Input((3, 4), name="x")
+    h = QActivation(quantized_bits(8, 3, alpha=1), name="x_q")(x)
+    h = keras.layers.TimeDistributed(dense(5, "dense-1"), name="dense_1")(h)
+    h = keras.layers.TimeDistributed(dense(4, "bias_d", activation="relu"), name="switch")(h)
+    return keras.Model(x, h, name="renamed_time_distributed")

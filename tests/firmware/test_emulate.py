@@ -459,11 +459,15 @@ def test_cli_end_to_end(
     inputs_factory: Any,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("distributed")
     from hepfpga.cli import main
+    from hepfpga.firmware import project as project_module
     from hepfpga.quantize.model_io import save_keras_model
 
+    # a progress line every 0.2 s while g++ builds (15 s by default)
+    monkeypatch.setattr(project_module, "BUILD_PROGRESS_SECONDS", 0.2)
     save_keras_model(small_tagger, tmp_path / "model.h5")
     x = inputs_factory(700, seed=12)
     np.savez(tmp_path / "jets.npz", features=x, labels=np.zeros(len(x)))
@@ -489,6 +493,9 @@ def test_cli_end_to_end(
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "fixed-point engine" in out.out and "100.00%" in out.out
+    # the g++ build shows its progress on stderr: what it compiles, the time, the end
+    assert "g++ -O1: compiling the model and its ctypes bridge" in out.err
+    assert "... g++ still building (" in out.err and "g++ finished in " in out.err
     import json
 
     import pyarrow.parquet as pq

@@ -141,3 +141,24 @@ def test_synthesize_without_vendor_tools(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MissingDependencyError, match=r"vitis-run or vitis_hls.*PATH"):
         synthesize(written)
+
+
+def test_build_progress_logs_what_ticks_and_the_end(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The g++ build's progress: what is built, a line every BUILD_PROGRESS_SECONDS while it
+    runs (here a 0.3 s sleep, lines every 0.05 s), the time it took; INFO, so ``-q`` (WARNING)
+    hides it."""
+    import logging
+    import time
+
+    monkeypatch.setattr(project_module, "BUILD_PROGRESS_SECONDS", 0.05)
+    with (
+        caplog.at_level(logging.INFO, logger="hepfpga.firmware.project"),
+        project_module.build_progress("g++ -O1: compiling"),
+    ):
+        time.sleep(0.3)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[0] == "g++ -O1: compiling" and lines[-1].startswith("g++ finished in ")
+    assert any(line.startswith("... g++ still building (") for line in lines[1:-1]), lines
+    assert all(record.levelno == logging.INFO for record in caplog.records)
