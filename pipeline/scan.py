@@ -497,24 +497,35 @@ def plot_scan(
     matplotlib.use("Agg")
     # deferred: matplotlib loads slowly
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     drawn: list[DrawnMarker] = []
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     styles = {"qkeras": ("o", "C0", "QKeras, uniform widths"), "hgq": ("^", "C5", "HGQ")}
     for method, (marker, color, legend) in styles.items():
         mine = [p for p in result.all_points if p.method == method]
         for n, p in enumerate(mine):
             ax.scatter(
-                p.lut, p.accuracy, marker=marker, color=color, label=legend if n == 0 else None
+                p.lut,
+                p.accuracy,
+                marker=marker,
+                color=color,
+                label=legend if n == 0 else None,
+                zorder=3,
             )
             text = p.label if method == "qkeras" else f"β={p.beta:g}"
-            ax.annotate(text, (p.lut, p.accuracy), textcoords="offset points", xytext=(4, 4))
+            # HGQ's points of nearby betas often lie close: their labels stacked downwards
+            offset = (4, 4) if method == "qkeras" else (4, -10 - 9 * n)
+            ax.annotate(
+                text, (p.lut, p.accuracy), textcoords="offset points", xytext=offset, fontsize=8
+            )
             drawn.append(DrawnMarker(p.label, method, p.lut, p.accuracy))
     front = _front(result.all_points)
     ax.plot([p.lut for p in front], [p.accuracy for p in front], color="C1", label="Pareto front")
     ax.axhline(result.float_accuracy, color="k", linestyle="--", label="float")
-    ax.axhspan(result.float_accuracy - result.tolerance, result.float_accuracy, color="0.9")
+    ax.axhspan(
+        result.float_accuracy - result.tolerance, result.float_accuracy, color="0.9", zorder=0
+    )
     markers = {"quantizer-derived": ("s", "C2"), "optimised": ("*", "C3")}
     for o in overlays:
         marker, color = markers.get(o.kind, ("D", "C4"))
@@ -545,14 +556,20 @@ def plot_scan(
             DrawnMarker(ref.label, "published", middle, ref.accuracy, ref.lut_low, ref.lut_high)
         )
     ax.set_xscale("log")
-    # the minor ticks' labels (2x10^3, 3x10^3, ...) overlap on a log axis
+    # ticks at 1, 2 and 5 x 10^n LUT, written 2k, 5k, 10k (a log axis' own labels of the
+    # minor ticks overlap)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}")
+    )
     ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.12)
     source = result.points[0].lut_source if result.points else "da4ml estimate"
     ax.set_xlabel(
         f"LUT ({source})" + ("" if not overlays or "da4ml" in source else "; overlays: da4ml")
     )
     ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
