@@ -122,11 +122,13 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
         "name: scan\nseed: 1\ndata: {max_jets: 1500}\nmodel: {hidden_units: [8]}\n"
         # 2 x 16 steps of QAT: enough for HGQ's bit widths to follow their beta
         "training: {epochs: 2}\nquantization: {epochs: 2, batch_size: 64, learning_rate: 0.01}\n"
+        # --synth with a limit yosys cannot meet: every point keeps da4ml's estimate, and the
+        # scan goes on (a slow synthesis costs no point)
+        "hardware: {synthesis_timeout_s: 0.01}\n"
     )
     out = folder / "out"
-    status = main(
-        ["scan", str(config), "--bits", "3,6", "--hgq-betas", "1e-6,1e-4", "--out", str(out)]
-    )
+    args = ["--bits", "3,6", "--hgq-betas", "1e-6,1e-4", "--synth", "--out", str(out)]
+    status = main(["scan", str(config), *args])
     assert status == 0
     return json.loads((out / "scan.json").read_text()), out
 
@@ -138,6 +140,7 @@ def test_scan_small_config(scanned):
     assert set(points) == {3, 6}
     assert points[3]["lut"] < points[6]["lut"]
     assert all(0 < p["accuracy"] <= 1 and p["latency_cycles"] >= 1 for p in points.values())
+    assert all(p["lut"] == p["lut_estimate"] for p in points.values())
     assert set(result["pareto"]) <= {3, 6} and result["reference"]["lut_equivalent"] == 44_030
     assert (out / "pareto.png").stat().st_size > 0
 
@@ -150,7 +153,7 @@ def test_scan_hgq_points_by_beta(scanned):
     for p in hgq.values():
         assert p["method"] == "hgq" and p["ebops"] > 0 and p["lut"] == p["lut_estimate"] > 0
         assert 0 < p["accuracy"] <= 1 and p["latency_cycles"] >= 1 and len(p["auc"]) == 5
-        assert p["lut_source"] == "da4ml estimate"
+        assert p["lut_source"] == "da4ml estimate (yosys past 0.01 s)"
     # a larger resource weight trains a cheaper model (same seed, same float weights)
     assert hgq[1e-4]["ebops"] < hgq[1e-6]["ebops"]
     labels = {"3 b", "6 b", "HGQ beta=1e-06", "HGQ beta=0.0001"}
