@@ -86,6 +86,7 @@ def load_run(folder: str | Path) -> RunSummary:
         classes=report.classes,
         background_classes=tuple(data.get("background_classes", ())),
         signal_classes=tuple(data.get("signal_classes", ())),
+        quantization_method=report.quantization_method,
     )
 
 

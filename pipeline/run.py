@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from hepfpga.errors import ConfigError
 from hepfpga.pipeline.config import PipelineConfig
+from hepfpga.quantize.methods import QUANTIZATION_METHODS
 
 __all__ = [
     "MODELS",
@@ -24,6 +25,7 @@ __all__ = [
     "Check",
     "Run",
     "StageResult",
+    "model_label",
     "scores_with_method_key",
     "section_as",
 ]
@@ -34,6 +36,17 @@ S = TypeVar("S")
 #: the models of a run as ``report.json`` and ``scores.npz`` name them, with their display
 #: names, in plot order
 MODELS = {"float": "float", "qkeras": "QKeras", "hls": "HLS"}
+
+
+def model_label(model: str, method: str = "qkeras") -> str:
+    """How to name ``model`` (a key of :data:`MODELS`) in text and plots: the quantized
+    model's slot ``qkeras`` by the run's quantization ``method`` (``QKeras``, ``HGQ``; an
+    unknown method's name in capitals), the others by :data:`MODELS`."""
+    if model == "qkeras" and method != "qkeras":
+        entry = QUANTIZATION_METHODS.get(method)
+        return entry.display_name if entry else method.upper()
+    return MODELS.get(model, model)
+
 
 #: test-set labels and class scores of every model (``float``, ``qkeras``, ``hls``), for
 #: ``hepfpga compare``'s ROC overlay and ``report.html``

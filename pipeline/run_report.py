@@ -46,8 +46,7 @@ import numpy as np
 
 from hepfpga.datafiles import open_npz
 from hepfpga.errors import DataError
-from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check
-from hepfpga.quantize.methods import QUANTIZATION_METHODS
+from hepfpga.pipeline.run import MODELS, SCORES_FILE, Check, model_label
 
 __all__ = ["REPORT_FILE", "RunReport", "RunScores"]
 
@@ -165,10 +164,7 @@ class RunReport:
     def model_label(self, model: str) -> str:
         """How to name ``model`` (``float``, ``qkeras``, ``hls``) in text: the quantized
         model's slot ``qkeras`` by the run's method (``QKeras``, ``HGQ``)."""
-        if model == "qkeras" and self.quantization_method != "qkeras":
-            method = QUANTIZATION_METHODS.get(self.quantization_method)
-            return method.display_name if method else self.quantization_method.upper()
-        return MODELS.get(model, model)
+        return model_label(model, self.quantization_method)
 
     @property
     def failed_checks(self) -> list[str]:

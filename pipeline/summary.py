@@ -10,7 +10,7 @@ from typing import Any
 
 from hepfpga._schema import to_plain
 from hepfpga.pipeline.figures import FigureTable
-from hepfpga.pipeline.run import MODELS
+from hepfpga.pipeline.run import MODELS, model_label
 from hepfpga.train.roc_plot import finish_roc_axes
 
 __all__ = ["RunSummary", "curve_model", "draw_panels", "save_panels"]
@@ -42,6 +42,13 @@ class RunSummary:
     #: background and signal classes of an anomaly-detection run (empty otherwise)
     background_classes: tuple[str, ...] = ()
     signal_classes: tuple[str, ...] = ()
+    #: the run's quantization method (``quantization.method``: ``qkeras``, ``hgq``)
+    quantization_method: str = "qkeras"
+
+    def model_label(self, model: str) -> str:
+        """How to name ``model`` (``float``, ``qkeras``, ``hls``) in the overlays' legends:
+        the quantized model by the run's method (``QKeras``, ``HGQ``)."""
+        return model_label(model, self.quantization_method)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = to_plain(self)

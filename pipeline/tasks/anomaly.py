@@ -442,7 +442,7 @@ def plot_anomaly_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
             if not positive.any() or not background.any():
                 continue
             truth = np.concatenate([np.zeros(int(background.sum())), np.ones(int(positive.sum()))])
-            label = f"{run.name} {run.architecture} {MODELS[model]}"
+            label = f"{run.name} {run.architecture} {run.model_label(model)}"
             draw_roc(
                 axes[0, c], truth, np.concatenate([scores[background], scores[positive]]), label
             )

@@ -17,7 +17,7 @@ from hepfpga.errors import DataError
 from hepfpga.pipeline.emulation import trigger_rate_tables
 from hepfpga.pipeline.figures import FigureTable, TaskFigures, Value, columns, value
 from hepfpga.pipeline.html import figure
-from hepfpga.pipeline.run import MODELS, SCORES_FILE
+from hepfpga.pipeline.run import SCORES_FILE
 from hepfpga.pipeline.run_report import RunReport
 from hepfpga.pipeline.summary import RunSummary, curve_model, draw_panels, save_panels
 from hepfpga.pipeline.task import RunTask, register_run_task
@@ -79,7 +79,7 @@ def plot_roc_overlay(runs: Sequence[RunSummary], path: Path) -> list[str]:
             positive = labels == index
             if positive.all() or not positive.any():
                 continue
-            label = f"{run.name} {run.architecture} {MODELS[model]}"
+            label = f"{run.name} {run.architecture} {run.model_label(model)}"
             draw_roc(axes[0, c], positive, scores[:, index], label)
     save_panels(fig, axes, panels, path, "background mistag rate")
     return [run.name for run, _ in loaded]

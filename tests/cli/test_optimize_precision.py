@@ -222,7 +222,11 @@ def test_accuracy_mode_reports_the_held_out_events(
     assert chosen.lut == search["best"]["lut_estimate"]
     point = ScanPoint(6, 0.5, 0.6, {"a": 0.6}, 3, 15.0, 900, 300, "da4ml estimate", 900, 1.0)
     scan = ScanResult(0.55, 0.01, (point,), (6,), None, {})
-    plot_scan(scan, tmp_path / "pareto.png", (base, chosen))
+    drawn = plot_scan(scan, tmp_path / "pareto.png", (base, chosen))
+    assert [(m.kind, m.lut) for m in drawn if m.kind in ("quantizer-derived", "optimised")] == [
+        ("quantizer-derived", base.lut),
+        ("optimised", chosen.lut),
+    ]
     assert (tmp_path / "pareto.png").stat().st_size > 0
 
 

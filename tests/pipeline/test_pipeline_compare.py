@@ -14,7 +14,9 @@ from hepfpga.pipeline.compare import format_table, load_run
 CLASSES = ["q", "g", "W"]
 
 
-def _write_run(folder: Path, name: str, architecture: str, *, hls: bool, seed: int) -> None:
+def _write_run(
+    folder: Path, name: str, architecture: str, *, hls: bool, seed: int, method: str = "qkeras"
+) -> None:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 3, size=300)
     scores = rng.uniform(size=(300, 3)) + 2.0 * np.eye(3)[labels]
@@ -30,6 +32,7 @@ def _write_run(folder: Path, name: str, architecture: str, *, hls: bool, seed: i
         "parameters": 1234,
         "firmware": {"status": "built"} if hls else {"status": "not available"},
         "timings_s": {"total": 61.0},
+        "config": {"quantization": {"method": method}},
     }
     for model, s in models.items():
         report[model] = {
@@ -52,6 +55,22 @@ def two_runs(tmp_path: Path) -> list[Path]:
     _write_run(tmp_path / "runs" / "a", "a", "cnn", hls=True, seed=1)
     _write_run(tmp_path / "runs" / "b", "b", "lstm", hls=False, seed=2)
     return [tmp_path / "runs" / "a", tmp_path / "runs" / "b"]
+
+
+@pytest.mark.parametrize(("method", "label"), [("qkeras", "QKeras"), ("hgq", "HGQ")])
+def test_overlay_names_the_quantization_method(
+    tmp_path: Path, method: str, label: str, capsys
+) -> None:
+    folder = tmp_path / "runs" / "h"
+    _write_run(folder, "h", "mlp", hls=False, seed=3, method=method)
+    run = load_run(folder)
+    # the overlay's legend: "<run> <architecture> <model label>", the quantized model's curve
+    assert run.quantization_method == method
+    assert [run.model_label(m) for m in ("float", "qkeras", "hls")] == ["float", label, "HLS"]
+    if method != "qkeras":  # QKeras runs' overlays are drawn by the tests below
+        plot = tmp_path / "roc.png"
+        assert main(["compare", str(folder), "--plot", str(plot)]) == 0
+        assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_table_has_one_row_per_run_and_auc_per_model(two_runs: list[Path]) -> None:
