@@ -221,12 +221,33 @@ register_backend(
         softmax_modes=("logits",),
     )
 )
+
+
+def _quartus_softmax(settings: dict[str, Any]) -> dict[str, Any]:
+    """The softmax settings for hls4ml 1.3's Quartus templates: signed types (its softmax
+    refuses unsigned ones: one more bit, the sign, :func:`_signed_types`), and an
+    ``exp_table_t`` that holds the sum of the exponentials. Quartus' ``softmax_stable`` adds
+    them up in ``exp_table_t`` itself (Vivado's in ``accum``) and addresses the 1/x table
+    with the top bits of that sum, so ``exp_table_t`` gets the integer bits of ``inv_inp_t``
+    (the sum's type: ``[1, n]`` for ``n`` classes), keeping its fractional bits: with
+    ``ap_fixed<19,2>`` a 3-class sum saturated at 2 and equal logits gave 0.5 each."""
+    signed = _signed_types(settings)
+    if "exp_table_t" in signed and "inv_inp_t" in signed:
+        exp_t = FixedType.parse(signed["exp_table_t"])
+        sum_t = FixedType.parse(signed["inv_inp_t"])
+        if sum_t.integer > exp_t.integer:
+            grown = exp_t.fractional + sum_t.integer
+            signed["exp_table_t"] = FixedType(
+                grown, sum_t.integer, exp_t.signed, exp_t.rounding, exp_t.saturation
+            ).to_hls()
+    return signed
+
+
 register_backend(
     HLSBackend(
         "Quartus",
         (VendorTool("i++", "make myproject-fpga", "none", "Intel HLS Compiler (i++)"),),
         default_part="Arria10",
-        # hls4ml's Quartus softmax refuses unsigned types: one more bit, the sign
-        softmax_override=_signed_types,
+        softmax_override=_quartus_softmax,
     )
 )

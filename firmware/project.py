@@ -48,6 +48,7 @@ from hepfpga.firmware.layers import handler_for
 from hepfpga.firmware.layers.graph import UserNames
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
+from hepfpga.firmware.quartus_tables import rewrite_softmax_tables
 from hepfpga.firmware.rtl.report import HardwareReport
 from hepfpga.firmware.vendor import BuildSteps
 
@@ -262,7 +263,7 @@ def write_project(
             hls_model.config.trace_output = True
             _unshare_result_type(hls_model)
             hls_model.write()
-            patch_sources(tmp, ready)
+            patch_sources(tmp, ready, hls_model)
         except HepfpgaError:
             raise
         except Exception as exc:  # hls4ml raises bare Exception
@@ -498,10 +499,12 @@ def _load_library(project: FirmwareProject) -> None:
     project.hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(library))
 
 
-def patch_sources(folder: Path, model: Any) -> None:
-    """Apply the layer handlers' edits of the sources hls4ml wrote into ``folder`` for the
-    layers of ``model`` (``LayerHandler.patch_sources``; hls4ml rewrites them on every
-    ``write()``, so this follows each one)."""
+def patch_sources(folder: Path, model: Any, hls_model: Any) -> None:
+    """Apply the layer handlers' edits of the sources ``hls_model`` wrote into ``folder`` for
+    the layers of ``model`` (``LayerHandler.patch_sources``), and the Quartus softmax tables
+    for the project's own softmax (:func:`~hepfpga.firmware.quartus_tables
+    .rewrite_softmax_tables`); hls4ml rewrites the sources on every ``write()``, so this
+    follows each one."""
     patches = []
     for layer in model.layers:
         patch = handler_for(layer).patch_sources
@@ -509,6 +512,7 @@ def patch_sources(folder: Path, model: Any) -> None:
             patches.append(patch)
     for patch in patches:
         patch(Path(folder))
+    rewrite_softmax_tables(hls_model, Path(folder))
 
 
 def _flat(values: Any) -> np.ndarray | None:
@@ -573,11 +577,13 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
     start = time.perf_counter()
     try:
         project.hls_model.write()
-        patch_sources(project.path, project.keras_model)
+        patch_sources(project.path, project.keras_model, project.hls_model)
         built = _build_library(project.path)
         if built is None:
             with build_progress(f"hls4ml builds the C simulation of {project.path.name} (g++)"):
-                project.hls_model.compile()
+                # hls4ml 1.3's compile() is write() + _compile(): writing again would undo
+                # patch_sources (the Quartus softmax tables, GarNet's distances)
+                project.hls_model._compile()
         else:
             _load_library(project)
     except HepfpgaError:

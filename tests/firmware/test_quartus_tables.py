@@ -1,0 +1,132 @@
+"""The Quartus backend's softmax tables (:mod:`hepfpga.firmware.quartus_tables`).
+
+hls4ml 1.3's Quartus writer computes the softmax's exp and 1/x tables from the layer named
+``softmax`` only, and from default types for any other name; the C++ addresses them with the
+softmax's own types. hepfpga writes them again for the project's softmax: the tables of a
+softmax named ``sm`` must equal those hls4ml writes when the same layer is named ``softmax``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hepfpga.errors import ConversionError
+from hepfpga.firmware import FirmwareOptions
+
+TABLES = ("exp_table", "invert_table", "exp_table_latency", "invert_table_latency")
+
+
+def _chain(softmax_name: str, input_bits: tuple[int, int] = (8, 3)) -> Any:
+    """A 4-6-3 QKeras chain ending in a softmax named ``softmax_name``; its logits are
+    ``ap_fixed<14,7>``-ish (not hls4ml's default ``ap_fixed<16,6>``), so tables computed
+    for the default type are addressed wrongly."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(3)
+    q = quantized_bits(6, 0, alpha=1)
+    x = keras.Input((4,), name="x")
+    h = QActivation(quantized_bits(*input_bits, alpha=1), name="inq")(x)
+    h = QDense(6, kernel_quantizer=q, bias_quantizer=q, name="d1")(h)
+    h = QActivation(quantized_relu(6, 2), name="r1")(h)
+    h = QDense(3, kernel_quantizer=q, bias_quantizer=q, name="d2")(h)
+    return keras.Model(x, keras.layers.Activation("softmax", name=softmax_name)(h))
+
+
+def _tables(folder: Path) -> dict[str, str]:
+    where = folder / "firmware" / "nnet_utils" / "activation_tables"
+    return {name: (where / f"{name}.tb").read_text() for name in TABLES}
+
+
+def test_tables_are_those_of_a_layer_named_softmax(tmp_path: Path) -> None:
+    """The tables of the softmax 'sm' equal hls4ml's own for the same layer named 'softmax'
+    (and differ from what hls4ml alone writes for 'sm': its default types)."""
+    from hepfpga.firmware.project import write_project
+
+    options = FirmwareOptions(backend="Quartus")
+    named = write_project(_chain("softmax"), options, tmp_path / "named")
+    other = write_project(_chain("sm"), options, tmp_path / "sm")
+    assert _tables(other.path) == _tables(named.path)
+
+    import hls4ml
+
+    plain = hls4ml.converters.convert_from_keras_model(
+        other.hls_model.config.config["KerasModel"],
+        hls_config=other.hls_config,
+        output_dir=str(tmp_path / "plain"),
+        backend="Quartus",
+    )
+    plain.write()  # hls4ml alone: the default types' tables for 'sm'
+    assert _tables(tmp_path / "plain")["exp_table"] != _tables(named.path)["exp_table"]
+
+
+def test_vitis_projects_get_no_table_files(tmp_path: Path) -> None:
+    """Only the Quartus writer shares one set of table files; Vitis computes its tables in
+    the C++ per layer, and no table file is added to its project."""
+    from hepfpga.firmware.project import write_project
+
+    project = write_project(_chain("sm"), FirmwareOptions(), tmp_path / "fw")
+    assert not list(project.path.rglob("*.tb"))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5, 10, 100])
+def test_quartus_exp_table_type_holds_the_sum(n_classes: int) -> None:
+    """Quartus adds the exponentials up in ``exp_table_t``: it holds ``n`` (every logit
+    equal) with the fractional bits of the Vitis type, and stays signed."""
+    from hepfpga.firmware.hls_config import softmax_settings
+    from hepfpga.quantize.fixed import FixedType
+
+    logits = FixedType.parse("ap_fixed<14,7>")
+    vitis = softmax_settings(FirmwareOptions(), n_classes, logits)
+    quartus = softmax_settings(FirmwareOptions(backend="Quartus"), n_classes, logits)
+    exp_t = FixedType.parse(quartus["exp_table_t"])
+    assert exp_t.signed and exp_t.max_value >= n_classes
+    assert exp_t.fractional == FixedType.parse(vitis["exp_table_t"]).fractional
+
+
+def test_softmaxes_needing_different_tables_are_refused(tmp_path: Path) -> None:
+    """Two softmax layers with different input types cannot share the project's one set of
+    tables on Quartus: refused naming both, nothing written."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits
+    from tensorflow import keras
+
+    from hepfpga.firmware.project import write_project
+
+    tf.keras.utils.set_random_seed(0)
+    x = keras.Input((4,), name="x")
+    h = QActivation(quantized_bits(8, 3, alpha=1), name="inq")(x)
+    wide = quantized_bits(8, 2, alpha=1)
+    narrow = quantized_bits(4, 0, alpha=1)
+    a = QDense(3, kernel_quantizer=wide, bias_quantizer=wide, name="da")(h)
+    b = QDense(3, kernel_quantizer=narrow, bias_quantizer=narrow, name="db")(h)
+    model = keras.Model(
+        x,
+        [
+            keras.layers.Activation("softmax", name="sa")(a),
+            keras.layers.Activation("softmax", name="sb")(b),
+        ],
+    )
+    with pytest.raises(ConversionError, match=r"one set of softmax tables.*'sa'.*'sb'"):
+        write_project(model, FirmwareOptions(backend="Quartus"), tmp_path / "fw")
+    assert not (tmp_path / "fw").exists()
+
+
+@pytest.mark.slow
+def test_quartus_softmax_outputs_follow_keras(tmp_path: Path) -> None:
+    """Compiled (one g++ build): the outputs of the softmax 'sm' are within 0.03 of Keras'
+    softmax (measured 0.014 here; before the tables were written for the layer's own types
+    and the sum had room in ``exp_table_t``: off by up to 0.99, the probabilities summing to
+    about 0.02), and the logits stay bit-exact."""
+    from hepfpga.firmware import verify_model
+
+    model = _chain("sm")
+    x = np.random.default_rng(1).normal(size=(300, 4)).astype(np.float32)
+    report = verify_model(model, x, FirmwareOptions(backend="Quartus"), cache=False)
+    assert report.outputs.logits_bit_exact
+    assert report.outputs.probs_max_abs_diff < 0.03, report.outputs
