@@ -280,6 +280,7 @@ def write_project(
         if yml.is_file():
             yml.write_text(yml.read_text(encoding="utf-8").replace(str(tmp), str(out_dir)))
         if compile:
+            check_simulable(hls_model)
             compile_seconds = _build_library(tmp)
         check_destination(out_dir, overwrite=overwrite)  # again: it may have appeared meanwhile
         move_into_place(tmp, out_dir)
@@ -560,6 +561,24 @@ def _write_metadata(
     )
 
 
+def check_simulable(hls_model: Any) -> None:
+    """Refuse a project whose traced C simulation hls4ml 1.3 writes wrongly: the Quartus
+    ``io_stream`` top function traces every layer by reading the *output* stream, before it
+    is written (``nnet::save_layer_output<result_t>(layer8_out, "d1", 3)``, the output's size
+    for every layer), and the process dies in the first event (a segmentation fault on a
+    3-layer QKeras MLP). verify and emulate read the traces, so they need ``io_parallel``
+    there; the project itself is written as hls4ml writes it."""
+    config = hls_model.config
+    backend = str(config.get_config_value("Backend", "")).lower()
+    if backend == "quartus" and config.get_config_value("IOType") == "io_stream":
+        raise ConversionError(
+            "hls4ml 1.3's Quartus io_stream project traces every layer from the output stream, "
+            "which crashes its C simulation; use --io-type io_parallel with the Quartus "
+            "backend to simulate, verify or emulate (hepfpga firmware without --compile "
+            "writes the io_stream project)"
+        )
+
+
 def compile_project(project: FirmwareProject) -> FirmwareProject:
     """Build the C-simulation library of ``project`` with g++ and load it.
 
@@ -574,6 +593,7 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
             f"the hls4ml model writes to {project.hls_model.config.get_output_dir()}, "
             f"not to the project folder {project.path}"
         )
+    check_simulable(project.hls_model)
     start = time.perf_counter()
     try:
         project.hls_model.write()

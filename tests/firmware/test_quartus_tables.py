@@ -130,3 +130,30 @@ def test_quartus_softmax_outputs_follow_keras(tmp_path: Path) -> None:
     report = verify_model(model, x, FirmwareOptions(backend="Quartus"), cache=False)
     assert report.outputs.logits_bit_exact
     assert report.outputs.probs_max_abs_diff < 0.03, report.outputs
+
+
+@pytest.mark.parametrize("command", ["verify", "emulate", "firmware"])
+def test_quartus_io_stream_simulation_is_refused_in_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hls4ml 1.3's Quartus io_stream top function traces every layer from the output stream
+    (the C simulation died with a segmentation fault): verify, emulate and firmware --compile
+    refuse before building, exit 2, one line naming io_parallel, nothing written."""
+    from hepfpga.cli import main
+    from hepfpga.quantize.model_io import save_keras_model
+
+    save_keras_model(_chain("sm"), tmp_path / "model.h5")
+    np.savez(tmp_path / "x.npz", x=np.zeros((20, 4), dtype=np.float32))
+    args = {
+        "verify": ["--random", "20"],
+        "emulate": [str(tmp_path / "x.npz"), "--out", str(tmp_path / "out.npz")],
+        "firmware": ["--compile", "--random", "20", "--out", str(tmp_path / "fw")],
+    }[command]
+    model = str(tmp_path / "model.h5")
+    code = main([command, model, "--backend", "quartus", "--io-type", "io_stream", *args])
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "io_parallel" in errors[0], captured.err
+    assert "Traceback" not in captured.err
+    assert not (tmp_path / "fw").exists() and not (tmp_path / "out.npz").exists()
