@@ -127,6 +127,12 @@ def _group_tables(runs: Sequence[RunSummary]) -> list[str]:
     return lines
 
 
+def _group_label(runs: Sequence[RunSummary], model: str) -> str:
+    """``model``'s name in a column over ``runs``: the quantized model by the runs'
+    quantization methods (``QKeras``, ``HGQ``, ``HGQ/QKeras`` for a mixed group)."""
+    return "/".join(sorted({r.model_label(model) for r in runs}))
+
+
 def format_table(runs: Sequence[RunSummary]) -> str:
     """The comparison as text: per task (in :data:`hepfpga.train.tasks.TASKS` order) the run
     table and the task's detailed tables (see the module docstring)."""
@@ -140,8 +146,8 @@ def format_table(runs: Sequence[RunSummary]) -> str:
             lines += [""] if lines else []
             lines.append(f"== {task}: {len(group)} run{'s' if len(group) > 1 else ''} ==")
         header = ["run", "architecture", "inputs", "params"]
-        header += [f"{group[0].headline_name} {label}" for label in MODELS.values()]
-        header += ["firmware vs QKeras", "time"]
+        header += [f"{group[0].headline_name} {_group_label(group, m)}" for m in MODELS]
+        header += [f"firmware vs {_group_label(group, 'qkeras')}", "time"]
         rows = [
             [
                 r.name,

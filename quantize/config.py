@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hepfpga.errors import ConfigError
 from hepfpga.quantize.hgq import HGQSettings
 from hepfpga.quantize.methods import QUANTIZATION_METHODS
 from hepfpga.quantize.qat import QuantizationSpec
@@ -33,3 +34,11 @@ class QuantizationConfig(FitConfig, QuantizationSpec):
         QUANTIZATION_METHODS.lookup(self.method, "method")
         QuantizationSpec.__post_init__(self)
         FitConfig.__post_init__(self)
+        if self.method == "hgq" and self.hgq.ramp_epochs > self.epochs:
+            # HGQSettings.beta_at reaches beta at epoch ramp_epochs - 1 (0-based)
+            raise ConfigError(
+                f"ramp_epochs ({self.hgq.ramp_epochs}) is more than quantization.epochs "
+                f"({self.epochs}): beta would never reach {self.hgq.beta:g}; set "
+                f"hgq.ramp_epochs to at most {self.epochs} or raise quantization.epochs",
+                path="hgq.ramp_epochs",
+            )

@@ -73,6 +73,22 @@ def test_overlay_names_the_quantization_method(
         assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize(
+    ("methods", "label"),
+    [(("qkeras", "qkeras"), "QKeras"), (("hgq", "hgq"), "HGQ"), (("qkeras", "hgq"), "HGQ/QKeras")],
+)
+def test_table_headers_name_the_quantization_method(
+    tmp_path: Path, methods: tuple[str, str], label: str
+) -> None:
+    """The run table's quantized-model columns are named by the runs' method."""
+    folders = [tmp_path / "runs" / name for name in ("a", "b")]
+    for seed, (folder, method) in enumerate(zip(folders, methods, strict=True)):
+        _write_run(folder, folder.name, "mlp", hls=True, seed=seed, method=method)
+    header = format_table([load_run(f) for f in folders]).splitlines()[0]
+    assert f"accuracy {label}" in header and f"firmware vs {label}" in header, header
+    assert ("QKeras" in header) == ("qkeras" in methods), header
+
+
 def test_table_has_one_row_per_run_and_auc_per_model(two_runs: list[Path]) -> None:
     runs = [load_run(p) for p in two_runs]
     assert runs[0].firmware == "bit-exact logits" and runs[1].firmware == "not available"

@@ -222,10 +222,16 @@ def test_beta_schedule_ramps_log_linearly() -> None:
         ({"method": "hqg"}, ["quantization.method", "did you mean 'hgq'", "qkeras, hgq"]),
         ({"hgq": {"beta": -1}}, ["quantization.hgq.beta", ">= 0"]),
         ({"hgq": {"beta": 1e-6, "beta_initial": 1e-5}}, ["beta_initial", "must not exceed"]),
+        (
+            {"method": "hgq", "epochs": 10, "hgq": {"ramp_epochs": 11}},
+            ["quantization.hgq.ramp_epochs", "(11) is more than quantization.epochs (10)"],
+        ),
     ],
-    ids=["unknown-method", "negative-beta", "ramp-downwards"],
+    ids=["unknown-method", "negative-beta", "ramp-downwards", "ramp-past-the-last-epoch"],
 )
 def test_bad_hgq_config_names_the_key(quantization: dict[str, Any], needles: list[str]) -> None:
+    """Each bad value is named by its path; a ramp longer than the fit (beta never reached)
+    too, and only for the HGQ method (QKeras runs ignore ``hgq``)."""
     from hepfpga.errors import ConfigError
     from hepfpga.pipeline.config import parse_config
 
@@ -233,6 +239,9 @@ def test_bad_hgq_config_names_the_key(quantization: dict[str, Any], needles: lis
         parse_config({"quantization": quantization})
     for needle in needles:
         assert needle in str(info.value)
+    if quantization.get("method") == "hgq":
+        parse_config({"quantization": {**quantization, "method": "qkeras"}})
+        parse_config({"quantization": {**quantization, "hgq": {"ramp_epochs": 10}}})
 
 
 @pytest.mark.parametrize(
