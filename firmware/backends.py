@@ -3,8 +3,9 @@
 An :class:`HLSBackend` carries what hepfpga does differently per backend: the name hls4ml
 registers it under, the vendor tools that build its projects (and how they take the build
 steps), the default part, the softmax modes whose C simulation compiles, the softmax type
-overrides it needs, whether it uses hls4ml's Vivado templates, and the reader of its build
-reports. :class:`~hepfpga.firmware.options.Backend` (the validated ``firmware.backend``
+overrides it needs, the edits of the projects hls4ml writes for it, the io_types whose C
+simulation it cannot run, whether it uses hls4ml's Vivado templates, and the reader of its
+build reports. :class:`~hepfpga.firmware.options.Backend` (the validated ``firmware.backend``
 choice) is derived from :data:`BACKENDS`, one member per registered backend, and maps back
 through ``Backend.info``. A new backend is one :func:`register_backend` call; nothing else
 branches on the name.
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError, MissingDependencyError
+from hepfpga.firmware.quartus_tables import rewrite_softmax_tables
 from hepfpga.firmware.rtl.report import HardwareReport
 from hepfpga.firmware.softmax import SOFTMAX_MODES
 from hepfpga.firmware.vendor import BuildSteps, read_reports
@@ -82,6 +84,12 @@ class HLSBackend:
     #: its projects use hls4ml's Vivado templates (``nnet_utils``: the activations, recurrent
     #: layers and GarNet that the emulator reproduces); Quartus and Catapult have their own
     vivado_templates: bool = False
+    #: edits of the project hls4ml writes for this backend, ``(hls_model, folder)``, after
+    #: every ``write()`` (None: used as written)
+    patch_project: Callable[[Any, Path], None] | None = None
+    #: (io_type, why this backend's traced C simulation cannot run in it) pairs, refused
+    #: before any build by :meth:`check_simulation`
+    unsimulable_io: tuple[tuple[str, str], ...] = ()
 
     @property
     def tools(self) -> tuple[str, ...]:
@@ -96,6 +104,13 @@ class HLSBackend:
     def softmax_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         """The softmax layer settings as this backend's hls4ml needs them."""
         return settings if self.softmax_override is None else self.softmax_override(settings)
+
+    def check_simulation(self, io_type: str) -> None:
+        """Refuse (:class:`ConversionError`) a C simulation in ``io_type`` that this backend's
+        hls4ml writes wrongly (:attr:`unsimulable_io`)."""
+        reason = dict(self.unsimulable_io).get(io_type)
+        if reason is not None:
+            raise ConversionError(reason)
 
     def find_tool(self) -> VendorTool:
         """The first vendor tool on PATH, or :class:`MissingDependencyError` naming them."""
@@ -249,5 +264,20 @@ register_backend(
         (VendorTool("i++", "make myproject-fpga", "none", "Intel HLS Compiler (i++)"),),
         default_part="Arria10",
         softmax_override=_quartus_softmax,
+        patch_project=rewrite_softmax_tables,
+        # hls4ml 1.3's io_stream top function traces every layer by reading the *output*
+        # stream before it is written (save_layer_output<result_t>(layer8_out, "d1", 3), the
+        # output's size for every layer): the process died in the first event (a segmentation
+        # fault on a 3-layer QKeras MLP). verify and emulate read the traces; the project
+        # itself is written as hls4ml writes it.
+        unsimulable_io=(
+            (
+                "io_stream",
+                "hls4ml 1.3's Quartus io_stream project traces every layer from the output "
+                "stream, which crashes its C simulation; use --io-type io_parallel with the "
+                "Quartus backend to simulate, verify or emulate (hepfpga firmware without "
+                "--compile writes the io_stream project)",
+            ),
+        ),
     )
 )

@@ -768,7 +768,7 @@ def write_emulator_package(
             )
             config.trace_output = False
             project.hls_model.write()
-            patch_sources(project.path, project.keras_model, project.hls_model)
+            patch_sources(project.path, project.keras_model, project.hls_model, project.options)
 
         tmp, created = make_partial_directory(out_dir)
         try:

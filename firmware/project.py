@@ -48,7 +48,6 @@ from hepfpga.firmware.layers import handler_for
 from hepfpga.firmware.layers.graph import UserNames
 from hepfpga.firmware.options import Backend, FirmwareOptions
 from hepfpga.firmware.precision import LayerPrecision
-from hepfpga.firmware.quartus_tables import rewrite_softmax_tables
 from hepfpga.firmware.rtl.report import HardwareReport
 from hepfpga.firmware.vendor import BuildSteps
 
@@ -263,7 +262,7 @@ def write_project(
             hls_model.config.trace_output = True
             _unshare_result_type(hls_model)
             hls_model.write()
-            patch_sources(tmp, ready, hls_model)
+            patch_sources(tmp, ready, hls_model, options)
         except HepfpgaError:
             raise
         except Exception as exc:  # hls4ml raises bare Exception
@@ -280,7 +279,7 @@ def write_project(
         if yml.is_file():
             yml.write_text(yml.read_text(encoding="utf-8").replace(str(tmp), str(out_dir)))
         if compile:
-            check_simulable(hls_model)
+            options.backend.info.check_simulation(options.io_type.value)
             compile_seconds = _build_library(tmp)
         check_destination(out_dir, overwrite=overwrite)  # again: it may have appeared meanwhile
         move_into_place(tmp, out_dir)
@@ -500,12 +499,11 @@ def _load_library(project: FirmwareProject) -> None:
     project.hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(library))
 
 
-def patch_sources(folder: Path, model: Any, hls_model: Any) -> None:
+def patch_sources(folder: Path, model: Any, hls_model: Any, options: FirmwareOptions) -> None:
     """Apply the layer handlers' edits of the sources ``hls_model`` wrote into ``folder`` for
-    the layers of ``model`` (``LayerHandler.patch_sources``), and the Quartus softmax tables
-    for the project's own softmax (:func:`~hepfpga.firmware.quartus_tables
-    .rewrite_softmax_tables`); hls4ml rewrites the sources on every ``write()``, so this
-    follows each one."""
+    the layers of ``model`` (``LayerHandler.patch_sources``), then the backend's own
+    (``HLSBackend.patch_project``: Quartus' softmax tables); hls4ml rewrites the sources on
+    every ``write()``, so this follows each one."""
     patches = []
     for layer in model.layers:
         patch = handler_for(layer).patch_sources
@@ -513,7 +511,9 @@ def patch_sources(folder: Path, model: Any, hls_model: Any) -> None:
             patches.append(patch)
     for patch in patches:
         patch(Path(folder))
-    rewrite_softmax_tables(hls_model, Path(folder))
+    backend_patch = options.backend.info.patch_project
+    if backend_patch is not None:
+        backend_patch(hls_model, Path(folder))
 
 
 def _flat(values: Any) -> np.ndarray | None:
@@ -561,24 +561,6 @@ def _write_metadata(
     )
 
 
-def check_simulable(hls_model: Any) -> None:
-    """Refuse a project whose traced C simulation hls4ml 1.3 writes wrongly: the Quartus
-    ``io_stream`` top function traces every layer by reading the *output* stream, before it
-    is written (``nnet::save_layer_output<result_t>(layer8_out, "d1", 3)``, the output's size
-    for every layer), and the process dies in the first event (a segmentation fault on a
-    3-layer QKeras MLP). verify and emulate read the traces, so they need ``io_parallel``
-    there; the project itself is written as hls4ml writes it."""
-    config = hls_model.config
-    backend = str(config.get_config_value("Backend", "")).lower()
-    if backend == "quartus" and config.get_config_value("IOType") == "io_stream":
-        raise ConversionError(
-            "hls4ml 1.3's Quartus io_stream project traces every layer from the output stream, "
-            "which crashes its C simulation; use --io-type io_parallel with the Quartus "
-            "backend to simulate, verify or emulate (hepfpga firmware without --compile "
-            "writes the io_stream project)"
-        )
-
-
 def compile_project(project: FirmwareProject) -> FirmwareProject:
     """Build the C-simulation library of ``project`` with g++ and load it.
 
@@ -593,11 +575,11 @@ def compile_project(project: FirmwareProject) -> FirmwareProject:
             f"the hls4ml model writes to {project.hls_model.config.get_output_dir()}, "
             f"not to the project folder {project.path}"
         )
-    check_simulable(project.hls_model)
+    project.options.backend.info.check_simulation(project.options.io_type.value)
     start = time.perf_counter()
     try:
         project.hls_model.write()
-        patch_sources(project.path, project.keras_model, project.hls_model)
+        patch_sources(project.path, project.keras_model, project.hls_model, project.options)
         built = _build_library(project.path)
         if built is None:
             with build_progress(f"hls4ml builds the C simulation of {project.path.name} (g++)"):

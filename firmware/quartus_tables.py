@@ -70,13 +70,12 @@ def _signature(layer: Any) -> tuple[str, str, int]:
 
 def rewrite_softmax_tables(hls_model: Any, folder: Path) -> None:
     """Write the softmax tables of the Quartus project ``folder`` (written by ``hls_model``)
-    for its softmax layer's own types (see the module docstring); nothing for another
-    backend, a model without softmax, or a softmax hls4ml's writer found by name already.
+    for its softmax layer's own types (see the module docstring); nothing for a model
+    without softmax, or a softmax hls4ml's writer found by name already. The Quartus
+    backend's ``patch_project`` (:mod:`hepfpga.firmware.backends`).
 
     Raises :class:`~hepfpga.errors.ConversionError` for softmax layers whose tables differ
     (one set of tables per project)."""
-    if str(hls_model.config.get_config_value("Backend", "")).lower() != "quartus":
-        return
     softmaxes = [layer for layer in hls_model.get_layers() if layer.class_name == "Softmax"]
     if len({_signature(layer) for layer in softmaxes}) > 1:
         raise _differing(softmaxes)
