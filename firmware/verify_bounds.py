@@ -28,6 +28,7 @@ input type's range saturate there and are not covered (the type covers the profi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ from hepfpga.fixed_point import FixedType, Rounding, Saturation
 
 __all__ = [
     "DEFAULT_TABLE_SIZE",
+    "QUARTUS_TABLE_T",
+    "QuartusSoftmaxTables",
     "SoftmaxTables",
     "TableBound",
     "softmax_bound",
@@ -308,7 +311,7 @@ def _neighbour(values: np.ndarray, op: Any) -> np.ndarray:
 
 
 def softmax_bound(
-    tables: SoftmaxTables,
+    tables: SoftmaxTables | QuartusSoftmaxTables,
     logit_range: float,
     *,
     logit_error: float = 0.0,
@@ -345,33 +348,210 @@ def softmax_bound(
 
     The accumulation must be exact (``accum_t`` holding the entries' fractional bits and
     ``n`` times the largest entry) and the sum must never address the ``1/0`` entry; else
-    the reason, in words, is returned instead of a bound."""
+    the reason, in words, is returned instead of a bound.
+
+    The Quartus template (:class:`QuartusSoftmaxTables`) is analysed the same way with its
+    own addressing: ``x_i - max`` in the input type (rounding, saturating) addresses the exp
+    table by the bits below its sign, each entry computed at the top of the differences it
+    covers; the sum in ``exp_table_t`` addresses the 1/x table the same way, each entry
+    computed at the bottom of its bucket; both tables hold ``ac_fixed<16,8>`` entries
+    (:data:`QUARTUS_TABLE_T`) converted to ``exp_table_t`` / ``inv_table_t`` when read."""
     try:
         return _softmax_bound(tables, logit_range, logit_error, logit_lsb)
     except _NoBoundError as exc:
         return str(exc)
 
 
-def _softmax_bound(
-    tables: SoftmaxTables, logit_range: float, logit_error: float, logit_lsb: float | None
-) -> TableBound:
-    t = tables
-    n = t.n
-    exp_bits = t.exp_size.bit_length() - 1
-    inv_bits = t.inv_size.bit_length() - 1
-    for size, what in ((t.exp_size, "exp"), (t.inv_size, "inverse")):
-        if size & (size - 1):
-            raise _NoBoundError(f"the {what} table size {size} is not a power of two")
-    if t.inp_norm_t.width < exp_bits or t.inv_inp_t.width < inv_bits:
+def _power_of_two_bits(size: int, what: str) -> int:
+    if size < 1 or size & (size - 1):
+        raise _NoBoundError(f"the {what} table size {size} is not a power of two")
+    return size.bit_length() - 1
+
+
+def _vivado_exp(
+    t: SoftmaxTables, logit_range: float, logit_error: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Vivado/Vitis ``softmax_stable``'s exp table: the entries (values), the closed interval
+    of ``max - x_i`` reading each (``inf``: saturated) and the difference each was computed
+    at."""
+    exp_bits = _power_of_two_bits(t.exp_size, "exp")
+    _power_of_two_bits(t.inv_size, "inverse")
+    if t.inp_norm_t.width < exp_bits or t.inv_inp_t.width < t.inv_size.bit_length() - 1:
         raise _NoBoundError("a table has more entries than its address type has codes")
     if t.inp_norm_t.signed:
         raise _NoBoundError(f"inp_norm_t {t.inp_norm_t.to_hls()} is signed")
     _check_type(t.inp_norm_t, logit_range + 2 * logit_error, "inp_norm_t")
-    # the exp table: entries, the inputs reading each, the points they were computed at
     entries = exp_table(t.inp_norm_t, exp_bits, t.exp_table_t, t.exp_scale) * t.exp_table_t.lsb
     d_lo, d_hi = _address_bins(t.inp_norm_t, exp_bits)
     centre = np.arange(len(d_lo)) * 2.0 ** (t.inp_norm_t.width - exp_bits) * t.inp_norm_t.lsb
-    centre = centre * t.exp_scale
+    return entries, d_lo, d_hi, centre * t.exp_scale
+
+
+def _vivado_sum(t: SoftmaxTables, largest_entry: float) -> None:
+    """Vivado/Vitis add the exp entries up in ``accum_t``: exact, or no bound."""
+    if t.accum_t.fractional < t.exp_table_t.fractional:
+        raise _NoBoundError(
+            f"accum_t {t.accum_t.to_hls()} rounds the exp entries ({t.exp_table_t.to_hls()})"
+        )
+    if t.n * largest_entry > t.accum_t.max_value:
+        raise _NoBoundError(
+            f"accum_t {t.accum_t.to_hls()} cannot hold {t.n} times the largest exp "
+            f"{largest_entry:.4g}"
+        )
+
+
+def _vivado_inverse(t: SoftmaxTables, s_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vivado/Vitis' 1/x table: the entries (values; NaN ``1/0``) and the closed interval of
+    sums reading each (the sum converted to ``inv_inp_t``, addressed by its top bits)."""
+    _check_type(t.inv_inp_t, s_max, "inv_inp_t")
+    inv_bits = t.inv_size.bit_length() - 1
+    inverse = inv_table(t.inv_inp_t, inv_bits, t.inv_table_t) * t.inv_table_t.lsb
+    s_lo, s_hi = _address_bins(t.inv_inp_t, inv_bits)
+    return inverse[: len(s_lo)], s_lo, s_hi
+
+
+def _vivado_how(t: SoftmaxTables, exp_error: str, g: str) -> str:
+    return (
+        f"softmax over {t.n}: max - x_i in {t.inp_norm_t.to_hls()} addressing a {t.exp_size}-entry "
+        f"exp table of {t.exp_table_t.to_hls()} ({exp_error}), the sum in {t.inv_inp_t.to_hls()} "
+        f"addressing a {t.inv_size}-entry 1/x table of {t.inv_table_t.to_hls()} (sum * 1/sum in "
+        f"{g}), result {t.result_t.to_hls()}"
+    )
+
+
+#: the type of the Quartus softmax's table entries: hls4ml 1.3's Quartus softmax config sets
+#: ``exp_table_t`` and ``inv_table_t`` only, and its tables are declared
+#: ``CONFIG_T::table_t``, ``nnet::activ_config``'s ``ac_fixed<16,8>`` (truncating, wrapping)
+QUARTUS_TABLE_T = FixedType(16, 8, True, Rounding.TRN, Saturation.WRAP)
+
+
+@dataclass(frozen=True)
+class QuartusSoftmaxTables:
+    """The types and table size of one of hls4ml 1.3's Quartus ``stable`` softmax layers
+    (``templates/quartus/.../nnet_activation.h``, ``softmax_stable``) and the tables its
+    writer fills (``quartus_writer.py``, written for the layer's own types by
+    :mod:`hepfpga.firmware.quartus_tables`)."""
+
+    #: classes (``n_in``)
+    n: int
+    #: the softmax's input (the logits) type, signed; ``x_i - max`` is computed in it,
+    #: rounding and saturating (``AC_RND, AC_SAT``)
+    input_t: FixedType
+    #: entries of the exp and the 1/x table (``table_size``)
+    size: int
+    #: each looked-up exp, and their sum (the 1/x table is addressed by its top bits)
+    exp_table_t: FixedType
+    #: the looked-up inverse of the sum
+    inv_table_t: FixedType
+    result_t: FixedType
+    #: the entries' declared type
+    table_t: FixedType = QUARTUS_TABLE_T
+
+
+def _writer_entries(values: list[float], first: FixedType, then: FixedType) -> np.ndarray:
+    """Entries as the Quartus writer prints them (``round(v, 12)``, Python's ``str``), read
+    by the C++ into ``first`` (the tables' ``table_t``) and converted to ``then`` where they
+    are used."""
+    printed = np.array([round(v, 12) for v in values], dtype=np.float64)
+    return then.quantize(first.quantize(printed))
+
+
+def _quartus_exp(
+    t: QuartusSoftmaxTables, logit_range: float, logit_error: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Quartus exp table. ``d = x_i - max`` (in the input type, saturating at
+    ``-2**(I-1)``) reads entry 0 when 0, else the ``N`` bits below its sign bit (``N =
+    log2(size)``; 1 where those are 0). The writer computes entry ``k >= 1`` at the value with
+    the sign bit and ``k`` in those bits, ``-2**(I-1) + k P`` (``P = 2**(I-1-N)``): the top
+    of its bucket of ``max - x_i``, ``(2**(I-1) - (k+1) P, 2**(I-1) - k P]``; entry 1 also
+    reads bucket 0 and every saturated difference."""
+    del logit_range, logit_error  # the difference saturates (AC_SAT): no range to check
+    bits = _power_of_two_bits(t.size, "exp")
+    x_t = t.input_t
+    if not x_t.signed:
+        raise _NoBoundError(f"the softmax's input {x_t.to_hls()} is unsigned (Quartus: signed)")
+    if bits > x_t.width - 1:
+        raise _NoBoundError("a table has more entries than its address type has codes")
+    half, step = 2.0 ** (x_t.integer - 1), 2.0 ** (x_t.integer - 1 - bits)
+    k = np.arange(2**bits, dtype=np.float64)
+    centre = np.where(k == 0, 0.0, half - k * step)
+    entries = _writer_entries([math.exp(-c) for c in centre], t.table_t, t.exp_table_t)
+    d_hi = centre.copy()
+    d_lo = np.where(k == 0, 0.0, centre - step + x_t.lsb)
+    d_lo[1], d_hi[1] = half - 2 * step + x_t.lsb, math.inf
+    return entries, d_lo, d_hi, centre
+
+
+def _quartus_sum(t: QuartusSoftmaxTables, largest_entry: float) -> None:
+    """Quartus adds the exp entries up in ``exp_table_t`` itself: exact, or no bound."""
+    if t.n * largest_entry > t.exp_table_t.max_value:
+        raise _NoBoundError(
+            f"exp_table_t {t.exp_table_t.to_hls()} (the sum's type on Quartus) cannot hold "
+            f"{t.n} times the largest exp {largest_entry:.4g}"
+        )
+
+
+def _quartus_inverse(
+    t: QuartusSoftmaxTables, s_max: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Quartus 1/x table: the sum ``S`` (exact in ``exp_table_t``) reads entry ``k =
+    floor(S / P)`` (the ``N`` bits below the sign, ``P = 2**(I_e - 1 - N)``); the writer
+    computes entry ``k`` at ``k P``, the bottom of its bucket (entry 0 at ``1/0``: NaN)."""
+    del s_max  # exp_table_t holds it (checked with the sum)
+    bits = _power_of_two_bits(t.size, "inverse")
+    e_t = t.exp_table_t
+    if bits > e_t.width - 1:
+        raise _NoBoundError("a table has more entries than its address type has codes")
+    step = 2.0 ** (e_t.integer - 1 - bits)
+    k = np.arange(2**bits, dtype=np.float64)
+    inverse = np.full(len(k), np.nan)
+    inverse[1:] = _writer_entries([1.0 / (v * step) for v in k[1:]], t.table_t, t.inv_table_t)
+    return inverse, k * step, (k + 1) * step - e_t.lsb
+
+
+def _ac(t: FixedType, modes: str = "") -> str:
+    """``t`` as Quartus' ``ac_fixed`` spells it (``modes``: e.g. ``AC_RND,AC_SAT``)."""
+    return f"ac_fixed<{t.width},{t.integer},{str(t.signed).lower()}{',' + modes if modes else ''}>"
+
+
+def _quartus_how(t: QuartusSoftmaxTables, exp_error: str, g: str) -> str:
+    return (
+        f"Quartus softmax over {t.n}: x_i - max in {_ac(t.input_t, 'AC_RND,AC_SAT')} addressing "
+        f"a {t.size}-entry exp table of {_ac(t.table_t)} (table_t) read into exp_table_t "
+        f"{t.exp_table_t.to_hls()} ({exp_error}), the sum in exp_table_t addressing a "
+        f"{t.size}-entry 1/x table of {_ac(t.table_t)} read into {t.inv_table_t.to_hls()} "
+        f"(sum * 1/sum in {g}), result {t.result_t.to_hls()}"
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How one backend's softmax template reads its tables (see :func:`softmax_bound`)."""
+
+    exp: Callable[[Any, float, float], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    sum: Callable[[Any, float], None]
+    inverse: Callable[[Any, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    how: Callable[[Any, str, str], str]
+
+
+#: the layout of each tables class (a registry: one entry per template)
+_LAYOUTS: dict[type, _Layout] = {
+    SoftmaxTables: _Layout(_vivado_exp, _vivado_sum, _vivado_inverse, _vivado_how),
+    QuartusSoftmaxTables: _Layout(_quartus_exp, _quartus_sum, _quartus_inverse, _quartus_how),
+}
+
+
+def _softmax_bound(
+    tables: SoftmaxTables | QuartusSoftmaxTables,
+    logit_range: float,
+    logit_error: float,
+    logit_lsb: float | None,
+) -> TableBound:
+    t = tables
+    n = t.n
+    layout = _LAYOUTS[type(t)]
+    # the exp table: entries, the inputs reading each, the points they were computed at
+    entries, d_lo, d_hi, centre = layout.exp(t, logit_range, logit_error)
     d_lo, d_hi = d_lo - 2 * logit_error, d_hi + 2 * logit_error
     if logit_lsb and not logit_error:  # the differences of exact logits lie on their grid
         with np.errstate(invalid="ignore"):
@@ -389,31 +569,21 @@ def _softmax_bound(
     delta_hi = float(max(0.0, np.max(delta[1]))) if body.any() else 0.0
     eps_lo, eps_hi = float(np.min(eps[body], initial=0.0)), float(np.max(eps[body], initial=0.0))
     if (reach & last).any():  # saturated d: exp(-d) anywhere in [0, exp(-lo)]
-        k = int(np.flatnonzero(last)[0])
+        k = int(np.flatnonzero(reach & last)[0])
         eps_lo = min(eps_lo, entries[k] - math.exp(-d_lo[k]))
         eps_hi = max(eps_hi, entries[k])
     largest_entry = float(np.max(entries[reach]))
-    # the sum, exact in accum_t
-    if t.accum_t.fractional < t.exp_table_t.fractional:
-        raise _NoBoundError(
-            f"accum_t {t.accum_t.to_hls()} rounds the exp entries ({t.exp_table_t.to_hls()})"
-        )
-    if n * largest_entry > t.accum_t.max_value:
-        raise _NoBoundError(
-            f"accum_t {t.accum_t.to_hls()} cannot hold {n} times the largest exp "
-            f"{largest_entry:.4g}"
-        )
+    # the sum, exact
+    layout.sum(t, largest_entry)
     # the inverse: S * I over the reachable sums
     s_min = float(entries[0])  # the largest class: d = 0 reads the first entry
     s_max = n * largest_entry
-    _check_type(t.inv_inp_t, s_max, "inv_inp_t")
-    inverse = inv_table(t.inv_inp_t, inv_bits, t.inv_table_t) * t.inv_table_t.lsb
-    s_lo, s_hi = _address_bins(t.inv_inp_t, inv_bits)
+    inverse, s_lo, s_hi = layout.inverse(t, s_max)
     s_lo, s_hi = np.maximum(s_lo, s_min), np.minimum(s_hi, s_max)
     used = s_lo <= s_hi
-    if np.isnan(inverse[: len(used)][used]).any():
+    if np.isnan(inverse[used]).any():
         raise _NoBoundError("the sum can address the 1/0 entry of the inverse table")
-    inverse = inverse[: len(used)][used]
+    inverse = inverse[used]
     s_lo, s_hi = s_lo[used], s_hi[used]
     g_bins = (s_lo * inverse, s_hi * inverse)
     g_lo, g_hi = float(np.min(g_bins[0])), float(np.max(g_bins[1]))
@@ -434,13 +604,8 @@ def _softmax_bound(
                 margin = max(margin, float(np.max(np.abs(np.diff(error, axis=axis)))))
     result = _rounding_error(t.result_t) + max(0.0, 1.0 - t.result_t.max_value)
     bound = worst + margin + result + _KERAS_SOFTMAX
-    how = (
-        f"softmax over {n}: max - x_i in {t.inp_norm_t.to_hls()} addressing a {t.exp_size}-entry "
-        f"exp table of {t.exp_table_t.to_hls()} (relative {delta_lo:+.2g}/{delta_hi:+.2g}, "
-        f"absolute {eps_lo:+.2g}/{eps_hi:+.2g}), the sum in {t.inv_inp_t.to_hls()} addressing "
-        f"a {t.inv_size}-entry 1/x table of {t.inv_table_t.to_hls()} (sum * 1/sum in "
-        f"[{g_lo:.6g}, {g_hi:.6g}]), result {t.result_t.to_hls()}"
-    )
+    exp_error = f"relative {delta_lo:+.2g}/{delta_hi:+.2g}, absolute {eps_lo:+.2g}/{eps_hi:+.2g}"
+    how = layout.how(t, exp_error, f"[{g_lo:.6g}, {g_hi:.6g}]")
     if logit_error:
         how += f", logits read within {logit_error:.3g}"
     return TableBound("softmax", bound, how + f" -> bound {bound:.3g}")

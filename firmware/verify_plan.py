@@ -4,7 +4,7 @@ what the firmware must reproduce (:func:`requirement`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +28,7 @@ from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.precision import check_supported, is_quantized, profile_ranges
 from hepfpga.firmware.verify_bounds import (
     DEFAULT_TABLE_SIZE,
+    QuartusSoftmaxTables,
     SoftmaxTables,
     TableBound,
     softmax_bound,
@@ -170,61 +171,81 @@ def table_bounds(
     return bounds
 
 
-#: the backends whose softmax is hls4ml's Vivado ``softmax_stable`` (nnet_activation.h)
-_STABLE_SOFTMAX_BACKENDS = ("vivado", "vitis")
-
-
-def softmax_tables(plan: ConversionPlan, name: str, backend: str = "vivado") -> SoftmaxTables | str:
+def softmax_tables(
+    plan: ConversionPlan, name: str, backend: str = "vivado"
+) -> SoftmaxTables | QuartusSoftmaxTables | str:
     """The types and table sizes of the softmax layer ``name`` as ``plan``'s configuration
-    writes them for hls4ml (layer keys ``inp_norm_t``, ``exp_table_t``, ``inv_inp_t``,
-    ``inv_table_t``, ``TableSize`` / ``exp_table_size`` / ``inv_table_size``; ``accum`` and
-    ``result`` in ``Precision``); for another implementation, backend or a key the
-    configuration leaves to hls4ml, why no bound is derived, in words."""
+    writes them for hls4ml's ``backend`` (see :func:`tables_from_settings`); for another
+    implementation, backend or a key the configuration leaves to hls4ml, why no bound is
+    derived, in words."""
     n = int(plan.model.get_layer(name).output_shape[-1])
     sources = {node.name: node.inputs for node in model_graph(plan.model)}.get(name, ())
     entry = plan.precision.get(sources[0]) if sources else None
-    width = entry.result.width if entry is not None and entry.result is not None else None
-    return tables_from_settings(plan.hls_config["LayerName"][name], n, backend, width)
+    input_t = entry.result if entry is not None else None
+    return tables_from_settings(plan.hls_config["LayerName"][name], n, backend, input_t)
 
 
 def tables_from_settings(
-    entry: Mapping[str, Any], n: int, backend: str = "vivado", input_width: int | None = None
-) -> SoftmaxTables | str:
+    entry: Mapping[str, Any],
+    n: int,
+    backend: str = "vivado",
+    input_t: FixedType | None = None,
+) -> SoftmaxTables | QuartusSoftmaxTables | str:
     """:func:`softmax_tables` from a softmax layer's ``LayerName`` entry (the settings of
-    :func:`~hepfpga.firmware.hls_config.softmax_settings`) over ``n`` classes.
+    :func:`~hepfpga.firmware.hls_config.softmax_settings`, after the backend's
+    ``softmax_override``) over ``n`` classes whose input (the logits) has type ``input_t``.
 
-    Table sizes as hls4ml 1.3 writes them: ``exp_table_size`` / ``inv_table_size`` when the
-    entry sets them, else ``TableSize`` cut by hls4ml's ``FixSoftmaxTableSize`` pass to
-    ``2**min(W_in, W_inv)`` (``W_in``: the width of the softmax's input type, ``input_width``;
-    ``W_inv``: ``inv_table_t``'s), e.g. 256 entries after an ``ap_fixed<8,3>`` input. Without
-    ``input_width`` that cut is unknown and no bound is derived."""
+    Vivado and Vitis (``nnet_activation.h``'s ``softmax_stable``): layer keys ``inp_norm_t``,
+    ``exp_table_t``, ``inv_inp_t``, ``inv_table_t``; ``accum`` and ``result`` in
+    ``Precision``. Quartus (its own ``softmax_stable``): ``exp_table_t``, ``inv_table_t`` and
+    ``result``, with ``input_t``. Table sizes as hls4ml 1.3 writes them: ``exp_table_size`` /
+    ``inv_table_size`` when the entry sets them, else ``TableSize`` cut by hls4ml's
+    ``FixSoftmaxTableSize`` pass to ``2**min(W_in, W_inv)`` (``W_in``: the width of
+    ``input_t``; ``W_inv``: ``inv_table_t``'s; one bit less on Quartus), e.g. 256 entries
+    after an ``ap_fixed<8,3>`` input. Without ``input_t`` that cut is unknown and no bound is
+    derived."""
     implementation = entry.get("Implementation", "stable")
     if entry.get("Skip"):
         return "the softmax is skipped (the outputs are the logits)"
     if implementation != "stable":
         return f"hls4ml's '{implementation}' softmax is not analysed (only 'stable' is)"
-    if backend.lower() not in _STABLE_SOFTMAX_BACKENDS:
+    builder = _SOFTMAX_TEMPLATES.get(backend.lower())
+    if builder is None:
         return f"the {backend} backend's softmax templates are not analysed"
     precision = entry.get("Precision", {})
-    found: dict[str, Any] = {
-        key: entry.get(key) for key in ("inp_norm_t", "exp_table_t", "inv_inp_t", "inv_table_t")
-    }
+    found: dict[str, Any] = {key: entry.get(key) for key in builder.keys}
     found.update(accum_t=precision.get("accum"), result_t=precision.get("result"))
-    missing = [key for key, value in found.items() if not isinstance(value, str)]
+    missing = [
+        key for key in (*builder.keys, *builder.precision) if not isinstance(found[key], str)
+    ]
     if missing:
         return f"the configuration leaves {', '.join(missing)} to hls4ml"
     types = {
-        key: FixedType.parse(str(value) if str(value).startswith("ap_") else f"ap_{value}")
-        for key, value in found.items()
+        key: FixedType.parse(
+            str(found[key]) if str(found[key]).startswith("ap_") else f"ap_{found[key]}"
+        )
+        for key in (*builder.keys, *builder.precision)
     }
     size = int(entry.get("TableSize", DEFAULT_TABLE_SIZE))
     if "inv_table_size" not in entry:
-        if input_width is None:
+        if input_t is None:
             return (
                 "the input type of the softmax is unknown, so the table size hls4ml's "
                 "FixSoftmaxTableSize pass chooses is too"
             )
-        size = min(size, 2 ** min(input_width, types["inv_table_t"].width))
+        cut = min(input_t.width, types["inv_table_t"].width) - builder.size_bits_less
+        size = min(size, 2**cut)
+    return builder.build(entry, n, types, size, input_t)
+
+
+def _vivado_tables(
+    entry: Mapping[str, Any],
+    n: int,
+    types: Mapping[str, FixedType],
+    size: int,
+    input_t: FixedType | None,
+) -> SoftmaxTables:
+    del input_t  # only its width matters (the table size, cut by the caller)
     return SoftmaxTables(
         n=n,
         inp_norm_t=types["inp_norm_t"],
@@ -236,6 +257,52 @@ def tables_from_settings(
         inv_table_t=types["inv_table_t"],
         result_t=types["result_t"],
     )
+
+
+def _quartus_tables(
+    entry: Mapping[str, Any],
+    n: int,
+    types: Mapping[str, FixedType],
+    size: int,
+    input_t: FixedType | None,
+) -> QuartusSoftmaxTables | str:
+    if input_t is None:
+        return "the input type of the softmax is unknown (Quartus computes x - max in it)"
+    return QuartusSoftmaxTables(
+        n=n,
+        input_t=input_t,
+        size=int(entry.get("inv_table_size", size)),
+        exp_table_t=types["exp_table_t"],
+        inv_table_t=types["inv_table_t"],
+        result_t=types["result_t"],
+    )
+
+
+@dataclass(frozen=True)
+class _SoftmaxTemplate:
+    """One backend family's ``stable`` softmax template: the layer keys and ``Precision``
+    entries its tables need, how many bits fewer than ``min(W_in, W_inv)`` hls4ml's
+    ``FixSoftmaxTableSize`` gives its table address, and the tables' description."""
+
+    keys: tuple[str, ...]
+    precision: tuple[str, ...]
+    size_bits_less: int
+    build: Callable[..., SoftmaxTables | QuartusSoftmaxTables | str]
+
+
+_VIVADO_TEMPLATE = _SoftmaxTemplate(
+    ("inp_norm_t", "exp_table_t", "inv_inp_t", "inv_table_t"),
+    ("accum_t", "result_t"),
+    0,
+    _vivado_tables,
+)
+#: the analysed ``stable`` softmax template of each backend (lower-case hls4ml name)
+_SOFTMAX_TEMPLATES: dict[str, _SoftmaxTemplate] = {
+    "vivado": _VIVADO_TEMPLATE,
+    "vitis": _VIVADO_TEMPLATE,
+    # hls4ml 1.3's FixSoftmaxTableSize: "Intel want one extra bits for the table"
+    "quartus": _SoftmaxTemplate(("exp_table_t", "inv_table_t"), ("result_t",), 1, _quartus_tables),
+}
 
 
 def _not_exact_before(model: Any, name: str) -> list[str]:

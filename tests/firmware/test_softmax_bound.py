@@ -16,16 +16,16 @@ import pytest
 from hepfpga.firmware.emulate_engine.softmax import exp_table, inv_table
 from hepfpga.firmware.hls_config import softmax_settings
 from hepfpga.firmware.options import FirmwareOptions, SoftmaxMode
-from hepfpga.firmware.verify_bounds import SoftmaxTables, softmax_bound
+from hepfpga.firmware.verify_bounds import QuartusSoftmaxTables, SoftmaxTables, softmax_bound
 from hepfpga.firmware.verify_plan import tables_from_settings
-from hepfpga.fixed_point import FixedType
+from hepfpga.fixed_point import FixedType, Rounding, Saturation
 
 LOGITS = FixedType.parse("ap_fixed<16,6>")
 
 
 def _tables(n: int, logits: FixedType = LOGITS, **options: Any) -> SoftmaxTables:
     settings = softmax_settings(FirmwareOptions(**options), n, logits)
-    tables = tables_from_settings(settings, n, "vivado", logits.width)
+    tables = tables_from_settings(settings, n, "vivado", logits)
     assert isinstance(tables, SoftmaxTables), tables
     return tables
 
@@ -99,6 +99,77 @@ def test_the_bound_follows_the_tables() -> None:
     assert "256-entry exp table" in small.how and "4096-entry 1/x table" in large.how
 
 
+def _quartus_tables(n: int, logits: FixedType, **options: Any) -> QuartusSoftmaxTables:
+    settings = softmax_settings(FirmwareOptions(backend="Quartus", **options), n, logits)
+    tables = tables_from_settings(settings, n, "Quartus", logits)
+    assert isinstance(tables, QuartusSoftmaxTables), tables
+    return tables
+
+
+def _quartus_firmware(x: np.ndarray, t: QuartusSoftmaxTables) -> np.ndarray:
+    """hls4ml 1.3's Quartus ``softmax_stable`` on logits ``x`` (exact in their type), step by
+    step, with the tables made by hls4ml's own writer helpers (``FixedPointEmulator``), read
+    into ``table_t`` and converted where they are used."""
+    from hls4ml.utils.fixed_point_utils import FixedPointEmulator, uint_to_binary
+
+    bits = t.size.bit_length() - 1
+
+    def table(value_t: FixedType, sign: bool, func: str, read_t: FixedType) -> np.ndarray:
+        values = []
+        for i in range(t.size):
+            f = FixedPointEmulator(value_t.width, value_t.integer, signed=True)
+            b = uint_to_binary(i, bits)
+            b.insert(0, 1 if (sign and i) else 0)
+            f.set_msb_bits(b)
+            values.append(getattr(f, func)())
+        return read_t.quantize(t.table_t.quantize(np.array(values[1:] if not sign else values)))
+
+    def index(v: np.ndarray, v_t: FixedType) -> np.ndarray:
+        raw = np.round(v / v_t.lsb).astype(np.int64) % 2**v_t.width  # two's complement code
+        y = (raw >> (v_t.width - bits - 1)) & (2**bits - 1)
+        return np.where((y == 0) & (v != 0), 1, y)
+
+    exp_entries = table(t.input_t, True, "exp_float", t.exp_table_t)
+    inverse = np.concatenate(([np.nan], table(t.exp_table_t, False, "inv_float", t.inv_table_t)))
+    diff_t = replace(t.input_t, rounding=Rounding.RND, saturation=Saturation.SAT)
+    e = exp_entries[index(diff_t.quantize(x - x.max(axis=1, keepdims=True)), t.input_t)]
+    s = e.sum(axis=1)  # exact in exp_table_t
+    i = inverse[index(s, t.exp_table_t)]
+    return t.result_t.quantize(e * i[:, None])
+
+
+QUARTUS_CASES = {
+    "3 classes, ap_fixed<14,7> logits": (3, FixedType.parse("ap_fixed<14,7>")),
+    "5 classes": (5, LOGITS),
+    "10 classes, ap_fixed<10,4>": (10, FixedType.parse("ap_fixed<10,4>")),
+}
+
+
+@pytest.mark.parametrize("case", list(QUARTUS_CASES))
+def test_the_quartus_bound_holds_and_is_tight(case: str) -> None:
+    """The Quartus template (its own addressing, tables of ``ac_fixed<16,8>`` entries) on
+    20,000 logit vectors: every output within the derived bound, the bound within 2.5x of the
+    worst difference seen, and its statement names the entries' type."""
+    n, logits = QUARTUS_CASES[case]
+    tables = _quartus_tables(n, logits)
+    derived = softmax_bound(tables, logits.max_value - logits.min_value, logit_lsb=logits.lsb)
+    assert not isinstance(derived, str), derived
+    x = _logits(n, logits)
+    worst = float(np.max(np.abs(_quartus_firmware(x, tables) - _softmax(x))))
+    assert worst <= derived.bound, derived.how
+    assert derived.bound <= 2.5 * worst, (worst, derived.how)
+    assert "Quartus softmax" in derived.how and "ac_fixed<16,8,true>" in derived.how
+
+
+def test_the_quartus_sum_must_fit_exp_table_t() -> None:
+    """Quartus sums the exponentials in ``exp_table_t``: one too narrow for ``n`` gives no
+    bound, said in words (the saturated sum of the old configuration, 0.99 off)."""
+    logits = FixedType.parse("ap_fixed<14,7>")
+    tables = replace(_quartus_tables(3, logits), exp_table_t=FixedType.parse("ap_fixed<19,2>"))
+    found = softmax_bound(tables, logits.max_value - logits.min_value)
+    assert isinstance(found, str) and "cannot hold 3 times the largest exp" in found, found
+
+
 @pytest.mark.parametrize(
     "change, reason",
     [
@@ -129,8 +200,8 @@ def test_no_bound_says_why(change: dict[str, Any], reason: str) -> None:
 def test_other_implementations_and_backends_are_not_analysed() -> None:
     latency = softmax_settings(FirmwareOptions(softmax=SoftmaxMode.LATENCY), 5, LOGITS)
     assert "'latency' softmax is not analysed" in str(tables_from_settings(latency, 5))
-    stable = softmax_settings(FirmwareOptions(), 5, LOGITS)
-    assert "Quartus backend's softmax" in str(tables_from_settings(stable, 5, "Quartus"))
+    stable = softmax_settings(FirmwareOptions(backend="Catapult"), 5, LOGITS)
+    assert "Catapult backend's softmax" in str(tables_from_settings(stable, 5, "Catapult"))
     bare = {"Implementation": "stable", "TableSize": 1024}
     assert "leaves inp_norm_t" in str(tables_from_settings(bare, 5))
 
@@ -310,7 +381,8 @@ def test_table_size_is_cut_as_hls4ml_cuts_it(width: int | None, size: int | None
     ``ap_fixed<8,3>`` input, as in the softmax-of-the-input model); an unknown input width
     gives no bound, said in words."""
     settings = softmax_settings(FirmwareOptions(), 6, LOGITS)
-    tables = tables_from_settings(settings, 6, "vivado", width)
+    input_t = None if width is None else FixedType(width, 3)
+    tables = tables_from_settings(settings, 6, "vivado", input_t)
     if size is None:
         assert isinstance(tables, str) and "input type of the softmax is unknown" in tables
     else:
