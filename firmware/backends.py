@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError, MissingDependencyError
+from hepfpga.firmware.catapult_stream import fix_concatenate_stream
 from hepfpga.firmware.quartus_tables import rewrite_softmax_tables
 from hepfpga.firmware.rtl.report import HardwareReport
 from hepfpga.firmware.softmax import SOFTMAX_MODES
@@ -234,6 +235,9 @@ register_backend(
         # hls4ml 1.3's Catapult softmax (ac_softmax_pwl) fails a static assertion on the
         # integer bits of exact logits types, whatever the implementation
         softmax_modes=("logits",),
+        # hls4ml 1.3's io_stream Concatenate of flat vectors writes a word too many, left in
+        # a static channel for the next call to read (catapult_stream)
+        patch_project=fix_concatenate_stream,
     )
 )
 

@@ -502,8 +502,8 @@ def _load_library(project: FirmwareProject) -> None:
 def patch_sources(folder: Path, model: Any, hls_model: Any, options: FirmwareOptions) -> None:
     """Apply the layer handlers' edits of the sources ``hls_model`` wrote into ``folder`` for
     the layers of ``model`` (``LayerHandler.patch_sources``), then the backend's own
-    (``HLSBackend.patch_project``: Quartus' softmax tables); hls4ml rewrites the sources on
-    every ``write()``, so this follows each one."""
+    (``HLSBackend.patch_project``: Quartus' softmax tables, Catapult's io_stream
+    Concatenate); hls4ml rewrites the sources on every ``write()``, so this follows each one."""
     patches = []
     for layer in model.layers:
         patch = handler_for(layer).patch_sources

@@ -29,11 +29,12 @@ COMBINATIONS = [
     ("Vivado", "io_stream", 4),
     ("Vitis", "io_parallel", 8),
     ("Vitis", "io_stream", 8),
-    # the ac_fixed backends (io_parallel: with hls4ml 1.3 the Quartus io_stream C simulation
-    # of this model aborts the process in free(), and Catapult's io_stream one gives other
-    # outputs from one predict() to the next)
+    # the ac_fixed backends (Quartus in io_parallel only: with hls4ml 1.3 its io_stream C
+    # simulation of this model aborts the process in free(); Catapult's io_stream
+    # Concatenate is corrected by hepfpga, catapult_stream)
     ("Quartus", "io_parallel", 4),
     ("Catapult", "io_parallel", 4),
+    ("Catapult", "io_stream", 4),
 ]
 #: the backends whose convolution weights the emulate engine does not lay out as their C++
 #: does: the emulator answers through the C simulation, and says so
