@@ -29,6 +29,7 @@ from typing import Any
 
 from hepfpga.errors import ConfigError, ConversionError, MissingDependencyError
 from hepfpga.firmware.catapult_stream import fix_concatenate_stream
+from hepfpga.firmware.catapult_templates import fix_templates
 from hepfpga.firmware.quartus_tables import rewrite_softmax_tables
 from hepfpga.firmware.rtl.report import HardwareReport
 from hepfpga.firmware.softmax import SOFTMAX_MODES
@@ -221,6 +222,14 @@ register_backend(
         vivado_templates=True,
     )
 )
+
+
+def _patch_catapult(hls_model: Any, folder: Path) -> None:
+    """The Catapult backend's corrections of hls4ml 1.3's templates, in its project."""
+    fix_concatenate_stream(hls_model, folder)
+    fix_templates(hls_model, folder)
+
+
 register_backend(
     HLSBackend(
         "Catapult",
@@ -236,8 +245,10 @@ register_backend(
         # integer bits of exact logits types, whatever the implementation
         softmax_modes=("logits",),
         # hls4ml 1.3's io_stream Concatenate of flat vectors writes a word too many, left in
-        # a static channel for the next call to read (catapult_stream)
-        patch_project=fix_concatenate_stream,
+        # a static channel for the next call to read (catapult_stream); its hard_sigmoid
+        # ignores the layer's slope and shift, its io_parallel depthwise convolution the
+        # padding and strides (catapult_templates)
+        patch_project=_patch_catapult,
     )
 )
 

@@ -218,12 +218,20 @@ class Rewrite:
 
 @dataclass(frozen=True)
 class BackendSupport:
-    """The ``firmware.backend`` values whose hls4ml 1.3 templates implement a family; the
-    others are refused naming these (:func:`check_backend`)."""
+    """The ``firmware.backend`` values whose hls4ml 1.3 templates implement a family (or the
+    layers of it that ``applies`` selects); the others are refused naming these
+    (:func:`check_backend`)."""
 
     names: tuple[str, ...]
     #: what to use instead on the other backends (ends the refusal)
     hint: str = ""
+    #: the layers of the family the rule is about (None: all of them)
+    applies: Callable[[Any], bool] | None = None
+    #: backend of ``names`` -> the io_types it implements the layers in (absent: every one)
+    io_types: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: why the other backends are refused, when they have a template that computes something
+    #: else (None: "hls4ml 1.3 implements <class> in <names> only")
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,23 +288,36 @@ class LayerHandler:
     #: Keras runs on them; None: any finite events
     check_inputs: Callable[[Any, Mapping[str, tuple[float, float]]], None] | None = None
     #: the backends whose hls4ml 1.3 templates implement the layer (None: every offered
-    #: backend)
-    backends: BackendSupport | None = None
+    #: backend; several rules for layers of the family that differ)
+    backends: BackendSupport | tuple[BackendSupport, ...] | None = None
 
 
 def check_backend(layer: Any, handler: LayerHandler, options: FirmwareOptions) -> None:
-    """Refuse ``layer`` when ``options.backend`` has no hls4ml template for it, naming the
-    backends that do (``LayerHandler.backends``)."""
-    backend = options.backend.value
-    support = handler.backends
-    if support is None or backend in support.names:
+    """Refuse ``layer`` when ``options.backend`` (in ``options.io_type``) has no hls4ml
+    template for it, or one that computes something else, naming the backends that do
+    (``LayerHandler.backends``: one rule or several)."""
+    rules = handler.backends
+    for support in rules if isinstance(rules, tuple) else (rules,):
+        if support is not None and (support.applies is None or support.applies(layer)):
+            _check_rule(layer, support, options)
+
+
+def _check_rule(layer: Any, support: BackendSupport, options: FirmwareOptions) -> None:
+    backend, io_type = options.backend.value, options.io_type.value
+    if backend in support.names and io_type in support.io_types.get(backend, (io_type,)):
         return
     kind = type(layer).__name__
+    where = f"{backend}" if backend not in support.names else f"{backend} {io_type}"
+    works = ", ".join(
+        f"{name} ({' or '.join(support.io_types[name])})" if name in support.io_types else name
+        for name in support.names
+    )
+    hint = f"use --backend {support.names[0]}" + (f", or {support.hint}" if support.hint else "")
+    if support.reason is not None:
+        raise ConversionError(f"layer '{layer.name}' ({kind}) on {where}: {support.reason}; {hint}")
     raise ConversionError(
-        f"layer '{layer.name}' ({kind}): hls4ml 1.3 implements {kind} in the "
-        f"{', '.join(support.names)} backend{'s' if len(support.names) > 1 else ''} only, "
-        f"not {backend}; use --backend {support.names[0]}"
-        + (f", or {support.hint}" if support.hint else "")
+        f"layer '{layer.name}' ({kind}): hls4ml 1.3 implements {kind} in the {works} backend"
+        f"{'s' if len(support.names) > 1 else ''} only, not {where}; {hint}"
     )
 
 

@@ -48,6 +48,7 @@ from hepfpga.firmware.emulate_tables import (
 )
 from hepfpga.firmware.layers._base import (
     RND_SAT,
+    BackendSupport,
     DeriveContext,
     Emulation,
     LayerHandler,
@@ -182,6 +183,27 @@ def _softmax_as_activation(layer: Any) -> Any:
     return keras.layers.Activation("softmax", name=layer.name)
 
 
+def _function_table(layer: Any) -> bool:
+    """Whether ``layer`` is a sigmoid/tanh/softsign/softplus/elu/selu table (not softmax nor
+    hard_sigmoid, which every backend computes as stated)."""
+    return is_table(layer) and activation_name(layer).lower() in TABLE_KINDS
+
+
+#: the table activations whose bound (verify_bounds.table_bound) is derived from the Vivado
+#: templates' tables. hls4ml 1.3's Quartus writer fills tables of its own layout (sigmoid and
+#: softsign over [0, 8), tanh over [0, 4), mirrored for x < 0; an input of exactly 8 (4)
+#: reads one entry past the table's end), and its Catapult templates compute these functions
+#: with ac_math's piecewise-linear approximations (USE_AC_MATH): neither has a derived bound
+_VIVADO_TABLES = BackendSupport(
+    ("Vitis", "Vivado"),
+    "QKeras quantized_tanh / quantized_sigmoid (exact on every backend)",
+    applies=_function_table,
+    reason="hls4ml 1.3 computes it otherwise than the Vivado templates' 1024-entry tables "
+    "its bound is derived from (Quartus: half-range tables mirrored for x < 0; Catapult: "
+    "ac_math's piecewise-linear functions), so verify could not judge it",
+)
+
+
 register(
     LayerHandler(
         family="activation",
@@ -210,6 +232,7 @@ register(
         rtl={"Activation": trace_activation},
         exact=lambda layer: not is_table(layer),
         rewrite=Rewrite(_softmax_as_activation),
+        backends=_VIVADO_TABLES,
     )
 )
 

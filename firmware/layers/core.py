@@ -13,6 +13,7 @@ from typing import Any
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.emulate_engine.steps import MoveStep, reshape_step
 from hepfpga.firmware.layers._base import (
+    BackendSupport,
     DeriveContext,
     Emulation,
     LayerHandler,
@@ -93,5 +94,13 @@ register(
             "Permute, padding and cropping have no QAT counterpart yet",
         ),
         rtl={"Dropout": trace_identity, "Flatten": trace_flatten, "Reshape": trace_reshape},
+        # hls4ml 1.3 has no Quartus or Catapult template of Cropping1D/2D: it writes no call,
+        # and the next layer read an unwritten array (a Quartus QConv2D model: every event
+        # wrong)
+        backends=BackendSupport(
+            ("Vitis", "Vivado"),
+            "crop the events before the model",
+            applies=lambda layer: type(layer).__name__ in ("Cropping1D", "Cropping2D"),
+        ),
     )
 )

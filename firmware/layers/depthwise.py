@@ -34,6 +34,7 @@ import numpy as np
 from hepfpga.errors import ConversionError
 from hepfpga.firmware.emulate_stream import depthwise_1d_step, depthwise_2d_step
 from hepfpga.firmware.layers._base import (
+    BackendSupport,
     DeriveContext,
     Emulation,
     LayerHandler,
@@ -190,6 +191,30 @@ def _multiplications(layer: Any) -> int:
     return sum(int(w.size) for w in layer.get_weights()[:2] if w.ndim > 1) * positions
 
 
+def _is_1d(layer: Any) -> bool:
+    return type(layer).__name__.endswith("1D")
+
+
+#: hls4ml 1.3 has no Quartus template of depthwise or separable convolutions (it writes no
+#: call: the next layer reads an unwritten array), and Catapult's io_parallel one-dimensional
+#: ones include a header it does not ship (nnet_sepconv1d.h: only the io_stream one exists).
+#: Catapult's io_parallel depthwise_conv_2d_cl ignores padding and strides as written:
+#: corrected by hepfpga (catapult_templates)
+_BACKENDS = (
+    BackendSupport(
+        ("Vitis", "Vivado", "Catapult"),
+        "a QConv2D (every backend)",
+        applies=lambda layer: not _is_1d(layer),
+    ),
+    BackendSupport(
+        ("Vitis", "Vivado", "Catapult"),
+        "--io-type io_stream with Catapult, or a QConv1D (every backend)",
+        applies=_is_1d,
+        io_types={"Catapult": ("io_stream",)},
+    ),
+)
+
+
 register(
     LayerHandler(
         family="depthwise conv",
@@ -205,6 +230,7 @@ register(
         ),
         qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         multiplications=_multiplications,
+        backends=_BACKENDS,
     )
 )
 register(
@@ -220,5 +246,6 @@ register(
         ),
         qkeras=QKerasMapping(reason="no QAT counterpart yet"),
         multiplications=_multiplications,
+        backends=_BACKENDS,
     )
 )

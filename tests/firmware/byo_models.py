@@ -223,8 +223,9 @@ def float_conv2d_same(seed: int = 0) -> Any:
     return keras.Model(x, keras.layers.Dense(3, activation="softmax", name="output")(h))
 
 
-def qconv1d_reshaping(bits: int = 6, seed: int = 0) -> Any:
-    """QConv1D ('same') with zero padding, cropping, up-sampling and global pooling."""
+def qconv1d_reshaping(bits: int = 6, seed: int = 0, crop: bool = True) -> Any:
+    """QConv1D ('same') with zero padding, cropping (unless ``crop`` is false: hls4ml 1.3's
+    Quartus and Catapult have no Cropping), up-sampling and global pooling."""
     import tensorflow as tf
     from qkeras import QActivation, QConv1D, QDense, quantized_relu
     from tensorflow import keras
@@ -237,7 +238,8 @@ def qconv1d_reshaping(bits: int = 6, seed: int = 0) -> Any:
         3, 3, padding="same", kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="conv_1"
     )(h)
     h = QActivation(quantized_relu(bits, 2), name="relu_1")(h)
-    h = keras.layers.Cropping1D((1, 1), name="crop")(h)
+    if crop:
+        h = keras.layers.Cropping1D((1, 1), name="crop")(h)
     h = keras.layers.UpSampling1D(2, name="upsample")(h)
     h = keras.layers.GlobalAveragePooling1D(name="global_avg")(h)
     return keras.Model(
@@ -482,3 +484,89 @@ def renamed_time_distributed() -> Any:
     h = keras.layers.TimeDistributed(dense(5, "dense-1"), name="dense_1")(h)
     h = keras.layers.TimeDistributed(dense(4, "bias_d", activation="relu"), name="switch")(h)
     return keras.Model(x, h, name="renamed_time_distributed")
+
+
+# -- the ac_fixed backends (Quartus, Catapult): several families per model, few g++ builds ----
+def qactivations_batchnorm(softmax: bool = True, seed: int = 0) -> Any:
+    """QDense -> BatchNormalization -> quantized_relu, then QDense -> each QKeras activation
+    (leaky quantized_relu, quantized_tanh, quantized_sigmoid), logits and (``softmax``) a
+    final softmax."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_relu, quantized_sigmoid, quantized_tanh
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+
+    def dense(n: int, name: str) -> Any:
+        return QDense(n, kernel_quantizer=_q(), bias_quantizer=_q(), name=name)
+
+    x = keras.Input((8,), name="features")
+    h = QActivation(_q(10, 3), name="input_quant")(x)
+    h = dense(8, "dense_1")(h)
+    h = keras.layers.BatchNormalization(name="bn_1")(h)
+    h = QActivation(quantized_relu(6, 2), name="relu")(h)
+    for i, activation in enumerate(
+        (quantized_relu(6, 2, negative_slope=0.25), quantized_tanh(6), quantized_sigmoid(6)), 2
+    ):
+        h = dense(8, f"dense_{i}")(h)
+        h = QActivation(activation, name=f"act_{i}")(h)
+    h = dense(4, "logits")(h)
+    if softmax:
+        h = keras.layers.Activation("softmax", name="softmax")(h)
+    model = keras.Model(x, h)
+    _randomise_batchnorm(model, seed)
+    return model
+
+
+def qconv2d_families(depthwise: bool = True, seed: int = 0) -> Any:
+    """UpSampling2D, ZeroPadding2D, QConv2D -> BatchNormalization -> quantized_relu, (when
+    ``depthwise``: QDepthwiseConv2D 'same' and QSeparableConv2D, each -> quantized_relu), a
+    folded QConv2DBatchnorm -> quantized_relu, a flat Reshape and QDense logits."""
+    import tensorflow as tf
+    from qkeras import (
+        QActivation,
+        QConv2D,
+        QConv2DBatchnorm,
+        QDense,
+        QDepthwiseConv2D,
+        QSeparableConv2D,
+        quantized_relu,
+    )
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    x = keras.Input((3, 3, 1), name="image")
+    h = QActivation(_q(8, 2), name="input_quant")(x)
+    h = layers.UpSampling2D(2, name="upsample")(h)
+    h = layers.ZeroPadding2D(1, name="pad")(h)
+    h = QConv2D(2, 3, kernel_quantizer=_q(), bias_quantizer=_q(), name="conv")(h)
+    h = layers.BatchNormalization(name="bn")(h)
+    h = QActivation(quantized_relu(6, 2), name="relu_1")(h)
+    if depthwise:
+        h = QDepthwiseConv2D(
+            3, padding="same", depthwise_quantizer=_q(), bias_quantizer=_q(), name="dw"
+        )(h)
+        h = QActivation(quantized_relu(6, 2), name="relu_dw")(h)
+        h = QSeparableConv2D(
+            2,
+            3,
+            depthwise_quantizer=_q(),
+            pointwise_quantizer=_q(),
+            bias_quantizer=_q(),
+            name="sep",
+        )(h)
+        h = QActivation(quantized_relu(6, 2), name="relu_sep")(h)
+    h = QConv2DBatchnorm(2, 2, kernel_quantizer=_q(), bias_quantizer=_q(8, 3), name="folded")(h)
+    h = QActivation(quantized_relu(6, 2), name="relu_2")(h)
+    h = layers.Reshape((int(np.prod(h.shape[1:])),), name="reshape")(h)
+    model = keras.Model(x, QDense(3, kernel_quantizer=_q(), bias_quantizer=_q(), name="logits")(h))
+    _randomise_batchnorm(model, seed)
+    rng = np.random.default_rng(seed)
+    folded = model.get_layer("folded").batchnorm
+    n = folded.gamma.shape
+    folded.gamma.assign(rng.uniform(0.5, 2.0, n))
+    folded.beta.assign(rng.normal(0, 0.3, n))
+    folded.moving_mean.assign(rng.normal(0, 0.5, n))
+    folded.moving_variance.assign(rng.uniform(0.3, 3.0, n))
+    return model
