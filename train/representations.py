@@ -540,10 +540,13 @@ class JetImage(_Unscaled):
     name: ClassVar[str] = "jet_image"
     pixels: int = 16
     extent: float = 0.8
+    #: each jet in its own frame first (centroid, principal axis, flips:
+    #: :func:`~hepfpga.train.images.align_constituents`)
+    align: bool = False
 
     def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
         _require(sample, "constituents", self.name, "the features representation")
-        return jet_images(sample.constituents, self.pixels, self.extent)
+        return jet_images(sample.constituents, self.pixels, self.extent, align=self.align)
 
     def preprocessing(self, scaler: FeatureScaler | None) -> dict[str, Any]:
         return {
@@ -551,4 +554,10 @@ class JetImage(_Unscaled):
             "pixels": self.pixels,
             "extent": self.extent,
             "pixel_value": "sum of pT / jet pT of the constituents in the pixel",
+            "frame": (
+                "each jet's own: pT-weighted centroid at the origin, principal axis along "
+                "eta, third moments not negative"
+                if self.align
+                else "the jet axis at the centre, no rotation"
+            ),
         }

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hepfpga.errors import DataError
-from hepfpga.train.images import jet_images
+from hepfpga.train.images import align_constituents, jet_images
 
 
 def _jet(*particles: tuple[float, float, float], n: int = 5) -> np.ndarray:
@@ -73,3 +73,76 @@ def test_bad_arguments(kwargs: dict, message: str) -> None:
 def test_bad_shape() -> None:
     with pytest.raises(DataError, match=r"\(N, C, 3\).*\(2, 3\)"):
         jet_images(np.zeros((2, 3)))
+
+
+def _two_prong(angle: float, mirror: bool = False) -> np.ndarray:
+    """A three-particle jet (a hard prong, a softer one 0.3 away, a soft third off the axis)
+    rotated by ``angle`` about its pT-weighted centroid, mirrored in phi when ``mirror``."""
+    base = np.array([[0.6, 0.0, 0.0], [0.3, 0.27, 0.0], [0.1, 0.07, 0.13]])
+    w = base[:, 0] / base[:, 0].sum()
+    centre = (w[:, None] * base[:, 1:]).sum(axis=0)
+    xy = base[:, 1:] - centre
+    if mirror:
+        xy[:, 1] = -xy[:, 1]
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = xy @ rot.T + np.array([0.05, -0.02])  # also off the jet axis
+    return _jet(*[(pt, e, p) for pt, (e, p) in zip(base[:, 0], moved, strict=True)])
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.4, 1.3, -2.2, np.pi])
+@pytest.mark.parametrize("mirror", [False, True])
+def test_aligned_images_do_not_depend_on_the_jet_orientation(angle: float, mirror: bool) -> None:
+    """Rotated about its centroid, moved off the axis or mirrored, a jet gives the same
+    aligned image: centroid at the origin, the hard-to-soft axis along +eta."""
+    reference = jet_images(_two_prong(0.0), n_pixels=16, extent=0.4, align=True)
+    image = jet_images(_two_prong(angle, mirror), n_pixels=16, extent=0.4, align=True)
+    np.testing.assert_array_equal(image, reference)
+    aligned = align_constituents(_two_prong(angle, mirror))[0, :3]
+    w, e, p = aligned[:, 0], aligned[:, 1], aligned[:, 2]
+    assert abs((w * e).sum()) < 1e-12 and abs((w * p).sum()) < 1e-12  # centroid at 0
+    assert abs((w * e * p).sum()) < 1e-12 and (w * e * e).sum() > (w * p * p).sum()  # axis
+    assert (w * e**3).sum() >= 0 and (w * p**3).sum() >= 0 and e[1] > e[0]  # flips
+
+
+def test_alignment_keeps_padding_and_empty_jets() -> None:
+    jets = np.concatenate([_two_prong(0.7), np.zeros((1, 5, 3), np.float32)])
+    aligned = align_constituents(jets)
+    assert not aligned[0, 3:].any() and not aligned[1].any()
+    np.testing.assert_array_equal(aligned[:, :, 0], jets[:, :, 0])
+    assert not jet_images(jets[1:], align=True).any()
+    assert jet_images(jets, n_pixels=8, align=True)[0].sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_the_cnn_config_chooses_the_frame(align: bool) -> None:
+    """``model.image_align`` reaches the representation, which bins the run's jets in that
+    frame and records it in the preprocessing the run writes; a non-boolean is refused."""
+    from hepfpga.errors import ConfigError
+    from hepfpga.pipeline.config import parse_config
+    from hepfpga.train.jets import JetSample
+
+    model = {
+        "architecture": "cnn",
+        "image_pixels": 8,
+        "image_extent": 0.4,
+        "image_align": align,
+        "filters": [2],
+    }
+    config = parse_config({"model": model})
+    representation = config.model.input_representation(config.data)
+    constituents = np.concatenate([_two_prong(0.9), _two_prong(-0.3, mirror=True)])
+    zeros = np.zeros(2, np.float32)
+    sample = JetSample(
+        features=np.zeros((2, 16), np.float32),
+        constituents=constituents,
+        labels=np.zeros(2, np.int64),
+        jet_pt=zeros,
+        jet_eta=zeros,
+        jet_mass=zeros,
+    )
+    images = representation.encode(sample, None)
+    np.testing.assert_array_equal(images, jet_images(constituents, 8, 0.4, align=align))
+    assert np.array_equal(images[0], images[1]) == align  # the same jet, turned and mirrored
+    assert ("principal axis" in representation.preprocessing(None)["frame"]) == align
+    with pytest.raises(ConfigError, match="image_align"):
+        parse_config({"model": {**model, "image_align": "yes"}})

@@ -34,13 +34,16 @@ __all__ = ["CNNConfig", "build_cnn"]
 @dataclass(frozen=True)
 class CNNConfig(ModelConfig):
     """The ``cnn`` section. ``image_pixels`` and ``image_extent`` define the jet image (a
-    32-pixel image over the same extent summed 2x2 is the 16-pixel one); ``filters`` has one
-    entry per convolution block."""
+    32-pixel image over the same extent summed 2x2 is the 16-pixel one); ``image_align``
+    bins each jet in its own frame (pT-weighted centroid, principal axis along eta, flipped
+    to positive third moments: :func:`~hepfpga.train.images.align_constituents`);
+    ``filters`` has one entry per convolution block."""
 
     architecture: str = "cnn"
     representation: Literal["jet_image"] = "jet_image"
     image_pixels: int = 16
     image_extent: float = 0.8
+    image_align: bool = False
     filters: tuple[int, ...] = (4, 8)
     kernel_size: int = 3
     pool_size: int = 2
@@ -84,7 +87,7 @@ class CNNConfig(ModelConfig):
         return sizes
 
     def input_representation(self, data: DataConfig) -> JetImage:
-        return JetImage(pixels=self.image_pixels, extent=self.image_extent)
+        return JetImage(pixels=self.image_pixels, extent=self.image_extent, align=self.image_align)
 
 
 def build_cnn(
