@@ -225,7 +225,8 @@ def float_conv2d_same(seed: int = 0) -> Any:
 
 def qconv1d_reshaping(bits: int = 6, seed: int = 0, crop: bool = True) -> Any:
     """QConv1D ('same') with zero padding, cropping (unless ``crop`` is false: hls4ml 1.3's
-    Quartus and Catapult have no Cropping), up-sampling and global pooling."""
+    Quartus and Catapult have no Cropping; the QConv1D is then 'valid'), up-sampling and
+    global pooling."""
     import tensorflow as tf
     from qkeras import QActivation, QConv1D, QDense, quantized_relu
     from tensorflow import keras
@@ -234,8 +235,15 @@ def qconv1d_reshaping(bits: int = 6, seed: int = 0, crop: bool = True) -> Any:
     x = keras.Input((8, 2), name="sequence")
     h = QActivation(_q(10, 3), name="input_quant")(x)
     h = keras.layers.ZeroPadding1D(1, name="pad")(h)
+    # without the crop, a 'valid' convolution keeps 8 positions (16 after up-sampling: the
+    # global average divides by a power of two)
     h = QConv1D(
-        3, 3, padding="same", kernel_quantizer=_q(bits), bias_quantizer=_q(bits), name="conv_1"
+        3,
+        3,
+        padding="same" if crop else "valid",
+        kernel_quantizer=_q(bits),
+        bias_quantizer=_q(bits),
+        name="conv_1",
     )(h)
     h = QActivation(quantized_relu(bits, 2), name="relu_1")(h)
     if crop:

@@ -139,3 +139,13 @@ def test_catapult_templates_patch_once_and_refuse_another_template(tmp_path: Pat
     depthwise.write_text(REPLACEMENTS[-1][2].replace("pad_top", "pad_bottom"))
     with pytest.raises(ConversionError, match=r"not hls4ml 1\.3\.0's"):
         fix_templates(None, tmp_path)
+
+
+@pytest.mark.parametrize("backend", ["Quartus", "Catapult"])
+def test_global_average_pooling_1d_is_refused(backend: str, byo_models: Any) -> None:
+    with pytest.raises(
+        ConversionError,
+        match=rf"^layer 'global_avg' \(GlobalAveragePooling1D\) on {backend}: hls4ml 1.3's "
+        r"Quartus and Catapult global average pooling is not the average QKeras computes",
+    ):
+        _plan(byo_models.qconv1d_reshaping(crop=False), backend)
