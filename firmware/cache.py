@@ -6,7 +6,11 @@ the key is the SHA-256 of
 * the model: its architecture (JSON of the converted model) and every weight's bytes,
 * the hls4ml configuration hepfpga derived (all types, so profiled float models too) and the
   :class:`~hepfpga.firmware.options.FirmwareOptions`,
-* the tool versions: hepfpga, hls4ml, TensorFlow, QKeras, numpy and the ``g++ --version`` line.
+* the tool versions: hepfpga, hls4ml, TensorFlow, QKeras, numpy and the ``g++ --version`` line,
+* hepfpga's own firmware code: the SHA-256 of every ``.py`` file of :mod:`hepfpga.firmware`
+  (:func:`firmware_code_digest`). The project hepfpga writes is hls4ml's plus hepfpga's
+  patches of its sources (a corrected template, a rewritten table), which change without a
+  version number; a library compiled before such a change is never served after it.
 
 An entry is ``project/`` (the hls4ml project, compiled in place, because ``build_lib.sh``
 bakes the folder's absolute path into the library) and ``complete.json``, written last, after
@@ -40,7 +44,7 @@ from hepfpga.firmware.hls_config import ConversionPlan
 from hepfpga.firmware.options import FirmwareOptions
 from hepfpga.firmware.project import FirmwareProject, compile_project, write_project
 
-__all__ = ["cache_dir", "cache_key", "cached_project"]
+__all__ = ["cache_dir", "cache_key", "cached_project", "firmware_code_digest"]
 
 _MARKER = "complete.json"
 #: where the project of a failed build is kept (``csim/failed/<key>``), named by the error
@@ -67,8 +71,21 @@ def _compiler_version() -> str:
     return result.stdout.splitlines()[0] if result.stdout else "unknown"
 
 
+@lru_cache(maxsize=1)
+def firmware_code_digest() -> str:
+    """SHA-256 (hex) of the ``.py`` files of :mod:`hepfpga.firmware` (path relative to the
+    package and bytes, in path order): what writes, patches and builds the projects."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(plan: ConversionPlan, options: FirmwareOptions) -> str:
-    """SHA-256 (hex) of model architecture and weights, hls4ml config, options and tools."""
+    """SHA-256 (hex) of model architecture and weights, hls4ml config, options, tools and
+    hepfpga's firmware code (see the module docstring)."""
     digest = hashlib.sha256()
     digest.update(plan.model.to_json().encode())
     for weights in plan.model.get_weights():
@@ -79,6 +96,7 @@ def cache_key(plan: ConversionPlan, options: FirmwareOptions) -> str:
     versions = tool_versions()
     digest.update(json.dumps({k: versions.get(k) for k in _VERSIONED}, sort_keys=True).encode())
     digest.update(_compiler_version().encode())
+    digest.update(firmware_code_digest().encode())
     return digest.hexdigest()
 
 

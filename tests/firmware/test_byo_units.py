@@ -93,6 +93,22 @@ def test_cache_key_follows_weights_options_and_nothing_else(small_tagger: Any) -
     assert key != cache_key(plan_conversion(changed, options), options)
 
 
+def test_cache_key_follows_hepfpgas_firmware_code(
+    small_tagger: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change of hepfpga's firmware code (a corrected template patch, without a new
+    version number) gives a new key: a library compiled before it is never served after."""
+    from hepfpga.firmware import cache
+
+    options = FirmwareOptions()
+    plan = plan_conversion(small_tagger, options)
+    key = cache.cache_key(plan, options)
+    digest = cache.firmware_code_digest()
+    assert len(digest) == 64 and digest == cache.firmware_code_digest()
+    monkeypatch.setattr(cache, "firmware_code_digest", lambda: "0" * 64)
+    assert cache.cache_key(plan, options) != key
+
+
 def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hepfpga.firmware.cache import cache_dir
 
