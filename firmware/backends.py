@@ -30,6 +30,7 @@ from typing import Any
 from hepfpga.errors import ConfigError, ConversionError, MissingDependencyError
 from hepfpga.firmware.catapult_stream import fix_concatenate_stream
 from hepfpga.firmware.catapult_templates import fix_templates
+from hepfpga.firmware.fill_buffer import tabulate_fill_buffers
 from hepfpga.firmware.quartus_tables import rewrite_softmax_tables
 from hepfpga.firmware.rtl.report import HardwareReport
 from hepfpga.firmware.softmax import SOFTMAX_MODES
@@ -86,9 +87,9 @@ class HLSBackend:
     #: its projects use hls4ml's Vivado templates (``nnet_utils``: the activations, recurrent
     #: layers and GarNet that the emulator reproduces); Quartus and Catapult have their own
     vivado_templates: bool = False
-    #: edits of the project hls4ml writes for this backend, ``(hls_model, folder)``, after
-    #: every ``write()`` (None: used as written)
-    patch_project: Callable[[Any, Path], None] | None = None
+    #: edits of the project hls4ml writes for this backend, ``(hls_model, folder)``, applied
+    #: in order after every ``write()`` (empty: used as written)
+    patch_project: tuple[Callable[[Any, Path], None], ...] = ()
     #: (io_type, why this backend's traced C simulation cannot run in it) pairs, refused
     #: before any build by :meth:`check_simulation`
     unsimulable_io: tuple[tuple[str, str], ...] = ()
@@ -205,6 +206,8 @@ register_backend(
         ),
         report_reader=read_reports,
         vivado_templates=True,
+        # the io_parallel convolutions' generated im2col, a table in the C simulation only
+        patch_project=(tabulate_fill_buffers,),
     )
 )
 register_backend(
@@ -220,14 +223,10 @@ register_backend(
         ),
         report_reader=read_reports,
         vivado_templates=True,
+        # the io_parallel convolutions' generated im2col, a table in the C simulation only
+        patch_project=(tabulate_fill_buffers,),
     )
 )
-
-
-def _patch_catapult(hls_model: Any, folder: Path) -> None:
-    """The Catapult backend's corrections of hls4ml 1.3's templates, in its project."""
-    fix_concatenate_stream(hls_model, folder)
-    fix_templates(hls_model, folder)
 
 
 register_backend(
@@ -244,11 +243,12 @@ register_backend(
         # hls4ml 1.3's Catapult softmax (ac_softmax_pwl) fails a static assertion on the
         # integer bits of exact logits types, whatever the implementation
         softmax_modes=("logits",),
-        # hls4ml 1.3's io_stream Concatenate of flat vectors writes a word too many, left in
-        # a static channel for the next call to read (catapult_stream); its hard_sigmoid
-        # ignores the layer's slope and shift, its io_parallel depthwise convolution the
-        # padding and strides (catapult_templates)
-        patch_project=_patch_catapult,
+        # the io_parallel convolutions' generated im2col, a table in the C simulation only
+        # (fill_buffer); hls4ml 1.3's io_stream Concatenate of flat vectors writes a word too
+        # many, left in a static channel for the next call to read (catapult_stream); its
+        # hard_sigmoid ignores the layer's slope and shift, its io_parallel depthwise
+        # convolution the padding and strides (catapult_templates)
+        patch_project=(tabulate_fill_buffers, fix_concatenate_stream, fix_templates),
     )
 )
 
@@ -279,7 +279,7 @@ register_backend(
         (VendorTool("i++", "make myproject-fpga", "none", "Intel HLS Compiler (i++)"),),
         default_part="Arria10",
         softmax_override=_quartus_softmax,
-        patch_project=rewrite_softmax_tables,
+        patch_project=(rewrite_softmax_tables,),
         # hls4ml 1.3's io_stream top function traces every layer by reading the *output*
         # stream before it is written (save_layer_output<result_t>(layer8_out, "d1", 3), the
         # output's size for every layer): the process died in the first event (a segmentation

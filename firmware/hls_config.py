@@ -245,20 +245,21 @@ class ConversionPlan:
 
     def size_advice(self, options: FirmwareOptions) -> str | None:
         """A sentence proposing io_stream / Resource when the fully unrolled design is
-        large (g++ then takes minutes), or None. Unrolled: ``multiplications / reuse``."""
+        large, or None. Unrolled: ``multiplications / reuse``."""
         unrolled = self.multiplications // options.reuse_factor
         if options.io_type.value != "io_parallel" or unrolled <= LARGE_UNROLLED:
             return None
         return (
             f"the model unrolls {unrolled:,} multiplications per event in io_parallel "
-            f"(more than {LARGE_UNROLLED:,}); hls4ml's C++ then takes g++ many minutes and "
-            "the design is large: consider --io-type io_stream --strategy resource "
+            f"(more than {LARGE_UNROLLED:,}); the design is then large (FPGA resources, "
+            "synthesis time): consider --io-type io_stream --strategy resource "
             "--reuse-factor 8 (or more)"
         )
 
 
-#: unrolled multiplications above which the size advice is given (the jet MLP has 4,256; a
-#: Conv1D tagger with ~10**6 took more than 12 minutes of g++ here)
+#: unrolled multiplications above which the size advice is given (the jet MLP has 4,256;
+#: hls4ml's example Conv1D tagger KERAS_conv1d 9.2e6, whose C simulation took 22 minutes of
+#: g++ here until hepfpga.firmware.fill_buffer, 20 s since)
 LARGE_UNROLLED = 100_000
 
 

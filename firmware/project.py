@@ -502,8 +502,9 @@ def _load_library(project: FirmwareProject) -> None:
 def patch_sources(folder: Path, model: Any, hls_model: Any, options: FirmwareOptions) -> None:
     """Apply the layer handlers' edits of the sources ``hls_model`` wrote into ``folder`` for
     the layers of ``model`` (``LayerHandler.patch_sources``), then the backend's own
-    (``HLSBackend.patch_project``: Quartus' softmax tables, Catapult's io_stream
-    Concatenate); hls4ml rewrites the sources on every ``write()``, so this follows each one."""
+    (``HLSBackend.patch_project``: the convolutions' ``fill_buffer`` tables of Vivado, Vitis
+    and Catapult, Quartus' softmax tables, Catapult's io_stream Concatenate); hls4ml
+    rewrites the sources on every ``write()``, so this follows each one."""
     patches = []
     for layer in model.layers:
         patch = handler_for(layer).patch_sources
@@ -511,8 +512,7 @@ def patch_sources(folder: Path, model: Any, hls_model: Any, options: FirmwareOpt
             patches.append(patch)
     for patch in patches:
         patch(Path(folder))
-    backend_patch = options.backend.info.patch_project
-    if backend_patch is not None:
+    for backend_patch in options.backend.info.patch_project:
         backend_patch(hls_model, Path(folder))
 
 
