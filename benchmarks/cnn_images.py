@@ -47,22 +47,19 @@ DEFAULT_VARIANTS = (
 
 
 def load(folder: Path, per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Constituents, features and labels of the first ``per_class`` shards of each class."""
-    import h5py
-
+    """Constituents, features and labels of the first ``per_class`` shards of each class,
+    read with hepfpga's own sample reader."""
+    from hepfpga.train.io import concatenate_samples, load_sample
     from hepfpga.train.jets import CLASS_NAMES
 
-    constituents, features, labels = [], [], []
+    files = []
     for name in CLASS_NAMES:
-        files = sorted(folder.glob(f"shard-c?{name}-k*.h5"))[:per_class]
-        if len(files) < per_class:
-            raise SystemExit(f"{folder}: {len(files)} shards of class {name}, {per_class} wanted")
-        for path in files:
-            with h5py.File(path, "r") as shard:
-                constituents.append(shard["constituents"][...])
-                features.append(shard["features"][...])
-                labels.append(shard["labels"][...])
-    return np.concatenate(constituents), np.concatenate(features), np.concatenate(labels)
+        found = sorted(folder.glob(f"shard-c?{name}-k*.h5"))[:per_class]
+        if len(found) < per_class:
+            raise SystemExit(f"{folder}: {len(found)} shards of class {name}, {per_class} wanted")
+        files.extend(found)
+    sample = concatenate_samples([load_sample(path) for path in files], str(folder))
+    return sample.constituents, sample.features, sample.labels
 
 
 def _cnn(filters: tuple[int, ...], dense: int) -> Any:

@@ -227,8 +227,6 @@ register_backend(
         patch_project=(tabulate_fill_buffers,),
     )
 )
-
-
 register_backend(
     HLSBackend(
         "Catapult",

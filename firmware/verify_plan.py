@@ -214,17 +214,13 @@ def tables_from_settings(
         return f"the {backend} backend's softmax templates are not analysed"
     precision = entry.get("Precision", {})
     found: dict[str, Any] = {key: entry.get(key) for key in builder.keys}
-    found.update(accum_t=precision.get("accum"), result_t=precision.get("result"))
-    missing = [
-        key for key in (*builder.keys, *builder.precision) if not isinstance(found[key], str)
-    ]
+    found.update({key: precision.get(key.removesuffix("_t")) for key in builder.precision})
+    missing = [key for key, value in found.items() if not isinstance(value, str)]
     if missing:
         return f"the configuration leaves {', '.join(missing)} to hls4ml"
     types = {
-        key: FixedType.parse(
-            str(found[key]) if str(found[key]).startswith("ap_") else f"ap_{found[key]}"
-        )
-        for key in (*builder.keys, *builder.precision)
+        key: FixedType.parse(value if value.startswith("ap_") else f"ap_{value}")
+        for key, value in found.items()
     }
     size = int(entry.get("TableSize", DEFAULT_TABLE_SIZE))
     if "inv_table_size" not in entry:
@@ -281,8 +277,9 @@ def _quartus_tables(
 @dataclass(frozen=True)
 class _SoftmaxTemplate:
     """One backend family's ``stable`` softmax template: the layer keys and ``Precision``
-    entries its tables need, how many bits fewer than ``min(W_in, W_inv)`` hls4ml's
-    ``FixSoftmaxTableSize`` gives its table address, and the tables' description."""
+    entries (``accum_t`` for ``accum``) its tables need, how many bits fewer than
+    ``min(W_in, W_inv)`` hls4ml's ``FixSoftmaxTableSize`` gives its table address, and the
+    function that makes its tables from the parsed types."""
 
     keys: tuple[str, ...]
     precision: tuple[str, ...]
