@@ -264,10 +264,11 @@ def _quartus_tables(
 ) -> QuartusSoftmaxTables | str:
     if input_t is None:
         return "the input type of the softmax is unknown (Quartus computes x - max in it)"
+    del entry  # Quartus' template reads one table_size (TableSize), not exp/inv_table_size
     return QuartusSoftmaxTables(
         n=n,
         input_t=input_t,
-        size=int(entry.get("inv_table_size", size)),
+        size=size,
         exp_table_t=types["exp_table_t"],
         inv_table_t=types["inv_table_t"],
         result_t=types["result_t"],
