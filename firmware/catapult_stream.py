@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hepfpga.errors import ConversionError
+from hepfpga.firmware.catapult_templates import replace_template
 
 __all__ = ["fix_concatenate_stream"]
 
@@ -107,25 +107,17 @@ ConcatLoop2:
 
 def fix_concatenate_stream(hls_model: Any, folder: Path) -> None:
     """Replace hls4ml 1.3's Catapult ``concatenate1d`` in the project ``folder`` by the
-    packing its Vivado template has (see the module docstring); nothing when the header is
-    absent or already fixed. The Catapult backend's ``patch_project``
-    (:mod:`hepfpga.firmware.backends`); ``hls_model`` is not read: the header is the same
-    for every model, and unused in ``io_parallel``.
+    packing its Vivado template has (see the module docstring; nothing when the header is
+    absent, already fixed or without ``concatenate1d``). The Catapult backend's
+    ``patch_project`` (:mod:`hepfpga.firmware.backends`); ``hls_model`` is not read: the
+    header is the same for every model, and unused in ``io_parallel``.
 
     Raises :class:`~hepfpga.errors.ConversionError` when the header holds a
     ``concatenate1d`` that is neither hls4ml 1.3's nor the fixed one (another hls4ml)."""
-    header = Path(folder) / MERGE_STREAM_HEADER
-    if not header.is_file():
-        return
-    text = header.read_text(encoding="utf-8")
-    if FIXED_CONCATENATE1D in text:
-        return
-    if HLS4ML_CONCATENATE1D not in text:
-        if "void concatenate1d(" not in text:
-            return
-        raise ConversionError(
-            f"{header} holds a concatenate1d that is not hls4ml 1.3.0's, which hepfpga "
-            "corrects for the Catapult backend (hepfpga.firmware.catapult_stream); use the "
-            "hls4ml version hepfpga pins (1.3.0)"
-        )
-    header.write_text(text.replace(HLS4ML_CONCATENATE1D, FIXED_CONCATENATE1D, 1), encoding="utf-8")
+    replace_template(
+        Path(folder) / MERGE_STREAM_HEADER,
+        HLS4ML_CONCATENATE1D,
+        FIXED_CONCATENATE1D,
+        __name__,
+        anchor="void concatenate1d(",
+    )

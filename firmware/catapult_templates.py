@@ -37,7 +37,7 @@ from typing import Any
 
 from hepfpga.errors import ConversionError
 
-__all__ = ["fix_templates"]
+__all__ = ["fix_templates", "replace_template"]
 
 _NNET = Path("firmware") / "nnet_utils"
 
@@ -178,25 +178,30 @@ REPLACEMENTS: tuple[tuple[Path, str, str], ...] = (
 )
 
 
+def replace_template(
+    header: Path, original: str, fixed: str, owner: str, *, anchor: str | None = None
+) -> None:
+    """Replace hls4ml 1.3's text ``original`` by ``fixed`` in the project's ``header``;
+    nothing when the header is absent, already fixed, or (with ``anchor``) does not hold the
+    function at all. ``owner`` names the hepfpga module that corrects it, for the error.
+
+    Raises :class:`~hepfpga.errors.ConversionError` when the header holds neither text
+    (another hls4ml)."""
+    if not header.is_file():
+        return
+    text = header.read_text(encoding="utf-8")
+    if original in text:
+        header.write_text(text.replace(original, fixed, 1), encoding="utf-8")
+    elif fixed not in text and (anchor is None or anchor in text):
+        raise ConversionError(
+            f"{header} holds a template that is not hls4ml 1.3.0's, which hepfpga corrects "
+            f"for the Catapult backend ({owner}); use the hls4ml version hepfpga pins (1.3.0)"
+        )
+
+
 def fix_templates(hls_model: Any, folder: Path) -> None:
     """Write the corrected ``hard_sigmoid``, ``hard_tanh`` and ``depthwise_conv_2d_cl`` into
-    the Catapult project ``folder`` (see the module docstring); nothing for a header that is
-    absent or already fixed. ``hls_model`` is not read: the headers are the same for every
-    model.
-
-    Raises :class:`~hepfpga.errors.ConversionError` when a header holds neither hls4ml
-    1.3's text nor the fixed one (another hls4ml)."""
+    the Catapult project ``folder`` (see the module docstring; :func:`replace_template` for
+    each). ``hls_model`` is not read: the headers are the same for every model."""
     for relative, original, fixed in REPLACEMENTS:
-        header = Path(folder) / relative
-        if not header.is_file():
-            continue
-        text = header.read_text(encoding="utf-8")
-        if original in text:
-            header.write_text(text.replace(original, fixed, 1), encoding="utf-8")
-        elif fixed not in text:
-            raise ConversionError(
-                f"{header} holds a template that is not hls4ml 1.3.0's, which "
-                "hepfpga corrects for the Catapult backend "
-                "(hepfpga.firmware.catapult_templates); use the hls4ml version hepfpga "
-                "pins (1.3.0)"
-            )
+        replace_template(Path(folder) / relative, original, fixed, __name__)
