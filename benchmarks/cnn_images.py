@@ -10,7 +10,9 @@ q, g, W, Z, t (in name order: the same jets in any folder of the same seed) are 
 60/20/20 at random with seed 0, the same split for every row. Each variant is
 ``PIXELS:EXTENT:FRAME:VALUES:FILTERS:DENSE``: a ``PIXELS`` x ``PIXELS`` image over
 ``+-EXTENT`` (:func:`hepfpga.train.images.jet_images`), ``FRAME`` ``align`` (each jet in its own
-frame) or ``none``, ``VALUES`` ``lin`` (pT fractions) or ``sqrt`` (their square roots),
+frame) or ``none``, ``VALUES`` ``lin`` (pT fractions), ``sqrt`` (their square roots), ``pt``
+(the constituents' pT in TeV: the fractions times the jet pT / 1 TeV) or ``sqrtpt`` (its
+square roots),
 ``FILTERS`` the comma-separated filters of the 3x3 conv + 2x2 max-pool blocks, ``DENSE`` the
 dense layer's units (conv kernels L2 1e-5). ``mlp`` is the 16-64-32-32-5 MLP on the
 standardised features. Every model
@@ -46,8 +48,8 @@ DEFAULT_VARIANTS = (
 )
 
 
-def load(folder: Path, per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Constituents, features and labels of the first ``per_class`` shards of each class,
+def load(folder: Path, per_class: int) -> tuple[np.ndarray, ...]:
+    """Constituents, features, labels and jet pT of the first ``per_class`` shards of each class,
     read with hepfpga's own sample reader."""
     from hepfpga.train.io import concatenate_samples, load_sample
     from hepfpga.train.jets import CLASS_NAMES
@@ -59,21 +61,26 @@ def load(folder: Path, per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
             raise SystemExit(f"{folder}: {len(found)} shards of class {name}, {per_class} wanted")
         files.extend(found)
     sample = concatenate_samples([load_sample(path) for path in files], str(folder))
-    return sample.constituents, sample.features, sample.labels
+    return sample.constituents, sample.features, sample.labels, sample.jet_pt
 
 
-def _cnn(filters: tuple[int, ...], dense: int) -> Any:
+def _cnn(filters: tuple[int, ...], dense: int, extra: int = 0) -> Any:
     import tensorflow as tf
 
     layers = tf.keras.layers
 
     def build(shape: tuple[int, ...]) -> Any:
-        x = inputs = layers.Input(shape)
+        x = image = layers.Input(shape)
         for n in filters:
             regularizer = tf.keras.regularizers.l2(1e-5)
             x = layers.Conv2D(n, 3, activation="relu", kernel_regularizer=regularizer)(x)
             x = layers.MaxPooling2D(2)(x)
-        x = layers.Dense(dense, activation="relu")(layers.Flatten()(x))
+        x = layers.Flatten()(x)
+        inputs = [image]
+        if extra:
+            inputs.append(layers.Input((extra,)))
+            x = layers.Concatenate()([x, inputs[1]])
+        x = layers.Dense(dense, activation="relu")(x)
         return tf.keras.Model(inputs, layers.Dense(5, activation="softmax")(x))
 
     return build
@@ -88,12 +95,15 @@ def _mlp(shape: tuple[int, ...]) -> Any:
     return tf.keras.Model(inputs, tf.keras.layers.Dense(5, activation="softmax")(x))
 
 
-def fit(name: str, build: Any, x: np.ndarray, y: np.ndarray, parts: dict, epochs: int) -> dict:
-    """Train ``build``'s model on the training part; its test accuracy and cost."""
+def fit(name: str, build: Any, x: Any, y: np.ndarray, parts: dict, epochs: int) -> dict:
+    """Train ``build``'s model on the training part (``x`` an array or a list of arrays, one per
+    input); its test accuracy and cost."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(1)
-    model = build(x.shape[1:])
+    arrays = x if isinstance(x, list) else [x]
+    model = build(arrays[0].shape[1:])
+    x = _Rows(arrays)
     model.compile(tf.keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
     callbacks = [
         tf.keras.callbacks.EarlyStopping(patience=6, restore_best_weights=True),
@@ -116,6 +126,17 @@ def fit(name: str, build: Any, x: np.ndarray, y: np.ndarray, parts: dict, epochs
     }
 
 
+class _Rows:
+    """``x[index]`` of one or several inputs: the indexed rows of each."""
+
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def __getitem__(self, index: np.ndarray) -> Any:
+        rows = [array[index] for array in self.arrays]
+        return rows if len(rows) > 1 else rows[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a shard folder")
@@ -125,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="append the JSON lines here")
     args = parser.parse_args(argv)
 
-    from hepfpga.train.images import jet_images
+    from hepfpga.train.images import align_constituents, jet_images
+    from hepfpga.train.jets import FEATURE_NAMES
 
-    constituents, features, labels = load(args.data, args.shards_per_class)
+    constituents, features, labels, jet_pt = load(args.data, args.shards_per_class)
     order = np.random.default_rng(0).permutation(len(labels))
     n = len(labels)
     parts = {
@@ -141,12 +163,25 @@ def main(argv: list[str] | None = None) -> int:
             x = (features - train.mean(axis=0)) / (train.std(axis=0) + 1e-9)
             row = fit(variant, _mlp, x, labels, parts, args.epochs)
         else:
-            pixels, extent, frame, values, filters, dense = variant.split(":")
-            x = jet_images(constituents, int(pixels), float(extent), align=frame == "align")
-            if values == "sqrt":
+            pixels, extent, frame, values, filters, dense, *extra = variant.split(":")
+            if frame == "alignpt":
+                constituents_in = align_constituents(constituents)
+                constituents_in[..., 1:] *= (jet_pt / 1000.0)[:, None, None]
+            else:
+                constituents_in = constituents
+            x = jet_images(constituents_in, int(pixels), float(extent), align=frame == "align")
+            if values in ("pt", "sqrtpt"):
+                x = x * (jet_pt / 1000.0).astype(np.float32)[:, None, None, None]
+            if values in ("sqrt", "sqrtpt"):
                 x = np.sqrt(x)
-            build = _cnn(tuple(int(f) for f in filters.split(",")), int(dense))
-            row = fit(variant, build, x, labels, parts, args.epochs)
+            inputs = [x]
+            if extra:  # standardised features beside the image, e.g. ':mass_mmdt'
+                columns = [FEATURE_NAMES.index(name) for name in extra[0].split(",")]
+                train = features[parts["train"]][:, columns]
+                scaled = (features[:, columns] - train.mean(axis=0)) / train.std(axis=0)
+                inputs.append(scaled.astype(np.float32))
+            build = _cnn(tuple(int(f) for f in filters.split(",")), int(dense), len(inputs) - 1)
+            row = fit(variant, build, inputs, labels, parts, args.epochs)
         line = json.dumps(row)
         print(line, flush=True)
         if args.out is not None:

@@ -36,6 +36,8 @@ float layer                kind                         QKeras layer (hardware t
                                                         in firmware)
 ``MaxPooling1D/2D``,       structural                   the same layer (exact in fixed point)
 ``Flatten``, ``Reshape``,
+``Cropping1D``,
+``Concatenate``,
 ``UpSampling1D/2D``
 ``Dropout``                structural                   removed (identity at inference)
 ``GarNet`` (hls4ml         graph                        ``GarNet(quantize_transforms=True)``:
@@ -400,6 +402,8 @@ def _activation_layer(layer: Any, bits: Bits) -> Any:
     "MaxPooling2D",
     "Flatten",
     "Reshape",
+    "Cropping1D",
+    "Concatenate",
     "UpSampling1D",
     "UpSampling2D",
     "GlobalMaxPooling1D",
@@ -416,8 +420,10 @@ def _dropped(layer: Any, bits: Bits) -> Any:
 
 
 def quantize_model(model: keras.Model, spec: QuantizationSpec) -> keras.Model:
-    """The QKeras counterpart of a single-chain float ``model`` with the float weights copied
-    in, built through :data:`LAYER_MAPPINGS`.
+    """The QKeras counterpart of a single-input, single-output float ``model`` with the float
+    weights copied in, built through :data:`LAYER_MAPPINGS`: the input quantizer after the
+    input, then each layer's counterpart wired as the float graph is (a chain, or branches
+    joined by ``Concatenate``); a dropped layer (``Dropout``) passes its input on.
 
     A layer class without a mapping raises :class:`~hepfpga.errors.ConversionError` naming
     the layer and listing the supported classes; an override in ``spec.layers`` naming no
@@ -433,7 +439,10 @@ def quantize_model(model: keras.Model, spec: QuantizationSpec) -> keras.Model:
         )
     spec.check_layer_names(model)
     inputs = keras.Input(model.inputs[0].shape[1:], name=model.layers[0].name)
-    x = _qactivation(spec.input_quantizer(), "input_quant")(inputs)
+    # the quantized tensor standing for each float tensor (by identity)
+    tensors: dict[int, Any] = {
+        id(model.inputs[0]): _qactivation(spec.input_quantizer(), "input_quant")(inputs)
+    }
     copies: list[tuple[Any, Any]] = []
     for layer in model.layers[1:]:
         mapping = LAYER_MAPPINGS.get(type(layer).__name__)
@@ -442,13 +451,16 @@ def quantize_model(model: keras.Model, spec: QuantizationSpec) -> keras.Model:
                 f"layer '{layer.name}' of type {type(layer).__name__} is not supported by "
                 f"quantize_model; supported layers: {', '.join(LAYER_MAPPINGS)}"
             )
+        float_inputs = layer.input if isinstance(layer.input, list) else [layer.input]
+        x = [tensors[id(t)] for t in float_inputs]
         qlayer = mapping.convert(layer, spec.bits_for(layer.name, mapping.kind))
         if qlayer is None:
+            tensors[id(layer.output)] = x[0]
             continue
-        x = qlayer(x)
+        tensors[id(layer.output)] = qlayer(x if len(x) > 1 else x[0])
         if mapping.copies_weights:
             copies.append((qlayer, layer))
-    qmodel = keras.Model(inputs, x, name=f"{model.name}_qkeras")
+    qmodel = keras.Model(inputs, tensors[id(model.outputs[0])], name=f"{model.name}_qkeras")
     for qlayer, layer in copies:
         qlayer.set_weights(layer.get_weights())
     return qmodel

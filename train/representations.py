@@ -16,6 +16,9 @@ name                       array per jet                               preproces
                            an unordered set
 ``jet_image``              pT-fraction image ``(pixels, pixels, 1)``,  none (see
                            :func:`hepfpga.train.images.jet_images`)    :mod:`images`)
+``jet_image_features``     the image flattened row-major, then some    the features: minmax
+                           substructure features, one vector           over the training
+                           ``(pixels**2 + k,)``                        jets (to [0, 1])
 =========================  ==========================================  =====================
 
 A representation is a small frozen dataclass registered in :data:`REPRESENTATIONS`; an
@@ -54,6 +57,7 @@ __all__ = [
     "ConstituentSequence",
     "Features",
     "JetImage",
+    "JetImageFeatures",
     "PreparedInputs",
     "Representation",
     "check_channels",
@@ -561,3 +565,70 @@ class JetImage(_Unscaled):
                 else "the jet axis at the centre, no rotation"
             ),
         }
+
+
+@register_representation
+@dataclass(frozen=True)
+class JetImageFeatures(JetImage):
+    """A :class:`JetImage` flattened row-major (pixel ``(r, c)`` at ``r * pixels + c``),
+    followed by the substructure ``features`` named (e.g. the groomed mass ``mass_mmdt``),
+    each scaled to ``[0, 1]`` over the training jets (``minmax``, a :class:`FeatureScaler`
+    saved as ``scaler.json``; a jet outside the training range maps outside ``[0, 1]``):
+    one vector of ``pixels**2 + len(features)`` values per jet, so the network, its ONNX
+    export, the server and the firmware take one input tensor. The pixel values (pT
+    fractions) and the scaled features share a range, so one input type holds both. The CNN
+    splits the vector again (``Cropping1D``, :func:`hepfpga.train.architectures.cnn.
+    build_cnn`)."""
+
+    name: ClassVar[str] = "jet_image_features"
+    parts: ClassVar[frozenset[str]] = frozenset({"constituents", "features"})
+    features: tuple[str, ...] = ("mass_mmdt",)
+
+    def _columns(self, sample: JetSample) -> list[int]:
+        """The columns of ``features`` in ``sample``'s features, or a one-line refusal naming
+        the missing ones and the features the sample holds."""
+        _require(sample, "features", self.name, "the jet_image representation (no image_features)")
+        missing = [name for name in self.features if name not in sample.feature_names]
+        if missing:
+            raise DataError(
+                f"model.image_features: {', '.join(map(repr, missing))} not among the sample's "
+                f"features; accepted: {', '.join(sample.feature_names)}"
+            )
+        return [sample.feature_names.index(name) for name in self.features]
+
+    def _selected(self, sample: JetSample) -> np.ndarray:
+        return np.asarray(sample.features)[:, self._columns(sample)]
+
+    def prepare(self, split: Split) -> PreparedInputs:
+        scaler = FeatureScaler.fit(self._selected(split.train), "minmax", self.features)
+        train, val, test = (
+            np.ascontiguousarray(self.encode(s, scaler), dtype=np.float32)
+            for s in (split.train, split.validation, split.test)
+        )
+        return PreparedInputs(train, val, test, self.preprocessing(scaler), scaler)
+
+    def fit_streamed(self, train: Iterable[JetSample]) -> FeatureScaler:
+        return FeatureScaler.fit_streamed(
+            (self._selected(chunk) for chunk in train), "minmax", self.features
+        )
+
+    def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
+        if scaler is None:  # pragma: no cover - a programming error
+            raise ValueError("the jet_image_features representation needs its fitted scaler")
+        image = super().encode(sample, None).reshape(len(sample), -1)
+        extra = scaler.transform(self._selected(sample)).astype(np.float32)
+        return np.concatenate([image, extra], axis=1)
+
+    def preprocessing(self, scaler: FeatureScaler | None) -> dict[str, Any]:
+        description = super().preprocessing(None)
+        description.update(
+            representation=self.name,
+            layout=(
+                f"the {self.pixels}x{self.pixels} image flattened row-major (pixel (r, c) at "
+                f"r * {self.pixels} + c), then {', '.join(self.features)}, each (x - offset) / "
+                "scale (scaler: minmax over the training jets)"
+            ),
+            features=list(self.features),
+            scaler=scaler.to_dict() if scaler else None,
+        )
+        return description

@@ -90,8 +90,8 @@ register(
             stream_steps={"Repack": reshape_step},
         ),
         qkeras=QKerasMapping(
-            ("Dropout", "Flatten", "Reshape", "UpSampling1D", "UpSampling2D"),
-            "Permute, padding and cropping have no QAT counterpart yet",
+            ("Dropout", "Flatten", "Reshape", "UpSampling1D", "UpSampling2D", "Cropping1D"),
+            "Permute, padding and 2D cropping have no QAT counterpart yet",
         ),
         rtl={"Dropout": trace_identity, "Flatten": trace_flatten, "Reshape": trace_reshape},
         # hls4ml 1.3 has no Quartus or Catapult template of Cropping1D/2D: it writes no call,

@@ -112,6 +112,10 @@ register(
             "C simulation (merge layers are not in the engine)",
             steps={"Merge": MergeStep, "Concatenate": MergeStep, "Dot": MergeStep},
         ),
-        qkeras=QKerasMapping(reason="quantize_model maps single chains (no merges)"),
+        qkeras=QKerasMapping(
+            ("Concatenate",),
+            "QAT maps Concatenate (exact: the union of its inputs' types); the arithmetic "
+            "merges have no QAT counterpart yet",
+        ),
     )
 )

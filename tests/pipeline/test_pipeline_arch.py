@@ -61,6 +61,25 @@ def test_cnn_run_is_bit_exact_in_io_stream(tmp_path: Path, jets_file: Path) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("io_type", ["io_stream", "io_parallel"])
+def test_cnn_with_features_beside_the_image_is_bit_exact(
+    tmp_path: Path, jets_file: Path, io_type: str
+) -> None:
+    """The image and the groomed mass in one vector, split by Cropping1D and joined by
+    Concatenate: QAT, ONNX and the firmware take the branched network, bit-exact."""
+    model = {**CNN, "image_features": ["mass_mmdt", "multiplicity"]}
+    config = _config(tmp_path, jets_file, "cnn_mass", model, firmware={"io_type": io_type})
+    result = run_pipeline(config)
+    report = json.loads((result.run_dir / "report.json").read_text())
+    assert result.passed and report["status"] == "passed"
+    assert report["data"]["input_shape"] == [8 * 8 + 2]
+    assert report["checks"]["hls_logits_bit_exact"]["value"] == 1.0
+    scaler = json.loads((result.run_dir / "scaler.json").read_text())
+    assert scaler["kind"] == "minmax"
+    assert scaler["feature_names"] == ["mass_mmdt", "multiplicity"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "layer"),
     [

@@ -67,3 +67,35 @@ def test_unsupported_layer_is_named() -> None:
         ConversionError, match=r"'bn' of type BatchNormalization.*supported layers: Dense"
     ):
         quantize_model(model, QuantizationSpec())
+
+
+def test_branches_joined_by_concatenate_are_wired_as_in_the_float_model() -> None:
+    """The CNN with features beside the image: one input split by Cropping1D into an image
+    and a feature, joined by Concatenate. The QKeras model has the same graph, the weights
+    copied, and (with wide types) the float model's outputs."""
+    from hepfpga.train.architectures.cnn import CNNConfig, build_cnn
+
+    config = CNNConfig(image_pixels=6, filters=(2,), dense_units=(4,), image_features=("a",))
+    float_model = build_cnn(config, (37,), 5, seed=3)
+    spec = QuantizationSpec(
+        weight_bits=16, weight_integer=2, activation_bits=16, activation_integer=4, input_bits=16
+    )
+    qmodel = quantize_model(float_model, spec)
+    wiring = {
+        layer.name: sorted(node.name for node in _inbound(layer)) for layer in qmodel.layers[2:]
+    }
+    assert wiring["crop_image"] == wiring["crop_features"] == ["as_sequence"]
+    assert wiring["concatenate"] == ["flatten", "image_features"]
+    np.testing.assert_array_equal(
+        qmodel.get_layer("conv_1").get_weights()[0],
+        float_model.get_layer("conv_1").get_weights()[0],
+    )
+    x = np.random.default_rng(0).uniform(0, 1, (64, 37)).astype(np.float32)
+    np.testing.assert_allclose(
+        qmodel.predict(x, verbose=0), float_model.predict(x, verbose=0), atol=2e-3
+    )
+
+
+def _inbound(layer):
+    inputs = layer.input if isinstance(layer.input, list) else [layer.input]
+    return [tensor.node.layer for tensor in inputs]

@@ -18,7 +18,7 @@ from hepfpga.train.dataset import split_sample, stratified_subsample
 from hepfpga.train.fit import fit_classifier
 from hepfpga.train.io import load_sample, save_sample
 from hepfpga.train.models import build_model
-from hepfpga.train.representations import ConstituentCloud, Features, JetImage
+from hepfpga.train.representations import ConstituentCloud, Features, JetImage, JetImageFeatures
 from hepfpga.train.stream import ShardedSample, fit_streamed, split_stream, stream_inputs
 
 FRACTIONS = (0.6, 0.2, 0.2)
@@ -63,7 +63,14 @@ def test_streamed_split_and_scaler_equal_in_memory(shards: Path, max_jets, scali
     assert inputs.preprocessing["representation"] == "features"
 
 
-@pytest.mark.parametrize("representation", [ConstituentCloud(n_constituents=4), JetImage(pixels=4)])
+@pytest.mark.parametrize(
+    "representation",
+    [
+        ConstituentCloud(n_constituents=4),
+        JetImage(pixels=4),
+        JetImageFeatures(pixels=4, features=("mass_mmdt", "multiplicity")),
+    ],
+)
 def test_streamed_constituent_inputs_equal_in_memory(shards: Path, representation) -> None:
     expected = representation.prepare(_in_memory(shards, seed=1))
     sample = ShardedSample.open(shards / "shard-*.h5")
