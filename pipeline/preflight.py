@@ -19,7 +19,7 @@ from hepfpga.firmware.rtl.sim import find_verilator
 from hepfpga.firmware.rtl.synth import find_yosys
 from hepfpga.pipeline.run import Run, StageResult
 from hepfpga.pipeline.stages import DataResult
-from hepfpga.quantize.methods import check_method_architecture
+from hepfpga.quantize.methods import check_method_architecture, check_method_model
 from hepfpga.train.architectures import build_model
 
 __all__ = ["UNROLL_LIMIT", "PreflightResult", "firmware_fit_problem", "preflight_stage"]
@@ -87,13 +87,14 @@ def firmware_fit_problem(model: Any, options: Any) -> ConfigError | None:
 
 
 def preflight_stage(run: Run) -> PreflightResult:
-    """Refuse, before any training, what the config cannot do: per-layer bit widths naming no
-    layer of the model, a model the firmware cannot unroll, a hardware stage without its
-    tools. Builds the untrained model."""
+    """Refuse, before any training, what the config cannot do: a quantization method without a
+    counterpart of some layer, per-layer bit widths naming no layer of the model, a model the
+    firmware cannot unroll, a hardware stage without its tools. Builds the untrained model."""
     data = run.get(DataResult)
     config = run.config
     model = build_model(data.inputs.input_shape, len(data.classes), config.model, seed=config.seed)
     check_method_architecture(config.quantization.method, config.model.architecture)
+    check_method_model(config.quantization.method, model)
     try:
         config.quantization.check_layer_names(model)
     except ConfigError as exc:

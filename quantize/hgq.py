@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONVERTIBLE",
     "HGQSettings",
+    "check_hgq_float_model",
     "check_hgq_model",
     "ebops",
     "hgq_callbacks",
@@ -246,6 +247,33 @@ SUPPORTED_FLOAT_LAYERS = (
 )
 
 
+def _activation_name(layer: Any) -> str | None:
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) if type(layer).__name__ == "Activation" else None
+
+
+def _no_counterpart(layer: Any) -> ConversionError:
+    kind, name = type(layer).__name__, _activation_name(layer)
+    what = f"{kind}('{name}')" if kind == "Activation" else kind
+    return ConversionError(
+        f"layer '{layer.name}' ({what}) has no HGQ counterpart in hepfpga; supported: "
+        "Dense, Conv2D, MaxPooling2D, Flatten, relu activations, Dropout and a final softmax"
+    )
+
+
+def check_hgq_float_model(model: keras.Model) -> None:
+    """Refuse, naming the first one, a layer of the float ``model`` that
+    :func:`hgq_counterpart` has no counterpart for: pure Keras, no HGQ import and no model
+    built, so a run checks it before any training (:mod:`hepfpga.pipeline.preflight`)."""
+    last = model.layers[-1]
+    for layer in model.layers[1:]:
+        kind, name = type(layer).__name__, _activation_name(layer)
+        mapped = kind in ("Dense", "Conv2D", "MaxPooling2D", "Flatten", "ReLU", "Dropout")
+        if mapped or name == "relu" or (name == "softmax" and layer is last):
+            continue
+        raise _no_counterpart(layer)
+
+
 def hgq_counterpart(model: keras.Model, settings: HGQSettings) -> keras.Model:
     """The HGQ counterpart of a float MLP or CNN (a chain of ``Dense``, ``Conv2D``,
     ``MaxPooling2D``, ``Flatten``, relu activations, ``Dropout``, a final ``softmax``), with
@@ -279,6 +307,7 @@ def hgq_counterpart(model: keras.Model, settings: HGQSettings) -> keras.Model:
             f"the HGQ counterpart handles single-input, single-output models; {model.name} has "
             f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
+    check_hgq_float_model(model)
     weight_conf = {**get_default_kq_conf(), "init_bw": settings.init_bits}
     activation_conf = {**get_default_paq_conf(), "init_bw": settings.init_bits}
     beta = settings.beta_at(0)
@@ -289,8 +318,7 @@ def hgq_counterpart(model: keras.Model, settings: HGQSettings) -> keras.Model:
     for layer in model.layers[1:]:
         kind = type(layer).__name__
         config = layer.get_config()
-        activation = getattr(layer, "activation", None)
-        name = getattr(activation, "__name__", None) if kind == "Activation" else None
+        name = _activation_name(layer)
         if kind in ("Dense", "Conv2D"):
             if config.get("activation") not in ("linear", None):
                 raise ConversionError(
@@ -335,13 +363,8 @@ def hgq_counterpart(model: keras.Model, settings: HGQSettings) -> keras.Model:
             x = keras.layers.Activation("softmax", name=layer.name)(x)
         elif kind == "Dropout":
             continue
-        else:
-            what = f"{kind}('{name}')" if kind == "Activation" else kind
-            raise ConversionError(
-                f"layer '{layer.name}' ({what}) has no HGQ counterpart in hepfpga; supported: "
-                "Dense, Conv2D, MaxPooling2D, Flatten, relu activations, Dropout and a final "
-                "softmax"
-            )
+        else:  # pragma: no cover - check_hgq_float_model refused it above
+            raise _no_counterpart(layer)
     hmodel = keras.Model(inputs, x, name=f"{model.name}_hgq")
     for hlayer, layer in copies:
         hlayer.kernel.assign(layer.kernel)

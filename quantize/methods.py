@@ -15,7 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hepfpga.errors import ConfigError
-from hepfpga.quantize.hgq import check_hgq_model, hgq_callbacks, hgq_counterpart, is_hgq_model
+from hepfpga.quantize.hgq import (
+    check_hgq_float_model,
+    check_hgq_model,
+    hgq_callbacks,
+    hgq_counterpart,
+    is_hgq_model,
+)
 from hepfpga.quantize.qat import quantize_model
 from hepfpga.registry import Registry
 from hepfpga.train.config import EarlyStoppingConfig
@@ -24,6 +30,7 @@ __all__ = [
     "QUANTIZATION_METHODS",
     "QuantizationMethod",
     "check_method_architecture",
+    "check_method_model",
     "method_of_model",
 ]
 
@@ -53,6 +60,9 @@ class QuantizationMethod:
     proxy_file: str | None = None
     #: the name messages and labels show (``QKeras``, ``HGQ``); empty: ``name``
     label: str = ""
+    #: ``float model ->`` None, or the :class:`~hepfpga.errors.ConversionError` the
+    #: counterpart would raise, checked before any training (None: every layer maps)
+    check_model: Callable[[Any], None] | None = None
 
     @property
     def display_name(self) -> str:
@@ -96,6 +106,7 @@ QUANTIZATION_METHODS.register(
         label="HGQ",
         architectures=("mlp", "cnn"),
         fit_settings=_hgq_fit_settings,
+        check_model=check_hgq_float_model,
         refusal=(
             "hepfpga maps the mlp and cnn classifiers' layers to HGQ (Dense, Conv2D, "
             "MaxPooling2D, Flatten, relu); this architecture's are not mapped"
@@ -123,6 +134,14 @@ def check_method_architecture(method: str, architecture: str) -> None:
             f"{', '.join(entry.architectures)}, not '{architecture}': {reason}",
             path="quantization.method",
         )
+
+
+def check_method_model(method: str, model: Any) -> None:
+    """The :class:`~hepfpga.errors.ConversionError` naming the first layer of the float
+    ``model`` that ``method`` has no counterpart for, before any training."""
+    check = QUANTIZATION_METHODS[method].check_model
+    if check is not None:
+        check(model)
 
 
 def method_of_model(model: Any) -> str:

@@ -323,3 +323,30 @@ def test_firmware_of_hgq_model_needs_events_and_writes_the_proxy_project(
     record = json.loads((out / "hepfpga_hls_config.json").read_text())
     assert record["quantization"] == "hgq (proxy model)" and record["ebops"] > 0
     assert (out / "firmware" / "myproject.cpp").is_file()
+
+
+def test_a_run_with_layers_hgq_cannot_map_is_refused_before_training(
+    tmp_path: Path, make_jets
+) -> None:
+    """The CNN with features beside its image splits its input with Reshape and Cropping1D,
+    which have no HGQ counterpart: refused naming the first such layer, before the float
+    model is trained (no model file written)."""
+    from hepfpga.pipeline.config import parse_config
+    from hepfpga.pipeline.runner import run_pipeline
+    from hepfpga.train.io import save_sample
+
+    save_sample(make_jets(200, seed=2), tmp_path / "jets.npz")
+    model = {"architecture": "cnn", "image_pixels": 8, "filters": [2], "dense_units": [4]}
+    config = parse_config(
+        {
+            "name": "cnn_hgq",
+            "output_dir": str(tmp_path / "runs"),
+            "data": {"path": str(tmp_path / "jets.npz")},
+            "model": {**model, "image_features": ["mass_mmdt"]},
+            "training": {"epochs": 1},
+            "quantization": {"method": "hgq", "epochs": 1, "hgq": {"ramp_epochs": 1}},
+        }
+    )
+    with pytest.raises(ConversionError, match=r"layer 'as_sequence' \(Reshape\) has no HGQ"):
+        run_pipeline(config)
+    assert not list(tmp_path.rglob("*.h5"))
