@@ -16,9 +16,9 @@ name                       array per jet                               preproces
                            an unordered set
 ``jet_image``              pT-fraction image ``(pixels, pixels, 1)``,  none (see
                            :func:`hepfpga.train.images.jet_images`)    :mod:`images`)
-``jet_image_features``     the image flattened row-major, then some    the features: minmax
-                           substructure features, one vector           over the training
-                           ``(pixels**2 + k,)``                        jets (to [0, 1])
+``jet_image_features``     the image flattened row-major, then some    the features: a
+                           substructure features, one vector           :class:`FeatureScaler`
+                           ``(pixels**2 + k,)``                        (``scaling``)
 =========================  ==========================================  =====================
 
 A representation is a small frozen dataclass registered in :data:`REPRESENTATIONS`; an
@@ -572,17 +572,17 @@ class JetImage(_Unscaled):
 class JetImageFeatures(JetImage):
     """A :class:`JetImage` flattened row-major (pixel ``(r, c)`` at ``r * pixels + c``),
     followed by the substructure ``features`` named (e.g. the groomed mass ``mass_mmdt``),
-    each scaled to ``[0, 1]`` over the training jets (``minmax``, a :class:`FeatureScaler`
-    saved as ``scaler.json``; a jet outside the training range maps outside ``[0, 1]``):
-    one vector of ``pixels**2 + len(features)`` values per jet, so the network, its ONNX
-    export, the server and the firmware take one input tensor. The pixel values (pT
-    fractions) and the scaled features share a range, so one input type holds both. The CNN
-    splits the vector again (``Cropping1D``, :func:`hepfpga.train.architectures.cnn.
-    build_cnn`)."""
+    scaled by a :class:`FeatureScaler` fitted on the training jets (``scaling``: standard,
+    the default, (x - mean) / std; minmax; none), saved as ``scaler.json``: one vector of
+    ``pixels**2 + len(features)`` values per jet, so the network, its ONNX export, the server
+    and the firmware take one input tensor (one input type: a standardised feature beyond the
+    input quantizer's range saturates there). The CNN splits the vector again
+    (``Cropping1D``, :func:`hepfpga.train.architectures.cnn.build_cnn`)."""
 
     name: ClassVar[str] = "jet_image_features"
     parts: ClassVar[frozenset[str]] = frozenset({"constituents", "features"})
     features: tuple[str, ...] = ("mass_mmdt",)
+    scaling: ScalingKind = "standard"
 
     def _columns(self, sample: JetSample) -> list[int]:
         """The columns of ``features`` in ``sample``'s features, or a one-line refusal naming
@@ -600,7 +600,7 @@ class JetImageFeatures(JetImage):
         return np.asarray(sample.features)[:, self._columns(sample)]
 
     def prepare(self, split: Split) -> PreparedInputs:
-        scaler = FeatureScaler.fit(self._selected(split.train), "minmax", self.features)
+        scaler = FeatureScaler.fit(self._selected(split.train), self.scaling, self.features)
         train, val, test = (
             np.ascontiguousarray(self.encode(s, scaler), dtype=np.float32)
             for s in (split.train, split.validation, split.test)
@@ -609,7 +609,7 @@ class JetImageFeatures(JetImage):
 
     def fit_streamed(self, train: Iterable[JetSample]) -> FeatureScaler:
         return FeatureScaler.fit_streamed(
-            (self._selected(chunk) for chunk in train), "minmax", self.features
+            (self._selected(chunk) for chunk in train), self.scaling, self.features
         )
 
     def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
@@ -626,7 +626,7 @@ class JetImageFeatures(JetImage):
             layout=(
                 f"the {self.pixels}x{self.pixels} image flattened row-major (pixel (r, c) at "
                 f"r * {self.pixels} + c), then {', '.join(self.features)}, each (x - offset) / "
-                "scale (scaler: minmax over the training jets)"
+                f"scale (scaler: {self.scaling}, fitted on the training jets)"
             ),
             features=list(self.features),
             scaler=scaler.to_dict() if scaler else None,

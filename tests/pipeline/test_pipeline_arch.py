@@ -75,7 +75,7 @@ def test_cnn_with_features_beside_the_image_is_bit_exact(
     assert report["data"]["input_shape"] == [8 * 8 + 2]
     assert report["checks"]["hls_logits_bit_exact"]["value"] == 1.0
     scaler = json.loads((result.run_dir / "scaler.json").read_text())
-    assert scaler["kind"] == "minmax"
+    assert scaler["kind"] == "standard"
     assert scaler["feature_names"] == ["mass_mmdt", "multiplicity"]
 
 

@@ -1,6 +1,6 @@
 """The jet image with substructure features beside it (``model.image_features``): one vector
-per jet, the image flattened row-major then the features scaled to [0, 1] on the training
-jets; refusals; the CNN splitting the vector again."""
+per jet, the image flattened row-major then the features scaled on the training jets
+(``data.scaling``); refusals; the CNN splitting the vector again."""
 
 from __future__ import annotations
 
@@ -14,19 +14,23 @@ from hepfpga.train.images import jet_images
 from hepfpga.train.representations import JetImageFeatures
 
 
-def _representation(**model) -> JetImageFeatures:
+def _representation(scaling: str = "standard", **model) -> JetImageFeatures:
     config = parse_config(
-        {"model": {"architecture": "cnn", "image_pixels": 6, "filters": [2], **model}}
+        {
+            "data": {"scaling": scaling},
+            "model": {"architecture": "cnn", "image_pixels": 6, "filters": [2], **model},
+        }
     )
     representation = config.model.input_representation(config.data)
     assert isinstance(representation, JetImageFeatures)
     return representation
 
 
+@pytest.mark.parametrize("scaling", ["standard", "minmax"])
 def test_the_vector_is_the_image_then_the_features_scaled_on_the_training_jets(
-    make_jets,
+    make_jets, scaling: str
 ) -> None:
-    representation = _representation(image_features=["multiplicity", "mass_mmdt"])
+    representation = _representation(scaling, image_features=["multiplicity", "mass_mmdt"])
     sample = make_jets(300, seed=4)
     split = split_sample(sample, (0.6, 0.2, 0.2), seed=1)
     inputs = representation.prepare(split)
@@ -36,11 +40,14 @@ def test_the_vector_is_the_image_then_the_features_scaled_on_the_training_jets(
     for part, x in ((split.train, inputs.train), (split.test, inputs.test)):
         image = jet_images(part.constituents, 6, 0.8).reshape(len(part), 36)
         np.testing.assert_array_equal(x[:, :36], image)
-        low = split.train.features[:, columns].min(axis=0)
-        high = split.train.features[:, columns].max(axis=0)
-        expected = (part.features[:, columns] - low) / (high - low)
-        np.testing.assert_allclose(x[:, 36:], expected, rtol=1e-6, atol=1e-6)
-    assert inputs.train[:, 36:].min() == 0.0 and inputs.train[:, 36:].max() == 1.0
+        train = split.train.features[:, columns].astype(np.float64)
+        if scaling == "standard":
+            offset, scale = train.mean(axis=0), train.std(axis=0)
+        else:
+            offset, scale = train.min(axis=0), train.max(axis=0) - train.min(axis=0)
+        expected = (part.features[:, columns] - offset) / scale
+        np.testing.assert_allclose(x[:, 36:], expected, rtol=1e-5, atol=1e-5)
+    assert inputs.scaler is not None and inputs.scaler.kind == scaling
     assert inputs.scaler is not None and inputs.scaler.feature_names == (
         "multiplicity",
         "mass_mmdt",

@@ -8,14 +8,15 @@ fits a trigger FPGA).
 logits equal the QKeras ones bit for bit.
 
 With ``image_features`` (e.g. ``[mass_mmdt]``) the input is one vector, the flattened image
-followed by those features scaled to [0, 1]
-(:class:`~hepfpga.train.representations.JetImageFeatures`): ``Reshape`` ``as_sequence`` to
-``(pixels**2 + k, 1)``, ``Cropping1D`` ``crop_image`` (the first ``pixels**2``) -> ``Reshape``
-``image`` -> the convolution blocks -> ``flatten``; ``Cropping1D`` ``crop_features`` (the last
-``k``) -> ``Flatten`` ``image_features``; both ``Concatenate`` ``concatenate`` -> the dense
-head. A 1 TeV W and Z differ by about one pixel in prong separation at 0.025 per pixel, so
-the image alone hardly tells them apart; the groomed mass beside it does (cropping,
-reshaping and concatenation are exact, so the logits stay bit-exact).
+followed by those features, scaled as ``data.scaling`` says (standard by default; fitted on
+the training jets: :class:`~hepfpga.train.representations.JetImageFeatures`): ``Reshape``
+``as_sequence`` to ``(pixels**2 + k, 1)``, ``Cropping1D`` ``crop_image`` (the first
+``pixels**2``) -> ``Reshape`` ``image`` -> the convolution blocks -> ``flatten``;
+``Cropping1D`` ``crop_features`` (the last ``k``) -> ``Flatten`` ``image_features``; both
+``Concatenate`` ``concatenate`` -> the dense head. A 1 TeV W and Z differ by about one pixel
+in prong separation at 0.025 per pixel, so the image alone hardly tells them apart; the
+groomed mass beside it does (cropping, reshaping and concatenation are exact, so the logits
+stay bit-exact).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class CNNConfig(ModelConfig):
                 extent=self.image_extent,
                 align=self.image_align,
                 features=tuple(self.image_features),
+                scaling=data.scaling,
             )
         return JetImage(pixels=self.image_pixels, extent=self.image_extent, align=self.image_align)
 
