@@ -15,6 +15,11 @@ pT-weighted centroid to the origin, the principal axis of the pT-weighted second
 along eta, and each axis flipped so the pT-weighted third moment along it is not negative.
 The image is then binned as above around the centroid. The alignment is a preprocessing of
 the constituents: a trigger feeding the firmware computes it upstream, like the binning.
+
+``angle_scale`` (one factor per jet, e.g. ``jet pT / 1 TeV``) multiplies both angular
+coordinates (after the alignment) before binning: the opening angle of a boosted two-prong
+decay is about ``2 m / pT``, so with ``pT / pT_ref`` it becomes about ``2 m / pT_ref``
+whatever the jet's pT, and the prong separation in pixels measures the mass.
 """
 
 from __future__ import annotations
@@ -55,13 +60,19 @@ def align_constituents(constituents: np.ndarray) -> np.ndarray:
 
 
 def jet_images(
-    constituents: np.ndarray, n_pixels: int = 32, extent: float = 0.8, *, align: bool = False
+    constituents: np.ndarray,
+    n_pixels: int = 32,
+    extent: float = 0.8,
+    *,
+    align: bool = False,
+    angle_scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """float32 ``(N, n_pixels, n_pixels, 1)`` images from ``(N, C, 3)`` constituents.
 
     ``constituents`` has the layout of :class:`hepfpga.train.jets.JetSample`:
     ``(pT / jet pT, eta - jet eta, delta phi)`` per constituent; ``align``: in each jet's own
-    frame (:func:`align_constituents`). See the module docstring for the binning.
+    frame (:func:`align_constituents`); ``angle_scale``: ``(N,)`` positive factors multiplying
+    each jet's angles before binning (float64 products). See the module docstring.
     """
     if isinstance(n_pixels, bool) or not isinstance(n_pixels, (int, np.integer)) or n_pixels < 1:
         raise DataError(f"expected a positive integer. Received: n_pixels={n_pixels!r}")
@@ -74,6 +85,21 @@ def jet_images(
         )
     if align:
         constituents = align_constituents(constituents)
+    if angle_scale is not None:
+        factor = np.asarray(angle_scale, dtype=np.float64)
+        if factor.shape != (constituents.shape[0],):
+            raise DataError(
+                f"angle_scale: expected one factor per jet, shape ({constituents.shape[0]},); "
+                f"got shape {factor.shape}"
+            )
+        bad = int(np.sum(~(np.isfinite(factor) & (factor > 0))))
+        if bad:
+            raise DataError(
+                f"angle_scale: {bad} of {factor.shape[0]} jets have a factor that is not "
+                "positive and finite (a jet pT of 0?); accepted: positive, finite factors"
+            )
+        constituents = np.array(constituents, dtype=np.float64)
+        constituents[..., 1:] *= factor[:, None, None]
     n_jets = constituents.shape[0]
     images: np.ndarray = np.zeros((n_jets, n_pixels * n_pixels), dtype=np.float64)
     if constituents.shape[1]:

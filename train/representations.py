@@ -547,10 +547,17 @@ class JetImage(_Unscaled):
     #: each jet in its own frame first (centroid, principal axis, flips:
     #: :func:`~hepfpga.train.images.align_constituents`)
     align: bool = False
+    #: GeV: the angles multiplied by ``jet pT / pt_reference`` (None: not scaled)
+    pt_reference: float | None = None
 
     def encode(self, sample: JetSample, scaler: FeatureScaler | None) -> np.ndarray:
         _require(sample, "constituents", self.name, "the features representation")
-        return jet_images(sample.constituents, self.pixels, self.extent, align=self.align)
+        scale = None
+        if self.pt_reference is not None:
+            scale = np.asarray(sample.jet_pt, dtype=np.float64).reshape(-1) / self.pt_reference
+        return jet_images(
+            sample.constituents, self.pixels, self.extent, align=self.align, angle_scale=scale
+        )
 
     def preprocessing(self, scaler: FeatureScaler | None) -> dict[str, Any]:
         return {
@@ -563,6 +570,11 @@ class JetImage(_Unscaled):
                 "eta, third moments not negative"
                 if self.align
                 else "the jet axis at the centre, no rotation"
+            ),
+            "angles": (
+                f"multiplied by jet pT / {self.pt_reference:g} GeV before binning"
+                if self.pt_reference is not None
+                else "as stored (radians)"
             ),
         }
 

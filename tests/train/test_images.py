@@ -146,3 +146,56 @@ def test_the_cnn_config_chooses_the_frame(align: bool) -> None:
     assert ("principal axis" in representation.preprocessing(None)["frame"]) == align
     with pytest.raises(ConfigError, match="image_align"):
         parse_config({"model": {**model, "image_align": "yes"}})
+
+
+def test_angles_scaled_by_the_jet_pt_put_equal_masses_at_equal_separations() -> None:
+    """Prongs 0.22 apart at 1 TeV and 0.11 apart at 2 TeV (the same mass, ~2 m / pT): with the
+    angles multiplied by pT / 1 TeV both jets give one image; unscaled they differ."""
+    wide = _jet((0.5, 0.11, 0.0), (0.5, -0.11, 0.0))
+    narrow = _jet((0.5, 0.055, 0.0), (0.5, -0.055, 0.0))
+    jets = np.concatenate([wide, narrow])
+    scaled = jet_images(jets, 16, 0.4, angle_scale=np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(scaled[0], scaled[1])
+    assert not np.array_equal(*jet_images(jets, 16, 0.4))
+    # pixels of 0.05 from -0.4: -0.11 in row 5, +0.11 in row 10
+    assert scaled[0, :, :, 0].sum(axis=1).nonzero()[0].tolist() == [5, 10]
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [
+        (np.ones(3), r"one factor per jet, shape \(2,\); got shape \(3,\)"),
+        (np.array([1.0, 0.0]), "1 of 2 jets have a factor that is not positive and finite"),
+        (np.array([np.nan, -1.0]), "2 of 2 jets"),
+    ],
+)
+def test_bad_angle_scales_are_refused(scale: np.ndarray, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        jet_images(np.zeros((2, 3, 3)), angle_scale=scale)
+
+
+def test_the_cnn_config_scales_the_angles_by_the_jet_pt() -> None:
+    from hepfpga.errors import ConfigError
+    from hepfpga.pipeline.config import parse_config
+    from hepfpga.train.jets import JetSample
+
+    model = {"architecture": "cnn", "image_pixels": 8, "image_extent": 0.4, "filters": [2]}
+    config = parse_config({"model": {**model, "image_pt_reference": 1000.0}})
+    representation = config.model.input_representation(config.data)
+    constituents = np.concatenate([_two_prong(0.0), _two_prong(0.0)])
+    pt = np.array([900.0, 1200.0], np.float32)
+    zeros = np.zeros(2, np.float32)
+    sample = JetSample(
+        features=np.zeros((2, 16), np.float32),
+        constituents=constituents,
+        labels=np.zeros(2, np.int64),
+        jet_pt=pt,
+        jet_eta=zeros,
+        jet_mass=zeros,
+    )
+    expected = jet_images(constituents, 8, 0.4, angle_scale=pt.astype(np.float64) / 1000.0)
+    np.testing.assert_array_equal(representation.encode(sample, None), expected)
+    assert "jet pT / 1000 GeV" in representation.preprocessing(None)["angles"]
+    for bad in (0, -5.0, float("inf")):
+        with pytest.raises(ConfigError, match="image_pt_reference"):
+            parse_config({"model": {**model, "image_pt_reference": bad}})

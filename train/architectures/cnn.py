@@ -21,6 +21,7 @@ stay bit-exact).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -48,6 +49,9 @@ class CNNConfig(ModelConfig):
     32-pixel image over the same extent summed 2x2 is the 16-pixel one); ``image_align``
     bins each jet in its own frame (pT-weighted centroid, principal axis along eta, flipped
     to positive third moments: :func:`~hepfpga.train.images.align_constituents`);
+    ``image_pt_reference`` (GeV) multiplies each jet's angles by ``jet pT /
+    image_pt_reference`` before binning, so a boosted decay's prong separation (about
+    ``2 m / pT``) measures its mass whatever the jet's pT;
     ``image_features`` names substructure features fed beside the image (to the dense head:
     see the module docstring); ``filters`` has one entry per convolution block."""
 
@@ -56,6 +60,7 @@ class CNNConfig(ModelConfig):
     image_pixels: int = 16
     image_extent: float = 0.8
     image_align: bool = False
+    image_pt_reference: float | None = None
     image_features: tuple[str, ...] = ()
     filters: tuple[int, ...] = (4, 8)
     kernel_size: int = 3
@@ -80,6 +85,14 @@ class CNNConfig(ModelConfig):
         positive_int(self.pool_size, "pool_size")
         check_regularization(self.l1, self.l2, self.dropout)
         self.feature_map_sizes()  # an image too small for the blocks is an error here
+        reference = self.image_pt_reference
+        if reference is not None and not (
+            isinstance(reference, (int, float)) and math.isfinite(reference) and reference > 0
+        ):
+            raise ConfigError(
+                f"expected a jet pT in GeV > 0 (or null), got {reference!r}",
+                path="image_pt_reference",
+            )
         for i, name in enumerate(self.image_features):
             if not isinstance(name, str) or not name:
                 raise ConfigError(
@@ -114,10 +127,16 @@ class CNNConfig(ModelConfig):
                 pixels=self.image_pixels,
                 extent=self.image_extent,
                 align=self.image_align,
+                pt_reference=self.image_pt_reference,
                 features=tuple(self.image_features),
                 scaling=data.scaling,
             )
-        return JetImage(pixels=self.image_pixels, extent=self.image_extent, align=self.image_align)
+        return JetImage(
+            pixels=self.image_pixels,
+            extent=self.image_extent,
+            align=self.image_align,
+            pt_reference=self.image_pt_reference,
+        )
 
 
 def build_cnn(
