@@ -65,9 +65,10 @@ def test_cnn_run_is_bit_exact_in_io_stream(tmp_path: Path, jets_file: Path) -> N
 def test_cnn_with_features_beside_the_image_is_bit_exact(
     tmp_path: Path, jets_file: Path, io_type: str
 ) -> None:
-    """The image and the groomed mass in one vector, split by Cropping1D and joined by
-    Concatenate: QAT, ONNX and the firmware take the branched network, bit-exact."""
-    model = {**CNN, "image_features": ["mass_mmdt", "multiplicity"]}
+    """The image (angles scaled by the jet pT) and the groomed mass in one vector, split by
+    Cropping1D and joined by Concatenate: QAT, ONNX and the firmware take the branched
+    network, bit-exact."""
+    model = {**CNN, "image_features": ["mass_mmdt", "multiplicity"], "image_pt_reference": 1e3}
     config = _config(tmp_path, jets_file, "cnn_mass", model, firmware={"io_type": io_type})
     result = run_pipeline(config)
     report = json.loads((result.run_dir / "report.json").read_text())
