@@ -75,6 +75,22 @@ def test_bad_shape() -> None:
         jet_images(np.zeros((2, 3)))
 
 
+def _sample(constituents: np.ndarray, jet_pt: np.ndarray | None = None):
+    """A :class:`JetSample` of ``constituents`` (zero features, labels, eta, mass)."""
+    from hepfpga.train.jets import JetSample
+
+    n = len(constituents)
+    zeros = np.zeros(n, np.float32)
+    return JetSample(
+        features=np.zeros((n, 16), np.float32),
+        constituents=constituents,
+        labels=np.zeros(n, np.int64),
+        jet_pt=zeros if jet_pt is None else jet_pt,
+        jet_eta=zeros,
+        jet_mass=zeros,
+    )
+
+
 def _two_prong(angle: float, mirror: bool = False) -> np.ndarray:
     """A three-particle jet (a hard prong, a softer one 0.3 away, a soft third off the axis)
     rotated by ``angle`` about its pT-weighted centroid, mirrored in phi when ``mirror``."""
@@ -119,7 +135,6 @@ def test_the_cnn_config_chooses_the_frame(align: bool) -> None:
     frame and records it in the preprocessing the run writes; a non-boolean is refused."""
     from hepfpga.errors import ConfigError
     from hepfpga.pipeline.config import parse_config
-    from hepfpga.train.jets import JetSample
 
     model = {
         "architecture": "cnn",
@@ -131,16 +146,7 @@ def test_the_cnn_config_chooses_the_frame(align: bool) -> None:
     config = parse_config({"model": model})
     representation = config.model.input_representation(config.data)
     constituents = np.concatenate([_two_prong(0.9), _two_prong(-0.3, mirror=True)])
-    zeros = np.zeros(2, np.float32)
-    sample = JetSample(
-        features=np.zeros((2, 16), np.float32),
-        constituents=constituents,
-        labels=np.zeros(2, np.int64),
-        jet_pt=zeros,
-        jet_eta=zeros,
-        jet_mass=zeros,
-    )
-    images = representation.encode(sample, None)
+    images = representation.encode(_sample(constituents), None)
     np.testing.assert_array_equal(images, jet_images(constituents, 8, 0.4, align=align))
     assert np.array_equal(images[0], images[1]) == align  # the same jet, turned and mirrored
     assert ("principal axis" in representation.preprocessing(None)["frame"]) == align
@@ -177,24 +183,14 @@ def test_bad_angle_scales_are_refused(scale: np.ndarray, message: str) -> None:
 def test_the_cnn_config_scales_the_angles_by_the_jet_pt() -> None:
     from hepfpga.errors import ConfigError
     from hepfpga.pipeline.config import parse_config
-    from hepfpga.train.jets import JetSample
 
     model = {"architecture": "cnn", "image_pixels": 8, "image_extent": 0.4, "filters": [2]}
     config = parse_config({"model": {**model, "image_pt_reference": 1000.0}})
     representation = config.model.input_representation(config.data)
     constituents = np.concatenate([_two_prong(0.0), _two_prong(0.0)])
     pt = np.array([900.0, 1200.0], np.float32)
-    zeros = np.zeros(2, np.float32)
-    sample = JetSample(
-        features=np.zeros((2, 16), np.float32),
-        constituents=constituents,
-        labels=np.zeros(2, np.int64),
-        jet_pt=pt,
-        jet_eta=zeros,
-        jet_mass=zeros,
-    )
     expected = jet_images(constituents, 8, 0.4, angle_scale=pt.astype(np.float64) / 1000.0)
-    np.testing.assert_array_equal(representation.encode(sample, None), expected)
+    np.testing.assert_array_equal(representation.encode(_sample(constituents, pt), None), expected)
     assert "jet pT / 1000 GeV" in representation.preprocessing(None)["angles"]
     for bad in (0, -5.0, float("inf")):
         with pytest.raises(ConfigError, match="image_pt_reference"):
