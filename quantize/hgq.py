@@ -268,7 +268,7 @@ def check_hgq_float_model(model: keras.Model) -> None:
     last = model.layers[-1]
     for layer in model.layers[1:]:
         kind, name = type(layer).__name__, _activation_name(layer)
-        mapped = kind in ("Dense", "Conv2D", "MaxPooling2D", "Flatten", "ReLU", "Dropout")
+        mapped = kind in SUPPORTED_FLOAT_LAYERS and kind != "Activation"
         if mapped or name == "relu" or (name == "softmax" and layer is last):
             continue
         raise _no_counterpart(layer)
