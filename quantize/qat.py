@@ -2,8 +2,9 @@
 
 :func:`quantize_model` rebuilds a float model (a chain, or branches joined by ``Concatenate``)
 layer by layer: each float layer's class name is looked up in :data:`LAYER_MAPPINGS`, whose
-entry makes the QKeras layer and says which weights to copy, so QAT starts from the trained network. Bit widths come from
-:class:`QuantizationSpec`: the global defaults, then a default per layer kind
+entry makes the QKeras layer and says which weights to copy, so QAT starts from the trained
+network. Bit widths come from :class:`QuantizationSpec`: the global defaults, then a default
+per layer kind
 (``kinds: {conv: {weight_bits: 8}}``), then an override per layer name
 (``layers: {logits: {weight_bits: 10}}``).
 
