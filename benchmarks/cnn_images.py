@@ -8,19 +8,21 @@ FOLDER is a shard folder of ``hepfpga data generate`` (HDF5 shards named
 ``shard-c<k><class>-k<chunk>-s<seed>.h5``); the first ``--shards-per-class`` shards of each of
 q, g, W, Z, t (in name order: the same jets in any folder of the same seed) are read and split
 60/20/20 at random with seed 0, the same split for every row. Each variant is
-``PIXELS:EXTENT:FRAME:VALUES:FILTERS:DENSE``: a ``PIXELS`` x ``PIXELS`` image over
-``+-EXTENT`` (:func:`hepfpga.train.images.jet_images`), ``FRAME`` ``align`` (each jet in its own
-frame) or ``none``, ``VALUES`` ``lin`` (pT fractions), ``sqrt`` (their square roots), ``pt``
-(the constituents' pT in TeV: the fractions times the jet pT / 1 TeV) or ``sqrtpt`` (its
-square roots),
-``FILTERS`` the comma-separated filters of the 3x3 conv + 2x2 max-pool blocks, ``DENSE`` the
-dense layer's units (conv kernels L2 1e-5). ``mlp`` is the 16-64-32-32-5 MLP on the
-standardised features. Every model
-is trained in float with Adam (2e-3, batch 1024, validation loss: early stopping after 6 epochs
-without improvement, learning rate halved after 3) for at most ``--epochs`` epochs; the test
-accuracy is the fraction of test jets whose highest score is their class (its statistical
-error about 0.3 points at 25,000 test jets; differences between rows on the same jets are
-known better). One JSON line per variant on stdout and in ``--out``.
+``PIXELS:EXTENT:FRAME:VALUES:FILTERS:DENSE``: a ``PIXELS`` x ``PIXELS`` image over ``+-EXTENT``
+(:func:`hepfpga.train.images.jet_images`), ``FRAME`` ``align`` (each jet in its own frame),
+``alignpt`` (its own frame, the angles then multiplied by jet pT / 1 TeV:
+``model.image_pt_reference: 1000``) or ``none``, ``VALUES`` ``lin`` (pT fractions), ``sqrt``
+(their square roots), ``pt`` (the constituents' pT in TeV: the fractions times the jet pT / 1
+TeV) or ``sqrtpt`` (its square roots), ``FILTERS`` the comma-separated filters of the 3x3 conv +
+2x2 max-pool blocks, ``DENSE`` the dense layer's units (conv kernels L2 1e-5); an optional
+``:NAMES`` suffix (comma-separated feature names, e.g. ``:mass_mmdt``) feeds those standardised
+features beside the image, joined to the flattened maps before the dense layer
+(``model.image_features``). ``mlp`` is the 16-64-32-32-5 MLP on the standardised features. Every
+model is trained in float with Adam (2e-3, batch 1024, validation loss: early stopping after 6
+epochs without improvement, learning rate halved after 3) for at most ``--epochs`` epochs; the
+test accuracy is the fraction of test jets whose highest score is their class (its statistical
+error about 0.3 points at 25,000 test jets; differences between rows on the same jets are known
+better). One JSON line per variant on stdout and in ``--out``.
 
 The README's large-scale section quotes one run of the default variants on the 362,500-jet
 sample (``--shards-per-class 100``: 125,000 jets), with ``--epochs 40`` for the MLP and the
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="append the JSON lines here")
     args = parser.parse_args(argv)
 
-    from hepfpga.train.images import align_constituents, jet_images
+    from hepfpga.train.images import jet_images
     from hepfpga.train.jets import FEATURE_NAMES
 
     constituents, features, labels, jet_pt = load(args.data, args.shards_per_class)
@@ -164,12 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             row = fit(variant, _mlp, x, labels, parts, args.epochs)
         else:
             pixels, extent, frame, values, filters, dense, *extra = variant.split(":")
-            if frame == "alignpt":
-                constituents_in = align_constituents(constituents)
-                constituents_in[..., 1:] *= (jet_pt / 1000.0)[:, None, None]
-            else:
-                constituents_in = constituents
-            x = jet_images(constituents_in, int(pixels), float(extent), align=frame == "align")
+            scale = jet_pt / 1000.0 if frame == "alignpt" else None  # model.image_pt_reference
+            x = jet_images(
+                constituents, int(pixels), float(extent),
+                align=frame in ("align", "alignpt"), angle_scale=scale,
+            )  # fmt: skip
             if values in ("pt", "sqrtpt"):
                 x = x * (jet_pt / 1000.0).astype(np.float32)[:, None, None, None]
             if values in ("sqrt", "sqrtpt"):

@@ -113,6 +113,18 @@ def register_representation(cls: type[Any]) -> type[Any]:
     return REPRESENTATIONS.register(cls.name, cls)
 
 
+def _prepared(
+    representation: Representation, split: Split, scaler: FeatureScaler | None
+) -> PreparedInputs:
+    """The three splits encoded by ``representation`` with the fitted ``scaler`` (float32,
+    contiguous), with its preprocessing description."""
+    train, val, test = (
+        np.ascontiguousarray(representation.encode(s, scaler), dtype=np.float32)
+        for s in (split.train, split.validation, split.test)
+    )
+    return PreparedInputs(train, val, test, representation.preprocessing(scaler), scaler)
+
+
 def _require(sample: JetSample, part: str, representation: str, instead: str) -> None:
     """Refuse a representation whose input ``part`` (``features``, ``constituents``) the
     sample's file does not hold (``metadata[part] == "absent"``, see
@@ -165,11 +177,7 @@ class _Unscaled:
         return None
 
     def prepare(self, split: Split) -> PreparedInputs:
-        train, val, test = (
-            np.ascontiguousarray(self.encode(s, None), dtype=np.float32)
-            for s in (split.train, split.validation, split.test)
-        )
-        return PreparedInputs(train, val, test, self.preprocessing(None))
+        return _prepared(self, split, None)
 
 
 @register_representation
@@ -185,11 +193,7 @@ class Features:
     def prepare(self, split: Split) -> PreparedInputs:
         _require(split.train, "features", self.name, _CONSTITUENT_REPRESENTATIONS)
         scaler = FeatureScaler.fit(split.train.features, self.scaling, split.train.feature_names)
-        train, val, test = (
-            np.ascontiguousarray(self.encode(s, scaler), dtype=np.float32)
-            for s in (split.train, split.validation, split.test)
-        )
-        return PreparedInputs(train, val, test, self.preprocessing(scaler), scaler)
+        return _prepared(self, split, scaler)
 
     def fit_streamed(self, train: Iterable[JetSample]) -> FeatureScaler:
         names: list[tuple[str, ...]] = []
@@ -417,11 +421,7 @@ class _ConstituentChannels:
         if self.scaling != "none":
             x, present = self._channels(split.train)
             scaler = FeatureScaler.fit(x[present], self.scaling, tuple(self.channels))
-        train, val, test = (
-            np.ascontiguousarray(self.encode(s, scaler), dtype=np.float32)
-            for s in (split.train, split.validation, split.test)
-        )
-        return PreparedInputs(train, val, test, self.preprocessing(scaler), scaler)
+        return _prepared(self, split, scaler)
 
     def fit_streamed(self, train: Iterable[JetSample]) -> FeatureScaler | None:
         if self.scaling == "none":
@@ -613,11 +613,7 @@ class JetImageFeatures(JetImage):
 
     def prepare(self, split: Split) -> PreparedInputs:
         scaler = FeatureScaler.fit(self._selected(split.train), self.scaling, self.features)
-        train, val, test = (
-            np.ascontiguousarray(self.encode(s, scaler), dtype=np.float32)
-            for s in (split.train, split.validation, split.test)
-        )
-        return PreparedInputs(train, val, test, self.preprocessing(scaler), scaler)
+        return _prepared(self, split, scaler)
 
     def fit_streamed(self, train: Iterable[JetSample]) -> FeatureScaler:
         return FeatureScaler.fit_streamed(

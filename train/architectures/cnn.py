@@ -94,7 +94,7 @@ class CNNConfig(ModelConfig):
                 path="image_pt_reference",
             )
         for i, name in enumerate(self.image_features):
-            if not isinstance(name, str) or not name:
+            if not name:  # the schema has checked it is a string
                 raise ConfigError(
                     f"expected a feature name, got {name!r}", path=f"image_features[{i}]"
                 )
